@@ -1,0 +1,1 @@
+"""Compaction: event files → Parquet tables."""

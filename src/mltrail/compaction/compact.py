@@ -1,0 +1,504 @@
+"""Compaction: turn the event files into Parquet tables.
+
+Promises (each has a test):
+
+- **Incremental.** Only bytes not read before are read; an unchanged store costs one
+  ``stat`` per event file and writes nothing.
+- **Deterministic and idempotent.** The same events give the same table contents in
+  the same order, whether compacted in one go or in many steps; compacting twice
+  changes nothing; ``rebuild=True`` gives the same tables from the events alone.
+- **Safe while writers append.** Only whole lines are read; an unfinished last line
+  is left for the next compaction.
+- **Safe while another compaction runs.** Compactions take a cross-process lock;
+  new files become visible in one atomic manifest replacement.
+- **Tolerant.** A corrupt line is skipped and reported with its file and line; a
+  file that shrank or disappeared (a ``git checkout`` of another branch) triggers a
+  rebuild, never a wrong table.
+
+The small tables (runs, params, tags, ...) are rewritten whole when anything changed;
+the large metric history is append-only part files, merged once there are many.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+from filelock import FileLock
+from pydantic import ValidationError
+
+from ..storage.eventlog import BadLine, Chunk, iter_events, read_chunk
+from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_VERSION, Event
+from ..storage.layout import Layout
+from ..storage.naming import derive_run_names
+from . import schemas
+from .manifest import FileProgress, Manifest, commit_manifest, load_manifest
+
+Progress = Callable[[int, int], None]
+MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
+
+# Columns the fast columnar reader extracts; every other field is read per event.
+_FAST_SCHEMA = pa.schema([
+    ("v", pa.int64()), ("type", pa.string()), ("ts", pa.float64()), ("run", pa.string()),
+    ("seq", pa.int64()), ("key", pa.string()), ("value", pa.float64()),
+    ("step", pa.int64()), ("best", pa.bool_()), ("nonfinite", pa.string()),
+])
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+@dataclass
+class CompactionResult:
+    """What one compaction read, wrote and skipped."""
+
+    files_seen: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    events_read: int = 0
+    metric_points: int = 0
+    bad_lines: list[BadLine] = field(default_factory=list)
+    tables_written: list[str] = field(default_factory=list)
+    rebuilt: bool = False
+    generation: int = 0
+    seconds: float = 0.0
+
+    @property
+    def lines_skipped(self) -> int:
+        return len(self.bad_lines)
+
+    @property
+    def noop(self) -> bool:
+        return not self.tables_written
+
+    def summary(self) -> str:
+        if self.noop:
+            return f"up to date ({self.files_seen} event files, generation {self.generation})"
+        return (
+            f"read {self.bytes_read:,} bytes from {self.files_read} of {self.files_seen} files: "
+            f"{self.events_read:,} events ({self.metric_points:,} metric points), "
+            f"skipped {self.lines_skipped} bad lines; wrote {', '.join(self.tables_written)} "
+            f"in {self.seconds:.2f}s{' (rebuilt)' if self.rebuilt else ''}"
+        )
+
+
+def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = None) -> CompactionResult:
+    """Bring the Parquet tables up to date with the event files."""
+    started = time.perf_counter()
+    layout.tables.mkdir(parents=True, exist_ok=True)
+    layout.locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(layout.lock_file("compaction"))):
+        manifest = Manifest() if rebuild else load_manifest(layout.tables)
+        result = CompactionResult(rebuilt=rebuild)
+        files = layout.run_files()
+        result.files_seen = len(files)
+        todo, must_rebuild = _changed_files(layout, manifest, files)
+        if must_rebuild and not rebuild:
+            manifest, result.rebuilt = Manifest(generation=manifest.generation), True
+            todo, _ = _changed_files(layout, manifest, files)
+        result.generation = manifest.generation
+        if not todo and not rebuild:
+            _collect_garbage(layout, manifest)
+            result.seconds = time.perf_counter() - started
+            return result
+        _Compaction(layout, manifest, result, progress).run(todo)
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def _changed_files(
+    layout: Layout, manifest: Manifest, files: list[Path]
+) -> tuple[list[tuple[Path, str, int, FileProgress | None]], bool]:
+    """Files with unread bytes, and whether some file shrank or vanished."""
+    todo = []
+    seen = set()
+    must_rebuild = False
+    for path in files:
+        rel = layout.relative(path)
+        seen.add(rel)
+        size = path.stat().st_size
+        known = manifest.files.get(rel)
+        if known is None:
+            todo.append((path, rel, size, None))
+        elif size < known.offset:
+            must_rebuild = True
+        elif size != known.size:
+            todo.append((path, rel, size, known))
+    if any(rel not in seen for rel in manifest.files):
+        must_rebuild = True
+    return todo, must_rebuild
+
+
+class _Compaction:
+    """One compaction's work: read new lines, fold them into the tables, commit."""
+
+    def __init__(self, layout: Layout, manifest: Manifest, result: CompactionResult,
+                 progress: Progress | None) -> None:
+        self.layout = layout
+        self.manifest = manifest
+        self.result = result
+        self.progress = progress
+        self.state = _TableState.load(layout.tables, manifest)
+
+    def run(self, todo: list[tuple[Path, str, int, FileProgress | None]]) -> None:
+        chunks: list[tuple[str, Chunk]] = []
+        for done, (path, rel, _size, known) in enumerate(todo, 1):
+            try:
+                chunk = read_chunk(path, known.offset if known else 0, known.line if known else 1)
+            except FileNotFoundError:  # removed since we listed it: a later run catches up
+                continue
+            lines = chunk.data.count(b"\n")
+            self.manifest.files[rel] = FileProgress(chunk.end, _size_after(path, chunk),
+                                                    chunk.first_line + lines)
+            self.result.files_read += 1
+            self.result.bytes_read += len(chunk.data)
+            if chunk.data:
+                chunks.append((rel, chunk))
+            if self.progress:
+                self.progress(done, len(todo))
+        metrics = self._read(chunks)
+        self.state.add_metrics(metrics)
+        self._commit(metrics)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _read(self, chunks: list[tuple[str, Chunk]]) -> pa.Table:
+        """Parse all chunks; apply non-metric events; return the new metric points."""
+        if not chunks:
+            return schemas.empty_metric_points()
+        try:
+            return self._read_columnar(chunks)
+        except _NotFast:
+            parts = []
+            for rel, chunk in chunks:
+                try:
+                    parts.append(self._read_columnar([(rel, chunk)]))
+                except _NotFast:
+                    parts.append(self._read_per_line(rel, chunk))
+            return pa.concat_tables(parts)
+
+    def _read_columnar(self, chunks: list[tuple[str, Chunk]]) -> pa.Table:
+        """The fast path: pyarrow's JSON reader over all new bytes at once."""
+        data = b"".join(chunk.data for _, chunk in chunks)
+        try:
+            table = pajson.read_json(
+                io.BytesIO(data),
+                read_options=pajson.ReadOptions(block_size=16 << 20),
+                parse_options=pajson.ParseOptions(
+                    explicit_schema=_FAST_SCHEMA, unexpected_field_behavior="ignore"),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise _NotFast from exc
+        line_count = data.count(b"\n")
+        if table.num_rows != line_count:
+            raise _NotFast
+        kinds = table["type"]
+        if (table["v"].null_count or pc.max(table["v"]).as_py() > SCHEMA_VERSION
+                or not pc.all(pc.is_in(kinds, pa.array(sorted(EVENT_TYPES)))).as_py()
+                or table["run"].null_count or table["ts"].null_count):
+            raise _NotFast
+        is_metric = pc.equal(kinds, "metric")
+        metrics = table.filter(is_metric)
+        if (metrics["key"].null_count or metrics["step"].null_count or metrics["seq"].null_count
+                or pc.any(pc.and_(pc.is_null(metrics["value"]),
+                                  pc.is_null(metrics["nonfinite"]))).as_py()):
+            raise _NotFast
+        other_rows = np.flatnonzero(~is_metric.to_numpy(zero_copy_only=False))
+        if len(other_rows):
+            lines = data.split(b"\n")
+            starts = []  # buffer line index where each chunk starts
+            index = 0
+            for _, chunk in chunks:
+                starts.append(index)
+                index += chunk.data.count(b"\n")
+            for row in other_rows:
+                at = bisect_right(starts, row) - 1
+                rel, chunk = chunks[at]
+                self._apply(orjson.loads(lines[row]), rel, chunk.first_line + int(row) - starts[at])
+        self.result.events_read += table.num_rows
+        return _metric_points(metrics)
+
+    def _read_per_line(self, rel: str, chunk: Chunk) -> pa.Table:
+        """The tolerant path, for a chunk holding a corrupt line."""
+        events, bad = iter_events(chunk, rel)
+        self.result.bad_lines.extend(bad)
+        rows: dict[str, list[Any]] = {name: [] for name in _FAST_SCHEMA.names}
+        for line, event in events:
+            if event.get("type") == "metric":
+                model = self._validate(event, rel, line)
+                if model is None:
+                    continue
+                for name in _FAST_SCHEMA.names:
+                    rows[name].append(getattr(model, name))
+                self.result.events_read += 1
+            else:
+                self._apply(event, rel, line)
+                self.result.events_read += 1
+        return _metric_points(pa.table(rows, schema=_FAST_SCHEMA))
+
+    def _validate(self, event: dict[str, Any], rel: str, line: int) -> Event | None:
+        try:
+            return EVENT_ADAPTER.validate_python(event)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self.result.bad_lines.append(BadLine(rel, line, f"invalid {event.get('type')} event: {where}: {first['msg']}"))
+            return None
+
+    def _apply(self, event: dict[str, Any], rel: str, line: int) -> None:
+        model = self._validate(event, rel, line)
+        if model is not None:
+            self.state.apply(model, rel)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _commit(self, metrics: pa.Table) -> None:
+        manifest = self.manifest
+        manifest.generation += 1
+        gen = manifest.generation
+        written = []
+        for name, table in self.state.tables().items():
+            rel = f"{name}/part-{gen:08d}.parquet"
+            _write(self.layout.tables / rel, table)
+            manifest.tables[name] = [rel]
+            written.append(name)
+        parts = [] if self.result.rebuilt else list(manifest.tables.get("metrics", []))
+        if metrics.num_rows:
+            rel = f"metrics/part-{gen:08d}.parquet"
+            _write(self.layout.tables / rel, _sorted_points(metrics))
+            parts.append(rel)
+            written.append("metrics")
+        if len(parts) > MAX_METRIC_PARTS:
+            merged = pa.concat_tables(pq.read_table(self.layout.tables / p) for p in parts)
+            rel = f"metrics/part-{gen:08d}-merged.parquet"
+            _write(self.layout.tables / rel, _sorted_points(merged))
+            parts = [rel]
+        manifest.tables["metrics"] = parts
+        manifest.bad_lines = (manifest.bad_lines + [
+            {"file": b.file, "line": b.line, "reason": b.reason} for b in self.result.bad_lines
+        ])[-1000:]
+        commit_manifest(self.layout.tables, manifest)
+        self.result.tables_written = written
+        self.result.generation = gen
+        self.result.metric_points = metrics.num_rows
+        _collect_garbage(self.layout, manifest)
+
+
+class _NotFast(Exception):
+    """The columnar fast path cannot read this input; use the per-line path."""
+
+
+def _size_after(path: Path, chunk: Chunk) -> int:
+    """The size recorded for a file: its end if whole, else the torn tail included."""
+    if not chunk.torn_tail:
+        return chunk.end
+    return path.stat().st_size
+
+
+def _metric_points(table: pa.Table) -> pa.Table:
+    """Fast-schema metric rows as history rows (real values, timestamps)."""
+    value = table["value"]
+    if table["nonfinite"].null_count < table.num_rows:
+        special = table["nonfinite"].to_pylist()
+        values = value.to_pylist()
+        value = pa.array([_NONFINITE[s] if s is not None else v for v, s in zip(values, special)],
+                         pa.float64())
+    best = pc.fill_null(table["best"], False)
+    micros = pc.cast(pc.round(pc.multiply(table["ts"], 1e6)), pa.int64())
+    return pa.table({
+        "run_id": table["run"], "key": table["key"], "step": table["step"], "value": value,
+        "timestamp": pc.cast(micros, pa.timestamp("us", tz="UTC")), "seq": table["seq"],
+        "best": best,
+    }, schema=schemas.METRIC_POINTS)
+
+
+def _sorted_points(table: pa.Table) -> pa.Table:
+    return table.sort_by([("run_id", "ascending"), ("seq", "ascending")])
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+
+
+def _collect_garbage(layout: Layout, manifest: Manifest) -> None:
+    """Remove Parquet files the manifest no longer lists (replaced or orphaned)."""
+    keep = {rel for files in manifest.tables.values() for rel in files}
+    for path in layout.tables.glob("*/*.parquet"):
+        if layout.relative(path).removeprefix(".cache/tables/") not in keep:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _nanmin(a: float | None, b: float | None) -> float | None:
+    values = [x for x in (a, b) if x is not None and x == x]
+    return min(values) if values else (a if a is not None else b)
+
+
+def _nanmax(a: float | None, b: float | None) -> float | None:
+    values = [x for x in (a, b) if x is not None and x == x]
+    return max(values) if values else (a if a is not None else b)
+
+
+class _TableState:
+    """The small derived tables, held as dicts while one compaction updates them."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.params: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tags: dict[tuple[str, str], str] = {}
+        self.latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
+        self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
+
+    @classmethod
+    def load(cls, tables_dir: Path, manifest: Manifest) -> _TableState:
+        state = cls()
+
+        def rows(name: str) -> list[dict[str, Any]]:
+            files = manifest.tables.get(name, [])
+            return [r for f in files for r in pq.read_table(tables_dir / f).to_pylist()]
+
+        for row in rows("runs"):
+            state.runs[row["run_id"]] = schemas.run_state_from_row(row)
+        for row in rows("params"):
+            state.params[(row["run_id"], row["key"])] = row
+        for row in rows("tags"):
+            state.tags[(row["run_id"], row["key"])] = row["value"]
+        for row in rows("latest_metrics"):
+            state.latest[(row["run_id"], row["key"])] = row
+        for row in rows("artifacts"):
+            state.artifacts[(row["run_id"], row["path"])] = row
+        for row in rows("datasets"):
+            state.datasets[(row["run_id"], row["name"])] = row
+        return state
+
+    def run(self, run_id: str, rel: str) -> dict[str, Any]:
+        run = self.runs.get(run_id)
+        if run is None:
+            run = self.runs[run_id] = schemas.new_run_state(run_id, rel)
+        return run
+
+    def apply(self, event: Event, rel: str) -> None:
+        run = self.run(event.run, rel)
+        run["last_seen"] = max(run["last_seen"] or 0.0, event.ts)
+        kind = event.type
+        if kind == "run_started":
+            run.update(experiment=event.experiment, requested_name=event.name,
+                       description=event.description, start_time=event.ts,
+                       experiment_description=event.experiment_description)
+            for key, value in event.tags.items():
+                self.tags[(event.run, key)] = value
+        elif kind == "params":
+            for key, value in event.params.items():
+                self.params[(event.run, key)] = {"run_id": event.run, "key": key,
+                                                 "value": value, "group": event.group}
+        elif kind == "tags":
+            for key, value in event.tags.items():
+                self.tags[(event.run, key)] = value
+        elif kind == "tag_deleted":
+            self.tags.pop((event.run, event.key), None)
+        elif kind == "artifact":
+            self.artifacts[(event.run, event.path)] = {
+                "run_id": event.run, "path": event.path, "sha256": event.sha256,
+                "size": event.size, "in_git": event.in_git, "source": event.source,
+                "timestamp": event.ts}
+        elif kind == "dataset":
+            self.datasets[(event.run, event.name)] = {
+                "run_id": event.run, "name": event.name, "path": event.path,
+                "sha256": event.sha256, "size": event.size, "rows": event.rows,
+                "columns": event.columns, "context": event.context, "timestamp": event.ts}
+        elif kind == "git":
+            run.update(git_commit=event.commit, git_branch=event.branch, git_dirty=event.dirty,
+                       git_remote=event.remote, git_diff_sha256=event.diff_sha256,
+                       git_diff_truncated=event.diff_truncated, git_repo_path=event.repo_path)
+        elif kind == "environment":
+            run.update(command=" ".join(event.command) if event.command else None,
+                       script=event.script, cwd=event.cwd, python=event.python,
+                       platform=event.platform, host=event.host, user=event.user,
+                       packages_sha256=event.packages_sha256)
+        elif kind == "run_finished":
+            run.update(status=event.status, end_time=event.ts, error=event.error)
+
+    def add_metrics(self, points: pa.Table) -> None:
+        """Fold new metric points into latest values and per-run last-seen times."""
+        if not points.num_rows:
+            return
+        ordered = points.sort_by([("run_id", "ascending"), ("key", "ascending"),
+                                  ("step", "ascending"), ("seq", "ascending")])
+        grouped = ordered.group_by(["run_id", "key"], use_threads=False).aggregate([
+            ("value", "last"), ("step", "last"), ("seq", "last"), ("timestamp", "last"),
+            ("value", "min"), ("value", "max"), ("value", "count"), ("timestamp", "max"),
+        ])
+        best = ordered.filter(ordered["best"]).group_by(["run_id", "key"], use_threads=False).aggregate(
+            [("value", "last"), ("step", "last"), ("seq", "last")])
+        best_by_key = {(r["run_id"], r["key"]): r for r in best.to_pylist()}
+        for row in grouped.to_pylist():
+            key = (row["run_id"], row["key"])
+            run = self.runs.get(row["run_id"])
+            if run is not None:
+                seen = row["timestamp_max"].timestamp()
+                run["last_seen"] = max(run["last_seen"] or 0.0, seen)
+            new = {"run_id": key[0], "key": key[1], "value": row["value_last"],
+                   "step": row["step_last"], "seq": row["seq_last"],
+                   "timestamp": row["timestamp_last"], "min": row["value_min"],
+                   "max": row["value_max"], "count": row["value_count"],
+                   "best_value": None, "best_step": None, "best_seq": None}
+            old = self.latest.get(key)
+            if old is not None:
+                if (old["step"], old["seq"]) > (new["step"], new["seq"]):
+                    new.update(value=old["value"], step=old["step"], seq=old["seq"],
+                               timestamp=old["timestamp"])
+                new["min"] = _nanmin(old["min"], new["min"])
+                new["max"] = _nanmax(old["max"], new["max"])
+                new["count"] += old["count"]
+                new.update(best_value=old["best_value"], best_step=old["best_step"],
+                           best_seq=old["best_seq"])
+            flagged = best_by_key.get(key)
+            if flagged is not None and (new["best_step"] is None or
+                                        (flagged["step_last"], flagged["seq_last"]) >= (new["best_step"], new["best_seq"])):
+                new.update(best_value=flagged["value_last"], best_step=flagged["step_last"],
+                           best_seq=flagged["seq_last"])
+            self.latest[key] = new
+
+    def tables(self) -> dict[str, pa.Table]:
+        names = _run_names(self.runs)
+        runs = [schemas.run_row(run, *names[run_id]) for run_id, run in sorted(self.runs.items())]
+        return {
+            "runs": pa.Table.from_pylist(runs, schemas.RUNS),
+            "experiments": pa.Table.from_pylist(schemas.experiment_rows(runs), schemas.EXPERIMENTS),
+            "params": pa.Table.from_pylist([self.params[k] for k in sorted(self.params)], schemas.PARAMS),
+            "tags": pa.Table.from_pylist(
+                [{"run_id": r, "key": k, "value": v} for (r, k), v in sorted(self.tags.items())],
+                schemas.TAGS),
+            "latest_metrics": pa.Table.from_pylist([self.latest[k] for k in sorted(self.latest)],
+                                                   schemas.LATEST_METRICS),
+            "artifacts": pa.Table.from_pylist([self.artifacts[k] for k in sorted(self.artifacts)],
+                                              schemas.ARTIFACTS),
+            "datasets": pa.Table.from_pylist([self.datasets[k] for k in sorted(self.datasets)],
+                                             schemas.DATASETS),
+        }
+
+
+def _run_names(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str]]:
+    by_experiment: dict[str, list[tuple[float, str, str | None]]] = {}
+    for run_id, run in runs.items():
+        by_experiment.setdefault(run["experiment"], []).append(
+            (run["start_time"] or 0.0, run_id, run["requested_name"]))
+    names: dict[str, tuple[int, str]] = {}
+    for experiment, members in by_experiment.items():
+        names.update(derive_run_names(experiment, members))
+    return names

@@ -1,0 +1,91 @@
+"""The manifest: which Parquet files make up each derived table, and how far each event
+file has been read.
+
+A compaction writes new Parquet files under fresh names, then commits by replacing
+``_manifest.json`` atomically. Readers only open files the manifest lists, so they
+never see a half-written table; files a crashed compaction left behind are ignored
+and removed by the next one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import StoreCorruptError
+
+MANIFEST_NAME = "_manifest.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass
+class FileProgress:
+    """How much of one event file the tables already hold."""
+
+    offset: int  # bytes read: everything before this is in the tables
+    size: int  # file size when last read (more than offset while a tail is torn)
+    line: int  # 1-based number of the next line to read
+
+
+@dataclass
+class Manifest:
+    generation: int = 0
+    files: dict[str, FileProgress] = field(default_factory=dict)
+    tables: dict[str, list[str]] = field(default_factory=dict)
+    bad_lines: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({
+            "format": MANIFEST_FORMAT,
+            "generation": self.generation,
+            "files": {k: [p.offset, p.size, p.line] for k, p in sorted(self.files.items())},
+            "tables": self.tables,
+            "bad_lines": self.bad_lines,
+        })
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        data = orjson.loads(raw)
+        if data.get("format") != MANIFEST_FORMAT:
+            raise StoreCorruptError(
+                f"derived tables have format {data.get('format')!r}; "
+                "run `mltrail compact --rebuild`"
+            )
+        return cls(
+            generation=data["generation"],
+            files={k: FileProgress(*v) for k, v in data["files"].items()},
+            tables=data["tables"],
+            bad_lines=data["bad_lines"],
+        )
+
+
+def load_manifest(tables_dir: Path) -> Manifest:
+    """The committed manifest, or an empty one if there is none yet."""
+    try:
+        raw = (tables_dir / MANIFEST_NAME).read_bytes()
+    except FileNotFoundError:
+        return Manifest()
+    try:
+        return Manifest.from_json(raw)
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise StoreCorruptError(
+            f"{tables_dir / MANIFEST_NAME} is unreadable ({exc}); run `mltrail compact --rebuild`"
+        ) from None
+
+
+def commit_manifest(tables_dir: Path, manifest: Manifest) -> None:
+    """Atomically replace the manifest: the moment the new tables become visible."""
+    write_atomic(tables_dir / MANIFEST_NAME, manifest.to_json())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

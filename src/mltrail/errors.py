@@ -1,0 +1,92 @@
+"""Exceptions raised by mltrail.
+
+Every error mltrail raises on purpose derives from :class:`MltrailError`, so a caller
+can catch them all in one place; each condition a caller may want to handle has its
+own subclass, and its fields carry the offending name and value::
+
+    MltrailError
+    ├── InvalidInputError (also ValueError)      bad argument: the caller must fix it
+    │   ├── InvalidKeyError                      empty, too long or path-like key
+    │   ├── InvalidMetricValueError              non-numeric metric value
+    │   ├── ParamChangedError                    a param logged twice with two values
+    │   └── FilterSyntaxError                    a search filter that does not parse
+    ├── NotFoundError (also LookupError)         unknown run, experiment or file
+    ├── RunStateError                            an operation the run's state forbids
+    ├── SchemaVersionError                       an event newer than this version reads
+    └── StoreCorruptError                        derived tables unreadable: rebuild them
+"""
+
+from __future__ import annotations
+
+
+class MltrailError(Exception):
+    """Base of every error mltrail raises on purpose."""
+
+
+class InvalidInputError(MltrailError, ValueError):
+    """An argument was wrong; nothing was written."""
+
+
+class InvalidKeyError(InvalidInputError):
+    """A param, metric, tag or artifact key is not allowed."""
+
+    def __init__(self, kind: str, key: object, reason: str) -> None:
+        self.kind = kind
+        self.key = key
+        self.reason = reason
+        super().__init__(f"invalid {kind} key {key!r}: {reason}")
+
+
+class InvalidMetricValueError(InvalidInputError):
+    """A metric value is not a real number."""
+
+    def __init__(self, key: str, value: object) -> None:
+        self.key = key
+        self.value = value
+        super().__init__(
+            f"metric {key!r} got {value!r} ({type(value).__name__}); "
+            "metric values must be real numbers (NaN and ±inf are allowed)"
+        )
+
+
+class ParamChangedError(InvalidInputError):
+    """A param already logged on this run was logged again with another value."""
+
+    def __init__(self, key: str, old: str, new: str) -> None:
+        self.key = key
+        self.old = old
+        self.new = new
+        super().__init__(
+            f"param {key!r} is already {old!r} on this run and cannot change to {new!r}; "
+            "log it under another key or start a new run"
+        )
+
+
+class FilterSyntaxError(InvalidInputError):
+    """A search filter or order_by clause does not parse."""
+
+    def __init__(self, text: str, position: int | None, reason: str) -> None:
+        self.text = text
+        self.position = position
+        self.reason = reason
+        if position is None:
+            super().__init__(f"invalid filter: {reason}\n  {text}")
+        else:
+            caret = " " * position + "^"
+            super().__init__(f"invalid filter at position {position}: {reason}\n  {text}\n  {caret}")
+
+
+class NotFoundError(MltrailError, LookupError):
+    """A run, experiment or file that was asked for does not exist."""
+
+
+class RunStateError(MltrailError):
+    """The run is in a state that does not allow the operation (e.g. logging after end)."""
+
+
+class SchemaVersionError(MltrailError):
+    """An event was written by a newer mltrail than the one reading it."""
+
+
+class StoreCorruptError(MltrailError):
+    """The derived tables cannot be read; `mltrail compact --rebuild` recreates them."""

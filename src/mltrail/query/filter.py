@@ -1,0 +1,270 @@
+"""MLflow's run filter language, parsed by a real grammar and applied to a DataFrame.
+
+``metrics.f1 > 0.8 and params.C = '1.0' and tags.team LIKE 'gr%'`` as MLflow users
+write it, plus what they have asked for: ``OR``, ``NOT``, parentheses and numeric
+comparison of params and tags (``params.lr < 0.01``). Keys may be quoted with
+backticks or double quotes (``metrics.`f1 score```). A run lacking a key never
+matches a comparison on that key, ``!=`` included, as in MLflow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lark import Lark, Token, Transformer, UnexpectedInput, v_args
+
+from ..errors import FilterSyntaxError
+
+_GRAMMAR = r"""
+?start: or_expr
+?or_expr: and_expr (_OR and_expr)*
+?and_expr: not_expr (_AND not_expr)*
+?not_expr: _NOT not_expr -> negation
+         | "(" or_expr ")"
+         | comparison
+comparison: IDENT COMP_OP value             -> compare
+          | IDENT LIKE_OP STRING            -> like
+          | IDENT _IN "(" value ("," value)* ")"       -> is_in
+          | IDENT _NOT _IN "(" value ("," value)* ")"  -> not_in
+          | IDENT _IS _NULL                 -> is_null
+          | IDENT _IS _NOT _NULL            -> not_null
+?value: STRING | NUMBER
+
+IDENT: /(attributes?|metrics?|params?|tags?)\.(`[^`]+`|"[^"]+"|[^\s=!<>()',"`]+)/i
+COMP_OP: "!=" | "<>" | ">=" | "<=" | "=" | "==" | ">" | "<"
+LIKE_OP: /(not\s+)?i?like\b/i
+STRING: /'(?:[^'\\]|\\.|'')*'/ | /"(?:[^"\\]|\\.)*"/
+NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
+_AND: /and\b/i
+_OR: /or\b/i
+_NOT: /not\b/i
+_IN: /in\b/i
+_IS: /is\b/i
+_NULL: /null\b/i
+%ignore /\s+/
+"""
+
+_ORDER_GRAMMAR = r"""
+start: IDENT DIRECTION?
+IDENT: /(attributes?|metrics?|params?|tags?)\.(`[^`]+`|"[^"]+"|[^\s`"]+)/i
+DIRECTION: /asc\b/i | /desc\b/i
+%ignore /\s+/
+"""
+
+_TERMINAL_NAMES = {
+    "IDENT": "a key (metrics.x, params.x, tags.x, attributes.x)", "LPAR": "'('", "RPAR": "')'",
+    "COMMA": "','", "_NOT": "NOT", "_AND": "AND", "_OR": "OR", "_IN": "IN", "_IS": "IS",
+    "NUMBER": "a number", "STRING": "a quoted string", "COMP_OP": "a comparison (=, !=, <, >, ...)",
+    "LIKE_OP": "LIKE", "_NULL": "NULL",
+}
+_PREFIXES = {"metric": "metrics", "metrics": "metrics", "param": "params", "params": "params",
+             "tag": "tags", "tags": "tags", "attribute": "attributes", "attributes": "attributes"}
+ATTRIBUTES = {"run_id", "run_name", "status", "experiment", "start_time", "end_time", "run_seq"}
+_TIME_ATTRIBUTES = {"start_time", "end_time"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A filter's reference to a run field: ``metrics.f1`` is ``Column("metrics", "f1")``."""
+
+    kind: str  # metrics, params, tags or attributes
+    key: str
+
+    @property
+    def name(self) -> str:
+        """The DataFrame column name search_runs uses for it."""
+        return self.key if self.kind == "attributes" else f"{self.kind}.{self.key}"
+
+
+def parse_column(text: str) -> Column:
+    prefix, _, key = text.partition(".")
+    if key[:1] in "`\"" and key[-1:] == key[:1]:
+        key = key[1:-1]
+    return Column(_PREFIXES[prefix.lower()], key)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_GRAMMAR, parser="lalr", maybe_placeholders=False)
+
+
+@lru_cache(maxsize=1)
+def _order_parser() -> Lark:
+    return Lark(_ORDER_GRAMMAR, parser="lalr")
+
+
+def _literal(token: Token) -> str | float:
+    if token.type == "NUMBER":
+        return float(token)
+    body = token[1:-1]
+    if token[0] == "'":
+        body = body.replace("''", "'")
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+@v_args(inline=True)
+class _ToPredicate(Transformer):
+    """Turns the parse tree into a nested tuple: ("and", a, b), ("cmp", col, op, v), ..."""
+
+    def or_expr(self, *parts):
+        return ("or", *parts)
+
+    def and_expr(self, *parts):
+        return ("and", *parts)
+
+    def negation(self, inner):
+        return ("not", inner)
+
+    def compare(self, ident, op, value):
+        op = {"==": "=", "<>": "!="}.get(str(op), str(op))
+        return ("cmp", _checked(parse_column(ident), op, _literal(value)), op, _literal(value))
+
+    def like(self, ident, op, value):
+        words = str(op).lower().split()
+        node = ("like", parse_column(ident), words[-1] == "ilike", _literal(value))
+        return ("not", node) if len(words) == 2 else node
+
+    def is_in(self, ident, *values):
+        return ("in", parse_column(ident), tuple(_literal(v) for v in values))
+
+    def not_in(self, ident, *values):
+        return ("not", ("in", parse_column(ident), tuple(_literal(v) for v in values)))
+
+    def is_null(self, ident):
+        return ("null", parse_column(ident))
+
+    def not_null(self, ident):
+        return ("not", ("null", parse_column(ident)))
+
+
+class _SemanticError(Exception):
+    pass
+
+
+def _checked(column: Column, op: str, value: Any) -> Column:
+    if column.kind == "metrics" and not isinstance(value, float):
+        raise _SemanticError(f"metrics.{column.key} must be compared with a number, not {value!r}")
+    if column.kind == "attributes" and column.key not in ATTRIBUTES:
+        raise _SemanticError(
+            f"unknown attribute {column.key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
+    return column
+
+
+def parse_filter(text: str) -> Any:
+    """Parse a filter into a predicate tree; raise FilterSyntaxError naming the position."""
+    try:
+        tree = _parser().parse(text)
+        return _ToPredicate().transform(tree)
+    except UnexpectedInput as exc:
+        position = getattr(exc, "pos_in_stream", None)
+        if position is None or position < 0:
+            position = len(text)
+        token = getattr(exc, "token", None)
+        if token is not None and getattr(token, "type", "") == "$END":
+            position, reason = len(text), "the filter ends too early"
+        else:
+            found = text[position:position + 12] or "end of input"
+            reason = f"unexpected {found!r}"
+        expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
+        if expected:
+            reason += "; expected " + " or ".join(_TERMINAL_NAMES.get(e, e) for e in expected[:8])
+        raise FilterSyntaxError(text, position, reason) from None
+    except Exception as exc:  # lark wraps errors raised inside the transformer
+        inner = getattr(exc, "orig_exc", exc)
+        if isinstance(inner, _SemanticError):
+            raise FilterSyntaxError(text, None, str(inner)) from None
+        raise
+
+
+def parse_order_by(clause: str) -> tuple[Column, bool]:
+    """``"metrics.f1 DESC"`` → (Column("metrics", "f1"), ascending=False)."""
+    try:
+        tree = _order_parser().parse(clause)
+    except UnexpectedInput as exc:
+        raise FilterSyntaxError(clause, getattr(exc, "pos_in_stream", None),
+                                "order_by takes '<prefix>.<key> [ASC|DESC]'") from None
+    ident, *direction = tree.children
+    return parse_column(ident), not (direction and str(direction[0]).lower() == "desc")
+
+
+def evaluate(predicate: Any, frame: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the rows of ``frame`` that satisfy ``predicate``."""
+    kind = predicate[0]
+    if kind == "and":
+        mask = np.ones(len(frame), dtype=bool)
+        for part in predicate[1:]:
+            mask &= evaluate(part, frame)
+        return mask
+    if kind == "or":
+        mask = np.zeros(len(frame), dtype=bool)
+        for part in predicate[1:]:
+            mask |= evaluate(part, frame)
+        return mask
+    if kind == "not":
+        return ~evaluate(predicate[1], frame)
+    column: Column = predicate[1]
+    series = frame[column.name] if column.name in frame.columns else pd.Series(
+        [None] * len(frame), index=frame.index, dtype=object)
+    present = series.notna().to_numpy()
+    if kind == "null":
+        return ~present
+    if kind == "like":
+        _, _, insensitive, pattern = predicate
+        regex = re.compile(_like_regex(str(pattern)), re.IGNORECASE if insensitive else 0)
+        values = series.astype("string")
+        return present & values.str.fullmatch(regex).fillna(False).to_numpy(dtype=bool)
+    if kind == "in":
+        values = predicate[2]
+        if all(isinstance(v, float) for v in values) and column.kind != "attributes":
+            return present & _numeric(series).isin(values).to_numpy()
+        return present & series.astype("string").isin([_text(v) for v in values]).fillna(False).to_numpy(dtype=bool)
+    _, _, op, value = predicate
+    return present & _compare(column, series, op, value)
+
+
+def _compare(column: Column, series: pd.Series, op: str, value: Any) -> np.ndarray:
+    if column.key in _TIME_ATTRIBUTES and column.kind == "attributes":
+        bound = (pd.Timestamp(value, unit="ms", tz="UTC") if isinstance(value, float)
+                 else pd.Timestamp(value).tz_localize("UTC") if pd.Timestamp(value).tzinfo is None
+                 else pd.Timestamp(value))
+        return _apply_op(series, op, bound)
+    if column.kind == "metrics":
+        return _apply_op(series.astype(float), op, value)
+    numeric_value = value if isinstance(value, float) else _as_number(value)
+    if isinstance(value, float) or (op not in ("=", "!=") and numeric_value is not None):
+        return _apply_op(_numeric(series), op, numeric_value)
+    return _apply_op(series.astype("string"), op, str(value))
+
+
+def _apply_op(series: pd.Series, op: str, value: Any) -> np.ndarray:
+    result = {"=": series.__eq__, "!=": series.__ne__, "<": series.__lt__, "<=": series.__le__,
+              ">": series.__gt__, ">=": series.__ge__}[op](value)
+    return result.fillna(False).to_numpy(dtype=bool) if hasattr(result, "fillna") else np.asarray(result, dtype=bool)
+
+
+def _numeric(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce")
+
+
+def _as_number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _like_regex(pattern: str) -> str:
+    """SQL LIKE (``%`` any run, ``_`` one character) as a regular expression."""
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return "".join(out)

@@ -1,0 +1,127 @@
+"""search_runs and metric_history: pandas views of the derived tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+from ..compaction.manifest import Manifest
+from ..errors import InvalidInputError
+from .filter import parse_column, parse_filter, parse_order_by, evaluate
+from .tables import read_table
+
+BASE_COLUMNS = ["run_id", "experiment", "run_name", "status", "start_time", "end_time"]
+_PREFIXED = ("params.", "metrics.", "tags.")
+
+
+class RunIndex:
+    """The wide run frame (one row per run, prefixed columns), cached per table generation."""
+
+    def __init__(self, tables_dir: Path) -> None:
+        self.tables_dir = tables_dir
+        self._generation = -1
+        self._frame: pd.DataFrame | None = None
+
+    def frame(self, manifest: Manifest) -> pd.DataFrame:
+        if self._frame is None or manifest.generation != self._generation:
+            self._frame = self._build(manifest)
+            self._generation = manifest.generation
+        return self._frame
+
+    def _build(self, manifest: Manifest) -> pd.DataFrame:
+        def table(name: str) -> pd.DataFrame:
+            return read_table(self.tables_dir, name, manifest).to_pandas()
+
+        runs = table("runs").set_index("run_id", drop=False)
+        parts = [runs]
+        for name, prefix, values in (("params", "params.", "value"),
+                                     ("latest_metrics", "metrics.", "value"),
+                                     ("tags", "tags.", "value")):
+            long = table(name)
+            if len(long):
+                wide = long.pivot(index="run_id", columns="key", values=values)
+                wide = wide[sorted(wide.columns)]
+                wide.columns = [prefix + str(c) for c in wide.columns]
+                parts.append(wide)
+        frame = pd.concat(parts, axis=1, join="outer") if len(parts) > 1 else runs
+        frame = frame.loc[runs.index]
+        frame.index.name = None
+        return frame
+
+
+def derive_status(frame: pd.DataFrame, crash_after: float, now: float | None = None) -> pd.Series:
+    """The status column, with RUNNING runs whose heartbeat stopped read as CRASHED."""
+    now = time.time() if now is None else now
+    cutoff = pd.Timestamp(now - crash_after, unit="s", tz="UTC")
+    crashed = (frame["status"] == "RUNNING") & (frame["last_seen"] < cutoff)
+    return frame["status"].where(~crashed, "CRASHED")
+
+
+def search_runs(frame: pd.DataFrame, *, experiment: str | Sequence[str] | None = None,
+                filter: str | None = None, order_by: Sequence[str] | None = None,
+                max_results: int | None = None, crash_after: float = 120.0) -> pd.DataFrame:
+    """Runs matching ``filter`` in the given experiments, as MLflow's search_runs lays them out."""
+    if isinstance(order_by, str):
+        order_by = [order_by]
+    if max_results is not None and max_results < 0:
+        raise InvalidInputError(f"max_results must be >= 0, not {max_results}")
+    result = frame
+    if experiment is not None:
+        names = [experiment] if isinstance(experiment, str) else list(experiment)
+        result = result[result["experiment"].isin(names)]
+    result = result.assign(status=derive_status(result, crash_after))
+    if filter and filter.strip():
+        result = result[evaluate(parse_filter(filter), result)]
+    result = _sort(result, order_by or [])
+    if max_results is not None:
+        result = result.head(max_results)
+    extra = [c for c in result.columns if c.startswith(_PREFIXED) and result[c].notna().any()]
+    ordered = sorted(extra, key=lambda c: (_PREFIXED.index(c.split(".", 1)[0] + "."), c))
+    return result[BASE_COLUMNS + ordered].reset_index(drop=True)
+
+
+def _sort(frame: pd.DataFrame, order_by: Sequence[str]) -> pd.DataFrame:
+    """Sort by the clauses, then newest start first, then run_id: always deterministic."""
+    keys: list[pd.Series] = []
+    ascending: list[bool] = []
+    for clause in order_by:
+        column, asc = parse_order_by(clause)
+        series = frame[column.name] if column.name in frame.columns else pd.Series(np.nan, index=frame.index)
+        if column.kind in ("params", "tags"):
+            numbers = pd.to_numeric(series, errors="coerce")
+            series = numbers if numbers.notna().sum() == series.notna().sum() else series
+        keys.append(series)
+        ascending.append(asc)
+    keys += [frame["start_time"], frame["run_id"]]
+    ascending += [False, True]
+    if frame.empty:
+        return frame
+    sort_frame = pd.DataFrame({f"k{i}": k.to_numpy() for i, k in enumerate(keys)}, index=frame.index)
+    order = sort_frame.sort_values(list(sort_frame.columns), ascending=ascending,
+                                   na_position="last", kind="mergesort").index
+    return frame.loc[order]
+
+
+def metric_history(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] | None = None,
+                   keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every logged point of the given runs and keys: run_id, key, step, value, timestamp, best."""
+    expr = None
+    if run_ids is not None:
+        expr = ds.field("run_id").isin(list(run_ids))
+    if keys is not None:
+        key_expr = ds.field("key").isin(list(keys))
+        expr = key_expr if expr is None else expr & key_expr
+    table = read_table(tables_dir, "metrics", manifest, filter=expr)
+    table = table.sort_by([("run_id", "ascending"), ("key", "ascending"), ("step", "ascending"),
+                           ("seq", "ascending")])
+    return table.drop_columns(["seq"]).to_pandas()
+
+
+def column_of(clause: str) -> str:
+    """The DataFrame column a ``prefix.key`` reference names."""
+    return parse_column(clause).name

@@ -1,0 +1,1 @@
+"""The store: layout, event schemas, the append-only log. Knows nothing of ML."""

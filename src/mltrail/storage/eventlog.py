@@ -1,0 +1,154 @@
+"""The append-only event log: a strict writer and a tolerant reader of ``.jsonl`` files.
+
+Writer: every flush is one ``write()`` of whole lines to a file opened with
+``O_APPEND``, under an exclusive cross-process lock, so lines from two writers never
+interleave. A file left with a torn last line (its writer was killed mid-write) gets a
+newline before the next append, so the fragment stays one bad line and the new events
+stay intact.
+
+Reader: reads whole lines from a byte offset, never the unfinished tail, and never
+raises on a bad line: it yields :class:`BadLine` records that say where and why.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from filelock import FileLock
+
+from ..errors import SchemaVersionError
+from .events import EVENT_TYPES, SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line a reader skipped."""
+
+    file: str
+    line: int  # 1-based
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class EventWriter:
+    """Appends serialised lines to one event file; safe against other processes."""
+
+    def __init__(self, path: Path, lock_path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(lock_path))
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, data: bytes) -> None:
+        """Append ``data`` (whole lines, each ending in a newline) in one write."""
+        if not data:
+            return
+        if self._fd is None:
+            raise ValueError(f"event file {self.path} is closed")
+        with self._lock:
+            size = os.fstat(self._fd).st_size
+            if size and _last_byte(self.path, size) != b"\n":
+                data = b"\n" + data  # isolate a torn line left by a killed writer
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1)
+
+
+def serialise(events: list[dict[str, Any]]) -> bytes:
+    """Lines of JSON, one per event, each ending in a newline."""
+    return b"".join(orjson.dumps(event) + b"\n" for event in events)
+
+
+@dataclass
+class Chunk:
+    """Whole lines read from one file, from ``start`` to ``end`` (byte offsets)."""
+
+    data: bytes
+    start: int
+    end: int
+    first_line: int  # 1-based number of the first line in data
+    torn_tail: bool  # bytes after ``end`` that do not end in a newline (yet)
+
+
+def read_chunk(path: Path, offset: int = 0, first_line: int = 1) -> Chunk:
+    """The whole lines of ``path`` from ``offset``; an unterminated tail is left unread."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    cut = data.rfind(b"\n") + 1
+    return Chunk(data[:cut], offset, offset + cut, first_line, torn_tail=cut < len(data))
+
+
+def parse_line(raw: bytes) -> dict[str, Any]:
+    """Parse one line into an event dict; raise ValueError saying what is wrong."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not isinstance(event, dict):
+        raise ValueError("not a JSON object")
+    version = event.get("v")
+    if not isinstance(version, int):
+        raise ValueError("no schema version 'v'")
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"written by a newer mltrail (event schema v{version}; this version reads "
+            f"up to v{SCHEMA_VERSION}): upgrade mltrail to read it"
+        )
+    if event.get("type") not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event.get('type')!r}")
+    return event
+
+
+def iter_events(chunk: Chunk, file: str) -> tuple[list[tuple[int, dict[str, Any]]], list[BadLine]]:
+    """Parse every line of a chunk: (line number, event) pairs, and the bad lines."""
+    events: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadLine] = []
+    for number, raw in enumerate(chunk.data.split(b"\n")[:-1], start=chunk.first_line):
+        if not raw.strip():
+            continue
+        try:
+            events.append((number, parse_line(raw)))
+        except (ValueError, SchemaVersionError) as exc:
+            bad.append(BadLine(file, number, str(exc)))
+    return events, bad
+
+
+def read_events(path: Path, file: str | None = None) -> tuple[list[dict[str, Any]], list[BadLine]]:
+    """All readable events of one file, and the lines that were skipped."""
+    chunk = read_chunk(path)
+    numbered, bad = iter_events(chunk, file or str(path))
+    events = [event for _, event in numbered]
+    if chunk.torn_tail:
+        bad.append(BadLine(file or str(path), chunk.data.count(b"\n") + 1,
+                           "incomplete last line (its writer stopped mid-write)"))
+    return events, bad
+
+
+def read_first_event(path: Path) -> dict[str, Any] | None:
+    """The first event of a file (a run's ``run_started``), or None if unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            line = handle.readline()
+        return parse_line(line) if line.endswith(b"\n") else None
+    except (OSError, ValueError, SchemaVersionError):
+        return None

@@ -1,0 +1,207 @@
+"""The event schemas: every fact mltrail stores is one of these, one JSON object a line.
+
+All events share one envelope (:class:`Event`): the schema version ``v``, the ``type``
+discriminator, a UTC timestamp ``ts`` (seconds since the epoch), the ``run`` they
+belong to and the ``seq`` number that orders them inside their file. ``(run, seq)``
+identifies an event; the experiment is named by the run's ``run_started`` event.
+
+Field names are stable and never change meaning. Two event types never use one field
+name with two JSON types, so a columnar JSON reader can read any mix of them.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from .layout import check_key
+
+SCHEMA_VERSION = 1
+
+
+class RunStatus(str, Enum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    CRASHED = "CRASHED"  # derived at read time, never written
+
+
+class Event(BaseModel):
+    """The envelope every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: int = SCHEMA_VERSION
+    type: str
+    ts: float
+    run: str
+    seq: int = 0
+
+
+class RunStarted(Event):
+    type: Literal["run_started"] = "run_started"
+    experiment: str
+    experiment_description: str | None = None
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key in tags:
+            check_key("tag", key)
+        return tags
+
+
+class Params(Event):
+    type: Literal["params"] = "params"
+    params: dict[str, str]
+    group: str | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _param_keys(cls, params: dict[str, str]) -> dict[str, str]:
+        for key in params:
+            check_key("param", key)
+        return params
+
+
+class Metric(Event):
+    """One metric point. NaN and ±inf have no JSON form: ``value`` is then null and
+    ``nonfinite`` holds ``"nan"``, ``"inf"`` or ``"-inf"``."""
+
+    type: Literal["metric"] = "metric"
+    key: str
+    value: float | None
+    step: int
+    best: bool | None = None
+    nonfinite: Literal["nan", "inf", "-inf"] | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        return check_key("metric", key)
+
+    def real_value(self) -> float:
+        return metric_value(self.value, self.nonfinite)
+
+
+class Tags(Event):
+    type: Literal["tags"] = "tags"
+    tags: dict[str, str]
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key in tags:
+            check_key("tag", key)
+        return tags
+
+
+class TagDeleted(Event):
+    type: Literal["tag_deleted"] = "tag_deleted"
+    key: str
+
+
+class Artifact(Event):
+    type: Literal["artifact"] = "artifact"
+    path: str  # the artifact's name inside the run, e.g. "model.pkl" or "plots/roc.png"
+    sha256: str
+    size: int
+    in_git: bool  # False when larger than MLTRAIL_GIT_ARTIFACT_MAX (kept in blobs-large/)
+    source: str | None = None  # where it was copied from, relative when possible
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        return check_key("artifact", path)
+
+
+class Dataset(Event):
+    type: Literal["dataset"] = "dataset"
+    name: str
+    path: str
+    sha256: str
+    size: int
+    rows: int | None = None
+    columns: list[str] | None = None
+    context: str | None = None  # "training", "validation", ...
+
+
+class GitInfo(Event):
+    type: Literal["git"] = "git"
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool | None = None
+    remote: str | None = None
+    repo_path: str | None = None  # the store's path relative to the repository root
+    diff_sha256: str | None = None  # the uncommitted diff, stored as a blob
+    diff_bytes: int | None = None
+    diff_truncated: bool = False
+
+
+class Environment(Event):
+    type: Literal["environment"] = "environment"
+    command: list[str] = Field(default_factory=list)
+    script: str | None = None
+    cwd: str | None = None
+    python: str | None = None
+    platform: str | None = None
+    host: str | None = None
+    user: str | None = None
+    packages_sha256: str | None = None  # JSON {name: version}, stored as a blob
+    package_count: int | None = None
+
+
+class Heartbeat(Event):
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+class RunFinished(Event):
+    type: Literal["run_finished"] = "run_finished"
+    status: Literal["FINISHED", "FAILED", "KILLED"]
+    error: str | None = None
+
+
+AnyEvent = Annotated[
+    Union[
+        RunStarted, Params, Metric, Tags, TagDeleted, Artifact, Dataset, GitInfo,
+        Environment, Heartbeat, RunFinished,
+    ],
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+EVENT_TYPES = frozenset(
+    model.model_fields["type"].default
+    for model in (RunStarted, Params, Metric, Tags, TagDeleted, Artifact, Dataset,
+                  GitInfo, Environment, Heartbeat, RunFinished)
+)
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def nonfinite_name(value: float) -> str | None:
+    """``"nan"``, ``"inf"`` or ``"-inf"`` for a non-finite float, else None."""
+    if value != value:
+        return "nan"
+    if value == math.inf:
+        return "inf"
+    if value == -math.inf:
+        return "-inf"
+    return None
+
+
+def metric_value(value: float | None, nonfinite: str | None) -> float:
+    if nonfinite is not None:
+        return _NONFINITE[nonfinite]
+    return math.nan if value is None else value
+
+
+def dump(event: Event) -> dict[str, Any]:
+    """The JSON-ready dict of an event, without fields left at None."""
+    return event.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,40 @@
+"""Globally unique, time-sortable identifiers (the ULID layout).
+
+48 bits of milliseconds since the epoch, then 80 random bits, written as 26 characters
+of Crockford base32, so that IDs sort by creation time as plain strings. Two git
+branches can create IDs at the same moment without coordination: no counter is shared.
+Within one process IDs are strictly increasing even inside one millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last = 0
+
+
+def new_id() -> str:
+    """A new 26-character, time-sortable, globally unique ID."""
+    global _last
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        if value <= _last:  # same millisecond: keep the process's IDs increasing
+            value = _last + 1
+        _last = value
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def id_time(identifier: str) -> float:
+    """The creation time (seconds since the epoch) encoded in an ID."""
+    value = 0
+    for ch in identifier[:10]:
+        value = value * 32 + _ALPHABET.index(ch)
+    return (value >> 0) / 1000.0

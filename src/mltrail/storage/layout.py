@@ -1,0 +1,111 @@
+"""Where everything lives inside a store root, and which names are allowed.
+
+::
+
+    <root>/
+      .gitignore                      keeps .cache/ and large blobs out of git
+      experiments/<experiment>/runs/<run_id>.jsonl   one append-only event file per run
+      blobs/sha256/<ab>/<cdef...>     content-addressed artifacts, committed to git
+      blobs-large/sha256/...          artifacts over MLTRAIL_GIT_ARTIFACT_MAX, not committed
+      .cache/                         derived: Parquet tables, locks (rebuildable)
+
+A folder name is only a place: the true experiment name is in the events, so the
+folder is a sanitised form of the name that can never escape the root, plus a short
+hash whenever sanitising lost information (so two names never share a folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path
+
+from ..errors import InvalidKeyError
+
+MAX_KEY_LENGTH = 250
+GITIGNORE = """\
+# Written by mltrail: derived tables and large artifacts stay out of git.
+/.cache/
+/blobs-large/
+"""
+
+_UNSAFE_DIR_CHARS = re.compile(r"[^\w.\-]+", re.UNICODE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Layout:
+    """Paths of one store root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.experiments = root / "experiments"
+        self.blobs = root / "blobs"
+        self.large_blobs = root / "blobs-large"
+        self.cache = root / ".cache"
+        self.tables = self.cache / "tables"
+        self.locks = self.cache / "locks"
+
+    def ensure(self) -> None:
+        """Create the root, its folders and its .gitignore (idempotent)."""
+        for folder in (self.experiments, self.blobs, self.tables, self.locks):
+            folder.mkdir(parents=True, exist_ok=True)
+        gitignore = self.root / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text(GITIGNORE, encoding="utf-8")
+
+    def experiment_dir(self, experiment: str) -> Path:
+        return self.experiments / experiment_dirname(experiment)
+
+    def run_file(self, experiment: str, run_id: str) -> Path:
+        return self.experiment_dir(experiment) / "runs" / f"{run_id}.jsonl"
+
+    def run_files(self) -> list[Path]:
+        """Every run event file, in a stable order."""
+        return sorted(self.experiments.glob("*/runs/*.jsonl"))
+
+    def blob_path(self, sha256: str, large: bool = False) -> Path:
+        base = self.large_blobs if large else self.blobs
+        return base / "sha256" / sha256[:2] / sha256[2:]
+
+    def lock_file(self, name: str) -> Path:
+        return self.locks / f"{name}.lock"
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+
+def experiment_dirname(name: str) -> str:
+    """A folder name for an experiment that stays inside the root, whatever the name."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidKeyError("experiment", name, "must be a non-empty string")
+    normal = unicodedata.normalize("NFC", name)
+    safe = _UNSAFE_DIR_CHARS.sub("_", normal).strip("._") or "experiment"
+    safe = safe[:80]
+    if safe != name:
+        safe += "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return safe
+
+
+def check_key(kind: str, key: object) -> str:
+    """Validate a param, metric, tag or artifact key; return it unchanged.
+
+    Keys like ``train/loss`` are fine; keys that would resolve to another name as a
+    path (``..``, ``a/./b``, ``a//b``, ``/abs``) are refused, as are empty keys, keys
+    over 250 characters and control characters.
+    """
+    if not isinstance(key, str):
+        raise InvalidKeyError(kind, key, f"must be a string, not {type(key).__name__}")
+    if not key:
+        raise InvalidKeyError(kind, key, "must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(kind, key, f"is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
+    if _CONTROL.search(key):
+        raise InvalidKeyError(kind, key, "must not contain control characters")
+    if "\\" in key:
+        raise InvalidKeyError(kind, key, "must not contain a backslash")
+    if key.startswith("/") or key.endswith("/"):
+        raise InvalidKeyError(kind, key, "must not start or end with '/'")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidKeyError(kind, key, "would resolve to another name as a path ('.', '..' or '//')")
+    return key

@@ -1,0 +1,1 @@
+"""The tracking API: Store, Run, and the module-level conveniences."""

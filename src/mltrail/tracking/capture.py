@@ -1,0 +1,107 @@
+"""What a run records about where it came from: git state and environment.
+
+Each capture is cheap to repeat: git state is read at most once a second per
+repository (a loop starting many runs shares one snapshot), the package list once per
+process. Large texts (the diff, the package list) go into content-addressed blobs,
+so a thousand runs from one commit store the diff once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+_GIT_TTL_SECONDS = 1.0
+_git_cache: dict[str, tuple[float, GitSnapshot | None]] = {}
+
+
+@dataclass(frozen=True)
+class GitSnapshot:
+    root: str
+    commit: str | None
+    branch: str | None
+    remote: str | None
+    diff: bytes  # uncommitted changes to tracked files, against HEAD
+
+
+def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=30, check=False)
+
+
+def git_snapshot(directory: Path) -> GitSnapshot | None:
+    """The git state of the repository holding ``directory``, or None outside git."""
+    key = str(directory)
+    now = time.monotonic()
+    cached = _git_cache.get(key)
+    if cached is not None and now - cached[0] < _GIT_TTL_SECONDS:
+        return cached[1]
+    snapshot = _read_git(key)
+    _git_cache[key] = (now, snapshot)
+    return snapshot
+
+
+def _read_git(cwd: str) -> GitSnapshot | None:
+    try:
+        top = _git(["rev-parse", "--show-toplevel"], cwd)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # no git installed, or it hung: a run must still start
+    if top.returncode != 0:
+        return None
+    root = top.stdout.decode().strip()
+    head = _git(["rev-parse", "HEAD", "--abbrev-ref", "HEAD"], root)
+    commit = branch = None
+    if head.returncode == 0:
+        lines = head.stdout.decode().split()
+        commit, branch = lines[0], (lines[1] if len(lines) > 1 and lines[1] != "HEAD" else None)
+    remote = _git(["config", "--get", "remote.origin.url"], root).stdout.decode().strip() or None
+    diff = _git(["diff", "HEAD", "--no-color", "--no-ext-diff"], root).stdout if commit else b""
+    return GitSnapshot(root, commit, branch, remote, diff)
+
+
+def script_directory() -> Path:
+    """Where the code that started the run lives: the script's folder, else the cwd."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.is_file():
+        return script.resolve().parent
+    return Path.cwd()
+
+
+@lru_cache(maxsize=1)
+def installed_packages() -> tuple[tuple[str, str], ...]:
+    """Installed distributions as sorted (name, version) pairs, read once per process."""
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            found[name.lower()] = dist.version
+    return tuple(sorted(found.items()))
+
+
+@lru_cache(maxsize=1)
+def system_info() -> dict[str, str | None]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no such user in a container
+        user = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "user": user,
+    }
+
+
+def command_line() -> tuple[list[str], str | None, str]:
+    """The command that started this process, its script, and the working directory."""
+    argv = [sys.executable.rsplit(os.sep, 1)[-1], *sys.argv] if sys.argv and sys.argv[0] else []
+    script = sys.argv[0] if sys.argv and sys.argv[0] and Path(sys.argv[0]).is_file() else None
+    return argv, script, os.getcwd()

@@ -1,0 +1,100 @@
+"""Module-level conveniences on "the current run" of the default store, as in MLflow.
+
+``mltrail.start_run()`` starts a run on ``mltrail.Store()`` (the root from
+``$MLTRAIL_DIR`` or ``./mltrail_runs``) and makes it current; ``mltrail.log_metric``
+and friends act on the current run; ``mltrail.end_run()`` or leaving the ``with``
+block ends it. The Run object is the real API; these only delegate to it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import resolve_store_root
+from ..errors import RunStateError
+from .run import Run
+from .store import Store
+
+_stack: list[Run] = []
+_stores: dict[Path, Store] = {}
+_lock = threading.Lock()
+
+
+def default_store() -> Store:
+    """The store at the resolved default root (one Store object per root)."""
+    root = resolve_store_root()
+    with _lock:
+        if root not in _stores:
+            _stores[root] = Store(root)
+        return _stores[root]
+
+
+def start_run(experiment: str = "Default", **kwargs: Any) -> Run:
+    """Start a run on the default store and make it the current run."""
+    run = default_store().start_run(experiment, **kwargs)
+    _stack.append(run)
+    return run
+
+
+def active_run() -> Run | None:
+    return _stack[-1] if _stack else None
+
+
+def _current() -> Run:
+    if not _stack:
+        raise RunStateError("no active run: call mltrail.start_run() first")
+    return _stack[-1]
+
+
+def forget_run(run: Run) -> None:
+    if run in _stack:
+        _stack.remove(run)
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the current run (FINISHED unless told otherwise)."""
+    _current().end(status)
+
+
+def log_metric(key: str, value: float, step: int | None = None, *, best: bool = False) -> None:
+    _current().log_metric(key, value, step, best=best)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    _current().log_metrics(metrics, step)
+
+
+def log_param(key: str, value: Any, group: str | None = None) -> None:
+    _current().log_param(key, value, group)
+
+
+def log_params(params: Mapping[str, Any], group: str | None = None) -> None:
+    _current().log_params(params, group)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _current().set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _current().set_tags(tags)
+
+
+def log_artifact(local_path: str, name: str | None = None) -> list[str]:
+    return _current().log_artifact(local_path, name)
+
+
+def log_dataset(path: str, name: str | None = None, context: str | None = None) -> None:
+    _current().log_dataset(path, name, context)
+
+
+def search_runs(experiment: str | Sequence[str] | None = None, filter: str | None = None,
+                order_by: Sequence[str] | str | None = None,
+                max_results: int | None = None) -> pd.DataFrame:
+    """Search the default store's runs; see :meth:`Store.search_runs`."""
+    return default_store().search_runs(experiment, filter, order_by, max_results)

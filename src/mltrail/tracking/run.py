@@ -1,0 +1,380 @@
+"""A run: the object a training script holds while it logs.
+
+``log_metric`` is the hot path. It validates its arguments, appends a tuple to an
+in-memory queue and returns: no syscall, no serialisation. The queue is written in one
+``write()`` by :meth:`Run.flush`, which runs when the queue reaches
+``MLTRAIL_FLUSH_EVENTS`` events, every ``MLTRAIL_FLUSH_SECONDS`` from a background
+thread, at run end and at interpreter exit. A process killed outright (SIGKILL, power
+loss) loses at most the events of the last flush interval; everything flushed stays.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections import deque
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..config import FLUSH_SECONDS, HEARTBEAT_SECONDS
+from ..errors import InvalidInputError, InvalidMetricValueError, ParamChangedError, RunStateError
+from ..storage import events as ev
+from ..storage.eventlog import EventWriter
+from ..storage.layout import check_key
+
+if TYPE_CHECKING:
+    from .store import Store
+
+_time = time.time
+_APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
+_INF = math.inf
+
+
+def _metric_value(key: str, value: Any) -> float:
+    """A metric value as float; bools, strings and None are refused."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise InvalidMetricValueError(key, value)
+    try:
+        return float(value)  # int, numpy and torch scalars
+    except (TypeError, ValueError):
+        raise InvalidMetricValueError(key, value) from None
+
+
+def _param_text(key: str, value: Any) -> str:
+    """Params are kept as text, as MLflow keeps them: ``1.0`` → ``'1.0'``."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return str(value)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return str(value)
+
+
+class Run:
+    """An active run. Use it as a context manager, or call :meth:`end` yourself.
+
+    >>> with store.start_run(experiment="churn") as run:    # doctest: +SKIP
+    ...     run.log_metric("loss", 0.3, step=1)
+    """
+
+    def __init__(self, store: Store, run_id: str, experiment: str, name: str, number: int,
+                 path: Path, flush_events: int) -> None:
+        self.store = store
+        self.id = run_id
+        self.experiment = experiment
+        self.name = name  # as it reads now; a git merge may renumber a default name
+        self.number = number
+        self.path = path
+        self._status = ev.RunStatus.RUNNING
+        self._writer = EventWriter(path, store.layout.lock_file(f"run-{run_id}"))
+        self._pending: deque[Any] = deque()
+        self._flush_lock = threading.RLock()
+        self._flush_events = flush_events
+        self._seq = 0
+        self._last_write = time.monotonic()
+        self._steps: dict[str, int] = {}
+        self._params: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name!r} id={self.id} status={self.status}>"
+
+    @property
+    def status(self) -> str:
+        return self._status.value
+
+    # -- logging ---------------------------------------------------------------------
+
+    def log_metric(self, key: str, value: float, step: int | None = None, *, best: bool = False) -> None:
+        """Log one metric point. ``step`` defaults to the key's previous step + 1 (from 0);
+        ``best=True`` marks the point as the best so far, for the run's summary."""
+        last = self._steps.get(key)
+        if last is None:
+            if self._status is not ev.RunStatus.RUNNING:
+                raise RunStateError(f"run {self.id} is {self.status}; it takes no more metrics")
+            check_key("metric", key)
+            last = -1
+        if type(value) is not float:
+            value = _metric_value(key, value)
+        if step is None:
+            step = last + 1
+        elif type(step) is not int:
+            step = self._step(key, step)
+        self._steps[key] = step
+        self._pending.append((key, value, step, _time(), best))
+        if len(self._pending) >= self._flush_events:
+            self.flush()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log several metrics at one step; all are checked before any is logged."""
+        checked = {check_key("metric", k): (v if type(v) is float else _metric_value(k, v))
+                   for k, v in metrics.items()}
+        for key, value in checked.items():
+            self.log_metric(key, value, step)
+
+    @staticmethod
+    def _step(key: str, step: Any) -> int:
+        if isinstance(step, bool):
+            raise InvalidInputError(f"step of metric {key!r} must be an integer, not {step!r}")
+        try:
+            return int(step.__index__())
+        except AttributeError:
+            raise InvalidInputError(f"step of metric {key!r} must be an integer, not {step!r}") from None
+
+    def log_param(self, key: str, value: Any, group: str | None = None) -> None:
+        """Log one param. Logging it again with the same value is a no-op; with another
+        value it raises :class:`ParamChangedError`."""
+        self.log_params({key: value}, group=group)
+
+    def log_params(self, params: Mapping[str, Any], group: str | None = None) -> None:
+        """Log params, optionally as a named group (``"model"``, ``"data"``...)."""
+        self._require_running()
+        new = {}
+        for key, value in params.items():
+            text = _param_text(check_key("param", key), value)
+            old = self._params.get(key)
+            if old is not None and old != text:
+                raise ParamChangedError(key, old, text)
+            if old is None:
+                new[key] = text
+        if group is not None:
+            check_key("param group", group)
+        if new:
+            self._emit(ev.Params, params=new, group=group)
+            self._params.update(new)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags; unlike params, a tag may change (the latest value wins)."""
+        self._require_running()
+        checked = {check_key("tag", k): str(v) for k, v in tags.items()}
+        self._emit(ev.Tags, tags=checked)
+        self._tags.update(checked)
+
+    def delete_tag(self, key: str) -> None:
+        self._require_running()
+        self._emit(ev.TagDeleted, key=check_key("tag", key))
+        self._tags.pop(key, None)
+
+    def log_artifact(self, local_path: str | os.PathLike[str], name: str | None = None) -> list[str]:
+        """Copy a file (or every file of a folder) into the store, content-addressed.
+
+        Returns the artifact names logged. Files over ``MLTRAIL_GIT_ARTIFACT_MAX``
+        bytes are kept in ``blobs-large/``, which the store's .gitignore leaves out.
+        """
+        self._require_running()
+        source = Path(local_path)
+        if not source.exists():
+            raise InvalidInputError(f"artifact {str(source)!r} does not exist")
+        base = check_key("artifact", name or source.name)
+        files = [(base, source)] if source.is_file() else [
+            (f"{base}/{p.relative_to(source).as_posix()}", p)
+            for p in sorted(source.rglob("*")) if p.is_file()]
+        for artifact_name, path in files:
+            check_key("artifact", artifact_name)
+        logged = []
+        for artifact_name, path in files:
+            sha256, size, in_git = self.store._put_file(path)
+            self._emit(ev.Artifact, path=artifact_name, sha256=sha256, size=size, in_git=in_git,
+                       source=_display_path(path))
+            logged.append(artifact_name)
+        return logged
+
+    def log_dataset(self, path: str | os.PathLike[str], name: str | None = None,
+                    context: str | None = None) -> None:
+        """Record a dataset file this run used: its path, sha256, size, and for CSV or
+        Parquet files the row count and column names. The file itself is not copied."""
+        self._require_running()
+        from .datasets import describe_dataset  # pyarrow's readers load only when needed
+
+        info = describe_dataset(Path(path))
+        self._emit(ev.Dataset, name=check_key("dataset", name or Path(path).stem),
+                   path=_display_path(Path(path)), context=context, **info)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _emit(self, model: type[ev.Event], **fields: Any) -> None:
+        """Validate one event now; queue it to be written in order with the metrics."""
+        event = model(ts=_time(), run=self.id, **fields)
+        self._pending.append(ev.dump(event))
+
+    def _require_running(self) -> None:
+        if self._status is not ev.RunStatus.RUNNING:
+            raise RunStateError(f"run {self.id} is {self.status}; it cannot be changed")
+
+    def flush(self) -> None:
+        """Write every queued event to the run's file now."""
+        with self._flush_lock:
+            count = len(self._pending)
+            if not count:
+                return
+            pending = self._pending
+            items = [pending.popleft() for _ in range(count)]
+            try:
+                self._writer.append(self._serialise(items))
+            except BaseException:
+                pending.extendleft(reversed(items))  # nothing is lost: retried next flush
+                raise
+            self._seq += count
+            self._last_write = time.monotonic()
+
+    def _serialise(self, items: list[Any]) -> bytes:
+        run_id = self.id
+        seq = self._seq
+        dumps = orjson.dumps
+        lines = []
+        for item in items:
+            seq += 1
+            if type(item) is tuple:
+                key, value, step, ts, best = item
+                event = {"v": 1, "type": "metric", "ts": ts, "run": run_id, "seq": seq,
+                         "key": key, "value": value, "step": step}
+                if best:
+                    event["best"] = True
+                if value != value or value == _INF or value == -_INF:
+                    event["value"] = None
+                    event["nonfinite"] = ev.nonfinite_name(value)
+            else:
+                event = item
+                event["seq"] = seq
+            lines.append(dumps(event, option=_APPEND_NEWLINE))
+        return b"".join(lines)
+
+    def _tick(self, heartbeat_seconds: float) -> None:
+        """Called by the background flusher: flush, or write a heartbeat if quiet."""
+        with self._flush_lock:  # end() cannot close the file in between
+            if self._status is not ev.RunStatus.RUNNING:
+                return
+            if not self._pending and time.monotonic() - self._last_write >= heartbeat_seconds:
+                self._emit(ev.Heartbeat)
+            self.flush()
+
+    # -- ending ----------------------------------------------------------------------
+
+    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+        """Mark the run FINISHED, FAILED or KILLED, write everything and close the file.
+        Ending an ended run does nothing."""
+        if status not in ("FINISHED", "FAILED", "KILLED"):
+            raise InvalidInputError(f"a run ends FINISHED, FAILED or KILLED, not {status!r}")
+        with self._flush_lock:
+            if self._status is not ev.RunStatus.RUNNING:
+                return
+            self._emit(ev.RunFinished, status=status, error=error)
+            self._status = ev.RunStatus(status)
+            try:
+                self.flush()
+            finally:
+                self._writer.close()
+                _active_runs.discard(self)
+        self.store._run_ended(self)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self.end("FINISHED")
+        elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            self.end("KILLED", error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+        else:
+            summary = "".join(traceback.format_exception(exc_type, exc, tb)[-3:])
+            self.end("FAILED", error=summary[-4000:])
+        # returning None re-raises the exception: a run never swallows an error
+
+
+def _display_path(path: Path) -> str:
+    """A path relative to the working directory when inside it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+# -- process-wide machinery: background flushing, exit and SIGTERM handling ------------
+
+_active_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_machinery_lock = threading.Lock()
+_flusher: threading.Thread | None = None
+_failed_exit = False
+
+
+def active_runs() -> Iterator[Run]:
+    return iter(list(_active_runs))
+
+
+def register(run: Run) -> None:
+    """Track an active run: flush it in the background and end it at exit."""
+    global _flusher
+    _active_runs.add(run)
+    with _machinery_lock:
+        if _flusher is None:
+            _flusher = threading.Thread(target=_flush_loop, name="mltrail-flusher", daemon=True)
+            _flusher.start()
+            atexit.register(_end_all_at_exit)
+            _chain_excepthook()
+            _install_sigterm()
+
+
+def _flush_loop() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS.get())
+        heartbeat_seconds = HEARTBEAT_SECONDS.get()
+        for run in active_runs():
+            try:
+                run._tick(heartbeat_seconds)
+            except OSError as exc:  # disk full etc.: keep the events, say so, try again
+                print(f"mltrail: could not flush run {run.id}: {exc}", file=sys.stderr)
+
+
+def _end_all_at_exit() -> None:
+    for run in active_runs():
+        run.end("FAILED" if _failed_exit else "FINISHED",
+                error="the process exited on an uncaught exception" if _failed_exit else None)
+
+
+def _chain_excepthook() -> None:
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        global _failed_exit
+        _failed_exit = True
+        for run in active_runs():
+            killed = issubclass(exc_type, KeyboardInterrupt)
+            run.end("KILLED" if killed else "FAILED", error=f"{exc_type.__name__}: {exc}")
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
+def _install_sigterm() -> None:
+    """On SIGTERM mark active runs KILLED, then die of SIGTERM as before. Only when no
+    one else handles SIGTERM and we are on the main thread (signal's own rule)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        for run in active_runs():
+            run.end("KILLED", error="SIGTERM")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -1,0 +1,275 @@
+"""The Store: the object users hold to start runs and to read them back."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from ..compaction.compact import CompactionResult, Progress, compact
+from ..compaction.manifest import Manifest, load_manifest
+from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS, GIT_ARTIFACT_MAX, resolve_store_root
+from ..errors import InvalidInputError, NotFoundError
+from ..query import search as query
+from ..query.tables import read_table
+from ..storage import events as ev
+from ..storage.eventlog import read_first_event
+from ..storage.ids import new_id
+from ..storage.layout import Layout, check_key, experiment_dirname
+from ..storage.naming import derive_run_names
+from . import capture
+from .run import Run, register
+
+DEFAULT_EXPERIMENT = "Default"
+
+
+class Store:
+    """A store root: event files, blobs and the derived tables.
+
+    >>> store = mltrail.Store("mltrail_runs")               # doctest: +SKIP
+    >>> with store.start_run(experiment="churn") as run:     # doctest: +SKIP
+    ...     run.log_metric("f1", 0.8)
+    >>> store.search_runs(filter="metrics.f1 > 0.5")         # doctest: +SKIP
+
+    The root is ``root`` if given, else ``$MLTRAIL_DIR``, else ``./mltrail_runs``.
+    ``crash_after`` (seconds, default ``$MLTRAIL_CRASH_AFTER_SECONDS`` or 120): a
+    RUNNING run with no event for that long reads as CRASHED.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *,
+                 crash_after: float | None = None) -> None:
+        self.root = resolve_store_root(root)
+        self.layout = Layout(self.root)
+        self.crash_after = CRASH_AFTER_SECONDS.get(crash_after)
+        self._index = query.RunIndex(self.layout.tables)
+        self._known_runs: dict[str, dict[str, tuple[float, str, str | None]]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- writing ---------------------------------------------------------------------
+
+    def start_run(self, experiment: str = DEFAULT_EXPERIMENT, *, name: str | None = None,
+                  description: str | None = None, experiment_description: str | None = None,
+                  tags: dict[str, Any] | None = None, log_git: bool = True,
+                  log_command: bool = True, log_system: bool = True,
+                  log_packages: bool = True) -> Run:
+        """Start a run in ``experiment`` (created on first use) and return it.
+
+        ``name`` defaults to ``<experiment>_<n>``; a name taken in the experiment gets
+        ``_2``, ``_3``... The ``log_*`` switches turn off what is captured at start:
+        git commit/branch/dirty/diff, the command line, the system, installed packages.
+        """
+        exp_dir = experiment_dirname(experiment)  # validates the name
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise InvalidInputError(f"run name must be a non-empty string, not {name!r}")
+        checked_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
+        self.layout.ensure()
+        run_id = new_id()
+        started = ev.RunStarted(ts=time.time(), run=run_id, experiment=experiment,
+                                experiment_description=experiment_description, name=name,
+                                description=description, tags=checked_tags)
+        number, display = self._reserve_name(experiment, exp_dir, started)
+        run = Run(self, run_id, experiment, display, number,
+                  self.layout.run_file(experiment, run_id), FLUSH_EVENTS.get())
+        run._pending.append(ev.dump(started))
+        run._tags.update(checked_tags)
+        self._capture(run, log_git, log_command, log_system, log_packages)
+        run.flush()  # the run exists on disk from the start: others see it RUNNING
+        register(run)
+        return run
+
+    def _reserve_name(self, experiment: str, exp_dir: str, started: ev.RunStarted) -> tuple[int, str]:
+        """The run's number and name as they read now: known runs plus this one."""
+        with self._lock:
+            known = self._known_runs.setdefault(exp_dir, {})
+            runs_dir = self.layout.experiments / exp_dir / "runs"
+            if runs_dir.is_dir():
+                for entry in os.scandir(runs_dir):
+                    run_id = entry.name.removesuffix(".jsonl")
+                    if entry.name.endswith(".jsonl") and run_id not in known:
+                        first = read_first_event(Path(entry.path))
+                        if first is not None and first.get("type") == "run_started":
+                            known[run_id] = (first["ts"], run_id, first.get("name"))
+            known[started.run] = (started.ts, started.run, started.name)
+            return derive_run_names(experiment, known.values())[started.run]
+
+    def _capture(self, run: Run, log_git: bool, log_command: bool, log_system: bool,
+                 log_packages: bool) -> None:
+        if log_git:
+            snap = capture.git_snapshot(capture.script_directory())
+            if snap is not None:
+                limit = DIFF_MAX_BYTES.get()
+                diff = snap.diff[:limit]
+                try:
+                    repo_path = self.root.relative_to(snap.root).as_posix()
+                except ValueError:
+                    repo_path = None
+                run._emit(ev.GitInfo, commit=snap.commit, branch=snap.branch,
+                          dirty=bool(snap.diff), remote=snap.remote, repo_path=repo_path,
+                          diff_sha256=self._put_blob(diff) if diff else None,
+                          diff_bytes=len(snap.diff), diff_truncated=len(snap.diff) > limit)
+        if log_command or log_system or log_packages:
+            fields: dict[str, Any] = {}
+            if log_command:
+                argv, script, cwd = capture.command_line()
+                fields.update(command=argv, script=script, cwd=cwd)
+            if log_system:
+                fields.update(capture.system_info())
+            if log_packages:
+                packages = capture.installed_packages()
+                fields.update(packages_sha256=self._put_blob(orjson.dumps(dict(packages))),
+                              package_count=len(packages))
+            run._emit(ev.Environment, **fields)
+
+    def _run_ended(self, run: Run) -> None:
+        """Hook for the module-level API (the current run is popped there)."""
+        from .fluent import forget_run
+
+        forget_run(run)
+
+    # -- blobs -----------------------------------------------------------------------
+
+    def _put_blob(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        path = self.layout.blob_path(sha256)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return sha256
+
+    def _put_file(self, source: Path) -> tuple[str, int, bool]:
+        """Copy a file into the blob store while hashing it; (sha256, size, in_git)."""
+        limit = GIT_ARTIFACT_MAX.get()
+        size = source.stat().st_size
+        in_git = size <= limit
+        staging = self.layout.cache / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = staging / f"{os.getpid()}.{threading.get_ident()}.{new_id()}"
+        digest = hashlib.sha256()
+        with open(source, "rb") as src, open(tmp, "wb") as dst:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                dst.write(block)
+        sha256 = digest.hexdigest()
+        path = self.layout.blob_path(sha256, large=not in_git)
+        if path.exists():
+            tmp.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        return sha256, size, in_git
+
+    def blob(self, sha256: str) -> bytes:
+        """The content of a blob (an artifact, a diff, a package list)."""
+        for large in (False, True):
+            path = self.layout.blob_path(sha256, large)
+            if path.exists():
+                return path.read_bytes()
+        raise NotFoundError(f"blob {sha256} is not in {self.root} (large artifacts are not "
+                            "in git: copy blobs-large/ from the machine that logged it)")
+
+    def artifact_path(self, run: str, name: str) -> Path:
+        """The local file holding a run's artifact."""
+        run_id = self.resolve_run(run)
+        rows = self._table("artifacts").to_pandas()
+        match = rows[(rows["run_id"] == run_id) & (rows["path"] == name)]
+        if match.empty:
+            raise NotFoundError(f"run {run_id} has no artifact {name!r}")
+        sha256, in_git = match.iloc[0]["sha256"], bool(match.iloc[0]["in_git"])
+        path = self.layout.blob_path(sha256, large=not in_git)
+        if not path.exists():
+            raise NotFoundError(f"artifact {name!r} of run {run_id} is not present here ({path})")
+        return path
+
+    # -- reading ---------------------------------------------------------------------
+
+    def compact(self, rebuild: bool = False, progress: Progress | None = None) -> CompactionResult:
+        """Fold new events into the Parquet tables; see :mod:`mltrail.compaction.compact`."""
+        self._require_store()
+        return compact(self.layout, rebuild=rebuild, progress=progress)
+
+    def _require_store(self) -> None:
+        if not self.layout.experiments.is_dir():
+            raise NotFoundError(f"no mltrail store at {self.root} (it has no experiments/ folder)")
+
+    def _fresh_manifest(self) -> Manifest:
+        self.compact()
+        return load_manifest(self.layout.tables)
+
+    def _table(self, name: str) -> Any:
+        return read_table(self.layout.tables, name, self._fresh_manifest())
+
+    def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
+                    order_by: Sequence[str] | str | None = None,
+                    max_results: int | None = None) -> pd.DataFrame:
+        """Runs as a DataFrame: ``run_id, experiment, run_name, status, start_time,
+        end_time``, then ``params.*``, ``metrics.*`` (latest values) and ``tags.*``.
+
+        ``filter`` is MLflow's filter language with OR, NOT, parentheses and numeric
+        params: ``"metrics.f1 > 0.8 and (params.C = '1.0' or params.lr < 0.01)"``.
+        ``order_by`` takes clauses like ``"metrics.f1 DESC"``; default newest first.
+        """
+        frame = self._index.frame(self._fresh_manifest())
+        return query.search_runs(frame, experiment=experiment, filter=filter, order_by=order_by,
+                                 max_results=max_results, crash_after=self.crash_after)
+
+    def metric_history(self, run_ids: Sequence[str] | None = None,
+                       keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every metric point of the given runs (all runs if None): a long DataFrame
+        with ``run_id, key, step, value, timestamp, best``."""
+        return query.metric_history(self.layout.tables, self._fresh_manifest(), run_ids, keys)
+
+    def experiments(self) -> pd.DataFrame:
+        """One row per experiment: name, description, run count, first and last start."""
+        return self._table("experiments").to_pandas()
+
+    def resolve_run(self, ref: str) -> str:
+        """A run ID from an ID, a unique ID prefix, or a unique run name."""
+        runs = self._index.frame(self._fresh_manifest())
+        if ref in runs.index:
+            return ref
+        by_prefix = runs.index[runs.index.str.startswith(ref.upper())] if len(ref) >= 4 else []
+        by_name = runs.index[runs["run_name"] == ref]
+        found = set(by_prefix) | set(by_name)
+        if len(found) == 1:
+            return found.pop()
+        if not found:
+            raise NotFoundError(f"no run {ref!r} in {self.root}")
+        raise InvalidInputError(f"{ref!r} names {len(found)} runs; give more of the run ID")
+
+    def get_run(self, ref: str) -> dict[str, Any]:
+        """Everything about one run: its row, params (with groups), latest metrics,
+        tags, artifacts and datasets."""
+        run_id = self.resolve_run(ref)
+        manifest = load_manifest(self.layout.tables)
+        frame = self._index.frame(manifest)
+        row = frame.loc[run_id]
+        status = query.derive_status(frame.loc[[run_id]], self.crash_after).iloc[0]
+
+        def rows(name: str) -> pd.DataFrame:
+            table = read_table(self.layout.tables, name, manifest).to_pandas()
+            return table[table["run_id"] == run_id].drop(columns="run_id").reset_index(drop=True)
+
+        info = {k: row[k] for k in frame.columns if not k.startswith(("params.", "metrics.", "tags."))}
+        info["status"] = status
+        params = rows("params")
+        return {
+            "run": info,
+            "params": params,
+            "metrics": rows("latest_metrics"),
+            "tags": {r["key"]: r["value"] for r in rows("tags").to_dict("records")},
+            "artifacts": rows("artifacts"),
+            "datasets": rows("datasets"),
+        }
+
