@@ -104,30 +104,29 @@ class Store:
 
     def _capture(self, run: Run, log_git: bool, log_command: bool, log_system: bool,
                  log_packages: bool) -> None:
-        if log_git:
-            snap = capture.git_snapshot(capture.script_directory())
-            if snap is not None:
-                limit = DIFF_MAX_BYTES.get()
-                diff = snap.diff[:limit]
-                try:
-                    repo_path = self.root.relative_to(snap.root).as_posix()
-                except ValueError:
-                    repo_path = None
-                run._emit(ev.GitInfo, commit=snap.commit, branch=snap.branch,
-                          dirty=bool(snap.diff), remote=snap.remote, repo_path=repo_path,
-                          diff_sha256=self._put_blob(diff) if diff else None,
-                          diff_bytes=len(snap.diff), diff_truncated=len(snap.diff) > limit)
-        if log_command or log_system or log_packages:
-            fields: dict[str, Any] = {}
-            if log_command:
-                argv, script, cwd = capture.command_line()
-                fields.update(command=argv, script=script, cwd=cwd)
-            if log_system:
-                fields.update(capture.system_info())
-            if log_packages:
-                packages = capture.installed_packages()
-                fields.update(packages_sha256=self._put_blob(orjson.dumps(dict(packages))),
-                              package_count=len(packages))
+        snap = capture.git_snapshot(capture.script_directory()) if log_git else None
+        if snap is not None:
+            limit = DIFF_MAX_BYTES.get()
+            diff = snap.diff[:limit]
+            run._emit(ev.GitInfo, commit=snap.commit, branch=snap.branch,
+                      dirty=bool(snap.diff), remote=snap.remote,
+                      repo_path=_relative_to(self.root, snap.root),
+                      diff_sha256=self._put_blob(diff) if diff else None,
+                      diff_bytes=len(snap.diff), diff_truncated=len(snap.diff) > limit)
+        fields: dict[str, Any] = {}
+        if log_command:
+            argv, script, cwd = capture.command_line()
+            if snap is not None:  # portable: relative to the repository root
+                script = script and _relative_to(Path(script).resolve(), snap.root) or script
+                cwd = _relative_to(Path(cwd), snap.root) or cwd
+            fields.update(command=argv, script=script, cwd=cwd)
+        if log_system:
+            fields.update(capture.system_info())
+        if log_packages:
+            packages = capture.installed_packages()
+            fields.update(packages_sha256=self._put_blob(orjson.dumps(dict(packages))),
+                          package_count=len(packages))
+        if fields:
             run._emit(ev.Environment, **fields)
 
     def _run_ended(self, run: Run) -> None:
@@ -273,3 +272,10 @@ class Store:
             "datasets": rows("datasets"),
         }
 
+
+
+def _relative_to(path: Path, root: str) -> str | None:
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return None

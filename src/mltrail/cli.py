@@ -1,0 +1,298 @@
+"""The ``mltrail`` command: a thin front end over the library.
+
+Every command takes ``--store PATH`` (else ``$MLTRAIL_DIR``, else ``./mltrail_runs``).
+A user mistake prints one clear message on stderr and exits 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import shlex
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import click
+import orjson
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import MltrailError
+from .tracking.store import Store
+
+_out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
+_err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
+_MAX_TABLE_KEYS = 12  # params/metrics shown as columns in `mltrail runs`
+
+
+def _store_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --store and turn mltrail errors into one line and exit code 1."""
+    @click.option("--store", "store_path", type=click.Path(file_okay=False), default=None,
+                  envvar="MLTRAIL_DIR", show_envvar=True,
+                  help="Store root (default ./mltrail_runs).")
+    @functools.wraps(command)
+    def wrapper(store_path: str | None, **kwargs: Any) -> Any:
+        try:
+            return command(Store(store_path), **kwargs)
+        except MltrailError as exc:
+            _err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            sys.exit(1)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mltrail")
+def main() -> None:
+    """mltrail: experiment tracking as plain files in git."""
+
+
+@main.command()
+@click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
+@click.option("--filter", "-f", "filter_", default=None,
+              help="MLflow filter, e.g. \"metrics.f1 > 0.8 and params.C = '1.0'\".")
+@click.option("--order-by", "-o", multiple=True, help="e.g. 'metrics.f1 DESC' (repeatable).")
+@click.option("--max-results", "-n", type=int, default=None, help="At most this many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
+@_store_option
+def runs(store: Store, experiment: tuple[str, ...], filter_: str | None, order_by: tuple[str, ...],
+         max_results: int | None, as_json: bool) -> None:
+    """List runs, newest first."""
+    frame = store.search_runs(list(experiment) or None, filter_, list(order_by) or None, max_results)
+    if as_json:
+        click.echo(orjson.dumps(_records(frame), option=orjson.OPT_INDENT_2).decode())
+        return
+    if frame.empty:
+        _err.print("no runs match")
+        return
+    table = Table(show_lines=False, header_style="bold")
+    keys = [c for c in frame.columns if c.startswith(("params.", "metrics."))][:_MAX_TABLE_KEYS]
+    for column in ("run_id", "experiment", "run_name", "status", "start", "duration", *keys):
+        table.add_column(column, justify="right" if column.startswith("metrics.") else "left",
+                         overflow="fold")
+    for row in frame.to_dict("records"):
+        table.add_row(row["run_id"], row["experiment"], row["run_name"], _status(row["status"]),
+                      _time(row["start_time"]), _duration(row["start_time"], row["end_time"]),
+                      *(_cell(row[k]) for k in keys))
+    _out.print(table)
+    hidden = len([c for c in frame.columns if c.startswith(("params.", "metrics."))]) - len(keys)
+    if hidden > 0:
+        _err.print(f"{len(frame)} runs; {hidden} more param/metric columns in --json")
+
+
+@main.command()
+@_store_option
+def experiments(store: Store) -> None:
+    """List experiments with their descriptions and run counts."""
+    table = Table(header_style="bold")
+    for column in ("experiment", "runs", "last start", "description"):
+        table.add_column(column)
+    for row in store.experiments().to_dict("records"):
+        table.add_row(row["experiment"], str(row["runs"]), _time(row["last_start"]),
+                      row["description"] or "")
+    _out.print(table)
+
+
+@main.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_store_option
+def show(store: Store, run: str, as_json: bool) -> None:
+    """Everything about one run (ID, ID prefix or unique name)."""
+    details = store.get_run(run)
+    if as_json:
+        payload = {
+            "run": _plain(details["run"]),
+            "params": _records(details["params"]),
+            "metrics": _records(details["metrics"]),
+            "tags": details["tags"],
+            "artifacts": _records(details["artifacts"]),
+            "datasets": _records(details["datasets"]),
+        }
+        click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+        return
+    info = {k: (None if _missing(v) else v) for k, v in details["run"].items()}
+    _out.print(f"[bold]{info['run_name']}[/]  {info['run_id']}  {_status(info['status'])}")
+    _out.print(f"experiment  {info['experiment']}   (run #{info['run_seq']})")
+    if info.get("description"):
+        _out.print(f"description {info['description']}")
+    _out.print(f"started     {_time(info['start_time'])}   duration "
+               f"{_duration(info['start_time'], info['end_time'])}")
+    if info.get("error"):
+        _out.print(f"[red]error[/]\n{info['error']}")
+    params = details["params"]
+    if len(params):
+        table = Table(title="params", header_style="bold")
+        for column in ("group", "key", "value"):
+            table.add_column(column)
+        for row in params.sort_values(["group", "key"], na_position="first").to_dict("records"):
+            table.add_row(row["group"] or "", row["key"], row["value"])
+        _out.print(table)
+    metrics = details["metrics"]
+    if len(metrics):
+        table = Table(title="metrics", header_style="bold")
+        for column in ("key", "latest", "step", "best", "min", "max", "points"):
+            table.add_column(column, justify="left" if column == "key" else "right")
+        for row in metrics.to_dict("records"):
+            table.add_row(row["key"], _number(row["value"]), str(row["step"]),
+                          _cell(row["best_value"]), _cell(row["min"]), _cell(row["max"]),
+                          str(row["count"]))
+        _out.print(table)
+    if details["tags"]:
+        _out.print("tags        " + ", ".join(f"{k}={v}" for k, v in sorted(details["tags"].items())))
+    for row in details["artifacts"].to_dict("records"):
+        where = "" if row["in_git"] else " (not in git)"
+        _out.print(f"artifact    {row['path']}  {row['size']:,} bytes  sha256 {row['sha256'][:12]}{where}")
+    for row in details["datasets"].to_dict("records"):
+        shape = f"  {row['rows']:,} rows" if row["rows"] is not None and not pd.isna(row["rows"]) else ""
+        _out.print(f"dataset     {row['name']}: {row['path']}{shape}  sha256 {row['sha256'][:12]}")
+    if info.get("git_commit"):
+        dirty = " (uncommitted changes)" if info.get("git_dirty") else ""
+        _out.print(f"git         {info['git_commit'][:12]} on {info.get('git_branch') or '?'}{dirty}")
+    if info.get("command"):
+        _out.print(f"command     {info['command']}")
+    if info.get("python"):
+        _out.print(f"environment python {info['python']} on {info.get('platform')}, "
+                   f"{info.get('user')}@{info.get('host')}")
+
+
+@main.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--all", "show_all", is_flag=True, help="Show equal values too.")
+@_store_option
+def diff(store: Store, run_a: str, run_b: str, show_all: bool) -> None:
+    """Params and final metrics of two runs side by side; differences marked."""
+    a, b = store.get_run(run_a), store.get_run(run_b)
+    table = Table(header_style="bold")
+    table.add_column("")
+    table.add_column("key")
+    table.add_column(f"{a['run']['run_name']} ({a['run']['run_id'][:10]})")
+    table.add_column(f"{b['run']['run_name']} ({b['run']['run_id'][:10]})")
+    shown = 0
+    for kind, column in (("params", "value"), ("metrics", "value")):
+        left = dict(zip(a[kind]["key"], a[kind][column]))
+        right = dict(zip(b[kind]["key"], b[kind][column]))
+        for key in sorted(set(left) | set(right)):
+            lv, rv = left.get(key), right.get(key)
+            differs = _cell(lv) != _cell(rv)
+            if differs or show_all:
+                table.add_row("[yellow]≠[/]" if differs else "", f"{kind}.{key}",
+                              _cell(lv, "—"), _cell(rv, "—"))
+                shown += 1
+    if shown:
+        _out.print(table)
+    else:
+        _out.print("no differences in params or final metrics")
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="Rebuild every table from the events alone.")
+@_store_option
+def compact(store: Store, rebuild: bool) -> None:
+    """Bring the Parquet tables up to date with the event files."""
+    with Progress(TextColumn("compacting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                  TimeRemainingColumn(), console=_err, transient=True,
+                  disable=not _err.is_terminal) as bar:
+        task = bar.add_task("compact", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = store.compact(rebuild=rebuild, progress=progress)
+    _out.print(result.summary(), highlight=False)
+    for bad in result.bad_lines[:20]:
+        _err.print(f"skipped {bad}", highlight=False, markup=False)
+    if result.lines_skipped > 20:
+        _err.print(f"... and {result.lines_skipped - 20} more skipped lines")
+
+
+@main.command()
+@click.argument("run")
+@_store_option
+def reproduce(store: Store, run: str) -> None:
+    """A shell script that checks out the run's commit, applies its uncommitted diff and
+    reruns its command."""
+    info = store.get_run(run)["run"]
+    lines = [f"# reproduce run {info['run_name']} ({info['run_id']}) of experiment "
+             f"{info['experiment']}"]
+    if not info.get("git_commit"):
+        lines.append("# no git commit was recorded for this run")
+    else:
+        lines.append(f"git checkout {info['git_commit']}")
+        if info.get("git_diff_sha256"):
+            if info.get("git_diff_truncated"):
+                lines.append("# WARNING: the diff was larger than MLTRAIL_DIFF_MAX_BYTES and was cut")
+            patch = store.blob(info["git_diff_sha256"]).decode("utf-8", "replace")
+            lines += ["git apply <<'MLTRAIL_DIFF'", patch.rstrip("\n"), "MLTRAIL_DIFF"]
+    if info.get("cwd") and info.get("git_commit") and not info["cwd"].startswith("/"):
+        lines.append(f'cd "$(git rev-parse --show-toplevel)"/{shlex.quote(info["cwd"])}')
+    elif info.get("cwd"):
+        lines.append(f"cd {shlex.quote(info['cwd'])}")
+    if info.get("command"):
+        lines.append(info["command"])
+    else:
+        lines.append("# no command was recorded for this run")
+    click.echo("\n".join(lines))
+
+
+def _status(status: str) -> str:
+    colour = {"FINISHED": "green", "RUNNING": "cyan", "FAILED": "red", "KILLED": "yellow",
+              "CRASHED": "magenta"}.get(status, "white")
+    return f"[{colour}]{status}[/]"
+
+
+def _time(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(start: Any, end: Any) -> str:
+    if start is None or pd.isna(start) or end is None or pd.isna(end):
+        return ""
+    seconds = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}min"
+
+
+def _cell(value: Any, missing: str = "") -> str:
+    """A table cell: missing values (None, NaN from a pivot, NaT) as ``missing``."""
+    if _missing(value):
+        return missing
+    return _number(value) if isinstance(value, float) else str(value)
+
+
+def _number(value: float) -> str:
+    """A logged metric value; NaN and inf are real values here and are shown."""
+    return f"{value:.6g}"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: timestamps as ISO strings, NaN as null."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if value is pd.NaT:
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items() if not _missing(v)} for row in frame.to_dict("records")]
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and arrays are present values
+        return False
