@@ -67,12 +67,17 @@ def _read_git(cwd: str) -> GitSnapshot | None:
     return GitSnapshot(root, commit, branch, remote, diff)
 
 
-def script_directory() -> Path:
-    """Where the code that started the run lives: the script's folder, else the cwd."""
+def find_repository() -> GitSnapshot | None:
+    """The git state of the working directory's repository, else of the script's.
+
+    The working directory comes first: under pytest, Jupyter or ``python -m`` the
+    script is a launcher inside site-packages, not the user's code.
+    """
+    snapshot = git_snapshot(Path.cwd())
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script is not None and script.is_file():
-        return script.resolve().parent
-    return Path.cwd()
+    if snapshot is None and script is not None and script.is_file():
+        snapshot = git_snapshot(script.resolve().parent)
+    return snapshot
 
 
 @lru_cache(maxsize=1)

@@ -104,7 +104,7 @@ class Store:
 
     def _capture(self, run: Run, log_git: bool, log_command: bool, log_system: bool,
                  log_packages: bool) -> None:
-        snap = capture.git_snapshot(capture.script_directory()) if log_git else None
+        snap = capture.find_repository() if log_git else None
         if snap is not None:
             limit = DIFF_MAX_BYTES.get()
             diff = snap.diff[:limit]
