@@ -127,13 +127,13 @@ class _ToPredicate(Transformer):
     def like(self, ident, op, value):
         words = str(op).lower().split()
         node = ("like", parse_column(ident), words[-1] == "ilike", _literal(value))
-        return ("not", node) if len(words) == 2 else node
+        return ("has_not", node) if len(words) == 2 else node
 
     def is_in(self, ident, *values):
         return ("in", parse_column(ident), tuple(_literal(v) for v in values))
 
     def not_in(self, ident, *values):
-        return ("not", ("in", parse_column(ident), tuple(_literal(v) for v in values)))
+        return ("has_not", ("in", parse_column(ident), tuple(_literal(v) for v in values)))
 
     def is_null(self, ident):
         return ("null", parse_column(ident))
@@ -205,8 +205,12 @@ def evaluate(predicate: Any, frame: pd.DataFrame) -> np.ndarray:
         for part in predicate[1:]:
             mask |= evaluate(part, frame)
         return mask
-    if kind == "not":
+    if kind == "not":  # logical NOT: runs lacking the key match
         return ~evaluate(predicate[1], frame)
+    if kind == "has_not":  # NOT LIKE, NOT IN: like !=, only runs that have the key
+        column = predicate[1][1]
+        present = frame[column.name].notna().to_numpy() if column.name in frame.columns else False
+        return present & ~evaluate(predicate[1], frame)
     column: Column = predicate[1]
     series = frame[column.name] if column.name in frame.columns else pd.Series(
         [None] * len(frame), index=frame.index, dtype=object)

@@ -1,0 +1,175 @@
+"""The promises compaction makes: incremental, deterministic, idempotent, tolerant."""
+
+import math
+import threading
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import mltrail
+from mltrail.compaction.manifest import load_manifest
+from mltrail.query.tables import read_table
+from tests.conftest import quiet_run
+
+TABLES = ["runs", "experiments", "params", "tags", "latest_metrics", "artifacts", "datasets"]
+
+
+def snapshot(store: mltrail.Store) -> dict[str, pd.DataFrame]:
+    manifest = load_manifest(store.layout.tables)
+    tables = {name: read_table(store.layout.tables, name, manifest).to_pandas() for name in TABLES}
+    tables["metrics"] = store.metric_history()
+    return tables
+
+
+def assert_same_tables(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], check_like=False, obj=name)
+
+
+def fill(store, runs=3, points=50):
+    ids = []
+    for r in range(runs):
+        with quiet_run(store, f"exp{r % 2}", tags={"r": str(r)}) as run:
+            run.log_params({"r": r, "lr": 10 ** -r}, group="g")
+            for i in range(points):
+                run.log_metrics({"loss": 1 / (i + 1), "acc": i / points}, step=i)
+            run.log_metric("acc", math.nan, step=points)
+        ids.append(run.id)
+    return ids
+
+
+def test_no_op_compaction_reads_and_writes_nothing(store):
+    fill(store)
+    first = store.compact()
+    assert first.events_read > 0 and not first.noop
+    files_before = sorted(p.name for p in store.layout.tables.rglob("*.parquet"))
+    second = store.compact()
+    assert second.noop and second.bytes_read == 0 and second.generation == first.generation
+    assert sorted(p.name for p in store.layout.tables.rglob("*.parquet")) == files_before
+
+
+def test_incremental_reads_only_new_bytes(store):
+    fill(store)
+    store.compact()
+    run = quiet_run(store, "exp0")
+    run.flush()
+    store.compact()
+    size = run.path.stat().st_size
+    for i in range(100):
+        run.log_metric("m", float(i))
+    run.flush()
+    result = store.compact()
+    assert result.files_read == 1
+    assert result.bytes_read == run.path.stat().st_size - size
+    assert result.metric_points == 100
+    run.end()
+
+
+def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
+    monkeypatch.setattr("mltrail.compaction.compact.MAX_METRIC_PARTS", 4)  # exercise part merging
+    run = quiet_run(store, "steps")
+    run.log_params({"a": 1})
+    for chunk in range(12):
+        for i in range(20):
+            run.log_metric("loss", float(chunk * 20 + i), step=chunk * 20 + i, best=(i == 3))
+        run.set_tag("chunk", chunk)
+        run.flush()
+        store.compact()
+    run.end()
+    fill(store)
+    store.compact()
+    incremental = snapshot(store)
+    assert len(load_manifest(store.layout.tables).tables["metrics"]) <= 5
+    store.compact(rebuild=True)
+    assert_same_tables(incremental, snapshot(store))
+    store.compact()
+    assert_same_tables(incremental, snapshot(store))  # idempotent
+
+
+def test_corrupt_line_in_the_middle_is_skipped_and_reported(store):
+    ids = fill(store, runs=1, points=10)
+    path = next(store.layout.experiments.glob("*/runs/*.jsonl"))
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = b'{"v":1,"type":"metric", this is not json'
+    lines[7] = b'{"v":1,"type":"metric","ts":1.0,"run":"x","seq":7,"key":"loss","value":"high","step":1}'
+    path.write_bytes(b"\n".join(lines))
+    result = store.compact(rebuild=True)
+    reported = {(b.file, b.line) for b in result.bad_lines}
+    rel = store.layout.relative(path)
+    assert reported == {(rel, 6), (rel, 8)}
+    assert "not valid JSON" in result.bad_lines[0].reason
+    assert "value" in result.bad_lines[1].reason
+    points = store.metric_history(run_ids=ids)
+    assert len(points) == 21 - 2  # everything else still read
+    assert store.search_runs().iloc[0]["status"] == "FINISHED"
+
+
+def test_unfinished_line_is_read_once_it_is_complete(store):
+    run = quiet_run(store)
+    run.log_metric("m", 1.0)
+    run.flush()
+    line = b'{"v":1,"type":"metric","ts":1.0,"run":"%s","seq":999,"key":"m","value":2.0,"step":5}\n' % run.id.encode()
+    with open(run.path, "ab") as f:
+        f.write(line[:30])
+    assert store.compact().metric_points == 1
+    with open(run.path, "ab") as f:
+        f.write(line[30:])
+    assert store.compact().metric_points == 1
+    assert list(store.metric_history()["value"]) == [1.0, 2.0]
+    run.end()
+
+
+def test_removed_or_shrunk_file_triggers_a_rebuild(store):
+    ids = fill(store)
+    store.compact()
+    next(p for p in store.layout.experiments.glob("*/runs/*.jsonl") if ids[0] in p.name).unlink()
+    result = store.compact()
+    assert result.rebuilt
+    assert set(store.search_runs()["run_id"]) == set(ids[1:])
+
+
+def test_newer_schema_version_is_reported_not_crashed_on(store):
+    run = quiet_run(store)
+    run.flush()
+    with open(run.path, "ab") as f:
+        f.write(b'{"v":7,"type":"metric","ts":1.0,"run":"%s","seq":99,"key":"m","value":2.0,"step":5}\n' % run.id.encode())
+    result = store.compact()
+    assert result.lines_skipped == 1 and "newer mltrail" in result.bad_lines[0].reason
+    run.end()
+
+
+def test_concurrent_compactions_in_threads_agree(store):
+    fill(store, runs=4, points=500)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(5):
+                store.compact()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(store.metric_history()) == 4 * (2 * 500 + 1)
+
+
+def test_tables_are_plain_parquet_that_other_engines_read(store):
+    fill(store)
+    store.compact()
+    manifest = load_manifest(store.layout.tables)
+    for name, files in manifest.tables.items():
+        for rel in files:
+            assert pq.read_table(store.layout.tables / rel).num_rows >= 0
+    assert (store.root / ".gitignore").read_text().count("/.cache/") == 1
+
+
+def test_compaction_of_a_missing_store_says_so(tmp_path):
+    with pytest.raises(mltrail.NotFoundError, match="no mltrail store"):
+        mltrail.Store(tmp_path / "nowhere").compact()
