@@ -114,7 +114,7 @@ def show(store: Store, run: str, as_json: bool) -> None:
         }
         click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
         return
-    info = {k: (None if _missing(v) else v) for k, v in details["run"].items()}
+    info = details["run"]
     _out.print(f"[bold]{info['run_name']}[/]  {info['run_id']}  {_status(info['status'])}")
     _out.print(f"experiment  {info['experiment']}   (run #{info['run_seq']})")
     if info.get("description"):

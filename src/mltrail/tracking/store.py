@@ -260,7 +260,8 @@ class Store:
             table = read_table(self.layout.tables, name, manifest).to_pandas()
             return table[table["run_id"] == run_id].drop(columns="run_id").reset_index(drop=True)
 
-        info = {k: row[k] for k in frame.columns if not k.startswith(("params.", "metrics.", "tags."))}
+        info = {k: (None if _missing(row[k]) else row[k])
+                for k in frame.columns if not k.startswith(("params.", "metrics.", "tags."))}
         info["status"] = status
         params = rows("params")
         return {
@@ -279,3 +280,11 @@ def _relative_to(path: Path, root: str) -> str | None:
         return path.resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return None
+
+
+def _missing(value: Any) -> bool:
+    """True for None, NaN and NaT: pandas' markers of a value that was never logged."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and arrays are values
+        return False

@@ -1,0 +1,89 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import mltrail
+from mltrail.cli import main
+from tests.conftest import quiet_run
+
+
+@pytest.fixture
+def cli_store(store):
+    with quiet_run(store, "churn", name="rf", experiment_description="churn study") as run:
+        run.log_params({"n_estimators": 100, "max_depth": 5}, group="model")
+        run.log_metric("f1", 0.8)
+    with quiet_run(store, "churn", name="lr") as run:
+        run.log_params({"n_estimators": 100, "max_depth": 3}, group="model")
+        run.log_metric("f1", 0.7)
+    return store
+
+
+def invoke(*args, store=None):
+    extra = ["--store", str(store.root)] if store is not None else []
+    return CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
+
+
+def test_runs_table_lists_runs(cli_store):
+    result = invoke("runs", store=cli_store)
+    assert result.exit_code == 0
+    assert "rf" in result.output and "lr" in result.output and "metrics.f1" in result.output
+
+
+def test_runs_json_is_a_list_of_runs(cli_store):
+    result = invoke("runs", "--json", "--filter", "metrics.f1 > 0.75", store=cli_store)
+    runs = json.loads(result.output)
+    assert [r["run_name"] for r in runs] == ["rf"]
+    assert runs[0]["params.max_depth"] == "5" and runs[0]["metrics.f1"] == 0.8
+
+
+def test_store_from_environment(cli_store, monkeypatch):
+    monkeypatch.setenv("MLTRAIL_DIR", str(cli_store.root))
+    assert json.loads(invoke("runs", "--json").output)[0]["experiment"] == "churn"
+
+
+def test_invalid_filter_is_one_clear_error_and_exit_1(cli_store):
+    result = invoke("runs", "--filter", "metrics.f1 >", store=cli_store)
+    assert result.exit_code == 1
+    assert "invalid filter at position 12" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_run_and_missing_store(cli_store, tmp_path):
+    result = invoke("show", "nope", store=cli_store)
+    assert result.exit_code == 1 and "no run 'nope'" in result.output
+    result = CliRunner().invoke(main, ["runs", "--store", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "no mltrail store" in result.output
+
+
+def test_show_and_show_json(cli_store):
+    result = invoke("show", "rf", store=cli_store)
+    assert result.exit_code == 0 and "max_depth" in result.output and "model" in result.output
+    data = json.loads(invoke("show", "rf", "--json", store=cli_store).output)
+    assert data["run"]["run_name"] == "rf"
+    assert {p["key"]: p["value"] for p in data["params"]} == {"n_estimators": "100", "max_depth": "5"}
+
+
+def test_diff_marks_only_differences(cli_store):
+    result = invoke("diff", "rf", "lr", store=cli_store)
+    assert result.exit_code == 0
+    assert "params.max_depth" in result.output and "metrics.f1" in result.output
+    assert "n_estimators" not in result.output
+    assert "n_estimators" in invoke("diff", "rf", "lr", "--all", store=cli_store).output
+
+
+def test_compact_and_rebuild(cli_store):
+    result = invoke("compact", store=cli_store)
+    assert result.exit_code == 0 and ("up to date" in result.output or "read" in result.output)
+    result = invoke("compact", "--rebuild", store=cli_store)
+    assert "(rebuilt)" in result.output
+
+
+def test_reproduce_without_git_says_so(cli_store):
+    result = invoke("reproduce", "rf", store=cli_store)
+    assert result.exit_code == 0 and "no git commit was recorded" in result.output
+
+
+def test_experiments_lists_descriptions(cli_store):
+    result = invoke("experiments", store=cli_store)
+    assert "churn study" in result.output
