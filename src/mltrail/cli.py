@@ -27,6 +27,7 @@ from .tracking.store import Store
 _out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
 _err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 _MAX_TABLE_KEYS = 12  # params/metrics shown as columns in `mltrail runs`
+_MAX_CELL_WIDTH = 16
 
 
 def _store_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,11 +57,12 @@ def main() -> None:
               help="MLflow filter, e.g. \"metrics.f1 > 0.8 and params.C = '1.0'\".")
 @click.option("--order-by", "-o", multiple=True, help="e.g. 'metrics.f1 DESC' (repeatable).")
 @click.option("--max-results", "-n", type=int, default=None, help="At most this many runs.")
+@click.option("--all-columns", is_flag=True, help="Also params equal in every listed run.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
 @_store_option
 def runs(store: Store, experiment: tuple[str, ...], filter_: str | None, order_by: tuple[str, ...],
-         max_results: int | None, as_json: bool) -> None:
-    """List runs, newest first."""
+         max_results: int | None, all_columns: bool, as_json: bool) -> None:
+    """List runs, newest first (params that differ between them, latest metrics)."""
     frame = store.search_runs(list(experiment) or None, filter_, list(order_by) or None, max_results)
     if as_json:
         click.echo(orjson.dumps(_records(frame), option=orjson.OPT_INDENT_2).decode())
@@ -68,19 +70,24 @@ def runs(store: Store, experiment: tuple[str, ...], filter_: str | None, order_b
     if frame.empty:
         _err.print("no runs match")
         return
-    table = Table(show_lines=False, header_style="bold")
-    keys = [c for c in frame.columns if c.startswith(("params.", "metrics."))][:_MAX_TABLE_KEYS]
-    for column in ("run_id", "experiment", "run_name", "status", "start", "duration", *keys):
-        table.add_column(column, justify="right" if column.startswith("metrics.") else "left",
-                         overflow="fold")
+    params = [c for c in frame.columns if c.startswith("params.")
+              and (all_columns or len(frame) == 1 or frame[c].nunique(dropna=False) > 1)]
+    metrics = [c for c in frame.columns if c.startswith("metrics.")]
+    keys = (params + metrics)[:_MAX_TABLE_KEYS]
+    table = Table(header_style="bold")
+    for column in ("run", "experiment", "name", "status", "start", "duration"):
+        table.add_column(column, no_wrap=True)
+    for column in keys:
+        table.add_column(column.split(".", 1)[1], justify="right" if column in metrics else "left",
+                         no_wrap=True, overflow="ellipsis", max_width=_MAX_CELL_WIDTH)
     for row in frame.to_dict("records"):
-        table.add_row(row["run_id"], row["experiment"], row["run_name"], _status(row["status"]),
+        table.add_row(row["run_id"][:10], row["experiment"], row["run_name"], _status(row["status"]),
                       _time(row["start_time"]), _duration(row["start_time"], row["end_time"]),
                       *(_cell(row[k]) for k in keys))
     _out.print(table)
-    hidden = len([c for c in frame.columns if c.startswith(("params.", "metrics."))]) - len(keys)
-    if hidden > 0:
-        _err.print(f"{len(frame)} runs; {hidden} more param/metric columns in --json")
+    hidden = len(params) + len(metrics) - len(keys)
+    note = f"{len(frame)} runs" + (f"; {hidden} more columns in --json" if hidden > 0 else "")
+    _err.print(note, highlight=False)
 
 
 @main.command()
