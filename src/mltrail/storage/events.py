@@ -15,8 +15,10 @@ import math
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from ..errors import InvalidInputError
 from .layout import check_key
 
 SCHEMA_VERSION = 1
@@ -203,5 +205,15 @@ def metric_value(value: float | None, nonfinite: str | None) -> float:
 
 
 def dump(event: Event) -> dict[str, Any]:
-    """The JSON-ready dict of an event, without fields left at None."""
-    return event.model_dump(mode="json", exclude_none=True)
+    """The JSON-ready dict of an event, without fields left at None.
+
+    Raises InvalidInputError if the event cannot be written as UTF-8 JSON (a string
+    with a lone surrogate, say), so that a bad value fails where it was logged and
+    never later, in a flush.
+    """
+    data = event.model_dump(mode="json", exclude_none=True)
+    try:
+        orjson.dumps(data)
+    except TypeError as exc:
+        raise InvalidInputError(f"{event.type} event cannot be stored: {exc}") from None
+    return data

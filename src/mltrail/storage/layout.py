@@ -79,6 +79,8 @@ def experiment_dirname(name: str) -> str:
     """A folder name for an experiment that stays inside the root, whatever the name."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidKeyError("experiment", name, "must be a non-empty string")
+    if not is_unicode_text(name):
+        raise InvalidKeyError("experiment", name, "is not valid Unicode text (it holds a lone surrogate)")
     normal = unicodedata.normalize("NFC", name)
     safe = _UNSAFE_DIR_CHARS.sub("_", normal).strip("._") or "experiment"
     safe = safe[:80]
@@ -100,6 +102,8 @@ def check_key(kind: str, key: object) -> str:
         raise InvalidKeyError(kind, key, "must not be empty")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidKeyError(kind, key, f"is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
+    if not is_unicode_text(key):
+        raise InvalidKeyError(kind, key, "is not valid Unicode text (it holds a lone surrogate)")
     if _CONTROL.search(key):
         raise InvalidKeyError(kind, key, "must not contain control characters")
     if "\\" in key:
@@ -109,3 +113,12 @@ def check_key(kind: str, key: object) -> str:
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise InvalidKeyError(kind, key, "would resolve to another name as a path ('.', '..' or '//')")
     return key
+
+
+def is_unicode_text(text: str) -> bool:
+    """False for strings holding lone surrogates, which no UTF-8 file can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
