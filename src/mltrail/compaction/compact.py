@@ -21,11 +21,9 @@ the large metric history is append-only part files, merged once there are many.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import time
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,9 +156,8 @@ class _Compaction:
                 chunk = read_chunk(path, known.offset if known else 0, known.line if known else 1)
             except FileNotFoundError:  # removed since we listed it: a later run catches up
                 continue
-            lines = chunk.data.count(b"\n")
             self.manifest.files[rel] = FileProgress(chunk.end, _size_after(path, chunk),
-                                                    chunk.first_line + lines)
+                                                    chunk.first_line + chunk.lines)
             self.result.files_read += 1
             self.result.bytes_read += len(chunk.data)
             if chunk.data:
@@ -193,16 +190,15 @@ class _Compaction:
         data = b"".join(chunk.data for _, chunk in chunks)
         try:
             table = pajson.read_json(
-                io.BytesIO(data),
+                pa.BufferReader(data),  # zero-copy: a third faster than a BytesIO
                 read_options=pajson.ReadOptions(block_size=16 << 20),
                 parse_options=pajson.ParseOptions(
                     explicit_schema=_FAST_SCHEMA, unexpected_field_behavior="ignore"),
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise _NotFast from exc
-        line_count = data.count(b"\n")
-        if table.num_rows != line_count:
-            raise _NotFast
+        if table.num_rows != sum(chunk.lines for _, chunk in chunks):
+            raise _NotFast  # blank lines: let the per-line reader say where
         kinds = table["type"]
         if (table["v"].null_count or pc.max(table["v"]).as_py() > SCHEMA_VERSION
                 or not pc.all(pc.is_in(kinds, pa.array(sorted(EVENT_TYPES)))).as_py()
@@ -215,17 +211,14 @@ class _Compaction:
                                   pc.is_null(metrics["nonfinite"]))).as_py()):
             raise _NotFast
         other_rows = np.flatnonzero(~is_metric.to_numpy(zero_copy_only=False))
-        if len(other_rows):
-            lines = data.split(b"\n")
-            starts = []  # buffer line index where each chunk starts
-            index = 0
-            for _, chunk in chunks:
-                starts.append(index)
-                index += chunk.data.count(b"\n")
-            for row in other_rows:
-                at = bisect_right(starts, row) - 1
-                rel, chunk = chunks[at]
-                self._apply(orjson.loads(lines[row]), rel, chunk.first_line + int(row) - starts[at])
+        begin = first_row = 0
+        for rel, chunk in chunks:  # the few non-metric lines, found without splitting all
+            wanted = other_rows[(other_rows >= first_row) & (other_rows < first_row + chunk.lines)]
+            rows = [int(r) - first_row for r in wanted]
+            for row, line in _lines_at(data, begin, begin + len(chunk.data), chunk.lines, rows):
+                self._apply(orjson.loads(line), rel, chunk.first_line + row)
+            begin += len(chunk.data)
+            first_row += chunk.lines
         self.result.events_read += table.num_rows
         return _metric_points(metrics)
 
@@ -276,7 +269,7 @@ class _Compaction:
         parts = [] if self.result.rebuilt else list(manifest.tables.get("metrics", []))
         if metrics.num_rows:
             rel = f"metrics/part-{gen:08d}.parquet"
-            _write(self.layout.tables / rel, _sorted_points(metrics))
+            _write(self.layout.tables / rel, metrics)  # clustered by run already: files are runs
             parts.append(rel)
             written.append("metrics")
         if len(parts) > MAX_METRIC_PARTS:
@@ -293,6 +286,30 @@ class _Compaction:
         self.result.generation = gen
         self.result.metric_points = metrics.num_rows
         _collect_garbage(self.layout, manifest)
+
+
+def _lines_at(data: bytes, begin: int, end: int, count: int, rows: list[int]) -> list[tuple[int, bytes]]:
+    """Lines number ``rows`` (0-based, ascending) of the ``count`` lines in data[begin:end].
+
+    Walks forward from the start for rows in the first half and backward from the end
+    for the rest: a run's own events sit at its head (start, params) and tail (end).
+    """
+    found: list[tuple[int, bytes]] = []
+    half = count // 2
+    pos, line = begin, 0
+    for row in (r for r in rows if r < half):
+        while line < row:
+            pos = data.index(b"\n", pos) + 1
+            line += 1
+        found.append((row, data[pos:data.index(b"\n", pos)]))
+    tail: list[tuple[int, bytes]] = []
+    pos, line = end, count  # pos is where line number `line` starts
+    for row in reversed([r for r in rows if r >= half]):
+        while line > row:
+            pos = data.rfind(b"\n", begin, pos - 1) + 1 or begin
+            line -= 1
+        tail.append((row, data[pos:data.index(b"\n", pos)]))
+    return found + tail[::-1]
 
 
 class _NotFast(Exception):
@@ -437,18 +454,27 @@ class _TableState:
         """Fold new metric points into latest values and per-run last-seen times."""
         if not points.num_rows:
             return
-        ordered = points.sort_by([("run_id", "ascending"), ("key", "ascending"),
-                                  ("step", "ascending"), ("seq", "ascending")])
-        grouped = ordered.group_by(["run_id", "key"], use_threads=False).aggregate([
+        # Sort and group on integer codes of run and key: far cheaper than on strings.
+        runs = pc.dictionary_encode(points["run_id"]).combine_chunks()
+        keys = pc.dictionary_encode(points["key"]).combine_chunks()
+        coded = pa.table({
+            "r": runs.indices, "k": keys.indices, "step": points["step"], "seq": points["seq"],
+            "value": points["value"], "timestamp": points["timestamp"], "best": points["best"],
+        })
+        ordered = coded.sort_by([("r", "ascending"), ("k", "ascending"), ("step", "ascending"),
+                                 ("seq", "ascending")])
+        grouped = ordered.group_by(["r", "k"], use_threads=False).aggregate([
             ("value", "last"), ("step", "last"), ("seq", "last"), ("timestamp", "last"),
             ("value", "min"), ("value", "max"), ("value", "count"), ("timestamp", "max"),
         ])
-        best = ordered.filter(ordered["best"]).group_by(["run_id", "key"], use_threads=False).aggregate(
+        best = ordered.filter(ordered["best"]).group_by(["r", "k"], use_threads=False).aggregate(
             [("value", "last"), ("step", "last"), ("seq", "last")])
-        best_by_key = {(r["run_id"], r["key"]): r for r in best.to_pylist()}
+        run_names = runs.dictionary.to_pylist()
+        key_names = keys.dictionary.to_pylist()
+        best_by_key = {(run_names[r["r"]], key_names[r["k"]]): r for r in best.to_pylist()}
         for row in grouped.to_pylist():
-            key = (row["run_id"], row["key"])
-            run = self.runs.get(row["run_id"])
+            key = (run_names[row["r"]], key_names[row["k"]])
+            run = self.runs.get(key[0])
             if run is not None:
                 seen = row["timestamp_max"].timestamp()
                 run["last_seen"] = max(run["last_seen"] or 0.0, seen)

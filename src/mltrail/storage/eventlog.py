@@ -87,6 +87,7 @@ class Chunk:
     end: int
     first_line: int  # 1-based number of the first line in data
     torn_tail: bool  # bytes after ``end`` that do not end in a newline (yet)
+    lines: int  # whole lines in data
 
 
 def read_chunk(path: Path, offset: int = 0, first_line: int = 1) -> Chunk:
@@ -95,7 +96,9 @@ def read_chunk(path: Path, offset: int = 0, first_line: int = 1) -> Chunk:
         handle.seek(offset)
         data = handle.read()
     cut = data.rfind(b"\n") + 1
-    return Chunk(data[:cut], offset, offset + cut, first_line, torn_tail=cut < len(data))
+    whole = data[:cut] if cut < len(data) else data
+    return Chunk(whole, offset, offset + cut, first_line, torn_tail=cut < len(data),
+                 lines=whole.count(b"\n"))
 
 
 def parse_line(raw: bytes) -> dict[str, Any]:
