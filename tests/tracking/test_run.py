@@ -127,6 +127,13 @@ def test_nan_and_infinities_round_trip(store):
     assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf, 1.5]
 
 
+def test_a_metric_logged_only_as_nan_keeps_its_column(store):
+    with quiet_run(store) as run:
+        run.log_metric("loss", math.nan)
+    row = store.search_runs().iloc[0]
+    assert "metrics.loss" in row.index and math.isnan(row["metrics.loss"])
+
+
 def test_unicode_everywhere(store):
     with quiet_run(store, "流失模型研究", name="模型-α", description="描述") as run:
         run.log_param("优化器", "亚当")

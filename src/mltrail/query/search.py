@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 
 from ..compaction.manifest import Manifest
 from ..errors import InvalidInputError
-from .filter import parse_column, parse_filter, parse_order_by, evaluate
+from .filter import evaluate, parse_filter, parse_order_by
 from .tables import read_table
 
 BASE_COLUMNS = ["run_id", "experiment", "run_name", "status", "start_time", "end_time"]
@@ -26,32 +26,46 @@ class RunIndex:
         self.tables_dir = tables_dir
         self._generation = -1
         self._frame: pd.DataFrame | None = None
+        self._columns: dict[str, set[str]] = {}
 
     def frame(self, manifest: Manifest) -> pd.DataFrame:
-        if self._frame is None or manifest.generation != self._generation:
-            self._frame = self._build(manifest)
-            self._generation = manifest.generation
+        self._refresh(manifest)
+        assert self._frame is not None
         return self._frame
 
-    def _build(self, manifest: Manifest) -> pd.DataFrame:
+    def columns(self, manifest: Manifest) -> dict[str, set[str]]:
+        """Per experiment, the prefixed columns some run of it logged (NaN included)."""
+        self._refresh(manifest)
+        return self._columns
+
+    def _refresh(self, manifest: Manifest) -> None:
+        if self._frame is None or manifest.generation != self._generation:
+            self._frame, self._columns = self._build(manifest)
+            self._generation = manifest.generation
+
+    def _build(self, manifest: Manifest) -> tuple[pd.DataFrame, dict[str, set[str]]]:
         def table(name: str) -> pd.DataFrame:
             return read_table(self.tables_dir, name, manifest).to_pandas()
 
         runs = table("runs").set_index("run_id", drop=False)
+        experiment_of = runs["experiment"]
         parts = [runs]
-        for name, prefix, values in (("params", "params.", "value"),
-                                     ("latest_metrics", "metrics.", "value"),
-                                     ("tags", "tags.", "value")):
+        columns: dict[str, set[str]] = {}
+        for name, prefix in (("params", "params."), ("latest_metrics", "metrics."), ("tags", "tags.")):
             long = table(name)
             if len(long):
-                wide = long.pivot(index="run_id", columns="key", values=values)
+                wide = long.pivot(index="run_id", columns="key", values="value")
                 wide = wide[sorted(wide.columns)]
                 wide.columns = [prefix + str(c) for c in wide.columns]
                 parts.append(wide)
+                logged = pd.DataFrame({"experiment": experiment_of.reindex(long["run_id"]).to_numpy(),
+                                       "column": prefix + long["key"]}).drop_duplicates()
+                for experiment, group in logged.groupby("experiment"):
+                    columns.setdefault(str(experiment), set()).update(group["column"])
         frame = pd.concat(parts, axis=1, join="outer") if len(parts) > 1 else runs
         frame = frame.loc[runs.index]
         frame.index.name = None
-        return frame
+        return frame, columns
 
 
 def derive_status(frame: pd.DataFrame, crash_after: float, now: float | None = None) -> pd.Series:
@@ -62,17 +76,22 @@ def derive_status(frame: pd.DataFrame, crash_after: float, now: float | None = N
     return frame["status"].where(~crashed, "CRASHED")
 
 
-def search_runs(frame: pd.DataFrame, *, experiment: str | Sequence[str] | None = None,
+def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
+                experiment: str | Sequence[str] | None = None,
                 filter: str | None = None, order_by: Sequence[str] | None = None,
                 max_results: int | None = None, crash_after: float = 120.0) -> pd.DataFrame:
-    """Runs matching ``filter`` in the given experiments, as MLflow's search_runs lays them out."""
+    """Runs matching ``filter`` in the given experiments, as MLflow's search_runs lays them out.
+
+    The prefixed columns are those the selected experiments logged, so a metric whose
+    only value is NaN still has its column."""
     if isinstance(order_by, str):
         order_by = [order_by]
     if max_results is not None and max_results < 0:
         raise InvalidInputError(f"max_results must be >= 0, not {max_results}")
     result = frame
+    names = list(logged) if experiment is None else (
+        [experiment] if isinstance(experiment, str) else list(experiment))
     if experiment is not None:
-        names = [experiment] if isinstance(experiment, str) else list(experiment)
         result = result[result["experiment"].isin(names)]
     result = result.assign(status=derive_status(result, crash_after))
     if filter and filter.strip():
@@ -80,7 +99,8 @@ def search_runs(frame: pd.DataFrame, *, experiment: str | Sequence[str] | None =
     result = _sort(result, order_by or [])
     if max_results is not None:
         result = result.head(max_results)
-    extra = [c for c in result.columns if c.startswith(_PREFIXED) and result[c].notna().any()]
+    present = set().union(*(logged.get(name, set()) for name in names))
+    extra = [c for c in result.columns if c in present]
     ordered = sorted(extra, key=lambda c: (_PREFIXED.index(c.split(".", 1)[0] + "."), c))
     return result[BASE_COLUMNS + ordered].reset_index(drop=True)
 
@@ -121,7 +141,3 @@ def metric_history(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] 
                            ("seq", "ascending")])
     return table.drop_columns(["seq"]).to_pandas()
 
-
-def column_of(clause: str) -> str:
-    """The DataFrame column a ``prefix.key`` reference names."""
-    return parse_column(clause).name

@@ -219,8 +219,9 @@ class Store:
         params: ``"metrics.f1 > 0.8 and (params.C = '1.0' or params.lr < 0.01)"``.
         ``order_by`` takes clauses like ``"metrics.f1 DESC"``; default newest first.
         """
-        frame = self._index.frame(self._fresh_manifest())
-        return query.search_runs(frame, experiment=experiment, filter=filter, order_by=order_by,
+        manifest = self._fresh_manifest()
+        frame, logged = self._index.frame(manifest), self._index.columns(manifest)
+        return query.search_runs(frame, logged, experiment=experiment, filter=filter, order_by=order_by,
                                  max_results=max_results, crash_after=self.crash_after)
 
     def metric_history(self, run_ids: Sequence[str] | None = None,
