@@ -44,6 +44,7 @@ from ..storage.layout import Layout
 from ..storage.naming import derive_run_names
 from . import schemas
 from .manifest import FileProgress, Manifest, commit_manifest, load_manifest
+from .scan import scan
 
 Progress = Callable[[int, int], None]
 MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
@@ -97,45 +98,27 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
     layout.tables.mkdir(parents=True, exist_ok=True)
     layout.locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(layout.lock_file("compaction"))):
-        manifest = Manifest() if rebuild else load_manifest(layout.tables)
-        result = CompactionResult(rebuilt=rebuild)
-        files = layout.run_files()
-        result.files_seen = len(files)
-        todo, must_rebuild = _changed_files(layout, manifest, files)
-        if must_rebuild and not rebuild:
-            manifest, result.rebuilt = Manifest(generation=manifest.generation), True
-            todo, _ = _changed_files(layout, manifest, files)
-        result.generation = manifest.generation
-        if not todo and not rebuild:
-            _collect_garbage(layout, manifest)
+        shared = load_manifest(layout.tables)  # read-only: most compactions find nothing to do
+        result = CompactionResult(rebuilt=rebuild, generation=shared.generation)
+        found = scan(layout, Manifest() if rebuild else shared)
+        result.files_seen = found.files_seen
+        if not found.todo and not rebuild and not found.must_rebuild:
+            if found.folders != shared.folders:  # remember folders now old enough to trust
+                updated = load_manifest(layout.tables, private=True)
+                updated.folders = found.folders
+                commit_manifest(layout.tables, updated)
             result.seconds = time.perf_counter() - started
             return result
-        _Compaction(layout, manifest, result, progress).run(todo)
+        if rebuild or found.must_rebuild:
+            manifest = Manifest(generation=shared.generation)
+            result.rebuilt = True
+            found = scan(layout, manifest)
+        else:
+            manifest = load_manifest(layout.tables, private=True)
+        manifest.folders = found.folders
+        _Compaction(layout, manifest, result, progress).run(found.todo)
         result.seconds = time.perf_counter() - started
         return result
-
-
-def _changed_files(
-    layout: Layout, manifest: Manifest, files: list[Path]
-) -> tuple[list[tuple[Path, str, int, FileProgress | None]], bool]:
-    """Files with unread bytes, and whether some file shrank or vanished."""
-    todo = []
-    seen = set()
-    must_rebuild = False
-    for path in files:
-        rel = layout.relative(path)
-        seen.add(rel)
-        size = path.stat().st_size
-        known = manifest.files.get(rel)
-        if known is None:
-            todo.append((path, rel, size, None))
-        elif size < known.offset:
-            must_rebuild = True
-        elif size != known.size:
-            todo.append((path, rel, size, known))
-    if any(rel not in seen for rel in manifest.files):
-        must_rebuild = True
-    return todo, must_rebuild
 
 
 class _Compaction:
@@ -149,9 +132,9 @@ class _Compaction:
         self.progress = progress
         self.state = _TableState.load(layout.tables, manifest)
 
-    def run(self, todo: list[tuple[Path, str, int, FileProgress | None]]) -> None:
+    def run(self, todo: list[tuple[Path, str, FileProgress | None]]) -> None:
         chunks: list[tuple[str, Chunk]] = []
-        for done, (path, rel, _size, known) in enumerate(todo, 1):
+        for done, (path, rel, known) in enumerate(todo, 1):
             try:
                 chunk = read_chunk(path, known.offset if known else 0, known.line if known else 1)
             except FileNotFoundError:  # removed since we listed it: a later run catches up
@@ -166,6 +149,11 @@ class _Compaction:
                 self.progress(done, len(todo))
         metrics = self._read(chunks)
         self.state.add_metrics(metrics)
+        for _, rel, _ in todo:  # an ended run's file gets no more appends
+            progress = self.manifest.files.get(rel)
+            run = self.state.runs.get(rel.rsplit("/", 1)[-1].removesuffix(".jsonl"))
+            if progress is not None and run is not None:
+                progress.done = run["status"] != "RUNNING"
         self._commit(metrics)
 
     # -- reading ---------------------------------------------------------------------
@@ -353,7 +341,7 @@ def _collect_garbage(layout: Layout, manifest: Manifest) -> None:
     """Remove Parquet files the manifest no longer lists (replaced or orphaned)."""
     keep = {rel for files in manifest.tables.values() for rel in files}
     for path in layout.tables.glob("*/*.parquet"):
-        if layout.relative(path).removeprefix(".cache/tables/") not in keep:
+        if path.relative_to(layout.tables).as_posix() not in keep:
             try:
                 path.unlink()
             except FileNotFoundError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class FileProgress:
     offset: int  # bytes read: everything before this is in the tables
     size: int  # file size when last read (more than offset while a tail is torn)
     line: int  # 1-based number of the next line to read
+    done: bool = False  # its run has ended: its writer appends nothing more
 
 
 @dataclass
@@ -37,14 +39,25 @@ class Manifest:
     files: dict[str, FileProgress] = field(default_factory=dict)
     tables: dict[str, list[str]] = field(default_factory=dict)
     bad_lines: list[dict[str, Any]] = field(default_factory=list)
+    # runs folder -> its mtime (ns) when it was listed, recorded only once that mtime was
+    # old enough to be trustworthy (see compaction.scan)
+    folders: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def files_by_folder(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for rel in self.files:
+            grouped.setdefault(rel.rsplit("/", 1)[0], []).append(rel)
+        return grouped
 
     def to_json(self) -> bytes:
         return orjson.dumps({
             "format": MANIFEST_FORMAT,
             "generation": self.generation,
-            "files": {k: [p.offset, p.size, p.line] for k, p in sorted(self.files.items())},
+            "files": {k: [p.offset, p.size, p.line, p.done] for k, p in sorted(self.files.items())},
             "tables": self.tables,
             "bad_lines": self.bad_lines,
+            "folders": dict(sorted(self.folders.items())),
         })
 
     @classmethod
@@ -60,21 +73,42 @@ class Manifest:
             files={k: FileProgress(*v) for k, v in data["files"].items()},
             tables=data["tables"],
             bad_lines=data["bad_lines"],
+            folders=data.get("folders", {}),
         )
 
 
-def load_manifest(tables_dir: Path) -> Manifest:
-    """The committed manifest, or an empty one if there is none yet."""
+_cache: dict[Path, tuple[tuple[int, int, int], Manifest]] = {}
+
+
+def load_manifest(tables_dir: Path, private: bool = False) -> Manifest:
+    """The committed manifest, or an empty one if there is none yet.
+
+    Parsed once per committed version (a commit replaces the file, so its inode,
+    size and mtime identify the version) and shared: callers must not change it.
+    ``private=True`` parses a copy that the caller may change (a compaction does).
+    """
+    path = tables_dir / MANIFEST_NAME
     try:
-        raw = (tables_dir / MANIFEST_NAME).read_bytes()
+        info = os.stat(path)
     except FileNotFoundError:
         return Manifest()
+    version = (info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _cache.get(tables_dir)
+    if cached is not None and cached[0] == version and not private:
+        return cached[1]
     try:
-        return Manifest.from_json(raw)
+        raw = path.read_bytes()
+    except FileNotFoundError:  # replaced between stat and read: the next call reads it
+        return load_manifest(tables_dir, private)
+    try:
+        manifest = Manifest.from_json(raw)
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise StoreCorruptError(
             f"{tables_dir / MANIFEST_NAME} is unreadable ({exc}); run `mltrail compact --rebuild`"
         ) from None
+    if not private:
+        _cache[tables_dir] = (version, manifest)
+    return manifest
 
 
 def commit_manifest(tables_dir: Path, manifest: Manifest) -> None:

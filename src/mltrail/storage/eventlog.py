@@ -1,10 +1,10 @@
 """The append-only event log: a strict writer and a tolerant reader of ``.jsonl`` files.
 
 Writer: every flush is one ``write()`` of whole lines to a file opened with
-``O_APPEND``, under an exclusive cross-process lock, so lines from two writers never
-interleave. A file left with a torn last line (its writer was killed mid-write) gets a
-newline before the next append, so the fragment stays one bad line and the new events
-stay intact.
+``O_APPEND``; a file shared by several processes is appended under an exclusive
+cross-process lock, so lines from two writers never interleave. A file left with a
+torn last line (its writer was killed mid-write) gets a newline before the next
+append, so the fragment stays one bad line and the new events stay intact.
 
 Reader: reads whole lines from a byte offset, never the unfinished tail, and never
 raises on a bad line: it yields :class:`BadLine` records that say where and why.
@@ -37,14 +37,28 @@ class BadLine:
 
 
 class EventWriter:
-    """Appends serialised lines to one event file; safe against other processes."""
+    """Appends serialised lines to one event file.
 
-    def __init__(self, path: Path, lock_path: Path) -> None:
+    A file with one writer (a run's file: the run is its only writer) needs no lock:
+    each flush is a single ``O_APPEND`` write. A file that several processes append to
+    passes ``lock_path``; every append then holds that cross-process lock, so lines
+    of two writers never interleave and a torn line left by one is isolated.
+    """
+
+    def __init__(self, path: Path, lock_path: Path | None = None) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(lock_path))
+        self._lock: FileLock | None = None
+        if lock_path is not None:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(lock_path))
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._needs_newline = self._lock is None and self._ends_torn()
+
+    def _ends_torn(self) -> bool:
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        return bool(size) and _last_byte(self.path, size) != b"\n"
 
     def append(self, data: bytes) -> None:
         """Append ``data`` (whole lines, each ending in a newline) in one write."""
@@ -52,14 +66,19 @@ class EventWriter:
             return
         if self._fd is None:
             raise ValueError(f"event file {self.path} is closed")
+        if self._lock is None:
+            self._write(b"\n" + data if self._needs_newline else data)
+            self._needs_newline = False
+            return
         with self._lock:
-            size = os.fstat(self._fd).st_size
-            if size and _last_byte(self.path, size) != b"\n":
-                data = b"\n" + data  # isolate a torn line left by a killed writer
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            self._write(b"\n" + data if self._ends_torn() else data)
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
 
     def close(self) -> None:
         if self._fd is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InvalidKeyError
@@ -60,10 +61,6 @@ class Layout:
     def run_file(self, experiment: str, run_id: str) -> Path:
         return self.experiment_dir(experiment) / "runs" / f"{run_id}.jsonl"
 
-    def run_files(self) -> list[Path]:
-        """Every run event file, in a stable order."""
-        return sorted(self.experiments.glob("*/runs/*.jsonl"))
-
     def blob_path(self, sha256: str, large: bool = False) -> Path:
         base = self.large_blobs if large else self.blobs
         return base / "sha256" / sha256[:2] / sha256[2:]
@@ -75,6 +72,7 @@ class Layout:
         return path.relative_to(self.root).as_posix()
 
 
+@lru_cache(maxsize=4096)
 def experiment_dirname(name: str) -> str:
     """A folder name for an experiment that stays inside the root, whatever the name."""
     if not isinstance(name, str) or not name.strip():
@@ -89,6 +87,9 @@ def experiment_dirname(name: str) -> str:
     return safe
 
 
+_valid_keys: set[str] = set()  # keys already checked: runs log the same keys again and again
+
+
 def check_key(kind: str, key: object) -> str:
     """Validate a param, metric, tag or artifact key; return it unchanged.
 
@@ -96,6 +97,16 @@ def check_key(kind: str, key: object) -> str:
     path (``..``, ``a/./b``, ``a//b``, ``/abs``) are refused, as are empty keys, keys
     over 250 characters and control characters.
     """
+    if isinstance(key, str) and key in _valid_keys:
+        return key
+    _check_key(kind, key)
+    if len(_valid_keys) > 100_000:
+        _valid_keys.clear()
+    _valid_keys.add(key)  # type: ignore[arg-type]
+    return key  # type: ignore[return-value]
+
+
+def _check_key(kind: str, key: object) -> None:
     if not isinstance(key, str):
         raise InvalidKeyError(kind, key, f"must be a string, not {type(key).__name__}")
     if not key:
@@ -112,7 +123,6 @@ def check_key(kind: str, key: object) -> str:
         raise InvalidKeyError(kind, key, "must not start or end with '/'")
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise InvalidKeyError(kind, key, "would resolve to another name as a path ('.', '..' or '//')")
-    return key
 
 
 def is_unicode_text(text: str) -> bool:

@@ -29,3 +29,37 @@ def derive_run_names(
         used.add(name)
         result[run_id] = (number, name)
     return result
+
+
+class ExperimentNames:
+    """The run names of one experiment as a writer sees them, kept up to date cheaply.
+
+    A new run that starts after every known run (the usual case) is numbered and named
+    in O(1), exactly as :func:`derive_run_names` would; anything else (a run from
+    another process that started earlier) recomputes them all.
+    """
+
+    def __init__(self, experiment: str) -> None:
+        self.experiment = experiment
+        self.runs: dict[str, tuple[float, str, str | None]] = {}
+        self.names: dict[str, tuple[int, str]] = {}
+        self._used: set[str] = set()
+        self._last: tuple[float, str] = (float("-inf"), "")
+        self.folder_state: tuple[int, int] | None = None  # (mtime_ns, size) when last listed
+
+    def add(self, start: float, run_id: str, requested: str | None) -> tuple[int, str]:
+        self.runs[run_id] = (start, run_id, requested)
+        if (start, run_id) > self._last:
+            number = len(self.names) + 1
+            base = requested or f"{self.experiment}_{number}"
+            name, suffix = base, 2
+            while name in self._used:
+                name, suffix = f"{base}_{suffix}", suffix + 1
+            self.names[run_id] = (number, name)
+            self._used.add(name)
+            self._last = (start, run_id)
+        else:
+            self.names = derive_run_names(self.experiment, self.runs.values())
+            self._used = {name for _, name in self.names.values()}
+            self._last = max((r[0], r[1]) for r in self.runs.values())
+        return self.names[run_id]

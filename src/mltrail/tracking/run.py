@@ -78,7 +78,7 @@ class Run:
         self.number = number
         self.path = path
         self._status = ev.RunStatus.RUNNING
-        self._writer = EventWriter(path, store.layout.lock_file(f"run-{run_id}"))
+        self._writer = EventWriter(path)  # the run is its file's only writer: no lock needed
         self._pending: deque[Any] = deque()
         self._flush_lock = threading.RLock()
         self._flush_events = flush_events
@@ -119,8 +119,9 @@ class Run:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log several metrics at one step; all are checked before any is logged."""
-        checked = {check_key("metric", k): (v if type(v) is float else _metric_value(k, v))
-                   for k, v in metrics.items()}
+        known = self._steps
+        checked = {(k if k in known else check_key("metric", k)):
+                   (v if type(v) is float else _metric_value(k, v)) for k, v in metrics.items()}
         for key, value in checked.items():
             self.log_metric(key, value, step)
 

@@ -23,7 +23,7 @@ from ..storage import events as ev
 from ..storage.eventlog import read_first_event
 from ..storage.ids import new_id
 from ..storage.layout import Layout, check_key, experiment_dirname
-from ..storage.naming import derive_run_names
+from ..storage.naming import ExperimentNames
 from . import capture
 from .run import Run, register
 
@@ -49,7 +49,7 @@ class Store:
         self.layout = Layout(self.root)
         self.crash_after = CRASH_AFTER_SECONDS.get(crash_after)
         self._index = query.RunIndex(self.layout.tables)
-        self._known_runs: dict[str, dict[str, tuple[float, str, str | None]]] = {}
+        self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -80,6 +80,7 @@ class Store:
         number, display = self._reserve_name(experiment, exp_dir, started)
         run = Run(self, run_id, experiment, display, number,
                   self.layout.run_file(experiment, run_id), FLUSH_EVENTS.get())
+        self._names[exp_dir].folder_state = _folder_state(run.path.parent)  # our file is in it
         run._pending.append(ev.dump(started))
         run._tags.update(checked_tags)
         self._capture(run, log_git, log_command, log_system, log_packages)
@@ -90,17 +91,19 @@ class Store:
     def _reserve_name(self, experiment: str, exp_dir: str, started: ev.RunStarted) -> tuple[int, str]:
         """The run's number and name as they read now: known runs plus this one."""
         with self._lock:
-            known = self._known_runs.setdefault(exp_dir, {})
+            names = self._names.get(exp_dir)
+            if names is None:
+                names = self._names[exp_dir] = ExperimentNames(experiment)
             runs_dir = self.layout.experiments / exp_dir / "runs"
-            if runs_dir.is_dir():
-                for entry in os.scandir(runs_dir):
-                    run_id = entry.name.removesuffix(".jsonl")
-                    if entry.name.endswith(".jsonl") and run_id not in known:
-                        first = read_first_event(Path(entry.path))
+            if _folder_state(runs_dir) not in (None, names.folder_state):
+                # runs other processes (or a git merge) added since we last looked
+                for file_name in os.listdir(runs_dir):
+                    run_id = file_name.removesuffix(".jsonl")
+                    if run_id not in names.runs and file_name.endswith(".jsonl"):
+                        first = read_first_event(runs_dir / file_name)
                         if first is not None and first.get("type") == "run_started":
-                            known[run_id] = (first["ts"], run_id, first.get("name"))
-            known[started.run] = (started.ts, started.run, started.name)
-            return derive_run_names(experiment, known.values())[started.run]
+                            names.add(first["ts"], run_id, first.get("name"))
+            return names.add(started.ts, started.run, started.name)
 
     def _capture(self, run: Run, log_git: bool, log_command: bool, log_system: bool,
                  log_packages: bool) -> None:
@@ -289,3 +292,12 @@ def _missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):  # lists and arrays are values
         return False
+
+
+def _folder_state(folder: Path) -> tuple[int, int] | None:
+    """A cheap fingerprint of a folder's entries: it changes when a file is added."""
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        return None
+    return info.st_mtime_ns, info.st_size
