@@ -19,6 +19,7 @@ from .errors import (
     ParamChangedError,
     RunStateError,
     SchemaVersionError,
+    SkippedLinesWarning,
     StoreCorruptError,
 )
 from .tracking.fluent import (
@@ -52,6 +53,7 @@ __all__ = sorted([
     "Run",
     "RunStateError",
     "SchemaVersionError",
+    "SkippedLinesWarning",
     "Store",
     "StoreCorruptError",
     "__version__",

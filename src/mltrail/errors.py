@@ -14,6 +14,8 @@ own subclass, and its fields carry the offending name and value::
     ├── RunStateError                            an operation the run's state forbids
     ├── SchemaVersionError                       an event newer than this version reads
     └── StoreCorruptError                        derived tables unreadable: rebuild them
+
+    SkippedLinesWarning (a UserWarning)          a query's compaction skipped bad lines
 """
 
 from __future__ import annotations
@@ -90,3 +92,7 @@ class SchemaVersionError(MltrailError):
 
 class StoreCorruptError(MltrailError):
     """The derived tables cannot be read; `mltrail compact --rebuild` recreates them."""
+
+
+class SkippedLinesWarning(UserWarning):
+    """Compaction skipped lines it could not read (corrupt, torn, or from a newer mltrail)."""

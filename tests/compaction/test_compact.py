@@ -106,6 +106,16 @@ def test_corrupt_line_in_the_middle_is_skipped_and_reported(store):
     assert store.search_runs().iloc[0]["status"] == "FINISHED"
 
 
+def test_queries_warn_when_they_skip_lines(store):
+    with quiet_run(store) as run:
+        run.log_metric("m", 1.0)
+    with open(run.path, "ab") as f:
+        f.write(b"garbage\n")
+    with pytest.warns(mltrail.SkippedLinesWarning, match=r"1 event line.*:\d+: not valid JSON"):
+        df = store.search_runs()
+    assert len(df) == 1
+
+
 def test_unfinished_line_is_read_once_it_is_complete(store):
     run = quiet_run(store)
     run.log_metric("m", 1.0)

@@ -245,7 +245,7 @@ def test_default_store_folder_is_in_the_working_directory(tmp_path):
     assert mltrail.Store().root == tmp_path / "mltrail_runs"
 
 
-def test_capture_records_git_and_environment(tmp_path):
+def test_capture_records_git_and_environment(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     repo.mkdir()
     git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
@@ -268,6 +268,11 @@ def test_capture_records_git_and_environment(tmp_path):
     import orjson
     packages = orjson.loads(store.blob(info["packages_sha256"]))
     assert "pyarrow" in packages
+    monkeypatch.setenv("MLTRAIL_DIFF_MAX_BYTES", "20")
+    with store.start_run("cap") as capped:
+        pass
+    capped_info = store.get_run(capped.id)["run"]
+    assert capped_info["git_diff_truncated"] and len(store.blob(capped_info["git_diff_sha256"])) == 20
     with store.start_run("cap", log_git=False, log_command=False, log_system=False,
                          log_packages=False) as bare:
         pass

@@ -6,6 +6,7 @@ import hashlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 from ..compaction.compact import CompactionResult, Progress, compact
 from ..compaction.manifest import Manifest, load_manifest
 from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS, GIT_ARTIFACT_MAX, resolve_store_root
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning
 from ..query import search as query
 from ..query.tables import read_table
 from ..storage import events as ev
@@ -206,7 +207,13 @@ class Store:
             raise NotFoundError(f"no mltrail store at {self.root} (it has no experiments/ folder)")
 
     def _fresh_manifest(self) -> Manifest:
-        self.compact()
+        """Compact what is new (saying if lines were skipped), then the manifest."""
+        result = self.compact()
+        if result.bad_lines:
+            first = result.bad_lines[0]
+            warnings.warn(SkippedLinesWarning(
+                f"{len(result.bad_lines)} event line(s) could not be read and were skipped, "
+                f"first {first}; `mltrail compact --rebuild` lists them all"), stacklevel=3)
         return load_manifest(self.layout.tables)
 
     def _table(self, name: str) -> Any:
