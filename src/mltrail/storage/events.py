@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from ..errors import InvalidInputError
 from .layout import check_key
@@ -44,33 +44,31 @@ class Event(BaseModel):
     seq: int = 0
 
 
+def _keys_checked(kind: str) -> AfterValidator:
+    def check(mapping: dict[str, str]) -> dict[str, str]:
+        for key in mapping:
+            check_key(kind, key)
+        return mapping
+    return AfterValidator(check)
+
+
+TagMap = Annotated[dict[str, str], _keys_checked("tag")]
+ParamMap = Annotated[dict[str, str], _keys_checked("param")]
+
+
 class RunStarted(Event):
     type: Literal["run_started"] = "run_started"
     experiment: str
     experiment_description: str | None = None
     name: str | None = None
     description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("tags")
-    @classmethod
-    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
-        for key in tags:
-            check_key("tag", key)
-        return tags
+    tags: TagMap = Field(default_factory=dict)
 
 
 class Params(Event):
     type: Literal["params"] = "params"
-    params: dict[str, str]
+    params: ParamMap
     group: str | None = None
-
-    @field_validator("params")
-    @classmethod
-    def _param_keys(cls, params: dict[str, str]) -> dict[str, str]:
-        for key in params:
-            check_key("param", key)
-        return params
 
 
 class Metric(Event):
@@ -95,14 +93,7 @@ class Metric(Event):
 
 class Tags(Event):
     type: Literal["tags"] = "tags"
-    tags: dict[str, str]
-
-    @field_validator("tags")
-    @classmethod
-    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
-        for key in tags:
-            check_key("tag", key)
-        return tags
+    tags: TagMap
 
 
 class TagDeleted(Event):
