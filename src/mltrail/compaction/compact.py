@@ -48,6 +48,12 @@ from .scan import scan
 
 Progress = Callable[[int, int], None]
 MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
+SMALL_TABLES = ("runs", "experiments", "params", "tags", "latest_metrics", "artifacts", "datasets")
+_TABLE_OF_EVENT = {"run_started": "tags", "params": "params", "tags": "tags",
+                   "tag_deleted": "tags", "artifact": "artifacts", "dataset": "datasets"}
+# The last committed state of each store's small tables, kept between compactions in
+# one process so that folding in a few new lines does not reread every table.
+_states: dict[Path, tuple[int, _TableState]] = {}
 
 # Columns the fast columnar reader extracts; every other field is read per event.
 _FAST_SCHEMA = pa.schema([
@@ -130,7 +136,13 @@ class _Compaction:
         self.manifest = manifest
         self.result = result
         self.progress = progress
-        self.state = _TableState.load(layout.tables, manifest)
+        cached = _states.pop(layout.tables, None)  # popped: a failed compaction drops it
+        if result.rebuilt:
+            self.state = _TableState()
+        elif cached is not None and cached[0] == manifest.generation:
+            self.state = cached[1]
+        else:
+            self.state = _TableState.load(layout.tables, manifest)
 
     def run(self, todo: list[tuple[Path, str, FileProgress | None]]) -> None:
         spans = self._load(todo)
@@ -296,6 +308,8 @@ class _Compaction:
             {"file": b.file, "line": b.line, "reason": b.reason} for b in self.result.bad_lines
         ])[-1000:]
         commit_manifest(self.layout.tables, manifest)
+        self.state.dirty.clear()
+        _states[self.layout.tables] = (gen, self.state)
         self.result.tables_written = written
         self.result.generation = gen
         self.result.metric_points = metrics.num_rows
@@ -398,6 +412,7 @@ class _TableState:
         self.latest: dict[tuple[str, str], dict[str, Any]] = {}
         self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.dirty: set[str] = set(SMALL_TABLES)  # tables to (re)write at the next commit
 
     @classmethod
     def load(cls, tables_dir: Path, manifest: Manifest) -> _TableState:
@@ -419,6 +434,7 @@ class _TableState:
             state.artifacts[(row["run_id"], row["path"])] = row
         for row in rows("datasets"):
             state.datasets[(row["run_id"], row["name"])] = row
+        state.dirty = {name for name in SMALL_TABLES if name not in manifest.tables}
         return state
 
     def run(self, run_id: str, rel: str) -> dict[str, Any]:
@@ -431,6 +447,8 @@ class _TableState:
         run = self.run(event.run, rel)
         run["last_seen"] = max(run["last_seen"] or 0.0, event.ts)
         kind = event.type
+        self.dirty.add("runs")
+        self.dirty.add(_TABLE_OF_EVENT.get(kind, "runs"))
         if kind == "run_started":
             run.update(experiment=event.experiment, requested_name=event.name,
                        description=event.description, start_time=event.ts,
@@ -472,6 +490,7 @@ class _TableState:
         """Fold new metric points into latest values and per-run last-seen times."""
         if not points.num_rows:
             return
+        self.dirty.update(("runs", "latest_metrics"))
         # Sort and group on integer codes of run and key: far cheaper than on strings.
         runs = pc.dictionary_encode(points["run_id"]).combine_chunks()
         keys = pc.dictionary_encode(points["key"]).combine_chunks()
@@ -519,22 +538,29 @@ class _TableState:
             self.latest[key] = new
 
     def tables(self) -> dict[str, pa.Table]:
-        names = _run_names(self.runs)
-        runs = [schemas.run_row(run, *names[run_id]) for run_id, run in sorted(self.runs.items())]
-        return {
-            "runs": pa.Table.from_pylist(runs, schemas.RUNS),
-            "experiments": pa.Table.from_pylist(schemas.experiment_rows(runs), schemas.EXPERIMENTS),
-            "params": pa.Table.from_pylist([self.params[k] for k in sorted(self.params)], schemas.PARAMS),
-            "tags": pa.Table.from_pylist(
+        """The tables that changed since the state was last written."""
+        built: dict[str, pa.Table] = {}
+        if "runs" in self.dirty:
+            states = [self.runs[run_id] for run_id in sorted(self.runs)]
+            built["runs"] = schemas.runs_table(states, _run_names(self.runs))
+            built["experiments"] = schemas.experiments_table(states)
+        if "params" in self.dirty:
+            built["params"] = pa.Table.from_pylist([self.params[k] for k in sorted(self.params)],
+                                                   schemas.PARAMS)
+        if "tags" in self.dirty:
+            built["tags"] = pa.Table.from_pylist(
                 [{"run_id": r, "key": k, "value": v} for (r, k), v in sorted(self.tags.items())],
-                schemas.TAGS),
-            "latest_metrics": pa.Table.from_pylist([self.latest[k] for k in sorted(self.latest)],
-                                                   schemas.LATEST_METRICS),
-            "artifacts": pa.Table.from_pylist([self.artifacts[k] for k in sorted(self.artifacts)],
-                                              schemas.ARTIFACTS),
-            "datasets": pa.Table.from_pylist([self.datasets[k] for k in sorted(self.datasets)],
-                                             schemas.DATASETS),
-        }
+                schemas.TAGS)
+        if "latest_metrics" in self.dirty:
+            built["latest_metrics"] = pa.Table.from_pylist(
+                [self.latest[k] for k in sorted(self.latest)], schemas.LATEST_METRICS)
+        if "artifacts" in self.dirty:
+            built["artifacts"] = pa.Table.from_pylist(
+                [self.artifacts[k] for k in sorted(self.artifacts)], schemas.ARTIFACTS)
+        if "datasets" in self.dirty:
+            built["datasets"] = pa.Table.from_pylist(
+                [self.datasets[k] for k in sorted(self.datasets)], schemas.DATASETS)
+        return built
 
 
 def _run_names(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str]]:

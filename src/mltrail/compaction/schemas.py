@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -73,23 +73,32 @@ def run_state_from_row(row: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _as_time(seconds: float | None) -> datetime | None:
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+def seconds_to_timestamps(values: list[float | None]) -> pa.Array:
+    """Epoch seconds (None or 0 for unknown) as a UTC microsecond timestamp column."""
+    micros = pc.cast(pc.round(pc.multiply(pa.array(values, pa.float64()), 1e6)), pa.int64())
+    micros = pc.if_else(pc.equal(micros, 0), pa.scalar(None, pa.int64()), micros)
+    return pc.cast(micros, TS)
 
 
-def run_row(state: dict[str, Any], run_seq: int, run_name: str) -> dict[str, Any]:
-    row = dict(state, run_seq=run_seq, run_name=run_name)
-    for name in _TIME_FIELDS:
-        row[name] = _as_time(state[name] or None)
-    return row
+def runs_table(states: list[dict[str, Any]], names: dict[str, tuple[int, str]]) -> pa.Table:
+    """The runs table from run states (times in epoch seconds), built column by column."""
+    columns: dict[str, Any] = {}
+    for field in RUNS:
+        if field.name == "run_seq":
+            columns[field.name] = pa.array([names[s["run_id"]][0] for s in states], pa.int64())
+        elif field.name == "run_name":
+            columns[field.name] = pa.array([names[s["run_id"]][1] for s in states], pa.string())
+        elif field.name in _TIME_FIELDS:
+            columns[field.name] = seconds_to_timestamps([s[field.name] for s in states])
+        else:
+            columns[field.name] = pa.array([s[field.name] for s in states], field.type)
+    return pa.table(columns, schema=RUNS)
 
 
-def experiment_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def experiments_table(states: list[dict[str, Any]]) -> pa.Table:
     """One row per experiment: the latest description given, run count, first/last start."""
     experiments: dict[str, dict[str, Any]] = {}
-    for run in sorted(runs, key=lambda r: (r["start_time"] or datetime.min.replace(tzinfo=timezone.utc), r["run_id"])):
+    for run in sorted(states, key=lambda r: (r["start_time"] or 0.0, r["run_id"])):
         exp = experiments.setdefault(run["experiment"], {
             "experiment": run["experiment"], "description": None, "runs": 0,
             "first_start": run["start_time"], "last_start": None})
@@ -97,7 +106,14 @@ def experiment_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         exp["last_start"] = run["start_time"]
         if run["experiment_description"]:
             exp["description"] = run["experiment_description"]
-    return [experiments[name] for name in sorted(experiments)]
+    rows = [experiments[name] for name in sorted(experiments)]
+    return pa.table({
+        "experiment": pa.array([r["experiment"] for r in rows], pa.string()),
+        "description": pa.array([r["description"] for r in rows], pa.string()),
+        "runs": pa.array([r["runs"] for r in rows], pa.int64()),
+        "first_start": seconds_to_timestamps([r["first_start"] for r in rows]),
+        "last_start": seconds_to_timestamps([r["last_start"] for r in rows]),
+    }, schema=EXPERIMENTS)
 
 
 def empty_metric_points() -> pa.Table:

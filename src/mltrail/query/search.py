@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,13 +21,18 @@ _PREFIXED = ("params.", "metrics.", "tags.")
 
 
 class RunIndex:
-    """The wide run frame (one row per run, prefixed columns), cached per table generation."""
+    """The wide run frame (one row per run, prefixed columns), cached per table generation.
+
+    Each table's part is kept while the manifest lists the same file for it, so a
+    compaction that only added metric points rebuilds the metrics pivot alone.
+    """
 
     def __init__(self, tables_dir: Path) -> None:
         self.tables_dir = tables_dir
         self._generation = -1
         self._frame: pd.DataFrame | None = None
         self._columns: dict[str, set[str]] = {}
+        self._parts: dict[str, tuple[tuple[str, ...], Any]] = {}
 
     def frame(self, manifest: Manifest) -> pd.DataFrame:
         self._refresh(manifest)
@@ -43,29 +49,41 @@ class RunIndex:
             self._frame, self._columns = self._build(manifest)
             self._generation = manifest.generation
 
-    def _build(self, manifest: Manifest) -> tuple[pd.DataFrame, dict[str, set[str]]]:
-        def table(name: str) -> pd.DataFrame:
-            return read_table(self.tables_dir, name, manifest).to_pandas()
+    def _part(self, manifest: Manifest, name: str, make: Any) -> Any:
+        files = tuple(manifest.tables.get(name, []))
+        cached = self._parts.get(name)
+        if cached is None or cached[0] != files:
+            cached = self._parts[name] = (files, make(read_table(self.tables_dir, name, manifest).to_pandas()))
+        return cached[1]
 
-        runs = table("runs").set_index("run_id", drop=False)
+    def _build(self, manifest: Manifest) -> tuple[pd.DataFrame, dict[str, set[str]]]:
+        runs = self._part(manifest, "runs", lambda t: t.set_index("run_id", drop=False))
         experiment_of = runs["experiment"]
         parts = [runs]
         columns: dict[str, set[str]] = {}
         for name, prefix in (("params", "params."), ("latest_metrics", "metrics."), ("tags", "tags.")):
-            long = table(name)
-            if len(long):
-                wide = long.pivot(index="run_id", columns="key", values="value")
-                wide = wide[sorted(wide.columns)]
-                wide.columns = [prefix + str(c) for c in wide.columns]
+            wide, logged = self._part(manifest, name, lambda t, p=prefix: _pivot(t, p))
+            if wide is not None:
                 parts.append(wide)
-                logged = pd.DataFrame({"experiment": experiment_of.reindex(long["run_id"]).to_numpy(),
-                                       "column": prefix + long["key"]}).drop_duplicates()
-                for experiment, group in logged.groupby("experiment"):
+                where = pd.DataFrame({"experiment": experiment_of.reindex(logged["run_id"]).to_numpy(),
+                                      "column": logged["column"].to_numpy()}).drop_duplicates()
+                for experiment, group in where.groupby("experiment"):
                     columns.setdefault(str(experiment), set()).update(group["column"])
-        frame = pd.concat(parts, axis=1, join="outer") if len(parts) > 1 else runs
+        frame = pd.concat(parts, axis=1, join="outer") if len(parts) > 1 else runs.copy()
         frame = frame.loc[runs.index]
         frame.index.name = None
         return frame, columns
+
+
+def _pivot(long: pd.DataFrame, prefix: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """Long (run_id, key, value) rows as one column per key, and which run logged which."""
+    logged = pd.DataFrame({"run_id": long["run_id"], "column": prefix + long["key"]})
+    if long.empty:
+        return None, logged
+    wide = long.pivot(index="run_id", columns="key", values="value")
+    wide = wide[sorted(wide.columns)]
+    wide.columns = [prefix + str(c) for c in wide.columns]
+    return wide, logged
 
 
 def derive_status(frame: pd.DataFrame, crash_after: float, now: float | None = None) -> pd.Series:
