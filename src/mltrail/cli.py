@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import math
-import shlex
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import MltrailError
+from .tracking.reproduce import reproduce_script
 from .tracking.store import Store
 
 _out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
@@ -223,27 +226,33 @@ def compact(store: Store, rebuild: bool) -> None:
 def reproduce(store: Store, run: str) -> None:
     """A shell script that checks out the run's commit, applies its uncommitted diff and
     reruns its command."""
-    info = store.get_run(run)["run"]
-    lines = [f"# reproduce run {info['run_name']} ({info['run_id']}) of experiment "
-             f"{info['experiment']}"]
-    if not info.get("git_commit"):
-        lines.append("# no git commit was recorded for this run")
-    else:
-        lines.append(f"git checkout {info['git_commit']}")
-        if info.get("git_diff_sha256"):
-            if info.get("git_diff_truncated"):
-                lines.append("# WARNING: the diff was larger than MLTRAIL_DIFF_MAX_BYTES and was cut")
-            patch = store.blob(info["git_diff_sha256"]).decode("utf-8", "replace")
-            lines += ["git apply <<'MLTRAIL_DIFF'", patch.rstrip("\n"), "MLTRAIL_DIFF"]
-    if info.get("cwd") and info.get("git_commit") and not info["cwd"].startswith("/"):
-        lines.append(f'cd "$(git rev-parse --show-toplevel)"/{shlex.quote(info["cwd"])}')
-    elif info.get("cwd"):
-        lines.append(f"cd {shlex.quote(info['cwd'])}")
-    if info.get("command"):
-        lines.append(info["command"])
-    else:
-        lines.append("# no command was recorded for this run")
-    click.echo("\n".join(lines))
+    click.echo(reproduce_script(store, run))
+
+
+@main.command()
+@click.option("--port", type=int, default=8501, show_default=True, help="Port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@_store_option
+def ui(store: Store, port: int, host: str) -> None:
+    """Open the dashboard (Streamlit) on the store."""
+    store.compact()  # fails clearly on a missing store, and warms the tables
+    app = app_entrypoint()
+    env = {**os.environ, "MLTRAIL_DIR": str(store.root)}
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+               "--server.address", host, "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]
+    _err.print(f"mltrail dashboard on http://{host}:{port} for {store.root}", highlight=False)
+    sys.exit(subprocess.call(command, env=env))
+
+
+def app_entrypoint() -> Path:
+    """The dashboard's main.py: $MLTRAIL_APP_DIR, else app/ beside the source tree."""
+    folder = Path(os.environ.get("MLTRAIL_APP_DIR") or Path(__file__).resolve().parents[2] / "app")
+    main_file = folder / "main.py"
+    if not main_file.is_file():
+        raise MltrailError(f"the dashboard is not at {main_file}: install mltrail from its "
+                           "repository (pip install -e .) or set MLTRAIL_APP_DIR")
+    return main_file
 
 
 def _status(status: str) -> str:

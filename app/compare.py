@@ -1,0 +1,58 @@
+"""Compare: metric histories, params against a metric, scatter, and a side-by-side table."""
+
+import streamlit as st
+
+from mltrail.dashboard import charts, state, views
+from mltrail.errors import NotFoundError
+
+st.title("Compare runs")
+try:
+    generation = state.generation()
+except NotFoundError as exc:
+    st.error(str(exc))
+    st.stop()
+root = state.root()
+runs = state.search(root, generation, None, None)
+labels = dict(zip(runs["run_id"], runs["run_name"] + " · " + runs["run_id"].str[:8]))
+chosen = st.multiselect("Runs", list(labels), default=[r for r in state.selected_runs() if r in labels],
+                        format_func=labels.get, key="compare_runs")
+st.session_state["selected_runs"] = chosen
+if not chosen:
+    st.info("Pick runs here or on the Runs page.")
+    st.stop()
+subset = runs[runs["run_id"].isin(chosen)]
+names = dict(zip(subset["run_id"], subset["run_name"]))
+
+st.subheader("Metric history")
+history = state.history(root, generation, tuple(chosen))
+keys = sorted(history["key"].unique())
+a, b, c, d = st.columns([3, 1, 1, 1])
+shown = a.multiselect("Metrics", keys, default=keys[:4], key="compare_metrics")
+x_axis = b.radio("x axis", ["step", "timestamp"], horizontal=True, key="x_axis")
+weight = c.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smoothing")
+log_scale = d.toggle("Log scale", key="log_scale")
+smoothed = views.smooth(history, weight)
+grid = st.columns(2)
+for i, key in enumerate(shown):
+    grid[i % 2].altair_chart(charts.history_chart(smoothed, key, names, x_axis, log_scale),
+                             width="stretch")
+
+params, metrics = views.prefixed(subset, "params"), views.prefixed(subset, "metrics")
+if params and metrics:
+    st.subheader("Params against a metric")
+    p1, p2 = st.columns([3, 1])
+    axes = p1.multiselect("Params", params, default=[c for c in params if subset[c].nunique() > 1][:6]
+                          or params[:4], key="parallel_params")
+    target = p2.selectbox("Metric", metrics, key="parallel_metric")
+    if axes:
+        st.altair_chart(charts.parallel_coordinates(subset, axes, target), width="stretch")
+    st.subheader("Scatter")
+    s1, s2 = st.columns(2)
+    x = s1.selectbox("x", params + metrics, key="scatter_x")
+    y = s2.selectbox("y", metrics + params, key="scatter_y")
+    st.altair_chart(charts.scatter(subset, x, y), width="stretch")
+
+st.subheader("Params and latest metrics")
+differences = st.toggle("Differences only", value=True, key="differences_only")
+details = {run_id: state.run_details(root, generation, run_id) for run_id in chosen}
+st.dataframe(views.compare_table(details, differences), width="stretch")

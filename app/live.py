@@ -1,0 +1,34 @@
+"""Live: running runs, refreshed every few seconds; a run whose heartbeat stopped is CRASHED."""
+
+import streamlit as st
+
+from mltrail.dashboard import charts, state, views
+from mltrail.errors import NotFoundError
+
+st.title("Live runs")
+every = st.select_slider("Refresh every", options=[2, 5, 10, 30], value=5, format_func=lambda s: f"{s} s",
+                         key="refresh_seconds")
+
+
+@st.fragment(run_every=every)
+def live() -> None:
+    try:
+        generation = state.generation()
+    except NotFoundError as exc:
+        st.error(str(exc))
+        return
+    root = state.root()
+    runs = state.search(root, generation, None, "attributes.status IN ('RUNNING', 'CRASHED')")
+    if runs.empty:
+        st.info("No run is running. Runs appear here while they train.")
+        return
+    metrics = views.prefixed(runs, "metrics")
+    st.dataframe(views.run_table(runs, metrics), width="stretch")
+    history = state.history(root, generation, tuple(runs["run_id"]))
+    names = dict(zip(runs["run_id"], runs["run_name"]))
+    grid = st.columns(2)
+    for i, key in enumerate(sorted(history["key"].unique())):
+        grid[i % 2].altair_chart(charts.history_chart(history, key, names), width="stretch")
+
+
+live()

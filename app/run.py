@@ -1,0 +1,98 @@
+"""Run: everything about one run, and the command that reproduces it."""
+
+import pandas as pd
+import streamlit as st
+
+from mltrail.dashboard import charts, state, views
+from mltrail.errors import NotFoundError
+from mltrail.tracking.reproduce import reproduce_script
+
+st.title("Run")
+try:
+    generation = state.generation()
+except NotFoundError as exc:
+    st.error(str(exc))
+    st.stop()
+root = state.root()
+runs = state.search(root, generation, None, None)
+if runs.empty:
+    st.info("This store has no runs yet.")
+    st.stop()
+labels = dict(zip(runs["run_id"], runs["experiment"] + " / " + runs["run_name"]))
+wanted = st.query_params.get("run") or next(iter(state.selected_runs()), None)
+options = list(labels)
+run_id = st.selectbox("Run", options, index=options.index(wanted) if wanted in labels else 0,
+                      format_func=labels.get, key="run_choice")
+st.query_params["run"] = run_id
+details = state.run_details(root, generation, run_id)
+info = details["run"]
+
+status = views.STATUS_BADGES.get(info["status"], info["status"])
+st.markdown(f"### {info['run_name']}  \n{status} · experiment **{info['experiment']}** · run #{info['run_seq']} · `{info['run_id']}`")
+if info.get("description"):
+    st.write(info["description"])
+end = info.get("end_time")
+c1, c2, c3 = st.columns(3)
+c1.metric("Started", pd.Timestamp(info["start_time"]).strftime("%Y-%m-%d %H:%M:%S"))
+c2.metric("Ended", pd.Timestamp(end).strftime("%Y-%m-%d %H:%M:%S") if end is not None else "—")
+c3.metric("Duration", f"{(pd.Timestamp(end) - pd.Timestamp(info['start_time'])).total_seconds():.1f} s"
+          if end is not None else "running")
+if info.get("error"):
+    st.error("The run failed")
+    st.code(info["error"], language=None)
+
+params = details["params"]
+st.subheader("Params")
+if params.empty:
+    st.caption("No params.")
+for group, rows in params.assign(group=params["group"].fillna("(no group)")).groupby("group", sort=True):
+    st.markdown(f"**{group}**")
+    st.dataframe(rows[["key", "value"]].set_index("key"), width="content")
+
+metrics = details["metrics"]
+st.subheader("Metrics")
+if not metrics.empty:
+    st.dataframe(metrics[["key", "value", "step", "best_value", "best_step", "min", "max", "count"]]
+                 .rename(columns={"value": "latest", "count": "points"}).set_index("key"), width="stretch")
+    history = state.history(root, generation, (run_id,))
+    grid = st.columns(2)
+    for i, key in enumerate(sorted(history["key"].unique())):
+        grid[i % 2].altair_chart(charts.history_chart(history, key, {run_id: info["run_name"]}),
+                                 width="stretch")
+else:
+    st.caption("No metrics.")
+
+if details["tags"]:
+    st.subheader("Tags")
+    st.dataframe(pd.Series(details["tags"], name="value").to_frame(), width="content")
+
+store = state.store()
+if not details["artifacts"].empty:
+    st.subheader("Artifacts")
+    for row in details["artifacts"].to_dict("records"):
+        a, b = st.columns([4, 1])
+        a.markdown(f"`{row['path']}` · {row['size']:,} bytes · sha256 `{row['sha256'][:16]}…`")
+        try:
+            path = store.artifact_path(run_id, row["path"])
+        except NotFoundError:
+            b.caption("not present here")
+        else:
+            b.download_button("Download", path.read_bytes(), file_name=row["path"].rsplit("/", 1)[-1],
+                              key=f"download-{row['path']}")
+if not details["datasets"].empty:
+    st.subheader("Datasets")
+    st.dataframe(details["datasets"].drop(columns=["timestamp"]), width="stretch")
+
+st.subheader("Source")
+if info.get("git_commit"):
+    dirty = " with uncommitted changes" if info.get("git_dirty") else ""
+    st.markdown(f"git `{info['git_commit'][:12]}` on **{info.get('git_branch') or 'detached HEAD'}**{dirty}")
+    if info.get("git_diff_sha256"):
+        with st.expander("Uncommitted diff"):
+            st.code(store.blob(info["git_diff_sha256"]).decode("utf-8", "replace"), language="diff")
+else:
+    st.caption("No git commit was recorded.")
+environment = {k: info.get(k) for k in ("command", "script", "cwd", "python", "platform", "host", "user")}
+st.dataframe(pd.Series({k: v for k, v in environment.items() if v}, name="value").to_frame(), width="stretch")
+st.markdown("**Reproduce**")
+st.code(reproduce_script(store, run_id), language="bash")

@@ -1,0 +1,52 @@
+"""Altair charts of runs: metric histories, parallel coordinates, scatter."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from .views import numeric
+
+
+def history_chart(history: pd.DataFrame, key: str, names: dict[str, str], x: str = "step",
+                  log_scale: bool = False) -> alt.Chart:
+    """One line per run for one metric; x is ``step`` or ``timestamp``."""
+    data = history[history["key"] == key].assign(run=lambda d: d["run_id"].map(names))
+    if log_scale:
+        data = data[data["value"] > 0]  # a log axis has no place for zero or below
+    return alt.Chart(data, title=key).mark_line(point=len(data) < 200).encode(
+        x=alt.X(x, title=x, type="temporal" if x == "timestamp" else "quantitative"),
+        y=alt.Y("value", title=key, scale=alt.Scale(type="log" if log_scale else "linear")),
+        color=alt.Color("run:N", title="run"),
+        tooltip=["run", "step", "value", "timestamp"],
+    ).properties(height=260)
+
+
+def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str) -> alt.Chart:
+    """Each run a line across its params (normalised to 0..1), coloured by ``metric``."""
+    columns = [*params, metric]
+    data = runs[["run_name", *columns]].copy()
+    for column in columns:
+        values = numeric(data[column])
+        if not pd.api.types.is_numeric_dtype(values):  # categories: evenly spaced codes
+            values = values.astype("category").cat.codes.astype(float).where(values.notna())
+        span = values.max() - values.min()
+        data[column] = (values - values.min()) / span if span else 0.5
+    long = data.melt(id_vars="run_name", value_vars=columns, var_name="axis", value_name="position")
+    colour = runs.set_index("run_name")[metric]
+    long["colour"] = long["run_name"].map(colour)
+    return alt.Chart(long, title=f"params against {metric}").mark_line(opacity=0.7).encode(
+        x=alt.X("axis:N", sort=columns, title=None),
+        y=alt.Y("position:Q", title="scaled value", axis=alt.Axis(format="%")),
+        color=alt.Color("colour:Q", title=metric, scale=alt.Scale(scheme="viridis")),
+        detail="run_name:N",
+        tooltip=["run_name", "axis", "colour"],
+    ).properties(height=320)
+
+
+def scatter(runs: pd.DataFrame, x: str, y: str) -> alt.Chart:
+    data = runs[["run_name", x, y]].copy()
+    data[x], data[y] = numeric(data[x]), numeric(data[y])
+    return alt.Chart(data, title=f"{y} against {x}").mark_circle(size=80).encode(
+        x=alt.X(x, title=x), y=alt.Y(y, title=y), tooltip=["run_name", x, y],
+    ).properties(height=320)

@@ -1,0 +1,79 @@
+"""Streamlit-side access to the store, cached on the compaction generation."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ..compaction.manifest import load_manifest
+from ..errors import MltrailError
+from ..tracking.store import Store
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> Store:
+    return Store(root)
+
+
+def store() -> Store:
+    """The store the dashboard shows: ``$MLTRAIL_DIR`` (set by ``mltrail ui``)."""
+    return _store(os.environ.get("MLTRAIL_DIR") or "mltrail_runs")
+
+
+def generation() -> int:
+    """Compact what is new, then return the table generation (a cache key)."""
+    current = store()
+    current.compact()
+    return load_manifest(current.layout.tables).generation
+
+
+STATUS_SECONDS = 2  # a run's status (RUNNING -> CRASHED) changes with the clock alone
+
+
+def search(root: str, generation: int, experiment: str | None, filter: str | None) -> pd.DataFrame:
+    """search_runs, cached per table generation and per STATUS_SECONDS of the clock."""
+    return _search(root, generation, int(time.time() // STATUS_SECONDS), experiment, filter)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _search(root: str, generation: int, clock: int, experiment: str | None,
+            filter: str | None) -> pd.DataFrame:
+    del generation, clock  # cache keys only
+    return _store(root).search_runs(experiment=experiment, filter=filter or None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def experiments(root: str, generation: int) -> pd.DataFrame:
+    del generation
+    return _store(root).experiments()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def history(root: str, generation: int, run_ids: tuple[str, ...],
+            keys: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Metric points of the given runs only (never the whole history)."""
+    del generation
+    return _store(root).metric_history(run_ids=list(run_ids), keys=list(keys) if keys else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def run_details(root: str, generation: int, run_id: str) -> dict[str, Any]:
+    del generation
+    return _store(root).get_run(run_id)
+
+
+def root() -> str:
+    return str(store().root)
+
+
+def selected_runs() -> list[str]:
+    """Runs picked on the Runs page, shared with the Compare page."""
+    return list(st.session_state.get("selected_runs", []))
+
+
+def show_error(exc: MltrailError) -> None:
+    st.error(str(exc))

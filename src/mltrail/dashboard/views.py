@@ -1,0 +1,85 @@
+"""Tables the dashboard shows, as pandas DataFrames (no Streamlit here)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+STATUS_BADGES = {"RUNNING": "🔵 RUNNING", "FINISHED": "🟢 FINISHED", "FAILED": "🔴 FAILED",
+                 "KILLED": "🟠 KILLED", "CRASHED": "🟣 CRASHED"}
+
+
+def prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:
+    """The ``params.*`` or ``metrics.*`` columns of a search_runs frame."""
+    return [c for c in frame.columns if c.startswith(prefix + ".")]
+
+
+def run_table(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The Runs page table: badge, name, start, duration, then the chosen columns."""
+    duration = (runs["end_time"] - runs["start_time"]).dt.total_seconds()
+    table = pd.DataFrame({  # arrays, not Series: the table is indexed by run_id instead
+        "status": runs["status"].map(lambda s: STATUS_BADGES.get(s, s)).to_numpy(),
+        "name": runs["run_name"].to_numpy(),
+        "experiment": runs["experiment"].to_numpy(),
+        "start": runs["start_time"].dt.tz_convert(None).to_numpy(),
+        "duration (s)": duration.round(1).to_numpy(),
+    }, index=runs["run_id"].to_numpy())
+    for column in columns:
+        table[column] = runs[column].to_numpy()
+    table.index.name = "run_id"
+    return table
+
+
+def smooth(history: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """Exponential moving average of ``value`` per run and key (TensorBoard's smoothing,
+    debiased so the first points are not pulled toward zero); ``weight`` in [0, 1)."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight must be in [0, 1), not {weight}")
+    if weight == 0 or history.empty:
+        return history
+    out = history.copy()
+    out["value"] = (history.groupby(["run_id", "key"], sort=False)["value"]
+                    .transform(lambda s: s.ewm(alpha=1 - weight, adjust=True).mean()))
+    return out
+
+
+def compare_table(details: dict[str, dict[str, Any]], differences_only: bool) -> pd.DataFrame:
+    """Params and latest metrics of several runs side by side, one column per run."""
+    columns: dict[str, dict[str, Any]] = {}
+    for info in details.values():
+        label = f"{info['run']['run_name']} ({info['run']['run_id'][:8]})"
+        values: dict[str, Any] = {}
+        for row in info["params"].to_dict("records"):
+            values[f"params.{row['key']}"] = row["value"]
+        for row in info["metrics"].to_dict("records"):
+            values[f"metrics.{row['key']}"] = row["value"]
+        columns[label] = values
+    table = pd.DataFrame(columns)
+    if table.empty:
+        return table
+    table = table.sort_index()
+    if differences_only and len(table.columns) > 1:
+        same = table.apply(lambda row: len({_comparable(v) for v in row}) == 1, axis=1)
+        table = table[~same]
+    return table.map(_cell)
+
+
+def _cell(value: Any) -> str:
+    """Table text: params are text already; metrics get 6 significant digits."""
+    if _comparable(value) is None:
+        return "—"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _comparable(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def numeric(series: pd.Series) -> pd.Series:
+    """A param column as numbers where every value parses, else as it is."""
+    numbers = pd.to_numeric(series, errors="coerce")
+    return numbers if numbers.notna().sum() == series.notna().sum() else series

@@ -1,0 +1,120 @@
+"""Every page under Streamlit's AppTest, asserting on what it shows."""
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.conftest import APP, chart_series, chart_title
+
+
+def ids_by_name(store):
+    runs = store.search_runs()
+    return dict(zip(runs["run_name"], runs["run_id"]))
+
+
+def test_runs_page_lists_every_run(app):
+    table = app.dataframe[0].value
+    assert set(table["name"]) == {"rf-4", "rf-8", "gb", "broken", "solo"}
+    assert "🔴 FAILED" in set(table["status"])
+    assert {"params.max_depth", "metrics.auc", "metrics.loss"} <= set(table.columns)
+    assert "params.seed" not in table.columns  # equal in every run: not a default column
+
+
+def test_experiment_picker_shows_descriptions_and_narrows(app):
+    picker = app.selectbox(key="experiment")
+    assert "churn" in picker.options[1] and "churn study" in picker.options[1]
+    picker.set_value("churn").run()
+    assert set(app.dataframe[0].value["name"]) == {"rf-4", "rf-8", "gb", "broken"}
+
+
+def test_filter_narrows_and_bad_filter_shows_the_parser_message(app):
+    app.text_input(key="filter").input("params.max_depth >= 8 or metrics.x = 1").run()
+    assert set(app.dataframe[0].value["name"]) == {"rf-8", "solo"}
+    app.text_input(key="filter").input("metrics.auc >").run()
+    assert not app.exception
+    assert app.error[0].value == "The filter does not parse."
+    assert "invalid filter at position 13" in app.code[0].value
+
+
+def test_column_chooser(app):
+    app.multiselect(key="columns").set_value(["params.lr"]).run()
+    table = app.dataframe[0].value
+    assert "params.lr" in table.columns and "metrics.auc" not in table.columns
+
+
+def test_compare_draws_one_series_per_selected_run(app, dash_store):
+    ids = ids_by_name(dash_store)
+    app.multiselect(key="pick_runs").set_value([ids["rf-4"], ids["gb"]]).run()
+    app.switch_page("compare.py").run()
+    assert not app.exception
+    history = [c for c in app.get("vega_lite_chart") if chart_title(c) in ("loss", "auc")]
+    assert {chart_title(c) for c in history} == {"loss", "auc"}
+    for chart in history:
+        assert chart_series(chart) == {"rf-4", "gb"}
+    table = app.dataframe[0].value
+    assert "params.max_depth" in table.index and "params.seed" not in table.index  # differences only
+    app.toggle(key="differences_only").set_value(False).run()
+    assert "params.seed" in app.dataframe[0].value.index
+
+
+def test_compare_smoothing_and_log_scale_run(app, dash_store):
+    ids = ids_by_name(dash_store)
+    app.multiselect(key="pick_runs").set_value([ids["rf-4"], ids["rf-8"]]).run()
+    app.switch_page("compare.py").run()
+    app.slider(key="smoothing").set_value(0.6).run()
+    app.toggle(key="log_scale").set_value(True).run()
+    app.radio(key="x_axis").set_value("timestamp").run()
+    assert not app.exception
+    assert len(app.get("vega_lite_chart")) >= 4  # histories, parallel coordinates, scatter
+
+
+def test_compare_without_selection_says_what_to_do(app):
+    app.switch_page("compare.py").run()
+    assert "Pick runs" in app.info[0].value
+
+
+def test_run_page_shows_one_run(app, dash_store):
+    ids = ids_by_name(dash_store)
+    app.session_state["selected_runs"] = [ids["rf-8"]]
+    app.switch_page("run.py").run()
+    assert not app.exception
+    markdown = " ".join(m.value for m in app.markdown)
+    assert "rf-8" in markdown and "model" in markdown
+    assert "no git commit was recorded" in app.code[-1].value  # the reproduce script
+    metrics = app.dataframe[1].value
+    assert set(metrics.index) == {"auc", "loss"}
+    assert {chart_title(c) for c in app.get("vega_lite_chart")} == {"auc", "loss"}
+
+
+def test_run_page_shows_a_failure(app, dash_store):
+    app.session_state["selected_runs"] = [ids_by_name(dash_store)["broken"]]
+    app.switch_page("run.py").run()
+    assert app.error[0].value == "The run failed"
+    assert "out of memory" in app.code[0].value
+
+
+def test_live_page_shows_running_and_crashed_runs(dash_store, monkeypatch):
+    from tests.conftest import quiet_run
+
+    live = quiet_run(dash_store, "churn", name="training")
+    live.log_metric("loss", 0.5)
+    live.flush()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("live.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["training"] and list(table["status"]) == ["🔵 RUNNING"]
+    monkeypatch.setenv("MLTRAIL_CRASH_AFTER_SECONDS", "0")
+    st.cache_resource.clear()  # the Store (and its crash_after) is made once per process
+    st.cache_data.clear()  # and searches are cached for STATUS_SECONDS
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("live.py").run()
+    assert list(at.dataframe[0].value["status"]) == ["🟣 CRASHED"]
+    live.end()
+
+
+def test_missing_store_is_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTRAIL_DIR", str(tmp_path / "nothing-here"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "no mltrail store" in at.error[0].value

@@ -1,0 +1,34 @@
+import math
+
+import pandas as pd
+import pytest
+
+from mltrail.dashboard import views
+
+
+def test_smoothing_is_a_debiased_moving_average_per_series():
+    history = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 3, "key": ["m"] * 6,
+                            "step": [0, 1, 2] * 2, "value": [1.0, 0.0, 0.0, 5.0, 5.0, 5.0]})
+    smoothed = views.smooth(history, 0.5)
+    a = list(smoothed[smoothed.run_id == "a"]["value"])
+    assert a[0] == 1.0 and a[1] == pytest.approx(1 / 3) and a[2] == pytest.approx(1 / 7)
+    assert list(smoothed[smoothed.run_id == "b"]["value"]) == [5.0, 5.0, 5.0]
+    assert views.smooth(history, 0.0) is history
+    with pytest.raises(ValueError):
+        views.smooth(history, 1.0)
+
+
+def _details(run_id, name, params, metrics):
+    return {"run": {"run_id": run_id, "run_name": name},
+            "params": pd.DataFrame({"key": list(params), "value": list(params.values())}),
+            "metrics": pd.DataFrame({"key": list(metrics), "value": list(metrics.values())})}
+
+
+def test_compare_table_marks_missing_and_hides_equal_rows():
+    details = {"1": _details("1", "a", {"lr": "0.1", "seed": "7"}, {"f1": 0.5}),
+               "2": _details("2", "b", {"lr": "0.2", "seed": "7"}, {"f1": math.nan, "x": 1.0})}
+    full = views.compare_table(details, differences_only=False)
+    assert list(full.index) == ["metrics.f1", "metrics.x", "params.lr", "params.seed"]
+    assert full.loc["metrics.x", "a (1)"] == "—" and full.loc["metrics.f1", "b (2)"] == "—"
+    diff = views.compare_table(details, differences_only=True)
+    assert "params.seed" not in diff.index and "params.lr" in diff.index
