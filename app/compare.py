@@ -14,9 +14,11 @@ except NotFoundError as exc:
 root = state.root()
 runs = state.search(root, generation, None, None)
 labels = dict(zip(runs["run_id"], runs["run_name"] + " · " + runs["run_id"].str[:8]))
-chosen = st.multiselect("Runs", list(labels), default=[r for r in state.selected_runs() if r in labels],
-                        format_func=labels.get, key="compare_runs")
+linked = st.query_params.get_all("run")  # a shared link: /compare?run=ID&run=ID
+default = [r for r in (state.selected_runs() or linked) if r in labels]
+chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.get, key="compare_runs")
 st.session_state["selected_runs"] = chosen
+st.query_params["run"] = chosen
 if not chosen:
     st.info("Pick runs here or on the Runs page.")
     st.stop()

@@ -23,7 +23,7 @@ def live() -> None:
         st.info("No run is running. Runs appear here while they train.")
         return
     metrics = views.prefixed(runs, "metrics")
-    st.dataframe(views.run_table(runs, metrics), width="stretch")
+    st.dataframe(views.styled(views.run_table(runs, metrics)), width="stretch")
     history = state.history(root, generation, tuple(runs["run_id"]))
     names = dict(zip(runs["run_id"], runs["run_name"]))
     grid = st.columns(2)

@@ -31,7 +31,7 @@ varying = [c for c in params if runs[c].nunique() > 1]
 columns = st.multiselect("Columns", params + metrics, default=(varying[:6] + metrics[:6]),
                          key="columns")
 st.caption(f"{len(runs)} runs" + (f" in {experiment}" if experiment else ""))
-st.dataframe(views.run_table(runs, columns), width="stretch",
+st.dataframe(views.styled(views.run_table(runs, columns)), width="stretch",
              column_config={"start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 
 labels = dict(zip(runs["run_id"], runs["run_name"] + " · " + runs["run_id"].str[:8]))

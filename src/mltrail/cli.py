@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -240,9 +239,11 @@ def ui(store: Store, port: int, host: str) -> None:
     env = {**os.environ, "MLTRAIL_DIR": str(store.root)}
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
                "--server.address", host, "--server.headless", "true",
-               "--browser.gatherUsageStats", "false"]
+               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     _err.print(f"mltrail dashboard on http://{host}:{port} for {store.root}", highlight=False)
-    sys.exit(subprocess.call(command, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # become the server: signals reach it directly
 
 
 def app_entrypoint() -> Path:

@@ -14,7 +14,7 @@ def ids_by_name(store):
 def test_runs_page_lists_every_run(app):
     table = app.dataframe[0].value
     assert set(table["name"]) == {"rf-4", "rf-8", "gb", "broken", "solo"}
-    assert "🔴 FAILED" in set(table["status"])
+    assert "● FAILED" in set(table["status"])
     assert {"params.max_depth", "metrics.auc", "metrics.loss"} <= set(table.columns)
     assert "params.seed" not in table.columns  # equal in every run: not a default column
 
@@ -102,13 +102,13 @@ def test_live_page_shows_running_and_crashed_runs(dash_store, monkeypatch):
     at.switch_page("live.py").run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["name"]) == ["training"] and list(table["status"]) == ["🔵 RUNNING"]
+    assert list(table["name"]) == ["training"] and list(table["status"]) == ["● RUNNING"]
     monkeypatch.setenv("MLTRAIL_CRASH_AFTER_SECONDS", "0")
     st.cache_resource.clear()  # the Store (and its crash_after) is made once per process
     st.cache_data.clear()  # and searches are cached for STATUS_SECONDS
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("live.py").run()
-    assert list(at.dataframe[0].value["status"]) == ["🟣 CRASHED"]
+    assert list(at.dataframe[0].value["status"]) == ["● CRASHED"]
     live.end()
 
 

@@ -7,8 +7,16 @@ from typing import Any
 
 import pandas as pd
 
-STATUS_BADGES = {"RUNNING": "🔵 RUNNING", "FINISHED": "🟢 FINISHED", "FAILED": "🔴 FAILED",
-                 "KILLED": "🟠 KILLED", "CRASHED": "🟣 CRASHED"}
+STATUS_COLOURS = {"RUNNING": "#1f77b4", "FINISHED": "#2ca02c", "FAILED": "#d62728",
+                  "KILLED": "#ff7f0e", "CRASHED": "#9467bd"}
+STATUS_BADGES = {status: f"● {status}" for status in STATUS_COLOURS}
+
+
+def styled(table: pd.DataFrame) -> Any:
+    """The run table with its status badges coloured (a pandas Styler, which Streamlit draws)."""
+    def colour(badge: str) -> str:
+        return f"color: {STATUS_COLOURS.get(str(badge).removeprefix('● '), 'inherit')}"
+    return table.style.map(colour, subset=["status"]).format(precision=4, na_rep="")
 
 
 def prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:

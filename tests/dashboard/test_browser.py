@@ -1,0 +1,111 @@
+"""The dashboard in a real browser: `mltrail ui` on localhost, Debian's chromium driven by
+Playwright (its executable path set; no browser is ever downloaded)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, spawn_python
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+sync_api = pytest.importorskip("playwright.sync_api")
+# read before the suite's autouse fixture clears MLTRAIL_* variables
+SCREENSHOTS_DIR = os.environ.get("MLTRAIL_SCREENSHOTS_DIR")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The sample store (plus one live run) served by `mltrail ui` on a free port."""
+    store = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", store, ignore=shutil.ignore_patterns(".cache"))
+    live = spawn_python(f"""
+import math, time, mltrail
+run = mltrail.Store({str(store)!r}).start_run("churn_model_mlops", name="live-training",
+                                              log_git=False, log_packages=False)
+run.log_params({{"family": "gradient_boosting", "learning_rate": 0.1}}, group="model")
+for step in range(10_000):
+    run.log_metrics({{"val/loss": 0.7 * math.exp(-step / 40) + 0.2, "val/auc": 0.95 - 0.4 * math.exp(-step / 30)}}, step=step)
+    run.flush()
+    time.sleep(0.2)
+""", tmp_path, env={"MLTRAIL_FLUSH_SECONDS": "0.2"})
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", str(store),
+         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail(f"mltrail ui did not come up: {server.communicate()[0]}")
+            time.sleep(0.3)
+    yield url, store
+    for proc in (server, live):
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def test_every_page_renders_in_chromium(served, tmp_path):
+    import mltrail
+
+    url, store = served
+    shots = Path(SCREENSHOTS_DIR or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    runs = mltrail.Store(store).search_runs(experiment="churn_model_mlops", order_by=["metrics.val/auc DESC"])
+    best = list(runs[runs["status"] == "FINISHED"]["run_id"][:3])
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        started = time.perf_counter()
+        page.goto(url)
+        page.get_by_text("11 runs").wait_for(timeout=60_000)  # 10 sample runs + the live one
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
+        first_render = time.perf_counter() - started
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "runs.png"), full_page=True)
+
+        page.goto(f"{url}/compare?" + "&".join(f"run={r}" for r in best))
+        page.get_by_text("Metric history").wait_for(timeout=60_000)
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(shots / "compare.png"), full_page=True)
+
+        page.goto(f"{url}/run?run={best[0]}")
+        page.get_by_text("Reproduce").wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(shots / "run.png"), full_page=True)
+
+        page.goto(f"{url}/live")
+        # grid cells sit in a hidden accessibility table behind the canvas: attached, not visible
+        page.get_by_text("live-training").first.wait_for(state="attached", timeout=60_000)
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(shots / "live.png"), full_page=True)
+        browser.close()
+    assert first_render < 30, f"the Runs page took {first_render:.1f} s to show its table"
+    for name in ("runs", "compare", "run", "live"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000
