@@ -30,16 +30,22 @@ params, metrics = views.prefixed(runs, "params"), views.prefixed(runs, "metrics"
 varying = [c for c in params if runs[c].nunique() > 1]
 columns = st.multiselect("Columns", params + metrics, default=(varying[:6] + metrics[:6]),
                          key="columns")
-st.caption(f"{len(runs)} runs" + (f" in {experiment}" if experiment else ""))
-st.dataframe(views.styled(views.run_table(runs, columns)), width="stretch",
-             column_config={"start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+st.caption(f"{len(runs)} runs" + (f" in {experiment}" if experiment else "")
+           + " · tick rows to pick runs to compare")
+table = views.run_table(runs, columns)
+event = st.dataframe(views.styled(table), width="stretch", key="run_table", on_select="rerun",
+                     selection_mode="multi-row",
+                     column_config={"start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+if event is not None and event.selection.rows:  # ticking rows replaces the selection
+    st.session_state["selected_runs"] = [table.index[i] for i in event.selection.rows]
 
-labels = dict(zip(runs["run_id"], runs["run_name"] + " · " + runs["run_id"].str[:8]))
-kept = [r for r in state.selected_runs() if r in labels]
-picked = st.multiselect("Runs to compare", list(labels), default=kept, format_func=labels.get,
-                        key="pick_runs")
-st.session_state["selected_runs"] = picked
-left, right = st.columns(2)
-left.page_link("compare.py", label=f"Compare {len(picked)} selected runs", icon=":material/compare_arrows:",
-               disabled=not picked)
-right.page_link("run.py", label="Open one run", icon=":material/description:")
+names = dict(zip(runs["run_id"], runs["run_name"]))
+picked = [r for r in state.selected_runs() if r in names]
+left, middle, right = st.columns([2, 1, 1])
+left.markdown("**Selected:** " + (", ".join(names[r] for r in picked) if picked else "none"))
+if middle.button("Clear selection", disabled=not picked, key="clear_selection"):
+    st.session_state["selected_runs"] = []
+    st.rerun()
+right.page_link("compare.py", label=f"Compare {len(picked)} runs", icon=":material/compare_arrows:",
+                disabled=not picked)
+st.page_link("run.py", label="Open one run", icon=":material/description:")

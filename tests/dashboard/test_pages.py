@@ -43,7 +43,9 @@ def test_column_chooser(app):
 
 def test_compare_draws_one_series_per_selected_run(app, dash_store):
     ids = ids_by_name(dash_store)
-    app.multiselect(key="pick_runs").set_value([ids["rf-4"], ids["gb"]]).run()
+    app.session_state["selected_runs"] = [ids["rf-4"], ids["gb"]]  # as ticking two rows does
+    app.run()
+    assert "**Selected:** rf-4, gb" in [m.value for m in app.markdown]
     app.switch_page("compare.py").run()
     assert not app.exception
     history = [c for c in app.get("vega_lite_chart") if chart_title(c) in ("loss", "auc")]
@@ -58,13 +60,20 @@ def test_compare_draws_one_series_per_selected_run(app, dash_store):
 
 def test_compare_smoothing_and_log_scale_run(app, dash_store):
     ids = ids_by_name(dash_store)
-    app.multiselect(key="pick_runs").set_value([ids["rf-4"], ids["rf-8"]]).run()
+    app.session_state["selected_runs"] = [ids["rf-4"], ids["rf-8"]]
     app.switch_page("compare.py").run()
     app.slider(key="smoothing").set_value(0.6).run()
     app.toggle(key="log_scale").set_value(True).run()
     app.radio(key="x_axis").set_value("timestamp").run()
     assert not app.exception
     assert len(app.get("vega_lite_chart")) >= 4  # histories, parallel coordinates, scatter
+
+
+def test_clear_selection(app, dash_store):
+    app.session_state["selected_runs"] = [ids_by_name(dash_store)["gb"]]
+    app.run()
+    app.button(key="clear_selection").click().run()
+    assert "**Selected:** none" in [m.value for m in app.markdown]
 
 
 def test_compare_without_selection_says_what_to_do(app):

@@ -12,8 +12,15 @@ STATUS_COLOURS = {"RUNNING": "#1f77b4", "FINISHED": "#2ca02c", "FAILED": "#d6272
 STATUS_BADGES = {status: f"● {status}" for status in STATUS_COLOURS}
 
 
+STYLED_MAX_ROWS = 1_000  # a Styler renders every cell's text: ~2 s for 10,000 runs
+
+
 def styled(table: pd.DataFrame) -> Any:
-    """The run table with its status badges coloured (a pandas Styler, which Streamlit draws)."""
+    """The run table with its status badges coloured (a pandas Styler, which Streamlit
+    draws); above STYLED_MAX_ROWS rows the plain table, to stay fast."""
+    if len(table) > STYLED_MAX_ROWS:
+        return table
+
     def colour(badge: str) -> str:
         return f"color: {STATUS_COLOURS.get(str(badge).removeprefix('● '), 'inherit')}"
     return table.style.map(colour, subset=["status"]).format(precision=4, na_rep="")

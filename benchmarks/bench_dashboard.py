@@ -1,0 +1,90 @@
+"""How fast the dashboard's Runs page shows a large store, in a real browser.
+
+    python benchmarks/bench_dashboard.py              # 10,000 runs
+    python benchmarks/bench_dashboard.py --runs 1000
+
+Generates a store (each run: 10 params, 5 metrics x 20 steps), starts `mltrail ui` on a
+free port, and times, in headless Debian chromium driven by Playwright, from navigation
+until the Runs page shows its run count and table: first a fresh browser session (the
+server compacts and builds its caches), then a reload (warm caches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tracking import mltrail_create_runs  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        started = time.perf_counter()
+        mltrail_create_runs(store, args.runs, 20)
+        print(f"made {args.runs:,} runs in {time.perf_counter() - started:.1f} s", flush=True)
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "ui",
+                                   "--store", str(store), "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            label = f"{args.runs} runs ·"
+            cold, warm = [], []
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+                for _ in range(args.repeat):
+                    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+                    start = time.perf_counter()
+                    page.goto(url)
+                    page.get_by_text(label).wait_for(timeout=120_000)
+                    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
+                    cold.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    page.reload()
+                    page.get_by_text(label).wait_for(timeout=120_000)
+                    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
+                    warm.append(time.perf_counter() - start)
+                    page.close()
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(f"Runs page with {args.runs:,} runs: new session {statistics.median(cold):.2f} s "
+          f"(first {cold[0]:.2f} s), reload {statistics.median(warm):.2f} s "
+          f"(median of {args.repeat})")
+
+
+if __name__ == "__main__":
+    main()
