@@ -29,3 +29,33 @@ def test_sample_store_holds_real_runs(tmp_path):
     assert best["datasets"].iloc[0]["rows"] == 2000
     listing = CliRunner().invoke(main, ["runs", "--json", "--store", str(copy)])
     assert listing.exit_code == 0 and len(json.loads(listing.output)) == len(runs)
+
+
+def test_sample_script_is_deterministic(tmp_path):
+    """Same script, same events apart from IDs and times: run it twice and compare."""
+    import subprocess
+    import sys
+
+    stores = []
+    for name in ("one", "two"):
+        root = tmp_path / name
+        done = subprocess.run([sys.executable, str(REPO / "sample_runs" / "make_samples.py"),
+                               "--store", str(root)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        stores.append(mltrail.Store(root))
+
+    def content(store):
+        runs = store.search_runs().sort_values(["experiment", "run_name"])
+        facts = runs.drop(columns=["run_id", "start_time", "end_time"]).reset_index(drop=True)
+        history = store.metric_history().merge(runs[["run_id", "run_name"]], on="run_id")
+        points = history.drop(columns=["run_id", "timestamp"]).sort_values(
+            ["run_name", "key", "step"]).reset_index(drop=True)
+        artifacts = sorted((store.get_run(r)["artifacts"]["sha256"].tolist() for r in runs["run_id"]))
+        return facts, points, artifacts
+
+    first, second = content(stores[0]), content(stores[1])
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(first[0], second[0])
+    pd.testing.assert_frame_equal(first[1], second[1])
+    assert first[2] == second[2]  # the pickled models too, byte for byte
