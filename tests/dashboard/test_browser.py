@@ -105,7 +105,12 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
         page.wait_for_timeout(2000)
         page.screenshot(path=str(shots / "live.png"), full_page=True)
+        cells = page.locator('[role="gridcell"]')
+        before = cells.all_text_contents()
+        page.wait_for_timeout(7000)  # the page refreshes itself every 5 s; the run logs every 0.2 s
+        after = cells.all_text_contents()
         browser.close()
+    assert "live-training" in before and before != after, "the Live page did not refresh itself"
     assert first_render < 30, f"the Runs page took {first_render:.1f} s to show its table"
     for name in ("runs", "compare", "run", "live"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
