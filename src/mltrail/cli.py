@@ -246,6 +246,65 @@ def ui(store: Store, port: int, host: str) -> None:
     os.execve(sys.executable, command, env)  # become the server: signals reach it directly
 
 
+@main.group()
+def ab() -> None:
+    """A/B experiments: planning (and, next, lifecycle and results)."""
+
+
+@ab.command("power")
+@click.option("--baseline", type=float, help="Conversion KPI: the control's rate, e.g. 0.10.")
+@click.option("--std", type=float, help="Continuous KPI: its standard deviation.")
+@click.option("--mean", type=float, help="Continuous KPI: its mean (for a relative MDE).")
+@click.option("--mde", type=float, help="Minimum detectable effect (absolute unless --relative).")
+@click.option("--relative", is_flag=True, help="The MDE is a share of the baseline.")
+@click.option("--effect-size", type=float, help="Or a standardised effect size (Cohen's d).")
+@click.option("--alpha", type=float, default=0.05, show_default=True)
+@click.option("--power", "power_", type=float, default=0.8, show_default=True)
+@click.option("--split", type=float, default=0.5, show_default=True,
+              help="Share of units in the treatment arm (0.1 for a 90/10 split).")
+@click.option("--daily-units", type=float, help="Eligible units a day, for the duration.")
+@click.option("--coverage", type=float, default=1.0, show_default=True,
+              help="Share of eligible units that enter the experiment.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ab_power(baseline: float | None, std: float | None, mean: float | None, mde: float | None,
+             relative: bool, effect_size: float | None, alpha: float, power_: float, split: float,
+             daily_units: float | None, coverage: float, as_json: bool) -> None:
+    """Minimum units per arm (and days) to detect an effect."""
+    from .ab import power as planning
+
+    try:
+        if not 0 < split < 1:
+            raise MltrailError(f"--split must be in (0, 1), not {split}")
+        ratio = split / (1 - split)
+        if effect_size is not None:
+            size = planning.sample_size(effect_size, alpha, power_, ratio)
+        elif baseline is not None and mde is not None:
+            size = planning.sample_size_conversion(baseline, mde, relative, alpha, power_, ratio)
+        elif std is not None and mde is not None:
+            size = planning.sample_size_continuous(std, mde, mean, relative, alpha, power_, ratio)
+        else:
+            raise MltrailError("give --effect-size, or --baseline with --mde (conversion), "
+                               "or --std with --mde (continuous)")
+        days = size.duration_days(daily_units, coverage) if daily_units else None
+    except MltrailError as exc:
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    report = {"effect_size": size.effect_size, "alpha": alpha, "power": power_,
+              "control": size.control, "treatment": size.treatment, "total": size.total,
+              "exact_control": size.exact_control, "exact_treatment": size.exact_treatment,
+              "days": days}
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    _out.print(f"effect size {size.effect_size:.4f} at alpha {alpha}, power {power_}:", highlight=False)
+    _out.print(f"  control   {size.control:>12,} units  ({size.exact_control:,.2f})", highlight=False)
+    _out.print(f"  treatment {size.treatment:>12,} units  ({size.exact_treatment:,.2f})", highlight=False)
+    _out.print(f"  total     {size.total:>12,} units", highlight=False)
+    if days is not None:
+        _out.print(f"  duration  {days:>12,} days at {daily_units:,.0f} units/day, coverage {coverage:.0%}",
+                   highlight=False)
+
+
 def app_entrypoint() -> Path:
     """The dashboard's main.py: $MLTRAIL_APP_DIR, else app/ beside the source tree."""
     folder = Path(os.environ.get("MLTRAIL_APP_DIR") or Path(__file__).resolve().parents[2] / "app")
