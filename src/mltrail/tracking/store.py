@@ -56,6 +56,13 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
+    @property
+    def ab(self) -> Any:
+        """The store's A/B experiments (:class:`mltrail.ab.experiment.AbRegistry`)."""
+        from ..ab.experiment import AbRegistry  # the A/B engine sits beside tracking
+
+        return AbRegistry(self)
+
     # -- writing ---------------------------------------------------------------------
 
     def start_run(self, experiment: str = DEFAULT_EXPERIMENT, *, name: str | None = None,

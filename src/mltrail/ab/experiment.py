@@ -1,0 +1,295 @@
+"""Experiments: their definition, lifecycle and assignment, stored as lifecycle events.
+
+States: draft → running ⇄ paused → stopped (with a decision). Changing weights starts a
+new phase with a new hashing seed; changing coverage does not move any unit. The state
+is always the replay of the lifecycle events, so every router and dashboard that reads
+the store agrees on it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from filelock import FileLock
+from pydantic import ValidationError
+
+from ..errors import InvalidInputError, NotFoundError, RunStateError
+from ..storage import ab_events as ev
+from ..storage.ids import new_id
+from . import assign, power
+
+if TYPE_CHECKING:
+    from ..tracking.store import Store
+
+# which lifecycle event each state allows
+_ALLOWED = {
+    "draft": {"ab_started", "ab_stopped", "ab_phase", "ab_coverage"},
+    "running": {"ab_paused", "ab_stopped", "ab_phase", "ab_coverage"},
+    "paused": {"ab_started", "ab_stopped", "ab_phase", "ab_coverage"},
+    "stopped": set(),
+}
+_NEXT_STATE = {"ab_started": "running", "ab_paused": "paused", "ab_stopped": "stopped"}
+
+
+@dataclass
+class Phase:
+    number: int
+    seed: str
+    weights: dict[str, float]
+    started: float
+
+
+@dataclass
+class ExperimentState:
+    spec: ev.ExperimentSpec
+    min_sample_size: dict[str, int]
+    state: str = "draft"
+    phase: Phase | None = None
+    coverage: float = 1.0
+    winner: str | None = None
+    decision: str | None = None
+    created: float = 0.0
+    started: float | None = None
+    stopped: float | None = None
+    ignored: list[str] = field(default_factory=list)  # events a race made invalid
+
+
+def replay(events: Sequence[ev.AbEvent]) -> ExperimentState:
+    """The experiment's state after its lifecycle events, in order."""
+    if not events or not isinstance(events[0], ev.Created):
+        raise InvalidInputError("an experiment's first lifecycle event must be its creation")
+    created = events[0]
+    weights = {v.name: v.weight for v in created.spec.variants}
+    state = ExperimentState(created.spec, created.min_sample_size, coverage=created.spec.coverage,
+                            phase=Phase(1, created.seed, weights, created.ts), created=created.ts)
+    for event in events[1:]:
+        if event.type not in _ALLOWED[state.state]:
+            state.ignored.append(f"{event.type} while {state.state}")
+            continue
+        if isinstance(event, ev.NewPhase):
+            assert state.phase is not None
+            state.phase = Phase(state.phase.number + 1, event.seed, dict(event.weights), event.ts)
+        elif isinstance(event, ev.CoverageChanged):
+            state.coverage = event.coverage
+        else:
+            state.state = _NEXT_STATE[event.type]
+            if isinstance(event, ev.Started) and state.started is None:
+                state.started = event.ts
+            if isinstance(event, ev.Stopped):
+                state.winner, state.decision, state.stopped = event.winner, event.reason, event.ts
+    return state
+
+
+class Experiment:
+    """One experiment as it stands; its methods append lifecycle events.
+
+    >>> exp = store.ab.get("ranker-v2")        # doctest: +SKIP
+    >>> exp.assign("user-42")                  # doctest: +SKIP
+    'treatment'
+    """
+
+    def __init__(self, registry: AbRegistry, key: str, state: ExperimentState) -> None:
+        self._registry = registry
+        self.key = key
+        self._state = state
+        variants = state.spec.variants
+        self.variants = [v.name for v in variants]
+        self._ranges = assign.bucket_ranges(
+            len(variants), state.coverage, [state.phase.weights[n] for n in self.variants], strict=True)
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.key!r} {self.state} phase {self.phase.number}>"
+
+    spec = property(lambda self: self._state.spec)
+    state = property(lambda self: self._state.state)
+    phase = property(lambda self: self._state.phase)
+    coverage = property(lambda self: self._state.coverage)
+    winner = property(lambda self: self._state.winner)
+    decision = property(lambda self: self._state.decision)
+    min_sample_size = property(lambda self: dict(self._state.min_sample_size))
+    control = property(lambda self: self._state.spec.control)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.phase.weights)
+
+    # -- assignment --------------------------------------------------------------------
+
+    def _index(self, unit_id: str) -> int:
+        if not isinstance(unit_id, str) or not unit_id:
+            raise InvalidInputError(f"unit id must be a non-empty string, not {unit_id!r}")
+        namespace = self.spec.namespace
+        if namespace is not None and not assign.in_namespace(unit_id, namespace):
+            return -1
+        x = assign.hash(self.phase.seed, unit_id, 2)
+        return assign.choose_variation(x, self._ranges)
+
+    def assign(self, unit_id: str) -> str | None:
+        """The variant of a unit in the current phase, or None when it is not in the
+        experiment (outside coverage or namespace). The same answer a GrowthBook SDK
+        gives with this phase's seed, weights and coverage."""
+        index = self._index(unit_id)
+        return None if index < 0 else self.variants[index]
+
+    def assign_batch(self, unit_ids: Sequence[str]) -> list[str | None]:
+        """:meth:`assign` for many units at once, vectorised (for simulations)."""
+        indices = assign.assign_batch(self.phase.seed, list(unit_ids), self._ranges)
+        if self.spec.namespace is not None:
+            inside = np.array([assign.in_namespace(u, self.spec.namespace) for u in unit_ids])
+            indices = np.where(inside, indices, -1)
+        return [None if i < 0 else self.variants[i] for i in indices]
+
+    def serving(self, unit_id: str) -> str:
+        """The variant that answers a unit's request: its assignment while running; the
+        control otherwise, or the winner once stopped with one."""
+        if self.state == "running":
+            return self.assign(unit_id) or self.control
+        if self.state == "stopped" and self.winner:
+            return self.winner
+        return self.control
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self, by: str | None = None, reason: str | None = None) -> Experiment:
+        return self._registry._append(self.key, ev.Started, by=by, reason=reason)
+
+    def pause(self, by: str | None = None, reason: str | None = None) -> Experiment:
+        return self._registry._append(self.key, ev.Paused, by=by, reason=reason)
+
+    def stop(self, winner: str | None, reason: str, by: str | None = None) -> Experiment:
+        """Stop with a decision: the winning variant, or None (keep the control), and why."""
+        if winner is not None and winner not in self.variants:
+            raise InvalidInputError(f"unknown variant {winner!r}; variants are {self.variants}")
+        if not reason or not reason.strip():
+            raise InvalidInputError("stopping needs a reason (the decision, in words)")
+        return self._registry._append(self.key, ev.Stopped, winner=winner, by=by, reason=reason)
+
+    def set_weights(self, weights: Mapping[str, float], reason: str | None = None,
+                    by: str | None = None) -> Experiment:
+        """New weights start a new phase with a new seed: every unit is reassigned, and
+        analysis uses the new phase by default, so earlier exposures cannot bias it."""
+        if set(weights) != set(self.variants):
+            raise InvalidInputError(f"weights must name exactly the variants {self.variants}, "
+                                    f"not {sorted(weights)}")
+        assign.check_weights([weights[n] for n in self.variants])
+        return self._registry._append(self.key, ev.NewPhase, weights=dict(weights),
+                                      seed=f"{self.key}:{new_id()}", reason=reason, by=by)
+
+    def set_coverage(self, coverage: float, by: str | None = None) -> Experiment:
+        """Let more or fewer units in; no unit already in changes variant."""
+        if not 0 < coverage <= 1:
+            raise InvalidInputError(f"coverage must be in (0, 1], not {coverage}")
+        return self._registry._append(self.key, ev.CoverageChanged, coverage=coverage, by=by)
+
+
+def minimum_sample_size(spec: ev.ExperimentSpec) -> dict[str, int]:
+    """Units each variant needs: for every treatment against the control, at its weights."""
+    weights = {v.name: v.weight for v in spec.variants}
+    control = spec.control
+    needed = {name: 0 for name in weights}
+    for name, weight in weights.items():
+        if name == control or weight == 0:
+            continue
+        ratio = weight / weights[control]
+        if spec.primary.kind == "binary":
+            size = power.sample_size_conversion(spec.baseline, spec.mde, spec.mde_relative,
+                                                spec.alpha, spec.power, ratio)
+        else:
+            size = power.sample_size_continuous(spec.std, spec.mde, spec.baseline, spec.mde_relative,
+                                                spec.alpha, spec.power, ratio)
+        needed[control] = max(needed[control], size.control)
+        needed[name] = size.treatment
+    return needed
+
+
+class AbRegistry:
+    """The store's A/B experiments: ``store.ab``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.root = store.root / "ab"
+
+    def _folder(self, key: str) -> Path:
+        return self.root / key / "lifecycle"
+
+    def _events(self, key: str) -> list[ev.AbEvent]:
+        folder = self._folder(key)
+        if not folder.is_dir():
+            raise NotFoundError(f"no A/B experiment {key!r} in {self.store.root}")
+        events = []
+        for path in sorted(folder.glob("*.jsonl")):
+            try:
+                events.append(ev.AB_EVENT_ADAPTER.validate_json(path.read_bytes()))
+            except ValidationError as exc:  # tolerant reader: say which file, keep going
+                import warnings
+
+                from ..errors import SkippedLinesWarning
+                warnings.warn(SkippedLinesWarning(f"{path}: unreadable lifecycle event ({exc.errors()[0]['msg']})"))
+        return events
+
+    def create(self, spec: ev.ExperimentSpec | Mapping[str, Any], by: str | None = None) -> Experiment:
+        """Define an experiment (state: draft). The spec is validated first; nothing is
+        written if it is wrong."""
+        try:
+            spec = spec if isinstance(spec, ev.ExperimentSpec) else ev.ExperimentSpec.model_validate(spec)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
+            raise InvalidInputError(f"invalid experiment spec: {problems}") from None
+        with self._lock(spec.key):
+            if self._folder(spec.key).is_dir():
+                raise InvalidInputError(f"experiment {spec.key!r} already exists")
+            event = ev.Created(ts=time.time(), experiment=spec.key, by=by, spec=spec,
+                               min_sample_size=minimum_sample_size(spec), seed=spec.key)
+            self._write(spec.key, event)
+        return self.get(spec.key)
+
+    def get(self, key: str) -> Experiment:
+        return Experiment(self, key, replay(self._events(key)))
+
+    def keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "lifecycle").is_dir())
+
+    def experiments(self) -> pd.DataFrame:
+        """Every experiment: key, state, phase, owner, primary KPI, variants and weights."""
+        rows = []
+        for key in self.keys():
+            exp = self.get(key)
+            rows.append({"key": key, "state": exp.state, "phase": exp.phase.number,
+                         "owner": exp.spec.owner, "primary": exp.spec.primary.name,
+                         "weights": exp.weights, "coverage": exp.coverage, "winner": exp.winner,
+                         "min_sample_size": sum(exp.min_sample_size.values())})
+        return pd.DataFrame(rows, columns=["key", "state", "phase", "owner", "primary", "weights",
+                                           "coverage", "winner", "min_sample_size"])
+
+    def _lock(self, key: str) -> FileLock:
+        self.store.layout.locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.store.layout.lock_file(f"ab-{key}")))
+
+    def _append(self, key: str, model: type[ev.AbEvent], **fields: Any) -> Experiment:
+        """Check the transition against the current state, then write the event."""
+        with self._lock(key):
+            current = replay(self._events(key))
+            event = model(ts=time.time(), experiment=key, **fields)
+            if event.type not in _ALLOWED[current.state]:
+                verb = event.type.removeprefix("ab_")
+                raise RunStateError(f"experiment {key!r} is {current.state}: it cannot be {verb}")
+            self._write(key, event)
+        return self.get(key)
+
+    def _write(self, key: str, event: ev.AbEvent) -> None:
+        folder = self._folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{new_id()}.jsonl"
+        tmp = folder / f".{path.name}.tmp"
+        tmp.write_bytes(orjson.dumps(event.model_dump(mode="json", exclude_none=True)) + b"\n")
+        os.replace(tmp, path)

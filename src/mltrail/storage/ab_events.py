@@ -1,0 +1,157 @@
+"""Event schemas of A/B experiments: the definition and every lifecycle change.
+
+Each lifecycle event is one immutable file (``ab/<key>/lifecycle/<id>.jsonl``, one
+line), named by a time-sortable ID: several people or processes acting on one
+experiment never append to one file, and git branches merge without conflict.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from .events import SCHEMA_VERSION
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+WEIGHT_TOLERANCE = 1e-9
+
+
+def check_weights_sum(weights: list[float]) -> None:
+    if any(w < 0 or w != w for w in weights):
+        raise ValueError(f"weights must be non-negative, not {weights}")
+    if abs(sum(weights) - 1.0) > WEIGHT_TOLERANCE:
+        raise ValueError(f"weights must sum to 1, not {sum(weights):g} ({weights}); "
+                         "they are never replaced by equal weights")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Variant(_Model):
+    name: str = Field(min_length=1, max_length=100)
+    weight: float
+    control: bool = False
+    model: str | None = None  # a model reference: models:/name@alias or runs:/RUN/artifact
+    url: str | None = None  # or the URL of the model service that serves this variant
+
+
+class MetricSpec(_Model):
+    name: str = Field(min_length=1, max_length=250)
+    kind: Literal["binary", "continuous"]
+    direction: Literal["increase", "decrease"] = "increase"  # which way is good
+
+
+class Hypothesis(_Model):
+    null: str = Field(min_length=1)
+    alternative: str = Field(min_length=1)
+
+
+class ExperimentSpec(_Model):
+    """What an experiment tests and how: validated before anything is written."""
+
+    key: str
+    hypothesis: Hypothesis
+    primary: MetricSpec
+    guardrails: list[MetricSpec] = Field(default_factory=list)
+    variants: list[Variant]
+    coverage: float = Field(default=1.0, gt=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    mde: float = Field(gt=0)  # minimum detectable effect, absolute unless mde_relative
+    mde_relative: bool = False
+    baseline: float | None = None  # binary KPI: the control's rate; continuous: its mean
+    std: float | None = Field(default=None, gt=0)  # continuous KPI: its standard deviation
+    sequential: bool = False  # always-valid intervals: safe to look every day
+    namespace: tuple[str, float, float] | None = None  # mutually exclusive experiments
+    owner: str = Field(min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        if not _KEY.match(key):
+            raise ValueError(f"experiment key {key!r} must be letters, digits, '_', '-', '.' "
+                             "(at most 100, starting with a letter or digit)")
+        return key
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        if len(self.variants) < 2:
+            raise ValueError("an experiment needs at least two variants")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, not {names}")
+        controls = [v.name for v in self.variants if v.control]
+        if len(controls) != 1:
+            raise ValueError(f"exactly one variant must be the control, not {len(controls)} ({controls})")
+        check_weights_sum([v.weight for v in self.variants])
+        if self.primary.kind == "binary" and (self.baseline is None or not 0 < self.baseline < 1):
+            raise ValueError("a binary primary KPI needs its baseline rate in (0, 1)")
+        if self.primary.kind == "continuous" and self.std is None:
+            raise ValueError("a continuous primary KPI needs its standard deviation (std)")
+        return self
+
+    @property
+    def control(self) -> str:
+        return next(v.name for v in self.variants if v.control)
+
+    @property
+    def metrics(self) -> list[MetricSpec]:
+        return [self.primary, *self.guardrails]
+
+
+class AbEvent(_Model):
+    v: int = SCHEMA_VERSION
+    type: str
+    ts: float
+    experiment: str
+    by: str | None = None  # who did it
+    reason: str | None = None
+
+
+class Created(AbEvent):
+    type: Literal["ab_created"] = "ab_created"
+    spec: ExperimentSpec
+    min_sample_size: dict[str, int]  # per variant, from alpha, power and the MDE
+    seed: str
+
+
+class Started(AbEvent):
+    type: Literal["ab_started"] = "ab_started"
+
+
+class Paused(AbEvent):
+    type: Literal["ab_paused"] = "ab_paused"
+
+
+class Stopped(AbEvent):
+    type: Literal["ab_stopped"] = "ab_stopped"
+    winner: str | None = None  # None: no variant wins, the control stays
+
+
+class NewPhase(AbEvent):
+    """New weights (or variants): a new hashing seed, so earlier exposures do not bias."""
+
+    type: Literal["ab_phase"] = "ab_phase"
+    weights: dict[str, float]
+    seed: str
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        check_weights_sum(list(weights.values()))
+        return weights
+
+
+class CoverageChanged(AbEvent):
+    """Coverage moves no unit between variants: same phase, same seed."""
+
+    type: Literal["ab_coverage"] = "ab_coverage"
+    coverage: float = Field(gt=0, le=1)
+
+
+AnyAbEvent = Annotated[Union[Created, Started, Paused, Stopped, NewPhase, CoverageChanged],
+                       Field(discriminator="type")]
+AB_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyAbEvent)

@@ -1,0 +1,139 @@
+"""Experiment definition, lifecycle, phases and assignment through store.ab."""
+
+import copy
+
+import pytest
+
+import mltrail
+from mltrail import InvalidInputError, NotFoundError, RunStateError
+from mltrail.ab import assign
+
+SPEC = {
+    "key": "ranker-v2",
+    "hypothesis": {"null": "the new ranker converts like the old", "alternative": "it converts better"},
+    "primary": {"name": "conversion", "kind": "binary", "direction": "increase"},
+    "guardrails": [{"name": "latency_ms", "kind": "continuous", "direction": "decrease"}],
+    "variants": [{"name": "control", "weight": 0.5, "control": True, "model": "models:/ranker@champion"},
+                 {"name": "treatment", "weight": 0.5, "url": "http://127.0.0.1:9001"}],
+    "mde": 0.01, "baseline": 0.10, "owner": "ana",
+}
+
+
+def spec(**changes):
+    result = copy.deepcopy(SPEC)
+    result.update(changes)
+    return result
+
+
+@pytest.fixture
+def exp(store):
+    return store.ab.create(SPEC, by="ana")
+
+
+def test_create_computes_the_minimum_sample_size(exp):
+    assert exp.state == "draft" and exp.phase.number == 1 and exp.phase.seed == "ranker-v2"
+    assert exp.min_sample_size == {"control": 14745, "treatment": 14745}
+
+
+def test_unequal_weights_cost_more_units(store):
+    exp = store.ab.create(spec(key="split", variants=[
+        {"name": "a", "weight": 0.9, "control": True}, {"name": "b", "weight": 0.1}]))
+    assert exp.min_sample_size == {"a": 73721, "b": 8192}
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"variants": [{"name": "a", "weight": 0.5, "control": True}, {"name": "b", "weight": 0.4}]}, "sum to 1"),
+    ({"variants": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5}]}, "exactly one variant"),
+    ({"variants": [{"name": "a", "weight": 0.5, "control": True},
+                   {"name": "b", "weight": 0.5, "control": True}]}, "exactly one variant"),
+    ({"variants": [{"name": "a", "weight": 1.5, "control": True}, {"name": "b", "weight": -0.5}]}, "non-negative"),
+    ({"variants": [{"name": "a", "weight": 0.5, "control": True}, {"name": "a", "weight": 0.5}]}, "unique"),
+    ({"variants": [{"name": "a", "weight": 1.0, "control": True}]}, "at least two"),
+    ({"baseline": None}, "baseline rate"),
+    ({"key": "../escape"}, "experiment key"),
+    ({"coverage": 0}, "coverage"),
+])
+def test_bad_specs_are_refused_and_nothing_is_written(store, changes, message):
+    with pytest.raises(InvalidInputError, match=message):
+        store.ab.create(spec(**changes))
+    assert store.ab.keys() == []
+
+
+def test_lifecycle_and_its_refusals(exp):
+    with pytest.raises(RunStateError, match="draft: it cannot be paused"):
+        exp.pause()
+    exp = exp.start(by="ana")
+    assert exp.state == "running"
+    exp = exp.pause(reason="holiday")
+    assert exp.state == "paused" and exp.serving("user-1") == "control"
+    exp = exp.start()
+    with pytest.raises(InvalidInputError, match="unknown variant"):
+        exp.stop("nope", "typo")
+    with pytest.raises(InvalidInputError, match="reason"):
+        exp.stop("treatment", "  ")
+    exp = exp.stop("treatment", "treatment converts 9% better, p = 0.001")
+    assert (exp.state, exp.winner) == ("stopped", "treatment")
+    assert exp.serving("anyone") == "treatment"
+    with pytest.raises(RunStateError, match="stopped"):
+        exp.start()
+
+
+def test_assignment_is_growthbook_bucketing(exp):
+    ranges = assign.bucket_ranges(2, 1.0, [0.5, 0.5])
+    for unit in (f"user-{i}" for i in range(200)):
+        index = assign.choose_variation(assign.hash("ranker-v2", unit), ranges)
+        assert exp.assign(unit) == ["control", "treatment"][index]
+    ids = [f"u{i}" for i in range(500)]
+    assert exp.assign_batch(ids) == [exp.assign(u) for u in ids]
+    with pytest.raises(InvalidInputError, match="unit id"):
+        exp.assign("")
+
+
+def test_new_weights_start_a_new_phase_that_reshuffles(exp):
+    ids = [f"u{i}" for i in range(4000)]
+    before = exp.assign_batch(ids)
+    exp = exp.start().set_weights({"control": 0.5, "treatment": 0.5}, reason="re-randomise")
+    assert exp.phase.number == 2 and exp.phase.seed != "ranker-v2"
+    after = exp.assign_batch(ids)
+    agree = sum(a == b for a, b in zip(before, after)) / len(ids)
+    assert 0.45 < agree < 0.55
+    with pytest.raises(InvalidInputError, match="sum to 1"):
+        exp.set_weights({"control": 0.5, "treatment": 0.6})
+    with pytest.raises(InvalidInputError, match="exactly the variants"):
+        exp.set_weights({"control": 1.0})
+
+
+def test_coverage_moves_no_unit(exp):
+    ids = [f"u{i}" for i in range(4000)]
+    exp = exp.set_coverage(0.2)
+    low = exp.assign_batch(ids)
+    exp = exp.set_coverage(0.8)
+    high = exp.assign_batch(ids)
+    assert exp.phase.number == 1
+    assert all(h == lo for lo, h in zip(low, high) if lo is not None)
+    assert 0.15 < sum(v is not None for v in low) / len(ids) < 0.25
+
+
+def test_state_is_shared_through_the_store(exp, store):
+    exp.start()
+    other = mltrail.Store(store.root).ab.get("ranker-v2")
+    assert other.state == "running"
+    with pytest.raises(NotFoundError):
+        store.ab.get("missing")
+    frame = store.ab.experiments()
+    assert list(frame["key"]) == ["ranker-v2"] and list(frame["state"]) == ["running"]
+
+
+def test_racing_writers_cannot_break_the_state(exp, store):
+    """Two stops written by two machines (say, merged from two branches): the replay
+    keeps the first and ignores the second."""
+    from mltrail.ab.experiment import replay
+    from mltrail.storage import ab_events as ev
+
+    exp = exp.start()
+    registry = store.ab
+    for winner in ("treatment", "control"):
+        registry._write("ranker-v2", ev.Stopped(ts=1.0, experiment="ranker-v2", winner=winner, reason="x"))
+    state = replay(registry._events("ranker-v2"))
+    assert state.winner == "treatment" and state.ignored == ["ab_stopped while stopped"]
+    assert len(list((store.root / "ab" / "ranker-v2" / "lifecycle").glob("*.jsonl"))) == 4
