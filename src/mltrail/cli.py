@@ -305,6 +305,127 @@ def ab_power(baseline: float | None, std: float | None, mean: float | None, mde:
                    highlight=False)
 
 
+@ab.command("create")
+@click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The experiment spec, a .json or .toml file.")
+@click.option("--by", default=None, help="Who creates it.")
+@_store_option
+def ab_create(store: Store, spec_file: str, by: str | None) -> None:
+    """Define an experiment from a spec file (it starts as a draft)."""
+    path = Path(spec_file)
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            spec = tomllib.loads(path.read_text(encoding="utf-8"))
+        else:
+            spec = orjson.loads(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise MltrailError(f"cannot read the spec {path}: {exc}") from None
+    exp = store.ab.create(spec, by=by)
+    _out.print(f"created {exp.key} (draft); minimum sample size "
+               + ", ".join(f"{k} {v:,}" for k, v in exp.min_sample_size.items()), highlight=False)
+
+
+@ab.command("list")
+@_store_option
+def ab_list(store: Store) -> None:
+    """Every experiment with its state and phase."""
+    table = Table(header_style="bold")
+    for column in ("key", "state", "phase", "owner", "primary", "weights", "coverage", "winner"):
+        table.add_column(column)
+    for row in store.ab.experiments().to_dict("records"):
+        weights = ", ".join(f"{k} {v:g}" for k, v in row["weights"].items())
+        table.add_row(row["key"], row["state"], str(row["phase"]), row["owner"], row["primary"],
+                      weights, f"{row['coverage']:.0%}", row["winner"] or "")
+    _out.print(table)
+
+
+@ab.command("status")
+@click.argument("key")
+@_store_option
+def ab_status(store: Store, key: str) -> None:
+    """An experiment's definition and state."""
+    exp = store.ab.get(key)
+    spec = exp.spec
+    _out.print(f"[bold]{exp.key}[/]  {exp.state}  phase {exp.phase.number} (seed {exp.phase.seed})  "
+               f"owner {spec.owner}", highlight=False)
+    _out.print(f"H0: {spec.hypothesis.null}\nH1: {spec.hypothesis.alternative}", highlight=False)
+    _out.print(f"primary KPI {spec.primary.name} ({spec.primary.kind}, {spec.primary.direction} is good); "
+               f"alpha {spec.alpha}, power {spec.power}, MDE {spec.mde}{' relative' if spec.mde_relative else ''}"
+               f"{', sequential' if spec.sequential else ''}", highlight=False)
+    for variant in spec.variants:
+        role = " (control)" if variant.control else ""
+        serves = variant.model or variant.url or ""
+        _out.print(f"  {variant.name}{role}: weight {exp.weights[variant.name]:g}, "
+                   f"needs {exp.min_sample_size[variant.name]:,} units  {serves}", highlight=False)
+    _out.print(f"coverage {exp.coverage:.0%}", highlight=False)
+    if exp.state == "stopped":
+        _out.print(f"decision: {exp.winner or 'no winner (control stays)'}: {exp.decision}", highlight=False)
+
+
+@ab.command("start")
+@click.argument("key")
+@click.option("--by", default=None)
+@click.option("--reason", default=None)
+@_store_option
+def ab_start(store: Store, key: str, by: str | None, reason: str | None) -> None:
+    """Start (or resume) an experiment."""
+    _out.print(f"{key}: {store.ab.get(key).start(by=by, reason=reason).state}")
+
+
+@ab.command("pause")
+@click.argument("key")
+@click.option("--by", default=None)
+@click.option("--reason", default=None)
+@_store_option
+def ab_pause(store: Store, key: str, by: str | None, reason: str | None) -> None:
+    """Pause an experiment: everyone gets the control; nothing is logged as exposed."""
+    _out.print(f"{key}: {store.ab.get(key).pause(by=by, reason=reason).state}")
+
+
+@ab.command("stop")
+@click.argument("key")
+@click.option("--winner", default=None, help="The winning variant (omit: no winner).")
+@click.option("--reason", required=True, help="The decision, in words.")
+@click.option("--by", default=None)
+@_store_option
+def ab_stop(store: Store, key: str, winner: str | None, reason: str, by: str | None) -> None:
+    """Stop an experiment with a decision."""
+    exp = store.ab.get(key).stop(winner, reason, by=by)
+    _out.print(f"{key}: stopped, winner {exp.winner or 'none'}")
+
+
+@ab.command("weights")
+@click.argument("key")
+@click.argument("weights", nargs=-1, required=True)
+@click.option("--reason", default=None)
+@click.option("--by", default=None)
+@_store_option
+def ab_weights(store: Store, key: str, weights: tuple[str, ...], reason: str | None, by: str | None) -> None:
+    """New weights, as VARIANT=WEIGHT pairs: starts a new phase (units are reassigned)."""
+    parsed = {}
+    for pair in weights:
+        name, _, value = pair.partition("=")
+        try:
+            parsed[name] = float(value)
+        except ValueError:
+            raise MltrailError(f"weights are VARIANT=WEIGHT pairs, not {pair!r}") from None
+    exp = store.ab.get(key).set_weights(parsed, reason=reason, by=by)
+    _out.print(f"{key}: phase {exp.phase.number}, weights {exp.weights}", highlight=False)
+
+
+@ab.command("coverage")
+@click.argument("key")
+@click.argument("coverage", type=float)
+@click.option("--by", default=None)
+@_store_option
+def ab_coverage(store: Store, key: str, coverage: float, by: str | None) -> None:
+    """Let a share of eligible units in (no unit changes variant)."""
+    exp = store.ab.get(key).set_coverage(coverage, by=by)
+    _out.print(f"{key}: coverage {exp.coverage:.0%}")
+
+
 def app_entrypoint() -> Path:
     """The dashboard's main.py: $MLTRAIL_APP_DIR, else app/ beside the source tree."""
     folder = Path(os.environ.get("MLTRAIL_APP_DIR") or Path(__file__).resolve().parents[2] / "app")

@@ -39,6 +39,8 @@ def test_unequal_weights_cost_more_units(store):
     exp = store.ab.create(spec(key="split", variants=[
         {"name": "a", "weight": 0.9, "control": True}, {"name": "b", "weight": 0.1}]))
     assert exp.min_sample_size == {"a": 73721, "b": 8192}
+    exp = exp.set_weights({"a": 0.5, "b": 0.5})
+    assert exp.min_sample_size == {"a": 14745, "b": 14745}  # follows the current weights
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -137,3 +139,30 @@ def test_racing_writers_cannot_break_the_state(exp, store):
     state = replay(registry._events("ranker-v2"))
     assert state.winner == "treatment" and state.ignored == ["ab_stopped while stopped"]
     assert len(list((store.root / "ab" / "ranker-v2" / "lifecycle").glob("*.jsonl"))) == 4
+
+
+def test_cli_lifecycle(store, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from mltrail.cli import main
+
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(SPEC))
+
+    def run(*args):
+        return CliRunner().invoke(main, ["ab", *args, "--store", str(store.root)])
+
+    assert "minimum sample size control 14,745" in run("create", "--spec", str(spec_file)).output
+    assert run("start", "ranker-v2").output.strip() == "ranker-v2: running"
+    assert "phase 2" in run("weights", "ranker-v2", "control=0.3", "treatment=0.7").output
+    assert "ranker-v2" in run("list").output
+    result = run("stop", "ranker-v2", "--winner", "treatment", "--reason", "ships")
+    assert "winner treatment" in result.output
+    status = run("status", "ranker-v2").output
+    assert "stopped" in status and "decision: treatment: ships" in status
+    failed = run("pause", "ranker-v2")
+    assert failed.exit_code == 1 and "cannot be paused" in failed.output
+    bad = run("weights", "ranker-v2", "control=x")
+    assert bad.exit_code == 1 and "VARIANT=WEIGHT" in bad.output

@@ -114,7 +114,10 @@ class Experiment:
     coverage = property(lambda self: self._state.coverage)
     winner = property(lambda self: self._state.winner)
     decision = property(lambda self: self._state.decision)
-    min_sample_size = property(lambda self: dict(self._state.min_sample_size))
+    @property
+    def min_sample_size(self) -> dict[str, int]:
+        """Units each variant needs at the current phase's weights."""
+        return minimum_sample_size(self.spec, self.phase.weights)
     control = property(lambda self: self._state.spec.control)
 
     @property
@@ -190,9 +193,9 @@ class Experiment:
         return self._registry._append(self.key, ev.CoverageChanged, coverage=coverage, by=by)
 
 
-def minimum_sample_size(spec: ev.ExperimentSpec) -> dict[str, int]:
-    """Units each variant needs: for every treatment against the control, at its weights."""
-    weights = {v.name: v.weight for v in spec.variants}
+def minimum_sample_size(spec: ev.ExperimentSpec, weights: Mapping[str, float] | None = None) -> dict[str, int]:
+    """Units each variant needs: for every treatment against the control, at the weights."""
+    weights = dict(weights) if weights is not None else {v.name: v.weight for v in spec.variants}
     control = spec.control
     needed = {name: 0 for name in weights}
     for name, weight in weights.items():
