@@ -159,6 +159,21 @@ class Experiment:
             return self.winner
         return self.control
 
+    # -- logging -----------------------------------------------------------------------
+
+    @property
+    def log(self) -> Any:
+        """This process's :class:`~mltrail.ab.logging.ExposureLog` for the experiment."""
+        return self._registry._log(self)
+
+    def log_exposure(self, unit_id: str, variant: str) -> None:
+        """Record that a unit was served a variant (buffered; see ``exp.log.flush()``)."""
+        self.log.log_exposure(unit_id, variant)
+
+    def log_feedback(self, unit_id: str, metric: str, value: float) -> None:
+        """Record a KPI value for a unit (buffered)."""
+        self.log.log_feedback(unit_id, metric, value)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, by: str | None = None, reason: str | None = None) -> Experiment:
@@ -219,6 +234,15 @@ class AbRegistry:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.root = store.root / "ab"
+        self._logs: dict[str, Any] = {}
+
+    def _log(self, experiment: Experiment) -> Any:
+        from .logging import ExposureLog
+
+        log = self._logs.get(experiment.key)
+        if log is None:
+            log = self._logs[experiment.key] = ExposureLog(experiment)
+        return log
 
     def _folder(self, key: str) -> Path:
         return self.root / key / "lifecycle"

@@ -52,6 +52,7 @@ class Store:
         self._index = query.RunIndex(self.layout.tables)
         self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
+        self._ab: Any = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -59,9 +60,11 @@ class Store:
     @property
     def ab(self) -> Any:
         """The store's A/B experiments (:class:`mltrail.ab.experiment.AbRegistry`)."""
-        from ..ab.experiment import AbRegistry  # the A/B engine sits beside tracking
+        if self._ab is None:
+            from ..ab.experiment import AbRegistry  # the A/B engine sits beside tracking
 
-        return AbRegistry(self)
+            self._ab = AbRegistry(self)
+        return self._ab
 
     # -- writing ---------------------------------------------------------------------
 

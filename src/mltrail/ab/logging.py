@@ -1,0 +1,164 @@
+"""Exposure and feedback logs: production volume, one writer per segment file.
+
+Each logging process writes its own segment files, ``ab/<key>/log/<writer>-<n>.jsonl``,
+so several routers log at once with no shared lock and no interleaved line; a segment
+is closed and the next begun past ``MAX_SEGMENT_BYTES`` or ``MAX_SEGMENT_SECONDS``.
+Calls only validate and queue; the queue is written in one ``write()`` when it holds
+``FLUSH_EVENTS`` events, on :meth:`ExposureLog.flush` and at interpreter exit, and is
+durable (fsync) at flush. The experiment's state is re-read at most once a second:
+exposures for a paused or stopped experiment are refused.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError, RunStateError
+from ..storage.eventlog import EventWriter
+from ..storage.ids import new_id
+from ..tracking.run import events_to_lines
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+
+FLUSH_EVENTS = 50_000
+MAX_SEGMENT_BYTES = 64 << 20
+MAX_SEGMENT_SECONDS = 3600.0
+STATE_RECHECK_SECONDS = 1.0
+_time = time.time
+_open_logs: weakref.WeakSet[ExposureLog] = weakref.WeakSet()
+
+
+class ExposureLog:
+    """Buffered exposure and feedback events of one experiment from this process."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self._experiment = experiment
+        self.key = experiment.key
+        self.folder = experiment._registry.root / experiment.key / "log"
+        self.writer_id = new_id()
+        self._variants = frozenset(experiment.variants)
+        self._metrics = frozenset(m.name for m in experiment.spec.metrics)
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._segment = 0
+        self._segment_bytes = 0
+        self._segment_started = time.monotonic()
+        self._writer: EventWriter | None = None
+        self._checked = time.monotonic()
+        self._running = experiment.state == "running"
+        self._phase = experiment.phase.number
+        _open_logs.add(self)
+
+    # -- the hot path ----------------------------------------------------------------
+
+    def _refresh_state(self) -> None:
+        now = time.monotonic()
+        if now - self._checked >= STATE_RECHECK_SECONDS:
+            current = self._experiment._registry.get(self.key)
+            self._running, self._phase = current.state == "running", current.phase.number
+            self._checked = now
+
+    def log_exposure(self, unit_id: str, variant: str) -> None:
+        """Record that ``unit_id`` was served ``variant`` (running experiments only)."""
+        if type(unit_id) is not str or not unit_id:
+            raise InvalidInputError(f"unit id must be a non-empty string, not {unit_id!r}")
+        if variant not in self._variants:
+            raise InvalidInputError(f"unknown variant {variant!r} of {self.key!r}; "
+                                    f"variants are {sorted(self._variants)}")
+        self._refresh_state()
+        if not self._running:
+            raise RunStateError(f"experiment {self.key!r} is not running: exposures are refused")
+        self._pending.append((0, unit_id, variant, self._phase, _time()))
+        if len(self._pending) >= FLUSH_EVENTS:
+            self.flush()
+
+    def log_feedback(self, unit_id: str, metric: str, value: float) -> None:
+        """Record a KPI value of a unit (a conversion is 1.0, a revenue an amount)."""
+        if type(unit_id) is not str or not unit_id:
+            raise InvalidInputError(f"unit id must be a non-empty string, not {unit_id!r}")
+        if metric not in self._metrics:
+            raise InvalidInputError(f"unknown metric {metric!r} of {self.key!r}; "
+                                    f"metrics are {sorted(self._metrics)}")
+        if type(value) is not float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidInputError(f"feedback {metric!r} needs a number, not {value!r}")
+            value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidInputError(f"feedback {metric!r} must be finite, not {value!r}")
+        self._pending.append((1, unit_id, metric, value, _time()))
+        if len(self._pending) >= FLUSH_EVENTS:
+            self.flush()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write queued events to this writer's segment and fsync it."""
+        with self._lock:
+            count = len(self._pending)
+            if not count:
+                return
+            items = [self._pending.popleft() for _ in range(count)]
+            events = []
+            seq = self._seq
+            key = self.key
+            for item in items:
+                seq += 1
+                if item[0] == 0:
+                    _, unit, variant, phase, ts = item
+                    events.append({"v": 1, "type": "exposure", "ts": ts, "experiment": key,
+                                   "seq": seq, "unit": unit, "variant": variant, "phase": phase})
+                else:
+                    _, unit, metric, value, ts = item
+                    events.append({"v": 1, "type": "feedback", "ts": ts, "experiment": key,
+                                   "seq": seq, "unit": unit, "metric": metric, "value": value})
+            data = events_to_lines(events)
+            writer = self._current_writer(len(data))
+            try:
+                writer.append(data)
+                os.fsync(writer._fd)  # durable at flush
+            except BaseException:
+                self._pending.extendleft(reversed(items))
+                raise
+            self._seq = seq
+            self._segment_bytes += len(data)
+
+    def _current_writer(self, incoming: int) -> EventWriter:
+        too_big = self._segment_bytes and self._segment_bytes + incoming > MAX_SEGMENT_BYTES
+        too_old = time.monotonic() - self._segment_started > MAX_SEGMENT_SECONDS
+        if self._writer is None or too_big or too_old:
+            if self._writer is not None:
+                self._writer.close()
+                self._segment += 1
+            path = self.folder / f"{self.writer_id}-{self._segment:04d}.jsonl"
+            self._writer = EventWriter(path)
+            self._segment_bytes = 0
+            self._segment_started = time.monotonic()
+        return self._writer
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    @property
+    def segments(self) -> list[Path]:
+        return sorted(self.folder.glob(f"{self.writer_id}-*.jsonl"))
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for log in list(_open_logs):
+        try:
+            log.close()
+        except OSError:
+            pass
