@@ -1,0 +1,25 @@
+"""The README's runnable examples run, and print what the README says they print."""
+
+import contextlib
+import io
+import re
+
+from tests.conftest import REPO
+
+
+def _example(name: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"<!-- readme-example: {name} -->\n```python\n(.*?)```", text, re.S)
+    assert match, f"README example {name!r} not found"
+    return match.group(1)
+
+
+def test_ab_example_runs_and_prints_what_it_claims():
+    code = _example("ab")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    printed = out.getvalue().splitlines()
+    claimed = [line.split("# ")[1].split(":")[0].strip()
+               for line in code.splitlines() if line.startswith("print(") and "# " in line]
+    assert [p.strip() for p in printed] == claimed
