@@ -174,6 +174,17 @@ class Experiment:
         """Record a KPI value for a unit (buffered)."""
         self.log.log_feedback(unit_id, metric, value)
 
+    # -- analysis ----------------------------------------------------------------------
+
+    def results(self, phase: int | None = None, sequential: bool | None = None) -> Any:
+        """The results page: per metric and variant, health checks and a recommendation
+        (:class:`mltrail.ab.analysis.Results`). Flushes this process's log first."""
+        from .analysis import results
+
+        if self.key in self._registry._logs:
+            self._registry._logs[self.key].flush()
+        return results(self, phase, sequential)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, by: str | None = None, reason: str | None = None) -> Experiment:
@@ -311,6 +322,8 @@ class AbRegistry:
                 verb = event.type.removeprefix("ab_")
                 raise RunStateError(f"experiment {key!r} is {current.state}: it cannot be {verb}")
             self._write(key, event)
+        if key in self._logs:  # this process's log sees the change now, not a second later
+            self._logs[key]._checked = float("-inf")
         return self.get(key)
 
     def _write(self, key: str, event: ev.AbEvent) -> None:

@@ -1,0 +1,100 @@
+"""exp.results() on simulated users with known true conversion rates."""
+
+import numpy as np
+import pytest
+from statsmodels.stats.proportion import proportions_ztest
+
+from tests.ab.test_experiment import SPEC, spec
+
+
+def primary(result):
+    return result.table[result.table["metric"] == "conversion"].set_index("variant")
+
+
+def simulate(exp, rates, users, seed=1, feedback=True):
+    """Users arrive, get assigned, are exposed; each converts with its variant's true rate."""
+    rng = np.random.default_rng(seed)
+    ids = [f"user-{i}" for i in range(users)]
+    converted = {}
+    for unit, variant in zip(ids, exp.assign_batch(ids)):
+        if variant is None:
+            continue
+        exp.log_exposure(unit, variant)
+        if feedback and rng.random() < rates[variant]:
+            exp.log_feedback(unit, "conversion", 1.0)
+            converted[variant] = converted.get(variant, 0) + 1
+    return converted
+
+
+def test_a_real_lift_is_found_and_shipped(store):
+    exp = store.ab.create(spec(mde=0.02)).start()
+    converted = simulate(exp, {"control": 0.10, "treatment": 0.13}, 9_000)
+    result = exp.results()
+    table = primary(result)
+    n_c, n_t = table.loc["control", "units"], table.loc["treatment", "units"]
+    assert n_c + n_t == 9_000 and not result.srm_alarm and result.crossover_units == 0
+    expected_p = proportions_ztest([converted["treatment"], converted["control"]], [n_t, n_c])[1]
+    row = table.loc["treatment"]
+    assert row["p_value"] == pytest.approx(expected_p, rel=1e-9)  # golden: statsmodels directly
+    assert row["significant"] and row["relative"] > 0
+    assert result.recommendation.startswith("Ship treatment")
+    assert 0 < table.loc["control", "progress"] and row["power_at_mde"] > 0.8
+
+
+def test_no_difference_is_said_plainly(store):
+    exp = store.ab.create(spec(mde=0.05)).start()
+    simulate(exp, {"control": 0.10, "treatment": 0.10}, 3_000, seed=3)
+    result = exp.results()
+    assert result.recommendation.startswith(("No difference", "Keep running"))
+    assert not primary(result).loc["treatment", "significant"]
+
+
+def test_early_looks_say_keep_running(store):
+    exp = store.ab.create(SPEC).start()  # needs 14,745 per arm
+    simulate(exp, {"control": 0.10, "treatment": 0.11}, 2_000)
+    result = exp.results()
+    assert result.recommendation.startswith("Keep running: 7% of the planned sample size")
+
+
+def test_sample_ratio_mismatch_comes_first(store):
+    exp = store.ab.create(spec(mde=0.02)).start()
+    for i in range(3_000):
+        exp.log_exposure(f"c{i}", "control")
+    for i in range(2_000):
+        exp.log_exposure(f"t{i}", "treatment")
+    result = exp.results()
+    assert result.srm_alarm and result.recommendation.startswith("Investigate")
+
+
+def test_crossover_units_are_counted_and_left_out(store):
+    exp = store.ab.create(spec(mde=0.02)).start()
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 1_000)
+    exp.log_exposure("user-1", "control")
+    exp.log_exposure("user-1", "treatment")
+    result = exp.results()
+    assert result.crossover_units == 1 and sum(result.units.values()) == 999
+
+
+def test_new_phase_is_analysed_alone(store):
+    exp = store.ab.create(spec(mde=0.02)).start()
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 1_000)
+    exp = exp.set_weights({"control": 0.5, "treatment": 0.5})
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 500, seed=9)
+    assert sum(exp.results().units.values()) == 500
+    assert sum(exp.results(phase=1).units.values()) == 1_000
+
+
+def test_compaction_is_incremental(store):
+    from mltrail.ab.analysis import compact
+
+    exp = store.ab.create(spec(mde=0.02)).start()
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 500)
+    exp.log.flush()
+    first = compact(exp)
+    assert first.lines_read > 500
+    again = compact(exp)
+    assert again.lines_read == 0 and len(again.units) == len(first.units)
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 600, seed=5)  # 100 new users, 500 repeats
+    exp.log.flush()
+    third = compact(exp)
+    assert len(third.units) == 600 and third.lines_read < first.lines_read + 200
