@@ -59,3 +59,16 @@ def test_sample_script_is_deterministic(tmp_path):
     pd.testing.assert_frame_equal(first[0], second[0])
     pd.testing.assert_frame_equal(first[1], second[1])
     assert first[2] == second[2]  # the pickled models too, byte for byte
+
+
+def test_sample_ab_experiment_results_print_on_the_cli(tmp_path):
+    copy = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", copy, ignore=shutil.ignore_patterns(".cache"))
+    result = CliRunner().invoke(main, ["ab", "results", "churn-offer-v2", "--json", "--store", str(copy)])
+    assert result.exit_code == 0, result.output
+    page = json.loads(result.output)
+    assert not page["srm_alarm"] and page["crossover_units"] == 0
+    assert sum(page["units"].values()) == 4_000
+    assert page["recommendation"].startswith("Ship treatment")  # true rates 13% against 10%
+    table = CliRunner().invoke(main, ["ab", "results", "churn-offer-v2", "--store", str(copy)])
+    assert "split OK" in table.output and "retained" in table.output

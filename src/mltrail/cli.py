@@ -415,6 +415,44 @@ def ab_weights(store: Store, key: str, weights: tuple[str, ...], reason: str | N
     _out.print(f"{key}: phase {exp.phase.number}, weights {exp.weights}", highlight=False)
 
 
+@ab.command("results")
+@click.argument("key")
+@click.option("--phase", type=int, default=None, help="Phase to analyse (default: current).")
+@click.option("--sequential/--fixed", default=None,
+              help="Always-valid intervals, or the fixed-horizon test (default: the spec's choice).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_store_option
+def ab_results(store: Store, key: str, phase: int | None, sequential: bool | None, as_json: bool) -> None:
+    """The results page: health first, then each metric by variant, then the recommendation."""
+    result = store.ab.get(key).results(phase, sequential)
+    if as_json:
+        click.echo(orjson.dumps({
+            "phase": result.phase, "units": result.units, "srm_p_value": result.srm_p_value,
+            "srm_alarm": result.srm_alarm, "crossover_units": result.crossover_units,
+            "recommendation": result.recommendation, "table": _records(result.table),
+        }, option=orjson.OPT_INDENT_2).decode())
+        return
+    health = "[red]SAMPLE-RATIO MISMATCH[/]" if result.srm_alarm else "[green]split OK[/]"
+    _out.print(f"[bold]{key}[/] phase {result.phase}: {health} (p = {result.srm_p_value:.3g}), "
+               f"{result.crossover_units} crossover units left out; units "
+               + ", ".join(f"{k} {v:,}" for k, v in result.units.items()))
+    table = Table(header_style="bold")
+    for column in ("metric", "variant", "units", "mean", "lift", "95% interval", "p", "significant",
+                   "progress"):
+        table.add_column(column, justify="left" if column in ("metric", "variant") else "right")
+    for row in result.table.to_dict("records"):
+        tested = not _missing(row.get("p_value"))
+        table.add_row(row["metric"], row["variant"] + (" (control)" if row["control"] else ""),
+                      f"{row['units']:,}", _cell(row["mean"]),
+                      f"{row['relative']:+.2%}" if tested else "",
+                      f"{row['relative_ci_low']:+.2%} … {row['relative_ci_high']:+.2%}" if tested else "",
+                      f"{row['p_value']:.4f}" if tested else "",
+                      ("yes" if row["significant"] else "no") if tested else "",
+                      f"{row['progress']:.0%}" if not _missing(row["progress"]) else "")
+    _out.print(table)
+    _out.print(result.recommendation, highlight=False)
+
+
 @ab.command("coverage")
 @click.argument("key")
 @click.argument("coverage", type=float)

@@ -201,7 +201,8 @@ def results(exp: Experiment, phase: int | None = None, sequential: bool | None =
                            relative_ci_low=float(comparison.relative_ci_low),
                            relative_ci_high=float(comparison.relative_ci_high),
                            p_value=float(comparison.p_value),
-                           power_at_mde=_power_at_mde(exp, int(arms[control].n), n))
+                           power_at_mde=_power_at_mde(exp, int(arms[control].n), n)
+                           if metric == exp.spec.primary else np.nan)
             metric_rows.append(row)
         tested = [r for r in metric_rows if "p_value" in r]
         if tested:
