@@ -98,3 +98,40 @@ def test_compaction_is_incremental(store):
     exp.log.flush()
     third = compact(exp)
     assert len(third.units) == 600 and third.lines_read < first.lines_read + 200
+
+
+def test_cuped_narrows_the_interval_of_a_continuous_kpi(store):
+    import pandas as pd
+
+    exp = store.ab.create(spec(key="spend", primary={"name": "spend", "kind": "continuous"},
+                               guardrails=[], baseline=None, std=10.0, mde=1.0)).start()
+    rng = np.random.default_rng(4)
+    ids = [f"u{i}" for i in range(3_000)]
+    before = pd.Series(rng.normal(50, 10, len(ids)), index=ids)  # last month's spend
+    for unit, variant in zip(ids, exp.assign_batch(ids)):
+        exp.log_exposure(unit, variant)
+        lift = 1.0 if variant == "treatment" else 0.0
+        exp.log_feedback(unit, "spend", float(0.9 * before[unit] + 5 + lift + rng.normal(0, 4)))
+    plain = primary_metric(exp.results(), "spend")
+    adjusted = primary_metric(exp.results(covariate=before), "spend")
+    width = lambda row: row["ci_high"] - row["ci_low"]
+    assert width(adjusted) < 0.5 * width(plain)
+    assert adjusted["ci_low"] < 1.0 < adjusted["ci_high"]  # still covers the true lift
+
+
+def primary_metric(result, name):
+    return result.table[result.table["metric"] == name].set_index("variant").loc["treatment"]
+
+
+def test_daily_sufficient_statistics_are_parquet(store):
+    import pyarrow.parquet as pq
+
+    exp = store.ab.create(spec(mde=0.02)).start()
+    simulate(exp, {"control": 0.1, "treatment": 0.2}, 800)
+    exp.results()
+    daily = pq.read_table(store.root / ".cache" / "ab" / exp.key / "daily.parquet").to_pandas()
+    conversion = daily[daily["metric"] == "conversion"].groupby("variant")[["n", "sum"]].sum()
+    assert conversion["n"].sum() == 800
+    table = primary(exp.results())
+    assert conversion.loc["treatment", "sum"] / conversion.loc["treatment", "n"] == pytest.approx(
+        table.loc["treatment", "mean"])

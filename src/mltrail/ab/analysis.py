@@ -70,10 +70,10 @@ def compact(exp: Experiment) -> AbTables:
                 explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"))
             lines = table.num_rows
             units = _fold(units, table.to_pandas(), exp)
-            units_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = units_path.with_suffix(".tmp")
-            pq.write_table(pa.Table.from_pandas(units, preserve_index=False), tmp)
-            os.replace(tmp, units_path)
+            for name, frame in (("units", units), ("daily", daily_statistics(units, exp))):
+                tmp = derived / f"{name}.parquet.tmp"
+                pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+                os.replace(tmp, derived / f"{name}.parquet")
             write_atomic(state_path, orjson.dumps(offsets))  # after the table: never ahead of it
         return AbTables(units, lines, read)
 
@@ -162,8 +162,14 @@ class Results:
         return self.recommendation
 
 
-def results(exp: Experiment, phase: int | None = None, sequential: bool | None = None) -> Results:
-    """Analyse a phase (the current one by default) from the compacted tables."""
+def results(exp: Experiment, phase: int | None = None, sequential: bool | None = None,
+            covariate: pd.Series | None = None) -> Results:
+    """Analyse a phase (the current one by default) from the compacted tables.
+
+    ``covariate``: each unit's pre-experiment value of the primary KPI (a Series indexed
+    by unit id); the primary KPI is then CUPED-adjusted, which narrows its intervals by
+    the factor 1 − corr² without biasing them.
+    """
     units = compact(exp).units
     phase = exp.phase.number if phase is None else phase
     sequential = exp.spec.sequential if sequential is None else sequential
@@ -183,6 +189,10 @@ def results(exp: Experiment, phase: int | None = None, sequential: bool | None =
                 if len(daily) else pd.DataFrame(columns=["n", "sum", "sum_sq"]))
         arms = {v: stats.Arm(*(float(sums.loc[v, c]) if v in sums.index else 0.0
                                for c in ("n", "sum", "sum_sq"))) for v in names}
+        test_as_binary = binary
+        if covariate is not None and metric == exp.spec.primary:
+            arms = _cuped_arms(in_phase, metric.name, binary, covariate, names)
+            test_as_binary = False  # adjusted values are no proportion: use their variance
         treatments = [v for v in names if v != control]
         metric_rows = []
         for variant in names:
@@ -195,7 +205,8 @@ def results(exp: Experiment, phase: int | None = None, sequential: bool | None =
                    "progress": n / needed[variant] if needed.get(variant) else np.nan}
             if variant != control and n > 1 and arms[control].n > 1:
                 with np.errstate(all="ignore"):
-                    comparison = stats.compare(arms[control], arm, binary, exp.spec.alpha, sequential)
+                    comparison = stats.compare(arms[control], arm, test_as_binary, exp.spec.alpha,
+                                               sequential)
                 row.update(difference=float(comparison.difference), ci_low=float(comparison.ci_low),
                            ci_high=float(comparison.ci_high), relative=float(comparison.relative),
                            relative_ci_low=float(comparison.relative_ci_low),
@@ -216,6 +227,18 @@ def results(exp: Experiment, phase: int | None = None, sequential: bool | None =
     table = pd.DataFrame(rows)
     recommendation = recommend(exp, table, srm, crossover)
     return Results(table, srm, srm < stats.SRM_ALARM_P, crossover, counts, phase, recommendation)
+
+
+def _cuped_arms(units: pd.DataFrame, metric: str, binary: bool, covariate: pd.Series,
+                names: list[str]) -> dict[str, stats.Arm]:
+    clean = units[~units["crossover"]]
+    y = unit_values(clean, metric, binary).to_numpy()
+    x = clean["unit"].map(covariate).fillna(float(covariate.mean())).to_numpy(dtype=float)
+    variants = clean["variant"].to_numpy()
+    parts = [stats.CovariateArm(stats.Arm.of(y[variants == v]), float(x[variants == v].sum()),
+                                float((x[variants == v] ** 2).sum()),
+                                float((x[variants == v] * y[variants == v]).sum())) for v in names]
+    return dict(zip(names, stats.cuped(parts)))
 
 
 def _power_at_mde(exp: Experiment, n_control: int, n_treatment: int) -> float:

@@ -176,14 +176,17 @@ class Experiment:
 
     # -- analysis ----------------------------------------------------------------------
 
-    def results(self, phase: int | None = None, sequential: bool | None = None) -> Any:
+    def results(self, phase: int | None = None, sequential: bool | None = None,
+                covariate: Any = None) -> Any:
         """The results page: per metric and variant, health checks and a recommendation
-        (:class:`mltrail.ab.analysis.Results`). Flushes this process's log first."""
+        (:class:`mltrail.ab.analysis.Results`). ``covariate`` (a Series of each unit's
+        pre-experiment KPI) turns on CUPED for the primary KPI. Flushes this process's
+        log first."""
         from .analysis import results
 
         if self.key in self._registry._logs:
             self._registry._logs[self.key].flush()
-        return results(self, phase, sequential)
+        return results(self, phase, sequential, covariate)
 
     # -- lifecycle ---------------------------------------------------------------------
 
