@@ -3,15 +3,9 @@
 import streamlit as st
 
 from mltrail.dashboard import charts, state, views
-from mltrail.errors import NotFoundError
 
 st.title("Compare runs")
-try:
-    generation = state.generation()
-except NotFoundError as exc:
-    st.error(str(exc))
-    st.stop()
-root = state.root()
+root, generation = state.open_page()
 runs = state.search(root, generation, None, None)
 labels = dict(zip(runs["run_id"], runs["run_name"] + " · " + runs["run_id"].str[:8]))
 linked = st.query_params.get_all("run")  # a shared link: /compare?run=ID&run=ID

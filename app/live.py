@@ -3,7 +3,6 @@
 import streamlit as st
 
 from mltrail.dashboard import charts, state, views
-from mltrail.errors import NotFoundError
 
 st.title("Live runs")
 every = st.select_slider("Refresh every", options=[2, 5, 10, 30], value=5, format_func=lambda s: f"{s} s",
@@ -12,12 +11,7 @@ every = st.select_slider("Refresh every", options=[2, 5, 10, 30], value=5, forma
 
 @st.fragment(run_every=every)
 def live() -> None:
-    try:
-        generation = state.generation()
-    except NotFoundError as exc:
-        st.error(str(exc))
-        return
-    root = state.root()
+    root, generation = state.open_page()
     runs = state.search(root, generation, None, "attributes.status IN ('RUNNING', 'CRASHED')")
     if runs.empty:
         st.info("No run is running. Runs appear here while they train.")

@@ -8,12 +8,7 @@ from mltrail.errors import NotFoundError
 from mltrail.tracking.reproduce import reproduce_script
 
 st.title("Run")
-try:
-    generation = state.generation()
-except NotFoundError as exc:
-    st.error(str(exc))
-    st.stop()
-root = state.root()
+root, generation = state.open_page()
 runs = state.search(root, generation, None, None)
 if runs.empty:
     st.info("This store has no runs yet.")

@@ -3,15 +3,10 @@
 import streamlit as st
 
 from mltrail.dashboard import state, views
-from mltrail.errors import FilterSyntaxError, NotFoundError
+from mltrail.errors import FilterSyntaxError
 
 st.title("Runs")
-try:
-    generation = state.generation()
-except NotFoundError as exc:
-    st.error(str(exc))
-    st.stop()
-root = state.root()
+root, generation = state.open_page()
 experiments = state.experiments(root, generation)
 descriptions = dict(zip(experiments["experiment"], experiments["description"].fillna("")))
 choice = st.selectbox("Experiment", ["(all experiments)", *experiments["experiment"]], key="experiment",

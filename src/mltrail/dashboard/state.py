@@ -70,6 +70,16 @@ def root() -> str:
     return str(store().root)
 
 
+def open_page() -> tuple[str, int]:
+    """A page's store root and table generation; on a missing store, its message and stop."""
+    try:
+        current = generation()
+    except MltrailError as exc:
+        st.error(str(exc))
+        st.stop()
+    return root(), current
+
+
 def selected_runs() -> list[str]:
     """Runs picked on the Runs page, shared with the Compare page."""
     return list(st.session_state.get("selected_runs", []))
