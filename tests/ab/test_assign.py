@@ -8,9 +8,9 @@ import pytest
 from scipy import stats
 
 from mltrail.ab import assign
-from tests.conftest import REPO
+from pathlib import Path
 
-CASES = json.loads((REPO.parent / "shared" / "testdata" / "growthbook-cases.json").read_text())
+CASES = json.loads((Path(__file__).parent / "data" / "growthbook-cases.json").read_text())
 
 
 @pytest.mark.parametrize("seed,value,version,expected", CASES["hash"])
