@@ -2,13 +2,13 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from mltrail.ab import assign
-from pathlib import Path
 
 CASES = json.loads((Path(__file__).parent / "data" / "growthbook-cases.json").read_text())
 
