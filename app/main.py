@@ -3,9 +3,16 @@
 import streamlit as st
 
 st.set_page_config(page_title="mltrail", page_icon=":material/timeline:", layout="wide")
-st.navigation([
-    st.Page("runs.py", title="Runs", icon=":material/table_rows:", default=True),
-    st.Page("compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("run.py", title="Run", icon=":material/description:"),
-    st.Page("live.py", title="Live", icon=":material/monitor_heart:"),
-]).run()
+st.navigation({
+    "Runs": [
+        st.Page("runs.py", title="Runs", icon=":material/table_rows:", default=True),
+        st.Page("compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("run.py", title="Run", icon=":material/description:"),
+        st.Page("live.py", title="Live", icon=":material/monitor_heart:"),
+    ],
+    "A/B experiments": [
+        st.Page("ab_experiments.py", title="Experiments", icon=":material/science:"),
+        st.Page("ab_experiment.py", title="Experiment", icon=":material/analytics:"),
+        st.Page("ab_power.py", title="Power calculator", icon=":material/calculate:"),
+    ],
+}).run()

@@ -119,6 +119,7 @@ class Experiment:
         """Units each variant needs at the current phase's weights."""
         return minimum_sample_size(self.spec, self.phase.weights)
     control = property(lambda self: self._state.spec.control)
+    started = property(lambda self: self._state.started)  # first start, epoch seconds
 
     @property
     def weights(self) -> dict[str, float]:

@@ -50,3 +50,38 @@ def scatter(runs: pd.DataFrame, x: str, y: str) -> alt.Chart:
     return alt.Chart(data, title=f"{y} against {x}").mark_circle(size=80).encode(
         x=alt.X(x, title=x), y=alt.Y(y, title=y), tooltip=["run_name", x, y],
     ).properties(height=320)
+
+
+def intervals(table: pd.DataFrame, metric: str) -> alt.Chart:
+    """Each treatment's relative lift against control with its confidence interval."""
+    rows = table[(table["metric"] == metric) & ~table["control"] & table["relative"].notna()]
+    data = pd.DataFrame({"variant": rows["variant"], "lift": rows["relative"],
+                         "low": rows["relative_ci_low"], "high": rows["relative_ci_high"]})
+    base = alt.Chart(data, title=f"{metric}: lift against control, with its interval")
+    bars = base.mark_rule(strokeWidth=3).encode(
+        y=alt.Y("variant:N", title=None), x=alt.X("low:Q", title="relative lift", axis=alt.Axis(format="%")),
+        x2="high:Q")
+    points = base.mark_point(filled=True, size=90).encode(y="variant:N", x="lift:Q",
+                                                           tooltip=["variant", "lift", "low", "high"])
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
+    return (bars + points + zero).properties(height=60 + 40 * len(data))
+
+
+def exposures_over_time(daily: pd.DataFrame, metric: str) -> alt.Chart:
+    """Cumulative units per variant by day of first exposure."""
+    data = daily[daily["metric"] == metric].sort_values("day").copy()
+    data["units"] = data.groupby("variant")["n"].cumsum()
+    return alt.Chart(data, title="units exposed, cumulative").mark_line(point=True).encode(
+        x=alt.X("day:T", title="day"), y=alt.Y("units:Q", title="units"),
+        color=alt.Color("variant:N"), tooltip=["variant", "day", "units"]).properties(height=240)
+
+
+def power_curve_chart(curve: pd.DataFrame, planned: int | None = None) -> alt.Chart:
+    chart = alt.Chart(curve, title="power against units per control arm").mark_line().encode(
+        x=alt.X("units:Q", title="units per control arm"), y=alt.Y("power:Q", axis=alt.Axis(format="%")),
+        color=alt.Color("effect:N", title="effect"), tooltip=["effect", "units", "power"])
+    target = alt.Chart(pd.DataFrame({"y": [0.8]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
+    layers = chart + target
+    if planned:
+        layers += alt.Chart(pd.DataFrame({"x": [planned]})).mark_rule(color="red").encode(x="x:Q")
+    return layers.properties(height=300)

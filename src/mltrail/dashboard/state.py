@@ -87,3 +87,29 @@ def selected_runs() -> list[str]:
 
 def show_error(exc: MltrailError) -> None:
     st.error(str(exc))
+
+
+# -- A/B experiments ------------------------------------------------------------------------
+
+
+def ab_fingerprint(key: str) -> tuple[int, int]:
+    """Changes whenever the experiment's lifecycle or logs do: a cheap cache key."""
+    folder = store().root / "ab" / key
+    lifecycle = len(list((folder / "lifecycle").glob("*.jsonl")))
+    logged = sum(p.stat().st_size for p in (folder / "log").glob("*.jsonl")) if (folder / "log").is_dir() else 0
+    return lifecycle, logged
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def ab_results(root: str, key: str, fingerprint: tuple[int, int], sequential: bool | None = None) -> Any:
+    """An experiment's results, recomputed only when its lifecycle or logs changed."""
+    del fingerprint
+    return _store(root).ab.get(key).results(sequential=sequential)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def ab_daily(root: str, key: str, fingerprint: tuple[int, int]) -> pd.DataFrame:
+    """Per-day sufficient statistics of the experiment's current phase."""
+    del fingerprint
+    path = _store(root).layout.cache / "ab" / key / "daily.parquet"
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()

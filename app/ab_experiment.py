@@ -1,0 +1,94 @@
+"""Experiment: hypothesis, variants, results with intervals, health, and the controls."""
+
+import pandas as pd
+import streamlit as st
+
+from mltrail.dashboard import charts, state
+from mltrail.errors import MltrailError
+
+st.title("A/B experiment")
+root, _ = state.open_page()
+registry = state.store().ab
+keys = registry.keys()
+if not keys:
+    st.info("No A/B experiment yet.")
+    st.stop()
+wanted = st.query_params.get("key") or st.session_state.get("ab_key")
+key = st.selectbox("Experiment", keys, index=keys.index(wanted) if wanted in keys else 0, key="ab_select")
+st.query_params["key"] = key
+exp = registry.get(key)
+spec = exp.spec
+result = state.ab_results(root, key, state.ab_fingerprint(key))
+
+st.markdown(f"### {key}  \n**{exp.state}** · phase {exp.phase.number} · owner {spec.owner}"
+            + (" · sequential" if spec.sequential else ""))
+if result.srm_alarm:
+    st.error(f"Sample-ratio mismatch (p = {result.srm_p_value:.2g}): the units per variant do not match "
+             "the weights. Find the cause before reading any number below.")
+st.markdown(f"**H0** {spec.hypothesis.null}  \n**H1** {spec.hypothesis.alternative}")
+message = st.success if result.recommendation.startswith("Ship") else (
+    st.warning if result.recommendation.startswith("Investigate") else st.info)
+message(result.recommendation)
+st.caption(f"{result.crossover_units} units seen in more than one variant were left out.")
+
+st.dataframe(pd.DataFrame([{
+    "variant": v.name, "control": v.control, "weight": exp.weights[v.name],
+    "units": result.units.get(v.name, 0), "needs": exp.min_sample_size[v.name],
+    "serves": v.model or v.url or "",
+} for v in spec.variants]).set_index("variant"), width="stretch")
+
+metric = st.selectbox("Metric", [m.name for m in spec.metrics], key="ab_metric")
+rows = result.table[result.table["metric"] == metric]
+shown = rows[["variant", "units", "mean", "relative", "relative_ci_low", "relative_ci_high", "p_value",
+              "significant", "progress"]].rename(columns={
+                  "relative": "lift", "relative_ci_low": "lift low", "relative_ci_high": "lift high",
+                  "p_value": "p"}).set_index("variant")
+st.dataframe(shown, width="stretch", column_config={
+    "lift": st.column_config.NumberColumn(format="percent"),
+    "lift low": st.column_config.NumberColumn(format="percent"),
+    "lift high": st.column_config.NumberColumn(format="percent"),
+    "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")})
+left, right = st.columns(2)
+if rows["relative"].notna().any():
+    left.altair_chart(charts.intervals(result.table, metric), width="stretch")
+daily = state.ab_daily(root, key, state.ab_fingerprint(key))
+if len(daily):
+    right.altair_chart(charts.exposures_over_time(daily[daily["phase"] == exp.phase.number], metric),
+                       width="stretch")
+
+st.subheader("Controls")
+st.caption("Each control appends a lifecycle event through mltrail's API; routers see it within a second.")
+
+
+def act(action) -> None:
+    try:
+        action()
+    except MltrailError as exc:
+        st.session_state["ab_error"] = str(exc)
+
+
+if exp.state in ("draft", "paused"):
+    st.button("Start" if exp.state == "draft" else "Resume", key="ab_start", type="primary",
+              on_click=act, args=(lambda: exp.start(by="dashboard"),))
+if exp.state == "running":
+    st.button("Pause", key="ab_pause", on_click=act, args=(lambda: exp.pause(by="dashboard"),))
+if exp.state != "stopped":
+    with st.form("ab_stop_form"):
+        winner = st.selectbox("Winner", ["(none: keep the control)", *exp.variants], key="ab_winner")
+        reason = st.text_input("Reason", key="ab_reason", placeholder="the decision, in words")
+        if st.form_submit_button("Stop the experiment"):
+            act(lambda: exp.stop(None if winner.startswith("(none") else winner, reason, by="dashboard"))
+            st.rerun()
+    with st.form("ab_weights_form"):
+        st.warning("Changing weights starts a new phase with a new seed: every unit is reassigned and "
+                   "the analysis starts again from zero.")
+        columns = st.columns(len(exp.variants))
+        weights = {name: col.number_input(name, 0.0, 1.0, float(exp.weights[name]), 0.05, key=f"ab_w_{name}")
+                   for name, col in zip(exp.variants, columns)}
+        if st.form_submit_button("Apply weights"):
+            act(lambda: exp.set_weights(weights, reason="changed in the dashboard", by="dashboard"))
+            st.rerun()
+else:
+    st.markdown(f"Stopped: **{exp.winner or 'no winner (the control stays)'}** — {exp.decision}")
+if "ab_error" in st.session_state:
+    st.error(st.session_state.pop("ab_error"))

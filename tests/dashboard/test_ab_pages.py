@@ -1,0 +1,94 @@
+"""The dashboard's A/B pages under AppTest: what they show, and their controls."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import mltrail
+from tests.ab.test_experiment import spec
+from tests.ab.test_results import simulate
+from tests.dashboard.conftest import APP
+
+
+@pytest.fixture
+def ab_store(dash_store):
+    exp = dash_store.ab.create(spec(mde=0.05)).start()  # needs ~700 units per arm
+    simulate(exp, {"control": 0.10, "treatment": 0.16}, 3_000)
+    exp.log.flush()
+    return dash_store
+
+
+def page(name):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.switch_page(name).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_experiments_page_lists_state_units_and_health(ab_store):
+    at = page("ab_experiments.py")
+    table = at.dataframe[0].value
+    row = table.loc["ranker-v2"]
+    assert row["state"] == "running" and row["units"] == 3_000 and row["health"] == "ok"
+    assert row["progress"] >= 1
+
+
+def test_experiment_page_shows_results_and_recommendation(ab_store):
+    at = page("ab_experiment.py")
+    assert at.success[0].value.startswith("Ship treatment")  # true rates 10% and 16%
+    assert not at.error  # no SRM banner
+    results = at.dataframe[1].value
+    assert results.loc["treatment", "significant"] and results.loc["treatment", "units"] > 1_000
+    assert len(at.get("vega_lite_chart")) == 2  # the interval and the exposures over time
+
+
+def test_controls_pause_resume_stop(ab_store):
+    at = page("ab_experiment.py")
+    button(at, "Pause").click().run()
+    assert mltrail.Store(ab_store.root).ab.get("ranker-v2").state == "paused"
+    button(at, "Resume").click().run()
+    assert mltrail.Store(ab_store.root).ab.get("ranker-v2").state == "running"
+    at.selectbox(key="ab_winner").set_value("treatment")
+    at.text_input(key="ab_reason").input("treatment retains 6 points more")
+    button(at, "Stop the experiment").click().run()
+    exp = mltrail.Store(ab_store.root).ab.get("ranker-v2")
+    assert (exp.state, exp.winner, exp.decision) == ("stopped", "treatment", "treatment retains 6 points more")
+    assert "Stopped: **treatment**" in " ".join(m.value for m in at.markdown)
+
+
+def test_stop_without_reason_shows_the_error(ab_store):
+    at = page("ab_experiment.py")
+    button(at, "Stop the experiment").click().run()
+    assert "needs a reason" in at.error[0].value
+    assert mltrail.Store(ab_store.root).ab.get("ranker-v2").state == "running"
+
+
+def test_new_weights_start_a_new_phase(ab_store):
+    at = page("ab_experiment.py")
+    assert "new phase" in at.warning[0].value
+    at.number_input(key="ab_w_control").set_value(0.3)
+    at.number_input(key="ab_w_treatment").set_value(0.7)
+    button(at, "Apply weights").click().run()
+    exp = mltrail.Store(ab_store.root).ab.get("ranker-v2")
+    assert exp.phase.number == 2 and exp.weights == {"control": 0.3, "treatment": 0.7}
+
+
+def test_power_calculator(dash_store):
+    at = page("ab_power.py")
+    values = {m.label: m.value for m in at.metric}
+    assert values["Control"] == "14,745" and values["Duration"] == "6 days"
+    at.slider(key="pc_split").set_value(0.1).run()
+    values = {m.label: m.value for m in at.metric}
+    assert (values["Control"], values["Treatment"]) == ("73,721", "8,192")
+    assert len(at.get("vega_lite_chart")) == 1
+    at.toggle(key="pc_relative").set_value(True).run()
+    at.number_input(key="pc_mde").set_value(9.5).run()  # a 950% relative lift leaves (0, 1)
+    assert "conversion rates must be in (0, 1)" in at.error[0].value
+
+
+def test_ab_pages_without_experiments(dash_store):
+    assert "No A/B experiment yet" in page("ab_experiments.py").info[0].value
+    assert "No A/B experiment yet" in page("ab_experiment.py").info[0].value
