@@ -105,6 +105,23 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
         page.wait_for_timeout(2000)
         page.screenshot(path=str(shots / "live.png"), full_page=True)
+        page.goto(f"{url}/ab_experiments")
+        page.get_by_text("churn-offer-v2").first.wait_for(state="attached", timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "ab_experiments.png"), full_page=True)
+        page.goto(f"{url}/ab_experiment?key=churn-offer-v2")
+        page.get_by_text("Ship treatment").first.wait_for(timeout=60_000)
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(shots / "ab_experiment.png"), full_page=True)
+        page.goto(f"{url}/ab_power")
+        page.get_by_text("14,745").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "ab_power.png"), full_page=True)
+
+        page.goto(f"{url}/live")
+        page.get_by_text("live-training").first.wait_for(state="attached", timeout=60_000)
+        page.wait_for_timeout(1000)
         cells = page.locator('[role="gridcell"]')
         before = cells.all_text_contents()
         page.wait_for_timeout(7000)  # the page refreshes itself every 5 s; the run logs every 0.2 s
@@ -112,5 +129,5 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         browser.close()
     assert "live-training" in before and before != after, "the Live page did not refresh itself"
     assert first_render < 30, f"the Runs page took {first_render:.1f} s to show its table"
-    for name in ("runs", "compare", "run", "live"):
+    for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power"):
         assert (shots / f"{name}.png").stat().st_size > 10_000

@@ -78,7 +78,7 @@ def exposures_over_time(daily: pd.DataFrame, metric: str) -> alt.Chart:
 
 def power_curve_chart(curve: pd.DataFrame, planned: int | None = None) -> alt.Chart:
     chart = alt.Chart(curve, title="power against units per control arm").mark_line().encode(
-        x=alt.X("units:Q", title="units per control arm"), y=alt.Y("power:Q", axis=alt.Axis(format="%")),
+        x=alt.X("units:Q", title="units per control arm"), y=alt.Y("power:Q", title="power", axis=alt.Axis(format="%")),
         color=alt.Color("effect:N", title="effect"), tooltip=["effect", "units", "power"])
     target = alt.Chart(pd.DataFrame({"y": [0.8]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
     layers = chart + target
