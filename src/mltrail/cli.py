@@ -464,6 +464,29 @@ def ab_coverage(store: Store, key: str, coverage: float, by: str | None) -> None
     _out.print(f"{key}: coverage {exp.coverage:.0%}")
 
 
+@main.group()
+def serve() -> None:
+    """Services: the A/B router (separated mode)."""
+
+
+@serve.command("router")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8700, show_default=True)
+@click.option("--timeout", type=float, default=2.0, show_default=True,
+              help="Seconds to wait for a model service.")
+@_store_option
+def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
+    """Route each predict request to its variant's model service and log exposures.
+    Admin calls need MLTRAIL_ADMIN_TOKEN (disabled when it is unset)."""
+    import uvicorn
+
+    from .serve.router import create_app
+
+    app = create_app(store, admin_token=os.environ.get("MLTRAIL_ADMIN_TOKEN") or None, timeout=timeout)
+    _err.print(f"mltrail router on http://{host}:{port} for {store.root}", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+
+
 def app_entrypoint() -> Path:
     """The dashboard's main.py: $MLTRAIL_APP_DIR, else app/ beside the source tree."""
     folder = Path(os.environ.get("MLTRAIL_APP_DIR") or Path(__file__).resolve().parents[2] / "app")

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ class ExposureLog:
         self._checked = time.monotonic()
         self._running = experiment.state == "running"
         self._phase = experiment.phase.number
+        self.counts: Counter[str] = Counter()  # exposures per variant logged by this process
         _open_logs.add(self)
 
     # -- the hot path ----------------------------------------------------------------
@@ -78,6 +79,7 @@ class ExposureLog:
         if not self._running:
             raise RunStateError(f"experiment {self.key!r} is not running: exposures are refused")
         self._pending.append((0, unit_id, variant, self._phase, _time()))
+        self.counts[variant] += 1
         if len(self._pending) >= FLUSH_EVENTS:
             self.flush()
 

@@ -1,0 +1,1 @@
+"""Services: the A/B router (separated mode)."""

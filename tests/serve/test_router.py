@@ -1,0 +1,137 @@
+"""The router in process: FastAPI's TestClient in front, fake model services behind
+(an httpx MockTransport given to the router through its constructor)."""
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+import mltrail
+from mltrail.serve import router as router_module
+from tests.ab.test_experiment import spec
+
+SERVICES = {"control": "http://control.model", "treatment": "http://treatment.model"}
+
+
+class FakeModels:
+    """Two model services; each can be made to fail."""
+
+    def __init__(self) -> None:
+        self.fail: dict[str, str] = {}
+        self.calls: dict[str, int] = {"control": 0, "treatment": 0}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        variant = request.url.host.split(".")[0]
+        self.calls[variant] += 1
+        mode = self.fail.get(variant)
+        if mode == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        if mode == "slow":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if mode == "500":
+            return httpx.Response(500, json={"detail": "boom"})
+        features = httpx.Response(200, content=request.content).json()["features"]
+        return httpx.Response(200, json={"prediction": 0.9 if variant == "treatment" else 0.1,
+                                         "echo": features})
+
+
+@pytest.fixture
+def setup(store, monkeypatch):
+    monkeypatch.setattr(router_module, "REFRESH_SECONDS", 0.0)
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"]},
+                {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"]}]
+    exp = store.ab.create(spec(variants=variants, mde=0.05)).start()
+    models = FakeModels()
+    upstream = httpx.AsyncClient(transport=httpx.MockTransport(models))
+    app = router_module.create_app(store, client=upstream, admin_token="s3cret", max_body_bytes=2_000)
+    with TestClient(app) as client:
+        yield client, store, exp, models
+
+
+def predict(client, unit, features=None):
+    return client.post("/experiments/ranker-v2/predict", json={"unit_id": unit, "features": features or {"x": 1}})
+
+
+def test_predictions_follow_the_assignment_and_exposures_land(setup, store):
+    client, store, exp, _ = setup
+    served = {}
+    for i in range(600):
+        reply = predict(client, f"user-{i}")
+        assert reply.status_code == 200
+        body = reply.json()
+        assert body["variant"] == exp.assign(f"user-{i}") and body["exposed"] and body["phase"] == 1
+        assert body["prediction"] == (0.9 if body["variant"] == "treatment" else 0.1)
+        served[body["variant"]] = served.get(body["variant"], 0) + 1
+    assert 240 < served["control"] < 360  # the split follows the weights
+    assert client.post("/experiments/ranker-v2/feedback",
+                       json={"unit_id": "user-1", "metric": "conversion", "value": 1}).status_code == 200
+    status = client.get("/experiments/ranker-v2").json()
+    assert status["state"] == "running" and status["exposures_by_this_router"] == served
+    store.ab._logs["ranker-v2"].flush()
+    results = mltrail.Store(store.root).ab.get("ranker-v2").results()
+    assert sum(results.units.values()) == 600
+
+
+def test_paused_sends_everyone_to_control_without_exposure(setup):
+    client, store, exp, _ = setup
+    mltrail.Store(store.root).ab.get("ranker-v2").pause()  # from elsewhere: the CLI, a dashboard
+    replies = [predict(client, f"user-{i}").json() for i in range(50)]
+    assert {r["variant"] for r in replies} == {"control"} and not any(r["exposed"] for r in replies)
+
+
+def test_stopped_with_a_winner_serves_the_winner(setup):
+    client, store, exp, _ = setup
+    exp.stop("treatment", "better")
+    assert {predict(client, f"u{i}").json()["variant"] for i in range(30)} == {"treatment"}
+
+
+@pytest.mark.parametrize("mode,status,words", [("down", 502, "unreachable"), ("500", 502, "answered 500"),
+                                               ("slow", 504, "timed out")])
+def test_a_failing_model_service_fails_only_its_variant(setup, mode, status, words):
+    client, store, exp, models = setup
+    models.fail["treatment"] = mode
+    replies = {f"user-{i}": predict(client, f"user-{i}") for i in range(100)}
+    for unit, reply in replies.items():
+        if exp.assign(unit) == "treatment":
+            assert reply.status_code == status
+            assert "treatment" in reply.json()["detail"] and words in reply.json()["detail"]
+        else:
+            assert reply.status_code == 200  # the other variant keeps serving
+    models.fail.clear()
+    assert all(predict(client, f"user-{i}").status_code == 200 for i in range(100))  # recovered
+    metrics = client.get("/metrics").text
+    assert 'mltrail_router_upstream_errors_total{experiment="ranker-v2"' in metrics
+
+
+def test_bad_requests(setup):
+    client, *_ = setup
+    assert client.post("/experiments/nope/predict", json={"unit_id": "u", "features": {}}).status_code == 404
+    assert predict(client, "").status_code == 422
+    missing = client.post("/experiments/ranker-v2/predict", json={"features": {}})
+    assert missing.status_code == 422 and "unit_id" in missing.text
+    assert client.post("/experiments/ranker-v2/predict", content=b"{not json",
+                       headers={"content-type": "application/json"}).status_code == 422
+    assert predict(client, "u", {"blob": "x" * 5_000}).status_code == 413
+    bad_metric = client.post("/experiments/ranker-v2/feedback", json={"unit_id": "u", "metric": "nope", "value": 1})
+    assert bad_metric.status_code == 422 and "unknown metric" in bad_metric.json()["detail"]
+
+
+def test_admin_calls_need_the_token(setup):
+    client, store, *_ = setup
+    assert client.post("/experiments/ranker-v2/pause").status_code == 401
+    assert client.post("/experiments/ranker-v2/pause", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.post("/experiments/ranker-v2/pause", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.json()["state"] == "paused"
+    assert mltrail.Store(store.root).ab.get("ranker-v2").state == "paused"
+    again = client.post("/experiments/ranker-v2/pause", headers={"Authorization": "Bearer s3cret"})
+    assert again.status_code == 409 and "cannot be paused" in again.json()["detail"]
+    weights = client.post("/experiments/ranker-v2/weights", headers={"Authorization": "Bearer s3cret"},
+                          json={"weights": {"control": 0.2, "treatment": 0.8}})
+    assert weights.status_code == 200 and weights.json()["phase"] == 2
+
+
+def test_admin_disabled_without_a_configured_token(store):
+    app = router_module.create_app(store, client=httpx.AsyncClient(transport=httpx.MockTransport(FakeModels())))
+    with TestClient(app) as client:
+        reply = client.post("/experiments/x/pause", headers={"Authorization": "Bearer anything"})
+        assert reply.status_code == 403 and "disabled" in reply.json()["detail"]
+        assert client.get("/healthz").json() == {"ok": True}

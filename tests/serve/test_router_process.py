@@ -1,0 +1,36 @@
+"""`mltrail serve router` as a real process: it serves, and SIGTERM stops it cleanly."""
+
+import signal
+import socket
+import time
+import urllib.request
+
+from tests.conftest import spawn_python
+from tests.ab.test_experiment import spec
+
+
+def test_router_process_serves_and_stops_on_sigterm(store, tmp_path):
+    store.ab.create(spec(mde=0.05)).start()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = spawn_python(f"""
+import sys
+from mltrail.cli import main
+sys.argv = ["mltrail", "serve", "router", "--store", {str(store.root)!r}, "--port", "{port}"]
+main()
+""", tmp_path)
+    deadline = time.time() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/experiments/ranker-v2", timeout=2) as reply:
+                assert b'"state":"running"' in reply.read()
+                break
+        except OSError:
+            assert time.time() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught, as it should
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err
