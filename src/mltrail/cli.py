@@ -487,6 +487,23 @@ def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
+@serve.command("model")
+@click.option("--run", "run_ref", required=True, help="The run (ID, prefix or unique name).")
+@click.option("--artifact", default="model.pkl", show_default=True, help="The pickled model artifact.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9001, show_default=True)
+@_store_option
+def serve_model(store: Store, run_ref: str, artifact: str, host: str, port: int) -> None:
+    """Serve a run's pickled scikit-learn model: POST /predict {"features": {...}}."""
+    import uvicorn
+
+    from .serve.model import create_model_app
+
+    app = create_model_app(store, store.resolve_run(run_ref), artifact)
+    _err.print(f"model service on http://{host}:{port}: run {run_ref}, {artifact}", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def app_entrypoint() -> Path:
     """The dashboard's main.py: $MLTRAIL_APP_DIR, else app/ beside the source tree."""
     folder = Path(os.environ.get("MLTRAIL_APP_DIR") or Path(__file__).resolve().parents[2] / "app")

@@ -1,0 +1,66 @@
+"""The model service on the sample store's real churn models, alone and behind the router."""
+
+import shutil
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+import mltrail
+from mltrail.serve.model import create_model_app
+from mltrail.serve.router import create_app
+from tests.ab.test_experiment import spec
+from tests.conftest import REPO
+
+FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
+            "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}
+
+
+@pytest.fixture
+def sample(tmp_path):
+    copy = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", copy, ignore=shutil.ignore_patterns(".cache"))
+    return mltrail.Store(copy)
+
+
+def test_model_service_predicts_with_a_logged_model(sample):
+    with TestClient(create_model_app(sample, sample.resolve_run("rf-depth8"), "model.pkl")) as client:
+        reply = client.post("/predict", json={"features": FEATURES})
+        assert reply.status_code == 200 and 0.0 <= reply.json()["prediction"] <= 1.0
+        assert client.get("/healthz").json()["features"] == list(FEATURES)
+        missing = client.post("/predict", json={"features": {"tenure_months": 1.0}})
+        assert missing.status_code == 422 and "monthly_charges" in missing.json()["detail"]
+
+
+def test_a_tampered_artifact_is_refused(sample):
+    run = sample.resolve_run("gb-lr0.2")
+    path = sample.artifact_path(run, "model.pkl")
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(mltrail.StoreCorruptError, match="sha256"):
+        create_model_app(sample, run, "model.pkl")
+
+
+def test_router_in_front_of_two_real_models(sample):
+    control = create_model_app(sample, sample.resolve_run("logreg-C1"), "model.pkl")
+    treatment = create_model_app(sample, sample.resolve_run("gb-lr0.2"), "model.pkl")
+
+    class ByHost(httpx.AsyncBaseTransport):
+        def __init__(self):
+            self.apps = {"control.local": httpx.ASGITransport(app=control),
+                         "treatment.local": httpx.ASGITransport(app=treatment)}
+
+        async def handle_async_request(self, request):
+            return await self.apps[request.url.host].handle_async_request(request)
+
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": "http://control.local"},
+                {"name": "treatment", "weight": 0.5, "url": "http://treatment.local"}]
+    sample.ab.create(spec(key="models-live", variants=variants, mde=0.05)).start()
+    router = create_app(sample, client=httpx.AsyncClient(transport=ByHost()))
+    with TestClient(router) as client:
+        answers = [client.post("/experiments/models-live/predict",
+                               json={"unit_id": f"c{i}", "features": FEATURES}).json() for i in range(40)]
+    by_variant = {}
+    for answer in answers:
+        by_variant.setdefault(answer["variant"], set()).add(round(answer["prediction"], 9))
+    assert set(by_variant) == {"control", "treatment"}
+    assert by_variant["control"] != by_variant["treatment"]  # two different models answered
