@@ -1,0 +1,107 @@
+"""Separated mode with real processes on localhost: two model services and the router."""
+
+import shutil
+import signal
+import socket
+import time
+
+import httpx
+import pytest
+
+import mltrail
+from tests.ab.test_experiment import spec
+from tests.conftest import REPO, spawn_python
+from tests.serve.test_model_service import FEATURES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], cwd, env=None):
+    return spawn_python(f"import sys\nfrom mltrail.cli import main\nsys.argv = {['mltrail', *args]!r}\nmain()\n",
+                        cwd, env=env)
+
+
+def wait_healthy(url: str, proc, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"{url} did not come up: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.2)
+
+
+def stop(proc, sig=signal.SIGTERM) -> str:
+    proc.send_signal(sig)
+    return proc.communicate(timeout=30)[1]
+
+
+def test_separated_mode_with_real_processes(tmp_path):
+    root = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", root, ignore=shutil.ignore_patterns(".cache"))
+    store = mltrail.Store(root)
+    ports = {"control": free_port(), "treatment": free_port(), "router": free_port()}
+    runs = {"control": "logreg-C1", "treatment": "gb-lr0.2"}
+
+    def model(variant):
+        return start(["serve", "model", "--store", str(root), "--run", runs[variant],
+                      "--port", str(ports[variant])], tmp_path)
+
+    models = {variant: model(variant) for variant in runs}
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": f"http://127.0.0.1:{ports['control']}"},
+                {"name": "treatment", "weight": 0.5, "url": f"http://127.0.0.1:{ports['treatment']}"}]
+    exp = store.ab.create(spec(key="e2e", variants=variants, mde=0.05)).start()
+    router = start(["serve", "router", "--store", str(root), "--port", str(ports["router"])], tmp_path,
+                   env={"MLTRAIL_ADMIN_TOKEN": "tok"})
+    url = f"http://127.0.0.1:{ports['router']}"
+    try:
+        for variant, proc in models.items():
+            wait_healthy(f"http://127.0.0.1:{ports[variant]}", proc)
+        wait_healthy(url, router)
+        exposed = 0
+        with httpx.Client(base_url=url, timeout=10) as client:
+            def ask(unit):
+                return client.post("/experiments/e2e/predict", json={"unit_id": unit, "features": FEATURES})
+
+            for i in range(200):
+                reply = ask(f"u{i}")
+                assert reply.status_code == 200, reply.text
+                exposed += reply.json()["exposed"]
+            assert client.post("/experiments/e2e/feedback",
+                               json={"unit_id": "u1", "metric": "conversion", "value": 1}).status_code == 200
+
+            stop(models["treatment"], signal.SIGKILL)  # one model service dies
+            for i in range(200, 300):
+                reply = ask(f"u{i}")
+                if exp.assign(f"u{i}") == "treatment":
+                    assert reply.status_code == 502 and "treatment" in reply.json()["detail"]
+                else:
+                    assert reply.status_code == 200  # the other variant keeps serving
+                    exposed += reply.json()["exposed"]
+
+            models["treatment"] = model("treatment")  # it comes back: the router recovers
+            wait_healthy(f"http://127.0.0.1:{ports['treatment']}", models["treatment"])
+            for i in range(300, 400):
+                reply = ask(f"u{i}")
+                assert reply.status_code == 200, reply.text
+                exposed += reply.json()["exposed"]
+
+            paused = client.post("/experiments/e2e/pause", headers={"Authorization": "Bearer tok"})
+            assert paused.status_code == 200
+            assert {ask(f"u{i}").json()["variant"] for i in range(400, 430)} == {"control"}
+        err = stop(router)  # SIGTERM: finish, flush, exit
+        assert "Traceback" not in err
+        results = mltrail.Store(root).ab.get("e2e").results()
+        assert sum(results.units.values()) == exposed  # nothing answered is missing
+    finally:
+        for proc in (*models.values(), router):
+            if proc.poll() is None:
+                stop(proc, signal.SIGKILL)
