@@ -3,6 +3,8 @@
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import httpx
@@ -93,6 +95,15 @@ def test_separated_mode_with_real_processes(tmp_path):
                 reply = ask(f"u{i}")
                 assert reply.status_code == 200, reply.text
                 exposed += reply.json()["exposed"]
+
+            traffic = subprocess.run(
+                [sys.executable, str(REPO / "sample_runs" / "traffic.py"), "--router", url, "--experiment", "e2e",
+                 "--metric", "conversion", "--rate", "control=0.1", "--rate", "treatment=0.3",
+                 "--users", "100", "--seed", "7"], capture_output=True, text=True, timeout=60)
+            assert traffic.returncode == 0, traffic.stderr
+            played = dict(line.split(": ") for line in traffic.stdout.splitlines())
+            assert int(played["control"]) + int(played["treatment"]) == 100
+            exposed += 100
 
             paused = client.post("/experiments/e2e/pause", headers={"Authorization": "Bearer tok"})
             assert paused.status_code == 200
