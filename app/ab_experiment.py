@@ -7,12 +7,7 @@ from mltrail.dashboard import charts, state
 from mltrail.errors import MltrailError
 
 st.title("A/B experiment")
-root, _ = state.open_page()
-registry = state.store().ab
-keys = registry.keys()
-if not keys:
-    st.info("No A/B experiment yet.")
-    st.stop()
+root, registry, keys = state.open_ab_page()
 wanted = st.query_params.get("key") or st.session_state.get("ab_key")
 key = st.selectbox("Experiment", keys, index=keys.index(wanted) if wanted in keys else 0, key="ab_select")
 st.query_params["key"] = key

@@ -6,12 +6,7 @@ import streamlit as st
 from mltrail.dashboard import state
 
 st.title("A/B experiments")
-root, _ = state.open_page()
-registry = state.store().ab
-keys = registry.keys()
-if not keys:
-    st.info("No A/B experiment yet: `mltrail ab create --spec FILE`, or `store.ab.create(...)`.")
-    st.stop()
+root, registry, keys = state.open_ab_page()
 rows = []
 for key in keys:
     exp = registry.get(key)

@@ -92,6 +92,17 @@ def show_error(exc: MltrailError) -> None:
 # -- A/B experiments ------------------------------------------------------------------------
 
 
+def open_ab_page() -> tuple[str, Any, list[str]]:
+    """An A/B page's store root, experiment registry and keys; a hint and stop when none."""
+    current_root, _ = open_page()
+    registry = store().ab
+    keys = registry.keys()
+    if not keys:
+        st.info("No A/B experiment yet: `mltrail ab create --spec FILE`, or `store.ab.create(...)`.")
+        st.stop()
+    return current_root, registry, keys
+
+
 def ab_fingerprint(key: str) -> tuple[int, int]:
     """Changes whenever the experiment's lifecycle or logs do: a cheap cache key."""
     folder = store().root / "ab" / key
