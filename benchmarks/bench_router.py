@@ -1,0 +1,138 @@
+"""Load on the A/B router against the same load straight at one model service, one run.
+
+    apt-get install wrk          # the load generator (C, so it leaves the cores to the servers)
+    python benchmarks/bench_router.py [--seconds 15] [--connections 64]
+
+Starts two `mltrail serve model` processes (the sample store's churn models) and
+`mltrail serve router` on loopback, then runs wrk for a bounded time with POSTs of
+distinct unit ids: once at the router, once directly at one model service. Prints
+requests/s, p50 and p99 of both, the router's p50 overhead, errors, and whether the
+exposures in the results equal the router's successful responses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
+            "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}
+LUA = """
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)  -- each wrk thread has its own Lua state: ids must not repeat across them
+end
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format(BODY, "u-" .. tid .. "-" .. counter)
+  return wrk.format("POST", PATH, {["Content-Type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %.1f %.1f\\n", summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, summary.duration, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    code = f"import sys\nfrom mltrail.cli import main\nsys.argv = {['mltrail', *args]!r}\nmain()\n"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+
+
+def wait(url: str) -> None:
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def load(url: str, path: str, body: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
+    """Run wrk; ``body`` is JSON, with %s where the unit id goes (Lua's string.format)."""
+    script = tmp / f"post{abs(hash(path))}.lua"
+    lua_body = body.replace('"', '\\"')
+    script.write_text(f'BODY = "{lua_body}"\nPATH = "{path}"\n' + LUA)
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script),
+                          url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out)
+    if not match:
+        raise SystemExit(f"wrk said: {out}")
+    requests, errors, status_errors, duration_us, p50_us, p99_us = (float(g) for g in match.groups())
+    return {"requests": requests, "errors": errors, "rps": requests / (duration_us / 1e6),
+            "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    import mltrail
+
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        root = tmp / "store"
+        shutil.copytree(REPO / "sample_runs", root, ignore=shutil.ignore_patterns(".cache"))
+        store = mltrail.Store(root)
+        ports = {"control": free_port(), "treatment": free_port(), "router": free_port()}
+        runs = {"control": "logreg-C1", "treatment": "gb-lr0.2"}
+        procs = [start(["serve", "model", "--store", str(root), "--run", runs[v], "--port", str(ports[v])])
+                 for v in runs]
+        variants = [{"name": "control", "weight": 0.5, "control": True, "url": f"http://127.0.0.1:{ports['control']}"},
+                    {"name": "treatment", "weight": 0.5, "url": f"http://127.0.0.1:{ports['treatment']}"}]
+        store.ab.create({"key": "load", "owner": "bench", "baseline": 0.1, "mde": 0.02,
+                         "hypothesis": {"null": "same", "alternative": "different"},
+                         "primary": {"name": "conversion", "kind": "binary"}, "variants": variants}).start()
+        router = start(["serve", "router", "--store", str(root), "--port", str(ports["router"])])
+        try:
+            for port in ports.values():
+                wait(f"http://127.0.0.1:{port}/healthz")
+            features = json.dumps(FEATURES)
+            direct = load(f"http://127.0.0.1:{ports['control']}", "/predict", '{"features":' + features + '}',
+                          args.seconds, args.connections, tmp)  # (a model service takes no unit id)
+            routed = load(f"http://127.0.0.1:{ports['router']}", "/experiments/load/predict",
+                          '{"unit_id":"%s","features":' + features + '}', args.seconds, args.connections, tmp)
+        finally:
+            router.send_signal(signal.SIGTERM)
+            router.wait(60)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(30)
+        exposures = sum(mltrail.Store(root).ab.get("load").results().units.values())
+    successes = int(routed["requests"] - routed["errors"])
+    print(f"{'':10} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    for name, row in (("direct", direct), ("router", routed)):
+        print(f"{name:10} {row['requests']:9,.0f} {row['errors']:7,.0f} {row['rps']:8,.0f} "
+              f"{row['p50_ms']:7.2f} {row['p99_ms']:7.2f}")
+    print(f"router overhead at p50: {routed['p50_ms'] - direct['p50_ms']:.2f} ms; "
+          f"exposures after compaction {exposures:,} vs successful responses {successes:,} "
+          f"(wrk does not count the up to {args.connections} requests in flight when it stops)")
+
+
+if __name__ == "__main__":
+    main()
