@@ -131,12 +131,7 @@ def create_app(store: Store, client: httpx.AsyncClient | None = None, admin_toke
     app = FastAPI(title="mltrail A/B router", lifespan=lifespan)
     app.state.router = state
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse({"detail": f"body over {max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.post("/experiments/{key}/predict")
     async def predict(key: str, body: PredictRequest) -> dict[str, Any]:
@@ -237,6 +232,24 @@ def create_app(store: Store, client: httpx.AsyncClient | None = None, admin_toke
         return JSONResponse({"detail": str(exc)}, status_code=422 if isinstance(exc, InvalidInputError) else 409)
 
     return app
+
+
+class BodyLimit:
+    """413 for a declared body over the limit. A plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware would run every request through an extra task and stream."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    response = JSONResponse({"detail": f"body over {self.max_bytes} bytes"}, status_code=413)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def describe(exp: Any) -> dict[str, Any]:
