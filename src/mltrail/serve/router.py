@@ -137,8 +137,11 @@ def create_app(store: Store, client: httpx.AsyncClient | None = None, admin_toke
     async def predict(key: str, body: PredictRequest) -> dict[str, Any]:
         started = time.perf_counter()
         exp = state.experiment(key)
-        variant = exp.serving(body.unit_id)
-        exposed = exp.state == "running" and exp.assign(body.unit_id) is not None
+        if exp.state == "running":  # one hash: the assignment decides both variant and exposure
+            assigned = exp.assign(body.unit_id)
+            variant, exposed = assigned or exp.control, assigned is not None
+        else:
+            variant, exposed = exp.serving(body.unit_id), False
         spec = next(v for v in exp.spec.variants if v.name == variant)
         if not spec.url:
             raise HTTPException(502, f"variant {variant!r} has no model service URL")
