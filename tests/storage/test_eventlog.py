@@ -4,7 +4,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mltrail.storage.eventlog import EventWriter, parse_line, read_events, serialise
+from mltrail.storage.eventlog import EventWriter, parse_line, events_to_lines, read_events
 from mltrail.errors import SchemaVersionError
 
 
@@ -13,7 +13,7 @@ def _append_many(path: str, lock: str, writer_id: int, count: int) -> None:
     for n in range(count):
         payload = {"v": 1, "type": "heartbeat", "ts": 1.0, "run": f"w{writer_id}", "seq": n,
                    "pad": "x" * (n % 50) * 100}
-        writer.append(serialise([payload, dict(payload, seq=-n)]))
+        writer.append(events_to_lines([payload, dict(payload, seq=-n)]))
     writer.close()
 
 
@@ -39,7 +39,7 @@ def test_append_after_torn_line_keeps_new_events_intact(tmp_path):
     path = tmp_path / "run.jsonl"
     path.write_bytes(b'{"v":1,"type":"heartbeat","ts":1.0,"run":"r","seq":1}\n{"v":1,"ty')
     writer = EventWriter(path, tmp_path / "lock")
-    writer.append(serialise([{"v": 1, "type": "heartbeat", "ts": 2.0, "run": "r", "seq": 2}]))
+    writer.append(events_to_lines([{"v": 1, "type": "heartbeat", "ts": 2.0, "run": "r", "seq": 2}]))
     writer.close()
     events, bad = read_events(path)
     assert [e["seq"] for e in events] == [1, 2]

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, RunStateError
-from ..storage.eventlog import EventWriter
+from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.ids import new_id
-from ..tracking.run import events_to_lines
 
 if TYPE_CHECKING:
     from .experiment import Experiment

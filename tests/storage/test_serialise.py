@@ -4,7 +4,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mltrail.tracking.run import events_to_lines
+from mltrail.storage.eventlog import events_to_lines
 
 # any text a writer accepts: lone surrogates are refused at log time (tested below)
 ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30) | st.sampled_from(
