@@ -21,7 +21,6 @@ the large metric history is append-only part files, merged once there are many.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from filelock import FileLock
 from pydantic import ValidationError
 
 from ..storage.eventlog import BadLine, Chunk, iter_events
-from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_VERSION, Event
+from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
 from ..storage.layout import Layout
 from ..storage.naming import derive_run_names
 from . import schemas
@@ -61,7 +60,6 @@ _FAST_SCHEMA = pa.schema([
     ("seq", pa.int64()), ("key", pa.string()), ("value", pa.float64()),
     ("step", pa.int64()), ("best", pa.bool_()), ("nonfinite", pa.string()),
 ])
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 @dataclass
@@ -361,7 +359,7 @@ def _metric_points(table: pa.Table) -> pa.Table:
     if table["nonfinite"].null_count < table.num_rows:
         special = table["nonfinite"].to_pylist()
         values = value.to_pylist()
-        value = pa.array([_NONFINITE[s] if s is not None else v for v, s in zip(values, special)],
+        value = pa.array([NONFINITE_VALUES[s] if s is not None else v for v, s in zip(values, special)],
                          pa.float64())
     best = pc.fill_null(table["best"], False)
     micros = pc.cast(pc.round(pc.multiply(table["ts"], 1e6)), pa.int64())

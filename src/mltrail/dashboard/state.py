@@ -85,9 +85,6 @@ def selected_runs() -> list[str]:
     return list(st.session_state.get("selected_runs", []))
 
 
-def show_error(exc: MltrailError) -> None:
-    st.error(str(exc))
-
 
 # -- A/B experiments ------------------------------------------------------------------------
 

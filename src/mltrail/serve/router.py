@@ -129,7 +129,6 @@ def create_app(store: Store, client: httpx.AsyncClient | None = None, admin_toke
             await state.client.aclose()
 
     app = FastAPI(title="mltrail A/B router", lifespan=lifespan)
-    app.state.router = state
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 

@@ -87,9 +87,6 @@ class Metric(Event):
     def _key(cls, key: str) -> str:
         return check_key("metric", key)
 
-    def real_value(self) -> float:
-        return metric_value(self.value, self.nonfinite)
-
 
 class Tags(Event):
     type: Literal["tags"] = "tags"
@@ -175,7 +172,8 @@ EVENT_TYPES = frozenset(
                   GitInfo, Environment, Heartbeat, RunFinished)
 )
 
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+NONFINITE_VALUES = {  # how a metric event's `nonfinite` field reads back
+    "nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 def nonfinite_name(value: float) -> str | None:
@@ -187,12 +185,6 @@ def nonfinite_name(value: float) -> str | None:
     if value == -math.inf:
         return "-inf"
     return None
-
-
-def metric_value(value: float | None, nonfinite: str | None) -> float:
-    if nonfinite is not None:
-        return _NONFINITE[nonfinite]
-    return math.nan if value is None else value
 
 
 def dump(event: Event) -> dict[str, Any]:
