@@ -1,13 +1,23 @@
 """Load on the A/B router against the same load straight at one model service, one run.
 
     apt-get install wrk          # the load generator (C, so it leaves the cores to the servers)
-    python benchmarks/bench_router.py [--seconds 15] [--connections 64]
+    python benchmarks/bench_router.py [--seconds 15] [--connections 64] [--paced-rate 1000]
 
-Starts two `mltrail serve model` processes (the sample store's churn models) and
-`mltrail serve router` on loopback, then runs wrk for a bounded time with POSTs of
-distinct unit ids: once at the router, once directly at one model service. Prints
-requests/s, p50 and p99 of both, the router's p50 overhead, errors, and whether the
-exposures in the results equal the router's successful responses.
+Starts two `mltrail serve model` processes (the sample store's churn models: logistic
+regression for control, gradient boosting for treatment) and `mltrail serve router` on
+loopback, then runs wrk with POSTs of distinct unit ids, each phase bounded in time:
+
+- flat out: 64 connections each sending its next request as soon as the last is
+  answered; once at the router, once directly at the control's model service. Gives
+  requests/s. Saturated, latency is mostly queueing (p50 ~ connections / throughput), so
+  the two p50s differ by the throughput gap, not by what the router adds to a request;
+- paced: the same 64 connections, each pausing between requests so that both targets are
+  offered about ``--paced-rate`` requests/s, below either's capacity: the difference of
+  the p50s is the router's overhead on a request.
+
+Then it stops the router with SIGTERM and checks that the exposures in the results equal
+the router's successful responses (wrk does not count requests in flight when it stops,
+so up to one per connection more is expected).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
             "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}
 LUA = """
+PACE_MS = PACE_MS or 0
 local threads = 0
 setup = function(thread)
   threads = threads + 1
@@ -37,8 +48,12 @@ end
 counter = 0
 request = function()
   counter = counter + 1
-  local body = string.format(BODY, "u-" .. tid .. "-" .. counter)
+  local body = string.format(BODY, "u-" .. PACE_MS .. "-" .. tid .. "-" .. counter)  -- unique across runs
   return wrk.format("POST", PATH, {["Content-Type"] = "application/json"}, body)
+end
+delay = function()
+  if PACE_MS == 0 then return 0 end
+  return math.random(0, 2 * PACE_MS)  -- uniform around PACE_MS: connections do not move in step
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %d %.1f %.1f\\n", summary.requests,
@@ -70,11 +85,13 @@ def wait(url: str) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def load(url: str, path: str, body: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
-    """Run wrk; ``body`` is JSON, with %s where the unit id goes (Lua's string.format)."""
-    script = tmp / f"post{abs(hash(path))}.lua"
+def load(url: str, path: str, body: str, seconds: int, connections: int, tmp: Path,
+         pace_ms: int = 0) -> dict[str, float]:
+    """Run wrk; ``body`` is JSON, with %s where the unit id goes (Lua's string.format);
+    ``pace_ms`` is each connection's mean pause between an answer and its next request."""
+    script = tmp / f"post{abs(hash(path))}-{pace_ms}.lua"
     lua_body = body.replace('"', '\\"')
-    script.write_text(f'BODY = "{lua_body}"\nPATH = "{path}"\n' + LUA)
+    script.write_text(f'BODY = "{lua_body}"\nPATH = "{path}"\nPACE_MS = {pace_ms}\n' + LUA)
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script),
                           url], capture_output=True, text=True, timeout=seconds + 60).stdout
     match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out)
@@ -89,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--paced-rate", type=int, default=1000, help="requests/s offered in the paced phase")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -113,10 +131,15 @@ def main() -> None:
             for port in ports.values():
                 wait(f"http://127.0.0.1:{port}/healthz")
             features = json.dumps(FEATURES)
-            direct = load(f"http://127.0.0.1:{ports['control']}", "/predict", '{"features":' + features + '}',
-                          args.seconds, args.connections, tmp)  # (a model service takes no unit id)
-            routed = load(f"http://127.0.0.1:{ports['router']}", "/experiments/load/predict",
-                          '{"unit_id":"%s","features":' + features + '}', args.seconds, args.connections, tmp)
+            targets = {"direct": (f"http://127.0.0.1:{ports['control']}", "/predict",
+                                  '{"features":' + features + '}'),  # (a model service takes no unit id)
+                       "router": (f"http://127.0.0.1:{ports['router']}", "/experiments/load/predict",
+                                  '{"unit_id":"%s","features":' + features + '}')}
+            pace_ms = round(1000 * args.connections / args.paced_rate)
+            rows = {}
+            for phase, pace in (("flat out", 0), ("paced", pace_ms)):
+                for name, (url, path, body) in targets.items():
+                    rows[phase, name] = load(url, path, body, args.seconds, args.connections, tmp, pace)
         finally:
             router.send_signal(signal.SIGTERM)
             router.wait(60)
@@ -124,14 +147,17 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(30)
         exposures = sum(mltrail.Store(root).ab.get("load").results().units.values())
-    successes = int(routed["requests"] - routed["errors"])
-    print(f"{'':10} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
-    for name, row in (("direct", direct), ("router", routed)):
-        print(f"{name:10} {row['requests']:9,.0f} {row['errors']:7,.0f} {row['rps']:8,.0f} "
+    successes = int(sum(row["requests"] - row["errors"] for (_, name), row in rows.items() if name == "router"))
+    print(f"{args.connections} connections, {args.seconds} s a row")
+    print(f"{'':20} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    for (phase, name), row in rows.items():
+        print(f"{phase + ', ' + name:20} {row['requests']:9,.0f} {row['errors']:7,.0f} {row['rps']:8,.0f} "
               f"{row['p50_ms']:7.2f} {row['p99_ms']:7.2f}")
-    print(f"router overhead at p50: {routed['p50_ms'] - direct['p50_ms']:.2f} ms; "
-          f"exposures after compaction {exposures:,} vs successful responses {successes:,} "
-          f"(wrk does not count the up to {args.connections} requests in flight when it stops)")
+    for phase in ("flat out", "paced"):
+        print(f"router overhead at p50, {phase}: "
+              f"{rows[phase, 'router']['p50_ms'] - rows[phase, 'direct']['p50_ms']:.2f} ms")
+    print(f"exposures after compaction {exposures:,} vs successful router responses {successes:,} "
+          f"(wrk does not count the up to {args.connections} requests a run has in flight when it stops)")
 
 
 if __name__ == "__main__":

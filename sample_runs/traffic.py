@@ -12,7 +12,7 @@ import asyncio
 import collections
 import random
 
-import httpx
+import aiohttp
 
 FEATURES = ["tenure_months", "monthly_charges", "total_charges", "support_calls", "contract_months",
             "late_payments", "data_usage_gb", "num_products"]
@@ -25,26 +25,28 @@ async def play(args: argparse.Namespace) -> collections.Counter:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(args.users):
         queue.put_nowait(i)
+    base = args.router.rstrip("/") + f"/experiments/{args.experiment}"
 
-    async def user_worker(client: httpx.AsyncClient) -> None:
+    async def user_worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             i = queue.get_nowait()
             unit = f"visitor-{args.seed}-{i}"
             features = {name: rng.gauss(0, 1) for name in FEATURES}
-            reply = await client.post(f"/experiments/{args.experiment}/predict",
-                                      json={"unit_id": unit, "features": features})
-            if reply.status_code != 200:
-                outcomes[f"error {reply.status_code}"] += 1
-                continue
-            variant = reply.json()["variant"]
+            async with session.post(f"{base}/predict", json={"unit_id": unit, "features": features}) as reply:
+                if reply.status != 200:
+                    outcomes[f"error {reply.status}"] += 1
+                    continue
+                answer = await reply.json()
+            variant = answer["variant"]
             outcomes[variant] += 1
-            if reply.json()["exposed"] and rng.random() < rates.get(variant, 0.0):
-                await client.post(f"/experiments/{args.experiment}/feedback",
-                                  json={"unit_id": unit, "metric": args.metric, "value": 1.0})
+            if answer["exposed"] and rng.random() < rates.get(variant, 0.0):
+                async with session.post(f"{base}/feedback",
+                                        json={"unit_id": unit, "metric": args.metric, "value": 1.0}) as reply:
+                    reply.raise_for_status()
                 outcomes[f"{variant} converted"] += 1
 
-    async with httpx.AsyncClient(base_url=args.router, timeout=10) as client:
-        await asyncio.gather(*(user_worker(client) for _ in range(args.concurrency)))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        await asyncio.gather(*(user_worker(session) for _ in range(args.concurrency)))
     return outcomes
 
 

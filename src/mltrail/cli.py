@@ -478,13 +478,12 @@ def serve() -> None:
 def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
     """Route each predict request to its variant's model service and log exposures.
     Admin calls need MLTRAIL_ADMIN_TOKEN (disabled when it is unset)."""
-    import uvicorn
-
+    from .serve.asgi import run_server
     from .serve.router import create_app
 
     app = create_app(store, admin_token=os.environ.get("MLTRAIL_ADMIN_TOKEN") or None, timeout=timeout)
     _err.print(f"mltrail router on http://{host}:{port} for {store.root}", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    run_server(app, host, port)
 
 
 @serve.command("model")
@@ -495,13 +494,12 @@ def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
 @_store_option
 def serve_model(store: Store, run_ref: str, artifact: str, host: str, port: int) -> None:
     """Serve a run's pickled scikit-learn model: POST /predict {"features": {...}}."""
-    import uvicorn
-
+    from .serve.asgi import run_server
     from .serve.model import create_model_app
 
     app = create_model_app(store, store.resolve_run(run_ref), artifact)
     _err.print(f"model service on http://{host}:{port}: run {run_ref}, {artifact}", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    run_server(app, host, port)
 
 
 def app_entrypoint() -> Path:

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 import mltrail
 from mltrail.serve.model import create_model_app
 from mltrail.serve.router import create_app
+from mltrail.serve.upstream import Reply
 from tests.ab.test_experiment import spec
 from tests.conftest import REPO
 
@@ -30,6 +31,10 @@ def test_model_service_predicts_with_a_logged_model(sample):
         assert client.get("/healthz").json()["features"] == list(FEATURES)
         missing = client.post("/predict", json={"features": {"tenure_months": 1.0}})
         assert missing.status_code == 422 and "monthly_charges" in missing.json()["detail"]
+        not_a_number = client.post("/predict", json={"features": {**FEATURES, "tenure_months": "long"}})
+        assert not_a_number.status_code == 422 and "tenure_months" in not_a_number.text
+        assert client.post("/predict", content=b"{oops").status_code == 422
+        assert client.post("/predict", content=b"x" * (2 << 20)).status_code == 413
 
 
 def test_a_tampered_artifact_is_refused(sample):
@@ -44,7 +49,21 @@ def test_router_in_front_of_two_real_models(sample):
     control = create_model_app(sample, sample.resolve_run("logreg-C1"), "model.pkl")
     treatment = create_model_app(sample, sample.resolve_run("gb-lr0.2"), "model.pkl")
 
-    class ByHost(httpx.AsyncBaseTransport):
+    class ByHost:  # the router's upstream, calling the two model apps in process
+        def __init__(self):
+            self.client = None
+
+        async def open(self):
+            self.client = httpx.AsyncClient(transport=ByHostTransport())
+
+        async def close(self):
+            await self.client.aclose()
+
+        async def post(self, url, body):
+            reply = await self.client.post(url, content=body, headers={"content-type": "application/json"})
+            return Reply(reply.status_code, reply.content)
+
+    class ByHostTransport(httpx.AsyncBaseTransport):
         def __init__(self):
             self.apps = {"control.local": httpx.ASGITransport(app=control),
                          "treatment.local": httpx.ASGITransport(app=treatment)}
@@ -55,7 +74,7 @@ def test_router_in_front_of_two_real_models(sample):
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": "http://control.local"},
                 {"name": "treatment", "weight": 0.5, "url": "http://treatment.local"}]
     sample.ab.create(spec(key="models-live", variants=variants, mde=0.05)).start()
-    router = create_app(sample, client=httpx.AsyncClient(transport=ByHost()))
+    router = create_app(sample, upstream=ByHost())
     with TestClient(router) as client:
         answers = [client.post("/experiments/models-live/predict",
                                json={"unit_id": f"c{i}", "features": FEATURES}).json() for i in range(40)]

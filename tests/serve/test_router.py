@@ -1,37 +1,47 @@
-"""The router in process: FastAPI's TestClient in front, fake model services behind
-(an httpx MockTransport given to the router through its constructor)."""
+"""The router in process: Starlette's TestClient in front, fake model services behind
+(an upstream given to the router through its constructor)."""
 
-import httpx
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
 import mltrail
 from mltrail.serve import router as router_module
+from mltrail.serve.upstream import Reply, UpstreamTimeout, UpstreamUnreachable
 from tests.ab.test_experiment import spec
 
 SERVICES = {"control": "http://control.model", "treatment": "http://treatment.model"}
 
 
 class FakeModels:
-    """Two model services; each can be made to fail."""
+    """Two model services behind the router's upstream interface; each can be made to fail."""
 
     def __init__(self) -> None:
         self.fail: dict[str, str] = {}
         self.calls: dict[str, int] = {"control": 0, "treatment": 0}
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        variant = request.url.host.split(".")[0]
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def post(self, url: str, body: bytes) -> Reply:
+        variant = url.split("//")[1].split(".")[0]
         self.calls[variant] += 1
         mode = self.fail.get(variant)
         if mode == "down":
-            raise httpx.ConnectError("connection refused", request=request)
+            raise UpstreamUnreachable("ClientConnectorError")
         if mode == "slow":
-            raise httpx.ReadTimeout("timed out", request=request)
+            raise UpstreamTimeout("no answer within 2 s")
         if mode == "500":
-            return httpx.Response(500, json={"detail": "boom"})
-        features = httpx.Response(200, content=request.content).json()["features"]
-        return httpx.Response(200, json={"prediction": 0.9 if variant == "treatment" else 0.1,
-                                         "echo": features})
+            return Reply(500, b'{"detail": "boom"}')
+        if mode == "garbage":
+            return Reply(200, b"<html>")
+        features = json.loads(body)["features"]
+        return Reply(200, json.dumps({"prediction": 0.9 if variant == "treatment" else 0.1,
+                                      "echo": features}).encode())
 
 
 @pytest.fixture
@@ -41,8 +51,7 @@ def setup(store, monkeypatch):
                 {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"]}]
     exp = store.ab.create(spec(variants=variants, mde=0.05)).start()
     models = FakeModels()
-    upstream = httpx.AsyncClient(transport=httpx.MockTransport(models))
-    app = router_module.create_app(store, client=upstream, admin_token="s3cret", max_body_bytes=2_000)
+    app = router_module.create_app(store, upstream=models, admin_token="s3cret", max_body_bytes=2_000)
     with TestClient(app) as client:
         yield client, store, exp, models
 
@@ -85,7 +94,7 @@ def test_stopped_with_a_winner_serves_the_winner(setup):
 
 
 @pytest.mark.parametrize("mode,status,words", [("down", 502, "unreachable"), ("500", 502, "answered 500"),
-                                               ("slow", 504, "timed out")])
+                                               ("slow", 504, "timed out"), ("garbage", 502, "without a JSON")])
 def test_a_failing_model_service_fails_only_its_variant(setup, mode, status, words):
     client, store, exp, models = setup
     models.fail["treatment"] = mode
@@ -130,8 +139,30 @@ def test_admin_calls_need_the_token(setup):
 
 
 def test_admin_disabled_without_a_configured_token(store):
-    app = router_module.create_app(store, client=httpx.AsyncClient(transport=httpx.MockTransport(FakeModels())))
+    app = router_module.create_app(store, upstream=FakeModels())
     with TestClient(app) as client:
         reply = client.post("/experiments/x/pause", headers={"Authorization": "Bearer anything"})
         assert reply.status_code == 403 and "disabled" in reply.json()["detail"]
         assert client.get("/healthz").json() == {"ok": True}
+
+
+def test_fallback_to_control_when_the_spec_says_so(store, monkeypatch):
+    monkeypatch.setattr(router_module, "REFRESH_SECONDS", 0.0)
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"]},
+                {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"]}]
+    exp = store.ab.create(spec(variants=variants, mde=0.05, fallback_to_control=True)).start()
+    models = FakeModels()
+    models.fail["treatment"] = "down"
+    with TestClient(router_module.create_app(store, upstream=models)) as client:
+        replies = {f"user-{i}": predict(client, f"user-{i}") for i in range(60)}
+        assert all(reply.status_code == 200 for reply in replies.values())
+        fell_back = [u for u, r in replies.items() if r.json().get("served_by") == "control"]
+        assert fell_back and all(exp.assign(u) == "treatment" for u in fell_back)
+        for unit in fell_back:  # the control answered, the unit stays in its variant (intention to treat)
+            answer = replies[unit].json()
+            assert answer["variant"] == "treatment" and answer["exposed"] and answer["prediction"] == 0.1
+        models.fail["control"] = "down"  # nothing left to fall back on: the error names the control
+        reply = predict(client, fell_back[0])
+        assert reply.status_code == 502 and "'control'" in reply.json()["detail"]
+        assert 'mltrail_router_fallbacks_total{experiment="ranker-v2",variant="treatment"}' in \
+            client.get("/metrics").text

@@ -262,6 +262,13 @@ class AbRegistry:
     def _folder(self, key: str) -> Path:
         return self.root / key / "lifecycle"
 
+    def _lifecycle_files(self, key: str) -> list[str]:
+        """The names in an experiment's lifecycle folder (one listdir: a cheap change check)."""
+        try:
+            return os.listdir(self._folder(key))
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"no A/B experiment {key!r} in {self.store.root}") from None
+
     def _events(self, key: str) -> list[ev.AbEvent]:
         folder = self._folder(key)
         if not folder.is_dir():

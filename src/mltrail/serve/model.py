@@ -1,9 +1,10 @@
 """A model service for the separated mode: a pickled scikit-learn model that a run logged.
 
-``POST /predict`` with ``{"features": {name: value}}`` answers ``{"prediction": p}``: the
+``POST /predict`` with ``{"features": {name: number}}`` answers ``{"prediction": p}``: the
 positive class's probability when the model has ``predict_proba``, else ``predict``.
 Features are ordered by the model's ``feature_names_in_``, else by the run's
-``features`` param (a comma-separated list, as the sample store logs it).
+``features`` param (a comma-separated list, as the sample store logs it). Predict is
+served on plain ASGI (:mod:`.asgi`); ``/healthz`` and the docs by FastAPI behind it.
 
 Unpickling runs code from the file: serve only artifacts of a store you trust. The
 artifact's sha256 is checked against the run's record before it is loaded.
@@ -15,11 +16,15 @@ import hashlib
 import pickle
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, ConfigDict
+import numpy as np
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import StoreCorruptError
 from ..tracking.store import Store
+from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
+
+MAX_BODY_BYTES = 1 << 20
 
 
 class PredictRequest(BaseModel):
@@ -43,23 +48,49 @@ def load_run_model(store: Store, run: str, artifact: str) -> tuple[Any, list[str
     return model, params["features"].split(",") if "features" in params else None
 
 
-def create_model_app(store: Store, run: str, artifact: str) -> FastAPI:
+class ModelService:
+    """``POST /predict`` on plain ASGI in front of ``app`` (FastAPI: health, docs)."""
+
+    def __init__(self, app: Any, model: Any, order: list[str] | None) -> None:
+        self.app = app
+        self.model = model
+        self.order = order
+        self._proba = hasattr(model, "predict_proba")
+
+    def predict(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            features = PredictRequest.model_validate_json(body).features
+        except ValidationError as exc:
+            return 422, {"detail": [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors(include_url=False)]}
+        names = self.order or sorted(features)
+        missing = [n for n in names if n not in features]
+        if missing:
+            return 422, {"detail": f"missing features: {', '.join(missing)}"}
+        row = np.array([[features[n] for n in names]])
+        if self._proba:
+            return 200, {"prediction": float(self.model.predict_proba(row)[0][-1])}
+        return 200, {"prediction": float(self.model.predict(row)[0])}
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        if (declared_length(scope) or 0) > MAX_BODY_BYTES:
+            await too_large(send, MAX_BODY_BYTES)
+            return
+        body = await read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            await too_large(send, MAX_BODY_BYTES)
+            return
+        await send_json(send, *self.predict(body))
+
+
+def create_model_app(store: Store, run: str, artifact: str) -> ModelService:
     model, order = load_run_model(store, run, artifact)
     app = FastAPI(title=f"mltrail model service: {run} {artifact}")
-
-    @app.post("/predict")
-    async def predict(body: PredictRequest) -> dict[str, float]:
-        names = order or sorted(body.features)
-        missing = [n for n in names if n not in body.features]
-        if missing:
-            raise HTTPException(422, f"missing features: {', '.join(missing)}")
-        row = [[body.features[n] for n in names]]
-        if hasattr(model, "predict_proba"):
-            return {"prediction": float(model.predict_proba(row)[0][-1])}
-        return {"prediction": float(model.predict(row)[0])}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"ok": True, "run": run, "artifact": artifact, "features": order}
 
-    return app
+    return ModelService(app, model, order)

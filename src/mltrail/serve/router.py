@@ -1,14 +1,20 @@
 """The A/B router (separated mode): one ASGI service in front of independent model services.
 
-For ``POST /experiments/{key}/predict`` it assigns the unit (``exp.serving``), forwards the
-features to that variant's model service over a pooled async HTTP client, answers with
-the prediction, and logs the exposure when the unit is in a running experiment. The
-store's lifecycle events are the only source of truth: each experiment is re-read when
-its lifecycle folder changed, checked at most once a second, so a pause from the
+``POST /experiments/{key}/predict`` with ``{"unit_id": ..., "features": {...}}`` assigns
+the unit, forwards the features to that variant's model service over a pooled HTTP
+client (:mod:`.upstream`), answers with the prediction, and logs the exposure when the
+unit is in a running experiment. ``POST /experiments/{key}/feedback`` logs a KPI value.
+The store's lifecycle events are the only source of truth: each experiment is re-read
+when its lifecycle folder changed, checked at most once a second, so a pause from the
 dashboard or CLI reaches every router without a restart.
 
+These two calls carry all the traffic, so :class:`HotPaths` serves them on plain ASGI
+(see :mod:`.asgi` for why); everything else (status, ``/metrics``, admin calls) is an
+ordinary FastAPI app behind it.
+
 Faults: an upstream timeout is a 504 and a connection error or 5xx a 502, each naming
-the variant; the router itself stays up. Malformed bodies get 422 with the reason,
+the variant, unless the experiment's spec says ``fallback_to_control`` (then the
+control answers); the router itself stays up. Malformed bodies get 422 with the reason,
 unknown experiments 404, bodies over the limit 413.
 """
 
@@ -16,23 +22,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import re
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import orjson
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..ab.experiment import Experiment
 from ..errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
 from ..tracking.store import Store
+from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
+from .upstream import Reply, Upstream, UpstreamTimeout, UpstreamUnreachable
 
 REFRESH_SECONDS = 1.0
 FLUSH_SECONDS = 1.0
+HOT_PATH = re.compile(r"/experiments/([A-Za-z0-9][A-Za-z0-9_.-]{0,99})/(predict|feedback)")  # a valid key
 
 
 class PredictRequest(BaseModel):
@@ -58,136 +68,256 @@ class WeightsRequest(BaseModel):
     reason: str | None = None
 
 
+class RouteError(Exception):
+    """An answer other than 200: its status and the reason given to the caller."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
 @dataclass
 class _Cached:
-    experiment: Any
+    """An experiment as last read, with what the hot path needs precomputed."""
+
+    experiment: Experiment
     fingerprint: int
     checked: float
+    urls: dict[str, str | None]  # variant -> its model service's /predict
+
+    @classmethod
+    def of(cls, experiment: Experiment, fingerprint: int, now: float) -> _Cached:
+        urls = {v.name: v.url.rstrip("/") + "/predict" if v.url else None for v in experiment.spec.variants}
+        return cls(experiment, fingerprint, now, urls)
 
 
-@dataclass
-class RouterState:
-    store: Store
-    client: httpx.AsyncClient
-    admin_token: str | None
-    cache: dict[str, _Cached] = field(default_factory=dict)
+class RouterMetrics:
+    """The Prometheus series of one router app (its own registry: tests build many apps)."""
 
-    def experiment(self, key: str) -> Any:
-        """The experiment as the store says now (re-read when its lifecycle changed)."""
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mltrail_router_requests", "Predict requests",
+                                ["experiment", "variant", "status"], registry=self.registry)
+        self.upstream_errors = Counter("mltrail_router_upstream_errors", "Upstream failures",
+                                       ["experiment", "variant", "kind"], registry=self.registry)
+        self.fallbacks = Counter("mltrail_router_fallbacks", "Requests the control answered for a failed variant",
+                                 ["experiment", "variant"], registry=self.registry)
+        self.latency = Histogram("mltrail_router_latency_seconds", "Predict latency", ["experiment", "variant"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5))
+
+
+class Router:
+    """What the router knows and does, apart from HTTP framing."""
+
+    def __init__(self, store: Store, upstream: Upstream, admin_token: str | None) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.admin_token = admin_token
+        self.metrics = RouterMetrics()
+        self._cache: dict[str, _Cached] = {}
+
+    # -- the store's view ------------------------------------------------------------
+
+    def _cached(self, key: str) -> _Cached:
         now = time.monotonic()
-        cached = self.cache.get(key)
+        cached = self._cache.get(key)
         if cached is not None and now - cached.checked < REFRESH_SECONDS:
-            return cached.experiment
-        folder = self.store.root / "ab" / key / "lifecycle"
-        try:
-            fingerprint = len(os.listdir(folder))
-        except FileNotFoundError:
-            raise HTTPException(404, f"no experiment {key!r}") from None
+            return cached
+        try:  # one listdir: every lifecycle change is a new file
+            fingerprint = len(self.store.ab._lifecycle_files(key))
+        except NotFoundError:
+            raise RouteError(404, f"no experiment {key!r}") from None
         if cached is None or cached.fingerprint != fingerprint:
             try:
-                experiment = self.store.ab.get(key)
+                cached = self._cache[key] = _Cached.of(self.store.ab.get(key), fingerprint, now)
             except NotFoundError:
-                raise HTTPException(404, f"no experiment {key!r}") from None
-            cached = self.cache[key] = _Cached(experiment, fingerprint, now)
+                raise RouteError(404, f"no experiment {key!r}") from None
         cached.checked = now
-        return cached.experiment
+        return cached
 
+    def experiment(self, key: str) -> Experiment:
+        """The experiment as the store says now (re-read when its lifecycle changed)."""
+        return self._cached(key).experiment
 
-def create_app(store: Store, client: httpx.AsyncClient | None = None, admin_token: str | None = None,
-               timeout: float = 2.0, max_body_bytes: int = 64 * 1024) -> FastAPI:
-    """The router app. ``client`` is the upstream HTTP client (tests pass one whose transport
-    is a fake model service); by default a pooled ``httpx.AsyncClient``."""
-    metrics = CollectorRegistry()
-    requests_total = Counter("mltrail_router_requests", "Predict requests", ["experiment", "variant", "status"],
-                             registry=metrics)
-    upstream_errors = Counter("mltrail_router_upstream_errors", "Upstream failures",
-                              ["experiment", "variant", "kind"], registry=metrics)
-    latency = Histogram("mltrail_router_latency_seconds", "Predict latency", ["experiment", "variant"],
-                        registry=metrics, buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5))
-    state = RouterState(store, client or httpx.AsyncClient(
-        timeout=timeout, limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)), admin_token)
+    def forget(self, key: str) -> None:
+        self._cache.pop(key, None)
 
-    async def flush_logs() -> None:
-        for cached in list(state.cache.values()):
-            log = store.ab._logs.get(cached.experiment.key)
+    async def flush_logs(self) -> None:
+        for key in list(self._cache):
+            log = self.store.ab._logs.get(key)
             if log is not None:
                 await asyncio.to_thread(log.flush)
+
+    # -- the hot path ----------------------------------------------------------------
+
+    async def predict(self, key: str, body: bytes) -> dict[str, Any]:
+        started = time.perf_counter()
+        request = _parse(PredictRequest, body)
+        cached = self._cached(key)
+        exp = cached.experiment
+        if exp.state == "running":  # one hash: the assignment decides both variant and exposure
+            assigned = exp.assign(request.unit_id)
+            variant, exposed = assigned or exp.control, assigned is not None
+        else:
+            variant, exposed = exp.serving(request.unit_id), False
+        payload = orjson.dumps({"features": request.features})
+        try:
+            served_by, prediction = await self._predict_upstream(key, exp, cached, variant, payload)
+        except RouteError as exc:
+            self.metrics.requests.labels(key, variant, str(exc.status)).inc()
+            raise
+        if exposed:  # intention to treat: a unit served by the fallback stays in its variant
+            try:
+                exp.log_exposure(request.unit_id, variant)
+            except RunStateError:  # paused this very second: served, but not an exposure
+                exposed = False
+        self.metrics.requests.labels(key, variant, "200").inc()
+        self.metrics.latency.labels(key, variant).observe(time.perf_counter() - started)
+        answer = {"prediction": prediction, "variant": variant, "experiment": key,
+                  "phase": exp.phase.number, "exposed": exposed}
+        if served_by != variant:  # the fallback answered
+            answer["served_by"] = served_by
+        return answer
+
+    async def _predict_upstream(self, key: str, exp: Experiment, cached: _Cached, variant: str,
+                                payload: bytes) -> tuple[str, Any]:
+        """Which variant's service answered, and its prediction (the control's when the
+        variant's fails and the spec says ``fallback_to_control``)."""
+        try:
+            reply = await self._forward(key, variant, cached.urls[variant], payload)
+            served_by = variant
+        except RouteError as exc:
+            if variant == exp.control or not exp.spec.fallback_to_control or exc.status < 500:
+                raise
+            self.metrics.fallbacks.labels(key, variant).inc()
+            served_by = exp.control
+            reply = await self._forward(key, served_by, cached.urls[served_by], payload)
+        try:
+            return served_by, orjson.loads(reply.body)["prediction"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            self.metrics.upstream_errors.labels(key, served_by, "bad_answer").inc()
+            raise RouteError(502, f"the model service of variant {served_by!r} answered without a "
+                                  'JSON "prediction"') from None
+
+    async def _forward(self, key: str, variant: str, url: str | None, payload: bytes) -> Reply:
+        if url is None:
+            raise RouteError(502, f"variant {variant!r} has no model service URL")
+        try:
+            reply = await self.upstream.post(url, payload)
+        except UpstreamTimeout as exc:
+            self.metrics.upstream_errors.labels(key, variant, "timeout").inc()
+            raise RouteError(504, f"the model service of variant {variant!r} timed out: {exc}") from None
+        except UpstreamUnreachable as exc:
+            self.metrics.upstream_errors.labels(key, variant, "connection").inc()
+            raise RouteError(502, f"the model service of variant {variant!r} is unreachable: {exc}") from None
+        if reply.status >= 500:
+            self.metrics.upstream_errors.labels(key, variant, "5xx").inc()
+            raise RouteError(502, f"the model service of variant {variant!r} answered {reply.status}")
+        if reply.status >= 400:  # the caller's features were wrong: pass the reason on
+            raise RouteError(reply.status, f"variant {variant!r}: {reply.body[:500].decode(errors='replace')}")
+        return reply
+
+    def feedback(self, key: str, body: bytes) -> dict[str, Any]:
+        request = _parse(FeedbackRequest, body)
+        try:
+            self.experiment(key).log_feedback(request.unit_id, request.metric, request.value)
+        except InvalidInputError as exc:
+            raise RouteError(422, str(exc)) from None
+        return {"logged": True}
+
+    # -- admin -----------------------------------------------------------------------
+
+    def check_admin(self, authorization: str | None) -> None:
+        if self.admin_token is None:
+            raise RouteError(403, "admin calls are disabled: set MLTRAIL_ADMIN_TOKEN to enable them")
+        if authorization != f"Bearer {self.admin_token}":
+            raise RouteError(401, "a valid bearer token is needed")
+
+
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:  # the same shape as FastAPI's 422s
+        raise RouteError(422, orjson.loads(exc.json(include_url=False, include_context=False))) from None
+
+
+class HotPaths:
+    """``POST /experiments/{key}/predict`` and ``/feedback`` served straight on ASGI; every
+    other request, and any request over the body limit, is answered as FastAPI would."""
+
+    def __init__(self, app: Any, router: Router, max_bytes: int) -> None:
+        self.app = app
+        self.router = router
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if (declared_length(scope) or 0) > self.max_bytes:
+            await too_large(send, self.max_bytes)
+            return
+        match = HOT_PATH.fullmatch(scope["path"]) if scope["method"] == "POST" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive, self.max_bytes)
+        if body is None:
+            await too_large(send, self.max_bytes)
+            return
+        key, action = match.groups()
+        try:
+            if action == "predict":
+                answer = await self.router.predict(key, body)
+            else:
+                answer = self.router.feedback(key, body)
+        except RouteError as exc:
+            await send_json(send, exc.status, {"detail": exc.detail})
+            return
+        await send_json(send, 200, answer)
+
+
+def create_app(store: Store, upstream: Upstream | None = None, admin_token: str | None = None,
+               timeout: float = 2.0, max_body_bytes: int = 64 * 1024) -> Any:
+    """The router's ASGI app. ``upstream`` posts to the model services (tests pass fake
+    ones); by default a pooled :class:`~mltrail.serve.upstream.Upstream` with ``timeout``."""
+    router = Router(store, upstream or Upstream(timeout=timeout), admin_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async def flusher() -> None:
             while True:
                 await asyncio.sleep(FLUSH_SECONDS)
-                await flush_logs()
+                await router.flush_logs()
 
+        await router.upstream.open()
         task = asyncio.create_task(flusher())
         try:
             yield
         finally:  # graceful shutdown (SIGTERM): in-flight requests are done, then flush
             task.cancel()
-            await flush_logs()
-            await state.client.aclose()
+            await router.flush_logs()
+            await router.upstream.close()
 
     app = FastAPI(title="mltrail A/B router", lifespan=lifespan)
 
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    @app.exception_handler(RouteError)
+    async def route_error(_: Request, exc: RouteError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
-    @app.post("/experiments/{key}/predict")
-    async def predict(key: str, body: PredictRequest) -> dict[str, Any]:
-        started = time.perf_counter()
-        exp = state.experiment(key)
-        if exp.state == "running":  # one hash: the assignment decides both variant and exposure
-            assigned = exp.assign(body.unit_id)
-            variant, exposed = assigned or exp.control, assigned is not None
-        else:
-            variant, exposed = exp.serving(body.unit_id), False
-        spec = next(v for v in exp.spec.variants if v.name == variant)
-        if not spec.url:
-            raise HTTPException(502, f"variant {variant!r} has no model service URL")
-        try:
-            reply = await state.client.post(spec.url.rstrip("/") + "/predict", json={"features": body.features})
-        except httpx.TimeoutException:
-            upstream_errors.labels(key, variant, "timeout").inc()
-            requests_total.labels(key, variant, "504").inc()
-            raise HTTPException(504, f"the model service of variant {variant!r} timed out") from None
-        except httpx.TransportError as exc:
-            upstream_errors.labels(key, variant, "connection").inc()
-            requests_total.labels(key, variant, "502").inc()
-            raise HTTPException(502, f"the model service of variant {variant!r} is unreachable: "
-                                     f"{type(exc).__name__}") from None
-        if reply.status_code >= 500:
-            upstream_errors.labels(key, variant, "5xx").inc()
-            requests_total.labels(key, variant, "502").inc()
-            raise HTTPException(502, f"the model service of variant {variant!r} answered {reply.status_code}")
-        if reply.status_code >= 400:
-            requests_total.labels(key, variant, str(reply.status_code)).inc()
-            raise HTTPException(reply.status_code, f"variant {variant!r}: {reply.text[:500]}")
-        if exposed:
-            try:
-                exp.log_exposure(body.unit_id, variant)
-            except RunStateError:  # paused this very second: served, but not an exposure
-                exposed = False
-        requests_total.labels(key, variant, "200").inc()
-        latency.labels(key, variant).observe(time.perf_counter() - started)
-        return {"prediction": reply.json().get("prediction"), "variant": variant, "experiment": key,
-                "phase": exp.phase.number, "exposed": exposed}
-
-    @app.post("/experiments/{key}/feedback")
-    async def feedback(key: str, body: FeedbackRequest) -> dict[str, Any]:
-        exp = state.experiment(key)
-        try:
-            exp.log_feedback(body.unit_id, body.metric, body.value)
-        except InvalidInputError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return {"logged": True}
+    @app.exception_handler(MltrailError)
+    async def mltrail_error(_: Request, exc: MltrailError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422 if isinstance(exc, InvalidInputError) else 409)
 
     @app.get("/experiments")
     async def experiments() -> list[dict[str, Any]]:
-        return [describe(state.experiment(key)) for key in store.ab.keys()]
+        return [describe(router.experiment(key)) for key in store.ab.keys()]
 
     @app.get("/experiments/{key}")
     async def experiment(key: str) -> dict[str, Any]:
-        return describe(state.experiment(key))
+        return describe(router.experiment(key))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:
@@ -195,22 +325,16 @@ def create_app(store: Store, client: httpx.AsyncClient | None = None, admin_toke
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(generate_latest(router.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def admin(authorization: str | None) -> None:
-        if state.admin_token is None:
-            raise HTTPException(403, "admin calls are disabled: set MLTRAIL_ADMIN_TOKEN to enable them")
-        if authorization != f"Bearer {state.admin_token}":
-            raise HTTPException(401, "a valid bearer token is needed")
-
-    async def lifecycle(key: str, authorization: str | None, action: Any) -> dict[str, Any]:
-        admin(authorization)
-        exp = state.experiment(key)
+    async def lifecycle(key: str, authorization: str | None, action: Callable[[Experiment], Experiment]) -> Any:
+        router.check_admin(authorization)
+        exp = router.experiment(key)
         try:
             updated = action(exp)
         except (RunStateError, InvalidInputError) as exc:
             raise HTTPException(409 if isinstance(exc, RunStateError) else 422, str(exc)) from None
-        state.cache.pop(key, None)
+        router.forget(key)
         return describe(updated)
 
     @app.post("/experiments/{key}/start")
@@ -229,36 +353,14 @@ def create_app(store: Store, client: httpx.AsyncClient | None = None, admin_toke
     async def weights(key: str, body: WeightsRequest, authorization: str | None = Header(None)) -> dict[str, Any]:
         return await lifecycle(key, authorization, lambda e: e.set_weights(body.weights, body.reason, by="router"))
 
-    @app.exception_handler(MltrailError)
-    async def mltrail_error(_: Request, exc: MltrailError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422 if isinstance(exc, InvalidInputError) else 409)
-
-    return app
+    return HotPaths(app, router, max_body_bytes)
 
 
-class BodyLimit:
-    """413 for a declared body over the limit. A plain ASGI middleware: Starlette's
-    BaseHTTPMiddleware would run every request through an extra task and stream."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = JSONResponse({"detail": f"body over {self.max_bytes} bytes"}, status_code=413)
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
-def describe(exp: Any) -> dict[str, Any]:
+def describe(exp: Experiment) -> dict[str, Any]:
     counts: dict[str, int] = {}
     log = exp._registry._logs.get(exp.key)
     if log is not None:
         counts = dict(log.counts)
     return {"key": exp.key, "state": exp.state, "phase": exp.phase.number, "weights": exp.weights,
             "coverage": exp.coverage, "control": exp.control, "winner": exp.winner,
-            "exposures_by_this_router": counts}
+            "fallback_to_control": exp.spec.fallback_to_control, "exposures_by_this_router": counts}

@@ -66,6 +66,9 @@ class ExperimentSpec(_Model):
     std: float | None = Field(default=None, gt=0)  # continuous KPI: its standard deviation
     sequential: bool = False  # always-valid intervals: safe to look every day
     namespace: tuple[str, float, float] | None = None  # mutually exclusive experiments
+    # when a non-control variant's model service fails, the router answers with the
+    # control's prediction instead of a 502/504 (the unit stays in its assigned variant)
+    fallback_to_control: bool = False
     owner: str = Field(min_length=1)
 
     @field_validator("key")
