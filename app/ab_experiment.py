@@ -13,43 +13,55 @@ key = st.selectbox("Experiment", keys, index=keys.index(wanted) if wanted in key
 st.query_params["key"] = key
 exp = registry.get(key)
 spec = exp.spec
-result = state.ab_results(root, key, state.ab_fingerprint(key))
+REFRESH_SECONDS = 5
 
-st.markdown(f"### {key}  \n**{exp.state}** · phase {exp.phase.number} · owner {spec.owner}"
-            + (" · sequential" if spec.sequential else ""))
-if result.srm_alarm:
-    st.error(f"Sample-ratio mismatch (p = {result.srm_p_value:.2g}): the units per variant do not match "
-             "the weights. Find the cause before reading any number below.")
-st.markdown(f"**H0** {spec.hypothesis.null}  \n**H1** {spec.hypothesis.alternative}")
-message = st.success if result.recommendation.startswith("Ship") else (
-    st.warning if result.recommendation.startswith("Investigate") else st.info)
-message(result.recommendation)
-st.caption(f"{result.crossover_units} units seen in more than one variant were left out.")
 
-st.dataframe(pd.DataFrame([{
-    "variant": v.name, "control": v.control, "weight": exp.weights[v.name],
-    "units": result.units.get(v.name, 0), "needs": exp.min_sample_size[v.name],
-    "serves": v.model or v.url or "",
-} for v in spec.variants]).set_index("variant"), width="stretch")
+@st.fragment(run_every=REFRESH_SECONDS if exp.state == "running" else None)
+def results_panel() -> None:
+    """Re-drawn every few seconds while the experiment runs: it fills in as traffic arrives."""
+    exp = registry.get(key)
+    result = state.ab_results(root, key, state.ab_fingerprint(key))
 
-metric = st.selectbox("Metric", [m.name for m in spec.metrics], key="ab_metric")
-rows = result.table[result.table["metric"] == metric]
-shown = rows[["variant", "units", "mean", "relative", "relative_ci_low", "relative_ci_high", "p_value",
-              "significant", "progress"]].rename(columns={
-                  "relative": "lift", "relative_ci_low": "lift low", "relative_ci_high": "lift high",
-                  "p_value": "p"}).set_index("variant")
-st.dataframe(shown, width="stretch", column_config={
-    "lift": st.column_config.NumberColumn(format="percent"),
-    "lift low": st.column_config.NumberColumn(format="percent"),
-    "lift high": st.column_config.NumberColumn(format="percent"),
-    "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")})
-left, right = st.columns(2)
-if rows["relative"].notna().any():
-    left.altair_chart(charts.intervals(result.table, metric), width="stretch")
-daily = state.ab_daily(root, key, state.ab_fingerprint(key))
-if len(daily):
-    right.altair_chart(charts.exposures_over_time(daily[daily["phase"] == exp.phase.number], metric),
-                       width="stretch")
+    st.markdown(f"### {key}  \n**{exp.state}** · phase {exp.phase.number} · owner {spec.owner}"
+                + (" · sequential" if spec.sequential else ""))
+    if result.srm_alarm:
+        st.error(f"Sample-ratio mismatch (p = {result.srm_p_value:.2g}): the units per variant do not match "
+                 "the weights. Find the cause before reading any number below.")
+    st.markdown(f"**H0** {spec.hypothesis.null}  \n**H1** {spec.hypothesis.alternative}")
+    message = st.success if result.recommendation.startswith("Ship") else (
+        st.warning if result.recommendation.startswith("Investigate") else st.info)
+    message(result.recommendation)
+    st.caption(f"{result.crossover_units} units seen in more than one variant were left out.")
+
+    st.dataframe(pd.DataFrame([{
+        "variant": v.name, "control": v.control, "weight": exp.weights[v.name],
+        "units": result.units.get(v.name, 0), "needs": exp.min_sample_size[v.name],
+        "serves": v.model or v.url or "",
+    } for v in spec.variants]).set_index("variant"), width="stretch")
+
+    metric = st.selectbox("Metric", [m.name for m in spec.metrics], key="ab_metric")
+    rows = result.table[result.table["metric"] == metric]
+    shown = rows[["variant", "units", "mean", "relative", "relative_ci_low", "relative_ci_high", "p_value",
+                  "significant", "progress"]].rename(columns={
+                      "relative": "lift", "relative_ci_low": "lift low", "relative_ci_high": "lift high",
+                      "p_value": "p"}).set_index("variant")
+    st.dataframe(shown, width="stretch", column_config={
+        "lift": st.column_config.NumberColumn(format="percent"),
+        "lift low": st.column_config.NumberColumn(format="percent"),
+        "lift high": st.column_config.NumberColumn(format="percent"),
+        "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")})
+    left, right = st.columns(2)
+    if rows["relative"].notna().any():
+        left.altair_chart(charts.intervals(result.table, metric), width="stretch")
+    daily = state.ab_daily(root, key, state.ab_fingerprint(key))
+    if len(daily):
+        right.altair_chart(charts.exposures_over_time(daily[daily["phase"] == exp.phase.number], metric),
+                           width="stretch")
+    if exp.state == "running":
+        st.caption(f"Running: this part refreshes itself every {REFRESH_SECONDS} s.")
+
+
+results_panel()
 
 st.subheader("Controls")
 st.caption("Each control appends a lifecycle event through mltrail's API; routers see it within a second.")

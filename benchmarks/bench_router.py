@@ -4,7 +4,9 @@
     python benchmarks/bench_router.py [--seconds 15] [--connections 64] [--paced-rate 1000]
 
 Starts two `mltrail serve model` processes (the sample store's churn models: logistic
-regression for control, gradient boosting for treatment) and `mltrail serve router` on
+regressions with C=1 for control and C=0.1 for treatment, equally costly, so that the
+router is the only difference from the direct load; ``--treatment-run gb-lr0.2`` puts a
+gradient-boosting model, ~2x the CPU a prediction, behind treatment) and `mltrail serve router` on
 loopback, then runs wrk with POSTs of distinct unit ids, each phase bounded in time:
 
 - flat out: 64 connections each sending its next request as soon as the last is
@@ -104,8 +106,9 @@ def load(url: str, path: str, body: str, seconds: int, connections: int, tmp: Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=15, help="of each of the four wrk runs")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--treatment-run", default="logreg-C0.1", help="the sample run serving treatment")
     parser.add_argument("--paced-rate", type=int, default=1000, help="requests/s offered in the paced phase")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -118,7 +121,7 @@ def main() -> None:
         shutil.copytree(REPO / "sample_runs", root, ignore=shutil.ignore_patterns(".cache"))
         store = mltrail.Store(root)
         ports = {"control": free_port(), "treatment": free_port(), "router": free_port()}
-        runs = {"control": "logreg-C1", "treatment": "gb-lr0.2"}
+        runs = {"control": "logreg-C1", "treatment": args.treatment_run}
         procs = [start(["serve", "model", "--store", str(root), "--run", runs[v], "--port", str(ports[v])])
                  for v in runs]
         variants = [{"name": "control", "weight": 0.5, "control": True, "url": f"http://127.0.0.1:{ports['control']}"},
@@ -158,6 +161,17 @@ def main() -> None:
               f"{rows[phase, 'router']['p50_ms'] - rows[phase, 'direct']['p50_ms']:.2f} ms")
     print(f"exposures after compaction {exposures:,} vs successful router responses {successes:,} "
           f"(wrk does not count the up to {args.connections} requests a run has in flight when it stops)")
+    flat, paced = rows["flat out", "router"], rows["paced", "router"]
+    checks = [("router requests, flat out >= 20,000", flat["requests"] >= 20_000),
+              ("router req/s, flat out >= 1,500", flat["rps"] >= 1_500),
+              ("router p50 overhead, paced < 2 ms", paced["p50_ms"] - rows["paced", "direct"]["p50_ms"] < 2),
+              ("router p99, paced < 50 ms", paced["p99_ms"] < 50),
+              ("router p99, flat out < 50 ms", flat["p99_ms"] < 50),
+              ("no errors", not any(row["errors"] for row in rows.values())),
+              ("exposures >= answered, <= answered + in flight",
+               successes <= exposures <= successes + 2 * args.connections)]
+    for name, met in checks:
+        print(f"{'met' if met else 'NOT MET':8} {name}")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,22 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         visit("/live", "live", "live-training", attached=True, chart=True)
         visit("/ab_experiments", "ab_experiments", "churn-offer-v2", attached=True)
         visit("/ab_experiment?key=churn-offer-v2", "ab_experiment", "Ship treatment", chart=True)
+        # live: traffic logged elsewhere shows up without a reload (the results refresh every 5 s)
+        cells = page.locator('[role="gridcell"]')
+        units_before = cells.all_text_contents()
+        experiment = mltrail.Store(store).ab.get("churn-offer-v2")
+        for i in range(40):
+            experiment.log_exposure(f"browser-visitor-{i}", experiment.assign(f"browser-visitor-{i}"))
+        experiment.log.flush()
+        page.wait_for_timeout(7000)
+        units_after = cells.all_text_contents()
+        # the controls work in a real browser: they append lifecycle events
+        page.get_by_role("button", name="Pause").click()
+        page.get_by_role("button", name="Resume").wait_for(timeout=30_000)
+        paused_state = mltrail.Store(store).ab.get("churn-offer-v2").state
+        page.get_by_role("button", name="Resume").click()
+        page.get_by_role("button", name="Pause").wait_for(timeout=30_000)
+        resumed_state = mltrail.Store(store).ab.get("churn-offer-v2").state
         visit("/ab_power", "ab_power", "14,745")
 
         page.goto(f"{url}/live")
@@ -113,6 +129,8 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         after = cells.all_text_contents()
         browser.close()
     assert "live-training" in before and before != after, "the Live page did not refresh itself"
+    assert units_before != units_after, "the A/B experiment page did not show new exposures by itself"
+    assert (paused_state, resumed_state) == ("paused", "running")
     assert first_render < 30, f"the Runs page took {first_render:.1f} s to show its table"
     for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power"):
         assert (shots / f"{name}.png").stat().st_size > 10_000

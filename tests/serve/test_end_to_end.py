@@ -1,5 +1,6 @@
 """Separated mode with real processes on localhost: two model services and the router."""
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import aiohttp
 import httpx
 import pytest
 
@@ -114,5 +116,57 @@ def test_separated_mode_with_real_processes(tmp_path):
         assert sum(results.units.values()) == exposed  # nothing answered is missing
     finally:
         for proc in (*models.values(), router):
+            if proc.poll() is None:
+                stop(proc, signal.SIGKILL)
+
+
+def test_sigterm_under_concurrent_load_loses_no_exposure(tmp_path):
+    """32 clients keep predicting while the router gets SIGTERM: every answered exposure
+    is in the log afterwards, and the requests in flight were answered, not cut."""
+    root = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", root, ignore=shutil.ignore_patterns(".cache"))
+    store = mltrail.Store(root)
+    ports = {"control": free_port(), "treatment": free_port(), "router": free_port()}
+    runs = {"control": "logreg-C1", "treatment": "logreg-C0.1"}
+    procs = {v: start(["serve", "model", "--store", str(root), "--run", runs[v], "--port", str(ports[v])], tmp_path)
+             for v in runs}
+    variants = [{"name": v, "weight": 0.5, "control": v == "control", "url": f"http://127.0.0.1:{ports[v]}"}
+                for v in runs]
+    store.ab.create(spec(key="term", variants=variants, mde=0.05)).start()
+    procs["router"] = router = start(["serve", "router", "--store", str(root), "--port", str(ports["router"])],
+                                     tmp_path)
+    url = f"http://127.0.0.1:{ports['router']}/experiments/term/predict"
+    try:
+        for name, proc in procs.items():
+            wait_healthy(f"http://127.0.0.1:{ports[name]}", proc)
+        answered: dict[str, int] = {"control": 0, "treatment": 0}
+        refused = []
+
+        async def client(n: int, session: aiohttp.ClientSession) -> None:
+            for i in range(100_000):
+                try:
+                    async with session.post(url, json={"unit_id": f"c{n}-{i}", "features": FEATURES}) as reply:
+                        answer = await reply.json()
+                        assert reply.status == 200, answer
+                except aiohttp.ClientConnectionError as exc:  # the router stopped accepting
+                    refused.append(type(exc).__name__)
+                    return
+                answered[answer["variant"]] += answer["exposed"]
+
+        async def load() -> None:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+                tasks = [asyncio.create_task(client(n, session)) for n in range(32)]
+                await asyncio.sleep(1.5)
+                router.send_signal(signal.SIGTERM)  # mid-load
+                await asyncio.gather(*tasks)
+
+        asyncio.run(load())
+        _, err = router.communicate(timeout=30)
+        assert "Traceback" not in err and len(refused) == 32
+        assert sum(answered.values()) > 200  # the load was real
+        results = mltrail.Store(root).ab.get("term").results()
+        assert results.units == answered  # every answered exposure was flushed at shutdown
+    finally:
+        for proc in procs.values():
             if proc.poll() is None:
                 stop(proc, signal.SIGKILL)
