@@ -20,7 +20,9 @@ pytestmark = pytest.mark.skipif(
     reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
 sync_api = pytest.importorskip("playwright.sync_api")
 # read before the suite's autouse fixture clears MLTRAIL_* variables
-SCREENSHOTS_DIR = os.environ.get("MLTRAIL_SCREENSHOTS_DIR")
+SCREENSHOTS_DIR = os.environ.get("MLTRAIL_SCREENSHOTS_DIR")  # relative to where pytest starts
+if SCREENSHOTS_DIR:
+    SCREENSHOTS_DIR = os.path.abspath(SCREENSHOTS_DIR)
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync"]
@@ -101,6 +103,7 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         visit(f"/run?run={best[0]}", "run", "Reproduce")
         visit("/live", "live", "live-training", attached=True, chart=True)
         visit("/ab_experiments", "ab_experiments", "churn-offer-v2", attached=True)
+        page.set_viewport_size({"width": 1500, "height": 2100})  # Streamlit scrolls inside: show the controls too
         visit("/ab_experiment?key=churn-offer-v2", "ab_experiment", "Ship treatment", chart=True)
         # live: traffic logged elsewhere shows up without a reload (the results refresh every 5 s)
         cells = page.locator('[role="gridcell"]')
@@ -118,6 +121,7 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         page.get_by_role("button", name="Resume").click()
         page.get_by_role("button", name="Pause").wait_for(timeout=30_000)
         resumed_state = mltrail.Store(store).ab.get("churn-offer-v2").state
+        page.set_viewport_size({"width": 1500, "height": 1100})
         visit("/ab_power", "ab_power", "14,745")
 
         page.goto(f"{url}/live")
