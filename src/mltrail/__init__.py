@@ -36,6 +36,7 @@ from .tracking.fluent import (
     set_tags,
     start_run,
 )
+from .registry.uris import load_model
 from .tracking.run import Run
 from .tracking.store import Store
 
@@ -65,6 +66,7 @@ __all__ = sorted([
     "log_metrics",
     "log_param",
     "log_params",
+    "load_model",
     "search_runs",
     "set_tag",
     "set_tags",

@@ -53,6 +53,7 @@ class Store:
         self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
         self._ab: Any = None
+        self._registry: Any = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -65,6 +66,15 @@ class Store:
 
             self._ab = AbRegistry(self)
         return self._ab
+
+    @property
+    def registry(self) -> Any:
+        """The store's model registry (:class:`mltrail.registry.ModelRegistry`)."""
+        if self._registry is None:
+            from ..registry.models import ModelRegistry  # the registry sits beside tracking
+
+            self._registry = ModelRegistry(self)
+        return self._registry
 
     # -- writing ---------------------------------------------------------------------
 

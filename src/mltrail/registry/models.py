@@ -1,0 +1,411 @@
+"""The model registry: ``store.registry``.
+
+A registered model is a folder of immutable event files (see
+:mod:`mltrail.storage.registry_events`); what it holds now is the replay of those events
+in ID order. A version points at one artifact of one run and snapshots the run's
+params, final metrics and datasets; aliases (``production``, ``candidate``...) point at
+versions, and every move is an event, so :meth:`ModelRegistry.alias_history` can say
+which version held an alias at any time, who moved it and why.
+
+Writes that depend on the current state (alias moves, archives) hold the model's lock
+while they check and write; registering needs no lock: each version is its own file
+with its own ID, so two processes registering at once both succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pandas as pd
+from filelock import FileLock
+from pydantic import ValidationError
+
+from ..errors import InvalidInputError, NotFoundError, RunStateError, StoreCorruptError
+from ..storage import registry_events as ev
+from ..storage.ids import new_id
+
+if TYPE_CHECKING:
+    from ..tracking.store import Store
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One version of a registered model, as the registry says now."""
+
+    model: str
+    number: int
+    id: str
+    run: str
+    experiment: str
+    run_name: str | None
+    artifact: str
+    sha256: str
+    size: int
+    params: dict[str, str]
+    metrics: dict[str, float | None]
+    datasets: list[dict[str, Any]]
+    description: str | None
+    tags: dict[str, str]
+    created: float
+    by: str | None
+    archived: bool
+    aliases: tuple[str, ...]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model}/{self.number}"
+
+
+@dataclass
+class _ModelState:
+    """A model after replaying its events."""
+
+    name: str
+    created: ev.ModelCreated
+    versions: list[ev.VersionRegistered] = field(default_factory=list)
+    archived: dict[str, ev.VersionArchived] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> version ID
+    moves: list[tuple[ev.RegistryEvent, str | None]] = field(default_factory=list)  # (event, from ID)
+
+    def number(self, version_id: str) -> int:
+        return next(i for i, v in enumerate(self.versions, 1) if v.id == version_id)
+
+    def live(self) -> list[ev.VersionRegistered]:
+        return [v for v in self.versions if v.id not in self.archived]
+
+
+def _replay(name: str, events: list[ev.RegistryEvent]) -> _ModelState:
+    created = next((e for e in events if isinstance(e, ev.ModelCreated)), None)
+    if created is None:
+        raise StoreCorruptError(f"model {name!r} has events but no model_created event")
+    state = _ModelState(name, created)
+    for event in events:
+        if isinstance(event, ev.VersionRegistered):
+            state.versions.append(event)
+        elif isinstance(event, ev.VersionArchived):
+            state.archived.setdefault(event.version, event)
+        elif isinstance(event, ev.AliasSet):
+            state.moves.append((event, state.aliases.get(event.alias)))
+            state.aliases[event.alias] = event.version
+        elif isinstance(event, ev.AliasDeleted):
+            state.moves.append((event, state.aliases.pop(event.alias, None)))
+    return state
+
+
+class ModelRegistry:
+    """The store's registered models and their versions and aliases."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.root = store.root / "registry"
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def _folder(self, name: str) -> Path:
+        if not isinstance(name, str) or not ev.MODEL_NAME.match(name):
+            raise InvalidInputError(f"model name {name!r} must be letters, digits, '_', '-', '.' "
+                                    "(at most 100, starting with a letter or digit)")
+        return self.root / name
+
+    def _state(self, name: str) -> _ModelState:
+        folder = self._folder(name)
+        if not folder.is_dir():
+            similar = [n for n in self._names() if n.lower() == name.lower()]
+            hint = f" (did you mean {similar[0]!r}?)" if similar else ""
+            raise NotFoundError(f"no model {name!r} in the registry of {self.store.root}{hint}")
+        events = []
+        for path in sorted(folder.glob("*.jsonl")):
+            try:
+                events.append(ev.REGISTRY_EVENT_ADAPTER.validate_json(path.read_bytes()))
+            except ValidationError as exc:  # tolerant reader: say which file, keep going
+                import warnings
+
+                from ..errors import SkippedLinesWarning
+                warnings.warn(SkippedLinesWarning(f"{path}: unreadable registry event ({exc.errors()[0]['msg']})"),
+                              stacklevel=3)
+        return _replay(name, events)
+
+    def _version(self, state: _ModelState, event: ev.VersionRegistered) -> ModelVersion:
+        return ModelVersion(
+            model=state.name, number=state.number(event.id), id=event.id, run=event.run,
+            experiment=event.experiment, run_name=event.run_name, artifact=event.artifact,
+            sha256=event.sha256, size=event.size, params=dict(event.params), metrics=dict(event.metrics),
+            datasets=list(event.datasets), description=event.description, tags=dict(event.tags),
+            created=event.ts, by=event.by, archived=event.id in state.archived,
+            aliases=tuple(sorted(a for a, v in state.aliases.items() if v == event.id)))
+
+    def get(self, name: str, version: int | str | None = None, alias: str | None = None) -> ModelVersion:
+        """A version by number, by alias (``latest`` is the newest live version), or the
+        newest live version when neither is given."""
+        state = self._state(name)
+        if version is not None and alias is not None:
+            raise InvalidInputError("give a version or an alias, not both")
+        if alias is not None and alias.lower() != "latest":
+            if alias not in state.aliases:
+                known = ", ".join(sorted(state.aliases)) or "none"
+                raise NotFoundError(f"model {name!r} has no alias {alias!r} (aliases: {known})")
+            return self._version(state, state.versions[state.number(state.aliases[alias]) - 1])
+        if version is None or alias is not None:  # latest
+            live = state.live()
+            if not live:
+                raise NotFoundError(f"model {name!r} has no live version")
+            return self._version(state, live[-1])
+        number = _version_number(version)
+        if not 1 <= number <= len(state.versions):
+            raise NotFoundError(f"model {name!r} has no version {number} "
+                                f"(it has {len(state.versions)})")
+        return self._version(state, state.versions[number - 1])
+
+    def models(self) -> pd.DataFrame:
+        """One row per model: description, version counts, the latest version, aliases."""
+        rows = []
+        for name in self._names():
+            state = self._state(name)
+            live = state.live()
+            rows.append({
+                "model": name, "description": state.created.description,
+                "versions": len(state.versions), "live_versions": len(live),
+                "latest": state.number(live[-1].id) if live else None,
+                "aliases": ", ".join(f"{a}=v{state.number(v)}" for a, v in sorted(state.aliases.items())),
+                "created": pd.Timestamp(state.created.ts, unit="s", tz="UTC"),
+                "tags": dict(state.created.tags)})
+        columns = ["model", "description", "versions", "live_versions", "latest", "aliases", "created", "tags"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def versions(self, name: str) -> pd.DataFrame:
+        """One row per version of a model, oldest first."""
+        state = self._state(name)
+        rows = []
+        for event in state.versions:
+            v = self._version(state, event)
+            rows.append({"version": v.number, "id": v.id, "run": v.run, "run_name": v.run_name,
+                         "experiment": v.experiment, "artifact": v.artifact, "sha256": v.sha256,
+                         "aliases": ", ".join(v.aliases), "archived": v.archived,
+                         "created": pd.Timestamp(v.created, unit="s", tz="UTC"), "by": v.by,
+                         "description": v.description,
+                         **{f"metrics.{k}": val for k, val in v.metrics.items()}})
+        return pd.DataFrame(rows)
+
+    def alias_history(self, name: str, alias: str | None = None) -> pd.DataFrame:
+        """Every move of an alias (of every alias when ``alias`` is None), oldest first:
+        when, from which version to which, by whom, why, and the A/B experiment that
+        decided it for a promotion."""
+        state = self._state(name)
+        rows = []
+        for event, previous in state.moves:
+            if alias is not None and event.alias != alias:  # type: ignore[attr-defined]
+                continue
+            to = event.version if isinstance(event, ev.AliasSet) else None
+            promotion = event.promotion if isinstance(event, ev.AliasSet) else None
+            rows.append({
+                "time": pd.Timestamp(event.ts, unit="s", tz="UTC"), "alias": event.alias,  # type: ignore[attr-defined]
+                "action": "set" if to else "deleted",
+                "from_version": state.number(previous) if previous else None,
+                "to_version": state.number(to) if to else None,
+                "by": event.by, "reason": event.reason,  # type: ignore[attr-defined]
+                "experiment": (promotion or {}).get("experiment")})
+        columns = ["time", "alias", "action", "from_version", "to_version", "by", "reason", "experiment"]
+        return pd.DataFrame(rows, columns=columns).astype({"from_version": "Int64", "to_version": "Int64"})
+
+    def alias_at(self, name: str, alias: str, when: Any) -> ModelVersion | None:
+        """The version an alias pointed at at a moment (a timestamp or datetime string)."""
+        moment = pd.Timestamp(when)
+        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+        state = self._state(name)
+        holder: str | None = None
+        for event, _ in state.moves:
+            if event.alias != alias or pd.Timestamp(event.ts, unit="s", tz="UTC") > moment:  # type: ignore[attr-defined]
+                continue
+            holder = event.version if isinstance(event, ev.AliasSet) else None
+        return None if holder is None else self._version(state, state.versions[state.number(holder) - 1])
+
+    # -- writing ---------------------------------------------------------------------
+
+    def create_model(self, name: str, description: str | None = None, tags: Mapping[str, str] | None = None,
+                     by: str | None = None) -> pd.Series:
+        """Create a registered model. Names are unique ignoring case."""
+        folder = self._folder(name)
+        with self._lock("registry"):
+            clash = [n for n in self._names() if n.lower() == name.lower()]
+            if clash:
+                raise InvalidInputError(f"model {clash[0]!r} already exists"
+                                        + ("" if clash[0] == name else f" (names are unique ignoring case: {name!r})"))
+            event = self._event(ev.ModelCreated, name, by=by, description=description, tags=dict(tags or {}))
+            self._write(folder, event)
+        return self.models().set_index("model").loc[name]
+
+    def register(self, name: str, run_id: str, artifact: str = "model.pkl", description: str | None = None,
+                 tags: Mapping[str, str] | None = None, by: str | None = None) -> ModelVersion:
+        """A new version from an artifact a run logged: its hash is checked against the
+        run's record, and the run's params, final metrics and datasets are snapshotted."""
+        self._state(name)  # the model exists
+        run = self.store.get_run(run_id)
+        info = run["run"]
+        path = self.store.artifact_path(info["run_id"], artifact)
+        recorded = run["artifacts"].set_index("path").loc[artifact]
+        if _sha256(path) != recorded["sha256"]:
+            raise StoreCorruptError(f"artifact {artifact!r} of run {info['run_id']} no longer matches "
+                                    f"its sha256 {recorded['sha256'][:12]}...: not registered")
+        metrics = {r["key"]: (None if pd.isna(r["value"]) else float(r["value"]))
+                   for r in run["metrics"].to_dict("records")}
+        datasets = [{k: _plain(d.get(k)) for k in ("name", "path", "sha256", "rows", "context")}
+                    for d in run["datasets"].to_dict("records")]
+        event = self._event(
+            ev.VersionRegistered, name, by=by, run=info["run_id"], experiment=info["experiment"],
+            run_name=info.get("run_name"), artifact=artifact, sha256=recorded["sha256"],
+            size=int(recorded["size"]), params={r["key"]: r["value"] for r in run["params"].to_dict("records")},
+            metrics=metrics, datasets=datasets, description=description, tags=dict(tags or {}))
+        self._write(self._folder(name), event)
+        state = self._state(name)
+        return self._version(state, event)
+
+    def set_alias(self, name: str, alias: str, version: int | str, reason: str | None = None,
+                  by: str | None = None, promotion: dict[str, Any] | None = None) -> ModelVersion:
+        """Point ``alias`` at a version (moving it if it points elsewhere)."""
+        _check_alias(alias)
+        number = _version_number(version)
+        with self._lock(f"registry-{name}"):
+            state = self._state(name)
+            if not 1 <= number <= len(state.versions):
+                raise NotFoundError(f"model {name!r} has no version {number} (it has {len(state.versions)})")
+            target = state.versions[number - 1]
+            if target.id in state.archived:
+                raise RunStateError(f"version {number} of {name!r} is archived: an alias cannot point at it")
+            previous = state.aliases.get(alias)
+            if previous == target.id:
+                return self._version(state, target)  # already there: nothing to record
+            self._write(self._folder(name), self._event(ev.AliasSet, name, by=by, alias=alias, version=target.id,
+                                                        previous=previous, reason=reason, promotion=promotion))
+        return self.get(name, number)
+
+    def delete_alias(self, name: str, alias: str, reason: str | None = None, by: str | None = None) -> None:
+        with self._lock(f"registry-{name}"):
+            state = self._state(name)
+            if alias not in state.aliases:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            self._write(self._folder(name), self._event(ev.AliasDeleted, name, by=by, alias=alias,
+                                                        previous=state.aliases[alias], reason=reason))
+
+    def archive(self, name: str, version: int | str, reason: str | None = None, by: str | None = None) -> ModelVersion:
+        """Retire a version: it stays readable, but ``latest`` and new aliases skip it."""
+        number = _version_number(version)
+        with self._lock(f"registry-{name}"):
+            state = self._state(name)
+            if not 1 <= number <= len(state.versions):
+                raise NotFoundError(f"model {name!r} has no version {number} (it has {len(state.versions)})")
+            target = state.versions[number - 1]
+            if target.id in state.archived:
+                raise RunStateError(f"version {number} of {name!r} is already archived")
+            holding = sorted(a for a, v in state.aliases.items() if v == target.id)
+            if holding:
+                raise RunStateError(f"version {number} of {name!r} holds alias(es) {', '.join(holding)}: "
+                                    "move or delete them first")
+            self._write(self._folder(name), self._event(ev.VersionArchived, name, by=by, version=target.id,
+                                                        reason=reason))
+        return self.get(name, number)
+
+    def promote_winner(self, experiment: str, alias: str = "production", force: bool = False,
+                       by: str | None = None) -> ModelVersion:
+        """Move ``alias`` to the version that won an A/B experiment.
+
+        The experiment must be stopped with a winner whose variant serves a ``models:/``
+        URI; an experiment whose traffic split failed its sample-ratio check is refused
+        unless ``force``. The event records the experiment, the decision and the result.
+        """
+        from .uris import parse_model_uri
+
+        exp = self.store.ab.get(experiment)
+        if exp.state != "stopped":
+            raise RunStateError(f"experiment {experiment!r} is {exp.state}: stop it with a winner first")
+        if not exp.winner:
+            raise RunStateError(f"experiment {experiment!r} stopped without a winner: nothing to promote")
+        variant = next(v for v in exp.spec.variants if v.name == exp.winner)
+        if not variant.model or not variant.model.startswith("models:/"):
+            raise InvalidInputError(f"the winner {exp.winner!r} of {experiment!r} serves {variant.model or variant.url!r}, "
+                                    "not a registered model (models:/name@alias or models:/name/N)")
+        results = exp.results()
+        if results.srm_alarm and not force:
+            raise RunStateError(f"experiment {experiment!r} had a sample-ratio mismatch "
+                                f"(p = {results.srm_p_value:.2g}): its result is not trustworthy; "
+                                "pass force=True to promote anyway")
+        name, number, source_alias = parse_model_uri(variant.model)
+        winner = self.get(name, number, source_alias)
+        primary = results.table[(results.table["metric"] == exp.spec.primary.name)
+                                & (results.table["variant"] == exp.winner)]
+        row = primary.iloc[0].to_dict() if len(primary) else {}
+        promotion = {"experiment": experiment, "winner": exp.winner, "served": variant.model,
+                     "decision": exp.decision, "recommendation": results.recommendation,
+                     "metric": exp.spec.primary.name, "lift": _plain(row.get("relative")),
+                     "lift_low": _plain(row.get("relative_ci_low")), "lift_high": _plain(row.get("relative_ci_high")),
+                     "p_value": _plain(row.get("p_value")), "srm_p_value": float(results.srm_p_value),
+                     "units": {k: int(v) for k, v in results.units.items()}, "forced": bool(force and results.srm_alarm)}
+        return self.set_alias(name, alias, winner.number, by=by, promotion=promotion,
+                              reason=f"won A/B experiment {experiment}: {results.recommendation}")
+
+    # -- files -----------------------------------------------------------------------
+
+    def _event(self, model: type[ev.RegistryEvent], name: str, **fields: Any) -> ev.RegistryEvent:
+        try:
+            return model(ts=time.time(), model=name, id=new_id(), **fields)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InvalidInputError(f"invalid {model.__name__} event: {problems}") from None
+
+    def _write(self, folder: Path, event: ev.RegistryEvent) -> None:
+        """One event, one new file, written whole (temp file, then rename)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{event.id}.jsonl"
+        tmp = folder / f".{path.name}.tmp"
+        tmp.write_bytes(orjson.dumps(event.model_dump(mode="json", exclude_none=True)) + b"\n")
+        os.replace(tmp, path)
+
+    def _lock(self, name: str) -> FileLock:
+        self.store.layout.locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.store.layout.lock_file(name)))
+
+
+def _check_alias(alias: str) -> None:
+    if not isinstance(alias, str) or not ev.ALIAS_NAME.match(alias):
+        raise InvalidInputError(f"alias {alias!r} must be letters, digits, '_' or '-' (1 to 100)")
+    if ev.RESERVED_ALIAS.match(alias):
+        raise InvalidInputError(f"alias {alias!r} is reserved: 'latest' is always the newest live version "
+                                "and 'v<N>' names version N")
+
+
+def _version_number(version: int | str) -> int:
+    text = str(version)
+    text = text[1:] if text[:1] in ("v", "V") else text
+    if isinstance(version, bool) or not text.isdigit():
+        raise InvalidInputError(f"a version is a number (3 or 'v3'), not {version!r}")
+    return int(text)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value from a pandas/numpy one (NaN becomes None)."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
