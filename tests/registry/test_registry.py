@@ -1,0 +1,217 @@
+"""The model registry on a copy of the sample store's real runs and models."""
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import mltrail
+from mltrail.errors import InvalidInputError, NotFoundError, RunStateError, StoreCorruptError
+from tests.ab.test_experiment import spec
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def sample(tmp_path):
+    copy = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", copy, ignore=shutil.ignore_patterns(".cache", "registry"))
+    return mltrail.Store(copy)
+
+
+@pytest.fixture
+def churn(sample):
+    sample.registry.create_model("churn", description="who leaves", tags={"team": "growth"})
+    return sample.registry
+
+
+def files(store) -> list[str]:
+    root = store.root / "registry"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.jsonl")) if root.exists() else []
+
+
+def test_register_snapshots_the_run(churn, sample):
+    v1 = churn.register("churn", "logreg-C1", "model.pkl", description="baseline", by="ana")
+    run = sample.get_run("logreg-C1")
+    assert (v1.number, v1.uri, v1.run, v1.artifact) == (1, "models:/churn/1", run["run"]["run_id"], "model.pkl")
+    assert v1.sha256 == run["artifacts"].set_index("path").loc["model.pkl", "sha256"]
+    assert v1.params["family"] == "logistic" and v1.params["c"] == "1.0"
+    assert v1.metrics["val/auc"] == pytest.approx(run["metrics"].set_index("key").loc["val/auc", "value"])
+    assert v1.datasets[0]["name"] == "churn" and v1.datasets[0]["rows"] == 2000
+    assert (v1.run_name, v1.experiment, v1.by) == ("logreg-C1", "churn_model_mlops", "ana")
+    v2 = churn.register("churn", "gb-lr0.2")
+    assert v2.number == 2 and churn.get("churn").number == 2  # latest
+    table = churn.versions("churn")
+    assert list(table["version"]) == [1, 2] and list(table["run_name"]) == ["logreg-C1", "gb-lr0.2"]
+    models = churn.models().set_index("model")
+    assert models.loc["churn", "versions"] == 2 and models.loc["churn", "description"] == "who leaves"
+
+
+def test_aliases_move_and_keep_their_history(churn):
+    for run in ("logreg-C1", "rf-depth8", "gb-lr0.2"):
+        churn.register("churn", run)
+    churn.set_alias("churn", "production", 1, reason="first deploy", by="ana")
+    churn.set_alias("churn", "candidate", "v3")
+    before_move = pd.Timestamp.now(tz="UTC")
+    moved = churn.set_alias("churn", "production", 2, reason="better auc", by="ben")
+    assert moved.number == 2 and moved.aliases == ("production",)
+    assert churn.get("churn", alias="production").number == 2
+    assert churn.get("churn", 3).aliases == ("candidate",)  # many aliases per version, one version per alias
+    churn.set_alias("churn", "production", 2)  # already there: nothing recorded
+    history = churn.alias_history("churn", "production")
+    assert list(history["from_version"].astype(object).where(history["from_version"].notna(), None)) == [None, 1]
+    assert list(history["to_version"]) == [1, 2] and list(history["by"]) == ["ana", "ben"]
+    assert list(history["reason"]) == ["first deploy", "better auc"]
+    assert churn.alias_at("churn", "production", before_move).number == 1  # "which version last Tuesday"
+    assert churn.alias_at("churn", "production", "2000-01-01") is None
+    churn.delete_alias("churn", "candidate", reason="dropped")
+    assert churn.alias_history("churn", "candidate")["action"].tolist() == ["set", "deleted"]
+    with pytest.raises(NotFoundError, match="no alias 'candidate'"):
+        churn.get("churn", alias="candidate")
+
+
+def test_latest_skips_archived_versions(churn):
+    churn.register("churn", "logreg-C1")
+    churn.register("churn", "gb-lr0.2")
+    churn.set_alias("churn", "production", 2)
+    with pytest.raises(RunStateError, match="holds alias"):
+        churn.archive("churn", 2)
+    churn.set_alias("churn", "production", 1)
+    assert churn.archive("churn", 2, reason="leaks the label").archived
+    assert churn.get("churn").number == 1 and churn.get("churn", alias="latest").number == 1
+    with pytest.raises(RunStateError, match="archived"):
+        churn.set_alias("churn", "candidate", 2)
+    with pytest.raises(RunStateError, match="already archived"):
+        churn.archive("churn", 2)
+
+
+@pytest.mark.parametrize("alias,words", [("latest", "reserved"), ("v3", "reserved"), ("V1", "reserved"),
+                                         ("prod uction", "letters"), ("", "letters"), ("a/b", "letters")])
+def test_bad_aliases_are_refused_and_nothing_is_written(churn, sample, alias, words):
+    churn.register("churn", "logreg-C1")
+    before = files(sample)
+    with pytest.raises(InvalidInputError, match=words):
+        churn.set_alias("churn", alias, 1)
+    assert files(sample) == before
+
+
+def test_bad_input_is_a_clear_error_and_nothing_is_written(churn, sample):
+    churn.register("churn", "logreg-C1")
+    before = files(sample)
+    with pytest.raises(NotFoundError, match="no model 'nope'"):
+        churn.register("nope", "logreg-C1")
+    with pytest.raises(NotFoundError, match="did you mean 'churn'"):
+        churn.get("Churn")
+    with pytest.raises(NotFoundError):
+        churn.register("churn", "no-such-run")
+    with pytest.raises(NotFoundError, match="no artifact 'weights.bin'"):
+        churn.register("churn", "logreg-C1", "weights.bin")
+    with pytest.raises(InvalidInputError, match="ignoring case"):
+        churn.create_model("CHURN")
+    with pytest.raises(InvalidInputError, match="already exists"):
+        churn.create_model("churn")
+    with pytest.raises(InvalidInputError, match="model name"):
+        churn.create_model("../escape")
+    with pytest.raises(NotFoundError, match="no version 7"):
+        churn.set_alias("churn", "production", 7)
+    with pytest.raises(InvalidInputError, match="a version is a number"):
+        churn.get("churn", "seven")
+    path = sample.artifact_path("gb-lr0.2", "model.pkl")
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(StoreCorruptError, match="sha256"):
+        churn.register("churn", "gb-lr0.2")
+    assert files(sample) == before
+
+
+def test_uris_resolve_to_verified_files_and_load(churn, sample):
+    churn.register("churn", "logreg-C1")
+    churn.register("churn", "gb-lr0.2")
+    churn.set_alias("churn", "production", 1)
+    assert type(mltrail.load_model("models:/churn@production", sample)).__name__ == "LogisticRegression"
+    assert type(mltrail.load_model("models:/churn/2", sample)).__name__ == "GradientBoostingClassifier"
+    assert type(mltrail.load_model("models:/churn/latest", sample)).__name__ == "GradientBoostingClassifier"
+    run_id = sample.resolve_run("rf-depth8")
+    assert type(mltrail.load_model(f"runs:/{run_id}/model.pkl", sample)).__name__ == "RandomForestClassifier"
+    for bad in ("churn", "models:/churn/x", "models:/", "s3://bucket/model"):
+        with pytest.raises(InvalidInputError, match="model URI|must be a number"):
+            mltrail.load_model(bad, sample)
+    path = sample.artifact_path("logreg-C1", "model.pkl")
+    path.write_bytes(b"not the model")
+    with pytest.raises(StoreCorruptError, match="no longer matches"):
+        mltrail.load_model("models:/churn@production", sample)
+
+
+def test_load_model_on_the_default_store(churn, sample, monkeypatch):
+    churn.register("churn", "logreg-C1")
+    monkeypatch.setenv("MLTRAIL_DIR", str(sample.root))
+    assert hasattr(mltrail.load_model("models:/churn/1"), "predict_proba")
+
+
+def test_two_processes_registering_at_once_get_distinct_versions(churn, sample, tmp_path):
+    code = f"""
+import mltrail
+registry = mltrail.Store({str(sample.root)!r}).registry
+for _ in range(15):
+    registry.register("churn", "logreg-C1")
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    table = churn.versions("churn")
+    assert list(table["version"]) == list(range(1, 31)) and table["id"].is_unique
+
+
+def test_promote_the_winner_of_an_ab_experiment(churn, sample):
+    churn.register("churn", "logreg-C1")
+    churn.register("churn", "gb-lr0.2")
+    churn.set_alias("churn", "production", 1)
+    churn.set_alias("churn", "candidate", 2)
+    variants = [{"name": "control", "weight": 0.5, "control": True, "model": "models:/churn@production"},
+                {"name": "treatment", "weight": 0.5, "model": "models:/churn@candidate"}]
+    exp = sample.ab.create(spec(key="churn-ab", variants=variants, mde=0.05)).start()
+    for i in range(400):
+        unit = f"u{i}"
+        variant = exp.assign(unit)
+        exp.log_exposure(unit, variant)
+        exp.log_feedback(unit, "conversion", float(i % (3 if variant == "treatment" else 5) == 0))
+    with pytest.raises(RunStateError, match="is running"):
+        churn.promote_winner("churn-ab")
+    exp.stop("treatment", "treatment converts more", by="ana")
+    promoted = churn.promote_winner("churn-ab", by="ana")
+    assert promoted.number == 2 and "production" in promoted.aliases
+    last = churn.alias_history("churn", "production").iloc[-1]
+    assert (last["from_version"], last["to_version"], last["experiment"]) == (1, 2, "churn-ab")
+    assert "won A/B experiment churn-ab" in last["reason"]
+
+
+def test_promotion_is_refused_without_a_winner_or_with_an_srm_alarm(churn, sample):
+    churn.register("churn", "logreg-C1")
+    churn.register("churn", "gb-lr0.2")
+    churn.set_alias("churn", "candidate", 2)
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": "http://control"},
+                {"name": "treatment", "weight": 0.5, "model": "models:/churn@candidate"}]
+    exp = sample.ab.create(spec(key="skewed", variants=variants, mde=0.05)).start()
+    for i in range(600):  # half the control's units never logged: a sample-ratio mismatch
+        unit = f"u{i}"
+        variant = exp.assign(unit)
+        if variant == "treatment" or i % 2:
+            exp.log_exposure(unit, variant)
+    sample.ab.create(spec(key="no-winner", variants=variants, mde=0.05)).start().stop(None, "inconclusive")
+    with pytest.raises(RunStateError, match="without a winner"):
+        churn.promote_winner("no-winner")
+    exp.stop("treatment", "looks better")
+    with pytest.raises(RunStateError, match="sample-ratio mismatch"):
+        churn.promote_winner("skewed")
+    assert "production" not in churn.get("churn", 2).aliases
+    forced = churn.promote_winner("skewed", force=True)
+    assert forced.aliases == ("candidate", "production")
+    promotion = churn.alias_history("churn", "production").iloc[-1]
+    assert promotion["experiment"] == "skewed"
+
+
+def test_a_control_with_a_url_cannot_be_promoted(churn, sample):
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": "http://control"},
+                {"name": "treatment", "weight": 0.5, "url": "http://treatment"}]
+    sample.ab.create(spec(key="urls", variants=variants, mde=0.05)).start().stop("treatment", "better")
+    with pytest.raises(InvalidInputError, match="not a registered model"):
+        churn.promote_winner("urls")
