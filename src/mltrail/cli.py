@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import MltrailError
+from .errors import MltrailError, NotFoundError
 from .tracking.reproduce import reproduce_script
 from .tracking.store import Store
 
@@ -464,6 +464,148 @@ def ab_coverage(store: Store, key: str, coverage: float, by: str | None) -> None
     _out.print(f"{key}: coverage {exp.coverage:.0%}")
 
 
+@main.group(invoke_without_command=True)
+@_store_option
+def models(store: Store) -> None:
+    """The model registry (alone: list the models)."""
+    if click.get_current_context().invoked_subcommand is None:
+        _print_models(store)
+
+
+def _print_models(store: Store) -> None:
+    table = Table(header_style="bold")
+    for column in ("model", "versions", "latest", "aliases", "description"):
+        table.add_column(column)
+    for row in store.registry.models().to_dict("records"):
+        latest = "" if _missing(row["latest"]) else f"v{int(row['latest'])}"
+        table.add_row(row["model"], str(row["versions"]), latest, row["aliases"], row["description"] or "")
+    _out.print(table)
+
+
+@models.command("list")
+@_store_option
+def models_list(store: Store) -> None:
+    """Every registered model with its versions and aliases."""
+    _print_models(store)
+
+
+@models.command("create")
+@click.argument("name")
+@click.option("--description", default=None)
+@click.option("--tag", "tags", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--by", default=None)
+@_store_option
+def models_create(store: Store, name: str, description: str | None, tags: tuple[str, ...], by: str | None) -> None:
+    """Create a registered model (names are unique ignoring case)."""
+    store.registry.create_model(name, description, _pairs(tags), by=by)
+    _out.print(f"created model {name}", highlight=False)
+
+
+@models.command("register")
+@click.argument("name")
+@click.option("--run", "run_ref", required=True, help="The run (ID, prefix or unique name).")
+@click.option("--artifact", default="model.pkl", show_default=True)
+@click.option("--description", default=None)
+@click.option("--tag", "tags", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--create", is_flag=True, help="Create the model first if it does not exist.")
+@click.option("--by", default=None)
+@_store_option
+def models_register(store: Store, name: str, run_ref: str, artifact: str, description: str | None,
+                    tags: tuple[str, ...], create: bool, by: str | None) -> None:
+    """Register a run's artifact as the model's next version."""
+    if create and name not in set(store.registry.models()["model"]):
+        store.registry.create_model(name, by=by)
+    version = store.registry.register(name, run_ref, artifact, description, _pairs(tags), by=by)
+    _out.print(f"{name} v{version.number}: run {version.run_name or version.run} {artifact} "
+               f"(sha256 {version.sha256[:12]}), {version.uri}", highlight=False)
+
+
+@models.command("show")
+@click.argument("name")
+@_store_option
+def models_show(store: Store, name: str) -> None:
+    """A model's versions, with their runs, aliases and final metrics."""
+    versions = store.registry.versions(name)
+    table = Table(header_style="bold")
+    metric_columns = [c for c in versions.columns if c.startswith("metrics.")][:_MAX_TABLE_KEYS]
+    for column in ("version", "run", "artifact", "aliases", "state", "created", *metric_columns):
+        table.add_column(column.removeprefix("metrics."))
+    for row in versions.to_dict("records"):
+        table.add_row(f"v{row['version']}", row["run_name"] or row["run"][:10], row["artifact"], row["aliases"],
+                      "archived" if row["archived"] else "live", _time(row["created"]),
+                      *(_cell(row[c]) for c in metric_columns))
+    _out.print(table)
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version")
+@click.option("--reason", default=None)
+@click.option("--by", default=None)
+@_store_option
+def models_alias(store: Store, name: str, alias: str, version: str, reason: str | None, by: str | None) -> None:
+    """Point ALIAS at VERSION (3 or v3), moving it if it points elsewhere."""
+    try:
+        previous: int | None = store.registry.get(name, alias=alias).number
+    except NotFoundError:
+        previous = None
+    moved = store.registry.set_alias(name, alias, version, reason=reason, by=by)
+    origin = f" (was v{previous})" if previous not in (None, moved.number) else ""
+    _out.print(f"{name}@{alias} -> v{moved.number}{origin}", highlight=False)
+
+
+@models.command("history")
+@click.argument("name")
+@click.argument("alias", required=False)
+@_store_option
+def models_history(store: Store, name: str, alias: str | None) -> None:
+    """Every move of an alias (of all aliases without ALIAS): when, from, to, who, why."""
+    table = Table(header_style="bold")
+    for column in ("time", "alias", "from", "to", "by", "reason"):
+        table.add_column(column)
+    for row in store.registry.alias_history(name, alias).to_dict("records"):
+        table.add_row(_time(row["time"]), row["alias"],
+                      "" if _missing(row["from_version"]) else f"v{row['from_version']}",
+                      "(deleted)" if _missing(row["to_version"]) else f"v{row['to_version']}",
+                      row["by"] or "", row["reason"] or "")
+    _out.print(table)
+
+
+@models.command("archive")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", default=None)
+@click.option("--by", default=None)
+@_store_option
+def models_archive(store: Store, name: str, version: str, reason: str | None, by: str | None) -> None:
+    """Retire a version (latest and new aliases skip it)."""
+    archived = store.registry.archive(name, version, reason=reason, by=by)
+    _out.print(f"{name} v{archived.number} archived", highlight=False)
+
+
+@models.command("promote")
+@click.argument("experiment")
+@click.option("--alias", default="production", show_default=True)
+@click.option("--force", is_flag=True, help="Promote even after a sample-ratio mismatch.")
+@click.option("--by", default=None)
+@_store_option
+def models_promote(store: Store, experiment: str, alias: str, force: bool, by: str | None) -> None:
+    """Move ALIAS to the version that won a stopped A/B experiment."""
+    promoted = store.registry.promote_winner(experiment, alias=alias, force=force, by=by)
+    _out.print(f"{promoted.model}@{alias} -> v{promoted.number} (won {experiment})", highlight=False)
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
 @main.group()
 def serve() -> None:
     """Services: the A/B router (separated mode)."""
@@ -487,18 +629,23 @@ def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
 
 
 @serve.command("model")
-@click.option("--run", "run_ref", required=True, help="The run (ID, prefix or unique name).")
-@click.option("--artifact", default="model.pkl", show_default=True, help="The pickled model artifact.")
+@click.option("--model", "uri", default=None,
+              help="A registered model: models:/name@alias, models:/name/3, models:/name/latest.")
+@click.option("--run", "run_ref", default=None, help="Or a run (ID, prefix or unique name)...")
+@click.option("--artifact", default="model.pkl", show_default=True, help="...and its pickled model artifact.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=9001, show_default=True)
 @_store_option
-def serve_model(store: Store, run_ref: str, artifact: str, host: str, port: int) -> None:
-    """Serve a run's pickled scikit-learn model: POST /predict {"features": {...}}."""
+def serve_model(store: Store, uri: str | None, run_ref: str | None, artifact: str, host: str, port: int) -> None:
+    """Serve a pickled scikit-learn model: POST /predict {"features": {...}}."""
     from .serve.asgi import run_server
     from .serve.model import create_model_app
 
-    app = create_model_app(store, store.resolve_run(run_ref), artifact)
-    _err.print(f"model service on http://{host}:{port}: run {run_ref}, {artifact}", highlight=False)
+    if (uri is None) == (run_ref is None):
+        raise click.UsageError("give --model URI or --run RUN (with --artifact), not both")
+    uri = uri or f"runs:/{store.resolve_run(run_ref)}/{artifact}"
+    app = create_model_app(store, uri)
+    _err.print(f"model service on http://{host}:{port}: {uri}", highlight=False)
     run_server(app, host, port)
 
 

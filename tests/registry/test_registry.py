@@ -215,3 +215,30 @@ def test_a_control_with_a_url_cannot_be_promoted(churn, sample):
     sample.ab.create(spec(key="urls", variants=variants, mde=0.05)).start().stop("treatment", "better")
     with pytest.raises(InvalidInputError, match="not a registered model"):
         churn.promote_winner("urls")
+
+
+def test_the_models_commands(sample):
+    from click.testing import CliRunner
+
+    from mltrail.cli import main
+
+    def run(*args):
+        result = CliRunner().invoke(main, [*args, "--store", str(sample.root)], catch_exceptions=False)
+        return result.exit_code, result.output
+
+    assert run("models", "register", "churn", "--run", "logreg-C1")[0] == 1  # no such model yet
+    code, out = run("models", "register", "churn", "--run", "logreg-C1", "--create", "--tag", "team=growth")
+    assert code == 0 and "churn v1" in out and "models:/churn/1" in out
+    assert run("models", "register", "churn", "--run", "gb-lr0.2")[0] == 0
+    assert "churn@production -> v1" in run("models", "alias", "churn", "production", "1", "--reason", "first")[1]
+    assert "(was v1)" in run("models", "alias", "churn", "production", "v2", "--reason", "auc")[1]
+    code, out = run("models")
+    assert code == 0 and "production=v2" in out
+    code, out = run("models", "show", "churn")
+    assert "logreg-C1" in out and "gb-lr0.2" in out and "val/auc" in out
+    code, out = run("models", "history", "churn", "production")
+    assert "v1" in out and "v2" in out and "auc" in out
+    code, out = run("models", "alias", "churn", "latest", "1")
+    assert code == 1 and "reserved" in out
+    code, out = run("models", "archive", "churn", "1")
+    assert code == 0 and sample.registry.get("churn", 1).archived

@@ -25,10 +25,11 @@ def sample(tmp_path):
 
 
 def test_model_service_predicts_with_a_logged_model(sample):
-    with TestClient(create_model_app(sample, sample.resolve_run("rf-depth8"), "model.pkl")) as client:
+    with TestClient(create_model_app(sample, f"runs:/{sample.resolve_run('rf-depth8')}/model.pkl")) as client:
         reply = client.post("/predict", json={"features": FEATURES})
         assert reply.status_code == 200 and 0.0 <= reply.json()["prediction"] <= 1.0
-        assert client.get("/healthz").json()["features"] == list(FEATURES)
+        health = client.get("/healthz").json()
+        assert health["features"] == list(FEATURES) and health["model"].startswith("runs:/")
         missing = client.post("/predict", json={"features": {"tenure_months": 1.0}})
         assert missing.status_code == 422 and "monthly_charges" in missing.json()["detail"]
         not_a_number = client.post("/predict", json={"features": {**FEATURES, "tenure_months": "long"}})
@@ -42,12 +43,16 @@ def test_a_tampered_artifact_is_refused(sample):
     path = sample.artifact_path(run, "model.pkl")
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(mltrail.StoreCorruptError, match="sha256"):
-        create_model_app(sample, run, "model.pkl")
+        create_model_app(sample, f"runs:/{run}/model.pkl")
 
 
 def test_router_in_front_of_two_real_models(sample):
-    control = create_model_app(sample, sample.resolve_run("logreg-C1"), "model.pkl")
-    treatment = create_model_app(sample, sample.resolve_run("gb-lr0.2"), "model.pkl")
+    sample.registry.create_model("churn-test")
+    sample.registry.register("churn-test", "logreg-C1")
+    sample.registry.register("churn-test", "gb-lr0.2")
+    sample.registry.set_alias("churn-test", "production", 1)
+    control = create_model_app(sample, "models:/churn-test@production")  # a registry URI
+    treatment = create_model_app(sample, f"runs:/{sample.resolve_run('gb-lr0.2')}/model.pkl")
 
     class ByHost:  # the router's upstream, calling the two model apps in process
         def __init__(self):

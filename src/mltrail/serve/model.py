@@ -1,4 +1,5 @@
-"""A model service for the separated mode: a pickled scikit-learn model that a run logged.
+"""A model service for the separated mode: a pickled scikit-learn model from the store,
+named by a registry URI (``models:/churn@production``) or a run's (``runs:/RUN/model.pkl``).
 
 ``POST /predict`` with ``{"features": {name: number}}`` answers ``{"prediction": p}``: the
 positive class's probability when the model has ``predict_proba``, else ``predict``.
@@ -7,12 +8,11 @@ Features are ordered by the model's ``feature_names_in_``, else by the run's
 served on plain ASGI (:mod:`.asgi`); ``/healthz`` and the docs by FastAPI behind it.
 
 Unpickling runs code from the file: serve only artifacts of a store you trust. The
-artifact's sha256 is checked against the run's record before it is loaded.
+artifact's sha256 is checked against its record before it is loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import StoreCorruptError
+from ..registry.uris import resolve
 from ..tracking.store import Store
 from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
 
@@ -32,19 +32,14 @@ class PredictRequest(BaseModel):
     features: dict[str, float]
 
 
-def load_run_model(store: Store, run: str, artifact: str) -> tuple[Any, list[str] | None]:
-    """The unpickled model of a run's artifact (hash verified) and its feature order."""
-    details = store.get_run(run)
-    path = store.artifact_path(run, artifact)
-    data = path.read_bytes()
-    recorded = details["artifacts"].set_index("path").loc[artifact, "sha256"]
-    if hashlib.sha256(data).hexdigest() != recorded:
-        raise StoreCorruptError(f"artifact {artifact!r} of run {run} no longer matches its sha256")
-    model = pickle.loads(data)  # noqa: S301 - a trusted store's own artifact, hash checked
+def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
+    """The unpickled model a URI names (hash verified) and its feature order."""
+    resolved = resolve(store, uri)
+    model = pickle.loads(resolved.path.read_bytes())  # noqa: S301 - a trusted store's own artifact, hash checked
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         return model, [str(n) for n in names]
-    params = details["params"].set_index("key")["value"]
+    params = store.get_run(resolved.run)["params"].set_index("key")["value"]
     return model, params["features"].split(",") if "features" in params else None
 
 
@@ -85,12 +80,13 @@ class ModelService:
         await send_json(send, *self.predict(body))
 
 
-def create_model_app(store: Store, run: str, artifact: str) -> ModelService:
-    model, order = load_run_model(store, run, artifact)
-    app = FastAPI(title=f"mltrail model service: {run} {artifact}")
+def create_model_app(store: Store, uri: str) -> ModelService:
+    """The service for ``uri`` (``models:/...`` or ``runs:/RUN/artifact``)."""
+    model, order = load_served_model(store, uri)
+    app = FastAPI(title=f"mltrail model service: {uri}")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"ok": True, "run": run, "artifact": artifact, "features": order}
+        return {"ok": True, "model": uri, "features": order}
 
     return ModelService(app, model, order)
