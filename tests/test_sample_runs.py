@@ -72,3 +72,17 @@ def test_sample_ab_experiment_results_print_on_the_cli(tmp_path):
     assert page["recommendation"].startswith("Ship treatment")  # true rates 13% against 10%
     table = CliRunner().invoke(main, ["ab", "results", "churn-offer-v2", "--store", str(copy)])
     assert "split OK" in table.output and "retained" in table.output
+
+
+def test_sample_registry_holds_the_promoted_churn_model(tmp_path):
+    copy = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", copy, ignore=shutil.ignore_patterns(".cache"))
+    registry = mltrail.Store(copy).registry
+    versions = registry.versions("churn")
+    assert list(versions["run_name"]) == ["logreg-C1", "gb-lr0.2"]
+    moves = registry.alias_history("churn", "production")
+    assert list(moves["to_version"]) == [1, 2]  # set once, moved once: by the A/B promotion
+    assert moves.iloc[-1]["experiment"] == "churn-offer-v2"
+    assert hasattr(mltrail.load_model("models:/churn@production", mltrail.Store(copy)), "predict_proba")
+    listing = CliRunner().invoke(main, ["ab", "list", "--store", str(copy)])
+    assert listing.exit_code == 0 and "churn-offer-timing" in listing.output and "stopped" in listing.output

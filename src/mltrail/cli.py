@@ -337,7 +337,7 @@ def ab_list(store: Store) -> None:
     for row in store.ab.experiments().to_dict("records"):
         weights = ", ".join(f"{k} {v:g}" for k, v in row["weights"].items())
         table.add_row(row["key"], row["state"], str(row["phase"]), row["owner"], row["primary"],
-                      weights, f"{row['coverage']:.0%}", row["winner"] or "")
+                      weights, f"{row['coverage']:.0%}", "" if _missing(row["winner"]) else row["winner"])
     _out.print(table)
 
 

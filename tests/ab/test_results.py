@@ -56,6 +56,14 @@ def test_early_looks_say_keep_running(store):
     assert result.recommendation.startswith("Keep running: 7% of the planned sample size")
 
 
+def test_sequential_short_of_its_size_without_a_result_keeps_running(store):
+    exp = store.ab.create(spec(sequential=True)).start()  # needs 14,745 per arm
+    simulate(exp, {"control": 0.10, "treatment": 0.10}, 2_000, seed=3)
+    result = exp.results()
+    assert not primary(result).loc["treatment", "significant"]
+    assert result.recommendation.startswith("Keep running: 7% of the planned sample size")
+
+
 def test_sample_ratio_mismatch_comes_first(store):
     exp = store.ab.create(spec(mde=0.02)).start()
     for i in range(3_000):

@@ -104,11 +104,11 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         visit("/live", "live", "live-training", attached=True, chart=True)
         visit("/ab_experiments", "ab_experiments", "churn-offer-v2", attached=True)
         page.set_viewport_size({"width": 1500, "height": 2100})  # Streamlit scrolls inside: show the controls too
-        visit("/ab_experiment?key=churn-offer-v2", "ab_experiment", "Ship treatment", chart=True)
+        visit("/ab_experiment?key=churn-offer-timing", "ab_experiment", "Keep running", chart=True)
         # live: traffic logged elsewhere shows up without a reload (the results refresh every 5 s)
         cells = page.locator('[role="gridcell"]')
         units_before = cells.all_text_contents()
-        experiment = mltrail.Store(store).ab.get("churn-offer-v2")
+        experiment = mltrail.Store(store).ab.get("churn-offer-timing")
         for i in range(40):
             experiment.log_exposure(f"browser-visitor-{i}", experiment.assign(f"browser-visitor-{i}"))
         experiment.log.flush()
@@ -117,10 +117,10 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         # the controls work in a real browser: they append lifecycle events
         page.get_by_role("button", name="Pause").click()
         page.get_by_role("button", name="Resume").wait_for(timeout=30_000)
-        paused_state = mltrail.Store(store).ab.get("churn-offer-v2").state
+        paused_state = mltrail.Store(store).ab.get("churn-offer-timing").state
         page.get_by_role("button", name="Resume").click()
         page.get_by_role("button", name="Pause").wait_for(timeout=30_000)
-        resumed_state = mltrail.Store(store).ab.get("churn-offer-v2").state
+        resumed_state = mltrail.Store(store).ab.get("churn-offer-timing").state
         page.set_viewport_size({"width": 1500, "height": 1100})
         visit("/ab_power", "ab_power", "14,745")
 

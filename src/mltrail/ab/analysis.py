@@ -278,7 +278,7 @@ def recommend(exp: Experiment, table: pd.DataFrame, srm_p: float, crossover: int
                 f"{best['relative_ci_high']:+.1%}).")
     if may_decide and len(losers) == len(rows):
         return f"Keep {exp.control}: every treatment is significantly worse on {primary.name}."
-    if may_decide:
+    if full:  # (sequential but short of the planned size with nothing significant: keep going)
         return (f"No difference: at the planned sample size no treatment changed {primary.name} "
                 "by more than the noise; keep the control unless another reason favours a change.")
     progress = float(table[table["metric"] == primary.name]["progress"].min())
