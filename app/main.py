@@ -15,4 +15,7 @@ st.navigation({
         st.Page("ab_experiment.py", title="Experiment", icon=":material/analytics:"),
         st.Page("ab_power.py", title="Power calculator", icon=":material/calculate:"),
     ],
+    "Registry": [
+        st.Page("models.py", title="Models", icon=":material/inventory_2:"),
+    ],
 }).run()

@@ -123,6 +123,11 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         resumed_state = mltrail.Store(store).ab.get("churn-offer-timing").state
         page.set_viewport_size({"width": 1500, "height": 1100})
         visit("/ab_power", "ab_power", "14,745")
+        page.set_viewport_size({"width": 1500, "height": 1500})
+        page.goto(f"{url}/models?model=churn")
+        page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=60_000)  # drawn, not just sent
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(shots / "models.png"), full_page=True)
 
         page.goto(f"{url}/live")
         page.get_by_text("live-training").first.wait_for(state="attached", timeout=60_000)
@@ -136,5 +141,5 @@ def test_every_page_renders_in_chromium(served, tmp_path):
     assert units_before != units_after, "the A/B experiment page did not show new exposures by itself"
     assert (paused_state, resumed_state) == ("paused", "running")
     assert first_render < 30, f"the Runs page took {first_render:.1f} s to show its table"
-    for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power"):
+    for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power", "models"):
         assert (shots / f"{name}.png").stat().st_size > 10_000

@@ -64,6 +64,7 @@ def test_aliases_move_and_keep_their_history(churn):
     assert list(history["to_version"]) == [1, 2] and list(history["by"]) == ["ana", "ben"]
     assert list(history["reason"]) == ["first deploy", "better auc"]
     assert churn.alias_at("churn", "production", before_move).number == 1  # "which version last Tuesday"
+    assert churn.alias_at("churn", "production", before_move.timestamp()).number == 1  # epoch seconds too
     assert churn.alias_at("churn", "production", "2000-01-01") is None
     churn.delete_alias("churn", "candidate", reason="dropped")
     assert churn.alias_history("churn", "candidate")["action"].tolist() == ["set", "deleted"]

@@ -85,3 +85,15 @@ def power_curve_chart(curve: pd.DataFrame, planned: int | None = None) -> alt.Ch
     if planned:
         layers += alt.Chart(pd.DataFrame({"x": [planned]})).mark_rule(color="red").encode(x="x:Q")
     return layers.properties(height=300)
+
+
+def alias_timeline(history: pd.DataFrame) -> alt.Chart:
+    """Which version each alias held over time: a step line per alias, a point per move."""
+    data = history[history["action"] == "set"].assign(version=lambda d: d["to_version"].astype(float))
+    base = alt.Chart(data).encode(
+        x=alt.X("time:T", title="time"),
+        y=alt.Y("version:Q", title="version", axis=alt.Axis(tickMinStep=1, format="d")),
+        color=alt.Color("alias:N", title="alias"),
+        tooltip=["alias", "time", "from_version", "to_version", "by", "reason", "experiment"])
+    layered = base.mark_line(interpolate="step-after") + base.mark_point(size=80, filled=True)
+    return layered.properties(title="aliases over time", height=220)

@@ -220,8 +220,10 @@ class ModelRegistry:
         return pd.DataFrame(rows, columns=columns).astype({"from_version": "Int64", "to_version": "Int64"})
 
     def alias_at(self, name: str, alias: str, when: Any) -> ModelVersion | None:
-        """The version an alias pointed at at a moment (a timestamp or datetime string)."""
-        moment = pd.Timestamp(when)
+        """The version an alias pointed at at a moment: seconds since the epoch, a
+        datetime, or a string such as ``"2026-11-17 09:00"`` (naive means UTC)."""
+        is_number = isinstance(when, (int, float)) and not isinstance(when, bool)
+        moment = pd.Timestamp(when, unit="s", tz="UTC") if is_number else pd.Timestamp(when)
         moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
         state = self._state(name)
         holder: str | None = None
