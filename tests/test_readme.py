@@ -3,6 +3,7 @@
 import contextlib
 import io
 import re
+import shutil
 
 from tests.conftest import REPO
 
@@ -15,7 +16,15 @@ def _example(name: str) -> str:
 
 
 def test_ab_example_runs_and_prints_what_it_claims():
-    code = _example("ab")
+    _runs_and_prints_what_it_claims(_example("ab"))
+
+
+def test_registry_example_runs_on_the_sample_store(tmp_path):
+    shutil.copytree(REPO / "sample_runs", tmp_path / "sample_runs", ignore=shutil.ignore_patterns(".cache"))
+    _runs_and_prints_what_it_claims(_example("registry"))  # (the tests run in tmp_path)
+
+
+def _runs_and_prints_what_it_claims(code: str) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})

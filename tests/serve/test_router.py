@@ -166,3 +166,26 @@ def test_fallback_to_control_when_the_spec_says_so(store, monkeypatch):
         assert reply.status_code == 502 and "'control'" in reply.json()["detail"]
         assert 'mltrail_router_fallbacks_total{experiment="ranker-v2",variant="treatment"}' in \
             client.get("/metrics").text
+
+
+def test_status_names_the_registry_version_each_variant_serves(store, tmp_path):
+    import pickle
+
+    from tests.conftest import quiet_run
+
+    model_file = tmp_path / "m.pkl"
+    model_file.write_bytes(pickle.dumps({"w": 1}))
+    with quiet_run(store, "train") as run:
+        run.log_artifact(model_file, name="model.pkl")
+    store.registry.create_model("ranker")
+    store.registry.register("ranker", run.id)
+    store.registry.register("ranker", run.id)
+    store.registry.set_alias("ranker", "champion", 2)
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"],
+                 "model": "models:/ranker@champion"},
+                {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"], "model": "models:/ranker/1"}]
+    store.ab.create(spec(variants=variants, mde=0.05))
+    with TestClient(router_module.create_app(store, upstream=FakeModels())) as client:
+        status = client.get("/experiments/ranker-v2").json()
+    assert [(v["name"], v["model"], v["version"]) for v in status["variants"]] == [
+        ("control", "models:/ranker@champion", 2), ("treatment", "models:/ranker/1", 1)]

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..ab.experiment import Experiment
 from ..errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
+from ..registry.uris import parse_model_uri
 from ..tracking.store import Store
 from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
 from .upstream import Reply, Upstream, UpstreamTimeout, UpstreamUnreachable
@@ -361,6 +362,21 @@ def describe(exp: Experiment) -> dict[str, Any]:
     log = exp._registry._logs.get(exp.key)
     if log is not None:
         counts = dict(log.counts)
+    variants = [{"name": v.name, "weight": exp.weights[v.name], "url": v.url, "model": v.model,
+                 "version": _registered_version(exp, v.model)} for v in exp.spec.variants]
     return {"key": exp.key, "state": exp.state, "phase": exp.phase.number, "weights": exp.weights,
             "coverage": exp.coverage, "control": exp.control, "winner": exp.winner,
-            "fallback_to_control": exp.spec.fallback_to_control, "exposures_by_this_router": counts}
+            "fallback_to_control": exp.spec.fallback_to_control, "variants": variants,
+            "exposures_by_this_router": counts}
+
+
+def _registered_version(exp: Experiment, uri: str | None) -> int | None:
+    """The registry version a variant's ``models:/`` URI names now (None for other URIs
+    or one that does not resolve): the lineage of what this router is serving."""
+    if not uri or not uri.startswith("models:/"):
+        return None
+    try:
+        name, number, alias = parse_model_uri(uri)
+        return exp._registry.store.registry.get(name, number, alias).number
+    except MltrailError:
+        return None
