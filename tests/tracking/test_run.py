@@ -226,6 +226,21 @@ def test_artifact_folder_and_large_artifacts(store, tmp_path, monkeypatch):
     assert "/blobs-large/" in (store.root / ".gitignore").read_text()
 
 
+def test_artifact_and_dataset_times_are_when_they_were_logged(store, tmp_path):
+    import pandas as pd
+
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    before = pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=1)
+    with quiet_run(store) as run:
+        run.log_artifact(data, name="train.csv")
+        run.log_dataset(data, name="train")
+    details = store.get_run(run.id)
+    after = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=1)
+    for table in (details["artifacts"], details["datasets"]):  # not January 1970
+        assert before <= table["timestamp"].iloc[0] <= after
+
+
 def test_module_level_api_uses_the_default_store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_DIR", str(tmp_path / "env_store"))
     with pytest.raises(RunStateError, match="no active run"):

@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -466,12 +467,12 @@ class _TableState:
             self.artifacts[(event.run, event.path)] = {
                 "run_id": event.run, "path": event.path, "sha256": event.sha256,
                 "size": event.size, "in_git": event.in_git, "source": event.source,
-                "timestamp": event.ts}
+                "timestamp": _utc(event.ts)}
         elif kind == "dataset":
             self.datasets[(event.run, event.name)] = {
                 "run_id": event.run, "name": event.name, "path": event.path,
                 "sha256": event.sha256, "size": event.size, "rows": event.rows,
-                "columns": event.columns, "context": event.context, "timestamp": event.ts}
+                "columns": event.columns, "context": event.context, "timestamp": _utc(event.ts)}
         elif kind == "git":
             run.update(git_commit=event.commit, git_branch=event.branch, git_dirty=event.dirty,
                        git_remote=event.remote, git_diff_sha256=event.diff_sha256,
@@ -570,3 +571,9 @@ def _run_names(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str]]:
     for experiment, members in by_experiment.items():
         names.update(derive_run_names(experiment, members))
     return names
+
+
+def _utc(seconds: float) -> datetime:
+    """An event time as a UTC datetime: a bare float would be read as microseconds by a
+    timestamp("us") column, putting every artifact in January 1970."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
