@@ -54,6 +54,7 @@ class Store:
         self._lock = threading.Lock()
         self._ab: Any = None
         self._registry: Any = None
+        self._features: Any = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -75,6 +76,15 @@ class Store:
 
             self._registry = ModelRegistry(self)
         return self._registry
+
+    @property
+    def features(self) -> Any:
+        """The store's feature store (:class:`mltrail.features.FeatureStore`)."""
+        if self._features is None:
+            from ..features.store import FeatureStore  # the feature store sits beside tracking
+
+            self._features = FeatureStore(self)
+        return self._features
 
     # -- writing ---------------------------------------------------------------------
 
