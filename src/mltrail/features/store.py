@@ -10,6 +10,7 @@ correct, :mod:`.pit`); serving reads the online store (:mod:`.online`), which
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -389,8 +390,8 @@ def _check_name(kind: str, name: Any) -> None:
 def _parse_ttl(ttl: str | None, view: str) -> float | None:
     if ttl is None:
         return None
-    try:
-        seconds = pd.Timedelta(ttl).total_seconds()
+    try:  # pandas parses '2h', '30min', '1h30m'; it wants days as 'D' and deprecates '1d'
+        seconds = pd.Timedelta(re.sub(r"(\d)\s*d(?![a-z])", r"\1D", str(ttl))).total_seconds()
     except (ValueError, TypeError):
         raise InvalidInputError(f"view {view!r}: ttl {ttl!r} does not parse (try '2h', '30m', '1d', '1h30m')") from None
     if not seconds > 0:

@@ -24,14 +24,18 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 
 def describe_dataset(path: Path) -> dict[str, Any]:
-    """sha256 and size of a file; rows and columns for .csv, .tsv and .parquet files."""
+    """sha256 and size of a file; rows and columns for .csv, .tsv and Parquet files
+    (Parquet is recognised by its magic bytes too: a saved training set is a blob
+    without a suffix)."""
     if not path.is_file():
         raise InvalidInputError(f"dataset {str(path)!r} is not a file")
     sha256, size = file_sha256(path)
     info: dict[str, Any] = {"sha256": sha256, "size": size}
     suffix = path.suffix.lower()
+    with open(path, "rb") as handle:
+        parquet = handle.read(4) == b"PAR1"
     try:
-        if suffix == ".parquet":
+        if suffix == ".parquet" or parquet:
             meta = pq.ParquetFile(path)
             info.update(rows=meta.metadata.num_rows, columns=meta.schema_arrow.names)
         elif suffix in (".csv", ".tsv"):
