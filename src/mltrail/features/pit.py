@@ -29,36 +29,89 @@ def point_in_time(entity_keys: pd.DataFrame, entity_times: np.ndarray, view_keys
 
     ``entity_times``, ``event_times`` and ``created_times`` are int64 nanoseconds since
     the epoch (UTC); the key frames have the same column names in the same order.
+    Sorting and de-duplication are numpy on one int64 key code (pandas' multi-column
+    sorts and hashing took three quarters of the time at 10 million rows).
     """
-    keys = list(entity_keys.columns)
     count = len(view_keys)
+    left_code, right_code = _key_codes(entity_keys, view_keys)
     positions = np.arange(count, dtype=np.int64)
     created = event_times if created_times is None else created_times
-    rank = np.empty(count, dtype=np.int64)
-    rank[np.lexsort((positions, created, event_times))] = positions  # best = highest rank
-    by_rank = np.empty(count, dtype=np.int64)
-    by_rank[rank] = positions
-    available = np.maximum(event_times, created) if as_known_then else event_times
+    tiebreak = () if created_times is None else (created,)  # np.lexsort is stable: positions break the rest
+    if not as_known_then:
+        # available at event time: in (key, event, created, position) order, the last row
+        # of each (key, event) is the best one known from then on
+        order = _order(right_code, event_times, created_times)
+        available, best = event_times[order], order
+    else:
+        rank = np.empty(count, dtype=np.int64)
+        rank[np.lexsort((*tiebreak, event_times))] = positions  # best = highest rank
+        by_rank = np.empty(count, dtype=np.int64)
+        by_rank[rank] = positions
+        available = np.maximum(event_times, created)
+        order = np.lexsort((rank, available, right_code))
+        available = available[order]
+        code_sorted = right_code[order]
+        group = np.concatenate(([0], np.cumsum(code_sorted[1:] != code_sorted[:-1])))
+        # a running maximum per key in one pass: groups are ascending, so offsetting each
+        # group by group * count keeps every group's values above the previous groups'
+        running = np.maximum.accumulate(group * count + rank[order]) - group * count
+        best = by_rank[running]
+    code_sorted = right_code[order]
+    last = np.ones(count, dtype=bool)  # keep the last row of each (key, available)
+    last[:-1] = (code_sorted[1:] != code_sorted[:-1]) | (available[1:] != available[:-1])
+    on_time = np.argsort(available[last], kind="stable")
+    right = pd.DataFrame({"_key": code_sorted[last][on_time], "_available": available[last][on_time],
+                          "_best": best[last][on_time]})
 
-    right = view_keys.reset_index(drop=True).assign(_available=available, _rank=rank)
-    right = right.sort_values([*keys, "_available", "_rank"], kind="stable")
-    right["_best"] = right.groupby(keys, sort=False, dropna=False)["_rank"].cummax()
-    right = right.drop_duplicates([*keys, "_available"], keep="last")  # the best at each moment
-    right = right.sort_values("_available", kind="stable")[[*keys, "_available", "_best"]]
-
-    left = entity_keys.reset_index(drop=True).assign(_time=entity_times, _row=np.arange(len(entity_keys)))
-    left = left.sort_values("_time", kind="stable")
-    joined = pd.merge_asof(left, right, left_on="_time", right_on="_available", by=keys,
+    left_order = np.argsort(entity_times, kind="stable")
+    left = pd.DataFrame({"_key": left_code[left_order], "_time": entity_times[left_order], "_row": left_order})
+    joined = pd.merge_asof(left, right, left_on="_time", right_on="_available", by="_key",
                            direction="backward", allow_exact_matches=True)
     chosen = np.full(len(entity_keys), -1, dtype=np.int64)
     found = joined["_best"].notna().to_numpy()
     rows = joined["_row"].to_numpy()[found]
-    picked = by_rank[joined["_best"].to_numpy()[found].astype(np.int64)]
+    picked = joined["_best"].to_numpy()[found].astype(np.int64)
     if ttl_ns is not None:
         fresh = event_times[picked] >= joined["_time"].to_numpy()[found] - ttl_ns
         rows, picked = rows[fresh], picked[fresh]
     chosen[rows] = picked
     return chosen
+
+
+def _order(code: np.ndarray, event: np.ndarray, created: np.ndarray | None) -> np.ndarray:
+    """Row positions sorted by (code, event, created, position).
+
+    ``np.lexsort`` (a stable sort per key) took ~6 s at 10 million rows. Instead: one
+    quicksort on a single int64, code * distinct events + the event's dense rank, then a
+    stable re-sort of only the rows that tie on (code, event), which are few."""
+    events, event_rank = np.unique(event, return_inverse=True)
+    limit = np.iinfo(np.int64).max // max(len(events), 1)
+    if len(code) == 0 or code.max() >= limit:
+        return np.lexsort(((created,) if created is not None else ()) + (event, code))
+    composite = code * len(events) + event_rank
+    order = np.argsort(composite)  # not stable: ties are settled below
+    ordered = composite[order]
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] = ordered[1:] == ordered[:-1]
+    tied[:-1] |= tied[1:]
+    if tied.any():
+        slice_ = order[tied]
+        keys = (slice_,) + ((created[slice_],) if created is not None else ()) + (composite[slice_],)
+        order[tied] = slice_[np.lexsort(keys)]
+    return order
+
+
+def _key_codes(left: pd.DataFrame, right: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 code per row for the join keys, equal on both sides for equal keys
+    (-1 on the left for a key the view does not have)."""
+    combined = np.zeros(len(left) + len(right), dtype=np.int64)
+    for column in right.columns:
+        values = pd.concat([left[column], right[column]], ignore_index=True)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        combined = combined * max(len(uniques), 1) + codes
+    if len(right.columns) > 1:  # compact the mixed-radix codes back to 0..n
+        combined = pd.factorize(combined)[0].astype(np.int64)
+    return combined[:len(left)], combined[len(left):]
 
 
 def take(values: pd.Series, chosen: np.ndarray, kind: str) -> pd.Series:
