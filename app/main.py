@@ -17,5 +17,6 @@ st.navigation({
     ],
     "Registry": [
         st.Page("models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page("features.py", title="Features", icon=":material/dataset:"),
     ],
 }).run()

@@ -606,6 +606,62 @@ def _pairs(items: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
+@main.group(invoke_without_command=True)
+@_store_option
+def features(store: Store) -> None:
+    """The feature store (alone: list entities and views)."""
+    if click.get_current_context().invoked_subcommand is None:
+        _print_features(store)
+
+
+def _print_features(store: Store) -> None:
+    fs = store.features
+    entities = Table(title="entities", header_style="bold", title_justify="left")
+    for column in ("entity", "join keys", "description"):
+        entities.add_column(column)
+    for row in fs.entities().to_dict("records"):
+        entities.add_row(row["entity"], row["join_keys"], row["description"] or "")
+    _out.print(entities)
+    views = Table(title="feature views", header_style="bold", title_justify="left")
+    for column in ("view", "entity", "features", "source", "ttl", "materialized until", "source rows",
+                   "online keys", "freshness"):
+        views.add_column(column)
+    for row in fs.views().to_dict("records"):
+        fresh = "" if _missing(row["freshness"]) else _age(row["freshness"])
+        views.add_row(row["view"], row["entity"], row["features"], row["source"], row["ttl"] or "",
+                      _time(row["materialized_until"]), "" if _missing(row["source_rows"]) else f"{int(row['source_rows']):,}",
+                      f"{int(row['online_keys']):,}", fresh)
+    _out.print(views)
+
+
+def _age(delta: Any) -> str:
+    seconds = pd.Timedelta(delta).total_seconds()
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} old"
+    return f"{seconds:.0f} s old"
+
+
+@features.command("list")
+@_store_option
+def features_list(store: Store) -> None:
+    """Entities and feature views: schema, source, ttl, last materialization, freshness."""
+    _print_features(store)
+
+
+@features.command("materialize")
+@click.option("--start", default=None, help="Window start (event time; default: where the last run ended).")
+@click.option("--end", default=None, help="Window end (default: now).")
+@click.option("--view", "views", multiple=True, help="Only these views (repeatable).")
+@_store_option
+def features_materialize(store: Store, start: str | None, end: str | None, views: tuple[str, ...]) -> None:
+    """Load the views' newest rows per key into the online store."""
+    report = store.features.materialize(start=start, end=end, views=list(views) or None)
+    for row in report.to_dict("records"):
+        _out.print(f"{row['view']}: {row['rows']:,} rows in the window, {row['keys']:,} keys, "
+                   f"{row['seconds']:.2f} s", highlight=False)
+
+
 @main.group()
 def serve() -> None:
     """Services: the A/B router (separated mode)."""

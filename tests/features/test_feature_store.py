@@ -180,3 +180,22 @@ def test_saved_training_sets_are_versioned_and_logged_by_runs(fs, store):
     recorded = store.get_run(run.id)["datasets"].set_index("name").loc["drivers_train"]
     assert recorded["sha256"] == saved.sha256 and recorded["rows"] == 2
     assert list(fs.datasets()["dataset"]) == ["drivers_train", "drivers_train"]
+
+
+def test_the_features_commands(fs, store):
+    from click.testing import CliRunner
+
+    from mltrail.cli import main
+
+    def run(*args):
+        result = CliRunner().invoke(main, [*args, "--store", str(store.root)], catch_exceptions=False)
+        return result.exit_code, result.output
+
+    code, out = run("features")
+    assert code == 0 and "driver_stats" in out and "driver_id" in out and "2h" in out
+    code, out = run("features", "materialize", "--view", "driver_stats")
+    assert code == 0 and "4 rows in the window, 3 keys" in out
+    code, out = run("features", "list")
+    assert "min old" in out  # freshness: the newest value held is 30 minutes old
+    code, out = run("features", "materialize", "--view", "nope")
+    assert code == 1 and "no feature view 'nope'" in out

@@ -104,6 +104,14 @@ class OnlineStore:
             return 0
         return int(db.execute(f"SELECT COUNT(*) FROM {repr_name(view)}").fetchone()[0])
 
+    def newest(self, view: str) -> int | None:
+        """The newest event time (ns) held for a view: how fresh serving is."""
+        db = self._db()
+        if db.execute("SELECT 1 FROM _views WHERE view = ?", (view,)).fetchone() is None:
+            return None
+        value = db.execute(f"SELECT MAX(__event) FROM {repr_name(view)}").fetchone()[0]
+        return None if value is None else int(value)
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:

@@ -142,20 +142,26 @@ class FeatureStore:
     def views(self) -> pd.DataFrame:
         """Each view: entity, source, schema, ttl, and its last materialization."""
         last = self._last_materializations()
+        now = pd.Timestamp.now(tz="UTC")
         rows = []
         for view in self._views().values():
             done = last.get(view.name)
+            newest = self.online.newest(view.name) if done else None
+            newest_ts = pd.Timestamp(newest, unit="ns", tz="UTC") if newest is not None else None
             rows.append({
                 "view": view.name, "entity": view.entity, "source": view.source,
                 "features": ", ".join(f"{k}:{v}" for k, v in view.features.items()), "ttl": view.ttl,
+                "ttl_seconds": view.ttl_seconds,
                 "timestamp_field": view.timestamp_field, "created_timestamp_field": view.created_timestamp_field,
                 "materialized_until": pd.Timestamp(done.end, unit="s", tz="UTC") if done else None,
                 "materialized_at": pd.Timestamp(done.ts, unit="s", tz="UTC") if done else None,
                 "source_rows": done.source_rows if done else None,
                 "online_keys": self.online.count(view.name) if done else 0,
+                "newest_online": newest_ts, "freshness": (now - newest_ts) if newest_ts is not None else None,
                 "source_sha256": done.source_sha256 if done else None})
-        columns = ["view", "entity", "source", "features", "ttl", "timestamp_field", "created_timestamp_field",
-                   "materialized_until", "materialized_at", "source_rows", "online_keys", "source_sha256"]
+        columns = ["view", "entity", "source", "features", "ttl", "ttl_seconds", "timestamp_field", "created_timestamp_field",
+                   "materialized_until", "materialized_at", "source_rows", "online_keys", "newest_online",
+                   "freshness", "source_sha256"]
         return pd.DataFrame(rows, columns=columns)
 
     # -- training sets ---------------------------------------------------------------
