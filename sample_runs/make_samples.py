@@ -6,6 +6,12 @@ A team compares model families for churn prediction (experiment
 groups, the dataset and the fitted model as artifacts; one run fails on a bad
 hyperparameter, as runs do.
 
+Two of the eight features come from the feature store: ``customer_activity``
+(support calls, late payments) holds snapshots per customer over time in
+``data/customer_activity.parquet``, and the training set is joined point-in-time at
+each customer's label time (a snapshot from after it must not leak), saved in the
+store, and logged by every run as the exact data it trained on.
+
     pip install -e '.[samples]'
     python sample_runs/make_samples.py --fresh          # rewrites sample_runs/
 
@@ -36,16 +42,55 @@ import mltrail
 HERE = Path(__file__).resolve().parent
 FEATURES = ["tenure_months", "monthly_charges", "total_charges", "support_calls",
             "contract_months", "late_payments", "data_usage_gb", "num_products"]
+ACTIVITY = ["support_calls", "late_payments"]  # served by the feature store
 SEED = 7
+LABEL_DAY = pd.Timestamp("2026-10-01", tz="UTC")
 
 
 def churn_data(rows: int = 2000) -> pd.DataFrame:
-    """A churn-like table: 8 customer features, ~27% churners."""
+    """A churn-like table: 8 customer features, ~27% churners, a label time each."""
     x, y = make_classification(n_samples=rows, n_features=len(FEATURES), n_informative=5,
                                n_redundant=2, weights=[0.73], flip_y=0.03, random_state=SEED)
     frame = pd.DataFrame(np.round(x, 4), columns=FEATURES)
+    frame.insert(0, "customer_id", np.arange(10_000, 10_000 + rows))
+    frame.insert(1, "label_time", LABEL_DAY + pd.to_timedelta(np.arange(rows) * 7, unit="min"))
     frame["churned"] = y
     return frame
+
+
+def activity_snapshots(frame: pd.DataFrame) -> pd.DataFrame:
+    """The activity features as a pipeline would have written them: per customer a stale
+    snapshot (30 days before the label), the one current at the label (1 day before), and
+    one from 2 weeks after it, which a point-in-time join must not use."""
+    rng = np.random.default_rng(SEED)
+    snapshots = []
+    for offset, noise in ((-30, 1.0), (-1, 0.0), (14, 1.0)):
+        part = frame[["customer_id"]].copy()
+        part["event_ts"] = frame["label_time"] + pd.Timedelta(days=offset)
+        part["created_ts"] = part["event_ts"] + pd.Timedelta(hours=1)
+        for column in ACTIVITY:
+            part[column] = np.round(frame[column] + noise * rng.normal(size=len(frame)), 4)
+        snapshots.append(part)
+    return pd.concat(snapshots, ignore_index=True).sort_values(["event_ts", "customer_id"], ignore_index=True)
+
+
+def training_set(store: mltrail.Store, frame: pd.DataFrame, labels: Path) -> tuple[pd.DataFrame, Path]:
+    """The training table: the labels' static columns plus the activity features joined
+    point-in-time from the feature store, saved in the store."""
+    activity = labels.parent / "customer_activity.parquet"
+    activity_snapshots(frame).to_parquet(activity, index=False)
+    fs = store.features
+    fs.apply_entity("customer", join_keys=["customer_id"], description="a subscriber", by="sample script")
+    fs.apply_view("customer_activity", entity="customer", source=activity, timestamp_field="event_ts",
+                  created_timestamp_field="created_ts", ttl="14d", features={c: "float" for c in ACTIVITY},
+                  description="support calls and late payments, from the billing pipeline", by="sample script")
+    entity = frame.drop(columns=ACTIVITY).rename(columns={"label_time": "event_timestamp"})
+    joined = fs.get_historical_features(entity, [f"customer_activity:{c}" for c in ACTIVITY], as_known_then=True)
+    train = joined.rename(columns={"event_timestamp": "label_time"})[frame.columns]
+    assert train[FEATURES].equals(frame[FEATURES]), "the point-in-time join did not give the label-time values"
+    saved = fs.save_dataset("churn_training", train, features=[f"customer_activity:{c}" for c in ACTIVITY],
+                            by="sample script")
+    return train, saved.path
 
 
 def scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -98,7 +143,7 @@ def train_boosting(x_tr, y_tr, x_va, y_va, learning_rate: float, n_estimators: i
 
 def fit_and_log(store: mltrail.Store, experiment: str, description: str, name: str,
                 family: str, hyper: dict, data: dict, dataset: Path, features: list[str],
-                workdir: Path) -> mltrail.Run:
+                workdir: Path, training: Path) -> mltrail.Run:
     trainer = {"logistic": train_logistic, "random_forest": train_forest,
                "gradient_boosting": train_boosting}[family]
     with store.start_run(experiment, name=name, experiment_description=description,
@@ -107,7 +152,8 @@ def fit_and_log(store: mltrail.Store, experiment: str, description: str, name: s
         run.log_params({"family": family, **hyper}, group="model")
         run.log_params({"features": ",".join(features), "n_features": len(features),
                         "val_fraction": 0.25, "seed": SEED}, group="data")
-        run.log_dataset(dataset, name="churn", context="training")
+        run.log_dataset(dataset, name="churn", context="labels")
+        run.log_dataset(training, name="churn_training", context="training")
         cols = [FEATURES.index(f) for f in features]
         model, history = trainer(data["x_tr"][:, cols], data["y_tr"], data["x_va"][:, cols],
                                  data["y_va"], **hyper)
@@ -125,13 +171,14 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="delete the store's runs first")
     args = parser.parse_args()
     if args.fresh:
-        for folder in ("experiments", "blobs", "blobs-large", ".cache"):
+        for folder in ("experiments", "blobs", "blobs-large", ".cache", "features"):
             shutil.rmtree(args.store / folder, ignore_errors=True)
     store = mltrail.Store(args.store)
     frame = churn_data()
     dataset = args.store / "data" / "churn.csv"
     dataset.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(dataset, index=False)
+    frame, training = training_set(store, frame, dataset)
     x, y = frame[FEATURES].to_numpy(), frame["churned"].to_numpy()
     x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=0.25, random_state=SEED, stratify=y)
     data = {"x_tr": x_tr, "y_tr": y_tr, "x_va": x_va, "y_va": y_va}
@@ -148,11 +195,11 @@ def main() -> None:
             ("gb-lr0.2", "gradient_boosting", {"learning_rate": 0.2}),
         ]
         for name, family, hyper in plan:
-            run = fit_and_log(store, study, about, name, family, hyper, data, dataset, FEATURES, work)
+            run = fit_and_log(store, study, about, name, family, hyper, data, dataset, FEATURES, work, training)
             print(f"{study}: {run.name} {run.status}")
         try:  # a real failure: scikit-learn rejects max_depth=-1
             fit_and_log(store, study, about, "rf-bad-depth", "random_forest", {"max_depth": -1},
-                        data, dataset, FEATURES, work)
+                        data, dataset, FEATURES, work, training)
         except ValueError as exc:
             print(f"{study}: rf-bad-depth FAILED ({type(exc).__name__})")
         ablation = "churn_feature_ablation"
@@ -162,7 +209,7 @@ def main() -> None:
                                              "data_usage_gb"])):
             features = [f for f in FEATURES if f not in drop]
             run = fit_and_log(store, ablation, about, name, "gradient_boosting",
-                              {"learning_rate": 0.1}, data, dataset, features, work)
+                              {"learning_rate": 0.1}, data, dataset, features, work, training)
             print(f"{ablation}: {run.name} {run.status}")
     print(store.compact().summary())
 

@@ -86,3 +86,18 @@ def test_sample_registry_holds_the_promoted_churn_model(tmp_path):
     assert hasattr(mltrail.load_model("models:/churn@production", mltrail.Store(copy)), "predict_proba")
     listing = CliRunner().invoke(main, ["ab", "list", "--store", str(copy)])
     assert listing.exit_code == 0 and "churn-offer-timing" in listing.output and "stopped" in listing.output
+
+
+def test_sample_runs_record_the_training_set_the_feature_store_built(tmp_path):
+    copy = tmp_path / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", copy, ignore=shutil.ignore_patterns(".cache"))
+    store = mltrail.Store(copy)
+    saved = store.features.datasets().set_index("dataset").loc["churn_training"]
+    for name in ("logreg-C1", "gb-lr0.2", "billing-only"):
+        datasets = store.get_run(name)["datasets"].set_index("name")
+        assert datasets.loc["churn_training", "sha256"] == saved["sha256"]
+    train = store.features.load_dataset("churn_training")
+    entity = train.drop(columns=["support_calls", "late_payments"]).rename(columns={"label_time": "event_timestamp"})
+    again = store.features.get_historical_features(
+        entity, ["customer_activity:support_calls", "customer_activity:late_payments"], as_known_then=True)
+    assert list(again["support_calls"]) == list(train["support_calls"])  # reproducible from the definitions
