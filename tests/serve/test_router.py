@@ -189,3 +189,38 @@ def test_status_names_the_registry_version_each_variant_serves(store, tmp_path):
         status = client.get("/experiments/ranker-v2").json()
     assert [(v["name"], v["model"], v["version"]) for v in status["variants"]] == [
         ("control", "models:/ranker@champion", 2), ("treatment", "models:/ranker/1", 1)]
+
+
+def test_online_features_are_attached_by_entity_key(store, monkeypatch, tmp_path):
+    import pandas as pd
+
+    monkeypatch.setattr(router_module, "REFRESH_SECONDS", 0.0)
+    now = pd.Timestamp.now(tz="UTC")
+    pd.DataFrame({"customer_id": [7, 8], "ts": [now, now], "calls": [3.0, 9.0]}).to_parquet(tmp_path / "a.parquet")
+    store.features.apply_entity("customer", join_keys=["customer_id"])
+    store.features.apply_view("activity", entity="customer", source=tmp_path / "a.parquet", timestamp_field="ts",
+                              ttl="1h", features={"calls": "float"})
+    store.features.materialize()
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"],
+                 "features": ["activity:calls"]},
+                {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"], "features": ["activity:calls"]}]
+    store.ab.create(spec(variants=variants, mde=0.05)).start()
+    models = FakeModels()
+    seen = []
+    original = models.post
+
+    async def recording(url, body):
+        seen.append(json.loads(body)["features"])
+        return await original(url, body)
+
+    models.post = recording
+    with TestClient(router_module.create_app(store, upstream=models)) as client:
+        only_key = client.post("/experiments/ranker-v2/predict", json={"unit_id": "u1", "entity": {"customer_id": 8}})
+        assert only_key.status_code == 200 and seen[-1] == {"calls": 9.0}
+        own_value = client.post("/experiments/ranker-v2/predict",
+                                json={"unit_id": "u2", "entity": {"customer_id": 8}, "features": {"calls": 1.0}})
+        assert own_value.status_code == 200 and seen[-1] == {"calls": 1.0}  # the caller's value wins
+        neither = client.post("/experiments/ranker-v2/predict", json={"unit_id": "u3"})
+        assert neither.status_code == 422 and "needs calls" in neither.json()["detail"]
+        wrong_key = client.post("/experiments/ranker-v2/predict", json={"unit_id": "u4", "entity": {"id": 8}})
+        assert wrong_key.status_code == 422 and "customer_id" in wrong_key.json()["detail"]

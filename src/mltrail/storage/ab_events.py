@@ -36,6 +36,9 @@ class Variant(_Model):
     control: bool = False
     model: str | None = None  # a model reference: models:/name@alias or runs:/RUN/artifact
     url: str | None = None  # or the URL of the model service that serves this variant
+    # online features ("view:feature") the router looks up by the request's entity key and
+    # sends to this variant's model service with the request's own features
+    features: list[str] = Field(default_factory=list)
 
 
 class MetricSpec(_Model):
