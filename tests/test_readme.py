@@ -24,6 +24,10 @@ def test_registry_example_runs_on_the_sample_store(tmp_path):
     _runs_and_prints_what_it_claims(_example("registry"))  # (the tests run in tmp_path)
 
 
+def test_features_example_runs_and_prints_what_it_claims():
+    _runs_and_prints_what_it_claims(_example("features"))  # (in the test's own folder)
+
+
 def _runs_and_prints_what_it_claims(code: str) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
