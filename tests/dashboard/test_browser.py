@@ -128,6 +128,9 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=60_000)  # drawn, not just sent
         page.wait_for_timeout(2000)
         page.screenshot(path=str(shots / "models.png"), full_page=True)
+        page.set_viewport_size({"width": 1500, "height": 1100})
+        mltrail.Store(store).features.materialize(start="2026-01-01")  # the sample's snapshots are from the autumn
+        visit("/features", "features", "customer_activity", attached=True)
 
         page.goto(f"{url}/live")
         page.get_by_text("live-training").first.wait_for(state="attached", timeout=60_000)
@@ -141,5 +144,6 @@ def test_every_page_renders_in_chromium(served, tmp_path):
     assert units_before != units_after, "the A/B experiment page did not show new exposures by itself"
     assert (paused_state, resumed_state) == ("paused", "running")
     assert first_render < 30, f"the Runs page took {first_render:.1f} s to show its table"
-    for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power", "models"):
+    for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power", "models",
+                 "features"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
