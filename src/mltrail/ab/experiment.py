@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pandas as pd
 from filelock import FileLock
 from pydantic import ValidationError
 
 from ..errors import InvalidInputError, NotFoundError, RunStateError
 from ..storage import ab_events as ev
+from ..storage.eventfiles import read_event_files, write_event_file
 from ..storage.ids import new_id
 from . import assign, power
 
@@ -273,16 +273,7 @@ class AbRegistry:
         folder = self._folder(key)
         if not folder.is_dir():
             raise NotFoundError(f"no A/B experiment {key!r} in {self.store.root}")
-        events = []
-        for path in sorted(folder.glob("*.jsonl")):
-            try:
-                events.append(ev.AB_EVENT_ADAPTER.validate_json(path.read_bytes()))
-            except ValidationError as exc:  # tolerant reader: say which file, keep going
-                import warnings
-
-                from ..errors import SkippedLinesWarning
-                warnings.warn(SkippedLinesWarning(f"{path}: unreadable lifecycle event ({exc.errors()[0]['msg']})"))
-        return events
+        return read_event_files(folder, ev.AB_EVENT_ADAPTER, "lifecycle")
 
     def create(self, spec: ev.ExperimentSpec | Mapping[str, Any], by: str | None = None) -> Experiment:
         """Define an experiment (state: draft). The spec is validated first; nothing is
@@ -338,9 +329,4 @@ class AbRegistry:
         return self.get(key)
 
     def _write(self, key: str, event: ev.AbEvent) -> None:
-        folder = self._folder(key)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{new_id()}.jsonl"
-        tmp = folder / f".{path.name}.tmp"
-        tmp.write_bytes(orjson.dumps(event.model_dump(mode="json", exclude_none=True)) + b"\n")
-        os.replace(tmp, path)
+        write_event_file(self._folder(key), new_id(), event)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -27,6 +26,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidInputError, NotFoundError
 from ..storage import feature_events as ev
+from ..storage.eventfiles import read_event_files, write_event_file
 from ..storage.ids import new_id
 from ..tracking.datasets import file_sha256
 from . import pit
@@ -60,17 +60,7 @@ class FeatureStore:
     def _events(self) -> list[ev.FeatureEvent]:
         if not self.root.is_dir():
             return []
-        events = []
-        for path in sorted(self.root.glob("*.jsonl")):
-            try:
-                events.append(ev.FEATURE_EVENT_ADAPTER.validate_json(path.read_bytes()))
-            except ValidationError as exc:  # tolerant reader: say which file, keep going
-                import warnings
-
-                from ..errors import SkippedLinesWarning
-                warnings.warn(SkippedLinesWarning(f"{path}: unreadable feature event ({exc.errors()[0]['msg']})"),
-                              stacklevel=3)
-        return events
+        return read_event_files(self.root, ev.FEATURE_EVENT_ADAPTER, "feature")
 
     def _entities(self) -> dict[str, ev.EntityApplied]:
         return {e.name: e for e in self._events() if isinstance(e, ev.EntityApplied)}
@@ -380,11 +370,7 @@ class FeatureStore:
             raise InvalidInputError(f"invalid {model.__name__}: {problems}") from None
 
     def _write(self, event: ev.FeatureEvent) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{event.id}.jsonl"
-        tmp = self.root / f".{path.name}.tmp"
-        tmp.write_bytes(orjson.dumps(event.model_dump(mode="json", exclude_none=True)) + b"\n")
-        os.replace(tmp, path)
+        write_event_file(self.root, event.id, event)
 
 
 def _check_name(kind: str, name: Any) -> None:

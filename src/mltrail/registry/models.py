@@ -15,20 +15,19 @@ with its own ID, so two processes registering at once both succeed.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pandas as pd
 from filelock import FileLock
 from pydantic import ValidationError
 
 from ..errors import InvalidInputError, NotFoundError, RunStateError, StoreCorruptError
 from ..storage import registry_events as ev
+from ..storage.eventfiles import read_event_files, write_event_file
 from ..storage.ids import new_id
 
 if TYPE_CHECKING:
@@ -76,6 +75,12 @@ class _ModelState:
 
     def number(self, version_id: str) -> int:
         return next(i for i, v in enumerate(self.versions, 1) if v.id == version_id)
+
+    def version(self, number: int) -> ev.VersionRegistered:
+        """Version ``number`` (1-based), or a NotFoundError saying how many there are."""
+        if not 1 <= number <= len(self.versions):
+            raise NotFoundError(f"model {self.name!r} has no version {number} (it has {len(self.versions)})")
+        return self.versions[number - 1]
 
     def live(self) -> list[ev.VersionRegistered]:
         return [v for v in self.versions if v.id not in self.archived]
@@ -125,16 +130,7 @@ class ModelRegistry:
             similar = [n for n in self._names() if n.lower() == name.lower()]
             hint = f" (did you mean {similar[0]!r}?)" if similar else ""
             raise NotFoundError(f"no model {name!r} in the registry of {self.store.root}{hint}")
-        events = []
-        for path in sorted(folder.glob("*.jsonl")):
-            try:
-                events.append(ev.REGISTRY_EVENT_ADAPTER.validate_json(path.read_bytes()))
-            except ValidationError as exc:  # tolerant reader: say which file, keep going
-                import warnings
-
-                from ..errors import SkippedLinesWarning
-                warnings.warn(SkippedLinesWarning(f"{path}: unreadable registry event ({exc.errors()[0]['msg']})"),
-                              stacklevel=3)
+        events = read_event_files(folder, ev.REGISTRY_EVENT_ADAPTER, "registry")
         return _replay(name, events)
 
     def _version(self, state: _ModelState, event: ev.VersionRegistered) -> ModelVersion:
@@ -162,11 +158,7 @@ class ModelRegistry:
             if not live:
                 raise NotFoundError(f"model {name!r} has no live version")
             return self._version(state, live[-1])
-        number = _version_number(version)
-        if not 1 <= number <= len(state.versions):
-            raise NotFoundError(f"model {name!r} has no version {number} "
-                                f"(it has {len(state.versions)})")
-        return self._version(state, state.versions[number - 1])
+        return self._version(state, state.version(_version_number(version)))
 
     def models(self) -> pd.DataFrame:
         """One row per model: description, version counts, the latest version, aliases."""
@@ -280,9 +272,7 @@ class ModelRegistry:
         number = _version_number(version)
         with self._lock(f"registry-{name}"):
             state = self._state(name)
-            if not 1 <= number <= len(state.versions):
-                raise NotFoundError(f"model {name!r} has no version {number} (it has {len(state.versions)})")
-            target = state.versions[number - 1]
+            target = state.version(number)
             if target.id in state.archived:
                 raise RunStateError(f"version {number} of {name!r} is archived: an alias cannot point at it")
             previous = state.aliases.get(alias)
@@ -305,9 +295,7 @@ class ModelRegistry:
         number = _version_number(version)
         with self._lock(f"registry-{name}"):
             state = self._state(name)
-            if not 1 <= number <= len(state.versions):
-                raise NotFoundError(f"model {name!r} has no version {number} (it has {len(state.versions)})")
-            target = state.versions[number - 1]
+            target = state.version(number)
             if target.id in state.archived:
                 raise RunStateError(f"version {number} of {name!r} is already archived")
             holding = sorted(a for a, v in state.aliases.items() if v == target.id)
@@ -366,12 +354,7 @@ class ModelRegistry:
             raise InvalidInputError(f"invalid {model.__name__} event: {problems}") from None
 
     def _write(self, folder: Path, event: ev.RegistryEvent) -> None:
-        """One event, one new file, written whole (temp file, then rename)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{event.id}.jsonl"
-        tmp = folder / f".{path.name}.tmp"
-        tmp.write_bytes(orjson.dumps(event.model_dump(mode="json", exclude_none=True)) + b"\n")
-        os.replace(tmp, path)
+        write_event_file(folder, event.id, event)
 
     def _lock(self, name: str) -> FileLock:
         self.store.layout.locks.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,19 @@
+"""One-event-per-file folders: whole writes, ordered tolerant reads."""
+
+import pytest
+
+from mltrail.errors import SkippedLinesWarning
+from mltrail.storage import registry_events as ev
+from mltrail.storage.eventfiles import read_event_files, write_event_file
+from mltrail.storage.ids import new_id
+
+
+def test_written_whole_read_in_order_and_a_bad_file_is_named(tmp_path):
+    first, second = new_id(), new_id()
+    write_event_file(tmp_path, second, ev.ModelCreated(ts=2.0, model="b", id=second))
+    write_event_file(tmp_path, first, ev.ModelCreated(ts=1.0, model="a", id=first))
+    (tmp_path / f"{new_id()}.jsonl").write_text('{"type": "model_created", "ts": "torn')
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file is left behind
+    with pytest.warns(SkippedLinesWarning, match="unreadable registry event"):
+        events = read_event_files(tmp_path, ev.REGISTRY_EVENT_ADAPTER, "registry")
+    assert [e.model for e in events] == ["a", "b"]  # by ID, i.e. by time, not by write order
