@@ -143,3 +143,29 @@ def test_daily_sufficient_statistics_are_parquet(store):
     table = primary(exp.results())
     assert conversion.loc["treatment", "sum"] / conversion.loc["treatment", "n"] == pytest.approx(
         table.loc["treatment", "mean"])
+
+
+def test_significant_only_when_the_test_and_both_intervals_agree(store):
+    """A README walkthrough run found p = 0.0496 beside a lift interval of -3.5% to +58.5%:
+    such a borderline result must not be called significant, nor shipped."""
+    from mltrail.ab import Arm, compare
+
+    control, treatment = Arm(n=1005, sum=103, sum_sq=103), Arm(n=995, sum=130, sum_sq=130)
+    c = compare(control, treatment, binary=True)
+    assert c.p_value < 0.05 and c.ci_low > 0 and c.relative_ci_low < 0  # the disagreement itself
+    exp = store.ab.create(spec(mde=0.05)).start()
+    units = [f"user-{i}" for i in range(4_000)]
+    counts = {"control": [0, 0], "treatment": [0, 0]}
+    for unit, variant in zip(units, exp.assign_batch(units)):
+        wanted = {"control": (1005, 103), "treatment": (995, 130)}[variant]
+        if counts[variant][0] == wanted[0]:
+            continue
+        counts[variant][0] += 1
+        exp.log_exposure(unit, variant)
+        if counts[variant][1] < wanted[1]:
+            counts[variant][1] += 1
+            exp.log_feedback(unit, "conversion", 1.0)
+    result = exp.results()
+    row = primary(result).loc["treatment"]
+    assert row["units"] == 995 and row["p_value"] == pytest.approx(c.p_value)
+    assert not row["significant"] and not result.recommendation.startswith("Ship")

@@ -220,9 +220,12 @@ def results(exp: Experiment, phase: int | None = None, sequential: bool | None =
             adjusted, _ = stats.holm([r["p_value"] for r in tested], exp.spec.alpha)
             for row, p in zip(tested, adjusted):
                 row["p_holm"] = float(p)
-                excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
-                row["significant"] = bool(p < exp.spec.alpha and excludes_zero) if len(treatments) > 1 \
-                    else bool(excludes_zero)
+                # every number shown must agree: the test, the difference's interval and the
+                # lift's (delta-method, wider: it carries the control mean's noise too), so a
+                # "significant" lift never comes with an interval that crosses zero
+                difference_clear = row["ci_low"] > 0 or row["ci_high"] < 0
+                lift_clear = row["relative_ci_low"] > 0 or row["relative_ci_high"] < 0
+                row["significant"] = bool(p < exp.spec.alpha and difference_clear and lift_clear)
         rows.extend(metric_rows)
     table = pd.DataFrame(rows)
     recommendation = recommend(exp, table, srm, crossover)
