@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidInputError, NotFoundError
 from ..storage import feature_events as ev
-from ..storage.eventfiles import read_event_files, write_event_file
+from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
 from ..tracking.datasets import file_sha256
 from . import pit
@@ -54,13 +54,14 @@ class FeatureStore:
         self.store = store
         self.root = store.root / "features"
         self._online: Any = None
+        self._folder = EventFolder(self.root, ev.FEATURE_EVENT_ADAPTER, "feature")
 
     # -- definitions -----------------------------------------------------------------
 
     def _events(self) -> list[ev.FeatureEvent]:
         if not self.root.is_dir():
             return []
-        return read_event_files(self.root, ev.FEATURE_EVENT_ADAPTER, "feature")
+        return self._folder.events()
 
     def _entities(self) -> dict[str, ev.EntityApplied]:
         return {e.name: e for e in self._events() if isinstance(e, ev.EntityApplied)}

@@ -32,11 +32,40 @@ def write_event_file(folder: Path, name: str, event: BaseModel) -> Path:
 
 def read_event_files(folder: Path, adapter: TypeAdapter[Any], what: str) -> list[Any]:
     """Every readable event in ``folder``, oldest first; a warning for each unreadable one."""
-    events = []
-    for path in sorted(folder.glob("*.jsonl")):
+    events = (_read_one(path, adapter, what) for path in sorted(folder.glob("*.jsonl")))
+    return [event for event in events if event is not None]
+
+
+class EventFolder:
+    """:func:`read_event_files` with memory: event files never change once written, so
+    a folder is re-listed on each call (one ``listdir``) and only new files are read.
+    The online feature lookup reads definitions on every call; without this it re-read
+    every file, materialization records included, each time."""
+
+    def __init__(self, folder: Path, adapter: TypeAdapter[Any], what: str) -> None:
+        self.folder = folder
+        self.adapter = adapter
+        self.what = what
+        self._names: list[str] = []
+        self._events: dict[str, Any] = {}
+
+    def events(self) -> list[Any]:
         try:
-            events.append(adapter.validate_json(path.read_bytes()))
-        except ValidationError as exc:  # tolerant reader: say which file, keep going
-            warnings.warn(SkippedLinesWarning(f"{path}: unreadable {what} event ({exc.errors()[0]['msg']})"),
-                          stacklevel=3)
-    return events
+            names = sorted(n for n in os.listdir(self.folder) if n.endswith(".jsonl") and not n.startswith("."))
+        except FileNotFoundError:
+            return []
+        if names != self._names:
+            for name in names:
+                if name not in self._events:
+                    self._events[name] = _read_one(self.folder / name, self.adapter, self.what)
+            self._names = names
+        return [self._events[n] for n in names if self._events[n] is not None]
+
+
+def _read_one(path: Path, adapter: TypeAdapter[Any], what: str) -> Any:
+    try:
+        return adapter.validate_json(path.read_bytes())
+    except ValidationError as exc:
+        warnings.warn(SkippedLinesWarning(f"{path}: unreadable {what} event ({exc.errors()[0]['msg']})"),
+                      stacklevel=4)
+        return None
