@@ -8,7 +8,6 @@ the store agrees on it.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidInputError, NotFoundError, RunStateError
 from ..storage import ab_events as ev
-from ..storage.eventfiles import read_event_files, write_event_file
+from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
 from . import assign, power
 
@@ -250,6 +249,7 @@ class AbRegistry:
         self.store = store
         self.root = store.root / "ab"
         self._logs: dict[str, Any] = {}
+        self._folders: dict[str, EventFolder] = {}
 
     def _log(self, experiment: Experiment) -> Any:
         from .logging import ExposureLog
@@ -262,18 +262,16 @@ class AbRegistry:
     def _folder(self, key: str) -> Path:
         return self.root / key / "lifecycle"
 
-    def _lifecycle_files(self, key: str) -> list[str]:
-        """The names in an experiment's lifecycle folder (one listdir: a cheap change check)."""
-        try:
-            return os.listdir(self._folder(key))
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFoundError(f"no A/B experiment {key!r} in {self.store.root}") from None
-
     def _events(self, key: str) -> list[ev.AbEvent]:
-        folder = self._folder(key)
-        if not folder.is_dir():
+        """The lifecycle events: one listdir, and only files not seen before are read
+        (a router and each exposure log re-check the state every second)."""
+        folder = self._folders.get(key)
+        if folder is None:
+            folder = self._folders[key] = EventFolder(self._folder(key), ev.AB_EVENT_ADAPTER, "lifecycle")
+        events = folder.events()
+        if not events:
             raise NotFoundError(f"no A/B experiment {key!r} in {self.store.root}")
-        return read_event_files(folder, ev.AB_EVENT_ADAPTER, "lifecycle")
+        return events
 
     def create(self, spec: ev.ExperimentSpec | Mapping[str, Any], by: str | None = None) -> Experiment:
         """Define an experiment (state: draft). The spec is validated first; nothing is

@@ -4,9 +4,9 @@
 the unit, forwards the features to that variant's model service over a pooled HTTP
 client (:mod:`.upstream`), answers with the prediction, and logs the exposure when the
 unit is in a running experiment. ``POST /experiments/{key}/feedback`` logs a KPI value.
-The store's lifecycle events are the only source of truth: each experiment is re-read
-when its lifecycle folder changed, checked at most once a second, so a pause from the
-dashboard or CLI reaches every router without a restart.
+The store's lifecycle events are the only source of truth: each experiment is re-read at
+most once a second, so a pause from the dashboard or CLI reaches every router without a
+restart.
 
 These two calls carry all the traffic, so :class:`HotPaths` serves them on plain ASGI
 (see :mod:`.asgi` for why); everything else (status, ``/metrics``, admin calls) is an
@@ -84,15 +84,15 @@ class _Cached:
     """An experiment as last read, with what the hot path needs precomputed."""
 
     experiment: Experiment
-    fingerprint: int
     checked: float
     urls: dict[str, str | None]  # variant -> its model service's /predict
     features: dict[str, list[str]]  # variant -> the online features it needs
 
     @classmethod
-    def of(cls, experiment: Experiment, fingerprint: int, now: float) -> _Cached:
-        urls = {v.name: v.url.rstrip("/") + "/predict" if v.url else None for v in experiment.spec.variants}
-        return cls(experiment, fingerprint, now, urls, {v.name: list(v.features) for v in experiment.spec.variants})
+    def of(cls, experiment: Experiment, now: float) -> _Cached:
+        variants = experiment.spec.variants
+        return cls(experiment, now, {v.name: v.url.rstrip("/") + "/predict" if v.url else None for v in variants},
+                   {v.name: list(v.features) for v in variants})
 
 
 class RouterMetrics:
@@ -128,20 +128,14 @@ class Router:
         cached = self._cache.get(key)
         if cached is not None and now - cached.checked < REFRESH_SECONDS:
             return cached
-        try:  # one listdir: every lifecycle change is a new file
-            fingerprint = len(self.store.ab._lifecycle_files(key))
+        try:  # cheap: the registry lists the lifecycle folder and reads only new files
+            cached = self._cache[key] = _Cached.of(self.store.ab.get(key), now)
         except NotFoundError:
             raise RouteError(404, f"no experiment {key!r}") from None
-        if cached is None or cached.fingerprint != fingerprint:
-            try:
-                cached = self._cache[key] = _Cached.of(self.store.ab.get(key), fingerprint, now)
-            except NotFoundError:
-                raise RouteError(404, f"no experiment {key!r}") from None
-        cached.checked = now
         return cached
 
     def experiment(self, key: str) -> Experiment:
-        """The experiment as the store says now (re-read when its lifecycle changed)."""
+        """The experiment as the store says now (re-read at most once a second)."""
         return self._cached(key).experiment
 
     def forget(self, key: str) -> None:
