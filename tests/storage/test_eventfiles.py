@@ -4,7 +4,7 @@ import pytest
 
 from mltrail.errors import SkippedLinesWarning
 from mltrail.storage import registry_events as ev
-from mltrail.storage.eventfiles import read_event_files, write_event_file
+from mltrail.storage.eventfiles import EventFolder, write_event_file
 from mltrail.storage.ids import new_id
 
 
@@ -15,7 +15,7 @@ def test_written_whole_read_in_order_and_a_bad_file_is_named(tmp_path):
     (tmp_path / f"{new_id()}.jsonl").write_text('{"type": "model_created", "ts": "torn')
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file is left behind
     with pytest.warns(SkippedLinesWarning, match="unreadable registry event"):
-        events = read_event_files(tmp_path, ev.REGISTRY_EVENT_ADAPTER, "registry")
+        events = EventFolder(tmp_path, ev.REGISTRY_EVENT_ADAPTER, "registry").events()
     assert [e.model for e in events] == ["a", "b"]  # by ID, i.e. by time, not by write order
 
 

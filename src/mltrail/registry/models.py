@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidInputError, NotFoundError, RunStateError, StoreCorruptError
 from ..storage import registry_events as ev
-from ..storage.eventfiles import read_event_files, write_event_file
+from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
 
 if TYPE_CHECKING:
@@ -110,6 +110,7 @@ class ModelRegistry:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.root = store.root / "registry"
+        self._folders: dict[str, EventFolder] = {}
 
     # -- reading ---------------------------------------------------------------------
 
@@ -130,8 +131,9 @@ class ModelRegistry:
             similar = [n for n in self._names() if n.lower() == name.lower()]
             hint = f" (did you mean {similar[0]!r}?)" if similar else ""
             raise NotFoundError(f"no model {name!r} in the registry of {self.store.root}{hint}")
-        events = read_event_files(folder, ev.REGISTRY_EVENT_ADAPTER, "registry")
-        return _replay(name, events)
+        if name not in self._folders:
+            self._folders[name] = EventFolder(folder, ev.REGISTRY_EVENT_ADAPTER, "registry")
+        return _replay(name, self._folders[name].events())
 
     def _version(self, state: _ModelState, event: ev.VersionRegistered) -> ModelVersion:
         return ModelVersion(

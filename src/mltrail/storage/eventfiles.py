@@ -30,17 +30,11 @@ def write_event_file(folder: Path, name: str, event: BaseModel) -> Path:
     return path
 
 
-def read_event_files(folder: Path, adapter: TypeAdapter[Any], what: str) -> list[Any]:
-    """Every readable event in ``folder``, oldest first; a warning for each unreadable one."""
-    events = (_read_one(path, adapter, what) for path in sorted(folder.glob("*.jsonl")))
-    return [event for event in events if event is not None]
-
-
 class EventFolder:
-    """:func:`read_event_files` with memory: event files never change once written, so
-    a folder is re-listed on each call (one ``listdir``) and only new files are read.
-    The online feature lookup reads definitions on every call; without this it re-read
-    every file, materialization records included, each time."""
+    """A folder's events, oldest first. Event files never change once written, so each
+    call lists the folder (one ``listdir``) and reads only files it has not seen: the
+    router re-checks an experiment every second and the online feature lookup reads the
+    definitions on every call."""
 
     def __init__(self, folder: Path, adapter: TypeAdapter[Any], what: str) -> None:
         self.folder = folder
