@@ -14,7 +14,6 @@ with its own ID, so two processes registering at once both succeed.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from ..errors import InvalidInputError, NotFoundError, RunStateError, StoreCorru
 from ..storage import registry_events as ev
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
+from .uris import parse_model_uri, verified
 
 if TYPE_CHECKING:
     from ..tracking.store import Store
@@ -251,9 +251,7 @@ class ModelRegistry:
         info = run["run"]
         path = self.store.artifact_path(info["run_id"], artifact)
         recorded = run["artifacts"].set_index("path").loc[artifact]
-        if _sha256(path) != recorded["sha256"]:
-            raise StoreCorruptError(f"artifact {artifact!r} of run {info['run_id']} no longer matches "
-                                    f"its sha256 {recorded['sha256'][:12]}...: not registered")
+        verified(path, recorded["sha256"], f"artifact {artifact!r} of run {info['run_id']} (not registered)")
         metrics = {r["key"]: (None if pd.isna(r["value"]) else float(r["value"]))
                    for r in run["metrics"].to_dict("records")}
         datasets = [{k: _plain(d.get(k)) for k in ("name", "path", "sha256", "rows", "context")}
@@ -316,7 +314,6 @@ class ModelRegistry:
         URI; an experiment whose traffic split failed its sample-ratio check is refused
         unless ``force``. The event records the experiment, the decision and the result.
         """
-        from .uris import parse_model_uri
 
         exp = self.store.ab.get(experiment)
         if exp.state != "stopped":
@@ -377,14 +374,6 @@ def _version_number(version: int | str) -> int:
     if isinstance(version, bool) or not text.isdigit():
         raise InvalidInputError(f"a version is a number (3 or 'v3'), not {version!r}")
     return int(text)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _plain(value: Any) -> Any:

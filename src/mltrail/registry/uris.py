@@ -4,7 +4,6 @@ hash verified, so what is served is exactly what was registered."""
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, StoreCorruptError
+from ..tracking.datasets import file_sha256
 
 if TYPE_CHECKING:
     from ..tracking.store import Store
@@ -64,11 +64,17 @@ def resolve(store: Store, uri: str) -> ResolvedModel:
         version = store.registry.get(name, number, alias)
         resolved = ResolvedModel(uri, store.artifact_path(version.run, version.artifact), version.sha256,
                                  version.run, version.artifact, version)
-    digest = hashlib.sha256(resolved.path.read_bytes()).hexdigest()
-    if digest != resolved.sha256:
-        raise StoreCorruptError(f"{uri}: the file {resolved.path} no longer matches its sha256 "
-                                f"{resolved.sha256[:12]}... (it hashes to {digest[:12]}...)")
+    verified(resolved.path, resolved.sha256, uri)
     return resolved
+
+
+def verified(path: Path, sha256: str, what: str) -> Path:
+    """``path``, after checking that it still hashes to ``sha256``."""
+    digest, _ = file_sha256(path)
+    if digest != sha256:
+        raise StoreCorruptError(f"{what}: the file {path} no longer matches its sha256 "
+                                f"{sha256[:12]}... (it hashes to {digest[:12]}...)")
+    return path
 
 
 def load_model(uri: str, store: Store | None = None) -> Any:
