@@ -314,7 +314,6 @@ class ModelRegistry:
         URI; an experiment whose traffic split failed its sample-ratio check is refused
         unless ``force``. The event records the experiment, the decision and the result.
         """
-
         exp = self.store.ab.get(experiment)
         if exp.state != "stopped":
             raise RunStateError(f"experiment {experiment!r} is {exp.state}: stop it with a winner first")
