@@ -37,13 +37,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..ab.experiment import Experiment
 from ..errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
 from ..registry.uris import parse_model_uri
+from ..storage.layout import FOLDER_NAME
 from ..tracking.store import Store
 from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
 from .upstream import Reply, Upstream, UpstreamTimeout, UpstreamUnreachable
 
 REFRESH_SECONDS = 1.0
 FLUSH_SECONDS = 1.0
-HOT_PATH = re.compile(r"/experiments/([A-Za-z0-9][A-Za-z0-9_.-]{0,99})/(predict|feedback)")  # a valid key
+HOT_PATH = re.compile(f"/experiments/({FOLDER_NAME})/(predict|feedback)")  # only a valid key
 
 
 class PredictRequest(BaseModel):

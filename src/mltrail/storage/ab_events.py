@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from .events import SCHEMA_VERSION
+from .layout import FOLDER_NAME
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_KEY = re.compile(f"^{FOLDER_NAME}$")
 WEIGHT_TOLERANCE = 1e-9
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from ..errors import InvalidKeyError
 
 MAX_KEY_LENGTH = 250
+# a name that is also a folder and a URL path segment: A/B experiment keys, model names
+FOLDER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 GITIGNORE = """\
 # Written by mltrail: derived tables and large artifacts stay out of git.
 /.cache/

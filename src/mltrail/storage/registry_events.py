@@ -16,8 +16,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .events import SCHEMA_VERSION
+from .layout import FOLDER_NAME
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MODEL_NAME = re.compile(f"^{FOLDER_NAME}$")
 ALIAS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
