@@ -15,9 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..errors import SkippedLinesWarning
+from .events import SCHEMA_VERSION
+
+
+class FileEvent(BaseModel):
+    """The envelope of an event that is a file of its own and named by its ``id``
+    (registry and feature store events): schema version, type, time, ID, who."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: int = SCHEMA_VERSION
+    type: str
+    ts: float
+    id: str
+    by: str | None = None
 
 
 def write_event_file(folder: Path, name: str, event: BaseModel) -> Path:

@@ -12,22 +12,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from .events import SCHEMA_VERSION
+from .eventfiles import FileEvent
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")  # usable as a column and a SQL name
 FEATURE_TYPES = ("float", "int", "string", "bool")
 
 
-class FeatureEvent(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    v: int = SCHEMA_VERSION
-    type: str
-    ts: float
-    id: str
-    by: str | None = None
+class FeatureEvent(FileEvent):
+    """A feature store event (the envelope alone)."""
 
 
 class EntityApplied(FeatureEvent):

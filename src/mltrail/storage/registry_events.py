@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from .events import SCHEMA_VERSION
+from .eventfiles import FileEvent
 from .layout import FOLDER_NAME
 
 MODEL_NAME = re.compile(f"^{FOLDER_NAME}$")
@@ -23,17 +23,10 @@ ALIAS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
-class RegistryEvent(BaseModel):
-    """The envelope: schema version, type, time, the model, the event's own ID, who."""
+class RegistryEvent(FileEvent):
+    """The envelope, plus the model the event belongs to."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    v: int = SCHEMA_VERSION
-    type: str
-    ts: float
     model: str
-    id: str
-    by: str | None = None
 
 
 class ModelCreated(RegistryEvent):
