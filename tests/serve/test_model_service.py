@@ -1,13 +1,16 @@
 """The model service on the sample store's real churn models, alone and behind the router."""
 
+import asyncio
+import json
 import shutil
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 import mltrail
-from mltrail.serve.model import create_model_app
+from mltrail.serve.model import BatchPredictor, create_model_app
 from mltrail.serve.router import create_app
 from mltrail.serve.upstream import Reply
 from tests.ab.test_experiment import spec
@@ -88,3 +91,50 @@ def test_router_in_front_of_two_real_models(sample):
         by_variant.setdefault(answer["variant"], set()).add(round(answer["prediction"], 9))
     assert set(by_variant) == {"control", "treatment"}
     assert by_variant["control"] != by_variant["treatment"]  # two different models answered
+
+
+def test_rows_submitted_in_one_turn_are_predicted_in_one_call():
+    calls = []
+
+    def predict_rows(rows):
+        calls.append(len(rows))
+        if np.isnan(rows).any():
+            raise ValueError("Input X contains NaN.")
+        return rows.sum(axis=1)
+
+    batches = BatchPredictor(predict_rows)
+
+    async def scenario():
+        together = [batches.submit([i, 1.0]) for i in range(5)]  # one turn of the loop
+        first = await asyncio.gather(*together)
+        alone = await batches.submit([10.0, 1.0])  # a lone request is not kept waiting for company
+        mixed = await asyncio.gather(batches.submit([1.0, 1.0]), batches.submit([float("nan"), 1.0]),
+                                     batches.submit([2.0, 1.0]), return_exceptions=True)
+        return first, alone, mixed
+
+    first, alone, mixed = asyncio.run(scenario())
+    assert first == [1.0, 2.0, 3.0, 4.0, 5.0] and alone == 11.0
+    assert mixed[0] == 2.0 and mixed[2] == 3.0 and isinstance(mixed[1], ValueError)  # only the bad row fails
+    assert calls == [5, 1, 3, 1, 1, 1]  # the refused batch of 3 was retried row by row
+
+
+def test_concurrent_requests_get_the_predictions_they_would_get_alone(sample):
+    service = create_model_app(sample, f"runs:/{sample.resolve_run('logreg-C1')}/model.pkl")
+    rows = [{name: value + i / 7 for name, value in FEATURES.items()} for i in range(40)]
+    with TestClient(service) as client:  # one at a time: each is a batch of one
+        alone = [client.post("/predict", json={"features": row}).json()["prediction"] for row in rows]
+        nan_row = json.dumps({"features": {**FEATURES, "tenure_months": float("nan")}})  # NaN: JSON5, pydantic takes it
+        refused = client.post("/predict", content=nan_row.encode())
+
+    batch_sizes = []
+    predict_rows = service.batches.predict_rows
+    service.batches.predict_rows = lambda batch: batch_sizes.append(len(batch)) or predict_rows(batch)
+
+    async def together():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://m") as client:
+            replies = await asyncio.gather(*(client.post("/predict", json={"features": row}) for row in rows))
+        return [reply.json()["prediction"] for reply in replies]
+
+    assert asyncio.run(together()) == pytest.approx(alone, rel=1e-12)  # (BLAS may round a batch differently)
+    assert max(batch_sizes) > 1
+    assert refused.status_code == 422 and "NaN" in refused.json()["detail"]

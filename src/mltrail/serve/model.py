@@ -7,13 +7,21 @@ Features are ordered by the model's ``feature_names_in_``, else by the run's
 ``features`` param (a comma-separated list, as the sample store logs it). Predict is
 served on plain ASGI (:mod:`.asgi`); ``/healthz`` and the docs by FastAPI behind it.
 
+Requests that arrive together are predicted together (:class:`BatchPredictor`): a
+scikit-learn ``predict_proba`` costs ~220 us for one row of the churn model, nearly all of
+it input checks done once a call, so a batch of 30 rows costs about what one row does.
+No request waits for a batch to fill: a batch is whatever was read in one turn of the
+event loop, so a lone request is predicted at once.
+
 Unpickling runs code from the file: serve only artifacts of a store you trust. The
 artifact's sha256 is checked against its record before it is loaded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +51,50 @@ def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
     return model, params["features"].split(",") if "features" in params else None
 
 
+def prediction_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Rows in, one number a row out: the positive class's probability, else ``predict``."""
+    if hasattr(model, "predict_proba"):
+        return lambda rows: model.predict_proba(rows)[:, -1]
+    return model.predict
+
+
+class BatchPredictor:
+    """Predicts, in one call, the rows submitted during one turn of the event loop.
+
+    The first row of a turn schedules the batch with ``call_soon``; the rows other
+    requests submit before the loop gets to it join that batch. A batch the model
+    refuses (a NaN, say) is retried row by row, so one bad row fails only its request.
+    """
+
+    def __init__(self, predict_rows: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.predict_rows = predict_rows
+        self._pending: list[tuple[list[float], asyncio.Future[float]]] = []
+
+    def submit(self, row: list[float]) -> asyncio.Future[float]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[float] = loop.create_future()
+        self._pending.append((row, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._run)
+        return future
+
+    def _run(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            values = self.predict_rows(np.array([row for row, _ in batch]))
+        except Exception:  # noqa: BLE001 - find the row at fault: each alone
+            for row, future in batch:
+                if not future.done():
+                    try:
+                        future.set_result(float(self.predict_rows(np.array([row]))[0]))
+                    except Exception as exc:  # noqa: BLE001 - handed to the request that sent it
+                        future.set_exception(exc)
+            return
+        for (_, future), value in zip(batch, values, strict=True):
+            if not future.done():  # (a request whose client went away is cancelled)
+                future.set_result(float(value))
+
+
 class ModelService:
     """``POST /predict`` on plain ASGI in front of ``app`` (FastAPI: health, docs)."""
 
@@ -50,9 +102,10 @@ class ModelService:
         self.app = app
         self.model = model
         self.order = order
-        self._proba = hasattr(model, "predict_proba")
+        self.batches = BatchPredictor(prediction_function(model))
 
-    def predict(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def row(self, body: bytes) -> list[float] | tuple[int, dict[str, Any]]:
+        """The request's features in the model's order, or the 422 that says what is wrong."""
         try:
             features = PredictRequest.model_validate_json(body).features
         except ValidationError as exc:
@@ -61,10 +114,16 @@ class ModelService:
         missing = [n for n in names if n not in features]
         if missing:
             return 422, {"detail": f"missing features: {', '.join(missing)}"}
-        row = np.array([[features[n] for n in names]])
-        if self._proba:
-            return 200, {"prediction": float(self.model.predict_proba(row)[0][-1])}
-        return 200, {"prediction": float(self.model.predict(row)[0])}
+        return [features[n] for n in names]
+
+    async def predict(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        row = self.row(body)
+        if isinstance(row, tuple):
+            return row
+        try:
+            return 200, {"prediction": await self.batches.submit(row)}
+        except ValueError as exc:  # scikit-learn's word for input it cannot use (NaN, infinity)
+            return 422, {"detail": f"the model refused the features: {exc}"}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
@@ -77,7 +136,7 @@ class ModelService:
         if body is None:
             await too_large(send, MAX_BODY_BYTES)
             return
-        await send_json(send, *self.predict(body))
+        await send_json(send, *await self.predict(body))
 
 
 def create_model_app(store: Store, uri: str) -> ModelService:
