@@ -36,7 +36,8 @@ def _code_units(text: str) -> list[int]:
 def fnv1a32(text: str) -> int:
     """The FNV-1a 32-bit hash of a string's UTF-16 code units."""
     value = _FNV_OFFSET
-    for unit in _code_units(text):
+    # ASCII (the common case): each character is one code unit, equal to its byte
+    for unit in text.encode("ascii") if text.isascii() else _code_units(text):
         value = ((value ^ unit) * _FNV_PRIME) & _MASK
     return value
 

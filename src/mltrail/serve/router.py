@@ -110,6 +110,16 @@ class RouterMetrics:
         self.latency = Histogram("mltrail_router_latency_seconds", "Predict latency", ["experiment", "variant"],
                                  registry=self.registry,
                                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5))
+        self._served: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def served(self, experiment: str, variant: str) -> tuple[Any, Any]:
+        """A variant's series of answered requests and of latency, found once (``labels``
+        builds a key and takes a lock on every call, on every request)."""
+        series = self._served.get((experiment, variant))
+        if series is None:
+            series = self._served[experiment, variant] = (self.requests.labels(experiment, variant, "200"),
+                                                          self.latency.labels(experiment, variant))
+        return series
 
 
 class Router:
@@ -170,8 +180,9 @@ class Router:
                 exp.log_exposure(request.unit_id, variant)
             except RunStateError:  # paused this very second: served, but not an exposure
                 exposed = False
-        self.metrics.requests.labels(key, variant, "200").inc()
-        self.metrics.latency.labels(key, variant).observe(time.perf_counter() - started)
+        answered, latency = self.metrics.served(key, variant)
+        answered.inc()
+        latency.observe(time.perf_counter() - started)
         answer = {"prediction": prediction, "variant": variant, "experiment": key,
                   "phase": exp.phase.number, "exposed": exposed}
         if served_by != variant:  # the fallback answered
