@@ -250,6 +250,18 @@ def test_an_answer_that_ends_with_the_connection_is_read_whole():
     assert [o.body for o in outcomes] == [b'{"prediction": 0.25}'] * 2 and connections == 2
 
 
+def test_an_informational_answer_before_the_answer_is_skipped():
+    async def early_hints(reader, writer):
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                         + reply_bytes(b'{"prediction": 0.75}'))
+            await writer.drain()
+
+    outcomes, connections = run(posts(early_hints, [b"{}", b"{}"]))
+    assert [(o.status, o.body) for o in outcomes] == [(200, b'{"prediction": 0.75}')] * 2 and connections == 1
+
+
 def test_an_answer_that_is_not_http_is_unreachable_and_the_pool_recovers():
     calls = []
 

@@ -103,6 +103,10 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self.parser.get_status_code() < 200:  # informational (103 Early Hints): the answer follows
+            self.body = []
+            self.framed = self.headed = False
+            return
         waiter, self.waiter = self.waiter, None
         self.reusable = self.reusable and self.parser.should_keep_alive()
         reply = Reply(self.parser.get_status_code(), b"".join(self.body))
