@@ -36,15 +36,22 @@ class Service:
         await asyncio.sleep(0)
 
 
+def reply_bytes(body: bytes, *extra_headers: bytes) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    return head + b"".join(h + b"\r\n" for h in extra_headers) + b"\r\n" + body
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    return await reader.readexactly(length)
+
+
 async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:  # keep-alive: answer every request on the connection
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length")))
-        body = await reader.readexactly(length)
-        reply = b'{"prediction": 0.5, "echo": ' + body + b"}"
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                     + str(len(reply)).encode() + b"\r\n\r\n" + reply)
+        body = await read_request(reader)
+        writer.write(reply_bytes(b'{"prediction": 0.5, "echo": ' + body + b"}"))
         await writer.drain()
 
 
@@ -61,20 +68,29 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-def test_posts_and_reuses_the_connection():
-    async def scenario():
-        service = Service(answer)
-        url = await service.start()
-        upstream = Upstream(timeout=2)
-        await upstream.open()
-        try:
-            replies = [await upstream.post(url, b'{"features": {"x": 1}}') for _ in range(3)]
-        finally:
-            await upstream.close()
-            await service.stop()
-        return replies, len(service.writers)
+async def posts(handler, bodies, pause=0.0, **options):
+    """POST each body in turn (``pause`` seconds apart) to a service running ``handler``:
+    the replies (or the exception raised) and how many connections the service saw."""
+    service = Service(handler)
+    url = await service.start()
+    upstream = Upstream(**options)
+    await upstream.open()
+    outcomes = []
+    try:
+        for body in bodies:
+            await asyncio.sleep(pause if outcomes else 0)
+            try:
+                outcomes.append(await upstream.post(url, body))
+            except Exception as exc:  # noqa: BLE001 - the test looks at it
+                outcomes.append(exc)
+    finally:
+        await upstream.close()
+        await service.stop()
+    return outcomes, len(service.writers)
 
-    replies, connections = run(scenario())
+
+def test_posts_and_reuses_the_connection():
+    replies, connections = run(posts(answer, [b'{"features": {"x": 1}}'] * 3))
     assert [r.status for r in replies] == [200, 200, 200] and connections == 1  # pooled
     assert replies[0].body == b'{"prediction": 0.5, "echo": {"features": {"x": 1}}}'
 
@@ -118,38 +134,6 @@ def test_post_before_open_is_a_clear_error():
         run(Upstream().post("http://127.0.0.1:1/predict", b"{}"))
 
 
-def reply_bytes(body: bytes, *extra_headers: bytes) -> bytes:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-    return head + b"".join(h + b"\r\n" for h in extra_headers) + b"\r\n" + body
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length")))
-    return await reader.readexactly(length)
-
-
-async def posts(handler, bodies, **options):
-    """POST each body in turn to a service running ``handler``: the replies (or the
-    exception raised) and how many connections the service saw."""
-    service = Service(handler)
-    url = await service.start()
-    upstream = Upstream(**options)
-    await upstream.open()
-    outcomes = []
-    try:
-        for body in bodies:
-            try:
-                outcomes.append(await upstream.post(url, body))
-            except Exception as exc:  # noqa: BLE001 - the test looks at it
-                outcomes.append(exc)
-    finally:
-        await upstream.close()
-        await service.stop()
-    return outcomes, len(service.writers)
-
-
 def test_an_answer_with_connection_close_is_not_reused():
     async def answer_once(reader, writer):
         body = await read_request(reader)
@@ -169,21 +153,8 @@ def test_a_connection_the_service_closed_while_idle_is_replaced_without_an_error
         await writer.drain()
         writer.close()
 
-    async def scenario():
-        service = Service(one_per_connection)
-        url = await service.start()
-        upstream = Upstream(timeout=2)
-        await upstream.open()
-        try:
-            first = await upstream.post(url, b"1")
-            await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
-            second = await upstream.post(url, b"2")
-        finally:
-            await upstream.close()
-            await service.stop()
-        return first, second, len(service.writers)
-
-    first, second, connections = run(scenario())
+    # the second POST waits until the close has reached the client while the connection is idle
+    (first, second), connections = run(posts(one_per_connection, [b"1", b"2"], pause=0.05))
     assert (first.body, second.body, connections) == (b'{"prediction": 1}', b'{"prediction": 2}', 2)
 
 
