@@ -248,6 +248,20 @@ def test_an_answer_that_is_not_http_is_unreachable_and_the_pool_recovers():
     assert outcomes[1].body == b'{"prediction": 1}' and connections == 2  # the spoilt one was dropped
 
 
+def test_an_answer_over_the_limit_is_refused_and_the_pool_recovers():
+    sizes = iter([5000, 10])
+
+    async def huge_then_small(reader, writer):
+        while True:
+            await read_request(reader)
+            writer.write(reply_bytes(b"7" * next(sizes)))
+            await writer.drain()
+
+    outcomes, connections = run(posts(huge_then_small, [b"{}", b"{}"], max_answer_bytes=1000))
+    assert isinstance(outcomes[0], UpstreamUnreachable) and "over 1,000 bytes" in str(outcomes[0])
+    assert outcomes[1].body == b"7" * 10 and connections == 2  # the spoilt one was dropped
+
+
 def test_a_timed_out_connection_is_not_reused_for_the_next_request():
     calls = []
 

@@ -56,11 +56,13 @@ class _Dropped(Exception):
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: sends a request, parses its answer, says if reusable."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_answer_bytes: int) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Reply] | None = None
         self.body: list[bytes] = []
+        self.size = 0
+        self.max_answer_bytes = max_answer_bytes
         self.answered = False  # a byte of the current answer has arrived
         self.framed = False  # its head gave a length or chunking; else it ends when the connection does
         self.headed = False  # its head has been read
@@ -100,17 +102,24 @@ class _Connection(asyncio.Protocol):
         self.headed = True
 
     def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.max_answer_bytes:  # a model service gone wrong must not fill the router's memory
+            self._fail(_Dropped(f"an answer over {self.max_answer_bytes:,} bytes", answered=True))
+            self.close()
+            return
         self.body.append(body)
 
     def on_message_complete(self) -> None:
         if 100 <= self.parser.get_status_code() < 200:  # informational (103 Early Hints): the answer follows
             self.body = []
+            self.size = 0
             self.framed = self.headed = False
             return
         waiter, self.waiter = self.waiter, None
         self.reusable = self.reusable and self.parser.should_keep_alive()
         reply = Reply(self.parser.get_status_code(), b"".join(self.body))
         self.body = []
+        self.size = 0
         if waiter is not None and not waiter.done():
             waiter.set_result(reply)
 
@@ -162,12 +171,14 @@ class Upstream:
     """POSTs JSON to model services over pooled keep-alive connections.
 
     ``timeout`` bounds each call, connecting included; at most ``max_connections``
-    calls are in flight at once (the rest wait their turn within their timeout).
+    calls are in flight at once (the rest wait their turn within their timeout); an
+    answer longer than ``max_answer_bytes`` is refused (UpstreamUnreachable).
     """
 
-    def __init__(self, timeout: float = 2.0, max_connections: int = 256) -> None:
+    def __init__(self, timeout: float = 2.0, max_connections: int = 256, max_answer_bytes: int = 8 << 20) -> None:
         self.timeout = timeout
         self.max_connections = max_connections
+        self.max_answer_bytes = max_answer_bytes
         self._idle: dict[tuple[str, int, bool], deque[_Connection]] = {}
         self._targets: dict[str, _Target] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -222,7 +233,7 @@ class Upstream:
             self._tls = ssl.create_default_context()
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
-                _Connection, host, port, ssl=self._tls if tls else None)
+                lambda: _Connection(self.max_answer_bytes), host, port, ssl=self._tls if tls else None)
         except OSError as exc:
             raise UpstreamUnreachable(f"{type(exc).__name__}: cannot connect to {host}:{port}") from None
         return connection
