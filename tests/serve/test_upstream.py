@@ -6,6 +6,8 @@ import socket
 import ssl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mltrail.serve.upstream import Upstream, UpstreamTimeout, UpstreamUnreachable
 
@@ -341,3 +343,57 @@ def test_a_url_that_is_not_http_names_itself():
             await upstream.post("ftp://model/predict", b"{}")
 
         run(scenario())
+
+
+class _Transport:
+    """What a _Connection writes to, without a socket: the protocol is fed by hand."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+ANSWERS = [reply_bytes(b'{"prediction": 0.5}'),
+           b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + reply_bytes(b'{"prediction": 1}'),
+           b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"p\r\n9\r\nrediction\r\n3\r\n\": \r\n1\r\n2\r\n1\r\n}\r\n0\r\n\r\n",
+           reply_bytes(b'{"prediction": 0}', b"Connection: close")]
+BODIES = [b'{"prediction": 0.5}', b'{"prediction": 1}', b'{"prediction": 2}', b'{"prediction": 0}']
+
+
+@given(answers=st.lists(st.sampled_from(range(len(ANSWERS))), min_size=1, max_size=4),
+       cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=12))
+def test_answers_split_anywhere_across_reads_parse_the_same(answers, cuts):
+    """One connection's answers in sequence, arriving in reads cut at arbitrary points."""
+    from mltrail.serve.upstream import _Connection
+
+    async def scenario():
+        connection = _Connection(max_answer_bytes=1 << 20)
+        connection.connection_made(_Transport())
+        got = []
+        for index in answers:
+            waiter = connection.send(b"POST / HTTP/1.1\r\n\r\n")
+            data = ANSWERS[index]
+            points = sorted({c % len(data) for c in cuts} - {0})
+            for start, end in zip([0, *points], [*points, len(data)]):
+                connection.data_received(data[start:end])
+            reply = await waiter
+            got.append((reply.status, reply.body, connection.reusable))
+            if not connection.reusable:
+                break
+        return got
+
+    got = run(scenario())
+    expected = []
+    for index in answers:
+        expected.append((200, BODIES[index], index != 3))
+        if index == 3:
+            break
+    assert got == expected
