@@ -138,3 +138,12 @@ def test_concurrent_requests_get_the_predictions_they_would_get_alone(sample):
     assert asyncio.run(together()) == pytest.approx(alone, rel=1e-12)  # (BLAS may round a batch differently)
     assert max(batch_sizes) > 1
     assert refused.status_code == 422 and "NaN" in refused.json()["detail"]
+
+
+def test_a_model_whose_library_is_missing_names_what_to_install(sample, monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if scikit-learn were not installed
+    with pytest.raises(mltrail.MltrailError, match=r"needs the Python module 'sklearn.*pip install scikit-learn"):
+        create_model_app(sample, f"runs:/{sample.resolve_run('logreg-C1')}/model.pkl")

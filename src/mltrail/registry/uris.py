@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, StoreCorruptError
+from ..errors import InvalidInputError, MltrailError, StoreCorruptError
 from ..tracking.datasets import file_sha256
 
 if TYPE_CHECKING:
@@ -84,5 +84,16 @@ def load_model(uri: str, store: Store | None = None) -> Any:
         from ..tracking.fluent import default_store
 
         store = default_store()
-    resolved = resolve(store, uri)
-    return pickle.loads(resolved.path.read_bytes())  # noqa: S301 - a trusted store's artifact, hash checked
+    return unpickled(resolve(store, uri))
+
+
+def unpickled(resolved: ResolvedModel) -> Any:
+    """The object pickled in a resolved artifact. Unpickling imports the classes the
+    model was made of: a module missing here is named, with what installs it."""
+    try:
+        return pickle.loads(resolved.path.read_bytes())  # noqa: S301 - a trusted store's artifact, hash checked
+    except ModuleNotFoundError as exc:
+        package = {"sklearn": "scikit-learn"}.get((exc.name or "").partition(".")[0], exc.name)
+        raise MltrailError(f"{resolved.uri} needs the Python module {exc.name!r}, which is not installed "
+                           f"here: pip install {package} (the sample models: pip install -e '.[samples]')"
+                           ) from None

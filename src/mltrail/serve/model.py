@@ -20,7 +20,6 @@ artifact's sha256 is checked against its record before it is loaded.
 from __future__ import annotations
 
 import asyncio
-import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..registry.uris import resolve
+from ..registry.uris import resolve, unpickled
 from ..tracking.store import Store
 from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
 
@@ -43,7 +42,7 @@ class PredictRequest(BaseModel):
 def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
     """The unpickled model a URI names (hash verified) and its feature order."""
     resolved = resolve(store, uri)
-    model = pickle.loads(resolved.path.read_bytes())  # noqa: S301 - a trusted store's own artifact, hash checked
+    model = unpickled(resolved)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         return model, [str(n) for n in names]
