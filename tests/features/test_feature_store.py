@@ -136,6 +136,70 @@ def test_materialization_is_incremental(fs, source):
     assert len(events) == 2 and events[0].source_sha256 == events[1].source_sha256 != ""
 
 
+def shuffled_history(rows=3000, keys=50, seed=3):
+    """``rows`` snapshots of ``keys`` drivers in random order: a key's newest row may come
+    before its older ones, in any batch."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    minutes = rng.permutation(rows)  # distinct event times: the newest row per key is unique
+    return pd.DataFrame({"driver_id": rng.integers(0, keys, rows),
+                         "event_ts": [NOW - pd.Timedelta(minutes=int(m)) for m in minutes],
+                         "conv_rate": rng.random(rows).round(6)})
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_materialize_reads_a_source_batch_by_batch_with_the_same_result(store, tmp_path, monkeypatch, kind):
+    from mltrail.features import store as feature_store
+
+    history = shuffled_history()
+    path = tmp_path / f"history.{kind}"
+    if kind == "parquet":
+        history.to_parquet(path, row_group_size=500)
+    else:
+        history.to_csv(path, index=False)  # ~120 KB: several CSV blocks
+    features = store.features
+    features.apply_entity("driver", join_keys=["driver_id"])
+    features.apply_view("history", entity="driver", source=path, timestamp_field="event_ts",
+                        features={"conv_rate": "float"})
+    batch_sizes = []
+    read_batches = feature_store._read_batches
+    monkeypatch.setattr(feature_store, "MATERIALIZE_BATCH_ROWS", 400)
+    monkeypatch.setattr(feature_store, "_read_batches",
+                        lambda *a: (batch_sizes.append(b.num_rows) or b for b in read_batches(*a)))
+    since = NOW - pd.Timedelta(minutes=2000)
+    report = features.materialize(start=since, end=NOW)
+    assert len(batch_sizes) > 1 and sum(batch_sizes) == len(history)  # it did read in batches
+    window = history[history["event_ts"] >= since]
+    newest = window.sort_values("event_ts").groupby("driver_id").last()
+    assert report.loc[0, "rows"] == len(window) and report.loc[0, "keys"] == len(newest)
+    online = features.get_online_features(["history:conv_rate"], [{"driver_id": int(k)} for k in newest.index])
+    assert online["conv_rate"] == newest["conv_rate"].tolist()
+    assert features.views().set_index("view").loc["history", "source_rows"] == len(history)
+
+
+def test_a_source_that_fails_midway_materializes_nothing(store, tmp_path, monkeypatch):
+    from mltrail.features import store as feature_store
+
+    path = tmp_path / "history.csv"
+    shuffled_history(seed=1).to_csv(path, index=False)
+    features = store.features
+    features.apply_entity("driver", join_keys=["driver_id"])
+    features.apply_view("history", entity="driver", source=path, timestamp_field="event_ts",
+                        features={"conv_rate": "float"})
+    features.materialize(start=NOW - pd.Timedelta(days=30))
+    drivers = [{"driver_id": k} for k in range(50)]
+    before = features.get_online_features(["history:conv_rate"], drivers)
+    rewritten = shuffled_history(seed=2).astype({"conv_rate": object})  # the file is replaced...
+    rewritten.loc[len(rewritten) - 1, "conv_rate"] = "oops"  # ...with a bad value in its last block
+    rewritten.to_csv(path, index=False)
+    monkeypatch.setattr(feature_store, "MATERIALIZE_BATCH_ROWS", 400)
+    with pytest.raises(InvalidInputError, match="history"):
+        features.materialize(start=NOW - pd.Timedelta(days=30))
+    assert features.get_online_features(["history:conv_rate"], drivers) == before  # no batch of it landed
+    assert len([e for e in features._events() if e.type == "materialized"]) == 1
+
+
 def test_materialize_refuses_a_backwards_window(fs):
     with pytest.raises(InvalidInputError, match="after end"):
         fs.materialize(start=NOW, end=NOW - pd.Timedelta("1h"))

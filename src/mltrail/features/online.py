@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +51,11 @@ class OnlineStore:
         db.execute("INSERT OR REPLACE INTO _views VALUES (?, ?)", (view.name, layout))
         db.execute("COMMIT")
 
-    def write(self, view: ViewApplied, keys: Sequence[str], window: pd.DataFrame) -> int:
-        """Upsert the newest row per key of ``window``; the number of keys offered."""
-        if window.empty:
-            return 0
-        order = [*keys, "__event", *(["__created"] if "__created" in window else [])]
-        newest = window.sort_values(order, kind="stable").drop_duplicates(list(keys), keep="last")
-        created = newest["__created"] if "__created" in newest else newest["__event"]
+    def write(self, view: ViewApplied, keys: Sequence[str], windows: Iterable[pd.DataFrame]) -> int:
+        """Upsert the newest row per key of the windows (batches of one source's rows), all
+        in one transaction; the number of distinct keys offered. Batches may come in any
+        order: the upsert itself keeps the newest row."""
         columns = [*keys, "__event", "__created", *view.features]
-        data = [_python(newest[k]) for k in keys] + [newest["__event"].tolist(), created.tolist()]
-        data += [_python(newest[f]) for f in view.features]
         names = ", ".join(repr_name(c) for c in columns)
         marks = ", ".join("?" for _ in columns)
         updates = ", ".join(f"{repr_name(c)} = excluded.{repr_name(c)}" for c in columns[len(keys):])
@@ -71,14 +66,24 @@ class OnlineStore:
                f"(excluded.__event = {table}.__event AND excluded.__created > {table}.__created)")
         db = self._db()
         self._table(db, view, keys)
+        offered = []  # the keys of each batch, to count distinct keys at the end
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(sql, zip(*data))
+            for window in windows:
+                if window.empty:
+                    continue
+                order = [*keys, "__event", *(["__created"] if "__created" in window else [])]
+                newest = window.sort_values(order, kind="stable").drop_duplicates(list(keys), keep="last")
+                created = newest["__created"] if "__created" in newest else newest["__event"]
+                data = [_python(newest[k]) for k in keys] + [newest["__event"].tolist(), created.tolist()]
+                data += [_python(newest[f]) for f in view.features]
+                db.executemany(sql, zip(*data))
+                offered.append(newest[list(keys)])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return len(newest)
+        return len(pd.concat(offered).drop_duplicates()) if len(offered) > 1 else sum(map(len, offered))
 
     def read(self, view: ViewApplied, keys: Sequence[str], names: Sequence[str],
              rows: Sequence[Mapping[str, Any]], now: float) -> list[list[Any]]:

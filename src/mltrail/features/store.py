@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..tracking.store import Store
 
 ENTITY_TIME = "event_timestamp"  # Feast's name for the entity dataframe's time column
+MATERIALIZE_BATCH_ROWS = 1_000_000  # materialize reads a CSV source about this many rows at a time
 
 
 @dataclass(frozen=True)
@@ -261,19 +262,15 @@ class FeatureStore:
             keys = self._entities()[view.entity].join_keys
             path = self._source_path(view.source)
             sha256, _ = file_sha256(path) if path.is_file() else ("", 0)
-            data = self._read_source(view, [*keys, *view.features])
-            event_ns = data["__event"].to_numpy()
-            inside = event_ns <= int(end_s * 1e9)
-            if window_start is not None:
-                inside &= event_ns >= int(window_start * 1e9)
-            window = data[inside]
-            written = self.online.write(view, keys, window)
+            counted = {"source": 0, "window": 0}
+            windows = self._window_batches(view, [*keys, *view.features], window_start, end_s, counted)
+            written = self.online.write(view, keys, windows)  # one transaction: all batches or none
             seconds = time.perf_counter() - began
             event = self._event(ev.Materialized, view=view.name, start=window_start, end=end_s,
-                                source_sha256=sha256, source_rows=len(data), rows_in_window=len(window),
-                                keys_written=written, seconds=seconds, by=by)
+                                source_sha256=sha256, source_rows=counted["source"],
+                                rows_in_window=counted["window"], keys_written=written, seconds=seconds, by=by)
             self._write(event)
-            report.append({"view": view.name, "start": window_start, "end": end_s, "rows": len(window),
+            report.append({"view": view.name, "start": window_start, "end": end_s, "rows": counted["window"],
                            "keys": written, "seconds": seconds})
         return pd.DataFrame(report, columns=["view", "start", "end", "rows", "keys", "seconds"])
 
@@ -325,21 +322,23 @@ class FeatureStore:
     def _read_source(self, view: ev.ViewApplied, columns: list[str]) -> pd.DataFrame:
         """The view's columns, with ``__event`` and ``__created`` as int64 UTC nanoseconds."""
         path = self._source_path(view.source)
-        extra = [view.timestamp_field] + ([view.created_timestamp_field] if view.created_timestamp_field else [])
-        wanted = list(dict.fromkeys([*columns, *extra]))
-        table = _read_table(path, wanted, view.name)
-        for column in columns:
-            kind = view.features.get(column, "key")
-            _check_type(view.name, column, kind, table.schema.field(column).type, path)
-        frame = table.select(columns).to_pandas()
-        try:
-            frame["__event"] = pit.to_utc_ns(table[view.timestamp_field].to_pandas(), view.timestamp_field)
-            if view.created_timestamp_field:
-                frame["__created"] = pit.to_utc_ns(table[view.created_timestamp_field].to_pandas(),
-                                                   view.created_timestamp_field)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(f"view {view.name!r}, source {str(path)!r}: {exc}") from None
-        return frame
+        return _source_frame(view, _read_table(path, _source_columns(view, columns), view.name), columns, path)
+
+    def _window_batches(self, view: ev.ViewApplied, columns: list[str], start: float | None, end: float,
+                        counted: dict[str, int]) -> Iterator[pd.DataFrame]:
+        """The source's rows with ``start <= event time <= end``, :meth:`_read_source`'s
+        way but a batch at a time, so memory stays bounded; ``counted`` adds up the rows
+        read (``source``) and kept (``window``)."""
+        path = self._source_path(view.source)
+        for table in _read_batches(path, _source_columns(view, columns), view.name, MATERIALIZE_BATCH_ROWS):
+            batch = _source_frame(view, table, columns, path)
+            event_ns = batch["__event"].to_numpy()
+            inside = event_ns <= int(end * 1e9)
+            if start is not None:
+                inside &= event_ns >= int(start * 1e9)
+            counted["source"] += len(batch)
+            counted["window"] += int(inside.sum())
+            yield batch[inside]
 
     def _last_materializations(self) -> dict[str, ev.Materialized]:
         last: dict[str, ev.Materialized] = {}
@@ -400,6 +399,49 @@ def _source_schema(path: Path, view: str) -> pa.Schema:
     if path.suffix.lower() == ".csv":
         return pacsv.open_csv(path).schema
     raise InvalidInputError(f"view {view!r}: the source {str(path)!r} is not a .parquet or .csv file")
+
+
+def _source_columns(view: ev.ViewApplied, columns: list[str]) -> list[str]:
+    """``columns`` and the view's time columns, each once."""
+    extra = [view.timestamp_field] + ([view.created_timestamp_field] if view.created_timestamp_field else [])
+    return list(dict.fromkeys([*columns, *extra]))
+
+
+def _source_frame(view: ev.ViewApplied, table: pa.Table, columns: list[str], path: Path) -> pd.DataFrame:
+    """``columns`` of a source table, types checked, with ``__event`` and ``__created`` as
+    int64 UTC nanoseconds."""
+    for column in columns:
+        kind = view.features.get(column, "key")
+        _check_type(view.name, column, kind, table.schema.field(column).type, path)
+    frame = table.select(columns).to_pandas()
+    try:
+        frame["__event"] = pit.to_utc_ns(table[view.timestamp_field].to_pandas(), view.timestamp_field)
+        if view.created_timestamp_field:
+            frame["__created"] = pit.to_utc_ns(table[view.created_timestamp_field].to_pandas(),
+                                               view.created_timestamp_field)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"view {view.name!r}, source {str(path)!r}: {exc}") from None
+    return frame
+
+
+def _read_batches(path: Path, columns: list[str], view: str, rows: int) -> Iterator[pa.Table]:
+    """A source's ``columns`` a part at a time: Parquet by row group (as its writer cut
+    it; ``iter_batches`` read ahead so far that it held ~1.7 GB of a 1 GB file at once),
+    CSV by blocks of about ``rows`` rows."""
+    if not path.is_file():
+        raise NotFoundError(f"view {view!r}: the source {str(path)!r} does not exist")
+    try:
+        if path.suffix.lower() == ".parquet":
+            parquet = pq.ParquetFile(path)
+            parts: Iterator[pa.Table] = (parquet.read_row_group(i, columns=columns)
+                                         for i in range(parquet.num_row_groups))
+        else:
+            blocks = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=max(rows * 64, 1 << 16)),
+                                    convert_options=pacsv.ConvertOptions(include_columns=columns))
+            parts = (pa.Table.from_batches([block]) for block in blocks)
+        yield from parts
+    except (pa.ArrowInvalid, KeyError) as exc:
+        raise InvalidInputError(f"view {view!r}: cannot read {columns} from {str(path)!r}: {exc}") from None
 
 
 def _read_table(path: Path, columns: list[str], view: str) -> pa.Table:
