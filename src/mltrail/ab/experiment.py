@@ -251,6 +251,11 @@ class AbRegistry:
         self._logs: dict[str, Any] = {}
         self._folders: dict[str, EventFolder] = {}
 
+    def open_log(self, key: str) -> Any:
+        """This process's exposure log of an experiment (its unflushed events, its counts
+        per variant), or None if this process has logged nothing for it."""
+        return self._logs.get(key)
+
     def _log(self, experiment: Experiment) -> Any:
         from .logging import ExposureLog
 

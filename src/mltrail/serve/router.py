@@ -154,7 +154,7 @@ class Router:
 
     async def flush_logs(self) -> None:
         for key in list(self._cache):
-            log = self.store.ab._logs.get(key)
+            log = self.store.ab.open_log(key)
             if log is not None:
                 await asyncio.to_thread(log.flush)
 
@@ -346,11 +346,11 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
 
     @app.get("/experiments")
     async def experiments() -> list[dict[str, Any]]:
-        return [describe(router.experiment(key)) for key in store.ab.keys()]
+        return [describe(store, router.experiment(key)) for key in store.ab.keys()]
 
     @app.get("/experiments/{key}")
     async def experiment(key: str) -> dict[str, Any]:
-        return describe(router.experiment(key))
+        return describe(store, router.experiment(key))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:
@@ -368,7 +368,7 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
         except (RunStateError, InvalidInputError) as exc:
             raise HTTPException(409 if isinstance(exc, RunStateError) else 422, str(exc)) from None
         router.forget(key)
-        return describe(updated)
+        return describe(store, updated)
 
     @app.post("/experiments/{key}/start")
     async def start(key: str, authorization: str | None = Header(None)) -> dict[str, Any]:
@@ -389,26 +389,24 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
     return HotPaths(app, router, max_body_bytes)
 
 
-def describe(exp: Experiment) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    log = exp._registry._logs.get(exp.key)
-    if log is not None:
-        counts = dict(log.counts)
+def describe(store: Store, exp: Experiment) -> dict[str, Any]:
+    log = store.ab.open_log(exp.key)
+    counts: dict[str, int] = dict(log.counts) if log is not None else {}
     variants = [{"name": v.name, "weight": exp.weights[v.name], "url": v.url, "model": v.model,
-                 "version": _registered_version(exp, v.model)} for v in exp.spec.variants]
+                 "version": _registered_version(store, v.model)} for v in exp.spec.variants]
     return {"key": exp.key, "state": exp.state, "phase": exp.phase.number, "weights": exp.weights,
             "coverage": exp.coverage, "control": exp.control, "winner": exp.winner,
             "fallback_to_control": exp.spec.fallback_to_control, "variants": variants,
             "exposures_by_this_router": counts}
 
 
-def _registered_version(exp: Experiment, uri: str | None) -> int | None:
+def _registered_version(store: Store, uri: str | None) -> int | None:
     """The registry version a variant's ``models:/`` URI names now (None for other URIs
     or one that does not resolve): the lineage of what this router is serving."""
     if not uri or not uri.startswith("models:/"):
         return None
     try:
         name, number, alias = parse_model_uri(uri)
-        return exp._registry.store.registry.get(name, number, alias).number
+        return store.registry.get(name, number, alias).number
     except MltrailError:
         return None
