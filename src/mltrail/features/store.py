@@ -211,7 +211,7 @@ class FeatureStore:
         with tempfile.TemporaryDirectory(dir=staging) as tmp:
             file = Path(tmp) / f"{name}.parquet"
             pq.write_table(pa.Table.from_pandas(df, preserve_index=False), file)
-            sha256, _, in_git = self.store._put_file(file)
+            sha256, _, in_git = self.store.put_file(file)
         path = self.store.layout.blob_path(sha256, large=not in_git)
         event = self._event(ev.DatasetSaved, name=name, sha256=sha256, rows=len(df),
                             columns=[str(c) for c in df.columns],

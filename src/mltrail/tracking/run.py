@@ -189,7 +189,7 @@ class Run:
             check_key("artifact", artifact_name)
         logged = []
         for artifact_name, path in files:
-            sha256, size, in_git = self.store._put_file(path)
+            sha256, size, in_git = self.store.put_file(path)
             self._emit(ev.Artifact, path=artifact_name, sha256=sha256, size=size, in_git=in_git,
                        source=_display_path(path))
             logged.append(artifact_name)

@@ -181,8 +181,9 @@ class Store:
             os.replace(tmp, path)
         return sha256
 
-    def _put_file(self, source: Path) -> tuple[str, int, bool]:
-        """Copy a file into the blob store while hashing it; (sha256, size, in_git)."""
+    def put_file(self, source: Path) -> tuple[str, int, bool]:
+        """Copy a file into the content-addressed blob store while hashing it; (sha256,
+        size, in_git). Artifacts and saved training sets are stored this way."""
         limit = GIT_ARTIFACT_MAX.get()
         size = source.stat().st_size
         in_git = size <= limit
