@@ -104,6 +104,19 @@ def test_bad_requests_for_training_sets(fs, source):
         fs.get_historical_features(good, ["driver_stats:trips"])
 
 
+def test_training_set_columns_are_typed_with_nulls_where_nothing_matched(fs, store, source):
+    entity = pd.DataFrame({"driver_id": [1002, 42], "event_timestamp": [NOW, NOW]})  # 42: no such driver
+    got = fs.get_historical_features(entity, ["driver_stats:conv_rate", "driver_stats:trips",
+                                              "driver_stats:active", "driver_stats:city"])
+    assert [str(got[c].dtype) for c in ["conv_rate", "trips", "active", "city"]] == \
+        ["float64", "Int64", "boolean", "string"]
+    assert got.loc[0, ["conv_rate", "trips", "active", "city"]].tolist() == [0.3, 3, True, "Lima"]
+    assert got.loc[1, ["trips", "active", "city"]].isna().all() and pd.isna(got.loc[1, "conv_rate"])
+    fs.apply_view("trips_as_float", entity="driver", source=source, timestamp_field="event_ts",
+                  features={"trips": "float"})  # an integer column read as a float feature
+    assert fs.get_historical_features(entity, ["trips_as_float:trips"])["trips"].tolist()[0] == 3.0
+
+
 def test_online_serving_applies_the_ttl_now(fs):
     report = fs.materialize()
     assert report.loc[0, "rows"] == 4 and report.loc[0, "keys"] == 3

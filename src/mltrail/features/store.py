@@ -181,7 +181,11 @@ class FeatureStore:
             if missing:
                 raise InvalidInputError(f"entity_df lacks the join key(s) {', '.join(missing)} of view "
                                         f"{view.name!r} (entity {view.entity!r})")
-            data = self._read_source(view, [*keys, *names])
+            path = self._source_path(view.source)
+            table = _read_table(path, _source_columns(view, [*keys, *names]), view.name)
+            data = _source_frame(view, table, keys, path)  # keys and times in pandas; features stay in Arrow
+            for name in names:
+                _check_type(view.name, name, view.features[name], table.schema.field(name).type, path)
             entity_keys = _aligned_keys(entity_df[keys], data[keys], view.name)
             chosen = pit.point_in_time(
                 entity_keys, times, data[keys], data["__event"].to_numpy(),
@@ -194,7 +198,7 @@ class FeatureStore:
                     raise InvalidInputError(f"output column {column!r} of view {view.name!r} clashes with "
                                             f"{clash}: pass full_feature_names=True")
                 added[column] = f"view {view.name!r}"
-                values = pit.take(data[feature], chosen, view.features[feature])
+                values = pit.take(table[feature], chosen, view.features[feature])
                 values.index = result.index
                 result[column] = values
         return result
@@ -319,15 +323,10 @@ class FeatureStore:
             raise InvalidInputError("no features requested")
         return [(views[name], names) for name, names in wanted.items()]
 
-    def _read_source(self, view: ev.ViewApplied, columns: list[str]) -> pd.DataFrame:
-        """The view's columns, with ``__event`` and ``__created`` as int64 UTC nanoseconds."""
-        path = self._source_path(view.source)
-        return _source_frame(view, _read_table(path, _source_columns(view, columns), view.name), columns, path)
-
     def _window_batches(self, view: ev.ViewApplied, columns: list[str], start: float | None, end: float,
                         counted: dict[str, int]) -> Iterator[pd.DataFrame]:
-        """The source's rows with ``start <= event time <= end``, :meth:`_read_source`'s
-        way but a batch at a time, so memory stays bounded; ``counted`` adds up the rows
+        """The source's rows with ``start <= event time <= end`` (:func:`_source_frame`'s
+        columns), a batch at a time so memory stays bounded; ``counted`` adds up the rows
         read (``source``) and kept (``window``)."""
         path = self._source_path(view.source)
         for table in _read_batches(path, _source_columns(view, columns), view.name, MATERIALIZE_BATCH_ROWS):
