@@ -117,6 +117,21 @@ def test_training_set_columns_are_typed_with_nulls_where_nothing_matched(fs, sto
     assert fs.get_historical_features(entity, ["trips_as_float:trips"])["trips"].tolist()[0] == 3.0
 
 
+def test_a_parquet_source_without_row_groups_has_no_rows(store, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("driver_id", pa.int64()), ("event_ts", pa.timestamp("ns", tz="UTC")), ("x", pa.float64())])
+    pq.ParquetWriter(tmp_path / "none.parquet", schema).close()  # a writer that never wrote a row
+    features = store.features
+    features.apply_entity("driver", join_keys=["driver_id"])
+    features.apply_view("none", entity="driver", source=tmp_path / "none.parquet", timestamp_field="event_ts",
+                        features={"x": "float"})
+    entity = pd.DataFrame({"driver_id": [1], "event_timestamp": [NOW]})
+    assert features.get_historical_features(entity, ["none:x"])["x"].isna().all()
+    assert features.materialize().loc[0, "rows"] == 0
+
+
 def test_online_serving_applies_the_ttl_now(fs):
     report = fs.materialize()
     assert report.loc[0, "rows"] == 4 and report.loc[0, "keys"] == 3

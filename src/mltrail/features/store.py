@@ -444,14 +444,20 @@ def _read_batches(path: Path, columns: list[str], view: str, rows: int) -> Itera
 
 
 def _read_table(path: Path, columns: list[str], view: str) -> pa.Table:
-    if not path.is_file():
-        raise NotFoundError(f"view {view!r}: the source {str(path)!r} does not exist")
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pq.read_table(path, columns=columns)
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=columns))
-    except (pa.ArrowInvalid, KeyError) as exc:
-        raise InvalidInputError(f"view {view!r}: cannot read {columns} from {str(path)!r}: {exc}") from None
+    """A source's ``columns``, whole. Parquet is read a row group at a time and the parts
+    joined: ``pq.read_table``'s read-ahead took the process to ~2.3 GB of RSS for a 1 GB
+    file, against ~1.3 GB, and twice the time."""
+    if path.suffix.lower() != ".parquet":
+        if not path.is_file():
+            raise NotFoundError(f"view {view!r}: the source {str(path)!r} does not exist")
+        try:
+            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=columns))
+        except (pa.ArrowInvalid, KeyError) as exc:
+            raise InvalidInputError(f"view {view!r}: cannot read {columns} from {str(path)!r}: {exc}") from None
+    parts = list(_read_batches(path, columns, view, MATERIALIZE_BATCH_ROWS))
+    if not parts:  # a file without row groups: its schema, no rows
+        return pq.ParquetFile(path).schema_arrow.empty_table().select(columns)
+    return pa.concat_tables(parts)
 
 
 def _check_type(view: str, column: str, kind: str, arrow_type: pa.DataType, path: Path) -> None:
