@@ -17,7 +17,8 @@ is found out on use: the request is sent once more on a new connection if no byt
 an answer had come (a prediction is safe to ask twice). Faults become two exceptions
 that name nothing but the cause; the router names the variant: :class:`UpstreamTimeout`
 (no complete answer within the per-request timeout, connecting included) and
-:class:`UpstreamUnreachable` (refused, reset, closed mid-answer, not HTTP).
+:class:`UpstreamUnreachable` (refused, reset, closed mid-answer, not HTTP, an answer over
+``max_answer_bytes``). Informational answers (1xx) before the real one are skipped.
 """
 
 from __future__ import annotations
