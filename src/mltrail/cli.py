@@ -681,7 +681,7 @@ def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
 
     app = create_app(store, admin_token=os.environ.get("MLTRAIL_ADMIN_TOKEN") or None, timeout=timeout)
     _err.print(f"mltrail router on http://{host}:{port} for {store.root}", highlight=False)
-    run_server(app, host, port)
+    run_server(app, host, port, loop="uvloop")
 
 
 @serve.command("model")
