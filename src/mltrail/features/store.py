@@ -64,11 +64,17 @@ class FeatureStore:
             return []
         return self._folder.events()
 
+    def _definitions(self) -> tuple[dict[str, ev.EntityApplied], dict[str, ev.ViewApplied]]:
+        """Entities and views as now defined, from one read of the definitions folder."""
+        events = self._events()
+        return ({e.name: e for e in events if isinstance(e, ev.EntityApplied)},
+                {e.name: e for e in events if isinstance(e, ev.ViewApplied)})
+
     def _entities(self) -> dict[str, ev.EntityApplied]:
-        return {e.name: e for e in self._events() if isinstance(e, ev.EntityApplied)}
+        return self._definitions()[0]
 
     def _views(self) -> dict[str, ev.ViewApplied]:
-        return {e.name: e for e in self._events() if isinstance(e, ev.ViewApplied)}
+        return self._definitions()[1]
 
     def _view(self, name: str) -> ev.ViewApplied:
         views = self._views()
@@ -167,8 +173,8 @@ class FeatureStore:
         if ENTITY_TIME not in entity_df.columns:
             raise InvalidInputError(f"entity_df has no {ENTITY_TIME!r} column (it has "
                                     f"{', '.join(map(str, entity_df.columns))})")
-        wanted = self._resolve_refs(features)
-        entities = self._entities()
+        entities, views = self._definitions()
+        wanted = _resolve_refs(features, views)
         try:
             times = pit.to_utc_ns(entity_df[ENTITY_TIME], f"entity_df[{ENTITY_TIME!r}]")
         except (ValueError, TypeError) as exc:
@@ -282,8 +288,8 @@ class FeatureStore:
                             full_feature_names: bool = False) -> dict[str, list[Any]]:
         """Feature values for each entity row, as columns (Feast's ``to_dict()`` shape).
         A value older than its view's ttl reads as None."""
-        wanted = self._resolve_refs(features)
-        entities = self._entities()
+        entities, views = self._definitions()
+        wanted = _resolve_refs(features, views)
         rows = list(entity_rows)
         result: dict[str, list[Any]] = {}
         for view, names in wanted:
@@ -301,27 +307,6 @@ class FeatureStore:
         return result
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _resolve_refs(self, refs: Sequence[str]) -> list[tuple[ev.ViewApplied, list[str]]]:
-        if isinstance(refs, str):
-            refs = [refs]
-        views = self._views()
-        wanted: dict[str, list[str]] = {}
-        for ref in refs:
-            view_name, sep, feature = str(ref).partition(":")
-            if not sep or not feature:
-                raise InvalidInputError(f"feature reference {ref!r} must be 'view:feature'")
-            if view_name not in views:
-                raise NotFoundError(f"no feature view {view_name!r} (in {ref!r})")
-            if feature not in views[view_name].features:
-                raise NotFoundError(f"view {view_name!r} has no feature {feature!r} (it has "
-                                    f"{', '.join(views[view_name].features)})")
-            wanted.setdefault(view_name, [])
-            if feature not in wanted[view_name]:
-                wanted[view_name].append(feature)
-        if not wanted:
-            raise InvalidInputError("no features requested")
-        return [(views[name], names) for name, names in wanted.items()]
 
     def _window_batches(self, view: ev.ViewApplied, columns: list[str], start: float | None, end: float,
                         counted: dict[str, int]) -> Iterator[pd.DataFrame]:
@@ -398,6 +383,29 @@ def _source_schema(path: Path, view: str) -> pa.Schema:
     if path.suffix.lower() == ".csv":
         return pacsv.open_csv(path).schema
     raise InvalidInputError(f"view {view!r}: the source {str(path)!r} is not a .parquet or .csv file")
+
+
+def _resolve_refs(refs: Sequence[str] | str, views: dict[str, ev.ViewApplied]
+                  ) -> list[tuple[ev.ViewApplied, list[str]]]:
+    """``view:feature`` references as (view, its features asked for), checked against ``views``."""
+    if isinstance(refs, str):
+        refs = [refs]
+    wanted: dict[str, list[str]] = {}
+    for ref in refs:
+        view_name, sep, feature = str(ref).partition(":")
+        if not sep or not feature:
+            raise InvalidInputError(f"feature reference {ref!r} must be 'view:feature'")
+        if view_name not in views:
+            raise NotFoundError(f"no feature view {view_name!r} (in {ref!r})")
+        if feature not in views[view_name].features:
+            raise NotFoundError(f"view {view_name!r} has no feature {feature!r} (it has "
+                                f"{', '.join(views[view_name].features)})")
+        wanted.setdefault(view_name, [])
+        if feature not in wanted[view_name]:
+            wanted[view_name].append(feature)
+    if not wanted:
+        raise InvalidInputError("no features requested")
+    return [(views[name], names) for name, names in wanted.items()]
 
 
 def _source_columns(view: ev.ViewApplied, columns: list[str]) -> list[str]:
