@@ -8,8 +8,9 @@ Features are ordered by the model's ``feature_names_in_``, else by the run's
 served on plain ASGI (:mod:`.asgi`); ``/healthz`` and the docs by FastAPI behind it.
 
 Requests that arrive together are predicted together (:class:`BatchPredictor`): a
-scikit-learn ``predict_proba`` costs ~220 us for one row of the churn model, nearly all of
-it input checks done once a call, so a batch of 30 rows costs about what one row does.
+scikit-learn ``predict_proba`` of the churn logistic regression costs ~165 us whether it
+is given 1 row or 30 (timed here, 500 calls each), nearly all of it input checks done
+once a call.
 No request waits for a batch to fill: a batch is whatever was read in one turn of the
 event loop, so a lone request is predicted at once.
 
@@ -99,7 +100,6 @@ class ModelService:
 
     def __init__(self, app: Any, model: Any, order: list[str] | None) -> None:
         self.app = app
-        self.model = model
         self.order = order
         self.batches = BatchPredictor(prediction_function(model))
 
