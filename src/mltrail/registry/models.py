@@ -104,6 +104,14 @@ def _replay(name: str, events: list[ev.RegistryEvent]) -> _ModelState:
     return state
 
 
+def _unarchived(state: _ModelState, name: str, number: int, refusal: str) -> ev.VersionRegistered:
+    """Version ``number`` of the model; a RunStateError ending in ``refusal`` if archived."""
+    target = state.version(number)
+    if target.id in state.archived:
+        raise RunStateError(f"version {number} of {name!r} is {refusal}")
+    return target
+
+
 class ModelRegistry:
     """The store's registered models and their versions and aliases."""
 
@@ -272,9 +280,7 @@ class ModelRegistry:
         number = _version_number(version)
         with self._lock(f"registry-{name}"):
             state = self._state(name)
-            target = state.version(number)
-            if target.id in state.archived:
-                raise RunStateError(f"version {number} of {name!r} is archived: an alias cannot point at it")
+            target = _unarchived(state, name, number, "archived: an alias cannot point at it")
             previous = state.aliases.get(alias)
             if previous == target.id:
                 return self._version(state, target)  # already there: nothing to record
@@ -295,9 +301,7 @@ class ModelRegistry:
         number = _version_number(version)
         with self._lock(f"registry-{name}"):
             state = self._state(name)
-            target = state.version(number)
-            if target.id in state.archived:
-                raise RunStateError(f"version {number} of {name!r} is already archived")
+            target = _unarchived(state, name, number, "already archived")
             holding = sorted(a for a, v in state.aliases.items() if v == target.id)
             if holding:
                 raise RunStateError(f"version {number} of {name!r} holds alias(es) {', '.join(holding)}: "
