@@ -3,7 +3,6 @@
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,8 @@ import pytest
 
 import mltrail
 from tests.ab.test_experiment import spec
-from tests.conftest import REPO, spawn_python
+from tests.conftest import REPO, free_port, spawn_python
 from tests.serve.test_model_service import FEATURES
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(args: list[str], cwd, env=None):

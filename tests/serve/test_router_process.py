@@ -1,19 +1,16 @@
 """`mltrail serve router` as a real process: it serves, and SIGTERM stops it cleanly."""
 
 import signal
-import socket
 import time
 import urllib.request
 
-from tests.conftest import spawn_python
+from tests.conftest import free_port, spawn_python
 from tests.ab.test_experiment import spec
 
 
 def test_router_process_serves_and_stops_on_sigterm(store, tmp_path):
     store.ab.create(spec(mde=0.05)).start()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = spawn_python(f"""
 import sys
 from mltrail.cli import main
