@@ -53,10 +53,8 @@ def results_panel() -> None:
     left, right = st.columns(2)
     if rows["relative"].notna().any():
         left.altair_chart(charts.intervals(result.table, metric), width="stretch")
-    daily = state.ab_daily(root, key, state.ab_fingerprint(key))
-    if len(daily):
-        right.altair_chart(charts.exposures_over_time(daily[daily["phase"] == exp.phase.number], metric),
-                           width="stretch")
+    if len(result.daily):
+        right.altair_chart(charts.exposures_over_time(result.daily, metric), width="stretch")
     if exp.state == "running":
         st.caption(f"Running: this part refreshes itself every {REFRESH_SECONDS} s.")
 

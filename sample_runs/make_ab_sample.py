@@ -98,7 +98,7 @@ def main() -> None:
     winner = "treatment" if result.recommendation.startswith("Ship treatment") else None
     decided.stop(winner, result.recommendation, by="sample script")
     if winner:
-        promoted = store.registry.promote_winner(DECIDED["key"], alias="production", by="sample script")
+        promoted = store.promote_winner(DECIDED["key"], alias="production", by="sample script")
         print(f"promoted: churn@production -> v{promoted.number}")
 
     running = simulate(store, RUNNING, {"control": 0.12, "treatment": 0.126}, users=1_500, seed=7)

@@ -1,17 +1,9 @@
 """Two clones log runs on two branches, commit, and merge: no conflict, the union."""
 
-import subprocess
 from pathlib import Path
 
 import mltrail
-from tests.conftest import quiet_run
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
+from tests.factories import git, quiet_run
 
 
 def log_runs(repo: Path, tag: str, count: int) -> list[str]:

@@ -7,7 +7,7 @@ def test_all_is_sorted_and_exports_what_it_claims():
         assert hasattr(mltrail, name), name
     public = {n for n in dir(mltrail) if not n.startswith("_")}
     modules = {"ab", "compaction", "config", "errors", "query", "serve", "storage", "tracking", "cli", "dashboard",
-               "registry", "features"}
+               "registry", "features", "fluent", "store"}
     assert public - modules - set(mltrail.__all__) == set()
 
 
@@ -16,3 +16,22 @@ def test_every_error_derives_from_the_base():
         obj = getattr(mltrail, name)
         if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
             assert issubclass(obj, mltrail.MltrailError)
+
+
+def test_the_domain_types_and_the_ab_package_come_with_import_mltrail():
+    import subprocess
+    import sys
+
+    code = ("import mltrail; print(mltrail.ab.sample_size_conversion(0.1, 0.01).control, "
+            "mltrail.Experiment.__name__, mltrail.Results.__name__, mltrail.ExperimentSpec.__name__, "
+            "mltrail.ModelVersion.__name__, mltrail.FeatureStore.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["14745", "Experiment", "Results", "ExperimentSpec", "ModelVersion",
+                                   "FeatureStore"]
+
+
+def test_errors_form_one_tree_with_a_class_per_condition():
+    assert issubclass(mltrail.RunStateError, mltrail.WrongStateError)
+    assert issubclass(mltrail.UpstreamTimeoutError, mltrail.UpstreamError)
+    for name in ("InvalidInputError", "NotFoundError", "AlreadyExistsError", "WrongStateError", "UpstreamError"):
+        assert issubclass(getattr(mltrail, name), mltrail.MltrailError), name

@@ -5,7 +5,7 @@ import io
 import re
 import shutil
 
-from tests.conftest import REPO
+from tests.factories import REPO
 
 
 def _example(name: str) -> str:

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 import mltrail
 from mltrail.cli import main
-from tests.conftest import REPO
+from tests.factories import REPO
 
 
 def test_sample_store_holds_real_runs(tmp_path):
@@ -69,7 +69,9 @@ def test_sample_ab_experiment_results_print_on_the_cli(tmp_path):
     page = json.loads(result.output)
     assert not page["srm_alarm"] and page["crossover_units"] == 0
     assert sum(page["units"].values()) == 4_000
-    assert page["recommendation"].startswith("Ship treatment")  # true rates 13% against 10%
+    # stopped with its decision; the data agree (true rates 13% against 10%)
+    assert page["state"] == "stopped" and page["recommendation"].startswith("Stopped: treatment won")
+    assert "treatment retained +" in page["recommendation"] and ", significant)" in page["recommendation"]
     table = CliRunner().invoke(main, ["ab", "results", "churn-offer-v2", "--store", str(copy)])
     assert "split OK" in table.output and "retained" in table.output
 

@@ -1,4 +1,4 @@
-"""mltrail: experiment tracking as plain files in git, append-only events read through Parquet.
+"""mltrail: experiments, A/B tests, models and features as plain files in git.
 
 >>> import mltrail
 >>> store = mltrail.Store("mltrail_runs")                    # doctest: +SKIP
@@ -6,10 +6,20 @@
 ...     run.log_params({"C": 1.0}, group="model")
 ...     run.log_metric("f1", 0.81, step=1)
 >>> store.search_runs(filter="metrics.f1 > 0.8")             # doctest: +SKIP
+>>> mltrail.ab.sample_size_conversion(baseline=0.10, mde=0.01).control
+14745
+
+Everything a user needs is here and in :mod:`mltrail.ab`; the parts of a store are
+``store.ab`` (:class:`AbRegistry`), ``store.registry`` (:class:`ModelRegistry`) and
+``store.features`` (:class:`FeatureStore`).
 """
 
+from . import ab
+from .ab.analysis import Results
+from .ab.experiment import AbRegistry, Experiment, Phase
 from .compaction.compact import CompactionResult
 from .errors import (
+    AlreadyExistsError,
     FilterSyntaxError,
     InvalidInputError,
     InvalidKeyError,
@@ -21,10 +31,15 @@ from .errors import (
     SchemaVersionError,
     SkippedLinesWarning,
     StoreCorruptError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    WrongStateError,
 )
-from .tracking.fluent import (
+from .features.store import FeatureStore
+from .fluent import (
     active_run,
     end_run,
+    load_model,
     log_artifact,
     log_dataset,
     log_metric,
@@ -36,37 +51,51 @@ from .tracking.fluent import (
     set_tags,
     start_run,
 )
-from .registry.uris import load_model
+from .registry.models import ModelRegistry, ModelVersion
+from .storage.ab_events import ExperimentSpec
+from .store import Store
 from .tracking.run import Run
-from .tracking.store import Store
 
 __version__ = "0.1.0"
 
 __all__ = sorted([
+    "AbRegistry",
+    "AlreadyExistsError",
     "CompactionResult",
+    "Experiment",
+    "ExperimentSpec",
+    "FeatureStore",
     "FilterSyntaxError",
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidMetricValueError",
     "MltrailError",
+    "ModelRegistry",
+    "ModelVersion",
     "NotFoundError",
     "ParamChangedError",
+    "Phase",
+    "Results",
     "Run",
     "RunStateError",
     "SchemaVersionError",
     "SkippedLinesWarning",
     "Store",
     "StoreCorruptError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "WrongStateError",
     "__version__",
+    "ab",
     "active_run",
     "end_run",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
-    "load_model",
     "search_runs",
     "set_tag",
     "set_tags",

@@ -5,6 +5,8 @@ environment variable, then the default.
 environment variable            meaning                   default
 =============================== ========================= =========================
 ``MLTRAIL_DIR``                 store root                ``./mltrail_runs``
+``MLTRAIL_USER``                who a registry, A/B or    the login name
+                                feature change is ``by``
 ``MLTRAIL_FLUSH_SECONDS``       buffered events flush at  ``1.0``
                                 least this often
 ``MLTRAIL_FLUSH_EVENTS``        ... or when this many     ``20000``
@@ -21,6 +23,7 @@ environment variable            meaning                   default
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,3 +66,16 @@ def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:
     if root is None or str(root) == "":
         root = os.environ.get("MLTRAIL_DIR") or DEFAULT_STORE_DIR
     return Path(root).expanduser().absolute()
+
+
+def current_user() -> str | None:
+    """Who acts, for the ``by`` of registry, A/B and feature events when none is given:
+    ``$MLTRAIL_USER``, else the login name (None where there is none, as in some
+    containers)."""
+    user = os.environ.get("MLTRAIL_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None

@@ -10,10 +10,17 @@ own subclass, and its fields carry the offending name and value::
     │   ├── InvalidMetricValueError              non-numeric metric value
     │   ├── ParamChangedError                    a param logged twice with two values
     │   └── FilterSyntaxError                    a search filter that does not parse
-    ├── NotFoundError (also LookupError)         unknown run, experiment or file
-    ├── RunStateError                            an operation the run's state forbids
+    ├── NotFoundError (also LookupError)         unknown run, experiment, model, phase, file
+    ├── AlreadyExistsError                       a model or experiment of that name exists
+    ├── WrongStateError                          an operation the current state forbids
+    │   └── RunStateError                        ... of a run (logging after its end)
+    ├── UpstreamError                            a model service failed the router
+    │   └── UpstreamTimeoutError                 ... by not answering in time
     ├── SchemaVersionError                       an event newer than this version reads
     └── StoreCorruptError                        derived tables unreadable: rebuild them
+
+A service maps them to HTTP: invalid input 422, not found 404, already exists and
+wrong state 409, upstream 502 (a timeout 504).
 
     SkippedLinesWarning (a UserWarning)          a query's compaction skipped bad lines
 """
@@ -82,8 +89,25 @@ class NotFoundError(MltrailError, LookupError):
     """A run, experiment or file that was asked for does not exist."""
 
 
-class RunStateError(MltrailError):
+class AlreadyExistsError(MltrailError):
+    """Something created by name (a registered model, an A/B experiment) exists already."""
+
+
+class WrongStateError(MltrailError):
+    """The object's current state does not allow the operation (starting a stopped
+    experiment, archiving a version an alias points at)."""
+
+
+class RunStateError(WrongStateError):
     """The run is in a state that does not allow the operation (e.g. logging after end)."""
+
+
+class UpstreamError(MltrailError):
+    """A service the router forwards to failed (connection refused, a 5xx answer)."""
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """A service the router forwards to did not answer in time."""
 
 
 class SchemaVersionError(MltrailError):

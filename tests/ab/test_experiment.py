@@ -1,33 +1,16 @@
 """Experiment definition, lifecycle, phases and assignment through store.ab."""
 
-import copy
-
 import pytest
 
 import mltrail
-from mltrail import InvalidInputError, NotFoundError, RunStateError
+from mltrail import InvalidInputError, NotFoundError, WrongStateError
 from mltrail.ab import assign
-
-SPEC = {
-    "key": "ranker-v2",
-    "hypothesis": {"null": "the new ranker converts like the old", "alternative": "it converts better"},
-    "primary": {"name": "conversion", "kind": "binary", "direction": "increase"},
-    "guardrails": [{"name": "latency_ms", "kind": "continuous", "direction": "decrease"}],
-    "variants": [{"name": "control", "weight": 0.5, "control": True, "model": "models:/ranker@champion"},
-                 {"name": "treatment", "weight": 0.5, "url": "http://127.0.0.1:9001"}],
-    "mde": 0.01, "baseline": 0.10, "owner": "ana",
-}
-
-
-def spec(**changes):
-    result = copy.deepcopy(SPEC)
-    result.update(changes)
-    return result
+from tests.factories import AB_SPEC, ab_spec
 
 
 @pytest.fixture
 def exp(store):
-    return store.ab.create(SPEC, by="ana")
+    return store.ab.create(AB_SPEC, by="ana")
 
 
 def test_create_computes_the_minimum_sample_size(exp):
@@ -36,7 +19,7 @@ def test_create_computes_the_minimum_sample_size(exp):
 
 
 def test_unequal_weights_cost_more_units(store):
-    exp = store.ab.create(spec(key="split", variants=[
+    exp = store.ab.create(ab_spec(key="split", variants=[
         {"name": "a", "weight": 0.9, "control": True}, {"name": "b", "weight": 0.1}]))
     assert exp.min_sample_size == {"a": 73721, "b": 8192}
     exp = exp.set_weights({"a": 0.5, "b": 0.5})
@@ -57,12 +40,12 @@ def test_unequal_weights_cost_more_units(store):
 ])
 def test_bad_specs_are_refused_and_nothing_is_written(store, changes, message):
     with pytest.raises(InvalidInputError, match=message):
-        store.ab.create(spec(**changes))
+        store.ab.create(ab_spec(**changes))
     assert store.ab.keys() == []
 
 
 def test_lifecycle_and_its_refusals(exp):
-    with pytest.raises(RunStateError, match="draft: it cannot be paused"):
+    with pytest.raises(WrongStateError, match="draft: it cannot be paused"):
         exp.pause()
     exp = exp.start(by="ana")
     assert exp.state == "running"
@@ -76,7 +59,7 @@ def test_lifecycle_and_its_refusals(exp):
     exp = exp.stop("treatment", "treatment converts 9% better, p = 0.001")
     assert (exp.state, exp.winner) == ("stopped", "treatment")
     assert exp.serving("anyone") == "treatment"
-    with pytest.raises(RunStateError, match="stopped"):
+    with pytest.raises(WrongStateError, match="stopped"):
         exp.start()
 
 
@@ -149,7 +132,7 @@ def test_cli_lifecycle(store, tmp_path):
     from mltrail.cli import main
 
     spec_file = tmp_path / "spec.json"
-    spec_file.write_text(json.dumps(SPEC))
+    spec_file.write_text(json.dumps(AB_SPEC))
 
     def run(*args):
         return CliRunner().invoke(main, ["ab", *args, "--store", str(store.root)])

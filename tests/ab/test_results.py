@@ -4,30 +4,15 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
-from tests.ab.test_experiment import SPEC, spec
+from tests.factories import AB_SPEC, ab_spec, simulate
 
 
 def primary(result):
     return result.table[result.table["metric"] == "conversion"].set_index("variant")
 
 
-def simulate(exp, rates, users, seed=1, feedback=True):
-    """Users arrive, get assigned, are exposed; each converts with its variant's true rate."""
-    rng = np.random.default_rng(seed)
-    ids = [f"user-{i}" for i in range(users)]
-    converted = {}
-    for unit, variant in zip(ids, exp.assign_batch(ids)):
-        if variant is None:
-            continue
-        exp.log_exposure(unit, variant)
-        if feedback and rng.random() < rates[variant]:
-            exp.log_feedback(unit, "conversion", 1.0)
-            converted[variant] = converted.get(variant, 0) + 1
-    return converted
-
-
 def test_a_real_lift_is_found_and_shipped(store):
-    exp = store.ab.create(spec(mde=0.02)).start()
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
     converted = simulate(exp, {"control": 0.10, "treatment": 0.13}, 9_000)
     result = exp.results()
     table = primary(result)
@@ -42,7 +27,7 @@ def test_a_real_lift_is_found_and_shipped(store):
 
 
 def test_no_difference_is_said_plainly(store):
-    exp = store.ab.create(spec(mde=0.05)).start()
+    exp = store.ab.create(ab_spec(mde=0.05)).start()
     simulate(exp, {"control": 0.10, "treatment": 0.10}, 3_000, seed=3)
     result = exp.results()
     assert result.recommendation.startswith(("No difference", "Keep running"))
@@ -50,14 +35,14 @@ def test_no_difference_is_said_plainly(store):
 
 
 def test_early_looks_say_keep_running(store):
-    exp = store.ab.create(SPEC).start()  # needs 14,745 per arm
+    exp = store.ab.create(AB_SPEC).start()  # needs 14,745 per arm
     simulate(exp, {"control": 0.10, "treatment": 0.11}, 2_000)
     result = exp.results()
     assert result.recommendation.startswith("Keep running: 7% of the planned sample size")
 
 
 def test_sequential_short_of_its_size_without_a_result_keeps_running(store):
-    exp = store.ab.create(spec(sequential=True)).start()  # needs 14,745 per arm
+    exp = store.ab.create(ab_spec(sequential=True)).start()  # needs 14,745 per arm
     simulate(exp, {"control": 0.10, "treatment": 0.10}, 2_000, seed=3)
     result = exp.results()
     assert not primary(result).loc["treatment", "significant"]
@@ -65,7 +50,7 @@ def test_sequential_short_of_its_size_without_a_result_keeps_running(store):
 
 
 def test_sample_ratio_mismatch_comes_first(store):
-    exp = store.ab.create(spec(mde=0.02)).start()
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
     for i in range(3_000):
         exp.log_exposure(f"c{i}", "control")
     for i in range(2_000):
@@ -75,7 +60,7 @@ def test_sample_ratio_mismatch_comes_first(store):
 
 
 def test_crossover_units_are_counted_and_left_out(store):
-    exp = store.ab.create(spec(mde=0.02)).start()
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 1_000)
     exp.log_exposure("user-1", "control")
     exp.log_exposure("user-1", "treatment")
@@ -84,7 +69,7 @@ def test_crossover_units_are_counted_and_left_out(store):
 
 
 def test_new_phase_is_analysed_alone(store):
-    exp = store.ab.create(spec(mde=0.02)).start()
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 1_000)
     exp = exp.set_weights({"control": 0.5, "treatment": 0.5})
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 500, seed=9)
@@ -93,25 +78,23 @@ def test_new_phase_is_analysed_alone(store):
 
 
 def test_compaction_is_incremental(store):
-    from mltrail.ab.analysis import compact
-
-    exp = store.ab.create(spec(mde=0.02)).start()
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 500)
     exp.log.flush()
-    first = compact(exp)
+    first = store.ab.log_tables(exp)
     assert first.lines_read > 500
-    again = compact(exp)
-    assert again.lines_read == 0 and len(again.units) == len(first.units)
+    again = store.ab.log_tables(exp)
+    assert again.lines_read == 0 and len(again.exposures) == len(first.exposures)
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 600, seed=5)  # 100 new users, 500 repeats
     exp.log.flush()
-    third = compact(exp)
-    assert len(third.units) == 600 and third.lines_read < first.lines_read + 200
+    third = store.ab.log_tables(exp)
+    assert len(third.exposures) == 600 and third.lines_read < first.lines_read + 200
 
 
 def test_cuped_narrows_the_interval_of_a_continuous_kpi(store):
     import pandas as pd
 
-    exp = store.ab.create(spec(key="spend", primary={"name": "spend", "kind": "continuous"},
+    exp = store.ab.create(ab_spec(key="spend", primary={"name": "spend", "kind": "continuous"},
                                guardrails=[], baseline=None, std=10.0, mde=1.0)).start()
     rng = np.random.default_rng(4)
     ids = [f"u{i}" for i in range(3_000)]
@@ -131,18 +114,24 @@ def primary_metric(result, name):
     return result.table[result.table["metric"] == name].set_index("variant").loc["treatment"]
 
 
-def test_daily_sufficient_statistics_are_parquet(store):
+def test_compacted_log_tables_are_plain_parquet(store):
+    """Any engine can read them: units per variant and converted units from the Parquet
+    files alone give the results' means."""
     import pyarrow.parquet as pq
 
-    exp = store.ab.create(spec(mde=0.02)).start()
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.2}, 800)
-    exp.results()
-    daily = pq.read_table(store.root / ".cache" / "ab" / exp.key / "daily.parquet").to_pandas()
-    conversion = daily[daily["metric"] == "conversion"].groupby("variant")[["n", "sum"]].sum()
-    assert conversion["n"].sum() == 800
     table = primary(exp.results())
-    assert conversion.loc["treatment", "sum"] / conversion.loc["treatment", "n"] == pytest.approx(
-        table.loc["treatment", "mean"])
+    (folder,) = (store.root / ".cache" / "ab" / exp.key).glob("phases-*")
+    (exposures_file,) = folder.glob("exposures-*.parquet")
+    (feedback_file,) = folder.glob("feedback-*.parquet")
+    exposures = pq.read_table(exposures_file).to_pandas()
+    feedback = pq.read_table(feedback_file).to_pandas()
+    assert len(exposures) == 800
+    converted = feedback[(feedback["metric"] == "conversion") & (feedback["sum"] > 0)]
+    joined = exposures.merge(converted[["unit"]], on="unit", how="left", indicator=True)
+    rates = joined.assign(hit=joined["_merge"] == "both").groupby("variant")["hit"].mean()
+    assert rates["treatment"] == pytest.approx(table.loc["treatment", "mean"])
 
 
 def test_significant_only_when_the_test_and_both_intervals_agree(store):
@@ -153,7 +142,7 @@ def test_significant_only_when_the_test_and_both_intervals_agree(store):
     control, treatment = Arm(n=1005, sum=103, sum_sq=103), Arm(n=995, sum=130, sum_sq=130)
     c = compare(control, treatment, binary=True)
     assert c.p_value < 0.05 and c.ci_low > 0 and c.relative_ci_low < 0  # the disagreement itself
-    exp = store.ab.create(spec(mde=0.05)).start()
+    exp = store.ab.create(ab_spec(mde=0.05)).start()
     units = [f"user-{i}" for i in range(4_000)]
     counts = {"control": [0, 0], "treatment": [0, 0]}
     for unit, variant in zip(units, exp.assign_batch(units)):

@@ -10,7 +10,7 @@ import pytest
 import mltrail
 from mltrail.compaction.manifest import load_manifest
 from mltrail.query.tables import read_table
-from tests.conftest import quiet_run
+from tests.factories import quiet_run
 
 TABLES = ["runs", "experiments", "params", "tags", "latest_metrics", "artifacts", "datasets"]
 

@@ -6,7 +6,7 @@ import pytest
 
 import mltrail
 from mltrail.compaction import scan as scan_module
-from tests.conftest import quiet_run
+from tests.factories import quiet_run
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import mltrail
-from tests.conftest import REPO, quiet_run
+from tests.factories import REPO, quiet_run
 
 APP = str(REPO / "app" / "main.py")
 

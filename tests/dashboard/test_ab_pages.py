@@ -4,14 +4,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import mltrail
-from tests.ab.test_experiment import spec
-from tests.ab.test_results import simulate
 from tests.dashboard.conftest import APP
+from tests.factories import ab_spec, simulate
 
 
 @pytest.fixture
 def ab_store(dash_store):
-    exp = dash_store.ab.create(spec(mde=0.05)).start()  # needs ~700 units per arm
+    exp = dash_store.ab.create(ab_spec(mde=0.05)).start()  # needs ~700 units per arm
     simulate(exp, {"control": 0.10, "treatment": 0.16}, 3_000)
     exp.log.flush()
     return dash_store

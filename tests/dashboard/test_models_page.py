@@ -7,8 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 import mltrail
 from mltrail.dashboard.lineage import lineage_dot, lineage_edges
-from tests.conftest import REPO
 from tests.dashboard.conftest import APP, chart_title
+from tests.factories import REPO
 
 
 @pytest.fixture

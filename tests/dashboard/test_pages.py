@@ -102,7 +102,7 @@ def test_run_page_shows_a_failure(app, dash_store):
 
 
 def test_live_page_shows_running_and_crashed_runs(dash_store, monkeypatch):
-    from tests.conftest import quiet_run
+    from tests.factories import quiet_run
 
     live = quiet_run(dash_store, "churn", name="training")
     live.log_metric("loss", 0.5)

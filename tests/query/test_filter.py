@@ -4,7 +4,7 @@ import pytest
 
 import mltrail
 from mltrail import FilterSyntaxError
-from tests.conftest import quiet_run
+from tests.factories import quiet_run
 
 
 @pytest.fixture
@@ -127,4 +127,5 @@ def test_experiment_selection(store):
     df = store.search_runs(experiment=["x", "y"])
     assert set(df["experiment"]) == {"x", "y"}
     assert "metrics.only_z" not in df.columns  # columns of other experiments are left out
-    assert store.search_runs(experiment="nope").empty
+    with pytest.raises(mltrail.NotFoundError, match=r"no experiment 'nope' .*experiments: 'x', 'y', 'z'"):
+        store.search_runs(experiment="nope")

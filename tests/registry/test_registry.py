@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 
 import mltrail
-from mltrail.errors import InvalidInputError, NotFoundError, RunStateError, StoreCorruptError
-from tests.ab.test_experiment import spec
-from tests.conftest import REPO
+from mltrail.errors import AlreadyExistsError, InvalidInputError, NotFoundError, StoreCorruptError, WrongStateError
+from tests.factories import REPO, ab_spec
 
 
 @pytest.fixture
@@ -76,14 +75,14 @@ def test_latest_skips_archived_versions(churn):
     churn.register("churn", "logreg-C1")
     churn.register("churn", "gb-lr0.2")
     churn.set_alias("churn", "production", 2)
-    with pytest.raises(RunStateError, match="holds alias"):
+    with pytest.raises(WrongStateError, match="holds alias"):
         churn.archive("churn", 2)
     churn.set_alias("churn", "production", 1)
     assert churn.archive("churn", 2, reason="leaks the label").archived
     assert churn.get("churn").number == 1 and churn.get("churn", alias="latest").number == 1
-    with pytest.raises(RunStateError, match="archived"):
+    with pytest.raises(WrongStateError, match="archived"):
         churn.set_alias("churn", "candidate", 2)
-    with pytest.raises(RunStateError, match="already archived"):
+    with pytest.raises(WrongStateError, match="already archived"):
         churn.archive("churn", 2)
 
 
@@ -108,9 +107,9 @@ def test_bad_input_is_a_clear_error_and_nothing_is_written(churn, sample):
         churn.register("churn", "no-such-run")
     with pytest.raises(NotFoundError, match="no artifact 'weights.bin'"):
         churn.register("churn", "logreg-C1", "weights.bin")
-    with pytest.raises(InvalidInputError, match="ignoring case"):
+    with pytest.raises(AlreadyExistsError, match="ignoring case"):
         churn.create_model("CHURN")
-    with pytest.raises(InvalidInputError, match="already exists"):
+    with pytest.raises(AlreadyExistsError, match="already exists"):
         churn.create_model("churn")
     with pytest.raises(InvalidInputError, match="model name"):
         churn.create_model("../escape")
@@ -169,16 +168,16 @@ def test_promote_the_winner_of_an_ab_experiment(churn, sample):
     churn.set_alias("churn", "candidate", 2)
     variants = [{"name": "control", "weight": 0.5, "control": True, "model": "models:/churn@production"},
                 {"name": "treatment", "weight": 0.5, "model": "models:/churn@candidate"}]
-    exp = sample.ab.create(spec(key="churn-ab", variants=variants, mde=0.05)).start()
+    exp = sample.ab.create(ab_spec(key="churn-ab", variants=variants, mde=0.05)).start()
     for i in range(400):
         unit = f"u{i}"
         variant = exp.assign(unit)
         exp.log_exposure(unit, variant)
         exp.log_feedback(unit, "conversion", float(i % (3 if variant == "treatment" else 5) == 0))
-    with pytest.raises(RunStateError, match="is running"):
-        churn.promote_winner("churn-ab")
+    with pytest.raises(WrongStateError, match="is running"):
+        sample.promote_winner("churn-ab")
     exp.stop("treatment", "treatment converts more", by="ana")
-    promoted = churn.promote_winner("churn-ab", by="ana")
+    promoted = sample.promote_winner("churn-ab", by="ana")
     assert promoted.number == 2 and "production" in promoted.aliases
     last = churn.alias_history("churn", "production").iloc[-1]
     assert (last["from_version"], last["to_version"], last["experiment"]) == (1, 2, "churn-ab")
@@ -191,20 +190,20 @@ def test_promotion_is_refused_without_a_winner_or_with_an_srm_alarm(churn, sampl
     churn.set_alias("churn", "candidate", 2)
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": "http://control"},
                 {"name": "treatment", "weight": 0.5, "model": "models:/churn@candidate"}]
-    exp = sample.ab.create(spec(key="skewed", variants=variants, mde=0.05)).start()
+    exp = sample.ab.create(ab_spec(key="skewed", variants=variants, mde=0.05)).start()
     for i in range(600):  # half the control's units never logged: a sample-ratio mismatch
         unit = f"u{i}"
         variant = exp.assign(unit)
         if variant == "treatment" or i % 2:
             exp.log_exposure(unit, variant)
-    sample.ab.create(spec(key="no-winner", variants=variants, mde=0.05)).start().stop(None, "inconclusive")
-    with pytest.raises(RunStateError, match="without a winner"):
-        churn.promote_winner("no-winner")
+    sample.ab.create(ab_spec(key="no-winner", variants=variants, mde=0.05)).start().stop(None, "inconclusive")
+    with pytest.raises(WrongStateError, match="without a winner"):
+        sample.promote_winner("no-winner")
     exp.stop("treatment", "looks better")
-    with pytest.raises(RunStateError, match="sample-ratio mismatch"):
-        churn.promote_winner("skewed")
+    with pytest.raises(WrongStateError, match="sample-ratio mismatch"):
+        sample.promote_winner("skewed")
     assert "production" not in churn.get("churn", 2).aliases
-    forced = churn.promote_winner("skewed", force=True)
+    forced = sample.promote_winner("skewed", force=True)
     assert forced.aliases == ("candidate", "production")
     promotion = churn.alias_history("churn", "production").iloc[-1]
     assert promotion["experiment"] == "skewed"
@@ -213,9 +212,9 @@ def test_promotion_is_refused_without_a_winner_or_with_an_srm_alarm(churn, sampl
 def test_a_control_with_a_url_cannot_be_promoted(churn, sample):
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": "http://control"},
                 {"name": "treatment", "weight": 0.5, "url": "http://treatment"}]
-    sample.ab.create(spec(key="urls", variants=variants, mde=0.05)).start().stop("treatment", "better")
+    sample.ab.create(ab_spec(key="urls", variants=variants, mde=0.05)).start().stop("treatment", "better")
     with pytest.raises(InvalidInputError, match="not a registered model"):
-        churn.promote_winner("urls")
+        sample.promote_winner("urls")
 
 
 def test_the_models_commands(sample):

@@ -4,8 +4,7 @@ conflict, both versions, numbered the same way in every clone."""
 import pickle
 
 import mltrail
-from tests.conftest import quiet_run
-from tests.test_git_merge import git
+from tests.factories import git, quiet_run
 
 
 def log_model(store: mltrail.Store, tag: str, tmp) -> str:

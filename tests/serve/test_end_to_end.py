@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 import mltrail
-from tests.ab.test_experiment import spec
-from tests.conftest import REPO, free_port, spawn_python
+from tests.factories import REPO, ab_spec, free_port, spawn_python
 from tests.serve.test_model_service import FEATURES
 
 
@@ -55,7 +54,7 @@ def test_separated_mode_with_real_processes(tmp_path):
     models = {variant: model(variant) for variant in runs}
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": f"http://127.0.0.1:{ports['control']}"},
                 {"name": "treatment", "weight": 0.5, "url": f"http://127.0.0.1:{ports['treatment']}"}]
-    exp = store.ab.create(spec(key="e2e", variants=variants, mde=0.05)).start()
+    exp = store.ab.create(ab_spec(key="e2e", variants=variants, mde=0.05)).start()
     router = start(["serve", "router", "--store", str(root), "--port", str(ports["router"])], tmp_path,
                    env={"MLTRAIL_ADMIN_TOKEN": "tok"})
     url = f"http://127.0.0.1:{ports['router']}"
@@ -125,7 +124,7 @@ def test_sigterm_under_concurrent_load_loses_no_exposure(tmp_path):
              for v in runs}
     variants = [{"name": v, "weight": 0.5, "control": v == "control", "url": f"http://127.0.0.1:{ports[v]}"}
                 for v in runs]
-    store.ab.create(spec(key="term", variants=variants, mde=0.05)).start()
+    store.ab.create(ab_spec(key="term", variants=variants, mde=0.05)).start()
     procs["router"] = router = start(["serve", "router", "--store", str(root), "--port", str(ports["router"])],
                                      tmp_path)
     url = f"http://127.0.0.1:{ports['router']}/experiments/term/predict"

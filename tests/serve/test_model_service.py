@@ -13,8 +13,7 @@ import mltrail
 from mltrail.serve.model import BatchPredictor, create_model_app
 from mltrail.serve.router import create_app
 from mltrail.serve.upstream import Reply
-from tests.ab.test_experiment import spec
-from tests.conftest import REPO
+from tests.factories import REPO, ab_spec
 
 FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
             "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}
@@ -81,7 +80,7 @@ def test_router_in_front_of_two_real_models(sample):
 
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": "http://control.local"},
                 {"name": "treatment", "weight": 0.5, "url": "http://treatment.local"}]
-    sample.ab.create(spec(key="models-live", variants=variants, mde=0.05)).start()
+    sample.ab.create(ab_spec(key="models-live", variants=variants, mde=0.05)).start()
     router = create_app(sample, upstream=ByHost())
     with TestClient(router) as client:
         answers = [client.post("/experiments/models-live/predict",

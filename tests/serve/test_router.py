@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 import mltrail
 from mltrail.serve import router as router_module
 from mltrail.serve.upstream import Reply, UpstreamTimeout, UpstreamUnreachable
-from tests.ab.test_experiment import spec
+from tests.factories import ab_spec
 
 SERVICES = {"control": "http://control.model", "treatment": "http://treatment.model"}
 
@@ -49,7 +49,7 @@ def setup(store, monkeypatch):
     monkeypatch.setattr(router_module, "REFRESH_SECONDS", 0.0)
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"]},
                 {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"]}]
-    exp = store.ab.create(spec(variants=variants, mde=0.05)).start()
+    exp = store.ab.create(ab_spec(variants=variants, mde=0.05)).start()
     models = FakeModels()
     app = router_module.create_app(store, upstream=models, admin_token="s3cret", max_body_bytes=2_000)
     with TestClient(app) as client:
@@ -150,7 +150,7 @@ def test_fallback_to_control_when_the_spec_says_so(store, monkeypatch):
     monkeypatch.setattr(router_module, "REFRESH_SECONDS", 0.0)
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"]},
                 {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"]}]
-    exp = store.ab.create(spec(variants=variants, mde=0.05, fallback_to_control=True)).start()
+    exp = store.ab.create(ab_spec(variants=variants, mde=0.05, fallback_to_control=True)).start()
     models = FakeModels()
     models.fail["treatment"] = "down"
     with TestClient(router_module.create_app(store, upstream=models)) as client:
@@ -171,7 +171,7 @@ def test_fallback_to_control_when_the_spec_says_so(store, monkeypatch):
 def test_status_names_the_registry_version_each_variant_serves(store, tmp_path):
     import pickle
 
-    from tests.conftest import quiet_run
+    from tests.factories import quiet_run
 
     model_file = tmp_path / "m.pkl"
     model_file.write_bytes(pickle.dumps({"w": 1}))
@@ -184,7 +184,7 @@ def test_status_names_the_registry_version_each_variant_serves(store, tmp_path):
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"],
                  "model": "models:/ranker@champion"},
                 {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"], "model": "models:/ranker/1"}]
-    store.ab.create(spec(variants=variants, mde=0.05))
+    store.ab.create(ab_spec(variants=variants, mde=0.05))
     with TestClient(router_module.create_app(store, upstream=FakeModels())) as client:
         status = client.get("/experiments/ranker-v2").json()
     assert [(v["name"], v["model"], v["version"]) for v in status["variants"]] == [
@@ -204,7 +204,7 @@ def test_online_features_are_attached_by_entity_key(store, monkeypatch, tmp_path
     variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"],
                  "features": ["activity:calls"]},
                 {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"], "features": ["activity:calls"]}]
-    store.ab.create(spec(variants=variants, mde=0.05)).start()
+    store.ab.create(ab_spec(variants=variants, mde=0.05)).start()
     models = FakeModels()
     seen = []
     original = models.post

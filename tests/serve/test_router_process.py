@@ -4,12 +4,11 @@ import signal
 import time
 import urllib.request
 
-from tests.conftest import free_port, spawn_python
-from tests.ab.test_experiment import spec
+from tests.factories import ab_spec, free_port, spawn_python
 
 
 def test_router_process_serves_and_stops_on_sigterm(store, tmp_path):
-    store.ab.create(spec(mde=0.05)).start()
+    store.ab.create(ab_spec(mde=0.05)).start()
     port = free_port()
     proc = spawn_python(f"""
 import sys

@@ -34,7 +34,7 @@ def test_lone_surrogates_are_refused_where_logged(store):
     import pytest
 
     import mltrail
-    from tests.conftest import quiet_run
+    from tests.factories import quiet_run
 
     bad = "caf\udce9"  # what os.fsdecode makes of a Latin-1 file name
     with quiet_run(store) as run:

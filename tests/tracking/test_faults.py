@@ -1,15 +1,13 @@
 """Faults with real processes: SIGKILL mid-run, SIGTERM, several writers and a
 compaction at once."""
 
-import os
 import signal
 import time
 
 import orjson
-import pytest
 
 import mltrail
-from tests.conftest import run_python, spawn_python
+from tests.factories import run_python, spawn_python
 
 WRITER = """
 import sys, time, mltrail

@@ -1,13 +1,12 @@
 import math
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import mltrail
-from mltrail import (InvalidKeyError, InvalidMetricValueError, ParamChangedError, RunStateError)
-from tests.conftest import quiet_run
+from mltrail import InvalidKeyError, InvalidMetricValueError, ParamChangedError, RunStateError
+from tests.factories import quiet_run
 
 
 def _lines(run) -> int:

@@ -1,126 +1,50 @@
-"""From exposure and feedback logs to results: compaction, then statistics.
+"""From the compacted exposure and feedback tables to results: a join, then statistics.
 
-Compaction reads only log bytes it has not read (offsets kept in the derived folder) and
-folds them into one row per (phase, unit): its variant, first exposure, whether it was
-seen in another variant too (crossover), and per metric the sum and count of its
-feedback. From those rows come the per-variant, per-metric, per-day sufficient
-statistics (count, sum, sum of squares) that the analysis uses, so it never rereads raw
-events; both tables are plain Parquet that a SQL engine could query as well.
+The tables come from :mod:`mltrail.compaction.ablog` (one row per phase and unit
+exposed, one row per phase, unit and metric of feedback). The join happens here, at
+analysis time: a unit's feedback counts once its exposure is in, whatever order the
+processes that logged them flushed in. From the joined rows come the per-variant,
+per-metric, per-day sufficient statistics (count, sum, sum of squares) that the
+statistics use; any engine that can GROUP BY could compute them.
+
+Every number of a phase comes from that phase: its units, its weights (for the
+sample-ratio check and the planned sample size) and its feedback.
 """
 
 from __future__ import annotations
 
-import io
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pandas as pd
-import pyarrow as pa
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
-from filelock import FileLock
 
-from ..compaction.manifest import write_atomic
+from ..compaction.ablog import AbLogTables
 from . import power as planning
 from . import stats
 
 if TYPE_CHECKING:
-    from .experiment import Experiment
-
-_SCHEMA = pa.schema([("type", pa.string()), ("ts", pa.float64()), ("unit", pa.string()),
-                     ("variant", pa.string()), ("phase", pa.int64()), ("metric", pa.string()),
-                     ("value", pa.float64())])
+    from .experiment import Experiment, Phase
 
 
-@dataclass
-class AbTables:
-    units: pd.DataFrame  # phase, unit, variant, first_ts, crossover, <metric>__sum, <metric>__count
-    lines_read: int
-    bytes_read: int
-
-
-def compact(exp: Experiment) -> AbTables:
-    """Fold new log lines of an experiment into its per-unit table (incremental)."""
-    registry = exp._registry
-    folder = registry.root / exp.key / "log"
-    derived = registry.store.layout.cache / "ab" / exp.key
-    derived.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(derived / "compaction.lock")):
-        state_path, units_path = derived / "offsets.json", derived / "units.parquet"
-        offsets: dict[str, int] = orjson.loads(state_path.read_bytes()) if state_path.exists() else {}
-        units = pq.read_table(units_path).to_pandas() if units_path.exists() else _empty_units()
-        chunks, read = [], 0
-        for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-            start = offsets.get(path.name, 0)
-            with open(path, "rb") as handle:
-                handle.seek(start)
-                data = handle.read()
-            whole = data[: data.rfind(b"\n") + 1]
-            if whole:
-                chunks.append(whole)
-                offsets[path.name] = start + len(whole)
-                read += len(whole)
-        lines = 0
-        if chunks:
-            table = pajson.read_json(io.BytesIO(b"".join(chunks)), parse_options=pajson.ParseOptions(
-                explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"))
-            lines = table.num_rows
-            units = _fold(units, table.to_pandas(), exp)
-            for name, frame in (("units", units), ("daily", daily_statistics(units, exp))):
-                tmp = derived / f"{name}.parquet.tmp"
-                pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-                os.replace(tmp, derived / f"{name}.parquet")
-            write_atomic(state_path, orjson.dumps(offsets))  # after the table: never ahead of it
-        return AbTables(units, lines, read)
-
-
-def _empty_units() -> pd.DataFrame:
-    return pd.DataFrame({"phase": pd.Series(dtype="int64"), "unit": pd.Series(dtype="str"),
-                         "variant": pd.Series(dtype="str"), "first_ts": pd.Series(dtype="float64"),
-                         "crossover": pd.Series(dtype="bool")})
-
-
-def _fold(units: pd.DataFrame, events: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
-    """Merge new exposures and feedback into the per-(phase, unit) rows."""
-    exposures = events[events["type"] == "exposure"]
-    if len(exposures):
-        first = (exposures.sort_values("ts").groupby(["phase", "unit"], sort=False)
-                 .agg(variant=("variant", "first"), first_ts=("ts", "first"),
-                      variants=("variant", "nunique")).reset_index())
-        merged = units.merge(first, on=["phase", "unit"], how="outer", suffixes=("", "_new"))
-        known = merged["variant"].notna()
-        fresh = merged["variant_new"].notna()
-        merged["crossover"] = (merged["crossover"].astype("boolean").fillna(False)
-                               | (merged["variants"].fillna(1) > 1)
-                               | (known & fresh & (merged["variant"] != merged["variant_new"])))
-        merged["first_ts"] = merged[["first_ts", "first_ts_new"]].min(axis=1)
-        merged["variant"] = merged["variant"].where(known, merged["variant_new"])
-        units = merged.drop(columns=["variant_new", "first_ts_new", "variants"])
-        units["crossover"] = units["crossover"].astype(bool)
-    feedback = events[events["type"] == "feedback"]
-    if len(feedback):
-        # feedback belongs to the phase the unit was last exposed in; most units have one
-        latest_phase = units.sort_values("phase").groupby("unit")["phase"].last()
-        feedback = feedback.assign(phase=feedback["unit"].map(latest_phase))
-        feedback = feedback[feedback["phase"].notna()]  # feedback from units never exposed
-        sums = (feedback.groupby(["phase", "unit", "metric"])["value"].agg(["sum", "count"])
-                .unstack("metric"))
-        sums.columns = [f"{metric}__{kind}" for kind, metric in sums.columns]
-        sums = sums.reset_index().astype({"phase": "int64"})
-        units = units.merge(sums, on=["phase", "unit"], how="left", suffixes=("", "_new"))
-        for column in [c for c in units.columns if c.endswith("_new")]:
-            base = column.removesuffix("_new")
-            units[base] = units[base].fillna(0) + units[column].fillna(0)
-            units = units.drop(columns=column)
-    for metric in exp.spec.metrics:
+def phase_units(tables: AbLogTables, phase: int, metrics: list[str]) -> pd.DataFrame:
+    """One row per unit exposed in ``phase``: unit, variant, first_ts, crossover, and per
+    metric ``<metric>__sum`` and ``<metric>__count`` of its feedback in the phase (0 when
+    none)."""
+    exposures = tables.exposures
+    units = exposures[exposures["phase"] == phase].drop(columns="phase").reset_index(drop=True)
+    feedback = tables.feedback
+    feedback = feedback[(feedback["phase"] == phase) & feedback["metric"].isin(metrics)]
+    if len(feedback) and len(units):
+        wide = feedback.pivot_table(index="unit", columns="metric", values=["sum", "count"],
+                                    aggfunc="sum", observed=True)
+        wide.columns = [f"{metric}__{kind}" for kind, metric in wide.columns]
+        units = units.merge(wide.reset_index(), on="unit", how="left")
+    for metric in metrics:
         for kind in ("sum", "count"):
-            column = f"{metric.name}__{kind}"
-            units[column] = units[column].fillna(0.0) if column in units else 0.0
-    return units.sort_values(["phase", "unit"]).reset_index(drop=True)
+            column = f"{metric}__{kind}"
+            units[column] = units[column].fillna(0.0).astype(float) if column in units else 0.0
+    return units
 
 
 def unit_values(units: pd.DataFrame, metric: str, binary: bool) -> pd.Series:
@@ -130,58 +54,62 @@ def unit_values(units: pd.DataFrame, metric: str, binary: bool) -> pd.Series:
 
 
 def daily_statistics(units: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
-    """Per phase, variant, metric and day of first exposure: count, sum, sum of squares.
-    Crossover units are left out. Any engine that can GROUP BY could compute this."""
+    """Per variant, metric and day of first exposure of one phase's units: count, sum,
+    sum of squares. Crossover units are left out. Any engine that can GROUP BY could
+    compute this."""
     clean = units[~units["crossover"]]
     rows = []
     day = pd.to_datetime(clean["first_ts"], unit="s", utc=True).dt.floor("D")
     for metric in exp.spec.metrics:
         values = unit_values(clean, metric.name, metric.kind == "binary")
-        frame = pd.DataFrame({"phase": clean["phase"], "variant": clean["variant"], "day": day,
-                              "y": values, "y2": values ** 2})
-        grouped = frame.groupby(["phase", "variant", "day"]).agg(
+        frame = pd.DataFrame({"variant": clean["variant"], "day": day, "y": values, "y2": values ** 2})
+        grouped = frame.groupby(["variant", "day"]).agg(
             n=("y", "size"), sum=("y", "sum"), sum_sq=("y2", "sum")).reset_index()
-        grouped.insert(2, "metric", metric.name)
+        grouped.insert(1, "metric", metric.name)
         rows.append(grouped)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
 @dataclass
 class Results:
-    """What an experiment's results page says."""
+    """What an experiment's results page says, for one phase."""
 
     table: pd.DataFrame  # one row per metric and variant
-    srm_p_value: float
+    daily: pd.DataFrame  # per variant, metric and day of first exposure: n, sum, sum_sq
+    srm_p_value: float  # NaN while no unit is in
     srm_alarm: bool
     crossover_units: int
     units: dict[str, int]
     phase: int
+    state: str  # the experiment's state when analysed
     recommendation: str
+    bad_lines: list[str] = field(default_factory=list)  # log lines skipped, with file and line
 
     def __str__(self) -> str:
         return self.recommendation
 
 
-def results(exp: Experiment, phase: int | None = None, sequential: bool | None = None,
+def results(exp: Experiment, tables: AbLogTables, phase: Phase, sequential: bool | None = None,
             covariate: pd.Series | None = None) -> Results:
-    """Analyse a phase (the current one by default) from the compacted tables.
+    """Analyse one phase of an experiment from its compacted log tables.
 
     ``covariate``: each unit's pre-experiment value of the primary KPI (a Series indexed
     by unit id); the primary KPI is then CUPED-adjusted, which narrows its intervals by
     the factor 1 − corr² without biasing them.
     """
-    units = compact(exp).units
-    phase = exp.phase.number if phase is None else phase
+    from .experiment import minimum_sample_size
+
     sequential = exp.spec.sequential if sequential is None else sequential
-    in_phase = units[units["phase"] == phase]
+    in_phase = phase_units(tables, phase.number, [m.name for m in exp.spec.metrics])
     crossover = int(in_phase["crossover"].sum())
     daily = daily_statistics(in_phase, exp)
     names = exp.variants
     control = exp.control
-    counts = {v: int(in_phase[(in_phase["variant"] == v) & ~in_phase["crossover"]].shape[0]) for v in names}
-    weights = [exp.weights[v] for v in names]
-    srm = stats.srm_p_value([counts[v] for v in names], weights)
-    needed = exp.min_sample_size
+    clean = in_phase[~in_phase["crossover"]]
+    counts = {v: int((clean["variant"] == v).sum()) for v in names}
+    srm = stats.srm_p_value([counts[v] for v in names], [phase.weights[v] for v in names]) \
+        if sum(counts.values()) else float("nan")
+    needed = minimum_sample_size(exp.spec, phase.weights)
     rows: list[dict[str, Any]] = []
     for metric in exp.spec.metrics:
         binary = metric.kind == "binary"
@@ -190,10 +118,9 @@ def results(exp: Experiment, phase: int | None = None, sequential: bool | None =
         arms = {v: stats.Arm(*(float(sums.loc[v, c]) if v in sums.index else 0.0
                                for c in ("n", "sum", "sum_sq"))) for v in names}
         test_as_binary = binary
-        if covariate is not None and metric == exp.spec.primary:
+        if covariate is not None and metric == exp.spec.primary and len(clean):
             arms = _cuped_arms(in_phase, metric.name, binary, covariate, names)
             test_as_binary = False  # adjusted values are no proportion: use their variance
-        treatments = [v for v in names if v != control]
         metric_rows = []
         for variant in names:
             arm = arms[variant]
@@ -228,8 +155,10 @@ def results(exp: Experiment, phase: int | None = None, sequential: bool | None =
                 row["significant"] = bool(p < exp.spec.alpha and difference_clear and lift_clear)
         rows.extend(metric_rows)
     table = pd.DataFrame(rows)
-    recommendation = recommend(exp, table, srm, crossover)
-    return Results(table, srm, srm < stats.SRM_ALARM_P, crossover, counts, phase, recommendation)
+    alarm = bool(srm < stats.SRM_ALARM_P)  # NaN (no units) is no alarm
+    recommendation = recommend(exp, table, srm, sequential, phase)
+    return Results(table, daily, srm, alarm, crossover, counts, phase.number, exp.state, recommendation,
+                   [str(b) for b in tables.bad_lines])
 
 
 def _cuped_arms(units: pd.DataFrame, metric: str, binary: bool, covariate: pd.Series,
@@ -260,20 +189,61 @@ def _power_at_mde(exp: Experiment, n_control: int, n_treatment: int) -> float:
     return planning.achieved_power(effect, n_control, n_treatment / n_control, spec.alpha, binary)
 
 
-def recommend(exp: Experiment, table: pd.DataFrame, srm_p: float, crossover: int) -> str:
-    """A plain-words reading of the primary KPI, honest about health and peeking."""
+def recommend(exp: Experiment, table: pd.DataFrame, srm_p: float, sequential: bool, phase: Phase) -> str:
+    """A plain-words reading of the primary KPI, honest about health, peeking and state:
+    a stopped experiment states its decision; an earlier phase says it has ended."""
+    reading = _reading(exp, table, srm_p, sequential)
+    primary = table[table["metric"] == exp.spec.primary.name] if len(table) else table
+    progress = float(primary["progress"].min()) if len(primary) and primary["progress"].notna().any() else 0.0
+    if phase.number < exp.phase.number:
+        return f"Phase {phase.number} ended when phase {phase.number + 1} began. {reading}"
+    if exp.state != "stopped":
+        return reading
+    decided = f"Stopped: {exp.winner} won" if exp.winner else "Stopped: no winner, the control stays"
+    text = f"{decided}. The decision: {(exp.decision or '').strip().rstrip('.')}."
+    if srm_p < stats.SRM_ALARM_P:
+        text += f" Warning: its split failed the sample-ratio check (p = {srm_p:.2g})."
+    if progress < 1 and not sequential:
+        text += (f" Warning: it was stopped at {progress:.0%} of the planned sample size, before a "
+                 "fixed-horizon test is final: its intervals are wider than planned and an early "
+                 "look overstates significance.")
+    return f"{text} The data: {_finding(exp, table)}"
+
+
+def _finding(exp: Experiment, table: pd.DataFrame) -> str:
+    """What the primary KPI's numbers say, without advice."""
+    primary = exp.spec.primary
+    rows = table[(table["metric"] == primary.name) & ~table["control"]] if len(table) else table
+    if not len(rows) or "p_value" not in rows or rows["p_value"].isna().all():
+        return "too few units to compare."
+    parts = []
+    for row in rows.to_dict("records"):
+        if pd.isna(row.get("p_value")):
+            continue
+        verdict = "significant" if row["significant"] else "not significant"
+        parts.append(f"{row['variant']} {primary.name} {row['relative']:+.1%} against {exp.control} "
+                     f"(95% interval {row['relative_ci_low']:+.1%} to {row['relative_ci_high']:+.1%}, "
+                     f"p = {row['p_value']:.2g}, {verdict})")
+    return "; ".join(parts) + "."
+
+
+def _reading(exp: Experiment, table: pd.DataFrame, srm_p: float, sequential: bool) -> str:
     if srm_p < stats.SRM_ALARM_P:
         return (f"Investigate: sample-ratio mismatch (p = {srm_p:.2g}): the split of units does not "
                 "match the weights, so no other number here can be trusted.")
     primary = exp.spec.primary
+    units = int(table["units"].sum()) if len(table) else 0
+    if units == 0:
+        return "Keep running: no units yet."
     rows = table[(table["metric"] == primary.name) & ~table["control"]] if len(table) else table
     if not len(rows) or "significant" not in rows or rows["significant"].isna().all():
         return "Keep running: not enough units in every variant to compare yet."
     good = 1 if primary.direction == "increase" else -1
-    winners = rows[rows["significant"].fillna(False) & (np.sign(rows["difference"]) == good)]
-    losers = rows[rows["significant"].fillna(False) & (np.sign(rows["difference"]) == -good)]
+    significant = rows["significant"].astype("boolean").fillna(False).astype(bool)
+    winners = rows[significant & (np.sign(rows["difference"]) == good)]
+    losers = rows[significant & (np.sign(rows["difference"]) == -good)]
     full = bool((table[table["metric"] == primary.name]["progress"] >= 1).all())
-    may_decide = full or exp.spec.sequential
+    may_decide = full or sequential
     if may_decide and len(winners):
         best = winners.iloc[(winners["difference"] * good).argmax()]
         return (f"Ship {best['variant']}: {primary.name} {best['relative']:+.1%} against "

@@ -9,6 +9,7 @@ the store agrees on it.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,24 @@ import pandas as pd
 from filelock import FileLock
 from pydantic import ValidationError
 
-from ..errors import InvalidInputError, NotFoundError, RunStateError
+from ..compaction.ablog import AbLogTables, compact_ab_log
+from ..config import current_user
+from ..errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    SkippedLinesWarning,
+    WrongStateError,
+)
 from ..storage import ab_events as ev
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
+from ..storage.layout import Layout
 from . import assign, power
+from .logging import ExposureLog
 
 if TYPE_CHECKING:
-    from ..tracking.store import Store
+    from .analysis import Results
 
 # which lifecycle event each state allows
 _ALLOWED = {
@@ -51,7 +62,7 @@ class ExperimentState:
     spec: ev.ExperimentSpec
     min_sample_size: dict[str, int]
     state: str = "draft"
-    phase: Phase | None = None
+    phases: list[Phase] = field(default_factory=list)  # every phase so far, the current one last
     coverage: float = 1.0
     winner: str | None = None
     decision: str | None = None
@@ -68,14 +79,13 @@ def replay(events: Sequence[ev.AbEvent]) -> ExperimentState:
     created = events[0]
     weights = {v.name: v.weight for v in created.spec.variants}
     state = ExperimentState(created.spec, created.min_sample_size, coverage=created.spec.coverage,
-                            phase=Phase(1, created.seed, weights, created.ts), created=created.ts)
+                            phases=[Phase(1, created.seed, weights, created.ts)], created=created.ts)
     for event in events[1:]:
         if event.type not in _ALLOWED[state.state]:
             state.ignored.append(f"{event.type} while {state.state}")
             continue
         if isinstance(event, ev.NewPhase):
-            assert state.phase is not None
-            state.phase = Phase(state.phase.number + 1, event.seed, dict(event.weights), event.ts)
+            state.phases.append(Phase(len(state.phases) + 1, event.seed, dict(event.weights), event.ts))
         elif isinstance(event, ev.CoverageChanged):
             state.coverage = event.coverage
         else:
@@ -102,23 +112,69 @@ class Experiment:
         variants = state.spec.variants
         self.variants = [v.name for v in variants]
         self._ranges = assign.bucket_ranges(
-            len(variants), state.coverage, [state.phase.weights[n] for n in self.variants], strict=True)
+            len(variants), state.coverage, [self.phase.weights[n] for n in self.variants], strict=True)
 
     def __repr__(self) -> str:
         return f"<Experiment {self.key!r} {self.state} phase {self.phase.number}>"
 
-    spec = property(lambda self: self._state.spec)
-    state = property(lambda self: self._state.state)
-    phase = property(lambda self: self._state.phase)
-    coverage = property(lambda self: self._state.coverage)
-    winner = property(lambda self: self._state.winner)
-    decision = property(lambda self: self._state.decision)
+    @property
+    def spec(self) -> ev.ExperimentSpec:
+        return self._state.spec
+
+    @property
+    def state(self) -> str:
+        """draft, running, paused or stopped."""
+        return self._state.state
+
+    @property
+    def phases(self) -> list[Phase]:
+        """Every phase so far, oldest first; each has its own seed and weights."""
+        return list(self._state.phases)
+
+    @property
+    def phase(self) -> Phase:
+        """The current phase."""
+        return self._state.phases[-1]
+
+    def get_phase(self, number: int | None = None) -> Phase:
+        """Phase ``number`` (the current one when None); a NotFoundError names the phases."""
+        if number is None:
+            return self.phase
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= len(self._state.phases):
+            raise NotFoundError(f"experiment {self.key!r} has no phase {number!r}; its phases are "
+                                f"1 to {len(self._state.phases)}")
+        return self._state.phases[number - 1]
+
+    @property
+    def coverage(self) -> float:
+        return self._state.coverage
+
+    @property
+    def winner(self) -> str | None:
+        return self._state.winner
+
+    @property
+    def decision(self) -> str | None:
+        """Why it was stopped (the reason given at stop)."""
+        return self._state.decision
+
+    @property
+    def control(self) -> str:
+        return self._state.spec.control
+
+    @property
+    def started(self) -> float | None:
+        """When it was first started (epoch seconds), or None while a draft."""
+        return self._state.started
+
+    @property
+    def stopped(self) -> float | None:
+        return self._state.stopped
+
     @property
     def min_sample_size(self) -> dict[str, int]:
         """Units each variant needs at the current phase's weights."""
         return minimum_sample_size(self.spec, self.phase.weights)
-    control = property(lambda self: self._state.spec.control)
-    started = property(lambda self: self._state.started)  # first start, epoch seconds
 
     @property
     def weights(self) -> dict[str, float]:
@@ -162,9 +218,9 @@ class Experiment:
     # -- logging -----------------------------------------------------------------------
 
     @property
-    def log(self) -> Any:
+    def log(self) -> ExposureLog:
         """This process's :class:`~mltrail.ab.logging.ExposureLog` for the experiment."""
-        return self._registry._log(self)
+        return self._registry.log(self.key)
 
     def log_exposure(self, unit_id: str, variant: str) -> None:
         """Record that a unit was served a variant (buffered; see ``exp.log.flush()``)."""
@@ -177,16 +233,19 @@ class Experiment:
     # -- analysis ----------------------------------------------------------------------
 
     def results(self, phase: int | None = None, sequential: bool | None = None,
-                covariate: Any = None) -> Any:
+                covariate: pd.Series | None = None) -> Results:
         """The results page: per metric and variant, health checks and a recommendation
-        (:class:`mltrail.ab.analysis.Results`). ``covariate`` (a Series of each unit's
+        (:class:`mltrail.ab.analysis.Results`), for ``phase`` (the current one by
+        default) at that phase's own weights. ``covariate`` (a Series of each unit's
         pre-experiment KPI) turns on CUPED for the primary KPI. Flushes this process's
         log first."""
         from .analysis import results
 
-        if self.key in self._registry._logs:
-            self._registry._logs[self.key].flush()
-        return results(self, phase, sequential, covariate)
+        chosen = self.get_phase(phase)
+        log = self._registry.open_log(self.key)
+        if log is not None:
+            log.flush()
+        return results(self, self._registry.log_tables(self), chosen, sequential, covariate)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -245,24 +304,45 @@ def minimum_sample_size(spec: ev.ExperimentSpec, weights: Mapping[str, float] | 
 class AbRegistry:
     """The store's A/B experiments: ``store.ab``."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.root = store.root / "ab"
-        self._logs: dict[str, Any] = {}
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.root = layout.root / "ab"
+        self._logs: dict[str, ExposureLog] = {}
         self._folders: dict[str, EventFolder] = {}
 
-    def open_log(self, key: str) -> Any:
+    def open_log(self, key: str) -> ExposureLog | None:
         """This process's exposure log of an experiment (its unflushed events, its counts
         per variant), or None if this process has logged nothing for it."""
         return self._logs.get(key)
 
-    def _log(self, experiment: Experiment) -> Any:
-        from .logging import ExposureLog
-
-        log = self._logs.get(experiment.key)
+    def log(self, key: str) -> ExposureLog:
+        """This process's exposure log of an experiment, opened on first use."""
+        log = self._logs.get(key)
         if log is None:
-            log = self._logs[experiment.key] = ExposureLog(experiment)
+            exp = self.get(key)
+
+            def state() -> tuple[bool, int]:
+                current = self.get(key)
+                return current.state == "running", current.phase.number
+
+            log = self._logs[key] = ExposureLog(key, self.log_folder(key), exp.variants,
+                                                [m.name for m in exp.spec.metrics], state)
         return log
+
+    def log_folder(self, key: str) -> Path:
+        """Where the experiment's exposure and feedback segments are."""
+        return self.root / key / "log"
+
+    def log_tables(self, exp: Experiment, rebuild: bool = False) -> AbLogTables:
+        """The experiment's log, compacted (incremental; see :mod:`mltrail.compaction.ablog`)."""
+        tables = compact_ab_log(self.log_folder(exp.key), self.layout.cache / "ab" / exp.key,
+                                [p.started for p in exp.phases], rebuild=rebuild)
+        if tables.new_bad_lines:
+            first = tables.new_bad_lines[0]
+            warnings.warn(SkippedLinesWarning(
+                f"{len(tables.new_bad_lines)} line(s) of the log of A/B experiment {exp.key!r} could not be "
+                f"read and were skipped, first {first}; results() lists them in bad_lines"), stacklevel=3)
+        return tables
 
     def _folder(self, key: str) -> Path:
         return self.root / key / "lifecycle"
@@ -275,7 +355,8 @@ class AbRegistry:
             folder = self._folders[key] = EventFolder(self._folder(key), ev.AB_EVENT_ADAPTER, "lifecycle")
         events = folder.events()
         if not events:
-            raise NotFoundError(f"no A/B experiment {key!r} in {self.store.root}")
+            known = ", ".join(repr(k) for k in self.keys()) or "none yet"
+            raise NotFoundError(f"no A/B experiment {key!r} in {self.layout.root} (experiments: {known})")
         return events
 
     def create(self, spec: ev.ExperimentSpec | Mapping[str, Any], by: str | None = None) -> Experiment:
@@ -288,8 +369,8 @@ class AbRegistry:
             raise InvalidInputError(f"invalid experiment spec: {problems}") from None
         with self._lock(spec.key):
             if self._folder(spec.key).is_dir():
-                raise InvalidInputError(f"experiment {spec.key!r} already exists")
-            event = ev.Created(ts=time.time(), experiment=spec.key, by=by, spec=spec,
+                raise AlreadyExistsError(f"experiment {spec.key!r} already exists")
+            event = ev.Created(ts=time.time(), experiment=spec.key, by=by or current_user(), spec=spec,
                                min_sample_size=minimum_sample_size(spec), seed=spec.key)
             self._write(spec.key, event)
         return self.get(spec.key)
@@ -315,20 +396,21 @@ class AbRegistry:
                                            "coverage", "winner", "min_sample_size"])
 
     def _lock(self, key: str) -> FileLock:
-        self.store.layout.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.store.layout.lock_file(f"ab-{key}")))
+        self.layout.locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.layout.lock_file(f"ab-{key}")))
 
     def _append(self, key: str, model: type[ev.AbEvent], **fields: Any) -> Experiment:
         """Check the transition against the current state, then write the event."""
+        fields["by"] = fields.get("by") or current_user()
         with self._lock(key):
             current = replay(self._events(key))
             event = model(ts=time.time(), experiment=key, **fields)
             if event.type not in _ALLOWED[current.state]:
                 verb = event.type.removeprefix("ab_")
-                raise RunStateError(f"experiment {key!r} is {current.state}: it cannot be {verb}")
+                raise WrongStateError(f"experiment {key!r} is {current.state}: it cannot be {verb}")
             self._write(key, event)
         if key in self._logs:  # this process's log sees the change now, not a second later
-            self._logs[key]._checked = float("-inf")
+            self._logs[key].recheck_state()
         return self.get(key)
 
     def _write(self, key: str, event: ev.AbEvent) -> None:

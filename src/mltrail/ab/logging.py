@@ -4,28 +4,29 @@ Each logging process writes its own segment files, ``ab/<key>/log/<writer>-<n>.j
 so several routers log at once with no shared lock and no interleaved line; a segment
 is closed and the next begun past ``MAX_SEGMENT_BYTES`` or ``MAX_SEGMENT_SECONDS``.
 Calls only validate and queue; the queue is written in one ``write()`` when it holds
-``FLUSH_EVENTS`` events, on :meth:`ExposureLog.flush` and at interpreter exit, and is
-durable (fsync) at flush. The experiment's state is re-read at most once a second:
-exposures for a paused or stopped experiment are refused.
+``FLUSH_EVENTS`` events, at least every ``MLTRAIL_FLUSH_SECONDS`` (1 s) from the
+process's background flusher, on :meth:`ExposureLog.flush` and at interpreter exit, and
+is durable (fsync) at flush. So a process killed outright loses at most the last
+second of events. The experiment's state is re-read at most once a second: exposures
+for a paused or stopped experiment are refused.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
+import sys
 import threading
 import time
 import weakref
 from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import InvalidInputError, RunStateError
+from ..errors import InvalidInputError, WrongStateError
+from ..storage import background
 from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.ids import new_id
-
-if TYPE_CHECKING:
-    from .experiment import Experiment
 
 FLUSH_EVENTS = 50_000
 MAX_SEGMENT_BYTES = 64 << 20
@@ -35,16 +36,22 @@ _time = time.time
 _open_logs: weakref.WeakSet[ExposureLog] = weakref.WeakSet()
 
 
-class ExposureLog:
-    """Buffered exposure and feedback events of one experiment from this process."""
+State = Callable[[], tuple[bool, int]]  # (running?, current phase), read from the store
 
-    def __init__(self, experiment: Experiment) -> None:
-        self._experiment = experiment
-        self.key = experiment.key
-        self.folder = experiment._registry.root / experiment.key / "log"
+
+class ExposureLog:
+    """Buffered exposure and feedback events of one experiment from this process.
+
+    ``state`` re-reads the experiment (whether it runs, its phase) from the store."""
+
+    def __init__(self, key: str, folder: Path, variants: Iterable[str], metrics: Iterable[str],
+                 state: State) -> None:
+        self.key = key
+        self.folder = folder
         self.writer_id = new_id()
-        self._variants = frozenset(experiment.variants)
-        self._metrics = frozenset(m.name for m in experiment.spec.metrics)
+        self._state = state
+        self._variants = frozenset(variants)
+        self._metrics = frozenset(metrics)
         self._pending: deque[tuple[Any, ...]] = deque()
         self._lock = threading.Lock()
         self._seq = 0
@@ -53,18 +60,24 @@ class ExposureLog:
         self._segment_started = time.monotonic()
         self._writer: EventWriter | None = None
         self._checked = time.monotonic()
-        self._running = experiment.state == "running"
-        self._phase = experiment.phase.number
+        self._running, self._phase = state()
         self.counts: Counter[str] = Counter()  # exposures per variant logged by this process
         _open_logs.add(self)
+        background.keep_flushed(self)
+
+    def describe(self) -> str:
+        return f"the exposure log of A/B experiment {self.key!r}"
+
+    def recheck_state(self) -> None:
+        """Re-read the experiment's state at the next call (it was just changed here)."""
+        self._checked = float("-inf")
 
     # -- the hot path ----------------------------------------------------------------
 
     def _refresh_state(self) -> None:
         now = time.monotonic()
         if now - self._checked >= STATE_RECHECK_SECONDS:
-            current = self._experiment._registry.get(self.key)
-            self._running, self._phase = current.state == "running", current.phase.number
+            self._running, self._phase = self._state()
             self._checked = now
 
     def log_exposure(self, unit_id: str, variant: str) -> None:
@@ -76,7 +89,7 @@ class ExposureLog:
                                     f"variants are {sorted(self._variants)}")
         self._refresh_state()
         if not self._running:
-            raise RunStateError(f"experiment {self.key!r} is not running: exposures are refused")
+            raise WrongStateError(f"experiment {self.key!r} is not running: exposures are refused")
         self._pending.append((0, unit_id, variant, self._phase, _time()))
         self.counts[variant] += 1
         if len(self._pending) >= FLUSH_EVENTS:
@@ -100,6 +113,10 @@ class ExposureLog:
             self.flush()
 
     # -- writing -----------------------------------------------------------------------
+
+    def background_flush(self) -> None:
+        """The background flusher's tick: whatever is queued goes to disk."""
+        self.flush()
 
     def flush(self) -> None:
         """Write queued events to this writer's segment and fsync it."""
@@ -125,7 +142,7 @@ class ExposureLog:
             writer = self._current_writer(len(data))
             try:
                 writer.append(data)
-                os.fsync(writer._fd)  # durable at flush
+                writer.sync()  # durable at flush
             except BaseException:
                 self._pending.extendleft(reversed(items))
                 raise
@@ -147,6 +164,7 @@ class ExposureLog:
 
     def close(self) -> None:
         self.flush()
+        background.forget(self)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -161,5 +179,5 @@ def _flush_all_at_exit() -> None:
     for log in list(_open_logs):
         try:
             log.close()
-        except OSError:
-            pass
+        except OSError as exc:  # the disk is gone at exit: say what was lost
+            print(f"mltrail: could not flush {log.describe()} at exit: {exc}", file=sys.stderr)

@@ -21,9 +21,7 @@ the large metric history is append-only part files, merged once there are many.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,20 +31,32 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from filelock import FileLock
 from pydantic import ValidationError
 
 from ..storage.eventlog import BadLine, Chunk, iter_events
-from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
+from ..storage.events import (
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    NONFINITE_VALUES,
+    SCHEMA_VERSION,
+    Event,
+)
 from ..storage.layout import Layout
 from ..storage.naming import derive_run_names
 from . import schemas
-from .manifest import FileProgress, Manifest, commit_manifest, load_manifest
+from .manifest import Manifest, commit_manifest, load_manifest
+from .reader import (
+    Progress,
+    Span,
+    Todo,
+    bad_line_records,
+    load_new_bytes,
+    read_columnar,
+)
 from .scan import scan
 
-Progress = Callable[[int, int], None]
 MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
 SMALL_TABLES = ("runs", "experiments", "params", "tags", "latest_metrics", "artifacts", "datasets")
 _TABLE_OF_EVENT = {"run_started": "tags", "params": "params", "tags": "tags",
@@ -143,7 +153,7 @@ class _Compaction:
         else:
             self.state = _TableState.load(layout.tables, manifest)
 
-    def run(self, todo: list[tuple[Path, str, FileProgress | None]]) -> None:
+    def run(self, todo: Todo) -> None:
         spans = self._load(todo)
         metrics = self._read(spans)
         self.state.add_metrics(metrics)
@@ -156,44 +166,14 @@ class _Compaction:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _load(self, todo: list[tuple[Path, str, FileProgress | None]]) -> list[_Span]:
-        """Read every file's unread whole lines, back to back, into one buffer.
+    def _load(self, todo: Todo) -> list[Span]:
+        loaded = load_new_bytes(todo, self.manifest.files, self.progress)
+        self.buffer = loaded.buffer
+        self.result.files_read += loaded.files_read
+        self.result.bytes_read += loaded.bytes_read
+        return loaded.spans
 
-        One buffer and ``readinto``: no bytes object per file and no join. A file's
-        unfinished last line is left for a later compaction (the next file's bytes
-        overwrite it here).
-        """
-        wanted = []
-        for path, rel, known in todo:
-            try:
-                size = os.stat(path).st_size
-            except FileNotFoundError:  # removed since it was listed: a later run catches up
-                continue
-            wanted.append((path, rel, known, size))
-        self.buffer = buffer = bytearray(sum(size - (k.offset if k else 0) for _, _, k, size in wanted))
-        view = memoryview(buffer)
-        spans = []
-        pos = 0
-        for done, (path, rel, known, size) in enumerate(wanted, 1):
-            offset, first_line = (known.offset, known.line) if known else (0, 1)
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                got = handle.readinto(view[pos:pos + size - offset])
-            end = buffer.rfind(b"\n", pos, pos + got) + 1
-            end = max(end, pos)  # no whole line yet
-            lines = buffer.count(b"\n", pos, end)
-            self.manifest.files[rel] = FileProgress(offset + end - pos, offset + got, first_line + lines)
-            self.result.files_read += 1
-            self.result.bytes_read += end - pos
-            if end > pos:
-                spans.append(_Span(rel, pos, end, first_line, lines))
-            pos = end
-            if self.progress:
-                self.progress(done, len(wanted))
-        view.release()
-        return spans
-
-    def _read(self, spans: list[_Span]) -> pa.Table:
+    def _read(self, spans: list[Span]) -> pa.Table:
         """Parse all spans; apply non-metric events; return the new metric points."""
         if not spans:
             return schemas.empty_metric_points()
@@ -208,20 +188,11 @@ class _Compaction:
                     parts.append(self._read_per_line(span))
             return pa.concat_tables(parts)
 
-    def _read_columnar(self, spans: list[_Span]) -> pa.Table:
+    def _read_columnar(self, spans: list[Span]) -> pa.Table:
         """The fast path: pyarrow's JSON reader over the spans' bytes (contiguous) at once."""
-        start, end = spans[0].start, spans[-1].end
-        try:
-            table = pajson.read_json(
-                pa.BufferReader(pa.py_buffer(self.buffer).slice(start, end - start)),  # zero-copy
-                read_options=pajson.ReadOptions(block_size=16 << 20),
-                parse_options=pajson.ParseOptions(
-                    explicit_schema=_FAST_SCHEMA, unexpected_field_behavior="ignore"),
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise _NotFast from exc
-        if table.num_rows != sum(span.lines for span in spans):
-            raise _NotFast  # blank lines: let the per-line reader say where
+        table = read_columnar(self.buffer, spans, _FAST_SCHEMA)
+        if table is None:
+            raise _NotFast  # a corrupt or blank line: the per-line reader says where
         kinds = table["type"]
         if (table["v"].null_count or pc.max(table["v"]).as_py() > SCHEMA_VERSION
                 or not pc.all(pc.is_in(kinds, pa.array(sorted(EVENT_TYPES)))).as_py()
@@ -244,7 +215,7 @@ class _Compaction:
         self.result.events_read += table.num_rows
         return _metric_points(metrics)
 
-    def _read_per_line(self, span: _Span) -> pa.Table:
+    def _read_per_line(self, span: Span) -> pa.Table:
         """The tolerant path, for a file holding a corrupt line."""
         rel = span.rel
         chunk = Chunk(bytes(self.buffer[span.start:span.end]), span.start, span.end,
@@ -303,9 +274,7 @@ class _Compaction:
             _write(self.layout.tables / rel, _sorted_points(merged))
             parts = [rel]
         manifest.tables["metrics"] = parts
-        manifest.bad_lines = (manifest.bad_lines + [
-            {"file": b.file, "line": b.line, "reason": b.reason} for b in self.result.bad_lines
-        ])[-1000:]
+        manifest.bad_lines = (manifest.bad_lines + bad_line_records(self.result.bad_lines))[-1000:]
         commit_manifest(self.layout.tables, manifest)
         self.state.dirty.clear()
         _states[self.layout.tables] = (gen, self.state)
@@ -337,17 +306,6 @@ def _lines_at(data: bytes, begin: int, end: int, count: int, rows: list[int]) ->
             line -= 1
         tail.append((row, data[pos:data.index(b"\n", pos)]))
     return found + tail[::-1]
-
-
-@dataclass
-class _Span:
-    """Where one file's new whole lines sit in the compaction's buffer."""
-
-    rel: str
-    start: int
-    end: int
-    first_line: int
-    lines: int
 
 
 class _NotFast(Exception):

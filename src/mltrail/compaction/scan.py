@@ -62,14 +62,16 @@ def scan(layout: Layout, manifest: Manifest) -> Scan:
             result.files_seen += len(candidates)
             if len(known) and not set(known) <= {rel for rel, _ in candidates}:
                 result.must_rebuild = True  # a file vanished
-        _check_sizes(manifest, candidates, result)
+        check_sizes(manifest, candidates, result)
     if any(folder not in visited for folder in known_by_folder):
         result.must_rebuild = True  # a whole experiment vanished
     result.todo.sort(key=lambda item: item[1])
     return result
 
 
-def _check_sizes(manifest: Manifest, candidates: list[tuple[str, str]], result: Scan) -> None:
+def check_sizes(manifest: Manifest, candidates: list[tuple[str, str]], result: Scan) -> None:
+    """Put each candidate ``(name in the manifest, path)`` with unread bytes on the to-do
+    list; one that shrank or vanished since it was read means a rebuild."""
     for rel, path in candidates:
         try:
             size = os.stat(path).st_size

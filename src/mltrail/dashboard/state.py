@@ -11,7 +11,7 @@ import streamlit as st
 
 from ..compaction.manifest import load_manifest
 from ..errors import MltrailError
-from ..tracking.store import Store
+from ..store import Store
 
 
 @st.cache_resource(show_spinner=False)
@@ -113,11 +113,3 @@ def ab_results(root: str, key: str, fingerprint: tuple[int, int], sequential: bo
     """An experiment's results, recomputed only when its lifecycle or logs changed."""
     del fingerprint
     return _store(root).ab.get(key).results(sequential=sequential)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def ab_daily(root: str, key: str, fingerprint: tuple[int, int]) -> pd.DataFrame:
-    """Per-day sufficient statistics of the experiment's current phase."""
-    del fingerprint
-    path = _store(root).layout.cache / "ab" / key / "daily.parquet"
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame()

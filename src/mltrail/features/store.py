@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -24,15 +24,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from ..config import current_user
 from ..errors import InvalidInputError, NotFoundError
 from ..storage import feature_events as ev
+from ..storage.blobs import BlobStore, file_sha256
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
-from ..tracking.datasets import file_sha256
+from ..storage.layout import Layout
 from . import pit
-
-if TYPE_CHECKING:
-    from ..tracking.store import Store
 
 ENTITY_TIME = "event_timestamp"  # Feast's name for the entity dataframe's time column
 MATERIALIZE_BATCH_ROWS = 1_000_000  # materialize reads a CSV source about this many rows at a time
@@ -51,9 +50,10 @@ class SavedDataset:
 class FeatureStore:
     """Entities, feature views, training sets and online serving on one store."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.root = store.root / "features"
+    def __init__(self, layout: Layout, blobs: BlobStore) -> None:
+        self.layout = layout
+        self.blobs = blobs
+        self.root = layout.root / "features"
         self._online: Any = None
         self._folder = EventFolder(self.root, ev.FEATURE_EVENT_ADAPTER, "feature")
 
@@ -216,16 +216,16 @@ class FeatureStore:
         _check_name("dataset", name)
         if not isinstance(df, pd.DataFrame):
             raise InvalidInputError("save_dataset needs a pandas DataFrame")
-        staging = self.store.layout.cache / "staging"
+        staging = self.layout.cache / "staging"
         staging.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=staging) as tmp:
             file = Path(tmp) / f"{name}.parquet"
             pq.write_table(pa.Table.from_pandas(df, preserve_index=False), file)
-            sha256, _, in_git = self.store.put_file(file)
-        path = self.store.layout.blob_path(sha256, large=not in_git)
+            sha256, _, in_git = self.blobs.put_file(file)
+        path = self.layout.blob_path(sha256, large=not in_git)
         event = self._event(ev.DatasetSaved, name=name, sha256=sha256, rows=len(df),
                             columns=[str(c) for c in df.columns],
-                            path=path.relative_to(self.store.root).as_posix(), features=list(features), by=by)
+                            path=path.relative_to(self.layout.root).as_posix(), features=list(features), by=by)
         self._write(event)
         return SavedDataset(name, sha256, len(df), path)
 
@@ -240,7 +240,7 @@ class FeatureStore:
         saved = [e for e in self._events() if isinstance(e, ev.DatasetSaved) and e.name == name]
         if not saved:
             raise NotFoundError(f"no saved dataset {name!r}")
-        return pq.read_table(self.store.root / saved[-1].path).to_pandas()
+        return pq.read_table(self.layout.root / saved[-1].path).to_pandas()
 
     # -- online ----------------------------------------------------------------------
 
@@ -250,7 +250,7 @@ class FeatureStore:
         if self._online is None:
             from .online import OnlineStore
 
-            self._online = OnlineStore(self.store.layout.cache / "features" / "online.sqlite")
+            self._online = OnlineStore(self.layout.cache / "features" / "online.sqlite")
         return self._online
 
     def materialize(self, start: Any = None, end: Any = None, views: Sequence[str] | None = None,
@@ -335,7 +335,7 @@ class FeatureStore:
 
     def _source_ref(self, path: Path) -> str:
         """Relative to the folder holding the store (the project) when the file is inside it."""
-        base = self.store.root.resolve().parent
+        base = self.layout.root.resolve().parent
         resolved = path.resolve()
         try:
             return resolved.relative_to(base).as_posix()
@@ -344,10 +344,11 @@ class FeatureStore:
 
     def _source_path(self, ref: str) -> Path:
         path = Path(ref)
-        return path if path.is_absolute() else self.store.root.resolve().parent / path
+        return path if path.is_absolute() else self.layout.root.resolve().parent / path
 
     def _event(self, model: type[ev.FeatureEvent], **fields: Any) -> Any:
         try:
+            fields["by"] = fields.get("by") or current_user()
             return model(ts=time.time(), id=new_id(), **fields)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

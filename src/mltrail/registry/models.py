@@ -24,14 +24,24 @@ import pandas as pd
 from filelock import FileLock
 from pydantic import ValidationError
 
-from ..errors import InvalidInputError, NotFoundError, RunStateError, StoreCorruptError
+from ..config import current_user
+from ..errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    StoreCorruptError,
+    WrongStateError,
+)
+from ..query.cells import json_ready
 from ..storage import registry_events as ev
+from ..storage.blobs import BlobStore
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
-from .uris import parse_model_uri, verified
+from ..storage.layout import Layout
+from .uris import _RUNS, ResolvedModel, looks_pickled, parse_model_uri, unpickled
 
 if TYPE_CHECKING:
-    from ..tracking.store import Store
+    from ..tracking.tracker import Tracker
 
 
 @dataclass(frozen=True)
@@ -105,20 +115,29 @@ def _replay(name: str, events: list[ev.RegistryEvent]) -> _ModelState:
 
 
 def _unarchived(state: _ModelState, name: str, number: int, refusal: str) -> ev.VersionRegistered:
-    """Version ``number`` of the model; a RunStateError ending in ``refusal`` if archived."""
+    """Version ``number`` of the model; a WrongStateError ending in ``refusal`` if archived."""
     target = state.version(number)
     if target.id in state.archived:
-        raise RunStateError(f"version {number} of {name!r} is {refusal}")
+        raise WrongStateError(f"version {number} of {name!r} is {refusal}")
     return target
 
 
 class ModelRegistry:
-    """The store's registered models and their versions and aliases."""
+    """The store's registered models and their versions and aliases.
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.root = store.root / "registry"
+    It reads runs (their artifacts, params and metrics) through ``runs``, the store's
+    tracking part, and verifies artifacts through ``blobs``."""
+
+    def __init__(self, layout: Layout, blobs: BlobStore, runs: Tracker) -> None:
+        self.layout = layout
+        self.blobs = blobs
+        self.runs = runs
+        self.root = layout.root / "registry"
         self._folders: dict[str, EventFolder] = {}
+
+    def exists(self, name: str) -> bool:
+        """True when a model of exactly this name is registered."""
+        return self._folder(name).is_dir()
 
     # -- reading ---------------------------------------------------------------------
 
@@ -138,7 +157,7 @@ class ModelRegistry:
         if not folder.is_dir():
             similar = [n for n in self._names() if n.lower() == name.lower()]
             hint = f" (did you mean {similar[0]!r}?)" if similar else ""
-            raise NotFoundError(f"no model {name!r} in the registry of {self.store.root}{hint}")
+            raise NotFoundError(f"no model {name!r} in the registry of {self.layout.root}{hint}")
         if name not in self._folders:
             self._folders[name] = EventFolder(folder, ev.REGISTRY_EVENT_ADAPTER, "registry")
         return _replay(name, self._folders[name].events())
@@ -244,7 +263,7 @@ class ModelRegistry:
         with self._lock("registry"):
             clash = [n for n in self._names() if n.lower() == name.lower()]
             if clash:
-                raise InvalidInputError(f"model {clash[0]!r} already exists"
+                raise AlreadyExistsError(f"model {clash[0]!r} already exists"
                                         + ("" if clash[0] == name else f" (names are unique ignoring case: {name!r})"))
             event = self._event(ev.ModelCreated, name, by=by, description=description, tags=dict(tags or {}))
             self._write(folder, event)
@@ -255,14 +274,21 @@ class ModelRegistry:
         """A new version from an artifact a run logged: its hash is checked against the
         run's record, and the run's params, final metrics and datasets are snapshotted."""
         self._state(name)  # the model exists
-        run = self.store.get_run(run_id)
+        run = self.runs.get_run(run_id)
         info = run["run"]
-        path = self.store.artifact_path(info["run_id"], artifact)
+        self.runs.artifact_path(info["run_id"], artifact)  # the run has it, and it is here
         recorded = run["artifacts"].set_index("path").loc[artifact]
-        verified(path, recorded["sha256"], f"artifact {artifact!r} of run {info['run_id']} (not registered)")
+        path = self.blobs.verified(recorded["sha256"], f"artifact {artifact!r} of run {info['run_id']} "
+                                   "(not registered)", in_git=bool(recorded["in_git"]))
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+        if not looks_pickled(head):
+            raise InvalidInputError(f"artifact {artifact!r} of run {info['run_id']} is not a pickled model "
+                                    f"(it starts with {head!r}): register the model file itself, saved "
+                                    "with pickle or joblib; nothing was registered")
         metrics = {r["key"]: (None if pd.isna(r["value"]) else float(r["value"]))
                    for r in run["metrics"].to_dict("records")}
-        datasets = [{k: _plain(d.get(k)) for k in ("name", "path", "sha256", "rows", "context")}
+        datasets = [{k: json_ready(d.get(k)) for k in ("name", "path", "sha256", "rows", "context")}
                     for d in run["datasets"].to_dict("records")]
         event = self._event(
             ev.VersionRegistered, name, by=by, run=info["run_id"], experiment=info["experiment"],
@@ -304,52 +330,42 @@ class ModelRegistry:
             target = _unarchived(state, name, number, "already archived")
             holding = sorted(a for a, v in state.aliases.items() if v == target.id)
             if holding:
-                raise RunStateError(f"version {number} of {name!r} holds alias(es) {', '.join(holding)}: "
+                raise WrongStateError(f"version {number} of {name!r} holds alias(es) {', '.join(holding)}: "
                                     "move or delete them first")
             self._write(self._folder(name), self._event(ev.VersionArchived, name, by=by, version=target.id,
                                                         reason=reason))
         return self.get(name, number)
 
-    def promote_winner(self, experiment: str, alias: str = "production", force: bool = False,
-                       by: str | None = None) -> ModelVersion:
-        """Move ``alias`` to the version that won an A/B experiment.
+    # -- loading -------------------------------------------------------------------
 
-        The experiment must be stopped with a winner whose variant serves a ``models:/``
-        URI; an experiment whose traffic split failed its sample-ratio check is refused
-        unless ``force``. The event records the experiment, the decision and the result.
-        """
-        exp = self.store.ab.get(experiment)
-        if exp.state != "stopped":
-            raise RunStateError(f"experiment {experiment!r} is {exp.state}: stop it with a winner first")
-        if not exp.winner:
-            raise RunStateError(f"experiment {experiment!r} stopped without a winner: nothing to promote")
-        variant = next(v for v in exp.spec.variants if v.name == exp.winner)
-        if not variant.model or not variant.model.startswith("models:/"):
-            raise InvalidInputError(f"the winner {exp.winner!r} of {experiment!r} serves {variant.model or variant.url!r}, "
-                                    "not a registered model (models:/name@alias or models:/name/N)")
-        results = exp.results()
-        if results.srm_alarm and not force:
-            raise RunStateError(f"experiment {experiment!r} had a sample-ratio mismatch "
-                                f"(p = {results.srm_p_value:.2g}): its result is not trustworthy; "
-                                "pass force=True to promote anyway")
-        name, number, source_alias = parse_model_uri(variant.model)
-        winner = self.get(name, number, source_alias)
-        primary = results.table[(results.table["metric"] == exp.spec.primary.name)
-                                & (results.table["variant"] == exp.winner)]
-        row = primary.iloc[0].to_dict() if len(primary) else {}
-        promotion = {"experiment": experiment, "winner": exp.winner, "served": variant.model,
-                     "decision": exp.decision, "recommendation": results.recommendation,
-                     "metric": exp.spec.primary.name, "lift": _plain(row.get("relative")),
-                     "lift_low": _plain(row.get("relative_ci_low")), "lift_high": _plain(row.get("relative_ci_high")),
-                     "p_value": _plain(row.get("p_value")), "srm_p_value": float(results.srm_p_value),
-                     "units": {k: int(v) for k, v in results.units.items()}, "forced": bool(force and results.srm_alarm)}
-        return self.set_alias(name, alias, winner.number, by=by, promotion=promotion,
-                              reason=f"won A/B experiment {experiment}: {results.recommendation}")
+    def resolve(self, uri: str) -> ResolvedModel:
+        """The artifact file a ``models:/`` or ``runs:/RUN/artifact`` URI names, its
+        sha256 checked against the record."""
+        runs = _RUNS.match(uri) if isinstance(uri, str) else None
+        if runs is not None:
+            details = self.runs.get_run(runs["run"])
+            run_id = details["run"]["run_id"]
+            self.runs.artifact_path(run_id, runs["artifact"])  # names what is missing
+            recorded = details["artifacts"].set_index("path").loc[runs["artifact"]]
+            sha256, in_git, artifact, version = recorded["sha256"], bool(recorded["in_git"]), runs["artifact"], None
+        else:
+            name, number, alias = parse_model_uri(uri)
+            version = self.get(name, number, alias)
+            run_id, artifact, sha256, in_git = version.run, version.artifact, version.sha256, None
+            self.runs.artifact_path(run_id, artifact)
+        path = self.blobs.verified(sha256, uri, in_git)
+        return ResolvedModel(uri, path, sha256, run_id, artifact, version)
+
+    def load(self, uri: str) -> Any:
+        """Unpickle the model a URI names (hash verified first). Unpickling runs code from
+        the file: load only from a store you trust."""
+        return unpickled(self.resolve(uri))
 
     # -- files -----------------------------------------------------------------------
 
     def _event(self, model: type[ev.RegistryEvent], name: str, **fields: Any) -> ev.RegistryEvent:
         try:
+            fields["by"] = fields.get("by") or current_user()
             return model(ts=time.time(), model=name, id=new_id(), **fields)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -359,8 +375,8 @@ class ModelRegistry:
         write_event_file(folder, event.id, event)
 
     def _lock(self, name: str) -> FileLock:
-        self.store.layout.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.store.layout.lock_file(name)))
+        self.layout.locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.layout.lock_file(name)))
 
 
 def _check_alias(alias: str) -> None:
@@ -377,14 +393,3 @@ def _version_number(version: int | str) -> int:
     if isinstance(version, bool) or not text.isdigit():
         raise InvalidInputError(f"a version is a number (3 or 'v3'), not {version!r}")
     return int(text)
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready Python value from a pandas/numpy one (NaN becomes None)."""
-    if value is None:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value

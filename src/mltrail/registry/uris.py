@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, MltrailError, StoreCorruptError
-from ..tracking.datasets import file_sha256
+from ..errors import InvalidInputError, MltrailError
 
 if TYPE_CHECKING:
-    from ..tracking.store import Store
     from .models import ModelVersion
 
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))?$")
@@ -49,51 +47,31 @@ class ResolvedModel:
     version: ModelVersion | None  # for models:/ URIs
 
 
-def resolve(store: Store, uri: str) -> ResolvedModel:
-    """The artifact file a URI names, its sha256 checked against the record."""
-    runs = _RUNS.match(uri) if isinstance(uri, str) else None
-    if runs is not None:
-        details = store.get_run(runs["run"])
-        run_id = details["run"]["run_id"]
-        artifacts = details["artifacts"].set_index("path")
-        path = store.artifact_path(run_id, runs["artifact"])
-        resolved = ResolvedModel(uri, path, artifacts.loc[runs["artifact"], "sha256"], run_id,
-                                 runs["artifact"], None)
-    else:
-        name, number, alias = parse_model_uri(uri)
-        version = store.registry.get(name, number, alias)
-        resolved = ResolvedModel(uri, store.artifact_path(version.run, version.artifact), version.sha256,
-                                 version.run, version.artifact, version)
-    verified(resolved.path, resolved.sha256, uri)
-    return resolved
+PICKLE_PROTOCOLS = range(2, 6)  # what pickle.dumps and joblib.dump write since Python 2.3
 
 
-def verified(path: Path, sha256: str, what: str) -> Path:
-    """``path``, after checking that it still hashes to ``sha256``."""
-    digest, _ = file_sha256(path)
-    if digest != sha256:
-        raise StoreCorruptError(f"{what}: the file {path} no longer matches its sha256 "
-                                f"{sha256[:12]}... (it hashes to {digest[:12]}...)")
-    return path
-
-
-def load_model(uri: str, store: Store | None = None) -> Any:
-    """Unpickle the model a URI names (hash verified first). Unpickling runs code from
-    the file: load only from a store you trust."""
-    if store is None:
-        from ..tracking.fluent import default_store
-
-        store = default_store()
-    return unpickled(resolve(store, uri))
+def looks_pickled(head: bytes) -> bool:
+    """True when a file starting with ``head`` is a pickle (protocol 2 to 5): a model."""
+    return len(head) >= 2 and head[0] == 0x80 and head[1] in PICKLE_PROTOCOLS
 
 
 def unpickled(resolved: ResolvedModel) -> Any:
     """The object pickled in a resolved artifact. Unpickling imports the classes the
-    model was made of: a module missing here is named, with what installs it."""
+    model was made of: a module missing here is named, with what installs it; a file
+    that is no pickle (a plot logged as an artifact) is named as such."""
+    data = resolved.path.read_bytes()
+    if not looks_pickled(data[:2]):
+        raise InvalidInputError(f"{resolved.uri} is not a pickled model: artifact {resolved.artifact!r} of run "
+                                f"{resolved.run} starts with {data[:8]!r}; mltrail loads models saved with "
+                                "pickle or joblib (uncompressed)")
     try:
-        return pickle.loads(resolved.path.read_bytes())  # noqa: S301 - a trusted store's artifact, hash checked
+        return pickle.loads(data)  # noqa: S301 - a trusted store's artifact, hash checked
     except ModuleNotFoundError as exc:
         package = {"sklearn": "scikit-learn"}.get((exc.name or "").partition(".")[0], exc.name)
         raise MltrailError(f"{resolved.uri} needs the Python module {exc.name!r}, which is not installed "
                            f"here: pip install {package} (the sample models: pip install -e '.[samples]')"
                            ) from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise MltrailError(f"{resolved.uri} cannot be unpickled here ({type(exc).__name__}: {exc}): "
+                           "it was saved by a version of its library this environment does not have, "
+                           "or it is damaged") from None

@@ -28,8 +28,8 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..registry.uris import resolve, unpickled
-from ..tracking.store import Store
+from ..registry.uris import unpickled
+from ..store import Store
 from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
 
 MAX_BODY_BYTES = 1 << 20
@@ -42,7 +42,7 @@ class PredictRequest(BaseModel):
 
 def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
     """The unpickled model a URI names (hash verified) and its feature order."""
-    resolved = resolve(store, uri)
+    resolved = store.registry.resolve(uri)
     model = unpickled(resolved)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:

@@ -31,14 +31,20 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..ab.experiment import Experiment
 from ..errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
 from ..registry.uris import parse_model_uri
 from ..storage.layout import FOLDER_NAME
-from ..tracking.store import Store
+from ..store import Store
 from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
 from .upstream import Reply, Upstream, UpstreamTimeout, UpstreamUnreachable
 

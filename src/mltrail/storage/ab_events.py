@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from .events import SCHEMA_VERSION
 from .layout import FOLDER_NAME
@@ -162,3 +169,38 @@ class CoverageChanged(AbEvent):
 AnyAbEvent = Annotated[Union[Created, Started, Paused, Stopped, NewPhase, CoverageChanged],
                        Field(discriminator="type")]
 AB_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyAbEvent)
+
+
+# -- the exposure and feedback logs: many lines per file, one writer per file ----------
+
+class _LogLine(BaseModel):
+    """A line of an experiment's exposure and feedback log (``ab/<key>/log/*.jsonl``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    v: int = Field(ge=1, le=SCHEMA_VERSION)
+    type: str
+    ts: float
+    experiment: str
+    seq: int = Field(ge=0)
+    unit: str = Field(min_length=1)
+
+
+class Exposure(_LogLine):
+    """A unit was served a variant in a phase."""
+
+    type: Literal["exposure"] = "exposure"
+    variant: str = Field(min_length=1)
+    phase: int = Field(ge=1)
+
+
+class Feedback(_LogLine):
+    """A KPI value of a unit (a conversion is 1.0)."""
+
+    type: Literal["feedback"] = "feedback"
+    metric: str = Field(min_length=1)
+    value: float
+
+
+LOG_LINE_ADAPTER: TypeAdapter[Any] = TypeAdapter(
+    Annotated[Union[Exposure, Feedback], Field(discriminator="type")])

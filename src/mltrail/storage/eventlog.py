@@ -80,6 +80,11 @@ class EventWriter:
             written = os.write(self._fd, view)
             view = view[written:]
 
+    def sync(self) -> None:
+        """Make what was appended durable (fsync)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -1,1 +1,1 @@
-"""The tracking API: Store, Run, and the module-level conveniences."""
+"""The tracking part: runs and how they are written (Run), started and read (Tracker)."""

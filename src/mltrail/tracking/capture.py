@@ -8,7 +8,6 @@ so a thousand runs from one commit store the diff once.
 
 from __future__ import annotations
 
-import getpass
 import os
 import platform
 import socket
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+
+from ..config import current_user
 
 _GIT_TTL_SECONDS = 1.0
 _git_cache: dict[str, tuple[float, GitSnapshot | None]] = {}
@@ -93,10 +94,7 @@ def installed_packages() -> tuple[tuple[str, str], ...]:
 
 @lru_cache(maxsize=1)
 def system_info() -> dict[str, str | None]:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no such user in a container
-        user = None
+    user = current_user()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

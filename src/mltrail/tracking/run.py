@@ -20,24 +20,32 @@ import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..config import FLUSH_SECONDS, HEARTBEAT_SECONDS
-from ..errors import InvalidInputError, InvalidMetricValueError, ParamChangedError, RunStateError
+from ..config import HEARTBEAT_SECONDS
+from ..errors import (
+    InvalidInputError,
+    InvalidMetricValueError,
+    ParamChangedError,
+    RunStateError,
+)
+from ..storage import background
 from ..storage import events as ev
 from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.layout import check_key
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .tracker import Tracker
 
 _time = time.time
 _INF = math.inf
+# called with each run that ends: the module-level API drops it from "the current run"
+run_end_hooks: list[Callable[[Run], None]] = []
 
 
 def _metric_value(key: str, value: Any) -> float:
@@ -69,9 +77,9 @@ class Run:
     ...     run.log_metric("loss", 0.3, step=1)
     """
 
-    def __init__(self, store: Store, run_id: str, experiment: str, name: str, number: int,
+    def __init__(self, tracker: Tracker, run_id: str, experiment: str, name: str, number: int,
                  path: Path, flush_events: int) -> None:
-        self.store = store
+        self.tracker = tracker
         self.id = run_id
         self.experiment = experiment
         self.name = name  # as it reads now; a git merge may renumber a default name
@@ -90,6 +98,9 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.name!r} id={self.id} status={self.status}>"
+
+    def describe(self) -> str:
+        return f"run {self.id}"
 
     @property
     def status(self) -> str:
@@ -189,7 +200,7 @@ class Run:
             check_key("artifact", artifact_name)
         logged = []
         for artifact_name, path in files:
-            sha256, size, in_git = self.store.put_file(path)
+            sha256, size, in_git = self.tracker.blobs.put_file(path)
             self._emit(ev.Artifact, path=artifact_name, sha256=sha256, size=size, in_git=in_git,
                        source=_display_path(path))
             logged.append(artifact_name)
@@ -200,7 +211,9 @@ class Run:
         """Record a dataset file this run used: its path, sha256, size, and for CSV or
         Parquet files the row count and column names. The file itself is not copied."""
         self._require_running()
-        from .datasets import describe_dataset  # pyarrow's readers load only when needed
+        from .datasets import (
+            describe_dataset,  # pyarrow's readers load only when needed
+        )
 
         info = describe_dataset(Path(path))
         self._emit(ev.Dataset, name=check_key("dataset", name or Path(path).stem),
@@ -255,8 +268,9 @@ class Run:
             events.append(event)
         return events_to_lines(events)
 
-    def _tick(self, heartbeat_seconds: float) -> None:
+    def background_flush(self) -> None:
         """Called by the background flusher: flush, or write a heartbeat if quiet."""
+        heartbeat_seconds = HEARTBEAT_SECONDS.get()
         with self._flush_lock:  # end() cannot close the file in between
             if self._status is not ev.RunStatus.RUNNING:
                 return
@@ -281,7 +295,9 @@ class Run:
             finally:
                 self._writer.close()
                 _active_runs.discard(self)
-        self.store._run_ended(self)
+                background.forget(self)
+        for hook in run_end_hooks:
+            hook(self)
 
     def __enter__(self) -> Run:
         return self
@@ -311,7 +327,7 @@ def _display_path(path: Path) -> str:
 
 _active_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 _machinery_lock = threading.Lock()
-_flusher: threading.Thread | None = None
+_installed = False
 _failed_exit = False
 
 
@@ -321,26 +337,15 @@ def active_runs() -> Iterator[Run]:
 
 def register(run: Run) -> None:
     """Track an active run: flush it in the background and end it at exit."""
-    global _flusher
+    global _installed
     _active_runs.add(run)
+    background.keep_flushed(run)
     with _machinery_lock:
-        if _flusher is None:
-            _flusher = threading.Thread(target=_flush_loop, name="mltrail-flusher", daemon=True)
-            _flusher.start()
+        if not _installed:
+            _installed = True
             atexit.register(_end_all_at_exit)
             _chain_excepthook()
             _install_sigterm()
-
-
-def _flush_loop() -> None:
-    while True:
-        time.sleep(FLUSH_SECONDS.get())
-        heartbeat_seconds = HEARTBEAT_SECONDS.get()
-        for run in active_runs():
-            try:
-                run._tick(heartbeat_seconds)
-            except OSError as exc:  # disk full etc.: keep the events, say so, try again
-                print(f"mltrail: could not flush run {run.id}: {exc}", file=sys.stderr)
 
 
 def _end_all_at_exit() -> None:

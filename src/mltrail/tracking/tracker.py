@@ -1,8 +1,11 @@
-"""The Store: the object users hold to start runs and to read them back."""
+"""The tracking part of a store: start runs, and read them back through the derived tables.
+
+It knows the store's layout and blobs and nothing of A/B experiments, the registry or
+features; :class:`mltrail.Store` composes it with them.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -16,11 +19,13 @@ import pandas as pd
 
 from ..compaction.compact import CompactionResult, Progress, compact
 from ..compaction.manifest import Manifest, load_manifest
-from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS, GIT_ARTIFACT_MAX, resolve_store_root
+from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS
 from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning
 from ..query import search as query
+from ..query.cells import present
 from ..query.tables import read_table
 from ..storage import events as ev
+from ..storage.blobs import BlobStore
 from ..storage.eventlog import read_first_event
 from ..storage.ids import new_id
 from ..storage.layout import Layout, check_key, experiment_dirname
@@ -31,60 +36,22 @@ from .run import Run, register
 DEFAULT_EXPERIMENT = "Default"
 
 
-class Store:
-    """A store root: event files, blobs and the derived tables.
+class Tracker:
+    """Runs of one store root: ``store.start_run``, ``store.search_runs`` and friends
+    (:class:`mltrail.Store` hands these calls here).
 
-    >>> store = mltrail.Store("mltrail_runs")               # doctest: +SKIP
-    >>> with store.start_run(experiment="churn") as run:     # doctest: +SKIP
-    ...     run.log_metric("f1", 0.8)
-    >>> store.search_runs(filter="metrics.f1 > 0.5")         # doctest: +SKIP
-
-    The root is ``root`` if given, else ``$MLTRAIL_DIR``, else ``./mltrail_runs``.
     ``crash_after`` (seconds, default ``$MLTRAIL_CRASH_AFTER_SECONDS`` or 120): a
     RUNNING run with no event for that long reads as CRASHED.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *,
-                 crash_after: float | None = None) -> None:
-        self.root = resolve_store_root(root)
-        self.layout = Layout(self.root)
+    def __init__(self, layout: Layout, blobs: BlobStore, crash_after: float | None = None) -> None:
+        self.layout = layout
+        self.root = layout.root
+        self.blobs = blobs
         self.crash_after = CRASH_AFTER_SECONDS.get(crash_after)
         self._index = query.RunIndex(self.layout.tables)
         self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
-        self._ab: Any = None
-        self._registry: Any = None
-        self._features: Any = None
-
-    def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
-
-    @property
-    def ab(self) -> Any:
-        """The store's A/B experiments (:class:`mltrail.ab.experiment.AbRegistry`)."""
-        if self._ab is None:
-            from ..ab.experiment import AbRegistry  # the A/B engine sits beside tracking
-
-            self._ab = AbRegistry(self)
-        return self._ab
-
-    @property
-    def registry(self) -> Any:
-        """The store's model registry (:class:`mltrail.registry.ModelRegistry`)."""
-        if self._registry is None:
-            from ..registry.models import ModelRegistry  # the registry sits beside tracking
-
-            self._registry = ModelRegistry(self)
-        return self._registry
-
-    @property
-    def features(self) -> Any:
-        """The store's feature store (:class:`mltrail.features.FeatureStore`)."""
-        if self._features is None:
-            from ..features.store import FeatureStore  # the feature store sits beside tracking
-
-            self._features = FeatureStore(self)
-        return self._features
 
     # -- writing ---------------------------------------------------------------------
 
@@ -145,7 +112,7 @@ class Store:
             run._emit(ev.GitInfo, commit=snap.commit, branch=snap.branch,
                       dirty=bool(snap.diff), remote=snap.remote,
                       repo_path=_relative_to(self.root, snap.root),
-                      diff_sha256=self._put_blob(diff) if diff else None,
+                      diff_sha256=self.blobs.put_bytes(diff) if diff else None,
                       diff_bytes=len(snap.diff), diff_truncated=len(snap.diff) > limit)
         fields: dict[str, Any] = {}
         if log_command:
@@ -158,60 +125,10 @@ class Store:
             fields.update(capture.system_info())
         if log_packages:
             packages = capture.installed_packages()
-            fields.update(packages_sha256=self._put_blob(orjson.dumps(dict(packages))),
+            fields.update(packages_sha256=self.blobs.put_bytes(orjson.dumps(dict(packages))),
                           package_count=len(packages))
         if fields:
             run._emit(ev.Environment, **fields)
-
-    def _run_ended(self, run: Run) -> None:
-        """Hook for the module-level API (the current run is popped there)."""
-        from .fluent import forget_run
-
-        forget_run(run)
-
-    # -- blobs -----------------------------------------------------------------------
-
-    def _put_blob(self, data: bytes) -> str:
-        sha256 = hashlib.sha256(data).hexdigest()
-        path = self.layout.blob_path(sha256)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        return sha256
-
-    def put_file(self, source: Path) -> tuple[str, int, bool]:
-        """Copy a file into the content-addressed blob store while hashing it; (sha256,
-        size, in_git). Artifacts and saved training sets are stored this way."""
-        limit = GIT_ARTIFACT_MAX.get()
-        size = source.stat().st_size
-        in_git = size <= limit
-        staging = self.layout.cache / "staging"
-        staging.mkdir(parents=True, exist_ok=True)
-        tmp = staging / f"{os.getpid()}.{threading.get_ident()}.{new_id()}"
-        digest = hashlib.sha256()
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
-            while block := src.read(1 << 20):
-                digest.update(block)
-                dst.write(block)
-        sha256 = digest.hexdigest()
-        path = self.layout.blob_path(sha256, large=not in_git)
-        if path.exists():
-            tmp.unlink()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
-        return sha256, size, in_git
-
-    def blob(self, sha256: str) -> bytes:
-        """The content of a blob (an artifact, a diff, a package list)."""
-        for large in (False, True):
-            path = self.layout.blob_path(sha256, large)
-            if path.exists():
-                return path.read_bytes()
-        raise NotFoundError(f"blob {sha256} is not in {self.root} (large artifacts are not "
-                            "in git: copy blobs-large/ from the machine that logged it)")
 
     def artifact_path(self, run: str, name: str) -> Path:
         """The local file holding a run's artifact."""
@@ -223,7 +140,9 @@ class Store:
         sha256, in_git = match.iloc[0]["sha256"], bool(match.iloc[0]["in_git"])
         path = self.layout.blob_path(sha256, large=not in_git)
         if not path.exists():
-            raise NotFoundError(f"artifact {name!r} of run {run_id} is not present here ({path})")
+            raise NotFoundError(f"artifact {name!r} of run {run_id} is not present here ({path})"
+                                + ("" if in_git else ": large artifacts stay out of git; copy "
+                                   "blobs-large/ from the machine that logged it"))
         return path
 
     # -- reading ---------------------------------------------------------------------
@@ -262,6 +181,7 @@ class Store:
         """
         manifest = self._fresh_manifest()
         frame, logged = self._index.frame(manifest), self._index.columns(manifest)
+        _check_experiments(experiment, frame, self.root)
         return query.search_runs(frame, logged, experiment=experiment, filter=filter, order_by=order_by,
                                  max_results=max_results, crash_after=self.crash_after)
 
@@ -302,7 +222,7 @@ class Store:
             table = read_table(self.layout.tables, name, manifest).to_pandas()
             return table[table["run_id"] == run_id].drop(columns="run_id").reset_index(drop=True)
 
-        info = {k: (None if _missing(row[k]) else row[k])
+        info = {k: present(row[k])
                 for k in frame.columns if not k.startswith(("params.", "metrics.", "tags."))}
         info["status"] = status
         params = rows("params")
@@ -324,12 +244,14 @@ def _relative_to(path: Path, root: str) -> str | None:
         return None
 
 
-def _missing(value: Any) -> bool:
-    """True for None, NaN and NaT: pandas' markers of a value that was never logged."""
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # lists and arrays are values
-        return False
+def _check_experiments(experiment: str | Sequence[str] | None, frame: pd.DataFrame, root: Path) -> None:
+    """An experiment asked for by name that has no run is a mistake worth naming."""
+    wanted = [experiment] if isinstance(experiment, str) else list(experiment or [])
+    known = set(frame["experiment"]) if len(frame) else set()
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        listed = ", ".join(repr(n) for n in sorted(known)) or "none yet"
+        raise NotFoundError(f"no experiment {unknown[0]!r} in {root} (experiments: {listed})")
 
 
 def _folder_state(folder: Path) -> tuple[int, int] | None:

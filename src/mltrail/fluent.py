@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import resolve_store_root
-from ..errors import RunStateError
-from .run import Run
+from .config import resolve_store_root
+from .errors import RunStateError
 from .store import Store
+from .tracking.run import Run, run_end_hooks
 
 _stack: list[Run] = []
 _stores: dict[Path, Store] = {}
@@ -98,3 +98,13 @@ def search_runs(experiment: str | Sequence[str] | None = None, filter: str | Non
                 max_results: int | None = None) -> pd.DataFrame:
     """Search the default store's runs; see :meth:`Store.search_runs`."""
     return default_store().search_runs(experiment, filter, order_by, max_results)
+
+
+def load_model(uri: str, store: Store | None = None) -> Any:
+    """Unpickle the model a URI names (``models:/churn@production``, ``models:/churn/3``,
+    ``runs:/RUN/model.pkl``), its hash verified first, from ``store`` or the default
+    store. Unpickling runs code from the file: load only from a store you trust."""
+    return (store or default_store()).load_model(uri)
+
+
+run_end_hooks.append(forget_run)  # an ended run is no longer "the current run"

@@ -3,9 +3,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import mltrail
 from mltrail.cli import main
-from tests.conftest import quiet_run
+from tests.factories import quiet_run
 
 
 @pytest.fixture

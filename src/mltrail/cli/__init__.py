@@ -1,0 +1,30 @@
+"""The ``mltrail`` command: a thin front end over the library.
+
+One module per command group; :mod:`.context` resolves ``--store`` (given anywhere on
+the command line, else ``$MLTRAIL_DIR``, else ``./mltrail_runs``) and turns a library
+error into one line and exit code 1; :mod:`.output` prints every table and ``--json``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .ab import ab
+from .context import MltrailGroup, store_option
+from .features import features
+from .models import models
+from .runs import compact, diff, experiments, reproduce, runs, show, ui
+from .serve import serve
+
+
+@click.group(cls=MltrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mltrail")
+@store_option
+def main() -> None:
+    """mltrail: experiments, A/B tests, models and features as plain files in git."""
+
+
+for command in (runs, experiments, show, diff, compact, reproduce, ui, ab, models, features, serve):
+    main.add_command(command)
+
+__all__ = ["main"]

@@ -1,0 +1,185 @@
+"""The Store: one store root and the four parts that live in it.
+
+    >>> store = mltrail.Store("mltrail_runs")               # doctest: +SKIP
+    >>> with store.start_run(experiment="churn") as run:     # doctest: +SKIP
+    ...     run.log_metric("f1", 0.8)
+    >>> store.search_runs(filter="metrics.f1 > 0.5")         # doctest: +SKIP
+    >>> store.ab.get("ranker-v2").results()                  # doctest: +SKIP
+    >>> store.registry.get("churn", alias="production")      # doctest: +SKIP
+
+It sits above the parts and hands each only what it uses: tracking gets the layout and
+the blobs; the A/B engine the layout; the registry the layout, the blobs and tracking
+(to read the runs it registers); the feature store the layout and the blobs. No part
+imports the Store. What needs two parts at once lives here: promoting the winner of an
+A/B experiment in the registry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .ab.experiment import AbRegistry
+from .compaction.compact import CompactionResult
+from .compaction.reader import Progress
+from .config import resolve_store_root
+from .errors import InvalidInputError, WrongStateError
+from .features.store import FeatureStore
+from .query.cells import json_ready
+from .registry.models import ModelRegistry, ModelVersion
+from .registry.uris import parse_model_uri
+from .storage.blobs import BlobStore
+from .storage.layout import Layout
+from .tracking.run import Run
+from .tracking.tracker import DEFAULT_EXPERIMENT, Tracker
+
+
+class Store:
+    """A store root: runs, A/B experiments, registered models and features.
+
+    The root is ``root`` if given, else ``$MLTRAIL_DIR``, else ``./mltrail_runs``.
+    ``crash_after`` (seconds, default ``$MLTRAIL_CRASH_AFTER_SECONDS`` or 120): a
+    RUNNING run with no event for that long reads as CRASHED.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *,
+                 crash_after: float | None = None) -> None:
+        self.root: Path = resolve_store_root(root)
+        self.layout = Layout(self.root)
+        self.blobs = BlobStore(self.layout)
+        self.tracking = Tracker(self.layout, self.blobs, crash_after)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- the parts -------------------------------------------------------------------
+
+    @cached_property
+    def ab(self) -> AbRegistry:
+        """The store's A/B experiments."""
+        return AbRegistry(self.layout)
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        """The store's model registry."""
+        return ModelRegistry(self.layout, self.blobs, self.tracking)
+
+    @cached_property
+    def features(self) -> FeatureStore:
+        """The store's feature store."""
+        return FeatureStore(self.layout, self.blobs)
+
+    @property
+    def crash_after(self) -> float:
+        return self.tracking.crash_after
+
+    # -- tracking (see Tracker for each call's full description) ----------------------
+
+    def start_run(self, experiment: str = DEFAULT_EXPERIMENT, *, name: str | None = None,
+                  description: str | None = None, experiment_description: str | None = None,
+                  tags: dict[str, Any] | None = None, log_git: bool = True,
+                  log_command: bool = True, log_system: bool = True,
+                  log_packages: bool = True) -> Run:
+        """Start a run in ``experiment`` (created on first use) and return it.
+
+        ``name`` defaults to ``<experiment>_<n>``; a name taken in the experiment gets
+        ``_2``, ``_3``... The ``log_*`` switches turn off what is captured at start:
+        git commit/branch/dirty/diff, the command line, the system, installed packages.
+        """
+        return self.tracking.start_run(
+            experiment, name=name, description=description, experiment_description=experiment_description,
+            tags=tags, log_git=log_git, log_command=log_command, log_system=log_system,
+            log_packages=log_packages)
+
+    def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
+                    order_by: Sequence[str] | str | None = None,
+                    max_results: int | None = None) -> pd.DataFrame:
+        """Runs as a DataFrame, filtered with MLflow's filter language; see
+        :meth:`mltrail.tracking.tracker.Tracker.search_runs`."""
+        return self.tracking.search_runs(experiment, filter, order_by, max_results)
+
+    def metric_history(self, run_ids: Sequence[str] | None = None,
+                       keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every metric point of the given runs: ``run_id, key, step, value, timestamp, best``."""
+        return self.tracking.metric_history(run_ids, keys)
+
+    def experiments(self) -> pd.DataFrame:
+        """One row per tracking experiment: name, description, run count, first and last start."""
+        return self.tracking.experiments()
+
+    def get_run(self, ref: str) -> dict[str, Any]:
+        """Everything about one run (ID, unique ID prefix or unique name)."""
+        return self.tracking.get_run(ref)
+
+    def resolve_run(self, ref: str) -> str:
+        """A run ID from an ID, a unique ID prefix, or a unique run name."""
+        return self.tracking.resolve_run(ref)
+
+    def artifact_path(self, run: str, name: str) -> Path:
+        """The local file holding a run's artifact."""
+        return self.tracking.artifact_path(run, name)
+
+    def compact(self, rebuild: bool = False, progress: Progress | None = None) -> CompactionResult:
+        """Fold new run events into the Parquet tables; see :mod:`mltrail.compaction.compact`."""
+        return self.tracking.compact(rebuild=rebuild, progress=progress)
+
+    # -- blobs -----------------------------------------------------------------------
+
+    def put_file(self, source: Path) -> tuple[str, int, bool]:
+        """Copy a file into the content-addressed blobs: ``(sha256, size, in_git)``."""
+        return self.blobs.put_file(Path(source))
+
+    def blob(self, sha256: str) -> bytes:
+        """The content of a blob (an artifact, a diff, a package list)."""
+        return self.blobs.read(sha256)
+
+    # -- where the parts meet --------------------------------------------------------
+
+    def load_model(self, uri: str) -> Any:
+        """Unpickle the model a ``models:/`` or ``runs:/`` URI names (hash verified)."""
+        return self.registry.load(uri)
+
+    def promote_winner(self, experiment: str, alias: str = "production", force: bool = False,
+                       by: str | None = None) -> ModelVersion:
+        """Move ``alias`` to the registered version that won an A/B experiment.
+
+        The experiment must be stopped with a winner whose variant serves a ``models:/``
+        URI; an experiment whose traffic split failed its sample-ratio check is refused
+        unless ``force``. The alias move records the experiment, the decision and the
+        result, so the registry's history says why production changed.
+        """
+        exp = self.ab.get(experiment)
+        if exp.state != "stopped":
+            raise WrongStateError(f"experiment {experiment!r} is {exp.state}: stop it with a winner first")
+        if not exp.winner:
+            raise WrongStateError(f"experiment {experiment!r} stopped without a winner: nothing to promote")
+        variant = next(v for v in exp.spec.variants if v.name == exp.winner)
+        if not variant.model or not variant.model.startswith("models:/"):
+            raise InvalidInputError(f"the winner {exp.winner!r} of {experiment!r} serves "
+                                    f"{variant.model or variant.url!r}, not a registered model "
+                                    "(models:/name@alias or models:/name/N)")
+        results = exp.results()
+        if results.srm_alarm and not force:
+            raise WrongStateError(f"experiment {experiment!r} had a sample-ratio mismatch "
+                                  f"(p = {results.srm_p_value:.2g}): its result is not trustworthy; "
+                                  "pass force=True to promote anyway")
+        name, number, source_alias = parse_model_uri(variant.model)
+        winner = self.registry.get(name, number, source_alias)
+        primary = results.table[(results.table["metric"] == exp.spec.primary.name)
+                                & (results.table["variant"] == exp.winner)]
+        row = primary.iloc[0].to_dict() if len(primary) else {}
+        promotion = {"experiment": experiment, "winner": exp.winner, "served": variant.model,
+                     "decision": exp.decision, "recommendation": results.recommendation,
+                     "metric": exp.spec.primary.name, "lift": json_ready(row.get("relative")),
+                     "lift_low": json_ready(row.get("relative_ci_low")),
+                     "lift_high": json_ready(row.get("relative_ci_high")),
+                     "p_value": json_ready(row.get("p_value")), "srm_p_value": json_ready(results.srm_p_value),
+                     "units": {k: int(v) for k, v in results.units.items()},
+                     "forced": bool(force and results.srm_alarm)}
+        return self.registry.set_alias(name, alias, winner.number, by=by, promotion=promotion,
+                                       reason=f"won A/B experiment {experiment}: {results.recommendation}")

@@ -1,0 +1,70 @@
+"""Mistakes get one clear line and exit 1, naming what to do: never a silent success,
+never a raw traceback."""
+
+import pickle
+
+import pytest
+from click.testing import CliRunner
+
+import mltrail
+from mltrail.cli import main
+from tests.factories import quiet_run, sparse_store
+
+
+@pytest.fixture
+def sparse(tmp_path):
+    return sparse_store(tmp_path / "sparse")
+
+
+def invoke(store, *args):
+    return CliRunner().invoke(main, [*args, "--store", str(store.root)])
+
+
+def test_an_unknown_experiment_is_an_error_naming_the_known_ones(sparse):
+    result = invoke(sparse, "runs", "-e", "nope")
+    assert result.exit_code == 1
+    assert "no experiment 'nope'" in result.output and "'bare', 'described'" in result.output
+
+
+def test_registering_into_a_missing_model_hints_at_create(sparse):
+    result = invoke(sparse, "models", "register", "churn", "--run", "full")
+    assert result.exit_code == 1 and "--create" in result.output and "Traceback" not in result.output
+    created = invoke(sparse, "models", "register", "churn", "--run", "full", "--create")
+    assert created.exit_code == 0 and "churn v1" in created.output
+
+
+def test_a_file_that_is_no_model_is_refused_at_register_and_explained_at_load(tmp_path):
+    store = mltrail.Store(tmp_path / "s")
+    (tmp_path / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"weights": [1, 2]}))
+    with quiet_run(store, "e", name="r") as run:
+        run.log_artifact(str(tmp_path / "plot.png"))
+        run.log_artifact(str(tmp_path / "model.pkl"))
+    store.registry.create_model("m")
+    result = invoke(store, "models", "register", "m", "--run", "r", "--artifact", "plot.png")
+    assert result.exit_code == 1 and "not a pickled model" in result.output
+    assert store.registry.versions("m").empty  # nothing was registered
+    with pytest.raises(mltrail.InvalidInputError, match="not a pickled model"):
+        store.load_model("runs:/r/plot.png")
+    assert store.load_model("runs:/r/model.pkl") == {"weights": [1, 2]}
+
+
+def test_an_unknown_phase_is_an_error(sparse):
+    result = invoke(sparse, "ab", "results", "idle", "--phase", "3")
+    assert result.exit_code == 1 and "no phase 3" in result.output and "1 to 1" in result.output
+
+
+@pytest.mark.parametrize("group,words", [
+    ("ab", ["create", "start", "pause", "stop", "weights", "results", "mltrail serve router"]),
+    ("serve", ["router", "model"]),
+])
+def test_group_help_describes_the_commands_there_are(group, words):
+    help_text = " ".join(CliRunner().invoke(main, [group, "--help"]).output.split())
+    for word in words:
+        assert word in help_text, word
+    assert "next, lifecycle" not in help_text  # the old "(and, next, lifecycle and results)"
+
+
+def test_router_help_names_its_real_routes():
+    help_text = " ".join(CliRunner().invoke(main, ["serve", "router", "--help"]).output.split())
+    assert "/experiments/KEY/predict" in help_text and "MLTRAIL_ADMIN_TOKEN" in help_text

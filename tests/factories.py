@@ -1,0 +1,138 @@
+"""What tests build: stores (the full sample and the sparse ones users really have), A/B
+specs and simulated traffic, child processes and ports. One place, imported by tests;
+fixtures that use these live in conftest.py files."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import mltrail
+
+REPO = Path(__file__).resolve().parents[1]
+
+# -- tracking ----------------------------------------------------------------------------
+
+
+def quiet_run(store: mltrail.Store, experiment: str = "exp", **kwargs: Any) -> mltrail.Run:
+    """A run without capture: fast, and independent of the machine's git state."""
+    return store.start_run(experiment, log_git=False, log_packages=False, **kwargs)
+
+
+def sparse_store(root: Path) -> mltrail.Store:
+    """A store with every optional field missing somewhere, as users' stores are: an
+    experiment without a description; runs without names, groups, metrics, tags,
+    artifacts or datasets; a run still RUNNING (no end time); a model without a
+    description whose alias moved without a reason; an A/B experiment never started."""
+    store = mltrail.Store(root)
+    with quiet_run(store, "bare", log_system=False, log_command=False) as run:
+        run.log_param("seed", 1)  # no group
+        run.log_metric("loss", float("nan"))  # a NaN metric is a value
+    with quiet_run(store, "bare", name="nothing", log_system=False, log_command=False):
+        pass  # no params, metrics, tags, artifacts, datasets
+    with quiet_run(store, "described", experiment_description="has one", name="full") as run:
+        run.log_params({"C": 1.0}, group="model")
+        run.log_metric("f1", 0.8)
+        run.set_tag("team", "growth")
+        model = root.parent / "model.pkl"
+        model.write_bytes(pickle.dumps({"a": "model"}))
+        run.log_artifact(str(model))
+    live = quiet_run(store, "bare", name="live")  # still RUNNING: no end time
+    live.flush()
+    store.registry.create_model("plain")  # no description, no tags
+    store.registry.register("plain", "full")
+    store.registry.set_alias("plain", "production", 1)  # no reason
+    store.ab.create(ab_spec(key="idle"))  # a draft: no phase started, no exposure
+    live.end()
+    return store
+
+
+# -- A/B -----------------------------------------------------------------------------------
+
+AB_SPEC: dict[str, Any] = {
+    "key": "ranker-v2",
+    "hypothesis": {"null": "the new ranker converts like the old", "alternative": "it converts better"},
+    "primary": {"name": "conversion", "kind": "binary", "direction": "increase"},
+    "guardrails": [{"name": "latency_ms", "kind": "continuous", "direction": "decrease"}],
+    "variants": [{"name": "control", "weight": 0.5, "control": True, "model": "models:/ranker@champion"},
+                 {"name": "treatment", "weight": 0.5, "url": "http://127.0.0.1:9001"}],
+    "mde": 0.01, "baseline": 0.10, "owner": "ana",
+}
+
+
+def ab_spec(**changes: Any) -> dict[str, Any]:
+    """The test experiment's spec with some fields changed."""
+    result = copy.deepcopy(AB_SPEC)
+    result.update(changes)
+    return result
+
+
+def simulate(exp: mltrail.Experiment, rates: dict[str, float], users: int, seed: int = 1,
+             feedback: bool = True) -> dict[str, int]:
+    """Users arrive, get assigned, are exposed; each converts with its variant's true rate
+    (one RNG, seeded: the same users convert every time)."""
+    rng = np.random.default_rng(seed)
+    ids = [f"user-{i}" for i in range(users)]
+    converted: dict[str, int] = {}
+    for unit, variant in zip(ids, exp.assign_batch(ids)):
+        if variant is None:
+            continue
+        exp.log_exposure(unit, variant)
+        if feedback and rng.random() < rates[variant]:
+            exp.log_feedback(unit, "conversion", 1.0)
+            converted[variant] = converted.get(variant, 0) + 1
+    return converted
+
+
+# -- processes, ports, git ------------------------------------------------------------
+
+
+def run_python(code: str, cwd: Path, env: dict[str, str] | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a Python snippet in a real child process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def spawn_python(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a service a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run real git in ``repo``; fail the test with git's output if it fails."""
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def wait_for(condition: Any, timeout: float = 30.0, what: str = "the condition") -> Any:
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
