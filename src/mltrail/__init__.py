@@ -20,6 +20,7 @@ from .ab.experiment import AbRegistry, Experiment, Phase
 from .compaction.compact import CompactionResult
 from .errors import (
     AlreadyExistsError,
+    BusyError,
     FilterSyntaxError,
     InvalidInputError,
     InvalidKeyError,
@@ -61,6 +62,7 @@ __version__ = "0.1.0"
 __all__ = sorted([
     "AbRegistry",
     "AlreadyExistsError",
+    "BusyError",
     "CompactionResult",
     "Experiment",
     "ExperimentSpec",

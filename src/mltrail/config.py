@@ -18,6 +18,8 @@ environment variable            meaning                   default
 ``MLTRAIL_DIFF_MAX_BYTES``      git diff kept per run     ``1000000``
 ``MLTRAIL_GIT_ARTIFACT_MAX``    artifacts larger than     ``10000000``
                                 this stay out of git
+``MLTRAIL_LOCK_TIMEOUT``        seconds to wait for a     ``10``
+                                registry or A/B lock
 =============================== ========================= =========================
 """
 
@@ -59,6 +61,7 @@ HEARTBEAT_SECONDS = Setting("MLTRAIL_HEARTBEAT_SECONDS", 10.0)
 CRASH_AFTER_SECONDS = Setting("MLTRAIL_CRASH_AFTER_SECONDS", 120.0)
 DIFF_MAX_BYTES = Setting("MLTRAIL_DIFF_MAX_BYTES", 1_000_000, int)
 GIT_ARTIFACT_MAX = Setting("MLTRAIL_GIT_ARTIFACT_MAX", 10_000_000, int)
+LOCK_TIMEOUT = Setting("MLTRAIL_LOCK_TIMEOUT", 10.0)
 
 
 def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:

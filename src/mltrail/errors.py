@@ -14,13 +14,14 @@ own subclass, and its fields carry the offending name and value::
     ├── AlreadyExistsError                       a model or experiment of that name exists
     ├── WrongStateError                          an operation the current state forbids
     │   └── RunStateError                        ... of a run (logging after its end)
+    ├── BusyError                                a lock held elsewhere was not had in time
     ├── UpstreamError                            a model service failed the router
     │   └── UpstreamTimeoutError                 ... by not answering in time
     ├── SchemaVersionError                       an event newer than this version reads
     └── StoreCorruptError                        derived tables unreadable: rebuild them
 
 A service maps them to HTTP: invalid input 422, not found 404, already exists and
-wrong state 409, upstream 502 (a timeout 504).
+wrong state 409, busy 503, upstream 502 (a timeout 504).
 
     SkippedLinesWarning (a UserWarning)          a query's compaction skipped bad lines
 """
@@ -100,6 +101,10 @@ class WrongStateError(MltrailError):
 
 class RunStateError(WrongStateError):
     """The run is in a state that does not allow the operation (e.g. logging after end)."""
+
+
+class BusyError(MltrailError):
+    """A lock another process holds was not had in time; nothing was written: try again."""
 
 
 class UpstreamError(MltrailError):

@@ -2,6 +2,8 @@
 (an upstream given to the router through its constructor)."""
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -9,7 +11,7 @@ from fastapi.testclient import TestClient
 import mltrail
 from mltrail.serve import router as router_module
 from mltrail.serve.upstream import Reply, UpstreamTimeout, UpstreamUnreachable
-from tests.factories import ab_spec
+from tests.factories import ab_spec, spawn_python
 
 SERVICES = {"control": "http://control.model", "treatment": "http://treatment.model"}
 
@@ -136,6 +138,53 @@ def test_admin_calls_need_the_token(setup):
     weights = client.post("/experiments/ranker-v2/weights", headers={"Authorization": "Bearer s3cret"},
                           json={"weights": {"control": 0.2, "treatment": 0.8}})
     assert weights.status_code == 200 and weights.json()["phase"] == 2
+
+
+def test_a_busy_lock_stalls_no_predict_and_is_a_clear_503(setup, monkeypatch, tmp_path):
+    """Another process holds the experiment's lock: the admin call waits off the event
+    loop (predicts keep being answered) and gives up with a 503 after
+    MLTRAIL_LOCK_TIMEOUT, writing nothing."""
+    client, store, exp, _ = setup
+    monkeypatch.setenv("MLTRAIL_LOCK_TIMEOUT", "1.5")
+    holder = spawn_python(f"""
+import time
+from filelock import FileLock
+with FileLock({str(store.layout.lock_file("ab-ranker-v2"))!r}):
+    print("held", flush=True)
+    time.sleep(120)
+""", tmp_path)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with ThreadPoolExecutor(1) as pool:
+            pause = pool.submit(client.post, "/experiments/ranker-v2/pause",
+                                headers={"Authorization": "Bearer s3cret"})
+            latencies, deadline = [], time.monotonic() + 20
+            while not pause.done() and time.monotonic() < deadline:
+                started = time.monotonic()
+                assert predict(client, f"user-{len(latencies)}").status_code == 200
+                latencies.append(time.monotonic() - started)
+            reply = pause.result(timeout=10)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    assert reply.status_code == 503 and "try again" in reply.json()["detail"]
+    assert len(latencies) >= 5 and max(latencies) < 1.0  # answered while the admin call waited
+    assert mltrail.Store(store.root).ab.get("ranker-v2").state == "running"  # nothing written
+
+
+def test_errors_map_to_one_status_each(setup):
+    client, *_ = setup
+    auth = {"Authorization": "Bearer s3cret"}
+    assert client.post("/experiments/nope/pause", headers=auth).status_code == 404
+    assert client.get("/experiments/nope").status_code == 404
+    bad = client.post("/experiments/ranker-v2/weights", headers=auth, json={"weights": {"control": 1.0}})
+    assert bad.status_code == 422
+    assert client.post("/experiments/ranker-v2/stop", headers=auth, json={"reason": "done"}).status_code == 200
+    assert client.post("/experiments/ranker-v2/pause", headers=auth).status_code == 409
+    assert [router_module.status_of(e) for e in (
+        mltrail.NotFoundError("x"), mltrail.InvalidInputError("x"), mltrail.AlreadyExistsError("x"),
+        mltrail.WrongStateError("x"), mltrail.BusyError("x"), mltrail.UpstreamTimeoutError("x"),
+        mltrail.UpstreamError("x"))] == [404, 422, 409, 409, 503, 504, 502]
 
 
 def test_admin_disabled_without_a_configured_token(store):

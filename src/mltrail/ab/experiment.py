@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 from pydantic import ValidationError
 
 from ..compaction.ablog import AbLogTables, compact_ab_log
@@ -33,6 +33,7 @@ from ..storage import ab_events as ev
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
 from ..storage.layout import Layout
+from ..storage.locks import held
 from . import assign, power
 from .logging import ExposureLog
 
@@ -395,9 +396,8 @@ class AbRegistry:
         return pd.DataFrame(rows, columns=["key", "state", "phase", "owner", "primary", "weights",
                                            "coverage", "winner", "min_sample_size"])
 
-    def _lock(self, key: str) -> FileLock:
-        self.layout.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.layout.lock_file(f"ab-{key}")))
+    def _lock(self, key: str) -> AbstractContextManager[None]:
+        return held(self.layout.lock_file(f"ab-{key}"), f"A/B experiment {key!r}")
 
     def _append(self, key: str, model: type[ev.AbEvent], **fields: Any) -> Experiment:
         """Check the transition against the current state, then write the event."""

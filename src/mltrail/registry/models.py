@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from filelock import FileLock
 from pydantic import ValidationError
 
 from ..config import current_user
@@ -38,7 +38,8 @@ from ..storage.blobs import BlobStore
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
 from ..storage.layout import Layout
-from .uris import _RUNS, ResolvedModel, looks_pickled, parse_model_uri, unpickled
+from ..storage.locks import held
+from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri, unpickled
 
 if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
@@ -341,7 +342,7 @@ class ModelRegistry:
     def resolve(self, uri: str) -> ResolvedModel:
         """The artifact file a ``models:/`` or ``runs:/RUN/artifact`` URI names, its
         sha256 checked against the record."""
-        runs = _RUNS.match(uri) if isinstance(uri, str) else None
+        runs = RUNS_URI.match(uri) if isinstance(uri, str) else None
         if runs is not None:
             details = self.runs.get_run(runs["run"])
             run_id = details["run"]["run_id"]
@@ -374,9 +375,9 @@ class ModelRegistry:
     def _write(self, folder: Path, event: ev.RegistryEvent) -> None:
         write_event_file(folder, event.id, event)
 
-    def _lock(self, name: str) -> FileLock:
-        self.layout.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.layout.lock_file(name)))
+    def _lock(self, name: str) -> AbstractContextManager[None]:
+        return held(self.layout.lock_file(name), "the registry" if name == "registry" else
+                    f"model {name.removeprefix('registry-')!r}")
 
 
 def _check_alias(alias: str) -> None:

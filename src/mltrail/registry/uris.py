@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .models import ModelVersion
 
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))?$")
-_RUNS = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<artifact>.+)$")
+RUNS_URI = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<artifact>.+)$")
 
 
 def parse_model_uri(uri: str) -> tuple[str, int | None, str | None]:

@@ -15,13 +15,17 @@ ordinary FastAPI app behind it.
 Faults: an upstream timeout is a 504 and a connection error or 5xx a 502, each naming
 the variant, unless the experiment's spec says ``fallback_to_control`` (then the
 control answers); the router itself stays up. Malformed bodies get 422 with the reason,
-unknown experiments 404, bodies over the limit 413.
+unknown experiments 404, bodies over the limit 413. Admin calls (start, pause, stop,
+weights) write lifecycle files under a lock: they run off the event loop, so a lock held
+elsewhere never stalls a predict, and one not had within ``MLTRAIL_LOCK_TIMEOUT`` is a
+503. Every library error maps to one status (:func:`status_of`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,7 +45,8 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..ab.experiment import Experiment
-from ..errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
+from ..errors import (AlreadyExistsError, BusyError, InvalidInputError, MltrailError, NotFoundError,
+                      UpstreamError, UpstreamTimeoutError, WrongStateError)
 from ..registry.uris import parse_model_uri
 from ..storage.layout import FOLDER_NAME
 from ..store import Store
@@ -184,7 +189,7 @@ class Router:
         if exposed:  # intention to treat: a unit served by the fallback stays in its variant
             try:
                 exp.log_exposure(request.unit_id, variant)
-            except RunStateError:  # paused this very second: served, but not an exposure
+            except WrongStateError:  # paused this very second: served, but not an exposure
                 exposed = False
         answered, latency = self.metrics.served(key, variant)
         answered.inc()
@@ -271,7 +276,8 @@ class Router:
     def check_admin(self, authorization: str | None) -> None:
         if self.admin_token is None:
             raise RouteError(403, "admin calls are disabled: set MLTRAIL_ADMIN_TOKEN to enable them")
-        if authorization != f"Bearer {self.admin_token}":
+        given = (authorization or "").encode()
+        if not hmac.compare_digest(given, f"Bearer {self.admin_token}".encode()):  # constant time
             raise RouteError(401, "a valid bearer token is needed")
 
 
@@ -348,7 +354,7 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
 
     @app.exception_handler(MltrailError)
     async def mltrail_error(_: Request, exc: MltrailError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422 if isinstance(exc, InvalidInputError) else 409)
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.get("/experiments")
     async def experiments() -> list[dict[str, Any]]:
@@ -369,12 +375,11 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
     async def lifecycle(key: str, authorization: str | None, action: Callable[[Experiment], Experiment]) -> Any:
         router.check_admin(authorization)
         exp = router.experiment(key)
-        try:
-            updated = action(exp)
-        except (RunStateError, InvalidInputError) as exc:
-            raise HTTPException(409 if isinstance(exc, RunStateError) else 422, str(exc)) from None
+        # a lifecycle change takes the experiment's file lock and writes a file: off the
+        # event loop, with a bounded wait (BusyError, a 503) if another process holds it
+        updated = await asyncio.to_thread(action, exp)
         router.forget(key)
-        return describe(store, updated)
+        return await asyncio.to_thread(describe, store, updated)
 
     @app.post("/experiments/{key}/start")
     async def start(key: str, authorization: str | None = Header(None)) -> dict[str, Any]:
@@ -393,6 +398,16 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
         return await lifecycle(key, authorization, lambda e: e.set_weights(body.weights, body.reason, by="router"))
 
     return HotPaths(app, router, max_body_bytes)
+
+
+def status_of(exc: MltrailError) -> int:
+    """The HTTP status of a library error."""
+    for kind, status in ((InvalidInputError, 422), (NotFoundError, 404), (AlreadyExistsError, 409),
+                         (WrongStateError, 409), (BusyError, 503), (UpstreamTimeoutError, 504),
+                         (UpstreamError, 502)):
+        if isinstance(exc, kind):
+            return status
+    return 500
 
 
 def describe(store: Store, exp: Experiment) -> dict[str, Any]:

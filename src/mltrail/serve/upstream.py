@@ -31,12 +31,14 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from ..errors import UpstreamError, UpstreamTimeoutError
 
-class UpstreamTimeout(Exception):
+
+class UpstreamTimeout(UpstreamTimeoutError):
     """The model service did not answer within the timeout."""
 
 
-class UpstreamUnreachable(Exception):
+class UpstreamUnreachable(UpstreamError):
     """The model service could not be reached, dropped the connection, or spoke no HTTP."""
 
 
