@@ -5,7 +5,6 @@ import streamlit as st
 
 from mltrail.dashboard import charts, state, views
 from mltrail.errors import NotFoundError
-from mltrail.tracking.reproduce import reproduce_script
 
 st.title("Run")
 root, generation = state.open_page()
@@ -90,4 +89,4 @@ else:
 environment = {k: info.get(k) for k in ("command", "script", "cwd", "python", "platform", "host", "user")}
 st.dataframe(pd.Series({k: v for k, v in environment.items() if v}, name="value").to_frame(), width="stretch")
 st.markdown("**Reproduce**")
-st.code(reproduce_script(store, run_id), language="bash")
+st.code(store.reproduce_script(run_id), language="bash")

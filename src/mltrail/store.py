@@ -35,6 +35,7 @@ from .registry.models import ModelRegistry, ModelVersion
 from .registry.uris import parse_model_uri
 from .storage.blobs import BlobStore
 from .storage.layout import Layout
+from .tracking.reproduce import script_for
 from .tracking.run import Run
 from .tracking.tracker import DEFAULT_EXPERIMENT, Tracker
 
@@ -123,6 +124,11 @@ class Store:
     def artifact_path(self, run: str, name: str) -> Path:
         """The local file holding a run's artifact."""
         return self.tracking.artifact_path(run, name)
+
+    def reproduce_script(self, run: str) -> str:
+        """A bash script that reruns a run in a new git worktree at its commit, with its
+        uncommitted diff applied, logging into this store (see :mod:`mltrail.tracking.reproduce`)."""
+        return script_for(self.tracking, run)
 
     def compact(self, rebuild: bool = False, progress: Progress | None = None) -> CompactionResult:
         """Fold new run events into the Parquet tables; see :mod:`mltrail.compaction.compact`."""

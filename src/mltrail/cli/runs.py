@@ -19,7 +19,6 @@ from rich.progress import (
 from ..errors import MltrailError
 from ..query.cells import cell_text, is_missing
 from ..store import Store
-from ..tracking.reproduce import reproduce_script
 from .context import pass_store
 from .output import Column, duration, err, note, out, print_json, print_table, status
 
@@ -180,7 +179,7 @@ def compact(store: Store, rebuild: bool) -> None:
 def reproduce(store: Store, run: str) -> None:
     """A shell script that reruns a run in a new worktree at its commit, with its
     uncommitted diff applied, logging into this store; your checkout is not touched."""
-    click.echo(reproduce_script(store, run))
+    click.echo(store.reproduce_script(run), nl=False)
 
 
 @click.command()
