@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,25 @@ def wait_for(condition: Any, timeout: float = 30.0, what: str = "the condition")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> bytes:
+    """Poll ``url`` until it answers 200 and return the body; fail at once, with the
+    process's stderr, if the process that should serve it exits first."""
+    def answer() -> bytes | None:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            output = err or out or ""
+            raise AssertionError(f"the process serving {url} exited ({proc.returncode}): {output[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                return reply.read() if reply.status == 200 else None
+        except OSError:
+            return None
+
+    return wait_for(answer, timeout=timeout, what=f"{url} to answer")
+
+
+# the sample churn model's features (sample_runs/make_samples.py), for the model services
+CHURN_FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
+                  "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}

@@ -5,6 +5,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +32,7 @@ def same(a: float, b: float) -> bool:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, name=st.one_of(st.none(), st.text(min_size=1, max_size=30).filter(str.strip)),
        experiment=st.text(min_size=1, max_size=30).filter(str.strip))
+@pytest.mark.slow
 def test_written_compacted_and_read_back_equals_replay(ops, name, experiment):
     with tempfile.TemporaryDirectory() as tmp:
         store = mltrail.Store(Path(tmp) / "s")

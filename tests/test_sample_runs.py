@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import pytest
 from click.testing import CliRunner
 
 import mltrail
@@ -31,6 +32,7 @@ def test_sample_store_holds_real_runs(tmp_path):
     assert listing.exit_code == 0 and len(json.loads(listing.output)) == len(runs)
 
 
+@pytest.mark.slow
 def test_sample_script_is_deterministic(tmp_path):
     """Same script, same events apart from IDs and times: run it twice and compare."""
     import subprocess

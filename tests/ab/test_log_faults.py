@@ -48,6 +48,7 @@ def conversion(result):
     return result.table[result.table["metric"] == "conversion"].set_index("variant")["mean"].to_dict()
 
 
+@pytest.mark.slow
 def test_feedback_flushed_before_its_exposure_is_counted(store, tmp_path):
     """A conversion pipeline flushes first, an analysis runs, then the router flushes:
     the conversions still count (compaction used to drop feedback without an exposure)."""
@@ -61,6 +62,7 @@ def test_feedback_flushed_before_its_exposure_is_counted(store, tmp_path):
     assert conversion(late) == pytest.approx(expected_means(exp), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_the_order_of_flushes_never_changes_a_result(tmp_path):
     tables = []
     for order in (("exposures", "feedback"), ("feedback", "exposures")):

@@ -70,6 +70,7 @@ def test_segments_rotate_by_size_without_losing_a_line(running, monkeypatch):
     assert [e["seq"] for e in events] == list(range(1, 2001))
 
 
+@pytest.mark.slow
 def test_several_processes_log_at_once_without_loss_or_interleaving(running, store, tmp_path):
     code = f"""
 import mltrail

@@ -6,17 +6,16 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.factories import REPO, free_port, spawn_python
+from tests.factories import REPO, free_port, spawn_python, wait_for_http
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
-    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")]
 sync_api = pytest.importorskip("playwright.sync_api")
 # read before the suite's autouse fixture clears MLTRAIL_* variables
 SCREENSHOTS_DIR = os.environ.get("MLTRAIL_SCREENSHOTS_DIR")  # relative to where pytest starts
@@ -47,17 +46,7 @@ for step in range(10_000):
         [sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", str(store),
          "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail(f"mltrail ui did not come up: {server.communicate()[0]}")
-            time.sleep(0.3)
+    wait_for_http(f"{url}/_stcore/health", server, 60)
     yield url, store
     for proc in (server, live):
         proc.terminate()

@@ -5,15 +5,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import aiohttp
 import httpx
 import pytest
 
 import mltrail
-from tests.factories import REPO, ab_spec, free_port, spawn_python
-from tests.serve.test_model_service import FEATURES
+from tests.factories import CHURN_FEATURES as FEATURES
+from tests.factories import REPO, ab_spec, free_port, spawn_python, wait_for_http
+
+pytestmark = pytest.mark.slow  # real processes
 
 
 def start(args: list[str], cwd, env=None):
@@ -22,17 +23,7 @@ def start(args: list[str], cwd, env=None):
 
 
 def wait_healthy(url: str, proc, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"{url} did not come up: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.2)
+    wait_for_http(f"{url}/healthz", proc, seconds)
 
 
 def stop(proc, sig=signal.SIGTERM) -> str:
@@ -148,7 +139,8 @@ def test_sigterm_under_concurrent_load_loses_no_exposure(tmp_path):
         async def load() -> None:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
                 tasks = [asyncio.create_task(client(n, session)) for n in range(32)]
-                await asyncio.sleep(1.5)
+                while sum(answered.values()) < 300:  # the load is under way
+                    await asyncio.sleep(0.05)
                 router.send_signal(signal.SIGTERM)  # mid-load
                 await asyncio.gather(*tasks)
 

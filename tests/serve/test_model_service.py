@@ -13,10 +13,9 @@ import mltrail
 from mltrail.serve.model import BatchPredictor, create_model_app
 from mltrail.serve.router import create_app
 from mltrail.serve.upstream import Reply
+from tests.factories import CHURN_FEATURES as FEATURES
 from tests.factories import REPO, ab_spec
 
-FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
-            "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
 """`mltrail serve router` as a real process: it serves, and SIGTERM stops it cleanly."""
 
 import signal
-import time
-import urllib.request
 
-from tests.factories import ab_spec, free_port, spawn_python
+from tests.factories import ab_spec, free_port, spawn_python, wait_for_http
 
 
 def test_router_process_serves_and_stops_on_sigterm(store, tmp_path):
@@ -16,15 +14,7 @@ from mltrail.cli import main
 sys.argv = ["mltrail", "serve", "router", "--store", {str(store.root)!r}, "--port", "{port}"]
 main()
 """, tmp_path)
-    deadline = time.time() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/experiments/ranker-v2", timeout=2) as reply:
-                assert b'"state":"running"' in reply.read()
-                break
-        except OSError:
-            assert time.time() < deadline and proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
+    assert b'"state":"running"' in wait_for_http(f"http://127.0.0.1:{port}/experiments/ranker-v2", proc, 30)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught, as it should

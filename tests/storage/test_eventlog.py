@@ -17,6 +17,7 @@ def _append_many(path: str, lock: str, writer_id: int, count: int) -> None:
     writer.close()
 
 
+@pytest.mark.slow
 def test_two_processes_appending_to_one_file_never_interleave(tmp_path):
     path, lock = tmp_path / "shared.jsonl", tmp_path / "shared.lock"
     ctx = multiprocessing.get_context("spawn")

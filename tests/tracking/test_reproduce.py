@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mltrail
 from tests.factories import git
+
+pytestmark = pytest.mark.slow  # real git, real processes
 
 TRAIN = """\
 import mltrail

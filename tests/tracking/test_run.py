@@ -6,7 +6,7 @@ import pytest
 
 import mltrail
 from mltrail import InvalidKeyError, InvalidMetricValueError, ParamChangedError, RunStateError
-from tests.factories import quiet_run
+from tests.factories import quiet_run, wait_for
 
 
 def _lines(run) -> int:
@@ -168,19 +168,11 @@ def test_buffer_flushes_itself_by_size(store, monkeypatch):
 def test_background_flush_by_time_and_heartbeat(store, monkeypatch):
     monkeypatch.setenv("MLTRAIL_FLUSH_SECONDS", "0.05")
     monkeypatch.setenv("MLTRAIL_HEARTBEAT_SECONDS", "0.1")
-    import time
-
     run = quiet_run(store)
     size = run.path.stat().st_size
     run.log_metric("loss", 1.0)
-    deadline = time.time() + 10
-    while run.path.stat().st_size == size and time.time() < deadline:
-        time.sleep(0.02)
-    assert run.path.stat().st_size > size, "the background flusher never wrote"
-    size = run.path.stat().st_size
-    while b"heartbeat" not in run.path.read_bytes() and time.time() < deadline:
-        time.sleep(0.02)
-    assert b"heartbeat" in run.path.read_bytes()
+    wait_for(lambda: run.path.stat().st_size > size, timeout=10, what="the background flusher to write")
+    wait_for(lambda: b"heartbeat" in run.path.read_bytes(), timeout=10, what="a heartbeat")
     run.end()
 
 
