@@ -56,17 +56,12 @@ async def too_large(send: Send, limit: int) -> None:
 def run_server(app: Any, host: str, port: int, graceful_seconds: float = 10, loop: str = "asyncio") -> None:
     """Serve ``app`` with uvicorn until SIGTERM or SIGINT (then finish in-flight requests).
 
-    Choices, each measured with wrk at 64 connections on a 2-core machine:
-    - ``loop``: the router runs uvloop, the model service the standard asyncio loop. In
-      interleaved runs the router under uvloop used 381-391 us of CPU a request paced at
-      ~1,000 req/s against 429-471 under asyncio (p50 2.1-2.2 ms against 2.4-3.0), and
-      flat out served 3,531-4,091 req/s (p99 31-34 ms) against 2,661-3,383 (p99 34-42).
-      A saturated server of short requests, which the model service is when called
-      directly, can be served unfairly under uvloop (a trivial 0.4 ms-a-request app: p99
-      500 ms under uvloop, 33 ms under asyncio; the model service's own p99 varied 7-30 ms
-      under uvloop against 10-13 ms under asyncio). Without uvloop (Windows) it is asyncio;
-    - ``gc.freeze()`` once the app is built: the heap then holds pandas, pyarrow and the
-      model, and each full collection walked it for ~80 ms, twice in 8 s of load.
+    Two choices, each measured (figures in docs/benchmarks.md): the router runs uvloop
+    (less CPU a request than asyncio), the model service the standard asyncio loop
+    (uvloop served a saturated server of short requests unfairly: a high p99); without
+    uvloop (Windows) it is asyncio. And ``gc.freeze()`` once the app is built: the heap
+    then holds pandas, pyarrow and the model, which full collections would walk for
+    ~80 ms each.
     """
     import gc
     import importlib.util
