@@ -9,7 +9,7 @@ from mltrail.dashboard import state
 st.title("Features")
 state.open_page()
 fs = state.store().features
-views = fs.views()
+views = fs.list()
 if views.empty:
     st.info("No feature view yet: `store.features.apply_entity(...)` then `apply_view(...)`.")
     st.stop()

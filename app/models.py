@@ -9,7 +9,7 @@ from mltrail.dashboard import charts, lineage, state
 st.title("Models")
 root, _ = state.open_page()
 registry = state.store().registry
-models = registry.models()
+models = registry.list()
 if models.empty:
     st.info("No registered model yet: `mltrail models register NAME --run RUN --create`, "
             "or `store.registry.register(...)`.")

@@ -54,7 +54,7 @@ RUNNING = {
 
 def register_models(store: mltrail.Store) -> None:
     registry = store.registry
-    registry.create_model("churn", description="who will leave within 90 days", tags={"team": "growth"},
+    registry.create("churn", description="who will leave within 90 days", tags={"team": "growth"},
                           by="sample script")
     registry.register("churn", "logreg-C1", description="logistic regression, the first model deployed",
                       by="sample script")

@@ -50,7 +50,7 @@ def sparse_store(root: Path) -> mltrail.Store:
         run.log_artifact(str(model))
     live = quiet_run(store, "bare", name="live")  # still RUNNING: no end time
     live.flush()
-    store.registry.create_model("plain")  # no description, no tags
+    store.registry.create("plain")  # no description, no tags
     store.registry.register("plain", "full")
     store.registry.set_alias("plain", "production", 1)  # no reason
     store.ab.create(ab_spec(key="idle"))  # a draft: no phase started, no exposure

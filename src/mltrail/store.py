@@ -7,6 +7,13 @@
     >>> store.ab.get("ranker-v2").results()                  # doctest: +SKIP
     >>> store.registry.get("churn", alias="production")      # doctest: +SKIP
 
+The parts share one verb set, names first and ``by`` (who acts; default ``$MLTRAIL_USER``
+or the login) always a keyword at the end: ``list()`` (a DataFrame, one row each),
+``get(name)``, ``exists(name)``, ``create(...)`` (``store.ab.create(spec)``,
+``store.registry.create(name)``; feature definitions are ``apply_entity`` and
+``apply_view``, as in Feast, since applying again replaces). Every error they raise
+derives from :class:`mltrail.MltrailError` (see :mod:`mltrail.errors`).
+
 It sits above the parts and hands each only what it uses: tracking gets the layout and
 the blobs; the A/B engine the layout; the registry the layout, the blobs and tracking
 (to read the runs it registers); the feature store the layout and the blobs. No part

@@ -105,7 +105,7 @@ def test_state_is_shared_through_the_store(exp, store):
     assert other.state == "running"
     with pytest.raises(NotFoundError):
         store.ab.get("missing")
-    frame = store.ab.experiments()
+    frame = store.ab.list()
     assert list(frame["key"]) == ["ranker-v2"] and list(frame["state"]) == ["running"]
 
 

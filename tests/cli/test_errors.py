@@ -40,7 +40,7 @@ def test_a_file_that_is_no_model_is_refused_at_register_and_explained_at_load(tm
     with quiet_run(store, "e", name="r") as run:
         run.log_artifact(str(tmp_path / "plot.png"))
         run.log_artifact(str(tmp_path / "model.pkl"))
-    store.registry.create_model("m")
+    store.registry.create("m")
     result = invoke(store, "models", "register", "m", "--run", "r", "--artifact", "plot.png")
     assert result.exit_code == 1 and "not a pickled model" in result.output
     assert store.registry.versions("m").empty  # nothing was registered

@@ -42,7 +42,7 @@ def event_files(store):
 
 
 def test_definitions_are_listed_with_their_schema(fs, store, source):
-    views = fs.views().set_index("view")
+    views = fs.list().set_index("view")
     assert views.loc["driver_stats", "entity"] == "driver" and views.loc["driver_stats", "ttl"] == "2h"
     assert views.loc["driver_stats", "features"] == "conv_rate:float, trips:int, active:bool, city:string"
     assert views.loc["driver_stats", "source"].endswith("data/driver_stats.parquet")
@@ -50,7 +50,7 @@ def test_definitions_are_listed_with_their_schema(fs, store, source):
     # a definition applied again replaces the old one; both stay in the event history
     fs.apply_view("driver_stats", entity="driver", source=source, timestamp_field="event_ts",
                   features={"conv_rate": "float"}, ttl="1d")
-    assert fs.views().set_index("view").loc["driver_stats", "ttl"] == "1d" and len(event_files(store)) == 3
+    assert fs.list().set_index("view").loc["driver_stats", "ttl"] == "1d" and len(event_files(store)) == 3
 
 
 @pytest.mark.parametrize("change,words", [
@@ -143,7 +143,7 @@ def test_online_serving_applies_the_ttl_now(fs):
     assert online["active"] == [False, True, None, None] and online["city"] == ["Oslo", "Lima", None, None]
     full = fs.get_online_features(["driver_stats:trips"], [{"driver_id": 1001}], full_feature_names=True)
     assert full == {"driver_id": [1001], "driver_stats__trips": [2]}
-    views = fs.views().set_index("view")
+    views = fs.list().set_index("view")
     assert views.loc["driver_stats", "online_keys"] == 3 and views.loc["driver_stats", "source_rows"] == 4
 
 
@@ -203,7 +203,7 @@ def test_materialize_reads_a_source_batch_by_batch_with_the_same_result(store, t
     assert report.loc[0, "rows"] == len(window) and report.loc[0, "keys"] == len(newest)
     online = features.get_online_features(["history:conv_rate"], [{"driver_id": int(k)} for k in newest.index])
     assert online["conv_rate"] == newest["conv_rate"].tolist()
-    assert features.views().set_index("view").loc["history", "source_rows"] == len(history)
+    assert features.list().set_index("view").loc["history", "source_rows"] == len(history)
 
 
 def test_a_source_that_fails_midway_materializes_nothing(store, tmp_path, monkeypatch):

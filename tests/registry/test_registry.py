@@ -21,7 +21,7 @@ def sample(tmp_path):
 
 @pytest.fixture
 def churn(sample):
-    sample.registry.create_model("churn", description="who leaves", tags={"team": "growth"})
+    sample.registry.create("churn", description="who leaves", tags={"team": "growth"})
     return sample.registry
 
 
@@ -43,7 +43,7 @@ def test_register_snapshots_the_run(churn, sample):
     assert v2.number == 2 and churn.get("churn").number == 2  # latest
     table = churn.versions("churn")
     assert list(table["version"]) == [1, 2] and list(table["run_name"]) == ["logreg-C1", "gb-lr0.2"]
-    models = churn.models().set_index("model")
+    models = churn.list().set_index("model")
     assert models.loc["churn", "versions"] == 2 and models.loc["churn", "description"] == "who leaves"
 
 
@@ -108,11 +108,11 @@ def test_bad_input_is_a_clear_error_and_nothing_is_written(churn, sample):
     with pytest.raises(NotFoundError, match="no artifact 'weights.bin'"):
         churn.register("churn", "logreg-C1", "weights.bin")
     with pytest.raises(AlreadyExistsError, match="ignoring case"):
-        churn.create_model("CHURN")
+        churn.create("CHURN")
     with pytest.raises(AlreadyExistsError, match="already exists"):
-        churn.create_model("churn")
+        churn.create("churn")
     with pytest.raises(InvalidInputError, match="model name"):
-        churn.create_model("../escape")
+        churn.create("../escape")
     with pytest.raises(NotFoundError, match="no version 7"):
         churn.set_alias("churn", "production", 7)
     with pytest.raises(InvalidInputError, match="a version is a number"):

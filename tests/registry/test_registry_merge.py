@@ -22,7 +22,7 @@ def test_versions_registered_on_two_branches_merge(tmp_path):
     origin.mkdir()
     git(origin, "init", "-q", "-b", "main")
     store = mltrail.Store(origin / "runs")
-    store.registry.create_model("ranker")
+    store.registry.create("ranker")
     store.registry.register("ranker", log_model(store, "base", tmp_path))
     store.registry.set_alias("ranker", "production", 1)
     git(origin, "add", "-A")

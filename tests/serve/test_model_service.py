@@ -48,7 +48,7 @@ def test_a_tampered_artifact_is_refused(sample):
 
 
 def test_router_in_front_of_two_real_models(sample):
-    sample.registry.create_model("churn-test")
+    sample.registry.create("churn-test")
     sample.registry.register("churn-test", "logreg-C1")
     sample.registry.register("churn-test", "gb-lr0.2")
     sample.registry.set_alias("churn-test", "production", 1)

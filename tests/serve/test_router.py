@@ -226,7 +226,7 @@ def test_status_names_the_registry_version_each_variant_serves(store, tmp_path):
     model_file.write_bytes(pickle.dumps({"w": 1}))
     with quiet_run(store, "train") as run:
         run.log_artifact(model_file, name="model.pkl")
-    store.registry.create_model("ranker")
+    store.registry.create("ranker")
     store.registry.register("ranker", run.id)
     store.registry.register("ranker", run.id)
     store.registry.set_alias("ranker", "champion", 2)

@@ -250,13 +250,13 @@ class Experiment:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self, by: str | None = None, reason: str | None = None) -> Experiment:
+    def start(self, *, by: str | None = None, reason: str | None = None) -> Experiment:
         return self._registry._append(self.key, ev.Started, by=by, reason=reason)
 
-    def pause(self, by: str | None = None, reason: str | None = None) -> Experiment:
+    def pause(self, *, by: str | None = None, reason: str | None = None) -> Experiment:
         return self._registry._append(self.key, ev.Paused, by=by, reason=reason)
 
-    def stop(self, winner: str | None, reason: str, by: str | None = None) -> Experiment:
+    def stop(self, winner: str | None, reason: str, *, by: str | None = None) -> Experiment:
         """Stop with a decision: the winning variant, or None (keep the control), and why."""
         if winner is not None and winner not in self.variants:
             raise InvalidInputError(f"unknown variant {winner!r}; variants are {self.variants}")
@@ -264,7 +264,7 @@ class Experiment:
             raise InvalidInputError("stopping needs a reason (the decision, in words)")
         return self._registry._append(self.key, ev.Stopped, winner=winner, by=by, reason=reason)
 
-    def set_weights(self, weights: Mapping[str, float], reason: str | None = None,
+    def set_weights(self, weights: Mapping[str, float], reason: str | None = None, *,
                     by: str | None = None) -> Experiment:
         """New weights start a new phase with a new seed: every unit is reassigned, and
         analysis uses the new phase by default, so earlier exposures cannot bias it."""
@@ -275,7 +275,7 @@ class Experiment:
         return self._registry._append(self.key, ev.NewPhase, weights=dict(weights),
                                       seed=f"{self.key}:{new_id()}", reason=reason, by=by)
 
-    def set_coverage(self, coverage: float, by: str | None = None) -> Experiment:
+    def set_coverage(self, coverage: float, *, by: str | None = None) -> Experiment:
         """Let more or fewer units in; no unit already in changes variant."""
         if not 0 < coverage <= 1:
             raise InvalidInputError(f"coverage must be in (0, 1], not {coverage}")
@@ -360,7 +360,7 @@ class AbRegistry:
             raise NotFoundError(f"no A/B experiment {key!r} in {self.layout.root} (experiments: {known})")
         return events
 
-    def create(self, spec: ev.ExperimentSpec | Mapping[str, Any], by: str | None = None) -> Experiment:
+    def create(self, spec: ev.ExperimentSpec | Mapping[str, Any], *, by: str | None = None) -> Experiment:
         """Define an experiment (state: draft). The spec is validated first; nothing is
         written if it is wrong."""
         try:
@@ -384,7 +384,11 @@ class AbRegistry:
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / "lifecycle").is_dir())
 
-    def experiments(self) -> pd.DataFrame:
+    def exists(self, key: str) -> bool:
+        """True when an experiment of this key is defined."""
+        return (self.root / key / "lifecycle").is_dir()
+
+    def list(self) -> pd.DataFrame:
         """Every experiment: key, state, phase, owner, primary KPI, variants and weights."""
         rows = []
         for key in self.keys():

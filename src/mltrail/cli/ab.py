@@ -96,7 +96,7 @@ def ab_create(store: Store, spec_file: str, by: str | None) -> None:
 @pass_store
 def ab_list(store: Store, as_json: bool) -> None:
     """Every experiment with its state and phase."""
-    frame = store.ab.experiments()
+    frame = store.ab.list()
     if as_json:
         print_json(frame)
         return

@@ -26,7 +26,7 @@ def _print_features(store: Store) -> None:
                  "online keys", "freshness"],
                 ([r["view"], r["entity"], r["features"], r["source"], r["ttl"], r["materialized_until"],
                   count(r["source_rows"]), count(r["online_keys"]), age(r["freshness"])]
-                 for r in fs.views().to_dict("records")),
+                 for r in fs.list().to_dict("records")),
                 title="feature views")
 
 

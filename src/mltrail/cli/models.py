@@ -20,7 +20,7 @@ def models() -> None:
 
 
 def _print_models(store: Store, as_json: bool) -> None:
-    frame = store.registry.models()
+    frame = store.registry.list()
     if as_json:
         print_json(frame)
         return
@@ -45,7 +45,7 @@ def models_list(store: Store, as_json: bool) -> None:
 @pass_store
 def models_create(store: Store, name: str, description: str | None, tags: tuple[str, ...], by: str | None) -> None:
     """Create a registered model (names are unique ignoring case)."""
-    store.registry.create_model(name, description, pairs(tags), by=by)
+    store.registry.create(name, description, pairs(tags), by=by)
     say(f"created model {name}")
 
 
@@ -65,7 +65,7 @@ def models_register(store: Store, name: str, run_ref: str, artifact: str, descri
         if not create:
             raise NotFoundError(f"no model {name!r} in the registry of {store.root}: create it with "
                                 f"`mltrail models create {name}`, or add --create here")
-        store.registry.create_model(name, by=by)
+        store.registry.create(name, by=by)
     registered = store.registry.register(name, run_ref, artifact, description, pairs(tags), by=by)
     say(f"{name} v{registered.number}: run {registered.run_name or registered.run} {artifact} "
         f"(sha256 {registered.sha256[:12]}), {registered.uri}")

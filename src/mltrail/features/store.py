@@ -9,6 +9,7 @@ correct, :mod:`.pit`); serving reads the online store (:mod:`.online`), which
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import tempfile
@@ -82,7 +83,15 @@ class FeatureStore:
             raise NotFoundError(f"no feature view {name!r} (views: {', '.join(sorted(views)) or 'none'})")
         return views[name]
 
-    def apply_entity(self, name: str, join_keys: Sequence[str], description: str | None = None,
+    def get(self, name: str) -> ev.ViewApplied:
+        """A feature view's definition as it stands (the last one applied)."""
+        return self._view(name)
+
+    def exists(self, name: str) -> bool:
+        """True when a feature view of this name is defined."""
+        return name in self._views()
+
+    def apply_entity(self, name: str, join_keys: Sequence[str], description: str | None = None, *,
                      by: str | None = None) -> ev.EntityApplied:
         """Define (or redefine) an entity: what its rows are keyed by."""
         _check_name("entity", name)
@@ -97,7 +106,8 @@ class FeatureStore:
 
     def apply_view(self, name: str, entity: str, source: str | os.PathLike[str], timestamp_field: str,
                    features: Mapping[str, str], created_timestamp_field: str | None = None,
-                   ttl: str | None = None, description: str | None = None, by: str | None = None) -> ev.ViewApplied:
+                   ttl: str | None = None, description: str | None = None, *,
+                   by: str | None = None) -> ev.ViewApplied:
         """Define (or redefine) a feature view over a Parquet or CSV file. The file's
         columns are checked now: the timestamps, the entity's join keys, each feature
         with a type it can hold. Nothing is written when anything is wrong."""
@@ -137,8 +147,8 @@ class FeatureStore:
                  "applied": pd.Timestamp(e.ts, unit="s", tz="UTC")} for e in self._entities().values()]
         return pd.DataFrame(rows, columns=["entity", "join_keys", "description", "applied"])
 
-    def views(self) -> pd.DataFrame:
-        """Each view: entity, source, schema, ttl, and its last materialization."""
+    def list(self) -> pd.DataFrame:
+        """Each feature view: entity, source, schema, ttl, and its last materialization."""
         last = self._last_materializations()
         now = pd.Timestamp.now(tz="UTC")
         rows = []
@@ -209,7 +219,7 @@ class FeatureStore:
                 result[column] = values
         return result
 
-    def save_dataset(self, name: str, df: pd.DataFrame, features: Sequence[str] = (),
+    def save_dataset(self, name: str, df: pd.DataFrame, features: Sequence[str] = (), *,
                      by: str | None = None) -> SavedDataset:
         """Save a training set as Parquet in the store (content-addressed) and record it;
         ``run.log_dataset(saved.path, name=...)`` ties a run to exactly this data."""
@@ -253,7 +263,7 @@ class FeatureStore:
             self._online = OnlineStore(self.layout.cache / "features" / "online.sqlite")
         return self._online
 
-    def materialize(self, start: Any = None, end: Any = None, views: Sequence[str] | None = None,
+    def materialize(self, start: Any = None, end: Any = None, views: Sequence[str] | None = None, *,
                     by: str | None = None) -> pd.DataFrame:
         """Load each view's rows with ``start <= event_ts <= end`` into the online store,
         keeping per key the row with the greatest (event_ts, created_ts) ever seen: an
@@ -285,7 +295,7 @@ class FeatureStore:
         return pd.DataFrame(report, columns=["view", "start", "end", "rows", "keys", "seconds"])
 
     def get_online_features(self, features: Sequence[str], entity_rows: Sequence[Mapping[str, Any]],
-                            full_feature_names: bool = False) -> dict[str, list[Any]]:
+                            full_feature_names: bool = False) -> dict[str, builtins.list[Any]]:
         """Feature values for each entity row, as columns (Feast's ``to_dict()`` shape).
         A value older than its view's ttl reads as None."""
         entities, views = self._definitions()
@@ -308,7 +318,7 @@ class FeatureStore:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _window_batches(self, view: ev.ViewApplied, columns: list[str], start: float | None, end: float,
+    def _window_batches(self, view: ev.ViewApplied, columns: builtins.list[str], start: float | None, end: float,
                         counted: dict[str, int]) -> Iterator[pd.DataFrame]:
         """The source's rows with ``start <= event time <= end`` (:func:`_source_frame`'s
         columns), a batch at a time so memory stays bounded; ``counted`` adds up the rows

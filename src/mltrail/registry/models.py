@@ -190,7 +190,7 @@ class ModelRegistry:
             return self._version(state, live[-1])
         return self._version(state, state.version(_version_number(version)))
 
-    def models(self) -> pd.DataFrame:
+    def list(self) -> pd.DataFrame:
         """One row per model: description, version counts, the latest version, aliases."""
         rows = []
         for name in self._names():
@@ -257,8 +257,8 @@ class ModelRegistry:
 
     # -- writing ---------------------------------------------------------------------
 
-    def create_model(self, name: str, description: str | None = None, tags: Mapping[str, str] | None = None,
-                     by: str | None = None) -> pd.Series:
+    def create(self, name: str, description: str | None = None, tags: Mapping[str, str] | None = None, *,
+               by: str | None = None) -> pd.Series:
         """Create a registered model. Names are unique ignoring case."""
         folder = self._folder(name)
         with self._lock("registry"):
@@ -268,10 +268,10 @@ class ModelRegistry:
                                         + ("" if clash[0] == name else f" (names are unique ignoring case: {name!r})"))
             event = self._event(ev.ModelCreated, name, by=by, description=description, tags=dict(tags or {}))
             self._write(folder, event)
-        return self.models().set_index("model").loc[name]
+        return self.list().set_index("model").loc[name]
 
     def register(self, name: str, run_id: str, artifact: str = "model.pkl", description: str | None = None,
-                 tags: Mapping[str, str] | None = None, by: str | None = None) -> ModelVersion:
+                 tags: Mapping[str, str] | None = None, *, by: str | None = None) -> ModelVersion:
         """A new version from an artifact a run logged: its hash is checked against the
         run's record, and the run's params, final metrics and datasets are snapshotted."""
         self._state(name)  # the model exists
@@ -300,7 +300,7 @@ class ModelRegistry:
         state = self._state(name)
         return self._version(state, event)
 
-    def set_alias(self, name: str, alias: str, version: int | str, reason: str | None = None,
+    def set_alias(self, name: str, alias: str, version: int | str, reason: str | None = None, *,
                   by: str | None = None, promotion: dict[str, Any] | None = None) -> ModelVersion:
         """Point ``alias`` at a version (moving it if it points elsewhere)."""
         _check_alias(alias)
@@ -315,7 +315,7 @@ class ModelRegistry:
                                                         previous=previous, reason=reason, promotion=promotion))
         return self.get(name, number)
 
-    def delete_alias(self, name: str, alias: str, reason: str | None = None, by: str | None = None) -> None:
+    def delete_alias(self, name: str, alias: str, reason: str | None = None, *, by: str | None = None) -> None:
         with self._lock(f"registry-{name}"):
             state = self._state(name)
             if alias not in state.aliases:
@@ -323,7 +323,8 @@ class ModelRegistry:
             self._write(self._folder(name), self._event(ev.AliasDeleted, name, by=by, alias=alias,
                                                         previous=state.aliases[alias], reason=reason))
 
-    def archive(self, name: str, version: int | str, reason: str | None = None, by: str | None = None) -> ModelVersion:
+    def archive(self, name: str, version: int | str, reason: str | None = None, *,
+                by: str | None = None) -> ModelVersion:
         """Retire a version: it stays readable, but ``latest`` and new aliases skip it."""
         number = _version_number(version)
         with self._lock(f"registry-{name}"):
