@@ -35,3 +35,20 @@ def test_errors_form_one_tree_with_a_class_per_condition():
     assert issubclass(mltrail.UpstreamTimeoutError, mltrail.UpstreamError)
     for name in ("InvalidInputError", "NotFoundError", "AlreadyExistsError", "WrongStateError", "UpstreamError"):
         assert issubclass(getattr(mltrail, name), mltrail.MltrailError), name
+
+
+def test_the_parts_share_one_verb_set_and_by_is_a_keyword(tmp_path):
+    import inspect
+
+    store = mltrail.Store(tmp_path / "s")
+    for part in (store.ab, store.registry, store.features):
+        for verb in ("list", "get", "exists"):
+            assert callable(getattr(part, verb)), (type(part).__name__, verb)
+        assert part.list().empty and part.exists("nothing") is False
+    methods = [getattr(part, name) for part in (store.ab, store.registry, store.features)
+               for name in dir(part) if not name.startswith("_")]
+    methods += [getattr(mltrail.Experiment, name) for name in dir(mltrail.Experiment) if not name.startswith("_")]
+    for method in methods:
+        if callable(method) and "by" in inspect.signature(method).parameters:
+            kind = inspect.signature(method).parameters["by"].kind
+            assert kind is inspect.Parameter.KEYWORD_ONLY, method.__qualname__
