@@ -93,12 +93,8 @@ class Store:
                   tags: dict[str, Any] | None = None, log_git: bool = True,
                   log_command: bool = True, log_system: bool = True,
                   log_packages: bool = True) -> Run:
-        """Start a run in ``experiment`` (created on first use) and return it.
-
-        ``name`` defaults to ``<experiment>_<n>``; a name taken in the experiment gets
-        ``_2``, ``_3``... The ``log_*`` switches turn off what is captured at start:
-        git commit/branch/dirty/diff, the command line, the system, installed packages.
-        """
+        """Start a run in ``experiment`` and return it (the options:
+        :meth:`mltrail.tracking.tracker.Tracker.start_run`)."""
         return self.tracking.start_run(
             experiment, name=name, description=description, experiment_description=experiment_description,
             tags=tags, log_git=log_git, log_command=log_command, log_system=log_system,
