@@ -150,6 +150,7 @@ def test_an_experiment_with_nothing_logged_reports_zero_units(store, start):
     assert result.units == {"control": 0, "treatment": 0}
     assert not result.srm_alarm and result.recommendation == "Keep running: no units yet."
     assert set(result.table["units"]) == {0} and len(result.table) == 4  # two metrics, two variants
+    assert {"relative", "p_value", "significant"} <= set(result.table.columns)  # what pages read
 
 
 def test_each_phase_is_read_against_its_own_weights(store):

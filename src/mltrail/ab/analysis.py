@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from .experiment import Experiment, Phase
 
 
+# the results table: one row per metric and variant; the comparison columns are empty
+# for the control and for a treatment that cannot be compared yet
+RESULT_COLUMNS = ["metric", "kind", "variant", "control", "units", "mean", "std", "progress", "difference",
+                  "ci_low", "ci_high", "relative", "relative_ci_low", "relative_ci_high", "p_value",
+                  "power_at_mde", "p_holm", "significant"]
+
+
 def phase_units(tables: AbLogTables, phase: int, metrics: list[str]) -> pd.DataFrame:
     """One row per unit exposed in ``phase``: unit, variant, first_ts, crossover, and per
     metric ``<metric>__sum`` and ``<metric>__count`` of its feedback in the phase (0 when
@@ -154,7 +161,7 @@ def results(exp: Experiment, tables: AbLogTables, phase: Phase, sequential: bool
                 lift_clear = row["relative_ci_low"] > 0 or row["relative_ci_high"] < 0
                 row["significant"] = bool(p < exp.spec.alpha and difference_clear and lift_clear)
         rows.extend(metric_rows)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)  # every column, even before any unit
     alarm = bool(srm < stats.SRM_ALARM_P)  # NaN (no units) is no alarm
     recommendation = recommend(exp, table, srm, sequential, phase)
     return Results(table, daily, srm, alarm, crossover, counts, phase.number, exp.state, recommendation,

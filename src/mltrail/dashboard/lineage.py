@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import MltrailError
+from ..query.cells import present
 from ..registry.uris import parse_model_uri
 
 
@@ -18,7 +19,7 @@ def lineage_edges(store: Any, name: str) -> list[tuple[str, str, str]]:
     """``(source, target, label)`` edges; node names are ``run:..``, ``v3``, ``ab:..``, ``@alias``."""
     registry = store.registry
     versions = registry.versions(name)
-    edges = [(f"run:{row['run_name'] or row['run'][:10]}", f"v{row['version']}", "registered")
+    edges = [(f"run:{present(row['run_name']) or row['run'][:10]}", f"v{row['version']}", "registered")
              for row in versions.to_dict("records")]
     for key in store.ab.keys():
         exp = store.ab.get(key)
