@@ -5,6 +5,7 @@ fixtures that use these live in conftest.py files."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pickle
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 import mltrail
 
@@ -159,3 +161,23 @@ def wait_for_http(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) 
 # the sample churn model's features (sample_runs/make_samples.py), for the model services
 CHURN_FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
                   "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}
+
+
+# -- the dashboard -----------------------------------------------------------------------
+
+APP = str(REPO / "app" / "main.py")
+
+
+def chart_series(chart) -> set[str]:
+    """The distinct runs (series) in an Altair chart as AppTest sees it."""
+    proto = chart.proto
+    runs: set[str] = set()
+    for dataset in proto.datasets:
+        table = pa.ipc.open_stream(dataset.data.data).read_all()
+        if "run" in table.column_names:
+            runs |= set(table["run"].to_pylist())
+    return runs
+
+
+def chart_title(chart) -> str:
+    return json.loads(chart.proto.spec).get("title")

@@ -1,14 +1,10 @@
-import json
 
-import pyarrow as pa
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import mltrail
-from tests.factories import REPO, quiet_run
-
-APP = str(REPO / "app" / "main.py")
+from tests.factories import APP, quiet_run
 
 
 @pytest.fixture(autouse=True)
@@ -42,18 +38,3 @@ def app(dash_store):
     at.run()
     assert not at.exception
     return at
-
-
-def chart_series(chart) -> set[str]:
-    """The distinct runs (series) in an Altair chart as AppTest sees it."""
-    proto = chart.proto
-    runs: set[str] = set()
-    for dataset in proto.datasets:
-        table = pa.ipc.open_stream(dataset.data.data).read_all()
-        if "run" in table.column_names:
-            runs |= set(table["run"].to_pylist())
-    return runs
-
-
-def chart_title(chart) -> str:
-    return json.loads(chart.proto.spec).get("title")

@@ -4,8 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import mltrail
-from tests.dashboard.conftest import APP
-from tests.factories import ab_spec, simulate
+from tests.factories import APP, ab_spec, simulate
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.conftest import APP
+from tests.factories import APP
 
 
 def features_page():

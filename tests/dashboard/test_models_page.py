@@ -7,8 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 import mltrail
 from mltrail.dashboard.lineage import lineage_dot, lineage_edges
-from tests.dashboard.conftest import APP, chart_title
-from tests.factories import REPO
+from tests.factories import APP, REPO, chart_title
 
 
 @pytest.fixture

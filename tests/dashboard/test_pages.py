@@ -3,7 +3,7 @@
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.conftest import APP, chart_series, chart_title
+from tests.factories import APP, chart_series, chart_title
 
 
 def ids_by_name(store):

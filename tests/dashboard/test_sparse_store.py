@@ -4,8 +4,7 @@ blanks where nothing was logged, and never an exception."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.conftest import APP
-from tests.factories import sparse_store
+from tests.factories import APP, sparse_store
 
 PAGES = ["runs.py", "compare.py", "run.py", "live.py", "ab_experiments.py", "ab_experiment.py",
          "ab_power.py", "models.py", "features.py"]
