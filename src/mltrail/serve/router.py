@@ -54,7 +54,6 @@ from .asgi import Receive, Send, declared_length, read_body, send_json, too_larg
 from .upstream import Reply, Upstream, UpstreamTimeout, UpstreamUnreachable
 
 REFRESH_SECONDS = 1.0
-FLUSH_SECONDS = 1.0
 HOT_PATH = re.compile(f"/experiments/({FOLDER_NAME})/(predict|feedback)")  # only a valid key
 
 
@@ -332,17 +331,12 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async def flusher() -> None:
-            while True:
-                await asyncio.sleep(FLUSH_SECONDS)
-                await router.flush_logs()
-
+        # exposures reach the disk every MLTRAIL_FLUSH_SECONDS from the process's background
+        # flusher (mltrail.storage.background), which outlives a failed flush
         await router.upstream.open()
-        task = asyncio.create_task(flusher())
         try:
             yield
         finally:  # graceful shutdown (SIGTERM): in-flight requests are done, then flush
-            task.cancel()
             await router.flush_logs()
             await router.upstream.close()
 
