@@ -89,7 +89,9 @@ def test_a_corrupt_and_a_torn_line_cost_only_themselves(store):
     with open(segment, "ab") as handle:
         handle.write(b'{"v":1,"type":"expo')  # a writer killed mid-line: not read yet
     with pytest.warns(mltrail.SkippedLinesWarning, match="1 line"):
-        result = exp.results()
+        tables = store.ab.log_tables(exp)
+    assert tables.lines_read_one_by_one == 201  # only the segment with the bad line, line by line
+    result = exp.results()
     assert sum(result.units.values()) == 200
     assert len(result.bad_lines) == 1 and result.bad_lines[0].startswith(f"{segment.name}:101: not valid JSON")
     assert exp.results().bad_lines == result.bad_lines  # still reported, without a new warning

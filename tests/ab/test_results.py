@@ -83,6 +83,7 @@ def test_compaction_is_incremental(store):
     exp.log.flush()
     first = store.ab.log_tables(exp)
     assert first.lines_read > 500
+    assert first.lines_read_one_by_one == 0  # clean exposures and feedback: the columnar path
     again = store.ab.log_tables(exp)
     assert again.lines_read == 0 and len(again.exposures) == len(first.exposures)
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 600, seed=5)  # 100 new users, 500 repeats

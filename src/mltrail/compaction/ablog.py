@@ -64,6 +64,7 @@ class AbLogTables:
     new_bad_lines: list[BadLine] = field(default_factory=list)  # found by this compaction
     lines_read: int = 0
     bytes_read: int = 0
+    lines_read_one_by_one: int = 0  # in segments holding a bad line: the slow, tolerant path
 
 
 # the last tables read per derived folder, by manifest generation: the dashboard asks
@@ -95,7 +96,7 @@ def compact_ab_log(log_folder: Path, derived: Path, phase_starts: Sequence[float
         if not found.todo and not rebuild:
             return tables
         loaded = load_new_bytes(found.todo, manifest.files)
-        events, bad = _parse(loaded.buffer, loaded.spans)
+        events, bad, one_by_one = _parse(loaded.buffer, loaded.spans)
         exposures = _fold_exposures(exposures, events[events["type"] == "exposure"])
         feedback = _fold_feedback(feedback, events[events["type"] == "feedback"], phase_starts)
         manifest.generation += 1
@@ -108,7 +109,8 @@ def compact_ab_log(log_folder: Path, derived: Path, phase_starts: Sequence[float
         commit_manifest(folder, manifest)  # after the tables: the offsets never run ahead of them
         _remove_unlisted(folder, manifest)
         _cache[folder] = (manifest.generation, exposures, feedback)
-        return AbLogTables(exposures, feedback, _bad_lines(manifest), bad, len(events), loaded.bytes_read)
+        return AbLogTables(exposures, feedback, _bad_lines(manifest), bad, len(events), loaded.bytes_read,
+                           one_by_one)
 
 
 def phase_of(ts: np.ndarray, phase_starts: Sequence[float]) -> np.ndarray:
@@ -148,24 +150,26 @@ def _bad_lines(manifest: Manifest) -> list[BadLine]:
     return [BadLine(b["file"], b["line"], b["reason"]) for b in manifest.bad_lines]
 
 
-def _parse(buffer: bytearray, spans: list[Span]) -> tuple[pd.DataFrame, list[BadLine]]:
-    """The spans' events as one frame of ``_LINE_SCHEMA``'s columns, and the bad lines.
+def _parse(buffer: bytearray, spans: list[Span]) -> tuple[pd.DataFrame, list[BadLine], int]:
+    """The spans' events as one frame of ``_LINE_SCHEMA``'s columns, the bad lines, and
+    how many lines were read one by one.
 
     The columnar reader takes everything at once when every line is good; a span that
     holds a bad line is read line by line, and only its bad lines are lost."""
     if not spans:
-        return _LINE_SCHEMA.empty_table().to_pandas(), []
+        return _LINE_SCHEMA.empty_table().to_pandas(), [], 0
     table = _valid_columnar(buffer, spans)
     if table is not None:
-        return table.to_pandas(), []
-    parts, bad = [], []
+        return table.to_pandas(), [], 0
+    parts, bad, one_by_one = [], [], 0
     for span in spans:
         table = _valid_columnar(buffer, [span])
         if table is None:
             table, skipped = _per_line(buffer, span)
             bad.extend(skipped)
+            one_by_one += span.lines
         parts.append(table)
-    return pa.concat_tables(parts).to_pandas(), bad
+    return pa.concat_tables(parts).to_pandas(), bad, one_by_one
 
 
 def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
@@ -175,17 +179,19 @@ def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
         return None
     kinds = table["type"]
     exposure, feedback = pc.equal(kinds, "exposure"), pc.equal(kinds, "feedback")
-    every = [pc.is_valid(table[c]) for c in ("v", "ts", "experiment", "seq", "unit")]
-    every += [pc.less_equal(table["v"], SCHEMA_VERSION), pc.greater_equal(table["v"], 1),
-              pc.is_finite(table["ts"]), pc.greater(pc.utf8_length(table["unit"]), 0),
-              pc.or_(exposure, feedback),
-              pc.or_(pc.invert(exposure), pc.and_(pc.is_valid(table["variant"]),
-                                                  pc.greater_equal(table["phase"], 1))),
-              pc.or_(pc.invert(feedback), pc.and_(pc.is_valid(table["metric"]),
-                                                  pc.is_finite(table["value"])))]
-    ok = every[0]
-    for condition in every[1:]:
-        ok = pc.and_(ok, condition)
+    # Kleene logic: a feedback line has no phase (null), and "not an exposure, or a valid
+    # phase" must still be true for it
+    checks = [pc.is_valid(table[c]) for c in ("v", "ts", "experiment", "seq", "unit")]
+    checks += [pc.less_equal(table["v"], SCHEMA_VERSION), pc.greater_equal(table["v"], 1),
+               pc.is_finite(table["ts"]), pc.greater(pc.utf8_length(table["unit"]), 0),
+               pc.or_kleene(exposure, feedback),
+               pc.or_kleene(pc.invert(exposure), pc.and_kleene(pc.is_valid(table["variant"]),
+                                                               pc.greater_equal(table["phase"], 1))),
+               pc.or_kleene(pc.invert(feedback), pc.and_kleene(pc.is_valid(table["metric"]),
+                                                               pc.is_finite(table["value"])))]
+    ok = checks[0]
+    for condition in checks[1:]:
+        ok = pc.and_kleene(ok, condition)
     return table if pc.all(pc.fill_null(ok, False)).as_py() else None
 
 
