@@ -93,7 +93,8 @@ def test_a_corrupt_and_a_torn_line_cost_only_themselves(store):
     assert tables.lines_read_one_by_one == 201  # only the segment with the bad line, line by line
     result = exp.results()
     assert sum(result.units.values()) == 200
-    assert len(result.bad_lines) == 1 and result.bad_lines[0].startswith(f"{segment.name}:101: not valid JSON")
+    assert len(result.bad_lines) == 1
+    assert result.bad_lines[0].startswith(f"ab/ranker-v2/log/{segment.name}:101: not valid JSON")
     assert exp.results().bad_lines == result.bad_lines  # still reported, without a new warning
 
 

@@ -337,7 +337,8 @@ class AbRegistry:
     def log_tables(self, exp: Experiment, rebuild: bool = False) -> AbLogTables:
         """The experiment's log, compacted (incremental; see :mod:`mltrail.compaction.ablog`)."""
         tables = compact_ab_log(self.log_folder(exp.key), self.layout.cache / "ab" / exp.key,
-                                [p.started for p in exp.phases], rebuild=rebuild)
+                                [p.started for p in exp.phases], rebuild=rebuild,
+                                label=self.layout.relative(self.log_folder(exp.key)))
         if tables.new_bad_lines:
             first = tables.new_bad_lines[0]
             warnings.warn(SkippedLinesWarning(

@@ -73,11 +73,12 @@ _cache: dict[Path, tuple[int, pd.DataFrame, pd.DataFrame]] = {}
 
 
 def compact_ab_log(log_folder: Path, derived: Path, phase_starts: Sequence[float],
-                   rebuild: bool = False) -> AbLogTables:
+                   rebuild: bool = False, label: str | None = None) -> AbLogTables:
     """Fold the new lines of ``log_folder/*.jsonl`` into the tables under ``derived``.
 
     ``phase_starts``: when each phase began (epoch seconds, phase 1 first). Tables are
     kept per set of phases: a new phase re-folds the feedback against the new bounds.
+    ``label`` names the log folder in reports of skipped lines (``ab/KEY/log``).
     """
     folder = derived / f"phases-{_fingerprint(phase_starts)}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ def compact_ab_log(log_folder: Path, derived: Path, phase_starts: Sequence[float
         if not found.todo and not rebuild:
             return tables
         loaded = load_new_bytes(found.todo, manifest.files)
-        events, bad, one_by_one = _parse(loaded.buffer, loaded.spans)
+        events, bad, one_by_one = _parse(loaded.buffer, loaded.spans, label or str(log_folder))
         exposures = _fold_exposures(exposures, events[events["type"] == "exposure"])
         feedback = _fold_feedback(feedback, events[events["type"] == "feedback"], phase_starts)
         manifest.generation += 1
@@ -150,7 +151,7 @@ def _bad_lines(manifest: Manifest) -> list[BadLine]:
     return [BadLine(b["file"], b["line"], b["reason"]) for b in manifest.bad_lines]
 
 
-def _parse(buffer: bytearray, spans: list[Span]) -> tuple[pd.DataFrame, list[BadLine], int]:
+def _parse(buffer: bytearray, spans: list[Span], label: str) -> tuple[pd.DataFrame, list[BadLine], int]:
     """The spans' events as one frame of ``_LINE_SCHEMA``'s columns, the bad lines, and
     how many lines were read one by one.
 
@@ -165,7 +166,7 @@ def _parse(buffer: bytearray, spans: list[Span]) -> tuple[pd.DataFrame, list[Bad
     for span in spans:
         table = _valid_columnar(buffer, [span])
         if table is None:
-            table, skipped = _per_line(buffer, span)
+            table, skipped = _per_line(buffer, span, f"{label}/{span.rel}")
             bad.extend(skipped)
             one_by_one += span.lines
         parts.append(table)
@@ -195,7 +196,7 @@ def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
     return table if pc.all(pc.fill_null(ok, False)).as_py() else None
 
 
-def _per_line(buffer: bytearray, span: Span) -> tuple[pa.Table, list[BadLine]]:
+def _per_line(buffer: bytearray, span: Span, file: str) -> tuple[pa.Table, list[BadLine]]:
     rows: dict[str, list[Any]] = {name: [] for name in _LINE_SCHEMA.names}
     bad = []
     lines = bytes(buffer[span.start:span.end]).split(b"\n")[:-1]
@@ -205,7 +206,7 @@ def _per_line(buffer: bytearray, span: Span) -> tuple[pa.Table, list[BadLine]]:
         try:
             event = LOG_LINE_ADAPTER.validate_python(orjson.loads(raw)).model_dump()
         except orjson.JSONDecodeError as exc:
-            bad.append(BadLine(span.rel, number, f"not valid JSON ({exc})"))
+            bad.append(BadLine(file, number, f"not valid JSON ({exc})"))
             continue
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -213,7 +214,7 @@ def _per_line(buffer: bytearray, span: Span) -> tuple[pa.Table, list[BadLine]]:
             newer = isinstance(first.get("input"), int) and first["loc"][-1:] == ("v",) and first["input"] > 1
             reason = (f"written by a newer mltrail (event schema v{first['input']}; this version reads up "
                       f"to v{SCHEMA_VERSION})" if newer else f"invalid log line: {where}: {first['msg']}")
-            bad.append(BadLine(span.rel, number, reason))
+            bad.append(BadLine(file, number, reason))
             continue
         for name in _LINE_SCHEMA.names:
             rows[name].append(event.get(name))
