@@ -17,7 +17,6 @@ from tests.factories import CHURN_FEATURES as FEATURES
 from tests.factories import REPO, ab_spec
 
 
-
 @pytest.fixture
 def sample(tmp_path):
     copy = tmp_path / "sample_runs"

@@ -4,8 +4,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mltrail.storage.eventlog import EventWriter, parse_line, events_to_lines, read_events
 from mltrail.errors import SchemaVersionError
+from mltrail.storage.eventlog import EventWriter, events_to_lines, parse_line, read_events
 
 
 def _append_many(path: str, lock: str, writer_id: int, count: int) -> None:

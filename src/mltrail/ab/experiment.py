@@ -22,13 +22,7 @@ from pydantic import ValidationError
 
 from ..compaction.ablog import AbLogTables, compact_ab_log
 from ..config import current_user
-from ..errors import (
-    AlreadyExistsError,
-    InvalidInputError,
-    NotFoundError,
-    SkippedLinesWarning,
-    WrongStateError,
-)
+from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, SkippedLinesWarning, WrongStateError
 from ..storage import ab_events as ev
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 import orjson
+from rich.text import Text
 
 from ..errors import InvalidInputError, MltrailError
 from ..query.cells import cell_text, is_missing
@@ -113,8 +114,8 @@ def ab_status(store: Store, key: str) -> None:
     """An experiment's definition and state."""
     exp = store.ab.get(key)
     spec = exp.spec
-    out.print(f"[bold]{exp.key}[/]  {exp.state}  phase {exp.phase.number} (seed {exp.phase.seed})  "
-              f"owner {spec.owner}", highlight=False)
+    out.print(Text.assemble((exp.key, "bold"), f"  {exp.state}  phase {exp.phase.number} (seed {exp.phase.seed})  "
+                            f"owner {spec.owner}"), highlight=False)
     say(f"H0: {spec.hypothesis.null}\nH1: {spec.hypothesis.alternative}")
     say(f"primary KPI {spec.primary.name} ({spec.primary.kind}, {spec.primary.direction} is good); "
         f"alpha {spec.alpha}, power {spec.power}, MDE {spec.mde}{' relative' if spec.mde_relative else ''}"
@@ -200,11 +201,11 @@ def ab_results(store: Store, key: str, phase: int | None, sequential: bool | Non
                     "crossover_units": result.crossover_units, "bad_lines": result.bad_lines,
                     "recommendation": result.recommendation, "table": result.table})
         return
-    health = "[red]SAMPLE-RATIO MISMATCH[/]" if result.srm_alarm else "[green]split OK[/]"
+    health = Text("SAMPLE-RATIO MISMATCH", style="red") if result.srm_alarm else Text("split OK", style="green")
     srm = "no units yet" if is_missing(result.srm_p_value) else f"p = {result.srm_p_value:.3g}"
-    out.print(f"[bold]{key}[/] phase {result.phase} ({result.state}): {health} ({srm}), "
-              f"{result.crossover_units} crossover units left out; units "
-              + ", ".join(f"{k} {v:,}" for k, v in result.units.items()), highlight=False)
+    out.print(Text.assemble((key, "bold"), f" phase {result.phase} ({result.state}): ", health,
+                            f" ({srm}), {result.crossover_units} crossover units left out; units "
+                            + ", ".join(f"{k} {v:,}" for k, v in result.units.items())), highlight=False)
     rows = []
     for row in result.table.to_dict("records"):
         tested = not is_missing(row.get("p_value"))

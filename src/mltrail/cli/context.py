@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from rich.text import Text
 
 from ..errors import MltrailError
 from ..store import Store
@@ -59,5 +60,5 @@ class MltrailGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MltrailError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err.print(Text.assemble(("error:", "bold red"), f" {exc}"), highlight=False)  # never markup
             sys.exit(1)

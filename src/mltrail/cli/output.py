@@ -15,6 +15,7 @@ import orjson
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..query.cells import cell_text, is_missing, json_ready, records
 
@@ -37,15 +38,17 @@ class Column:
 def print_table(columns: Sequence[str | Column], rows: Iterable[Sequence[Any]],
                 title: str | None = None) -> None:
     """Print a table; every cell is text by :func:`~mltrail.query.cells.cell_text` (a
-    missing value is blank) unless it is already text (which may carry rich markup)."""
+    missing value is blank). Cells are never read as rich markup (a param value such as
+    ``[/data/train.csv]`` is text); a styled cell is a :class:`rich.text.Text`."""
     table = Table(title=title, header_style="bold", title_justify="left" if title else "center")
     for column in columns:
         column = column if isinstance(column, Column) else Column(column)
-        table.add_column(column.header, justify="right" if column.right else "left",
+        table.add_column(Text(column.header), justify="right" if column.right else "left",
                          no_wrap=column.max_width is not None, overflow="ellipsis",
                          max_width=column.max_width)
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, str) else cell_text(cell) for cell in row))
+        table.add_row(*(cell if isinstance(cell, Text) else Text(cell if isinstance(cell, str) else cell_text(cell))
+                        for cell in row))
     out.print(table)
 
 
@@ -66,9 +69,9 @@ def note(text: str) -> None:
     err.print(text, markup=False, highlight=False)
 
 
-def status(value: Any) -> str:
+def status(value: Any) -> Text:
     text = cell_text(value)
-    return f"[{_STATUS_COLOURS.get(text, 'white')}]{text}[/]"
+    return Text(text, style=_STATUS_COLOURS.get(text, "white"))
 
 
 def duration(start: Any, end: Any) -> str:

@@ -8,13 +8,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from ..errors import MltrailError
 from ..query.cells import cell_text, is_missing
@@ -83,7 +78,7 @@ def show(store: Store, run: str, as_json: bool) -> None:
         print_json(details)
         return
     info = details["run"]
-    out.print(f"[bold]{cell_text(info['run_name'])}[/]  {info['run_id']}  {status(info['status'])}",
+    out.print(Text.assemble((cell_text(info["run_name"]), "bold"), f"  {info['run_id']}  ", status(info["status"])),
               highlight=False)
     lines = [("experiment", f"{info['experiment']}   (run #{info['run_seq']})"),
              ("description", cell_text(info.get("description"))),
@@ -93,7 +88,7 @@ def show(store: Store, run: str, as_json: bool) -> None:
         if text:
             out.print(f"{label:<11} {text}", markup=False, highlight=False)
     if info.get("error"):
-        out.print("[red]error[/]")
+        out.print(Text("error", style="red"))
         out.print(info["error"], markup=False, highlight=False)
     params = details["params"]
     if len(params):
@@ -144,7 +139,7 @@ def diff(store: Store, run_a: str, run_b: str, show_all: bool) -> None:
         for key in sorted(set(left) | set(right)):
             lv, rv = cell_text(left.get(key), "—"), cell_text(right.get(key), "—")
             if lv != rv or show_all:
-                rows.append(["[yellow]≠[/]" if lv != rv else "", f"{kind}.{key}", lv, rv])
+                rows.append([Text("≠", style="yellow") if lv != rv else "", f"{kind}.{key}", lv, rv])
     if not rows:
         out.print("no differences in params or final metrics")
         return

@@ -21,6 +21,7 @@ the large metric history is append-only part files, merged once there are many.
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,25 +37,12 @@ from filelock import FileLock
 from pydantic import ValidationError
 
 from ..storage.eventlog import BadLine, Chunk, iter_events
-from ..storage.events import (
-    EVENT_ADAPTER,
-    EVENT_TYPES,
-    NONFINITE_VALUES,
-    SCHEMA_VERSION,
-    Event,
-)
+from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
 from ..storage.layout import Layout
 from ..storage.naming import derive_run_names
 from . import schemas
 from .manifest import Manifest, commit_manifest, load_manifest
-from .reader import (
-    Progress,
-    Span,
-    Todo,
-    bad_line_records,
-    load_new_bytes,
-    read_columnar,
-)
+from .reader import Progress, Span, Todo, bad_line_records, load_new_bytes, read_columnar
 from .scan import scan
 
 MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
@@ -436,7 +424,8 @@ class _TableState:
                        git_remote=event.remote, git_diff_sha256=event.diff_sha256,
                        git_diff_truncated=event.diff_truncated, git_repo_path=event.repo_path)
         elif kind == "environment":
-            run.update(command=" ".join(event.command) if event.command else None,
+            # quoted as a shell reads it: `mltrail reproduce` pastes it into a script
+            run.update(command=shlex.join(event.command) if event.command else None,
                        script=event.script, cwd=event.cwd, python=event.python,
                        platform=event.platform, host=event.host, user=event.user,
                        packages_sha256=event.packages_sha256)

@@ -58,9 +58,15 @@ def lineage_dot(store: Any, name: str) -> str:
     for node in nodes:
         shape = next(s for prefix, s in shapes.items() if node.startswith(prefix))
         label = node.removeprefix("run:").removeprefix("ab:")
-        lines.append(f'  "{node}" [shape={shape}, label="{label}"];')
+        lines.append(f'  "{_dot(node)}" [shape={shape}, label="{_dot(label)}"];')
     for source, target, label in edges:
         style = ", style=dashed" if label == "points at" else ""
-        lines.append(f'  "{source}" -> "{target}" [label="{label}"{style}];')
+        lines.append(f'  "{_dot(source)}" -> "{_dot(target)}" [label="{_dot(label)}"{style}];')
     lines.append("}")
     return "\n".join(lines)
+
+
+def _dot(text: str) -> str:
+    """Text inside a double-quoted DOT string: a quote or backslash in a run name must not
+    end the string (it blanked the whole graph)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -25,13 +25,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..config import current_user
-from ..errors import (
-    AlreadyExistsError,
-    InvalidInputError,
-    NotFoundError,
-    StoreCorruptError,
-    WrongStateError,
-)
+from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, StoreCorruptError, WrongStateError
 from ..query.cells import json_ready
 from ..storage import registry_events as ev
 from ..storage.blobs import BlobStore

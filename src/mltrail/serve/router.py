@@ -35,18 +35,20 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..ab.experiment import Experiment
-from ..errors import (AlreadyExistsError, BusyError, InvalidInputError, MltrailError, NotFoundError,
-                      UpstreamError, UpstreamTimeoutError, WrongStateError)
+from ..errors import (
+    AlreadyExistsError,
+    BusyError,
+    InvalidInputError,
+    MltrailError,
+    NotFoundError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    WrongStateError,
+)
 from ..registry.uris import parse_model_uri
 from ..storage.layout import FOLDER_NAME
 from ..store import Store

@@ -28,12 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..config import HEARTBEAT_SECONDS
-from ..errors import (
-    InvalidInputError,
-    InvalidMetricValueError,
-    ParamChangedError,
-    RunStateError,
-)
+from ..errors import InvalidInputError, InvalidMetricValueError, ParamChangedError, RunStateError
 from ..storage import background
 from ..storage import events as ev
 from ..storage.eventlog import EventWriter, events_to_lines
@@ -211,9 +206,7 @@ class Run:
         """Record a dataset file this run used: its path, sha256, size, and for CSV or
         Parquet files the row count and column names. The file itself is not copied."""
         self._require_running()
-        from .datasets import (
-            describe_dataset,  # pyarrow's readers load only when needed
-        )
+        from .datasets import describe_dataset  # pyarrow's readers load only when needed
 
         info = describe_dataset(Path(path))
         self._emit(ev.Dataset, name=check_key("dataset", name or Path(path).stem),
