@@ -29,15 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock
 from pydantic import ValidationError
 
-from ..storage.eventlog import BadLine, Chunk, iter_events
+from ..errors import SchemaVersionError
+from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
+from ..storage.fields import LATEST_TS
 from ..storage.layout import Layout
 from ..storage.naming import derive_run_names
 from . import schemas
@@ -182,15 +183,20 @@ class _Compaction:
         if table is None:
             raise _NotFast  # a corrupt or blank line: the per-line reader says where
         kinds = table["type"]
+        ts = table["ts"]
         if (table["v"].null_count or pc.max(table["v"]).as_py() > SCHEMA_VERSION
                 or not pc.all(pc.is_in(kinds, pa.array(sorted(EVENT_TYPES)))).as_py()
-                or table["run"].null_count or table["ts"].null_count):
+                or table["run"].null_count or ts.null_count
+                or pc.min(ts).as_py() < 0 or pc.max(ts).as_py() > LATEST_TS):  # (NaN ts: max is NaN)
             raise _NotFast
         is_metric = pc.equal(kinds, "metric")
         metrics = table.filter(is_metric)
+        nonfinite = metrics["nonfinite"]
         if (metrics["key"].null_count or metrics["step"].null_count or metrics["seq"].null_count
-                or pc.any(pc.and_(pc.is_null(metrics["value"]),
-                                  pc.is_null(metrics["nonfinite"]))).as_py()):
+                or (metrics.num_rows and pc.min(metrics["seq"]).as_py() < 0)
+                or pc.any(pc.and_(pc.is_null(metrics["value"]), pc.is_null(nonfinite))).as_py()
+                or not pc.all(pc.is_in(nonfinite.filter(pc.is_valid(nonfinite)),
+                                       pa.array(sorted(NONFINITE_VALUES)))).as_py()):
             raise _NotFast
         other_rows = np.flatnonzero(~is_metric.to_numpy(zero_copy_only=False))
         first_row = 0
@@ -198,7 +204,7 @@ class _Compaction:
             wanted = other_rows[(other_rows >= first_row) & (other_rows < first_row + span.lines)]
             rows = [int(r) - first_row for r in wanted]
             for row, line in _lines_at(self.buffer, span.start, span.end, span.lines, rows):
-                self._apply(orjson.loads(line), span.rel, span.first_line + row)
+                self._apply_line(line, span.rel, span.first_line + row)
             first_row += span.lines
         self.result.events_read += table.num_rows
         return _metric_points(metrics)
@@ -232,6 +238,15 @@ class _Compaction:
             where = ".".join(str(p) for p in first["loc"])
             self.result.bad_lines.append(BadLine(rel, line, f"invalid {event.get('type')} event: {where}: {first['msg']}"))
             return None
+
+    def _apply_line(self, raw: bytes, rel: str, line: int) -> None:
+        """A line pyarrow read but that may still be beyond orjson (nested too deep)."""
+        try:
+            event = parse_line(raw)
+        except (ValueError, SchemaVersionError) as exc:
+            self.result.bad_lines.append(BadLine(rel, line, str(exc)))
+            return
+        self._apply(event, rel, line)
 
     def _apply(self, event: dict[str, Any], rel: str, line: int) -> None:
         model = self._validate(event, rel, line)

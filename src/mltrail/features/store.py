@@ -250,7 +250,7 @@ class FeatureStore:
         saved = [e for e in self._events() if isinstance(e, ev.DatasetSaved) and e.name == name]
         if not saved:
             raise NotFoundError(f"no saved dataset {name!r}")
-        return pq.read_table(self.layout.root / saved[-1].path).to_pandas()
+        return pq.read_table(self.blobs.verified(saved[-1].sha256, f"saved dataset {name!r}")).to_pandas()
 
     # -- online ----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from ..errors import InvalidInputError
+from .fields import Count, Int64, Sha256, Timestamp
 from .layout import check_key
 
 SCHEMA_VERSION = 1
@@ -39,9 +40,9 @@ class Event(BaseModel):
 
     v: int = SCHEMA_VERSION
     type: str
-    ts: float
+    ts: Timestamp
     run: str
-    seq: int = 0
+    seq: Count = 0
 
 
 def _keys_checked(kind: str) -> AfterValidator:
@@ -78,7 +79,7 @@ class Metric(Event):
     type: Literal["metric"] = "metric"
     key: str
     value: float | None
-    step: int
+    step: Int64
     best: bool | None = None
     nonfinite: Literal["nan", "inf", "-inf"] | None = None
 
@@ -101,8 +102,8 @@ class TagDeleted(Event):
 class Artifact(Event):
     type: Literal["artifact"] = "artifact"
     path: str  # the artifact's name inside the run, e.g. "model.pkl" or "plots/roc.png"
-    sha256: str
-    size: int
+    sha256: Sha256
+    size: Count
     in_git: bool  # False when larger than MLTRAIL_GIT_ARTIFACT_MAX (kept in blobs-large/)
     source: str | None = None  # where it was copied from, relative when possible
 
@@ -116,9 +117,9 @@ class Dataset(Event):
     type: Literal["dataset"] = "dataset"
     name: str
     path: str
-    sha256: str
-    size: int
-    rows: int | None = None
+    sha256: Sha256
+    size: Count
+    rows: Count | None = None
     columns: list[str] | None = None
     context: str | None = None  # "training", "validation", ...
 
@@ -130,8 +131,8 @@ class GitInfo(Event):
     dirty: bool | None = None
     remote: str | None = None
     repo_path: str | None = None  # the store's path relative to the repository root
-    diff_sha256: str | None = None  # the uncommitted diff, stored as a blob
-    diff_bytes: int | None = None
+    diff_sha256: Sha256 | None = None  # the uncommitted diff, stored as a blob
+    diff_bytes: Count | None = None
     diff_truncated: bool = False
 
 
@@ -144,8 +145,8 @@ class Environment(Event):
     platform: str | None = None
     host: str | None = None
     user: str | None = None
-    packages_sha256: str | None = None  # JSON {name: version}, stored as a blob
-    package_count: int | None = None
+    packages_sha256: Sha256 | None = None  # JSON {name: version}, stored as a blob
+    package_count: Count | None = None
 
 
 class Heartbeat(Event):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, TypeAdapter
 
 from .eventfiles import FileEvent
+from .fields import Count, Sha256
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")  # usable as a column and a SQL name
 FEATURE_TYPES = ("float", "int", "string", "bool")
@@ -59,10 +60,10 @@ class Materialized(FeatureEvent):
 class DatasetSaved(FeatureEvent):
     type: Literal["dataset_saved"] = "dataset_saved"
     name: str
-    sha256: str
-    rows: int
+    sha256: Sha256
+    rows: Count
     columns: list[str]
-    path: str  # the Parquet file, relative to the store root
+    path: str  # the Parquet file, relative to the store root (informative: loads go by sha256)
     features: list[str] = Field(default_factory=list)  # the refs that made it, when known
 
 

@@ -22,7 +22,7 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import InvalidKeyError
+from ..errors import InvalidKeyError, StoreCorruptError
 
 MAX_KEY_LENGTH = 250
 # a name that is also a folder and a URL path segment: A/B experiment keys, model names
@@ -33,6 +33,7 @@ GITIGNORE = """\
 /blobs-large/
 """
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE_DIR_CHARS = re.compile(r"[^\w.\-]+", re.UNICODE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -64,6 +65,11 @@ class Layout:
         return self.experiment_dir(experiment) / "runs" / f"{run_id}.jsonl"
 
     def blob_path(self, sha256: str, large: bool = False) -> Path:
+        """Where the blob of ``sha256`` lives. A hash read from an event file is checked
+        again here: one that is not 64 hex digits could name a path outside the store."""
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise StoreCorruptError(f"{sha256!r} is not a sha256 (64 hex digits): an event file of "
+                                    f"{self.root} was changed by hand or damaged")
         base = self.large_blobs if large else self.blobs
         return base / "sha256" / sha256[:2] / sha256[2:]
 

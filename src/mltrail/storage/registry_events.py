@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, TypeAdapter
 
 from .eventfiles import FileEvent
+from .fields import Count, Sha256
 from .layout import FOLDER_NAME
 
 MODEL_NAME = re.compile(f"^{FOLDER_NAME}$")
@@ -43,8 +44,8 @@ class VersionRegistered(RegistryEvent):
     experiment: str
     run_name: str | None = None
     artifact: str
-    sha256: str
-    size: int
+    sha256: Sha256
+    size: Count
     params: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float | None] = Field(default_factory=dict)  # the run's final values
     datasets: list[dict[str, Any]] = Field(default_factory=list)  # name, path, sha256, rows, context

@@ -32,6 +32,7 @@ from ..errors import InvalidInputError, InvalidMetricValueError, ParamChangedErr
 from ..storage import background
 from ..storage import events as ev
 from ..storage.eventlog import EventWriter, events_to_lines
+from ..storage.fields import INT64_MAX
 from ..storage.layout import check_key
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 _time = time.time
 _INF = math.inf
+_RUNNING = ev.RunStatus.RUNNING
+_STEP_MIN, _STEP_MAX = -INT64_MAX - 1, INT64_MAX
 # called with each run that ends: the module-level API drops it from "the current run"
 run_end_hooks: list[Callable[[Run], None]] = []
 
@@ -49,7 +52,7 @@ def _metric_value(key: str, value: Any) -> float:
         raise InvalidMetricValueError(key, value)
     try:
         return float(value)  # int, numpy and torch scalars
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 10**400 has no float
         raise InvalidMetricValueError(key, value) from None
 
 
@@ -106,17 +109,17 @@ class Run:
     def log_metric(self, key: str, value: float, step: int | None = None, *, best: bool = False) -> None:
         """Log one metric point. ``step`` defaults to the key's previous step + 1 (from 0);
         ``best=True`` marks the point as the best so far, for the run's summary."""
+        if self._status is not _RUNNING:  # (a point after end() would be lost at the next flush)
+            raise RunStateError(f"run {self.id} is {self.status}; it takes no more metrics")
         last = self._steps.get(key)
         if last is None:
-            if self._status is not ev.RunStatus.RUNNING:
-                raise RunStateError(f"run {self.id} is {self.status}; it takes no more metrics")
             check_key("metric", key)
             last = -1
         if type(value) is not float:
             value = _metric_value(key, value)
         if step is None:
             step = last + 1
-        elif type(step) is not int:
+        if type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = self._step(key, step)
         self._steps[key] = step
         self._pending.append((key, value, step, _time(), best))
@@ -133,12 +136,17 @@ class Run:
 
     @staticmethod
     def _step(key: str, step: Any) -> int:
+        """A step as an int64 (numpy and torch integers too); anything else is refused."""
         if isinstance(step, bool):
             raise InvalidInputError(f"step of metric {key!r} must be an integer, not {step!r}")
         try:
-            return int(step.__index__())
+            step = int(step.__index__())
         except AttributeError:
             raise InvalidInputError(f"step of metric {key!r} must be an integer, not {step!r}") from None
+        if not _STEP_MIN <= step <= _STEP_MAX:
+            raise InvalidInputError(f"step of metric {key!r} is {step}; steps must fit in a signed 64-bit "
+                                    f"integer ({_STEP_MIN} to {_STEP_MAX})")
+        return step
 
     def log_param(self, key: str, value: Any, group: str | None = None) -> None:
         """Log one param. Logging it again with the same value is a no-op; with another

@@ -1,0 +1,67 @@
+"""Writers are strict: a value no reader could store is refused at the call, with
+nothing written; the background flusher outlives any one buffer's fault (issue 13,
+item 5, and the first part of item 7)."""
+
+import pytest
+
+import mltrail
+from mltrail.storage import background
+from tests.factories import quiet_run, wait_for
+
+
+@pytest.mark.parametrize("step", [2**63, -(2**63) - 1, 2**64 + 5])
+def test_a_step_outside_int64_is_refused(store, step):
+    with quiet_run(store) as run:
+        with pytest.raises(mltrail.InvalidInputError, match="signed 64-bit"):
+            run.log_metric("loss", 1.0, step=step)
+        run.log_metric("loss", 1.0, step=2**63 - 1)  # the largest step is fine
+    assert store.metric_history()["step"].tolist() == [2**63 - 1]
+
+
+def test_a_value_outside_float_range_is_refused(store):
+    with quiet_run(store) as run:
+        with pytest.raises(mltrail.InvalidMetricValueError):
+            run.log_metric("loss", 10**400)
+        with pytest.raises(mltrail.InvalidMetricValueError):
+            run.log_metrics({"a": 1.0, "b": 10**400})
+    assert store.metric_history().empty  # log_metrics checks all before logging any
+
+
+def test_logging_a_known_key_after_end_is_an_error_not_a_silent_drop(store):
+    run = quiet_run(store)
+    run.log_metric("loss", 1.0)
+    run.end()
+    with pytest.raises(mltrail.RunStateError, match="no more metrics"):
+        run.log_metric("loss", 2.0)  # a key the run had logged before
+    run.flush()  # nothing pending: no raw ValueError from a closed file
+    assert store.metric_history()["value"].tolist() == [1.0]
+
+
+class Failing:
+    """A buffer whose flush fails with something other than an OSError."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def background_flush(self):
+        self.calls += 1
+        raise RuntimeError("a bug in one buffer")
+
+    def describe(self):
+        return "the failing buffer"
+
+
+def test_the_background_flusher_outlives_a_failing_buffer(store, monkeypatch, capfd):
+    monkeypatch.setenv("MLTRAIL_FLUSH_SECONDS", "0.05")
+    failing = Failing()
+    background.keep_flushed(failing)
+    try:
+        run = quiet_run(store)
+        size = run.path.stat().st_size
+        wait_for(lambda: failing.calls >= 2, timeout=10, what="two ticks with the failing buffer")
+        run.log_metric("loss", 1.0)
+        wait_for(lambda: run.path.stat().st_size > size, timeout=10, what="the healthy run to be flushed")
+        run.end()
+    finally:
+        background.forget(failing)
+    assert "could not flush the failing buffer: RuntimeError: a bug in one buffer" in capfd.readouterr().err
