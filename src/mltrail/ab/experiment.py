@@ -22,7 +22,14 @@ from pydantic import ValidationError
 
 from ..compaction.ablog import AbLogTables, compact_ab_log
 from ..config import current_user
-from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, SkippedLinesWarning, WrongStateError
+from ..errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    MltrailError,
+    NotFoundError,
+    SkippedLinesWarning,
+    WrongStateError,
+)
 from ..storage import ab_events as ev
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
@@ -387,7 +394,11 @@ class AbRegistry:
         """Every experiment: key, state, phase, owner, primary KPI, variants and weights."""
         rows = []
         for key in self.keys():
-            exp = self.get(key)
+            try:
+                exp = self.get(key)
+            except MltrailError as exc:  # one unreadable experiment never hides the others
+                warnings.warn(SkippedLinesWarning(f"A/B experiment {key!r} left out: {exc}"), stacklevel=2)
+                continue
             rows.append({"key": key, "state": exp.state, "phase": exp.phase.number,
                          "owner": exp.spec.owner, "primary": exp.spec.primary.name,
                          "weights": exp.weights, "coverage": exp.coverage, "winner": exp.winner,

@@ -15,6 +15,7 @@ with its own ID, so two processes registering at once both succeed.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -25,7 +26,14 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..config import current_user
-from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, StoreCorruptError, WrongStateError
+from ..errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    SkippedLinesWarning,
+    StoreCorruptError,
+    WrongStateError,
+)
 from ..query.cells import json_ready
 from ..storage import registry_events as ev
 from ..storage.blobs import BlobStore
@@ -79,7 +87,11 @@ class _ModelState:
     moves: list[tuple[ev.RegistryEvent, str | None]] = field(default_factory=list)  # (event, from ID)
 
     def number(self, version_id: str) -> int:
-        return next(i for i, v in enumerate(self.versions, 1) if v.id == version_id)
+        for number, version in enumerate(self.versions, 1):
+            if version.id == version_id:
+                return number
+        raise StoreCorruptError(f"model {self.name!r} refers to a version {version_id} whose file is "
+                                "missing or unreadable")
 
     def version(self, number: int) -> ev.VersionRegistered:
         """Version ``number`` (1-based), or a NotFoundError saying how many there are."""
@@ -96,9 +108,12 @@ def _replay(name: str, events: list[ev.RegistryEvent]) -> _ModelState:
     if created is None:
         raise StoreCorruptError(f"model {name!r} has events but no model_created event")
     state = _ModelState(name, created)
+    known = {e.id for e in events if isinstance(e, ev.VersionRegistered)}
     for event in events:
         if isinstance(event, ev.VersionRegistered):
             state.versions.append(event)
+        elif isinstance(event, (ev.VersionArchived, ev.AliasSet)) and event.version not in known:
+            continue  # its version's file is unreadable (skipped with a warning): nothing to point at
         elif isinstance(event, ev.VersionArchived):
             state.archived.setdefault(event.version, event)
         elif isinstance(event, ev.AliasSet):
@@ -188,7 +203,11 @@ class ModelRegistry:
         """One row per model: description, version counts, the latest version, aliases."""
         rows = []
         for name in self._names():
-            state = self._state(name)
+            try:
+                state = self._state(name)
+            except StoreCorruptError as exc:  # one unreadable model never hides the others
+                warnings.warn(SkippedLinesWarning(f"model {name!r} left out: {exc}"), stacklevel=2)
+                continue
             live = state.live()
             rows.append({
                 "model": name, "description": state.created.description,

@@ -45,10 +45,12 @@ def write_event_file(folder: Path, name: str, event: BaseModel) -> Path:
 
 
 class EventFolder:
-    """A folder's events, oldest first. Event files never change once written, so each
-    call lists the folder (one ``listdir``) and reads only files it has not seen: the
-    router re-checks an experiment every second and the online feature lookup reads the
-    definitions on every call."""
+    """A folder's events, oldest first. Each call lists the folder (one ``listdir``) and
+    reads only files it has not read: the router re-checks an experiment every second
+    and the online feature lookup reads the definitions on every call. Written files
+    never change, but one may be caught half-written (a ``git pull`` or ``cp`` writing
+    in place): a file that could not be read is read again once its size or mtime
+    changed, so a long-lived reader catches up with a fresh one."""
 
     def __init__(self, folder: Path, adapter: TypeAdapter[Any], what: str) -> None:
         self.folder = folder
@@ -56,23 +58,45 @@ class EventFolder:
         self.what = what
         self._names: list[str] = []
         self._events: dict[str, Any] = {}
+        self._unreadable: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns) when it failed
 
     def events(self) -> list[Any]:
         try:
             names = sorted(n for n in os.listdir(self.folder) if n.endswith(".jsonl") and not n.startswith("."))
         except FileNotFoundError:
             return []
-        if names != self._names:
+        changed = [n for n, seen in self._unreadable.items() if _signature(self.folder / n) != seen]
+        if names != self._names or changed:
             for name in names:
-                if name not in self._events:
-                    self._events[name] = _read_one(self.folder / name, self.adapter, self.what)
+                if name not in self._events or name in changed:
+                    self._read(name)
             self._names = names
-        return [self._events[n] for n in names if self._events[n] is not None]
+        return [self._events[n] for n in names if self._events.get(n) is not None]
+
+    def _read(self, name: str) -> None:
+        path = self.folder / name
+        signature = _signature(path)
+        event = _read_one(path, self.adapter, self.what)
+        self._events[name] = event
+        if event is None and signature is not None:
+            self._unreadable[name] = signature
+        else:
+            self._unreadable.pop(name, None)
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
 def _read_one(path: Path, adapter: TypeAdapter[Any], what: str) -> Any:
     try:
         return adapter.validate_json(path.read_bytes())
+    except FileNotFoundError:  # removed since it was listed (a git checkout)
+        return None
     except ValidationError as exc:
         warnings.warn(SkippedLinesWarning(f"{path}: unreadable {what} event ({exc.errors()[0]['msg']})"),
                       stacklevel=4)
