@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 import mltrail
 from mltrail.serve import router as router_module
 from mltrail.serve.upstream import Reply, UpstreamTimeout, UpstreamUnreachable
-from tests.factories import ab_spec, spawn_python
+from tests.factories import ab_spec, spawn_python, wait_for
 
 SERVICES = {"control": "http://control.model", "treatment": "http://treatment.model"}
 
@@ -170,6 +170,28 @@ with FileLock({str(store.layout.lock_file("ab-ranker-v2"))!r}):
     assert reply.status_code == 503 and "try again" in reply.json()["detail"]
     assert len(latencies) >= 5 and max(latencies) < 1.0  # answered while the admin call waited
     assert mltrail.Store(store.root).ab.get("ranker-v2").state == "running"  # nothing written
+
+
+def test_a_failing_log_flush_is_retried_counted_and_loses_nothing(setup, monkeypatch, capfd):
+    """The exposure log's folder cannot be written (here: a file where the folder goes):
+    predictions are still answered, each failed flush is counted in /metrics and said on
+    stderr, and once the disk is back every exposure lands."""
+    client, store, exp, _ = setup
+    monkeypatch.setenv("MLTRAIL_FLUSH_SECONDS", "0.05")
+    blocker = store.ab.log_folder("ranker-v2")
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder")
+    for i in range(50):
+        assert predict(client, f"user-{i}").status_code == 200
+    log = store.ab.open_log("ranker-v2")
+    wait_for(lambda: log.failed_flushes >= 2, timeout=10, what="two failed flushes")
+    metrics = client.get("/metrics").text
+    line = next(m for m in metrics.splitlines() if m.startswith('mltrail_router_log_flush_failures_total{experiment="ranker-v2"}'))
+    assert float(line.split()[-1]) >= 2
+    assert "could not flush the exposure log of A/B experiment 'ranker-v2'" in capfd.readouterr().err
+    blocker.unlink()
+    wait_for(lambda: log.failed_flushes and not log.pending, timeout=10, what="the retried flush")
+    assert sum(mltrail.Store(store.root).ab.get("ranker-v2").results().units.values()) == 50
 
 
 def test_errors_map_to_one_status_each(setup):

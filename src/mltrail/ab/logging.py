@@ -27,6 +27,7 @@ from ..errors import InvalidInputError, WrongStateError
 from ..storage import background
 from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.ids import new_id
+from ..storage.layout import is_unicode_text
 
 FLUSH_EVENTS = 50_000
 MAX_SEGMENT_BYTES = 64 << 20
@@ -62,11 +63,18 @@ class ExposureLog:
         self._checked = time.monotonic()
         self._running, self._phase = state()
         self.counts: Counter[str] = Counter()  # exposures per variant logged by this process
+        self.failed_flushes = 0  # flushes that raised (each retried at the next tick)
+        self.last_error: str | None = None
         _open_logs.add(self)
         background.keep_flushed(self)
 
     def describe(self) -> str:
         return f"the exposure log of A/B experiment {self.key!r}"
+
+    @property
+    def pending(self) -> int:
+        """Events queued in memory, not yet on disk."""
+        return len(self._pending)
 
     def recheck_state(self) -> None:
         """Re-read the experiment's state at the next call (it was just changed here)."""
@@ -82,8 +90,8 @@ class ExposureLog:
 
     def log_exposure(self, unit_id: str, variant: str) -> None:
         """Record that ``unit_id`` was served ``variant`` (running experiments only)."""
-        if type(unit_id) is not str or not unit_id:
-            raise InvalidInputError(f"unit id must be a non-empty string, not {unit_id!r}")
+        if type(unit_id) is not str or not unit_id or not (unit_id.isascii() or is_unicode_text(unit_id)):
+            raise InvalidInputError(f"unit id must be a non-empty string of Unicode text, not {unit_id!r}")
         if variant not in self._variants:
             raise InvalidInputError(f"unknown variant {variant!r} of {self.key!r}; "
                                     f"variants are {sorted(self._variants)}")
@@ -97,8 +105,8 @@ class ExposureLog:
 
     def log_feedback(self, unit_id: str, metric: str, value: float) -> None:
         """Record a KPI value of a unit (a conversion is 1.0, a revenue an amount)."""
-        if type(unit_id) is not str or not unit_id:
-            raise InvalidInputError(f"unit id must be a non-empty string, not {unit_id!r}")
+        if type(unit_id) is not str or not unit_id or not (unit_id.isascii() or is_unicode_text(unit_id)):
+            raise InvalidInputError(f"unit id must be a non-empty string of Unicode text, not {unit_id!r}")
         if metric not in self._metrics:
             raise InvalidInputError(f"unknown metric {metric!r} of {self.key!r}; "
                                     f"metrics are {sorted(self._metrics)}")
@@ -138,13 +146,15 @@ class ExposureLog:
                     _, unit, metric, value, ts = item
                     events.append({"v": 1, "type": "feedback", "ts": ts, "experiment": key,
                                    "seq": seq, "unit": unit, "metric": metric, "value": value})
-            data = events_to_lines(events)
-            writer = self._current_writer(len(data))
             try:
+                data = events_to_lines(events)
+                writer = self._current_writer(len(data))
                 writer.append(data)
                 writer.sync()  # durable at flush
-            except BaseException:
+            except BaseException as exc:  # kept for the next try: nothing queued is dropped
                 self._pending.extendleft(reversed(items))
+                self.failed_flushes += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 raise
             self._seq = seq
             self._segment_bytes += len(data)

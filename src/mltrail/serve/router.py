@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hmac
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -122,7 +123,19 @@ class RouterMetrics:
         self.latency = Histogram("mltrail_router_latency_seconds", "Predict latency", ["experiment", "variant"],
                                  registry=self.registry,
                                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5))
+        self.flush_failures = Counter("mltrail_router_log_flush_failures",
+                                      "Exposure-log flushes that failed (each is retried; nothing queued is dropped)",
+                                      ["experiment"], registry=self.registry)
         self._served: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._failures_seen: dict[str, int] = {}
+
+    def count_flush_failures(self, logs: dict[str, Any]) -> None:
+        """Bring the flush-failure counter up to the logs' own counts (read at scrape)."""
+        for key, log in logs.items():
+            new = log.failed_flushes - self._failures_seen.get(key, 0)
+            if new > 0:
+                self.flush_failures.labels(key).inc(new)
+                self._failures_seen[key] = log.failed_flushes
 
     def served(self, experiment: str, variant: str) -> tuple[Any, Any]:
         """A variant's series of answered requests and of latency, found once (``labels``
@@ -164,11 +177,19 @@ class Router:
     def forget(self, key: str) -> None:
         self._cache.pop(key, None)
 
+    def open_logs(self) -> dict[str, Any]:
+        """This process's exposure logs of the experiments it has served."""
+        logs = {key: self.store.ab.open_log(key) for key in list(self._cache)}
+        return {key: log for key, log in logs.items() if log is not None}
+
     async def flush_logs(self) -> None:
-        for key in list(self._cache):
-            log = self.store.ab.open_log(key)
-            if log is not None:
+        """Flush every log now (at shutdown); one that fails is reported and kept for the
+        exit-time flush, and does not stop the others."""
+        for key, log in self.open_logs().items():
+            try:
                 await asyncio.to_thread(log.flush)
+            except OSError as exc:
+                print(f"mltrail router: could not flush the exposure log of {key!r}: {exc}", file=sys.stderr)
 
     # -- the hot path ----------------------------------------------------------------
 
@@ -366,6 +387,7 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
+        router.metrics.count_flush_failures(router.open_logs())
         return PlainTextResponse(generate_latest(router.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def lifecycle(key: str, authorization: str | None, action: Callable[[Experiment], Experiment]) -> Any:

@@ -75,11 +75,12 @@ class Tracker:
         started = ev.RunStarted(ts=time.time(), run=run_id, experiment=experiment,
                                 experiment_description=experiment_description, name=name,
                                 description=description, tags=checked_tags)
+        first_line = ev.dump(started)  # a value no file can hold fails here, before any file exists
         number, display = self._reserve_name(experiment, exp_dir, started)
         run = Run(self, run_id, experiment, display, number,
                   self.layout.run_file(experiment, run_id), FLUSH_EVENTS.get())
         self._names[exp_dir].folder_state = _folder_state(run.path.parent)  # our file is in it
-        run._pending.append(ev.dump(started))
+        run._pending.append(first_line)
         run._tags.update(checked_tags)
         self._capture(run, log_git, log_command, log_system, log_packages)
         run.flush()  # the run exists on disk from the start: others see it RUNNING
