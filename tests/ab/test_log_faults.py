@@ -184,3 +184,32 @@ def test_a_stopped_experiment_states_its_decision_and_warns_when_early(store):
     assert stopped.state == "stopped"
     assert stopped.recommendation.startswith("Stopped: treatment won. The decision: the lift is large enough")
     assert "Warning: it was stopped at" in stopped.recommendation and "Keep running" not in stopped.recommendation
+
+
+def test_an_experiment_held_across_a_weight_change_logs_the_phase_it_assigned_in(store):
+    """A service holds an Experiment read in phase 1 (50/50) while someone else starts
+    phase 2 (90/10): its units are assigned with phase 1's seed and weights, so they are
+    phase 1's units (they were logged under phase 2 at 50/50)."""
+    held = store.ab.create(ab_spec(mde=0.02)).start()
+    mltrail.Store(store.root).ab.get(AB_SPEC["key"]).set_weights({"control": 0.9, "treatment": 0.1})
+    for unit in UNITS:
+        held.log_exposure(unit, held.assign(unit))
+    held.log.flush()
+    fresh = mltrail.Store(store.root).ab.get(AB_SPEC["key"])
+    assert fresh.phase.number == 2
+    assert sum(fresh.results(phase=1).units.values()) == len(UNITS)
+    assert sum(fresh.results(phase=2).units.values()) == 0
+    assert not fresh.results(phase=1).srm_alarm
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"namespace": ["checkout", 0.0, float("inf")]}, "finite number"),
+    ({"namespace": ["checkout", 0.6, 0.2]}, "namespace's range"),
+    ({"mde": float("inf")}, "finite number"),
+    ({"baseline": float("nan")}, "finite number"),
+])
+def test_a_spec_with_inf_or_nan_is_refused_before_anything_is_written(store, change, words):
+    with pytest.raises(mltrail.InvalidInputError, match=words):
+        store.ab.create(ab_spec(key="odd", **change))
+    assert not store.ab.exists("odd") and store.ab.list().empty
+    store.ab.create(ab_spec(key="odd"))  # the key is still free

@@ -225,8 +225,10 @@ class Experiment:
         return self._registry.log(self.key)
 
     def log_exposure(self, unit_id: str, variant: str) -> None:
-        """Record that a unit was served a variant (buffered; see ``exp.log.flush()``)."""
-        self.log.log_exposure(unit_id, variant)
+        """Record that a unit was served a variant (buffered; see ``exp.log.flush()``),
+        under this object's phase: the phase whose seed and weights :meth:`assign` used,
+        even if the weights were changed elsewhere since this object was read."""
+        self.log.log_exposure(unit_id, variant, phase=self.phase.number)
 
     def log_feedback(self, unit_id: str, metric: str, value: float) -> None:
         """Record a KPI value for a unit (buffered)."""

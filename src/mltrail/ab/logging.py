@@ -88,8 +88,9 @@ class ExposureLog:
             self._running, self._phase = self._state()
             self._checked = now
 
-    def log_exposure(self, unit_id: str, variant: str) -> None:
-        """Record that ``unit_id`` was served ``variant`` (running experiments only)."""
+    def log_exposure(self, unit_id: str, variant: str, phase: int | None = None) -> None:
+        """Record that ``unit_id`` was served ``variant`` (running experiments only), in
+        ``phase``: the phase the variant was assigned in (default: the current one)."""
         if type(unit_id) is not str or not unit_id or not (unit_id.isascii() or is_unicode_text(unit_id)):
             raise InvalidInputError(f"unit id must be a non-empty string of Unicode text, not {unit_id!r}")
         if variant not in self._variants:
@@ -98,7 +99,7 @@ class ExposureLog:
         self._refresh_state()
         if not self._running:
             raise WrongStateError(f"experiment {self.key!r} is not running: exposures are refused")
-        self._pending.append((0, unit_id, variant, self._phase, _time()))
+        self._pending.append((0, unit_id, variant, self._phase if phase is None else phase, _time()))
         self.counts[variant] += 1
         if len(self._pending) >= FLUSH_EVENTS:
             self.flush()

@@ -28,7 +28,9 @@ def check_weights_sum(weights: list[float]) -> None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no inf or NaN anywhere: JSON has no form for them (inf was written as null, and the
+    # experiment could no longer be read)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Variant(_Model):
@@ -98,6 +100,9 @@ class ExperimentSpec(_Model):
             raise ValueError("a binary primary KPI needs its baseline rate in (0, 1)")
         if self.primary.kind == "continuous" and self.std is None:
             raise ValueError("a continuous primary KPI needs its standard deviation (std)")
+        if self.namespace is not None and not 0 <= self.namespace[1] < self.namespace[2] <= 1:
+            raise ValueError(f"a namespace's range must be within [0, 1] and not empty, not "
+                             f"{list(self.namespace[1:])}")
         return self
 
     @property
