@@ -115,6 +115,28 @@ def test_rows_submitted_in_one_turn_are_predicted_in_one_call():
     assert calls == [5, 1, 3, 1, 1, 1]  # the refused batch of 3 was retried row by row
 
 
+def test_labels_are_predictions_and_a_broken_model_answers_every_request():
+    """A classifier without probabilities predicts labels ("stay", "leave"): they are
+    answered as JSON (they used to hang every request); a model whose answer cannot be
+    sent fails each waiting request, never leaves one hanging."""
+    labels = BatchPredictor(lambda rows: np.where(rows[:, 0] > 0.5, "leave", "stay"))
+    broken = BatchPredictor(lambda rows: [object() for _ in rows])
+    short = BatchPredictor(lambda rows: rows[:1, 0])
+
+    async def scenario():
+        answers = await asyncio.gather(labels.submit([0.9]), labels.submit([0.1]))
+        failed = await asyncio.wait_for(asyncio.gather(broken.submit([1.0]), broken.submit([2.0]),
+                                                       return_exceptions=True), timeout=5)
+        cut = await asyncio.wait_for(asyncio.gather(short.submit([1.0]), short.submit([2.0]),
+                                                    return_exceptions=True), timeout=5)
+        return answers, failed, cut
+
+    answers, failed, cut = asyncio.run(scenario())
+    assert answers == ["leave", "stay"]
+    assert all(isinstance(e, TypeError) for e in failed)
+    assert all(isinstance(e, ValueError) and "1 predictions for 2 rows" in str(e) for e in cut)
+
+
 def test_concurrent_requests_get_the_predictions_they_would_get_alone(sample):
     service = create_model_app(sample, f"runs:/{sample.resolve_run('logreg-C1')}/model.pkl")
     rows = [{name: value + i / 7 for name, value in FEATURES.items()} for i in range(40)]

@@ -52,7 +52,8 @@ def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
 
 
 def prediction_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """Rows in, one number a row out: the positive class's probability, else ``predict``."""
+    """Rows in, one prediction a row out: the positive class's probability, else
+    ``predict`` (a number, or a label such as "leave")."""
     if hasattr(model, "predict_proba"):
         return lambda rows: model.predict_proba(rows)[:, -1]
     return model.predict
@@ -68,11 +69,11 @@ class BatchPredictor:
 
     def __init__(self, predict_rows: Callable[[np.ndarray], np.ndarray]) -> None:
         self.predict_rows = predict_rows
-        self._pending: list[tuple[list[float], asyncio.Future[float]]] = []
+        self._pending: list[tuple[list[float], asyncio.Future[Any]]] = []
 
-    def submit(self, row: list[float]) -> asyncio.Future[float]:
+    def submit(self, row: list[float]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[float] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((row, future))
         if len(self._pending) == 1:
             loop.call_soon(self._run)
@@ -86,13 +87,31 @@ class BatchPredictor:
             for row, future in batch:
                 if not future.done():
                     try:
-                        future.set_result(float(self.predict_rows(np.array([row]))[0]))
+                        future.set_result(_answer(self.predict_rows(np.array([row]))[0]))
                     except Exception as exc:  # noqa: BLE001 - handed to the request that sent it
                         future.set_exception(exc)
             return
-        for (_, future), value in zip(batch, values, strict=True):
+        try:
+            answers = [_answer(value) for value in values]
+            if len(answers) != len(batch):
+                raise ValueError(f"the model gave {len(answers)} predictions for {len(batch)} rows")
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, none hangs
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), answer in zip(batch, answers):
             if not future.done():  # (a request whose client went away is cancelled)
-                future.set_result(float(value))
+                future.set_result(answer)
+
+
+def _answer(value: Any) -> Any:
+    """One prediction as JSON: a number, or a label (a classifier's "stay"/"leave")."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a prediction must be a number or a label, not {type(value).__name__}")
 
 
 class ModelService:
@@ -123,6 +142,8 @@ class ModelService:
             return 200, {"prediction": await self.batches.submit(row)}
         except ValueError as exc:  # scikit-learn's word for input it cannot use (NaN, infinity)
             return 422, {"detail": f"the model refused the features: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - the model failed: an answer, never a hang or a crash
+            return 500, {"detail": f"the model failed: {type(exc).__name__}: {exc}"}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
