@@ -295,3 +295,58 @@ def test_online_features_are_attached_by_entity_key(store, monkeypatch, tmp_path
         assert neither.status_code == 422 and "needs calls" in neither.json()["detail"]
         wrong_key = client.post("/experiments/ranker-v2/predict", json={"unit_id": "u4", "entity": {"id": 8}})
         assert wrong_key.status_code == 422 and "customer_id" in wrong_key.json()["detail"]
+
+
+def test_unknown_keys_cost_no_memory_and_odd_keys_are_404(setup):
+    import tracemalloc
+
+    client, store, *_ = setup
+    assert client.get("/experiments/" + "k" * 5_000).status_code == 404  # longer than a file name may be
+    assert client.post("/experiments/../../etc/pause", headers={"Authorization": "Bearer s3cret"}).status_code == 404
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(5_000):
+        with pytest.raises(mltrail.NotFoundError):
+            store.ab.get(f"nope-{i}")
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 200_000, grown  # a folder watcher per unknown key used to stay (~1 kB each)
+
+
+@pytest.mark.parametrize("body", [
+    {"unit_id": "u1", "features": {"x": {"nested": 1}}},
+    {"unit_id": "u1", "features": {"x": 1}, "entity": {"driver_id": {"a": 1}}},
+    {"unit_id": "u1", "features": {"x": 1}, "entity": {"driver_id": [1, 2]}},
+    {"unit_id": "u1", "features": {"x": 1}, "entity": {"driver_id": 2**64}},
+])
+def test_values_no_model_or_store_can_take_are_422(setup, body):
+    client, *_ = setup
+    reply = client.post("/experiments/ranker-v2/predict", content=json.dumps(body))
+    assert reply.status_code == 422, reply.text
+
+
+def test_a_feature_past_64_bits_is_a_number_not_a_500(setup):
+    client, *_ = setup
+    reply = client.post("/experiments/ranker-v2/predict", content=json.dumps({"unit_id": "u1", "features": {"x": 2**70}}))
+    assert reply.status_code == 200 and reply.json()["prediction"] in (0.1, 0.9)
+
+
+def test_a_trickling_body_is_cut_off_with_408(store, monkeypatch):
+    import asyncio
+
+    from mltrail.serve import asgi
+
+    monkeypatch.setattr(asgi, "BODY_SECONDS", 0.2)
+    app = router_module.create_app(store, upstream=FakeModels())
+    sent = []
+
+    async def receive():
+        await asyncio.sleep(0.05)
+        return {"type": "http.request", "body": b" ", "more_body": True}  # one byte at a time, forever
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/experiments/ranker-v2/predict", "headers": []}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=5))
+    assert sent[0]["status"] == 408 and b"did not arrive within 0.2 s" in sent[1]["body"]

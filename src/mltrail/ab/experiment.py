@@ -8,6 +8,7 @@ the store agrees on it.
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -33,13 +34,15 @@ from ..errors import (
 from ..storage import ab_events as ev
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
-from ..storage.layout import Layout
+from ..storage.layout import FOLDER_NAME, Layout
 from ..storage.locks import held
 from . import assign, power
 from .logging import ExposureLog
 
 if TYPE_CHECKING:
     from .analysis import Results
+
+_KEY = re.compile(FOLDER_NAME)
 
 # which lifecycle event each state allows
 _ALLOWED = {
@@ -354,14 +357,19 @@ class AbRegistry:
 
     def _events(self, key: str) -> list[ev.AbEvent]:
         """The lifecycle events: one listdir, and only files not seen before are read
-        (a router and each exposure log re-check the state every second)."""
+        (a router and each exposure log re-check the state every second). Only keys that
+        exist are remembered: a stream of unknown keys costs nothing to keep."""
         folder = self._folders.get(key)
         if folder is None:
-            folder = self._folders[key] = EventFolder(self._folder(key), ev.AB_EVENT_ADAPTER, "lifecycle")
+            if not isinstance(key, str) or not _KEY.fullmatch(key):  # (a path trick, or too long to be a file)
+                raise NotFoundError(f"no A/B experiment {key!r} in {self.layout.root}: keys are letters, "
+                                    "digits, '_', '-', '.' (at most 100)")
+            folder = EventFolder(self._folder(key), ev.AB_EVENT_ADAPTER, "lifecycle")
         events = folder.events()
         if not events:
             known = ", ".join(repr(k) for k in self.keys()) or "none yet"
             raise NotFoundError(f"no A/B experiment {key!r} in {self.layout.root} (experiments: {known})")
+        self._folders[key] = folder
         return events
 
     def create(self, spec: ev.ExperimentSpec | Mapping[str, Any], *, by: str | None = None) -> Experiment:

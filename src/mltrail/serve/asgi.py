@@ -9,6 +9,7 @@ from ~830 to ~370-490 us a request).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,9 @@ def declared_length(scope: dict[str, Any]) -> int | None:
         if name == b"content-length" and value.isdigit():
             return int(value)
     return None
+
+
+BODY_SECONDS = 10.0  # a request body that trickles in slower than this is cut off (408)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
@@ -40,6 +44,26 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def receive_body(scope: dict[str, Any], receive: Receive, send: Send, limit: int,
+                       seconds: float | None = None) -> bytes | None:
+    """The body of a request, or None once it was answered: 413 past ``limit`` bytes
+    (declared or read), 408 when it has not all arrived within ``seconds`` (a client
+    trickling bytes would otherwise hold a connection, and a file descriptor, forever)."""
+    if (declared_length(scope) or 0) > limit:
+        await too_large(send, limit)
+        return None
+    wait = BODY_SECONDS if seconds is None else seconds
+    try:
+        async with asyncio.timeout(wait):
+            body = await read_body(receive, limit)
+    except TimeoutError:
+        await send_json(send, 408, {"detail": f"the request body did not arrive within {wait:g} s"})
+        return None
+    if body is None:
+        await too_large(send, limit)
+    return body
 
 
 async def send_json(send: Send, status: int, payload: Any) -> None:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..registry.uris import unpickled
 from ..store import Store
-from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
+from .asgi import Receive, Send, receive_body, send_json
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -149,12 +149,8 @@ class ModelService:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        if (declared_length(scope) or 0) > MAX_BODY_BYTES:
-            await too_large(send, MAX_BODY_BYTES)
-            return
-        body = await read_body(receive, MAX_BODY_BYTES)
+        body = await receive_body(scope, receive, send, MAX_BODY_BYTES)
         if body is None:
-            await too_large(send, MAX_BODY_BYTES)
             return
         await send_json(send, *await self.predict(body))
 

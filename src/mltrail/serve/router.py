@@ -31,13 +31,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Union
 
 import orjson
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from ..ab.experiment import Experiment
 from ..errors import (
@@ -53,18 +53,24 @@ from ..errors import (
 from ..registry.uris import parse_model_uri
 from ..storage.layout import FOLDER_NAME
 from ..store import Store
-from .asgi import Receive, Send, declared_length, read_body, send_json, too_large
+from .asgi import Receive, Send, declared_length, receive_body, send_json, too_large
 from .upstream import Reply, Upstream, UpstreamTimeout, UpstreamUnreachable
 
 REFRESH_SECONDS = 1.0
 HOT_PATH = re.compile(f"/experiments/({FOLDER_NAME})/(predict|feedback)")  # only a valid key
 
 
+# what a feature or an entity key may be: JSON scalars that every model service and the
+# online store can take (an int past 64 bits, a list or a dict gave 500s)
+Scalar = Union[StrictBool, Annotated[int, Field(ge=-2**63, le=2**63 - 1)], float, str, None]
+KeyValue = Union[Annotated[int, Field(ge=-2**63, le=2**63 - 1)], str]
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     unit_id: str = Field(min_length=1, max_length=500)
-    features: dict[str, Any] = Field(default_factory=dict)
-    entity: dict[str, Any] | None = None  # join keys: the variant's online features are looked up
+    features: dict[str, Scalar] = Field(default_factory=dict)
+    entity: dict[str, KeyValue] | None = None  # join keys: the variant's online features are looked up
 
 
 class FeedbackRequest(BaseModel):
@@ -330,9 +336,8 @@ class HotPaths:
         if match is None:
             await self.app(scope, receive, send)
             return
-        body = await read_body(receive, self.max_bytes)
+        body = await receive_body(scope, receive, send, self.max_bytes)
         if body is None:
-            await too_large(send, self.max_bytes)
             return
         key, action = match.groups()
         try:
