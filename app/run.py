@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from mltrail.config import UI_DOWNLOAD_MAX
 from mltrail.dashboard import charts, state, views
 from mltrail.errors import NotFoundError
 
@@ -71,8 +72,12 @@ if not details["artifacts"].empty:
         except NotFoundError:
             b.caption("not present here")
         else:
-            b.download_button("Download", path.read_bytes(), file_name=row["path"].rsplit("/", 1)[-1],
-                              key=f"download-{row['path']}")
+            if row["size"] > UI_DOWNLOAD_MAX.get():  # a download button keeps its bytes in memory
+                b.caption(f"too large to offer here: `{path}`")
+            else:
+                with open(path, "rb") as handle:
+                    b.download_button("Download", handle.read(), file_name=row["path"].rsplit("/", 1)[-1],
+                                      key=f"download-{row['path']}")
 if not details["datasets"].empty:
     st.subheader("Datasets")
     st.dataframe(details["datasets"].drop(columns=["timestamp"]), width="stretch")

@@ -20,6 +20,9 @@ environment variable            meaning                   default
                                 this stay out of git
 ``MLTRAIL_LOCK_TIMEOUT``        seconds to wait for a     ``10``
                                 registry or A/B lock
+``MLTRAIL_UI_DOWNLOAD_MAX``      the dashboard offers      ``50000000``
+                                artifacts up to this size
+                                for download (bytes)
 =============================== ========================= =========================
 """
 
@@ -62,6 +65,8 @@ CRASH_AFTER_SECONDS = Setting("MLTRAIL_CRASH_AFTER_SECONDS", 120.0)
 DIFF_MAX_BYTES = Setting("MLTRAIL_DIFF_MAX_BYTES", 1_000_000, int)
 GIT_ARTIFACT_MAX = Setting("MLTRAIL_GIT_ARTIFACT_MAX", 10_000_000, int)
 LOCK_TIMEOUT = Setting("MLTRAIL_LOCK_TIMEOUT", 10.0)
+# a download button holds its file in the server's memory while the page is open
+UI_DOWNLOAD_MAX = Setting("MLTRAIL_UI_DOWNLOAD_MAX", 50_000_000, int)
 
 
 def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:

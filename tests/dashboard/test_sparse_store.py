@@ -49,3 +49,27 @@ def test_the_lineage_of_a_version_whose_run_has_no_name(sparse):
 
     edges = lineage_edges(Store(sparse.root), "plain")
     assert (f"run:{version['run'][:10]}", "v1", "registered") in edges
+
+
+def test_the_run_page_offers_only_artifacts_it_can_hold(tmp_path, monkeypatch):
+    """A download button keeps its file in the server's memory while the page is open: a
+    2 GB artifact cost 2.2 GB of RSS. Past MLTRAIL_UI_DOWNLOAD_MAX the page shows where
+    the file is instead."""
+    from mltrail import Store
+    from tests.factories import quiet_run
+
+    store = Store(tmp_path / "s")
+    (tmp_path / "small.txt").write_bytes(b"x" * 10)
+    (tmp_path / "big.bin").write_bytes(b"y" * 1_000)
+    with quiet_run(store, "e", name="r") as run:
+        run.log_artifact(str(tmp_path / "small.txt"))
+        run.log_artifact(str(tmp_path / "big.bin"))
+    monkeypatch.setenv("MLTRAIL_DIR", str(store.root))
+    monkeypatch.setenv("MLTRAIL_UI_DOWNLOAD_MAX", "100")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = run.id
+    at.run()
+    at.switch_page("run.py").run()
+    assert not at.exception
+    assert len(at.get("download_button")) == 1
+    assert any("too large to offer here" in c.value and "blobs" in c.value for c in at.caption)
