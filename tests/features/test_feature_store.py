@@ -281,3 +281,35 @@ def test_the_features_commands(fs, store):
     assert "min old" in out  # freshness: the newest value held is 30 minutes old
     code, out = run("features", "materialize", "--view", "nope")
     assert code == 1 and "no feature view 'nope'" in out
+
+
+def test_names_that_collide_ignoring_case_are_refused_at_apply(fs, store, tmp_path):
+    """SQLite ignores case in names: views `stats` and `Stats` shared one online table, and
+    features `rate` and `Rate` failed to materialize with the write lock left held."""
+    rows = pd.DataFrame({"driver_id": [1], "event_ts": [NOW], "rate": [0.1], "Rate": [0.9], "__event": [1]})
+    path = tmp_path / "twins.parquet"
+    rows.to_parquet(path)
+    before = event_files(store)
+    with pytest.raises(InvalidInputError, match="must differ ignoring case: 'rate' and 'Rate'"):
+        fs.apply_view("twins", entity="driver", source=path, timestamp_field="event_ts",
+                      features={"rate": "float", "Rate": "float"})
+    with pytest.raises(InvalidInputError, match="differs from view 'driver_stats' only in case"):
+        fs.apply_view("Driver_Stats", entity="driver", source=path, timestamp_field="event_ts",
+                      features={"rate": "float"})
+    with pytest.raises(InvalidInputError, match="starting with '__'"):
+        fs.apply_view("events", entity="driver", source=path, timestamp_field="event_ts",
+                      features={"__event": "int"})
+    assert event_files(store) == before  # nothing was written
+    assert len(fs.materialize()) == 1  # and the online store still takes writes
+
+
+def test_a_failed_online_table_change_releases_the_write_lock(fs, store):
+    fs.materialize()
+    view = fs.get("driver_stats")
+    broken = view.model_copy(update={"features": {**view.features, "conv_rate": "float", "Conv_Rate": "float"}})
+    with pytest.raises(sqlite3.OperationalError):  # duplicate column: the table cannot be made
+        fs.online._table(fs.online._db(), broken, ["driver_id"])
+    other = sqlite3.connect(fs.online.path, timeout=1, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer gets the lock at once (it waited 32 s and failed)
+    other.execute("ROLLBACK")
+    other.close()

@@ -45,11 +45,15 @@ class OnlineStore:
         columns = [*(f'"{k}"' for k in keys), "__event INTEGER NOT NULL", "__created INTEGER NOT NULL",
                    *(f'"{f}"' for f in view.features)]
         db.execute("BEGIN IMMEDIATE")
-        db.execute(f'DROP TABLE IF EXISTS "{view.name}"')
-        db.execute(f'CREATE TABLE "{view.name}" ({", ".join(columns)}, '
-                   f'PRIMARY KEY ({", ".join(repr_name(k) for k in keys)})) WITHOUT ROWID')
-        db.execute("INSERT OR REPLACE INTO _views VALUES (?, ?)", (view.name, layout))
-        db.execute("COMMIT")
+        try:
+            db.execute(f'DROP TABLE IF EXISTS "{view.name}"')
+            db.execute(f'CREATE TABLE "{view.name}" ({", ".join(columns)}, '
+                       f'PRIMARY KEY ({", ".join(repr_name(k) for k in keys)})) WITHOUT ROWID')
+            db.execute("INSERT OR REPLACE INTO _views VALUES (?, ?)", (view.name, layout))
+            db.execute("COMMIT")
+        except BaseException:  # never leave the write lock held: every later write would wait on it
+            db.execute("ROLLBACK")
+            raise
 
     def write(self, view: ViewApplied, keys: Sequence[str], windows: Iterable[pd.DataFrame]) -> int:
         """Upsert the newest row per key of the windows (batches of one source's rows), all

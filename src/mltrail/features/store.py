@@ -119,9 +119,20 @@ class FeatureStore:
             raise InvalidInputError(f"view {name!r} needs at least one feature")
         for feature, kind in features.items():
             _check_name("feature", feature)
+            if feature.startswith("__"):
+                raise InvalidInputError(f"view {name!r}: feature names starting with '__' are mltrail's own "
+                                        f"(the online store's columns), not {feature!r}")
             if kind not in ev.FEATURE_TYPES:
                 raise InvalidInputError(f"view {name!r}: feature {feature!r} has type {kind!r}; "
                                         f"types are {', '.join(ev.FEATURE_TYPES)}")
+        # SQLite's names ignore case: two names that differ only in case would share one
+        # online table or column, and serving would not give what training read
+        _check_distinct_ignoring_case(f"view {name!r}: its join keys and features",
+                                      [*entities[entity].join_keys, *features])
+        twins = [v for v in self._views() if v != name and v.lower() == name.lower()]
+        if twins:
+            raise InvalidInputError(f"feature view {name!r} differs from view {twins[0]!r} only in case; "
+                                    "view names are unique ignoring case")
         ttl_seconds = _parse_ttl(ttl, name)
         path = Path(source)
         schema = _source_schema(path, name)
@@ -372,6 +383,14 @@ def _check_name(kind: str, name: Any) -> None:
     if not isinstance(name, str) or not ev.NAME.match(name):
         raise InvalidInputError(f"{kind} name {name!r} must be letters, digits and '_', not starting "
                                 "with a digit (at most 100)")
+
+
+def _check_distinct_ignoring_case(what: str, names: Sequence[str]) -> None:
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name or names.count(name) > 1:
+            raise InvalidInputError(f"{what} must differ ignoring case: {other!r} and {name!r}")
 
 
 def _parse_ttl(ttl: str | None, view: str) -> float | None:
