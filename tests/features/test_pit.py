@@ -114,6 +114,43 @@ def test_two_join_keys(store, tmp_path):
     assert list(fs.get_historical_features(entity, ["prices:price"])["price"].fillna(-1)) == [3.0, 2.0, 1.0, -1]
 
 
+def test_a_key_that_is_no_key_of_the_view_is_refused_not_truncated(fs):
+    entity = pd.DataFrame({"driver_id": [1001.9], "event_timestamp": [at(5)]})  # driver 1001 is not 1001.9
+    with pytest.raises(mltrail.InvalidInputError, match="holds 1001.9, which is no int64 key"):
+        fs.get_historical_features(entity, ["driver_stats:conv_rate"])
+    whole = pd.DataFrame({"driver_id": [1.0], "event_timestamp": [at(5)]})  # 1.0 is driver 1: exact
+    as_int = whole.astype({"driver_id": "int64"})
+    got = fs.get_historical_features(whole, ["driver_stats:conv_rate"])["conv_rate"].iloc[0]
+    assert got == fs.get_historical_features(as_int, ["driver_stats:conv_rate"])["conv_rate"].iloc[0]
+    assert not pd.isna(got)
+
+
+def test_four_join_keys_of_many_values_join_exactly(store, tmp_path):
+    """Four keys of 70,000 values each: their mixed-radix code overflowed int64, and the
+    entity (0, 0, 0, 0), which the view does not have, got the value of the view's key
+    coded (53780, 41647, 48707, 61616): 53780 * 70000**3 + ... is 0 modulo 2**64."""
+    import numpy as np
+
+    n = 70_000
+    i = np.arange(n)
+    keys = {f"k{j}": (i + j) % n for j in range(4)}  # no row is (0, 0, 0, 0)
+    rows = pd.DataFrame({**keys, "value": np.zeros(n)})
+    # the key whose codes (first-seen order, the entity's 0 first) are 53780, 41647, 48707, 61616
+    codes = {"k0": 53780, "k1": 41647, "k2": 48707, "k3": 61616}
+    twin = pd.DataFrame({k: [int(pd.unique(np.concatenate([[0], keys[k]]))[c])] for k, c in codes.items()})
+    twin["value"] = 999.0
+    rows = pd.concat([rows, twin], ignore_index=True).assign(ts=at(0))
+    rows.to_parquet(tmp_path / "wide.parquet")
+    fs = store.features
+    fs.apply_entity("quad", join_keys=list(keys))
+    fs.apply_view("wide", entity="quad", source=tmp_path / "wide.parquet", timestamp_field="ts",
+                  features={"value": "float"})
+    missing = pd.DataFrame({"k0": [0], "k1": [0], "k2": [0], "k3": [0], "event_timestamp": [at(5)]})
+    assert pd.isna(fs.get_historical_features(missing, ["wide:value"])["value"].iloc[0])
+    present = twin.drop(columns="value").assign(event_timestamp=at(5))
+    assert fs.get_historical_features(present, ["wide:value"])["value"].iloc[0] == 999.0
+
+
 def brute_force(view, entity, ttl, as_known_then):
     """The rule read literally, one entity row at a time."""
     answers = []

@@ -110,8 +110,8 @@ def _key_codes(left: pd.DataFrame, right: pd.DataFrame) -> tuple[np.ndarray, np.
         values = pd.concat([left[column], right[column]], ignore_index=True)
         codes, uniques = pd.factorize(values, use_na_sentinel=False)
         combined = combined * max(len(uniques), 1) + codes
-    if len(right.columns) > 1:  # compact the mixed-radix codes back to 0..n
-        combined = pd.factorize(combined)[0].astype(np.int64)
+        if len(right.columns) > 1:  # back to 0..rows after every key: the mixed-radix product of
+            combined = pd.factorize(combined)[0].astype(np.int64)  # four keys overflowed int64
     return combined[:len(left)], combined[len(left):]
 
 

@@ -520,11 +520,20 @@ def _aligned_keys(entity: pd.DataFrame, view: pd.DataFrame, view_name: str) -> p
     aligned = {}
     for column in entity.columns:
         target = view[column].dtype
+        given = entity[column]
         try:
-            aligned[column] = entity[column].astype(target)
-        except (ValueError, TypeError):
-            raise InvalidInputError(f"entity_df[{column!r}] ({entity[column].dtype}) does not match view "
+            cast = given.astype(target)
+            back = cast.astype(given.dtype)
+        except (ValueError, TypeError, OverflowError):
+            raise InvalidInputError(f"entity_df[{column!r}] ({given.dtype}) does not match view "
                                     f"{view_name!r}'s join key type ({target})") from None
+        changed = ~((back == given).fillna(False).astype(bool) | given.isna().to_numpy())
+        if changed.any():  # a cast that changes a key (1001.9 -> 1001) would join another entity
+            first = given[changed].iloc[0]
+            first = first.item() if hasattr(first, "item") else first  # 1001.9, not np.float64(1001.9)
+            raise InvalidInputError(f"entity_df[{column!r}] holds {first!r}, which is no {target} key of view "
+                                    f"{view_name!r}: keys join exactly")
+        aligned[column] = cast
     return pd.DataFrame(aligned)
 
 
