@@ -8,11 +8,14 @@ control unit, so a 90/10 split is ``ratio=1/9``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.stats.proportion import proportion_effectsize
 
 from ..errors import InvalidInputError
@@ -50,7 +53,26 @@ def _check(alpha: float, power: float, ratio: float) -> None:
         raise InvalidInputError(f"ratio (treatment units per control unit) must be > 0, not {ratio}")
 
 
+@contextmanager
+def _solver_quiet() -> Iterator[None]:
+    """statsmodels warns when its root finder fails and returns NaN; the NaN is checked
+    in _result and becomes one clear error instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+MAX_UNITS = 1e12  # more units per arm than any experiment sees: the effect is undetectable
+
+
 def _result(n_control: float, effect: float, alpha: float, power: float, ratio: float) -> SampleSize:
+    if not math.isfinite(n_control) or n_control * max(ratio, 1.0) > MAX_UNITS or n_control <= 0:
+        # statsmodels' solver gives NaN (or no root) for effects this small or settings this extreme
+        raise InvalidInputError(f"statsmodels' power solver found no sample size for an effect size of "
+                                f"{effect:.3g} at alpha {alpha} and power {power} (or one over {MAX_UNITS:.0e} "
+                                "units per arm): check the MDE against the KPI's baseline or std, and alpha "
+                                "and power")
     return SampleSize(math.ceil(n_control), math.ceil(n_control * ratio), n_control,
                       n_control * ratio, effect, alpha, power, ratio)
 
@@ -62,8 +84,9 @@ def sample_size(effect_size: float, alpha: float = 0.05, power: float = 0.8,
     _check(alpha, power, ratio)
     if not effect_size or effect_size != effect_size:
         raise InvalidInputError(f"effect_size must be a non-zero number, not {effect_size}")
-    n = TTestIndPower().solve_power(effect_size=abs(effect_size), alpha=alpha, power=power,
-                                    ratio=ratio)
+    with _solver_quiet():
+        n = TTestIndPower().solve_power(effect_size=abs(effect_size), alpha=alpha, power=power,
+                                        ratio=ratio)
     return _result(float(n), abs(effect_size), alpha, power, ratio)
 
 
@@ -78,7 +101,8 @@ def sample_size_conversion(baseline: float, mde: float, relative: bool = False, 
         raise InvalidInputError(
             f"conversion rates must be in (0, 1) and differ: baseline {baseline}, with the MDE {target}")
     h = abs(proportion_effectsize(target, baseline))
-    n = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=ratio)
+    with _solver_quiet():
+        n = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=ratio)
     return _result(float(n), float(h), alpha, power, ratio)
 
 

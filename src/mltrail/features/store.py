@@ -10,6 +10,7 @@ correct, :mod:`.pit`); serving reads the online store (:mod:`.online`), which
 from __future__ import annotations
 
 import builtins
+import math
 import os
 import re
 import tempfile
@@ -538,12 +539,23 @@ def _aligned_keys(entity: pd.DataFrame, view: pd.DataFrame, view_name: str) -> p
 
 
 def _epoch_seconds(value: Any, what: str) -> float:
+    """A window bound as seconds since the epoch: a number of seconds or a time; one the
+    event times cannot be compared with (NaN, past year 2262) is refused."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        seconds = float(value)
+        if not (math.isfinite(seconds) and abs(seconds) < _MAX_SECONDS):
+            raise InvalidInputError(f"materialize: {what} {value!r} is not a time (seconds since 1970 within "
+                                    "pandas' range, up to the year 2262)")
+        return seconds
     try:
         stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise InvalidInputError(f"materialize: {what} {value!r} is not a time") from None
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
-    return stamp.value / 1e9
+        if stamp is pd.NaT:
+            raise ValueError(value)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+        return stamp.value / 1e9
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise InvalidInputError(f"materialize: {what} {value!r} is not a time (up to the year 2262)") from None
+
+
+_MAX_SECONDS = pd.Timestamp.max.value / 1e9  # event times are nanoseconds in an int64
 

@@ -9,6 +9,7 @@ matches a comparison on that key, ``!=`` included, as in MLflow.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,7 @@ import pandas as pd
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 
 from ..errors import FilterSyntaxError
+from ..storage.layout import is_unicode_text
 
 _GRAMMAR = r"""
 ?start: or_expr
@@ -152,14 +154,39 @@ def _checked(column: Column, op: str, value: Any) -> Column:
     if column.kind == "attributes" and column.key not in ATTRIBUTES:
         raise _SemanticError(
             f"unknown attribute {column.key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
+    if column.kind == "attributes" and column.key in _TIME_ATTRIBUTES:
+        time_bound(column, value)  # a value that is no time is a mistake in the filter
     return column
+
+
+def time_bound(column: Column, value: Any) -> pd.Timestamp:
+    """The time a filter compares ``start_time`` or ``end_time`` with: a date string, or
+    milliseconds since the epoch (MLflow's form). Naive times are UTC."""
+    try:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(value)
+            return pd.Timestamp(value, unit="ms", tz="UTC")
+        bound = pd.Timestamp(value)
+        if bound is pd.NaT:
+            raise ValueError(value)
+        return bound.tz_localize("UTC") if bound.tzinfo is None else bound
+    except (ValueError, OverflowError, TypeError, pd.errors.OutOfBoundsDatetime):
+        raise _SemanticError(f"attributes.{column.key} must be compared with a time ('2026-11-27 10:00', or "
+                             f"milliseconds since 1970), not {value!r}") from None
 
 
 def parse_filter(text: str) -> Any:
     """Parse a filter into a predicate tree; raise FilterSyntaxError naming the position."""
+    if not isinstance(text, str) or not is_unicode_text(text):
+        raise FilterSyntaxError(repr(text), None, "the filter is not Unicode text (a byte no encoding maps)")
     try:
         tree = _parser().parse(text)
-        return _ToPredicate().transform(tree)
+        predicate = _ToPredicate().transform(tree)
+        _depth_checked(predicate)
+        return predicate
+    except RecursionError:
+        raise FilterSyntaxError(text, None, "the filter nests NOTs or parentheses too deeply") from None
     except UnexpectedInput as exc:
         position = getattr(exc, "pos_in_stream", None)
         if position is None or position < 0:
@@ -179,6 +206,17 @@ def parse_filter(text: str) -> Any:
         if isinstance(inner, _SemanticError):
             raise FilterSyntaxError(text, None, str(inner)) from None
         raise
+
+
+def _depth_checked(predicate: Any, depth: int = 0) -> None:
+    """Refuse a predicate too deep to evaluate (evaluation recurses once a level)."""
+    if depth > 200:
+        raise RecursionError
+    if predicate[0] in ("and", "or"):
+        for part in predicate[1:]:
+            _depth_checked(part, depth + 1)
+    elif predicate[0] in ("not", "has_not"):
+        _depth_checked(predicate[1], depth + 1)
 
 
 def parse_order_by(clause: str) -> tuple[Column, bool]:
@@ -233,10 +271,7 @@ def evaluate(predicate: Any, frame: pd.DataFrame) -> np.ndarray:
 
 def _compare(column: Column, series: pd.Series, op: str, value: Any) -> np.ndarray:
     if column.key in _TIME_ATTRIBUTES and column.kind == "attributes":
-        bound = (pd.Timestamp(value, unit="ms", tz="UTC") if isinstance(value, float)
-                 else pd.Timestamp(value).tz_localize("UTC") if pd.Timestamp(value).tzinfo is None
-                 else pd.Timestamp(value))
-        return _apply_op(series, op, bound)
+        return _apply_op(series, op, time_bound(column, value))
     if column.kind == "metrics":
         return _apply_op(series.astype(float), op, value)
     numeric_value = value if isinstance(value, float) else _as_number(value)
