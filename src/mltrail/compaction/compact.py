@@ -184,7 +184,7 @@ class _Compaction:
             raise _NotFast  # a corrupt or blank line: the per-line reader says where
         kinds = table["type"]
         ts = table["ts"]
-        if (table["v"].null_count or pc.max(table["v"]).as_py() > SCHEMA_VERSION
+        if (table["v"].null_count or pc.max(table["v"]).as_py() > SCHEMA_VERSION or pc.min(table["v"]).as_py() < 1
                 or not pc.all(pc.is_in(kinds, pa.array(sorted(EVENT_TYPES)))).as_py()
                 or table["run"].null_count or ts.null_count
                 or pc.min(ts).as_py() < 0 or pc.max(ts).as_py() > LATEST_TS):  # (NaN ts: max is NaN)

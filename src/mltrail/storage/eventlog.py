@@ -145,15 +145,16 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise ValueError("not a JSON object")
     version = event.get("v")
-    if not isinstance(version, int):
-        raise ValueError("no schema version 'v'")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError("no schema version 'v' (a whole number from 1)")
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"written by a newer mltrail (event schema v{version}; this version reads "
             f"up to v{SCHEMA_VERSION}): upgrade mltrail to read it"
         )
-    if event.get("type") not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event.get('type')!r}")
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {kind!r}")
     return event
 
 
