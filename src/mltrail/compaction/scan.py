@@ -56,9 +56,13 @@ def scan(layout: Layout, manifest: Manifest) -> Scan:
             result.files_seen += len(known)  # the same files: only unended runs can grow
             candidates = [(rel, os.path.join(root, rel)) for rel in known if not manifest.files[rel].done]
         else:
-            with os.scandir(folder) as entries:
-                candidates = [(f"{folder_rel}/{e.name}", e.path) for e in entries
-                              if e.name.endswith(".jsonl")]
+            try:
+                with os.scandir(folder) as entries:
+                    candidates = [(f"{folder_rel}/{e.name}", e.path) for e in entries
+                                  if e.name.endswith(".jsonl")]
+            except (FileNotFoundError, NotADirectoryError):  # removed since its stat (a git checkout)
+                visited.discard(folder_rel)
+                continue
             result.files_seen += len(candidates)
             if len(known) and not set(known) <= {rel for rel, _ in candidates}:
                 result.must_rebuild = True  # a file vanished
