@@ -350,3 +350,13 @@ def test_a_trickling_body_is_cut_off_with_408(store, monkeypatch):
     scope = {"type": "http", "method": "POST", "path": "/experiments/ranker-v2/predict", "headers": []}
     asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=5))
     assert sent[0]["status"] == 408 and b"did not arrive within 0.2 s" in sent[1]["body"]
+
+
+def test_an_unreadable_experiment_leaves_the_others_listed(setup):
+    client, store, *_ = setup
+    broken = mltrail.Store(store.root).ab.create(ab_spec(key="broken"))  # not through the router's store
+    (created,) = (store.root / "ab" / broken.key / "lifecycle").glob("*.jsonl")
+    created.write_bytes(b"{not json")
+    with pytest.warns(mltrail.SkippedLinesWarning):
+        listed = client.get("/experiments")
+    assert listed.status_code == 200 and [e["key"] for e in listed.json()] == ["ranker-v2"]

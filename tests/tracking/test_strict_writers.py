@@ -73,3 +73,11 @@ def test_a_run_that_cannot_be_stored_leaves_no_file(store, fields):
     with pytest.raises(mltrail.InvalidInputError, match="surrogates"):
         quiet_run(store, "e", **fields)
     assert not list(store.root.rglob("*.jsonl"))  # no empty run file left behind
+
+
+def test_an_experiment_name_of_four_byte_letters_fits_the_file_system(store):
+    name = "𝓐" * 200  # 800 bytes of UTF-8: its folder name was too long for the file system
+    with quiet_run(store, name) as run:
+        run.log_metric("x", 1.0)
+    assert len(run.path.parent.parent.name.encode()) <= 255
+    assert list(store.search_runs(name)["experiment"]) == [name]

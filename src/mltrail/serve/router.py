@@ -380,7 +380,13 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
 
     @app.get("/experiments")
     async def experiments() -> list[dict[str, Any]]:
-        return [describe(store, router.experiment(key)) for key in store.ab.keys()]
+        described = []
+        for key in store.ab.keys():
+            try:
+                described.append(describe(store, router.experiment(key)))
+            except (RouteError, MltrailError):  # one unreadable experiment never hides the others
+                continue
+        return described
 
     @app.get("/experiments/{key}")
     async def experiment(key: str) -> dict[str, Any]:

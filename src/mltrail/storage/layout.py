@@ -89,7 +89,9 @@ def experiment_dirname(name: str) -> str:
         raise InvalidKeyError("experiment", name, "is not valid Unicode text (it holds a lone surrogate)")
     normal = unicodedata.normalize("NFC", name)
     safe = _UNSAFE_DIR_CHARS.sub("_", normal).strip("._") or "experiment"
-    safe = safe[:80]
+    # 80 characters, and at most 240 bytes: with the hash below, within the 255 bytes a file
+    # name may have (80 four-byte letters such as '𝓐' were 320)
+    safe = safe[:80].encode("utf-8")[:240].decode("utf-8", "ignore")
     if safe != name:
         safe += "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
     return safe
