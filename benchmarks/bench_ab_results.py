@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 import mltrail
 
-SPEC = {
-    "key": "bench", "owner": "bench", "mde": 0.01, "baseline": 0.1,
-    "hypothesis": {"null": "no change", "alternative": "a change"},
-    "primary": {"name": "conversion", "kind": "binary"},
-    "variants": [{"name": "a", "weight": 0.5, "control": True}, {"name": "b", "weight": 0.5}],
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ab_logging import SPEC  # noqa: E402  (the same experiment)
 
 
 def main() -> None:
