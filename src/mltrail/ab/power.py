@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.stats.proportion import proportion_effectsize
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ..errors import InvalidInputError
 
