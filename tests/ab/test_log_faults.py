@@ -113,7 +113,7 @@ def test_a_line_of_the_wrong_shape_is_reported_not_fatal(store):
     assert sum(result.units.values()) == 50
     assert [line.split(": ", 1)[1] for line in result.bad_lines] == [
         "invalid log line: feedback.value: Input should be a valid number, unable to parse string as a number",
-        "written by a newer mltrail (event schema v9; this version reads up to v1)"]
+        "written by a newer mltrail (event schema v9; this version reads up to v2)"]
 
 
 def test_exposures_reach_the_disk_within_a_second_and_survive_sigkill(store, tmp_path):

@@ -3,6 +3,8 @@
 import math
 import threading
 
+import orjson
+
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -89,20 +91,25 @@ def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
 
 
 def test_corrupt_line_in_the_middle_is_skipped_and_reported(store):
-    ids = fill(store, runs=1, points=10)
-    path = next(store.layout.experiments.glob("*/runs/*.jsonl"))
+    with quiet_run(store, "exp0") as run:  # a flush a step: a dense line of 2 points a step
+        for i in range(10):
+            run.log_metrics({"loss": 1 / (i + 1), "acc": i / 10}, step=i)
+            run.flush()
+        run.log_metric("acc", math.nan, step=10)
+    path = run.path
     lines = path.read_bytes().split(b"\n")
-    lines[5] = b'{"v":1,"type":"metric", this is not json'
+    assert [orjson.loads(lines[i])["type"] for i in (5, 7)] == ["metrics", "metrics"]
+    lines[5] = lines[5][:60]  # cut mid-line, as a crash or a bad merge leaves it
     lines[7] = b'{"v":1,"type":"metric","ts":1.0,"run":"x","seq":7,"key":"loss","value":"high","step":1}'
     path.write_bytes(b"\n".join(lines))
     result = store.compact(rebuild=True)
     reported = {(b.file, b.line) for b in result.bad_lines}
     rel = store.layout.relative(path)
     assert reported == {(rel, 6), (rel, 8)}
-    assert "not valid JSON" in result.bad_lines[0].reason
+    assert "not valid JSON" in result.bad_lines[0].reason and "metric points" in result.bad_lines[0].reason
     assert "value" in result.bad_lines[1].reason
-    points = store.metric_history(run_ids=ids)
-    assert len(points) == 21 - 2  # everything else still read
+    points = store.metric_history(run_ids=[run.id])
+    assert len(points) == 21 - 4  # two lines of two points each lost; everything else read
     assert store.search_runs().iloc[0]["status"] == "FINISHED"
 
 

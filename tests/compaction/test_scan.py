@@ -69,6 +69,7 @@ def test_replaced_file_in_a_trusted_folder_triggers_rebuild(store, trusting):
     with quiet_run(store, "e") as run:
         for i in range(10):
             run.log_metric("m", float(i))
+            run.flush()  # a line a point
     store.compact()
     _age_folders(store)
     store.compact()

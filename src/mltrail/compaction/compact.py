@@ -35,11 +35,11 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 from pydantic import ValidationError
 
-from ..errors import SchemaVersionError
+from ..errors import InvalidKeyError, SchemaVersionError
 from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
 from ..storage.fields import LATEST_TS
-from ..storage.layout import Layout
+from ..storage.layout import Layout, check_key
 from ..storage.naming import derive_run_names
 from . import schemas
 from .manifest import Manifest, commit_manifest, load_manifest
@@ -55,11 +55,17 @@ _TABLE_OF_EVENT = {"run_started": "tags", "params": "params", "tags": "tags",
 _states: dict[Path, tuple[int, _TableState]] = {}
 
 # Columns the fast columnar reader extracts; every other field is read per event.
-_FAST_SCHEMA = pa.schema([
+_POINT_SCHEMA = pa.schema([  # a one-point `metric` line (schema 1), and the points of any line
     ("v", pa.int64()), ("type", pa.string()), ("ts", pa.float64()), ("run", pa.string()),
     ("seq", pa.int64()), ("key", pa.string()), ("value", pa.float64()),
     ("step", pa.int64()), ("best", pa.bool_()), ("nonfinite", pa.string()),
 ])
+_DENSE_FIELDS = [  # a dense `metrics` line (schema 2): lists, exploded in Arrow
+    ("keys", pa.list_(pa.string())), ("k", pa.list_(pa.int64())), ("steps", pa.list_(pa.int64())),
+    ("values", pa.list_(pa.float64())), ("dts", pa.list_(pa.int64())), ("best_at", pa.list_(pa.int64())),
+    ("special_at", pa.list_(pa.int64())), ("special", pa.list_(pa.string())),
+]
+_FAST_SCHEMA = pa.schema([*_POINT_SCHEMA, *_DENSE_FIELDS])
 
 
 @dataclass
@@ -189,8 +195,11 @@ class _Compaction:
                 or table["run"].null_count or ts.null_count
                 or pc.min(ts).as_py() < 0 or pc.max(ts).as_py() > LATEST_TS):  # (NaN ts: max is NaN)
             raise _NotFast
-        is_metric = pc.equal(kinds, "metric")
-        metrics = table.filter(is_metric)
+        is_point = pc.equal(kinds, "metric")
+        is_dense = pc.equal(kinds, "metrics")
+        is_metric = pc.or_(is_point, is_dense)
+        metrics = table.filter(is_point).select(_POINT_SCHEMA.names)
+        dense = table.filter(is_dense)
         nonfinite = metrics["nonfinite"]
         if (metrics["key"].null_count or metrics["step"].null_count or metrics["seq"].null_count
                 or (metrics.num_rows and pc.min(metrics["seq"]).as_py() < 0)
@@ -198,6 +207,8 @@ class _Compaction:
                 or not pc.all(pc.is_in(nonfinite.filter(pc.is_valid(nonfinite)),
                                        pa.array(sorted(NONFINITE_VALUES)))).as_py()):
             raise _NotFast
+        if dense.num_rows:
+            metrics = pa.concat_tables([metrics, _explode_dense(dense)])
         other_rows = np.flatnonzero(~is_metric.to_numpy(zero_copy_only=False))
         first_row = 0
         for span in spans:  # the few non-metric lines, found without splitting all
@@ -216,19 +227,20 @@ class _Compaction:
                       span.first_line, torn_tail=False, lines=span.lines)
         events, bad = iter_events(chunk, rel)
         self.result.bad_lines.extend(bad)
-        rows: dict[str, list[Any]] = {name: [] for name in _FAST_SCHEMA.names}
+        rows: dict[str, list[Any]] = {name: [] for name in _POINT_SCHEMA.names}
         for line, event in events:
-            if event.get("type") == "metric":
+            if event.get("type") in ("metric", "metrics"):
                 model = self._validate(event, rel, line)
                 if model is None:
                     continue
-                for name in _FAST_SCHEMA.names:
-                    rows[name].append(getattr(model, name))
+                for point in _points_of(model):
+                    for name in _POINT_SCHEMA.names:
+                        rows[name].append(point.get(name))
                 self.result.events_read += 1
             else:
                 self._apply(event, rel, line)
                 self.result.events_read += 1
-        return _metric_points(pa.table(rows, schema=_FAST_SCHEMA))
+        return _metric_points(pa.table(rows, schema=_POINT_SCHEMA))
 
     def _validate(self, event: dict[str, Any], rel: str, line: int) -> Event | None:
         try:
@@ -315,14 +327,87 @@ class _NotFast(Exception):
     """The columnar fast path cannot read this input; use the per-line path."""
 
 
+def _points_of(model: Event) -> list[dict[str, Any]]:
+    """The points of a validated ``metric`` or ``metrics`` event, as one-point rows (the
+    tolerant path only: the fast path explodes dense lines in Arrow)."""
+    if model.type == "metric":
+        return [{name: getattr(model, name) for name in _POINT_SCHEMA.names}]
+    special = dict(zip(model.special_at, model.special))
+    best = set(model.best_at)
+    return [{"v": model.v, "type": "metric", "ts": model.ts + dt / 1000, "run": model.run, "seq": model.seq + i,
+             "key": model.keys[k], "value": value, "step": step, "best": i in best, "nonfinite": special.get(i)}
+            for i, (k, step, value, dt) in enumerate(zip(model.k, model.steps, model.values, model.dts))]
+
+
+def _explode_dense(dense: pa.Table) -> pa.Table:
+    """Dense ``metrics`` rows as one-point rows, all in Arrow: point ``i`` of a line takes
+    its key from ``keys[k[i]]``, its seq ``seq + i`` and its time ``ts + dts[i] / 1000``.
+    Raises _NotFast on anything a valid line cannot hold (the per-line path says where)."""
+    columns = {name: dense[name].combine_chunks() for name in ("keys", "k", "steps", "values", "dts",
+                                                                "best_at", "special_at", "special")}
+    steps = columns["steps"]
+    counts = pc.list_value_length(steps)
+    if (any(columns[c].null_count for c in ("keys", "k", "steps", "values", "dts"))
+            or dense["seq"].null_count or pc.min(dense["seq"]).as_py() < 0
+            or not pc.all(pc.greater(counts, 0)).as_py()
+            or any(not pc.all(pc.equal(pc.list_value_length(columns[c]), counts)).as_py()
+                   for c in ("k", "values", "dts"))):
+        raise _NotFast
+    parent = pc.list_parent_indices(steps).to_numpy()
+    line_start = steps.offsets.to_numpy()[:-1]
+    position = np.arange(len(parent)) - line_start[parent]  # a point's index within its line
+    k = pc.list_flatten(columns["k"]).to_numpy()
+    key_counts = pc.list_value_length(columns["keys"]).to_numpy()
+    if k.min() < 0 or (k >= key_counts[parent]).any():
+        raise _NotFast
+    keys = columns["keys"]
+    key_names = pc.list_flatten(keys)
+    for name in pc.unique(key_names).to_pylist():
+        try:
+            check_key("metric", name)
+        except InvalidKeyError:
+            raise _NotFast from None
+    key = key_names.take(pa.array(keys.offsets.to_numpy()[:-1][parent] + k))
+    values = pc.list_flatten(columns["values"])
+    best = np.zeros(len(parent), dtype=bool)
+    best[_flat_positions(columns["best_at"], line_start, counts)] = True
+    special_at = _flat_positions(columns["special_at"], line_start, counts)
+    special = pc.list_flatten(columns["special"]).to_numpy(zero_copy_only=False)
+    if (len(special) != len(special_at) or not set(special) <= set(NONFINITE_VALUES)
+            or values.null_count != len(special_at) or not pc.all(pc.is_null(values.take(special_at))).as_py()):
+        raise _NotFast
+    nonfinite = np.full(len(parent), None, dtype=object)
+    nonfinite[special_at] = special
+    ts = dense["ts"].to_numpy()[parent] + pc.list_flatten(columns["dts"]).to_numpy() / 1000
+    if not (np.isfinite(ts).all() and ts.min() >= 0 and ts.max() <= LATEST_TS):
+        raise _NotFast
+    return pa.table({
+        "v": pa.array(dense["v"].to_numpy()[parent]), "type": pa.array(np.full(len(parent), "metric")),
+        "ts": pa.array(ts), "run": dense["run"].take(pa.array(parent)),
+        "seq": pa.array(dense["seq"].to_numpy()[parent] + position), "key": key, "value": values,
+        "step": pc.list_flatten(steps), "best": pa.array(best), "nonfinite": pa.array(nonfinite, pa.string()),
+    }, schema=_POINT_SCHEMA)
+
+
+def _flat_positions(indices: pa.ListArray, line_start: np.ndarray, counts: pa.Array) -> np.ndarray:
+    """Per-line point indices (``best_at``, ``special_at``) as positions among all points."""
+    if indices.null_count == len(indices):
+        return np.zeros(0, dtype=np.int64)
+    filled = indices.fill_null([]) if indices.null_count else indices
+    flat = pc.list_flatten(filled).to_numpy()
+    parents = pc.list_parent_indices(filled).to_numpy()
+    if len(flat) and (flat.min() < 0 or (flat >= counts.to_numpy()[parents]).any()):
+        raise _NotFast
+    return line_start[parents] + flat
+
+
 def _metric_points(table: pa.Table) -> pa.Table:
-    """Fast-schema metric rows as history rows (real values, timestamps)."""
+    """One-point rows as history rows (real values, timestamps)."""
     value = table["value"]
-    if table["nonfinite"].null_count < table.num_rows:
-        special = table["nonfinite"].to_pylist()
-        values = value.to_pylist()
-        value = pa.array([NONFINITE_VALUES[s] if s is not None else v for v, s in zip(values, special)],
-                         pa.float64())
+    special = table["nonfinite"]
+    if special.null_count < table.num_rows:  # NaN and ±inf are stored by name
+        for name, real in NONFINITE_VALUES.items():
+            value = pc.if_else(pc.fill_null(pc.equal(special, name), False), pa.scalar(real, pa.float64()), value)
     best = pc.fill_null(table["best"], False)
     micros = pc.cast(pc.round(pc.multiply(table["ts"], 1e6)), pa.int64())
     return pa.table({

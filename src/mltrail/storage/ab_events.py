@@ -115,7 +115,7 @@ class ExperimentSpec(_Model):
 
 
 class AbEvent(_Model):
-    v: int = SCHEMA_VERSION
+    v: int = 1  # each kind of file event is still at its first schema
     type: str
     ts: float
     experiment: str

@@ -18,7 +18,6 @@ import orjson
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..errors import SkippedLinesWarning
-from .events import SCHEMA_VERSION
 
 
 class FileEvent(BaseModel):
@@ -27,7 +26,7 @@ class FileEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: int = SCHEMA_VERSION
+    v: int = 1  # each kind of file event is still at its first schema
     type: str
     ts: float
     id: str

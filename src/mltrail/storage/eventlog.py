@@ -158,6 +158,21 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     return event
 
 
+def lost_points(raw: bytes) -> str:
+    """What a bad dense ``metrics`` line cost, for its report: how many points it held
+    (at least, when the line was cut inside its list of steps)."""
+    if b'"type":"metrics"' not in raw:
+        return ""
+    start = raw.find(b'"steps":[')
+    if start < 0:
+        return " (a line of metric points: how many cannot be read)"
+    body = raw[start + 9:]
+    end = body.find(b"]")
+    numbers = (body if end < 0 else body[:end]).strip()
+    count = numbers.count(b",") + 1 if numbers else 0
+    return f" ({'at least ' if end < 0 else ''}{count} metric points lost)"
+
+
 def iter_events(chunk: Chunk, file: str) -> tuple[list[tuple[int, dict[str, Any]]], list[BadLine]]:
     """Parse every line of a chunk: (line number, event) pairs, and the bad lines."""
     events: list[tuple[int, dict[str, Any]]] = []
@@ -168,7 +183,7 @@ def iter_events(chunk: Chunk, file: str) -> tuple[list[tuple[int, dict[str, Any]
         try:
             events.append((number, parse_line(raw)))
         except (ValueError, SchemaVersionError) as exc:
-            bad.append(BadLine(file, number, str(exc)))
+            bad.append(BadLine(file, number, str(exc) + lost_points(raw)))
     return events, bad
 
 

@@ -16,13 +16,13 @@ from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ..errors import InvalidInputError
 from .fields import Count, Int64, Sha256, Timestamp
 from .layout import check_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the newest a reader understands: 2 added the dense `metrics` line
 
 
 class RunStatus(str, Enum):
@@ -38,7 +38,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: int = SCHEMA_VERSION
+    v: int = 1  # the schema each type was introduced in; only `metrics` is 2
     type: str
     ts: Timestamp
     run: str
@@ -87,6 +87,44 @@ class Metric(Event):
     @classmethod
     def _key(cls, key: str) -> str:
         return check_key("metric", key)
+
+
+class Metrics(Event):
+    """The metric points of one flush, dense (schema 2): ~30 bytes a point where a
+    ``metric`` line takes ~140. Point ``i`` is ``keys[k[i]]`` = ``values[i]`` at step
+    ``steps[i]``, logged at ``ts + dts[i] / 1000`` (ms); its seq is ``seq + i``, so points
+    order exactly as one-point lines do. NaN and ±inf are null in ``values``, their kind in
+    ``special`` at the indices ``special_at``; ``best_at`` lists the points marked best."""
+
+    v: int = 2
+    type: Literal["metrics"] = "metrics"
+    keys: list[str]
+    k: list[Count]
+    steps: list[Int64]
+    values: list[float | None]
+    dts: list[Int64]
+    best_at: list[Count] = Field(default_factory=list)
+    special_at: list[Count] = Field(default_factory=list)
+    special: list[Literal["nan", "inf", "-inf"]] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, keys: list[str]) -> list[str]:
+        return [check_key("metric", key) for key in keys]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Metrics:
+        count = len(self.steps)
+        if not count or {len(self.k), len(self.values), len(self.dts)} != {count}:
+            raise ValueError("k, steps, values and dts must hold one entry per point")
+        if max(self.k) >= len(self.keys):
+            raise ValueError("k names a key that keys does not hold")
+        if len(self.special) != len(self.special_at) or any(i >= count for i in self.special_at + self.best_at):
+            raise ValueError("special_at, special and best_at must name points of this line")
+        nulls = {i for i, value in enumerate(self.values) if value is None}
+        if nulls != set(self.special_at):
+            raise ValueError("a null value must be a NaN or ±inf named in special")
+        return self
 
 
 class Tags(Event):
@@ -161,7 +199,7 @@ class RunFinished(Event):
 
 AnyEvent = Annotated[
     Union[
-        RunStarted, Params, Metric, Tags, TagDeleted, Artifact, Dataset, GitInfo,
+        RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset, GitInfo,
         Environment, Heartbeat, RunFinished,
     ],
     Field(discriminator="type"),
@@ -169,7 +207,7 @@ AnyEvent = Annotated[
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 EVENT_TYPES = frozenset(
     model.model_fields["type"].default
-    for model in (RunStarted, Params, Metric, Tags, TagDeleted, Artifact, Dataset,
+    for model in (RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset,
                   GitInfo, Environment, Heartbeat, RunFinished)
 )
 

@@ -248,26 +248,30 @@ class Run:
             self._last_write = time.monotonic()
 
     def _serialise(self, items: list[Any]) -> bytes:
-        """JSON lines for queued items, numbering them from the file's next seq."""
+        """JSON lines for queued items, numbering them from the file's next seq.
+
+        Metric points become dense ``metrics`` lines (schema 2): the points queued between
+        two other events share one line, each point still taking one seq, so a file
+        orders its points exactly as one-point lines did. Other events are one line each.
+        """
         run_id = self.id
         seq = self._seq
-        events = []
+        lines: list[dict[str, Any]] = []
+        points: list[tuple[Any, ...]] = []
         for item in items:
-            seq += 1
             if type(item) is tuple:
-                key, value, step, ts, best = item
-                event = {"v": 1, "type": "metric", "ts": ts, "run": run_id, "seq": seq,
-                         "key": key, "value": value, "step": step}
-                if best:
-                    event["best"] = True
-                if value != value or value == _INF or value == -_INF:
-                    event["value"] = None
-                    event["nonfinite"] = ev.nonfinite_name(value)
-            else:
-                event = item
-                event["seq"] = seq
-            events.append(event)
-        return events_to_lines(events)
+                points.append(item)
+                continue
+            if points:
+                lines.append(_dense_line(run_id, seq + 1, points))
+                seq += len(points)
+                points = []
+            seq += 1
+            item["seq"] = seq
+            lines.append(item)
+        if points:
+            lines.append(_dense_line(run_id, seq + 1, points))
+        return events_to_lines(lines)
 
     def background_flush(self) -> None:
         """Called by the background flusher: flush, or write a heartbeat if quiet."""
@@ -313,6 +317,37 @@ class Run:
             summary = "".join(traceback.format_exception(exc_type, exc, tb)[-3:])
             self.end("FAILED", error=summary[-4000:])
         # returning None re-raises the exception: a run never swallows an error
+
+
+def _dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """One schema-2 ``metrics`` line for queued ``(key, value, step, ts, best)`` points."""
+    keys: dict[str, int] = {}
+    k, steps, values, dts = [], [], [], []
+    best_at, special_at, special = [], [], []
+    start = points[0][3]
+    for i, (key, value, step, ts, best) in enumerate(points):
+        index = keys.get(key)
+        if index is None:
+            index = keys[key] = len(keys)
+        k.append(index)
+        steps.append(step)
+        dts.append(round((ts - start) * 1000))
+        if value != value or value == _INF or value == -_INF:
+            values.append(None)
+            special_at.append(i)
+            special.append(ev.nonfinite_name(value))
+        else:
+            values.append(value)
+        if best:
+            best_at.append(i)
+    line: dict[str, Any] = {"v": 2, "type": "metrics", "ts": start, "run": run_id, "seq": first_seq,
+                            "keys": list(keys), "k": k, "steps": steps, "values": values, "dts": dts}
+    if best_at:
+        line["best_at"] = best_at
+    if special_at:
+        line["special_at"] = special_at
+        line["special"] = special
+    return line
 
 
 def _display_path(path: Path) -> str:
