@@ -96,3 +96,18 @@ def test_dense_lines_give_the_tables_one_point_lines_give(tmp_path):
     a = one_point.metric_history().sort_values(order).reset_index(drop=True)
     b = dense.metric_history().sort_values(order).reset_index(drop=True)
     assert (a["timestamp"] - b["timestamp"]).abs().max() <= pd.Timedelta("1ms")  # times kept to the ms
+
+
+def test_clean_dense_lines_are_read_columnar(store):
+    """Every line written by the API, NaN, inf and best points included, takes the fast
+    path (a check that was null on a line without NaN sent all of them line by line)."""
+    with store.start_run("e", log_git=False, log_packages=False) as run:
+        for step in range(100):
+            run.log_metrics({"loss": 1 / (step + 1), "acc": step / 100}, step=step)
+        run.log_metric("loss", float("nan"), step=100)
+        run.log_metric("acc", float("inf"), step=100, best=True)
+    result = store.compact(rebuild=True)
+    assert result.lines_read_one_by_one == 0 and result.metric_points == 202 and not result.bad_lines
+    history = store.metric_history().set_index(["key", "step"])
+    assert pd.isna(history.loc[("loss", 100), "value"]) and history.loc[("acc", 100), "value"] == float("inf")
+    assert bool(history.loc[("acc", 100), "best"]) and not history["best"].drop(("acc", 100)).any()

@@ -66,6 +66,7 @@ _DENSE_FIELDS = [  # a dense `metrics` line (schema 2): lists, exploded in Arrow
     ("special_at", pa.list_(pa.int64())), ("special", pa.list_(pa.string())),
 ]
 _FAST_SCHEMA = pa.schema([*_POINT_SCHEMA, *_DENSE_FIELDS])
+_POINTS = pa.schema([f for f in _POINT_SCHEMA if f.name not in ("v", "type")])  # what a point is
 
 
 @dataclass
@@ -77,6 +78,7 @@ class CompactionResult:
     bytes_read: int = 0
     events_read: int = 0
     metric_points: int = 0
+    lines_read_one_by_one: int = 0  # in files holding a bad line: the slow, tolerant path
     bad_lines: list[BadLine] = field(default_factory=list)
     tables_written: list[str] = field(default_factory=list)
     rebuilt: bool = False
@@ -198,14 +200,14 @@ class _Compaction:
         is_point = pc.equal(kinds, "metric")
         is_dense = pc.equal(kinds, "metrics")
         is_metric = pc.or_(is_point, is_dense)
-        metrics = table.filter(is_point).select(_POINT_SCHEMA.names)
+        metrics = table.filter(is_point).select(_POINTS.names)
         dense = table.filter(is_dense)
         nonfinite = metrics["nonfinite"]
-        if (metrics["key"].null_count or metrics["step"].null_count or metrics["seq"].null_count
-                or (metrics.num_rows and pc.min(metrics["seq"]).as_py() < 0)
+        if metrics.num_rows and (
+                metrics["key"].null_count or metrics["step"].null_count or metrics["seq"].null_count
+                or pc.min(metrics["seq"]).as_py() < 0
                 or pc.any(pc.and_(pc.is_null(metrics["value"]), pc.is_null(nonfinite))).as_py()
-                or not pc.all(pc.is_in(nonfinite.filter(pc.is_valid(nonfinite)),
-                                       pa.array(sorted(NONFINITE_VALUES)))).as_py()):
+                or not set(pc.unique(nonfinite.drop_null()).to_pylist()) <= set(NONFINITE_VALUES)):
             raise _NotFast
         if dense.num_rows:
             metrics = pa.concat_tables([metrics, _explode_dense(dense)])
@@ -223,24 +225,25 @@ class _Compaction:
     def _read_per_line(self, span: Span) -> pa.Table:
         """The tolerant path, for a file holding a corrupt line."""
         rel = span.rel
+        self.result.lines_read_one_by_one += span.lines
         chunk = Chunk(bytes(self.buffer[span.start:span.end]), span.start, span.end,
                       span.first_line, torn_tail=False, lines=span.lines)
         events, bad = iter_events(chunk, rel)
         self.result.bad_lines.extend(bad)
-        rows: dict[str, list[Any]] = {name: [] for name in _POINT_SCHEMA.names}
+        rows: dict[str, list[Any]] = {name: [] for name in _POINTS.names}
         for line, event in events:
             if event.get("type") in ("metric", "metrics"):
                 model = self._validate(event, rel, line)
                 if model is None:
                     continue
                 for point in _points_of(model):
-                    for name in _POINT_SCHEMA.names:
+                    for name in _POINTS.names:
                         rows[name].append(point.get(name))
                 self.result.events_read += 1
             else:
                 self._apply(event, rel, line)
                 self.result.events_read += 1
-        return _metric_points(pa.table(rows, schema=_POINT_SCHEMA))
+        return _metric_points(pa.table(rows, schema=_POINTS))
 
     def _validate(self, event: dict[str, Any], rel: str, line: int) -> Event | None:
         try:
@@ -374,19 +377,23 @@ def _explode_dense(dense: pa.Table) -> pa.Table:
     special_at = _flat_positions(columns["special_at"], line_start, counts)
     special = pc.list_flatten(columns["special"]).to_numpy(zero_copy_only=False)
     if (len(special) != len(special_at) or not set(special) <= set(NONFINITE_VALUES)
-            or values.null_count != len(special_at) or not pc.all(pc.is_null(values.take(special_at))).as_py()):
+            or values.null_count != len(special_at)
+            or (len(special_at) and values.take(pa.array(special_at)).null_count != len(special_at))):
         raise _NotFast
-    nonfinite = np.full(len(parent), None, dtype=object)
-    nonfinite[special_at] = special
+    if len(special_at):  # rare: a NaN or an inf logged
+        marks = np.full(len(parent), None, dtype=object)
+        marks[special_at] = special
+        nonfinite = pa.array(marks, pa.string())
+    else:
+        nonfinite = pa.nulls(len(parent), pa.string())
     ts = dense["ts"].to_numpy()[parent] + pc.list_flatten(columns["dts"]).to_numpy() / 1000
     if not (np.isfinite(ts).all() and ts.min() >= 0 and ts.max() <= LATEST_TS):
         raise _NotFast
     return pa.table({
-        "v": pa.array(dense["v"].to_numpy()[parent]), "type": pa.array(np.full(len(parent), "metric")),
         "ts": pa.array(ts), "run": dense["run"].take(pa.array(parent)),
         "seq": pa.array(dense["seq"].to_numpy()[parent] + position), "key": key, "value": values,
-        "step": pc.list_flatten(steps), "best": pa.array(best), "nonfinite": pa.array(nonfinite, pa.string()),
-    }, schema=_POINT_SCHEMA)
+        "step": pc.list_flatten(steps), "best": pa.array(best), "nonfinite": nonfinite,
+    }, schema=_POINTS)
 
 
 def _flat_positions(indices: pa.ListArray, line_start: np.ndarray, counts: pa.Array) -> np.ndarray:
