@@ -92,13 +92,13 @@ class Store:
                   description: str | None = None, experiment_description: str | None = None,
                   tags: dict[str, Any] | None = None, log_git: bool = True,
                   log_command: bool = True, log_system: bool = True,
-                  log_packages: bool = True) -> Run:
-        """Start a run in ``experiment`` and return it (the options:
-        :meth:`mltrail.tracking.tracker.Tracker.start_run`)."""
+                  log_packages: bool = True, run_id: str | None = None) -> Run:
+        """Start a run in ``experiment`` and return it, or resume run ``run_id`` (the
+        options: :meth:`mltrail.tracking.tracker.Tracker.start_run`)."""
         return self.tracking.start_run(
             experiment, name=name, description=description, experiment_description=experiment_description,
             tags=tags, log_git=log_git, log_command=log_command, log_system=log_system,
-            log_packages=log_packages)
+            log_packages=log_packages, run_id=run_id)
 
     def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
                     order_by: Sequence[str] | str | None = None,

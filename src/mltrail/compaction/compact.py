@@ -536,6 +536,8 @@ class _TableState:
                        script=event.script, cwd=event.cwd, python=event.python,
                        platform=event.platform, host=event.host, user=event.user,
                        packages_sha256=event.packages_sha256)
+        elif kind == "run_resumed":
+            run.update(status="RUNNING", end_time=None, error=None)
         elif kind == "run_finished":
             run.update(status=event.status, end_time=event.ts, error=event.error)
 

@@ -197,10 +197,18 @@ class RunFinished(Event):
     error: str | None = None
 
 
+class RunResumed(Event):
+    """The run goes on (a restarted job after a crash or preemption): RUNNING again,
+    until its next ``run_finished``. Schema 2."""
+
+    v: int = 2
+    type: Literal["run_resumed"] = "run_resumed"
+
+
 AnyEvent = Annotated[
     Union[
         RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset, GitInfo,
-        Environment, Heartbeat, RunFinished,
+        Environment, Heartbeat, RunFinished, RunResumed,
     ],
     Field(discriminator="type"),
 ]
@@ -208,7 +216,7 @@ EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 EVENT_TYPES = frozenset(
     model.model_fields["type"].default
     for model in (RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset,
-                  GitInfo, Environment, Heartbeat, RunFinished)
+                  GitInfo, Environment, Heartbeat, RunFinished, RunResumed)
 )
 
 NONFINITE_VALUES = {  # how a metric event's `nonfinite` field reads back

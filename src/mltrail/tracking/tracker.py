@@ -20,13 +20,13 @@ import pandas as pd
 from ..compaction.compact import CompactionResult, Progress, compact
 from ..compaction.manifest import Manifest, load_manifest
 from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS
-from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning
+from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning, StoreCorruptError
 from ..query import search as query
 from ..query.cells import present
 from ..query.tables import read_table
 from ..storage import events as ev
 from ..storage.blobs import BlobStore
-from ..storage.eventlog import read_first_event
+from ..storage.eventlog import read_events, read_first_event
 from ..storage.ids import new_id
 from ..storage.layout import Layout, check_key, experiment_dirname
 from ..storage.naming import ExperimentNames
@@ -59,13 +59,16 @@ class Tracker:
                   description: str | None = None, experiment_description: str | None = None,
                   tags: dict[str, Any] | None = None, log_git: bool = True,
                   log_command: bool = True, log_system: bool = True,
-                  log_packages: bool = True) -> Run:
+                  log_packages: bool = True, run_id: str | None = None) -> Run:
         """Start a run in ``experiment`` (created on first use) and return it.
 
         ``name`` defaults to ``<experiment>_<n>``; a name taken in the experiment gets
         ``_2``, ``_3``... The ``log_*`` switches turn off what is captured at start:
         git commit/branch/dirty/diff, the command line, the system, installed packages.
+        ``run_id`` resumes an existing run instead (see :meth:`resume_run`).
         """
+        if run_id is not None:
+            return self.resume_run(run_id)
         exp_dir = experiment_dirname(experiment)  # validates the name
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidInputError(f"run name must be a non-empty string, not {name!r}")
@@ -86,6 +89,36 @@ class Tracker:
         run.flush()  # the run exists on disk from the start: others see it RUNNING
         register(run)
         return run
+
+    def resume_run(self, run_id: str) -> Run:
+        """Continue a run (a training job restarted after a crash or preemption), as
+        MLflow's ``start_run(run_id=...)`` does: it reads RUNNING again, each metric's
+        steps go on from its last one, a param keeps its value, and it ends as the resumed
+        run ends. The run's own file is appended to: still one writer at a time."""
+        path = self._run_file(run_id)
+        events, _ = read_events(path, self.layout.relative(path))
+        started = next((e for e in events if e.get("type") == "run_started"), None)
+        if started is None:
+            raise StoreCorruptError(f"run {run_id} has no readable run_started event in {path}")
+        state = _replayed(events)
+        self.compact()
+        info = self.get_run(run_id)["run"]
+        run = Run(self, run_id, started["experiment"], info["run_name"], int(info["run_seq"]), path,
+                  FLUSH_EVENTS.get())
+        run._seq, run._steps, run._params, run._tags = state
+        run._emit(ev.RunResumed)
+        run.flush()
+        os.utime(path.parent)  # a folder whose files all ended is not re-listed unless it changes
+        register(run)
+        return run
+
+    def _run_file(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not run_id.isalnum():
+            raise NotFoundError(f"no run {run_id!r} in {self.root}")
+        found = list(self.layout.experiments.glob(f"*/runs/{run_id}.jsonl")) if self.layout.experiments.is_dir() else []
+        if not found:
+            raise NotFoundError(f"no run {run_id!r} in {self.root} (resume takes a run's full ID)")
+        return found[0]
 
     def _reserve_name(self, experiment: str, exp_dir: str, started: ev.RunStarted) -> tuple[int, str]:
         """The run's number and name as they read now: known runs plus this one."""
@@ -243,6 +276,29 @@ def _relative_to(path: Path, root: str) -> str | None:
         return path.resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return None
+
+
+def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[str, str], dict[str, str]]:
+    """What a resumed run must go on from: the file's last seq, each metric's last step,
+    the params and the tags."""
+    last_seq, steps, params, tags = 0, {}, {}, {}
+    for event in events:
+        kind, seq = event.get("type"), int(event.get("seq") or 0)
+        if kind == "metrics":
+            for i, (k, step) in enumerate(zip(event["k"], event["steps"])):
+                key = event["keys"][k]
+                steps[key] = max(steps.get(key, step), step)
+            seq += len(event["steps"]) - 1
+        elif kind == "metric":
+            steps[event["key"]] = max(steps.get(event["key"], event["step"]), event["step"])
+        elif kind == "params":
+            params.update(event["params"])
+        elif kind in ("run_started", "tags"):
+            tags.update(event.get("tags") or {})
+        elif kind == "tag_deleted":
+            tags.pop(event.get("key"), None)
+        last_seq = max(last_seq, seq)
+    return last_seq, steps, params, tags
 
 
 def _check_experiments(experiment: str | Sequence[str] | None, frame: pd.DataFrame, root: Path) -> None:
