@@ -39,7 +39,7 @@ from ..errors import InvalidKeyError, SchemaVersionError
 from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
 from ..storage.fields import LATEST_TS
-from ..storage.layout import Layout, check_key
+from ..storage.layout import Layout, check_key, partition_name
 from ..storage.naming import derive_run_names
 from . import schemas
 from .manifest import Manifest, commit_manifest, load_manifest
@@ -281,17 +281,13 @@ class _Compaction:
             manifest.tables[name] = [rel]
             written.append(name)
         parts = [] if self.result.rebuilt else list(manifest.tables.get("metrics", []))
-        if metrics.num_rows:
-            rel = f"metrics/part-{gen:08d}.parquet"
-            _write(self.layout.tables / rel, metrics)  # clustered by run already: files are runs
+        for partition, points in _by_experiment(metrics, self.state.runs):
+            rel = f"metrics/experiment={partition}/part-{gen:08d}.parquet"
+            _write(self.layout.tables / rel, points)  # clustered by run already: files are runs
             parts.append(rel)
+        if metrics.num_rows:
             written.append("metrics")
-        if len(parts) > MAX_METRIC_PARTS:
-            merged = pa.concat_tables(pq.read_table(self.layout.tables / p) for p in parts)
-            rel = f"metrics/part-{gen:08d}-merged.parquet"
-            _write(self.layout.tables / rel, _sorted_points(merged))
-            parts = [rel]
-        manifest.tables["metrics"] = parts
+        manifest.tables["metrics"] = self._merged(parts, gen)
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(self.result.bad_lines))[-1000:]
         commit_manifest(self.layout.tables, manifest)
         self.state.dirty.clear()
@@ -300,6 +296,38 @@ class _Compaction:
         self.result.generation = gen
         self.result.metric_points = metrics.num_rows
         _collect_garbage(self.layout, manifest)
+
+
+    def _merged(self, parts: list[str], gen: int) -> list[str]:
+        """The metric history's part files, each partition's merged into one once it has
+        more than MAX_METRIC_PARTS (a query opens every file it lists)."""
+        by_folder: dict[str, list[str]] = {}
+        for rel in parts:
+            by_folder.setdefault(rel.rsplit("/", 1)[0], []).append(rel)
+        kept = []
+        for folder, files in sorted(by_folder.items()):
+            if len(files) > MAX_METRIC_PARTS:
+                merged = pa.concat_tables(pq.read_table(self.layout.tables / f) for f in files)
+                rel = f"{folder}/part-{gen:08d}-merged.parquet"
+                _write(self.layout.tables / rel, _sorted_points(merged))
+                files = [rel]
+            kept.extend(files)
+        return kept
+
+
+def _by_experiment(points: pa.Table, runs: dict[str, dict[str, Any]]) -> list[tuple[str, pa.Table]]:
+    """The points split by their run's experiment, each named as a hive partition value
+    (the experiment's folder name: safe in a path), so DuckDB, Spark or Trino read
+    ``metrics/experiment=<name>/`` as they are and prune by experiment."""
+    if not points.num_rows:
+        return []
+    encoded = pc.dictionary_encode(points["run_id"]).combine_chunks()
+    names = [partition_name(runs[r]["experiment"]) if r in runs and runs[r].get("experiment") else "_unknown"
+             for r in encoded.dictionary.to_pylist()]
+    partitions = sorted(set(names))
+    code = {name: i for i, name in enumerate(partitions)}
+    row_partition = np.array([code[n] for n in names], dtype=np.int64)[encoded.indices.to_numpy()]
+    return [(name, points.filter(pa.array(row_partition == i))) for i, name in enumerate(partitions)]
 
 
 def _lines_at(data: bytes, begin: int, end: int, count: int, rows: list[int]) -> list[tuple[int, bytes]]:
@@ -436,7 +464,7 @@ def _write(path: Path, table: pa.Table) -> None:
 def _collect_garbage(layout: Layout, manifest: Manifest) -> None:
     """Remove Parquet files the manifest no longer lists (replaced or orphaned)."""
     keep = {rel for files in manifest.tables.values() for rel in files}
-    for path in layout.tables.glob("*/*.parquet"):
+    for path in layout.tables.rglob("*.parquet"):
         if path.relative_to(layout.tables).as_posix() not in keep:
             try:
                 path.unlink()

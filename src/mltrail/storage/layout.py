@@ -97,6 +97,17 @@ def experiment_dirname(name: str) -> str:
     return safe
 
 
+def partition_name(experiment: str) -> str:
+    """An experiment's hive partition value in the derived tables: its folder name, or,
+    when ``experiment=<folder>`` would be too long for a file name, a shorter one made
+    unique by a hash."""
+    folder = experiment_dirname(experiment)
+    if len(folder.encode("utf-8")) <= 200:
+        return folder
+    short = folder.encode("utf-8")[:180].decode("utf-8", "ignore")
+    return f"{short}-{hashlib.sha256(folder.encode('utf-8')).hexdigest()[:8]}"
+
+
 _valid_keys: set[str] = set()  # keys already checked: runs log the same keys again and again
 
 
