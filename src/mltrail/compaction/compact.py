@@ -21,6 +21,7 @@ the large metric history is append-only part files, merged once there are many.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -158,7 +159,7 @@ class _Compaction:
             progress = self.manifest.files.get(rel)
             run = self.state.runs.get(rel.rsplit("/", 1)[-1].removesuffix(".jsonl"))
             if progress is not None and run is not None:
-                progress.done = run["status"] != "RUNNING"
+                self.manifest.files[rel] = dataclasses.replace(progress, done=run["status"] != "RUNNING")
         self._commit(metrics)
 
     # -- reading ---------------------------------------------------------------------
@@ -493,22 +494,39 @@ class _TableState:
         self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
         self.dirty: set[str] = set(SMALL_TABLES)  # tables to (re)write at the next commit
+        # `runs` and `latest_metrics` as last written, the runs changed since, and the run
+        # names they were written with: a compaction with one live run among thousands
+        # replaces that run's rows instead of rebuilding both tables from the dicts
+        self.built: dict[str, pa.Table] = {}
+        self.touched: set[str] = set()
+        self.names: dict[str, tuple[int, str]] | None = None
 
     @classmethod
     def load(cls, tables_dir: Path, manifest: Manifest) -> _TableState:
         state = cls()
 
-        def rows(name: str) -> list[dict[str, Any]]:
+        def table(name: str) -> pa.Table:
             files = manifest.tables.get(name, [])
-            return [r for f in files for r in pq.read_table(tables_dir / f).to_pylist()]
+            schema = schemas.TABLE_SCHEMAS[name]
+            return pa.concat_tables([pq.read_table(tables_dir / f, schema=schema) for f in files]) if files \
+                else schema.empty_table()
 
-        for row in rows("runs"):
+        def rows(name: str) -> list[dict[str, Any]]:
+            return table(name).to_pylist()
+
+        for name in ("runs", "latest_metrics"):
+            if name in manifest.tables:
+                state.built[name] = table(name)
+        for row in state.built.get("runs", schemas.RUNS.empty_table()).to_pylist():
             state.runs[row["run_id"]] = schemas.run_state_from_row(row)
+        if "runs" in state.built:
+            state.names = {r["run_id"]: (r["run_seq"], r["run_name"])
+                           for r in state.built["runs"].select(["run_id", "run_seq", "run_name"]).to_pylist()}
         for row in rows("params"):
             state.params[(row["run_id"], row["key"])] = row
         for row in rows("tags"):
             state.tags[(row["run_id"], row["key"])] = row["value"]
-        for row in rows("latest_metrics"):
+        for row in state.built.get("latest_metrics", schemas.LATEST_METRICS.empty_table()).to_pylist():
             state.latest[(row["run_id"], row["key"])] = row
         for row in rows("artifacts"):
             state.artifacts[(row["run_id"], row["path"])] = row
@@ -521,10 +539,14 @@ class _TableState:
         run = self.runs.get(run_id)
         if run is None:
             run = self.runs[run_id] = schemas.new_run_state(run_id, rel)
+            self.names = None  # a new run can renumber its experiment's runs
+        self.touched.add(run_id)
         return run
 
     def apply(self, event: Event, rel: str) -> None:
         run = self.run(event.run, rel)
+        if event.type == "run_started":
+            self.names = None  # its name and start time decide every number in the experiment
         run["last_seen"] = max(run["last_seen"] or 0.0, event.ts)
         kind = event.type
         self.dirty.add("runs")
@@ -595,6 +617,7 @@ class _TableState:
         for row in grouped.to_pylist():
             key = (run_names[row["r"]], key_names[row["k"]])
             run = self.runs.get(key[0])
+            self.touched.add(key[0])
             if run is not None:
                 seen = row["timestamp_max"].timestamp()
                 run["last_seen"] = max(run["last_seen"] or 0.0, seen)
@@ -623,10 +646,30 @@ class _TableState:
     def tables(self) -> dict[str, pa.Table]:
         """The tables that changed since the state was last written."""
         built: dict[str, pa.Table] = {}
+        touched = self.touched & set(self.runs)
+        few = len(touched) * 4 < len(self.runs)  # replacing rows pays off while few runs changed
         if "runs" in self.dirty:
-            states = [self.runs[run_id] for run_id in sorted(self.runs)]
-            built["runs"] = schemas.runs_table(states, _run_names(self.runs))
-            built["experiments"] = schemas.experiments_table(states)
+            if self.names is None or "runs" not in self.built or not few:
+                states = [self.runs[run_id] for run_id in sorted(self.runs)]
+                self.names = _run_names(self.runs)
+                built["runs"] = schemas.runs_table(states, self.names)
+                built["experiments"] = schemas.experiments_table(states)
+            else:  # the same runs and names: only the touched runs' rows change
+                ids = sorted(touched)
+                rows = schemas.runs_table([self.runs[run_id] for run_id in ids], self.names)
+                built["runs"] = _replace_rows(self.built["runs"], rows, ids)
+        if "latest_metrics" in self.dirty:
+            if "latest_metrics" not in self.built or not few:
+                built["latest_metrics"] = pa.Table.from_pylist(
+                    [self.latest[k] for k in sorted(self.latest)], schemas.LATEST_METRICS)
+            else:
+                keys = sorted(k for k in self.latest if k[0] in touched)
+                rows = pa.Table.from_pylist([self.latest[k] for k in keys], schemas.LATEST_METRICS)
+                built["latest_metrics"] = _replace_rows(self.built["latest_metrics"], rows, touched)
+        for name in ("runs", "latest_metrics"):
+            if name in built:
+                self.built[name] = built[name]
+        self.touched.clear()
         if "params" in self.dirty:
             built["params"] = pa.Table.from_pylist([self.params[k] for k in sorted(self.params)],
                                                    schemas.PARAMS)
@@ -634,9 +677,6 @@ class _TableState:
             built["tags"] = pa.Table.from_pylist(
                 [{"run_id": r, "key": k, "value": v} for (r, k), v in sorted(self.tags.items())],
                 schemas.TAGS)
-        if "latest_metrics" in self.dirty:
-            built["latest_metrics"] = pa.Table.from_pylist(
-                [self.latest[k] for k in sorted(self.latest)], schemas.LATEST_METRICS)
         if "artifacts" in self.dirty:
             built["artifacts"] = pa.Table.from_pylist(
                 [self.artifacts[k] for k in sorted(self.artifacts)], schemas.ARTIFACTS)
@@ -644,6 +684,26 @@ class _TableState:
             built["datasets"] = pa.Table.from_pylist(
                 [self.datasets[k] for k in sorted(self.datasets)], schemas.DATASETS)
         return built
+
+
+def _replace_rows(table: pa.Table, rows: pa.Table, run_ids: Any) -> pa.Table:
+    """``table`` (sorted by run_id first) with the rows of ``run_ids`` replaced by ``rows``
+    (sorted the same way), still sorted as a full rebuild sorts. A run's rows are one
+    block: it is cut out and the new block put in its place with zero-copy slices (no
+    filter, no sort of the whole table; Arrow compares UTF-8 bytewise, which is the order
+    of Python's str sort)."""
+    rows = rows.cast(table.schema)
+    new_ids = rows["run_id"]
+    for run_id in sorted(run_ids):
+        ids = table["run_id"]
+        hits = np.flatnonzero(pc.equal(ids, run_id).to_numpy(zero_copy_only=False))
+        if len(hits):
+            start, end = int(hits[0]), int(hits[-1]) + 1
+        else:  # a run not in the table yet goes where its ID sorts
+            start = end = int(pc.sum(pc.less(ids, run_id)).as_py() or 0)
+        block = rows.filter(pc.equal(new_ids, run_id))
+        table = pa.concat_tables([table.slice(0, start), block, table.slice(end)])
+    return table.combine_chunks() if table.column(0).num_chunks > 64 else table
 
 
 def _run_names(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str]]:
