@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..query.cells import cell_text
+
 STATUS_COLOURS = {"RUNNING": "#1f77b4", "FINISHED": "#2ca02c", "FAILED": "#d62728",
                   "KILLED": "#ff7f0e", "CRASHED": "#9467bd"}
 STATUS_BADGES = {status: f"● {status}" for status in STATUS_COLOURS}
@@ -78,14 +80,7 @@ def compare_table(details: dict[str, dict[str, Any]], differences_only: bool) ->
     if differences_only and len(table.columns) > 1:
         same = table.apply(lambda row: len({_comparable(v) for v in row}) == 1, axis=1)
         table = table[~same]
-    return table.map(_cell)
-
-
-def _cell(value: Any) -> str:
-    """Table text: params are text already; metrics get 6 significant digits."""
-    if _comparable(value) is None:
-        return "—"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return table.map(lambda value: cell_text(value, missing="—"))  # the text every table shows
 
 
 def _comparable(value: Any) -> Any:
