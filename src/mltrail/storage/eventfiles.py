@@ -18,6 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..errors import SkippedLinesWarning
+from .layout import stat_signature
 
 
 class FileEvent(BaseModel):
@@ -64,7 +65,7 @@ class EventFolder:
             names = sorted(n for n in os.listdir(self.folder) if n.endswith(".jsonl") and not n.startswith("."))
         except FileNotFoundError:
             return []
-        changed = [n for n, seen in self._unreadable.items() if _signature(self.folder / n) != seen]
+        changed = [n for n, seen in self._unreadable.items() if stat_signature(self.folder / n) != seen]
         if names != self._names or changed:
             for name in names:
                 if name not in self._events or name in changed:
@@ -74,21 +75,13 @@ class EventFolder:
 
     def _read(self, name: str) -> None:
         path = self.folder / name
-        signature = _signature(path)
+        signature = stat_signature(path)
         event = _read_one(path, self.adapter, self.what)
         self._events[name] = event
         if event is None and signature is not None:
             self._unreadable[name] = signature
         else:
             self._unreadable.pop(name, None)
-
-
-def _signature(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return info.st_size, info.st_mtime_ns
 
 
 def _read_one(path: Path, adapter: TypeAdapter[Any], what: str) -> Any:

@@ -17,6 +17,7 @@ hash whenever sanitising lost information (so two names never share a folder).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 from functools import lru_cache
@@ -144,6 +145,16 @@ def _check_key(kind: str, key: object) -> None:
         raise InvalidKeyError(kind, key, "must not start or end with '/'")
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise InvalidKeyError(kind, key, "would resolve to another name as a path ('.', '..' or '//')")
+
+
+def stat_signature(path: Path) -> tuple[int, int] | None:
+    """(mtime ns, size) of a file or folder, or None when it is not there: a cheap sign
+    that it changed (a folder's changes when a file is added or removed)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 def is_unicode_text(text: str) -> bool:

@@ -28,7 +28,7 @@ from ..storage import events as ev
 from ..storage.blobs import BlobStore
 from ..storage.eventlog import read_events, read_first_event
 from ..storage.ids import new_id
-from ..storage.layout import Layout, check_key, experiment_dirname
+from ..storage.layout import Layout, check_key, experiment_dirname, stat_signature
 from ..storage.naming import ExperimentNames
 from . import capture
 from .run import Run, register
@@ -82,7 +82,7 @@ class Tracker:
         number, display = self._reserve_name(experiment, exp_dir, started)
         run = Run(self, run_id, experiment, display, number,
                   self.layout.run_file(experiment, run_id), FLUSH_EVENTS.get())
-        self._names[exp_dir].folder_state = _folder_state(run.path.parent)  # our file is in it
+        self._names[exp_dir].folder_state = stat_signature(run.path.parent)  # our file is in it
         run._pending.append(first_line)
         run._tags.update(checked_tags)
         self._capture(run, log_git, log_command, log_system, log_packages)
@@ -127,7 +127,7 @@ class Tracker:
             if names is None:
                 names = self._names[exp_dir] = ExperimentNames(experiment)
             runs_dir = self.layout.experiments / exp_dir / "runs"
-            if _folder_state(runs_dir) not in (None, names.folder_state):
+            if stat_signature(runs_dir) not in (None, names.folder_state):
                 # runs other processes (or a git merge) added since we last looked
                 for file_name in os.listdir(runs_dir):
                     run_id = file_name.removesuffix(".jsonl")
@@ -309,12 +309,3 @@ def _check_experiments(experiment: str | Sequence[str] | None, frame: pd.DataFra
     if unknown:
         listed = ", ".join(repr(n) for n in sorted(known)) or "none yet"
         raise NotFoundError(f"no experiment {unknown[0]!r} in {root} (experiments: {listed})")
-
-
-def _folder_state(folder: Path) -> tuple[int, int] | None:
-    """A cheap fingerprint of a folder's entries: it changes when a file is added."""
-    try:
-        info = os.stat(folder)
-    except FileNotFoundError:
-        return None
-    return info.st_mtime_ns, info.st_size
