@@ -95,6 +95,23 @@ def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
     assert_same_tables(incremental, snapshot(store))  # idempotent
 
 
+def test_reading_in_small_batches_gives_the_same_tables(store, monkeypatch):
+    """A big first compaction reads the event files a batch at a time (bounded memory):
+    batches of one file each must give what one batch gives, with one history file per
+    experiment, and report progress over all files."""
+    fill(store, runs=5)
+    store.compact()
+    whole = snapshot(store)
+    monkeypatch.setattr("mltrail.compaction.compact.BATCH_BYTES", 1)
+    seen = []
+    result = store.compact(rebuild=True, progress=lambda done, total: seen.append((done, total)))
+    assert result.files_read == 5 and result.metric_points == 5 * 101
+    assert seen == [(i, 5) for i in range(1, 6)]
+    assert_same_tables(whole, snapshot(store))
+    parts = load_manifest(store.layout.tables).tables["metrics"]
+    assert parts == [f"metrics/experiment=exp{i}/part-{result.generation:08d}.parquet" for i in (0, 1)]
+
+
 def test_corrupt_line_in_the_middle_is_skipped_and_reported(store):
     with quiet_run(store, "exp0") as run:  # a flush a step: a dense line of 2 points a step
         for i in range(10):

@@ -73,5 +73,6 @@ def test_a_file_removed_between_listing_and_reading_is_passed_over(store, tmp_pa
     present, gone = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     present.write_bytes(b'{"x": 1}\n')
     files = {}
-    loaded = load_new_bytes([(gone, "b.jsonl", None), (present, "a.jsonl", None)], files)
-    assert list(files) == ["a.jsonl"] and bytes(loaded.buffer) == b'{"x": 1}\n'
+    loaded = load_new_bytes([(gone, "b.jsonl", None, 20), (present, "a.jsonl", None, 9)], files)
+    [span] = loaded.spans
+    assert list(files) == ["a.jsonl"] and bytes(loaded.buffer[span.start:span.end]) == b'{"x": 1}\n'

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +49,8 @@ from .reader import Progress, Span, Todo, bad_line_records, load_new_bytes, read
 from .scan import scan
 
 MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
+BATCH_BYTES = 16 << 20  # new event bytes parsed at a time: bounds a compaction's memory
+ROW_GROUP_ROWS = 1 << 20
 SMALL_TABLES = ("runs", "experiments", "params", "tags", "latest_metrics", "artifacts", "datasets")
 _TABLE_OF_EVENT = {"run_started": "tags", "params": "params", "tags": "tags",
                    "tag_deleted": "tags", "artifact": "artifacts", "dataset": "datasets"}
@@ -152,20 +155,34 @@ class _Compaction:
             self.state = _TableState.load(layout.tables, manifest)
 
     def run(self, todo: Todo) -> None:
-        spans = self._load(todo)
-        metrics = self._read(spans)
-        self.state.add_metrics(metrics)
-        for _, rel, _ in todo:  # an ended run's file gets no more appends
+        gen = self.manifest.generation + 1
+        history = _HistoryWriter(self.layout.tables, gen)
+        try:
+            for batch, done in _batches(todo, BATCH_BYTES):
+                spans = self._load(batch, done, len(todo))
+                metrics = self._read(spans)
+                del self.buffer  # bounded memory: one batch's bytes and points at a time
+                self.state.add_metrics(metrics)
+                history.write(_by_experiment(metrics, self.state.runs))
+                self.result.metric_points += metrics.num_rows
+        finally:
+            new_parts = history.close()
+        for _, rel, _, _ in todo:  # an ended run's file gets no more appends
             progress = self.manifest.files.get(rel)
             run = self.state.runs.get(rel.rsplit("/", 1)[-1].removesuffix(".jsonl"))
             if progress is not None and run is not None:
                 self.manifest.files[rel] = dataclasses.replace(progress, done=run["status"] != "RUNNING")
-        self._commit(metrics)
+        self._commit(gen, new_parts)
 
     # -- reading ---------------------------------------------------------------------
 
-    def _load(self, todo: Todo) -> list[Span]:
-        loaded = load_new_bytes(todo, self.manifest.files, self.progress)
+    def _load(self, todo: Todo, before: int, total: int) -> list[Span]:
+        """Read a batch of ``todo``; ``before`` files of ``total`` were read in earlier batches."""
+        def progress(done: int, _: int) -> None:
+            if self.progress:
+                self.progress(before + done, total)
+
+        loaded = load_new_bytes(todo, self.manifest.files, progress)
         self.buffer = loaded.buffer
         self.result.files_read += loaded.files_read
         self.result.bytes_read += loaded.bytes_read
@@ -213,13 +230,14 @@ class _Compaction:
         if dense.num_rows:
             metrics = pa.concat_tables([metrics, _explode_dense(dense)])
         other_rows = np.flatnonzero(~is_metric.to_numpy(zero_copy_only=False))
-        first_row = 0
-        for span in spans:  # the few non-metric lines, found without splitting all
-            wanted = other_rows[(other_rows >= first_row) & (other_rows < first_row + span.lines)]
-            rows = [int(r) - first_row for r in wanted]
+        span_starts = np.cumsum([0] + [span.lines for span in spans])
+        # each span's share of the few non-metric lines, found by bisection: a scan of
+        # all of them per span is quadratic in the number of runs
+        bounds = np.searchsorted(other_rows, span_starts)
+        for i, span in enumerate(spans):
+            rows = (other_rows[bounds[i]:bounds[i + 1]] - span_starts[i]).tolist()
             for row, line in _lines_at(self.buffer, span.start, span.end, span.lines, rows):
                 self._apply_line(line, span.rel, span.first_line + row)
-            first_row += span.lines
         self.result.events_read += table.num_rows
         return _metric_points(metrics)
 
@@ -271,10 +289,9 @@ class _Compaction:
 
     # -- writing ---------------------------------------------------------------------
 
-    def _commit(self, metrics: pa.Table) -> None:
+    def _commit(self, gen: int, new_parts: list[str]) -> None:
         manifest = self.manifest
-        manifest.generation += 1
-        gen = manifest.generation
+        manifest.generation = gen
         written = []
         for name, table in self.state.tables().items():
             rel = f"{name}/part-{gen:08d}.parquet"
@@ -282,22 +299,16 @@ class _Compaction:
             manifest.tables[name] = [rel]
             written.append(name)
         parts = [] if self.result.rebuilt else list(manifest.tables.get("metrics", []))
-        for partition, points in _by_experiment(metrics, self.state.runs):
-            rel = f"metrics/experiment={partition}/part-{gen:08d}.parquet"
-            _write(self.layout.tables / rel, points)  # clustered by run already: files are runs
-            parts.append(rel)
-        if metrics.num_rows:
+        if new_parts:
             written.append("metrics")
-        manifest.tables["metrics"] = self._merged(parts, gen)
+        manifest.tables["metrics"] = self._merged(parts + new_parts, gen)
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(self.result.bad_lines))[-1000:]
         commit_manifest(self.layout.tables, manifest)
         self.state.dirty.clear()
         _states[self.layout.tables] = (gen, self.state)
         self.result.tables_written = written
         self.result.generation = gen
-        self.result.metric_points = metrics.num_rows
         _collect_garbage(self.layout, manifest)
-
 
     def _merged(self, parts: list[str], gen: int) -> list[str]:
         """The metric history's part files, each partition's merged into one once it has
@@ -314,6 +325,49 @@ class _Compaction:
                 files = [rel]
             kept.extend(files)
         return kept
+
+
+def _batches(todo: Todo, limit: int) -> Iterator[tuple[Todo, int]]:
+    """``todo`` in batches of about ``limit`` new bytes (a file is never split), each with
+    the number of files in the batches before it."""
+    batch: Todo = []
+    size = before = 0
+    for item in todo:
+        batch.append(item)
+        size += item[3] - (item[2].offset if item[2] else 0)
+        if size >= limit:
+            yield batch, before
+            before += len(batch)
+            batch, size = [], 0
+    if batch:
+        yield batch, before
+
+
+class _HistoryWriter:
+    """This compaction's new metric points, one Parquet file per experiment partition,
+    written batch by batch (a file is listed only once the manifest commits it)."""
+
+    def __init__(self, tables_dir: Path, gen: int) -> None:
+        self.tables_dir = tables_dir
+        self.gen = gen
+        self.writers: dict[str, pq.ParquetWriter] = {}
+
+    def write(self, partitions: list[tuple[str, pa.Table]]) -> None:
+        for partition, points in partitions:
+            writer = self.writers.get(partition)
+            if writer is None:
+                path = self.tables_dir / self.rel(partition)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = self.writers[partition] = pq.ParquetWriter(path, schemas.METRIC_POINTS, compression="zstd")
+            writer.write_table(points, row_group_size=ROW_GROUP_ROWS)  # clustered by run already
+
+    def rel(self, partition: str) -> str:
+        return f"metrics/experiment={partition}/part-{self.gen:08d}.parquet"
+
+    def close(self) -> list[str]:
+        for writer in self.writers.values():
+            writer.close()
+        return [self.rel(partition) for partition in sorted(self.writers)]
 
 
 def _by_experiment(points: pa.Table, runs: dict[str, dict[str, Any]]) -> list[tuple[str, pa.Table]]:
@@ -459,7 +513,7 @@ def _sorted_points(table: pa.Table) -> pa.Table:
 
 def _write(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
 
 
 def _collect_garbage(layout: Layout, manifest: Manifest) -> None:
@@ -488,9 +542,10 @@ class _TableState:
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
-        self.params: dict[tuple[str, str], dict[str, Any]] = {}
+        self.params: dict[tuple[str, str], tuple[str, str | None]] = {}  # (run, key) -> (value, group)
         self.tags: dict[tuple[str, str], str] = {}
-        self.latest: dict[tuple[str, str], dict[str, Any]] = {}
+        # summaries of metric points read since `latest_metrics` was last built
+        self.pending_latest: list[pa.Table] = []
         self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
         self.dirty: set[str] = set(SMALL_TABLES)  # tables to (re)write at the next commit
@@ -522,12 +577,11 @@ class _TableState:
         if "runs" in state.built:
             state.names = {r["run_id"]: (r["run_seq"], r["run_name"])
                            for r in state.built["runs"].select(["run_id", "run_seq", "run_name"]).to_pylist()}
-        for row in rows("params"):
-            state.params[(row["run_id"], row["key"])] = row
+        params = table("params")
+        state.params = {(run_id, key): (value, group) for run_id, key, value, group in zip(
+            *(params[name].to_pylist() for name in ("run_id", "key", "value", "group")))}
         for row in rows("tags"):
             state.tags[(row["run_id"], row["key"])] = row["value"]
-        for row in state.built.get("latest_metrics", schemas.LATEST_METRICS.empty_table()).to_pylist():
-            state.latest[(row["run_id"], row["key"])] = row
         for row in rows("artifacts"):
             state.artifacts[(row["run_id"], row["path"])] = row
         for row in rows("datasets"):
@@ -559,8 +613,7 @@ class _TableState:
                 self.tags[(event.run, key)] = value
         elif kind == "params":
             for key, value in event.params.items():
-                self.params[(event.run, key)] = {"run_id": event.run, "key": key,
-                                                 "value": value, "group": event.group}
+                self.params[(event.run, key)] = (value, event.group)
         elif kind == "tags":
             for key, value in event.tags.items():
                 self.tags[(event.run, key)] = value
@@ -592,56 +645,19 @@ class _TableState:
             run.update(status=event.status, end_time=event.ts, error=event.error)
 
     def add_metrics(self, points: pa.Table) -> None:
-        """Fold new metric points into latest values and per-run last-seen times."""
+        """Fold new metric points into per-run last-seen times, and keep their per-key
+        summary (last, min, max, count, best) to be merged into ``latest_metrics``."""
         if not points.num_rows:
             return
         self.dirty.update(("runs", "latest_metrics"))
-        # Sort and group on integer codes of run and key: far cheaper than on strings.
-        runs = pc.dictionary_encode(points["run_id"]).combine_chunks()
-        keys = pc.dictionary_encode(points["key"]).combine_chunks()
-        coded = pa.table({
-            "r": runs.indices, "k": keys.indices, "step": points["step"], "seq": points["seq"],
-            "value": points["value"], "timestamp": points["timestamp"], "best": points["best"],
-        })
-        ordered = coded.sort_by([("r", "ascending"), ("k", "ascending"), ("step", "ascending"),
-                                 ("seq", "ascending")])
-        grouped = ordered.group_by(["r", "k"], use_threads=False).aggregate([
-            ("value", "last"), ("step", "last"), ("seq", "last"), ("timestamp", "last"),
-            ("value", "min"), ("value", "max"), ("value", "count"), ("timestamp", "max"),
-        ])
-        best = ordered.filter(ordered["best"]).group_by(["r", "k"], use_threads=False).aggregate(
-            [("value", "last"), ("step", "last"), ("seq", "last")])
-        run_names = runs.dictionary.to_pylist()
-        key_names = keys.dictionary.to_pylist()
-        best_by_key = {(run_names[r["r"]], key_names[r["k"]]): r for r in best.to_pylist()}
-        for row in grouped.to_pylist():
-            key = (run_names[row["r"]], key_names[row["k"]])
-            run = self.runs.get(key[0])
-            self.touched.add(key[0])
+        summary = _latest_rows(points)
+        self.pending_latest.append(summary)
+        seen = points.group_by("run_id", use_threads=False).aggregate([("timestamp", "max")])
+        for run_id, last in zip(seen["run_id"].to_pylist(), pc.cast(seen["timestamp_max"], pa.int64()).to_pylist()):
+            self.touched.add(run_id)
+            run = self.runs.get(run_id)
             if run is not None:
-                seen = row["timestamp_max"].timestamp()
-                run["last_seen"] = max(run["last_seen"] or 0.0, seen)
-            new = {"run_id": key[0], "key": key[1], "value": row["value_last"],
-                   "step": row["step_last"], "seq": row["seq_last"],
-                   "timestamp": row["timestamp_last"], "min": row["value_min"],
-                   "max": row["value_max"], "count": row["value_count"],
-                   "best_value": None, "best_step": None, "best_seq": None}
-            old = self.latest.get(key)
-            if old is not None:
-                if (old["step"], old["seq"]) > (new["step"], new["seq"]):
-                    new.update(value=old["value"], step=old["step"], seq=old["seq"],
-                               timestamp=old["timestamp"])
-                new["min"] = _nanmin(old["min"], new["min"])
-                new["max"] = _nanmax(old["max"], new["max"])
-                new["count"] += old["count"]
-                new.update(best_value=old["best_value"], best_step=old["best_step"],
-                           best_seq=old["best_seq"])
-            flagged = best_by_key.get(key)
-            if flagged is not None and (new["best_step"] is None or
-                                        (flagged["step_last"], flagged["seq_last"]) >= (new["best_step"], new["best_seq"])):
-                new.update(best_value=flagged["value_last"], best_step=flagged["step_last"],
-                           best_seq=flagged["seq_last"])
-            self.latest[key] = new
+                run["last_seen"] = max(run["last_seen"] or 0.0, last / 1e6)
 
     def tables(self) -> dict[str, pa.Table]:
         """The tables that changed since the state was last written."""
@@ -659,20 +675,18 @@ class _TableState:
                 rows = schemas.runs_table([self.runs[run_id] for run_id in ids], self.names)
                 built["runs"] = _replace_rows(self.built["runs"], rows, ids)
         if "latest_metrics" in self.dirty:
-            if "latest_metrics" not in self.built or not few:
-                built["latest_metrics"] = pa.Table.from_pylist(
-                    [self.latest[k] for k in sorted(self.latest)], schemas.LATEST_METRICS)
-            else:
-                keys = sorted(k for k in self.latest if k[0] in touched)
-                rows = pa.Table.from_pylist([self.latest[k] for k in keys], schemas.LATEST_METRICS)
-                built["latest_metrics"] = _replace_rows(self.built["latest_metrics"], rows, touched)
+            built["latest_metrics"] = self._latest()
         for name in ("runs", "latest_metrics"):
             if name in built:
                 self.built[name] = built[name]
         self.touched.clear()
+        self.pending_latest.clear()
         if "params" in self.dirty:
-            built["params"] = pa.Table.from_pylist([self.params[k] for k in sorted(self.params)],
-                                                   schemas.PARAMS)
+            keys = sorted(self.params)
+            values = [self.params[k] for k in keys]
+            built["params"] = pa.table({
+                "run_id": [k[0] for k in keys], "key": [k[1] for k in keys],
+                "value": [v[0] for v in values], "group": [v[1] for v in values]}, schema=schemas.PARAMS)
         if "tags" in self.dirty:
             built["tags"] = pa.Table.from_pylist(
                 [{"run_id": r, "key": k, "value": v} for (r, k), v in sorted(self.tags.items())],
@@ -684,6 +698,90 @@ class _TableState:
             built["datasets"] = pa.Table.from_pylist(
                 [self.datasets[k] for k in sorted(self.datasets)], schemas.DATASETS)
         return built
+
+    def _latest(self) -> pa.Table:
+        """``latest_metrics`` with the pending summaries merged in: only the changed runs'
+        rows are merged and put in place while few runs changed, else the whole table."""
+        old = self.built.get("latest_metrics", schemas.LATEST_METRICS.empty_table())
+        if not self.pending_latest:
+            return old
+        changed = set()
+        for summary in self.pending_latest:
+            changed.update(pc.unique(summary["run_id"]).to_pylist())
+        if old.num_rows and len(changed) * 4 < len(self.runs):
+            rows = _merge_latest([_rows_of(old, changed), *self.pending_latest])
+            return _replace_rows(old, rows, changed)
+        return _merge_latest([old, *self.pending_latest])
+
+
+def _latest_rows(points: pa.Table) -> pa.Table:
+    """New metric points summarised as ``latest_metrics`` rows, one per run and key."""
+    best = points["best"]
+    return _merge_latest([pa.table({
+        "run_id": points["run_id"], "key": points["key"], "value": points["value"],
+        "step": points["step"], "seq": points["seq"], "timestamp": points["timestamp"],
+        "min": points["value"], "max": points["value"], "count": pa.array(np.ones(points.num_rows, np.int64)),
+        "best_value": pc.if_else(best, points["value"], pa.scalar(None, pa.float64())),
+        "best_step": pc.if_else(best, points["step"], pa.scalar(None, pa.int64())),
+        "best_seq": pc.if_else(best, points["seq"], pa.scalar(None, pa.int64())),
+    }, schema=schemas.LATEST_METRICS)])
+
+
+def _merge_latest(parts: list[pa.Table]) -> pa.Table:
+    """``latest_metrics`` rows (summaries of disjoint sets of points) merged into one row
+    per run and key, sorted by run and key: the value, step and time of the last point by
+    (step, seq), the least and greatest value (NaN only when all are NaN, as Arrow's min
+    and max do), the count, and the last point flagged best. On a tie the later part
+    wins (Arrow's sort is stable), as a point logged later does."""
+    rows = pa.concat_tables(parts)
+    if not rows.num_rows:
+        return schemas.LATEST_METRICS.empty_table()
+    # sorted and grouped on one integer per (run, key), ranked as the strings sort: the
+    # strings are neither sorted nor moved, only looked up once per group at the end
+    run_code, run_names = _sorted_codes(rows["run_id"])
+    key_code, key_names = _sorted_codes(rows["key"])
+    width = len(key_names)
+    numbers = rows.drop_columns(["run_id", "key"]).append_column("g", pa.array(run_code * width + key_code))
+    ordered = numbers.sort_by([("g", "ascending"), ("step", "ascending"), ("seq", "ascending")])
+    last = ordered.group_by("g", use_threads=False).aggregate([
+        ("value", "last"), ("step", "last"), ("seq", "last"), ("timestamp", "last"),
+        ("min", "min"), ("max", "max"), ("count", "sum")])
+    flagged = ordered.filter(pc.is_valid(ordered["best_step"])).select(["g", "best_value", "best_step", "best_seq"])
+    flagged = flagged.sort_by([("g", "ascending"), ("best_step", "ascending"), ("best_seq", "ascending")])
+    best = flagged.group_by("g", use_threads=False).aggregate(
+        [("best_value", "last"), ("best_step", "last"), ("best_seq", "last")])
+    groups = last["g"].to_numpy()
+    at = np.searchsorted(groups, best["g"].to_numpy())  # both ascending; best's groups are a subset
+    has = np.zeros(len(groups), dtype=bool)
+    has[at] = True
+
+    def spread(column: pa.ChunkedArray, dtype: Any) -> pa.Array:
+        values = np.zeros(len(groups), dtype=dtype)
+        values[at] = column.to_numpy()
+        return pa.array(values, mask=~has)
+
+    return pa.table({
+        "run_id": run_names.take(pa.array(groups // width)), "key": key_names.take(pa.array(groups % width)),
+        "value": last["value_last"], "step": last["step_last"], "seq": last["seq_last"],
+        "timestamp": last["timestamp_last"], "min": last["min_min"], "max": last["max_max"],
+        "count": last["count_sum"], "best_value": spread(best["best_value_last"], np.float64),
+        "best_step": spread(best["best_step_last"], np.int64), "best_seq": spread(best["best_seq_last"], np.int64),
+    }, schema=schemas.LATEST_METRICS)
+
+
+def _sorted_codes(strings: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """``strings`` as integer codes into their distinct values sorted (UTF-8 bytewise,
+    which is Python's str order), and those values."""
+    encoded = pc.dictionary_encode(strings.combine_chunks())
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[encoded.indices.to_numpy()], encoded.dictionary.take(pa.array(order))
+
+
+def _rows_of(table: pa.Table, run_ids: set[str]) -> pa.Table:
+    """The rows of ``run_ids`` in ``table`` (a filter: the table is small next to a scan)."""
+    return table.filter(pc.is_in(table["run_id"], pa.array(sorted(run_ids), pa.string())))
 
 
 def _replace_rows(table: pa.Table, rows: pa.Table, run_ids: Any) -> pa.Table:

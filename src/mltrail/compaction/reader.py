@@ -9,7 +9,6 @@ line number, and costs only itself. Progress per file is a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from ..storage.eventlog import BadLine
 from .manifest import FileProgress
 
 Progress = Callable[[int, int], None]
-Todo = list[tuple[Path, str, FileProgress | None]]  # (path, name in the manifest, what was read)
+# (path, name in the manifest, what was read, size when listed)
+Todo = list[tuple[Path, str, FileProgress | None, int]]
 
 
 @dataclass
@@ -46,29 +46,23 @@ class NewBytes:
 
 
 def load_new_bytes(todo: Todo, files: dict[str, FileProgress], progress: Progress | None = None) -> NewBytes:
-    """Read every file's unread whole lines into one buffer and advance ``files``.
+    """Read every file's unread whole lines, up to its size when it was listed, into one
+    buffer and advance ``files`` (bytes appended since are read next time).
 
     One buffer and ``readinto``: no bytes object per file and no join. A file removed
     since it was listed is passed over (the caller's scan notices and rebuilds).
     """
-    wanted = []
-    for path, rel, known in todo:
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
-            continue
-        wanted.append((path, rel, known, size))
-    buffer = bytearray(sum(max(size - (k.offset if k else 0), 0) for _, _, k, size in wanted))
+    buffer = bytearray(sum(max(size - (known.offset if known else 0), 0) for _, _, known, size in todo))
     loaded = NewBytes(buffer)
     view = memoryview(buffer)
     pos = 0
-    for done, (path, rel, known, size) in enumerate(wanted, 1):
+    for done, (path, rel, known, size) in enumerate(todo, 1):
         offset, first_line = (known.offset, known.line) if known else (0, 1)
         try:
             with open(path, "rb") as handle:
                 handle.seek(offset)
                 got = handle.readinto(view[pos:pos + max(size - offset, 0)])
-        except FileNotFoundError:  # removed between stat and open (a git checkout)
+        except FileNotFoundError:  # removed since it was listed (a git checkout)
             continue
         end = max(buffer.rfind(b"\n", pos, pos + got) + 1, pos)  # pos: no whole line yet
         lines = buffer.count(b"\n", pos, end)
@@ -79,7 +73,7 @@ def load_new_bytes(todo: Todo, files: dict[str, FileProgress], progress: Progres
             loaded.spans.append(Span(rel, pos, end, first_line, lines))
         pos = end
         if progress:
-            progress(done, len(wanted))
+            progress(done, len(todo))
     view.release()
     return loaded
 
