@@ -95,6 +95,29 @@ def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
     assert_same_tables(incremental, snapshot(store))  # idempotent
 
 
+def test_merging_small_parts_leaves_a_big_part_alone(store, monkeypatch):
+    """The Live page refreshes compact a few points at a time: merging those parts must
+    not rewrite the partition's big part from the first compaction each time."""
+    monkeypatch.setattr("mltrail.compaction.compact.MAX_METRIC_PARTS", 4)
+    with quiet_run(store, "e") as big:
+        for i in range(5000):
+            big.log_metrics({"loss": 1 / (i + 1), "acc": i / 5000}, step=i)
+    store.compact()
+    [big_part] = load_manifest(store.layout.tables).tables["metrics"]
+    live = quiet_run(store, "e")
+    for i in range(12):
+        live.log_metric("loss", float(i), step=i)
+        live.flush()
+        store.compact()
+        parts = load_manifest(store.layout.tables).tables["metrics"]
+        assert big_part in parts and len(parts) <= 5
+    live.end()
+    store.compact()
+    incremental = snapshot(store)
+    store.compact(rebuild=True)
+    assert_same_tables(incremental, snapshot(store))
+
+
 def test_reading_in_small_batches_gives_the_same_tables(store, monkeypatch):
     """A big first compaction reads the event files a batch at a time (bounded memory):
     batches of one file each must give what one batch gives, with one history file per

@@ -54,7 +54,7 @@ def scan(layout: Layout, manifest: Manifest) -> Scan:
             result.folders[folder_rel] = mtime
         if mtime < trusted_before and manifest.folders.get(folder_rel) == mtime:
             result.files_seen += len(known)  # the same files: only unended runs can grow
-            candidates = [(rel, os.path.join(root, rel)) for rel in known if not manifest.files[rel].done]
+            candidates = [(rel, os.path.join(root, rel)) for rel in manifest.unended(folder_rel)]
         else:
             try:
                 with os.scandir(folder) as entries:

@@ -139,10 +139,18 @@ def _sort(frame: pd.DataFrame, order_by: Sequence[str]) -> pd.DataFrame:
     ascending += [False, True]
     if frame.empty:
         return frame
-    sort_frame = pd.DataFrame({f"k{i}": k.to_numpy() for i, k in enumerate(keys)}, index=frame.index)
+    sort_frame = pd.DataFrame({f"k{i}": _sortable(k) for i, k in enumerate(keys)}, index=frame.index)
     order = sort_frame.sort_values(list(sort_frame.columns), ascending=ascending,
                                    na_position="last", kind="mergesort").index
     return frame.loc[order]
+
+
+def _sortable(series: pd.Series) -> np.ndarray:
+    """A sort key as a NumPy array; times as datetime64 (to_numpy() of a time zone-aware
+    column makes a Timestamp object per row: 80 ms for 17,000 runs)."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return series.to_numpy(dtype="datetime64[ns]")
+    return series.to_numpy()
 
 
 def metric_history(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] | None = None,

@@ -59,7 +59,24 @@ class ExperimentNames:
             self._used.add(name)
             self._last = (start, run_id)
         else:
-            self.names = derive_run_names(self.experiment, self.runs.values())
-            self._used = {name for _, name in self.names.values()}
-            self._last = max((r[0], r[1]) for r in self.runs.values())
+            self._derive_all()
         return self.names[run_id]
+
+    def add_many(self, runs: Iterable[tuple[float, str, str | None]]) -> None:
+        """Runs found at once (another process's, listed in no order): numbered all
+        together, not one recomputation per run that starts before the last known."""
+        added = [(start, run_id, requested) for start, run_id, requested in runs if run_id not in self.runs]
+        if not added:
+            return
+        if min((start, run_id) for start, run_id, _ in added) > self._last:
+            for run in sorted(added, key=lambda r: (r[0], r[1])):
+                self.add(*run)
+            return
+        for run in added:
+            self.runs[run[1]] = run
+        self._derive_all()
+
+    def _derive_all(self) -> None:
+        self.names = derive_run_names(self.experiment, self.runs.values())
+        self._used = {name for _, name in self.names.values()}
+        self._last = max((r[0], r[1]) for r in self.runs.values())

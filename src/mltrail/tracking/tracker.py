@@ -129,12 +129,14 @@ class Tracker:
             runs_dir = self.layout.experiments / exp_dir / "runs"
             if stat_signature(runs_dir) not in (None, names.folder_state):
                 # runs other processes (or a git merge) added since we last looked
+                found = []
                 for file_name in os.listdir(runs_dir):
                     run_id = file_name.removesuffix(".jsonl")
                     if run_id not in names.runs and file_name.endswith(".jsonl"):
                         first = read_first_event(runs_dir / file_name)
                         if first is not None and first.get("type") == "run_started":
-                            names.add(first["ts"], run_id, first.get("name"))
+                            found.append((first["ts"], run_id, first.get("name")))
+                names.add_many(found)
             return names.add(started.ts, started.run, started.name)
 
     def _capture(self, run: Run, log_git: bool, log_command: bool, log_system: bool,
@@ -304,7 +306,7 @@ def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[s
 def _check_experiments(experiment: str | Sequence[str] | None, frame: pd.DataFrame, root: Path) -> None:
     """An experiment asked for by name that has no run is a mistake worth naming."""
     wanted = [experiment] if isinstance(experiment, str) else list(experiment or [])
-    known = set(frame["experiment"]) if len(frame) else set()
+    known = set(frame["experiment"].unique()) if len(frame) else set()
     unknown = [name for name in wanted if name not in known]
     if unknown:
         listed = ", ".join(repr(n) for n in sorted(known)) or "none yet"

@@ -1,0 +1,89 @@
+"""The manifest's progress records: ended runs' files sealed once into small immutable
+files, so a commit with one live run among many ended ones rewrites only the live part."""
+
+import orjson
+
+from mltrail.compaction import manifest as manifest_module
+from mltrail.compaction.manifest import MANIFEST_NAME, load_manifest
+from tests.compaction.test_compact import assert_same_tables, snapshot
+from tests.factories import quiet_run
+
+
+def _fresh_load(store):
+    """The manifest as another process reads it: nothing cached."""
+    manifest_module._cache.clear()
+    manifest_module._sealed_cache.clear()
+    return load_manifest(store.layout.tables)
+
+
+def _committed(store):
+    return orjson.loads((store.layout.tables / MANIFEST_NAME).read_bytes())
+
+
+def test_the_manifest_holds_only_live_files_and_seals_ended_ones(store):
+    ended = []
+    for i in range(3):
+        with quiet_run(store, "e") as run:
+            run.log_metric("loss", float(i))
+        ended.append(run)
+    live = quiet_run(store, "e")
+    live.log_metric("loss", 1.0)
+    live.flush()
+    store.compact()
+    committed = _committed(store)
+    assert list(committed["files"]) == [store.layout.relative(live.path)]
+    assert len(committed["sealed"]) == 1
+    in_memory = load_manifest(store.layout.tables).files
+    assert _fresh_load(store).files == in_memory and len(in_memory) == 4
+    live.end()
+    store.compact()
+    assert _committed(store)["files"] == {} and len(_committed(store)["sealed"]) == 2
+    assert _fresh_load(store).files == load_manifest(store.layout.tables).files
+
+
+def test_sealed_files_are_merged_past_the_limit_and_the_old_ones_removed(store, monkeypatch):
+    monkeypatch.setattr(manifest_module, "MAX_SEALED", 3)
+    for i in range(8):
+        with quiet_run(store, "e") as run:
+            run.log_metric("loss", float(i))
+        store.compact()
+    sealed = _committed(store)["sealed"]
+    assert 1 <= len(sealed) <= 3
+    on_disk = sorted(f"_files/{p.name}" for p in (store.layout.tables / "_files").iterdir())
+    assert on_disk == sorted(sealed)
+    files = _fresh_load(store).files
+    assert len(files) == 8 and all(p.done for p in files.values())
+    before = snapshot(store)
+    assert store.compact().noop  # the sealed progress is right: nothing is read again
+    store.compact(rebuild=True)
+    assert_same_tables(before, snapshot(store))
+
+
+def test_a_resumed_run_overrides_its_sealed_progress_in_a_new_process(store):
+    with quiet_run(store, "e") as run:
+        run.log_metric("loss", 1.0)
+    store.compact()
+    resumed = store.start_run(run_id=run.id)
+    resumed.log_metric("loss", 0.5)
+    resumed.flush()
+    store.compact()
+    rel = store.layout.relative(run.path)
+    assert rel in _committed(store)["files"]  # open again: its live progress is inline
+    assert _fresh_load(store).files[rel] == load_manifest(store.layout.tables).files[rel]
+    resumed.end()
+    assert store.metric_history()["value"].tolist() == [1.0, 0.5]
+
+
+def test_a_manifest_of_the_first_format_still_reads(store):
+    """Stores compacted before sealing (format 1: every file's progress inline)."""
+    with quiet_run(store, "e") as run:
+        run.log_metric("loss", 1.0)
+    store.compact()
+    manifest = _fresh_load(store)
+    old = {"format": 1, "generation": manifest.generation, "tables": manifest.tables,
+           "bad_lines": [], "folders": manifest.folders,
+           "files": {k: [p.offset, p.size, p.line, p.done] for k, p in manifest.files.items()}}
+    (store.layout.tables / MANIFEST_NAME).write_bytes(orjson.dumps(old))
+    assert _fresh_load(store).files == manifest.files
+    assert store.compact().noop
+    assert store.search_runs()["metrics.loss"].tolist() == [1.0]
