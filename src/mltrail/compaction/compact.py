@@ -276,7 +276,14 @@ class _Compaction:
             return None
 
     def _apply_line(self, raw: bytes, rel: str, line: int) -> None:
-        """A line pyarrow read but that may still be beyond orjson (nested too deep)."""
+        """A non-metric line pyarrow read (its version and type are checked already).
+        Parsed and validated in one pass; one that fails goes the per-event way, which
+        says what is wrong (it may also be beyond orjson: nested too deep)."""
+        try:
+            self.state.apply(EVENT_ADAPTER.validate_json(raw), rel)
+            return
+        except ValidationError:
+            pass
         try:
             event = parse_line(raw)
         except (ValueError, SchemaVersionError) as exc:

@@ -21,7 +21,7 @@ from .manifest import FileProgress
 
 Progress = Callable[[int, int], None]
 # (path, name in the manifest, what was read, size when listed)
-Todo = list[tuple[Path, str, FileProgress | None, int]]
+Todo = list[tuple[str | Path, str, FileProgress | None, int]]
 
 
 @dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..storage.layout import Layout
 from .manifest import FileProgress, Manifest
@@ -24,7 +23,7 @@ RACY_SECONDS = 2.0
 
 @dataclass
 class Scan:
-    todo: list[tuple[Path, str, FileProgress | None, int]] = field(default_factory=list)
+    todo: list[tuple[str, str, FileProgress | None, int]] = field(default_factory=list)
     must_rebuild: bool = False  # a file shrank or vanished: the tables hold stale rows
     files_seen: int = 0
     folders: dict[str, int] = field(default_factory=dict)  # trustworthy folder mtimes now
@@ -84,8 +83,8 @@ def check_sizes(manifest: Manifest, candidates: list[tuple[str, str]], result: S
             continue
         known = manifest.files.get(rel)
         if known is None:
-            result.todo.append((Path(path), rel, None, size))
+            result.todo.append((path, rel, None, size))
         elif size < known.offset:
             result.must_rebuild = True
         elif size != known.size:
-            result.todo.append((Path(path), rel, known, size))
+            result.todo.append((path, rel, known, size))
