@@ -25,9 +25,15 @@ params, metrics = views.prefixed(runs, "params"), views.prefixed(runs, "metrics"
 varying = [c for c in params if runs[c].nunique() > 1]
 columns = st.multiselect("Columns", params + metrics, default=(varying[:6] + metrics[:6]),
                          key="columns")
+pages = views.page_count(len(runs))
+if st.session_state.get("page", 1) > pages:  # a narrower filter has fewer pages
+    st.session_state["page"] = 1
+page = int(st.number_input("Page", min_value=1, max_value=pages, key="page")) if pages > 1 else 1
+shown = views.page_of(runs, page)
 st.caption(f"{len(runs)} runs" + (f" in {experiment}" if experiment else "")
+           + (f" · {views.PAGE_ROWS:,} a page, newest first" if pages > 1 else "")
            + " · tick rows to pick runs to compare")
-table = views.run_table(runs, columns)
+table = views.run_table(shown, columns)
 event = st.dataframe(views.styled(table), width="stretch", key="run_table", on_select="rerun",
                      selection_mode="multi-row",
                      column_config={"start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})

@@ -127,3 +127,17 @@ def test_missing_store_is_a_clear_message(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert "no mltrail store" in at.error[0].value
+
+
+def test_a_big_table_is_shown_a_page_at_a_time(app, monkeypatch):
+    monkeypatch.setattr("mltrail.dashboard.views.PAGE_ROWS", 2)
+    app.run()
+    newest_first = list(app.dataframe[0].value["name"])
+    assert len(newest_first) == 2 and "2 a page" in app.caption[0].value and "5 runs" in app.caption[0].value
+    app.number_input(key="page").set_value(3).run()
+    assert len(app.dataframe[0].value) == 1
+    app.text_input(key="filter").input("params.max_depth >= 4").run()  # two runs: one page
+    assert not app.exception and not app.number_input
+    assert set(app.dataframe[0].value["name"]) == {"rf-4", "rf-8"}
+    app.text_input(key="filter").input("").run()
+    assert app.number_input(key="page").value == 1 and list(app.dataframe[0].value["name"]) == newest_first

@@ -28,6 +28,19 @@ def styled(table: pd.DataFrame) -> Any:
     return table.style.map(colour, subset=["status"]).format(precision=4, na_rep="")
 
 
+PAGE_ROWS = 500  # runs a page of the Runs table; MLflow's UI loads 100 at a time
+
+
+def page_count(rows: int) -> int:
+    return max(1, math.ceil(rows / PAGE_ROWS))
+
+
+def page_of(runs: pd.DataFrame, page: int) -> pd.DataFrame:
+    """Page ``page`` (from 1) of the runs in their order (newest first, unless sorted):
+    a browser shows 10,000 rows no better than 500, only later (~0.5 s)."""
+    return runs.iloc[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]
+
+
 def prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:
     """The ``params.*`` or ``metrics.*`` columns of a search_runs frame."""
     return [c for c in frame.columns if c.startswith(prefix + ".")]
