@@ -5,7 +5,7 @@ each (issue 14; shared/DESIGN.md's path beyond one machine)."""
 import duckdb
 import pandas as pd
 
-from mltrail.compaction.manifest import load_manifest
+from mltrail.compaction.manifest import commit_manifest, load_manifest
 from mltrail.storage.layout import partition_name
 from tests.factories import quiet_run
 
@@ -39,3 +39,25 @@ def test_duckdb_reads_the_tables_and_gets_what_the_api_gives(store):
         f"JOIN read_parquet('{tables / latest_file}') m ON r.run_id = m.run_id "
         "WHERE m.key = 'loss' AND m.value < 0.2 ORDER BY r.run_id").df()
     assert sorted(found["run_id"]) == sorted(runs["run_id"])
+
+
+def test_tables_from_before_partitioning_are_rebuilt_once(store):
+    """A store compacted by mltrail before issue 14 has `metrics/part-N.parquet`: the next
+    compaction rebuilds the tables, so engines can read the history as a hive dataset."""
+    with quiet_run(store, "churn") as run:
+        run.log_metrics({"loss": 0.5, "auc": 0.7}, step=0)
+    store.compact()
+    tables = store.layout.tables
+    manifest = load_manifest(tables, private=True)
+    (part,) = manifest.tables["metrics"]
+    (tables / part).rename(tables / "metrics" / "part-00000001.parquet")  # the old layout
+    manifest.tables["metrics"] = ["metrics/part-00000001.parquet"]
+    commit_manifest(tables, manifest)
+    result = store.compact()
+    assert result.rebuilt
+    assert all(rel.startswith("metrics/experiment=") for rel in load_manifest(tables).tables["metrics"])
+    assert not (tables / "metrics" / "part-00000001.parquet").exists()
+    assert not store.compact().rebuilt
+    count = duckdb.connect().execute(
+        f"SELECT count(*) FROM read_parquet('{tables}/metrics/**/*.parquet', hive_partitioning = true)").fetchone()
+    assert count == (2,)

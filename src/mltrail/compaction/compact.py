@@ -15,8 +15,24 @@ Promises (each has a test):
   file that shrank or disappeared (a ``git checkout`` of another branch) triggers a
   rebuild, never a wrong table.
 
-The small tables (runs, params, tags, ...) are rewritten whole when anything changed;
-the large metric history is append-only part files, merged once there are many.
+How the work stays proportional to what changed (a store of 100,000 ended runs with one
+live run, refreshed every few seconds by the dashboard's Live page):
+
+- **Reading** is in batches of ``BATCH_BYTES`` of new lines: pyarrow's JSON reader takes
+  a batch whole, dense metric lines are exploded in Arrow, and only the few other lines
+  (a run's start, params, end) are parsed one by one. Memory is bounded by a batch, not
+  by the store.
+- **The metric history** is append-only Parquet, one file per experiment partition
+  (``metrics/experiment=<name>/``) per compaction; a partition's similar-sized parts are
+  merged once it has many (size-tiered, so a big part is not rewritten by small ones).
+- **The small tables** live in memory between compactions in one process as the last
+  written Arrow tables plus dicts of state. ``runs`` and ``latest_metrics`` are sorted by
+  run: a compaction that touched a few runs cuts their blocks out and puts the new rows
+  in (zero-copy slices), and ``latest_metrics`` is merged in Arrow from per-key summaries
+  (last point, min, max, count, best). The files are still written whole (~0.1 s for
+  100,000 runs); params, tags, artifacts and datasets only when they changed.
+- **The manifest** keeps the progress of ended runs' files in sealed, immutable files
+  (see ``manifest``): a commit rewrites only the live files' progress.
 """
 
 from __future__ import annotations
@@ -117,6 +133,9 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
     layout.locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(layout.lock_file("compaction"))):
         shared = load_manifest(layout.tables)  # read-only: most compactions find nothing to do
+        # tables from before the history was partitioned by experiment: DuckDB, Spark or
+        # Trino cannot read `metrics/` as a hive dataset until they are rebuilt, once
+        rebuild = rebuild or any(not rel.startswith("metrics/experiment=") for rel in shared.tables.get("metrics", []))
         result = CompactionResult(rebuilt=rebuild, generation=shared.generation)
         found = scan(layout, Manifest() if rebuild else shared)
         result.files_seen = found.files_seen
