@@ -4,7 +4,6 @@ import math
 import threading
 
 import orjson
-
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
