@@ -117,6 +117,18 @@ def test_merging_small_parts_leaves_a_big_part_alone(store, monkeypatch):
     assert_same_tables(incremental, snapshot(store))
 
 
+def test_a_line_longer_than_a_json_block_is_still_read(store, monkeypatch):
+    """pyarrow's JSON reader cannot parse a line that straddles its blocks: such a span
+    is read line by line instead, with the same result."""
+    fill(store)
+    store.compact()
+    whole = snapshot(store)
+    monkeypatch.setattr("mltrail.compaction.reader.BLOCK_BYTES", 256)  # shorter than a dense line
+    result = store.compact(rebuild=True)
+    assert result.lines_read_one_by_one and not result.bad_lines
+    assert_same_tables(whole, snapshot(store))
+
+
 def test_reading_in_small_batches_gives_the_same_tables(store, monkeypatch):
     """A big first compaction reads the event files a batch at a time (bounded memory):
     batches of one file each must give what one batch gives, with one history file per

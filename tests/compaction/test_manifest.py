@@ -2,7 +2,9 @@
 files, so a commit with one live run among many ended ones rewrites only the live part."""
 
 import orjson
+import pytest
 
+import mltrail
 from mltrail.compaction import manifest as manifest_module
 from mltrail.compaction.manifest import MANIFEST_NAME, load_manifest
 from tests.compaction.test_compact import assert_same_tables, snapshot
@@ -86,4 +88,29 @@ def test_a_manifest_of_the_first_format_still_reads(store):
     (store.layout.tables / MANIFEST_NAME).write_bytes(orjson.dumps(old))
     assert _fresh_load(store).files == manifest.files
     assert store.compact().noop
+    assert store.search_runs()["metrics.loss"].tolist() == [1.0]
+
+
+def test_an_unreadable_manifest_is_named_and_a_rebuild_repairs_it(store):
+    with quiet_run(store, "e") as run:
+        run.log_metric("loss", 1.0)
+    old_generation = store.compact().generation
+    before = snapshot(store)
+    (store.layout.tables / MANIFEST_NAME).write_bytes(b'{"format": 99}')
+    manifest_module._cache.clear()
+    with pytest.raises(mltrail.StoreCorruptError, match="rebuild"):
+        store.search_runs()
+    assert store.compact(rebuild=True).generation > old_generation  # named after the files there
+    assert_same_tables(before, snapshot(store))
+
+
+def test_a_missing_sealed_file_is_named_not_retried_forever(store):
+    with quiet_run(store, "e") as run:
+        run.log_metric("loss", 1.0)
+    store.compact()
+    (sealed,) = _committed(store)["sealed"]
+    (store.layout.tables / sealed).unlink()
+    with pytest.raises(mltrail.StoreCorruptError, match="missing; run `mltrail compact --rebuild`"):
+        _fresh_load(store)
+    store.compact(rebuild=True)
     assert store.search_runs()["metrics.loss"].tolist() == [1.0]

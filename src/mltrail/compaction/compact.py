@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 from pydantic import ValidationError
 
-from ..errors import InvalidKeyError, SchemaVersionError
+from ..errors import InvalidKeyError, SchemaVersionError, StoreCorruptError
 from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
 from ..storage.fields import LATEST_TS
@@ -132,7 +133,12 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
     layout.tables.mkdir(parents=True, exist_ok=True)
     layout.locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(layout.lock_file("compaction"))):
-        shared = load_manifest(layout.tables)  # read-only: most compactions find nothing to do
+        try:
+            shared = load_manifest(layout.tables)  # read-only: most compactions find nothing to do
+        except StoreCorruptError:
+            if not rebuild:
+                raise  # its message says to rebuild
+            shared = Manifest(generation=_highest_generation(layout.tables))
         # tables from before the history was partitioned by experiment: DuckDB, Spark or
         # Trino cannot read `metrics/` as a hive dataset until they are rebuilt, once
         rebuild = rebuild or any(not rel.startswith("metrics/experiment=") for rel in shared.tables.get("metrics", []))
@@ -156,6 +162,14 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
         _Compaction(layout, manifest, result, progress).run(found.todo)
         result.seconds = time.perf_counter() - started
         return result
+
+
+def _highest_generation(tables_dir: Path) -> int:
+    """The newest generation any file under the tables names: a rebuild past an unreadable
+    manifest numbers its files after them, never over them."""
+    numbers = [int(match.group(1)) for path in tables_dir.rglob("*")
+               if (match := re.match(r"(?:part-)?(\d{8})", path.name))]
+    return max(numbers, default=0)
 
 
 class _Compaction:
@@ -755,16 +769,46 @@ class _TableState:
 
 
 def _latest_rows(points: pa.Table) -> pa.Table:
-    """New metric points summarised as ``latest_metrics`` rows, one per run and key."""
-    best = points["best"]
-    return _merge_latest([pa.table({
-        "run_id": points["run_id"], "key": points["key"], "value": points["value"],
-        "step": points["step"], "seq": points["seq"], "timestamp": points["timestamp"],
-        "min": points["value"], "max": points["value"], "count": pa.array(np.ones(points.num_rows, np.int64)),
-        "best_value": pc.if_else(best, points["value"], pa.scalar(None, pa.float64())),
-        "best_step": pc.if_else(best, points["step"], pa.scalar(None, pa.int64())),
-        "best_seq": pc.if_else(best, points["seq"], pa.scalar(None, pa.int64())),
-    }, schema=schemas.LATEST_METRICS)])
+    """New metric points summarised as ``latest_metrics`` rows, one per run and key: the
+    points are ordered once by (run, key, step, seq) as integers, and each group's last
+    point, least and greatest value (NaN only when all are NaN) and count read off the
+    order in NumPy; no column but the values is moved."""
+    run_code, run_names = _sorted_codes(points["run_id"])
+    key_code, key_names = _sorted_codes(points["key"])
+    width = len(key_names)
+    group = run_code * width + key_code
+    order = pc.sort_indices(pa.table({"g": group, "step": points["step"], "seq": points["seq"]}),
+                            sort_keys=[("g", "ascending"), ("step", "ascending"), ("seq", "ascending")]).to_numpy()
+    ordered_group = group[order]
+    starts = np.flatnonzero(np.r_[True, ordered_group[1:] != ordered_group[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    last = pa.array(order[ends - 1])
+    values = points["value"].to_numpy()[order]
+    groups = ordered_group[starts]
+    flagged = np.flatnonzero(points["best"].to_numpy()[order])
+    flagged_group = ordered_group[flagged]
+    best_last = flagged[np.r_[flagged_group[1:] != flagged_group[:-1], True]] if len(flagged) else flagged
+    best_rows = order[best_last]
+    at = np.searchsorted(groups, ordered_group[best_last])
+    return pa.table({
+        "run_id": run_names.take(pa.array(groups // width)), "key": key_names.take(pa.array(groups % width)),
+        "value": points["value"].take(last), "step": points["step"].take(last), "seq": points["seq"].take(last),
+        "timestamp": points["timestamp"].take(last),
+        "min": np.fmin.reduceat(values, starts), "max": np.fmax.reduceat(values, starts),
+        "count": ends - starts,
+        "best_value": _spread(len(groups), at, points["value"].to_numpy()[best_rows]),
+        "best_step": _spread(len(groups), at, points["step"].to_numpy()[best_rows]),
+        "best_seq": _spread(len(groups), at, points["seq"].to_numpy()[best_rows]),
+    }, schema=schemas.LATEST_METRICS)
+
+
+def _spread(length: int, at: np.ndarray, values: np.ndarray) -> pa.Array:
+    """``values`` placed at rows ``at`` of a column of ``length``, null elsewhere."""
+    column = np.zeros(length, dtype=values.dtype)
+    column[at] = values
+    has = np.zeros(length, dtype=bool)
+    has[at] = True
+    return pa.array(column, mask=~has)
 
 
 def _merge_latest(parts: list[pa.Table]) -> pa.Table:
@@ -792,20 +836,15 @@ def _merge_latest(parts: list[pa.Table]) -> pa.Table:
         [("best_value", "last"), ("best_step", "last"), ("best_seq", "last")])
     groups = last["g"].to_numpy()
     at = np.searchsorted(groups, best["g"].to_numpy())  # both ascending; best's groups are a subset
-    has = np.zeros(len(groups), dtype=bool)
-    has[at] = True
-
-    def spread(column: pa.ChunkedArray, dtype: Any) -> pa.Array:
-        values = np.zeros(len(groups), dtype=dtype)
-        values[at] = column.to_numpy()
-        return pa.array(values, mask=~has)
 
     return pa.table({
         "run_id": run_names.take(pa.array(groups // width)), "key": key_names.take(pa.array(groups % width)),
         "value": last["value_last"], "step": last["step_last"], "seq": last["seq_last"],
         "timestamp": last["timestamp_last"], "min": last["min_min"], "max": last["max_max"],
-        "count": last["count_sum"], "best_value": spread(best["best_value_last"], np.float64),
-        "best_step": spread(best["best_step_last"], np.int64), "best_seq": spread(best["best_seq_last"], np.int64),
+        "count": last["count_sum"],
+        "best_value": _spread(len(groups), at, best["best_value_last"].to_numpy()),
+        "best_step": _spread(len(groups), at, best["best_step_last"].to_numpy()),
+        "best_seq": _spread(len(groups), at, best["best_seq_last"].to_numpy()),
     }, schema=schemas.LATEST_METRICS)
 
 

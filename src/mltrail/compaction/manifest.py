@@ -171,8 +171,14 @@ def load_manifest(tables_dir: Path, private: bool = False) -> Manifest:
         return cached[1].copy() if private else cached[1]
     try:
         manifest = Manifest.from_json(path.read_bytes(), tables_dir)
-    except FileNotFoundError:  # replaced (and a sealed file merged away) since the stat
-        return load_manifest(tables_dir, private)
+    except FileNotFoundError as exc:
+        try:
+            now = os.stat(path)
+        except FileNotFoundError:
+            return Manifest()
+        if (now.st_ino, now.st_size, now.st_mtime_ns) != version:  # replaced since the stat
+            return load_manifest(tables_dir, private)  # (and a sealed file merged away)
+        raise StoreCorruptError(f"{exc.filename} is missing; run `mltrail compact --rebuild`") from None
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise StoreCorruptError(
             f"{tables_dir / MANIFEST_NAME} is unreadable ({exc}); run `mltrail compact --rebuild`"

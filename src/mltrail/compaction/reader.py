@@ -20,6 +20,9 @@ from ..storage.eventlog import BadLine
 from .manifest import FileProgress
 
 Progress = Callable[[int, int], None]
+# pyarrow's JSON reader parses blocks of this size on its threads: several blocks a
+# compaction batch keep both cores busy (a line longer than a block is read per line)
+BLOCK_BYTES = 4 << 20
 # (path, name in the manifest, what was read, size when listed)
 Todo = list[tuple[str | Path, str, FileProgress | None, int]]
 
@@ -86,7 +89,7 @@ def read_columnar(buffer: bytearray, spans: list[Span], schema: pa.Schema) -> pa
     try:
         table = pajson.read_json(
             pa.BufferReader(pa.py_buffer(buffer).slice(start, end - start)),  # zero-copy
-            read_options=pajson.ReadOptions(block_size=16 << 20),
+            read_options=pajson.ReadOptions(block_size=BLOCK_BYTES),
             parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
