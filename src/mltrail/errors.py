@@ -103,6 +103,11 @@ class RunStateError(WrongStateError):
     """The run is in a state that does not allow the operation (e.g. logging after end)."""
 
 
+class RunStopRequested(MltrailError):
+    """Someone asked this run to stop (``mltrail stop``, the dashboard); raised at the next
+    ``log_*`` call of a run started with ``stop="raise"``. The run ends KILLED."""
+
+
 class BusyError(MltrailError):
     """A lock another process holds was not had in time; nothing was written: try again."""
 

@@ -13,7 +13,7 @@ from .ab import ab
 from .context import MltrailGroup, store_option
 from .features import features
 from .models import models
-from .runs import compact, diff, experiments, reproduce, runs, show, ui
+from .runs import compact, diff, experiments, reproduce, runs, show, stop, ui
 from .serve import serve
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     """mltrail: experiments, A/B tests, models and features as plain files in git."""
 
 
-for command in (runs, experiments, show, diff, compact, reproduce, ui, ab, models, features, serve):
+for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -170,6 +170,18 @@ def compact(store: Store, rebuild: bool) -> None:
 
 @click.command()
 @click.argument("run")
+@click.option("--reason", help="Why: kept with the request and in the run's end.")
+@click.option("--by", help="Who asks (default: $MLTRAIL_USER, else your login).")
+@pass_store
+def stop(store: Store, run: str, reason: str | None, by: str | None) -> None:
+    """Ask a running run to stop. Its process sees `run.stop_requested` within a second or
+    two (with `start_run(stop="raise")` its next log call raises); it ends KILLED."""
+    path = store.request_stop(run, reason, by=by)
+    out.print(f"asked run {store.resolve_run(run)} to stop ({store.layout.relative(path)})", highlight=False)
+
+
+@click.command()
+@click.argument("run")
 @pass_store
 def reproduce(store: Store, run: str) -> None:
     """A shell script that reruns a run in a new worktree at its commit, with its

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -93,3 +93,15 @@ def _read_one(path: Path, adapter: TypeAdapter[Any], what: str) -> Any:
         warnings.warn(SkippedLinesWarning(f"{path}: unreadable {what} event ({exc.errors()[0]['msg']})"),
                       stacklevel=4)
         return None
+
+
+class StopRequest(FileEvent):
+    """Someone asked a running run to stop: ``experiments/<exp>/stop/<run>/<id>.jsonl``
+    (see :meth:`~mltrail.storage.layout.Layout.stop_requests`)."""
+
+    type: Literal["stop_requested"] = "stop_requested"
+    run: str
+    reason: str | None = None
+
+
+STOP_REQUEST = TypeAdapter(StopRequest)

@@ -74,6 +74,12 @@ class Layout:
         base = self.large_blobs if large else self.blobs
         return base / "sha256" / sha256[:2] / sha256[2:]
 
+    def stop_requests(self, run_file: Path) -> Path:
+        """The folder of requests to stop the run of ``run_file``: beside the runs folder
+        (compaction reads only that one), one file per request, so that requests from
+        two people, or two git branches, never touch one file."""
+        return run_file.parent.parent / "stop" / run_file.stem
+
     def lock_file(self, name: str) -> Path:
         return self.locks / f"{name}.lock"
 

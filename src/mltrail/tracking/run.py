@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..config import HEARTBEAT_SECONDS
-from ..errors import InvalidInputError, InvalidMetricValueError, ParamChangedError, RunStateError
+from ..errors import InvalidInputError, InvalidMetricValueError, ParamChangedError, RunStateError, RunStopRequested
 from ..storage import background
 from ..storage import events as ev
+from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
 from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.fields import INT64_MAX
 from ..storage.layout import check_key
@@ -42,6 +43,9 @@ _time = time.time
 _INF = math.inf
 _RUNNING = ev.RunStatus.RUNNING
 _STEP_MIN, _STEP_MAX = -INT64_MAX - 1, INT64_MAX
+# what raises once a run started with stop="raise" was asked to stop
+_LOGGING_METHODS = ("log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags",
+                    "delete_tag", "log_artifact", "log_dataset")
 # called with each run that ends: the module-level API drops it from "the current run"
 run_end_hooks: list[Callable[[Run], None]] = []
 
@@ -93,6 +97,9 @@ class Run:
         self._steps: dict[str, int] = {}
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
+        self.stop_mode = "flag"  # or "raise": see Tracker.start_run
+        self._stop_requests = EventFolder(tracker.layout.stop_requests(path), STOP_REQUEST, "stop request")
+        self._stop_request: StopRequest | None = None
 
     def __repr__(self) -> str:
         return f"<Run {self.name!r} id={self.id} status={self.status}>"
@@ -103,6 +110,35 @@ class Run:
     @property
     def status(self) -> str:
         return self._status.value
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once someone asked this run to stop (``mltrail stop``, the dashboard):
+        seen within ``MLTRAIL_FLUSH_SECONDS``, when the background flusher looks. A loop
+        that checks it can end early; the run then ends KILLED with the reason."""
+        return self._stop_request is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Who asked the run to stop and why, once someone did."""
+        request = self._stop_request
+        if request is None:
+            return None
+        return f"stop requested by {request.by or 'someone'}" + (f": {request.reason}" if request.reason else "")
+
+    def _look_for_stop_request(self) -> None:
+        if self._stop_request is not None:
+            return
+        requests = self._stop_requests.events()
+        if not requests:
+            return
+        self._stop_request = requests[0]
+        if self.stop_mode == "raise":  # the next log_* call raises; the hot path pays nothing till then
+            for name in _LOGGING_METHODS:
+                setattr(self, name, self._refuse_after_stop)
+
+    def _refuse_after_stop(self, *args: Any, **kwargs: Any) -> Any:
+        raise RunStopRequested(f"run {self.id} ({self.name}): {self.stop_reason}")
 
     # -- logging ---------------------------------------------------------------------
 
@@ -282,6 +318,7 @@ class Run:
             if not self._pending and time.monotonic() - self._last_write >= heartbeat_seconds:
                 self._emit(ev.Heartbeat)
             self.flush()
+        self._look_for_stop_request()
 
     # -- ending ----------------------------------------------------------------------
 
@@ -290,6 +327,8 @@ class Run:
         Ending an ended run does nothing."""
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise InvalidInputError(f"a run ends FINISHED, FAILED or KILLED, not {status!r}")
+        if status == "FINISHED" and self._stop_request is not None:  # it ended because it was asked to
+            status, error = "KILLED", self.stop_reason
         with self._flush_lock:
             if self._status is not ev.RunStatus.RUNNING:
                 return
@@ -311,6 +350,8 @@ class Run:
                  tb: TracebackType | None) -> None:
         if exc is None:
             self.end("FINISHED")
+        elif isinstance(exc, RunStopRequested):
+            self.end("KILLED", error=self.stop_reason)
         elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
             self.end("KILLED", error=f"{type(exc).__name__}: {exc}".rstrip(": "))
         else:

@@ -19,13 +19,14 @@ import pandas as pd
 
 from ..compaction.compact import CompactionResult, Progress, compact
 from ..compaction.manifest import Manifest, load_manifest
-from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS
-from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning, StoreCorruptError
+from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS, current_user
+from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning, StoreCorruptError, WrongStateError
 from ..query import search as query
 from ..query.cells import present
 from ..query.tables import read_table
 from ..storage import events as ev
 from ..storage.blobs import BlobStore
+from ..storage.eventfiles import StopRequest, write_event_file
 from ..storage.eventlog import read_events, read_first_event
 from ..storage.ids import new_id
 from ..storage.layout import Layout, check_key, experiment_dirname, stat_signature
@@ -59,16 +60,25 @@ class Tracker:
                   description: str | None = None, experiment_description: str | None = None,
                   tags: dict[str, Any] | None = None, log_git: bool = True,
                   log_command: bool = True, log_system: bool = True,
-                  log_packages: bool = True, run_id: str | None = None) -> Run:
+                  log_packages: bool = True, run_id: str | None = None, stop: str = "flag") -> Run:
         """Start a run in ``experiment`` (created on first use) and return it.
 
         ``name`` defaults to ``<experiment>_<n>``; a name taken in the experiment gets
         ``_2``, ``_3``... The ``log_*`` switches turn off what is captured at start:
         git commit/branch/dirty/diff, the command line, the system, installed packages.
         ``run_id`` resumes an existing run instead (see :meth:`resume_run`).
+
+        ``stop`` says what a request to stop the run (``mltrail stop``, the dashboard) does:
+        ``"flag"`` sets ``run.stop_requested`` for the training loop to check;
+        ``"raise"`` also makes the next ``log_*`` call raise :class:`RunStopRequested`.
+        Either way a run asked to stop ends KILLED, with who asked and why.
         """
+        if stop not in ("flag", "raise"):
+            raise InvalidInputError(f"stop must be 'flag' or 'raise', not {stop!r}")
         if run_id is not None:
-            return self.resume_run(run_id)
+            run = self.resume_run(run_id)
+            run.stop_mode = stop
+            return run
         exp_dir = experiment_dirname(experiment)  # validates the name
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidInputError(f"run name must be a non-empty string, not {name!r}")
@@ -84,11 +94,25 @@ class Tracker:
                   self.layout.run_file(experiment, run_id), FLUSH_EVENTS.get())
         self._names[exp_dir].folder_state = stat_signature(run.path.parent)  # our file is in it
         run._pending.append(first_line)
+        run.stop_mode = stop
         run._tags.update(checked_tags)
         self._capture(run, log_git, log_command, log_system, log_packages)
         run.flush()  # the run exists on disk from the start: others see it RUNNING
         register(run)
         return run
+
+    def request_stop(self, ref: str, reason: str | None = None, *, by: str | None = None) -> Path:
+        """Ask run ``ref`` (an ID, a unique ID prefix or name) to stop: an immutable
+        request file beside its runs folder, which the run's process looks for every
+        ``MLTRAIL_FLUSH_SECONDS``. Only a running run can be asked."""
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidInputError(f"a stop reason is text, not {type(reason).__name__}")
+        run_id = self.resolve_run(ref)
+        status = self.get_run(run_id)["run"]["status"]
+        if status != "RUNNING":
+            raise WrongStateError(f"run {run_id} is {status}: only a running run can be asked to stop")
+        request = StopRequest(ts=time.time(), id=new_id(), by=by or current_user(), run=run_id, reason=reason)
+        return write_event_file(self.layout.stop_requests(self._run_file(run_id)), request.id, request)
 
     def resume_run(self, run_id: str) -> Run:
         """Continue a run (a training job restarted after a crash or preemption), as
