@@ -18,6 +18,7 @@ def live() -> None:
         return
     metrics = views.prefixed(runs, "metrics")
     st.dataframe(views.styled(views.run_table(runs, metrics)), width="stretch")
+    state.stop_form(runs, "live_stop")
     history = state.history(root, generation, tuple(runs["run_id"]))
     names = dict(zip(runs["run_id"], runs["run_name"]))
     grid = st.columns(2)

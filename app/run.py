@@ -26,6 +26,7 @@ status = views.STATUS_BADGES.get(info["status"], info["status"])
 st.markdown(f"### {info['run_name']}  \n{status} · experiment **{info['experiment']}** · run #{info['run_seq']} · `{info['run_id']}`")
 if info.get("description"):
     st.write(info["description"])
+state.stop_form(runs[runs["run_id"] == run_id], "run_stop")
 end = info.get("end_time")
 c1, c2, c3 = st.columns(3)
 c1.metric("Started", pd.Timestamp(info["start_time"]).strftime("%Y-%m-%d %H:%M:%S"))
@@ -33,7 +34,10 @@ c2.metric("Ended", pd.Timestamp(end).strftime("%Y-%m-%d %H:%M:%S") if end is not
 c3.metric("Duration", f"{(pd.Timestamp(end) - pd.Timestamp(info['start_time'])).total_seconds():.1f} s"
           if end is not None else "running")
 if info.get("error"):
-    st.error("The run failed")
+    if info["status"] == "KILLED":  # stopped (a request, Ctrl-C, SIGTERM): not a failure
+        st.warning("The run was stopped")
+    else:
+        st.error("The run failed")
     st.code(info["error"], language=None)
 
 params = details["params"]

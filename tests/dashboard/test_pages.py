@@ -141,3 +141,31 @@ def test_a_big_table_is_shown_a_page_at_a_time(app, monkeypatch):
     assert set(app.dataframe[0].value["name"]) == {"rf-4", "rf-8"}
     app.text_input(key="filter").input("").run()
     assert app.number_input(key="page").value == 1 and list(app.dataframe[0].value["name"]) == newest_first
+
+
+def test_a_running_run_is_asked_to_stop_from_the_live_and_run_pages(dash_store, monkeypatch):
+    from tests.factories import quiet_run
+
+    monkeypatch.setenv("MLTRAIL_USER", "watcher")
+    job = quiet_run(dash_store, "churn", name="training")
+    job.log_metric("loss", 0.5)
+    job.flush()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("live.py").run()
+    assert at.selectbox(key="live_stop_run").options == ["training"]
+    at.text_input(key="live_stop_reason").input("loss diverged")
+    at.button[0].click().run()
+    assert not at.exception and "Asked training to stop" in at.success[0].value
+    job.background_flush()  # the training process's flusher looks for requests
+    assert job.stop_reason == "stop requested by watcher: loss diverged"
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("run.py")
+    at.query_params["run"] = job.id
+    at.run()
+    assert at.selectbox(key="run_stop_run").options == ["training"]
+    job.end()  # it saw the request and ended: the page says so, with no stop form
+    at.run()
+    assert at.warning[0].value == "The run was stopped"
+    assert at.code[0].value == "stop requested by watcher: loss diverged"
+    assert "run_stop_run" not in [box.key for box in at.selectbox]

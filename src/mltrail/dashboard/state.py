@@ -80,6 +80,27 @@ def open_page() -> tuple[str, int]:
     return root(), current
 
 
+def stop_form(runs: pd.DataFrame, key: str) -> None:
+    """A form to ask one of the running ``runs`` to stop (the request names who asked:
+    ``$MLTRAIL_USER`` of the dashboard's process, else its login; and why)."""
+    running = runs[runs["status"] == "RUNNING"]
+    if running.empty:
+        return
+    names = dict(zip(running["run_id"], running["run_name"]))
+    with st.form(key):
+        left, middle, right = st.columns([2, 3, 1], vertical_alignment="bottom")
+        run_id = left.selectbox("Stop a run", list(names), format_func=names.get, key=f"{key}_run")
+        reason = middle.text_input("Reason", key=f"{key}_reason", placeholder="why it should stop")
+        if right.form_submit_button("Ask to stop"):
+            try:
+                store().request_stop(run_id, reason.strip() or None)
+            except MltrailError as exc:
+                st.error(str(exc))
+                return
+            st.success(f"Asked {names[run_id]} to stop: it sees the request within a second or two "
+                       "and ends KILLED.")
+
+
 def selected_runs() -> list[str]:
     """Runs picked on the Runs page, shared with the Compare page."""
     return list(st.session_state.get("selected_runs", []))
