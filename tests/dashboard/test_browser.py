@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import REPO, free_port, spawn_python, wait_for_http
+from tests.factories import REPO, free_port, spawn_python, wait_for, wait_for_http
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
@@ -37,9 +37,12 @@ run = mltrail.Store({str(store)!r}).start_run("churn_model_mlops", name="live-tr
                                               log_git=False, log_packages=False)
 run.log_params({{"family": "gradient_boosting", "learning_rate": 0.1}}, group="model")
 for step in range(10_000):
+    if run.stop_requested:  # asked from the Live page
+        break
     run.log_metrics({{"val/loss": 0.7 * math.exp(-step / 40) + 0.2, "val/auc": 0.95 - 0.4 * math.exp(-step / 30)}}, step=step)
     run.flush()
     time.sleep(0.2)
+run.end()
 """, tmp_path, env={"MLTRAIL_FLUSH_SECONDS": "0.2"})
     port = free_port()
     server = subprocess.Popen(
@@ -121,10 +124,17 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         before = cells.all_text_contents()
         page.wait_for_timeout(7000)  # the page refreshes itself every 5 s; the run logs every 0.2 s
         after = cells.all_text_contents()
+        # stop it from where it is watched: the training process ends it KILLED
+        page.get_by_label("Reason").fill("seen enough")
+        page.get_by_role("button", name="Ask to stop").click()
+        live_run = mltrail.Store(store).search_runs(filter="attributes.run_name = 'live-training'")["run_id"][0]
+        stopped = wait_for(lambda: mltrail.Store(store).get_run(live_run)["run"]["status"] == "KILLED",
+                           timeout=20, what="the live run to end KILLED")
         browser.close()
     assert "live-training" in before and before != after, "the Live page did not refresh itself"
     assert units_before != units_after, "the A/B experiment page did not show new exposures by itself"
     assert (paused_state, resumed_state) == ("paused", "running")
+    assert stopped and mltrail.Store(store).get_run(live_run)["run"]["error"].endswith(": seen enough")
     assert first_render < 30, f"the Runs page took {first_render:.1f} s to show its table"
     for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power", "models",
                  "features"):
