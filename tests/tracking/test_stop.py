@@ -35,6 +35,7 @@ def _end_event(store, run_id):
     return orjson.loads(path.read_bytes().splitlines()[-1])
 
 
+@pytest.mark.slow  # a real training process
 def test_a_run_started_to_raise_ends_killed_within_two_seconds_of_the_request(store, tmp_path):
     proc, run_id = _start_job(store, tmp_path, "raise")
     request = orjson.loads(store.request_stop(run_id, "loss diverged", by="ana").read_bytes())
@@ -48,6 +49,7 @@ def test_a_run_started_to_raise_ends_killed_within_two_seconds_of_the_request(st
     assert store.get_run(run_id)["run"]["error"] == "stop requested by ana: loss diverged"
 
 
+@pytest.mark.slow  # a real training process
 def test_a_loop_that_checks_the_flag_ends_cleanly_and_the_run_reads_killed(store, tmp_path):
     proc, run_id = _start_job(store, tmp_path, "flag", loop_check="if run.stop_requested: break")
     request = orjson.loads(store.request_stop(run_id, by="bo").read_bytes())
@@ -58,6 +60,7 @@ def test_a_loop_that_checks_the_flag_ends_cleanly_and_the_run_reads_killed(store
     assert end["ts"] - request["ts"] <= 2.0
 
 
+@pytest.mark.slow  # a real training process
 def test_stop_from_the_command_line_and_its_mistakes(store, tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_USER", "cli-user")
     proc, run_id = _start_job(store, tmp_path, "flag", loop_check="if run.stop_requested: break")
