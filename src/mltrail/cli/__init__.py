@@ -15,6 +15,7 @@ from .features import features
 from .models import models
 from .runs import compact, diff, experiments, reproduce, runs, show, stop, ui
 from .serve import serve
+from .server import server, sync
 
 
 @click.group(cls=MltrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +25,8 @@ def main() -> None:
     """mltrail: experiments, A/B tests, models and features as plain files in git."""
 
 
-for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve):
+for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve, server,
+                sync):
     main.add_command(command)
 
 __all__ = ["main"]

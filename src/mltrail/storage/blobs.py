@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from ..config import GIT_ARTIFACT_MAX
-from ..errors import NotFoundError, StoreCorruptError
+from ..errors import InvalidInputError, NotFoundError, StoreCorruptError
 from .ids import new_id
 from .layout import Layout
 
@@ -46,6 +46,18 @@ class BlobStore:
             tmp.write_bytes(data)
             os.replace(tmp, path)
         return sha256
+
+    def put_sent(self, sha256: str, data: bytes, large: bool) -> None:
+        """Store ``data`` that a client sent as blob ``sha256`` (``mltrail sync``), where the
+        client keeps it (in git or in blobs-large/); refused unless it is that blob."""
+        path = self.layout.blob_path(sha256, large=large)  # checks the name first
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise InvalidInputError(f"the bytes sent as blob {sha256} have another sha256")
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
 
     def put_file(self, source: Path) -> tuple[str, int, bool]:
         """Copy a file in while hashing it: ``(sha256, size, in_git)``."""

@@ -1,0 +1,40 @@
+"""mltrail server and mltrail sync: one store served to remote clients."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..store import Store
+from .context import pass_store
+from .output import note, out
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5050, show_default=True)
+@pass_store
+def server(store: Store, host: str, port: int) -> None:
+    """Serve the store to remote clients (`mltrail sync` uploads into it). With
+    $MLTRAIL_SERVER_TOKEN set, every call needs `Authorization: Bearer <token>`."""
+    from ..serve.asgi import run_server
+    from ..server.app import create_app
+
+    store.layout.ensure()
+    app = create_app(store, token=os.environ.get("MLTRAIL_SERVER_TOKEN") or None)
+    note(f"mltrail server on http://{host}:{port} for {store.root}")
+    run_server(app, host, port)
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.option("--to", "url", required=True, help="The server's URL, e.g. http://host:5050")
+@click.option("--token", default=None, help="The server's token (default: $MLTRAIL_TOKEN).")
+def sync(source: str, url: str, token: str | None) -> None:
+    """Upload the runs and blobs of the local store SOURCE that the server lacks. Run it
+    again at any time: nothing is sent twice."""
+    from ..server.sync import sync_store
+
+    report = sync_store(Store(source), url, token or os.environ.get("MLTRAIL_TOKEN") or None)
+    out.print(report.summary(), highlight=False)

@@ -1,0 +1,1 @@
+"""``mltrail server``: one store folder served to remote clients over HTTP."""

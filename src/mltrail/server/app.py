@@ -1,0 +1,106 @@
+"""The store server's HTTP API (FastAPI on uvicorn, the router's stack).
+
+It owns one store folder and writes exactly the files a local store writes, so the
+folder still commits to git and opens locally with ``mltrail.Store(PATH)``. Version 1
+of the API takes what ``mltrail sync`` uploads:
+
+- ``GET /api/v1/health``
+- ``GET /api/v1/runs/{run_id}/last-seq``: how much of a run the server holds
+- ``POST /api/v1/runs/{run_id}/events?experiment=NAME``: a run's next JSON lines, as its
+  file holds them; appended exactly once (see :mod:`mltrail.tracking.ingest`)
+- ``GET /api/v1/blobs/{sha256}`` (is it here?) and ``PUT /api/v1/blobs/{sha256}?large=0|1``
+
+With ``MLTRAIL_SERVER_TOKEN`` set, every call needs ``Authorization: Bearer <token>``.
+A refused call writes nothing: 401 without the token, 413 past ``max_body`` bytes, 422
+naming what is wrong, 409 for a run that is in another experiment here.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, StoreCorruptError
+from ..store import Store
+from ..tracking.ingest import RunIngest
+
+MAX_BODY = 64 << 20
+
+
+def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY) -> FastAPI:
+    ingest = RunIngest(store.layout)
+    app = FastAPI(title=f"mltrail server: {store.root}")
+    expected = f"Bearer {token}".encode() if token else None
+
+    @app.middleware("http")
+    async def authorise(request: Request, call_next: Any) -> Any:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse({"error": "a valid token is needed: Authorization: Bearer <token>"}, 401)
+        return await call_next(request)
+
+    @app.exception_handler(InvalidInputError)
+    async def invalid(_: Request, exc: InvalidInputError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 422)
+
+    @app.exception_handler(AlreadyExistsError)
+    async def conflict(_: Request, exc: AlreadyExistsError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 409)
+
+    @app.exception_handler(StoreCorruptError)  # a blob name that is not a sha256
+    async def bad_name(_: Request, exc: StoreCorruptError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 422)
+
+    @app.get("/api/v1/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "store": str(store.root)}
+
+    @app.get("/api/v1/runs/{run_id}/last-seq")
+    def last_seq(run_id: str) -> dict[str, int]:
+        return {"last_seq": ingest.last_seq(run_id)}
+
+    @app.post("/api/v1/runs/{run_id}/events")
+    async def events(run_id: str, experiment: str, request: Request) -> Any:
+        body = await _bounded_body(request, max_body)
+        if body is None:
+            return JSONResponse({"error": f"a batch is at most {max_body:,} bytes"}, 413)
+        from starlette.concurrency import run_in_threadpool  # the file work is off the loop
+
+        done = await run_in_threadpool(ingest.append, experiment, run_id, body)
+        return {"written": done.written, "duplicates": done.duplicates, "last_seq": done.last_seq}
+
+    @app.get("/api/v1/blobs/{sha256}")
+    def has_blob(sha256: str) -> Any:
+        try:
+            store.blobs.path(sha256)
+        except NotFoundError:
+            return JSONResponse({"error": f"no blob {sha256}"}, 404)
+        return {"ok": True}
+
+    @app.put("/api/v1/blobs/{sha256}")
+    async def put_blob(sha256: str, request: Request, large: bool = False) -> Any:
+        body = await _bounded_body(request, max_body)
+        if body is None:
+            return JSONResponse({"error": f"a blob sent is at most {max_body:,} bytes"}, 413)
+        store.blobs.put_sent(sha256, body, large)
+        return {"ok": True}
+
+    return app
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
