@@ -8,22 +8,13 @@ each after the one before was acknowledged; the server drops what it holds alrea
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import orjson
-
-from ..errors import InvalidInputError, SchemaVersionError, UpstreamError
-from ..storage.eventlog import parse_line
-from ..storage.events import EVENT_ADAPTER
+from ..remote.http import Server
+from ..remote.upload import BATCH_BYTES, RunUpload
 from ..store import Store
-
-BATCH_BYTES = 8 << 20
 
 
 @dataclass
@@ -38,36 +29,6 @@ class SyncReport:
         skipped = f"; {self.lines_skipped} unreadable lines left behind" if self.lines_skipped else ""
         return (f"{self.runs_sent} of {self.runs} runs had new lines: sent {self.lines_sent:,} lines "
                 f"and {self.blobs_sent} blobs{skipped}")
-
-
-class Server:
-    """The few calls sync makes, over the standard library's HTTP client."""
-
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-
-    def call(self, method: str, path: str, body: bytes | None = None, missing_ok: bool = False) -> Any:
-        request = urllib.request.Request(f"{self.url}{path}", data=body, method=method)
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        if body is not None:
-            request.add_header("Content-Type", "application/octet-stream")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                return orjson.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            if missing_ok and exc.code == 404:
-                return None
-            try:
-                message = orjson.loads(exc.read()).get("error", "")
-            except (orjson.JSONDecodeError, AttributeError):
-                message = ""
-            error = InvalidInputError if exc.code in (401, 409, 413, 422) else UpstreamError
-            raise error(f"{self.url} refused {method} {path.split('?')[0]} ({exc.code}): {message}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise UpstreamError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
 
 
 def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: int = BATCH_BYTES,
@@ -95,48 +56,9 @@ def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: i
 
 
 def _sync_run(server: Server, path: Path, batch_bytes: int, report: SyncReport) -> None:
-    run_id = path.stem
-    data = path.read_bytes()
-    data = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next sync
-    lines = list(_lines_with_seq(data, report))
-    if not lines or lines[0][0].get("type") != "run_started":
-        return  # no readable start: nothing the server could file it under
-    experiment = lines[0][0]["experiment"]
-    last = server.call("GET", f"/api/v1/runs/{run_id}/last-seq")["last_seq"]
-    new = [raw for _, raw, end in lines if end > last]
-    if not new:
-        return
-    report.runs_sent += 1
-    query = urllib.parse.urlencode({"experiment": experiment})
-    for batch in _batches(new, batch_bytes):
-        server.call("POST", f"/api/v1/runs/{run_id}/events?{query}", b"".join(batch))
-        report.lines_sent += len(batch)
-
-
-def _lines_with_seq(data: bytes, report: SyncReport) -> Iterator[tuple[dict[str, Any], bytes, int]]:
-    """Each readable line with the last seq it holds; an unreadable one is left behind
-    (the server would refuse its batch)."""
-    for raw in data.splitlines(keepends=True):
-        try:
-            event = parse_line(raw)
-            model = EVENT_ADAPTER.validate_python(event)
-        except (ValueError, SchemaVersionError):  # the server checks each line the same way
-            report.lines_skipped += 1
-            continue
-        yield event, raw, model.seq + len(model.steps) - 1 if model.type == "metrics" else model.seq
-
-
-def _batches(lines: list[bytes], limit: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    size = 0
-    for raw in lines:
-        if batch and size + len(raw) > limit:
-            yield batch
-            batch, size = [], 0
-        batch.append(raw)
-        size += len(raw)
-    if batch:
-        yield batch
-
-
-
+    upload = RunUpload(server, path)
+    sent = upload.send(batch_bytes)
+    report.lines_skipped += upload.lines_skipped
+    if sent:
+        report.runs_sent += 1
+        report.lines_sent += sent

@@ -1,0 +1,1 @@
+"""A store behind ``mltrail server``: ``mltrail.Store("http://host:5050")``."""

@@ -1,0 +1,48 @@
+"""The HTTP calls a client makes to ``mltrail server``, over the standard library's client
+(a handful of calls: no dependency for it). The server names the error it raised, so a
+client raises the same exception a local store would."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+import orjson
+
+from .. import errors
+from ..errors import InvalidInputError, MltrailError, UpstreamError
+
+
+class Server:
+    """The few calls sync makes, over the standard library's HTTP client."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, body: bytes | None = None, missing_ok: bool = False,
+             raw: bool = False) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", data=body, method=method)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        if body is not None:
+            request.add_header("Content-Type", "application/octet-stream")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                data = reply.read()
+                return data if raw else orjson.loads(data)
+        except urllib.error.HTTPError as exc:
+            if missing_ok and exc.code == 404:
+                return None
+            try:
+                answer = orjson.loads(exc.read())
+            except orjson.JSONDecodeError:
+                answer = {}
+            kind = getattr(errors, str(answer.get("type")), None)
+            if not (isinstance(kind, type) and issubclass(kind, MltrailError)):
+                kind = InvalidInputError if exc.code in (401, 409, 413, 422) else UpstreamError
+            raise kind(f"{self.url} refused {method} {path.split('?')[0]} ({exc.code}): {answer.get('error', '')}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise UpstreamError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
