@@ -6,7 +6,7 @@ def test_all_is_sorted_and_exports_what_it_claims():
     for name in mltrail.__all__:
         assert hasattr(mltrail, name), name
     public = {n for n in dir(mltrail) if not n.startswith("_")}
-    modules = {"ab", "compaction", "config", "errors", "query", "serve", "server", "storage", "tracking", "cli", "dashboard",
+    modules = {"ab", "compaction", "config", "errors", "query", "serve", "server", "remote", "storage", "tracking", "cli", "dashboard",
                "registry", "features", "fluent", "store"}
     assert public - modules - set(mltrail.__all__) == set()
 

@@ -40,6 +40,7 @@ from .features.store import FeatureStore
 from .query.cells import json_ready
 from .registry.models import ModelRegistry, ModelVersion
 from .registry.uris import parse_model_uri
+from .remote.store import RemoteStore, is_url
 from .storage.blobs import BlobStore
 from .storage.layout import Layout
 from .tracking.reproduce import script_for
@@ -54,6 +55,14 @@ class Store:
     ``crash_after`` (seconds, default ``$MLTRAIL_CRASH_AFTER_SECONDS`` or 120): a
     RUNNING run with no event for that long reads as CRASHED.
     """
+
+    def __new__(cls, root: str | os.PathLike[str] | None = None, **options: Any) -> Any:
+        """``Store("http://host:5050", token=...)`` (or ``$MLTRAIL_DIR`` set to a URL) is a
+        store behind ``mltrail server``: see :class:`mltrail.remote.store.RemoteStore`."""
+        target = root if root is not None else os.environ.get("MLTRAIL_DIR")
+        if cls is Store and is_url(target):
+            return RemoteStore(str(target), **options)
+        return super().__new__(cls)
 
     def __init__(self, root: str | os.PathLike[str] | None = None, *,
                  crash_after: float | None = None) -> None:

@@ -40,9 +40,17 @@ class Server:
                 answer = orjson.loads(exc.read())
             except orjson.JSONDecodeError:
                 answer = {}
-            kind = getattr(errors, str(answer.get("type")), None)
-            if not (isinstance(kind, type) and issubclass(kind, MltrailError)):
-                kind = InvalidInputError if exc.code in (401, 409, 413, 422) else UpstreamError
-            raise kind(f"{self.url} refused {method} {path.split('?')[0]} ({exc.code}): {answer.get('error', '')}") from None
+            raise _error(answer, exc.code, f"{self.url} refused {method} {path.split('?')[0]} ({exc.code})") from None
         except (urllib.error.URLError, OSError) as exc:
             raise UpstreamError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _error(answer: dict[str, Any], status: int, where: str) -> MltrailError:
+    """The exception the server raised, as that type (its message as the server said it:
+    a FilterSyntaxError keeps its caret under the position), else one for the status."""
+    kind = getattr(errors, str(answer.get("type")), None)
+    if not (isinstance(kind, type) and issubclass(kind, MltrailError)):
+        kind = InvalidInputError if status in (401, 409, 413, 422) else UpstreamError
+    error = kind.__new__(kind)  # some types take structured arguments: only the message travels
+    Exception.__init__(error, answer.get("error") or where)
+    return error

@@ -9,6 +9,8 @@ of the API takes what ``mltrail sync`` uploads:
 - ``POST /api/v1/runs/{run_id}/events?experiment=NAME``: a run's next JSON lines, as its
   file holds them; appended exactly once (see :mod:`mltrail.tracking.ingest`)
 - ``GET /api/v1/blobs/{sha256}`` (is it here?) and ``PUT /api/v1/blobs/{sha256}?large=0|1``
+- ``GET /api/v1/search`` (``experiment``, ``filter``, ``order_by``, ``max_results``) and
+  ``POST /api/v1/metric-history`` (``{"run_ids": [...], "keys": [...]}``): Arrow IPC streams
 
 With ``MLTRAIL_SERVER_TOKEN`` set, every call needs ``Authorization: Bearer <token>``.
 A refused call writes nothing: 401 without the token, 413 past ``max_body`` bytes, 422
@@ -20,10 +22,21 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+import orjson
+import pandas as pd
+import pyarrow as pa
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
 
-from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, StoreCorruptError
+from ..errors import (
+    AlreadyExistsError,
+    BusyError,
+    InvalidInputError,
+    MltrailError,
+    NotFoundError,
+    StoreCorruptError,
+    WrongStateError,
+)
 from ..store import Store
 from ..tracking.ingest import RunIngest
 
@@ -43,17 +56,10 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
                 return JSONResponse({"error": "a valid token is needed: Authorization: Bearer <token>"}, 401)
         return await call_next(request)
 
-    @app.exception_handler(InvalidInputError)
-    async def invalid(_: Request, exc: InvalidInputError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, 422)
-
-    @app.exception_handler(AlreadyExistsError)
-    async def conflict(_: Request, exc: AlreadyExistsError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, 409)
-
-    @app.exception_handler(StoreCorruptError)  # a blob name that is not a sha256
-    async def bad_name(_: Request, exc: StoreCorruptError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, 422)
+    @app.exception_handler(MltrailError)
+    async def refused(_: Request, exc: MltrailError) -> JSONResponse:
+        # the error's type goes along: a client raises the same exception a local store would
+        return JSONResponse({"error": str(exc), "type": type(exc).__name__}, _status_of(exc))
 
     @app.get("/api/v1/health")
     def health() -> dict[str, Any]:
@@ -73,6 +79,25 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
         done = await run_in_threadpool(ingest.append, experiment, run_id, body)
         return {"written": done.written, "duplicates": done.duplicates, "last_seq": done.last_seq}
 
+    @app.get("/api/v1/search")
+    def search(experiment: list[str] = Query(default=[]), filter: str | None = None,
+               order_by: list[str] = Query(default=[]), max_results: int | None = None) -> Response:
+        frame = store.search_runs(experiment=experiment or None, filter=filter, order_by=order_by or None,
+                                  max_results=max_results)
+        return _arrow(frame)
+
+    @app.post("/api/v1/metric-history")
+    async def metric_history(request: Request) -> Response:
+        body = await _bounded_body(request, max_body)
+        try:
+            asked = orjson.loads(body or b"{}")
+            run_ids, keys = asked.get("run_ids"), asked.get("keys")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise InvalidInputError("a metric-history query is a JSON object: {run_ids, keys}") from None
+        if not all(x is None or (isinstance(x, list) and all(isinstance(v, str) for v in x)) for x in (run_ids, keys)):
+            raise InvalidInputError("run_ids and keys are lists of strings, or null")
+        return _arrow(store.metric_history(run_ids, keys))
+
     @app.get("/api/v1/blobs/{sha256}")
     def has_blob(sha256: str) -> Any:
         try:
@@ -90,6 +115,23 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
         return {"ok": True}
 
     return app
+
+
+def _status_of(exc: MltrailError) -> int:
+    for kind, status in ((InvalidInputError, 422), (StoreCorruptError, 422), (NotFoundError, 404),
+                         (AlreadyExistsError, 409), (WrongStateError, 409), (BusyError, 503)):
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def _arrow(frame: pd.DataFrame) -> Response:
+    """A DataFrame as an Arrow IPC stream: columns, not JSON rows."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return Response(sink.getvalue().to_pybytes(), media_type="application/vnd.apache.arrow.stream")
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:

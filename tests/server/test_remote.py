@@ -1,0 +1,123 @@
+"""mltrail.Store("http://...") with real processes: a training job logs through a
+server that may be down, killed or never there, and every point arrives exactly once."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import mltrail
+from mltrail.cli import main
+from tests.factories import free_port, run_python, spawn_python, wait_for, wait_for_http
+
+pytestmark = pytest.mark.slow  # real server and training processes
+
+JOB = """
+import time, mltrail
+store = mltrail.Store({url!r}, spool={spool!r})
+for r in range({runs}):
+    with store.start_run("remote", name=f"job-{{r}}", log_git=False, log_packages=False) as run:
+        run.log_params({{"lr": 0.1, "r": r}})
+        for step in range({steps}):
+            run.log_metrics({{"loss": 1 / (step + 1), "acc": step / {steps}}}, step=step)
+            time.sleep({pause})
+print("job done", flush=True)
+"""
+
+
+def _serve(folder, port):
+    proc = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "server",
+                             "--store", str(folder), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_http(f"http://127.0.0.1:{port}/api/v1/health", proc, 60)
+    return proc
+
+
+def _stop(proc):
+    proc.terminate()
+    proc.communicate(timeout=30)
+
+
+def _same_points(spool, folder):
+    pd.testing.assert_frame_equal(mltrail.Store(spool).metric_history(), mltrail.Store(folder).metric_history())
+
+
+def test_a_job_logging_to_a_url_reads_the_same_through_the_server(tmp_path):
+    folder, spool, port = tmp_path / "central", tmp_path / "spool", free_port()
+    server = _serve(folder, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        job = run_python(JOB.format(url=url, spool=str(spool), runs=2, steps=500, pause=0), tmp_path,
+                         env={"MLTRAIL_FLUSH_SECONDS": "0.2"})
+        assert job.returncode == 0 and "job done" in job.stdout, job.stderr
+        assert "wait in" not in job.stderr  # everything went up before it exited
+        _same_points(spool, folder)
+        remote = mltrail.Store(url)
+        local = mltrail.Store(folder)
+        pd.testing.assert_frame_equal(remote.search_runs(order_by="metrics.loss"),
+                                      local.search_runs(order_by="metrics.loss"))
+        job_0 = local.search_runs(filter="attributes.run_name = 'job-0'")["run_id"][0]
+        pd.testing.assert_frame_equal(remote.metric_history([job_0], ["acc"]), local.metric_history([job_0], ["acc"]))
+        with pytest.raises(mltrail.FilterSyntaxError, match="invalid filter"):
+            remote.search_runs(filter="metrics.loss >")
+        with pytest.raises(mltrail.NotFoundError, match="no experiment 'nope'"):
+            remote.search_runs(experiment="nope")
+        with pytest.raises(mltrail.MltrailError, match="not available against a server yet"):
+            remote.ab.list()
+    finally:
+        _stop(server)
+
+
+def test_a_server_killed_and_restarted_while_a_job_logs_gets_every_point_once(tmp_path):
+    folder, spool, port = tmp_path / "central", tmp_path / "spool", free_port()
+    server = _serve(folder, port)
+    job = spawn_python(JOB.format(url=f"http://127.0.0.1:{port}", spool=str(spool), runs=1, steps=1500,
+                                  pause=0.004), tmp_path,
+                       env={"MLTRAIL_FLUSH_SECONDS": "0.2", "MLTRAIL_UPLOAD_WAIT_SECONDS": "30"})
+    wait_for(lambda: any(folder.glob("experiments/*/runs/*.jsonl")), what="the job's first lines on the server")
+    server.send_signal(signal.SIGKILL)
+    server.communicate(timeout=30)
+    time.sleep(1.5)  # the job goes on logging into its spool meanwhile
+    assert job.poll() is None, "the job must not fail or stop because the server is away"
+    server = _serve(folder, port)
+    try:
+        out, err = job.communicate(timeout=120)
+        assert job.returncode == 0 and "job done" in out, err
+        assert "wait in" not in err
+        _same_points(spool, folder)
+        assert len(mltrail.Store(folder).metric_history()) == 2 * 1500
+    finally:
+        _stop(server)
+
+
+def test_a_job_with_no_server_finishes_and_sync_sends_its_runs_later(tmp_path):
+    folder, spool, port = tmp_path / "central", tmp_path / "spool", free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    job = run_python(JOB.format(url=url, spool=str(spool), runs=2, steps=100, pause=0), tmp_path,
+                     env={"MLTRAIL_UPLOAD_WAIT_SECONDS": "1"})
+    assert job.returncode == 0 and "job done" in job.stdout, job.stderr
+    assert time.monotonic() - started < 30
+    assert f"2 run(s) not yet on {url} wait in {spool}" in job.stderr
+    assert f"mltrail sync {spool} --to {url}" in job.stderr
+    server = _serve(folder, port)
+    try:
+        synced = CliRunner().invoke(main, ["sync", str(spool), "--to", url])
+        assert synced.exit_code == 0, synced.output
+        _same_points(spool, folder)
+        assert list(mltrail.Store(folder).search_runs()["status"]) == ["FINISHED", "FINISHED"]
+    finally:
+        _stop(server)
+
+
+def test_mltrail_dir_may_be_a_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTRAIL_DIR", "http://127.0.0.1:5999")
+    monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
+    store = mltrail.Store()
+    assert repr(store) == "Store('http://127.0.0.1:5999')" and store.spool == tmp_path / "spool"
+    assert os.environ["MLTRAIL_DIR"].startswith("http")
