@@ -120,4 +120,5 @@ def test_mltrail_dir_may_be_a_url(tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
     store = mltrail.Store()
     assert repr(store) == "Store('http://127.0.0.1:5999')" and store.spool == tmp_path / "spool"
+    assert not hasattr(store, "registry") and not hasattr(store, "_private")
     assert os.environ["MLTRAIL_DIR"].startswith("http")

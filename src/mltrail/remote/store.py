@@ -38,6 +38,10 @@ from .http import Server
 from .upload import RunUpload
 
 
+class NotOnServerError(MltrailError, AttributeError):
+    """A store call that a store behind a server does not offer yet (``hasattr`` is False)."""
+
+
 def is_url(root: object) -> bool:
     return isinstance(root, str) and root.startswith(("http://", "https://"))
 
@@ -70,8 +74,10 @@ class RemoteStore:
         return f"Store({self.url!r})"
 
     def __getattr__(self, name: str) -> Any:
-        raise MltrailError(f"Store({self.url!r}).{name} is not available against a server yet; "
-                           "open the server's folder with mltrail.Store(PATH) there")
+        if name.startswith("_"):  # copy, pickle and hasattr probes: the usual answer
+            raise AttributeError(name)
+        raise NotOnServerError(f"Store({self.url!r}).{name} is not available against a server yet; "
+                               "open the server's folder with mltrail.Store(PATH) there")
 
     # -- writing: into the spool, sent in the background ------------------------------
 
