@@ -122,3 +122,13 @@ def test_mltrail_dir_may_be_a_url(tmp_path, monkeypatch):
     assert repr(store) == "Store('http://127.0.0.1:5999')" and store.spool == tmp_path / "spool"
     assert not hasattr(store, "registry") and not hasattr(store, "_private")
     assert os.environ["MLTRAIL_DIR"].startswith("http")
+
+
+def test_a_spool_file_removed_under_the_job_is_reported_not_raised(tmp_path, capsys):
+    remote = mltrail.Store(f"http://127.0.0.1:{free_port()}", spool=tmp_path / "spool")
+    run = remote.start_run("e", log_git=False, log_packages=False)
+    run.log_metric("loss", 1.0)
+    run.end()
+    run.path.unlink()
+    assert remote.upload() == 0
+    assert "left the spool before it all reached" in capsys.readouterr().err

@@ -102,6 +102,9 @@ class RemoteStore:
                 upload.send()
             except UpstreamError:
                 pass  # the lines wait in the spool; the next round tries again
+            except FileNotFoundError:  # the spool was removed under the job: nothing left to send
+                print(f"mltrail: {upload.path} left the spool before it all reached {self.url}", file=sys.stderr)
+                upload.finished = True
             if upload.finished:
                 with self._lock:
                     self._uploads.pop(upload.path, None)
