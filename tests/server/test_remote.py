@@ -132,3 +132,32 @@ def test_a_spool_file_removed_under_the_job_is_reported_not_raised(tmp_path, cap
     run.path.unlink()
     assert remote.upload() == 0
     assert "left the spool before it all reached" in capsys.readouterr().err
+
+
+def test_a_job_logging_to_a_server_is_stopped_from_another_machine(tmp_path):
+    folder, spool, port = tmp_path / "central", tmp_path / "spool", free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(folder, port)
+    job = spawn_python(f"""
+import time, mltrail
+with mltrail.Store({url!r}, spool={str(spool)!r}).start_run("remote", name="long", log_git=False,
+                                                         log_packages=False, stop="raise") as run:
+    for step in range(100_000):
+        run.log_metric("loss", 1 / (step + 1))
+        time.sleep(0.01)
+""", tmp_path, env={"MLTRAIL_FLUSH_SECONDS": "0.2"})
+    try:
+        wait_for(lambda: mltrail.Store(folder).search_runs().shape[0] == 1 if any(
+            folder.glob("experiments/*/runs/*.jsonl")) else False, what="the job's run on the server")
+        asked = time.time()
+        result = CliRunner().invoke(main, ["stop", "long", "--reason", "enough", "--by", "ana", "--store", url])
+        assert result.exit_code == 0, result.output
+        _, err = job.communicate(timeout=60)
+        assert job.returncode != 0 and "RunStopRequested" in err
+        wait_for(lambda: mltrail.Store(folder).search_runs()["status"][0] == "KILLED", what="KILLED on the server")
+        run = mltrail.Store(folder).get_run("long")["run"]
+        assert run["error"] == "stop requested by ana: enough"
+        assert run["end_time"].timestamp() - asked <= 3.0  # the uploader's poll, then the run's flusher
+        _same_points(spool, folder)
+    finally:
+        _stop(server)

@@ -176,8 +176,9 @@ def compact(store: Store, rebuild: bool) -> None:
 def stop(store: Store, run: str, reason: str | None, by: str | None) -> None:
     """Ask a running run to stop. Its process sees `run.stop_requested` within a second or
     two (with `start_run(stop="raise")` its next log call raises); it ends KILLED."""
-    path = store.request_stop(run, reason, by=by)
-    out.print(f"asked run {store.resolve_run(run)} to stop ({store.layout.relative(path)})", highlight=False)
+    asked = store.request_stop(run, reason, by=by)  # a store behind a server answers the run's ID
+    run_id = asked if isinstance(asked, str) else asked.parent.name  # a local one the request's file
+    out.print(f"asked run {run_id} to stop", highlight=False)
 
 
 @click.command()

@@ -28,9 +28,10 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS
+from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user
 from ..errors import MltrailError, UpstreamError
 from ..storage.blobs import BlobStore
+from ..storage.eventfiles import StopRequest, write_event_file
 from ..storage.layout import Layout
 from ..tracking.run import Run
 from ..tracking.tracker import DEFAULT_EXPERIMENT, Tracker
@@ -100,6 +101,8 @@ class RemoteStore:
         for upload in uploads:
             try:
                 upload.send()
+                if not upload.finished:
+                    self._fetch_stop_requests(upload)
             except UpstreamError:
                 pass  # the lines wait in the spool; the next round tries again
             except FileNotFoundError:  # the spool was removed under the job: nothing left to send
@@ -111,6 +114,19 @@ class RemoteStore:
             else:
                 left += 1
         return left
+
+    def request_stop(self, run: str, reason: str | None = None, *, by: str | None = None) -> str:
+        """As :meth:`mltrail.Store.request_stop`, on the server: the run's job sees it
+        within a few seconds, wherever it runs; the run's ID."""
+        body = orjson.dumps({"reason": reason, "by": by or current_user()})
+        return self.server.call("POST", f"/api/v1/runs/{urllib.parse.quote(run, safe='')}/stop", body)["run_id"]
+
+    def _fetch_stop_requests(self, upload: RunUpload) -> None:
+        """Copy the server's requests to stop a run into the spool, where the run looks."""
+        folder = self.tracking.layout.stop_requests(upload.path)
+        for request in self.server.call("GET", f"/api/v1/runs/{upload.run_id}/stop"):
+            if not (folder / f"{request['id']}.jsonl").exists():
+                write_event_file(folder, request["id"], StopRequest.model_validate(request))
 
     def _loop(self) -> None:
         while True:

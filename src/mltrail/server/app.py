@@ -9,6 +9,8 @@ of the API takes what ``mltrail sync`` uploads:
 - ``POST /api/v1/runs/{run_id}/events?experiment=NAME``: a run's next JSON lines, as its
   file holds them; appended exactly once (see :mod:`mltrail.tracking.ingest`)
 - ``GET /api/v1/blobs/{sha256}`` (is it here?) and ``PUT /api/v1/blobs/{sha256}?large=0|1``
+- ``POST /api/v1/runs/{run}/stop`` (``{"reason", "by"}``) and ``GET
+  /api/v1/runs/{run_id}/stop``: requests to stop a run, which its job's uploader fetches
 - ``GET /api/v1/search`` (``experiment``, ``filter``, ``order_by``, ``max_results``) and
   ``POST /api/v1/metric-history`` (``{"run_ids": [...], "keys": [...]}``): Arrow IPC streams
 
@@ -78,6 +80,25 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
 
         done = await run_in_threadpool(ingest.append, experiment, run_id, body)
         return {"written": done.written, "duplicates": done.duplicates, "last_seq": done.last_seq}
+
+    @app.post("/api/v1/runs/{run_ref}/stop")
+    async def request_stop(run_ref: str, request: Request) -> dict[str, Any]:
+        body = await _bounded_body(request, max_body)
+        try:
+            asked = orjson.loads(body or b"{}")
+            reason, by = asked.get("reason"), asked.get("by")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise InvalidInputError("a stop request is a JSON object: {reason, by}") from None
+        if not all(x is None or isinstance(x, str) for x in (reason, by)):
+            raise InvalidInputError("reason and by are strings, or null")
+        store.request_stop(run_ref, reason, by=by)
+        return {"run_id": store.resolve_run(run_ref)}
+
+    @app.get("/api/v1/runs/{run_id}/stop")
+    def stop_requests(run_id: str) -> list[dict[str, Any]]:
+        """The requests to stop a run, oldest first: a remote job's uploader copies them
+        into its spool, where the run looks for them."""
+        return [request.model_dump(mode="json") for request in ingest.stop_requests(run_id)]
 
     @app.get("/api/v1/search")
     def search(experiment: list[str] = Query(default=[]), filter: str | None = None,

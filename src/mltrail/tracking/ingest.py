@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import AlreadyExistsError, InvalidInputError, SchemaVersionError
+from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
 from ..storage.eventlog import parse_line
 from ..storage.events import EVENT_ADAPTER
 from ..storage.layout import Layout, experiment_dirname
@@ -91,6 +92,13 @@ class RunIngest:
                     os.fsync(handle.fileno())  # acknowledged means on disk
                 self._last_seq[run_id] = last
             return Appended(len(fresh), len(lines) - len(fresh), last)
+
+    def stop_requests(self, run_id: str) -> list[StopRequest]:
+        """The requests to stop the run, oldest first (none for a run not here)."""
+        _check_run_id(run_id)
+        path = self._existing(run_id)
+        return [] if path is None else EventFolder(self.layout.stop_requests(path), STOP_REQUEST,
+                                                   "stop request").events()
 
     def _lock(self, run_id: str) -> threading.Lock:
         with self._guard:
