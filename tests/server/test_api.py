@@ -108,3 +108,22 @@ def test_a_run_filed_under_another_experiment_is_a_conflict_and_blobs_are_checke
     wrong = client.put(f"/api/v1/blobs/{sha}", content=b"not it", headers=AUTH)
     assert wrong.status_code == 422 and "another sha256" in wrong.json()["error"]
     assert client.put("/api/v1/blobs/..%2F..%2Fx", content=b"x", headers=AUTH).status_code in (404, 422)
+
+
+def test_json_queries_name_what_is_wrong_and_a_reason_with_markup_is_kept_as_text(server, sent):
+    store, client = server
+    run_id, lines = sent
+    _post(client, run_id, b"".join(lines[:-1]))  # running on the server: no run_finished yet
+    for body, field in ((b"[1]", "the body"), (b'{"run_ids": "x"}', "run_ids"), (b'{"keys": [1]}', "keys.0"),
+                        (b'{"nope": 1}', "nope"), (b"{not json", "the body")):
+        answer = client.post("/api/v1/metric-history", content=body, headers=AUTH)
+        assert answer.status_code == 422 and f"a metric-history query: {field}" in answer.json()["error"], body
+    bad = client.post(f"/api/v1/runs/{run_id}/stop", content=b'{"reason": 3}', headers=AUTH)
+    assert bad.status_code == 422 and "a stop request: reason" in bad.json()["error"]
+    reason = "<b>loss</b> 'diverged' \"again\""
+    asked = client.post(f"/api/v1/runs/{run_id}/stop", json={"reason": reason, "by": "o'brien"}, headers=AUTH)
+    assert asked.status_code == 200 and asked.json() == {"run_id": run_id}
+    (request,) = client.get(f"/api/v1/runs/{run_id}/stop", headers=AUTH).json()
+    assert (request["reason"], request["by"]) == (reason, "o'brien")
+    unknown = client.post("/api/v1/runs/nosuchrun/stop", json={}, headers=AUTH)
+    assert unknown.status_code == 404 and unknown.json()["type"] == "NotFoundError"

@@ -24,11 +24,11 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-import orjson
 import pandas as pd
 import pyarrow as pa
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..errors import (
     AlreadyExistsError,
@@ -83,16 +83,9 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
 
     @app.post("/api/v1/runs/{run_ref}/stop")
     async def request_stop(run_ref: str, request: Request) -> dict[str, Any]:
-        body = await _bounded_body(request, max_body)
-        try:
-            asked = orjson.loads(body or b"{}")
-            reason, by = asked.get("reason"), asked.get("by")
-        except (orjson.JSONDecodeError, AttributeError):
-            raise InvalidInputError("a stop request is a JSON object: {reason, by}") from None
-        if not all(x is None or isinstance(x, str) for x in (reason, by)):
-            raise InvalidInputError("reason and by are strings, or null")
-        store.request_stop(run_ref, reason, by=by)
-        return {"run_id": store.resolve_run(run_ref)}
+        asked = _query(await _bounded_body(request, max_body), _STOP_ASKED, "a stop request")
+        path = store.request_stop(run_ref, asked.reason, by=asked.by)
+        return {"run_id": path.parent.name}  # stop/<run_id>/<request>.jsonl
 
     @app.get("/api/v1/runs/{run_id}/stop")
     def stop_requests(run_id: str) -> list[dict[str, Any]]:
@@ -109,15 +102,8 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
 
     @app.post("/api/v1/metric-history")
     async def metric_history(request: Request) -> Response:
-        body = await _bounded_body(request, max_body)
-        try:
-            asked = orjson.loads(body or b"{}")
-            run_ids, keys = asked.get("run_ids"), asked.get("keys")
-        except (orjson.JSONDecodeError, AttributeError):
-            raise InvalidInputError("a metric-history query is a JSON object: {run_ids, keys}") from None
-        if not all(x is None or (isinstance(x, list) and all(isinstance(v, str) for v in x)) for x in (run_ids, keys)):
-            raise InvalidInputError("run_ids and keys are lists of strings, or null")
-        return _arrow(store.metric_history(run_ids, keys))
+        asked = _query(await _bounded_body(request, max_body), _HISTORY_ASKED, "a metric-history query")
+        return _arrow(store.metric_history(asked.run_ids, asked.keys))
 
     @app.get("/api/v1/blobs/{sha256}")
     def has_blob(sha256: str) -> Any:
@@ -136,6 +122,34 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
         return {"ok": True}
 
     return app
+
+
+class _StopAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = None
+    by: str | None = None
+
+
+class _HistoryAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_ids: list[str] | None = None
+    keys: list[str] | None = None
+
+
+_STOP_ASKED = TypeAdapter(_StopAsked)
+_HISTORY_ASKED = TypeAdapter(_HistoryAsked)
+
+
+def _query(body: bytes | None, adapter: TypeAdapter[Any], what: str) -> Any:
+    """A JSON request body validated by ``adapter``; InvalidInputError (422) names the field."""
+    if body is None:
+        raise InvalidInputError(f"{what} is too big")
+    try:
+        return adapter.validate_json(body or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the body"
+        raise InvalidInputError(f"{what}: {where}: {first['msg']}") from None
 
 
 def _status_of(exc: MltrailError) -> int:
