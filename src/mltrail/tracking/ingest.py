@@ -47,6 +47,7 @@ class RunIngest:
         self.layout = layout
         self._locks: dict[str, threading.Lock] = {}
         self._last_seq: dict[str, int] = {}
+        self._paths: dict[str, Path | None] = {}
         self._guard = threading.Lock()
 
     def last_seq(self, run_id: str) -> int:
@@ -85,6 +86,7 @@ class RunIngest:
                 fresh.append(raw)
                 last = end
             if fresh:
+                self._paths[run_id] = path
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "ab") as handle:
                     handle.write(b"".join(fresh))
@@ -105,8 +107,12 @@ class RunIngest:
             return self._locks.setdefault(run_id, threading.Lock())
 
     def _existing(self, run_id: str) -> Path | None:
-        found = sorted(self.layout.experiments.glob(f"*/runs/{run_id}.jsonl")) if self.layout.experiments.is_dir() else []
-        return found[0] if found else None
+        """The run's file here, looked for once per run (every batch of a run asks)."""
+        path = self._paths.get(run_id)
+        if path is None or not path.exists():
+            found = sorted(self.layout.experiments.glob(f"*/runs/{run_id}.jsonl")) if self.layout.experiments.is_dir() else []
+            path = self._paths[run_id] = found[0] if found else None
+        return path
 
     def _known_last(self, run_id: str, path: Path) -> int:
         if run_id not in self._last_seq:
