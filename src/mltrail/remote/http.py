@@ -15,7 +15,7 @@ from ..errors import InvalidInputError, MltrailError, UpstreamError
 
 
 class Server:
-    """The few calls sync makes, over the standard library's HTTP client."""
+    """One server's calls: JSON or raw answers, its errors raised as their own types."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
