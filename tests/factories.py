@@ -4,6 +4,7 @@ fixtures that use these live in conftest.py files."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -12,8 +13,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +159,28 @@ def wait_for_http(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) 
             return None
 
     return wait_for(answer, timeout=timeout, what=f"{url} to answer")
+
+
+@contextlib.contextmanager
+def serving_store(folder: Path, token: str | None = None, **options: Any) -> Iterator[str]:
+    """``mltrail server`` on ``folder`` (a real uvicorn on a free port, in this process's
+    thread); yields its URL and stops it after."""
+    import uvicorn
+
+    from mltrail.server.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(mltrail.Store(folder), token, **options), host="127.0.0.1",
+                            port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=30, what="the server to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 # the sample churn model's features (sample_runs/make_samples.py), for the model services

@@ -6,6 +6,7 @@ own subclass, and its fields carry the offending name and value::
 
     MltrailError
     ├── InvalidInputError (also ValueError)      bad argument: the caller must fix it
+    │   ├── PayloadTooLargeError                 a request bigger than a server takes (413)
     │   ├── InvalidKeyError                      empty, too long or path-like key
     │   ├── InvalidMetricValueError              non-numeric metric value
     │   ├── ParamChangedError                    a param logged twice with two values
@@ -15,13 +16,13 @@ own subclass, and its fields carry the offending name and value::
     ├── WrongStateError                          an operation the current state forbids
     │   └── RunStateError                        ... of a run (logging after its end)
     ├── BusyError                                a lock held elsewhere was not had in time
-    ├── UpstreamError                            a model service failed the router
+    ├── UpstreamError                            a model service or mltrail server failed
     │   └── UpstreamTimeoutError                 ... by not answering in time
     ├── SchemaVersionError                       an event newer than this version reads
     └── StoreCorruptError                        derived tables unreadable: rebuild them
 
 A service maps them to HTTP: invalid input 422, not found 404, already exists and
-wrong state 409, busy 503, upstream 502 (a timeout 504).
+wrong state 409, too large 413, busy 503, upstream 502 (a timeout 504).
 
     SkippedLinesWarning (a UserWarning)          a query's compaction skipped bad lines
 """
@@ -35,6 +36,10 @@ class MltrailError(Exception):
 
 class InvalidInputError(MltrailError, ValueError):
     """An argument was wrong; nothing was written."""
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A request sent to a server was bigger than it takes; nothing was written."""
 
 
 class InvalidKeyError(InvalidInputError):
@@ -113,7 +118,8 @@ class BusyError(MltrailError):
 
 
 class UpstreamError(MltrailError):
-    """A service the router forwards to failed (connection refused, a 5xx answer)."""
+    """A service mltrail calls failed (a model service behind the router, ``mltrail
+    server`` behind a remote store): connection refused, a 5xx answer."""
 
 
 class UpstreamTimeoutError(UpstreamError):

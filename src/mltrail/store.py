@@ -33,6 +33,7 @@ import pandas as pd
 
 from .ab.experiment import AbRegistry
 from .compaction.compact import CompactionResult
+from .compaction.manifest import load_manifest
 from .compaction.reader import Progress
 from .config import resolve_store_root
 from .errors import InvalidInputError, WrongStateError
@@ -150,6 +151,12 @@ class Store:
     def compact(self, rebuild: bool = False, progress: Progress | None = None) -> CompactionResult:
         """Fold new run events into the Parquet tables; see :mod:`mltrail.compaction.compact`."""
         return self.tracking.compact(rebuild=rebuild, progress=progress)
+
+    def refresh(self) -> int:
+        """Compact what is new; the generation of the tables, which changes when they do
+        (a reader's cache key: the dashboard's, a server's clients')."""
+        self.compact()
+        return load_manifest(self.layout.tables).generation
 
     # -- blobs -----------------------------------------------------------------------
 

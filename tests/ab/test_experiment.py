@@ -119,7 +119,7 @@ def test_racing_writers_cannot_break_the_state(exp, store):
     registry = store.ab
     for winner in ("treatment", "control"):
         registry._write("ranker-v2", ev.Stopped(ts=1.0, experiment="ranker-v2", winner=winner, reason="x"))
-    state = replay(registry._events("ranker-v2"))
+    state = replay(registry.lifecycle("ranker-v2"))
     assert state.winner == "treatment" and state.ignored == ["ab_stopped while stopped"]
     assert len(list((store.root / "ab" / "ranker-v2" / "lifecycle").glob("*.jsonl"))) == 4
 

@@ -162,6 +162,9 @@ def results(exp: Experiment, tables: AbLogTables, phase: Phase, sequential: bool
                 row["significant"] = bool(p < exp.spec.alpha and difference_clear and lift_clear)
         rows.extend(metric_rows)
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)  # every column, even before any unit
+    # true, false, or <NA> (the control; too few units): one nullable type, which Arrow
+    # (a server's answer) keeps
+    table["significant"] = table["significant"].astype("boolean")
     alarm = bool(srm < stats.SRM_ALARM_P)  # NaN (no units) is no alarm
     recommendation = recommend(exp, table, srm, sequential, phase)
     return Results(table, daily, srm, alarm, crossover, counts, phase.number, exp.state, recommendation,

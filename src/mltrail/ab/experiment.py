@@ -77,6 +77,10 @@ class ExperimentState:
     ignored: list[str] = field(default_factory=list)  # events a race made invalid
 
 
+def event_name(model: type[ev.AbEvent]) -> str:
+    return model.model_fields["type"].default.removeprefix("ab_")
+
+
 def replay(events: Sequence[ev.AbEvent]) -> ExperimentState:
     """The experiment's state after its lifecycle events, in order."""
     if not events or not isinstance(events[0], ev.Created):
@@ -246,21 +250,15 @@ class Experiment:
         default) at that phase's own weights. ``covariate`` (a Series of each unit's
         pre-experiment KPI) turns on CUPED for the primary KPI. Flushes this process's
         log first."""
-        from .analysis import results
-
-        chosen = self.get_phase(phase)
-        log = self._registry.open_log(self.key)
-        if log is not None:
-            log.flush()
-        return results(self, self._registry.log_tables(self), chosen, sequential, covariate)
+        return self._registry.results(self, phase, sequential, covariate)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, *, by: str | None = None, reason: str | None = None) -> Experiment:
-        return self._registry._append(self.key, ev.Started, by=by, reason=reason)
+        return self._registry.append(self.key, ev.Started, by=by, reason=reason)
 
     def pause(self, *, by: str | None = None, reason: str | None = None) -> Experiment:
-        return self._registry._append(self.key, ev.Paused, by=by, reason=reason)
+        return self._registry.append(self.key, ev.Paused, by=by, reason=reason)
 
     def stop(self, winner: str | None, reason: str, *, by: str | None = None) -> Experiment:
         """Stop with a decision: the winning variant, or None (keep the control), and why."""
@@ -268,7 +266,7 @@ class Experiment:
             raise InvalidInputError(f"unknown variant {winner!r}; variants are {self.variants}")
         if not reason or not reason.strip():
             raise InvalidInputError("stopping needs a reason (the decision, in words)")
-        return self._registry._append(self.key, ev.Stopped, winner=winner, by=by, reason=reason)
+        return self._registry.append(self.key, ev.Stopped, winner=winner, by=by, reason=reason)
 
     def set_weights(self, weights: Mapping[str, float], reason: str | None = None, *,
                     by: str | None = None) -> Experiment:
@@ -278,14 +276,14 @@ class Experiment:
             raise InvalidInputError(f"weights must name exactly the variants {self.variants}, "
                                     f"not {sorted(weights)}")
         assign.check_weights([weights[n] for n in self.variants])
-        return self._registry._append(self.key, ev.NewPhase, weights=dict(weights),
+        return self._registry.append(self.key, ev.NewPhase, weights=dict(weights),
                                       seed=f"{self.key}:{new_id()}", reason=reason, by=by)
 
     def set_coverage(self, coverage: float, *, by: str | None = None) -> Experiment:
         """Let more or fewer units in; no unit already in changes variant."""
         if not 0 < coverage <= 1:
             raise InvalidInputError(f"coverage must be in (0, 1], not {coverage}")
-        return self._registry._append(self.key, ev.CoverageChanged, coverage=coverage, by=by)
+        return self._registry.append(self.key, ev.CoverageChanged, coverage=coverage, by=by)
 
 
 def minimum_sample_size(spec: ev.ExperimentSpec, weights: Mapping[str, float] | None = None) -> dict[str, int]:
@@ -352,11 +350,31 @@ class AbRegistry:
                 f"read and were skipped, first {first}; results() lists them in bad_lines"), stacklevel=3)
         return tables
 
+    def results(self, exp: Experiment, phase: int | None = None, sequential: bool | None = None,
+                covariate: pd.Series | None = None) -> Results:
+        """:meth:`Experiment.results`, here: this process's log flushed, then the compacted log analysed."""
+        from .analysis import results
+
+        chosen = exp.get_phase(phase)
+        log = self.open_log(exp.key)
+        if log is not None:
+            log.flush()
+        return results(exp, self.log_tables(exp), chosen, sequential, covariate)
+
+    def fingerprint(self, key: str) -> tuple[int, int]:
+        """Changes whenever the experiment's lifecycle or logs do (a cache key): the
+        number of lifecycle files and the bytes logged."""
+        folder = self.root / key
+        lifecycle = len(list((folder / "lifecycle").glob("*.jsonl")))
+        logs = self.log_folder(key)
+        logged = sum(p.stat().st_size for p in logs.glob("*.jsonl")) if logs.is_dir() else 0
+        return lifecycle, logged
+
     def _folder(self, key: str) -> Path:
         return self.root / key / "lifecycle"
 
-    def _events(self, key: str) -> list[ev.AbEvent]:
-        """The lifecycle events: one listdir, and only files not seen before are read
+    def lifecycle(self, key: str) -> list[ev.AbEvent]:
+        """The experiment's lifecycle events, in order: one listdir, and only files not seen before are read
         (a router and each exposure log re-check the state every second). Only keys that
         exist are remembered: a stream of unknown keys costs nothing to keep."""
         folder = self._folders.get(key)
@@ -389,7 +407,7 @@ class AbRegistry:
         return self.get(spec.key)
 
     def get(self, key: str) -> Experiment:
-        return Experiment(self, key, replay(self._events(key)))
+        return Experiment(self, key, replay(self.lifecycle(key)))
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():
@@ -419,12 +437,20 @@ class AbRegistry:
     def _lock(self, key: str) -> AbstractContextManager[None]:
         return held(self.layout.lock_file(f"ab-{key}"), f"A/B experiment {key!r}")
 
-    def _append(self, key: str, model: type[ev.AbEvent], **fields: Any) -> Experiment:
-        """Check the transition against the current state, then write the event."""
+    def append(self, key: str, model: type[ev.AbEvent], **fields: Any) -> Experiment:
+        """Check the transition against the current state, then write the event (the
+        lifecycle methods of :class:`Experiment` call this; ``mltrail server`` too)."""
         fields["by"] = fields.get("by") or current_user()
+        reserved = sorted({"ts", "experiment", "type", "v"} & set(fields))
+        if reserved:
+            raise InvalidInputError(f"a lifecycle change cannot set {', '.join(reserved)}")
         with self._lock(key):
-            current = replay(self._events(key))
-            event = model(ts=time.time(), experiment=key, **fields)
+            current = replay(self.lifecycle(key))
+            try:
+                event = model(ts=time.time(), experiment=key, **fields)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise InvalidInputError(f"invalid {event_name(model)} change of {key!r}: {problems}") from None
             if event.type not in _ALLOWED[current.state]:
                 verb = event.type.removeprefix("ab_")
                 raise WrongStateError(f"experiment {key!r} is {current.state}: it cannot be {verb}")

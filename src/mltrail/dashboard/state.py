@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ..compaction.manifest import load_manifest
 from ..errors import MltrailError
 from ..store import Store
 
@@ -26,9 +25,7 @@ def store() -> Store:
 
 def generation() -> int:
     """Compact what is new, then return the table generation (a cache key)."""
-    current = store()
-    current.compact()
-    return load_manifest(current.layout.tables).generation
+    return store().refresh()
 
 
 STATUS_SECONDS = 2  # a run's status (RUNNING -> CRASHED) changes with the clock alone
@@ -123,10 +120,7 @@ def open_ab_page() -> tuple[str, Any, list[str]]:
 
 def ab_fingerprint(key: str) -> tuple[int, int]:
     """Changes whenever the experiment's lifecycle or logs do: a cheap cache key."""
-    folder = store().root / "ab" / key
-    lifecycle = len(list((folder / "lifecycle").glob("*.jsonl")))
-    logged = sum(p.stat().st_size for p in (folder / "log").glob("*.jsonl")) if (folder / "log").is_dir() else 0
-    return lifecycle, logged
+    return store().ab.fingerprint(key)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

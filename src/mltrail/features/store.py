@@ -61,6 +61,10 @@ class FeatureStore:
 
     # -- definitions -----------------------------------------------------------------
 
+    def events(self) -> list[ev.FeatureEvent]:
+        """Every definition, materialization and saved dataset, in ID order."""
+        return self._events()
+
     def _events(self) -> list[ev.FeatureEvent]:
         if not self.root.is_dir():
             return []

@@ -151,7 +151,8 @@ class ModelRegistry:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _names(self) -> list[str]:
+    def names(self) -> list[str]:
+        """The registered models' names, sorted."""
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -162,15 +163,19 @@ class ModelRegistry:
                                     "(at most 100, starting with a letter or digit)")
         return self.root / name
 
-    def _state(self, name: str) -> _ModelState:
+    def events(self, name: str) -> list[ev.RegistryEvent]:
+        """A model's events in ID order (its state is their replay)."""
         folder = self._folder(name)
         if not folder.is_dir():
-            similar = [n for n in self._names() if n.lower() == name.lower()]
+            similar = [n for n in self.names() if n.lower() == name.lower()]
             hint = f" (did you mean {similar[0]!r}?)" if similar else ""
             raise NotFoundError(f"no model {name!r} in the registry of {self.layout.root}{hint}")
         if name not in self._folders:
             self._folders[name] = EventFolder(folder, ev.REGISTRY_EVENT_ADAPTER, "registry")
-        return _replay(name, self._folders[name].events())
+        return self._folders[name].events()
+
+    def _state(self, name: str) -> _ModelState:
+        return _replay(name, self.events(name))
 
     def _version(self, state: _ModelState, event: ev.VersionRegistered) -> ModelVersion:
         return ModelVersion(
@@ -202,7 +207,7 @@ class ModelRegistry:
     def list(self) -> pd.DataFrame:
         """One row per model: description, version counts, the latest version, aliases."""
         rows = []
-        for name in self._names():
+        for name in self.names():
             try:
                 state = self._state(name)
             except StoreCorruptError as exc:  # one unreadable model never hides the others
@@ -275,7 +280,7 @@ class ModelRegistry:
         """Create a registered model. Names are unique ignoring case."""
         folder = self._folder(name)
         with self._lock("registry"):
-            clash = [n for n in self._names() if n.lower() == name.lower()]
+            clash = [n for n in self.names() if n.lower() == name.lower()]
             if clash:
                 raise AlreadyExistsError(f"model {clash[0]!r} already exists"
                                         + ("" if clash[0] == name else f" (names are unique ignoring case: {name!r})"))
@@ -316,7 +321,7 @@ class ModelRegistry:
     def set_alias(self, name: str, alias: str, version: int | str, reason: str | None = None, *,
                   by: str | None = None, promotion: dict[str, Any] | None = None) -> ModelVersion:
         """Point ``alias`` at a version (moving it if it points elsewhere)."""
-        _check_alias(alias)
+        check_alias(alias)
         number = _version_number(version)
         with self._lock(f"registry-{name}"):
             state = self._state(name)
@@ -394,7 +399,7 @@ class ModelRegistry:
                     f"model {name.removeprefix('registry-')!r}")
 
 
-def _check_alias(alias: str) -> None:
+def check_alias(alias: str) -> None:
     if not isinstance(alias, str) or not ev.ALIAS_NAME.match(alias):
         raise InvalidInputError(f"alias {alias!r} must be letters, digits, '_' or '-' (1 to 100)")
     if ev.RESERVED_ALIAS.match(alias):

@@ -7,14 +7,20 @@ background thread sends their new lines to the server every ``MLTRAIL_FLUSH_SECO
 (:class:`~mltrail.remote.upload.RunUpload`: in order, each line kept once by the server).
 While the server is away the lines wait in the spool; at exit the job waits up to
 ``MLTRAIL_UPLOAD_WAIT_SECONDS`` for the last of them and says what is left, which
-``mltrail sync SPOOL --to URL`` sends later. Reads (``search_runs``, ``metric_history``)
-are answered by the server, in Arrow IPC.
+``mltrail sync SPOOL --to URL`` sends later. A run's artifacts (blobs) go up before
+the lines that name them.
+
+The other parts are the server's, through the same API as a local store: ``store.ab``
+(:mod:`.ab`: a router's exposures and feedback spooled and sent the same way),
+``store.registry`` (:mod:`.registry`), ``store.features`` (:mod:`.features`, reading).
+Reads (``search_runs``, ``metric_history``, ``experiments``, ``get_run``) are answered
+by the server in Arrow IPC; a blob (an artifact, a model) is fetched once into the
+spool and its sha256 checked.
 """
 
 from __future__ import annotations
 
 import atexit
-import io
 import os
 import sys
 import threading
@@ -26,17 +32,21 @@ from typing import Any
 
 import orjson
 import pandas as pd
-import pyarrow as pa
 
 from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user
-from ..errors import MltrailError, UpstreamError
+from ..errors import MltrailError, NotFoundError, UpstreamError
+from ..registry.models import ModelVersion
 from ..storage.blobs import BlobStore
 from ..storage.eventfiles import StopRequest, write_event_file
 from ..storage.layout import Layout
 from ..tracking.run import Run
 from ..tracking.tracker import DEFAULT_EXPERIMENT, Tracker
+from .ab import RemoteAbRegistry, SegmentUpload
+from .features import RemoteFeatureStore
 from .http import Server
+from .registry import RemoteModelRegistry
 from .upload import RunUpload
+from .wire import read_frame, unpack
 
 
 class NotOnServerError(MltrailError, AttributeError):
@@ -56,15 +66,21 @@ def default_spool(url: str) -> Path:
 
 
 class RemoteStore:
-    """The runs part of a store, against a server (issue 15 adds the rest)."""
+    """A store behind ``mltrail server``: the API of :class:`mltrail.Store`."""
 
     def __init__(self, url: str, *, token: str | None = None, spool: str | os.PathLike[str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.server = Server(self.url, token if token is not None else os.environ.get("MLTRAIL_TOKEN") or None)
         self.spool = Path(spool).absolute() if spool is not None else default_spool(self.url)
         layout = Layout(self.spool)
-        self.tracking = Tracker(layout, BlobStore(layout), None)
+        self.blobs = BlobStore(layout)
+        self.tracking = Tracker(layout, self.blobs, None)
+        self.ab = RemoteAbRegistry(self.server, layout, on_logged=self._start_uploading)
+        self.registry = RemoteModelRegistry(self.server, layout, self.blobs, self._fetch_blob, self.get_run)
+        self.features = RemoteFeatureStore(self.server, layout, self.blobs, self._fetch_blob)
         self._uploads: dict[Path, RunUpload] = {}
+        self._segments: dict[Path, SegmentUpload] = {}
+        self._blobs_sent: set[Path] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # registered before any run's own exit handler (which a first run registers), so
@@ -73,6 +89,11 @@ class RemoteStore:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    @property
+    def root(self) -> str:
+        """The server's URL (a local store's root is its folder)."""
+        return self.url
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # copy, pickle and hasattr probes: the usual answer
@@ -87,14 +108,53 @@ class RemoteStore:
         run = self.tracking.start_run(experiment, **options)
         with self._lock:
             self._uploads[run.path] = RunUpload(self.server, run.path)
+        self._start_uploading()
+        return run
+
+    def _start_uploading(self) -> None:
+        with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="mltrail-upload", daemon=True)
                 self._thread.start()
-        return run
 
     def upload(self) -> int:
-        """Send what the runs logged since the last send (the background thread does
-        this every MLTRAIL_FLUSH_SECONDS); the runs not yet entirely on the server."""
+        """Send what this process logged since the last send (the background thread does
+        this every MLTRAIL_FLUSH_SECONDS): blobs, then run lines, then A/B log lines; the
+        runs and log segments not yet entirely on the server."""
+        try:
+            self._send_blobs()
+        except UpstreamError:
+            return len(self._uploads) + len(self._segments) or 1  # the server is away: all of it waits
+        return self._send_runs() + self._send_segments()
+
+    def _send_blobs(self) -> None:
+        """Blobs of the spool the server lacks (artifacts, diffs), before the lines naming them."""
+        layout = self.tracking.layout
+        for large, base in ((False, layout.blobs), (True, layout.large_blobs)):
+            for path in base.glob("sha256/*/*"):
+                if path in self._blobs_sent or path.name.startswith("."):
+                    continue
+                sha256 = path.parent.name + path.name
+                if not self.server.call("GET", f"/api/v1/blobs/{sha256}", missing_ok=True):
+                    self.server.call("PUT", f"/api/v1/blobs/{sha256}?large={int(large)}", path.read_bytes())
+                self._blobs_sent.add(path)
+
+    def _send_segments(self) -> int:
+        left = 0
+        for key, log in list(self.ab._logs.items()):
+            for path in log.segments:
+                upload = self._segments.get(path)
+                if upload is None:
+                    upload = self._segments[path] = SegmentUpload(self.server, key, path)
+                try:
+                    upload.send()
+                except UpstreamError:
+                    pass  # the lines wait in the spool
+                if upload.offset is None or path.stat().st_size > upload.offset:
+                    left += 1
+        return left
+
+    def _send_runs(self) -> int:
         with self._lock:
             uploads = list(self._uploads.values())
         left = 0
@@ -137,11 +197,20 @@ class RemoteStore:
                 print(f"mltrail: upload to {self.url} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def _at_exit(self) -> None:
+        for log in list(self.ab._logs.values()):  # their own exit flush runs after this one
+            try:
+                log.flush()
+            except OSError as exc:
+                print(f"mltrail: could not flush {log.describe()} at exit: {exc}", file=sys.stderr)
+        if not self._uploads and not self.ab._logs:
+            return
         deadline = time.monotonic() + UPLOAD_WAIT_SECONDS.get()
-        while self._uploads and self.upload() and time.monotonic() < deadline:
+        left = self.upload()
+        while left and time.monotonic() < deadline:
             time.sleep(0.2)
-        if self._uploads:
-            print(f"mltrail: {len(self._uploads)} run(s) not yet on {self.url} wait in {self.spool}; "
+            left = self.upload()
+        if left:
+            print(f"mltrail: {left} run(s) or A/B log segment(s) not yet on {self.url} wait in {self.spool}; "
                   f"send them with: mltrail sync {self.spool} --to {self.url}", file=sys.stderr)
 
     # -- reading: answered by the server ---------------------------------------------
@@ -155,16 +224,70 @@ class RemoteStore:
             query["filter"] = [filter]
         if max_results is not None:
             query["max_results"] = [str(max_results)]
-        return _frame(self.server.call("GET", f"/api/v1/search?{urllib.parse.urlencode(query, doseq=True)}", raw=True))
+        return read_frame(self.server.call("GET", f"/api/v1/search?{urllib.parse.urlencode(query, doseq=True)}", raw=True))
 
     def metric_history(self, run_ids: Sequence[str] | None = None,
                        keys: Sequence[str] | None = None) -> pd.DataFrame:
         """As :meth:`mltrail.Store.metric_history`, on the server's runs."""
         body = orjson.dumps({"run_ids": list(run_ids) if run_ids is not None else None,
                              "keys": list(keys) if keys is not None else None})
-        return _frame(self.server.call("POST", "/api/v1/metric-history", body, raw=True))
+        return read_frame(self.server.call("POST", "/api/v1/metric-history", body, raw=True))
+
+    def experiments(self) -> pd.DataFrame:
+        """As :meth:`mltrail.Store.experiments`, on the server's runs."""
+        return read_frame(self.server.call("GET", "/api/v1/experiments", raw=True))
+
+    def get_run(self, ref: str) -> dict[str, Any]:
+        """As :meth:`mltrail.Store.get_run`, a run on the server."""
+        parts = unpack(self.server.call("GET", f"/api/v1/runs/{_quoted(ref)}", raw=True))
+        parts["run"] = parts["run"].iloc[0].to_dict()
+        return parts
+
+    def resolve_run(self, ref: str) -> str:
+        return str(self.server.call("GET", f"/api/v1/runs/{_quoted(ref)}/id")["run_id"])
+
+    def reproduce_script(self, run: str) -> str:
+        return self.server.call("GET", f"/api/v1/runs/{_quoted(run)}/reproduce", raw=True).decode()
+
+    def refresh(self) -> int:
+        """The server compacts what is new; the generation of its tables (a cache key)."""
+        return int(self.server.call("POST", "/api/v1/refresh")["generation"])
+
+    def artifact_path(self, run: str, name: str) -> Path:
+        """A run's artifact, fetched from the server into the spool once (sha256 checked)."""
+        details = self.get_run(run)
+        artifacts = details["artifacts"].set_index("path")
+        if name not in artifacts.index:
+            known = ", ".join(artifacts.index) or "none"
+            raise NotFoundError(f"run {details['run']['run_id']} logged no artifact {name!r} (artifacts: {known})")
+        return self._fetch_blob(artifacts.loc[name, "sha256"])
+
+    def blob(self, sha256: str) -> bytes:
+        return self._fetch_blob(sha256).read_bytes()
+
+    def _fetch_blob(self, sha256: str) -> Path:
+        """A blob of the server in the spool's blobs (fetched once), its sha256 checked."""
+        try:
+            return self.blobs.verified(sha256, f"blob {sha256}")
+        except NotFoundError:
+            pass
+        data = self.server.call("GET", f"/api/v1/blobs/{_quoted(sha256)}/content", raw=True)
+        self.blobs.put_sent(sha256, data, large=True)  # the spool is no git repository
+        return self.blobs.verified(sha256, f"blob {sha256}")
+
+    # -- the parts together ------------------------------------------------------------
+
+    def load_model(self, uri: str) -> Any:
+        """As :meth:`mltrail.Store.load_model`: the artifact is fetched from the server."""
+        return self.registry.load(uri)
+
+    def promote_winner(self, experiment: str, alias: str = "production", force: bool = False,
+                       by: str | None = None) -> ModelVersion:
+        """As :meth:`mltrail.Store.promote_winner`, done by the server."""
+        answer = self.server.call("POST", f"/api/v1/ab/{_quoted(experiment)}/promote",
+                                  orjson.dumps({"alias": alias, "force": force, "by": by}))
+        return self.registry.get(answer["model"], answer["version"])
 
 
-def _frame(data: bytes) -> pd.DataFrame:
-    with pa.ipc.open_stream(io.BytesIO(data)) as reader:
-        return reader.read_all().to_pandas()
+def _quoted(name: str) -> str:
+    return urllib.parse.quote(str(name), safe="")

@@ -1,9 +1,12 @@
-"""``mltrail sync``: upload a local store's runs and blobs to a server, only what it lacks.
+"""``mltrail sync``: upload a local store's runs, blobs and A/B log segments to a server,
+only what it lacks.
 
 For a job that logged into a folder where the server was out of reach (a cluster with
 no network to it, a laptop on a train). Each run's lines go in order, a batch at a time,
 each after the one before was acknowledged; the server drops what it holds already
 (:mod:`mltrail.tracking.ingest`), so a sync cut short, or run twice, sends nothing twice.
+Exposure and feedback segments (a router's spool) go to the experiments of the same key
+on the server, from the offset the server holds (:mod:`mltrail.ab.ingest`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..remote.ab import SegmentUpload
 from ..remote.http import Server
 from ..remote.upload import BATCH_BYTES, RunUpload
 from ..store import Store
@@ -24,11 +28,13 @@ class SyncReport:
     lines_sent: int = 0
     lines_skipped: int = 0  # unreadable lines of the local files, left behind
     blobs_sent: int = 0
+    segments_sent: int = 0  # A/B log segments with lines the server did not have
 
     def summary(self) -> str:
         skipped = f"; {self.lines_skipped} unreadable lines left behind" if self.lines_skipped else ""
         return (f"{self.runs_sent} of {self.runs} runs had new lines: sent {self.lines_sent:,} lines "
-                f"and {self.blobs_sent} blobs{skipped}")
+                f"and {self.blobs_sent} blobs{skipped}"
+                + (f"; {self.segments_sent} A/B log segments had new lines" if self.segments_sent else ""))
 
 
 def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: int = BATCH_BYTES,
@@ -52,6 +58,11 @@ def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: i
         _sync_run(server, path, batch_bytes, report)
         if progress:
             progress(done, len(files))
+    on_server = set(server.call("GET", "/api/v1/ab"))
+    for segment in sorted((layout.root / "ab").glob("*/log/*.jsonl")):
+        key = segment.parent.parent.name
+        if key in on_server and SegmentUpload(server, key, segment).send():
+            report.segments_sent += 1
     return report
 
 

@@ -1,0 +1,106 @@
+"""Exposure and feedback log segments sent by remote routers, appended exactly once.
+
+A router logging to ``mltrail server`` writes its segments into a local spool exactly as
+a local store would (:mod:`.logging`: one writer per segment file) and sends each
+segment's new whole lines with the offset they start at. A segment has one writer and
+only grows, so the offset says what the server already holds: bytes before the server's
+size are a resend and are dropped, the rest is appended in one write and synced before
+the answer. A batch is checked whole (every line an exposure or a feedback of this
+experiment) before anything is written. A tail a killed server left half-written was
+never acknowledged: it is cut off before the next append, and sent again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..errors import InvalidInputError, WrongStateError
+from ..storage.ab_events import LOG_LINE_ADAPTER
+from .experiment import AbRegistry
+
+SEGMENT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}-[0-9]{4,9}\.jsonl$")  # <writer ULID>-<n>.jsonl
+
+
+class AbLogIngest:
+    """Appends remote routers' log lines to the segment files of one store."""
+
+    def __init__(self, ab: AbRegistry) -> None:
+        self.ab = ab
+        self._locks: dict[Path, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def size(self, key: str, segment: str) -> int:
+        """The bytes of whole lines the server holds of a segment (0: none yet)."""
+        path = self._path(key, segment)
+        with self._lock(path):
+            return _whole_size(path)
+
+    def append(self, key: str, segment: str, offset: int, body: bytes) -> int:
+        """Append the part of ``body`` (lines starting at byte ``offset`` of the segment)
+        the server lacks; the segment's size after. An offset past what the server holds
+        is refused (WrongStateError): the sender starts again from the size it is told."""
+        path = self._path(key, segment)
+        _check_lines(body, key)
+        with self._lock(path):
+            size = _whole_size(path)
+            if offset > size:
+                raise WrongStateError(f"segment {segment} of {key!r} holds {size} bytes here, "
+                                      f"not {offset}: send from {size}")
+            fresh = body[size - offset:]
+            if fresh:
+                if not fresh.startswith(b"{") and size > offset:  # the resend and the file disagree
+                    raise InvalidInputError(f"segment {segment} of {key!r}: bytes from {offset} do not "
+                                            "continue the segment on line boundaries")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "ab") as handle:
+                    handle.write(fresh)
+                    handle.flush()
+                    os.fsync(handle.fileno())  # acknowledged means on disk
+            return size + len(fresh)
+
+    def _path(self, key: str, segment: str) -> Path:
+        self.ab.lifecycle(key)  # the experiment exists (and its key is a name, not a path)
+        if not isinstance(segment, str) or not SEGMENT.fullmatch(segment):
+            raise InvalidInputError(f"{segment!r} is not a log segment's name (<writer ID>-<number>.jsonl)")
+        return self.ab.log_folder(key) / segment
+
+    def _lock(self, path: Path) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(path, threading.Lock())
+
+
+def _whole_size(path: Path) -> int:
+    """The segment's size up to its last newline; a torn tail is cut off first."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if not size:
+        return 0
+    with open(path, "rb+") as handle:
+        handle.seek(max(0, size - (1 << 20)))
+        tail = handle.read()
+        cut = tail.rfind(b"\n")
+        whole = size - len(tail) + cut + 1
+        if whole < size:
+            handle.truncate(whole)
+    return whole
+
+
+def _check_lines(body: bytes, key: str) -> None:
+    if body and not body.endswith(b"\n"):
+        raise InvalidInputError("the last line does not end with a newline (a cut batch)")
+    for number, raw in enumerate(body.splitlines(), 1):
+        try:
+            line = LOG_LINE_ADAPTER.validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the line"
+            raise InvalidInputError(f"line {number}: {where}: {first['msg']}") from None
+        if line.experiment != key:
+            raise InvalidInputError(f"line {number} belongs to experiment {line.experiment!r}, not {key!r}")

@@ -1,0 +1,88 @@
+"""The body of an answer that mixes tables and values (a run's details, an A/B result):
+a JSON header, then each DataFrame as an Arrow IPC stream, so columns keep their types
+(timestamps, nullable integers) and nothing is pickled. The layout is
+
+    <8-byte little-endian header length> <header JSON> <stream 1> <stream 2> ...
+
+where the header is ``{"values": {...}, "frames": [[name, length], ...]}``. NaN and
+infinities, which JSON lacks, travel as ``{"float": "nan"}``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import UpstreamError
+from ..query.cells import json_ready
+
+_LENGTH = struct.Struct("<Q")
+
+
+def frame_bytes(frame: pd.DataFrame) -> bytes:
+    """A DataFrame as an Arrow IPC stream."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def read_frame(data: bytes) -> pd.DataFrame:
+    with pa.ipc.open_stream(io.BytesIO(data)) as reader:
+        return reader.read_all().to_pandas()
+
+
+def pack(parts: Mapping[str, Any]) -> bytes:
+    """DataFrames and JSON-able values (numpy scalars and timestamps included) as one body."""
+    values, frames = {}, []
+    for name, value in parts.items():
+        if isinstance(value, pd.DataFrame):
+            frames.append((name, frame_bytes(value)))
+        else:
+            values[name] = _marked(value)
+    header = orjson.dumps({"values": values, "frames": [[name, len(data)] for name, data in frames]},
+                          default=json_ready, option=orjson.OPT_SERIALIZE_NUMPY)
+    return b"".join([_LENGTH.pack(len(header)), header, *(data for _, data in frames)])
+
+
+def unpack(data: bytes) -> dict[str, Any]:
+    """What :func:`pack` packed."""
+    try:
+        (length,) = _LENGTH.unpack_from(data)
+        header = orjson.loads(data[_LENGTH.size:_LENGTH.size + length])
+        parts = {name: _unmarked(value) for name, value in header["values"].items()}
+        offset = _LENGTH.size + length
+        for name, size in header["frames"]:
+            parts[name] = read_frame(data[offset:offset + size])
+            offset += size
+    except (struct.error, orjson.JSONDecodeError, KeyError, ValueError, pa.ArrowInvalid) as exc:
+        raise UpstreamError(f"the server's answer could not be read: {exc}") from None
+    return parts
+
+
+def _marked(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": str(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _marked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_marked(v) for v in value]
+    return value
+
+
+def _unmarked(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.keys() == {"float"}:
+            return float(value["float"])
+        return {k: _unmarked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unmarked(v) for v in value]
+    return value

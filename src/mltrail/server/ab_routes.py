@@ -1,0 +1,122 @@
+"""The server's A/B experiments: a remote store's ``store.ab`` and remote routers' logs.
+
+- ``GET /api/v1/ab``: the keys; ``POST /api/v1/ab`` (``{"spec", "by"}``): create one
+- ``GET /api/v1/ab/{key}/lifecycle``: its lifecycle events (a client replays them, as a
+  local store does); ``POST`` (``{"type", "fields"}``): append one, checked against the state
+- ``GET|POST /api/v1/ab/{key}/log/{segment}?offset=N``: a remote router's log segment,
+  its size here, and its next lines appended exactly once (:mod:`mltrail.ab.ingest`)
+- ``POST /api/v1/ab/{key}/results`` (``{"phase", "sequential", "covariate"}``): the
+  analysis, run here on the compacted log (:mod:`mltrail.remote.wire`)
+- ``GET /api/v1/ab/{key}/fingerprint``: changes when its lifecycle or log does
+- ``POST /api/v1/ab/{key}/promote`` (``{"alias", "force", "by"}``): the winner to the registry
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from starlette.concurrency import run_in_threadpool
+
+from ..ab.ingest import AbLogIngest
+from ..storage import ab_events as ev
+from ..store import Store
+from .bodies import packed, parsed, read_body
+
+_LIFECYCLE = {"ab_started": ev.Started, "ab_paused": ev.Paused, "ab_stopped": ev.Stopped,
+              "ab_phase": ev.NewPhase, "ab_coverage": ev.CoverageChanged}
+
+
+class _Create(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    spec: dict[str, Any]
+    by: str | None = None
+
+
+class _Change(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["ab_started", "ab_paused", "ab_stopped", "ab_phase", "ab_coverage"]
+    fields: dict[str, Any] = {}
+
+
+class _ResultsAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phase: int | None = None
+    sequential: bool | None = None
+    covariate: dict[str, float] | None = None
+
+
+class _Promote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alias: str = "production"
+    force: bool = False
+    by: str | None = None
+
+
+_CREATE, _CHANGE = TypeAdapter(_Create), TypeAdapter(_Change)
+_RESULTS, _PROMOTE = TypeAdapter(_ResultsAsked), TypeAdapter(_Promote)
+
+
+def routes(store: Store) -> APIRouter:
+    logs = AbLogIngest(store.ab)
+    api = APIRouter(prefix="/api/v1/ab")
+
+    def lifecycle(key: str) -> list[dict[str, Any]]:
+        return [event.model_dump(mode="json") for event in store.ab.lifecycle(key)]
+
+    @api.get("")
+    def keys() -> list[str]:
+        return store.ab.keys()
+
+    @api.post("")
+    async def create(request: Request) -> list[dict[str, Any]]:
+        asked = await parsed(request, _CREATE, "an experiment")
+        exp = await run_in_threadpool(store.ab.create, asked.spec, by=asked.by)
+        return lifecycle(exp.key)
+
+    @api.get("/{key}/lifecycle")
+    def events(key: str) -> list[dict[str, Any]]:
+        return lifecycle(key)
+
+    @api.post("/{key}/lifecycle")
+    async def change(key: str, request: Request) -> list[dict[str, Any]]:
+        asked = await parsed(request, _CHANGE, "a lifecycle change")
+        await run_in_threadpool(store.ab.append, key, _LIFECYCLE[asked.type], **asked.fields)
+        return lifecycle(key)
+
+    @api.get("/{key}/log/{segment}")
+    def segment_size(key: str, segment: str) -> dict[str, int]:
+        return {"size": logs.size(key, segment)}
+
+    @api.post("/{key}/log/{segment}")
+    async def append_log(key: str, segment: str, offset: int, request: Request) -> dict[str, int]:
+        body = await read_body(request)
+        return {"size": await run_in_threadpool(logs.append, key, segment, offset, body)}
+
+    @api.post("/{key}/results")
+    async def results(key: str, request: Request) -> Response:
+        asked = await parsed(request, _RESULTS, "a results query")
+        covariate = pd.Series(asked.covariate, dtype=float) if asked.covariate is not None else None
+
+        def analyse() -> Any:
+            return store.ab.get(key).results(asked.phase, asked.sequential, covariate)
+
+        found = await run_in_threadpool(analyse)
+        return packed({f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
+
+    @api.get("/{key}/fingerprint")
+    def fingerprint(key: str) -> list[int]:
+        store.ab.lifecycle(key)  # the experiment exists
+        return list(store.ab.fingerprint(key))
+
+    @api.post("/{key}/promote")
+    async def promote(key: str, request: Request) -> dict[str, Any]:
+        asked = await parsed(request, _PROMOTE, "a promotion")
+        version = await run_in_threadpool(store.promote_winner, key, asked.alias, asked.force, asked.by)
+        return {"model": version.model, "version": version.number}
+
+    return api

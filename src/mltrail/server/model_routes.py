@@ -1,0 +1,98 @@
+"""The server's model registry: a remote store's ``store.registry``.
+
+- ``GET /api/v1/models``: the names; ``POST /api/v1/models`` (``{"name", "description",
+  "tags", "by"}``): create one
+- ``GET /api/v1/models/{name}/events``: its events (a client replays them, as a local store does)
+- ``POST /api/v1/models/{name}/versions`` (``{"run", "artifact", "description", "tags",
+  "by"}``): register a run's artifact; ``POST .../versions/{version}/archive``
+- ``PUT`` and ``DELETE /api/v1/models/{name}/aliases/{alias}`` (``{"version", "reason", "by"}``)
+
+A model's artifact is a blob: ``load_model`` against a server fetches it from ``/api/v1/blobs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import InvalidInputError
+from ..store import Store
+from .bodies import parsed
+
+
+class _Create(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    by: str | None = None
+
+
+class _Register(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run: str
+    artifact: str = "model.pkl"
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    by: str | None = None
+
+
+class _Alias(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | str | None = None
+    reason: str | None = None
+    by: str | None = None
+
+
+_CREATE, _REGISTER, _ALIAS = TypeAdapter(_Create), TypeAdapter(_Register), TypeAdapter(_Alias)
+
+
+def routes(store: Store) -> APIRouter:
+    api = APIRouter(prefix="/api/v1/models")
+    registry = store.registry
+
+    @api.get("")
+    def names() -> list[str]:
+        return registry.names()
+
+    @api.post("")
+    async def create(request: Request) -> dict[str, Any]:
+        asked = await parsed(request, _CREATE, "a model")
+        await run_in_threadpool(registry.create, asked.name, asked.description, asked.tags, by=asked.by)
+        return {"model": asked.name}
+
+    @api.get("/{name}/events")
+    def events(name: str) -> list[dict[str, Any]]:
+        return [event.model_dump(mode="json") for event in registry.events(name)]
+
+    @api.post("/{name}/versions")
+    async def register(name: str, request: Request) -> dict[str, Any]:
+        asked = await parsed(request, _REGISTER, "a version")
+        version = await run_in_threadpool(registry.register, name, asked.run, asked.artifact,
+                                          asked.description, asked.tags, by=asked.by)
+        return {"model": name, "version": version.number}
+
+    @api.post("/{name}/versions/{version}/archive")
+    async def archive(name: str, version: str, request: Request) -> dict[str, Any]:
+        asked = await parsed(request, _ALIAS, "an archive")
+        done = await run_in_threadpool(registry.archive, name, version, asked.reason, by=asked.by)
+        return {"model": name, "version": done.number}
+
+    @api.put("/{name}/aliases/{alias}")
+    async def set_alias(name: str, alias: str, request: Request) -> dict[str, Any]:
+        asked = await parsed(request, _ALIAS, "an alias")
+        if asked.version is None:
+            raise InvalidInputError("an alias: version: Field required")
+        done = await run_in_threadpool(registry.set_alias, name, alias, asked.version, asked.reason, by=asked.by)
+        return {"model": name, "version": done.number}
+
+    @api.delete("/{name}/aliases/{alias}")
+    async def delete_alias(name: str, alias: str, request: Request) -> dict[str, Any]:
+        asked = await parsed(request, _ALIAS, "an alias")
+        await run_in_threadpool(registry.delete_alias, name, alias, asked.reason, by=asked.by)
+        return {"model": name}
+
+    return api
