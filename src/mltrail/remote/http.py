@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 
 from .. import errors
-from ..errors import InvalidInputError, MltrailError, UpstreamError
+from ..errors import (
+    InvalidInputError,
+    MltrailError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UpstreamError,
+    WrongStateError,
+)
 
 
 class Server:
@@ -45,12 +52,16 @@ class Server:
             raise UpstreamError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
 
 
+_BY_STATUS = {401: InvalidInputError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,
+              422: InvalidInputError}
+
+
 def _error(answer: dict[str, Any], status: int, where: str) -> MltrailError:
     """The exception the server raised, as that type (its message as the server said it:
     a FilterSyntaxError keeps its caret under the position), else one for the status."""
     kind = getattr(errors, str(answer.get("type")), None)
     if not (isinstance(kind, type) and issubclass(kind, MltrailError)):
-        kind = InvalidInputError if status in (401, 409, 413, 422) else UpstreamError
+        kind = _BY_STATUS.get(status, UpstreamError)
     error = kind.__new__(kind)  # some types take structured arguments: only the message travels
     Exception.__init__(error, answer.get("error") or where)
     return error

@@ -196,22 +196,33 @@ class RemoteStore:
             except Exception as exc:  # noqa: BLE001 - the uploader must outlive one round's fault
                 print(f"mltrail: upload to {self.url} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
-    def _at_exit(self) -> None:
-        for log in list(self.ab._logs.values()):  # their own exit flush runs after this one
+    def close(self, wait: float | None = None) -> int:
+        """Flush this process's A/B logs and send what is left, waiting up to ``wait``
+        seconds (default ``MLTRAIL_UPLOAD_WAIT_SECONDS``); say what stays in the spool.
+        Called at exit; the runs and segments not yet on the server."""
+        atexit.unregister(self._at_exit)
+        for log in list(self.ab._logs.values()):  # their own exit flush would come after this
             try:
                 log.flush()
             except OSError as exc:
-                print(f"mltrail: could not flush {log.describe()} at exit: {exc}", file=sys.stderr)
+                print(f"mltrail: could not flush {log.describe()}: {exc}", file=sys.stderr)
         if not self._uploads and not self.ab._logs:
-            return
-        deadline = time.monotonic() + UPLOAD_WAIT_SECONDS.get()
+            return 0
+        deadline = time.monotonic() + (UPLOAD_WAIT_SECONDS.get() if wait is None else wait)
         left = self.upload()
         while left and time.monotonic() < deadline:
             time.sleep(0.2)
             left = self.upload()
         if left:
-            print(f"mltrail: {left} run(s) or A/B log segment(s) not yet on {self.url} wait in {self.spool}; "
+            runs, segments = len(self._uploads), max(0, left - len(self._uploads))
+            what = " and ".join(part for part in (f"{runs} run(s)" if runs else "",
+                                                  f"{segments} A/B log segment(s)" if segments else "") if part)
+            print(f"mltrail: {what} not yet on {self.url} wait in {self.spool}; "
                   f"send them with: mltrail sync {self.spool} --to {self.url}", file=sys.stderr)
+        return left
+
+    def _at_exit(self) -> None:
+        self.close()
 
     # -- reading: answered by the server ---------------------------------------------
 
