@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from mltrail.cli import main
-from tests.factories import sparse_store
+from tests.factories import serving_store, sparse_store
 
 # (group, command after the group, text the answer must hold)
 CASES = [
@@ -61,3 +61,37 @@ def test_the_store_nearest_the_command_wins(sparse, tmp_path):
 def test_without_a_store_the_default_folder_is_read(sparse, tmp_path):
     result = invoke(["models", "history", "plain"])  # ./mltrail_runs has no registry
     assert result.exit_code == 1 and "mltrail_runs" in result.output
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The sparse store behind ``mltrail server`` with a token: (URL, token)."""
+    folder = tmp_path_factory.mktemp("served") / "sparse"
+    sparse_store(folder)
+    with serving_store(folder, token="s3cret") as url:
+        yield url, "s3cret"
+
+
+@pytest.mark.parametrize("where,group,command,expected", PLACES,
+                         ids=[f"{w}: {g or ''} {' '.join(c)}" for w, g, c, _ in PLACES])
+def test_every_command_reads_a_server_given_anywhere_with_its_token(served, tmp_path, where, group, command,
+                                                                     expected):
+    url, token = served
+    given = ["--store", url, "--token", token]
+    prefix = [group] if group else []
+    args = {"root": [*given, *prefix, *command], "group": [*prefix, *given, *command],
+            "command": [*prefix, *command, *given], "environment": [*prefix, *command]}[where]
+    env = {"MLTRAIL_SPOOL": str(tmp_path / "spool")}
+    if where == "environment":
+        env.update(MLTRAIL_DIR=url, MLTRAIL_TOKEN=token)
+    result = invoke(args, env=env)
+    assert result.exit_code == 0, result.output
+    assert expected in result.output
+
+
+def test_a_wrong_token_or_a_token_for_a_folder_is_one_clear_line(served, sparse, tmp_path):
+    url, _ = served
+    result = invoke(["runs", "--store", url, "--token", "wrong"], env={"MLTRAIL_SPOOL": str(tmp_path / "spool")})
+    assert result.exit_code == 1 and "a valid token is needed" in result.output
+    result = invoke(["runs", "--store", str(sparse.root), "--token", "s3cret"])
+    assert result.exit_code == 1 and "--token is for a store that is a server's URL" in result.output

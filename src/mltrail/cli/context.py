@@ -3,13 +3,16 @@
 ``--store`` may be given to ``mltrail`` itself, to a command group or to a command
 (``mltrail --store S models history churn``, ``mltrail models --store S history churn``
 and ``mltrail models history churn --store S`` are the same); the one nearest the
-command wins, then ``$MLTRAIL_DIR``, then ``./mltrail_runs``. A mistake the library
-reports (any :class:`~mltrail.MltrailError`) becomes one line on stderr and exit code 1.
+command wins, then ``$MLTRAIL_DIR``, then ``./mltrail_runs``. The store may be a
+server's URL (``--store http://host:5050``), with ``--token`` (else ``$MLTRAIL_TOKEN``),
+which is accepted in the same places. A mistake the library reports (any
+:class:`~mltrail.MltrailError`) becomes one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,22 +20,31 @@ from typing import Any
 import click
 from rich.text import Text
 
-from ..errors import MltrailError
+from ..errors import InvalidInputError, MltrailError
+from ..remote.store import is_url
 from ..store import Store
 from .output import err
 
 _STORE_KEY = "mltrail.store"
+_TOKEN_KEY = "mltrail.token"
 
 
-def _remember_store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:  # parents are parsed first: the innermost --store wins
-        ctx.meta[_STORE_KEY] = value
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:  # parents are parsed first: the innermost one wins
+            ctx.meta[key] = value
+    return remember
 
 
-store_option = click.option(
-    "--store", type=click.Path(file_okay=False), default=None, expose_value=False,
-    is_eager=True, callback=_remember_store,
-    help="Store root (else $MLTRAIL_DIR, else ./mltrail_runs).")
+def store_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store`` and ``--token`` on a command or a group."""
+    command = click.option(
+        "--token", default=None, expose_value=False, is_eager=True, callback=_remember(_TOKEN_KEY),
+        help="A server's token when --store is a URL (else $MLTRAIL_TOKEN).")(command)
+    return click.option(
+        "--store", type=click.Path(file_okay=False), default=None, expose_value=False,
+        is_eager=True, callback=_remember(_STORE_KEY),
+        help="Store root, or a server's URL (else $MLTRAIL_DIR, else ./mltrail_runs).")(command)
 
 
 def pass_store(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -49,7 +61,15 @@ def current_store() -> Store:
     ctx = click.get_current_context()
     store = ctx.meta.get("mltrail.store_object")
     if store is None:
-        store = ctx.meta["mltrail.store_object"] = Store(ctx.meta.get(_STORE_KEY))
+        root = ctx.meta.get(_STORE_KEY)
+        token = ctx.meta.get(_TOKEN_KEY)
+        if is_url(root if root is not None else os.environ.get("MLTRAIL_DIR")):
+            store = Store(root, token=token)
+        elif token is not None:
+            raise InvalidInputError("--token is for a store that is a server's URL (--store http://...)")
+        else:
+            store = Store(root)
+        ctx.meta["mltrail.store_object"] = store
     return store
 
 

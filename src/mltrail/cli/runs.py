@@ -196,9 +196,12 @@ def reproduce(store: Store, run: str) -> None:
 @pass_store
 def ui(store: Store, port: int, host: str) -> None:
     """Open the dashboard (Streamlit) on the store."""
-    store.compact()  # fails clearly on a missing store, and warms the tables
+    store.refresh()  # fails clearly on a missing store (or server), and warms the tables
     app = app_entrypoint()
     env = {**os.environ, "MLTRAIL_DIR": str(store.root)}
+    token = getattr(getattr(store, "server", None), "token", None)
+    if token:  # the dashboard's process opens the same server with the same token
+        env["MLTRAIL_TOKEN"] = token
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
                "--server.address", host, "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
