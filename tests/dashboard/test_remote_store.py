@@ -1,0 +1,67 @@
+"""Every dashboard page on a store behind ``mltrail server`` (``mltrail ui --store
+http://…``): the same pages as on the folder, read through the server's API."""
+
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import mltrail
+from tests.factories import APP, REPO, serving_store
+
+PAGES = ["runs.py", "compare.py", "run.py", "live.py", "ab_experiments.py", "ab_experiment.py",
+         "ab_power.py", "models.py", "features.py"]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A copy of sample_runs behind a server with a token: (URL, the folder's Store)."""
+    folder = tmp_path_factory.mktemp("remote-dash") / "sample_runs"
+    shutil.copytree(REPO / "sample_runs", folder, ignore=shutil.ignore_patterns("*.py", ".mltrail"))
+    with serving_store(folder, token="s3cret") as url:
+        yield url, mltrail.Store(folder)
+
+
+@pytest.fixture
+def remote_env(served, tmp_path, monkeypatch):
+    url, local = served
+    monkeypatch.setenv("MLTRAIL_DIR", url)
+    monkeypatch.setenv("MLTRAIL_TOKEN", "s3cret")
+    monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
+    return local
+
+
+def _texts(at):
+    return " ".join(str(e.value) for kind in ("markdown", "caption", "subheader", "title", "info", "warning")
+                    for e in getattr(at, kind))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_from_a_server(remote_env, page):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["selected_runs"] = list(remote_env.search_runs()["run_id"][:3])
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_the_run_page_shows_a_run_of_the_server(remote_env):
+    run_id = remote_env.resolve_run("gb-lr0.2")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("run.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "gb-lr0.2" in _texts(at)
+    assert "`model.pkl`" in _texts(at) and "not present here" not in _texts(at)
+    assert at.get("download_button")  # the artifact was fetched from the server to be offered
+
+
+def test_the_ab_page_shows_the_servers_results(remote_env):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("ab_experiment.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    expected = remote_env.ab.get(at.selectbox[0].value).results().recommendation
+    assert expected.split(":")[0] in _texts(at)
