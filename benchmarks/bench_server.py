@@ -9,6 +9,12 @@ for its last lines to reach the server. Points/s = all points logged / the time 
 clients' start until every client has exited (so until the server held every point),
 checked against the server's folder. Then a warm filtered `search_runs` through the
 server on `--search-runs` runs, and how long a logged point takes to show in it.
+
+Beside it, the same one-client workload against MLflow's tracking server (`mlflow server`
+with a sqlite backend), which a client feeds with `log_batch` calls of 1,000 points,
+MLflow's fastest way in; each call returns once its points are committed. MLflow runs in
+the Python given by `--mlflow-python` (it pins an older pyarrow than mltrail allows, so
+it usually lives in its own virtual environment).
 """
 
 from __future__ import annotations
@@ -44,6 +50,55 @@ print(calls, calls / elapsed)
 """
 
 
+MLFLOW_CLIENT = """
+import sys, time
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+url, seconds = sys.argv[1], float(sys.argv[2])
+client = MlflowClient(url)
+run_id = client.create_run(client.create_experiment("bench")).info.run_id
+points, started = 0, time.perf_counter()
+while time.perf_counter() - started < seconds:
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric("loss", 1.0 / (points + i + 1), now, points + i) for i in range(1000)])
+    points += 1000
+elapsed = time.perf_counter() - started
+client.set_terminated(run_id)
+print(points, points / elapsed, len(client.get_metric_history(run_id, "loss")))
+"""
+
+
+def mlflow_server(tmp: Path, python: str, seconds: float) -> float | None:
+    """Points/s one client's log_batch calls put into `mlflow server` (sqlite)."""
+    port = free_port()
+    server = subprocess.Popen([python, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                               "--default-artifact-root", (tmp / "mlflow-artifacts").as_uri(), "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            print("mlflow server did not start", flush=True)
+            return None
+        done = subprocess.run([python, "-c", MLFLOW_CLIENT, url, str(seconds)], capture_output=True, text=True)
+        if done.returncode:
+            print(f"the MLflow client failed: {done.stderr[-500:]}", flush=True)
+            return None
+        points, rate, stored = done.stdout.split()[-3:]  # (MLflow may print notices first)
+    finally:
+        server.terminate()
+        server.wait(30)
+    print(f"MLflow server (sqlite), 1 client, log_batch of 1,000, {seconds:.0f} s: {int(stored):,} of "
+          f"{int(points):,} points stored, {float(rate):,.0f} points/s", flush=True)
+    return float(rate)
+
+
 def serve(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "server",
@@ -59,7 +114,7 @@ def serve(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the server did not start")
 
 
-def clients(tmp: Path, clients: int, seconds: float) -> None:
+def clients(tmp: Path, clients: int, seconds: float) -> float:
     folder = tmp / f"central-{clients}"
     server, url = serve(folder)
     try:
@@ -77,6 +132,7 @@ def clients(tmp: Path, clients: int, seconds: float) -> None:
     print(f"{clients} client(s), {seconds:.0f} s of logging: log_metric {rate:,.0f} calls/s a client; "
           f"{arrived:,} of {logged:,} points on the server's disk {elapsed:.1f} s after the start: "
           f"{arrived / elapsed:,.0f} points/s", flush=True)
+    return arrived / elapsed
 
 
 def search(tmp: Path, runs: int) -> None:
@@ -106,6 +162,76 @@ def search(tmp: Path, runs: int) -> None:
           f"median of 10; a new run's point visible in search_runs after {visible:.2f} s", flush=True)
 
 
+LIVE_JOB = """
+import sys, time, mltrail
+with mltrail.Store(sys.argv[1], spool=sys.argv[2]).start_run("live", name="remote-job", log_git=False,
+                                                           log_packages=False) as run:
+    started = time.time()
+    while time.time() - started < float(sys.argv[3]):
+        run.log_metric("clock", time.time())  # the page shows when it was logged
+        time.sleep(0.1)
+"""
+
+
+def live_page(tmp: Path, seconds: float) -> None:
+    """How long after a remote job logs a value the Live page (`mltrail ui --store URL`,
+    refreshing every 1 s) shows it, in Debian's chromium through Playwright."""
+    import re
+    import shutil
+
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if not chromium:
+        print("the Live page: skipped (needs chromium and playwright)", flush=True)
+        return
+    server, url = serve(tmp / "live")
+    ui_port = free_port()
+    job = subprocess.Popen([sys.executable, "-c", LIVE_JOB, url, str(tmp / "spool-live"), str(seconds + 60)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ui = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", url,
+                           "--port", str(ui_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env={**__import__("os").environ, "MLTRAIL_SPOOL": str(tmp / "spool-ui")})
+    lags: list[float] = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True,
+                                                 args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            for _ in range(300):
+                try:
+                    page.goto(f"http://127.0.0.1:{ui_port}/live")
+                    break
+                except Exception:  # noqa: BLE001 - the dashboard is still starting
+                    time.sleep(0.2)
+            page.get_by_text("remote-job").first.wait_for(state="attached", timeout=60_000)
+            slider = page.get_by_role("slider").first
+            slider.focus()
+            page.keyboard.press("ArrowLeft")  # refresh every 1 s instead of 2
+            page.wait_for_timeout(3000)
+            shown = 0.0
+            started = time.time()
+            while time.time() - started < seconds:
+                text = " ".join(page.locator('[role="gridcell"]').all_text_contents())
+                values = [float(v) for v in re.findall(r"\b1[0-9]{9}\.[0-9]+", text)]
+                if values and max(values) > shown:
+                    shown = max(values)
+                    lags.append(time.time() - shown)
+                page.wait_for_timeout(50)
+            browser.close()
+    finally:
+        for proc in (job, ui, server):
+            proc.terminate()
+            proc.wait(30)
+    if not lags:
+        print("the Live page never showed the remote job's values", flush=True)
+        return
+    print(f"the Live page (refresh 1 s) showed a remote job's newest value {statistics.median(lags):.2f} s "
+          f"after it was logged (median of {len(lags)} refreshes; at most {max(lags):.2f} s)", flush=True)
+
+
 def _shows_a_loss(remote: object) -> bool:
     try:
         found = remote.search_runs(experiment="visible")  # type: ignore[attr-defined]
@@ -117,13 +243,29 @@ def _shows_a_loss(remote: object) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 8])
     parser.add_argument("--search-runs", type=int, default=10_000)
+    parser.add_argument("--mlflow-python", default=None,
+                        help="a Python with mlflow installed (default: this one, if it imports mlflow)")
     args = parser.parse_args()
+    python = args.mlflow_python or (sys.executable if _imports_mlflow() else None)
     with tempfile.TemporaryDirectory() as tmp:
-        for count in args.clients:
-            clients(Path(tmp), count, args.seconds)
+        rates = {count: clients(Path(tmp), count, args.seconds) for count in args.clients}
+        if python:
+            theirs = mlflow_server(Path(tmp), python, args.seconds)
+            if theirs and 1 in rates:
+                print(f"one client into the server's storage: mltrail {rates[1]:,.0f} points/s, MLflow {theirs:,.0f}: "
+                      f"{rates[1] / theirs:,.0f}x", flush=True)
         search(Path(tmp), args.search_runs)
+        live_page(Path(tmp), args.seconds)
+
+
+def _imports_mlflow() -> bool:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -38,3 +38,12 @@ def _runs_and_prints_what_it_claims(code: str) -> None:
     assert len(printed) == len(claimed), (printed, claimed)
     for shown, claim in zip(printed, claimed):  # "# VALUE" or "# VALUE: a note about it"
         assert shown in (claim, claim.split(": ", 1)[0]), (shown, claim)
+
+
+def test_team_example_runs_against_a_server(tmp_path, monkeypatch):
+    from tests.factories import serving_store
+
+    shutil.copytree(REPO / "sample_runs", tmp_path / "sample_runs", ignore=shutil.ignore_patterns(".cache"))
+    monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
+    with serving_store(tmp_path / "sample_runs", token="s3cret") as url:
+        _runs_and_prints_what_it_claims(_example("team").replace("http://127.0.0.1:5050", url))

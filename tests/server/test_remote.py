@@ -94,6 +94,31 @@ def test_a_server_killed_and_restarted_while_a_job_logs_gets_every_point_once(tm
         _stop(server)
 
 
+def test_two_jobs_logging_at_once_each_get_every_point_once(tmp_path):
+    """Two training processes, each with its own spool (two machines), log into one
+    experiment of one server at the same time."""
+    folder, port = tmp_path / "central", free_port()
+    server = _serve(folder, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        jobs = [spawn_python(JOB.format(url=url, spool=str(tmp_path / f"spool-{i}"), runs=2, steps=800, pause=0.001),
+                             tmp_path, env={"MLTRAIL_FLUSH_SECONDS": "0.2"}) for i in range(2)]
+        for job in jobs:
+            out, err = job.communicate(timeout=120)
+            assert job.returncode == 0 and "job done" in out and "wait in" not in err, err
+    finally:
+        _stop(server)
+    central = mltrail.Store(folder)
+    runs = central.search_runs(experiment="remote")
+    assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
+    history = central.metric_history()
+    assert len(history) == 4 * 800 * 2 and not history.duplicated(["run_id", "key", "step"]).any()
+    for i in range(2):  # each job's runs read the same on the server as in its own spool
+        spool = mltrail.Store(tmp_path / f"spool-{i}")
+        mine = spool.metric_history()
+        pd.testing.assert_frame_equal(mine, central.metric_history(list(mine["run_id"].unique())))
+
+
 def test_a_job_with_no_server_finishes_and_sync_sends_its_runs_later(tmp_path):
     folder, spool, port = tmp_path / "central", tmp_path / "spool", free_port()
     url = f"http://127.0.0.1:{port}"
@@ -159,3 +184,20 @@ with mltrail.Store({url!r}, spool={str(spool)!r}).start_run("remote", name="long
         _same_points(spool, folder)
     finally:
         _stop(server)
+
+
+def test_one_server_per_folder(tmp_path):
+    """The server is each run file's one writer: a second server on the same folder is
+    refused, clearly, and the first goes on serving."""
+    folder, port = tmp_path / "central", free_port()
+    server = _serve(folder, port)
+    try:
+        second = subprocess.run([sys.executable, "-c", "from mltrail.cli import main; main()", "server",
+                                 "--store", str(folder), "--port", str(free_port())],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "another mltrail server already serves" in second.stderr
+        assert server.poll() is None
+    finally:
+        _stop(server)
+    refused = CliRunner().invoke(main, ["server", "--store", f"http://127.0.0.1:{port}"])
+    assert refused.exit_code == 1 and "serves a folder" in refused.output

@@ -6,6 +6,8 @@ import os
 
 import click
 
+from ..errors import BusyError, InvalidInputError
+from ..storage.locks import held
 from ..store import Store
 from .context import pass_store
 from .output import note, out
@@ -21,10 +23,16 @@ def server(store: Store, host: str, port: int) -> None:
     from ..serve.asgi import run_server
     from ..server.app import create_app
 
+    if not isinstance(store, Store):
+        raise InvalidInputError(f"mltrail server serves a folder, not {store.root}: --store PATH")
     store.layout.ensure()
     app = create_app(store, token=os.environ.get("MLTRAIL_SERVER_TOKEN") or None)
-    note(f"mltrail server on http://{host}:{port} for {store.root}")
-    run_server(app, host, port)
+    try:  # the server is each run file's one writer: a second server on the folder would not be
+        with held(store.layout.lock_file("server"), "the store's server", timeout=0):
+            note(f"mltrail server on http://{host}:{port} for {store.root}")
+            run_server(app, host, port)
+    except BusyError:
+        raise BusyError(f"another mltrail server already serves {store.root}: one server per folder") from None
 
 
 @click.command()
