@@ -92,3 +92,22 @@ def test_a_stop_request_in_the_same_process_and_a_bad_mode(store):
         with run:
             run.log_param("lr", 0.1)
     assert run.status == "KILLED"
+
+
+def test_an_unreadable_stop_request_is_reported_and_the_run_goes_on(store):
+    """A request file damaged by hand (or caught half-copied) is a warning naming it; the
+    run keeps training, and a readable request after it still stops the run."""
+    run = quiet_run(store, "e")
+    run.flush()
+    folder = store.layout.stop_requests(run.path)
+    folder.mkdir(parents=True)
+    (folder / "01M8ZZZZZZZZZZZZZZZZZZZZZZ.jsonl").write_bytes(b'{"v": 1, "type": "stop_req')
+    with pytest.warns(mltrail.SkippedLinesWarning, match="01M8ZZZZZZZZZZZZZZZZZZZZZZ.jsonl: unreadable"):
+        run.background_flush()
+    assert not run.stop_requested
+    run.log_metric("loss", 1.0)
+    store.request_stop(run.id, "seen enough")
+    run.background_flush()
+    assert run.stop_requested and run.stop_reason.endswith(": seen enough")
+    run.end()
+    assert store.get_run(run.id)["run"]["status"] == "KILLED"
