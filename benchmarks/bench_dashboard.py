@@ -38,6 +38,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_up(url: str, seconds: float = 120) -> bool:
+    """Poll ``url`` until it answers (a service the benchmark started); False past ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def measure(runs: int, repeat: int) -> tuple[list[float], list[float]]:
     """Seconds until the Runs page shows its table: in new browser contexts (empty
     cache) and on reloads (warm cache), each a new Streamlit session."""
@@ -54,12 +66,7 @@ def measure(runs: int, repeat: int) -> tuple[list[float], list[float]]:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+            wait_until_up(f"{url}/_stcore/health")
             label = f"{runs} runs ·"
             cold, warm = [], []
             with sync_playwright() as playwright:

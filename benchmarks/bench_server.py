@@ -20,16 +20,16 @@ it usually lives in its own virtual environment).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dashboard import free_port  # noqa: E402
+from bench_dashboard import free_port, wait_until_up  # noqa: E402
 from bench_tracking import FILTER, mltrail_create_runs  # noqa: E402
 
 import mltrail  # noqa: E402
@@ -77,13 +77,7 @@ def mlflow_server(tmp: Path, python: str, seconds: float) -> float | None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
+        if not wait_until_up(f"{url}/health"):
             print("mlflow server did not start", flush=True)
             return None
         done = subprocess.run([python, "-c", MLFLOW_CLIENT, url, str(seconds)], capture_output=True, text=True)
@@ -105,13 +99,9 @@ def serve(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
                                "--store", str(folder), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{url}/api/v1/health", timeout=2).close()
-            return server, url
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the server did not start")
+    if not wait_until_up(f"{url}/api/v1/health"):
+        raise SystemExit("the server did not start")
+    return server, url
 
 
 def clients(tmp: Path, clients: int, seconds: float) -> float:
@@ -193,19 +183,15 @@ def live_page(tmp: Path, seconds: float) -> None:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ui = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", url,
                            "--port", str(ui_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          env={**__import__("os").environ, "MLTRAIL_SPOOL": str(tmp / "spool-ui")})
+                          env={**os.environ, "MLTRAIL_SPOOL": str(tmp / "spool-ui")})
     lags: list[float] = []
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True,
                                                  args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            for _ in range(300):
-                try:
-                    page.goto(f"http://127.0.0.1:{ui_port}/live")
-                    break
-                except Exception:  # noqa: BLE001 - the dashboard is still starting
-                    time.sleep(0.2)
+            wait_until_up(f"http://127.0.0.1:{ui_port}/_stcore/health")
+            page.goto(f"http://127.0.0.1:{ui_port}/live")
             page.get_by_text("remote-job").first.wait_for(state="attached", timeout=60_000)
             slider = page.get_by_role("slider").first
             slider.focus()

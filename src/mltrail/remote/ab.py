@@ -22,6 +22,7 @@ from ..errors import InvalidInputError
 from ..storage import ab_events as ev
 from ..storage.layout import Layout
 from .http import Server
+from .upload import whole_lines_from
 from .wire import unpack
 
 if TYPE_CHECKING:
@@ -114,10 +115,7 @@ class SegmentUpload:
         where = f"/api/v1/ab/{_quoted(self.key)}/log/{_quoted(self.path.name)}"
         if self.offset is None:
             self.offset = self.server.call("GET", where)["size"]
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
-        data = data[:data.rfind(b"\n") + 1]  # a line still being written waits
+        data = whole_lines_from(self.path, self.offset)
         if not data:
             return 0
         try:

@@ -17,6 +17,14 @@ from .http import Server
 BATCH_BYTES = 8 << 20
 
 
+def whole_lines_from(path: Path, offset: int) -> bytes:
+    """The whole lines of a file from byte ``offset`` on: a line still being written waits."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    return data[:data.rfind(b"\n") + 1]
+
+
 class RunUpload:
     """One run file's progress towards the server."""
 
@@ -33,10 +41,7 @@ class RunUpload:
     def send(self, batch_bytes: int = BATCH_BYTES) -> int:
         """Send the whole lines written since the last send that the server lacks; the
         number of lines sent. Raises UpstreamError when the server cannot be reached."""
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
-        data = data[:data.rfind(b"\n") + 1]  # a line still being written waits
+        data = whole_lines_from(self.path, self.offset)
         if not data:
             return 0
         lines = list(self._readable(data))
