@@ -144,7 +144,7 @@ def test_mltrail_dir_may_be_a_url(tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
     store = mltrail.Store()
     assert repr(store) == "Store('http://127.0.0.1:5999')" and store.spool == tmp_path / "spool"
-    assert hasattr(store, "registry") and not hasattr(store, "compact") and not hasattr(store, "_private")
+    assert hasattr(store, "registry") and not hasattr(store, "put_file") and not hasattr(store, "_private")
 
 
 def test_a_spool_file_removed_under_the_job_is_reported_not_raised(tmp_path, capsys):

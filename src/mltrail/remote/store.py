@@ -33,11 +33,13 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from ..compaction.compact import CompactionResult
 from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user
 from ..errors import MltrailError, NotFoundError, UpstreamError
 from ..registry.models import ModelVersion
 from ..storage.blobs import BlobStore
 from ..storage.eventfiles import StopRequest, write_event_file
+from ..storage.eventlog import BadLine
 from ..storage.layout import Layout
 from ..tracking.run import Run
 from ..tracking.tracker import DEFAULT_EXPERIMENT, Tracker
@@ -263,6 +265,12 @@ class RemoteStore:
     def refresh(self) -> int:
         """The server compacts what is new; the generation of its tables (a cache key)."""
         return int(self.server.call("POST", "/api/v1/refresh")["generation"])
+
+    def compact(self, rebuild: bool = False, progress: Any = None) -> CompactionResult:
+        """The server compacts (``rebuild``: from the events alone); what it did."""
+        done = self.server.call("POST", f"/api/v1/compact?rebuild={str(bool(rebuild)).lower()}")
+        done["bad_lines"] = [BadLine(**bad) for bad in done["bad_lines"]]
+        return CompactionResult(**done)
 
     def artifact_path(self, run: str, name: str) -> Path:
         """A run's artifact, fetched from the server into the spool once (sha256 checked)."""

@@ -10,13 +10,15 @@
   /api/v1/experiments``: Arrow IPC streams
 - ``GET /api/v1/runs/{run}`` (a run's details, :mod:`mltrail.remote.wire`), ``GET
   /api/v1/runs/{run}/id``, ``GET /api/v1/runs/{run}/reproduce`` (the script)
-- ``POST /api/v1/refresh``: compact what is new; the tables' generation
+- ``POST /api/v1/refresh``: compact what is new; the tables' generation. ``POST
+  /api/v1/compact?rebuild=0|1``: what the compaction did (``mltrail compact``)
 - ``GET /api/v1/blobs/{sha256}`` (is it here?), ``GET /api/v1/blobs/{sha256}/content``
   and ``PUT /api/v1/blobs/{sha256}?large=0|1``
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
@@ -100,6 +102,11 @@ def routes(store: Store) -> APIRouter:
     @api.get("/experiments")
     def experiments() -> Response:
         return arrow(store.experiments())
+
+    @api.post("/compact")
+    def compact(rebuild: bool = False) -> dict[str, Any]:
+        """``mltrail compact [--rebuild]`` against the server: what the compaction did."""
+        return dataclasses.asdict(store.compact(rebuild=rebuild))
 
     @api.post("/refresh")
     def refresh() -> dict[str, int]:
