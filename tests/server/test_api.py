@@ -118,6 +118,8 @@ def test_json_queries_name_what_is_wrong_and_a_reason_with_markup_is_kept_as_tex
                         (b'{"nope": 1}', "nope"), (b"{not json", "the body")):
         answer = client.post("/api/v1/metric-history", content=body, headers=AUTH)
         assert answer.status_code == 422 and f"a metric-history query: {field}" in answer.json()["error"], body
+    huge = client.post("/api/v1/metric-history", content=b'{"run_ids": ["' + b"x" * 20_000 + b'"]}', headers=AUTH)
+    assert huge.status_code == 413 and huge.json()["type"] == "PayloadTooLargeError"
     bad = client.post(f"/api/v1/runs/{run_id}/stop", content=b'{"reason": 3}', headers=AUTH)
     assert bad.status_code == 422 and "a stop request: reason" in bad.json()["error"]
     reason = "<b>loss</b> 'diverged' \"again\""

@@ -216,3 +216,9 @@ def test_feature_reads_through_the_server(central):
         remote.features.get_online_features(names, [{"nobody": 1}])
     with pytest.raises(mltrail.InvalidInputError, match="on the server's machine"):
         remote.features.materialize()
+
+
+def test_a_training_set_query_that_is_not_arrow_is_refused(central):
+    url, _ = central
+    with pytest.raises(mltrail.InvalidInputError, match="not an Arrow IPC stream"):
+        Server(url).call("POST", "/api/v1/features/historical?features=customer_activity:x", b"not arrow")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
@@ -58,5 +59,5 @@ def frame_of(body: bytes, what: str) -> pd.DataFrame:
     """A DataFrame a client sent as an Arrow IPC stream."""
     try:
         return wire.read_frame(body)
-    except Exception as exc:  # noqa: BLE001 - any unreadable stream is the sender's mistake
+    except (pa.ArrowException, OSError, ValueError) as exc:  # an unreadable stream is the sender's mistake
         raise InvalidInputError(f"{what} is not an Arrow IPC stream: {exc}") from None
