@@ -15,6 +15,7 @@ own subclass, and its fields carry the offending name and value::
     ├── AlreadyExistsError                       a model or experiment of that name exists
     ├── WrongStateError                          an operation the current state forbids
     │   └── RunStateError                        ... of a run (logging after its end)
+    ├── PermissionDeniedError                    a server's user lacks the level for the action
     ├── BusyError                                a lock held elsewhere was not had in time
     ├── UpstreamError                            a model service or mltrail server failed
     │   └── UpstreamTimeoutError                 ... by not answering in time
@@ -22,7 +23,7 @@ own subclass, and its fields carry the offending name and value::
     └── StoreCorruptError                        derived tables unreadable: rebuild them
 
 A service maps them to HTTP: invalid input 422, not found 404, already exists and
-wrong state 409, too large 413, busy 503, upstream 502 (a timeout 504).
+wrong state 409, too large 413, permission denied 403, busy 503, upstream 502 (a timeout 504).
 
     SkippedLinesWarning (a UserWarning)          a query's compaction skipped bad lines
 """
@@ -111,6 +112,10 @@ class RunStateError(WrongStateError):
 class RunStopRequested(MltrailError):
     """Someone asked this run to stop (``mltrail stop``, the dashboard); raised at the next
     ``log_*`` call of a run started with ``stop="raise"``. The run ends KILLED."""
+
+
+class PermissionDeniedError(MltrailError):
+    """The user may see this but not do that to it (a server with users: 403)."""
 
 
 class BusyError(MltrailError):

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from .ab.experiment import AbRegistry
+from .access.control import AccessControl
 from .compaction.compact import CompactionResult
 from .compaction.manifest import load_manifest
 from .compaction.reader import Progress
@@ -91,6 +92,12 @@ class Store:
     def features(self) -> FeatureStore:
         """The store's feature store."""
         return FeatureStore(self.layout, self.blobs)
+
+    @cached_property
+    def access(self) -> AccessControl:
+        """Users, groups and grants, which a server of this folder enforces (a folder
+        opened directly has no users: the file system's permissions rule it)."""
+        return AccessControl(self.layout)
 
     @property
     def crash_after(self) -> float:

@@ -16,6 +16,7 @@ from ..errors import (
     MltrailError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     UpstreamError,
     WrongStateError,
 )
@@ -52,7 +53,7 @@ class Server:
             raise UpstreamError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
 
 
-_BY_STATUS = {401: InvalidInputError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,
+_BY_STATUS = {401: InvalidInputError, 403: PermissionDeniedError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,
               422: InvalidInputError}
 
 

@@ -17,15 +17,17 @@ import dataclasses
 from typing import Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from ..ab.ingest import AbLogIngest
+from ..registry.uris import parse_model_uri
 from ..storage import ab_events as ev
 from ..store import Store
 from .bodies import packed, parsed, read_body
+from .gate import Gate, gate
 
 _LIFECYCLE = {"ab_started": ev.Started, "ab_paused": ev.Paused, "ab_stopped": ev.Stopped,
               "ab_phase": ev.NewPhase, "ab_coverage": ev.CoverageChanged}
@@ -69,37 +71,44 @@ def routes(store: Store) -> APIRouter:
         return [event.model_dump(mode="json") for event in store.ab.lifecycle(key)]
 
     @api.get("")
-    def keys() -> list[str]:
-        return store.ab.keys()
+    def keys(g: Gate = Depends(gate)) -> list[str]:
+        return g.readable("ab", store.ab.keys())
 
     @api.post("")
-    async def create(request: Request) -> list[dict[str, Any]]:
+    async def create(request: Request, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
         asked = await parsed(request, _CREATE, "an experiment")
-        exp = await run_in_threadpool(store.ab.create, asked.spec, by=asked.by)
+        exp = await run_in_threadpool(store.ab.create, asked.spec, by=g.by(asked.by))
+        g.created("ab", exp.key)
         return lifecycle(exp.key)
 
     @api.get("/{key}/lifecycle")
-    def events(key: str) -> list[dict[str, Any]]:
+    def events(key: str, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
+        g.require("ab", key, "read")
         return lifecycle(key)
 
     @api.post("/{key}/lifecycle")
-    async def change(key: str, request: Request) -> list[dict[str, Any]]:
+    async def change(key: str, request: Request, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
         asked = await parsed(request, _CHANGE, "a lifecycle change")
-        await run_in_threadpool(store.ab.append, key, _LIFECYCLE[asked.type], **asked.fields)
+        g.require("ab", key, "manage", "start, pause, stop or reweight it")
+        fields = {**asked.fields, "by": g.by(asked.fields.get("by"))}
+        await run_in_threadpool(store.ab.append, key, _LIFECYCLE[asked.type], **fields)
         return lifecycle(key)
 
     @api.get("/{key}/log/{segment}")
-    def segment_size(key: str, segment: str) -> dict[str, int]:
+    def segment_size(key: str, segment: str, g: Gate = Depends(gate)) -> dict[str, int]:
+        g.require("ab", key, "edit", "log exposures")
         return {"size": logs.size(key, segment)}
 
     @api.post("/{key}/log/{segment}")
-    async def append_log(key: str, segment: str, offset: int, request: Request) -> dict[str, int]:
+    async def append_log(key: str, segment: str, offset: int, request: Request, g: Gate = Depends(gate)) -> dict[str, int]:
+        g.require("ab", key, "edit", "log exposures")
         body = await read_body(request)
         return {"size": await run_in_threadpool(logs.append, key, segment, offset, body)}
 
     @api.post("/{key}/results")
-    async def results(key: str, request: Request) -> Response:
+    async def results(key: str, request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _RESULTS, "a results query")
+        g.require("ab", key, "read")
         covariate = pd.Series(asked.covariate, dtype=float) if asked.covariate is not None else None
 
         def analyse() -> Any:
@@ -109,14 +118,19 @@ def routes(store: Store) -> APIRouter:
         return packed({f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
 
     @api.get("/{key}/fingerprint")
-    def fingerprint(key: str) -> list[int]:
+    def fingerprint(key: str, g: Gate = Depends(gate)) -> list[int]:
+        g.require("ab", key, "read")
         store.ab.lifecycle(key)  # the experiment exists
         return list(store.ab.fingerprint(key))
 
     @api.post("/{key}/promote")
-    async def promote(key: str, request: Request) -> dict[str, Any]:
+    async def promote(key: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _PROMOTE, "a promotion")
-        version = await run_in_threadpool(store.promote_winner, key, asked.alias, asked.force, asked.by)
+        g.require("ab", key, "manage", "promote its winner")
+        served = next((v.model for v in store.ab.get(key).spec.variants if v.name == store.ab.get(key).winner), None)
+        if served and served.startswith("models:/"):
+            g.require("model", parse_model_uri(served)[0], "manage", "move its aliases")
+        version = await run_in_threadpool(store.promote_winner, key, asked.alias, asked.force, g.by(asked.by))
         return {"model": version.model, "version": version.number}
 
     return api

@@ -4,11 +4,15 @@ It owns one store folder and writes exactly the files a local store writes, so t
 folder still commits to git and opens locally with ``mltrail.Store(PATH)``. Each part
 has its routes in its own module: runs (:mod:`.tracking_routes`), A/B experiments
 (:mod:`.ab_routes`), the model registry (:mod:`.model_routes`) and the feature store's
-reads (:mod:`.feature_routes`); ``GET /api/v1/health`` is here.
+reads (:mod:`.feature_routes`), users and grants (:mod:`.access_routes`); ``GET
+/api/v1/health`` and ``GET /api/v1/whoami`` are here.
 
-With ``MLTRAIL_SERVER_TOKEN`` set, every call needs ``Authorization: Bearer <token>``.
-A refused call writes nothing: 401 without the token, 413 past ``max_body`` bytes, 422
-naming what is wrong, 404 for what is not here, 409 for a state that forbids it. The
+A store without users takes one shared token (``MLTRAIL_SERVER_TOKEN``, else none);
+once it has users, every call needs ``Authorization: Bearer <a user's token>`` and each
+route asks :mod:`.gate` what that user may read and do. A refused call writes nothing:
+401 without a valid token, 403 above the user's level, 404 for what is not here (or
+not visible to them), 413 past ``max_body`` bytes, 422 naming what is wrong, 409 for a
+state that forbids it. The
 error's type goes along (``{"error", "type"}``), so a client raises the same exception
 a local store would.
 """
@@ -28,25 +32,42 @@ from ..errors import (
     MltrailError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     StoreCorruptError,
     WrongStateError,
 )
 from ..store import Store
-from . import ab_routes, feature_routes, model_routes, tracking_routes
+from . import ab_routes, access_routes, feature_routes, model_routes, tracking_routes
 from .bodies import MAX_BODY
 
 
-def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY) -> FastAPI:
+def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
+               default_permission: str = "none") -> FastAPI:
+    """The server of ``store``. Without users in it, ``token`` (if any) is the one
+    shared token; with users, each call needs a user's token and sees what the user may
+    (``default_permission``: what a user may do to objects without a grant to them,
+    ``none`` or ``read``)."""
+    if default_permission not in ("none", "read"):
+        raise InvalidInputError(f"the default permission is none or read, not {default_permission!r}")
     app = FastAPI(title=f"mltrail server: {store.root}")
+    app.state.store = store
     app.state.max_body = max_body
+    app.state.default_permission = None if default_permission == "none" else "read"
     expected = f"Bearer {token}".encode() if token else None
 
     @app.middleware("http")
     async def authorise(request: Request, call_next: Any) -> Any:
-        if expected is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return JSONResponse({"error": "a valid token is needed: Authorization: Bearer <token>"}, 401)
+        given = request.headers.get("authorization", "")
+        if store.access.enabled():  # users: each call is one of them
+            user = store.access.authenticate(given.removeprefix("Bearer ")) if given.startswith("Bearer ") else None
+            if user is None:
+                return JSONResponse({"error": "a valid user token is needed: Authorization: Bearer <token> "
+                                              "(mltrail users token NAME makes a new one)",
+                                     "type": "InvalidInputError"}, 401)
+            request.state.user = user
+        elif expected is not None and not hmac.compare_digest(given.encode(), expected):
+            return JSONResponse({"error": "a valid token is needed: Authorization: Bearer <token>",
+                                 "type": "InvalidInputError"}, 401)
         return await call_next(request)
 
     @app.exception_handler(MltrailError)
@@ -55,16 +76,22 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY)
 
     @app.get("/api/v1/health")
     def health() -> dict[str, Any]:
-        return {"ok": True, "store": str(store.root)}
+        return {"ok": True}
 
-    for part in (tracking_routes, ab_routes, model_routes, feature_routes):
+    @app.get("/api/v1/whoami")
+    def whoami(request: Request) -> dict[str, Any]:
+        user = getattr(request.state, "user", None)
+        return {"user": user.name if user else None, "admin": user.admin if user else True,
+                "groups": sorted(user.groups) if user else [], "users": store.access.enabled()}
+
+    for part in (tracking_routes, ab_routes, model_routes, feature_routes, access_routes):
         app.include_router(part.routes(store))
     return app
 
 
 def _status_of(exc: MltrailError) -> int:
     for kind, status in ((PayloadTooLargeError, 413), (InvalidInputError, 422), (StoreCorruptError, 422),
-                         (NotFoundError, 404), (AlreadyExistsError, 409), (WrongStateError, 409),
+                         (NotFoundError, 404), (PermissionDeniedError, 403), (AlreadyExistsError, 409), (WrongStateError, 409),
                          (BusyError, 503)):
         if isinstance(exc, kind):
             return status

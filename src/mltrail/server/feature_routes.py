@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from ..query.cells import json_ready
 from ..store import Store
 from .bodies import arrow, frame_of, parsed, read_body
+from .gate import Gate, gate
 
 
 class _Online(BaseModel):
@@ -39,25 +40,40 @@ def routes(store: Store) -> APIRouter:
     api = APIRouter(prefix="/api/v1/features")
     features = store.features
 
+    def visible(event: Any, g: Gate) -> bool:
+        """Entities are shared vocabulary; a view, its materializations and a training set
+        made from views are seen by who may read every view in them."""
+        views = {"view_applied": [getattr(event, "name", "")], "materialized": [getattr(event, "view", "")],
+                 "dataset_saved": sorted({ref.split(":")[0] for ref in getattr(event, "features", [])})}.get(event.type, [])
+        return len(g.readable("feature_view", views)) == len(views)
+
+    def check_refs(refs: list[str], g: Gate) -> None:
+        for view in sorted({ref.split(":")[0] for ref in refs}):
+            g.require("feature_view", view, "read")
+
     @api.get("/events")
-    def events() -> list[dict[str, Any]]:
-        return [event.model_dump(mode="json") for event in features.events()]
+    def events(g: Gate = Depends(gate)) -> list[dict[str, Any]]:
+        return [event.model_dump(mode="json") for event in features.events() if visible(event, g)]
 
     @api.get("/views")
-    def views() -> Response:
-        return arrow(features.list())
+    def views(g: Gate = Depends(gate)) -> Response:
+        table = features.list()
+        return arrow(table[table["view"].isin(g.readable("feature_view", table["view"]))].reset_index(drop=True))
 
     @api.post("/historical")
     async def historical(request: Request, features_: list[str] = Query(alias="features"),
-                         full_feature_names: bool = False, as_known_then: bool = False) -> Response:
+                         full_feature_names: bool = False, as_known_then: bool = False,
+                         g: Gate = Depends(gate)) -> Response:
+        check_refs(features_, g)
         entity_df = frame_of(await read_body(request), "the entity DataFrame")
         table = await run_in_threadpool(features.get_historical_features, entity_df, features_,
                                         full_feature_names, as_known_then)
         return arrow(table)
 
     @api.post("/online")
-    async def online(request: Request) -> Response:
+    async def online(request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _ONLINE, "an online features query")
+        check_refs(asked.features, g)
         found = await run_in_threadpool(features.get_online_features, asked.features, asked.entity_rows,
                                         asked.full_feature_names)
         return Response(orjson.dumps(found, default=json_ready, option=orjson.OPT_SERIALIZE_NUMPY),

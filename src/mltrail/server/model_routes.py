@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidInputError
+from ..access.control import RANK
+from ..errors import AlreadyExistsError, InvalidInputError
 from ..store import Store
 from .bodies import parsed
+from .gate import Gate, gate
 
 
 class _Create(BaseModel):
@@ -55,44 +57,54 @@ def routes(store: Store) -> APIRouter:
     registry = store.registry
 
     @api.get("")
-    def names() -> list[str]:
-        return registry.names()
+    def names(g: Gate = Depends(gate)) -> list[str]:
+        return g.readable("model", registry.names())
 
     @api.post("")
-    async def create(request: Request) -> dict[str, Any]:
+    async def create(request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _CREATE, "a model")
-        await run_in_threadpool(registry.create, asked.name, asked.description, asked.tags, by=asked.by)
+        clash = [n for n in registry.names() if n.lower() == asked.name.lower()]
+        if clash and not RANK[g.level("model", clash[0])]:  # a name taken by a model they cannot see
+            raise AlreadyExistsError(f"the name {asked.name!r} is taken")
+        await run_in_threadpool(registry.create, asked.name, asked.description, asked.tags, by=g.by(asked.by))
+        g.created("model", asked.name)
         return {"model": asked.name}
 
     @api.get("/{name}/events")
-    def events(name: str) -> list[dict[str, Any]]:
+    def events(name: str, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
+        g.require("model", name, "read")
         return [event.model_dump(mode="json") for event in registry.events(name)]
 
     @api.post("/{name}/versions")
-    async def register(name: str, request: Request) -> dict[str, Any]:
+    async def register(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _REGISTER, "a version")
-        version = await run_in_threadpool(registry.register, name, asked.run, asked.artifact,
-                                          asked.description, asked.tags, by=asked.by)
+        g.require("model", name, "edit", "register versions")
+        run_id = g.run(asked.run)  # the run's experiment must be readable too
+        version = await run_in_threadpool(registry.register, name, run_id, asked.artifact,
+                                          asked.description, asked.tags, by=g.by(asked.by))
         return {"model": name, "version": version.number}
 
     @api.post("/{name}/versions/{version}/archive")
-    async def archive(name: str, version: str, request: Request) -> dict[str, Any]:
+    async def archive(name: str, version: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _ALIAS, "an archive")
-        done = await run_in_threadpool(registry.archive, name, version, asked.reason, by=asked.by)
+        g.require("model", name, "manage", "archive versions")
+        done = await run_in_threadpool(registry.archive, name, version, asked.reason, by=g.by(asked.by))
         return {"model": name, "version": done.number}
 
     @api.put("/{name}/aliases/{alias}")
-    async def set_alias(name: str, alias: str, request: Request) -> dict[str, Any]:
+    async def set_alias(name: str, alias: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _ALIAS, "an alias")
         if asked.version is None:
             raise InvalidInputError("an alias: version: Field required")
-        done = await run_in_threadpool(registry.set_alias, name, alias, asked.version, asked.reason, by=asked.by)
+        g.require("model", name, "manage", "move aliases")
+        done = await run_in_threadpool(registry.set_alias, name, alias, asked.version, asked.reason, by=g.by(asked.by))
         return {"model": name, "version": done.number}
 
     @api.delete("/{name}/aliases/{alias}")
-    async def delete_alias(name: str, alias: str, request: Request) -> dict[str, Any]:
+    async def delete_alias(name: str, alias: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _ALIAS, "an alias")
-        await run_in_threadpool(registry.delete_alias, name, alias, asked.reason, by=asked.by)
+        g.require("model", name, "manage", "move aliases")
+        await run_in_threadpool(registry.delete_alias, name, alias, asked.reason, by=g.by(asked.by))
         return {"model": name}
 
     return api

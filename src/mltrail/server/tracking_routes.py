@@ -22,15 +22,16 @@ import dataclasses
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, PermissionDeniedError
 from ..store import Store
 from ..tracking.ingest import RunIngest
 from .bodies import arrow, packed, parsed, read_body
+from .gate import Gate, gate
 
 
 class _StopAsked(BaseModel):
@@ -54,59 +55,90 @@ def routes(store: Store) -> APIRouter:
     api = APIRouter(prefix="/api/v1")
 
     @api.get("/runs/{run_id}/last-seq")
-    def last_seq(run_id: str) -> dict[str, int]:
+    def last_seq(run_id: str, g: Gate = Depends(gate)) -> dict[str, int]:
+        experiment = ingest.experiment_of(run_id)
+        if experiment is not None:
+            g.require("experiment", experiment, "edit", "log into it")
         return {"last_seq": ingest.last_seq(run_id)}
 
     @api.post("/runs/{run_id}/events")
-    async def events(run_id: str, experiment: str, request: Request) -> Any:
+    async def events(run_id: str, experiment: str, request: Request, g: Gate = Depends(gate)) -> Any:
         body = await read_body(request)
+        new = ingest.experiment_of(run_id) is None and not store.layout.experiment_dir(experiment).is_dir()
+        if not new:
+            g.require("experiment", ingest.experiment_of(run_id) or experiment, "edit", "log into it")
         done = await run_in_threadpool(ingest.append, experiment, run_id, body)  # the file work is off the loop
+        if new and done.written:
+            g.created("experiment", experiment)
         return {"written": done.written, "duplicates": done.duplicates, "last_seq": done.last_seq}
 
     @api.post("/runs/{run_ref}/stop")
-    async def request_stop(run_ref: str, request: Request) -> dict[str, Any]:
+    async def request_stop(run_ref: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _STOP_ASKED, "a stop request")
-        path = store.request_stop(run_ref, asked.reason, by=asked.by)
+        run_id = g.run(run_ref, "edit", "stop its runs")
+        path = store.request_stop(run_id, asked.reason, by=g.by(asked.by))
         return {"run_id": path.parent.name}  # stop/<run_id>/<request>.jsonl
 
     @api.get("/runs/{run_id}/stop")
-    def stop_requests(run_id: str) -> list[dict[str, Any]]:
+    def stop_requests(run_id: str, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
         """The requests to stop a run, oldest first: a remote job's uploader copies them
         into its spool, where the run looks for them."""
+        experiment = ingest.experiment_of(run_id)
+        if experiment is not None:
+            g.require("experiment", experiment, "edit", "log into it")
         return [request.model_dump(mode="json") for request in ingest.stop_requests(run_id)]
 
     @api.get("/runs/{run_ref}")
-    def get_run(run_ref: str) -> Response:
-        details = store.get_run(run_ref)
+    def get_run(run_ref: str, g: Gate = Depends(gate)) -> Response:
+        details = store.get_run(g.run(run_ref))
         return packed({**details, "run": pd.DataFrame([details["run"]])})
 
     @api.get("/runs/{run_ref}/id")
-    def resolve_run(run_ref: str) -> dict[str, str]:
-        return {"run_id": store.resolve_run(run_ref)}
+    def resolve_run(run_ref: str, g: Gate = Depends(gate)) -> dict[str, str]:
+        return {"run_id": g.run(run_ref)}
 
     @api.get("/runs/{run_ref}/reproduce")
-    def reproduce(run_ref: str) -> PlainTextResponse:
-        return PlainTextResponse(store.reproduce_script(run_ref))
+    def reproduce(run_ref: str, g: Gate = Depends(gate)) -> PlainTextResponse:
+        return PlainTextResponse(store.reproduce_script(g.run(run_ref)))
 
     @api.get("/search")
     def search(experiment: list[str] = Query(default=[]), filter: str | None = None,
-               order_by: list[str] = Query(default=[]), max_results: int | None = None) -> Response:
-        return arrow(store.search_runs(experiment=experiment or None, filter=filter,
-                                       order_by=order_by or None, max_results=max_results))
+               order_by: list[str] = Query(default=[]), max_results: int | None = None,
+               g: Gate = Depends(gate)) -> Response:
+        visible = g.experiments()
+        for name in experiment:
+            g.require("experiment", name, "read")
+        chosen = experiment or visible
+        if chosen == []:  # nothing the caller may read: no rows, and no column names to learn from
+            return arrow(store.search_runs(filter=filter, order_by=order_by or None).iloc[0:0, :0])
+        return arrow(store.search_runs(experiment=chosen, filter=filter, order_by=order_by or None,
+                                       max_results=max_results))
 
     @api.post("/metric-history")
-    async def metric_history(request: Request) -> Response:
+    async def metric_history(request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _HISTORY_ASKED, "a metric-history query")
-        return arrow(await run_in_threadpool(store.metric_history, asked.run_ids, asked.keys))
+        visible = g.experiments()
+        run_ids = asked.run_ids
+        if visible is not None:
+            allowed = set(store.search_runs(experiment=visible)["run_id"]) if visible else set()
+            run_ids = [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
+        return arrow(await run_in_threadpool(store.metric_history, run_ids, asked.keys))
 
     @api.get("/experiments")
-    def experiments() -> Response:
-        return arrow(store.experiments())
+    def experiments(g: Gate = Depends(gate)) -> Response:
+        table = store.experiments()
+        visible = g.experiments()
+        return arrow(table if visible is None else table[table["experiment"].isin(visible)].reset_index(drop=True))
 
     @api.post("/compact")
-    def compact(rebuild: bool = False) -> dict[str, Any]:
+    def compact(rebuild: bool = False, g: Gate = Depends(gate)) -> dict[str, Any]:
         """``mltrail compact [--rebuild]`` against the server: what the compaction did."""
-        return dataclasses.asdict(store.compact(rebuild=rebuild))
+        if rebuild and not (g.user is None or g.user.admin):
+            raise PermissionDeniedError("rebuilding the tables is for an admin")
+        result = dataclasses.asdict(store.compact(rebuild=rebuild))
+        if g.experiments() is not None:  # files, not names: but a bad line names its file
+            result["bad_lines"] = []
+        return result
 
     @api.post("/refresh")
     def refresh() -> dict[str, int]:
@@ -123,7 +155,9 @@ def routes(store: Store) -> APIRouter:
         return {"ok": True}
 
     @api.get("/blobs/{sha256}/content")
-    def blob_content(sha256: str) -> FileResponse:
+    def blob_content(sha256: str, g: Gate = Depends(gate)) -> FileResponse:
+        if g.experiments() is not None and not _may_read_blob(store, g, sha256):
+            raise NotFoundError(f"no blob {sha256}")
         return FileResponse(store.blobs.verified(sha256, f"blob {sha256}"), media_type="application/octet-stream")
 
     @api.put("/blobs/{sha256}")
@@ -133,3 +167,25 @@ def routes(store: Store) -> APIRouter:
         return {"ok": True}
 
     return api
+
+
+def _may_read_blob(store: Store, g: Gate, sha256: str) -> bool:
+    """A blob is readable through what names it: an artifact, diff or package list of a
+    run the caller may read, a version of a model they may read, a saved training set."""
+    visible = g.experiments() or []
+    if visible:
+        runs = store.search_runs(experiment=visible)
+        named = {c for column in ("git_diff_sha256", "packages_sha256") if column in runs
+                 for c in runs[column].dropna()}
+        artifacts = store.tracking.artifacts()
+        if sha256 in named or sha256 in set(artifacts[artifacts["run_id"].isin(runs["run_id"])]["sha256"]):
+            return True
+    for model in g.readable("model", store.registry.names()):
+        if any(getattr(e, "sha256", None) == sha256 for e in store.registry.events(model)):
+            return True
+    return any(getattr(e, "sha256", None) == sha256 and set(_views_of(e)) <= set(g.readable("feature_view", _views_of(e)))
+               for e in store.features.events() if e.type == "dataset_saved")
+
+
+def _views_of(event: Any) -> list[str]:
+    return sorted({ref.split(":")[0] for ref in event.features})

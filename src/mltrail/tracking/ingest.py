@@ -48,6 +48,7 @@ class RunIngest:
         self._locks: dict[str, threading.Lock] = {}
         self._last_seq: dict[str, int] = {}
         self._paths: dict[str, Path | None] = {}
+        self._experiments: dict[str, str] = {}
         self._guard = threading.Lock()
 
     def last_seq(self, run_id: str) -> int:
@@ -94,6 +95,21 @@ class RunIngest:
                     os.fsync(handle.fileno())  # acknowledged means on disk
                 self._last_seq[run_id] = last
             return Appended(len(fresh), len(lines) - len(fresh), last)
+
+    def experiment_of(self, run_id: str) -> str | None:
+        """The experiment a run here started in (None: no such run here yet)."""
+        _check_run_id(run_id)
+        if run_id not in self._experiments:
+            path = self._existing(run_id)
+            if path is None:
+                return None
+            with open(path, "rb") as handle:
+                first = handle.readline()
+            try:
+                self._experiments[run_id] = str(parse_line(first)["experiment"])
+            except (ValueError, KeyError, SchemaVersionError):  # a run file's first line is its start
+                return None
+        return self._experiments[run_id]
 
     def stop_requests(self, run_id: str) -> list[StopRequest]:
         """The requests to stop the run, oldest first (none for a run not here)."""

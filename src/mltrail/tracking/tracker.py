@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -255,9 +255,12 @@ class Tracker:
         """One row per experiment: name, description, run count, first and last start."""
         return self._table("experiments").to_pandas()
 
-    def resolve_run(self, ref: str) -> str:
-        """A run ID from an ID, a unique ID prefix, or a unique run name."""
+    def resolve_run(self, ref: str, within: Collection[str] | None = None) -> str:
+        """A run ID from an ID, a unique ID prefix, or a unique run name; only among the
+        runs of the experiments ``within`` when given (what a server's user may read)."""
         runs = self._index.frame(self._fresh_manifest())
+        if within is not None:
+            runs = runs[runs["experiment"].isin(list(within))]
         if ref in runs.index:
             return ref
         by_prefix = runs.index[runs.index.str.startswith(ref.upper())] if len(ref) >= 4 else []
@@ -268,6 +271,17 @@ class Tracker:
         if not found:
             raise NotFoundError(f"no run {ref!r} in {self.root}")
         raise InvalidInputError(f"{ref!r} names {len(found)} runs; give more of the run ID")
+
+    def artifacts(self) -> pd.DataFrame:
+        """Every run's artifacts: ``run_id, path, sha256, size, in_git, source, timestamp``."""
+        return self._table("artifacts").to_pandas()
+
+    def experiment_of(self, run_id: str) -> str:
+        """The experiment of a run, by its ID."""
+        runs = self._index.frame(self._fresh_manifest())
+        if run_id not in runs.index:
+            raise NotFoundError(f"no run {run_id!r} in {self.root}")
+        return str(runs.loc[run_id, "experiment"])
 
     def get_run(self, ref: str) -> dict[str, Any]:
         """Everything about one run: its row, params (with groups), latest metrics,
