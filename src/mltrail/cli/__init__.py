@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .ab import ab
+from .access import access, groups, users
 from .context import MltrailGroup, store_option
 from .features import features
 from .models import models
@@ -26,7 +27,7 @@ def main() -> None:
 
 
 for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve, server,
-                sync):
+                sync, users, groups, access):
     main.add_command(command)
 
 __all__ = ["main"]

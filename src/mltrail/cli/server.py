@@ -16,17 +16,21 @@ from .output import note, out
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=5050, show_default=True)
+@click.option("--default-permission", type=click.Choice(["none", "read"]), default="none", show_default=True,
+              help="With users: what a user may do to what nobody granted them.")
 @pass_store
-def server(store: Store, host: str, port: int) -> None:
-    """Serve the store to remote clients (`mltrail sync` uploads into it). With
-    $MLTRAIL_SERVER_TOKEN set, every call needs `Authorization: Bearer <token>`."""
+def server(store: Store, host: str, port: int, default_permission: str) -> None:
+    """Serve the store to remote clients (`mltrail sync` uploads into it). Once the store
+    has users (`mltrail users add`), every call needs a user's token and each user sees
+    what they may; without users, $MLTRAIL_SERVER_TOKEN (if set) is one shared token."""
     from ..serve.asgi import run_server
     from ..server.app import create_app
 
     if not isinstance(store, Store):
         raise InvalidInputError(f"mltrail server serves a folder, not {store.root}: --store PATH")
     store.layout.ensure()
-    app = create_app(store, token=os.environ.get("MLTRAIL_SERVER_TOKEN") or None)
+    app = create_app(store, token=os.environ.get("MLTRAIL_SERVER_TOKEN") or None,
+                     default_permission=default_permission)
     try:  # the server is each run file's one writer: a second server on the folder would not be
         with held(store.layout.lock_file("server"), "the store's server", timeout=0):
             note(f"mltrail server on http://{host}:{port} for {store.root}")

@@ -108,6 +108,7 @@ class SegmentUpload:
         self.key = key
         self.path = path
         self.offset: int | None = None  # bytes the server holds, once asked
+        self.refused = False  # the server refused it (no permission, a bad line): not sent again
 
     def send(self) -> int:
         """Send the whole lines the server lacks; the bytes sent. Raises UpstreamError

@@ -44,6 +44,7 @@ from ..storage.layout import Layout
 from ..tracking.run import Run
 from ..tracking.tracker import DEFAULT_EXPERIMENT, Tracker
 from .ab import RemoteAbRegistry, SegmentUpload
+from .access import RemoteAccess
 from .features import RemoteFeatureStore
 from .http import Server
 from .registry import RemoteModelRegistry
@@ -80,6 +81,7 @@ class RemoteStore:
         self.ab = RemoteAbRegistry(self.server, layout, on_logged=self._start_uploading)
         self.registry = RemoteModelRegistry(self.server, layout, self.blobs, self._fetch_blob, self.get_run)
         self.features = RemoteFeatureStore(self.server, layout, self.blobs, self._fetch_blob)
+        self.access = RemoteAccess(self.server)
         self._uploads: dict[Path, RunUpload] = {}
         self._segments: dict[Path, SegmentUpload] = {}
         self._blobs_sent: set[Path] = set()
@@ -148,10 +150,16 @@ class RemoteStore:
                 upload = self._segments.get(path)
                 if upload is None:
                     upload = self._segments[path] = SegmentUpload(self.server, key, path)
+                if upload.refused:
+                    continue
                 try:
                     upload.send()
                 except UpstreamError:
                     pass  # the lines wait in the spool
+                except MltrailError as exc:  # refused (no permission, a bad line): retrying cannot help
+                    upload.refused = True
+                    _refused(path, self.url, exc)
+                    continue
                 if upload.offset is None or path.stat().st_size > upload.offset:
                     left += 1
         return left
@@ -167,6 +175,9 @@ class RemoteStore:
                     self._fetch_stop_requests(upload)
             except UpstreamError:
                 pass  # the lines wait in the spool; the next round tries again
+            except MltrailError as exc:  # refused (no permission to log there): retrying cannot help
+                _refused(upload.path, self.url, exc)
+                upload.finished = True
             except FileNotFoundError:  # the spool was removed under the job: nothing left to send
                 print(f"mltrail: {upload.path} left the spool before it all reached {self.url}", file=sys.stderr)
                 upload.finished = True
@@ -306,6 +317,11 @@ class RemoteStore:
         answer = self.server.call("POST", f"/api/v1/ab/{_quoted(experiment)}/promote",
                                   orjson.dumps({"alias": alias, "force": force, "by": by}))
         return self.registry.get(answer["model"], answer["version"])
+
+
+def _refused(path: Path, url: str, exc: MltrailError) -> None:
+    print(f"mltrail: {url} refused {path.name} ({type(exc).__name__}: {exc}); it stays in {path.parent}",
+          file=sys.stderr)
 
 
 def _quoted(name: str) -> str:
