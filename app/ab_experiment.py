@@ -72,12 +72,14 @@ def act(action) -> None:
         st.session_state["ab_error"] = str(exc)
 
 
-if exp.state in ("draft", "paused"):
+if not state.may("ab", key, "manage"):
+    st.caption("You may read this experiment; starting, pausing or stopping it needs manage.")
+elif exp.state in ("draft", "paused"):
     st.button("Start" if exp.state == "draft" else "Resume", key="ab_start", type="primary",
               on_click=act, args=(lambda: exp.start(by="dashboard"),))
-if exp.state == "running":
+if exp.state == "running" and state.may("ab", key, "manage"):
     st.button("Pause", key="ab_pause", on_click=act, args=(lambda: exp.pause(by="dashboard"),))
-if exp.state != "stopped":
+if exp.state != "stopped" and state.may("ab", key, "manage"):
     with st.form("ab_stop_form"):
         winner = st.selectbox("Winner", ["(none: keep the control)", *exp.variants], key="ab_winner")
         reason = st.text_input("Reason", key="ab_reason", placeholder="the decision, in words")
@@ -93,7 +95,7 @@ if exp.state != "stopped":
         if st.form_submit_button("Apply weights"):
             act(lambda: exp.set_weights(weights, reason="changed in the dashboard", by="dashboard"))
             st.rerun()
-else:
+elif exp.state == "stopped":
     st.markdown(f"Stopped: **{exp.winner or 'no winner (the control stays)'}** — {exp.decision}")
 if "ab_error" in st.session_state:
     st.error(st.session_state.pop("ab_error"))

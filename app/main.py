@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from mltrail.dashboard import state
+
 st.set_page_config(page_title="mltrail", page_icon=":material/timeline:", layout="wide")
+state.sign_in()  # on a server with users: who you are decides what every page shows
 st.navigation({
     "Runs": [
         st.Page("runs.py", title="Runs", icon=":material/table_rows:", default=True),

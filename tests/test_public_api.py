@@ -7,7 +7,7 @@ def test_all_is_sorted_and_exports_what_it_claims():
         assert hasattr(mltrail, name), name
     public = {n for n in dir(mltrail) if not n.startswith("_")}
     modules = {"ab", "compaction", "config", "errors", "query", "serve", "server", "remote", "storage", "tracking", "cli", "dashboard",
-               "registry", "features", "fluent", "store"}
+               "registry", "features", "fluent", "store", "access"}
     assert public - modules - set(mltrail.__all__) == set()
 
 

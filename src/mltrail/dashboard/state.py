@@ -1,4 +1,11 @@
-"""Streamlit-side access to the store, cached on the compaction generation."""
+"""Streamlit-side access to the store, cached on the compaction generation.
+
+On a server with users (``mltrail ui --store http://…``), the dashboard asks who you are:
+a user's token, given at launch (``--token`` or ``$MLTRAIL_TOKEN``: everyone using this
+dashboard is that user) or typed in the sidebar (each browser session its own user).
+Every cache is keyed by the store *and* the token, so no user ever sees another's
+answers, and a control that changes state shows only to a user with the level to use it.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +16,75 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ..errors import MltrailError
+from ..access.control import RANK
+from ..errors import InvalidInputError, MltrailError
+from ..remote.store import RemoteStore, is_url
 from ..store import Store
+
+_TOKEN = "mltrail_token"  # the session's token, when typed in the sidebar
 
 
 @st.cache_resource(show_spinner=False)
-def _store(root: str) -> Store:
-    return Store(root)
+def _store(key: str) -> Store:
+    root, _, token = key.partition("#")
+    return Store(root, token=token or None) if is_url(root) else Store(root)
+
+
+def _key() -> str:
+    """The cache key of this session's store: its root, and on a server the token."""
+    root = os.environ.get("MLTRAIL_DIR") or "mltrail_runs"
+    token = os.environ.get("MLTRAIL_TOKEN") or st.session_state.get(_TOKEN) if is_url(root) else None
+    return f"{root}#{token}" if token else root
 
 
 def store() -> Store:
     """The store the dashboard shows: ``$MLTRAIL_DIR`` (set by ``mltrail ui``)."""
-    return _store(os.environ.get("MLTRAIL_DIR") or "mltrail_runs")
+    return _store(_key())
+
+
+def sign_in() -> None:
+    """On a server with users: who this session is, in the sidebar; a form for a token
+    (and nothing else on the page) until a valid one is given."""
+    current = store()
+    if not isinstance(current, RemoteStore):
+        return
+    try:
+        me = current.access.whoami()
+    except InvalidInputError:  # 401: the server has users, and this session is none of them
+        me = None
+    if me is not None and not me["users"]:
+        return  # one shared token (or none): no users to tell apart
+    if me is not None:
+        st.sidebar.caption(f"Signed in as **{me['user']}**" + (" (admin)" if me["admin"] else ""))
+        if st.session_state.get(_TOKEN) and st.sidebar.button("Sign out", key="sign_out"):
+            del st.session_state[_TOKEN]
+            st.rerun()
+        return
+    with st.sidebar.form("sign_in"):
+        token = st.text_input("Your mltrail token", type="password", key="token_input",
+                              help="mltrail users add NAME (or users token NAME) prints it")
+        if st.form_submit_button("Sign in"):
+            st.session_state[_TOKEN] = token.strip()
+            st.rerun()
+    if st.session_state.get(_TOKEN):
+        st.sidebar.error("That token is not valid here.")
+    st.info(f"{current.url} has users: sign in with your token (in the sidebar) to see what you may.")
+    st.stop()
+
+
+def may(kind: str, name: str, level: str) -> bool:
+    """Whether this session's user has ``level`` on an object (always, on a folder or a
+    server without users): the dashboard shows a control only to who may use it."""
+    return _may(_key(), kind, name, level, int(time.time() // STATUS_SECONDS))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _may(key: str, kind: str, name: str, level: str, clock: int) -> bool:
+    del clock  # a grant given or revoked shows within STATUS_SECONDS
+    current = _store(key)
+    if not isinstance(current, RemoteStore):
+        return True
+    return RANK[current.access.my_level(kind, name)] >= RANK[level]
 
 
 def generation() -> int:
@@ -64,7 +128,8 @@ def run_details(root: str, generation: int, run_id: str) -> dict[str, Any]:
 
 
 def root() -> str:
-    return str(store().root)
+    """The key every cached read takes: the store, and on a server the session's token."""
+    return _key()
 
 
 def open_page() -> tuple[str, int]:
@@ -81,6 +146,7 @@ def stop_form(runs: pd.DataFrame, key: str) -> None:
     """A form to ask one of the running ``runs`` to stop (the request names who asked:
     ``$MLTRAIL_USER`` of the dashboard's process, else its login; and why)."""
     running = runs[runs["status"] == "RUNNING"]
+    running = running[[may("experiment", e, "edit") for e in running["experiment"]]] if len(running) else running
     if running.empty:
         return
     names = dict(zip(running["run_id"], running["run_name"]))

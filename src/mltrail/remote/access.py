@@ -37,6 +37,10 @@ class RemoteAccess:
     def show(self, kind: str, name: str) -> pd.DataFrame:
         return read_frame(self.server.call("GET", _path(kind, name), raw=True))
 
+    def my_level(self, kind: str, name: str) -> str | None:
+        """The caller's level on an object: read, edit, manage, or None."""
+        return self.server.call("GET", f"{_path(kind, name)}/mine")["level"]
+
     def whoami(self) -> dict[str, Any]:
         """The caller as the server knows them: name, admin, groups; and whether it has users."""
         return dict(self.server.call("GET", "/api/v1/whoami"))

@@ -39,18 +39,22 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from ..ab.experiment import Experiment
+from ..ab.experiment import AbRegistry, Experiment
 from ..errors import (
     AlreadyExistsError,
     BusyError,
     InvalidInputError,
     MltrailError,
     NotFoundError,
+    PermissionDeniedError,
     UpstreamError,
     UpstreamTimeoutError,
     WrongStateError,
 )
 from ..registry.uris import parse_model_uri
+from ..remote.ab import RemoteAbRegistry
+from ..remote.http import Server
+from ..remote.store import RemoteStore
 from ..storage.layout import FOLDER_NAME
 from ..store import Store
 from .asgi import Receive, Send, declared_length, receive_body, send_json, too_large
@@ -301,6 +305,17 @@ class Router:
 
     # -- admin -----------------------------------------------------------------------
 
+    def user_registry(self, authorization: str | None) -> AbRegistry | None:
+        """In front of a server's store, a caller's own token (not the router's admin
+        token) acts as that user: the server checks that they manage the experiment. None
+        for the admin token, or a router on a folder."""
+        if not isinstance(self.store, RemoteStore) or not (authorization or "").startswith("Bearer "):
+            return None
+        token = authorization.removeprefix("Bearer ")  # type: ignore[union-attr]
+        if self.admin_token is not None and hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            return None
+        return RemoteAbRegistry(Server(self.store.url, token), self.store.tracking.layout)
+
     def check_admin(self, authorization: str | None) -> None:
         if self.admin_token is None:
             raise RouteError(403, "admin calls are disabled: set MLTRAIL_ADMIN_TOKEN to enable them")
@@ -402,8 +417,10 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
         return PlainTextResponse(generate_latest(router.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def lifecycle(key: str, authorization: str | None, action: Callable[[Experiment], Experiment]) -> Any:
-        router.check_admin(authorization)
-        exp = router.experiment(key)
+        user = router.user_registry(authorization)
+        if user is None:
+            router.check_admin(authorization)
+        exp = router.experiment(key) if user is None else await asyncio.to_thread(user.get, key)
         # a lifecycle change takes the experiment's file lock and writes a file: off the
         # event loop, with a bounded wait (BusyError, a 503) if another process holds it
         updated = await asyncio.to_thread(action, exp)
@@ -431,7 +448,8 @@ def create_app(store: Store, upstream: Upstream | None = None, admin_token: str 
 
 def status_of(exc: MltrailError) -> int:
     """The HTTP status of a library error."""
-    for kind, status in ((InvalidInputError, 422), (NotFoundError, 404), (AlreadyExistsError, 409),
+    for kind, status in ((InvalidInputError, 422), (NotFoundError, 404), (PermissionDeniedError, 403),
+                         (AlreadyExistsError, 409),
                          (WrongStateError, 409), (BusyError, 503), (UpstreamTimeoutError, 504),
                          (UpstreamError, 502)):
         if isinstance(exc, kind):

@@ -1,7 +1,8 @@
 """The server's grants: ``store.access`` against a URL.
 
 - ``GET /api/v1/access/{kind}/{name}``: who has which level on an object, and how
-  (directly, through a group, as an admin); for whoever may read the object
+  (directly, through a group, as an admin); for whoever may read the object. ``GET
+  .../mine``: the caller's own level (what the dashboard shows controls for)
 - ``POST /api/v1/access/{kind}/{name}`` (``{"to", "level", "reason"}``): grant; and
   ``DELETE /api/v1/access/{kind}/{name}/{to}`` (``{"reason"}``): revoke; both need
   ``manage`` on the object, and are events in the store's ``access/`` folder
@@ -45,6 +46,11 @@ def routes(store: Store) -> APIRouter:
     def show(kind: Kind, name: str, g: Gate = Depends(gate)) -> Response:
         g.require(kind, name, "read")
         return arrow(store.access.show(kind, name))
+
+    @api.get("/{kind}/{name}/mine")
+    def mine(kind: Kind, name: str, g: Gate = Depends(gate)) -> dict[str, Any]:
+        """The caller's own level on an object (None: they may not see it)."""
+        return {"level": g.level(kind, name)}
 
     @api.post("/{kind}/{name}")
     async def grant(kind: Kind, name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:

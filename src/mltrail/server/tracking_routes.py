@@ -110,7 +110,8 @@ def routes(store: Store) -> APIRouter:
             g.require("experiment", name, "read")
         chosen = experiment or visible
         if chosen == []:  # nothing the caller may read: no rows, and no column names to learn from
-            return arrow(store.search_runs(filter=filter, order_by=order_by or None).iloc[0:0, :0])
+            empty = store.search_runs().iloc[0:0]
+            return arrow(empty[[c for c in empty.columns if not c.startswith(("params.", "metrics.", "tags."))]])
         return arrow(store.search_runs(experiment=chosen, filter=filter, order_by=order_by or None,
                                        max_results=max_results))
 
