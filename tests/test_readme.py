@@ -47,3 +47,21 @@ def test_team_example_runs_against_a_server(tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
     with serving_store(tmp_path / "sample_runs", token="s3cret") as url:
         _runs_and_prints_what_it_claims(_example("team").replace("http://127.0.0.1:5050", url))
+
+
+def test_users_example_runs_against_a_server_with_users(tmp_path, monkeypatch):
+    import pickle
+
+    import mltrail
+    from tests.factories import serving_store
+
+    folder = tmp_path / "team_runs"
+    tokens = {name: mltrail.Store(folder).access.add_user(name) for name in ("ana", "bob")}
+    mltrail.Store(folder).access.add_members("reviewers", ["bob"])
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"w": 1}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
+    with serving_store(folder) as url:
+        code = "import mltrail\n" + _example("users").replace("http://127.0.0.1:5050", url)
+        code = code.replace("token=ANA", f"token={tokens['ana']!r}").replace("token=BOB", f"token={tokens['bob']!r}")
+        _runs_and_prints_what_it_claims(code)
