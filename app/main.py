@@ -5,8 +5,7 @@ import streamlit as st
 from mltrail.dashboard import state
 
 st.set_page_config(page_title="mltrail", page_icon=":material/timeline:", layout="wide")
-state.sign_in()  # on a server with users: who you are decides what every page shows
-st.navigation({
+page = st.navigation({
     "Runs": [
         st.Page("runs.py", title="Runs", icon=":material/table_rows:", default=True),
         st.Page("compare.py", title="Compare", icon=":material/compare_arrows:"),
@@ -22,4 +21,6 @@ st.navigation({
         st.Page("models.py", title="Models", icon=":material/inventory_2:"),
         st.Page("features.py", title="Features", icon=":material/dataset:"),
     ],
-}).run()
+})
+state.sign_in()  # on a server with users: who you are decides what every page shows (after
+page.run()       # the navigation, so that signing in keeps the page the address asked for)

@@ -157,31 +157,50 @@ except mltrail.RunStopRequested:
 
 
 def test_a_remote_job_is_watched_live_and_stopped_through_the_server(tmp_path):
-    """`mltrail ui --store http://…`: a job on another machine (its own spool) logs to the
-    server; the Live page shows its steps as they come, and its stop control ends it."""
+    """`mltrail ui --store http://…` on a server with users: ana's job on another machine
+    (its own spool) logs to the server; each browser signs in with its own token. dan
+    sees no run; bob, who may read the experiment, watches the steps come but has no stop
+    control; ana stops her run from the Live page, and the job ends KILLED."""
     import mltrail
 
-    folder, token = tmp_path / "central", "s3cret"
+    folder = tmp_path / "central"
+    tokens = {name: mltrail.Store(folder).access.add_user(name) for name in ("ana", "bob", "dan")}
     store_port, ui_port = free_port(), free_port()
     url = f"http://127.0.0.1:{store_port}"
-    env = {**os.environ, "MLTRAIL_SERVER_TOKEN": token}
     store_server = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "server",
-                                     "--store", str(folder), "--port", str(store_port)], env=env,
+                                     "--store", str(folder), "--port", str(store_port)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     job = ui = None
     try:
-        wait_for(lambda: _answers(f"{url}/api/v1/health", token), timeout=60, what="the store server")
+        wait_for(lambda: _answers(f"{url}/api/v1/health", tokens["ana"]), timeout=60, what="the store server")
         job = spawn_python(REMOTE_JOB.format(url=url, spool=str(tmp_path / "job-spool")), tmp_path,
-                           env={"MLTRAIL_TOKEN": token, "MLTRAIL_FLUSH_SECONDS": "0.2"})
+                           env={"MLTRAIL_TOKEN": tokens["ana"], "MLTRAIL_FLUSH_SECONDS": "0.2"})
+        wait_for(lambda: (folder / "experiments" / "remote").is_dir(), what="ana's experiment on the server")
+        mltrail.Store(folder).access.grant("experiment", "remote", "bob", "read", by="ana")
         ui = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", url,
-                               "--token", token, "--port", str(ui_port)], cwd=tmp_path,
-                              env={**os.environ, "MLTRAIL_SPOOL": str(tmp_path / "ui-spool")},
+                               "--port", str(ui_port)], cwd=tmp_path,
+                              env={**{k: v for k, v in os.environ.items() if k != "MLTRAIL_TOKEN"},
+                                   "MLTRAIL_SPOOL": str(tmp_path / "ui-spool")},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for_http(f"http://127.0.0.1:{ui_port}/_stcore/health", ui, 60)
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"http://127.0.0.1:{ui_port}/live")
+
+            def signed_in(user):
+                page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+                page.goto(f"http://127.0.0.1:{ui_port}/live")
+                page.get_by_label("Your mltrail token", exact=True).fill(tokens[user])
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_text(f"Signed in as {user}").wait_for(timeout=60_000)
+                return page
+
+            dan = signed_in("dan")
+            dan.get_by_text("No run is running").wait_for(timeout=60_000)
+            bob = signed_in("bob")
+            bob.get_by_text("remote-training").first.wait_for(state="attached", timeout=60_000)
+            bob.wait_for_timeout(2500)  # a refresh or two
+            bob_can_stop = bob.get_by_role("button", name="Ask to stop").count()
+            page = signed_in("ana")
             page.get_by_text("remote-training").first.wait_for(state="attached", timeout=60_000)
             cells = page.locator('[role="gridcell"]')
             before = cells.all_text_contents()
@@ -191,18 +210,22 @@ def test_a_remote_job_is_watched_live_and_stopped_through_the_server(tmp_path):
             asked = time.time()
             page.get_by_role("button", name="Ask to stop").click()
             out, _ = job.communicate(timeout=30)
+            dan_sees = dan.get_by_text("remote-training").count()
             browser.close()
     finally:
         for proc in (p for p in (job, ui, store_server) if p is not None):
             if proc.poll() is None:
                 proc.terminate()
                 proc.communicate(timeout=30)
+    assert dan_sees == 0 and bob_can_stop == 0
     assert before != after, "the Live page did not show the remote run's new steps"
     stopped = float(out.split("stopped ")[1].split()[0])
     assert stopped - asked < 2.0, f"the job saw the stop request {stopped - asked:.2f} s after it was asked"
     print(f"the remote job stopped {stopped - asked:.2f} s after the click")
     run = mltrail.Store(folder).get_run("remote-training")["run"]
     assert run["status"] == "KILLED" and run["error"].endswith(": diverging")
+    request = next((folder / "experiments" / "remote" / "stop").rglob("*.jsonl")).read_text()
+    assert '"by":"ana"' in request  # the server records who asked: the signed-in user
 
 
 def _answers(url, token):

@@ -196,7 +196,10 @@ def reproduce(store: Store, run: str) -> None:
 @pass_store
 def ui(store: Store, port: int, host: str) -> None:
     """Open the dashboard (Streamlit) on the store."""
-    store.refresh()  # fails clearly on a missing store (or server), and warms the tables
+    if isinstance(store, Store):
+        store.refresh()  # fails clearly on a missing store, and warms the tables
+    else:  # a server: is it there? (who the user is, the dashboard asks)
+        store.server.call("GET", "/api/v1/health")
     app = app_entrypoint()
     env = {**os.environ, "MLTRAIL_DIR": str(store.root)}
     token = getattr(getattr(store, "server", None), "token", None)

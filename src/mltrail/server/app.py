@@ -5,7 +5,8 @@ folder still commits to git and opens locally with ``mltrail.Store(PATH)``. Each
 has its routes in its own module: runs (:mod:`.tracking_routes`), A/B experiments
 (:mod:`.ab_routes`), the model registry (:mod:`.model_routes`) and the feature store's
 reads (:mod:`.feature_routes`), users and grants (:mod:`.access_routes`); ``GET
-/api/v1/health`` and ``GET /api/v1/whoami`` are here.
+/api/v1/health`` (open to all: it only says the server is up) and ``GET /api/v1/whoami``
+are here.
 
 A store without users takes one shared token (``MLTRAIL_SERVER_TOKEN``, else none);
 once it has users, every call needs ``Authorization: Bearer <a user's token>`` and each
@@ -58,6 +59,8 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
     @app.middleware("http")
     async def authorise(request: Request, call_next: Any) -> Any:
         given = request.headers.get("authorization", "")
+        if request.url.path == "/api/v1/health":  # is it up? (says nothing else: for probes and the dashboard)
+            return await call_next(request)
         if store.access.enabled():  # users: each call is one of them
             user = store.access.authenticate(given.removeprefix("Bearer ")) if given.startswith("Bearer ") else None
             if user is None:
