@@ -100,6 +100,25 @@ def _log_a_run(store, world):
     return RunUpload(store.server, run.path).send()
 
 
+# calls whose answer leaves out what the user may not read, rather than refusing
+HIDING = {
+    ("experiment", "read", "history"): lambda s, w: len(s.metric_history([w["ids"]["secret-exp"]])),
+    ("experiment", "read", "listed"): lambda s, w: "secret-exp" in set(s.experiments()["experiment"]),
+    ("experiment", "read", "searched"): lambda s, w: "secret-exp-run" in set(
+        s.search_runs(filter="metrics.loss < 1")["run_name"]),
+    ("ab", "read", "listed"): lambda s, w: "secret-ab" in s.ab.keys(),
+    ("model", "read", "listed"): lambda s, w: "secret-model" in s.registry.names(),
+    ("feature_view", "read", "listed"): lambda s, w: "secret_view" in set(s.features.list()["view"]),
+}
+CALLS.update({
+    ("experiment", "read", "reproduce"): lambda s, w: s.reproduce_script(w["ids"]["secret-exp"]),
+    ("ab", "read", "fingerprint"): lambda s, w: s.ab.fingerprint("secret-ab"),
+    ("model", "read", "versions"): lambda s, w: len(s.registry.versions("secret-model")),
+    ("feature_view", "read", "historical"): lambda s, w: len(s.features.get_historical_features(
+        pd.DataFrame({"customer_id": [1], "event_timestamp": [pd.Timestamp("2026-06-01", tz="UTC")]}),
+        ["secret_view:visits"])),
+    **HIDING,
+})
 NAMES = {"experiment": "secret-exp", "ab": "secret-ab", "model": "secret-model", "feature_view": "secret_view"}
 CASES = [(call, level, via) for call, level, via in itertools.product(CALLS, LEVELS, VIAS)
          if not (level == "none" and via != "direct")]
@@ -127,6 +146,8 @@ def test_the_permission_matrix(world, call, level, via):
     try:
         if RANK[effective] >= RANK[needed]:
             assert CALLS[call](store, {**world, "token": world["tokens"][user]})
+        elif call in HIDING:  # not refused: left out
+            assert not CALLS[call](store, {**world, "token": world["tokens"][user]})
         else:
             expected = mltrail.NotFoundError if effective == "none" else mltrail.PermissionDeniedError
             with pytest.raises(expected) as refused:

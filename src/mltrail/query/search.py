@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ..compaction.manifest import Manifest
@@ -157,10 +158,10 @@ def metric_history(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] 
                    keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Every logged point of the given runs and keys: run_id, key, step, value, timestamp, best."""
     expr = None
-    if run_ids is not None:
-        expr = ds.field("run_id").isin(list(run_ids))
+    if run_ids is not None:  # (typed: an empty list would be a null array, which no string column matches)
+        expr = ds.field("run_id").isin(pa.array(list(run_ids), pa.string()))
     if keys is not None:
-        key_expr = ds.field("key").isin(list(keys))
+        key_expr = ds.field("key").isin(pa.array(list(keys), pa.string()))
         expr = key_expr if expr is None else expr & key_expr
     table = read_table(tables_dir, "metrics", manifest, filter=expr)
     table = table.sort_by([("run_id", "ascending"), ("key", "ascending"), ("step", "ascending"),
