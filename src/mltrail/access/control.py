@@ -90,11 +90,18 @@ class AccessControl:
         self._folder = EventFolder(self.root, ev.ACCESS_EVENT_ADAPTER, "access")
         self._hashes: dict[str, str] = {}
         self._hashes_seen: tuple[int, int] | None = None
+        self._replayed: tuple[Any, AccessState] = (None, AccessState())
 
     # -- reading ---------------------------------------------------------------------
 
     def state(self) -> AccessState:
-        return replay(self._folder.events())
+        """The replay of the events, kept until a new event file appears (a server asks
+        for every object of every call)."""
+        events = self._folder.events()
+        seen = (len(events), events[-1].id if events else None)
+        if seen != self._replayed[0]:
+            self._replayed = (seen, replay(events))
+        return self._replayed[1]
 
     def enabled(self) -> bool:
         """True once the store has a user: a server then asks every call for a user's token."""
