@@ -191,6 +191,9 @@ def test_a_user_without_access_learns_no_private_name(world):
                      .replace("Secret-Model", "").replace("'secret-model'", "").replace("secret-exp-run", ""))
     with pytest.raises(mltrail.NotFoundError, match="no experiment 'secret-exp'$"):
         dan.search_runs(experiment="secret-exp")
+    with pytest.raises(mltrail.NotFoundError) as refused:
+        dan.get_run("nothing-like-it")
+    assert str(world["folder"]) not in str(refused.value) and "the store" in str(refused.value)
     dan.close(wait=0)
 
 

@@ -74,8 +74,12 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
         return await call_next(request)
 
     @app.exception_handler(MltrailError)
-    async def refused(_: Request, exc: MltrailError) -> JSONResponse:
-        return JSONResponse({"error": str(exc), "type": type(exc).__name__}, _status_of(exc))
+    async def refused(request: Request, exc: MltrailError) -> JSONResponse:
+        message = str(exc)
+        user = getattr(request.state, "user", None)
+        if user is not None and not user.admin:  # where the server keeps its files is not a user's business
+            message = message.replace(str(store.root), "the store")
+        return JSONResponse({"error": message, "type": type(exc).__name__}, _status_of(exc))
 
     @app.get("/api/v1/health")
     def health() -> dict[str, Any]:
