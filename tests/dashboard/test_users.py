@@ -13,7 +13,7 @@ def served(tmp_path_factory):
     """ana's private experiment with a live run and her A/B experiment; bob may read both."""
     folder = tmp_path_factory.mktemp("users") / "store"
     local = mltrail.Store(folder)
-    tokens = {name: local.access.add_user(name) for name in ("ana", "bob", "dan")}
+    tokens = {name: local.access.add_user(name, admin=(name == "root")) for name in ("ana", "bob", "dan", "root")}
     with quiet_run(local, "ana-study", name="ana-live") as live:
         live.log_metric("loss", 0.5)
         live.flush()
@@ -89,3 +89,41 @@ def test_a_wrong_token_is_told_and_shows_nothing(as_user, served):
     next(b for b in at.button if b.label == "Sign in").click()
     at.run()
     assert "That token is not valid here." in _texts(at) and not at.dataframe
+
+
+@pytest.fixture
+def oidc(served, monkeypatch, tmp_path):
+    """A dashboard whose people sign in through OpenID Connect (st.login): it runs with an
+    admin's token and acts as the signed-in person's user. (Streamlit's own login flow
+    needs an identity provider; who signed in is set here instead.)"""
+    from mltrail.dashboard import state
+
+    url, tokens = served
+    monkeypatch.setenv("MLTRAIL_DIR", url)
+    monkeypatch.setenv("MLTRAIL_TOKEN", tokens["root"])
+    monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
+    monkeypatch.setattr(state, "oidc_configured", lambda: True)
+    person = {"email": None}
+    monkeypatch.setattr(state, "signed_in_person", lambda: person["email"])
+    return person
+
+
+def test_people_signed_in_with_openid_connect_see_their_own_runs(oidc):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert "log in to see what you may" in _texts(at) and any(b.label == "Log in" for b in at.button)
+    assert not at.dataframe
+    oidc["email"] = "bob"
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Signed in as **bob**" in _texts(at)
+    assert "bob-run" in _table(at) and "ana-live" in _table(at)
+    oidc["email"] = "dan"
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert "Signed in as **dan**" in _texts(at) and "ana-" not in _table(at) and "bob-" not in _table(at)
+    oidc["email"] = "stranger@corp.com"
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert "mltrail users add stranger@corp.com" in " ".join(e.value for e in at.error) and not at.dataframe

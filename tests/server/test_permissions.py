@@ -259,3 +259,17 @@ def test_a_job_without_permission_is_told_once_and_keeps_its_lines(world, capfd)
     assert err.count("refused") == 1 and "NotFoundError" in err and str(run.path.parent) in err
     assert run.path.exists()
     dan.close(wait=0)
+
+
+def test_an_admin_token_may_act_as_a_user_and_nobody_else_may(world):
+    url, tokens = world["url"], world["tokens"]
+    as_dan = mltrail.Store(url, token=tokens["root"], acting_as="dan", spool=world["tmp"] / "spool-as-dan")
+    assert as_dan.access.whoami()["user"] == "dan"
+    assert list(as_dan.experiments()["experiment"]) == ["shared-exp"]  # dan's view, not root's
+    with pytest.raises(mltrail.NotFoundError):
+        as_dan.registry.get("secret-model")
+    with pytest.raises(mltrail.PermissionDeniedError, match="only an admin's token may act as another user"):
+        mltrail.Store(url, token=tokens["bob"], acting_as="ana", spool=world["tmp"] / "s").access.whoami()
+    with pytest.raises(mltrail.InvalidInputError, match="no user 'nobody'"):
+        mltrail.Store(url, token=tokens["root"], acting_as="nobody", spool=world["tmp"] / "s").access.whoami()
+    as_dan.close(wait=0)

@@ -2,7 +2,10 @@
 
 On a server with users (``mltrail ui --store http://…``), the dashboard asks who you are:
 a user's token, given at launch (``--token`` or ``$MLTRAIL_TOKEN``: everyone using this
-dashboard is that user) or typed in the sidebar (each browser session its own user).
+dashboard is that user) or typed in the sidebar (each browser session its own user); or,
+when ``[auth]`` is configured in ``.streamlit/secrets.toml``, Streamlit's ``st.login``
+(OpenID Connect): the dashboard then runs with an admin's token and acts as the signed-in
+person's mltrail user, named by their e-mail address (``mltrail users add ana@corp.com``).
 Every cache is keyed by the store *and* the token, so no user ever sees another's
 answers, and a control that changes state shows only to a user with the level to use it.
 """
@@ -26,15 +29,40 @@ _TOKEN = "mltrail_token"  # the session's token, when typed in the sidebar
 
 @st.cache_resource(show_spinner=False)
 def _store(key: str) -> Store:
-    root, _, token = key.partition("#")
-    return Store(root, token=token or None) if is_url(root) else Store(root)
+    root, _, rest = key.partition("#")
+    token, _, person = rest.partition("#")
+    if not is_url(root):
+        return Store(root)
+    return Store(root, token=token or None, acting_as=person or None)
 
 
 def _key() -> str:
-    """The cache key of this session's store: its root, and on a server the token."""
+    """The cache key of this session's store: its root, and on a server the token (and
+    the user an OpenID Connect sign-in acts as)."""
     root = os.environ.get("MLTRAIL_DIR") or "mltrail_runs"
-    token = os.environ.get("MLTRAIL_TOKEN") or st.session_state.get(_TOKEN) if is_url(root) else None
+    if not is_url(root):
+        return root
+    if oidc_configured():  # the dashboard's own (admin) token only ever acts for a signed-in person
+        person = signed_in_person()
+        return f"{root}#{os.environ.get('MLTRAIL_TOKEN') or ''}#{person}" if person else root
+    token = os.environ.get("MLTRAIL_TOKEN") or st.session_state.get(_TOKEN)
     return f"{root}#{token}" if token else root
+
+
+def oidc_configured() -> bool:
+    """Whether Streamlit's st.login can sign people in (``[auth]`` in secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError):  # (no secrets file: StreamlitSecretNotFoundError is one)
+        return False
+
+
+def signed_in_person() -> str | None:
+    """The e-mail of whoever signed in through OpenID Connect, if that is how this
+    dashboard knows people."""
+    if not oidc_configured() or not st.user.is_logged_in:
+        return None
+    return str(st.user.get("email") or "") or None
 
 
 def store() -> Store:
@@ -48,6 +76,10 @@ def sign_in() -> None:
     current = store()
     if not isinstance(current, RemoteStore):
         return
+    if oidc_configured() and not signed_in_person():  # people sign in with the organisation's identity provider
+        st.info(f"{current.url} has users: log in to see what you may.")
+        st.button("Log in", key="log_in", type="primary", on_click=st.login)
+        st.stop()
     try:
         me = current.access.whoami()
     except InvalidInputError:  # 401: the server has users, and this session is none of them
@@ -56,10 +88,17 @@ def sign_in() -> None:
         return  # one shared token (or none): no users to tell apart
     if me is not None:
         st.sidebar.caption(f"Signed in as **{me['user']}**" + (" (admin)" if me["admin"] else ""))
-        if st.session_state.get(_TOKEN) and st.sidebar.button("Sign out", key="sign_out"):
+        if signed_in_person():
+            st.sidebar.button("Log out", key="log_out", on_click=st.logout)
+        elif st.session_state.get(_TOKEN) and st.sidebar.button("Sign out", key="sign_out"):
             del st.session_state[_TOKEN]
             st.rerun()
         return
+    if oidc_configured():  # signed in, but the server does not know them (or the dashboard's token)
+        st.error(f"{signed_in_person()} cannot see {current.url} through this dashboard: an admin adds them "
+                 f"with mltrail users add {signed_in_person()}, and runs the dashboard with an admin's token")
+        st.sidebar.button("Log out", key="log_out", on_click=st.logout)
+        st.stop()
     with st.sidebar.form("sign_in"):
         token = st.text_input("Your mltrail token", type="password", key="token_input",
                               help="mltrail users add NAME (or users token NAME) prints it")

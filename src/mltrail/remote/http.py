@@ -21,20 +21,28 @@ from ..errors import (
     WrongStateError,
 )
 
+ACTING_AS = "X-Mltrail-Acting-As"  # with an admin's token: act as this user (a dashboard's signed-in user)
+
 
 class Server:
-    """One server's calls: JSON or raw answers, its errors raised as their own types."""
+    """One server's calls: JSON or raw answers, its errors raised as their own types.
+    ``acting_as``: with an admin's token, each call is made as that user (the server
+    checks their levels, and records them as who acted)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
+                 acting_as: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.acting_as = acting_as
 
     def call(self, method: str, path: str, body: bytes | None = None, missing_ok: bool = False,
              raw: bool = False) -> Any:
         request = urllib.request.Request(f"{self.url}{path}", data=body, method=method)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
+        if self.acting_as:
+            request.add_header(ACTING_AS, self.acting_as)
         if body is not None:
             request.add_header("Content-Type", "application/octet-stream")
         try:

@@ -71,9 +71,11 @@ def default_spool(url: str) -> Path:
 class RemoteStore:
     """A store behind ``mltrail server``: the API of :class:`mltrail.Store`."""
 
-    def __init__(self, url: str, *, token: str | None = None, spool: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, url: str, *, token: str | None = None, spool: str | os.PathLike[str] | None = None,
+                 acting_as: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.server = Server(self.url, token if token is not None else os.environ.get("MLTRAIL_TOKEN") or None)
+        self.server = Server(self.url, token if token is not None else os.environ.get("MLTRAIL_TOKEN") or None,
+                             acting_as=acting_as)
         self.spool = Path(spool).absolute() if spool is not None else default_spool(self.url)
         layout = Layout(self.spool)
         self.blobs = BlobStore(layout)

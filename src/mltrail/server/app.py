@@ -37,6 +37,7 @@ from ..errors import (
     StoreCorruptError,
     WrongStateError,
 )
+from ..remote.http import ACTING_AS
 from ..store import Store
 from . import ab_routes, access_routes, feature_routes, model_routes, tracking_routes
 from .bodies import MAX_BODY
@@ -67,6 +68,16 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
                 return JSONResponse({"error": "a valid user token is needed: Authorization: Bearer <token> "
                                               "(mltrail users token NAME makes a new one)",
                                      "type": "InvalidInputError"}, 401)
+            acting_as = request.headers.get(ACTING_AS)
+            if acting_as:  # a dashboard that signed its user in (OpenID Connect) acts for them
+                if not user.admin:
+                    return JSONResponse({"error": f"only an admin's token may act as another user ({ACTING_AS})",
+                                         "type": "PermissionDeniedError"}, 403)
+                try:
+                    user = store.access.user(acting_as)
+                except NotFoundError:
+                    return JSONResponse({"error": f"no user {acting_as!r} here: mltrail users add {acting_as}",
+                                         "type": "InvalidInputError"}, 401)
             request.state.user = user
         elif expected is not None and not hmac.compare_digest(given.encode(), expected):
             return JSONResponse({"error": "a valid token is needed: Authorization: Bearer <token>",
