@@ -3,12 +3,12 @@
 A training job never waits for the network and never loses a point because of it: its
 runs are written exactly as a local store writes them, into a *spool* folder on the
 job's own disk (``$MLTRAIL_SPOOL``, else ``~/.cache/mltrail/spool/<host>-<port>``), and a
-background thread sends their new lines to the server every ``MLTRAIL_FLUSH_SECONDS``
+background thread sends their new lines to the server every quarter second
 (:class:`~mltrail.remote.upload.RunUpload`: in order, each line kept once by the server).
 While the server is away the lines wait in the spool; at exit the job waits up to
 ``MLTRAIL_UPLOAD_WAIT_SECONDS`` for the last of them and says what is left, which
-``mltrail sync SPOOL --to URL`` sends later. A run's artifacts (blobs) go up before
-the lines that name them.
+``mltrail sync SPOOL --to URL`` sends later. A blob (an artifact, a diff) goes up just
+before the first line that names it.
 
 The other parts are the server's, through the same API as a local store: ``store.ab``
 (:mod:`.ab`: a router's exposures and feedback spooled and sent the same way),
@@ -56,6 +56,9 @@ class NotOnServerError(MltrailError, AttributeError):
     """A store call that a store behind a server does not offer yet (``hasattr`` is False)."""
 
 
+UPLOAD_TICK_SECONDS = 0.25
+
+
 def is_url(root: object) -> bool:
     return isinstance(root, str) and root.startswith(("http://", "https://"))
 
@@ -86,7 +89,7 @@ class RemoteStore:
         self.access = RemoteAccess(self.server)
         self._uploads: dict[Path, RunUpload] = {}
         self._segments: dict[Path, SegmentUpload] = {}
-        self._blobs_sent: set[Path] = set()
+        self._blobs_sent: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # registered before any run's own exit handler (which a first run registers), so
@@ -113,7 +116,7 @@ class RemoteStore:
         """As :meth:`mltrail.Store.start_run`; the run is sent to the server as it logs."""
         run = self.tracking.start_run(experiment, **options)
         with self._lock:
-            self._uploads[run.path] = RunUpload(self.server, run.path)
+            self._uploads[run.path] = RunUpload(self.server, run.path, self._send_blob)
         self._start_uploading()
         return run
 
@@ -125,25 +128,19 @@ class RemoteStore:
 
     def upload(self) -> int:
         """Send what this process logged since the last send (the background thread does
-        this every MLTRAIL_FLUSH_SECONDS): blobs, then run lines, then A/B log lines; the
+        this every quarter second): run lines (and the blobs they name), then A/B log lines; the
         runs and log segments not yet entirely on the server."""
-        try:
-            self._send_blobs()
-        except UpstreamError:
-            return len(self._uploads) + len(self._segments) or 1  # the server is away: all of it waits
         return self._send_runs() + self._send_segments()
 
-    def _send_blobs(self) -> None:
-        """Blobs of the spool the server lacks (artifacts, diffs), before the lines naming them."""
-        layout = self.tracking.layout
-        for large, base in ((False, layout.blobs), (True, layout.large_blobs)):
-            for path in base.glob("sha256/*/*"):
-                if path in self._blobs_sent or path.name.startswith("."):
-                    continue
-                sha256 = path.parent.name + path.name
-                if not self.server.call("GET", f"/api/v1/blobs/{sha256}", missing_ok=True):
-                    self.server.call("PUT", f"/api/v1/blobs/{sha256}?large={int(large)}", path.read_bytes())
-                self._blobs_sent.add(path)
+    def _send_blob(self, sha256: str) -> None:
+        """A blob a line about to be sent names (an artifact, a diff), if the server lacks it."""
+        if sha256 in self._blobs_sent:
+            return
+        path = self.blobs.path(sha256)
+        if not self.server.call("GET", f"/api/v1/blobs/{sha256}", missing_ok=True):
+            large = path.is_relative_to(self.tracking.layout.large_blobs)
+            self.server.call("PUT", f"/api/v1/blobs/{sha256}?large={int(large)}", path.read_bytes())
+        self._blobs_sent.add(sha256)
 
     def _send_segments(self) -> int:
         left = 0
@@ -205,7 +202,9 @@ class RemoteStore:
 
     def _loop(self) -> None:
         while True:
-            time.sleep(FLUSH_SECONDS.get())
+            # a few times per flush: a line waits for the next tick, not a whole flush
+            # period (a tick with nothing new costs a read at the end of each file)
+            time.sleep(min(FLUSH_SECONDS.get(), UPLOAD_TICK_SECONDS))
             try:
                 self.upload()
             except Exception as exc:  # noqa: BLE001 - the uploader must outlive one round's fault

@@ -5,7 +5,7 @@ once (:mod:`mltrail.tracking.ingest`), so a send cut short is simply sent again.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,14 @@ from ..storage.events import EVENT_ADAPTER
 from .http import Server
 
 BATCH_BYTES = 8 << 20
+
+
+def _blobs_named(event: dict[str, Any]) -> list[str]:
+    """The blobs a run's event names: an artifact's content, a git diff, a package list."""
+    kind = event.get("type")
+    field = {"artifact": "sha256", "git": "diff_sha256", "environment": "packages_sha256"}.get(str(kind))
+    value = event.get(field) if field else None
+    return [value] if isinstance(value, str) else []
 
 
 def whole_lines_from(path: Path, offset: int) -> bytes:
@@ -28,9 +36,10 @@ def whole_lines_from(path: Path, offset: int) -> bytes:
 class RunUpload:
     """One run file's progress towards the server."""
 
-    def __init__(self, server: Server, path: Path) -> None:
+    def __init__(self, server: Server, path: Path, send_blob: Callable[[str], None] | None = None) -> None:
         self.server = server
         self.path = path
+        self.send_blob = send_blob  # called for each blob a line to be sent names, before it is sent
         self.run_id = path.stem
         self.offset = 0  # bytes of the file the server holds (or that are unreadable)
         self.last_seq: int | None = None  # the server's, once asked
@@ -57,6 +66,9 @@ class RunUpload:
         size = 0
         for event, raw, end in lines:
             if end > self.last_seq:
+                if self.send_blob is not None:
+                    for sha256 in _blobs_named(event):
+                        self.send_blob(sha256)
                 batch.append(raw)
                 size += len(raw)
                 self.finished = event.get("type") == "run_finished"
