@@ -222,3 +222,15 @@ def test_a_training_set_query_that_is_not_arrow_is_refused(central):
     url, _ = central
     with pytest.raises(mltrail.InvalidInputError, match="not an Arrow IPC stream"):
         Server(url).call("POST", "/api/v1/features/historical?features=customer_activity:x", b"not arrow")
+
+
+def test_a_store_closed_and_used_again_sends_again(central):
+    url, local = central
+    remote = remote_store(url)
+    with quiet_run(remote, "again", name="first"):
+        pass
+    assert remote.close(wait=10) == 0
+    with quiet_run(remote, "again", name="second") as run:
+        run.log_metric("loss", 0.5)
+    assert remote.close(wait=10) == 0
+    assert set(local.search_runs(experiment="again")["run_name"]) == {"first", "second"}

@@ -92,6 +92,7 @@ class RemoteStore:
         self._blobs_sent: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
         # registered before any run's own exit handler (which a first run registers), so
         # it runs after that one has ended the runs: their last lines go up too
         atexit.register(self._at_exit)
@@ -122,7 +123,10 @@ class RemoteStore:
 
     def _start_uploading(self) -> None:
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
+                if self._closing.is_set():  # logging again after a close: send at exit again too
+                    self._closing.clear()  # (registered anew, it runs before the runs' own exit
+                    atexit.register(self._at_exit)  # handler: a run left open then says it waits in the spool)
                 self._thread = threading.Thread(target=self._loop, name="mltrail-upload", daemon=True)
                 self._thread.start()
 
@@ -201,10 +205,9 @@ class RemoteStore:
                 write_event_file(folder, request["id"], StopRequest.model_validate(request))
 
     def _loop(self) -> None:
-        while True:
-            # a few times per flush: a line waits for the next tick, not a whole flush
-            # period (a tick with nothing new costs a read at the end of each file)
-            time.sleep(min(FLUSH_SECONDS.get(), UPLOAD_TICK_SECONDS))
+        # a few times per flush: a line waits for the next tick, not a whole flush period
+        # (a tick with nothing new costs a read at the end of each file)
+        while not self._closing.wait(min(FLUSH_SECONDS.get(), UPLOAD_TICK_SECONDS)):
             try:
                 self.upload()
             except Exception as exc:  # noqa: BLE001 - the uploader must outlive one round's fault
@@ -215,6 +218,12 @@ class RemoteStore:
         seconds (default ``MLTRAIL_UPLOAD_WAIT_SECONDS``); say what stays in the spool.
         Called at exit; the runs and segments not yet on the server."""
         atexit.unregister(self._at_exit)
+        # the background sender stops first: close sends the rest itself, and no thread of
+        # ours may be mid-call when the interpreter finalizes (glibc aborts a thread killed
+        # inside a native call: "FATAL: exception not rethrown")
+        self._closing.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
         for log in list(self.ab._logs.values()):  # their own exit flush would come after this
             try:
                 log.flush()
