@@ -17,7 +17,8 @@ if not chosen:
     st.info("Pick runs here or on the Runs page.")
     st.stop()
 subset = runs[runs["run_id"].isin(chosen)]
-names = dict(zip(subset["run_id"], subset["run_name"]))
+names = views.series_names(subset)
+colours = charts.run_colours([names[r] for r in chosen if r in names])  # one colour per run, every chart
 
 st.subheader("Metric history")
 history = state.history(root, generation, tuple(chosen))
@@ -30,7 +31,7 @@ log_scale = d.toggle("Log scale", key="log_scale")
 smoothed = views.smooth(history, weight)
 grid = st.columns(2)
 for i, key in enumerate(shown):
-    grid[i % 2].altair_chart(charts.history_chart(smoothed, key, names, x_axis, log_scale),
+    grid[i % 2].altair_chart(charts.history_chart(smoothed, key, names, x_axis, log_scale, colours),
                              width="stretch")
 
 params, metrics = views.prefixed(subset, "params"), views.prefixed(subset, "metrics")
@@ -41,12 +42,12 @@ if params and metrics:
                           or params[:4], key="parallel_params")
     target = p2.selectbox("Metric", metrics, key="parallel_metric")
     if axes:
-        st.altair_chart(charts.parallel_coordinates(subset, axes, target), width="stretch")
+        st.altair_chart(charts.parallel_coordinates(subset, axes, target, names, colours), width="stretch")
     st.subheader("Scatter")
     s1, s2 = st.columns(2)
     x = s1.selectbox("x", params + metrics, key="scatter_x")
     y = s2.selectbox("y", metrics + params, key="scatter_y")
-    st.altair_chart(charts.scatter(subset, x, y), width="stretch")
+    st.altair_chart(charts.scatter(subset, x, y, names, colours), width="stretch")
 
 st.subheader("Params and latest metrics")
 differences = st.toggle("Differences only", value=True, key="differences_only")

@@ -21,7 +21,7 @@ def live() -> None:
     st.dataframe(views.styled(views.run_table(runs, metrics)), width="stretch")
     state.stop_form(runs, "live_stop")
     history = state.history(root, generation, tuple(runs["run_id"]))
-    names = dict(zip(runs["run_id"], runs["run_name"]))
+    names = views.series_names(runs)
     grid = st.columns(2)
     for i, key in enumerate(sorted(history["key"].unique())):
         grid[i % 2].altair_chart(charts.history_chart(history, key, names), width="stretch")

@@ -41,6 +41,14 @@ def page_of(runs: pd.DataFrame, page: int) -> pd.DataFrame:
     return runs.iloc[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]
 
 
+def series_names(runs: pd.DataFrame) -> dict[str, str]:
+    """Each run's name in a chart's legend: its name, with its ID's start where two runs
+    share a name (a chart would draw them as one series)."""
+    names = runs["run_name"].fillna(runs["run_id"].str[:10])
+    shared = names.duplicated(keep=False)
+    return dict(zip(runs["run_id"], names.where(~shared, names + " · " + runs["run_id"].str[:8])))
+
+
 def prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:
     """The ``params.*`` or ``metrics.*`` columns of a search_runs frame."""
     return [c for c in frame.columns if c.startswith(prefix + ".")]
