@@ -54,6 +54,7 @@ class ExposureLog:
         self._variants = frozenset(variants)
         self._metrics = frozenset(metrics)
         self._pending: deque[tuple[Any, ...]] = deque()
+        self._writing = 0  # events a flush took from the queue and has not yet written
         self._lock = threading.Lock()
         self._seq = 0
         self._segment = 0
@@ -73,8 +74,8 @@ class ExposureLog:
 
     @property
     def pending(self) -> int:
-        """Events queued in memory, not yet on disk."""
-        return len(self._pending)
+        """Events not yet on disk: queued, or taken by a flush that has not finished."""
+        return len(self._pending) + self._writing
 
     def recheck_state(self) -> None:
         """Re-read the experiment's state at the next call (it was just changed here)."""
@@ -134,6 +135,7 @@ class ExposureLog:
             if not count:
                 return
             items = [self._pending.popleft() for _ in range(count)]
+            self._writing = count
             events = []
             seq = self._seq
             key = self.key
@@ -154,11 +156,13 @@ class ExposureLog:
                 writer.sync()  # durable at flush
             except BaseException as exc:  # kept for the next try: nothing queued is dropped
                 self._pending.extendleft(reversed(items))
+                self._writing = 0
                 self.failed_flushes += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 raise
             self._seq = seq
             self._segment_bytes += len(data)
+            self._writing = 0
 
     def _current_writer(self, incoming: int) -> EventWriter:
         too_big = self._segment_bytes and self._segment_bytes + incoming > MAX_SEGMENT_BYTES
