@@ -18,7 +18,7 @@ def live() -> None:
         st.info("No run is running. Runs appear here while they train.")
         return
     metrics = views.prefixed(runs, "metrics")
-    st.dataframe(views.styled(views.run_table(runs, metrics)), width="stretch")
+    st.dataframe(views.styled(views.run_table(runs, metrics)), width="stretch", hide_index=True)
     state.stop_form(runs, "live_stop")
     history = state.history(root, generation, tuple(runs["run_id"]))
     names = views.series_names(runs)

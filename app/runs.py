@@ -34,7 +34,7 @@ st.caption(f"{len(runs)} runs" + (f" in {experiment}" if experiment else "")
            + (f" · {views.PAGE_ROWS:,} a page, newest first" if pages > 1 else "")
            + " · tick rows to pick runs to compare")
 table = views.run_table(shown, columns)
-event = st.dataframe(views.styled(table), width="stretch", key="run_table", on_select="rerun",
+event = st.dataframe(views.styled(table), width="stretch", key="run_table", on_select="rerun", hide_index=True,
                      selection_mode="multi-row",
                      column_config={"start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 if event is not None and event.selection.rows:  # ticking rows replaces the selection

@@ -72,6 +72,25 @@ def test_diff_marks_only_differences(cli_store):
     assert "n_estimators" in invoke("diff", "rf", "lr", "--all", store=cli_store).output
 
 
+def test_diff_of_three_runs_and_of_one(cli_store):
+    with quiet_run(cli_store, "churn", name="gb") as run:
+        run.log_params({"n_estimators": 100, "max_depth": 5, "lr": 0.1}, group="model")
+    result = invoke("diff", "rf", "lr", "gb", store=cli_store)
+    assert result.exit_code == 0
+
+    def cells(key):
+        line = next(line for line in result.output.splitlines() if f" {key} " in line)
+        return [cell.strip() for cell in line.split("│")[3:6]]
+
+    assert cells("params.max_depth") == ["5", "3", "5"]
+    assert cells("params.lr") == ["—", "—", "0.1"]  # a key only one run has
+    assert "n_estimators" not in result.output  # equal everywhere: not shown without --all
+    header = next(line for line in result.output.splitlines() if "key" in line)
+    assert header.index("rf") < header.index("lr") < header.index("gb")
+    one = CliRunner().invoke(main, ["diff", "rf", "--store", str(cli_store.root)])
+    assert one.exit_code == 1 and "two runs or more" in one.output
+
+
 def test_compact_and_rebuild(cli_store):
     result = invoke("compact", store=cli_store)
     assert result.exit_code == 0 and ("up to date" in result.output or "read" in result.output)

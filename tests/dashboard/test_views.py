@@ -32,3 +32,22 @@ def test_compare_table_marks_missing_and_hides_equal_rows():
     assert full.loc["metrics.x", "a (1)"] == "—" and full.loc["metrics.f1", "b (2)"] == "—"
     diff = views.compare_table(details, differences_only=True)
     assert "params.seed" not in diff.index and "params.lr" in diff.index
+
+
+def test_the_run_table_shows_names_first_whole_seconds_and_a_running_runs_elapsed_time():
+    import pandas as pd
+
+    from mltrail.dashboard import views
+
+    start = pd.Timestamp("2026-11-27 10:00:00.123456", tz="UTC")
+    runs = pd.DataFrame({"run_id": ["01AAAAAAAAAAAAAAAAAAAAAAAA", "01BBBBBBBBBBBBBBBBBBBBBBBB"],
+                         "run_name": ["done", "training"], "experiment": ["e", "e"],
+                         "status": ["FINISHED", "RUNNING"], "start_time": [start, pd.Timestamp.now(tz="UTC")],
+                         "end_time": [start + pd.Timedelta("0.5s"), pd.NaT], "metrics.loss": [0.25, 0.5]})
+    table = views.run_table(runs, ["metrics.loss"])
+    assert list(table.columns) == ["status", "name", "experiment", "start", "duration (s)", "metrics.loss", "run"]
+    assert table["start"].iloc[0] == pd.Timestamp("2026-11-27 10:00:00")  # no microseconds
+    assert table["duration (s)"].iloc[0] == 0.5 and table["duration (s)"].iloc[1] >= 0  # elapsed, not None
+    assert table["run"].iloc[0] == "01AAAAAAAA"
+    html = views.styled(table).to_html()
+    assert 'row0 col4" >0.5<' in html and ">0.2500<" in html  # seconds to a tenth; metrics to four places

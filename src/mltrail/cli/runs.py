@@ -11,7 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from ..errors import MltrailError
+from ..errors import InvalidInputError, MltrailError
 from ..query.cells import cell_text, is_missing
 from ..store import Store
 from .context import pass_store
@@ -125,26 +125,27 @@ def note_line(label: str, text: str) -> None:
 
 
 @click.command()
-@click.argument("run_a")
-@click.argument("run_b")
+@click.argument("runs", nargs=-1, required=True)
 @click.option("--all", "show_all", is_flag=True, help="Show equal values too.")
 @pass_store
-def diff(store: Store, run_a: str, run_b: str, show_all: bool) -> None:
-    """Params and final metrics of two runs side by side; differences marked."""
-    a, b = store.get_run(run_a), store.get_run(run_b)
+def diff(store: Store, runs: tuple[str, ...], show_all: bool) -> None:
+    """Params and final metrics of two or more runs side by side; keys whose values differ
+    are marked (a key a run lacks shows as —)."""
+    if len(runs) < 2:
+        raise InvalidInputError("diff needs two runs or more")
+    details = [store.get_run(ref) for ref in runs]
     rows = []
     for kind in ("params", "metrics"):
-        left = dict(zip(a[kind]["key"], a[kind]["value"]))
-        right = dict(zip(b[kind]["key"], b[kind]["value"]))
-        for key in sorted(set(left) | set(right)):
-            lv, rv = cell_text(left.get(key), "—"), cell_text(right.get(key), "—")
-            if lv != rv or show_all:
-                rows.append([Text("≠", style="yellow") if lv != rv else "", f"{kind}.{key}", lv, rv])
+        values = [dict(zip(d[kind]["key"], d[kind]["value"])) for d in details]
+        for key in sorted(set().union(*values)):
+            cells = [cell_text(v.get(key), "—") for v in values]
+            differs = len(set(cells)) > 1
+            if differs or show_all:
+                rows.append([Text("≠", style="yellow") if differs else "", f"{kind}.{key}", *cells])
     if not rows:
-        out.print("no differences in params or final metrics")
+        out.print(f"no differences in params or final metrics between the {len(runs)} runs")
         return
-    print_table(["", "key", f"{cell_text(a['run']['run_name'])} ({a['run']['run_id'][:10]})",
-                 f"{cell_text(b['run']['run_name'])} ({b['run']['run_id'][:10]})"], rows)
+    print_table(["", "key", *(f"{cell_text(d['run']['run_name'])} ({d['run']['run_id'][:10]})" for d in details)], rows)
 
 
 @click.command()

@@ -25,7 +25,10 @@ def styled(table: pd.DataFrame) -> Any:
 
     def colour(badge: str) -> str:
         return f"color: {STATUS_COLOURS.get(str(badge).removeprefix('● '), 'inherit')}"
-    return table.style.map(colour, subset=["status"]).format(precision=4, na_rep="")
+    styled = table.style.map(colour, subset=["status"]).format(precision=4, na_rep="")
+    if "duration (s)" in table:  # seconds to a tenth, not 0.5000
+        styled = styled.format("{:.1f}", subset=["duration (s)"], na_rep="")
+    return styled
 
 
 PAGE_ROWS = 500  # runs a page of the Runs table; MLflow's UI loads 100 at a time
@@ -55,17 +58,23 @@ def prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:
 
 
 def run_table(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The Runs page table: badge, name, start, duration, then the chosen columns."""
-    duration = (runs["end_time"] - runs["start_time"]).dt.total_seconds()
+    """The Runs page table: badge, name, start (to the second), duration (a running run's
+    so far), then the chosen columns, and the run's ID last (the index, which pages hide,
+    is the full ID: a ticked row names its run)."""
+    now = pd.Timestamp.now(tz="UTC")
+    running = runs["status"] == "RUNNING"
+    end = runs["end_time"].where(~running, now) if len(runs) else runs["end_time"]
+    duration = (end - runs["start_time"]).dt.total_seconds()
     table = pd.DataFrame({  # arrays, not Series: the table is indexed by run_id instead
         "status": runs["status"].map(lambda s: STATUS_BADGES.get(s, s)).to_numpy(),
         "name": runs["run_name"].to_numpy(),
         "experiment": runs["experiment"].to_numpy(),
-        "start": runs["start_time"].dt.tz_convert(None).to_numpy(),
+        "start": runs["start_time"].dt.tz_convert(None).dt.floor("s").to_numpy(),
         "duration (s)": duration.round(1).to_numpy(),
     }, index=runs["run_id"].to_numpy())
     for column in columns:
         table[column] = runs[column].to_numpy()
+    table["run"] = runs["run_id"].str[:10].to_numpy()
     table.index.name = "run_id"
     return table
 
