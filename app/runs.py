@@ -3,28 +3,44 @@
 import streamlit as st
 
 from mltrail.dashboard import state, views
-from mltrail.errors import FilterSyntaxError
+from mltrail.errors import InvalidInputError
 
 st.title("Runs")
 root, generation = state.open_page()
 experiments = state.experiments(root, generation)
 descriptions = dict(zip(experiments["experiment"], experiments["description"].fillna("")))
-choice = st.selectbox("Experiment", ["(all experiments)", *experiments["experiment"]], key="experiment",
+ALL = "(all experiments)"
+url = st.query_params  # the view is in the address: a filtered, sorted view can be shared
+if "experiment" not in st.session_state:  # a first render: the address decides
+    st.session_state["experiment"] = url.get("experiment") if url.get("experiment") in descriptions else ALL
+    st.session_state["filter"] = url.get("filter", "")
+    st.session_state["order"] = url.get("order", "")
+choice = st.selectbox("Experiment", [ALL, *experiments["experiment"]], key="experiment",
                       format_func=lambda e: f"{e} — {descriptions[e]}" if descriptions.get(e) else e)
-experiment = None if choice == "(all experiments)" else choice
-filter_text = st.text_input("Filter", key="filter",
-                            placeholder="metrics.val/auc > 0.9 and params.family = 'random_forest'")
+experiment = None if choice == ALL else choice
+left, right = st.columns([3, 1])
+filter_text = left.text_input("Filter", key="filter",
+                              placeholder="metrics.val/auc > 0.9 and params.family = 'random_forest'")
+order_text = right.text_input("Order by", key="order", placeholder="metrics.val/auc DESC")
 try:
-    runs = state.search(root, generation, experiment, filter_text.strip() or None)
-except FilterSyntaxError as exc:
-    st.error("The filter does not parse.")
+    runs = state.search(root, generation, experiment, filter_text.strip() or None, order_text.strip() or None)
+except InvalidInputError as exc:  # (a FilterSyntaxError, or an order_by that names no column)
+    st.error("The filter or the order does not parse.")
     st.code(str(exc), language=None)
     st.stop()
 
 params, metrics = views.prefixed(runs, "params"), views.prefixed(runs, "metrics")
 varying = [c for c in params if runs[c].nunique() > 1]
+if "columns" not in st.session_state and url.get_all("column"):
+    st.session_state["columns"] = [c for c in url.get_all("column") if c in params + metrics]
 columns = st.multiselect("Columns", params + metrics, default=(varying[:6] + metrics[:6]),
                          key="columns")
+for name, value in {"experiment": experiment, "filter": filter_text.strip(), "order": order_text.strip(),
+                    "column": columns}.items():
+    if value:
+        url[name] = value
+    elif name in url:
+        del url[name]
 pages = views.page_count(len(runs))
 if st.session_state.get("page", 1) > pages:  # a narrower filter has fewer pages
     st.session_state["page"] = 1

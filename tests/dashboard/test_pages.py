@@ -31,7 +31,7 @@ def test_filter_narrows_and_bad_filter_shows_the_parser_message(app):
     assert set(app.dataframe[0].value["name"]) == {"rf-8", "solo"}
     app.text_input(key="filter").input("metrics.auc >").run()
     assert not app.exception
-    assert app.error[0].value == "The filter does not parse."
+    assert app.error[0].value == "The filter or the order does not parse."
     assert "invalid filter at position 13" in app.code[0].value
 
 
@@ -169,3 +169,27 @@ def test_a_running_run_is_asked_to_stop_from_the_live_and_run_pages(dash_store, 
     assert at.warning[0].value == "The run was stopped"
     assert at.code[0].value == "stop requested by watcher: loss diverged"
     assert "run_stop_run" not in [box.key for box in at.selectbox]
+
+
+def test_the_runs_view_lives_in_the_address(dash_store):
+    """A filtered, sorted view with chosen columns opens from a shared link, and the
+    address follows the widgets."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.factories import APP
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["experiment"] = "churn"
+    at.query_params["filter"] = "metrics.auc > 0.5"
+    at.query_params["order"] = "params.max_depth DESC"
+    at.query_params["column"] = ["params.max_depth", "metrics.auc"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="experiment").value == "churn" and at.text_input(key="filter").value == "metrics.auc > 0.5"
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["rf-8", "rf-4", "gb"]  # by max_depth, highest first; the failed run filtered out
+    assert [c for c in table.columns if c.startswith(("params.", "metrics."))] == ["params.max_depth", "metrics.auc"]
+    at.text_input(key="filter").input("metrics.auc > 0.6").run()
+    assert at.query_params["filter"] == "metrics.auc > 0.6"
+    at.text_input(key="order").input("metrics.auc SIDEWAYS").run()
+    assert not at.exception and "does not parse" in " ".join(e.value for e in at.error)

@@ -51,3 +51,17 @@ def test_the_run_table_shows_names_first_whole_seconds_and_a_running_runs_elapse
     assert table["run"].iloc[0] == "01AAAAAAAA"
     html = views.styled(table).to_html()
     assert 'row0 col4" >0.5<' in html and ">0.2500<" in html  # seconds to a tenth; metrics to four places
+
+
+def test_the_alias_timeline_labels_time_in_whole_seconds_and_versions_as_integers():
+    import pandas as pd
+
+    from mltrail.dashboard import charts
+
+    moves = pd.DataFrame({"time": pd.to_datetime(["2026-11-27 10:00:00.2", "2026-11-27 10:00:00.6"], utc=True),
+                          "alias": ["production", "production"], "action": ["set", "set"],
+                          "from_version": pd.array([None, 1], dtype="Int64"), "to_version": pd.array([1, 2], dtype="Int64"),
+                          "by": ["a", "b"], "reason": [None, "better"], "experiment": [None, None]})
+    spec = charts.alias_timeline(moves).to_dict()
+    encoding = spec["layer"][0]["encoding"]
+    assert encoding["x"]["axis"]["format"] == "%Y-%m-%d %H:%M:%S" and encoding["y"]["axis"]["format"] == "d"

@@ -135,7 +135,9 @@ def alias_timeline(history: pd.DataFrame) -> alt.Chart:
     """Which version each alias held over time: a step line per alias, a point per move."""
     data = history[history["action"] == "set"].assign(version=lambda d: d["to_version"].astype(float))
     base = alt.Chart(data).encode(
-        x=alt.X("time:T", title="time"),
+        # whole seconds on the time axis (Vega's own format went to ".800" for moves a
+        # script made within a second)
+        x=alt.X("time:T", title="time", axis=alt.Axis(format="%Y-%m-%d %H:%M:%S", labelAngle=0, tickCount=4)),
         y=alt.Y("version:Q", title="version", axis=alt.Axis(tickMinStep=1, format="d")),
         color=alt.Color("alias:N", title="alias"),
         tooltip=["alias", "time", "from_version", "to_version", "by", "reason", "experiment"])
