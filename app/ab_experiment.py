@@ -16,13 +16,21 @@ spec = exp.spec
 REFRESH_SECONDS = 5
 
 
+phases = [p.number for p in exp.phases]
+phase = st.selectbox("Phase", phases[::-1], key="ab_phase",  # newest first: the current phase by default
+                     format_func=lambda n: f"phase {n}" + (" (current)" if n == exp.phase.number else "")
+                     + f" · from {pd.Timestamp(exp.get_phase(n).started, unit='s', tz='UTC'):%Y-%m-%d %H:%M} UTC") \
+    if len(phases) > 1 else exp.phase.number
+
+
 @st.fragment(run_every=REFRESH_SECONDS if exp.state == "running" else None)
 def results_panel() -> None:
     """Re-drawn every few seconds while the experiment runs: it fills in as traffic arrives."""
     exp = registry.get(key)
-    result = state.ab_results(root, key, state.ab_fingerprint(key))
+    result = state.ab_results(root, key, state.ab_fingerprint(key), phase=phase)
 
-    st.markdown(f"### {key}  \n**{exp.state}** · phase {exp.phase.number} · owner {spec.owner}"
+    st.markdown(f"### {key}  \n**{exp.state}** · phase {result.phase} of {len(exp.phases)} · "
+                f"coverage {exp.coverage:.0%} of eligible units · owner {spec.owner}"
                 + (" · sequential" if spec.sequential else ""))
     if result.srm_alarm:
         st.error(f"Sample-ratio mismatch (p = {result.srm_p_value:.2g}): the units per variant do not match "
@@ -33,8 +41,9 @@ def results_panel() -> None:
     message(result.recommendation)
     st.caption(f"{result.crossover_units} units seen in more than one variant were left out.")
 
+    weights = exp.get_phase(result.phase).weights  # the weights of the phase shown
     st.dataframe(pd.DataFrame([{
-        "variant": v.name, "control": v.control, "weight": exp.weights[v.name],
+        "variant": v.name, "control": v.control, "weight": weights[v.name],
         "units": result.units.get(v.name, 0), "needs": exp.min_sample_size[v.name],
         "serves": v.model or v.url or "",
     } for v in spec.variants]).set_index("variant"), width="stretch")

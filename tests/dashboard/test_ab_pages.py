@@ -90,3 +90,21 @@ def test_power_calculator(dash_store):
 def test_ab_pages_without_experiments(dash_store):
     assert "No A/B experiment yet" in page("ab_experiments.py").info[0].value
     assert "No A/B experiment yet" in page("ab_experiment.py").info[0].value
+
+
+def test_the_experiment_page_picks_a_phase_and_shows_coverage(ab_store):
+    exp = ab_store.ab.get("ranker-v2").set_weights({"control": 0.3, "treatment": 0.7}, reason="ramp")
+    exp = exp.set_coverage(0.5)
+    simulate(exp, {"control": 0.10, "treatment": 0.10}, 400, seed=2)
+    exp.log.flush()
+    at = page("ab_experiment.py")
+    header = next(m.value for m in at.markdown if m.value.startswith("### ranker-v2"))
+    assert "phase 2 of 2" in header and "coverage 50% of eligible units" in header
+    phase2_units = at.dataframe[0].value["units"].sum()
+    assert 0 < phase2_units < 400  # half of the 400 users are in
+    assert at.dataframe[0].value.loc["treatment", "weight"] == 0.7
+    at.selectbox(key="ab_phase").set_value(1).run()
+    assert not at.exception, at.exception
+    header = next(m.value for m in at.markdown if m.value.startswith("### ranker-v2"))
+    assert "phase 1 of 2" in header and at.dataframe[0].value["units"].sum() == 3_000
+    assert at.dataframe[0].value.loc["treatment", "weight"] == 0.5  # phase 1's own weights

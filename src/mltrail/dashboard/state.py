@@ -231,7 +231,9 @@ def ab_fingerprint(key: str) -> tuple[int, int]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def ab_results(root: str, key: str, fingerprint: tuple[int, int], sequential: bool | None = None) -> Any:
-    """An experiment's results, recomputed only when its lifecycle or logs changed."""
+def ab_results(root: str, key: str, fingerprint: tuple[int, int], sequential: bool | None = None,
+               phase: int | None = None) -> Any:
+    """An experiment's results for ``phase`` (the current one by default), recomputed only
+    when its lifecycle or logs changed."""
     del fingerprint
-    return _store(root).ab.get(key).results(sequential=sequential)
+    return _store(root).ab.get(key).results(phase=phase, sequential=sequential)
