@@ -43,9 +43,9 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
 # -- mltrail ------------------------------------------------------------------------------
 
 
-def mltrail_log_metric(root: Path, calls: int) -> float:
+def mltrail_log_metric(root: Path, calls: int, system_metrics: bool = False) -> float:
     store = mltrail.Store(root)
-    run = store.start_run("bench", log_packages=False)
+    run = store.start_run("bench", log_packages=False, log_system_metrics=system_metrics)
     log = run.log_metric
     start = time.perf_counter()
     for i in range(calls):
@@ -171,6 +171,16 @@ def main() -> None:
             theirs = statistics.median(mlflow_log_metric(ml, 2_000 // scale) for _ in range(args.repeat))
         rows.append(("log_metric calls/s (one thread)", f"{ours:,.0f}",
                      f"{theirs:,.0f}" if theirs else "-", f"{ours / theirs:,.0f}x" if theirs else "-"))
+
+        # 1b. the same with system metrics sampled every 0.1 s (100x MLflow's default
+        # period: an upper bound of what sampling costs the loop), alternating with off
+        os.environ["MLTRAIL_SYSTEM_METRICS_SECONDS"] = "0.1"
+        paired = [(mltrail_log_metric(tmp_path / f"off{i}", calls),
+                   mltrail_log_metric(tmp_path / f"on{i}", calls, system_metrics=True)) for i in range(args.repeat)]
+        del os.environ["MLTRAIL_SYSTEM_METRICS_SECONDS"]
+        off, on = statistics.median(p[0] for p in paired), statistics.median(p[1] for p in paired)
+        rows.append(("log_metric calls/s with system metrics sampled every 0.1 s (without, same run)",
+                     f"{on:,.0f} ({off:,.0f})", "-", f"{on / off:.2f} of without"))
 
         # 2. create, flush and close runs: 10 params, 5 metrics x 20 steps each
         counter = iter(range(1000))

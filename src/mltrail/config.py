@@ -66,6 +66,7 @@ DIFF_MAX_BYTES = Setting("MLTRAIL_DIFF_MAX_BYTES", 1_000_000, int)
 GIT_ARTIFACT_MAX = Setting("MLTRAIL_GIT_ARTIFACT_MAX", 10_000_000, int)
 LOCK_TIMEOUT = Setting("MLTRAIL_LOCK_TIMEOUT", 10.0)
 # a download button holds its file in the server's memory while the page is open
+SYSTEM_METRICS_SECONDS = Setting("MLTRAIL_SYSTEM_METRICS_SECONDS", 10.0)  # a run's system sample period
 UPLOAD_WAIT_SECONDS = Setting("MLTRAIL_UPLOAD_WAIT_SECONDS", 10.0)  # at exit, for a server store's last lines
 UI_DOWNLOAD_MAX = Setting("MLTRAIL_UI_DOWNLOAD_MAX", 50_000_000, int)
 

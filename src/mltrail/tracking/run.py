@@ -98,6 +98,7 @@ class Run:
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self.stop_mode = "flag"  # or "raise": see Tracker.start_run
+        self.monitor: Any = None  # a SystemMonitor while system metrics are sampled
         self._stop_requests = EventFolder(tracker.layout.stop_requests(path), STOP_REQUEST, "stop request")
         self._stop_request: StopRequest | None = None
 
@@ -329,6 +330,8 @@ class Run:
             raise InvalidInputError(f"a run ends FINISHED, FAILED or KILLED, not {status!r}")
         if status == "FINISHED" and self._stop_request is not None:  # it ended because it was asked to
             status, error = "KILLED", self.stop_reason
+        if self.monitor is not None:  # its last sample goes in before the end
+            self.monitor.stop()
         with self._flush_lock:
             if self._status is not ev.RunStatus.RUNNING:
                 return

@@ -31,7 +31,7 @@ from ..storage.eventlog import read_events, read_first_event
 from ..storage.ids import new_id
 from ..storage.layout import Layout, check_key, experiment_dirname, stat_signature
 from ..storage.naming import ExperimentNames
-from . import capture
+from . import capture, system_metrics
 from .run import Run, register
 
 DEFAULT_EXPERIMENT = "Default"
@@ -60,7 +60,8 @@ class Tracker:
                   description: str | None = None, experiment_description: str | None = None,
                   tags: dict[str, Any] | None = None, log_git: bool = True,
                   log_command: bool = True, log_system: bool = True,
-                  log_packages: bool = True, run_id: str | None = None, stop: str = "flag") -> Run:
+                  log_packages: bool = True, run_id: str | None = None, stop: str = "flag",
+                  log_system_metrics: bool | None = None) -> Run:
         """Start a run in ``experiment`` (created on first use) and return it.
 
         ``name`` defaults to ``<experiment>_<n>``; a name taken in the experiment gets
@@ -72,12 +73,18 @@ class Tracker:
         ``"flag"`` sets ``run.stop_requested`` for the training loop to check;
         ``"raise"`` also makes the next ``log_*`` call raise :class:`RunStopRequested`.
         Either way a run asked to stop ends KILLED, with who asked and why.
+
+        ``log_system_metrics`` (default ``$MLTRAIL_SYSTEM_METRICS``) samples CPU, memory,
+        disk, network and GPUs into ``system/...`` metrics while the run lasts (see
+        :mod:`mltrail.tracking.system_metrics`).
         """
         if stop not in ("flag", "raise"):
             raise InvalidInputError(f"stop must be 'flag' or 'raise', not {stop!r}")
         if run_id is not None:
             run = self.resume_run(run_id)
             run.stop_mode = stop
+            if system_metrics.wanted(log_system_metrics):
+                run.monitor = system_metrics.SystemMonitor(run, self.layout.root)
             return run
         exp_dir = experiment_dirname(experiment)  # validates the name
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -99,6 +106,8 @@ class Tracker:
         self._capture(run, log_git, log_command, log_system, log_packages)
         run.flush()  # the run exists on disk from the start: others see it RUNNING
         register(run)
+        if system_metrics.wanted(log_system_metrics):
+            run.monitor = system_metrics.SystemMonitor(run, self.layout.root)
         return run
 
     def request_stop(self, ref: str, reason: str | None = None, *, by: str | None = None) -> Path:
