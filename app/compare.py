@@ -10,6 +10,18 @@ runs = state.search(root, generation, None, None)
 labels = dict(zip(runs["run_id"], runs["run_name"] + " · " + runs["run_id"].str[:8]))
 linked = st.query_params.get_all("run")  # a shared link: /compare?run=ID&run=ID
 default = [r for r in (state.selected_runs() or linked) if r in labels]
+parents = [r for r in runs["run_id"] if r in set(runs["parent_run_id"].dropna())]
+if parents:  # a sweep or a cross-validation: its child runs at once
+
+
+    def add_children() -> None:
+        parent = st.session_state.get("compare_parent")
+        kids = runs.loc[runs["parent_run_id"] == parent, "run_id"].tolist()
+        before = st.session_state.get("compare_runs", default)
+        st.session_state["compare_runs"] = list(dict.fromkeys([*before, *kids]))
+
+    st.selectbox("Add the child runs of", [None, *parents], key="compare_parent", on_change=add_children,
+                 format_func=lambda r: "(a parent run)" if r is None else labels[r])
 chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.get, key="compare_runs")
 st.session_state["selected_runs"] = chosen
 st.query_params["run"] = chosen

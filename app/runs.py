@@ -41,6 +41,13 @@ for name, value in {"experiment": experiment, "filter": filter_text.strip(), "or
         url[name] = value
     elif name in url:
         del url[name]
+children = runs["parent_run_id"].value_counts() if "parent_run_id" in runs else None
+if children is not None and len(children):  # sweeps and folds: their runs under their parent
+    grouped = st.toggle("Child runs under their parent", value=True, key="group_children",
+                        help="Each parent shows how many child runs it has; tick one and open them below.")
+    if grouped and "parent_run_id" not in (filter_text or ""):
+        runs = runs[runs["parent_run_id"].isna() | ~runs["parent_run_id"].isin(runs["run_id"])]
+all_runs = runs
 pages = views.page_count(len(runs))
 if st.session_state.get("page", 1) > pages:  # a narrower filter has fewer pages
     st.session_state["page"] = 1
@@ -49,15 +56,21 @@ shown = views.page_of(runs, page)
 st.caption(f"{len(runs)} runs" + (f" in {experiment}" if experiment else "")
            + (f" · {views.PAGE_ROWS:,} a page, newest first" if pages > 1 else "")
            + " · tick rows to pick runs to compare")
-table = views.run_table(shown, columns)
+table = views.run_table(shown, columns, children)
 event = st.dataframe(views.styled(table), width="stretch", key="run_table", on_select="rerun", hide_index=True,
                      selection_mode="multi-row",
                      column_config={"start": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 if event is not None and event.selection.rows:  # ticking rows replaces the selection
     st.session_state["selected_runs"] = [table.index[i] for i in event.selection.rows]
 
-names = dict(zip(runs["run_id"], runs["run_name"]))
+names = dict(zip(all_runs["run_id"], all_runs["run_name"]))
 picked = [r for r in state.selected_runs() if r in names]
+parents = [r for r in picked if children is not None and r in children.index]
+if len(parents) == 1:  # open a parent: its children, by the filter (so the view can be shared)
+    def open_children(parent: str = parents[0]) -> None:
+        st.session_state["filter"] = f"attributes.parent_run_id = '{parent}'"
+    st.button(f"Show the {children[parents[0]]} child runs of {names[parents[0]]}", key="open_children",
+              on_click=open_children)
 left, middle, right = st.columns([2, 1, 1])
 left.markdown("**Selected:** " + (", ".join(names[r] for r in picked) if picked else "none"))
 if middle.button("Clear selection", disabled=not picked, key="clear_selection"):

@@ -110,13 +110,14 @@ class Store:
                   tags: dict[str, Any] | None = None, log_git: bool = True,
                   log_command: bool = True, log_system: bool = True,
                   log_packages: bool = True, run_id: str | None = None, stop: str = "flag",
-                  log_system_metrics: bool | None = None) -> Run:
+                  log_system_metrics: bool | None = None, parent: str | None = None) -> Run:
         """Start a run in ``experiment`` and return it, or resume run ``run_id`` (the
         options: :meth:`mltrail.tracking.tracker.Tracker.start_run`)."""
         return self.tracking.start_run(
             experiment, name=name, description=description, experiment_description=experiment_description,
             tags=tags, log_git=log_git, log_command=log_command, log_system=log_system,
-            log_packages=log_packages, run_id=run_id, stop=stop, log_system_metrics=log_system_metrics)
+            log_packages=log_packages, run_id=run_id, stop=stop, log_system_metrics=log_system_metrics,
+            parent=parent)
 
     def request_stop(self, run: str, reason: str | None = None, *, by: str | None = None) -> Path:
         """Ask a running run to stop (its process sees ``run.stop_requested`` within a

@@ -81,3 +81,47 @@ def test_two_runs_of_one_name_are_two_series(app, dash_store):
     runs = pd.DataFrame({"run_id": ["01AAAAAAAAAA", "01BBBBBBBBBB", "01CCCCCCCCCC"], "run_name": ["x", "x", None]})
     names = series_names(runs)
     assert len(set(names.values())) == 3 and names["01AAAAAAAAAA"] == "x · 01AAAAAA"
+
+
+def test_charts_of_runs_without_the_values_warn_of_nothing():
+    """A param no chosen run logged (an empty column): no chart infers a type from it (on
+    pandas 2.2 Altair warned, and Streamlit showed the warning as the page's exception)."""
+    import warnings
+
+    import pandas as pd
+
+    from mltrail.dashboard import charts
+
+    runs = pd.DataFrame({"run_id": ["a", "b"], "run_name": ["a", "b"], "params.x": [None, None],
+                         "metrics.y": [1.0, None]})
+    names = {"a": "a", "b": "b"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        charts.scatter(runs, "params.x", "metrics.y", names).to_dict()
+        charts.parallel_coordinates(runs, ["params.x"], "metrics.y", names).to_dict()
+
+
+def test_compare_takes_a_parents_children_and_the_runs_page_groups_them(dash_store):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.factories import APP, quiet_run
+
+    with quiet_run(dash_store, "churn", name="cv") as parent:
+        for fold in range(3):
+            with quiet_run(dash_store, "churn", name=f"fold-{fold}") as child:
+                child.log_metric("auc", 0.7 + fold / 100)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    table = at.dataframe[0].value
+    assert "cv" in set(table["name"]) and not set(table["name"]) & {"fold-0", "fold-1", "fold-2"}
+    assert table.set_index("name").loc["cv", "children"] == 3
+    at.session_state["selected_runs"] = [parent.id]
+    at.run()
+    next(b for b in at.button if b.label.startswith("Show the 3 child runs of cv")).click().run()
+    assert sorted(at.dataframe[0].value["name"]) == ["fold-0", "fold-1", "fold-2"]
+    at.toggle(key="group_children").set_value(False).run()
+    at.switch_page("compare.py").run()
+    at.selectbox(key="compare_parent").set_value(parent.id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    chosen = at.multiselect(key="compare_runs").value
+    assert {c for c in chosen} >= set(dash_store.search_runs(filter=f"attributes.parent_run_id = '{parent.id}'")["run_id"])

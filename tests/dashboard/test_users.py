@@ -14,19 +14,19 @@ def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("users") / "store"
     local = mltrail.Store(folder)
     tokens = {name: local.access.add_user(name, admin=(name == "root")) for name in ("ana", "bob", "dan", "root")}
-    with quiet_run(local, "ana-study", name="ana-live") as live:
-        live.log_metric("loss", 0.5)
-        live.flush()
-        with quiet_run(local, "bob-study", name="bob-run") as run:
-            run.log_metric("loss", 0.7)
-        local.ab.create(ab_spec(key="ana-ab")).start()
-        for kind, name, user, level in (("experiment", "ana-study", "ana", "manage"), ("ab", "ana-ab", "ana", "manage"),
-                                        ("experiment", "bob-study", "bob", "manage"),
-                                        ("experiment", "ana-study", "bob", "read"), ("ab", "ana-ab", "bob", "read")):
-            local.access.grant(kind, name, user, level, by="admin")
-        with serving_store(folder) as url:
-            yield url, tokens
-        live.end()
+    live = quiet_run(local, "ana-study", name="ana-live")  # running all along (no with: bob's run is no child of it)
+    live.log_metric("loss", 0.5)
+    live.flush()
+    with quiet_run(local, "bob-study", name="bob-run") as run:
+        run.log_metric("loss", 0.7)
+    local.ab.create(ab_spec(key="ana-ab")).start()
+    for kind, name, user, level in (("experiment", "ana-study", "ana", "manage"), ("ab", "ana-ab", "ana", "manage"),
+                                    ("experiment", "bob-study", "bob", "manage"),
+                                    ("experiment", "ana-study", "bob", "read"), ("ab", "ana-ab", "bob", "read")):
+        local.access.grant(kind, name, user, level, by="admin")
+    with serving_store(folder) as url:
+        yield url, tokens
+    live.end()
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str, nam
     rules = alt.Chart(pd.DataFrame({"axis": columns})).mark_rule(color="#bbb").encode(x=x)
     lines = alt.Chart(data).mark_line(point=True, opacity=0.85).encode(
         x=x, y=y, color=alt.Color("run:N", title="run", scale=colours), detail="run:N",
-        tooltip=["run", "axis", "value"])
+        tooltip=["run:N", "axis:N", "value:N"])
     ticks = alt.Chart(axis_labels).mark_text(align="left", dx=5, fontSize=11, color="#555").encode(
         x=x, y=y, text="label:N")
     return alt.layer(rules, lines, ticks, title=f"params against {metric}").properties(height=340)
@@ -83,9 +83,11 @@ def scatter(runs: pd.DataFrame, x: str, y: str, names: dict[str, str], colours: 
         return {"field": field, "title": title, "type": kind,
                 **({"scale": alt.Scale(zero=False, padding=12)} if kind == "quantitative" else {})}
 
+    x_axis, y_axis = axis("x", x), axis("y", y)  # types given: nothing left to infer (an empty column warns)
     return alt.Chart(data, title=f"{y} against {x}").mark_circle(size=110, opacity=0.9).encode(
-        x=alt.X(**axis("x", x)), y=alt.Y(**axis("y", y)), color=alt.Color("run:N", title="run", scale=colours),
-        tooltip=["run", alt.Tooltip("x", title=x), alt.Tooltip("y", title=y)],
+        x=alt.X(**x_axis), y=alt.Y(**y_axis), color=alt.Color("run:N", title="run", scale=colours),
+        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("x", title=x, type=x_axis["type"]),
+                 alt.Tooltip("y", title=y, type=y_axis["type"])],
     ).properties(height=320)
 
 

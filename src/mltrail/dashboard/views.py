@@ -57,7 +57,7 @@ def prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:
     return [c for c in frame.columns if c.startswith(prefix + ".")]
 
 
-def run_table(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def run_table(runs: pd.DataFrame, columns: list[str], children: pd.Series | None = None) -> pd.DataFrame:
     """The Runs page table: badge, name, start (to the second), duration (a running run's
     so far), then the chosen columns, and the run's ID last (the index, which pages hide,
     is the full ID: a ticked row names its run)."""
@@ -72,6 +72,8 @@ def run_table(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         "start": runs["start_time"].dt.tz_convert(None).dt.floor("s").to_numpy(),
         "duration (s)": duration.round(1).to_numpy(),
     }, index=runs["run_id"].to_numpy())
+    if children is not None and len(children):  # child runs per parent (``parent_run_id`` counts)
+        table.insert(2, "children", runs["run_id"].map(children).fillna(0).astype(int).to_numpy())
     for column in columns:
         table[column] = runs[column].to_numpy()
     table["run"] = runs["run_id"].str[:10].to_numpy()

@@ -66,7 +66,7 @@ _TERMINAL_NAMES = {
 }
 _PREFIXES = {"metric": "metrics", "metrics": "metrics", "param": "params", "params": "params",
              "tag": "tags", "tags": "tags", "attribute": "attributes", "attributes": "attributes"}
-ATTRIBUTES = {"run_id", "run_name", "status", "experiment", "start_time", "end_time", "run_seq"}
+ATTRIBUTES = {"run_id", "run_name", "status", "experiment", "start_time", "end_time", "run_seq", "parent_run_id"}
 _TIME_ATTRIBUTES = {"start_time", "end_time"}
 
 

@@ -17,7 +17,8 @@ from ..errors import InvalidInputError
 from .filter import evaluate, parse_filter, parse_order_by
 from .tables import read_table
 
-BASE_COLUMNS = ["run_id", "experiment", "run_name", "status", "start_time", "end_time"]
+BASE_COLUMNS = ["run_id", "experiment", "run_name", "status", "start_time", "end_time", "parent_run_id"]
+PARENT_TAG = "tags.mltrail.parent_run_id"  # (tracking.run.PARENT_TAG, as a column)
 _PREFIXED = ("params.", "metrics.", "tags.")
 
 
@@ -112,7 +113,8 @@ def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
         [experiment] if isinstance(experiment, str) else list(experiment))
     if experiment is not None:
         result = result[result["experiment"].isin(names)]
-    result = result.assign(status=derive_status(result, crash_after))
+    parent = result[PARENT_TAG] if PARENT_TAG in result.columns else pd.Series(None, index=result.index, dtype=object)
+    result = result.assign(status=derive_status(result, crash_after), parent_run_id=parent)
     if filter and filter.strip():
         result = result[evaluate(parse_filter(filter), result)]
     result = _sort(result, order_by or [])

@@ -11,6 +11,7 @@ loss) loses at most the events of the last flush interval; everything flushed st
 from __future__ import annotations
 
 import atexit
+import contextvars
 import math
 import os
 import signal
@@ -48,6 +49,18 @@ _LOGGING_METHODS = ("log_metric", "log_metrics", "log_param", "log_params", "set
                     "delete_tag", "log_artifact", "log_dataset")
 # called with each run that ends: the module-level API drops it from "the current run"
 run_end_hooks: list[Callable[[Run], None]] = []
+# the runs whose ``with`` block is open here, innermost last: a run started inside one is its child
+_entered: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar("mltrail_entered_runs", default=())
+PARENT_TAG = "mltrail.parent_run_id"  # a child run's parent (MLflow's is mlflow.parentRunId)
+
+
+def enclosing_run(root: Path) -> Run | None:
+    """The innermost run still running whose ``with`` block encloses this code, in the
+    store at ``root``."""
+    for run in reversed(_entered.get()):
+        if run.status == "RUNNING" and run.tracker.layout.root == root:
+            return run
+    return None
 
 
 def _metric_value(key: str, value: Any) -> float:
@@ -347,10 +360,17 @@ class Run:
             hook(self)
 
     def __enter__(self) -> Run:
+        self._entered = _entered.set((*_entered.get(), self))  # a run started inside is its child
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        token = getattr(self, "_entered", None)
+        if token is not None:
+            try:
+                _entered.reset(token)
+            except ValueError:  # exited in another context than entered: take it off by hand
+                _entered.set(tuple(r for r in _entered.get() if r is not self))
         if exc is None:
             self.end("FINISHED")
         elif isinstance(exc, RunStopRequested):

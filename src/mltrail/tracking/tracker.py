@@ -32,7 +32,7 @@ from ..storage.ids import new_id
 from ..storage.layout import Layout, check_key, experiment_dirname, stat_signature
 from ..storage.naming import ExperimentNames
 from . import capture, system_metrics
-from .run import Run, register
+from .run import PARENT_TAG, Run, enclosing_run, register
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -61,7 +61,7 @@ class Tracker:
                   tags: dict[str, Any] | None = None, log_git: bool = True,
                   log_command: bool = True, log_system: bool = True,
                   log_packages: bool = True, run_id: str | None = None, stop: str = "flag",
-                  log_system_metrics: bool | None = None) -> Run:
+                  log_system_metrics: bool | None = None, parent: str | None = None) -> Run:
         """Start a run in ``experiment`` (created on first use) and return it.
 
         ``name`` defaults to ``<experiment>_<n>``; a name taken in the experiment gets
@@ -73,6 +73,11 @@ class Tracker:
         ``"flag"`` sets ``run.stop_requested`` for the training loop to check;
         ``"raise"`` also makes the next ``log_*`` call raise :class:`RunStopRequested`.
         Either way a run asked to stop ends KILLED, with who asked and why.
+
+        ``parent`` (a run ID, prefix or name) makes the run a child of that run: a sweep's
+        trials, cross-validation folds. A run started inside another's ``with`` block is
+        its child without saying so. The link is the tag ``mltrail.parent_run_id``, shown
+        as ``parent_run_id`` by :meth:`search_runs` (``attributes.parent_run_id = '...'``).
 
         ``log_system_metrics`` (default ``$MLTRAIL_SYSTEM_METRICS``) samples CPU, memory,
         disk, network and GPUs into ``system/...`` metrics while the run lasts (see
@@ -90,6 +95,12 @@ class Tracker:
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidInputError(f"run name must be a non-empty string, not {name!r}")
         checked_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
+        if parent is not None:
+            checked_tags[PARENT_TAG] = self.resolve_run(parent)
+        else:
+            enclosing = enclosing_run(self.layout.root)
+            if enclosing is not None:
+                checked_tags[PARENT_TAG] = enclosing.id
         self.layout.ensure()
         run_id = new_id()
         started = ev.RunStarted(ts=time.time(), run=run_id, experiment=experiment,
