@@ -65,3 +65,8 @@ def test_users_example_runs_against_a_server_with_users(tmp_path, monkeypatch):
         code = "import mltrail\n" + _example("users").replace("http://127.0.0.1:5050", url)
         code = code.replace("token=ANA", f"token={tokens['ana']!r}").replace("token=BOB", f"token={tokens['bob']!r}")
         _runs_and_prints_what_it_claims(code)
+
+
+def test_children_example_runs_and_prints_what_it_claims(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _runs_and_prints_what_it_claims(_example("children"))
