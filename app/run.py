@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from mltrail.config import UI_DOWNLOAD_MAX
-from mltrail.dashboard import charts, state, views
+from mltrail.dashboard import charts, previews, state, views
 from mltrail.errors import NotFoundError
 
 st.title("Run")
@@ -82,6 +82,7 @@ if not details["artifacts"].empty:
                 with open(path, "rb") as handle:
                     b.download_button("Download", handle.read(), file_name=row["path"].rsplit("/", 1)[-1],
                                       key=f"download-{row['path']}")
+                previews.show(row["path"], path, row["size"])
 if not details["datasets"].empty:
     st.subheader("Datasets")
     st.dataframe(details["datasets"].drop(columns=["timestamp"]), width="stretch")

@@ -11,6 +11,7 @@ import click
 
 from .ab import ab
 from .access import access, groups, users
+from .artifacts import artifacts
 from .context import MltrailGroup, store_option
 from .features import features
 from .models import models
@@ -27,7 +28,7 @@ def main() -> None:
 
 
 for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve, server,
-                sync, users, groups, access):
+                sync, users, groups, access, artifacts):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -36,6 +37,7 @@ from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
 from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.fields import INT64_MAX
 from ..storage.layout import check_key
+from . import objects
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -46,7 +48,8 @@ _RUNNING = ev.RunStatus.RUNNING
 _STEP_MIN, _STEP_MAX = -INT64_MAX - 1, INT64_MAX
 # what raises once a run started with stop="raise" was asked to stop
 _LOGGING_METHODS = ("log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags",
-                    "delete_tag", "log_artifact", "log_dataset")
+                    "delete_tag", "log_artifact", "log_dataset", "log_dict", "log_text", "log_table", "log_image",
+                    "log_figure")
 # called with each run that ends: the module-level API drops it from "the current run"
 run_end_hooks: list[Callable[[Run], None]] = []
 # the runs whose ``with`` block is open here, innermost last: a run started inside one is its child
@@ -258,6 +261,36 @@ class Run:
                        source=_display_path(path))
             logged.append(artifact_name)
         return logged
+
+    def log_dict(self, obj: Any, name: str) -> str:
+        """A dict or list as a JSON artifact ``name`` (``*.json``)."""
+        return self._log_bytes(objects.dict_bytes(obj, name), name)
+
+    def log_text(self, text: str, name: str) -> str:
+        """Text as an artifact (``notes.md``, ``report.txt``...)."""
+        return self._log_bytes(objects.text_bytes(text, name), name)
+
+    def log_table(self, frame: Any, name: str) -> str:
+        """A pandas DataFrame as a Parquet artifact (``*.parquet``)."""
+        return self._log_bytes(objects.table_bytes(frame, name), name)
+
+    def log_image(self, image: Any, name: str) -> str:
+        """A NumPy array or PIL image as an image artifact (``*.png``, ``*.jpg``...)."""
+        return self._log_bytes(objects.image_bytes(image, name), name)
+
+    def log_figure(self, figure: Any, name: str) -> str:
+        """A matplotlib figure (``*.png``, ``*.svg``...) or a Plotly figure (``*.plotly.json``)."""
+        return self._log_bytes(objects.figure_bytes(figure, name), name)
+
+    def _log_bytes(self, data: bytes, name: str) -> str:
+        self._require_running()
+        check_key("artifact", name)
+        staging = self.tracker.layout.cache / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=staging) as tmp:
+            path = Path(tmp) / Path(name).name
+            path.write_bytes(data)
+            return self.log_artifact(path, name=name)[0]
 
     def log_dataset(self, path: str | os.PathLike[str], name: str | None = None,
                     context: str | None = None) -> None:
