@@ -113,7 +113,9 @@ def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
         [experiment] if isinstance(experiment, str) else list(experiment))
     if experiment is not None:
         result = result[result["experiment"].isin(names)]
-    parent = result[PARENT_TAG] if PARENT_TAG in result.columns else pd.Series(None, index=result.index, dtype=object)
+    # typed as the IDs are (a column of nothing but missing values would cross Arrow as nulls)
+    parent = result[PARENT_TAG] if PARENT_TAG in result.columns else pd.Series(
+        np.nan, index=result.index).astype(result["run_id"].dtype)
     result = result.assign(status=derive_status(result, crash_after), parent_run_id=parent)
     if filter and filter.strip():
         result = result[evaluate(parse_filter(filter), result)]

@@ -34,6 +34,7 @@ import orjson
 import pandas as pd
 
 from ..compaction.compact import CompactionResult
+from ..query.cells import present
 from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user
 from ..errors import MltrailError, NotFoundError, UpstreamError
 from ..registry.models import ModelVersion
@@ -274,7 +275,7 @@ class RemoteStore:
     def get_run(self, ref: str) -> dict[str, Any]:
         """As :meth:`mltrail.Store.get_run`, a run on the server."""
         parts = unpack(self.server.call("GET", f"/api/v1/runs/{_quoted(ref)}", raw=True))
-        parts["run"] = parts["run"].iloc[0].to_dict()
+        parts["run"] = {k: present(v) for k, v in parts["run"].iloc[0].to_dict().items()}  # missing is None, as here
         return parts
 
     def resolve_run(self, ref: str) -> str:

@@ -37,7 +37,12 @@ def frame_bytes(frame: pd.DataFrame) -> bytes:
 
 def read_frame(data: bytes) -> pd.DataFrame:
     with pa.ipc.open_stream(io.BytesIO(data)) as reader:
-        return reader.read_all().to_pandas()
+        table = reader.read_all()
+    frame = table.to_pandas()
+    for field in table.schema:  # a column of only missing values, as pandas itself marks them: NaN
+        if pa.types.is_null(field.type) and field.name in frame:
+            frame[field.name] = pd.Series(float("nan"), index=frame.index, dtype=object)
+    return frame
 
 
 def pack(parts: Mapping[str, Any]) -> bytes:
