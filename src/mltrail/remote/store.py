@@ -34,9 +34,9 @@ import orjson
 import pandas as pd
 
 from ..compaction.compact import CompactionResult
-from ..query.cells import present
 from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user
 from ..errors import MltrailError, NotFoundError, UpstreamError
+from ..query.cells import present
 from ..registry.models import ModelVersion
 from ..storage.blobs import BlobStore
 from ..storage.eventfiles import StopRequest, write_event_file
