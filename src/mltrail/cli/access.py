@@ -48,9 +48,8 @@ def users_list(store: Store) -> None:
 @pass_store
 def users_add(store: Store, name: str, admin: bool) -> None:
     """Create a user and print their API token, once (only its hash is kept)."""
-    token = _folder(store).access.add_user(name, admin)
-    say(f"added {'admin ' if admin else ''}user {name}; their token (shown once, give it to them):")
-    out.print(token, highlight=False, soft_wrap=True)
+    _print_token(f"added {'admin ' if admin else ''}user {name}; their token (shown once, give it to them):",
+                 _folder(store).access.add_user(name, admin))
 
 
 @users.command("token")
@@ -58,8 +57,12 @@ def users_add(store: Store, name: str, admin: bool) -> None:
 @pass_store
 def users_token(store: Store, name: str) -> None:
     """A new token for a user (the old one stops working); printed once."""
-    token = _folder(store).access.rotate_token(name)
-    say(f"a new token for {name} (the old one no longer works):")
+    _print_token(f"a new token for {name} (the old one no longer works):", _folder(store).access.rotate_token(name))
+
+
+def _print_token(said: str, token: str) -> None:
+    """The token alone on the last line of the output (for scripts: ``| tail -1``)."""
+    say(said)
     out.print(token, highlight=False, soft_wrap=True)
 
 
