@@ -93,6 +93,26 @@ def log_dataset(path: str, name: str | None = None, context: str | None = None) 
     _current().log_dataset(path, name, context)
 
 
+def log_dict(obj: Any, name: str) -> str:
+    return _current().log_dict(obj, name)
+
+
+def log_text(text: str, name: str) -> str:
+    return _current().log_text(text, name)
+
+
+def log_table(frame: pd.DataFrame, name: str) -> str:
+    return _current().log_table(frame, name)
+
+
+def log_image(image: Any, name: str) -> str:
+    return _current().log_image(image, name)
+
+
+def log_figure(figure: Any, name: str) -> str:
+    return _current().log_figure(figure, name)
+
+
 def search_runs(experiment: str | Sequence[str] | None = None, filter: str | None = None,
                 order_by: Sequence[str] | str | None = None,
                 max_results: int | None = None) -> pd.DataFrame:

@@ -107,3 +107,14 @@ def test_artifacts_from_the_command_line(logged, tmp_path, monkeypatch):
     assert orjson.loads(out.output)["lr"] == 0.1
     missing = CliRunner().invoke(main, ["artifacts", "get", "made", "nope.bin", "--store", str(store.root)])
     assert missing.exit_code == 1 and "no artifact 'nope.bin'" in missing.output
+
+
+def test_the_module_functions_log_objects_to_the_current_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTRAIL_DIR", str(tmp_path / "fluent"))
+    with mltrail.start_run("fluent", log_git=False, log_packages=False) as run:
+        mltrail.log_dict({"a": 1}, "a.json")
+        mltrail.log_text("hi", "hi.txt")
+        mltrail.log_table(pd.DataFrame({"x": [1]}), "t.parquet")
+        mltrail.log_image(np.zeros((2, 2), dtype=np.uint8), "z.png")
+    store = mltrail.Store(tmp_path / "fluent")
+    assert set(store.get_run(run.id)["artifacts"]["path"]) == {"a.json", "hi.txt", "t.parquet", "z.png"}
