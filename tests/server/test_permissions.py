@@ -73,7 +73,7 @@ CALLS = {
     ("experiment", "read", "get_run"): lambda s, w: s.get_run(w["ids"]["secret-exp"])["run"]["run_name"],
     ("experiment", "read", "artifact"): lambda s, w: s.artifact_path(w["ids"]["secret-exp"], "model.pkl"),
     ("experiment", "edit", "log"): lambda s, w: _log_a_run(s, w),
-    ("experiment", "manage", "grant"): lambda s, w: s.access.grant("experiment", "secret-exp", "dan", "read") or True,
+    ("experiment", "manage", "grant"): lambda s, w: _granted(s, "experiment", "secret-exp"),
     ("ab", "read", "get"): lambda s, w: s.ab.get("secret-ab").state,
     ("ab", "read", "results"): lambda s, w: s.ab.get("secret-ab").results().phase,
     ("ab", "edit", "log"): lambda s, w: Server(w["url"], w["token"]).call(
@@ -86,8 +86,14 @@ CALLS = {
     ("feature_view", "read", "online"): lambda s, w: s.features.get_online_features(
         ["secret_view:visits"], [{"customer_id": 1}])["visits"],
     ("feature_view", "read", "get"): lambda s, w: s.features.get("secret_view").name,
-    ("feature_view", "manage", "grant"): lambda s, w: s.access.grant("feature_view", "secret_view", "dan", "read") or True,
+    ("feature_view", "manage", "grant"): lambda s, w: _granted(s, "feature_view", "secret_view"),
 }
+
+
+def _granted(store, kind, name):
+    """Grant dan read on an object; true when the grant shows (its effect, not its call)."""
+    store.access.grant(kind, name, "dan", "read")
+    return {"user": "dan", "level": "read", "via": "direct"} in store.access.show(kind, name).to_dict("records")
 
 
 def _log_a_run(store, world):

@@ -127,7 +127,8 @@ def routes(store: Store) -> APIRouter:
     async def promote(key: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _PROMOTE, "a promotion")
         g.require("ab", key, "manage", "promote its winner")
-        served = next((v.model for v in store.ab.get(key).spec.variants if v.name == store.ab.get(key).winner), None)
+        exp = store.ab.get(key)
+        served = next((v.model for v in exp.spec.variants if v.name == exp.winner), None)
         if served and served.startswith("models:/"):
             g.require("model", parse_model_uri(served)[0], "manage", "move its aliases")
         version = await run_in_threadpool(store.promote_winner, key, asked.alias, asked.force, g.by(asked.by))

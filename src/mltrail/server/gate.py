@@ -33,6 +33,7 @@ class Gate:
         self.store = store
         self.user = user
         self.default = default
+        self._experiments: list[str] | None = None
 
     def level(self, kind: str, name: str) -> str | None:
         if self.user is None:
@@ -64,10 +65,13 @@ class Gate:
     # -- runs follow their experiment ---------------------------------------------------
 
     def experiments(self) -> list[str] | None:
-        """The tracking experiments the caller may read (None: all of them)."""
+        """The tracking experiments the caller may read (None: all of them); worked out
+        once per request (a search, a blob read and a compaction each ask more than once)."""
         if self.user is None or self.user.admin or self.default is not None:
             return None
-        return self.readable("experiment", self.store.experiments()["experiment"])
+        if self._experiments is None:
+            self._experiments = self.readable("experiment", self.store.experiments()["experiment"])
+        return self._experiments
 
     def run(self, ref: str, level: str = "read", action: str = "do that") -> str:
         """The ID of a run the caller may reach at ``level`` (its experiment's)."""
