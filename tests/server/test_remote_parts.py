@@ -234,3 +234,11 @@ def test_a_store_closed_and_used_again_sends_again(central):
         run.log_metric("loss", 0.5)
     assert remote.close(wait=10) == 0
     assert set(local.search_runs(experiment="again")["run_name"]) == {"first", "second"}
+
+
+def test_what_a_server_store_does_not_offer_is_a_clear_error_and_hasattr_false(central):
+    url, _ = central
+    remote = remote_store(url)
+    assert not hasattr(remote, "put_file") and not hasattr(remote.access, "add_user")
+    with pytest.raises(mltrail.MltrailError, match="on the server's machine"):
+        remote.access.add_user("eve")

@@ -9,8 +9,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from ..errors import InvalidInputError
-from .http import Server
+from .http import NotOnServerError, Server
 from .wire import read_frame
 
 
@@ -48,5 +47,5 @@ class RemoteAccess:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        raise InvalidInputError(f"store.access.{name}: users and groups are made on the server's machine "
+        raise NotOnServerError(f"store.access.{name}: users and groups are made on the server's machine "
                                 "(mltrail users|groups --store PATH)")

@@ -47,15 +47,10 @@ from ..tracking.tracker import DEFAULT_EXPERIMENT, Tracker
 from .ab import RemoteAbRegistry, SegmentUpload
 from .access import RemoteAccess
 from .features import RemoteFeatureStore
-from .http import Server
+from .http import NotOnServerError, Server
 from .registry import RemoteModelRegistry
 from .upload import RunUpload
 from .wire import read_frame, unpack
-
-
-class NotOnServerError(MltrailError, AttributeError):
-    """A store call that a store behind a server does not offer yet (``hasattr`` is False)."""
-
 
 UPLOAD_TICK_SECONDS = 0.25
 
