@@ -45,6 +45,7 @@ from .registry.uris import parse_model_uri
 from .remote.store import RemoteStore, is_url
 from .storage.blobs import BlobStore
 from .storage.layout import Layout
+from .tracking.curation import GcResult
 from .tracking.reproduce import script_for
 from .tracking.run import Run
 from .tracking.tracker import DEFAULT_EXPERIMENT, Tracker
@@ -126,10 +127,10 @@ class Store:
 
     def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
                     order_by: Sequence[str] | str | None = None,
-                    max_results: int | None = None) -> pd.DataFrame:
-        """Runs as a DataFrame, filtered with MLflow's filter language; see
-        :meth:`mltrail.tracking.tracker.Tracker.search_runs`."""
-        return self.tracking.search_runs(experiment, filter, order_by, max_results)
+                    max_results: int | None = None, view: str = "active") -> pd.DataFrame:
+        """Runs as a DataFrame, filtered with MLflow's filter language (deleted runs only
+        with ``view="deleted"`` or ``"all"``); see :meth:`mltrail.tracking.tracker.Tracker.search_runs`."""
+        return self.tracking.search_runs(experiment, filter, order_by, max_results, view)
 
     def metric_history(self, run_ids: Sequence[str] | None = None,
                        keys: Sequence[str] | None = None) -> pd.DataFrame:
@@ -147,6 +148,41 @@ class Store:
     def resolve_run(self, ref: str) -> str:
         """A run ID from an ID, a unique ID prefix, or a unique run name."""
         return self.tracking.resolve_run(ref)
+
+    # -- curation (edit files: see mltrail.tracking.curation) ---------------------------
+
+    def set_run_name(self, run: str, name: str, *, by: str | None = None) -> str:
+        """Rename a run; returns its ID."""
+        return self.tracking.curation.set_run_name(run, name, by=by)
+
+    def set_run_notes(self, run: str, notes: str, *, by: str | None = None) -> str:
+        """Set a run's notes (Markdown, shown as its description); ``""`` clears them."""
+        return self.tracking.curation.set_run_notes(run, notes, by=by)
+
+    def set_tag(self, run: str, key: str, value: Any, *, by: str | None = None) -> str:
+        """Set a tag of a run after (or while) it runs."""
+        return self.tracking.curation.set_tag(run, key, value, by=by)
+
+    def delete_tag(self, run: str, key: str, *, by: str | None = None) -> str:
+        """Remove a tag of a run."""
+        return self.tracking.curation.delete_tag(run, key, by=by)
+
+    def delete_run(self, run: str, *, by: str | None = None) -> str:
+        """Hide an ended run from searches and the dashboard; :meth:`restore_run` undoes
+        it, :meth:`gc` purges it."""
+        return self.tracking.curation.delete_run(run, by=by)
+
+    def restore_run(self, run: str, *, by: str | None = None) -> str:
+        """Bring a deleted run back."""
+        return self.tracking.curation.restore_run(run, by=by)
+
+    def run_edits(self, run: str | None = None) -> pd.DataFrame:
+        """Who renamed, tagged, deleted or restored which run, when (oldest first)."""
+        return self.tracking.run_edits(None if run is None else self.resolve_run(run))
+
+    def gc(self, runs: Sequence[str] | None = None, *, dry_run: bool = False) -> GcResult:
+        """Purge deleted runs (all, or those named) and the blobs only they used."""
+        return self.tracking.curation.gc(runs, dry_run=dry_run)
 
     def artifact_path(self, run: str, name: str) -> Path:
         """The local file holding a run's artifact."""

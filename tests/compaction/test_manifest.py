@@ -6,7 +6,7 @@ import pytest
 
 import mltrail
 from mltrail.compaction import manifest as manifest_module
-from mltrail.compaction.manifest import MANIFEST_NAME, load_manifest
+from mltrail.compaction.manifest import TABLES_FORMAT, MANIFEST_NAME, load_manifest
 from tests.compaction.test_compact import assert_same_tables, snapshot
 from tests.factories import quiet_run
 
@@ -83,10 +83,25 @@ def test_a_manifest_of_the_first_format_still_reads(store):
     store.compact()
     manifest = _fresh_load(store)
     old = {"format": 1, "generation": manifest.generation, "tables": manifest.tables,
-           "bad_lines": [], "folders": manifest.folders,
+           "bad_lines": [], "folders": manifest.folders, "tables_format": TABLES_FORMAT,
            "files": {k: [p.offset, p.size, p.line, p.done] for k, p in manifest.files.items()}}
     (store.layout.tables / MANIFEST_NAME).write_bytes(orjson.dumps(old))
     assert _fresh_load(store).files == manifest.files
+    assert store.compact().noop
+    assert store.search_runs()["metrics.loss"].tolist() == [1.0]
+
+
+def test_tables_of_an_older_shape_are_rebuilt_once_from_the_events(store):
+    """A store compacted by a version before runs could be deleted: its manifest names no
+    tables format, its runs table has no `deleted` column; the next compaction rebuilds."""
+    with quiet_run(store, "e") as run:
+        run.log_metric("loss", 1.0)
+    store.compact()
+    path = store.layout.tables / MANIFEST_NAME
+    old = orjson.loads(path.read_bytes())
+    del old["tables_format"]
+    path.write_bytes(orjson.dumps(old))
+    assert store.compact().rebuilt
     assert store.compact().noop
     assert store.search_runs()["metrics.loss"].tolist() == [1.0]
 

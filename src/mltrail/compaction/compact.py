@@ -60,17 +60,19 @@ from ..errors import InvalidKeyError, SchemaVersionError, StoreCorruptError
 from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
 from ..storage.fields import LATEST_TS
-from ..storage.layout import Layout, check_key, partition_name
+from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
+from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
 from ..storage.naming import derive_run_names
 from . import schemas
-from .manifest import Manifest, collect_sealed_garbage, commit_manifest, load_manifest
+from .manifest import (TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest,
+                       load_manifest)
 from .reader import Progress, Span, Todo, bad_line_records, load_new_bytes, read_columnar
 from .scan import scan
 
 MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
 BATCH_BYTES = 16 << 20  # new event bytes parsed at a time: bounds a compaction's memory
 ROW_GROUP_ROWS = 1 << 20
-SMALL_TABLES = ("runs", "experiments", "params", "tags", "latest_metrics", "artifacts", "datasets")
+SMALL_TABLES = ("runs", "experiments", "params", "tags", "latest_metrics", "artifacts", "datasets", "run_edits")
 _TABLE_OF_EVENT = {"run_started": "tags", "params": "params", "tags": "tags",
                    "tag_deleted": "tags", "artifact": "artifacts", "dataset": "datasets"}
 # The last committed state of each store's small tables, kept between compactions in
@@ -142,6 +144,7 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
         # tables from before the history was partitioned by experiment: DuckDB, Spark or
         # Trino cannot read `metrics/` as a hive dataset until they are rebuilt, once
         rebuild = rebuild or any(not rel.startswith("metrics/experiment=") for rel in shared.tables.get("metrics", []))
+        rebuild = rebuild or bool(shared.tables and shared.tables_format < TABLES_FORMAT)  # tables of an older shape
         result = CompactionResult(rebuilt=rebuild, generation=shared.generation)
         found = scan(layout, Manifest() if rebuild else shared)
         result.files_seen = found.files_seen
@@ -191,6 +194,8 @@ class _Compaction:
 
     def run(self, todo: Todo) -> None:
         gen = self.manifest.generation + 1
+        edits = [item for item in todo if _is_edit(item[1])]
+        todo = [item for item in todo if not _is_edit(item[1])]
         history = _HistoryWriter(self.layout.tables, gen)
         try:
             for batch, done in _batches(todo, BATCH_BYTES):
@@ -207,7 +212,34 @@ class _Compaction:
             run = self.state.runs.get(rel.rsplit("/", 1)[-1].removesuffix(".jsonl"))
             if progress is not None and run is not None:
                 self.manifest.files[rel] = dataclasses.replace(progress, done=run["status"] != "RUNNING")
+        self._read_edits(edits)
         self._commit(gen, new_parts)
+
+    def _read_edits(self, todo: Todo) -> None:
+        """Fold in the edit files (``edits/<id>.jsonl``): each is one line written whole
+        once, so it is read whole. One caught half-written (no final newline: a ``git
+        pull`` writing in place) is read again when its size changes."""
+        for path, rel, _, _ in todo:
+            try:
+                raw = Path(path).read_bytes()
+            except FileNotFoundError:  # removed since it was listed: the scan rebuilds next time
+                continue
+            whole = raw.endswith(b"\n")
+            self.manifest.files[rel] = FileProgress(len(raw) if whole else 0, len(raw), raw.count(b"\n") + 1, done=whole)
+            self.result.files_read += 1
+            if not whole:
+                continue
+            self.result.bytes_read += len(raw)
+            for number, line in enumerate(raw.splitlines(), 1):
+                try:
+                    edit = RUN_EDIT.validate_json(line)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    self.result.bad_lines.append(BadLine(rel, number, f"invalid run edit: {where}: {first['msg']}"))
+                    continue
+                self.state.apply_edit(edit)
+                self.result.events_read += 1
 
     # -- reading ---------------------------------------------------------------------
 
@@ -378,6 +410,10 @@ class _Compaction:
                 files = [f for f in files if f not in chosen] + [rel]
             kept.extend(files)
         return kept
+
+
+def _is_edit(rel: str) -> bool:
+    return rel.rsplit("/", 2)[-2] == EDITS_FOLDER
 
 
 def _batches(todo: Todo, limit: int) -> Iterator[tuple[Todo, int]]:
@@ -602,6 +638,10 @@ class _TableState:
         self.pending_latest: list[pa.Table] = []
         self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
+        # edits (renames, notes, tags, deletes made after the run) by run, then edit ID, as
+        # `run_edits` rows; folded over the run's own values when the tables are built
+        self.edits: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.overlay_due: set[str] = set()  # runs whose edits must be folded in again
         self.dirty: set[str] = set(SMALL_TABLES)  # tables to (re)write at the next commit
         # `runs` and `latest_metrics` as last written, the runs changed since, and the run
         # names they were written with: a compaction with one live run among thousands
@@ -640,6 +680,8 @@ class _TableState:
             state.artifacts[(row["run_id"], row["path"])] = row
         for row in rows("datasets"):
             state.datasets[(row["run_id"], row["name"])] = row
+        for row in rows("run_edits"):
+            state.edits.setdefault(row["run_id"], {}).setdefault(row["edit_id"], []).append(row)
         state.dirty = {name for name in SMALL_TABLES if name not in manifest.tables}
         return state
 
@@ -663,16 +705,14 @@ class _TableState:
             run.update(experiment=event.experiment, requested_name=event.name,
                        description=event.description, start_time=event.ts,
                        experiment_description=event.experiment_description)
-            for key, value in event.tags.items():
-                self.tags[(event.run, key)] = value
+            self._own_tags(run, event.tags)
         elif kind == "params":
             for key, value in event.params.items():
                 self.params[(event.run, key)] = (value, event.group)
         elif kind == "tags":
-            for key, value in event.tags.items():
-                self.tags[(event.run, key)] = value
+            self._own_tags(run, event.tags)
         elif kind == "tag_deleted":
-            self.tags.pop((event.run, event.key), None)
+            self._own_tags(run, {event.key: None})
         elif kind == "artifact":
             self.artifacts[(event.run, event.path)] = {
                 "run_id": event.run, "path": event.path, "sha256": event.sha256,
@@ -697,6 +737,56 @@ class _TableState:
             run.update(status="RUNNING", end_time=None, error=None)
         elif kind == "run_finished":
             run.update(status=event.status, end_time=event.ts, error=event.error)
+        if event.run in self.edits:
+            self.overlay_due.add(event.run)  # an edit wins over what the run logged itself
+
+    def _own_tags(self, run: dict[str, Any], tags: dict[str, str | None]) -> None:
+        """Tags the run logged itself (None: removed); its name and notes are tags with
+        reserved keys, kept as its requested name and description."""
+        for key, value in tags.items():
+            if key == NAME_TAG:
+                run["requested_name"] = value
+                self.names = None
+            elif key == NOTES_TAG:
+                run["description"] = value
+            elif value is None:
+                self.tags.pop((run["run_id"], key), None)
+            else:
+                self.tags[(run["run_id"], key)] = value
+
+    def apply_edit(self, edit: RunEdit) -> None:
+        self.edits.setdefault(edit.run, {})[edit.id] = edit_rows(edit)
+        self.overlay_due.add(edit.run)
+        self.dirty.add("run_edits")
+
+    def _fold_edits(self) -> None:
+        """Each due run's edits folded over its own values, in (time, ID) order, so that
+        the tables are the same whatever order the files were read in."""
+        for run_id in sorted(self.overlay_due):
+            run = self.runs.get(run_id)
+            if run is None:  # edits of a run not (yet) here: kept, folded in when it comes
+                continue
+            overlay = Overlay([row for rows in self.edits.get(run_id, {}).values() for row in rows])
+            changed = {"deleted": overlay.deleted, "deleted_time": overlay.deleted_at}
+            for key, value in overlay.tags.items():
+                if key == NAME_TAG:
+                    changed["requested_name"] = value or None
+                elif key == NOTES_TAG:
+                    changed["description"] = value or None
+                elif value is None:
+                    if self.tags.pop((run_id, key), None) is not None:
+                        self.dirty.add("tags")
+                elif self.tags.get((run_id, key)) != value:
+                    self.tags[(run_id, key)] = value
+                    self.dirty.add("tags")
+            if any(run.get(name) != value for name, value in changed.items()):
+                if run.get("requested_name") != changed.get("requested_name", run.get("requested_name")) \
+                        or run.get("deleted") != changed["deleted"]:
+                    self.names = None  # renamed, or the experiments' counts change
+                run.update(changed)
+                self.touched.add(run_id)
+                self.dirty.add("runs")
+        self.overlay_due.clear()
 
     def add_metrics(self, points: pa.Table) -> None:
         """Fold new metric points into per-run last-seen times, and keep their per-key
@@ -715,6 +805,7 @@ class _TableState:
 
     def tables(self) -> dict[str, pa.Table]:
         """The tables that changed since the state was last written."""
+        self._fold_edits()
         built: dict[str, pa.Table] = {}
         touched = self.touched & set(self.runs)
         few = len(touched) * 4 < len(self.runs)  # replacing rows pays off while few runs changed
@@ -751,6 +842,10 @@ class _TableState:
         if "datasets" in self.dirty:
             built["datasets"] = pa.Table.from_pylist(
                 [self.datasets[k] for k in sorted(self.datasets)], schemas.DATASETS)
+        if "run_edits" in self.dirty:
+            built["run_edits"] = pa.Table.from_pylist(
+                [row for run_id in sorted(self.edits) for edit_id in sorted(self.edits[run_id])
+                 for row in self.edits[run_id][edit_id]], schemas.RUN_EDITS)
         return built
 
     def _latest(self) -> pa.Table:

@@ -29,6 +29,9 @@ MANIFEST_NAME = "_manifest.json"
 MANIFEST_FORMAT = 2  # 2: sealed progress files; format 1 (all progress inline) still reads
 SEALED_FOLDER = "_files"
 MAX_SEALED = 16  # sealed progress files before they are merged into one
+# the shape of the derived tables: a manifest of an older shape makes the next compaction
+# rebuild them from the events (2: runs can be deleted, edits have a table)
+TABLES_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class Manifest:
     sealed: list[str] = field(default_factory=list)  # sealed progress files, oldest first
     sealed_files: dict[str, FileProgress] = field(default_factory=dict)  # what they hold, merged
     open_files: set[str] = field(default_factory=set)  # in files but not (as they are) sealed
+    tables_format: int = TABLES_FORMAT
     _by_folder: tuple[int, dict[str, list[str]]] | None = field(default=None, repr=False, compare=False)
 
     def copy(self) -> Manifest:
@@ -75,7 +79,7 @@ class Manifest:
         files.changed = set(self.files.changed)
         return Manifest(self.generation, files, {k: list(v) for k, v in self.tables.items()},
                         list(self.bad_lines), dict(self.folders), list(self.sealed), dict(self.sealed_files),
-                        self.unsealed(), self._by_folder)
+                        self.unsealed(), self.tables_format, self._by_folder)
 
     def unended(self, folder: str) -> list[str]:
         """The files directly in ``folder`` whose run has not ended. Only ended runs'
@@ -109,6 +113,7 @@ class Manifest:
             "tables": self.tables,
             "bad_lines": self.bad_lines,
             "folders": dict(sorted(self.folders.items())),
+            "tables_format": self.tables_format,
         })
 
     @classmethod
@@ -133,6 +138,7 @@ class Manifest:
             folders=data.get("folders", {}),
             sealed=list(data.get("sealed", [])),
             sealed_files=sealed_files,
+            tables_format=data.get("tables_format", 1),
         )
 
 

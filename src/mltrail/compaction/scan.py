@@ -5,7 +5,7 @@ Every query compacts first, so on a store of 10,000 runs this must cost far less
 folder's mtime, while adding, removing or replacing a file (a new run, a ``git
 checkout``, a merge) does. So a runs folder whose mtime is what it was when last
 listed holds the same files, and only those of runs that have not ended can have
-grown. As git does for its index, an mtime within ``RACY_SECONDS`` of now is not
+grown (an edit file, ``edits/<id>.jsonl``, is written whole once and never grows). As git does for its index, an mtime within ``RACY_SECONDS`` of now is not
 trusted (two changes in one timestamp tick would look like one).
 """
 
@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ..storage.layout import Layout
+from ..storage.layout import EDITS_FOLDER, Layout
 from .manifest import FileProgress, Manifest
 
 RACY_SECONDS = 2.0
@@ -41,35 +41,43 @@ def scan(layout: Layout, manifest: Manifest) -> Scan:
     except FileNotFoundError:
         experiments = []
     for name in experiments:
-        folder_rel = f"experiments/{name}/runs"
-        folder = os.path.join(root, folder_rel)
-        try:
-            mtime = os.stat(folder).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        visited.add(folder_rel)
-        known = known_by_folder.get(folder_rel, [])
-        if mtime < trusted_before:
-            result.folders[folder_rel] = mtime
-        if mtime < trusted_before and manifest.folders.get(folder_rel) == mtime:
-            result.files_seen += len(known)  # the same files: only unended runs can grow
-            candidates = [(rel, os.path.join(root, rel)) for rel in manifest.unended(folder_rel)]
-        else:
-            try:
-                with os.scandir(folder) as entries:
-                    candidates = [(f"{folder_rel}/{e.name}", e.path) for e in entries
-                                  if e.name.endswith(".jsonl")]
-            except (FileNotFoundError, NotADirectoryError):  # removed since its stat (a git checkout)
-                visited.discard(folder_rel)
-                continue
-            result.files_seen += len(candidates)
-            if len(known) and not set(known) <= {rel for rel, _ in candidates}:
-                result.must_rebuild = True  # a file vanished
-        check_sizes(manifest, candidates, result)
+        for sub in ("runs", EDITS_FOLDER):
+            folder_rel = f"experiments/{name}/{sub}"
+            if _scan_folder(root, folder_rel, manifest, known_by_folder, trusted_before, result):
+                visited.add(folder_rel)
     if any(folder not in visited for folder in known_by_folder):
         result.must_rebuild = True  # a whole experiment vanished
     result.todo.sort(key=lambda item: item[1])
     return result
+
+
+def _scan_folder(root: str, folder_rel: str, manifest: Manifest, known_by_folder: dict[str, list[str]],
+                 trusted_before: int, result: Scan) -> bool:
+    """Put the files of one folder with unread bytes on the to-do list; False when the
+    folder is not there."""
+    folder = os.path.join(root, folder_rel)
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    known = known_by_folder.get(folder_rel, [])
+    if mtime < trusted_before:
+        result.folders[folder_rel] = mtime
+    if mtime < trusted_before and manifest.folders.get(folder_rel) == mtime:
+        result.files_seen += len(known)  # the same files: only unended runs can grow
+        candidates = [(rel, os.path.join(root, rel)) for rel in manifest.unended(folder_rel)]
+    else:
+        try:
+            with os.scandir(folder) as entries:
+                candidates = [(f"{folder_rel}/{e.name}", e.path) for e in entries
+                              if e.name.endswith(".jsonl") and not e.name.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):  # removed since its stat (a git checkout)
+            return False
+        result.files_seen += len(candidates)
+        if len(known) and not set(known) <= {rel for rel, _ in candidates}:
+            result.must_rebuild = True  # a file vanished
+    check_sizes(manifest, candidates, result)
+    return True
 
 
 def check_sizes(manifest: Manifest, candidates: list[tuple[str, str]], result: Scan) -> None:

@@ -21,6 +21,7 @@ RUNS = pa.schema([
     ("python", pa.string()), ("platform", pa.string()), ("host", pa.string()),
     ("user", pa.string()), ("packages_sha256", pa.string()),
     ("experiment_description", pa.string()),
+    ("deleted", pa.bool_()), ("deleted_time", TS),
 ])
 EXPERIMENTS = pa.schema([
     ("experiment", pa.string()), ("description", pa.string()), ("runs", pa.int64()),
@@ -48,11 +49,15 @@ DATASETS = pa.schema([
     ("size", pa.int64()), ("rows", pa.int64()), ("columns", pa.list_(pa.string())),
     ("context", pa.string()), ("timestamp", TS),
 ])
+RUN_EDITS = pa.schema([
+    ("run_id", pa.string()), ("edit_id", pa.string()), ("ts", pa.float64()), ("by", pa.string()),
+    ("kind", pa.string()), ("key", pa.string()), ("value", pa.string()),
+])
 TABLE_SCHEMAS = {"runs": RUNS, "experiments": EXPERIMENTS, "params": PARAMS, "tags": TAGS,
                  "latest_metrics": LATEST_METRICS, "metrics": METRIC_POINTS,
-                 "artifacts": ARTIFACTS, "datasets": DATASETS}
+                 "artifacts": ARTIFACTS, "datasets": DATASETS, "run_edits": RUN_EDITS}
 
-_TIME_FIELDS = ("start_time", "end_time", "last_seen")
+_TIME_FIELDS = ("start_time", "end_time", "last_seen", "deleted_time")
 _STATE_FIELDS = [name for name in RUNS.names if name not in ("run_seq", "run_name")]
 
 
@@ -61,7 +66,7 @@ def new_run_state(run_id: str, rel: str) -> dict[str, Any]:
     state: dict[str, Any] = dict.fromkeys(_STATE_FIELDS)
     folder = rel.split("/")[1] if rel.count("/") >= 2 else "unknown"
     state.update(run_id=run_id, experiment=folder, status="RUNNING", file=rel,
-                 last_seen=0.0)
+                 last_seen=0.0, deleted=False)
     return state
 
 
@@ -96,9 +101,10 @@ def runs_table(states: list[dict[str, Any]], names: dict[str, tuple[int, str]]) 
 
 
 def experiments_table(states: list[dict[str, Any]]) -> pa.Table:
-    """One row per experiment: the latest description given, run count, first/last start."""
+    """One row per experiment: the latest description given, run count, first/last start;
+    deleted runs are not counted (an experiment of only deleted runs is not listed)."""
     experiments: dict[str, dict[str, Any]] = {}
-    for run in sorted(states, key=lambda r: (r["start_time"] or 0.0, r["run_id"])):
+    for run in sorted((s for s in states if not s["deleted"]), key=lambda r: (r["start_time"] or 0.0, r["run_id"])):
         exp = experiments.setdefault(run["experiment"], {
             "experiment": run["experiment"], "description": None, "runs": 0,
             "first_start": run["start_time"], "last_start": None})

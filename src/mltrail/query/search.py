@@ -20,6 +20,7 @@ from .tables import read_table
 BASE_COLUMNS = ["run_id", "experiment", "run_name", "status", "start_time", "end_time", "parent_run_id"]
 PARENT_TAG = "tags.mltrail.parent_run_id"  # (tracking.run.PARENT_TAG, as a column)
 _PREFIXED = ("params.", "metrics.", "tags.")
+VIEWS = ("active", "deleted", "all")  # which runs search_runs shows (MLflow's run_view_type)
 
 
 class RunIndex:
@@ -99,16 +100,21 @@ def derive_status(frame: pd.DataFrame, crash_after: float, now: float | None = N
 def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
                 experiment: str | Sequence[str] | None = None,
                 filter: str | None = None, order_by: Sequence[str] | None = None,
-                max_results: int | None = None, crash_after: float = 120.0) -> pd.DataFrame:
+                max_results: int | None = None, crash_after: float = 120.0,
+                view: str = "active") -> pd.DataFrame:
     """Runs matching ``filter`` in the given experiments, as MLflow's search_runs lays them out.
 
     The prefixed columns are those the selected experiments logged, so a metric whose
-    only value is NaN still has its column."""
+    only value is NaN still has its column. ``view`` is ``"active"`` (deleted runs
+    hidden), ``"deleted"`` or ``"all"``; the last two add a ``deleted`` column."""
+    if view not in VIEWS:
+        raise InvalidInputError(f"view must be one of {', '.join(VIEWS)}, not {view!r}")
     if isinstance(order_by, str):
         order_by = [order_by]
     if max_results is not None and max_results < 0:
         raise InvalidInputError(f"max_results must be >= 0, not {max_results}")
-    result = frame
+    deleted = frame["deleted"].fillna(False).astype(bool)
+    result = frame[~deleted] if view == "active" else frame[deleted] if view == "deleted" else frame
     names = list(logged) if experiment is None else (
         [experiment] if isinstance(experiment, str) else list(experiment))
     if experiment is not None:
@@ -125,7 +131,10 @@ def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
     present = set().union(*(logged.get(name, set()) for name in names))
     extra = [c for c in result.columns if c in present]
     ordered = sorted(extra, key=lambda c: (_PREFIXED.index(c.split(".", 1)[0] + "."), c))
-    return result[BASE_COLUMNS + ordered].reset_index(drop=True)
+    base = BASE_COLUMNS if view == "active" else [*BASE_COLUMNS, "deleted"]
+    if view != "active":
+        result = result.assign(deleted=result["deleted"].fillna(False).astype(bool))
+    return result[base + ordered].reset_index(drop=True)
 
 
 def _sort(frame: pd.DataFrame, order_by: Sequence[str]) -> pd.DataFrame:

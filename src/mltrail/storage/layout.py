@@ -5,6 +5,7 @@
     <root>/
       .gitignore                      keeps .cache/ and large blobs out of git
       experiments/<experiment>/runs/<run_id>.jsonl   one append-only event file per run
+      experiments/<experiment>/edits/<id>.jsonl      one file per curation of a run (rename, delete...)
       blobs/sha256/<ab>/<cdef...>     content-addressed artifacts, committed to git
       blobs-large/sha256/...          artifacts over MLTRAIL_GIT_ARTIFACT_MAX, not committed
       .cache/                         derived: Parquet tables, locks (rebuildable)
@@ -26,6 +27,7 @@ from pathlib import Path
 from ..errors import InvalidKeyError, StoreCorruptError
 
 MAX_KEY_LENGTH = 250
+EDITS_FOLDER = "edits"  # experiments/<experiment>/edits/: curation of its runs
 # a name that is also a folder and a URL path segment: A/B experiment keys, model names
 FOLDER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 GITIGNORE = """\
@@ -73,6 +75,11 @@ class Layout:
                                     f"{self.root} was changed by hand or damaged")
         base = self.large_blobs if large else self.blobs
         return base / "sha256" / sha256[:2] / sha256[2:]
+
+    def run_edits(self, run_file: Path) -> Path:
+        """The folder of edits to the runs of ``run_file``'s experiment: beside its runs
+        folder, one immutable file per edit (see ``storage.run_edits``)."""
+        return run_file.parent.parent / EDITS_FOLDER
 
     def stop_requests(self, run_file: Path) -> Path:
         """The folder of requests to stop the run of ``run_file``: beside the runs folder

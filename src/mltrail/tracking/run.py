@@ -37,7 +37,9 @@ from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
 from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.fields import INT64_MAX
 from ..storage.layout import check_key
+from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from . import objects
+from .curation import check_name, check_notes
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -232,6 +234,17 @@ class Run:
         checked = {check_key("tag", k): str(v) for k, v in tags.items()}
         self._emit(ev.Tags, tags=checked)
         self._tags.update(checked)
+
+    def set_name(self, name: str) -> None:
+        """Rename the run while it runs (after it: ``store.set_run_name``)."""
+        self._require_running()
+        self._emit(ev.Tags, tags={NAME_TAG: check_name(name)})
+        self.name = name
+
+    def set_notes(self, notes: str) -> None:
+        """Set the run's notes (Markdown, its description) while it runs."""
+        self._require_running()
+        self._emit(ev.Tags, tags={NOTES_TAG: check_notes(notes)})
 
     def delete_tag(self, key: str) -> None:
         self._require_running()

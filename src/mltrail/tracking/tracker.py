@@ -32,6 +32,7 @@ from ..storage.ids import new_id
 from ..storage.layout import Layout, check_key, experiment_dirname, stat_signature
 from ..storage.naming import ExperimentNames
 from . import capture, system_metrics
+from .curation import Curation
 from .run import PARENT_TAG, Run, enclosing_run, register
 
 DEFAULT_EXPERIMENT = "Default"
@@ -53,6 +54,7 @@ class Tracker:
         self._index = query.RunIndex(self.layout.tables)
         self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
+        self.curation = Curation(self)
 
     # -- writing ---------------------------------------------------------------------
 
@@ -132,14 +134,14 @@ class Tracker:
         if status != "RUNNING":
             raise WrongStateError(f"run {run_id} is {status}: only a running run can be asked to stop")
         request = StopRequest(ts=time.time(), id=new_id(), by=by or current_user(), run=run_id, reason=reason)
-        return write_event_file(self.layout.stop_requests(self._run_file(run_id)), request.id, request)
+        return write_event_file(self.layout.stop_requests(self.run_file(run_id)), request.id, request)
 
     def resume_run(self, run_id: str) -> Run:
         """Continue a run (a training job restarted after a crash or preemption), as
         MLflow's ``start_run(run_id=...)`` does: it reads RUNNING again, each metric's
         steps go on from its last one, a param keeps its value, and it ends as the resumed
         run ends. The run's own file is appended to: still one writer at a time."""
-        path = self._run_file(run_id)
+        path = self.run_file(run_id)
         events, _ = read_events(path, self.layout.relative(path))
         started = next((e for e in events if e.get("type") == "run_started"), None)
         if started is None:
@@ -156,7 +158,7 @@ class Tracker:
         register(run)
         return run
 
-    def _run_file(self, run_id: str) -> Path:
+    def run_file(self, run_id: str) -> Path:
         if not isinstance(run_id, str) or not run_id.isalnum():
             raise NotFoundError(f"no run {run_id!r} in {self.root}")
         found = list(self.layout.experiments.glob(f"*/runs/{run_id}.jsonl")) if self.layout.experiments.is_dir() else []
@@ -251,19 +253,36 @@ class Tracker:
 
     def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
                     order_by: Sequence[str] | str | None = None,
-                    max_results: int | None = None) -> pd.DataFrame:
+                    max_results: int | None = None, view: str = "active") -> pd.DataFrame:
         """Runs as a DataFrame: ``run_id, experiment, run_name, status, start_time,
-        end_time``, then ``params.*``, ``metrics.*`` (latest values) and ``tags.*``.
+        end_time, parent_run_id``, then ``params.*``, ``metrics.*`` (latest values) and
+        ``tags.*``.
 
         ``filter`` is MLflow's filter language with OR, NOT, parentheses and numeric
         params: ``"metrics.f1 > 0.8 and (params.C = '1.0' or params.lr < 0.01)"``.
         ``order_by`` takes clauses like ``"metrics.f1 DESC"``; default newest first.
+        ``view``: ``"active"`` (deleted runs hidden, the default), ``"deleted"`` or
+        ``"all"`` (MLflow's run_view_type); the last two add a ``deleted`` column.
         """
         manifest = self._fresh_manifest()
         frame, logged = self._index.frame(manifest), self._index.columns(manifest)
         _check_experiments(experiment, frame, self.root)
         return query.search_runs(frame, logged, experiment=experiment, filter=filter, order_by=order_by,
-                                 max_results=max_results, crash_after=self.crash_after)
+                                 max_results=max_results, crash_after=self.crash_after, view=view)
+
+    def all_runs(self) -> pd.DataFrame:
+        """The run table as it is indexed, deleted runs included (indexed by run ID)."""
+        return self._index.frame(self._fresh_manifest())
+
+    def run_edits(self, run_id: str | None = None) -> pd.DataFrame:
+        """The edits made to runs (all, or one run's), oldest first: ``run_id, edit_id,
+        time, by, kind`` (tag, untag, delete, restore), ``key, value``."""
+        table = self._table("run_edits").to_pandas()
+        if run_id is not None:
+            table = table[table["run_id"] == run_id]
+        table = table.sort_values(["ts", "edit_id"]).reset_index(drop=True)
+        table.insert(2, "time", pd.to_datetime(table.pop("ts"), unit="s", utc=True))
+        return table
 
     def metric_history(self, run_ids: Sequence[str] | None = None,
                        keys: Sequence[str] | None = None) -> pd.DataFrame:
@@ -304,8 +323,8 @@ class Tracker:
         return str(runs.loc[run_id, "experiment"])
 
     def get_run(self, ref: str) -> dict[str, Any]:
-        """Everything about one run: its row, params (with groups), latest metrics,
-        tags, artifacts and datasets."""
+        """Everything about one run, deleted or not: its row, params (with groups),
+        latest metrics, tags, artifacts, datasets and the edits made to it."""
         run_id = self.resolve_run(ref)
         manifest = load_manifest(self.layout.tables)
         frame = self._index.frame(manifest)
@@ -327,6 +346,7 @@ class Tracker:
             "tags": {r["key"]: r["value"] for r in rows("tags").to_dict("records")},
             "artifacts": rows("artifacts"),
             "datasets": rows("datasets"),
+            "edits": self.run_edits(run_id).drop(columns="run_id"),
         }
 
 

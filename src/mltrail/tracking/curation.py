@@ -1,0 +1,203 @@
+"""Curating runs after the fact: rename, notes, tags, delete and restore, and the
+garbage collection that purges deleted runs.
+
+Every change is an edit file (see :mod:`mltrail.storage.run_edits`): nothing is
+rewritten, two branches merge as the union, and the history of who changed what is
+kept (``get_run(...)["edits"]``). Deleting hides a run from searches and the dashboard
+and can be undone; only :meth:`Curation.gc` removes files, and only of deleted runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import current_user
+from ..errors import InvalidInputError, WrongStateError
+from ..storage.eventfiles import write_event_file
+from ..storage.ids import new_id
+from ..storage.layout import check_key, is_unicode_text
+from ..storage.run_edits import (NAME_TAG, NOTES_TAG, RESERVED_TAGS, RunDeleted, RunEdit, RunRestored,
+                                 RunTagRemoved, RunTagsSet)
+
+if TYPE_CHECKING:
+    from .tracker import Tracker
+
+MAX_NAME = 250
+MAX_NOTES = 1 << 20  # a megabyte of Markdown; a bigger text belongs in an artifact
+_SHA256_IN_JSON = re.compile(rb'"([0-9a-f]{64})"')
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"a run name is non-empty text, not {name!r}")
+    if len(name) > MAX_NAME or not is_unicode_text(name) or any(ord(c) < 32 for c in name):
+        raise InvalidInputError(f"run name {name[:60]!r} must be at most {MAX_NAME} characters "
+                                "of valid Unicode text without control characters")
+    return name
+
+
+def check_notes(notes: object) -> str:
+    if not isinstance(notes, str):
+        raise InvalidInputError(f"run notes are text (Markdown), not {type(notes).__name__}")
+    if len(notes.encode("utf-8", "replace")) > MAX_NOTES or not is_unicode_text(notes):
+        raise InvalidInputError(f"run notes must be valid Unicode text of at most {MAX_NOTES:,} bytes")
+    return notes
+
+
+def check_user_tag(key: object) -> str:
+    """A tag key a user may set or remove: its name and notes have their own calls."""
+    checked = check_key("tag", key)
+    if checked in RESERVED_TAGS:
+        raise InvalidInputError(f"tag {checked!r} holds the run's "
+                                f"{'name' if checked == NAME_TAG else 'notes'}: use "
+                                f"{'set_run_name' if checked == NAME_TAG else 'set_run_notes'}")
+    return checked
+
+
+@dataclass
+class GcResult:
+    """What ``gc`` purged (or, in a dry run, would purge)."""
+
+    runs: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    blobs: list[Path] = field(default_factory=list)
+    bytes_freed: int = 0
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would purge" if self.dry_run else "purged"
+        return (f"{verb} {len(self.runs)} deleted run(s): {len(self.files)} event file(s), "
+                f"{len(self.blobs)} blob(s) no other event names, {self.bytes_freed:,} bytes")
+
+
+class Curation:
+    """The edits of one store's runs."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def set_run_name(self, ref: str, name: str, *, by: str | None = None) -> str:
+        """Rename a run (a name taken in its experiment reads with ``_2`` appended)."""
+        return self._write(ref, RunTagsSet, by, tags={NAME_TAG: check_name(name)})
+
+    def set_run_notes(self, ref: str, notes: str, *, by: str | None = None) -> str:
+        """Set a run's notes (Markdown; they are its description). ``""`` clears them."""
+        return self._write(ref, RunTagsSet, by, tags={NOTES_TAG: check_notes(notes)})
+
+    def set_tag(self, ref: str, key: str, value: Any, *, by: str | None = None) -> str:
+        """Set one tag of a run, ended or not; it wins over the value the run logged."""
+        return self._write(ref, RunTagsSet, by, tags={check_user_tag(key): str(value)})
+
+    def delete_tag(self, ref: str, key: str, *, by: str | None = None) -> str:
+        checked = check_user_tag(key)
+        run_id = self.tracker.resolve_run(ref)
+        if checked not in self.tracker.get_run(run_id)["tags"]:
+            raise InvalidInputError(f"run {run_id} has no tag {checked!r}")
+        return self._write(run_id, RunTagRemoved, by, key=checked)
+
+    def delete_run(self, ref: str, *, by: str | None = None) -> str:
+        """Hide a run from searches and the dashboard (restorable; ``gc`` purges it)."""
+        run_id = self.tracker.resolve_run(ref)
+        info = self.tracker.get_run(run_id)["run"]
+        if info["deleted"]:
+            raise WrongStateError(f"run {run_id} is deleted already")
+        if info["status"] == "RUNNING":
+            raise WrongStateError(f"run {run_id} is RUNNING: stop it before deleting it")
+        return self._write(run_id, RunDeleted, by)
+
+    def restore_run(self, ref: str, *, by: str | None = None) -> str:
+        run_id = self.tracker.resolve_run(ref)
+        if not self.tracker.get_run(run_id)["run"]["deleted"]:
+            raise WrongStateError(f"run {run_id} is not deleted: nothing to restore")
+        return self._write(run_id, RunRestored, by)
+
+    def _write(self, ref: str, model: type[RunEdit], by: str | None, **fields: Any) -> str:
+        """Write one edit of run ``ref`` beside its experiment's runs; its run ID."""
+        run_id = self.tracker.resolve_run(ref)
+        edit = model(ts=time.time(), id=new_id(), by=by or current_user(), run=run_id, **fields)
+        layout = self.tracker.layout
+        write_event_file(layout.run_edits(self.tracker.run_file(run_id)), edit.id, edit)
+        return run_id
+
+    # -- purging -------------------------------------------------------------------
+
+    def gc(self, runs: Sequence[str] | None = None, *, dry_run: bool = False) -> GcResult:
+        """Purge deleted runs (all of them, or those named): their event file, their edits
+        and stop requests, and the blobs that no other event file names (an artifact
+        another run or a registered model shares is kept). Files go as ``git rm`` would
+        take them; the tables are rebuilt from what is left."""
+        tracker = self.tracker
+        layout = tracker.layout
+        frame = tracker.all_runs()
+        deleted = frame[frame["deleted"].fillna(False).astype(bool)]
+        if runs:
+            chosen = [tracker.resolve_run(ref) for ref in runs]
+            alive = [run_id for run_id in chosen if run_id not in deleted.index]
+            if alive:
+                raise WrongStateError(f"run {alive[0]} is not deleted: delete it before purging it")
+            deleted = deleted.loc[chosen]
+        result = GcResult(runs=sorted(deleted.index), dry_run=dry_run)
+        if deleted.empty:
+            return result
+        doomed: set[Path] = set()
+        for run_id in result.runs:
+            run_file = layout.root / str(deleted.loc[run_id, "file"])
+            doomed.add(run_file)
+            stop = layout.stop_requests(run_file)
+            if stop.is_dir():
+                doomed.update(p for p in stop.iterdir() if p.is_file())
+        edits = tracker.run_edits()
+        for row in edits[edits["run_id"].isin(result.runs)].itertuples():
+            run_file = layout.root / str(deleted.loc[row.run_id, "file"])
+            doomed.add(layout.run_edits(run_file) / f"{row.edit_id}.jsonl")
+        doomed = {p for p in doomed if p.exists()}
+        candidates = _blobs_named(doomed)
+        kept = set()
+        for path in _event_files(layout.root):
+            if path not in doomed and candidates - kept:
+                kept |= candidates & _blobs_named([path])
+        for sha256 in sorted(candidates - kept):
+            for large in (False, True):
+                blob = layout.blob_path(sha256, large=large)
+                if blob.exists():
+                    result.blobs.append(blob)
+        result.files = sorted(doomed)
+        result.bytes_freed = sum(p.stat().st_size for p in result.files + result.blobs)
+        if dry_run:
+            return result
+        for path in result.files + result.blobs:
+            path.unlink(missing_ok=True)
+        for run_id in result.runs:
+            stop = layout.stop_requests(layout.root / str(deleted.loc[run_id, "file"]))
+            shutil.rmtree(stop, ignore_errors=True)
+        tracker.compact()
+        return result
+
+
+def _event_files(root: Path) -> list[Path]:
+    """Every event file of the store (runs, edits, A/B, registry, features, access), not
+    the derived tables."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("blobs", "blobs-large")]
+        found.extend(Path(folder) / name for name in files if name.endswith(".jsonl"))
+    return found
+
+
+def _blobs_named(paths: Any) -> set[str]:
+    """The sha256 values quoted in these event files (artifacts, diffs, package lists,
+    registered models, feature datasets all name blobs so)."""
+    named: set[str] = set()
+    for path in paths:
+        try:
+            named.update(m.decode() for m in _SHA256_IN_JSON.findall(Path(path).read_bytes()))
+        except FileNotFoundError:
+            pass
+    return named
