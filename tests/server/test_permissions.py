@@ -73,6 +73,8 @@ CALLS = {
     ("experiment", "read", "get_run"): lambda s, w: s.get_run(w["ids"]["secret-exp"])["run"]["run_name"],
     ("experiment", "read", "artifact"): lambda s, w: s.artifact_path(w["ids"]["secret-exp"], "model.pkl"),
     ("experiment", "edit", "log"): lambda s, w: _log_a_run(s, w),
+    ("experiment", "edit", "curate"): lambda s, w: s.set_tag(w["ids"]["secret-exp"], "checked", "yes")
+    == w["ids"]["secret-exp"],
     ("experiment", "manage", "grant"): lambda s, w: _granted(s, "experiment", "secret-exp"),
     ("ab", "read", "get"): lambda s, w: s.ab.get("secret-ab").state,
     ("ab", "read", "results"): lambda s, w: s.ab.get("secret-ab").results().phase,

@@ -10,7 +10,7 @@ import pytest
 
 import mltrail
 from mltrail.remote.ab import SegmentUpload
-from mltrail.remote.http import Server
+from mltrail.remote.http import NotOnServerError, Server
 from tests.factories import REPO, ab_spec, quiet_run, serving_store, simulate
 
 
@@ -242,3 +242,28 @@ def test_what_a_server_store_does_not_offer_is_a_clear_error_and_hasattr_false(c
     assert not hasattr(remote, "put_file") and not hasattr(remote.access, "add_user")
     with pytest.raises(mltrail.MltrailError, match="on the server's machine"):
         remote.access.add_user("eve")
+
+
+def test_curating_runs_through_the_server_writes_the_folder_s_edit_files(central):
+    url, local = central
+    remote = remote_store(url)
+    run_id = remote.resolve_run("gb-lr0.2")
+    remote.set_run_name(run_id, "gb-best", by="ana")
+    remote.set_run_notes("gb-best", "the one to ship", by="ana")
+    remote.set_tag("gb-best", "review", "done", by="bo")
+    remote.delete_tag("gb-best", "review", by="bo")
+    remote.delete_run("gb-best", by="bo")
+    assert "gb-best" not in set(remote.search_runs()["run_name"])
+    assert remote.search_runs(view="deleted")["run_id"].tolist() == [run_id]
+    remote.restore_run(run_id, by="bo")
+    info = local.get_run(run_id)  # the server wrote what a local store writes
+    assert (info["run"]["run_name"], info["run"]["description"], info["run"]["deleted"]) == \
+        ("gb-best", "the one to ship", False)
+    assert remote.run_edits(run_id)["kind"].tolist() == ["tag", "tag", "tag", "untag", "delete", "restore"]
+    assert remote.run_edits(run_id)["by"].tolist() == ["ana", "ana", "bo", "bo", "bo", "bo"]
+    with pytest.raises(mltrail.InvalidInputError, match="non-empty"):
+        remote.set_run_name(run_id, "")
+    with pytest.raises(mltrail.WrongStateError, match="not deleted"):
+        remote.restore_run(run_id)
+    with pytest.raises(NotOnServerError, match="gc"):
+        remote.gc()

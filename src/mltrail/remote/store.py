@@ -246,10 +246,12 @@ class RemoteStore:
     # -- reading: answered by the server ---------------------------------------------
 
     def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
-                    order_by: Sequence[str] | str | None = None, max_results: int | None = None) -> pd.DataFrame:
+                    order_by: Sequence[str] | str | None = None, max_results: int | None = None,
+                    view: str = "active") -> pd.DataFrame:
         """As :meth:`mltrail.Store.search_runs`, on the server's runs."""
         query = {"experiment": [experiment] if isinstance(experiment, str) else list(experiment or []),
-                 "order_by": [order_by] if isinstance(order_by, str) else list(order_by or [])}
+                 "order_by": [order_by] if isinstance(order_by, str) else list(order_by or []),
+                 "view": [view]}
         if filter:
             query["filter"] = [filter]
         if max_results is not None:
@@ -275,6 +277,34 @@ class RemoteStore:
 
     def resolve_run(self, ref: str) -> str:
         return str(self.server.call("GET", f"/api/v1/runs/{_quoted(ref)}/id")["run_id"])
+
+    # -- curation: the server writes the edit files --------------------------------------
+
+    def set_run_name(self, run: str, name: str, *, by: str | None = None) -> str:
+        return self._edit(run, "name", by, value=name)
+
+    def set_run_notes(self, run: str, notes: str, *, by: str | None = None) -> str:
+        return self._edit(run, "notes", by, value=notes)
+
+    def set_tag(self, run: str, key: str, value: Any, *, by: str | None = None) -> str:
+        return self._edit(run, "tag", by, key=key, value=str(value))
+
+    def delete_tag(self, run: str, key: str, *, by: str | None = None) -> str:
+        return self._edit(run, "untag", by, key=key)
+
+    def delete_run(self, run: str, *, by: str | None = None) -> str:
+        return self._edit(run, "delete", by)
+
+    def restore_run(self, run: str, *, by: str | None = None) -> str:
+        return self._edit(run, "restore", by)
+
+    def run_edits(self, run: str) -> pd.DataFrame:
+        """The edits made to one run, oldest first (against a server, one run at a time)."""
+        return self.get_run(run)["edits"]
+
+    def _edit(self, run: str, kind: str, by: str | None, **fields: Any) -> str:
+        body = orjson.dumps({"kind": kind, "by": by or current_user(), **fields})
+        return str(self.server.call("POST", f"/api/v1/runs/{_quoted(run)}/edits", body)["run_id"])
 
     def reproduce_script(self, run: str) -> str:
         return self.server.call("GET", f"/api/v1/runs/{_quoted(run)}/reproduce", raw=True).decode()

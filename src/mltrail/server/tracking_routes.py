@@ -5,7 +5,9 @@
   file holds them; appended exactly once (see :mod:`mltrail.tracking.ingest`)
 - ``POST /api/v1/runs/{run}/stop`` (``{"reason", "by"}``) and ``GET
   /api/v1/runs/{run_id}/stop``: requests to stop a run, which its job's uploader fetches
-- ``GET /api/v1/search`` (``experiment``, ``filter``, ``order_by``, ``max_results``),
+- ``POST /api/v1/runs/{run}/edits`` (``{"kind": "name"|"notes"|"tag"|"untag"|"delete"|
+  "restore", "key", "value", "by"}``): curate a run (see :mod:`mltrail.tracking.curation`)
+- ``GET /api/v1/search`` (``experiment``, ``filter``, ``order_by``, ``max_results``, ``view``),
   ``POST /api/v1/metric-history`` (``{"run_ids": [...], "keys": [...]}``) and ``GET
   /api/v1/experiments``: Arrow IPC streams
 - ``GET /api/v1/runs/{run}`` (a run's details, :mod:`mltrail.remote.wire`), ``GET
@@ -19,7 +21,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
@@ -46,7 +48,16 @@ class _HistoryAsked(BaseModel):
     keys: list[str] | None = None
 
 
+class _EditAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["name", "notes", "tag", "untag", "delete", "restore"]
+    key: str | None = None
+    value: Any = None
+    by: str | None = None
+
+
 _STOP_ASKED = TypeAdapter(_StopAsked)
+_EDIT_ASKED = TypeAdapter(_EditAsked)
 _HISTORY_ASKED = TypeAdapter(_HistoryAsked)
 
 
@@ -79,6 +90,19 @@ def routes(store: Store) -> APIRouter:
         path = store.request_stop(run_id, asked.reason, by=g.by(asked.by))
         return {"run_id": path.parent.name}  # stop/<run_id>/<request>.jsonl
 
+    @api.post("/runs/{run_ref}/edits")
+    async def edit_run(run_ref: str, request: Request, g: Gate = Depends(gate)) -> dict[str, str]:
+        asked = await parsed(request, _EDIT_ASKED, "a run edit")
+        run_id = g.run(run_ref, "edit", "curate its runs")
+        by = g.by(asked.by)
+        edit = {"name": lambda: store.set_run_name(run_id, asked.value, by=by),
+                "notes": lambda: store.set_run_notes(run_id, asked.value, by=by),
+                "tag": lambda: store.set_tag(run_id, asked.key, asked.value, by=by),
+                "untag": lambda: store.delete_tag(run_id, asked.key, by=by),
+                "delete": lambda: store.delete_run(run_id, by=by),
+                "restore": lambda: store.restore_run(run_id, by=by)}[asked.kind]
+        return {"run_id": await run_in_threadpool(edit)}
+
     @api.get("/runs/{run_id}/stop")
     def stop_requests(run_id: str, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
         """The requests to stop a run, oldest first: a remote job's uploader copies them
@@ -104,14 +128,14 @@ def routes(store: Store) -> APIRouter:
     @api.get("/search")
     def search(experiment: list[str] = Query(default=[]), filter: str | None = None,
                order_by: list[str] = Query(default=[]), max_results: int | None = None,
-               g: Gate = Depends(gate)) -> Response:
+               view: str = "active", g: Gate = Depends(gate)) -> Response:
         visible = g.experiments()
         for name in experiment:
             g.require("experiment", name, "read")
         chosen = experiment or visible
         # (nothing the caller may read: experiment=[] gives no rows, and no column names to learn from)
         return arrow(store.search_runs(experiment=chosen, filter=filter, order_by=order_by or None,
-                                       max_results=max_results))
+                                       max_results=max_results, view=view))
 
     @api.post("/metric-history")
     async def metric_history(request: Request, g: Gate = Depends(gate)) -> Response:
@@ -119,7 +143,7 @@ def routes(store: Store) -> APIRouter:
         visible = g.experiments()
         run_ids = asked.run_ids
         if visible is not None:
-            allowed = set(store.search_runs(experiment=visible)["run_id"]) if visible else set()
+            allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
             run_ids = [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
         return arrow(await run_in_threadpool(store.metric_history, run_ids, asked.keys))
 
