@@ -13,6 +13,7 @@ from .ab import ab
 from .access import access, groups, users
 from .artifacts import artifacts
 from .context import MltrailGroup, store_option
+from .curation import delete, gc, notes, rename, restore, tag
 from .features import features
 from .models import models
 from .runs import compact, diff, experiments, reproduce, runs, show, stop, ui
@@ -28,7 +29,7 @@ def main() -> None:
 
 
 for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve, server,
-                sync, users, groups, access, artifacts):
+                sync, users, groups, access, artifacts, rename, notes, tag, delete, restore, gc):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ..errors import InvalidInputError, MltrailError
 from ..query.cells import cell_text, is_missing
+from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from ..store import Store
 from .context import pass_store
 from .output import Column, duration, err, note, out, print_json, print_table, status
@@ -28,12 +29,14 @@ MAX_CELL_WIDTH = 16
 @click.option("--order-by", "-o", multiple=True, help="e.g. 'metrics.f1 DESC' (repeatable).")
 @click.option("--max-results", "-n", type=int, default=None, help="At most this many runs.")
 @click.option("--all-columns", is_flag=True, help="Also params equal in every listed run.")
+@click.option("--deleted", is_flag=True, help="List deleted runs instead (restorable until `mltrail gc`).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
 @pass_store
 def runs(store: Store, experiment: tuple[str, ...], filter_: str | None, order_by: tuple[str, ...],
-         max_results: int | None, all_columns: bool, as_json: bool) -> None:
+         max_results: int | None, all_columns: bool, deleted: bool, as_json: bool) -> None:
     """List runs, newest first (params that differ between them, latest metrics)."""
-    frame = store.search_runs(list(experiment) or None, filter_, list(order_by) or None, max_results)
+    frame = store.search_runs(list(experiment) or None, filter_, list(order_by) or None, max_results,
+                              view="deleted" if deleted else "active")
     if as_json:
         print_json(frame)
         return
@@ -78,7 +81,8 @@ def show(store: Store, run: str, as_json: bool) -> None:
         print_json(details)
         return
     info = details["run"]
-    out.print(Text.assemble((cell_text(info["run_name"]), "bold"), f"  {info['run_id']}  ", status(info["status"])),
+    out.print(Text.assemble((cell_text(info["run_name"]), "bold"), f"  {info['run_id']}  ", status(info["status"]),
+                            ("  DELETED (mltrail restore brings it back)", "red") if info.get("deleted") else ""),
               highlight=False)
     lines = [("experiment", f"{info['experiment']}   (run #{info['run_seq']})"),
              ("description", cell_text(info.get("description"))),
@@ -118,6 +122,20 @@ def show(store: Store, run: str, as_json: bool) -> None:
     if info.get("python"):
         note_line("environment", f"python {info['python']} on {cell_text(info.get('platform'), '?')}, "
                                  f"{cell_text(info.get('user'), '?')}@{cell_text(info.get('host'), '?')}")
+    for row in details["edits"].to_dict("records"):
+        note_line("edited", f"{cell_text(row['time'])} by {cell_text(row['by'], '?')}: {edit_text(row)}")
+
+
+def edit_text(edit: dict) -> str:
+    """One edit of a run as a sentence: 'renamed to x', 'tag k=v', 'deleted'..."""
+    key, value = edit["key"], edit["value"]
+    if edit["kind"] == "tag":
+        if key == NAME_TAG:
+            return f"renamed to {value!r}"
+        if key == NOTES_TAG:
+            return "notes set" if value else "notes cleared"
+        return f"tag {key}={value}"
+    return f"tag {key} removed" if edit["kind"] == "untag" else f"{edit['kind']}d"  # deleted, restored
 
 
 def note_line(label: str, text: str) -> None:
