@@ -13,6 +13,8 @@ CASES = [
     (None, ["runs"], "nothing"),
     (None, ["experiments"], "has one"),
     (None, ["show", "full"], "growth"),
+    (None, ["runs", "--deleted"], "no runs match"),
+    (None, ["tag", "full", "checked", "yes"], "checked=yes"),
     ("models", ["history", "plain"], "production"),
     ("models", ["show", "plain"], "v1"),
     ("models", ["list"], "plain"),
