@@ -4,16 +4,18 @@ import pandas as pd
 import streamlit as st
 
 from mltrail.config import UI_DOWNLOAD_MAX
-from mltrail.dashboard import charts, previews, state, views
+from mltrail.dashboard import charts, curation, previews, state, views
 from mltrail.errors import NotFoundError
 
 st.title("Run")
 root, generation = state.open_page()
-runs = state.search(root, generation, None, None)
+runs = state.search(root, generation, None, None, view="all")  # a deleted run can be shown and restored
 if runs.empty:
     st.info("This store has no runs yet.")
     st.stop()
-labels = dict(zip(runs["run_id"], runs["experiment"] + " / " + runs["run_name"]))
+runs = runs.sort_values("deleted", kind="stable")  # the deleted ones last
+labels = dict(zip(runs["run_id"], runs["experiment"] + " / " + runs["run_name"]
+                  + runs["deleted"].map({True: " (deleted)", False: ""})))
 wanted = st.query_params.get("run") or next(iter(state.selected_runs()), None)
 options = list(labels)
 run_id = st.selectbox("Run", options, index=options.index(wanted) if wanted in labels else 0,
@@ -24,8 +26,16 @@ info = details["run"]
 
 status = views.STATUS_BADGES.get(info["status"], info["status"])
 st.markdown(f"### {info['run_name']}  \n{status} · experiment **{info['experiment']}** · run #{info['run_seq']} · `{info['run_id']}`")
+if done := st.session_state.pop("curate_done", None):
+    st.success(done)
+if info.get("deleted"):
+    st.warning(f"Deleted {pd.Timestamp(info['deleted_time']).strftime('%Y-%m-%d %H:%M')}: hidden from the Runs "
+               "page, searches and charts until it is restored (or purged by `mltrail gc`).")
 if info.get("description"):
-    st.write(info["description"])
+    st.markdown(info["description"])  # the run's notes are Markdown
+if state.may("experiment", info["experiment"], "edit"):
+    curation.controls(info, details["tags"])
+curation.history(details["edits"])
 state.stop_form(runs[runs["run_id"] == run_id], "run_stop")
 end = info.get("end_time")
 c1, c2, c3 = st.columns(3)

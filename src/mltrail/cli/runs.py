@@ -13,7 +13,7 @@ from rich.text import Text
 
 from ..errors import InvalidInputError, MltrailError
 from ..query.cells import cell_text, is_missing
-from ..storage.run_edits import NAME_TAG, NOTES_TAG
+from ..storage.run_edits import describe_edit
 from ..store import Store
 from .context import pass_store
 from .output import Column, duration, err, note, out, print_json, print_table, status
@@ -123,19 +123,7 @@ def show(store: Store, run: str, as_json: bool) -> None:
         note_line("environment", f"python {info['python']} on {cell_text(info.get('platform'), '?')}, "
                                  f"{cell_text(info.get('user'), '?')}@{cell_text(info.get('host'), '?')}")
     for row in details["edits"].to_dict("records"):
-        note_line("edited", f"{cell_text(row['time'])} by {cell_text(row['by'], '?')}: {edit_text(row)}")
-
-
-def edit_text(edit: dict) -> str:
-    """One edit of a run as a sentence: 'renamed to x', 'tag k=v', 'deleted'..."""
-    key, value = edit["key"], edit["value"]
-    if edit["kind"] == "tag":
-        if key == NAME_TAG:
-            return f"renamed to {value!r}"
-        if key == NOTES_TAG:
-            return "notes set" if value else "notes cleared"
-        return f"tag {key}={value}"
-    return f"tag {key} removed" if edit["kind"] == "untag" else f"{edit['kind']}d"  # deleted, restored
+        note_line("edited", f"{cell_text(row['time'])} by {cell_text(row['by'], '?')}: {describe_edit(row['kind'], row['key'], row['value'])}")
 
 
 def note_line(label: str, text: str) -> None:

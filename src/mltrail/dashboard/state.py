@@ -135,17 +135,18 @@ STATUS_SECONDS = 2  # a run's status (RUNNING -> CRASHED) changes with the clock
 
 
 def search(root: str, generation: int, experiment: str | None, filter: str | None,
-           order_by: str | None = None) -> pd.DataFrame:
+           order_by: str | None = None, view: str = "active") -> pd.DataFrame:
     """search_runs, cached per table generation and per STATUS_SECONDS of the clock."""
-    return _search(root, generation, int(time.time() // STATUS_SECONDS), experiment, filter, order_by)
+    return _search(root, generation, int(time.time() // STATUS_SECONDS), experiment, filter, order_by, view)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _search(root: str, generation: int, clock: int, experiment: str | None,
-            filter: str | None, order_by: str | None = None) -> pd.DataFrame:
+            filter: str | None, order_by: str | None = None, view: str = "active") -> pd.DataFrame:
     del generation, clock  # cache keys only
     return _store(root).search_runs(experiment=experiment, filter=filter or None,
-                                    order_by=[o.strip() for o in order_by.split(",")] if order_by else None)
+                                    order_by=[o.strip() for o in order_by.split(",")] if order_by else None,
+                                    view=view)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -83,3 +83,14 @@ class Overlay:
                 self.deleted, self.deleted_at = True, row["ts"]
             else:
                 self.deleted, self.deleted_at = False, None
+
+
+def describe_edit(kind: str, key: str | None, value: str | None) -> str:
+    """One edit as a phrase: 'renamed to 'x'', 'tag k = v', 'deleted'..."""
+    if kind == "tag":
+        if key == NAME_TAG:
+            return f"renamed to {value!r}"
+        if key == NOTES_TAG:
+            return "notes set" if value else "notes cleared"
+        return f"tag {key} = {value}"
+    return f"tag {key} removed" if kind == "untag" else f"{kind}d"  # deleted, restored
