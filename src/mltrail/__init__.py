@@ -40,6 +40,7 @@ from .errors import (
     WrongStateError,
 )
 from .features.store import FeatureStore
+from .integrations import autolog, lightgbm, sklearn, xgboost
 from .fluent import (
     active_run,
     end_run,
@@ -101,7 +102,10 @@ __all__ = sorted([
     "__version__",
     "ab",
     "active_run",
+    "autolog",
     "end_run",
+    "lightgbm",
+    "lightning",
     "load_model",
     "log_artifact",
     "log_dataset",
@@ -117,5 +121,15 @@ __all__ = sorted([
     "search_runs",
     "set_tag",
     "set_tags",
+    "sklearn",
     "start_run",
+    "xgboost",
 ])
+
+
+def __getattr__(name: str) -> object:
+    """``mltrail.lightning`` imports Lightning (and torch) only when first used."""
+    if name == "lightning":
+        from .integrations import lightning
+        return lightning
+    raise AttributeError(f"module 'mltrail' has no attribute {name!r}")

@@ -79,6 +79,7 @@ class RemoteStore:
         layout = Layout(self.spool)
         self.blobs = BlobStore(layout)
         self.tracking = Tracker(layout, self.blobs, None)
+        self.tracking.on_start = self._track
         self.ab = RemoteAbRegistry(self.server, layout, on_logged=self._start_uploading)
         self.registry = RemoteModelRegistry(self.server, layout, self.blobs, self._fetch_blob, self.get_run)
         self.features = RemoteFeatureStore(self.server, layout, self.blobs, self._fetch_blob)
@@ -111,11 +112,14 @@ class RemoteStore:
 
     def start_run(self, experiment: str = DEFAULT_EXPERIMENT, **options: Any) -> Run:
         """As :meth:`mltrail.Store.start_run`; the run is sent to the server as it logs."""
-        run = self.tracking.start_run(experiment, **options)
+        return self.tracking.start_run(experiment, **options)  # (its upload: _track, on start)
+
+    def _track(self, run: Run) -> None:
+        """Send a run this store's tracker started (by start_run, or as another run's
+        child from autologging) to the server as it logs."""
         with self._lock:
             self._uploads[run.path] = RunUpload(self.server, run.path, self._send_blob)
         self._start_uploading()
-        return run
 
     def _start_uploading(self) -> None:
         with self._lock:

@@ -36,3 +36,33 @@ def describe_dataset(path: Path) -> dict[str, Any]:
     except (pa.ArrowInvalid, OSError):
         pass  # not parseable as a table: recorded as a plain file
     return info
+
+
+def describe_memory(data: Any) -> dict[str, Any]:
+    """sha256 of a DataFrame's or an array's content (values and, for a frame, column
+    names and types), its size in bytes, rows, and columns (named, or numbered)."""
+    import hashlib
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(data, pd.Series):
+        data = data.to_frame()
+    if isinstance(data, pd.DataFrame):
+        digest = hashlib.sha256(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+        digest.update(repr([(str(c), str(t)) for c, t in data.dtypes.items()]).encode())
+        return {"sha256": digest.hexdigest(), "size": int(data.memory_usage(deep=True).sum()),
+                "rows": len(data), "columns": [str(c) for c in data.columns]}
+    try:
+        array = np.ascontiguousarray(np.asarray(data))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"a dataset in memory is a DataFrame or an array, not {type(data).__name__}") from exc
+    if array.dtype == object:
+        raw = repr(array.tolist()).encode()
+    else:
+        raw = array.tobytes()
+    digest = hashlib.sha256(raw)
+    digest.update(f"{array.dtype}{array.shape}".encode())
+    columns = [str(i) for i in range(array.shape[1])] if array.ndim == 2 else None
+    return {"sha256": digest.hexdigest(), "size": int(array.nbytes),
+            "rows": int(array.shape[0]) if array.ndim else 1, "columns": columns}

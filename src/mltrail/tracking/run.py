@@ -68,6 +68,14 @@ def enclosing_run(root: Path) -> Run | None:
     return None
 
 
+def innermost_run() -> Run | None:
+    """The innermost run still running whose ``with`` block encloses this code, in any store."""
+    for run in reversed(_entered.get()):
+        if run.status == "RUNNING":
+            return run
+    return None
+
+
 def _metric_value(key: str, value: Any) -> float:
     """A metric value as float; bools, strings and None are refused."""
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
@@ -305,16 +313,24 @@ class Run:
             path.write_bytes(data)
             return self.log_artifact(path, name=name)[0]
 
-    def log_dataset(self, path: str | os.PathLike[str], name: str | None = None,
+    def log_dataset(self, path: str | os.PathLike[str] | Any, name: str | None = None,
                     context: str | None = None) -> None:
-        """Record a dataset file this run used: its path, sha256, size, and for CSV or
-        Parquet files the row count and column names. The file itself is not copied."""
+        """Record a dataset this run used: a file (its path, sha256, size, and for CSV or
+        Parquet files the row count and column names; the file itself is not copied), or
+        data in memory (a DataFrame or an array: the sha256 of its content, its shape and
+        columns, as ``memory:<name>``)."""
         self._require_running()
-        from .datasets import describe_dataset  # pyarrow's readers load only when needed
+        from .datasets import describe_dataset, describe_memory  # pyarrow's readers load only when needed
 
-        info = describe_dataset(Path(path))
-        self._emit(ev.Dataset, name=check_key("dataset", name or Path(path).stem),
-                   path=_display_path(Path(path)), context=context, **info)
+        if isinstance(path, (str, os.PathLike)):
+            info = describe_dataset(Path(path))
+            self._emit(ev.Dataset, name=check_key("dataset", name or Path(path).stem),
+                       path=_display_path(Path(path)), context=context, **info)
+            return
+        if name is None:
+            raise InvalidInputError("a dataset in memory needs a name")
+        self._emit(ev.Dataset, name=check_key("dataset", name), path=f"memory:{name}", context=context,
+                   **describe_memory(path))
 
     # -- writing ---------------------------------------------------------------------
 

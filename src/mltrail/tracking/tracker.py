@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ class Tracker:
         self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
         self.curation = Curation(self)
+        # told of each run this tracker starts or resumes, wherever it is started from (a
+        # store behind a server registers the run's upload here: autologging's child runs too)
+        self.on_start: Callable[[Run], None] | None = None
 
     # -- writing ---------------------------------------------------------------------
 
@@ -119,6 +122,8 @@ class Tracker:
         self._capture(run, log_git, log_command, log_system, log_packages)
         run.flush()  # the run exists on disk from the start: others see it RUNNING
         register(run)
+        if self.on_start is not None:
+            self.on_start(run)
         if system_metrics.wanted(log_system_metrics):
             run.monitor = system_metrics.SystemMonitor(run, self.layout.root)
         return run
@@ -156,6 +161,8 @@ class Tracker:
         run.flush()
         os.utime(path.parent)  # a folder whose files all ended is not re-listed unless it changes
         register(run)
+        if self.on_start is not None:
+            self.on_start(run)
         return run
 
     def run_file(self, run_id: str) -> Path:

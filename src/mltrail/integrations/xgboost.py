@@ -1,0 +1,101 @@
+"""XGBoost: a training callback, and ``mltrail.xgboost.autolog()`` that adds it to every
+``xgboost.train`` (the scikit-learn wrappers ``XGBClassifier``... train through it).
+
+The callback logs each round's evaluation metrics as ``<data>-<metric>`` (``validation_0-logloss``,
+``eval-rmse``) at step = round, marks the best round when early stopping names one, and
+at the end logs the booster as ``model.json`` (XGBoost's own format) and the feature
+importance (gain) as ``feature_importance.json``. ``autolog`` also logs the training
+params (group ``model``) and the number of rounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..store import Store
+from ..tracking.run import Run
+from .session import Settings, flat_params, handed_over, outermost, patch, training_run, unpatch, wrapper_fit, wrappers
+
+SETTINGS = Settings()
+LIBRARY = "xgboost"
+
+
+def _run(handed: Run | None) -> Any:
+    """The run of a train: the one its wrapper handed over, else the active or a new one."""
+    return contextlib.nullcontext(handed) if handed is not None else training_run(SETTINGS, name=LIBRARY)
+
+
+def callback(run: Run | None = None, log_model: bool = True) -> Any:
+    """An ``xgboost.callback.TrainingCallback`` logging into ``run`` (else the active run)."""
+    import xgboost
+
+    from .session import active_run
+
+    class MltrailCallback(xgboost.callback.TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.run = run
+
+        def before_training(self, model: Any) -> Any:
+            self.run = self.run or active_run()
+            if self.run is None:
+                raise RuntimeError("the mltrail XGBoost callback needs a run: start one, or pass run=")
+            return model
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, list[float]]]) -> bool:
+            self.run.log_metrics({f"{data}-{metric}": float(values[-1])
+                                  for data, by_metric in evals_log.items() for metric, values in by_metric.items()
+                                  if values}, step=epoch)
+            return False  # never asks training to stop
+
+        def after_training(self, model: Any) -> Any:
+            best = getattr(model, "best_iteration", None)
+            attributes = model.attributes()
+            if best is not None and "best_iteration" in attributes:
+                self.run.log_metric("best_iteration", float(best))
+            if log_model:
+                with tempfile.TemporaryDirectory() as folder:
+                    path = Path(folder) / "model.json"
+                    model.save_model(str(path))
+                    self.run.log_artifact(path)
+                importance = model.get_score(importance_type="gain")
+                if importance:
+                    self.run.log_dict({k: float(v) for k, v in importance.items()}, "feature_importance.json")
+            return model
+
+    return MltrailCallback()
+
+
+def autolog(store: Store | str | Path | None = None, experiment: str | None = None, *,
+            log_models: bool = True, disable: bool = False) -> None:
+    """Log every ``xgboost.train`` (and so every ``XGBClassifier.fit``...)."""
+    import xgboost
+    import xgboost.sklearn
+    import xgboost.training
+
+    unpatch(SETTINGS)
+    if disable:
+        return
+    SETTINGS.store, SETTINGS.experiment, SETTINGS.options = store, experiment, {"log_models": log_models}
+    for owner in (xgboost, xgboost.training, xgboost.sklearn):
+        if hasattr(owner, "train"):
+            patch(SETTINGS, owner, "train", _logged_train)
+    for cls in wrappers(xgboost.sklearn, xgboost.sklearn.XGBModel):
+        patch(SETTINGS, cls, "fit", wrapper_fit(SETTINGS, LIBRARY))
+
+
+def _logged_train(original: Any) -> Any:
+    def train(params: dict[str, Any], dtrain: Any, num_boost_round: int = 10, *args: Any, **kwargs: Any) -> Any:
+        with outermost() as first:
+            handed = None if first else handed_over(LIBRARY)
+            if not first and handed is None:
+                return original(params, dtrain, num_boost_round, *args, **kwargs)
+            with _run(handed) as run:
+                run.log_params({**flat_params(dict(params)), "num_boost_round": num_boost_round}, group="model")
+                callbacks = list(kwargs.pop("callbacks", None) or [])
+                callbacks.append(callback(run, log_model=SETTINGS.options.get("log_models", True)))
+                return original(params, dtrain, num_boost_round, *args, callbacks=callbacks, **kwargs)
+    return train
