@@ -7,7 +7,7 @@ for a classifier, ``training_mean_squared_error``, ``training_r2_score``... for 
 regressor, and ``training_score``), the fitted model as ``model.pkl`` (``load_model``
 reads it back), and the training data's hash, shape and columns as the dataset
 ``training``. A search (``GridSearchCV``, ``RandomizedSearchCV``...) also logs its best
-params and score, its ``cv_results.parquet``, and one child run per candidate with the
+params (``best_<param>``, as MLflow does) and score (``best_cv_score``), its ``cv_results.parquet``, and one child run per candidate with the
 candidate's params and cross-validated scores. Fits made inside a fit (the candidates of
 a search, the steps of a pipeline) are not logged again.
 """
@@ -162,7 +162,7 @@ def _log_search(run: Run, search: Any) -> None:
     import pandas as pd
 
     if hasattr(search, "best_params_"):
-        run.log_params(flat_params(search.best_params_), group="best")
+        run.log_params({f"best_{k}": v for k, v in flat_params(search.best_params_).items()}, group="best")
     if hasattr(search, "best_score_"):
         run.log_metric("best_cv_score", float(search.best_score_))
     results = pd.DataFrame(search.cv_results_)
