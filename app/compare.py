@@ -46,7 +46,7 @@ for i, key in enumerate(shown):
     grid[i % 2].altair_chart(charts.history_chart(smoothed, key, names, x_axis, log_scale, colours),
                              width="stretch")
 
-params, metrics = views.prefixed(subset, "params"), views.prefixed(subset, "metrics")
+params, metrics = views.prefixed(subset, "params", logged=True), views.prefixed(subset, "metrics", logged=True)
 if params and metrics:
     st.subheader("Params against a metric")
     p1, p2 = st.columns([3, 1])
@@ -60,6 +60,9 @@ if params and metrics:
     x = s1.selectbox("x", params + metrics, key="scatter_x")
     y = s2.selectbox("y", metrics + params, key="scatter_y")
     st.altair_chart(charts.scatter(subset, x, y, names, colours), width="stretch")
+    missing = int((subset[x].isna() | subset[y].isna()).sum())
+    if missing:
+        st.caption(f"{missing} of the {len(subset)} runs have no value for {x} or {y}: not drawn.")
 
 st.subheader("Params and latest metrics")
 differences = st.toggle("Differences only", value=True, key="differences_only")

@@ -85,6 +85,7 @@ def test_every_page_renders_in_chromium(served, tmp_path):
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
         visit("/compare?" + "&".join(f"run={r}" for r in best), "compare", "Metric history", chart=True)
+        compare_marks = drawn_marks(page)
         visit(f"/run?run={best[0]}", "run", "Reproduce")
         visit("/live", "live", "live-training", attached=True, chart=True)
         visit("/ab_experiments", "ab_experiments", "churn-offer-v2", attached=True)
@@ -131,6 +132,7 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         stopped = wait_for(lambda: mltrail.Store(store).get_run(live_run)["run"]["status"] == "KILLED",
                            timeout=20, what="the live run to end KILLED")
         browser.close()
+    check_compare_charts(compare_marks, mltrail.Store(store).search_runs(), best)
     assert "live-training" in before and before != after, "the Live page did not refresh itself"
     assert units_before != units_after, "the A/B experiment page did not show new exposures by itself"
     assert (paused_state, resumed_state) == ("paused", "running")
@@ -139,6 +141,39 @@ def test_every_page_renders_in_chromium(served, tmp_path):
     for name in ("runs", "compare", "run", "live", "ab_experiments", "ab_experiment", "ab_power", "models",
                  "features"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
+
+
+def drawn_marks(page) -> dict[str, list[tuple[str, str, str]]]:
+    """Each chart's drawn marks as Vega rendered them (SVG), by the chart's title: (mark
+    kind, colour, the mark's aria label, which names its run)."""
+    page.locator('[data-testid="stVegaLiteChart"] g.mark-symbol path').first.wait_for(state="attached")
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+        .map(chart => [(chart.querySelector('.role-title-text') || {}).textContent,
+                       [...chart.querySelectorAll('g.role-mark path')].map(p => [
+                           p.closest('g.role-mark').classList[0], p.getAttribute('fill') || p.getAttribute('stroke'),
+                           p.getAttribute('aria-label') || ''])]))""")
+
+
+def check_compare_charts(marks, runs, chosen) -> None:
+    """The Compare page tells the truth in the browser: the scatter draws one point per
+    run that has both values, and every run keeps one colour across every chart."""
+    names = dict(zip(runs["run_id"], runs["run_name"]))
+    chosen_names = {names[r] for r in chosen}
+    scatter = next(title for title in marks if title and " against " in title and title.startswith("metrics."))
+    y, x = scatter.split(" against ")
+    subset = runs[runs["run_id"].isin(chosen)]
+    expected = int((subset[x].notna() & subset[y].notna()).sum())
+    points = [m for m in marks[scatter] if m[0] == "mark-symbol"]
+    assert len(points) == expected > 0, (scatter, points)
+    colour_of: dict[str, set[str]] = {}
+    for title, chart_marks in marks.items():
+        for _, colour, label in chart_marks:
+            run = next((part.split(": ", 1)[1] for part in label.split("; ") if part.startswith("run: ")), None)
+            if run is not None:
+                colour_of.setdefault(run, set()).add(colour)
+    assert set(colour_of) == chosen_names, colour_of
+    assert all(len(colours) == 1 for colours in colour_of.values()), colour_of  # one colour a run, everywhere
+    assert len({next(iter(c)) for c in colour_of.values()}) == len(chosen_names)  # and one run a colour
 
 
 REMOTE_JOB = """

@@ -52,9 +52,10 @@ def series_names(runs: pd.DataFrame) -> dict[str, str]:
     return dict(zip(runs["run_id"], names.where(~shared, names + " · " + runs["run_id"].str[:8])))
 
 
-def prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:
-    """The ``params.*`` or ``metrics.*`` columns of a search_runs frame."""
-    return [c for c in frame.columns if c.startswith(prefix + ".")]
+def prefixed(frame: pd.DataFrame, prefix: str, logged: bool = False) -> list[str]:
+    """The ``params.*`` or ``metrics.*`` columns of a search_runs frame; with ``logged``,
+    only those some of its runs have a value in (an axis nobody has draws nothing)."""
+    return [c for c in frame.columns if c.startswith(prefix + ".") and (not logged or frame[c].notna().any())]
 
 
 def run_table(runs: pd.DataFrame, columns: list[str], children: pd.Series | None = None) -> pd.DataFrame:
