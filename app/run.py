@@ -6,6 +6,7 @@ import streamlit as st
 from mltrail.config import UI_DOWNLOAD_MAX
 from mltrail.dashboard import charts, curation, previews, state, views
 from mltrail.errors import NotFoundError
+from mltrail.tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 st.title("Run")
 root, generation = state.open_page()
@@ -59,17 +60,25 @@ for group, rows in params.assign(group=params["group"].fillna("(no group)")).gro
     st.dataframe(rows[["key", "value"]].set_index("key"), width="content")
 
 metrics = details["metrics"]
+system = metrics["key"].str.startswith(SYSTEM_PREFIX)
 st.subheader("Metrics")
-if not metrics.empty:
-    st.dataframe(metrics[["key", "value", "step", "best_value", "best_step", "min", "max", "count"]]
+if (~system).any():
+    st.dataframe(metrics[~system][["key", "value", "step", "best_value", "best_step", "min", "max", "count"]]
                  .rename(columns={"value": "latest", "count": "points"}).set_index("key"), width="stretch")
-    history = state.history(root, generation, (run_id,))
+    history = state.history(root, generation, (run_id,), tuple(metrics[~system]["key"]))
     grid = st.columns(2)
     for i, key in enumerate(sorted(history["key"].unique())):
         grid[i % 2].altair_chart(charts.history_chart(history, key, {run_id: info["run_name"]}),
                                  width="stretch")
 else:
     st.caption("No metrics.")
+if system.any():  # sampled while it ran (start_run(log_system_metrics=True)), charted over time
+    st.subheader("System metrics")
+    history = state.history(root, generation, (run_id,), tuple(metrics[system]["key"]))
+    grid = st.columns(3)
+    for i, key in enumerate(sorted(history["key"].unique())):
+        grid[i % 3].altair_chart(charts.history_chart(history, key, {run_id: info["run_name"]}, x="timestamp"),
+                                 width="stretch")
 
 if details["tags"]:
     st.subheader("Tags")

@@ -193,3 +193,19 @@ def test_the_runs_view_lives_in_the_address(dash_store):
     assert at.query_params["filter"] == "metrics.auc > 0.6"
     at.text_input(key="order").input("metrics.auc SIDEWAYS").run()
     assert not at.exception and "does not parse" in " ".join(e.value for e in at.error)
+
+
+def test_run_page_charts_system_metrics_apart_over_time(app, dash_store):
+    from tests.factories import quiet_run
+    with quiet_run(dash_store, "churn", name="sampled") as run:
+        run.log_metric("loss", 0.5)
+        for step in range(3):
+            run.log_metrics({"system/cpu_utilization_percentage": 10.0 + step,
+                             "system/system_memory_usage_megabytes": 900.0}, step=step)
+    app.query_params["run"] = run.id
+    app.switch_page("run.py").run()
+    assert not app.exception
+    assert [s.value for s in app.subheader][:3] == ["Params", "Metrics", "System metrics"]
+    assert set(app.dataframe[0].value.index) == {"loss"}  # the table holds the model's metrics only
+    titles = [chart_title(c) for c in app.get("vega_lite_chart")]
+    assert titles == ["loss", "system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 MB = 1024 * 1024
+PREFIX = "system/"  # every system metric's key starts so (MLflow's names): the Run page charts them apart
 
 
 def wanted(asked: bool | None) -> bool:
@@ -77,7 +78,7 @@ class Gpus:
             }
             for name, read in reads.items():
                 try:
-                    values[f"system/gpu_{i}_{name}"] = float(read(handle))
+                    values[f"{PREFIX}gpu_{i}_{name}"] = float(read(handle))
                 except Exception:  # noqa: BLE001 - a GPU that does not report one reading (NVMLError)
                     continue
         return values
@@ -103,14 +104,14 @@ class SystemMonitor:
         disk = psutil.disk_usage(str(self.disk))
         network = psutil.net_io_counters()
         values = {
-            "system/cpu_utilization_percentage": psutil.cpu_percent(interval=None),
-            "system/system_memory_usage_megabytes": (memory.total - memory.available) / MB,
-            "system/system_memory_usage_percentage": memory.percent,
-            "system/disk_usage_percentage": disk.percent,
-            "system/disk_usage_megabytes": disk.used / MB,
-            "system/disk_available_megabytes": disk.free / MB,
-            "system/network_receive_megabytes": (network.bytes_recv - self._network_start.bytes_recv) / MB,
-            "system/network_transmit_megabytes": (network.bytes_sent - self._network_start.bytes_sent) / MB,
+            f"{PREFIX}cpu_utilization_percentage": psutil.cpu_percent(interval=None),
+            f"{PREFIX}system_memory_usage_megabytes": (memory.total - memory.available) / MB,
+            f"{PREFIX}system_memory_usage_percentage": memory.percent,
+            f"{PREFIX}disk_usage_percentage": disk.percent,
+            f"{PREFIX}disk_usage_megabytes": disk.used / MB,
+            f"{PREFIX}disk_available_megabytes": disk.free / MB,
+            f"{PREFIX}network_receive_megabytes": (network.bytes_recv - self._network_start.bytes_recv) / MB,
+            f"{PREFIX}network_transmit_megabytes": (network.bytes_sent - self._network_start.bytes_sent) / MB,
         }
         if self.gpus is not None:
             values.update(self.gpus.sample())
