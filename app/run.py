@@ -33,7 +33,8 @@ if info.get("deleted"):
     st.warning(f"Deleted {pd.Timestamp(info['deleted_time']).strftime('%Y-%m-%d %H:%M')}: hidden from the Runs "
                "page, searches and charts until it is restored (or purged by `mltrail gc`).")
 if info.get("description"):
-    st.markdown(info["description"])  # the run's notes are Markdown
+    with st.container(border=True):
+        st.markdown(info["description"])  # the run's notes are Markdown
 if state.may("experiment", info["experiment"], "edit"):
     curation.controls(info, details["tags"])
 curation.history(details["edits"])
@@ -75,9 +76,9 @@ else:
 if system.any():  # sampled while it ran (start_run(log_system_metrics=True)), charted over time
     st.subheader("System metrics")
     history = state.history(root, generation, (run_id,), tuple(metrics[system]["key"]))
-    grid = st.columns(3)
+    grid = st.columns(2)
     for i, key in enumerate(sorted(history["key"].unique())):
-        grid[i % 3].altair_chart(charts.history_chart(history, key, {run_id: info["run_name"]}, x="timestamp"),
+        grid[i % 2].altair_chart(charts.history_chart(history, key, {run_id: info["run_name"]}, x="timestamp"),
                                  width="stretch")
 
 if details["tags"]:

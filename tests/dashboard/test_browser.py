@@ -272,3 +272,113 @@ def _answers(url, token):
             return reply.status == 200
     except OSError:
         return False
+
+
+def tour_store(root: Path) -> dict[str, str]:
+    """A store showing what the README's tour shows: an autologged grid search (a parent and
+    its child runs), a curated run, and a run with system metrics and artifacts to preview."""
+    import matplotlib
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import mltrail
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    store = mltrail.Store(root)
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    mltrail.sklearn.autolog(store, "churn-tuning")
+    try:
+        GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+                     {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}, cv=3).fit(X, y)
+    finally:
+        mltrail.autolog(disable=True)
+    search = store.search_runs(filter="attributes.run_name = 'GridSearchCV'")["run_id"][0]
+    store.set_run_name(search, "logreg-grid", by="ana")
+    store.set_run_notes(search, "## Why this one\nA grid over **C**; the best candidate goes to the "
+                                "A/B test against the current model.", by="ana")
+    store.set_tag(search, "review", "approved", by="bo")
+    os.environ["MLTRAIL_SYSTEM_METRICS_SECONDS"] = "0.2"
+    try:
+        with store.start_run("churn-tuning", name="deep-net", log_system_metrics=True, log_packages=False) as run:
+            for step in range(25):
+                run.log_metrics({"train/loss": 0.9 * np.exp(-step / 8) + 0.1, "val/auc": 0.95 - 0.4 * np.exp(-step / 6)},
+                                step=step)
+                time.sleep(0.08)
+            gradient = np.linspace(0, 255, 128 * 256).reshape(128, 256).astype("uint8")
+            run.log_image(np.stack([gradient, gradient[::-1], np.full_like(gradient, 160)], axis=-1),
+                          "samples/colours.png")
+            figure, axes = plt.subplots(figsize=(5, 3))
+            axes.plot(range(25), [0.9 * np.exp(-s / 8) + 0.1 for s in range(25)])
+            axes.set_title("training loss")
+            run.log_figure(figure, "plots/loss.png")
+            run.log_dict({"threshold": 0.42, "features": list(X.columns[:4])}, "config.json")
+            run.log_table(pd.DataFrame({"customer": range(1, 8), "churn_probability": np.linspace(0.05, 0.9, 7)}),
+                          "predictions.parquet")
+    finally:
+        del os.environ["MLTRAIL_SYSTEM_METRICS_SECONDS"]
+    return {"search": search, "system": run.id}
+
+
+def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
+    """Child runs, autologging, curation, artifact previews and system metrics, seen in a
+    real browser; the screenshots are the README's tour."""
+    monkeypatch.chdir(tmp_path)  # outside the repository (and pytest's launcher in it):
+    monkeypatch.setattr(sys, "argv", ["tour.py"])  # the runs record no git diff to show
+    ids = tour_store(tmp_path / "tour")
+    shots = Path(SCREENSHOTS_DIR or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", str(tmp_path / "tour"),
+         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/_stcore/health", server, 60)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 900})
+
+            def shot(name: str) -> None:
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+            page.goto(url)
+            page.get_by_text("logreg-grid").first.wait_for(state="attached", timeout=60_000)
+            page.get_by_text("Child runs under their parent").wait_for()
+            shot("tour_child_runs")
+            page.set_viewport_size({"width": 1500, "height": 2400})
+            page.goto(f"{url}/run?run={ids['search']}")
+            page.get_by_text("training_accuracy_score").first.wait_for(state="attached", timeout=60_000)
+            page.get_by_text("Preview cv_results.parquet", exact=True).click()
+            page.get_by_text("the first 4 of 4 rows").wait_for()
+            shot("tour_autolog")
+            page.get_by_text("Edit this run", exact=True).click()
+            page.get_by_text("History of edits (3)", exact=True).click()
+            page.get_by_text("renamed to 'logreg-grid'").first.wait_for(state="attached")
+            page.get_by_role("button", name="Save name and notes").wait_for()
+            shot("tour_curation")
+            page.set_viewport_size({"width": 1500, "height": 3200})
+            page.goto(f"{url}/run?run={ids['system']}")
+            page.get_by_text("System metrics", exact=True).wait_for(timeout=60_000)
+            page.locator('[data-testid="stImage"] img').first.wait_for()  # an image artifact, previewed
+            page.get_by_text("Preview predictions.parquet", exact=True).click()
+            page.get_by_text("the first 7 of 7 rows").wait_for()
+            page.get_by_text("Preview config.json", exact=True).click()
+            system_charts = page.locator('[data-testid="stVegaLiteChart"]').count()
+            images = page.locator('[data-testid="stImage"] img').count()
+            shot("tour_artifacts_and_system_metrics")
+            browser.close()
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    assert images == 2  # the array and the matplotlib figure, both as images
+    assert system_charts >= 2 + 8  # the two metrics, and psutil's eight system metrics
+    for name in ("tour_child_runs", "tour_autolog", "tour_curation", "tour_artifacts_and_system_metrics"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000
