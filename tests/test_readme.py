@@ -15,6 +15,10 @@ def _example(name: str) -> str:
     return match.group(1)
 
 
+def test_curation_example_runs_and_prints_what_it_claims():
+    _runs_and_prints_what_it_claims(_example("curation"))  # (in the test's own folder)
+
+
 def test_ab_example_runs_and_prints_what_it_claims():
     _runs_and_prints_what_it_claims(_example("ab"))
 
