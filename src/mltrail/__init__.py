@@ -40,7 +40,6 @@ from .errors import (
     WrongStateError,
 )
 from .features.store import FeatureStore
-from .integrations import autolog, lightgbm, sklearn, xgboost
 from .fluent import (
     active_run,
     end_run,
@@ -61,6 +60,7 @@ from .fluent import (
     set_tags,
     start_run,
 )
+from .integrations import autolog, lightgbm, sklearn, xgboost
 from .registry.models import ModelRegistry, ModelVersion
 from .storage.ab_events import ExperimentSpec
 from .store import Store

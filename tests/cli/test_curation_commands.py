@@ -2,7 +2,7 @@
 
 import json
 
-from tests.cli.test_runs import cli_store, invoke  # noqa: F401 (a fixture)
+from tests.cli.test_runs import invoke
 
 
 def run_names(store, *flags):

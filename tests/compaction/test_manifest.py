@@ -6,7 +6,7 @@ import pytest
 
 import mltrail
 from mltrail.compaction import manifest as manifest_module
-from mltrail.compaction.manifest import TABLES_FORMAT, MANIFEST_NAME, load_manifest
+from mltrail.compaction.manifest import MANIFEST_NAME, TABLES_FORMAT, load_manifest
 from tests.compaction.test_compact import assert_same_tables, snapshot
 from tests.factories import quiet_run
 

@@ -79,6 +79,13 @@ def test_a_store_synced_reads_the_same_through_the_servers_folder(server_folder,
     more = sync_store(local, url)
     assert more.runs_sent == 1 and more.lines_sent == 3  # resumed, the point, finished
     _same_store(local, mltrail.Store(folder))
+    local.set_run_name(ids[0], "kept", by="ana")  # curated offline: the edits go up too, once
+    local.delete_run(ids[2], by="ana")
+    curated = sync_store(local, url)
+    assert (curated.edits_sent, curated.lines_sent) == (2, 0)
+    assert sync_store(local, url).edits_sent == 0
+    _same_store(local, mltrail.Store(folder))
+    assert mltrail.Store(folder).run_edits(ids[0])["by"].tolist() == ["ana"]
 
 
 def test_a_server_killed_mid_sync_gets_every_line_exactly_once(tmp_path):

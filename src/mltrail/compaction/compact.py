@@ -61,11 +61,10 @@ from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
 from ..storage.fields import LATEST_TS
 from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
-from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
 from ..storage.naming import derive_run_names
+from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
 from . import schemas
-from .manifest import (TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest,
-                       load_manifest)
+from .manifest import TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest, load_manifest
 from .reader import Progress, Span, Todo, bad_line_records, load_new_bytes, read_columnar
 from .scan import scan
 

@@ -1,5 +1,5 @@
-"""``mltrail sync``: upload a local store's runs, blobs and A/B log segments to a server,
-only what it lacks.
+"""``mltrail sync``: upload a local store's runs, blobs, run edits and A/B log segments to
+a server, only what it lacks.
 
 For a job that logged into a folder where the server was out of reach (a cluster with
 no network to it, a laptop on a train). Each run's lines go in order, a batch at a time,
@@ -15,9 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+from pydantic import ValidationError
+
 from ..remote.ab import SegmentUpload
 from ..remote.http import Server
 from ..remote.upload import BATCH_BYTES, RunUpload
+from ..storage.run_edits import RUN_EDIT
 from ..store import Store
 
 
@@ -29,11 +33,13 @@ class SyncReport:
     lines_skipped: int = 0  # unreadable lines of the local files, left behind
     blobs_sent: int = 0
     segments_sent: int = 0  # A/B log segments with lines the server did not have
+    edits_sent: int = 0  # run edits (renames, notes, tags, deletes) the server did not have
 
     def summary(self) -> str:
         skipped = f"; {self.lines_skipped} unreadable lines left behind" if self.lines_skipped else ""
         return (f"{self.runs_sent} of {self.runs} runs had new lines: sent {self.lines_sent:,} lines "
                 f"and {self.blobs_sent} blobs{skipped}"
+                + (f"; {self.edits_sent} run edits" if self.edits_sent else "")
                 + (f"; {self.segments_sent} A/B log segments had new lines" if self.segments_sent else ""))
 
 
@@ -58,6 +64,15 @@ def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: i
         _sync_run(server, path, batch_bytes, report)
         if progress:
             progress(done, len(files))
+    for path in sorted(layout.experiments.glob("*/edits/*.jsonl")) if layout.experiments.is_dir() else []:
+        try:  # (after the runs: an edit names a run the server must hold)
+            edit = RUN_EDIT.validate_json(path.read_bytes())
+        except ValidationError:
+            report.lines_skipped += 1
+            continue
+        answer = server.call("PUT", f"/api/v1/runs/{edit.run}/edits/{edit.id}",
+                             orjson.dumps(edit.model_dump(mode="json", exclude_none=True)))
+        report.edits_sent += bool(answer["written"])
     on_server = set(server.call("GET", "/api/v1/ab"))
     for segment in sorted((layout.root / "ab").glob("*/log/*.jsonl")):
         key = segment.parent.parent.name

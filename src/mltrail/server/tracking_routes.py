@@ -6,7 +6,9 @@
 - ``POST /api/v1/runs/{run}/stop`` (``{"reason", "by"}``) and ``GET
   /api/v1/runs/{run_id}/stop``: requests to stop a run, which its job's uploader fetches
 - ``POST /api/v1/runs/{run}/edits`` (``{"kind": "name"|"notes"|"tag"|"untag"|"delete"|
-  "restore", "key", "value", "by"}``): curate a run (see :mod:`mltrail.tracking.curation`)
+  "restore", "key", "value", "by"}``): curate a run (see :mod:`mltrail.tracking.curation`);
+  ``PUT /api/v1/runs/{run_id}/edits/{edit_id}`` (an edit file's event): keep an edit made
+  elsewhere, once (``mltrail sync``)
 - ``GET /api/v1/search`` (``experiment``, ``filter``, ``order_by``, ``max_results``, ``view``),
   ``POST /api/v1/metric-history`` (``{"run_ids": [...], "keys": [...]}``) and ``GET
   /api/v1/experiments``: Arrow IPC streams
@@ -29,7 +31,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import NotFoundError, PermissionDeniedError
+from ..errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from ..storage.run_edits import RUN_EDIT
 from ..store import Store
 from ..tracking.ingest import RunIngest
 from .bodies import arrow, packed, parsed, read_body
@@ -102,6 +105,15 @@ def routes(store: Store) -> APIRouter:
                 "delete": lambda: store.delete_run(run_id, by=by),
                 "restore": lambda: store.restore_run(run_id, by=by)}[asked.kind]
         return {"run_id": await run_in_threadpool(edit)}
+
+    @api.put("/runs/{run_id}/edits/{edit_id}")
+    async def import_edit(run_id: str, edit_id: str, request: Request, g: Gate = Depends(gate)) -> dict[str, bool]:
+        edit = await parsed(request, RUN_EDIT, "a run edit")
+        if (edit.run, edit.id) != (run_id, edit_id):
+            raise InvalidInputError(f"the edit names run {edit.run} and ID {edit.id}, not {run_id} and {edit_id}")
+        g.run(run_id, "edit", "curate its runs")
+        edit = edit.model_copy(update={"by": g.by(edit.by)})
+        return {"written": await run_in_threadpool(store.tracking.curation.import_edit, edit)}
 
     @api.get("/runs/{run_id}/stop")
     def stop_requests(run_id: str, g: Gate = Depends(gate)) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
-from .events import TagMap
 from .eventfiles import FileEvent
+from .events import TagMap
 
 NAME_TAG = "mltrail.name"  # the run's name, as it was last set
 NOTES_TAG = "mltrail.notes"  # its notes (Markdown): the run's description, as it was last set

@@ -23,8 +23,16 @@ from ..errors import InvalidInputError, WrongStateError
 from ..storage.eventfiles import write_event_file
 from ..storage.ids import new_id
 from ..storage.layout import check_key, is_unicode_text
-from ..storage.run_edits import (NAME_TAG, NOTES_TAG, RESERVED_TAGS, RunDeleted, RunEdit, RunRestored,
-                                 RunTagRemoved, RunTagsSet)
+from ..storage.run_edits import (
+    NAME_TAG,
+    NOTES_TAG,
+    RESERVED_TAGS,
+    RunDeleted,
+    RunEdit,
+    RunRestored,
+    RunTagRemoved,
+    RunTagsSet,
+)
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -117,6 +125,15 @@ class Curation:
         if not self.tracker.get_run(run_id)["run"]["deleted"]:
             raise WrongStateError(f"run {run_id} is not deleted: nothing to restore")
         return self._write(run_id, RunRestored, by)
+
+    def import_edit(self, edit: RunEdit) -> bool:
+        """Keep an edit made elsewhere (``mltrail sync`` of a store curated offline) under
+        its own ID, once: False when this store has it already."""
+        folder = self.tracker.layout.run_edits(self.tracker.run_file(edit.run))
+        if (folder / f"{edit.id}.jsonl").exists():
+            return False
+        write_event_file(folder, edit.id, edit)
+        return True
 
     def _write(self, ref: str, model: type[RunEdit], by: str | None, **fields: Any) -> str:
         """Write one edit of run ``ref`` beside its experiment's runs; its run ID."""
