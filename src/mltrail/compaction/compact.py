@@ -779,9 +779,9 @@ class _TableState:
                     self.tags[(run_id, key)] = value
                     self.dirty.add("tags")
             if any(run.get(name) != value for name, value in changed.items()):
-                if run.get("requested_name") != changed.get("requested_name", run.get("requested_name")) \
-                        or run.get("deleted") != changed["deleted"]:
-                    self.names = None  # renamed, or the experiments' counts change
+                renamed = "requested_name" in changed and run.get("requested_name") != changed["requested_name"]
+                if renamed or run.get("deleted") != changed["deleted"]:
+                    self.names = None  # the names, or the experiments' run counts, change
                 run.update(changed)
                 self.touched.add(run_id)
                 self.dirty.add("runs")
