@@ -22,8 +22,11 @@ left, right = st.columns([3, 1])
 filter_text = left.text_input("Filter", key="filter",
                               placeholder="metrics.val/auc > 0.9 and params.family = 'random_forest'")
 order_text = right.text_input("Order by", key="order", placeholder="metrics.val/auc DESC")
+deleted = st.toggle("Deleted runs", key="show_deleted",
+                    help="List the deleted runs instead (open one to restore it; `mltrail gc` purges them)")
 try:
-    runs = state.search(root, generation, experiment, filter_text.strip() or None, order_text.strip() or None)
+    runs = state.search(root, generation, experiment, filter_text.strip() or None, order_text.strip() or None,
+                        view="deleted" if deleted else "active")
 except InvalidInputError as exc:  # (a FilterSyntaxError, or an order_by that names no column)
     st.error("The filter or the order does not parse.")
     st.code(str(exc), language=None)
@@ -53,7 +56,7 @@ if st.session_state.get("page", 1) > pages:  # a narrower filter has fewer pages
     st.session_state["page"] = 1
 page = int(st.number_input("Page", min_value=1, max_value=pages, key="page")) if pages > 1 else 1
 shown = views.page_of(runs, page)
-st.caption(f"{len(runs)} runs" + (f" in {experiment}" if experiment else "")
+st.caption(f"{len(runs)} {'deleted ' if deleted else ''}runs" + (f" in {experiment}" if experiment else "")
            + (f" · {views.PAGE_ROWS:,} a page, newest first" if pages > 1 else "")
            + " · tick rows to pick runs to compare")
 table = views.run_table(shown, columns, children)

@@ -57,6 +57,10 @@ def test_delete_hides_the_run_and_restore_brings_it_back(app, dash_store):
     assert app.selectbox(key="run_choice").value == run_id  # still shown, labelled
     app.switch_page("runs.py").run()
     assert "rf-4" not in set(app.dataframe[0].value["name"])
+    app.toggle(key="show_deleted").set_value(True).run()
+    assert app.dataframe[0].value["name"].tolist() == ["rf-4"]
+    assert app.caption[0].value.startswith("1 deleted runs")
+    app.toggle(key="show_deleted").set_value(False).run()
     run_page(app, run_id)
     app.button(key="curate_restore").click().run()
     assert not dash_store.get_run(run_id)["run"]["deleted"]
