@@ -9,22 +9,17 @@ The callback logs each iteration's evaluation results as ``<data>-<metric>``
 
 from __future__ import annotations
 
-import contextlib
+import inspect
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..store import Store
 from ..tracking.run import Run
-from .session import Settings, flat_params, handed_over, outermost, patch, training_run, unpatch, wrapper_fit, wrappers
+from .session import Settings, flat_params, patch_boosting, unpatch
 
 SETTINGS = Settings()
-LIBRARY = "lightgbm"
-
-
-def _run(handed: Run | None) -> Any:
-    """The run of a train: the one its wrapper handed over, else the active or a new one."""
-    return contextlib.nullcontext(handed) if handed is not None else training_run(SETTINGS, name=LIBRARY)
 
 
 def callback(run: Run | None = None) -> Any:
@@ -67,25 +62,15 @@ def autolog(store: Store | str | Path | None = None, experiment: str | None = No
     if disable:
         return
     SETTINGS.store, SETTINGS.experiment, SETTINGS.options = store, experiment, {"log_models": log_models}
-    for owner in (lightgbm, lightgbm.engine, lightgbm.sklearn):
-        if hasattr(owner, "train"):
-            patch(SETTINGS, owner, "train", _logged_train)
-    for cls in wrappers(lightgbm.sklearn, lightgbm.sklearn.LGBMModel):
-        patch(SETTINGS, cls, "fit", wrapper_fit(SETTINGS, LIBRARY))
+    patch_boosting(SETTINGS, "lightgbm", (lightgbm, lightgbm.engine, lightgbm.sklearn), lightgbm.sklearn,
+                   lightgbm.sklearn.LGBMModel, _log_train)
 
 
-def _logged_train(original: Any) -> Any:
-    def train(params: dict[str, Any], train_set: Any, *args: Any, **kwargs: Any) -> Any:
-        with outermost() as first:
-            handed = None if first else handed_over(LIBRARY)
-            if not first and handed is None:
-                return original(params, train_set, *args, **kwargs)
-            with _run(handed) as run:
-                run.log_params(flat_params(dict(params)), group="model")
-                callbacks = list(kwargs.pop("callbacks", None) or [])
-                callbacks.append(callback(run))
-                booster = original(params, train_set, *args, callbacks=callbacks, **kwargs)
-                if SETTINGS.options.get("log_models", True):
-                    log_booster(run, booster)
-                return booster
-    return train
+def _log_train(run: Run, arguments: inspect.BoundArguments, train: Callable[[], Any]) -> Any:
+    given = arguments.arguments
+    run.log_params(flat_params(dict(given["params"] or {})), group="model")
+    given["callbacks"] = [*(given["callbacks"] or []), callback(run)]
+    booster = train()
+    if SETTINGS.options["log_models"]:
+        log_booster(run, booster)
+    return booster

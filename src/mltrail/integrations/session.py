@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -95,6 +96,33 @@ def handed_over(library: str) -> Run | None:
         return None
     _local.handover = None
     return handover[1]
+
+
+def patch_boosting(settings: Settings, library: str, train_owners: tuple[Any, ...], wrapper_module: Any,
+                   wrapper_base: type, log_train: Callable[[Run, inspect.BoundArguments], Any]) -> None:
+    """Patch a boosting library: its ``train`` wherever it is bound, and its scikit-learn
+    wrappers' ``fit`` (which train through it). ``log_train(run, arguments, train)`` logs
+    around one training: it adds its callback to the call's ``arguments``, calls
+    ``train()`` and returns the trained model."""
+    def wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(original)
+
+        def train(*args: Any, **kwargs: Any) -> Any:
+            with outermost() as first:
+                handed = None if first else handed_over(library)
+                if not first and handed is None:
+                    return original(*args, **kwargs)
+                with contextlib.nullcontext(handed) if handed is not None else training_run(settings, library) as run:
+                    arguments = signature.bind(*args, **kwargs)
+                    arguments.apply_defaults()
+                    return log_train(run, arguments, lambda: original(*arguments.args, **arguments.kwargs))
+        return train
+
+    for owner in train_owners:
+        if hasattr(owner, "train"):
+            patch(settings, owner, "train", wrap_train)
+    for cls in wrappers(wrapper_module, wrapper_base):
+        patch(settings, cls, "fit", wrapper_fit(settings, library))
 
 
 def wrapper_fit(settings: Settings, library: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -10,22 +10,17 @@ params (group ``model``) and the number of rounds.
 
 from __future__ import annotations
 
-import contextlib
+import inspect
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..store import Store
 from ..tracking.run import Run
-from .session import Settings, flat_params, handed_over, outermost, patch, training_run, unpatch, wrapper_fit, wrappers
+from .session import Settings, flat_params, patch_boosting, unpatch
 
 SETTINGS = Settings()
-LIBRARY = "xgboost"
-
-
-def _run(handed: Run | None) -> Any:
-    """The run of a train: the one its wrapper handed over, else the active or a new one."""
-    return contextlib.nullcontext(handed) if handed is not None else training_run(SETTINGS, name=LIBRARY)
 
 
 def callback(run: Run | None = None, log_model: bool = True) -> Any:
@@ -80,22 +75,13 @@ def autolog(store: Store | str | Path | None = None, experiment: str | None = No
     if disable:
         return
     SETTINGS.store, SETTINGS.experiment, SETTINGS.options = store, experiment, {"log_models": log_models}
-    for owner in (xgboost, xgboost.training, xgboost.sklearn):
-        if hasattr(owner, "train"):
-            patch(SETTINGS, owner, "train", _logged_train)
-    for cls in wrappers(xgboost.sklearn, xgboost.sklearn.XGBModel):
-        patch(SETTINGS, cls, "fit", wrapper_fit(SETTINGS, LIBRARY))
+    patch_boosting(SETTINGS, "xgboost", (xgboost, xgboost.training, xgboost.sklearn), xgboost.sklearn,
+                   xgboost.sklearn.XGBModel, _log_train)
 
 
-def _logged_train(original: Any) -> Any:
-    def train(params: dict[str, Any], dtrain: Any, num_boost_round: int = 10, *args: Any, **kwargs: Any) -> Any:
-        with outermost() as first:
-            handed = None if first else handed_over(LIBRARY)
-            if not first and handed is None:
-                return original(params, dtrain, num_boost_round, *args, **kwargs)
-            with _run(handed) as run:
-                run.log_params({**flat_params(dict(params)), "num_boost_round": num_boost_round}, group="model")
-                callbacks = list(kwargs.pop("callbacks", None) or [])
-                callbacks.append(callback(run, log_model=SETTINGS.options.get("log_models", True)))
-                return original(params, dtrain, num_boost_round, *args, callbacks=callbacks, **kwargs)
-    return train
+def _log_train(run: Run, arguments: inspect.BoundArguments, train: Callable[[], Any]) -> Any:
+    given = arguments.arguments
+    run.log_params({**flat_params(dict(given["params"] or {})), "num_boost_round": given["num_boost_round"]},
+                   group="model")
+    given["callbacks"] = [*(given["callbacks"] or []), callback(run, log_model=SETTINGS.options["log_models"])]
+    return train()
