@@ -17,7 +17,7 @@ from typing import Any
 
 from ..store import Store
 from ..tracking.run import Run
-from .session import Settings, flat_params, patch_boosting, unpatch
+from .session import Settings, configure, flat_params, patch_boosting
 
 SETTINGS = Settings()
 
@@ -58,10 +58,8 @@ def autolog(store: Store | str | Path | None = None, experiment: str | None = No
     import lightgbm.engine
     import lightgbm.sklearn
 
-    unpatch(SETTINGS)
-    if disable:
+    if not configure(SETTINGS, store, experiment, disable, log_models=log_models):
         return
-    SETTINGS.store, SETTINGS.experiment, SETTINGS.options = store, experiment, {"log_models": log_models}
     patch_boosting(SETTINGS, "lightgbm", (lightgbm, lightgbm.engine, lightgbm.sklearn), lightgbm.sklearn,
                    lightgbm.sklearn.LGBMModel, _log_train)
 

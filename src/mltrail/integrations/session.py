@@ -60,6 +60,17 @@ def patch(settings: Settings, owner: Any, name: str, wrapper: Callable[[Callable
     settings.patches.append((owner, name, original))
 
 
+def configure(settings: Settings, store: Store | str | Path | None, experiment: str | None, disable: bool,
+              **options: Any) -> bool:
+    """Undo an integration's patches, then, unless ``disable``, record where its runs go
+    (True: the caller patches again)."""
+    unpatch(settings)
+    if disable:
+        return False
+    settings.store, settings.experiment, settings.options = store, experiment, options
+    return True
+
+
 def unpatch(settings: Settings) -> None:
     """Put back every function ``settings`` replaced, newest first."""
     for owner, name, original in reversed(settings.patches):

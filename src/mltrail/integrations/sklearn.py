@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import MltrailError
 from ..store import Store
 from ..tracking.run import Run
-from .session import Settings, flat_params, outermost, patch, training_run, unpatch
+from .session import Settings, configure, flat_params, outermost, patch, training_run
 
 SETTINGS = Settings()
 _FIT_METHODS = ("fit", "fit_transform", "fit_predict")
@@ -34,13 +34,10 @@ def autolog(store: Store | str | Path | None = None, experiment: str | None = No
     """Log every scikit-learn ``fit`` (see the module's description). ``max_tuning_runs``:
     child runs for at most this many of a search's best candidates (all by default);
     ``disable=True`` puts scikit-learn back as it was."""
-    unpatch(SETTINGS)
-    if disable:
+    if not configure(SETTINGS, store, experiment, disable, log_models=log_models, max_tuning_runs=max_tuning_runs):
         return
     from sklearn.utils import all_estimators
 
-    SETTINGS.store, SETTINGS.experiment = store, experiment
-    SETTINGS.options = {"log_models": log_models, "max_tuning_runs": max_tuning_runs}
     for _, cls in all_estimators():
         for method in _FIT_METHODS:
             if method in vars(cls):
