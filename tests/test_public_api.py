@@ -63,3 +63,13 @@ def test_import_mltrail_imports_no_training_library():
             "print(sorted(m for m in ('sklearn', 'xgboost', 'lightgbm', 'lightning', 'torch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_mltrail_lightning_without_lightning_names_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['lightning'] = None; import mltrail\n"
+            "try:\n    mltrail.lightning\nexcept ModuleNotFoundError as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().endswith("is missing): pip install 'mltrail[lightning]'")

@@ -105,7 +105,6 @@ __all__ = sorted([
     "autolog",
     "end_run",
     "lightgbm",
-    "lightning",
     "load_model",
     "log_artifact",
     "log_dataset",
@@ -128,8 +127,13 @@ __all__ = sorted([
 
 
 def __getattr__(name: str) -> object:
-    """``mltrail.lightning`` imports Lightning (and torch) only when first used."""
+    """``mltrail.lightning`` imports Lightning (and torch) only when first used; it is not
+    in ``__all__``, since Lightning is an extra (``pip install 'mltrail[lightning]'``)."""
     if name == "lightning":
-        from .integrations import lightning
+        try:
+            from .integrations import lightning
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(f"mltrail.lightning needs Lightning ({exc.name} is missing): "
+                                      "pip install 'mltrail[lightning]'", name=exc.name) from None
         return lightning
     raise AttributeError(f"module 'mltrail' has no attribute {name!r}")
