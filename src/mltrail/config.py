@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,19 @@ LOCK_TIMEOUT = Setting("MLTRAIL_LOCK_TIMEOUT", 10.0)
 SYSTEM_METRICS_SECONDS = Setting("MLTRAIL_SYSTEM_METRICS_SECONDS", 10.0)  # a run's system sample period
 UPLOAD_WAIT_SECONDS = Setting("MLTRAIL_UPLOAD_WAIT_SECONDS", 10.0)  # at exit, for a server store's last lines
 UI_DOWNLOAD_MAX = Setting("MLTRAIL_UI_DOWNLOAD_MAX", 50_000_000, int)
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+
+
+def ab_memory_limit() -> str:
+    """How much memory an A/B analysis may use before its engine spills to disk:
+    ``$MLTRAIL_AB_MEMORY`` (``512MB``, ``4GB``...), 1 GB by default."""
+    raw = os.environ.get("MLTRAIL_AB_MEMORY") or "1GB"
+    match = _SIZE.fullmatch(raw)
+    if match is None:
+        raise InvalidInputError(f"MLTRAIL_AB_MEMORY={raw!r} is not a size such as 512MB or 2GB")
+    return f"{match.group(1)}{match.group(2)}"
 
 
 def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:

@@ -1,6 +1,7 @@
 """exp.results() on simulated users with known true conversion rates."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -79,17 +80,44 @@ def test_new_phase_is_analysed_alone(store):
 
 def test_compaction_is_incremental(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
-    simulate(exp, {"control": 0.1, "treatment": 0.1}, 500)
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 2_000)
     exp.log.flush()
     first = store.ab.log_tables(exp)
-    assert first.lines_read > 500
+    assert first.lines_read > 2_000
     assert first.lines_read_one_by_one == 0  # clean exposures and feedback: the columnar path
     again = store.ab.log_tables(exp)
-    assert again.lines_read == 0 and len(again.exposures) == len(first.exposures)
-    simulate(exp, {"control": 0.1, "treatment": 0.1}, 600, seed=5)  # 100 new users, 500 repeats
+    assert again.lines_read == 0 and again.unit_files == first.unit_files  # nothing new: nothing written
+    more = [f"user-{i}" for i in range(1_950, 2_050)]  # 50 seen before, 50 new
+    for unit, variant in zip(more, exp.assign_batch(more)):
+        exp.log_exposure(unit, variant)
     exp.log.flush()
     third = store.ab.log_tables(exp)
-    assert len(third.exposures) == 600 and third.lines_read < first.lines_read + 200
+    assert third.lines_read == 100  # only the new lines were read
+    assert len(third.unit_files) == 2  # folded into a small file of their own; the big one kept
+    assert third.unit_files[0] == first.unit_files[0]
+    assert sum(exp.results().units.values()) == 2_050  # the repeats are no new units
+
+
+def test_a_merge_of_unit_files_changes_no_result(store, monkeypatch):
+    from mltrail.compaction import ablog
+
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
+    for seed, users in ((1, 1_000), (2, 1_200), (3, 1_300)):
+        simulate(exp, {"control": 0.1, "treatment": 0.12}, users, seed=seed)
+        exp.log.flush()
+        store.ab.log_tables(exp)
+    before = exp.results()
+    monkeypatch.setattr(ablog, "MAX_UNIT_FILES", 0)  # the next compaction merges every file
+    exp.log_exposure("user-late", exp.assign("user-late"))
+    exp.log.flush()
+    merged = store.ab.log_tables(exp)
+    assert len(merged.unit_files) == 1
+    after = exp.results()
+    assert sum(after.units.values()) == sum(before.units.values()) + 1
+    assert after.crossover_units == before.crossover_units
+    totals = [r.daily[r.daily["metric"] == "conversion"][["n", "sum", "sum_sq"]].sum() for r in (before, after)]
+    pd.testing.assert_series_equal(totals[1], totals[0] + pd.Series({"n": 1, "sum": 0.0, "sum_sq": 0.0}),
+                                   check_dtype=False)
 
 
 def test_cuped_narrows_the_interval_of_a_continuous_kpi(store):
@@ -123,13 +151,14 @@ def test_compacted_log_tables_are_plain_parquet(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.2}, 800)
     table = primary(exp.results())
-    (folder,) = (store.root / ".cache" / "ab" / exp.key).glob("phases-*")
-    (exposures_file,) = folder.glob("exposures-*.parquet")
+    folder = store.root / ".cache" / "ab" / exp.key
+    (units_file,) = folder.glob("units-*.parquet")
     (feedback_file,) = folder.glob("feedback-*.parquet")
-    exposures = pq.read_table(exposures_file).to_pandas()
+    exposures = pq.read_table(units_file).to_pandas()
     feedback = pq.read_table(feedback_file).to_pandas()
-    assert len(exposures) == 800
-    converted = feedback[(feedback["metric"] == "conversion") & (feedback["sum"] > 0)]
+    assert len(exposures) == 800 and list(exposures.columns) == ["phase", "unit", "variant", "first_ts", "crossover"]
+    assert list(feedback.columns) == ["unit", "metric", "value", "ts"]  # as logged, a row a line
+    converted = feedback[(feedback["metric"] == "conversion") & (feedback["value"] > 0)].drop_duplicates("unit")
     joined = exposures.merge(converted[["unit"]], on="unit", how="left", indicator=True)
     rates = joined.assign(hit=joined["_merge"] == "both").groupby("variant")["hit"].mean()
     assert rates["treatment"] == pytest.approx(table.loc["treatment", "mean"])

@@ -1,11 +1,10 @@
-"""From the compacted exposure and feedback tables to results: a join, then statistics.
+"""From an experiment's sufficient statistics to results: intervals, tests, health
+checks and a recommendation.
 
-The tables come from :mod:`mltrail.compaction.ablog` (one row per phase and unit
-exposed, one row per phase, unit and metric of feedback). The join happens here, at
-analysis time: a unit's feedback counts once its exposure is in, whatever order the
-processes that logged them flushed in. From the joined rows come the per-variant,
-per-metric, per-day sufficient statistics (count, sum, sum of squares) that the
-statistics use; any engine that can GROUP BY could compute them.
+The statistics come from an engine (:mod:`mltrail.compaction.abstats`): per variant,
+metric and day of first exposure the count, sum and sum of squares of the units' values,
+the units per variant and the crossover units of one phase. Nothing here reads a log or
+a unit: the same numbers from DuckDB or Spark give the same results.
 
 Every number of a phase comes from that phase: its units, its weights (for the
 sample-ratio check and the planned sample size) and its feedback.
@@ -13,13 +12,14 @@ sample-ratio check and the planned sample size) and its feedback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..compaction.ablog import AbLogTables
+from ..compaction.abstats import PhaseStatistics
 from . import power as planning
 from . import stats
 
@@ -32,49 +32,6 @@ if TYPE_CHECKING:
 RESULT_COLUMNS = ["metric", "kind", "variant", "control", "units", "mean", "std", "progress", "difference",
                   "ci_low", "ci_high", "relative", "relative_ci_low", "relative_ci_high", "p_value",
                   "power_at_mde", "p_holm", "significant"]
-
-
-def phase_units(tables: AbLogTables, phase: int, metrics: list[str]) -> pd.DataFrame:
-    """One row per unit exposed in ``phase``: unit, variant, first_ts, crossover, and per
-    metric ``<metric>__sum`` and ``<metric>__count`` of its feedback in the phase (0 when
-    none)."""
-    exposures = tables.exposures
-    units = exposures[exposures["phase"] == phase].drop(columns="phase").reset_index(drop=True)
-    feedback = tables.feedback
-    feedback = feedback[(feedback["phase"] == phase) & feedback["metric"].isin(metrics)]
-    if len(feedback) and len(units):
-        wide = feedback.pivot_table(index="unit", columns="metric", values=["sum", "count"],
-                                    aggfunc="sum", observed=True)
-        wide.columns = [f"{metric}__{kind}" for kind, metric in wide.columns]
-        units = units.merge(wide.reset_index(), on="unit", how="left")
-    for metric in metrics:
-        for kind in ("sum", "count"):
-            column = f"{metric}__{kind}"
-            units[column] = units[column].fillna(0.0).astype(float) if column in units else 0.0
-    return units
-
-
-def unit_values(units: pd.DataFrame, metric: str, binary: bool) -> pd.Series:
-    """Each unit's KPI value: converted or not (binary), or the sum of its values."""
-    total = units[f"{metric}__sum"]
-    return (total > 0).astype(float) if binary else total.astype(float)
-
-
-def daily_statistics(units: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
-    """Per variant, metric and day of first exposure of one phase's units: count, sum,
-    sum of squares. Crossover units are left out. Any engine that can GROUP BY could
-    compute this."""
-    clean = units[~units["crossover"]]
-    rows = []
-    day = pd.to_datetime(clean["first_ts"], unit="s", utc=True).dt.floor("D")
-    for metric in exp.spec.metrics:
-        values = unit_values(clean, metric.name, metric.kind == "binary")
-        frame = pd.DataFrame({"variant": clean["variant"], "day": day, "y": values, "y2": values ** 2})
-        grouped = frame.groupby(["variant", "day"]).agg(
-            n=("y", "size"), sum=("y", "sum"), sum_sq=("y2", "sum")).reset_index()
-        grouped.insert(1, "metric", metric.name)
-        rows.append(grouped)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
 @dataclass
@@ -96,24 +53,24 @@ class Results:
         return self.recommendation
 
 
-def results(exp: Experiment, tables: AbLogTables, phase: Phase, sequential: bool | None = None,
-            covariate: pd.Series | None = None) -> Results:
-    """Analyse one phase of an experiment from its compacted log tables.
+def results(exp: Experiment, statistics: PhaseStatistics, phase: Phase, sequential: bool | None = None,
+            covariate: pd.Series | None = None, primary_values: Callable[[], pd.DataFrame] | None = None,
+            bad_lines: list[str] | None = None) -> Results:
+    """Analyse one phase of an experiment from its sufficient statistics.
 
     ``covariate``: each unit's pre-experiment value of the primary KPI (a Series indexed
     by unit id); the primary KPI is then CUPED-adjusted, which narrows its intervals by
-    the factor 1 − corr² without biasing them.
+    the factor 1 − corr² without biasing them. It needs each unit's value of the primary
+    KPI: ``primary_values()`` gives them (``unit, variant, value``).
     """
     from .experiment import minimum_sample_size
 
     sequential = exp.spec.sequential if sequential is None else sequential
-    in_phase = phase_units(tables, phase.number, [m.name for m in exp.spec.metrics])
-    crossover = int(in_phase["crossover"].sum())
-    daily = daily_statistics(in_phase, exp)
+    crossover = statistics.crossover_units
+    daily = statistics.daily
     names = exp.variants
     control = exp.control
-    clean = in_phase[~in_phase["crossover"]]
-    counts = {v: int((clean["variant"] == v).sum()) for v in names}
+    counts = {v: int(statistics.units.get(v, 0)) for v in names}
     srm = stats.srm_p_value([counts[v] for v in names], [phase.weights[v] for v in names]) \
         if sum(counts.values()) else float("nan")
     needed = minimum_sample_size(exp.spec, phase.weights)
@@ -125,8 +82,8 @@ def results(exp: Experiment, tables: AbLogTables, phase: Phase, sequential: bool
         arms = {v: stats.Arm(*(float(sums.loc[v, c]) if v in sums.index else 0.0
                                for c in ("n", "sum", "sum_sq"))) for v in names}
         test_as_binary = binary
-        if covariate is not None and metric == exp.spec.primary and len(clean):
-            arms = _cuped_arms(in_phase, metric.name, binary, covariate, names)
+        if covariate is not None and metric == exp.spec.primary and sum(counts.values()) and primary_values:
+            arms = _cuped_arms(primary_values(), covariate, names)
             test_as_binary = False  # adjusted values are no proportion: use their variance
         metric_rows = []
         for variant in names:
@@ -168,15 +125,15 @@ def results(exp: Experiment, tables: AbLogTables, phase: Phase, sequential: bool
     alarm = bool(srm < stats.SRM_ALARM_P)  # NaN (no units) is no alarm
     recommendation = recommend(exp, table, srm, sequential, phase)
     return Results(table, daily, srm, alarm, crossover, counts, phase.number, exp.state, recommendation,
-                   [str(b) for b in tables.bad_lines])
+                   list(bad_lines or []))
 
 
-def _cuped_arms(units: pd.DataFrame, metric: str, binary: bool, covariate: pd.Series,
-                names: list[str]) -> dict[str, stats.Arm]:
-    clean = units[~units["crossover"]]
-    y = unit_values(clean, metric, binary).to_numpy()
-    x = clean["unit"].map(covariate).fillna(float(covariate.mean())).to_numpy(dtype=float)
-    variants = clean["variant"].to_numpy()
+def _cuped_arms(units: pd.DataFrame, covariate: pd.Series, names: list[str]) -> dict[str, stats.Arm]:
+    """Arms of the CUPED-adjusted primary KPI from each unit's value (``unit, variant,
+    value``) and its covariate (the mean covariate for a unit without one)."""
+    y = units["value"].to_numpy(dtype=float)
+    x = units["unit"].map(covariate).fillna(float(covariate.mean())).to_numpy(dtype=float)
+    variants = units["variant"].to_numpy()
     parts = [stats.CovariateArm(stats.Arm.of(y[variants == v]), float(x[variants == v].sum()),
                                 float((x[variants == v] ** 2).sum()),
                                 float((x[variants == v] * y[variants == v]).sum())) for v in names]

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from ..compaction.ablog import AbLogTables, compact_ab_log
+from ..compaction.ablog import AbLog, compact_ab_log
+from ..compaction.abstats import MetricRule, phase_statistics, unit_values
 from ..config import current_user
 from ..errors import (
     AlreadyExistsError,
@@ -338,10 +339,9 @@ class AbRegistry:
         """Where the experiment's exposure and feedback segments are."""
         return self.root / key / "log"
 
-    def log_tables(self, exp: Experiment, rebuild: bool = False) -> AbLogTables:
+    def log_tables(self, exp: Experiment, rebuild: bool = False) -> AbLog:
         """The experiment's log, compacted (incremental; see :mod:`mltrail.compaction.ablog`)."""
-        tables = compact_ab_log(self.log_folder(exp.key), self.layout.cache / "ab" / exp.key,
-                                [p.started for p in exp.phases], rebuild=rebuild,
+        tables = compact_ab_log(self.log_folder(exp.key), self.layout.cache / "ab" / exp.key, rebuild=rebuild,
                                 label=self.layout.relative(self.log_folder(exp.key)))
         if tables.new_bad_lines:
             first = tables.new_bad_lines[0]
@@ -359,7 +359,14 @@ class AbRegistry:
         log = self.open_log(exp.key)
         if log is not None:
             log.flush()
-        return results(exp, self.log_tables(exp), chosen, sequential, covariate)
+        compacted = self.log_tables(exp)
+        starts = [p.started for p in exp.phases]
+        rules = [MetricRule(m.name, m.kind == "binary") for m in exp.spec.metrics]
+        statistics = phase_statistics(compacted, chosen.number, starts, rules)
+        primary = MetricRule(exp.spec.primary.name, exp.spec.primary.kind == "binary")
+        return results(exp, statistics, chosen, sequential, covariate,
+                       lambda: unit_values(compacted, chosen.number, starts, primary),
+                       [str(b) for b in compacted.bad_lines])
 
     def fingerprint(self, key: str) -> tuple[int, int]:
         """Changes whenever the experiment's lifecycle or logs do (a cache key): the

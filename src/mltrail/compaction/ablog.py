@@ -1,42 +1,44 @@
-"""Compaction of an A/B experiment's exposure and feedback logs into per-unit tables.
+"""Compaction of an A/B experiment's exposure and feedback logs into Parquet that an
+engine aggregates (see :mod:`.abstats`).
 
 The same reader and promises as the run tables (:mod:`.reader`): incremental (only
 bytes not read before), tolerant (a corrupt or torn line is skipped and reported with
 its file and line; the rest is compacted), safe while writers append, rebuildable from
-the logs alone. It writes two tables into the experiment's derived folder:
+the logs alone. Each compaction that read new lines adds two Parquet files to the
+experiment's derived folder, and nothing is rewritten until files are merged:
 
-- ``exposures``: one row per (phase, unit): the variant of its earliest exposure, that
-  time, and ``crossover`` when the unit was served more than one variant in the phase.
-- ``feedback``: one row per (phase, unit, metric): the sum and count of its values and
-  its first time. A feedback belongs to the phase that was running when it happened
-  (its timestamp against the phases' start times), as GrowthBook's phases do.
+- ``units-<generation>.parquet``: the new exposures folded per (phase, unit): the
+  variant of the unit's earliest exposure, that time, and ``crossover`` when it was
+  served more than one variant in the phase. A unit seen again in a later compaction
+  has a row in each file; :mod:`.abstats` folds them, and a merge (when the small files
+  grow to a fifth of the big one, or number more than ``MAX_UNIT_FILES``) folds them for
+  good.
+- ``feedback-<generation>.parquet``: the feedback lines as they were logged (unit,
+  metric, value, time); merged past ``MAX_FEEDBACK_FILES``.
 
-Exposures and feedback are never joined here: feedback whose unit has no exposure yet
-is kept, and joins when the exposure arrives (the analysis joins them). Every fold is
-order-free (minimum times, sums, counts), so the order in which processes flush their
-logs never changes a result.
+Which phase a feedback belongs to (its time against the phases' starts), and whether it
+counts, is decided when analysing, so that a new phase or a metric's definition never
+needs the logs read again. Every fold is order-free (earliest times, sums, counts), so
+the order in which processes flush their logs never changes a result.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import duckdb
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock
 from pydantic import ValidationError
 
+from ..config import ab_memory_limit
 from ..storage.ab_events import LOG_LINE_ADAPTER
 from ..storage.eventlog import BadLine
 from ..storage.events import SCHEMA_VERSION
@@ -48,18 +50,31 @@ _LINE_SCHEMA = pa.schema([("v", pa.int64()), ("type", pa.string()), ("ts", pa.fl
                           ("experiment", pa.string()), ("seq", pa.int64()), ("unit", pa.string()),
                           ("variant", pa.string()), ("phase", pa.int64()), ("metric", pa.string()),
                           ("value", pa.float64())])
-EXPOSURES = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("variant", pa.string()),
-                       ("first_ts", pa.float64()), ("crossover", pa.bool_())])
-FEEDBACK = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("metric", pa.string()),
-                      ("sum", pa.float64()), ("count", pa.int64()), ("first_ts", pa.float64())])
+UNITS = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("variant", pa.string()),
+                   ("first_ts", pa.float64()), ("crossover", pa.bool_())])
+FEEDBACK = pa.schema([("unit", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
+                      ("ts", pa.float64())])
+MAX_UNIT_FILES = 8
+MAX_FEEDBACK_FILES = 16
+# Rows of unit files folded into one (the engine's fold, as SQL over a relation `rows`).
+# Crossover units are never counted, so the variant shown for one whose first exposures
+# tie to the microsecond may be either; every other column is order-free.
+FOLD_UNITS = """
+    SELECT phase, unit,
+           CASE WHEN min(variant) = max(variant) THEN min(variant) ELSE arg_min(variant, first_ts) END AS variant,
+           min(first_ts) AS first_ts, bool_or(crossover) OR min(variant) <> max(variant) AS crossover
+    FROM rows GROUP BY phase, unit"""
 
 
 @dataclass
-class AbLogTables:
-    """An experiment's compacted log, and what this compaction read and skipped."""
+class AbLog:
+    """An experiment's compacted log (its Parquet files), and what this compaction read
+    and skipped."""
 
-    exposures: pd.DataFrame
-    feedback: pd.DataFrame
+    folder: Path
+    generation: int
+    unit_files: list[Path]  # the biggest (the merged one) first
+    feedback_files: list[Path]
     bad_lines: list[BadLine]  # every line skipped so far (the last 1,000)
     new_bad_lines: list[BadLine] = field(default_factory=list)  # found by this compaction
     lines_read: int = 0
@@ -67,57 +82,98 @@ class AbLogTables:
     lines_read_one_by_one: int = 0  # in segments holding a bad line: the slow, tolerant path
 
 
-# the last tables read per derived folder, by manifest generation: the dashboard asks
-# for results every few seconds, and most of the time nothing was logged in between
-_cache: dict[Path, tuple[int, pd.DataFrame, pd.DataFrame]] = {}
+def connect(folder: Path) -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB that spills to ``folder`` past ``MLTRAIL_AB_MEMORY``."""
+    spill = folder / "spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{ab_memory_limit()}'")
+    con.execute(f"SET temp_directory = '{_sql_text(str(spill))}'")
+    con.execute("SET preserve_insertion_order = false")  # order-free folds: lets big ones stream
+    return con
 
 
-def compact_ab_log(log_folder: Path, derived: Path, phase_starts: Sequence[float],
-                   rebuild: bool = False, label: str | None = None) -> AbLogTables:
-    """Fold the new lines of ``log_folder/*.jsonl`` into the tables under ``derived``.
-
-    ``phase_starts``: when each phase began (epoch seconds, phase 1 first). Tables are
-    kept per set of phases: a new phase re-folds the feedback against the new bounds.
-    ``label`` names the log folder in reports of skipped lines (``ab/KEY/log``).
-    """
-    folder = derived / f"phases-{_fingerprint(phase_starts)}"
-    folder.mkdir(parents=True, exist_ok=True)
+def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label: str | None = None) -> AbLog:
+    """Fold the new lines of ``log_folder/*.jsonl`` into Parquet files under ``derived``.
+    ``label`` names the log folder in reports of skipped lines (``ab/KEY/log``)."""
+    derived.mkdir(parents=True, exist_ok=True)
     with FileLock(str(derived / "compaction.lock")):
-        _remove_other_folders(derived, folder)
-        manifest = Manifest() if rebuild else load_manifest(folder, private=True)
+        _remove_legacy(derived)
+        manifest = load_manifest(derived, private=True)
+        if rebuild:  # numbered after the files it replaces, never over them (a reader may hold them)
+            manifest = Manifest(generation=manifest.generation)
         found = _scan(log_folder, manifest)
         if found.must_rebuild and not rebuild:
             rebuild, manifest = True, Manifest(generation=manifest.generation)
             found = _scan(log_folder, manifest)
-        if rebuild:
-            exposures, feedback = EXPOSURES.empty_table().to_pandas(), FEEDBACK.empty_table().to_pandas()
-        else:
-            exposures, feedback = _read_tables(folder, manifest)
-        tables = AbLogTables(exposures, feedback, _bad_lines(manifest))
         if not found.todo and not rebuild:
-            return tables
+            return _log(derived, manifest)
         loaded = load_new_bytes(found.todo, manifest.files)
         events, bad, one_by_one = _parse(loaded.buffer, loaded.spans, label or str(log_folder))
-        exposures = _fold_exposures(exposures, events[events["type"] == "exposure"])
-        feedback = _fold_feedback(feedback, events[events["type"] == "feedback"], phase_starts)
+        bytes_read = loaded.bytes_read
+        del loaded  # the raw bytes: the parsed table is all that is needed now
         manifest.generation += 1
-        for name, frame, schema in (("exposures", exposures, EXPOSURES), ("feedback", feedback, FEEDBACK)):
-            rel = f"{name}-{manifest.generation:08d}.parquet"
-            pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), folder / rel,
-                           compression="zstd")
-            manifest.tables[name] = [rel]
+        generation = manifest.generation
+        if rebuild:
+            manifest.tables = {}
+        with connect(derived) as con:
+            exposures = events.filter(pc.equal(events["type"], "exposure"))
+            if exposures.num_rows:
+                rel = f"units-{generation:08d}.parquet"
+                con.register("exposures", exposures.select(["phase", "unit", "variant", "ts"]))
+                con.execute(f"""COPY ({FOLD_UNITS.replace('FROM rows', 'FROM (SELECT phase, unit, variant, ts AS first_ts, false AS crossover FROM exposures)')})
+                                TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")
+                manifest.tables["units"] = manifest.tables.get("units", []) + [rel]
+            feedback = events.filter(pc.equal(events["type"], "feedback"))
+            if feedback.num_rows:
+                rel = f"feedback-{generation:08d}.parquet"
+                pq.write_table(feedback.select(FEEDBACK.names).cast(FEEDBACK), derived / rel, compression="zstd")
+                manifest.tables["feedback"] = manifest.tables.get("feedback", []) + [rel]
+            _merge(con, derived, manifest, generation)
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(bad))[-1000:]
-        commit_manifest(folder, manifest)  # after the tables: the offsets never run ahead of them
-        _remove_unlisted(folder, manifest)
-        _cache[folder] = (manifest.generation, exposures, feedback)
-        return AbLogTables(exposures, feedback, _bad_lines(manifest), bad, len(events), loaded.bytes_read,
-                           one_by_one)
+        commit_manifest(derived, manifest)  # after the files: the offsets never run ahead of them
+        _remove_unlisted(derived, manifest)
+        log = _log(derived, manifest)
+        log.new_bad_lines, log.lines_read, log.bytes_read, log.lines_read_one_by_one = (
+            bad, events.num_rows, bytes_read, one_by_one)
+        return log
 
 
-def phase_of(ts: np.ndarray, phase_starts: Sequence[float]) -> np.ndarray:
-    """The phase (1-based) running at each time; a time before phase 1 is phase 1's."""
-    return np.maximum(np.searchsorted(np.asarray(phase_starts, dtype=float), ts, side="right"), 1)
+def _merge(con: duckdb.DuckDBPyConnection, derived: Path, manifest: Manifest, generation: int) -> None:
+    """Fold the unit files into one once the small ones weigh a fifth of the big one (or
+    are too many); concatenate the feedback files past MAX_FEEDBACK_FILES. Each merge is
+    a new file under this generation's name: the old ones go once the manifest moved on."""
+    units = manifest.tables.get("units", [])
+    if len(units) > 1:
+        sizes = [os.stat(derived / rel).st_size for rel in units]
+        if len(units) > MAX_UNIT_FILES or sum(sizes[1:]) * 5 > sizes[0]:
+            rel = f"units-{generation:08d}-merged.parquet"
+            con.execute(f"""COPY ({FOLD_UNITS.replace('FROM rows', f'FROM read_parquet({_file_list(derived, units)})')})
+                            TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")
+            manifest.tables["units"] = [rel]
+    feedback = manifest.tables.get("feedback", [])
+    if len(feedback) > MAX_FEEDBACK_FILES:
+        rel = f"feedback-{generation:08d}-merged.parquet"
+        con.execute(f"""COPY (SELECT * FROM read_parquet({_file_list(derived, feedback)}))
+                        TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")
+        manifest.tables["feedback"] = [rel]
 
+
+def _log(derived: Path, manifest: Manifest) -> AbLog:
+    """The log as the manifest lists it (the merged unit file first: it is the biggest)."""
+    units = [derived / rel for rel in manifest.tables.get("units", [])]
+    units.sort(key=lambda path: (not path.name.endswith("-merged.parquet"), path.name))
+    return AbLog(derived, manifest.generation, units, [derived / rel for rel in manifest.tables.get("feedback", [])],
+                 _bad_lines(manifest))
+
+
+def _file_list(folder: Path, names: list[str]) -> str:
+    """A DuckDB list literal of Parquet files."""
+    return "[" + ", ".join(f"'{_sql_text(str(folder / name))}'" for name in names) + "]"
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
 
 # -- reading ---------------------------------------------------------------------------
 
@@ -134,34 +190,21 @@ def _scan(log_folder: Path, manifest: Manifest) -> Scan:
     return found
 
 
-def _read_tables(folder: Path, manifest: Manifest) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cached = _cache.get(folder)
-    if cached is not None and cached[0] == manifest.generation:
-        return cached[1], cached[2]
-    frames = []
-    for name, schema in (("exposures", EXPOSURES), ("feedback", FEEDBACK)):
-        files = manifest.tables.get(name)
-        table = pq.read_table(folder / files[0], schema=schema) if files else schema.empty_table()
-        frames.append(table.to_pandas())
-    _cache[folder] = (manifest.generation, frames[0], frames[1])
-    return frames[0], frames[1]
-
-
 def _bad_lines(manifest: Manifest) -> list[BadLine]:
     return [BadLine(b["file"], b["line"], b["reason"]) for b in manifest.bad_lines]
 
 
-def _parse(buffer: bytearray, spans: list[Span], label: str) -> tuple[pd.DataFrame, list[BadLine], int]:
+def _parse(buffer: bytearray, spans: list[Span], label: str) -> tuple[pa.Table, list[BadLine], int]:
     """The spans' events as one frame of ``_LINE_SCHEMA``'s columns, the bad lines, and
     how many lines were read one by one.
 
     The columnar reader takes everything at once when every line is good; a span that
     holds a bad line is read line by line, and only its bad lines are lost."""
     if not spans:
-        return _LINE_SCHEMA.empty_table().to_pandas(), [], 0
+        return _LINE_SCHEMA.empty_table(), [], 0
     table = _valid_columnar(buffer, spans)
     if table is not None:
-        return table.to_pandas(), [], 0
+        return table, [], 0
     parts, bad, one_by_one = [], [], 0
     for span in spans:
         table = _valid_columnar(buffer, [span])
@@ -170,7 +213,7 @@ def _parse(buffer: bytearray, spans: list[Span], label: str) -> tuple[pd.DataFra
             bad.extend(skipped)
             one_by_one += span.lines
         parts.append(table)
-    return pa.concat_tables(parts).to_pandas(), bad, one_by_one
+    return pa.concat_tables(parts), bad, one_by_one
 
 
 def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
@@ -221,62 +264,17 @@ def _per_line(buffer: bytearray, span: Span, file: str) -> tuple[pa.Table, list[
     return pa.table(rows, schema=_LINE_SCHEMA), bad
 
 
-# -- folding ---------------------------------------------------------------------------
-
-def _fold_exposures(known: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    if not len(new):
-        return known
-    # the earliest exposure decides the variant (ties: the smallest variant name), so the
-    # result is the same whatever order the lines were read in
-    ordered = new.sort_values(["ts", "variant"], kind="stable")
-    grouped = (ordered.groupby(["phase", "unit"], sort=False)
-               .agg(variant=("variant", "first"), first_ts=("ts", "first"), variants=("variant", "nunique"))
-               .reset_index())
-    grouped["crossover"] = grouped.pop("variants") > 1
-    merged = known.merge(grouped, on=["phase", "unit"], how="outer", suffixes=("", "_new"))
-    both = merged["variant"].notna() & merged["variant_new"].notna()
-    new_first = merged["variant"].isna() | (merged["first_ts_new"] < merged["first_ts"]) | (
-        (merged["first_ts_new"] == merged["first_ts"]) & (merged["variant_new"] < merged["variant"]))
-    merged["crossover"] = (merged["crossover"].astype("boolean").fillna(False)
-                           | merged["crossover_new"].astype("boolean").fillna(False)
-                           | (both & (merged["variant"] != merged["variant_new"]))).astype(bool)
-    merged["variant"] = merged["variant_new"].where(new_first, merged["variant"])
-    merged["first_ts"] = merged[["first_ts", "first_ts_new"]].min(axis=1)
-    folded = merged[["phase", "unit", "variant", "first_ts", "crossover"]]
-    return folded.astype({"phase": "int64"}).sort_values(["phase", "unit"]).reset_index(drop=True)
-
-
-def _fold_feedback(known: pd.DataFrame, new: pd.DataFrame, phase_starts: Sequence[float]) -> pd.DataFrame:
-    if not len(new):
-        return known
-    new = pd.DataFrame({"phase": phase_of(new["ts"].to_numpy(dtype=float), phase_starts),
-                        "unit": new["unit"], "metric": new["metric"], "sum": new["value"],
-                        "count": 1, "first_ts": new["ts"]})
-    combined = pd.concat([known, new], ignore_index=True) if len(known) else new
-    folded = (combined.groupby(["phase", "unit", "metric"], sort=True)
-              .agg(sum=("sum", "sum"), count=("count", "sum"), first_ts=("first_ts", "min"))
-              .reset_index())
-    return folded.astype({"phase": "int64", "count": "int64"})
-
-
 # -- housekeeping ----------------------------------------------------------------------
-
-def _fingerprint(phase_starts: Sequence[float]) -> str:
-    text = ",".join(repr(float(s)) if math.isfinite(s) else "0" for s in phase_starts)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
 
 _LEGACY = ("units.parquet", "daily.parquet", "offsets.json")  # before the tables were per phase set
 
 
-def _remove_other_folders(derived: Path, keep: Path) -> None:
-    """Tables folded against other phase bounds are stale once the phases changed."""
+def _remove_legacy(derived: Path) -> None:
+    """Tables of earlier versions (per phase set, folded in pandas): the logs rebuild them."""
     for name in _LEGACY:
         (derived / name).unlink(missing_ok=True)
-    for other in derived.glob("phases-*"):
-        if other != keep:
-            shutil.rmtree(other, ignore_errors=True)
-            _cache.pop(other, None)
+    for older in derived.glob("phases-*"):
+        shutil.rmtree(older, ignore_errors=True)
 
 
 def _remove_unlisted(folder: Path, manifest: Manifest) -> None:
