@@ -43,7 +43,7 @@ from ..storage.ab_events import LOG_LINE_ADAPTER
 from ..storage.eventlog import BadLine
 from ..storage.events import SCHEMA_VERSION
 from .manifest import Manifest, commit_manifest, load_manifest
-from .reader import Span, bad_line_records, load_new_bytes, read_columnar
+from .reader import Span, bad_line_records, in_batches, load_new_bytes, read_columnar
 from .scan import Scan, check_sizes
 
 _LINE_SCHEMA = pa.schema([("v", pa.int64()), ("type", pa.string()), ("ts", pa.float64()),
@@ -54,6 +54,9 @@ UNITS = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("variant", pa.
                    ("first_ts", pa.float64()), ("crossover", pa.bool_())])
 FEEDBACK = pa.schema([("unit", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
                       ("ts", pa.float64())])
+_RAW_EXPOSURES = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("variant", pa.string()),
+                            ("ts", pa.float64())])
+BATCH_BYTES = 64 << 20  # new log bytes parsed at a time (a router's segment is at most 64 MB)
 MAX_UNIT_FILES = 8
 MAX_FEEDBACK_FILES = 16
 # Rows of unit files folded into one (the engine's fold, as SQL over a relation `rows`).
@@ -90,6 +93,7 @@ def connect(folder: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET memory_limit = '{ab_memory_limit()}'")
     con.execute(f"SET temp_directory = '{_sql_text(str(spill))}'")
     con.execute("SET preserve_insertion_order = false")  # order-free folds: lets big ones stream
+    con.execute("SET enable_progress_bar = false")  # a long fold printed one on the caller's stdout
     return con
 
 
@@ -108,35 +112,51 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
             found = _scan(log_folder, manifest)
         if not found.todo and not rebuild:
             return _log(derived, manifest)
-        loaded = load_new_bytes(found.todo, manifest.files)
-        events, bad, one_by_one = _parse(loaded.buffer, loaded.spans, label or str(log_folder))
-        bytes_read = loaded.bytes_read
-        del loaded  # the raw bytes: the parsed table is all that is needed now
         manifest.generation += 1
         generation = manifest.generation
         if rebuild:
             manifest.tables = {}
+        log = AbLog(derived, generation, [], [], [])
+        raw_exposures: list[Path] = []
+        for number, (batch, _) in enumerate(in_batches(found.todo, BATCH_BYTES)):  # a batch in memory at a time
+            loaded = load_new_bytes(batch, manifest.files)
+            events, bad, one_by_one = _parse(loaded.buffer, loaded.spans, label or str(log_folder))
+            log.new_bad_lines += bad
+            log.lines_read += events.num_rows
+            log.bytes_read += loaded.bytes_read
+            log.lines_read_one_by_one += one_by_one
+            del loaded
+            for kind, columns, schema in (("exposure", ["phase", "unit", "variant", "ts"], _RAW_EXPOSURES),
+                                          ("feedback", FEEDBACK.names, FEEDBACK)):
+                rows = events.filter(pc.equal(events["type"], kind))
+                if not rows.num_rows:
+                    continue
+                if kind == "exposure":  # folded below, with the other batches'
+                    path = derived / f".exposures-{generation:08d}-{number:05d}.parquet"
+                    raw_exposures.append(path)
+                else:
+                    rel = f"feedback-{generation:08d}-{number:05d}.parquet"
+                    manifest.tables["feedback"] = manifest.tables.get("feedback", []) + [rel]
+                    path = derived / rel
+                pq.write_table(rows.select(columns).cast(schema), path, compression="zstd")
         with connect(derived) as con:
-            exposures = events.filter(pc.equal(events["type"], "exposure"))
-            if exposures.num_rows:
+            if raw_exposures:  # this compaction's exposures folded per (phase, unit), out of core
                 rel = f"units-{generation:08d}.parquet"
-                con.register("exposures", exposures.select(["phase", "unit", "variant", "ts"]))
-                con.execute(f"""COPY ({FOLD_UNITS.replace('FROM rows', 'FROM (SELECT phase, unit, variant, ts AS first_ts, false AS crossover FROM exposures)')})
+                rows = f"FROM (SELECT phase, unit, variant, ts AS first_ts, false AS crossover " \
+                       f"FROM read_parquet({_file_list(derived, [p.name for p in raw_exposures])}))"
+                con.execute(f"""COPY ({FOLD_UNITS.replace('FROM rows', rows)})
                                 TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")
                 manifest.tables["units"] = manifest.tables.get("units", []) + [rel]
-            feedback = events.filter(pc.equal(events["type"], "feedback"))
-            if feedback.num_rows:
-                rel = f"feedback-{generation:08d}.parquet"
-                pq.write_table(feedback.select(FEEDBACK.names).cast(FEEDBACK), derived / rel, compression="zstd")
-                manifest.tables["feedback"] = manifest.tables.get("feedback", []) + [rel]
             _merge(con, derived, manifest, generation)
-        manifest.bad_lines = (manifest.bad_lines + bad_line_records(bad))[-1000:]
+        for path in raw_exposures:
+            path.unlink()
+        manifest.bad_lines = (manifest.bad_lines + bad_line_records(log.new_bad_lines))[-1000:]
         commit_manifest(derived, manifest)  # after the files: the offsets never run ahead of them
         _remove_unlisted(derived, manifest)
-        log = _log(derived, manifest)
-        log.new_bad_lines, log.lines_read, log.bytes_read, log.lines_read_one_by_one = (
-            bad, events.num_rows, bytes_read, one_by_one)
-        return log
+        done = _log(derived, manifest)
+        done.new_bad_lines, done.lines_read, done.bytes_read, done.lines_read_one_by_one = (
+            log.new_bad_lines, log.lines_read, log.bytes_read, log.lines_read_one_by_one)
+        return done
 
 
 def _merge(con: duckdb.DuckDBPyConnection, derived: Path, manifest: Manifest, generation: int) -> None:

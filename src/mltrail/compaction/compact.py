@@ -43,7 +43,6 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,7 +64,7 @@ from ..storage.naming import derive_run_names
 from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
 from . import schemas
 from .manifest import TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest, load_manifest
-from .reader import Progress, Span, Todo, bad_line_records, load_new_bytes, read_columnar
+from .reader import Progress, Span, Todo, bad_line_records, in_batches, load_new_bytes, read_columnar
 from .scan import scan
 
 MAX_METRIC_PARTS = 24  # merge the metric history's part files beyond this many
@@ -197,7 +196,7 @@ class _Compaction:
         todo = [item for item in todo if not _is_edit(item[1])]
         history = _HistoryWriter(self.layout.tables, gen)
         try:
-            for batch, done in _batches(todo, BATCH_BYTES):
+            for batch, done in in_batches(todo, BATCH_BYTES):
                 spans = self._load(batch, done, len(todo))
                 metrics = self._read(spans)
                 del self.buffer  # bounded memory: one batch's bytes and points at a time
@@ -413,22 +412,6 @@ class _Compaction:
 
 def _is_edit(rel: str) -> bool:
     return rel.rsplit("/", 2)[-2] == EDITS_FOLDER
-
-
-def _batches(todo: Todo, limit: int) -> Iterator[tuple[Todo, int]]:
-    """``todo`` in batches of about ``limit`` new bytes (a file is never split), each with
-    the number of files in the batches before it."""
-    batch: Todo = []
-    size = before = 0
-    for item in todo:
-        batch.append(item)
-        size += item[3] - (item[2].offset if item[2] else 0)
-        if size >= limit:
-            yield batch, before
-            before += len(batch)
-            batch, size = [], 0
-    if batch:
-        yield batch, before
 
 
 class _HistoryWriter:

@@ -9,7 +9,7 @@ line number, and costs only itself. Progress per file is a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +79,22 @@ def load_new_bytes(todo: Todo, files: dict[str, FileProgress], progress: Progres
             progress(done, len(todo))
     view.release()
     return loaded
+
+
+def in_batches(todo: Todo, limit: int) -> Iterator[tuple[Todo, int]]:
+    """``todo`` in batches of about ``limit`` new bytes (a file is never split), each with
+    the number of files in the batches before it: a compaction's memory is a batch's."""
+    batch: Todo = []
+    size = before = 0
+    for item in todo:
+        batch.append(item)
+        size += item[3] - (item[2].offset if item[2] else 0)
+        if size >= limit:
+            yield batch, before
+            before += len(batch)
+            batch, size = [], 0
+    if batch:
+        yield batch, before
 
 
 def read_columnar(buffer: bytearray, spans: list[Span], schema: pa.Schema) -> pa.Table | None:
