@@ -139,6 +139,8 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
                     manifest.tables["feedback"] = manifest.tables.get("feedback", []) + [rel]
                     path = derived / rel
                 pq.write_table(rows.select(columns).cast(schema), path, compression="zstd")
+            del events, rows
+        pa.default_memory_pool().release_unused()  # the batches' Arrow memory, before DuckDB takes its share
         with connect(derived) as con:
             if raw_exposures:  # this compaction's exposures folded per (phase, unit), out of core
                 rel = f"units-{generation:08d}.parquet"
