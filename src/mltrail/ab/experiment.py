@@ -245,13 +245,15 @@ class Experiment:
     # -- analysis ----------------------------------------------------------------------
 
     def results(self, phase: int | None = None, sequential: bool | None = None,
-                covariate: pd.Series | None = None) -> Results:
+                covariate: pd.Series | None = None, engine: str = "duckdb") -> Results:
         """The results page: per metric and variant, health checks and a recommendation
         (:class:`mltrail.ab.analysis.Results`), for ``phase`` (the current one by
         default) at that phase's own weights. ``covariate`` (a Series of each unit's
-        pre-experiment KPI) turns on CUPED for the primary KPI. Flushes this process's
-        log first."""
-        return self._registry.results(self, phase, sequential, covariate)
+        pre-experiment KPI) turns on CUPED for the primary KPI. ``engine``: where the
+        log is aggregated, ``"duckdb"`` (embedded) or ``"spark"`` (the active Spark
+        session, else a local one; ``pip install 'mltrail[spark]'``). Flushes this
+        process's log first."""
+        return self._registry.results(self, phase, sequential, covariate, engine)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -351,7 +353,7 @@ class AbRegistry:
         return tables
 
     def results(self, exp: Experiment, phase: int | None = None, sequential: bool | None = None,
-                covariate: pd.Series | None = None) -> Results:
+                covariate: pd.Series | None = None, engine: str = "duckdb") -> Results:
         """:meth:`Experiment.results`, here: this process's log flushed, then the compacted log analysed."""
         from .analysis import results
 
@@ -362,10 +364,10 @@ class AbRegistry:
         compacted = self.log_tables(exp)
         starts = [p.started for p in exp.phases]
         rules = [MetricRule(m.name, m.kind == "binary") for m in exp.spec.metrics]
-        statistics = phase_statistics(compacted, chosen.number, starts, rules)
+        statistics = phase_statistics(compacted, chosen.number, starts, rules, engine)
         primary = MetricRule(exp.spec.primary.name, exp.spec.primary.kind == "binary")
         return results(exp, statistics, chosen, sequential, covariate,
-                       lambda: unit_values(compacted, chosen.number, starts, primary),
+                       lambda: unit_values(compacted, chosen.number, starts, primary, engine),
                        [str(b) for b in compacted.bad_lines])
 
     def fingerprint(self, key: str) -> tuple[int, int]:

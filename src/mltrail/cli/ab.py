@@ -190,11 +190,14 @@ def ab_coverage(store: Store, key: str, coverage: float, by: str | None) -> None
 @click.option("--phase", type=int, default=None, help="Phase to analyse (default: current).")
 @click.option("--sequential/--fixed", default=None,
               help="Always-valid intervals, or the fixed-horizon test (default: the spec's choice).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where the log is aggregated: DuckDB embedded, or Apache Spark (the spark extra).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_store
-def ab_results(store: Store, key: str, phase: int | None, sequential: bool | None, as_json: bool) -> None:
+def ab_results(store: Store, key: str, phase: int | None, sequential: bool | None, engine: str,
+               as_json: bool) -> None:
     """The results page: health first, then each metric by variant, then the recommendation."""
-    result = store.ab.get(key).results(phase, sequential)
+    result = store.ab.get(key).results(phase, sequential, engine=engine)
     if as_json:
         print_json({"phase": result.phase, "state": result.state, "units": result.units,
                     "srm_p_value": result.srm_p_value, "srm_alarm": result.srm_alarm,

@@ -11,7 +11,7 @@ experiment's derived folder, and nothing is rewritten until files are merged:
   variant of the unit's earliest exposure, that time, and ``crossover`` when it was
   served more than one variant in the phase. A unit seen again in a later compaction
   has a row in each file; :mod:`.abstats` folds them, and a merge (when the small files
-  grow to a fifth of the big one, or number more than ``MAX_UNIT_FILES``) folds them for
+  grow to ``MERGE_AT_SHARE`` of the big one, or number more than ``MAX_UNIT_FILES``) folds them for
   good.
 - ``feedback-<generation>.parquet``: the feedback lines as they were logged (unit,
   metric, value, time); merged past ``MAX_FEEDBACK_FILES``.
@@ -58,13 +58,14 @@ _RAW_EXPOSURES = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("vari
                             ("ts", pa.float64())])
 BATCH_BYTES = 64 << 20  # new log bytes parsed at a time (a router's segment is at most 64 MB)
 MAX_UNIT_FILES = 8
+MERGE_AT_SHARE = 0.2  # the small unit files are merged into the big one once they weigh this share of it
 MAX_FEEDBACK_FILES = 16
 # Rows of unit files folded into one (the engine's fold, as SQL over a relation `rows`).
 # Crossover units are never counted, so the variant shown for one whose first exposures
 # tie to the microsecond may be either; every other column is order-free.
 FOLD_UNITS = """
     SELECT phase, unit,
-           CASE WHEN min(variant) = max(variant) THEN min(variant) ELSE arg_min(variant, first_ts) END AS variant,
+           CASE WHEN min(variant) = max(variant) THEN min(variant) ELSE min_by(variant, first_ts) END AS variant,
            min(first_ts) AS first_ts, bool_or(crossover) OR min(variant) <> max(variant) AS crossover
     FROM rows GROUP BY phase, unit"""
 
@@ -162,13 +163,13 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
 
 
 def _merge(con: duckdb.DuckDBPyConnection, derived: Path, manifest: Manifest, generation: int) -> None:
-    """Fold the unit files into one once the small ones weigh a fifth of the big one (or
+    """Fold the unit files into one once the small ones weigh MERGE_AT_SHARE of the big one (or
     are too many); concatenate the feedback files past MAX_FEEDBACK_FILES. Each merge is
     a new file under this generation's name: the old ones go once the manifest moved on."""
     units = manifest.tables.get("units", [])
     if len(units) > 1:
         sizes = [os.stat(derived / rel).st_size for rel in units]
-        if len(units) > MAX_UNIT_FILES or sum(sizes[1:]) * 5 > sizes[0]:
+        if len(units) > MAX_UNIT_FILES or sum(sizes[1:]) > MERGE_AT_SHARE * sizes[0]:
             rel = f"units-{generation:08d}-merged.parquet"
             con.execute(f"""COPY ({FOLD_UNITS.replace('FROM rows', f'FROM read_parquet({_file_list(derived, units)})')})
                             TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")

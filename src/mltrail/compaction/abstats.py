@@ -1,15 +1,21 @@
 """The aggregation of an A/B experiment's compacted log into the sufficient statistics the
-statistics use, on an engine: DuckDB, embedded (out of core past ``MLTRAIL_AB_MEMORY``).
+statistics use, on an engine: DuckDB, embedded (out of core past ``MLTRAIL_AB_MEMORY``),
+by default; Apache Spark (:mod:`.abspark`) for logs beyond one machine. Both run the
+same SQL, written here, over three views:
 
-For one phase: its units (their exposure rows folded: the variant of the earliest
-exposure, crossover when served two), the feedback logged while the phase ran, joined
-per unit and metric, and then per variant, metric and day of first exposure the count,
-sum and sum of squares of the units' values (a binary metric's value is 1 for a unit
-with any positive feedback). Crossover units are counted apart and left out.
+- ``unit_rows`` / ``phase_units``: the rows of the unit files, and one phase's units
+  folded from them (the variant of the earliest exposure, crossover when served two);
+- ``feedback_rows``: the feedback as logged;
+- ``metric_rules``: each metric's name and whether it is binary (a unit's value is 1 if
+  it had any positive feedback, else the sum of its values).
 
-Unit files (see :mod:`.ablog`) are folded here when there are several: the small ones'
-units are looked up in the big one (a join on the few), so that an analysis after a
-little more traffic does not fold every unit again.
+For one phase they give, per variant, metric and day of first exposure, the count, sum
+and sum of squares of the units' values (crossover units counted apart and left out),
+joining the feedback logged while the phase ran.
+
+With several unit files, DuckDB looks the small files' units up in the big one (a join
+on the few), so that an analysis after a little more traffic does not fold every unit
+again.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from .ablog import FOLD_UNITS, AbLog, connect
 
+ENGINES = ("duckdb", "spark")
+DAILY_COLUMNS = ["variant", "metric", "day", "n", "sum", "sum_sq"]
 _cache: dict[tuple, PhaseStatistics] = {}
 _CACHE_ENTRIES = 64
 
@@ -44,61 +53,132 @@ class PhaseStatistics:
     crossover_units: int
 
 
-def phase_statistics(log: AbLog, phase: int, phase_starts: Sequence[float],
-                     metrics: Sequence[MetricRule]) -> PhaseStatistics:
+def phase_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule],
+                     engine: str = "duckdb") -> PhaseStatistics:
     """The sufficient statistics of ``phase`` (1-based; ``phase_starts``: when each phase
-    began), cached per compacted generation."""
-    key = (str(log.folder), log.generation, phase, tuple(phase_starts), tuple(metrics))
+    began), on ``engine``, cached per compacted generation."""
+    if engine not in ENGINES:
+        from ..errors import InvalidInputError
+        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    key = (str(log.folder), log.generation, phase, tuple(phase_starts), tuple(metrics), engine)
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    with connect(log.folder) as con:
-        if not _units_view(con, log, phase):
-            result = PhaseStatistics(pd.DataFrame(columns=["variant", "metric", "day", "n", "sum", "sum_sq"]), {}, 0)
-        else:
-            counts = con.execute("SELECT variant, crossover, count(*) FROM phase_units GROUP BY ALL").fetchall()
-            daily = con.execute(_daily_sql(log, phase, phase_starts, metrics)).df() if metrics else pd.DataFrame(
-                columns=["variant", "metric", "day", "n", "sum", "sum_sq"])
-            daily["day"] = pd.to_datetime(daily["day"].astype("float64"), unit="s", utc=True)
-            daily = daily.astype({"n": "int64", "sum": "float64", "sum_sq": "float64"})
-            units: dict[str, int] = {}
-            for variant, crossover, count in counts:
-                if not crossover:
-                    units[variant] = units.get(variant, 0) + int(count)
-            result = PhaseStatistics(daily.sort_values(["metric", "variant", "day"]).reset_index(drop=True), units,
-                                     sum(int(count) for _, crossover, count in counts if crossover))
+    if engine == "spark":
+        from .abspark import spark_statistics
+        result = spark_statistics(log, phase, phase_starts, metrics)
+    else:
+        with connect(log.folder) as con:
+            if not _duckdb_views(con, log, phase, metrics):
+                result = statistics_of([], pd.DataFrame(columns=DAILY_COLUMNS))
+            else:
+                result = statistics_of(con.execute(COUNTS_SQL).fetchall(),
+                                       con.execute(daily_sql(phase, phase_starts)).df())
     if len(_cache) >= _CACHE_ENTRIES:
         _cache.clear()
     _cache[key] = result
     return result
 
 
-def unit_values(log: AbLog, phase: int, phase_starts: Sequence[float], metric: MetricRule) -> pd.DataFrame:
+def unit_values(log: AbLog, phase: int, phase_starts: Sequence[float], metric: MetricRule,
+                engine: str = "duckdb") -> pd.DataFrame:
     """Each unit's value of ``metric`` in ``phase`` (crossover units left out): ``unit,
     variant, value`` (CUPED needs them one by one)."""
+    if engine == "spark":
+        from .abspark import spark_unit_values
+        return spark_unit_values(log, phase, phase_starts, metric)
     with connect(log.folder) as con:
-        if not _units_view(con, log, phase):
+        if not _duckdb_views(con, log, phase, [metric]):
             return pd.DataFrame({"unit": [], "variant": [], "value": []})
-        return con.execute(f"""
-            SELECT u.unit, u.variant, {_value(metric)} AS value
-            FROM phase_units u LEFT JOIN ({_feedback_sql(log, phase, phase_starts, [metric])}) f
-              ON f.unit = u.unit AND f.metric = '{_text(metric.name)}'
-            WHERE NOT u.crossover""").df()
+        return con.execute(unit_values_sql(phase, phase_starts)).df()
 
 
-def _units_view(con: duckdb.DuckDBPyConnection, log: AbLog, phase: int) -> bool:
-    """``phase_units``: the phase's units folded from every unit file; False when none."""
+# -- the SQL both engines run -----------------------------------------------------------
+
+COUNTS_SQL = "SELECT variant, crossover, count(*) AS n FROM phase_units GROUP BY variant, crossover"
+
+
+def phase_units_sql(phase: int) -> str:
+    """One phase's units folded from ``unit_rows``."""
+    return FOLD_UNITS.replace("FROM rows", f"FROM (SELECT * FROM unit_rows WHERE phase = {int(phase)}) r")
+
+
+def feedback_sql(phase: int, phase_starts: Sequence[float]) -> str:
+    """Per unit and metric, the sum of the feedback logged while ``phase`` ran (a time
+    before phase 1 is phase 1's, as the phases' starts say)."""
+    bounds = ["metric IN (SELECT metric FROM metric_rules)"]
+    if phase > 1:
+        bounds.append(f"ts >= {_number(phase_starts[phase - 1])}")
+    if phase < len(phase_starts):
+        bounds.append(f"ts < {_number(phase_starts[phase])}")
+    return f"SELECT unit, metric, sum(value) AS total FROM feedback_rows WHERE {' AND '.join(bounds)} GROUP BY unit, metric"
+
+
+_VALUE = "CASE WHEN m.is_binary THEN CAST(coalesce(f.total, 0) > 0 AS DOUBLE) ELSE coalesce(f.total, 0) END"
+
+
+def daily_sql(phase: int, phase_starts: Sequence[float]) -> str:
+    return f"""
+        WITH f AS ({feedback_sql(phase, phase_starts)}),
+             v AS (SELECT u.variant, m.metric, floor(u.first_ts / 86400) * 86400 AS day, {_VALUE} AS value
+                   FROM phase_units u CROSS JOIN metric_rules m
+                   LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
+                   WHERE NOT u.crossover)
+        SELECT variant, metric, day, count(*) AS n, sum(value) AS sum, sum(value * value) AS sum_sq
+        FROM v GROUP BY variant, metric, day"""
+
+
+def unit_values_sql(phase: int, phase_starts: Sequence[float]) -> str:
+    """Each unit's value of the one metric in ``metric_rules``."""
+    return f"""
+        WITH f AS ({feedback_sql(phase, phase_starts)})
+        SELECT u.unit, u.variant, {_VALUE} AS value
+        FROM phase_units u CROSS JOIN metric_rules m LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
+        WHERE NOT u.crossover"""
+
+
+def metric_rows(metrics: Sequence[MetricRule]) -> list[tuple[str, bool]]:
+    return [(m.name, m.binary) for m in metrics]
+
+
+def statistics_of(counts: Sequence[Sequence[Any]], daily: pd.DataFrame) -> PhaseStatistics:
+    """An engine's answers (``variant, crossover, n`` rows and the daily table) as
+    PhaseStatistics: typed and ordered the same whichever engine gave them."""
+    daily = daily[DAILY_COLUMNS].copy() if len(daily) else pd.DataFrame(columns=DAILY_COLUMNS)
+    daily["day"] = pd.to_datetime(daily["day"].astype("float64"), unit="s", utc=True)
+    daily = daily.astype({"variant": "object", "metric": "object", "n": "int64", "sum": "float64",
+                          "sum_sq": "float64"})
+    units: dict[str, int] = {}
+    crossover = 0
+    for variant, is_crossover, count in counts:
+        if is_crossover:
+            crossover += int(count)
+        else:
+            units[variant] = units.get(variant, 0) + int(count)
+    return PhaseStatistics(daily.sort_values(["metric", "variant", "day"]).reset_index(drop=True), units, crossover)
+
+
+# -- DuckDB ---------------------------------------------------------------------------------
+
+def _duckdb_views(con: duckdb.DuckDBPyConnection, log: AbLog, phase: int, metrics: Sequence[MetricRule]) -> bool:
+    """The three views on DuckDB; False when no unit was exposed yet."""
     files = [str(path) for path in log.unit_files if path.exists()]
     if not files:
         return False
+    feedback = [str(path) for path in log.feedback_files if path.exists()]
+    con.execute("CREATE TEMP VIEW feedback_rows AS " + (
+        f"SELECT * FROM read_parquet({_list(feedback)})" if feedback else
+        "SELECT NULL::VARCHAR AS unit, NULL::VARCHAR AS metric, NULL::DOUBLE AS value, NULL::DOUBLE AS ts WHERE false"))
+    con.execute("CREATE TEMP TABLE metric_rules (metric VARCHAR, is_binary BOOLEAN)")
+    if metrics:
+        con.executemany("INSERT INTO metric_rules VALUES (?, ?)", metric_rows(metrics))
     big = f"(SELECT * FROM read_parquet('{_text(files[0])}') WHERE phase = {int(phase)})"
     if len(files) == 1:
         con.execute(f"CREATE TEMP VIEW phase_units AS {big}")
         return True
-    small = "read_parquet([" + ", ".join(f"'{_text(f)}'" for f in files[1:]) + f"]) WHERE phase = {int(phase)}"
     # the few units the small files hold, folded with their rows in the big one; the rest
     # of the big one as it is
-    con.execute(f"CREATE TEMP TABLE recent AS SELECT * FROM {small}")
+    con.execute(f"CREATE TEMP TABLE recent AS SELECT * FROM read_parquet({_list(files[1:])}) WHERE phase = {int(phase)}")
     rows = f"FROM (SELECT * FROM recent UNION ALL SELECT b.* FROM {big} b SEMI JOIN recent r ON r.unit = b.unit)"
     con.execute(f"CREATE TEMP TABLE touched AS {FOLD_UNITS.replace('FROM rows', rows)}")
     con.execute(f"""CREATE TEMP VIEW phase_units AS
@@ -106,40 +186,8 @@ def _units_view(con: duckdb.DuckDBPyConnection, log: AbLog, phase: int) -> bool:
     return True
 
 
-def _feedback_sql(log: AbLog, phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
-    """Per unit and metric, the sum of the feedback logged while ``phase`` ran (a time
-    before phase 1 is phase 1's, as the phases' starts say)."""
-    files = [str(path) for path in log.feedback_files if path.exists()]
-    if not files:
-        return "SELECT NULL::VARCHAR AS unit, NULL::VARCHAR AS metric, NULL::DOUBLE AS total WHERE false"
-    bounds = []
-    if phase > 1:
-        bounds.append(f"ts >= {_number(phase_starts[phase - 1])}")
-    if phase < len(phase_starts):
-        bounds.append(f"ts < {_number(phase_starts[phase])}")
-    names = ", ".join(f"'{_text(m.name)}'" for m in metrics)
-    where = " AND ".join([f"metric IN ({names})", *bounds])
-    listed = "[" + ", ".join(f"'{_text(f)}'" for f in files) + "]"
-    return f"SELECT unit, metric, sum(value) AS total FROM read_parquet({listed}) WHERE {where} GROUP BY unit, metric"
-
-
-def _daily_sql(log: AbLog, phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
-    rules = ", ".join(f"('{_text(m.name)}', {str(m.binary).lower()})" for m in metrics)
-    return f"""
-        WITH f AS ({_feedback_sql(log, phase, phase_starts, metrics)}),
-             m(metric, is_binary) AS (VALUES {rules}),
-             v AS (SELECT u.variant, m.metric, floor(u.first_ts / 86400) * 86400 AS day,
-                          CASE WHEN m.is_binary THEN CAST(coalesce(f.total, 0) > 0 AS DOUBLE)
-                               ELSE coalesce(f.total, 0) END AS value
-                   FROM phase_units u CROSS JOIN m LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
-                   WHERE NOT u.crossover)
-        SELECT variant, metric, day, count(*) AS n, sum(value) AS sum, sum(value * value) AS sum_sq
-        FROM v GROUP BY variant, metric, day"""
-
-
-def _value(metric: MetricRule) -> str:
-    total = "coalesce(f.total, 0)"
-    return f"CAST({total} > 0 AS DOUBLE)" if metric.binary else total
+def _list(files: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{_text(f)}'" for f in files) + "]"
 
 
 def _text(text: str) -> str:

@@ -21,7 +21,7 @@ from ..ab.experiment import AbRegistry, Experiment
 from ..errors import InvalidInputError
 from ..storage import ab_events as ev
 from ..storage.layout import Layout
-from .http import Server
+from .http import NotOnServerError, Server
 from .upload import whole_lines_from
 from .wire import unpack
 
@@ -77,9 +77,12 @@ class RemoteAbRegistry(AbRegistry):
         return log
 
     def results(self, exp: Experiment, phase: int | None = None, sequential: bool | None = None,
-                covariate: pd.Series | None = None) -> Results:
+                covariate: pd.Series | None = None, engine: str = "duckdb") -> Results:
         from ..ab.analysis import Results
 
+        if engine != "duckdb":  # the server aggregates where its files are, on its own engine
+            raise NotOnServerError(f"results(engine={engine!r}) runs where the store's folder is; "
+                                   "against a server, the server's engine analyses")
         log = self.open_log(exp.key)
         if log is not None:
             log.flush()
