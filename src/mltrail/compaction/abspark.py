@@ -14,8 +14,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from .ablog import AbLog
-from .abstats import (COUNTS_SQL, DAILY_COLUMNS, MetricRule, PhaseStatistics, daily_sql, metric_rows,
-                      phase_units_sql, statistics_of, unit_values_sql)
+from .abstats import (
+    COUNTS_SQL,
+    DAILY_COLUMNS,
+    MetricRule,
+    PhaseStatistics,
+    daily_sql,
+    metric_rows,
+    phase_units_sql,
+    statistics_of,
+    unit_values_sql,
+)
 
 
 def session() -> Any:
