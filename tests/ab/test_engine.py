@@ -63,3 +63,42 @@ def test_a_memory_limit_that_is_no_size_is_named(store, monkeypatch):
     monkeypatch.setenv("MLTRAIL_AB_MEMORY", "lots")
     with pytest.raises(mltrail.InvalidInputError, match="MLTRAIL_AB_MEMORY='lots' is not a size"):
         exp.results()
+
+
+def test_a_conversion_window_counts_only_feedback_soon_after_the_first_exposure(store, monkeypatch):
+    """Feedback before the exposure, inside the window and after it, at known times; the
+    means equal a direct computation on the units, and a metric without a window still
+    counts all of the phase's feedback."""
+    import time as clock
+
+    spec = ab_spec(key="windowed", primary={"name": "conversion", "kind": "binary", "window_seconds": 100.0},
+                   guardrails=[{"name": "spend", "kind": "continuous"}], mde=0.02)
+    exp = store.ab.create(spec).start()
+    now = [clock.time() + 10]
+    monkeypatch.setattr("mltrail.ab.logging._time", lambda: now[0])  # the log lines' clock
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(2_000):
+        unit = f"u{i}"
+        offset = float(rng.choice([-50.0, 10.0, 99.0, 150.0, 1_000.0]))  # before, inside, inside, after, after
+        now[0] += 1.0
+        exposed_at = now[0]
+        exp.log_exposure(unit, exp.assign(unit))
+        now[0] = exposed_at + offset
+        exp.log_feedback(unit, "conversion", 1.0)
+        exp.log_feedback(unit, "spend", 2.0)
+        now[0] = exposed_at
+        rows.append((unit, exp.assign(unit), 0 <= offset < 100.0))
+    result = exp.results()
+    frame = pd.DataFrame(rows, columns=["unit", "variant", "inside"])
+    expected = frame.groupby("variant")["inside"].mean()
+    table = result.table.set_index(["metric", "variant"])
+    for variant in exp.variants:
+        assert table.loc[("conversion", variant), "mean"] == pytest.approx(expected[variant], rel=1e-12)
+        assert table.loc[("spend", variant), "mean"] == pytest.approx(2.0)  # no window: all of it
+
+
+def test_a_window_must_be_positive(store):
+    with pytest.raises(mltrail.InvalidInputError, match="window_seconds"):
+        store.ab.create(ab_spec(key="bad", primary={"name": "conversion", "kind": "binary", "window_seconds": 0},
+                                mde=0.02))

@@ -24,19 +24,21 @@ def spark():
 
 
 def generated_experiment(store):
-    """Three phases, two metrics (binary and continuous), repeat exposures, crossovers,
-    feedback before an exposure and in every phase, logged in several flushes (several
-    unit files)."""
-    exp = store.ab.create(ab_spec(key="eq", primary={"name": "conversion", "kind": "binary"},
+    """Three phases, two metrics (binary with a conversion window, continuous without),
+    repeat exposures, crossovers, feedback before an exposure and in every phase, logged
+    in several flushes (several unit files)."""
+    exp = store.ab.create(ab_spec(key="eq", primary={"name": "conversion", "kind": "binary", "window_seconds": 3600},
                                   guardrails=[{"name": "spend", "kind": "continuous", "direction": "decrease"}],
                                   mde=0.02)).start()
     rng = np.random.default_rng(11)
     for batch, (first, last) in enumerate(((0, 8_000), (7_500, 8_500), (8_000, 9_000))):
         units = [f"u{i}" for i in range(first, last)]  # some seen before each time
         for unit, variant in zip(units, exp.assign_batch(units)):
-            if rng.random() < 0.5:
-                exp.log_feedback(unit, "conversion", 1.0)  # before its exposure: still counts
+            if rng.random() < 0.3:
+                exp.log_feedback(unit, "conversion", 1.0)  # before its exposure: outside the window
             exp.log_exposure(unit, variant)
+            if rng.random() < 0.3:
+                exp.log_feedback(unit, "conversion", 1.0)
             exp.log_feedback(unit, "spend", float(np.round(rng.gamma(2.0, 7.3), 6)))
             if rng.random() < 0.01:
                 exp.log_exposure(unit, "treatment" if variant == "control" else "control")  # a crossover

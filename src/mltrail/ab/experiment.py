@@ -363,9 +363,9 @@ class AbRegistry:
             log.flush()
         compacted = self.log_tables(exp)
         starts = [p.started for p in exp.phases]
-        rules = [MetricRule(m.name, m.kind == "binary") for m in exp.spec.metrics]
+        rules = [MetricRule(m.name, m.kind == "binary", m.window_seconds) for m in exp.spec.metrics]
         statistics = phase_statistics(compacted, chosen.number, starts, rules, engine)
-        primary = MetricRule(exp.spec.primary.name, exp.spec.primary.kind == "binary")
+        primary = rules[0]  # (spec.metrics: the primary first)
         return results(exp, statistics, chosen, sequential, covariate,
                        lambda: unit_values(compacted, chosen.number, starts, primary, engine),
                        [str(b) for b in compacted.bad_lines])

@@ -50,7 +50,7 @@ def spark_statistics(log: AbLog, phase: int, phase_starts: Sequence[float],
     if not _views(spark, log, phase, metrics):
         return statistics_of([], pd.DataFrame(columns=DAILY_COLUMNS))
     counts = [tuple(row) for row in spark.sql(COUNTS_SQL).collect()]
-    return statistics_of(counts, _frame(spark.sql(daily_sql(phase, phase_starts))))
+    return statistics_of(counts, _frame(spark.sql(daily_sql(phase, phase_starts, metrics))))
 
 
 def spark_unit_values(log: AbLog, phase: int, phase_starts: Sequence[float], metric: MetricRule) -> Any:
@@ -59,7 +59,7 @@ def spark_unit_values(log: AbLog, phase: int, phase_starts: Sequence[float], met
     spark = session()
     if not _views(spark, log, phase, [metric]):
         return pd.DataFrame({"unit": [], "variant": [], "value": []})
-    return _frame(spark.sql(unit_values_sql(phase, phase_starts)))
+    return _frame(spark.sql(unit_values_sql(phase, phase_starts, [metric])))
 
 
 def _frame(answer: Any) -> Any:
@@ -85,6 +85,7 @@ def _views(spark: Any, log: AbLog, phase: int, metrics: Sequence[MetricRule]) ->
                                   StructField("value", DoubleType()), StructField("ts", DoubleType())])
     (spark.read.parquet(*feedback) if feedback else spark.createDataFrame([], feedback_schema)
      ).createOrReplaceTempView("feedback_rows")
-    rules = StructType([StructField("metric", StringType()), StructField("is_binary", BooleanType())])
+    rules = StructType([StructField("metric", StringType()), StructField("is_binary", BooleanType()),
+                        StructField("window_seconds", DoubleType())])
     spark.createDataFrame(metric_rows(metrics), rules).createOrReplaceTempView("metric_rules")
     return True

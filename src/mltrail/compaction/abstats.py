@@ -6,8 +6,9 @@ same SQL, written here, over three views:
 - ``unit_rows`` / ``phase_units``: the rows of the unit files, and one phase's units
   folded from them (the variant of the earliest exposure, crossover when served two);
 - ``feedback_rows``: the feedback as logged;
-- ``metric_rules``: each metric's name and whether it is binary (a unit's value is 1 if
-  it had any positive feedback, else the sum of its values).
+- ``metric_rules``: each metric's name, whether it is binary (a unit's value is 1 if
+  it had any positive feedback, else the sum of its values) and its conversion window
+  (seconds after the unit's first exposure in which feedback counts; none before it).
 
 For one phase they give, per variant, metric and day of first exposure, the count, sum
 and sum of squares of the units' values (crossover units counted apart and left out),
@@ -42,6 +43,7 @@ class MetricRule:
 
     name: str
     binary: bool  # 1 if the unit had any positive feedback, else the sum of its values
+    window: float | None = None  # seconds after the unit's first exposure that count (None: all)
 
 
 @dataclass
@@ -73,7 +75,7 @@ def phase_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], metr
                 result = statistics_of([], pd.DataFrame(columns=DAILY_COLUMNS))
             else:
                 result = statistics_of(con.execute(COUNTS_SQL).fetchall(),
-                                       con.execute(daily_sql(phase, phase_starts)).df())
+                                       con.execute(daily_sql(phase, phase_starts, metrics)).df())
     if len(_cache) >= _CACHE_ENTRIES:
         _cache.clear()
     _cache[key] = result
@@ -90,7 +92,7 @@ def unit_values(log: AbLog, phase: int, phase_starts: Sequence[float], metric: M
     with connect(log.folder) as con:
         if not _duckdb_views(con, log, phase, [metric]):
             return pd.DataFrame({"unit": [], "variant": [], "value": []})
-        return con.execute(unit_values_sql(phase, phase_starts)).df()
+        return con.execute(unit_values_sql(phase, phase_starts, [metric])).df()
 
 
 # -- the SQL both engines run -----------------------------------------------------------
@@ -103,23 +105,30 @@ def phase_units_sql(phase: int) -> str:
     return FOLD_UNITS.replace("FROM rows", f"FROM (SELECT * FROM unit_rows WHERE phase = {int(phase)}) r")
 
 
-def feedback_sql(phase: int, phase_starts: Sequence[float]) -> str:
+def feedback_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
     """Per unit and metric, the sum of the feedback logged while ``phase`` ran (a time
-    before phase 1 is phase 1's, as the phases' starts say)."""
-    bounds = ["metric IN (SELECT metric FROM metric_rules)"]
+    before phase 1 is phase 1's, as the phases' starts say) and, for a metric with a
+    conversion window, within it after the unit's first exposure. The join with the
+    units is made only when some metric has a window."""
+    bounds = []
     if phase > 1:
-        bounds.append(f"ts >= {_number(phase_starts[phase - 1])}")
+        bounds.append(f"fb.ts >= {_number(phase_starts[phase - 1])}")
     if phase < len(phase_starts):
-        bounds.append(f"ts < {_number(phase_starts[phase])}")
-    return f"SELECT unit, metric, sum(value) AS total FROM feedback_rows WHERE {' AND '.join(bounds)} GROUP BY unit, metric"
+        bounds.append(f"fb.ts < {_number(phase_starts[phase])}")
+    joins = "JOIN metric_rules m ON m.metric = fb.metric"
+    if any(metric.window is not None for metric in metrics):
+        joins += " LEFT JOIN phase_units w ON w.unit = fb.unit"
+        bounds.append("(m.window_seconds IS NULL OR (fb.ts >= w.first_ts AND fb.ts < w.first_ts + m.window_seconds))")
+    where = f"WHERE {' AND '.join(bounds)}" if bounds else ""
+    return f"SELECT fb.unit, fb.metric, sum(fb.value) AS total FROM feedback_rows fb {joins} {where} GROUP BY fb.unit, fb.metric"
 
 
 _VALUE = "CASE WHEN m.is_binary THEN CAST(coalesce(f.total, 0) > 0 AS DOUBLE) ELSE coalesce(f.total, 0) END"
 
 
-def daily_sql(phase: int, phase_starts: Sequence[float]) -> str:
+def daily_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
     return f"""
-        WITH f AS ({feedback_sql(phase, phase_starts)}),
+        WITH f AS ({feedback_sql(phase, phase_starts, metrics)}),
              v AS (SELECT u.variant, m.metric, floor(u.first_ts / 86400) * 86400 AS day, {_VALUE} AS value
                    FROM phase_units u CROSS JOIN metric_rules m
                    LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
@@ -128,17 +137,17 @@ def daily_sql(phase: int, phase_starts: Sequence[float]) -> str:
         FROM v GROUP BY variant, metric, day"""
 
 
-def unit_values_sql(phase: int, phase_starts: Sequence[float]) -> str:
+def unit_values_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
     """Each unit's value of the one metric in ``metric_rules``."""
     return f"""
-        WITH f AS ({feedback_sql(phase, phase_starts)})
+        WITH f AS ({feedback_sql(phase, phase_starts, metrics)})
         SELECT u.unit, u.variant, {_VALUE} AS value
         FROM phase_units u CROSS JOIN metric_rules m LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
         WHERE NOT u.crossover"""
 
 
-def metric_rows(metrics: Sequence[MetricRule]) -> list[tuple[str, bool]]:
-    return [(m.name, m.binary) for m in metrics]
+def metric_rows(metrics: Sequence[MetricRule]) -> list[tuple[str, bool, float | None]]:
+    return [(m.name, m.binary, m.window) for m in metrics]
 
 
 def statistics_of(counts: Sequence[Sequence[Any]], daily: pd.DataFrame) -> PhaseStatistics:
@@ -146,7 +155,7 @@ def statistics_of(counts: Sequence[Sequence[Any]], daily: pd.DataFrame) -> Phase
     PhaseStatistics: typed and ordered the same whichever engine gave them."""
     daily = daily[DAILY_COLUMNS].copy() if len(daily) else pd.DataFrame(columns=DAILY_COLUMNS)
     daily["day"] = pd.to_datetime(daily["day"].astype("float64"), unit="s", utc=True)
-    daily = daily.astype({"variant": "object", "metric": "object", "n": "int64", "sum": "float64",
+    daily = daily.astype({"variant": str, "metric": str, "n": "int64", "sum": "float64",  # (str: as Arrow gives it)
                           "sum_sq": "float64"})
     units: dict[str, int] = {}
     crossover = 0
@@ -169,9 +178,9 @@ def _duckdb_views(con: duckdb.DuckDBPyConnection, log: AbLog, phase: int, metric
     con.execute("CREATE TEMP VIEW feedback_rows AS " + (
         f"SELECT * FROM read_parquet({_list(feedback)})" if feedback else
         "SELECT NULL::VARCHAR AS unit, NULL::VARCHAR AS metric, NULL::DOUBLE AS value, NULL::DOUBLE AS ts WHERE false"))
-    con.execute("CREATE TEMP TABLE metric_rules (metric VARCHAR, is_binary BOOLEAN)")
+    con.execute("CREATE TEMP TABLE metric_rules (metric VARCHAR, is_binary BOOLEAN, window_seconds DOUBLE)")
     if metrics:
-        con.executemany("INSERT INTO metric_rules VALUES (?, ?)", metric_rows(metrics))
+        con.executemany("INSERT INTO metric_rules VALUES (?, ?, ?)", metric_rows(metrics))
     big = f"(SELECT * FROM read_parquet('{_text(files[0])}') WHERE phase = {int(phase)})"
     if len(files) == 1:
         con.execute(f"CREATE TEMP VIEW phase_units AS {big}")

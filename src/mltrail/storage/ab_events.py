@@ -48,6 +48,9 @@ class MetricSpec(_Model):
     name: str = Field(min_length=1, max_length=250)
     kind: Literal["binary", "continuous"]
     direction: Literal["increase", "decrease"] = "increase"  # which way is good
+    # a conversion window: only feedback within this many seconds after the unit's first
+    # exposure counts (and none before it); None: all the feedback of the phase
+    window_seconds: float | None = Field(default=None, gt=0)
 
 
 class Hypothesis(_Model):
