@@ -102,3 +102,62 @@ def test_a_window_must_be_positive(store):
     with pytest.raises(mltrail.InvalidInputError, match="window_seconds"):
         store.ab.create(ab_spec(key="bad", primary={"name": "conversion", "kind": "binary", "window_seconds": 0},
                                 mde=0.02))
+
+
+def test_a_ratio_metric_is_the_delta_method_on_per_unit_sums(store):
+    """Revenue per session: per unit the sums of revenue and of sessions; the result's
+    ratios, difference, interval and p-value equal the delta method computed directly
+    with numpy on those per-unit sums."""
+    from scipy import stats as sps
+
+    spec = ab_spec(key="rps", guardrails=[{"name": "revenue_per_session", "kind": "ratio",
+                                           "numerator": "revenue", "denominator": "sessions"}], mde=0.02)
+    exp = store.ab.create(spec).start()
+    rng = np.random.default_rng(8)
+    per_unit = []
+    for i in range(6_000):
+        unit = f"u{i}"
+        variant = exp.assign(unit)
+        exp.log_exposure(unit, variant)
+        sessions = int(rng.integers(0, 6))
+        revenue = 0.0
+        for _ in range(sessions):
+            exp.log_feedback(unit, "sessions", 1.0)
+            if rng.random() < 0.3:
+                amount = float(np.round(rng.gamma(2.0, 12.0 if variant == "treatment" else 10.0), 4))
+                exp.log_feedback(unit, "revenue", amount)
+                revenue += amount
+        per_unit.append((variant, revenue, float(sessions)))
+    row = exp.results().table.set_index(["metric", "variant"]).loc[("revenue_per_session", "treatment")]
+
+    frame = pd.DataFrame(per_unit, columns=["variant", "x", "y"])
+
+    def ratio_and_var(part):
+        x, y, n = part["x"].to_numpy(), part["y"].to_numpy(), len(part)
+        r = x.sum() / y.sum()
+        cov = np.cov(x, y, ddof=1)
+        return r, (cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / (n * y.mean() ** 2)
+
+    r_c, v_c = ratio_and_var(frame[frame["variant"] == "control"])
+    r_t, v_t = ratio_and_var(frame[frame["variant"] == "treatment"])
+    se = np.sqrt(v_c + v_t)
+    assert row["mean"] == pytest.approx(r_t, rel=1e-12)
+    assert row["difference"] == pytest.approx(r_t - r_c, rel=1e-9)
+    assert row["ci_low"] == pytest.approx(r_t - r_c - sps.norm.ppf(0.975) * se, rel=1e-9)
+    assert row["p_value"] == pytest.approx(2 * sps.norm.sf(abs(r_t - r_c) / se), rel=1e-6)
+    assert row["relative"] == pytest.approx(r_t / r_c - 1, rel=1e-9)
+    assert row["significant"]  # a 20% richer treatment, 6,000 units
+
+
+def test_a_ratio_metric_needs_both_parts_and_cannot_be_the_primary(store):
+    with pytest.raises(mltrail.InvalidInputError, match="needs a numerator and a denominator"):
+        store.ab.create(ab_spec(key="r1", guardrails=[{"name": "rps", "kind": "ratio", "numerator": "revenue"}],
+                                mde=0.02))
+    with pytest.raises(mltrail.InvalidInputError, match="a ratio metric can be a guardrail"):
+        store.ab.create(ab_spec(key="r2", primary={"name": "rps", "kind": "ratio", "numerator": "a",
+                                                   "denominator": "b"}, mde=0.02))
+    exp = store.ab.create(ab_spec(key="r3", guardrails=[{"name": "rps", "kind": "ratio", "numerator": "revenue",
+                                                         "denominator": "sessions"}], mde=0.02)).start()
+    exp.log_feedback("u1", "revenue", 3.0)  # a ratio's parts are what is logged
+    with pytest.raises(mltrail.InvalidInputError, match="unknown metric 'rps'"):
+        exp.log_feedback("u1", "rps", 3.0)

@@ -24,11 +24,13 @@ def spark():
 
 
 def generated_experiment(store):
-    """Three phases, two metrics (binary with a conversion window, continuous without),
+    """Three phases, three metrics (binary with a conversion window, continuous, a ratio),
     repeat exposures, crossovers, feedback before an exposure and in every phase, logged
     in several flushes (several unit files)."""
     exp = store.ab.create(ab_spec(key="eq", primary={"name": "conversion", "kind": "binary", "window_seconds": 3600},
-                                  guardrails=[{"name": "spend", "kind": "continuous", "direction": "decrease"}],
+                                  guardrails=[{"name": "spend", "kind": "continuous", "direction": "decrease"},
+                                              {"name": "spend_per_visit", "kind": "ratio", "numerator": "spend",
+                                               "denominator": "visits"}],
                                   mde=0.02)).start()
     rng = np.random.default_rng(11)
     for batch, (first, last) in enumerate(((0, 8_000), (7_500, 8_500), (8_000, 9_000))):
@@ -40,6 +42,8 @@ def generated_experiment(store):
             if rng.random() < 0.3:
                 exp.log_feedback(unit, "conversion", 1.0)
             exp.log_feedback(unit, "spend", float(np.round(rng.gamma(2.0, 7.3), 6)))
+            for _ in range(int(rng.integers(1, 4))):
+                exp.log_feedback(unit, "visits", 1.0)
             if rng.random() < 0.01:
                 exp.log_exposure(unit, "treatment" if variant == "control" else "control")  # a crossover
         exp.log.flush()

@@ -77,10 +77,14 @@ def results(exp: Experiment, statistics: PhaseStatistics, phase: Phase, sequenti
     rows: list[dict[str, Any]] = []
     for metric in exp.spec.metrics:
         binary = metric.kind == "binary"
-        sums = (daily[daily["metric"] == metric.name].groupby("variant")[["n", "sum", "sum_sq"]].sum()
-                if len(daily) else pd.DataFrame(columns=["n", "sum", "sum_sq"]))
-        arms = {v: stats.Arm(*(float(sums.loc[v, c]) if v in sums.index else 0.0
-                               for c in ("n", "sum", "sum_sq"))) for v in names}
+        sums = (daily[daily["metric"] == metric.name].groupby("variant")[SUMS].sum()
+                if len(daily) else pd.DataFrame(columns=SUMS))
+        totals = {v: [float(sums.loc[v, c]) if v in sums.index else 0.0 for c in SUMS] for v in names}
+        if metric.kind == "ratio":
+            metric_rows = _ratio_rows(exp, metric, totals, needed, sequential)
+            rows.extend(_with_holm(exp, metric_rows))
+            continue
+        arms = {v: stats.Arm(*totals[v][:3]) for v in names}
         test_as_binary = binary
         if covariate is not None and metric == exp.spec.primary and sum(counts.values()) and primary_values:
             arms = _cuped_arms(primary_values(), covariate, names)
@@ -98,26 +102,11 @@ def results(exp: Experiment, statistics: PhaseStatistics, phase: Phase, sequenti
                 with np.errstate(all="ignore"):
                     comparison = stats.compare(arms[control], arm, test_as_binary, exp.spec.alpha,
                                                sequential)
-                row.update(difference=float(comparison.difference), ci_low=float(comparison.ci_low),
-                           ci_high=float(comparison.ci_high), relative=float(comparison.relative),
-                           relative_ci_low=float(comparison.relative_ci_low),
-                           relative_ci_high=float(comparison.relative_ci_high),
-                           p_value=float(comparison.p_value),
+                row.update(_comparison_columns(comparison),
                            power_at_mde=_power_at_mde(exp, int(arms[control].n), n)
                            if metric == exp.spec.primary else np.nan)
             metric_rows.append(row)
-        tested = [r for r in metric_rows if "p_value" in r]
-        if tested:
-            adjusted, _ = stats.holm([r["p_value"] for r in tested], exp.spec.alpha)
-            for row, p in zip(tested, adjusted):
-                row["p_holm"] = float(p)
-                # every number shown must agree: the test, the difference's interval and the
-                # lift's (delta-method, wider: it carries the control mean's noise too), so a
-                # "significant" lift never comes with an interval that crosses zero
-                difference_clear = row["ci_low"] > 0 or row["ci_high"] < 0
-                lift_clear = row["relative_ci_low"] > 0 or row["relative_ci_high"] < 0
-                row["significant"] = bool(p < exp.spec.alpha and difference_clear and lift_clear)
-        rows.extend(metric_rows)
+        rows.extend(_with_holm(exp, metric_rows))
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)  # every column, even before any unit
     # true, false, or <NA> (the control; too few units): one nullable type, which Arrow
     # (a server's answer) keeps
@@ -126,6 +115,55 @@ def results(exp: Experiment, statistics: PhaseStatistics, phase: Phase, sequenti
     recommendation = recommend(exp, table, srm, sequential, phase)
     return Results(table, daily, srm, alarm, crossover, counts, phase.number, exp.state, recommendation,
                    list(bad_lines or []))
+
+
+SUMS = ["n", "sum", "sum_sq", "sum_y", "sum_y_sq", "sum_xy"]  # the daily statistics summed per variant
+
+
+def _comparison_columns(comparison: stats.Comparison) -> dict[str, float]:
+    return {"difference": float(comparison.difference), "ci_low": float(comparison.ci_low),
+            "ci_high": float(comparison.ci_high), "relative": float(comparison.relative),
+            "relative_ci_low": float(comparison.relative_ci_low),
+            "relative_ci_high": float(comparison.relative_ci_high), "p_value": float(comparison.p_value)}
+
+
+def _ratio_rows(exp: Experiment, metric: Any, totals: dict[str, list[float]], needed: dict[str, int],
+                sequential: bool) -> list[dict[str, Any]]:
+    """A ratio metric's rows: each arm's Σx / Σy, its std as the linearised per-unit
+    value's (√(n·Var R)), and the delta-method comparison with the control."""
+    arms = {v: stats.RatioArm(n=t[0], sum_x=t[1], sum_x_sq=t[2], sum_y=t[3], sum_y_sq=t[4], sum_xy=t[5])
+            for v, t in totals.items()}  # (in the order of SUMS)
+    control = arms[exp.control]
+    rows = []
+    for variant, arm in arms.items():
+        n = int(arm.n)
+        usable = n > 1 and arm.sum_y != 0
+        row = {"metric": metric.name, "kind": metric.kind, "variant": variant, "control": variant == exp.control,
+               "units": n, "mean": arm.ratio if usable else np.nan,
+               "std": float(np.sqrt(n * arm.ratio_var)) if usable else np.nan,
+               "progress": n / needed[variant] if needed.get(variant) else np.nan, "power_at_mde": np.nan}
+        if variant != exp.control and usable and control.n > 1 and control.sum_y != 0:
+            with np.errstate(all="ignore"):
+                row.update(_comparison_columns(stats.compare_ratio(control, arm, exp.spec.alpha, sequential)))
+        rows.append(row)
+    return rows
+
+
+def _with_holm(exp: Experiment, metric_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One metric's rows with Holm-adjusted p-values across its treatments, and whether
+    each is significant: the test, the difference's interval and the lift's must agree."""
+    tested = [r for r in metric_rows if "p_value" in r]
+    if tested:
+        adjusted, _ = stats.holm([r["p_value"] for r in tested], exp.spec.alpha)
+        for row, p in zip(tested, adjusted):
+            row["p_holm"] = float(p)
+            # every number shown must agree: the test, the difference's interval and the
+            # lift's (delta-method, wider: it carries the control mean's noise too), so a
+            # "significant" lift never comes with an interval that crosses zero
+            difference_clear = row["ci_low"] > 0 or row["ci_high"] < 0
+            lift_clear = row["relative_ci_low"] > 0 or row["relative_ci_high"] < 0
+            row["significant"] = bool(p < exp.spec.alpha and difference_clear and lift_clear)
+    return metric_rows
 
 
 def _cuped_arms(units: pd.DataFrame, covariate: pd.Series, names: list[str]) -> dict[str, stats.Arm]:

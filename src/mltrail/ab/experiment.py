@@ -334,7 +334,7 @@ class AbRegistry:
                 return current.state == "running", current.phase.number
 
             log = self._logs[key] = ExposureLog(key, self.log_folder(key), exp.variants,
-                                                [m.name for m in exp.spec.metrics], state)
+                                                exp.spec.feedback_names, state)
         return log
 
     def log_folder(self, key: str) -> Path:
@@ -363,7 +363,7 @@ class AbRegistry:
             log.flush()
         compacted = self.log_tables(exp)
         starts = [p.started for p in exp.phases]
-        rules = [MetricRule(m.name, m.kind == "binary", m.window_seconds) for m in exp.spec.metrics]
+        rules = [MetricRule(m.name, m.kind == "binary", m.window_seconds, tuple(m.feedback)) for m in exp.spec.metrics]
         statistics = phase_statistics(compacted, chosen.number, starts, rules, engine)
         primary = rules[0]  # (spec.metrics: the primary first)
         return results(exp, statistics, chosen, sequential, covariate,

@@ -8,6 +8,8 @@ tests check each against scipy or statsmodels called directly on the same data.
 - Binary KPIs: the two-proportion z-test, pooled for the p-value (as statsmodels'
   ``proportions_ztest``), unpooled for the interval.
 - Relative lift: delta-method interval (as GrowthBook's engine).
+- Ratio metrics (revenue per session: Σx / Σy over an arm's units): delta-method
+  variance of the ratio, a z-interval and test (as GrowthBook's ratio metrics).
 - Several treatments: Holm (``statsmodels.stats.multitest.multipletests``).
 - Sequential: asymptotic confidence sequences (Waudby-Smith et al. 2021), valid at
   every look, and the always-valid p-value they imply.
@@ -112,6 +114,59 @@ def compare(control: Arm, treatment: Arm, binary: bool, alpha: float = 0.05,
                 p = two_proportion_p(control, treatment) if binary else welch_p(control, treatment)
     return Comparison(diff, se, diff - half, diff + half, relative, relative - rel_half,
                       relative + rel_half, p, sequential)
+
+
+@dataclass(frozen=True)
+class RatioArm:
+    """Sufficient statistics of one variant for a ratio metric: per unit x (numerator)
+    and y (denominator), their sums, sums of squares and sum of products."""
+
+    n: float
+    sum_x: float
+    sum_y: float
+    sum_x_sq: float
+    sum_y_sq: float
+    sum_xy: float
+
+    @property
+    def ratio(self) -> float:
+        return self.sum_x / self.sum_y
+
+    @property
+    def ratio_var(self) -> float:
+        """The delta-method variance of Σx / Σy: (s²ₓ − 2R·sₓᵧ + R²·s²ᵧ) / (n·ȳ²)."""
+        n = self.n
+        mx, my = self.sum_x / n, self.sum_y / n
+        vx = (self.sum_x_sq - n * mx * mx) / (n - 1)
+        vy = (self.sum_y_sq - n * my * my) / (n - 1)
+        cov = (self.sum_xy - n * mx * my) / (n - 1)
+        r = mx / my
+        return max(vx - 2 * r * cov + r * r * vy, 0.0) / (n * my * my)
+
+
+def compare_ratio(control: RatioArm, treatment: RatioArm, alpha: float = 0.05,
+                  sequential: bool = False, tuning_n: int = SEQUENTIAL_TUNING_N) -> Comparison:
+    """Treatment against control for a ratio metric: the difference of the ratios with a
+    z-interval and test from their delta-method variances; the relative lift's interval by
+    the delta method again. ``sequential`` as in :func:`compare`."""
+    r_c, r_t = control.ratio, treatment.ratio
+    v_c, v_t = control.ratio_var, treatment.ratio_var
+    diff = r_t - r_c
+    with np.errstate(divide="ignore", invalid="ignore"):  # (an arm without spread: NaN, never an error)
+        se = np.sqrt(np.float64(v_t + v_c))
+        rel_se = np.sqrt(np.float64(v_t) / r_c ** 2 + r_t ** 2 * np.float64(v_c) / r_c ** 4)
+        relative = diff / r_c
+        n_total = control.n + treatment.n
+        if sequential:
+            half = sequential_half_width(se, n_total, alpha, tuning_n)
+            rel_half = sequential_half_width(rel_se, n_total, alpha, tuning_n)
+            p = sequential_p_value(diff, se, n_total, tuning_n)
+        else:
+            z = stats.norm.ppf(1 - alpha / 2)
+            half, rel_half = z * se, z * rel_se
+            p = 2 * stats.norm.sf(abs(diff) / se)
+    return Comparison(diff, se, diff - half, diff + half, relative, relative - rel_half, relative + rel_half,
+                      p, sequential)
 
 
 def welch_dof(v_c: np.ndarray, n_c: np.ndarray, v_t: np.ndarray, n_t: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from .abstats import (
     MetricRule,
     PhaseStatistics,
     daily_sql,
+    input_rows,
     metric_rows,
     phase_units_sql,
     statistics_of,
@@ -88,4 +89,6 @@ def _views(spark: Any, log: AbLog, phase: int, metrics: Sequence[MetricRule]) ->
     rules = StructType([StructField("metric", StringType()), StructField("is_binary", BooleanType()),
                         StructField("window_seconds", DoubleType())])
     spark.createDataFrame(metric_rows(metrics), rules).createOrReplaceTempView("metric_rules")
+    inputs = StructType([StructField(name, StringType()) for name in ("metric", "feedback", "role")])
+    spark.createDataFrame(input_rows(metrics), inputs).createOrReplaceTempView("metric_inputs")
     return True

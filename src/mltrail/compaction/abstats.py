@@ -8,7 +8,9 @@ same SQL, written here, over three views:
 - ``feedback_rows``: the feedback as logged;
 - ``metric_rules``: each metric's name, whether it is binary (a unit's value is 1 if
   it had any positive feedback, else the sum of its values) and its conversion window
-  (seconds after the unit's first exposure in which feedback counts; none before it).
+  (seconds after the unit's first exposure in which feedback counts; none before it);
+  ``metric_inputs``: which feedback names make each metric's x (its value, a ratio's
+  numerator) and y (a ratio's denominator).
 
 For one phase they give, per variant, metric and day of first exposure, the count, sum
 and sum of squares of the units' values (crossover units counted apart and left out),
@@ -32,7 +34,8 @@ import pandas as pd
 from .ablog import FOLD_UNITS, AbLog, connect
 
 ENGINES = ("duckdb", "spark")
-DAILY_COLUMNS = ["variant", "metric", "day", "n", "sum", "sum_sq"]
+# x is a unit's value (a ratio's numerator); y a ratio's denominator (0 for other metrics)
+DAILY_COLUMNS = ["variant", "metric", "day", "n", "sum", "sum_sq", "sum_y", "sum_y_sq", "sum_xy"]
 _cache: dict[tuple, PhaseStatistics] = {}
 _CACHE_ENTRIES = 64
 
@@ -44,6 +47,12 @@ class MetricRule:
     name: str
     binary: bool  # 1 if the unit had any positive feedback, else the sum of its values
     window: float | None = None  # seconds after the unit's first exposure that count (None: all)
+    # the feedback names its value is made of: (name,), or a ratio's (numerator, denominator)
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def feedback(self) -> tuple[str, ...]:
+        return self.inputs or (self.name,)
 
 
 @dataclass
@@ -106,34 +115,39 @@ def phase_units_sql(phase: int) -> str:
 
 
 def feedback_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
-    """Per unit and metric, the sum of the feedback logged while ``phase`` ran (a time
-    before phase 1 is phase 1's, as the phases' starts say) and, for a metric with a
-    conversion window, within it after the unit's first exposure. The join with the
-    units is made only when some metric has a window."""
+    """Per unit and metric, the sums x (the metric's feedback, a ratio's numerator) and y
+    (a ratio's denominator) of the feedback logged while ``phase`` ran (a time before
+    phase 1 is phase 1's, as the phases' starts say) and, for a metric with a conversion
+    window, within it after the unit's first exposure. The join with the units is made
+    only when some metric has a window."""
     bounds = []
     if phase > 1:
         bounds.append(f"fb.ts >= {_number(phase_starts[phase - 1])}")
     if phase < len(phase_starts):
         bounds.append(f"fb.ts < {_number(phase_starts[phase])}")
-    joins = "JOIN metric_rules m ON m.metric = fb.metric"
+    joins = "JOIN metric_inputs i ON i.feedback = fb.metric"
     if any(metric.window is not None for metric in metrics):
-        joins += " LEFT JOIN phase_units w ON w.unit = fb.unit"
+        joins += " JOIN metric_rules m ON m.metric = i.metric LEFT JOIN phase_units w ON w.unit = fb.unit"
         bounds.append("(m.window_seconds IS NULL OR (fb.ts >= w.first_ts AND fb.ts < w.first_ts + m.window_seconds))")
     where = f"WHERE {' AND '.join(bounds)}" if bounds else ""
-    return f"SELECT fb.unit, fb.metric, sum(fb.value) AS total FROM feedback_rows fb {joins} {where} GROUP BY fb.unit, fb.metric"
+    return f"""SELECT fb.unit, i.metric, sum(CASE WHEN i.role = 'x' THEN fb.value END) AS x,
+                      sum(CASE WHEN i.role = 'y' THEN fb.value END) AS y
+               FROM feedback_rows fb {joins} {where} GROUP BY fb.unit, i.metric"""
 
 
-_VALUE = "CASE WHEN m.is_binary THEN CAST(coalesce(f.total, 0) > 0 AS DOUBLE) ELSE coalesce(f.total, 0) END"
+_VALUES = """CASE WHEN m.is_binary THEN CAST(coalesce(f.x, 0) > 0 AS DOUBLE) ELSE coalesce(f.x, 0) END AS x,
+             coalesce(f.y, 0) AS y"""
 
 
 def daily_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
     return f"""
         WITH f AS ({feedback_sql(phase, phase_starts, metrics)}),
-             v AS (SELECT u.variant, m.metric, floor(u.first_ts / 86400) * 86400 AS day, {_VALUE} AS value
+             v AS (SELECT u.variant, m.metric, floor(u.first_ts / 86400) * 86400 AS day, {_VALUES}
                    FROM phase_units u CROSS JOIN metric_rules m
                    LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
                    WHERE NOT u.crossover)
-        SELECT variant, metric, day, count(*) AS n, sum(value) AS sum, sum(value * value) AS sum_sq
+        SELECT variant, metric, day, count(*) AS n, sum(x) AS sum, sum(x * x) AS sum_sq,
+               sum(y) AS sum_y, sum(y * y) AS sum_y_sq, sum(x * y) AS sum_xy
         FROM v GROUP BY variant, metric, day"""
 
 
@@ -141,13 +155,19 @@ def unit_values_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence
     """Each unit's value of the one metric in ``metric_rules``."""
     return f"""
         WITH f AS ({feedback_sql(phase, phase_starts, metrics)})
-        SELECT u.unit, u.variant, {_VALUE} AS value
-        FROM phase_units u CROSS JOIN metric_rules m LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
-        WHERE NOT u.crossover"""
+        SELECT u.unit, u.variant, x AS value FROM (
+            SELECT u.unit, u.variant, {_VALUES}
+            FROM phase_units u CROSS JOIN metric_rules m LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
+            WHERE NOT u.crossover) u"""
 
 
 def metric_rows(metrics: Sequence[MetricRule]) -> list[tuple[str, bool, float | None]]:
     return [(m.name, m.binary, m.window) for m in metrics]
+
+
+def input_rows(metrics: Sequence[MetricRule]) -> list[tuple[str, str, str]]:
+    """``metric_inputs``: (metric, feedback name, role x or y)."""
+    return [(m.name, name, "xy"[i]) for m in metrics for i, name in enumerate(m.feedback)]
 
 
 def statistics_of(counts: Sequence[Sequence[Any]], daily: pd.DataFrame) -> PhaseStatistics:
@@ -155,8 +175,8 @@ def statistics_of(counts: Sequence[Sequence[Any]], daily: pd.DataFrame) -> Phase
     PhaseStatistics: typed and ordered the same whichever engine gave them."""
     daily = daily[DAILY_COLUMNS].copy() if len(daily) else pd.DataFrame(columns=DAILY_COLUMNS)
     daily["day"] = pd.to_datetime(daily["day"].astype("float64"), unit="s", utc=True)
-    daily = daily.astype({"variant": str, "metric": str, "n": "int64", "sum": "float64",  # (str: as Arrow gives it)
-                          "sum_sq": "float64"})
+    daily = daily.astype({"variant": str, "metric": str, "n": "int64",  # (str: as Arrow gives it)
+                          **{c: "float64" for c in DAILY_COLUMNS[4:]}})
     units: dict[str, int] = {}
     crossover = 0
     for variant, is_crossover, count in counts:
@@ -179,8 +199,10 @@ def _duckdb_views(con: duckdb.DuckDBPyConnection, log: AbLog, phase: int, metric
         f"SELECT * FROM read_parquet({_list(feedback)})" if feedback else
         "SELECT NULL::VARCHAR AS unit, NULL::VARCHAR AS metric, NULL::DOUBLE AS value, NULL::DOUBLE AS ts WHERE false"))
     con.execute("CREATE TEMP TABLE metric_rules (metric VARCHAR, is_binary BOOLEAN, window_seconds DOUBLE)")
+    con.execute("CREATE TEMP TABLE metric_inputs (metric VARCHAR, feedback VARCHAR, role VARCHAR)")
     if metrics:
         con.executemany("INSERT INTO metric_rules VALUES (?, ?, ?)", metric_rows(metrics))
+        con.executemany("INSERT INTO metric_inputs VALUES (?, ?, ?)", input_rows(metrics))
     big = f"(SELECT * FROM read_parquet('{_text(files[0])}') WHERE phase = {int(phase)})"
     if len(files) == 1:
         con.execute(f"CREATE TEMP VIEW phase_units AS {big}")

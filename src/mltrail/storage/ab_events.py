@@ -46,11 +46,30 @@ class Variant(_Model):
 
 class MetricSpec(_Model):
     name: str = Field(min_length=1, max_length=250)
-    kind: Literal["binary", "continuous"]
+    # binary: a unit converted or not; continuous: the sum of its values; ratio: the sum of
+    # its `numerator` feedback over the sum of its `denominator` feedback (revenue per
+    # session), pooled over units and analysed with the delta method
+    kind: Literal["binary", "continuous", "ratio"]
     direction: Literal["increase", "decrease"] = "increase"  # which way is good
     # a conversion window: only feedback within this many seconds after the unit's first
     # exposure counts (and none before it); None: all the feedback of the phase
     window_seconds: float | None = Field(default=None, gt=0)
+    numerator: str | None = Field(default=None, min_length=1, max_length=250)  # ratio metrics: feedback names
+    denominator: str | None = Field(default=None, min_length=1, max_length=250)
+
+    @model_validator(mode="after")
+    def _ratio(self) -> MetricSpec:
+        parts = (self.numerator, self.denominator)
+        if self.kind == "ratio" and (None in parts or parts[0] == parts[1]):
+            raise ValueError(f"ratio metric {self.name!r} needs a numerator and a denominator, two feedback names")
+        if self.kind != "ratio" and parts != (None, None):
+            raise ValueError(f"only a ratio metric has a numerator and a denominator, not {self.kind} {self.name!r}")
+        return self
+
+    @property
+    def feedback(self) -> list[str]:
+        """The feedback names this metric is made of (log_feedback takes these)."""
+        return [self.numerator, self.denominator] if self.kind == "ratio" else [self.name]  # type: ignore[list-item]
 
 
 class Hypothesis(_Model):
@@ -101,6 +120,9 @@ class ExperimentSpec(_Model):
         check_weights_sum([v.weight for v in self.variants])
         if self.primary.kind == "binary" and (self.baseline is None or not 0 < self.baseline < 1):
             raise ValueError("a binary primary KPI needs its baseline rate in (0, 1)")
+        if self.primary.kind == "ratio":
+            raise ValueError("a ratio metric can be a guardrail; the primary KPI is binary or continuous "
+                             "(its planned sample size needs one)")
         if self.primary.kind == "continuous" and self.std is None:
             raise ValueError("a continuous primary KPI needs its standard deviation (std)")
         if self.namespace is not None and not 0 <= self.namespace[1] < self.namespace[2] <= 1:
@@ -115,6 +137,11 @@ class ExperimentSpec(_Model):
     @property
     def metrics(self) -> list[MetricSpec]:
         return [self.primary, *self.guardrails]
+
+    @property
+    def feedback_names(self) -> list[str]:
+        """Every name ``log_feedback`` takes: the metrics', a ratio's numerator and denominator."""
+        return list(dict.fromkeys(name for metric in self.metrics for name in metric.feedback))
 
 
 class AbEvent(_Model):
