@@ -161,3 +161,36 @@ def test_a_ratio_metric_needs_both_parts_and_cannot_be_the_primary(store):
     exp.log_feedback("u1", "revenue", 3.0)  # a ratio's parts are what is logged
     with pytest.raises(mltrail.InvalidInputError, match="unknown metric 'rps'"):
         exp.log_feedback("u1", "rps", 3.0)
+
+
+def test_results_by_a_dimension_equal_a_direct_computation_per_segment(store):
+    """Country logged with the exposures (a unit counts under its first exposure's value;
+    units without one are "(none)"): each segment's units and means equal pandas on the
+    per-unit truth."""
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
+    rng = np.random.default_rng(2)
+    truth = []
+    for i in range(3_000):
+        unit = f"u{i}"
+        variant = exp.assign(unit)
+        country = str(rng.choice(["FR", "DE", "US"])) if i % 10 else None
+        exp.log_exposure(unit, variant, attributes={"country": country, "beta": True} if country else None)
+        if country and rng.random() < 0.5:
+            exp.log_exposure(unit, variant, attributes={"country": "XX"})  # later: the first value counts
+        converted = rng.random() < (0.2 if country == "FR" else 0.1)
+        if converted:
+            exp.log_feedback(unit, "conversion", 1.0)
+        truth.append((country or "(none)", variant, float(converted)))
+    by_country = exp.results_by("country")
+    frame = pd.DataFrame(truth, columns=["segment", "variant", "y"])
+    assert sorted(by_country.segments) == ["(none)", "DE", "FR", "US"]
+    table = by_country.table
+    conversion = table[table["metric"] == "conversion"].set_index(["segment", "variant"])
+    expected = frame.groupby(["segment", "variant"])["y"].agg(["mean", "size"])
+    for (segment, variant), row in expected.iterrows():
+        assert conversion.loc[(segment, variant), "units"] == row["size"]
+        assert conversion.loc[(segment, variant), "mean"] == pytest.approx(row["mean"], rel=1e-12)
+    assert sum(r.units["control"] + r.units["treatment"] for r in by_country.segments.values()) == 3_000
+    assert exp.results_by("beta").segments.keys() == {"true", "(none)"}  # booleans logged as text
+    with pytest.raises(mltrail.InvalidInputError, match="attribute 'country' must be text"):
+        exp.log_exposure("u-bad", "control", attributes={"country": ["FR"]})

@@ -92,3 +92,17 @@ def test_the_command_line_analyses_on_spark(store, spark):
     import json
     duck, sparked = (json.loads(a.output) for a in answers)
     assert sparked["units"] == duck["units"] and sum(duck["units"].values()) == 600
+
+
+def test_results_by_a_dimension_on_spark_equal_duckdb_s(store, spark):
+    exp = store.ab.create(ab_spec(key="dims", mde=0.02)).start()
+    rng = np.random.default_rng(4)
+    for i in range(2_000):
+        unit = f"u{i}"
+        exp.log_exposure(unit, exp.assign(unit), attributes={"platform": str(rng.choice(["ios", "android"]))}
+                         if i % 7 else None)
+        if rng.random() < 0.15:
+            exp.log_feedback(unit, "conversion", 1.0)
+    duck, sparked = exp.results_by("platform"), exp.results_by("platform", engine="spark")
+    assert sorted(duck.segments) == sorted(sparked.segments) == ["(none)", "android", "ios"]
+    pd.testing.assert_frame_equal(sparked.table, duck.table, rtol=1e-9)

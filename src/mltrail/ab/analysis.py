@@ -53,6 +53,24 @@ class Results:
         return self.recommendation
 
 
+@dataclass
+class DimensionResults:
+    """Results read by a dimension (an exposure attribute): one :class:`Results` per value,
+    each with its own units, health checks and tests (no correction across segments:
+    read them as a breakdown, not as more chances to find a winner)."""
+
+    dimension: str
+    segments: dict[str, Results]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every segment's results table, a ``segment`` column first."""
+        if not self.segments:
+            return pd.DataFrame(columns=["segment", *RESULT_COLUMNS])
+        return pd.concat([r.table.assign(segment=segment)[["segment", *RESULT_COLUMNS]]
+                          for segment, r in self.segments.items()], ignore_index=True)
+
+
 def results(exp: Experiment, statistics: PhaseStatistics, phase: Phase, sequential: bool | None = None,
             covariate: pd.Series | None = None, primary_values: Callable[[], pd.DataFrame] | None = None,
             bad_lines: list[str] | None = None) -> Results:

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..compaction.ablog import AbLog, compact_ab_log
-from ..compaction.abstats import MetricRule, phase_statistics, unit_values
+from ..compaction.abstats import MetricRule, phase_statistics, segment_statistics, unit_values
 from ..config import current_user
 from ..errors import (
     AlreadyExistsError,
@@ -41,7 +41,7 @@ from . import assign, power
 from .logging import ExposureLog
 
 if TYPE_CHECKING:
-    from .analysis import Results
+    from .analysis import DimensionResults, Results
 
 _KEY = re.compile(FOLDER_NAME)
 
@@ -232,11 +232,13 @@ class Experiment:
         """This process's :class:`~mltrail.ab.logging.ExposureLog` for the experiment."""
         return self._registry.log(self.key)
 
-    def log_exposure(self, unit_id: str, variant: str) -> None:
+    def log_exposure(self, unit_id: str, variant: str, attributes: Mapping[str, Any] | None = None) -> None:
         """Record that a unit was served a variant (buffered; see ``exp.log.flush()``),
         under this object's phase: the phase whose seed and weights :meth:`assign` used,
-        even if the weights were changed elsewhere since this object was read."""
-        self.log.log_exposure(unit_id, variant, phase=self.phase.number)
+        even if the weights were changed elsewhere since this object was read.
+        ``attributes`` ({"country": "FR", "platform": "ios"}) let results be read by
+        dimension: ``exp.results(by="country")``."""
+        self.log.log_exposure(unit_id, variant, phase=self.phase.number, attributes=attributes)
 
     def log_feedback(self, unit_id: str, metric: str, value: float) -> None:
         """Record a KPI value for a unit (buffered)."""
@@ -254,6 +256,13 @@ class Experiment:
         session, else a local one; ``pip install 'mltrail[spark]'``). Flushes this
         process's log first."""
         return self._registry.results(self, phase, sequential, covariate, engine)
+
+    def results_by(self, dimension: str, phase: int | None = None, sequential: bool | None = None,
+                   engine: str = "duckdb") -> DimensionResults:
+        """The results per value of ``dimension``, an attribute logged with the exposures
+        (``log_exposure(unit, variant, attributes={"country": "FR"})``; a unit counts under
+        its first exposure's value, ``(none)`` without one)."""
+        return self._registry.results_by(self, dimension, phase, sequential, engine)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -287,6 +296,11 @@ class Experiment:
         if not 0 < coverage <= 1:
             raise InvalidInputError(f"coverage must be in (0, 1], not {coverage}")
         return self._registry.append(self.key, ev.CoverageChanged, coverage=coverage, by=by)
+
+
+def _rules(exp: Experiment) -> list[MetricRule]:
+    """How the engine makes each metric's per-unit values (the primary first)."""
+    return [MetricRule(m.name, m.kind == "binary", m.window_seconds, tuple(m.feedback)) for m in exp.spec.metrics]
 
 
 def minimum_sample_size(spec: ev.ExperimentSpec, weights: Mapping[str, float] | None = None) -> dict[str, int]:
@@ -363,12 +377,31 @@ class AbRegistry:
             log.flush()
         compacted = self.log_tables(exp)
         starts = [p.started for p in exp.phases]
-        rules = [MetricRule(m.name, m.kind == "binary", m.window_seconds, tuple(m.feedback)) for m in exp.spec.metrics]
+        rules = _rules(exp)
         statistics = phase_statistics(compacted, chosen.number, starts, rules, engine)
         primary = rules[0]  # (spec.metrics: the primary first)
         return results(exp, statistics, chosen, sequential, covariate,
                        lambda: unit_values(compacted, chosen.number, starts, primary, engine),
                        [str(b) for b in compacted.bad_lines])
+
+    def results_by(self, exp: Experiment, dimension: str, phase: int | None = None, sequential: bool | None = None,
+                   engine: str = "duckdb") -> DimensionResults:
+        """:meth:`Experiment.results_by`, here."""
+        from .analysis import DimensionResults, results
+
+        if not isinstance(dimension, str) or not dimension:
+            raise InvalidInputError(f"a dimension is an exposure attribute's name, not {dimension!r}")
+        chosen = exp.get_phase(phase)
+        log = self.open_log(exp.key)
+        if log is not None:
+            log.flush()
+        compacted = self.log_tables(exp)
+        rules = _rules(exp)
+        segments = segment_statistics(compacted, chosen.number, [p.started for p in exp.phases], rules, dimension,
+                                      engine)
+        bad = [str(b) for b in compacted.bad_lines]
+        return DimensionResults(dimension, {segment: results(exp, statistics, chosen, sequential, bad_lines=bad)
+                                            for segment, statistics in segments.items()})
 
     def fingerprint(self, key: str) -> tuple[int, int]:
         """Changes whenever the experiment's lifecycle or logs do (a cache key): the

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +89,11 @@ class ExposureLog:
             self._running, self._phase = self._state()
             self._checked = now
 
-    def log_exposure(self, unit_id: str, variant: str, phase: int | None = None) -> None:
+    def log_exposure(self, unit_id: str, variant: str, phase: int | None = None,
+                     attributes: Mapping[str, Any] | None = None) -> None:
         """Record that ``unit_id`` was served ``variant`` (running experiments only), in
-        ``phase``: the phase the variant was assigned in (default: the current one)."""
+        ``phase``: the phase the variant was assigned in (default: the current one).
+        ``attributes`` ({"country": "FR"}) are what results can be read by."""
         if type(unit_id) is not str or not unit_id or not (unit_id.isascii() or is_unicode_text(unit_id)):
             raise InvalidInputError(f"unit id must be a non-empty string of Unicode text, not {unit_id!r}")
         if variant not in self._variants:
@@ -100,7 +102,9 @@ class ExposureLog:
         self._refresh_state()
         if not self._running:
             raise WrongStateError(f"experiment {self.key!r} is not running: exposures are refused")
-        self._pending.append((0, unit_id, variant, self._phase if phase is None else phase, _time()))
+        if attributes is not None:
+            attributes = check_attributes(attributes)
+        self._pending.append((0, unit_id, variant, self._phase if phase is None else phase, _time(), attributes))
         self.counts[variant] += 1
         if len(self._pending) >= FLUSH_EVENTS:
             self.flush()
@@ -142,9 +146,12 @@ class ExposureLog:
             for item in items:
                 seq += 1
                 if item[0] == 0:
-                    _, unit, variant, phase, ts = item
-                    events.append({"v": 1, "type": "exposure", "ts": ts, "experiment": key,
-                                   "seq": seq, "unit": unit, "variant": variant, "phase": phase})
+                    _, unit, variant, phase, ts, attributes = item
+                    event = {"v": 1, "type": "exposure", "ts": ts, "experiment": key,
+                             "seq": seq, "unit": unit, "variant": variant, "phase": phase}
+                    if attributes:
+                        event["attributes"] = attributes
+                    events.append(event)
                 else:
                     _, unit, metric, value, ts = item
                     events.append({"v": 1, "type": "feedback", "ts": ts, "experiment": key,
@@ -196,3 +203,22 @@ def _flush_all_at_exit() -> None:
             log.close()
         except OSError as exc:  # the disk is gone at exit: say what was lost
             print(f"mltrail: could not flush {log.describe()} at exit: {exc}", file=sys.stderr)
+
+
+def check_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
+    """An exposure's attributes as text: names of 1-100 characters, values of at most 250
+    (numbers and booleans written as text)."""
+    if not isinstance(attributes, Mapping):
+        raise InvalidInputError(f"exposure attributes are a mapping of names to values, not {type(attributes).__name__}")
+    checked = {}
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 100 or not is_unicode_text(name):
+            raise InvalidInputError(f"an exposure attribute's name is text of 1-100 characters, not {name!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str) or len(value) > 250 or not is_unicode_text(value):
+            raise InvalidInputError(f"exposure attribute {name!r} must be text of at most 250 characters, not {value!r}")
+        checked[name] = value
+    return checked

@@ -15,6 +15,8 @@ experiment's derived folder, and nothing is rewritten until files are merged:
   good.
 - ``feedback-<generation>.parquet``: the feedback lines as they were logged (unit,
   metric, value, time); merged past ``MAX_FEEDBACK_FILES``.
+- ``attributes-<generation>.parquet``: exposures' attributes (country, platform...), a
+  row each (phase, unit, key, value, time), for results by dimension; merged likewise.
 
 Which phase a feedback belongs to (its time against the phases' starts), and whether it
 counts, is decided when analysing, so that a new phase or a metric's definition never
@@ -34,6 +36,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from filelock import FileLock
 from pydantic import ValidationError
@@ -54,6 +57,9 @@ UNITS = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("variant", pa.
                    ("first_ts", pa.float64()), ("crossover", pa.bool_())])
 FEEDBACK = pa.schema([("unit", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
                       ("ts", pa.float64())])
+ATTRIBUTES = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("key", pa.string()), ("value", pa.string()),
+                        ("ts", pa.float64())])  # an exposure's attributes, a row each
+_ATTRIBUTE_LINES = pa.schema([("unit", pa.string()), ("phase", pa.int64()), ("ts", pa.float64())])
 _RAW_EXPOSURES = pa.schema([("phase", pa.int64()), ("unit", pa.string()), ("variant", pa.string()),
                             ("ts", pa.float64())])
 BATCH_BYTES = 64 << 20  # new log bytes parsed at a time (a router's segment is at most 64 MB)
@@ -80,6 +86,7 @@ class AbLog:
     unit_files: list[Path]  # the biggest (the merged one) first
     feedback_files: list[Path]
     bad_lines: list[BadLine]  # every line skipped so far (the last 1,000)
+    attribute_files: list[Path] = field(default_factory=list)
     new_bad_lines: list[BadLine] = field(default_factory=list)  # found by this compaction
     lines_read: int = 0
     bytes_read: int = 0
@@ -121,7 +128,7 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
         raw_exposures: list[Path] = []
         for number, (batch, _) in enumerate(in_batches(found.todo, BATCH_BYTES)):  # a batch in memory at a time
             loaded = load_new_bytes(batch, manifest.files)
-            events, bad, one_by_one = _parse(loaded.buffer, loaded.spans, label or str(log_folder))
+            events, attributes, bad, one_by_one = _parse(loaded.buffer, loaded.spans, label or str(log_folder))
             log.new_bad_lines += bad
             log.lines_read += events.num_rows
             log.bytes_read += loaded.bytes_read
@@ -140,7 +147,11 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
                     manifest.tables["feedback"] = manifest.tables.get("feedback", []) + [rel]
                     path = derived / rel
                 pq.write_table(rows.select(columns).cast(schema), path, compression="zstd")
-            del events, rows
+            if attributes.num_rows:
+                rel = f"attributes-{generation:08d}-{number:05d}.parquet"
+                manifest.tables["attributes"] = manifest.tables.get("attributes", []) + [rel]
+                pq.write_table(attributes, derived / rel, compression="zstd")
+            del events, rows, attributes
         pa.default_memory_pool().release_unused()  # the batches' Arrow memory, before DuckDB takes its share
         with connect(derived) as con:
             if raw_exposures:  # this compaction's exposures folded per (phase, unit), out of core
@@ -174,12 +185,13 @@ def _merge(con: duckdb.DuckDBPyConnection, derived: Path, manifest: Manifest, ge
             con.execute(f"""COPY ({FOLD_UNITS.replace('FROM rows', f'FROM read_parquet({_file_list(derived, units)})')})
                             TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")
             manifest.tables["units"] = [rel]
-    feedback = manifest.tables.get("feedback", [])
-    if len(feedback) > MAX_FEEDBACK_FILES:
-        rel = f"feedback-{generation:08d}-merged.parquet"
-        con.execute(f"""COPY (SELECT * FROM read_parquet({_file_list(derived, feedback)}))
-                        TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")
-        manifest.tables["feedback"] = [rel]
+    for name in ("feedback", "attributes"):
+        files = manifest.tables.get(name, [])
+        if len(files) > MAX_FEEDBACK_FILES:
+            rel = f"{name}-{generation:08d}-merged.parquet"
+            con.execute(f"""COPY (SELECT * FROM read_parquet({_file_list(derived, files)}))
+                            TO '{_sql_text(str(derived / rel))}' (FORMAT parquet, COMPRESSION zstd)""")
+            manifest.tables[name] = [rel]
 
 
 def _log(derived: Path, manifest: Manifest) -> AbLog:
@@ -187,7 +199,7 @@ def _log(derived: Path, manifest: Manifest) -> AbLog:
     units = [derived / rel for rel in manifest.tables.get("units", [])]
     units.sort(key=lambda path: (not path.name.endswith("-merged.parquet"), path.name))
     return AbLog(derived, manifest.generation, units, [derived / rel for rel in manifest.tables.get("feedback", [])],
-                 _bad_lines(manifest))
+                 _bad_lines(manifest), attribute_files=[derived / rel for rel in manifest.tables.get("attributes", [])])
 
 
 def _file_list(folder: Path, names: list[str]) -> str:
@@ -217,26 +229,51 @@ def _bad_lines(manifest: Manifest) -> list[BadLine]:
     return [BadLine(b["file"], b["line"], b["reason"]) for b in manifest.bad_lines]
 
 
-def _parse(buffer: bytearray, spans: list[Span], label: str) -> tuple[pa.Table, list[BadLine], int]:
+def _parse(buffer: bytearray, spans: list[Span], label: str) -> tuple[pa.Table, pa.Table, list[BadLine], int]:
     """The spans' events as one frame of ``_LINE_SCHEMA``'s columns, the bad lines, and
     how many lines were read one by one.
 
     The columnar reader takes everything at once when every line is good; a span that
     holds a bad line is read line by line, and only its bad lines are lost."""
     if not spans:
-        return _LINE_SCHEMA.empty_table(), [], 0
+        return _LINE_SCHEMA.empty_table(), ATTRIBUTES.empty_table(), [], 0
     table = _valid_columnar(buffer, spans)
     if table is not None:
-        return table, [], 0
-    parts, bad, one_by_one = [], [], 0
+        return table, _attributes_columnar(buffer, spans), [], 0
+    parts, attributes, bad, one_by_one = [], [], [], 0
     for span in spans:
         table = _valid_columnar(buffer, [span])
         if table is None:
-            table, skipped = _per_line(buffer, span, f"{label}/{span.rel}")
+            table, found, skipped = _per_line(buffer, span, f"{label}/{span.rel}")
             bad.extend(skipped)
             one_by_one += span.lines
+        else:
+            found = _attributes_columnar(buffer, [span])
         parts.append(table)
-    return pa.concat_tables(parts), bad, one_by_one
+        attributes.append(found)
+    return pa.concat_tables(parts), pa.concat_tables(attributes), bad, one_by_one
+
+
+def _attributes_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table:
+    """The exposures' attributes of well-formed spans, a row each: pyarrow's reader infers
+    them as a struct of the names it met, unpacked here name by name."""
+    start, end = spans[0].start, spans[-1].end
+    if buffer.find(b'"attributes":', start, end) < 0:
+        return ATTRIBUTES.empty_table()
+    table = pajson.read_json(pa.BufferReader(pa.py_buffer(buffer).slice(start, end - start)),
+                             parse_options=pajson.ParseOptions(explicit_schema=_ATTRIBUTE_LINES,
+                                                               unexpected_field_behavior="infer"))
+    if "attributes" not in table.column_names:
+        return ATTRIBUTES.empty_table()
+    attributes = table["attributes"].combine_chunks()
+    parts = []
+    for i in range(attributes.type.num_fields):
+        values = attributes.field(i)
+        rows = table.select(["phase", "unit", "ts"]).append_column("value", pc.cast(values, pa.string()))
+        rows = rows.filter(pc.is_valid(rows["value"]))
+        parts.append(rows.append_column("key", pa.array([attributes.type.field(i).name] * rows.num_rows, pa.string()))
+                     .select(ATTRIBUTES.names))
+    return pa.concat_tables(parts) if parts else ATTRIBUTES.empty_table()
 
 
 def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
@@ -262,8 +299,9 @@ def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
     return table if pc.all(pc.fill_null(ok, False)).as_py() else None
 
 
-def _per_line(buffer: bytearray, span: Span, file: str) -> tuple[pa.Table, list[BadLine]]:
+def _per_line(buffer: bytearray, span: Span, file: str) -> tuple[pa.Table, pa.Table, list[BadLine]]:
     rows: dict[str, list[Any]] = {name: [] for name in _LINE_SCHEMA.names}
+    attributes: dict[str, list[Any]] = {name: [] for name in ATTRIBUTES.names}
     bad = []
     lines = bytes(buffer[span.start:span.end]).split(b"\n")[:-1]
     for number, raw in enumerate(lines, start=span.first_line):
@@ -284,7 +322,10 @@ def _per_line(buffer: bytearray, span: Span, file: str) -> tuple[pa.Table, list[
             continue
         for name in _LINE_SCHEMA.names:
             rows[name].append(event.get(name))
-    return pa.table(rows, schema=_LINE_SCHEMA), bad
+        for key, value in (event.get("attributes") or {}).items():
+            for name, item in zip(ATTRIBUTES.names, (event["phase"], event["unit"], key, value, event["ts"])):
+                attributes[name].append(item)
+    return pa.table(rows, schema=_LINE_SCHEMA), pa.table(attributes, schema=ATTRIBUTES), bad
 
 
 # -- housekeeping ----------------------------------------------------------------------

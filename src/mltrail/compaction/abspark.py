@@ -17,13 +17,16 @@ from .ablog import AbLog
 from .abstats import (
     COUNTS_SQL,
     DAILY_COLUMNS,
+    SEGMENT_COUNTS_SQL,
     MetricRule,
     PhaseStatistics,
     daily_sql,
     input_rows,
     metric_rows,
     phase_units_sql,
+    split_segments,
     statistics_of,
+    unit_segments_sql,
     unit_values_sql,
 )
 
@@ -52,6 +55,24 @@ def spark_statistics(log: AbLog, phase: int, phase_starts: Sequence[float],
         return statistics_of([], pd.DataFrame(columns=DAILY_COLUMNS))
     counts = [tuple(row) for row in spark.sql(COUNTS_SQL).collect()]
     return statistics_of(counts, _frame(spark.sql(daily_sql(phase, phase_starts, metrics))))
+
+
+def spark_segments(log: AbLog, phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule],
+                   dimension: str) -> dict[str, PhaseStatistics]:
+    """:func:`.abstats.segment_statistics` on Spark."""
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+    spark = session()
+    if not _views(spark, log, phase, metrics):
+        return {}
+    files = [str(path) for path in log.attribute_files if path.exists()]
+    schema = StructType([StructField("phase", LongType()), StructField("unit", StringType()),
+                         StructField("key", StringType()), StructField("value", StringType()),
+                         StructField("ts", DoubleType())])
+    (spark.read.parquet(*files) if files else spark.createDataFrame([], schema)).createOrReplaceTempView("attribute_rows")
+    spark.sql(unit_segments_sql(phase, dimension)).createOrReplaceTempView("unit_segments")
+    counts = [tuple(row) for row in spark.sql(SEGMENT_COUNTS_SQL).collect()]
+    return split_segments(counts, _frame(spark.sql(daily_sql(phase, phase_starts, metrics, segmented=True))))
 
 
 def spark_unit_values(log: AbLog, phase: int, phase_starts: Sequence[float], metric: MetricRule) -> Any:

@@ -91,6 +91,37 @@ def phase_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], metr
     return result
 
 
+def segment_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule],
+                       dimension: str, engine: str = "duckdb") -> dict[str, PhaseStatistics]:
+    """:func:`phase_statistics` per value of ``dimension`` (an exposure attribute: the
+    unit's first exposure's value; units without it are ``(none)``)."""
+    if engine not in ENGINES:
+        from ..errors import InvalidInputError
+        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "spark":
+        from .abspark import spark_segments
+        return spark_segments(log, phase, phase_starts, metrics, dimension)
+    with connect(log.folder) as con:
+        if not _duckdb_views(con, log, phase, metrics):
+            return {}
+        attributes = [str(path) for path in log.attribute_files if path.exists()]
+        con.execute("CREATE TEMP VIEW attribute_rows AS " + (
+            f"SELECT * FROM read_parquet({_list(attributes)})" if attributes else
+            "SELECT NULL::BIGINT AS phase, NULL::VARCHAR AS unit, NULL::VARCHAR AS key, NULL::VARCHAR AS value, "
+            "NULL::DOUBLE AS ts WHERE false"))
+        con.execute(f"CREATE TEMP TABLE unit_segments AS {unit_segments_sql(phase, dimension)}")
+        return split_segments(con.execute(SEGMENT_COUNTS_SQL).fetchall(),
+                              con.execute(daily_sql(phase, phase_starts, metrics, segmented=True)).df())
+
+
+def split_segments(counts: Sequence[Sequence[Any]], daily: pd.DataFrame) -> dict[str, PhaseStatistics]:
+    """Segmented answers (``segment`` first in both) as PhaseStatistics per segment."""
+    segments = sorted({str(row[0]) for row in counts})
+    return {segment: statistics_of([row[1:] for row in counts if str(row[0]) == segment],
+                                   daily[daily["segment"] == segment].drop(columns="segment"))
+            for segment in segments}
+
+
 def unit_values(log: AbLog, phase: int, phase_starts: Sequence[float], metric: MetricRule,
                 engine: str = "duckdb") -> pd.DataFrame:
     """Each unit's value of ``metric`` in ``phase`` (crossover units left out): ``unit,
@@ -139,16 +170,33 @@ _VALUES = """CASE WHEN m.is_binary THEN CAST(coalesce(f.x, 0) > 0 AS DOUBLE) ELS
              coalesce(f.y, 0) AS y"""
 
 
-def daily_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:
+def daily_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule],
+              segmented: bool = False) -> str:
+    """The daily statistics; ``segmented``: also per value of the dimension that the
+    ``unit_segments`` view gives each unit (``segment`` first)."""
+    segment = "u.segment, " if segmented else ""
     return f"""
         WITH f AS ({feedback_sql(phase, phase_starts, metrics)}),
-             v AS (SELECT u.variant, m.metric, floor(u.first_ts / 86400) * 86400 AS day, {_VALUES}
-                   FROM phase_units u CROSS JOIN metric_rules m
+             v AS (SELECT {segment}u.variant, m.metric, floor(u.first_ts / 86400) * 86400 AS day, {_VALUES}
+                   FROM {_SEGMENTED_UNITS if segmented else "phase_units"} u CROSS JOIN metric_rules m
                    LEFT JOIN f ON f.unit = u.unit AND f.metric = m.metric
                    WHERE NOT u.crossover)
-        SELECT variant, metric, day, count(*) AS n, sum(x) AS sum, sum(x * x) AS sum_sq,
+        SELECT {segment.replace("u.", "")}variant, metric, day, count(*) AS n, sum(x) AS sum, sum(x * x) AS sum_sq,
                sum(y) AS sum_y, sum(y * y) AS sum_y_sq, sum(x * y) AS sum_xy
-        FROM v GROUP BY variant, metric, day"""
+        FROM v GROUP BY {segment.replace("u.", "")}variant, metric, day"""
+
+
+NO_SEGMENT = "(none)"  # the segment of a unit whose first exposure did not carry the dimension
+_SEGMENTED_UNITS = f"""(SELECT pu.*, coalesce(s.segment, '{NO_SEGMENT}') AS segment
+                       FROM phase_units pu LEFT JOIN unit_segments s ON s.unit = pu.unit)"""
+SEGMENT_COUNTS_SQL = f"""SELECT segment, variant, crossover, count(*) AS n FROM {_SEGMENTED_UNITS} u
+                         GROUP BY segment, variant, crossover"""
+
+
+def unit_segments_sql(phase: int, dimension: str) -> str:
+    """Each unit's value of ``dimension`` at its first exposure in ``phase`` that had it."""
+    return (f"SELECT unit, min_by(value, ts) AS segment FROM attribute_rows "
+            f"WHERE phase = {int(phase)} AND key = '{_text(dimension)}' GROUP BY unit")
 
 
 def unit_values_sql(phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule]) -> str:

@@ -215,11 +215,14 @@ class _LogLine(BaseModel):
 
 
 class Exposure(_LogLine):
-    """A unit was served a variant in a phase."""
+    """A unit was served a variant in a phase; ``attributes`` (country, platform...) let
+    results be read by dimension (the unit's first exposure's values count)."""
 
     type: Literal["exposure"] = "exposure"
     variant: str = Field(min_length=1)
     phase: int = Field(ge=1)
+    attributes: dict[Annotated[str, Field(min_length=1, max_length=100)],
+                     Annotated[str, Field(max_length=250)]] | None = None
 
 
 class Feedback(_LogLine):
