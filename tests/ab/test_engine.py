@@ -194,3 +194,22 @@ def test_results_by_a_dimension_equal_a_direct_computation_per_segment(store):
     assert exp.results_by("beta").segments.keys() == {"true", "(none)"}  # booleans logged as text
     with pytest.raises(mltrail.InvalidInputError, match="attribute 'country' must be text"):
         exp.log_exposure("u-bad", "control", attributes={"country": ["FR"]})
+
+
+def test_the_command_line_reads_results_by_a_dimension(store):
+    import json
+
+    from click.testing import CliRunner
+
+    from mltrail.cli import main
+
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
+    for i in range(300):
+        exp.log_exposure(f"u{i}", exp.assign(f"u{i}"), attributes={"platform": "ios" if i < 100 else "web"})
+    exp.log.flush()
+    shown = CliRunner().invoke(main, ["ab", "results", exp.key, "--by", "platform", "--store", str(store.root)])
+    assert shown.exit_code == 0 and "platform = ios" in shown.output and "platform = web" in shown.output
+    answer = CliRunner().invoke(main, ["ab", "results", exp.key, "--by", "platform", "--json", "--store", str(store.root)])
+    rows = json.loads(answer.output)["table"]
+    assert {r["segment"] for r in rows} == {"ios", "web"}
+    assert sum(r["units"] for r in rows if r["metric"] == "conversion") == 300

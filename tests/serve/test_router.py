@@ -82,6 +82,20 @@ def test_predictions_follow_the_assignment_and_exposures_land(setup, store):
     assert sum(results.units.values()) == 600
 
 
+def test_attributes_sent_with_a_prediction_read_results_by_dimension(setup, store):
+    client, store, exp, models = setup
+    for i in range(200):
+        reply = client.post("/experiments/ranker-v2/predict", json={
+            "unit_id": f"user-{i}", "features": {"x": 1}, "attributes": {"country": "FR" if i % 2 else "DE", "vip": i < 10}})
+        assert reply.status_code == 200
+    refused = client.post("/experiments/ranker-v2/predict", json={
+        "unit_id": "user-x", "features": {"x": 1}, "attributes": {"country": "x" * 300}})
+    assert refused.status_code == 422 and "attribute 'country'" in refused.json()["detail"]
+    store.ab._logs["ranker-v2"].flush()
+    by_country = mltrail.Store(store.root).ab.get("ranker-v2").results_by("country")
+    assert {k: sum(r.units.values()) for k, r in by_country.segments.items()} == {"DE": 100, "FR": 100}
+
+
 def test_paused_sends_everyone_to_control_without_exposure(setup):
     client, store, exp, _ = setup
     mltrail.Store(store.root).ab.get("ranker-v2").pause()  # from elsewhere: the CLI, a dashboard

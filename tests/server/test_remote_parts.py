@@ -242,6 +242,11 @@ def test_what_a_server_store_does_not_offer_is_a_clear_error_and_hasattr_false(c
     assert not hasattr(remote, "put_file") and not hasattr(remote.access, "add_user")
     with pytest.raises(mltrail.MltrailError, match="on the server's machine"):
         remote.access.add_user("eve")
+    experiment = remote.ab.get("churn-offer-v2")
+    with pytest.raises(NotOnServerError, match="results_by is not available against a server"):
+        experiment.results_by("country")
+    with pytest.raises(NotOnServerError, match="engine='spark'"):
+        experiment.results(engine="spark")
 
 
 def test_curating_runs_through_the_server_writes_the_folder_s_edit_files(central):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -12,7 +13,7 @@ from ..errors import InvalidInputError, MltrailError
 from ..query.cells import cell_text, is_missing
 from ..store import Store
 from .context import pass_store, store_option
-from .output import Column, out, pairs, print_json, print_table, say
+from .output import Column, note, out, pairs, print_json, print_table, say
 
 
 @click.group()
@@ -192,11 +193,24 @@ def ab_coverage(store: Store, key: str, coverage: float, by: str | None) -> None
               help="Always-valid intervals, or the fixed-horizon test (default: the spec's choice).")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the log is aggregated: DuckDB embedded, or Apache Spark (the spark extra).")
+@click.option("--by", "dimension", default=None,
+              help="Read the results per value of an exposure attribute (country, platform...).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_store
 def ab_results(store: Store, key: str, phase: int | None, sequential: bool | None, engine: str,
-               as_json: bool) -> None:
+               dimension: str | None, as_json: bool) -> None:
     """The results page: health first, then each metric by variant, then the recommendation."""
+    if dimension is not None:
+        by = store.ab.get(key).results_by(dimension, phase, sequential, engine=engine)
+        if as_json:
+            print_json({"dimension": dimension, "table": by.table})
+            return
+        for segment, result in by.segments.items():
+            out.print(Text.assemble((f"{dimension} = {segment}", "bold underline")), highlight=False)
+            _print_results(key, result)
+        if not by.segments:
+            note("no units yet")
+        return
     result = store.ab.get(key).results(phase, sequential, engine=engine)
     if as_json:
         print_json({"phase": result.phase, "state": result.state, "units": result.units,
@@ -204,6 +218,11 @@ def ab_results(store: Store, key: str, phase: int | None, sequential: bool | Non
                     "crossover_units": result.crossover_units, "bad_lines": result.bad_lines,
                     "recommendation": result.recommendation, "table": result.table})
         return
+    _print_results(key, result)
+
+
+def _print_results(key: str, result: Any) -> None:
+    """One Results as the terminal shows it: health, the table, skipped lines, the advice."""
     health = Text("SAMPLE-RATIO MISMATCH", style="red") if result.srm_alarm else Text("split OK", style="green")
     srm = "no units yet" if is_missing(result.srm_p_value) else f"p = {result.srm_p_value:.3g}"
     out.print(Text.assemble((key, "bold"), f" phase {result.phase} ({result.state}): ", health,

@@ -76,6 +76,11 @@ class RemoteAbRegistry(AbRegistry):
             self._on_logged()
         return log
 
+    def results_by(self, exp: Experiment, dimension: str, phase: int | None = None,
+                   sequential: bool | None = None, engine: str = "duckdb") -> Any:
+        raise NotOnServerError("results_by is not available against a server yet; run it where the "
+                               "store's folder is (mltrail ab results KEY --by DIMENSION there)")
+
     def results(self, exp: Experiment, phase: int | None = None, sequential: bool | None = None,
                 covariate: pd.Series | None = None, engine: str = "duckdb") -> Results:
         from ..ab.analysis import Results

@@ -1,6 +1,7 @@
 """The A/B router (separated mode): one ASGI service in front of independent model services.
 
-``POST /experiments/{key}/predict`` with ``{"unit_id": ..., "features": {...}}`` assigns
+``POST /experiments/{key}/predict`` with ``{"unit_id": ..., "features": {...}}`` (and
+optionally the unit's ``"attributes"``, logged with its exposure) assigns
 the unit, forwards the features to that variant's model service over a pooled HTTP
 client (:mod:`.upstream`), answers with the prediction, and logs the exposure when the
 unit is in a running experiment. ``POST /experiments/{key}/feedback`` logs a KPI value.
@@ -40,6 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from ..ab.experiment import AbRegistry, Experiment
+from ..ab.logging import check_attributes
 from ..errors import (
     AlreadyExistsError,
     BusyError,
@@ -75,6 +77,8 @@ class PredictRequest(BaseModel):
     unit_id: str = Field(min_length=1, max_length=500)
     features: dict[str, Scalar] = Field(default_factory=dict)
     entity: dict[str, KeyValue] | None = None  # join keys: the variant's online features are looked up
+    # the unit's attributes (country, platform...), logged with its exposure: results by dimension
+    attributes: dict[str, Scalar] | None = None
 
 
 class FeedbackRequest(BaseModel):
@@ -206,6 +210,10 @@ class Router:
     async def predict(self, key: str, body: bytes) -> dict[str, Any]:
         started = time.perf_counter()
         request = _parse(PredictRequest, body)
+        try:
+            attributes = check_attributes(request.attributes) if request.attributes else None
+        except InvalidInputError as exc:  # refused before the model is asked
+            raise RouteError(422, str(exc)) from None
         cached = self._cached(key)
         exp = cached.experiment
         if exp.state == "running":  # one hash: the assignment decides both variant and exposure
@@ -220,7 +228,7 @@ class Router:
             raise
         if exposed:  # intention to treat: a unit served by the fallback stays in its variant
             try:
-                exp.log_exposure(request.unit_id, variant)
+                exp.log_exposure(request.unit_id, variant, attributes)
             except WrongStateError:  # paused this very second: served, but not an exposure
                 exposed = False
         answered, latency = self.metrics.served(key, variant)
