@@ -64,6 +64,21 @@ def results_panel() -> None:
         left.altair_chart(charts.intervals(result.table, metric), width="stretch")
     if len(result.daily):
         right.altair_chart(charts.exposures_over_time(result.daily, metric), width="stretch")
+    dimensions = state.ab_dimensions(root, key, state.ab_fingerprint(key))
+    if dimensions:  # attributes logged with the exposures: the same metric, per segment
+        by = st.selectbox("Break down by", ["(no breakdown)", *dimensions], key="ab_by",
+                          help="A unit counts under its first exposure's value; no correction across segments.")
+        if by != "(no breakdown)":
+            segments = state.ab_results_by(root, key, state.ab_fingerprint(key), by, phase)
+            segments = segments[segments["metric"] == metric]
+            st.dataframe(segments[["segment", "variant", "units", "mean", "relative", "relative_ci_low",
+                                   "relative_ci_high", "p_value", "significant"]].rename(columns={
+                                       "segment": by, "relative": "lift", "relative_ci_low": "lift low",
+                                       "relative_ci_high": "lift high", "p_value": "p"}),
+                         width="stretch", hide_index=True, column_config={
+                             "lift": st.column_config.NumberColumn(format="percent"),
+                             "lift low": st.column_config.NumberColumn(format="percent"),
+                             "lift high": st.column_config.NumberColumn(format="percent")})
     if exp.state == "running":
         st.caption(f"Running: this part refreshes itself every {REFRESH_SECONDS} s.")
 

@@ -108,3 +108,24 @@ def test_the_experiment_page_picks_a_phase_and_shows_coverage(ab_store):
     header = next(m.value for m in at.markdown if m.value.startswith("### ranker-v2"))
     assert "phase 1 of 2" in header and at.dataframe[0].value["units"].sum() == 3_000
     assert at.dataframe[0].value.loc["treatment", "weight"] == 0.5  # phase 1's own weights
+
+
+def test_the_experiment_page_breaks_results_down_by_an_attribute(dash_store):
+    exp = dash_store.ab.create(ab_spec(mde=0.05)).start()
+    for i in range(600):
+        unit = f"user-{i}"
+        exp.log_exposure(unit, exp.assign(unit), attributes={"platform": "ios" if i % 3 else "web"})
+        if i % 4 == 0:
+            exp.log_feedback(unit, "conversion", 1.0)
+    exp.log.flush()
+    at = page("ab_experiment.py")
+    assert at.selectbox(key="ab_by").options == ["(no breakdown)", "platform"]
+    at.selectbox(key="ab_by").set_value("platform").run()
+    assert not at.exception
+    breakdown = at.dataframe[-1].value
+    assert set(breakdown["platform"]) == {"ios", "web"} and breakdown["units"].sum() == 600
+
+
+def test_an_experiment_without_attributes_offers_no_breakdown(ab_store):
+    at = page("ab_experiment.py")
+    assert not [s for s in at.selectbox if s.key == "ab_by"]

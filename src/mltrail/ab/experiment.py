@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..compaction.ablog import AbLog, compact_ab_log
-from ..compaction.abstats import MetricRule, phase_statistics, segment_statistics, unit_values
+from ..compaction.abstats import MetricRule, dimensions, phase_statistics, segment_statistics, unit_values
 from ..config import current_user
 from ..errors import (
     AlreadyExistsError,
@@ -264,6 +264,11 @@ class Experiment:
         its first exposure's value, ``(none)`` without one)."""
         return self._registry.results_by(self, dimension, phase, sequential, engine)
 
+    def dimensions(self) -> list[str]:
+        """The attribute names logged with this experiment's exposures: what
+        :meth:`results_by` can read by."""
+        return self._registry.dimensions(self)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, *, by: str | None = None, reason: str | None = None) -> Experiment:
@@ -402,6 +407,13 @@ class AbRegistry:
         bad = [str(b) for b in compacted.bad_lines]
         return DimensionResults(dimension, {segment: results(exp, statistics, chosen, sequential, bad_lines=bad)
                                             for segment, statistics in segments.items()})
+
+    def dimensions(self, exp: Experiment) -> list[str]:
+        """:meth:`Experiment.dimensions`, here."""
+        log = self.open_log(exp.key)
+        if log is not None:
+            log.flush()
+        return dimensions(self.log_tables(exp))
 
     def fingerprint(self, key: str) -> tuple[int, int]:
         """Changes whenever the experiment's lifecycle or logs do (a cache key): the

@@ -114,6 +114,16 @@ def segment_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], me
                               con.execute(daily_sql(phase, phase_starts, metrics, segmented=True)).df())
 
 
+def dimensions(log: AbLog) -> list[str]:
+    """The attribute names the exposures carried (what results can be read by), sorted."""
+    files = [str(path) for path in log.attribute_files if path.exists()]
+    if not files:
+        return []
+    with connect(log.folder) as con:
+        return [row[0] for row in con.execute(f"SELECT DISTINCT key FROM read_parquet({_list(files)}) ORDER BY key")
+                .fetchall()]
+
+
 def split_segments(counts: Sequence[Sequence[Any]], daily: pd.DataFrame) -> dict[str, PhaseStatistics]:
     """Segmented answers (``segment`` first in both) as PhaseStatistics per segment."""
     segments = sorted({str(row[0]) for row in counts})

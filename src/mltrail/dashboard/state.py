@@ -226,6 +226,24 @@ def open_ab_page() -> tuple[str, Any, list[str]]:
     return current_root, registry, keys
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def ab_dimensions(root: str, key: str, fingerprint: tuple[int, int]) -> list[str]:
+    """The attributes an experiment's exposures carry (none against a server, for now)."""
+    del fingerprint
+    try:
+        return _store(root).ab.get(key).dimensions()
+    except AttributeError:  # (NotOnServerError: a store behind a server does not offer it yet)
+        return []
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def ab_results_by(root: str, key: str, fingerprint: tuple[int, int], dimension: str,
+                  phase: int | None = None) -> pd.DataFrame:
+    """An experiment's results table per value of ``dimension``."""
+    del fingerprint
+    return _store(root).ab.get(key).results_by(dimension, phase=phase).table
+
+
 def ab_fingerprint(key: str) -> tuple[int, int]:
     """Changes whenever the experiment's lifecycle or logs do: a cheap cache key."""
     return store().ab.fingerprint(key)

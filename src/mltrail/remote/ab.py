@@ -76,6 +76,10 @@ class RemoteAbRegistry(AbRegistry):
             self._on_logged()
         return log
 
+    def dimensions(self, exp: Experiment) -> list[str]:
+        raise NotOnServerError("dimensions are not available against a server yet; read them where the "
+                               "store's folder is")
+
     def results_by(self, exp: Experiment, dimension: str, phase: int | None = None,
                    sequential: bool | None = None, engine: str = "duckdb") -> Any:
         raise NotOnServerError("results_by is not available against a server yet; run it where the "
