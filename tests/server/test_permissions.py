@@ -78,6 +78,8 @@ CALLS = {
     ("experiment", "manage", "grant"): lambda s, w: _granted(s, "experiment", "secret-exp"),
     ("ab", "read", "get"): lambda s, w: s.ab.get("secret-ab").state,
     ("ab", "read", "results"): lambda s, w: s.ab.get("secret-ab").results().phase,
+    ("ab", "read", "results by"): lambda s, w: s.ab.get("secret-ab").results_by("country").dimension,
+    ("ab", "read", "dimensions"): lambda s, w: s.ab.get("secret-ab").dimensions() == [],
     ("ab", "edit", "log"): lambda s, w: Server(w["url"], w["token"]).call(
         "POST", "/api/v1/ab/secret-ab/log/01M8AAAAAAAAAAAAAAAAAAAAAA-0001.jsonl?offset=0", EXPOSURE)["size"],
     ("ab", "manage", "coverage"): lambda s, w: s.ab.get("secret-ab").set_coverage(1.0).coverage,

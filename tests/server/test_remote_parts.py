@@ -242,12 +242,22 @@ def test_what_a_server_store_does_not_offer_is_a_clear_error_and_hasattr_false(c
     assert not hasattr(remote, "put_file") and not hasattr(remote.access, "add_user")
     with pytest.raises(mltrail.MltrailError, match="on the server's machine"):
         remote.access.add_user("eve")
-    experiment = remote.ab.get("churn-offer-v2")
-    with pytest.raises(NotOnServerError, match="results_by is not available against a server"):
-        experiment.results_by("country")
     with pytest.raises(NotOnServerError, match="engine='spark'"):
-        experiment.results(engine="spark")
+        remote.ab.get("churn-offer-v2").results(engine="spark")
 
+
+def test_results_by_a_dimension_through_the_server(central):
+    url, local = central
+    remote = remote_store(url)
+    exp = remote.ab.create(ab_spec(key="dims-remote", mde=0.05)).start()
+    for i in range(400):
+        exp.log_exposure(f"u{i}", exp.assign(f"u{i}"), attributes={"platform": "ios" if i % 2 else "web"})
+    assert exp.dimensions() == ["platform"]  # this process's exposures are sent first
+    there = exp.results_by("platform")
+    here = local.ab.get("dims-remote").results_by("platform")
+    assert list(there.segments) == list(here.segments) == ["ios", "web"]
+    pd.testing.assert_frame_equal(there.table, here.table)
+    assert there.segments["ios"].units == here.segments["ios"].units
 
 def test_curating_runs_through_the_server_writes_the_folder_s_edit_files(central):
     url, local = central

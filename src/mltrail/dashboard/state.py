@@ -228,12 +228,9 @@ def open_ab_page() -> tuple[str, Any, list[str]]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def ab_dimensions(root: str, key: str, fingerprint: tuple[int, int]) -> list[str]:
-    """The attributes an experiment's exposures carry (none against a server, for now)."""
+    """The attributes an experiment's exposures carry."""
     del fingerprint
-    try:
-        return _store(root).ab.get(key).dimensions()
-    except AttributeError:  # (NotOnServerError: a store behind a server does not offer it yet)
-        return []
+    return _store(root).ab.get(key).dimensions()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -8,6 +8,7 @@ server on its compacted log, after this process's own lines are sent."""
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,13 +78,32 @@ class RemoteAbRegistry(AbRegistry):
         return log
 
     def dimensions(self, exp: Experiment) -> list[str]:
-        raise NotOnServerError("dimensions are not available against a server yet; read them where the "
-                               "store's folder is")
+        self._send_log(exp)
+        return list(self.server.call("GET", f"/api/v1/ab/{_quoted(exp.key)}/dimensions"))
 
     def results_by(self, exp: Experiment, dimension: str, phase: int | None = None,
                    sequential: bool | None = None, engine: str = "duckdb") -> Any:
-        raise NotOnServerError("results_by is not available against a server yet; run it where the "
-                               "store's folder is (mltrail ab results KEY --by DIMENSION there)")
+        """As :meth:`Experiment.results_by`, computed by the server."""
+        from ..ab.analysis import DimensionResults, Results
+
+        if engine != "duckdb":
+            raise NotOnServerError(f"results_by(engine={engine!r}) runs where the store's folder is; "
+                                   "against a server, the server's engine analyses")
+        self._send_log(exp)
+        body = orjson.dumps({"dimension": dimension, "phase": phase, "sequential": sequential})
+        parts = unpack(self.server.call("POST", f"/api/v1/ab/{_quoted(exp.key)}/results-by", body, raw=True))
+        names = [f.name for f in dataclasses.fields(Results)]
+        return DimensionResults(parts["dimension"], {
+            segment: Results(**{name: parts[f"{i}.{name}"] for name in names})
+            for i, segment in enumerate(parts["segments"])})
+
+    def _send_log(self, exp: Experiment) -> None:
+        """This process's exposures and feedback of ``exp``, flushed and sent first."""
+        log = self.open_log(exp.key)
+        if log is not None:
+            log.flush()
+            for segment in log.segments:
+                SegmentUpload(self.server, exp.key, segment).send()
 
     def results(self, exp: Experiment, phase: int | None = None, sequential: bool | None = None,
                 covariate: pd.Series | None = None, engine: str = "duckdb") -> Results:
@@ -92,11 +112,7 @@ class RemoteAbRegistry(AbRegistry):
         if engine != "duckdb":  # the server aggregates where its files are, on its own engine
             raise NotOnServerError(f"results(engine={engine!r}) runs where the store's folder is; "
                                    "against a server, the server's engine analyses")
-        log = self.open_log(exp.key)
-        if log is not None:
-            log.flush()
-            for segment in log.segments:
-                SegmentUpload(self.server, exp.key, segment).send()
+        self._send_log(exp)
         body = orjson.dumps({"phase": phase, "sequential": sequential,
                              "covariate": None if covariate is None else
                              {str(k): float(v) for k, v in covariate.items()}})

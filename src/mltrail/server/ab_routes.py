@@ -7,6 +7,9 @@
   its size here, and its next lines appended exactly once (:mod:`mltrail.ab.ingest`)
 - ``POST /api/v1/ab/{key}/results`` (``{"phase", "sequential", "covariate"}``): the
   analysis, run here on the compacted log (:mod:`mltrail.remote.wire`)
+- ``POST /api/v1/ab/{key}/results-by`` (``{"dimension", "phase", "sequential"}``): the
+  analysis per value of an exposure attribute, each segment's fields as ``<i>.<field>``;
+  ``GET /api/v1/ab/{key}/dimensions``: the attributes its exposures carry
 - ``GET /api/v1/ab/{key}/fingerprint``: changes when its lifecycle or log does
 - ``POST /api/v1/ab/{key}/promote`` (``{"alias", "force", "by"}``): the winner to the registry
 """
@@ -60,7 +63,15 @@ class _Promote(BaseModel):
 
 
 _CREATE, _CHANGE = TypeAdapter(_Create), TypeAdapter(_Change)
+class _ResultsByAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dimension: str
+    phase: int | None = None
+    sequential: bool | None = None
+
+
 _RESULTS, _PROMOTE = TypeAdapter(_ResultsAsked), TypeAdapter(_Promote)
+_RESULTS_BY = TypeAdapter(_ResultsByAsked)
 
 
 def routes(store: Store) -> APIRouter:
@@ -116,6 +127,22 @@ def routes(store: Store) -> APIRouter:
 
         found = await run_in_threadpool(analyse)
         return packed({f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
+
+    @api.post("/{key}/results-by")
+    async def results_by(key: str, request: Request, g: Gate = Depends(gate)) -> Response:
+        asked = await parsed(request, _RESULTS_BY, "a results-by query")
+        g.require("ab", key, "read")
+        found = await run_in_threadpool(
+            lambda: store.ab.get(key).results_by(asked.dimension, asked.phase, asked.sequential))
+        parts: dict[str, Any] = {"dimension": found.dimension, "segments": list(found.segments)}
+        for i, result in enumerate(found.segments.values()):
+            parts.update({f"{i}.{f.name}": getattr(result, f.name) for f in dataclasses.fields(result)})
+        return packed(parts)
+
+    @api.get("/{key}/dimensions")
+    def dimensions(key: str, g: Gate = Depends(gate)) -> list[str]:
+        g.require("ab", key, "read")
+        return store.ab.get(key).dimensions()
 
     @api.get("/{key}/fingerprint")
     def fingerprint(key: str, g: Gate = Depends(gate)) -> list[int]:
