@@ -11,7 +11,10 @@ import pytest
 from tests.factories import ab_spec
 
 pyspark = pytest.importorskip("pyspark", reason="pip install -e '.[spark]' (and Java 17)")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java"),
+              # PySpark 3.5's py4j leaves its gateway sockets to the garbage collector (4.x does not)
+              pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 
 
 @pytest.fixture(scope="module")
