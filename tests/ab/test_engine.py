@@ -213,3 +213,16 @@ def test_the_command_line_reads_results_by_a_dimension(store):
     rows = json.loads(answer.output)["table"]
     assert {r["segment"] for r in rows} == {"ios", "web"}
     assert sum(r["units"] for r in rows if r["metric"] == "conversion") == 300
+
+
+def test_results_by_on_an_empty_experiment_and_a_quoted_name(store):
+    """Nothing logged yet: no segment; a dimension or attribute value with quotes and
+    markup is a value like any other (the SQL never splices it unescaped)."""
+    exp = store.ab.create(ab_spec(mde=0.02)).start()
+    assert exp.results_by("country").segments == {} and exp.dimensions() == []
+    odd = "it's <b>\"x\"</b>"
+    for i in range(40):
+        exp.log_exposure(f"u{i}", exp.assign(f"u{i}"), attributes={odd: odd if i % 2 else "plain"})
+    by = exp.results_by(odd)
+    assert sorted(by.segments) == sorted([odd, "plain"]) and exp.dimensions() == [odd]
+    assert sum(sum(r.units.values()) for r in by.segments.values()) == 40
