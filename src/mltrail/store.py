@@ -39,6 +39,8 @@ from .compaction.reader import Progress
 from .config import resolve_store_root
 from .errors import InvalidInputError, WrongStateError
 from .features.store import FeatureStore
+from .migration.mlflow_import import ImportSummary, MlflowImport
+from .migration.mlflow_source import open_source
 from .query.cells import json_ready
 from .registry.models import ModelRegistry, ModelVersion
 from .registry.uris import parse_model_uri
@@ -183,6 +185,20 @@ class Store:
     def gc(self, runs: Sequence[str] | None = None, *, dry_run: bool = False) -> GcResult:
         """Purge deleted runs (all, or those named) and the blobs only they used."""
         return self.tracking.curation.gc(runs, dry_run=dry_run)
+
+    def import_mlflow(self, source: str | os.PathLike[str], experiments: Sequence[str] | None = None, *,
+                      include_deleted: bool = False, progress: Progress | None = None) -> ImportSummary:
+        """Bring an MLflow tracking store here: an ``mlruns`` folder (read from its files) or,
+        with ``mlflow`` installed, any tracking URI its client opens (``sqlite:///mlflow.db``,
+        ``http://host:5000``). Experiments (all, or those named), their runs with every metric
+        point, params, tags, artifacts and dataset inputs, and the registered models, their
+        versions and aliases. Importing again adds only what is new. Deleted runs and
+        experiments stay behind unless ``include_deleted``. See
+        :mod:`mltrail.migration.mlflow_import`."""
+        if isinstance(experiments, str):
+            experiments = [experiments]
+        return MlflowImport(self.tracking, self.registry, open_source(source), experiments,
+                            include_deleted, progress).run()
 
     def artifact_path(self, run: str, name: str) -> Path:
         """The local file holding a run's artifact."""

@@ -8,6 +8,7 @@ Within one process IDs are strictly increasing even inside one millisecond.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -25,6 +26,21 @@ def new_id() -> str:
         if value <= _last:  # same millisecond: keep the process's IDs increasing
             value = _last + 1
         _last = value
+    return _encoded(value)
+
+
+def id_at(milliseconds: int, seed: str) -> str:
+    """The ID of something made elsewhere at ``milliseconds`` (since the epoch): its 80
+    random bits are the first 80 bits of ``seed``'s sha256, so the same thing (an MLflow
+    run imported twice, from two clones) always gets the same ID, and it sorts by the
+    time it was made, not by when it was imported."""
+    if not 0 <= milliseconds < 1 << 48:
+        raise ValueError(f"{milliseconds} ms is outside the 48 bits an ID's time has")
+    random_bits = int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:10], "big")
+    return _encoded((milliseconds << 80) | random_bits)
+
+
+def _encoded(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -375,14 +375,14 @@ class Run:
                 points.append(item)
                 continue
             if points:
-                lines.append(_dense_line(run_id, seq + 1, points))
+                lines.append(dense_line(run_id, seq + 1, points))
                 seq += len(points)
                 points = []
             seq += 1
             item["seq"] = seq
             lines.append(item)
         if points:
-            lines.append(_dense_line(run_id, seq + 1, points))
+            lines.append(dense_line(run_id, seq + 1, points))
         return events_to_lines(lines)
 
     def background_flush(self) -> None:
@@ -445,7 +445,7 @@ class Run:
         # returning None re-raises the exception: a run never swallows an error
 
 
-def _dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> dict[str, Any]:
+def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> dict[str, Any]:
     """One schema-2 ``metrics`` line for queued ``(key, value, step, ts, best)`` points."""
     keys: dict[str, int] = {}
     k, steps, values, dts = [], [], [], []

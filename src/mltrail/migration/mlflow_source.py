@@ -1,0 +1,477 @@
+"""Reading an MLflow tracking store: an ``mlruns`` folder from its files, or any tracking
+URI through MLflow's own client when the ``mlflow`` package is installed.
+
+Both give the same records (:class:`SourceExperiment`, :class:`SourceRun`,
+:class:`SourceModel`), which :mod:`mltrail.migration.mlflow_import` writes as mltrail
+events. A run's content (params, tags, metric points, datasets, artifacts) is read only
+when the run is imported, and read whole before anything is written: a malformed part
+raises :class:`SourceError` naming the file, and the run is skipped, never half-imported.
+
+The folder layout (MLflow's ``FileStore``, every version from 1.x to 3.x)::
+
+    mlruns/<experiment id>/meta.yaml               name, lifecycle_stage, artifact_location
+    mlruns/<experiment id>/tags/<key>              experiment tags (nested keys as folders)
+    mlruns/<experiment id>/<run id>/meta.yaml      run_name, status, start/end_time (ms), user_id
+    mlruns/<experiment id>/<run id>/params/<key>   the value, as text
+    mlruns/<experiment id>/<run id>/tags/<key>
+    mlruns/<experiment id>/<run id>/metrics/<key>  lines "timestamp(ms) value [step]"
+    mlruns/<experiment id>/<run id>/artifacts/     unless artifact_uri points elsewhere
+    mlruns/<experiment id>/<run id>/inputs/<id>/meta.yaml   a dataset input (2.4+)
+    mlruns/<experiment id>/datasets/<id>/meta.yaml           the dataset it names
+    mlruns/.trash/<experiment id>/                 deleted experiments
+    mlruns/models/<name>/meta.yaml, version-<n>/meta.yaml, tags/, aliases/<alias>
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import yaml
+
+from ..errors import InvalidInputError
+
+# MLflow's RunStatus numbers (mlflow/protos/service.proto), as meta.yaml holds them
+RUN_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: 10x faster
+
+
+class SourceError(Exception):
+    """A part of the MLflow store that cannot be read: ``path`` and what is wrong."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass
+class SourceExperiment:
+    id: str
+    name: str
+    deleted: bool
+    tags: dict[str, str]
+    created_ms: int | None
+    where: str  # its folder or the tracking URI, for messages
+
+    @property
+    def description(self) -> str | None:
+        return self.tags.get(NOTE_TAG)
+
+
+@dataclass
+class Point:
+    """One metric point as MLflow keeps it."""
+
+    timestamp_ms: int
+    value: float
+    step: int
+
+
+@dataclass
+class SourceDataset:
+    name: str
+    digest: str
+    source_type: str | None
+    source: str | None
+    schema: str | None
+    profile: str | None
+    context: str | None
+
+
+@dataclass
+class RunContent:
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, list[Point]]
+    datasets: list[SourceDataset]
+    artifacts: list[tuple[str, Path]]  # (name inside the run, a local file holding it)
+    notes: list[str] = field(default_factory=list)  # what was left out, said in the summary
+
+
+@dataclass
+class SourceRun:
+    """A run's identity and lifecycle; :meth:`content` reads the rest."""
+
+    id: str
+    experiment_id: str
+    name: str | None
+    status: str
+    start_ms: int | None
+    end_ms: int | None
+    deleted: bool
+    user: str | None
+    where: str  # the run's folder or URI, for messages
+    content: Callable[[Path], RunContent]  # given a scratch folder for fetched artifacts
+
+
+@dataclass
+class SourceVersion:
+    version: int
+    run_id: str | None
+    source: str | None
+    description: str | None
+    tags: dict[str, str]
+    created_ms: int | None
+    stage: str | None
+    user: str | None
+
+
+@dataclass
+class SourceModel:
+    name: str
+    description: str | None
+    tags: dict[str, str]
+    aliases: dict[str, int]
+    created_ms: int | None
+    versions: list[SourceVersion]
+    where: str
+
+
+class MlflowSource:
+    """What the importer reads: experiments, their runs, registered models."""
+
+    description: str
+
+    def experiments(self, include_deleted: bool) -> Iterator[SourceExperiment | SourceError]:
+        raise NotImplementedError
+
+    def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
+        raise NotImplementedError
+
+    def models(self) -> Iterator[SourceModel | SourceError]:
+        raise NotImplementedError
+
+
+def open_source(source: str | os.PathLike[str]) -> MlflowSource:
+    """An ``mlruns`` folder (a path or a ``file:`` URI) is read from its files; any other
+    tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``...) through MLflow's client."""
+    text = os.fspath(source)
+    parsed = urlparse(text)
+    if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):
+        path = Path(unquote(parsed.path) if parsed.scheme == "file" else text).expanduser()
+        if not path.is_dir():
+            raise InvalidInputError(f"{text!r} is not a folder: give an MLflow store (an mlruns folder) "
+                                    "or a tracking URI such as sqlite:///mlflow.db or http://host:5000")
+        if not any((child / "meta.yaml").is_file() for child in _subfolders(path)) and not (path / "models").is_dir():
+            raise InvalidInputError(f"{str(path)!r} holds no MLflow experiment (no <id>/meta.yaml): "
+                                    "is it the mlruns folder itself?")
+        return FolderSource(path)
+    return ClientSource(text)
+
+
+def _subfolders(path: Path) -> list[Path]:
+    try:
+        return sorted((p for p in path.iterdir() if p.is_dir()), key=lambda p: p.name)
+    except OSError:
+        return []
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = yaml.load(handle, Loader=_LOADER)  # noqa: S506 (the safe loader)
+    except FileNotFoundError:
+        raise SourceError(path, "missing (every MLflow experiment, run and model has a meta.yaml)") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise SourceError(path, f"not readable YAML ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SourceError(path, "does not hold a YAML mapping")
+    return data
+
+
+def _text_tree(folder: Path) -> dict[str, str]:
+    """``{key: text}`` of a params or tags folder; nested keys (``model/depth``) are folders."""
+    values: dict[str, str] = {}
+    if not folder.is_dir():
+        return values
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            path = Path(dirpath, name)
+            key = path.relative_to(folder).as_posix()
+            try:
+                values[key] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+    return values
+
+
+def _metric_file(path: Path) -> list[Point]:
+    points = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) not in (2, 3):
+                raise ValueError
+            points.append(Point(int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else 0))
+        except ValueError:
+            raise SourceError(f"{path}:{number}", f"malformed metric line {line[:80]!r} "
+                              "(MLflow writes 'timestamp value step')") from None
+    return points
+
+
+def _ms(value: Any, path: Path, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise SourceError(path, f"{name} is {value!r}, not a time in milliseconds")
+    return int(value)
+
+
+def _status(value: Any, path: Path) -> str:
+    if isinstance(value, int) and value in RUN_STATUS:
+        return RUN_STATUS[value]
+    if isinstance(value, str) and value.upper() in RUN_STATUS.values():
+        return value.upper()
+    raise SourceError(path, f"status {value!r} is not an MLflow run status")
+
+
+def _local_folder(uri: str | None) -> Path | None:
+    if not uri:
+        return None
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "":
+        return Path(uri)
+    return None
+
+
+class FolderSource(MlflowSource):
+    """An ``mlruns`` folder, read straight from its files (no MLflow needed)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = str(root)
+
+    def experiments(self, include_deleted: bool) -> Iterator[SourceExperiment | SourceError]:
+        folders = [p for p in _subfolders(self.root) if p.name not in ("models", ".trash") and not p.name.startswith(".")]
+        if include_deleted:
+            folders += _subfolders(self.root / ".trash")
+        for folder in folders:
+            path = folder / "meta.yaml"
+            try:
+                meta = _yaml(path)
+                name = meta.get("name")
+                if not isinstance(name, str) or not name:
+                    raise SourceError(path, "has no experiment name")
+                experiment = SourceExperiment(
+                    id=str(meta.get("experiment_id", folder.name)), name=name,
+                    deleted=meta.get("lifecycle_stage") == "deleted" or folder.parent.name == ".trash",
+                    tags=_text_tree(folder / "tags"), created_ms=_ms(meta.get("creation_time"), path, "creation_time"),
+                    where=str(folder))
+            except SourceError as exc:
+                yield exc
+                continue
+            if include_deleted or not experiment.deleted:
+                yield experiment
+
+    def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
+        folder = Path(experiment.where)
+        for run_dir in _subfolders(folder):
+            if run_dir.name in ("tags", "datasets", "models", "traces") or run_dir.name.startswith("."):
+                continue
+            path = run_dir / "meta.yaml"
+            try:
+                meta = _yaml(path)
+                run_id = str(meta.get("run_id") or meta.get("run_uuid") or "")
+                if run_id != run_dir.name:
+                    raise SourceError(path, f"names run {run_id!r}, not its folder's {run_dir.name!r}")
+                run = SourceRun(
+                    id=run_id, experiment_id=experiment.id, name=meta.get("run_name") or None,
+                    status=_status(meta.get("status"), path),
+                    start_ms=_ms(meta.get("start_time"), path, "start_time"),
+                    end_ms=_ms(meta.get("end_time"), path, "end_time"),
+                    deleted=meta.get("lifecycle_stage") == "deleted", user=meta.get("user_id") or None,
+                    where=str(run_dir),
+                    content=_folder_content(run_dir, folder, meta.get("artifact_uri")))
+            except SourceError as exc:
+                yield exc
+                continue
+            if include_deleted or not run.deleted:
+                yield run
+
+    def models(self) -> Iterator[SourceModel | SourceError]:
+        for folder in _subfolders(self.root / "models"):
+            path = folder / "meta.yaml"
+            try:
+                meta = _yaml(path)
+                aliases = {alias: int(version) for alias, version in (meta.get("aliases") or {}).items()}
+                for alias, text in _text_tree(folder / "aliases").items():
+                    aliases[alias] = int(text.strip())
+                versions = []
+                for version_dir in _subfolders(folder):
+                    if not version_dir.name.startswith("version-"):
+                        continue
+                    vpath = version_dir / "meta.yaml"
+                    vmeta = _yaml(vpath)
+                    if vmeta.get("current_stage") == "Deleted_Internal":
+                        continue
+                    versions.append(SourceVersion(
+                        version=int(vmeta.get("version", version_dir.name.removeprefix("version-"))),
+                        run_id=vmeta.get("run_id") or None, source=vmeta.get("source") or None,
+                        description=vmeta.get("description") or None, tags=_text_tree(version_dir / "tags"),
+                        created_ms=_ms(vmeta.get("creation_timestamp"), vpath, "creation_timestamp"),
+                        stage=vmeta.get("current_stage") or None, user=vmeta.get("user_id") or None))
+                yield SourceModel(name=str(meta.get("name", folder.name)), description=meta.get("description") or None,
+                                  tags=_text_tree(folder / "tags"), aliases=aliases,
+                                  created_ms=_ms(meta.get("creation_timestamp"), path, "creation_timestamp"),
+                                  versions=sorted(versions, key=lambda v: v.version), where=str(folder))
+            except SourceError as exc:
+                yield exc
+            except (TypeError, ValueError) as exc:
+                yield SourceError(folder, f"a version number or alias is not a number ({exc})")
+
+
+def _folder_content(run_dir: Path, experiment_dir: Path, artifact_uri: str | None) -> Callable[[Path], RunContent]:
+    def read(scratch: Path) -> RunContent:
+        metrics: dict[str, list[Point]] = {}
+        metrics_dir = run_dir / "metrics"
+        if metrics_dir.is_dir():
+            for dirpath, _, files in os.walk(metrics_dir):
+                for name in files:
+                    path = Path(dirpath, name)
+                    metrics[path.relative_to(metrics_dir).as_posix()] = _metric_file(path)
+        content = RunContent(params=_text_tree(run_dir / "params"), tags=_text_tree(run_dir / "tags"),
+                             metrics=metrics, datasets=_folder_datasets(run_dir, experiment_dir), artifacts=[])
+        artifacts = _local_folder(artifact_uri)
+        if artifacts is None or not artifacts.is_dir():
+            if artifact_uri and artifacts is None:  # s3://, mlflow-artifacts:/...: not a folder here
+                content.notes.append(f"artifacts at {artifact_uri} not copied (import through a tracking URI "
+                                     "with mlflow installed to fetch them)")
+            artifacts = run_dir / "artifacts"  # a clone of a committed mlruns: the URI names the old place
+        if artifacts.is_dir():
+            content.artifacts = [(p.relative_to(artifacts).as_posix(), p)
+                                 for p in sorted(artifacts.rglob("*")) if p.is_file()]
+        return content
+    return read
+
+
+def _folder_datasets(run_dir: Path, experiment_dir: Path) -> list[SourceDataset]:
+    datasets = []
+    for input_dir in _subfolders(run_dir / "inputs"):
+        meta = _yaml(input_dir / "meta.yaml")
+        if meta.get("source_type") not in ("DATASET", 1, None):  # MLflow 3 also links logged models here
+            continue
+        dataset = _yaml(experiment_dir / "datasets" / str(meta.get("source_id")) / "meta.yaml")
+        tags = meta.get("tags") or {}
+        datasets.append(_dataset(dataset, tags.get("mlflow.data.context") if isinstance(tags, dict) else None))
+    return datasets
+
+
+def _dataset(record: dict[str, Any], context: str | None) -> SourceDataset:
+    return SourceDataset(name=str(record.get("name") or "dataset"), digest=str(record.get("digest") or ""),
+                         source_type=record.get("source_type"), source=record.get("source"),
+                         schema=record.get("schema"), profile=record.get("profile"), context=context)
+
+
+class ClientSource(MlflowSource):
+    """Any tracking URI MLflow's client opens (``sqlite:///mlflow.db``, ``http://...``,
+    ``databricks``); needs the ``mlflow`` (or ``mlflow-skinny``) package."""
+
+    PAGE = 1000
+
+    def __init__(self, uri: str) -> None:
+        try:
+            from mlflow.tracking import MlflowClient
+        except ModuleNotFoundError:
+            raise InvalidInputError(f"reading {uri!r} needs MLflow's client: pip install mlflow-skinny "
+                                    "(an mlruns folder is read without it)") from None
+        self.client = MlflowClient(tracking_uri=uri)
+        self.description = uri
+
+    def _pages(self, call: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
+        token = None
+        while True:
+            page = call(page_token=token, **kwargs)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def experiments(self, include_deleted: bool) -> Iterator[SourceExperiment | SourceError]:
+        from mlflow.entities import ViewType
+
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        for exp in self._pages(self.client.search_experiments, view_type=view, max_results=self.PAGE):
+            yield SourceExperiment(id=str(exp.experiment_id), name=exp.name, deleted=exp.lifecycle_stage == "deleted",
+                                   tags=dict(exp.tags), created_ms=getattr(exp, "creation_time", None),
+                                   where=f"{self.description} experiment {exp.experiment_id}")
+
+    def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
+        from mlflow.entities import ViewType
+
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        for run in self._pages(self.client.search_runs, experiment_ids=[experiment.id], run_view_type=view,
+                               max_results=self.PAGE):
+            info = run.info
+            yield SourceRun(id=info.run_id, experiment_id=experiment.id, name=info.run_name or None,
+                            status=str(info.status), start_ms=info.start_time, end_ms=info.end_time,
+                            deleted=info.lifecycle_stage == "deleted", user=info.user_id or None,
+                            where=f"{self.description} run {info.run_id}", content=self._content(run))
+
+    def _content(self, run: Any) -> Callable[[Path], RunContent]:
+        def read(scratch: Path) -> RunContent:
+            run_id = run.info.run_id
+            metrics = {key: [Point(m.timestamp, m.value, m.step) for m in self.client.get_metric_history(run_id, key)]
+                       for key in run.data.metrics}
+            datasets = []
+            for item in getattr(run.inputs, "dataset_inputs", None) or []:
+                tags = {t.key: t.value for t in item.tags}
+                d = item.dataset
+                datasets.append(_dataset({"name": d.name, "digest": d.digest, "source_type": d.source_type,
+                                          "source": d.source, "schema": d.schema, "profile": d.profile},
+                                         tags.get("mlflow.data.context")))
+            content = RunContent(params=dict(run.data.params), tags=dict(run.data.tags), metrics=metrics,
+                                 datasets=datasets, artifacts=[])
+            if self._has_artifacts(run_id):
+                target = scratch / run_id
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir(parents=True)
+                local = Path(self.client.download_artifacts(run_id, "", str(target)))
+                content.artifacts = [(p.relative_to(local).as_posix(), p) for p in sorted(local.rglob("*")) if p.is_file()]
+            return content
+        return read
+
+    def _has_artifacts(self, run_id: str) -> bool:
+        try:
+            return bool(self.client.list_artifacts(run_id))
+        except Exception as exc:  # noqa: BLE001 (any artifact repository's error: the run still imports)
+            raise SourceError(f"{self.description} run {run_id}", f"its artifacts cannot be listed ({exc})") from None
+
+    def models(self) -> Iterator[SourceModel | SourceError]:
+        for model in self._pages(self.client.search_registered_models, max_results=self.PAGE):
+            versions = [SourceVersion(version=int(v.version), run_id=v.run_id or None, source=v.source or None,
+                                      description=v.description or None, tags=dict(v.tags),
+                                      created_ms=v.creation_timestamp, stage=v.current_stage or None,
+                                      user=v.user_id or None)
+                        for v in self.client.search_model_versions(f"name = '{_quoted(model.name)}'")]
+            aliases = model.aliases if isinstance(model.aliases, dict) else {a.alias: a.version for a in model.aliases}
+            yield SourceModel(name=model.name, description=model.description or None, tags=dict(model.tags),
+                              aliases={a: int(v) for a, v in aliases.items()}, created_ms=model.creation_timestamp,
+                              versions=sorted(versions, key=lambda v: v.version),
+                              where=f"{self.description} model {model.name}")
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def scratch_folder(parent: Path) -> tempfile.TemporaryDirectory[str]:
+    """A folder for artifacts fetched through the client, removed after the import."""
+    parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=parent, prefix="mlflow-import-")
