@@ -41,6 +41,11 @@ def start_run(experiment: str = "Default", **kwargs: Any) -> Run:
     return run
 
 
+def push_run(run: Run) -> None:
+    """Make a run started elsewhere (``mltrail.mlflow.start_run``) the current run."""
+    _stack.append(run)
+
+
 def active_run() -> Run | None:
     return _stack[-1] if _stack else None
 

@@ -15,6 +15,7 @@ from .artifacts import artifacts
 from .context import MltrailGroup, store_option
 from .curation import delete, gc, notes, rename, restore, tag
 from .features import features
+from .migration import import_group
 from .models import models
 from .runs import compact, diff, experiments, reproduce, runs, show, stop, ui
 from .serve import serve
@@ -29,7 +30,8 @@ def main() -> None:
 
 
 for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve, server,
-                sync, users, groups, access, artifacts, rename, notes, tag, delete, restore, gc):
+                sync, users, groups, access, artifacts, rename, notes, tag, delete, restore, gc,
+                import_group):
     main.add_command(command)
 
 __all__ = ["main"]

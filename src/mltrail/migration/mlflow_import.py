@@ -131,7 +131,7 @@ class MlflowImport:
                     self._import_run(experiment, run, Path(scratch))
                 except SourceError as exc:
                     self.summary.skipped.append(Skipped("run", exc.path, exc.reason))
-                except (MltrailError, ValidationError) as exc:
+                except (MltrailError, ValidationError, OSError) as exc:
                     self.summary.skipped.append(Skipped("run", run.where, _reason(exc)))
                 if self.progress is not None:
                     self.progress(done, len(runs))
@@ -500,4 +500,6 @@ def _model_artifact(source: str, mlflow_run: str | None, artifacts: list[str]) -
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
     return str(exc)

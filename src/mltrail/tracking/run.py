@@ -35,7 +35,7 @@ from ..storage import background
 from ..storage import events as ev
 from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
 from ..storage.eventlog import EventWriter, events_to_lines
-from ..storage.fields import INT64_MAX
+from ..storage.fields import INT64_MAX, LATEST_TS
 from ..storage.layout import check_key
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from . import objects
@@ -84,6 +84,12 @@ def _metric_value(key: str, value: Any) -> float:
         return float(value)  # int, numpy and torch scalars
     except (TypeError, ValueError, OverflowError):  # 10**400 has no float
         raise InvalidMetricValueError(key, value) from None
+
+
+def _checked_time(timestamp: Any) -> float:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)) or not 0 <= timestamp <= LATEST_TS:
+        raise InvalidInputError(f"a metric timestamp is seconds since 1970 (before year 3000), not {timestamp!r}")
+    return float(timestamp)
 
 
 def _param_text(key: str, value: Any) -> str:
@@ -169,9 +175,11 @@ class Run:
 
     # -- logging ---------------------------------------------------------------------
 
-    def log_metric(self, key: str, value: float, step: int | None = None, *, best: bool = False) -> None:
+    def log_metric(self, key: str, value: float, step: int | None = None, *, best: bool = False,
+                   timestamp: float | None = None) -> None:
         """Log one metric point. ``step`` defaults to the key's previous step + 1 (from 0);
-        ``best=True`` marks the point as the best so far, for the run's summary."""
+        ``best=True`` marks the point as the best so far, for the run's summary;
+        ``timestamp`` (seconds since the epoch) is when it was measured, if not now."""
         if self._status is not _RUNNING:  # (a point after end() would be lost at the next flush)
             raise RunStateError(f"run {self.id} is {self.status}; it takes no more metrics")
         last = self._steps.get(key)
@@ -185,7 +193,7 @@ class Run:
         if type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = self._step(key, step)
         self._steps[key] = step
-        self._pending.append((key, value, step, _time(), best))
+        self._pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), best))
         if len(self._pending) >= self._flush_events:
             self.flush()
 

@@ -1,0 +1,474 @@
+"""MLflow's tracking API, writing an mltrail store: change ``import mlflow`` to
+``import mltrail.mlflow as mlflow`` and a training script runs unchanged.
+
+>>> import mltrail.mlflow as mlflow
+>>> mlflow.set_tracking_uri("mltrail_runs")          # doctest: +SKIP
+>>> mlflow.set_experiment("churn")                   # doctest: +SKIP
+>>> with mlflow.start_run(run_name="baseline"):      # doctest: +SKIP
+...     mlflow.log_params({"C": 1.0})
+...     mlflow.log_metric("f1", 0.81, step=1)
+
+The calls behave as MLflow's do: params are kept as ``str(value)``; a metric logged
+without a step is at step 0; ``start_run`` inside an active run needs ``nested=True``;
+runs get MLflow's system tags (``mlflow.runName``, ``mlflow.user``, ``mlflow.source.name``,
+``mlflow.parentRunId``), so filters written for MLflow find them; ``search_runs`` answers
+in MLflow's columns. An experiment's ID is its name (mltrail names experiments, it does
+not number them). The store is the one ``set_tracking_uri`` names (a folder or an
+``http(s)://`` mltrail server), else ``$MLTRAIL_DIR``, else ``./mltrail_runs``;
+``$MLFLOW_TRACKING_URI`` is not read, since it points at an MLflow server. A call this
+module does not have raises :class:`UnsupportedCallError` naming it.
+
+The runs are mltrail runs: ``mltrail.active_run()``, ``mltrail.autolog()`` and
+``mltrail.log_*`` act on the run started here.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+
+from . import fluent
+from .errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
+from .integrations import autolog as _autolog
+from .query.cells import present
+from .store import Store
+from .tracking.run import PARENT_TAG, Run
+
+__all__ = [
+    "ActiveRun", "Experiment", "RunData", "RunInfo", "UnsupportedCallError", "active_run", "autolog",
+    "create_experiment", "delete_tag", "end_run", "get_experiment", "get_experiment_by_name", "get_run",
+    "get_tracking_uri", "last_active_run", "log_artifact", "log_artifacts", "log_dict", "log_figure",
+    "log_image", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_table",
+    "log_text", "search_runs", "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+]
+
+DEFAULT_EXPERIMENT = "Default"
+RUN_VIEWS = {1: "active", 2: "deleted", 3: "all"}  # MLflow's ViewType numbers
+_MLFLOW_STATUS = {"CRASHED": "FAILED"}  # MLflow has no CRASHED: a run that died reads FAILED there
+
+
+class UnsupportedCallError(MltrailError, AttributeError):
+    """An MLflow call ``mltrail.mlflow`` does not have (an AttributeError, so that
+    ``hasattr(mlflow, name)`` stays False)."""
+
+
+@dataclass
+class _State:
+    uri: str | None = None
+    store: Store | None = None
+    experiment: str | None = None
+    last: Run | None = None
+
+
+_state = _State()
+
+
+# -- where runs go -------------------------------------------------------------------
+
+def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
+    """Log into the mltrail store at ``uri``: a folder (``file:`` URIs too) or a server's
+    ``http(s)://`` URL. An MLflow ``mlruns`` folder is refused: import it instead."""
+    text = os.fspath(uri)
+    parsed = urlparse(text)
+    if parsed.scheme in ("http", "https"):
+        target: str = text
+    elif parsed.scheme in ("", "file"):
+        folder = Path(unquote(parsed.path) if parsed.scheme == "file" else text).expanduser()
+        if _is_mlruns(folder):
+            raise InvalidInputError(f"{str(folder)!r} is an MLflow store (mlruns): mltrail does not write into "
+                                    f"it. Bring its runs over with `mltrail import mlflow {folder}` and log "
+                                    "into an mltrail folder (mltrail_runs, say)")
+        target = str(folder)
+    else:
+        raise InvalidInputError(f"tracking URI {text!r}: mltrail.mlflow logs into a folder or an mltrail "
+                                "server (http(s)://), not a {parsed.scheme}: store")
+    _state.uri, _state.store = target, None
+
+
+def get_tracking_uri() -> str:
+    return _state.uri or str(fluent.default_store().root)
+
+
+def _is_mlruns(folder: Path) -> bool:
+    return (folder / "0" / "meta.yaml").is_file() or (folder / ".trash").is_dir()
+
+
+def _store() -> Store:
+    if _state.uri is None:
+        return fluent.default_store()
+    if _state.store is None:
+        _state.store = Store(_state.uri)
+    return _state.store
+
+
+# -- experiments ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Experiment:
+    """As MLflow's: ``experiment_id`` is the experiment's name in mltrail."""
+
+    name: str
+    experiment_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+    lifecycle_stage: str = "active"
+    artifact_location: str = ""
+
+
+def _experiment(name: str) -> Experiment:
+    return Experiment(name=name, experiment_id=name, artifact_location=get_tracking_uri())
+
+
+def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
+    """Runs started after this go to the experiment (created by its first run)."""
+    name = experiment_name if experiment_name is not None else experiment_id
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError("set_experiment needs an experiment_name (or an experiment_id, which is the "
+                                "name in mltrail)")
+    _state.experiment = name
+    return _experiment(name)
+
+
+def create_experiment(name: str, artifact_location: str | None = None, tags: Mapping[str, Any] | None = None) -> str:
+    """The experiment's ID (its name); it is written with its first run."""
+    if get_experiment_by_name(name) is not None:
+        raise InvalidInputError(f"experiment {name!r} already exists")
+    if tags:
+        raise InvalidInputError("mltrail keeps no tags on an experiment: tag its runs instead")
+    return _experiment(name).experiment_id
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    known = _store().experiments()
+    return _experiment(name) if name in set(known["experiment"]) else None
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    found = get_experiment_by_name(experiment_id)
+    if found is None:
+        raise NotFoundError(f"no experiment {experiment_id!r} in {get_tracking_uri()} (an ID is its name)")
+    return found
+
+
+def _current_experiment() -> str:
+    return _state.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+# -- runs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    run_name: str
+    experiment_id: str
+    status: str
+    start_time: int | None  # milliseconds, as MLflow's
+    end_time: int | None
+    user_id: str | None
+    artifact_uri: str
+    lifecycle_stage: str = "active"
+
+    @property
+    def run_uuid(self) -> str:
+        return self.run_id
+
+
+@dataclass(frozen=True)
+class RunData:
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run read back (``get_run``, ``search_runs(output_format="list")``), as MLflow's Run."""
+
+    info: RunInfo
+    data: RunData
+
+
+class ActiveRun:
+    """What ``start_run`` returns: MLflow's ActiveRun (``.info``, ``.data``, a context
+    manager) around the mltrail :class:`~mltrail.Run`, which is ``.run``."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    @property
+    def info(self) -> RunInfo:
+        return RunInfo(run_id=self.run.id, run_name=self.run.name, experiment_id=self.run.experiment,
+                       status=self.run.status, start_time=None, end_time=None, user_id=_user(),
+                       artifact_uri=f"runs:/{self.run.id}")
+
+    @property
+    def data(self) -> RunData:
+        return RunData(metrics={}, params=dict(self.run._params), tags=dict(self.run._tags))
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.run.__exit__(exc_type, exc, tb)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def start_run(run_id: str | None = None, experiment_id: str | None = None, run_name: str | None = None,
+              nested: bool = False, parent_run_id: str | None = None, tags: Mapping[str, Any] | None = None,
+              description: str | None = None, log_system_metrics: bool | None = None) -> ActiveRun:
+    """Start a run (or resume ``run_id``) and make it the active one."""
+    active = fluent.active_run()
+    if active is not None and not nested and parent_run_id is None and run_id is None:
+        raise RunStateError(f"run {active.id} is already active: end it first, or start a child run with "
+                            "start_run(nested=True)")
+    store = _store()
+    if run_id is not None:
+        run = store.start_run(run_id=run_id, log_system_metrics=log_system_metrics)
+    else:
+        parent = parent_run_id or (active.id if nested and active is not None else None)
+        system = {"mlflow.runName": run_name, "mlflow.user": _user(), "mlflow.source.type": "LOCAL",
+                  "mlflow.source.name": sys.argv[0] if sys.argv and sys.argv[0] else None,
+                  "mlflow.parentRunId": parent, "mlflow.note.content": description}
+        all_tags = {k: v for k, v in system.items() if v} | {k: v for k, v in (tags or {}).items()}
+        run = store.start_run(experiment_id or _current_experiment(), name=run_name, description=description,
+                              tags=all_tags, parent=parent, log_system_metrics=log_system_metrics)
+        if run_name is None:  # MLflow tags every run with its name, generated or given
+            run.set_tag("mlflow.runName", run.name)
+    fluent.push_run(run)
+    _state.last = run
+    return ActiveRun(run)
+
+
+def active_run() -> ActiveRun | None:
+    run = fluent.active_run()
+    return None if run is None else ActiveRun(run)
+
+
+def last_active_run() -> StoredRun | None:
+    return None if _state.last is None else get_run(_state.last.id)
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the active run, if there is one (as MLflow, no error when there is none)."""
+    run = fluent.active_run()
+    if run is not None:
+        run.end(status)
+
+
+def _active() -> Run:
+    run = fluent.active_run()
+    if run is None:  # MLflow starts a run on the first log call without one
+        run = start_run().run
+    return run
+
+
+# -- logging -------------------------------------------------------------------------
+
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    _active().log_param(key, str(value))
+    return value
+
+
+def log_params(params: Mapping[str, Any], synchronous: bool | None = None, run_id: str | None = None) -> None:
+    _run_for(run_id).log_params({k: str(v) for k, v in params.items()})
+
+
+def log_metric(key: str, value: float, step: int | None = None, synchronous: bool | None = None,
+               timestamp: int | None = None, run_id: str | None = None, **ignored: Any) -> None:
+    """One point; ``step`` defaults to 0 and ``timestamp`` (ms) to now, as in MLflow."""
+    _run_for(run_id).log_metric(key, value, 0 if step is None else step,
+                                timestamp=None if timestamp is None else timestamp / 1000)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None, synchronous: bool | None = None,
+                run_id: str | None = None, timestamp: int | None = None, **ignored: Any) -> None:
+    run = _run_for(run_id)
+    for key, value in metrics.items():
+        run.log_metric(key, value, 0 if step is None else step,
+                       timestamp=None if timestamp is None else timestamp / 1000)
+
+
+def _run_for(run_id: str | None) -> Run:
+    if run_id is None:
+        return _active()
+    active = fluent.active_run()
+    if active is not None and active.id == run_id:
+        return active
+    raise InvalidInputError(f"mltrail.mlflow logs into the active run only, not run {run_id} (resume it with "
+                            "start_run(run_id=...))")
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+    _active().set_tag(key, str(value))
+
+
+def set_tags(tags: Mapping[str, Any], synchronous: bool | None = None) -> None:
+    _active().set_tags({k: str(v) for k, v in tags.items()})
+
+
+def delete_tag(key: str) -> None:
+    _active().delete_tag(key)
+
+
+def _artifact_name(artifact_path: str | None, name: str) -> str:
+    return f"{artifact_path.strip('/')}/{name}" if artifact_path and artifact_path.strip("/") else name
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+    """A file, as ``<artifact_path>/<its name>``."""
+    path = Path(local_path)
+    if not path.is_file():
+        raise InvalidInputError(f"log_artifact takes a file; {str(path)!r} is not one (log_artifacts takes a folder)")
+    _run_for(run_id).log_artifact(path, name=_artifact_name(artifact_path, path.name))
+
+
+def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+    """Every file under a folder, as ``<artifact_path>/<its path in the folder>``."""
+    folder = Path(local_dir)
+    if not folder.is_dir():
+        raise InvalidInputError(f"log_artifacts takes a folder; {str(folder)!r} is not one")
+    run = _run_for(run_id)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        run.log_artifact(path, name=_artifact_name(artifact_path, path.relative_to(folder).as_posix()))
+
+
+def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> None:
+    _run_for(run_id).log_dict(dictionary, artifact_file)
+
+
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    _run_for(run_id).log_text(text, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str, *, save_kwargs: Any = None) -> None:
+    _active().log_figure(figure, artifact_file)
+
+
+def log_image(image: Any, artifact_file: str | None = None, key: str | None = None, step: int | None = None,
+              **ignored: Any) -> None:
+    name = artifact_file or (f"images/{key}/step_{step or 0}.png" if key else None)
+    if name is None:
+        raise InvalidInputError("log_image needs an artifact_file (or a key)")
+    _active().log_image(image, name)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """A DataFrame (or a dict of columns) as a table artifact; mltrail keeps it as Parquet
+    (``.parquet``), whatever suffix ``artifact_file`` had."""
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    name = artifact_file if artifact_file.endswith(".parquet") else f"{artifact_file.rsplit('.', 1)[0]}.parquet"
+    _run_for(run_id).log_table(frame, name)
+
+
+def log_input(dataset: Any, context: str | None = None, tags: Mapping[str, str] | None = None,
+              model: Any = None) -> None:
+    """An MLflow dataset (``mlflow.data.from_pandas``, ``from_numpy``...), a DataFrame or an
+    array: recorded with the sha256 of its data, its rows and columns."""
+    run = _active()
+    context = context or (tags or {}).get("mlflow.data.context")
+    frame = getattr(dataset, "df", None)
+    if frame is None and hasattr(dataset, "features"):  # an MLflow NumpyDataset
+        frame = dataset.features
+    if frame is not None:
+        run.log_dataset(frame, name=getattr(dataset, "name", None) or "dataset", context=context)
+        return
+    if isinstance(dataset, (pd.DataFrame, pd.Series)) or hasattr(dataset, "__array__"):
+        run.log_dataset(dataset, name="dataset", context=context)
+        return
+    raise InvalidInputError(f"log_input takes an MLflow dataset holding its data (mlflow.data.from_pandas, "
+                            f"from_numpy), a DataFrame or an array, not {type(dataset).__name__}")
+
+
+def autolog(log_models: bool = True, disable: bool = False, exclusive: bool = False,
+            silent: bool = False, **ignored: Any) -> None:
+    """mltrail's autologging (scikit-learn, XGBoost, LightGBM) into this module's store and
+    experiment; fits log into the active run, or one of their own."""
+    _autolog(_store(), _state.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME"),
+             log_models=log_models, disable=disable)
+
+
+# -- reading -------------------------------------------------------------------------
+
+def _millis(value: Any) -> int | None:
+    value = present(value)
+    return None if value is None else int(pd.Timestamp(value).value // 1_000_000)
+
+
+def get_run(run_id: str) -> StoredRun:
+    """A run's info and its data (params, the latest value of each metric, tags)."""
+    store = _store()
+    details = store.get_run(run_id)
+    info = details["run"]
+    metrics = {r["key"]: float("nan") if r["value"] is None else float(r["value"])
+               for r in details["metrics"].to_dict("records")}
+    params = {r["key"]: r["value"] for r in details["params"].to_dict("records")}
+    return StoredRun(
+        info=RunInfo(run_id=info["run_id"], run_name=info.get("run_name") or "", experiment_id=info["experiment"],
+                     status=_MLFLOW_STATUS.get(info["status"], info["status"]),
+                     start_time=_millis(info.get("start_time")), end_time=_millis(info.get("end_time")),
+                     user_id=info.get("user"), artifact_uri=f"runs:/{info['run_id']}",
+                     lifecycle_stage="deleted" if info.get("deleted") else "active"),
+        data=RunData(metrics=metrics, params=params, tags=dict(details["tags"])))
+
+
+def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str = "", run_view_type: int = 1,
+                max_results: int = 100_000, order_by: Sequence[str] | None = None, output_format: str = "pandas",
+                search_all_experiments: bool = False, experiment_names: Sequence[str] | None = None) -> Any:
+    """Runs as MLflow lays them out: ``run_id, experiment_id, status, artifact_uri,
+    start_time, end_time``, then ``metrics.*``, ``params.*`` (text) and ``tags.*``;
+    newest first unless ``order_by`` says. Without experiments, the current one (all of
+    them with ``search_all_experiments``)."""
+    if run_view_type not in RUN_VIEWS:
+        raise InvalidInputError(f"run_view_type is 1 (active), 2 (deleted) or 3 (all), not {run_view_type!r}")
+    if output_format not in ("pandas", "list"):
+        raise InvalidInputError(f"output_format is 'pandas' or 'list', not {output_format!r}")
+    names = list(experiment_ids or []) + list(experiment_names or [])
+    store = _store()
+    known = set(store.experiments()["experiment"])
+    if not names and not search_all_experiments:
+        names = [_current_experiment()]
+    chosen = [n for n in names if n in known] if names else None
+    if chosen == []:
+        frame = store.search_runs(None, filter_string or None, order_by, 0, view=RUN_VIEWS[run_view_type])
+    else:
+        frame = store.search_runs(chosen, filter_string or None, order_by, max_results, view=RUN_VIEWS[run_view_type])
+    if output_format == "list":
+        return [get_run(run_id) for run_id in frame["run_id"]]
+    return _mlflow_frame(frame)
+
+
+def _mlflow_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "run_id": frame["run_id"].astype(object), "experiment_id": frame["experiment"].astype(object),
+        "status": frame["status"].replace(_MLFLOW_STATUS).astype(object),
+        "artifact_uri": ("runs:/" + frame["run_id"]).astype(object),
+        "start_time": frame["start_time"], "end_time": frame["end_time"]}, index=frame.index)
+    metrics = sorted(c for c in frame.columns if c.startswith("metrics."))
+    params = sorted(c for c in frame.columns if c.startswith("params."))
+    tags = sorted(c for c in frame.columns if c.startswith("tags.") and c != f"tags.{PARENT_TAG}")
+    columns = {c: frame[c] for c in metrics}
+    columns |= {c: frame[c].map(lambda v: None if present(v) is None else str(v)) for c in params}
+    columns |= {c: frame[c] for c in tags}
+    return pd.concat([out, pd.DataFrame(columns, index=frame.index)], axis=1).reset_index(drop=True)
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise UnsupportedCallError(
+        f"mltrail.mlflow does not support mlflow.{name}: it has MLflow's tracking calls "
+        f"({', '.join(n for n in __all__ if n[0].islower())}); "
+        "for models use mltrail's registry (store.registry), for anything else mltrail's own API")
