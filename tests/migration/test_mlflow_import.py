@@ -1,0 +1,286 @@
+"""Importing MLflow ``mlruns`` folders written file by file (see :mod:`.mlruns`): every field
+lands where mltrail keeps it, importing again adds only what is new, and a bad folder is
+reported by path and skipped, never half-imported."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import mltrail
+from mltrail.errors import NotFoundError
+from mltrail.migration.mlflow_import import mltrail_run_id
+from mltrail.migration.mlflow_source import FolderSource, open_source
+
+from .mlruns import MlrunsBuilder, write_yaml
+
+T0 = 1_700_000_100_000  # ms
+MODEL = pickle.dumps({"weights": [1, 2, 3]})
+
+
+def run_file(store: mltrail.Store, run_id: str) -> Path:
+    return store.tracking.run_file(run_id)
+
+
+def imported_id(store: mltrail.Store, mlflow_run: str) -> str:
+    frame = store.search_runs(view="all")
+    return frame.loc[frame["tags.mlflow.run_id"] == mlflow_run, "run_id"].item()
+
+
+@pytest.fixture
+def mlruns(tmp_path: Path) -> MlrunsBuilder:
+    builder = MlrunsBuilder(tmp_path / "mlruns")
+    builder.experiment("0", "Default")
+    builder.experiment("17", "churn", tags={"team": "growth", "mlflow.note.content": "churn models"})
+    builder.run("17", "a" * 32, name="baseline", params={"lr": "0.1", "model/depth": "3"},
+                tags={"stage": "dev", "mlflow.note.content": "the first try", "mlflow.source.git.commit": "abc123",
+                      "mlflow.source.name": "train.py"},
+                metrics={"loss": [(T0 + 10, 1.0, 0), (T0 + 20, 0.5, 1), (T0 + 30, 0.25, 2)],
+                         "val/acc": [(T0 + 40, math.nan, 0), (T0 + 50, math.inf, 1)]},
+                artifacts={"model/model.pkl": MODEL, "model/MLmodel": b"flavors: {}\n", "notes.txt": b"hello"})
+    builder.run("17", "b" * 32, name="child", start_ms=T0 + 1000, status="FAILED",
+                tags={"mlflow.parentRunId": "a" * 32}, metrics={"loss": [(T0 + 1100, 0.9, 0)]})
+    builder.run("17", "c" * 32, name="live", start_ms=T0 + 2000, end_ms=None, status="RUNNING",
+                metrics={"loss": [(T0 + 2100, 0.8, 0)]})
+    builder.run("17", "d" * 32, name="gone", start_ms=T0 + 3000, deleted=True)
+    builder.dataset("17", "a" * 32, "f" * 32, "train", "training", ["x", "y"], 3, "data/train.csv")
+    return builder
+
+
+def test_an_mlruns_folder_imports_every_field_where_mltrail_keeps_it(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    summary = store.import_mlflow(mlruns.root)
+    assert (summary.runs_new, summary.experiments, summary.points, summary.artifacts) == (3, 1, 7, 3)
+    runs = store.search_runs("churn").set_index("tags.mlflow.run_id")
+    assert sorted(runs["run_name"]) == ["baseline", "child", "live"]  # the deleted one stays behind
+    base = runs.loc["a" * 32]
+    assert base["params.lr"] == "0.1" and base["params.model/depth"] == "3"
+    assert base["tags.stage"] == "dev" and base["tags.mlflow.experiment_id"] == "17"
+    assert base["tags.mlflow.experiment.tag.team"] == "growth"
+    assert base["start_time"] == pd.Timestamp(T0, unit="ms", tz="UTC")
+    assert base["end_time"] == pd.Timestamp(1_700_000_200_000, unit="ms", tz="UTC")
+    assert base["status"] == "FINISHED" and runs.loc["b" * 32, "status"] == "FAILED"
+    assert runs.loc["b" * 32, "parent_run_id"] == base["run_id"]  # MLflow's parent, as mltrail's link
+    details = store.get_run(base["run_id"])
+    assert details["run"]["description"] == "the first try"
+    assert details["run"]["experiment_description"] == "churn models"
+    assert details["run"]["git_commit"] == "abc123" and details["run"]["user"] == "ana"
+    history = store.metric_history([base["run_id"]]).sort_values(["key", "step"])
+    loss = history[history["key"] == "loss"]
+    assert list(loss["step"]) == [0, 1, 2] and list(loss["value"]) == [1.0, 0.5, 0.25]
+    assert list(loss["timestamp"]) == [pd.Timestamp(T0 + d, unit="ms", tz="UTC") for d in (10, 20, 30)]
+    acc = history[history["key"] == "val/acc"]["value"].tolist()
+    assert math.isnan(acc[0]) and acc[1] == math.inf
+    artifacts = details["artifacts"].set_index("path")
+    assert artifacts.loc["model/model.pkl", "sha256"] == hashlib.sha256(MODEL).hexdigest()
+    assert store.artifact_path(base["run_id"], "notes.txt").read_bytes() == b"hello"
+    dataset = details["datasets"].iloc[0]
+    assert (dataset["name"], dataset["path"], dataset["rows"], list(dataset["columns"]), dataset["context"]) == (
+        "train", "data/train.csv", 3, ["x", "y"], "training")
+
+
+def test_run_ids_come_from_mlflow_s_so_runs_sort_by_their_start(mlruns: MlrunsBuilder) -> None:
+    source = FolderSource(mlruns.root)
+    experiment = next(e for e in source.experiments(False) if e.name == "churn")
+    runs = {r.id: r for r in source.runs(experiment, False)}
+    ids = [mltrail_run_id(runs[k * 32]) for k in "abc"]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert mltrail_run_id(runs["a" * 32]) == mltrail_run_id(runs["a" * 32])
+
+
+def test_importing_again_changes_nothing_and_reads_as_unchanged(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    store.import_mlflow(mlruns.root)
+    files = {p: p.read_bytes() for p in (store.root / "experiments").rglob("*.jsonl")}
+    again = store.import_mlflow(mlruns.root)
+    assert (again.runs_new, again.runs_updated, again.runs_unchanged, again.points, again.artifacts) == (0, 0, 3, 0, 0)
+    assert {p: p.read_bytes() for p in (store.root / "experiments").rglob("*.jsonl")} == files
+    assert len(store.search_runs()) == 3
+
+
+def test_points_logged_since_a_finished_run_and_new_runs_are_all_that_is_added(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    store.import_mlflow(mlruns.root)
+    live = imported_id(store, "c" * 32)
+    before = run_file(store, live).read_bytes()
+    mlruns.append_points("17", "c" * 32, "loss", [(T0 + 2200, 0.7, 1), (T0 + 2300, 0.6, 2)])
+    mlruns.run("17", "c" * 32, name="live", start_ms=T0 + 2000, end_ms=T0 + 2400, status="KILLED",
+               metrics={})  # the job ended since; its meta.yaml says so
+    mlruns.run("17", "e" * 32, name="later", start_ms=T0 + 5000, metrics={"loss": [(T0 + 5100, 0.1, 0)]})
+    summary = store.import_mlflow(mlruns.root)
+    assert (summary.runs_new, summary.runs_updated, summary.runs_unchanged, summary.points) == (1, 1, 2, 3)
+    assert run_file(store, live).read_bytes().startswith(before)  # appended, never rewritten
+    history = store.metric_history([live])
+    assert list(history.sort_values("step")["value"]) == [0.8, 0.7, 0.6]
+    info = store.get_run(live)["run"]
+    assert info["status"] == "KILLED"
+    assert info["end_time"] == pd.Timestamp(T0 + 2400, unit="ms", tz="UTC")
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 4
+
+
+def test_a_repeated_point_is_kept_as_often_as_mlflow_has_it(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.run("17", "e" * 32, metrics={"loss": [(T0, 0.5, 0), (T0, 0.5, 0)]})
+    store.import_mlflow(mlruns.root, ["churn"])
+    mlruns.append_points("17", "e" * 32, "loss", [(T0, 0.5, 0)])
+    assert store.import_mlflow(mlruns.root, ["churn"]).points == 1
+    assert len(store.metric_history([imported_id(store, "e" * 32)])) == 3
+
+
+def test_tags_changed_or_removed_in_mlflow_follow_on_the_next_import(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    store.import_mlflow(mlruns.root)
+    folder = mlruns.experiments["17"] / ("a" * 32) / "tags"
+    (folder / "stage").write_text("prod")
+    (folder / "mlflow.source.git.commit").unlink()
+    assert store.import_mlflow(mlruns.root).runs_updated == 1
+    tags = store.get_run(imported_id(store, "a" * 32))["tags"]
+    assert tags["stage"] == "prod" and "mlflow.source.git.commit" not in tags
+
+
+def test_deleted_runs_and_experiments_come_only_when_asked_and_as_deleted(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.experiment("18", "old", deleted=True)
+    mlruns.run("18", "9" * 32, name="ancient")
+    store.import_mlflow(mlruns.root)
+    assert set(store.search_runs(view="all")["run_name"]) == {"baseline", "child", "live"}
+    summary = store.import_mlflow(mlruns.root, include_deleted=True)
+    assert summary.runs_new == 2
+    deleted = store.search_runs(view="deleted")
+    assert set(deleted["run_name"]) == {"gone"}
+    assert "ancient" in set(store.search_runs(view="all")["run_name"])
+    assert store.import_mlflow(mlruns.root, include_deleted=True).runs_new == 0  # deleted once, not twice
+    assert len(store.run_edits()) == 1
+
+
+def test_experiments_can_be_chosen_and_an_unknown_one_is_named(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.experiment("18", "fraud")
+    mlruns.run("18", "9" * 32, name="f1")
+    assert store.import_mlflow(mlruns.root, ["fraud"]).runs_new == 1
+    assert set(store.search_runs()["experiment"]) == {"fraud"}
+    with pytest.raises(NotFoundError, match=r"no experiment 'nope'.*it has: Default, churn, fraud.*nothing was imported"):
+        store.import_mlflow(mlruns.root, ["nope", "churn"])
+    assert set(store.search_runs()["experiment"]) == {"fraud"}
+
+
+def test_a_malformed_metric_line_skips_its_run_whole_and_names_the_line(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    bad = mlruns.run("17", "e" * 32, name="bad", params={"p": "1"}, artifacts={"big.bin": b"x" * 100},
+                     metrics={"loss": [(T0, 0.5, 0)]})
+    with open(bad / "metrics" / "loss", "a") as handle:
+        handle.write("17000 not-a-number 1\n")
+    summary = store.import_mlflow(mlruns.root)
+    assert summary.runs_new == 3
+    [skipped] = [s for s in summary.skipped if s.what == "run"]
+    assert skipped.where == f"{bad / 'metrics' / 'loss'}:2" and "malformed metric line" in skipped.reason
+    assert "bad" not in set(store.search_runs(view="all")["run_name"])
+    assert not list((store.root / "experiments").rglob(f"{mltrail_run_id_of(mlruns, 'e' * 32)}*"))
+    assert f"skipped run {bad / 'metrics' / 'loss'}:2" in summary.text()
+
+
+def mltrail_run_id_of(mlruns: MlrunsBuilder, run_id: str) -> str:
+    source = FolderSource(mlruns.root)
+    experiment = next(e for e in source.experiments(False) if e.name == "churn")
+    return next(mltrail_run_id(r) for r in source.runs(experiment, False) if r.id == run_id)
+
+
+def test_a_run_or_experiment_without_meta_yaml_is_reported_and_the_rest_imported(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    (mlruns.experiments["17"] / ("b" * 32) / "meta.yaml").unlink()
+    (mlruns.root / "55").mkdir()
+    write_yaml(mlruns.experiments["17"] / ("c" * 32) / "meta.yaml", {"run_id": "c" * 32, "status": "DANCING"})
+    summary = store.import_mlflow(mlruns.root)
+    assert summary.runs_new == 1
+    reasons = {s.where: s.reason for s in summary.skipped}
+    assert "missing" in reasons[str(mlruns.experiments["17"] / ("b" * 32) / "meta.yaml")]
+    assert "missing" in reasons[str(mlruns.root / "55" / "meta.yaml")]
+    assert "not an MLflow run status" in reasons[str(mlruns.experiments["17"] / ("c" * 32) / "meta.yaml")]
+
+
+def test_old_mlflow_files_metric_lines_without_a_step_and_statuses_as_words(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    folder = mlruns.run("17", "e" * 32, name="v1", status="FINISHED")
+    (folder / "metrics" / "loss").write_text(f"{T0} 0.5\n{T0 + 1} 0.25\n")
+    meta = (folder / "meta.yaml").read_text().replace("status: 3", "status: FINISHED")
+    (folder / "meta.yaml").write_text(meta)
+    store.import_mlflow(mlruns.root)
+    run_id = imported_id(store, "e" * 32)
+    assert list(store.metric_history([run_id])["step"]) == [0, 0]
+    assert store.get_run(run_id)["run"]["status"] == "FINISHED"
+
+
+def test_a_cloned_mlruns_finds_its_artifacts_in_the_run_folder_not_the_old_path(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.run("17", "e" * 32, name="moved", artifacts={"a.txt": b"here"},
+               artifact_uri="file:///home/someone-else/project/mlruns/17/eeee/artifacts")
+    mlruns.run("17", "f" * 32, name="s3", artifact_uri="s3://bucket/17/ffff/artifacts")
+    summary = store.import_mlflow(mlruns.root)
+    assert store.artifact_path(imported_id(store, "e" * 32), "a.txt").read_bytes() == b"here"
+    assert any("s3://bucket/17/ffff/artifacts not copied" in note for note in summary.notes)
+
+
+def test_registered_models_come_with_versions_aliases_and_lineage(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.model("churn-model", [
+        {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model", "tags": {"k": "v"}, "stage": "Production"},
+        {"run_id": "a" * 32, "source": f"file://{mlruns.experiments['17']}/{'a' * 32}/artifacts/notes.txt"},
+        {"run_id": "d" * 32, "source": f"runs:/{'d' * 32}/model"},  # its run was deleted: not imported
+    ], aliases={"champion": 1, "challenger": 3}, tags={"owner": "ana"}, description="the churn model")
+    summary = store.import_mlflow(mlruns.root)
+    assert (summary.models_new, summary.versions_new, summary.aliases_set) == (1, 2, 1)
+    reasons = {s.where: s.reason for s in summary.skipped}
+    assert "was not imported" in reasons[f"{mlruns.root / 'models' / 'churn-model'} version 3"]
+    assert "version 3 was not imported" in reasons[f"{mlruns.root / 'models' / 'churn-model'} alias challenger"]
+    model = store.registry.list().set_index("model").loc["churn-model"]
+    assert model["description"] == "the churn model" and model["tags"] == {"owner": "ana"}
+    first = store.registry.get("churn-model", alias="champion")
+    assert (first.number, first.artifact, first.run) == (1, "model/model.pkl", imported_id(store, "a" * 32))
+    assert first.tags == {"k": "v", "mlflow.version": "1", "mlflow.source": f"runs:/{'a' * 32}/model",
+                          "mlflow.current_stage": "Production"}
+    assert first.params == {"lr": "0.1", "model/depth": "3"} and first.metrics["loss"] == 0.25
+    assert store.load_model("models:/churn-model@champion") == {"weights": [1, 2, 3]}
+    assert store.registry.get("churn-model", 2).artifact == "notes.txt"
+    again = store.import_mlflow(mlruns.root)
+    assert (again.models_new, again.versions_new, again.aliases_set) == (0, 0, 0)
+    assert len(store.registry.versions("churn-model")) == 2
+
+
+def test_an_alias_moved_in_mltrail_after_the_import_stays_where_it_was_put(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.model("m", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"},
+                       {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/notes.txt"}], aliases={"prod": 1})
+    store.import_mlflow(mlruns.root)
+    store.registry.set_alias("m", "prod", 2, reason="better")
+    summary = store.import_mlflow(mlruns.root)
+    assert store.registry.get("m", alias="prod").number == 2
+    assert any("kept where it is" in note for note in summary.notes)
+
+
+def test_a_model_name_mltrail_cannot_keep_is_skipped_with_the_reason(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.model("churn model", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}])
+    summary = store.import_mlflow(mlruns.root)
+    assert any("is not a folder name mltrail allows" in s.reason for s in summary.skipped)
+    assert store.registry.names() == []
+
+
+def test_an_empty_or_foreign_folder_is_refused_before_anything_is_written(tmp_path: Path, store: mltrail.Store) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(mltrail.InvalidInputError, match="holds no MLflow experiment"):
+        store.import_mlflow(tmp_path / "empty")
+    with pytest.raises(mltrail.InvalidInputError, match="is not a folder"):
+        store.import_mlflow(tmp_path / "nowhere")
+    assert not (store.root / "experiments").exists()
+
+
+def test_a_file_uri_names_the_folder(mlruns: MlrunsBuilder) -> None:
+    assert isinstance(open_source(f"file://{mlruns.root}"), FolderSource)
+
+
+def test_an_experiment_with_no_runs_is_said_to_have_none(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    summary = store.import_mlflow(mlruns.root)
+    assert any(s.what == "experiment" and "'Default' has no runs" in s.reason for s in summary.skipped)
+
+
+def test_progress_is_told_of_each_run(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    seen: list[tuple[int, int]] = []
+    store.import_mlflow(mlruns.root, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
