@@ -9,6 +9,7 @@ import pytest
 
 import mltrail
 from mltrail import fluent
+from mltrail import mlflow as mlflow_api
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +20,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     fluent._stack.clear()
     fluent._stores.clear()
+    monkeypatch.setattr(mlflow_api, "_state", mlflow_api._State())  # set_tracking_uri, set_experiment
     return tmp_path
 
 

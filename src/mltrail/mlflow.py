@@ -40,6 +40,7 @@ from .errors import InvalidInputError, MltrailError, NotFoundError, RunStateErro
 from .integrations import autolog as _autolog
 from .query.cells import present
 from .store import Store
+from .tracking.datasets import describe_memory
 from .tracking.run import PARENT_TAG, Run
 
 __all__ = [
@@ -89,7 +90,7 @@ def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
         target = str(folder)
     else:
         raise InvalidInputError(f"tracking URI {text!r}: mltrail.mlflow logs into a folder or an mltrail "
-                                "server (http(s)://), not a {parsed.scheme}: store")
+                                f"server (http(s)://), not a {parsed.scheme}: store")
     _state.uri, _state.store = target, None
 
 
@@ -382,11 +383,11 @@ def log_input(dataset: Any, context: str | None = None, tags: Mapping[str, str] 
     frame = getattr(dataset, "df", None)
     if frame is None and hasattr(dataset, "features"):  # an MLflow NumpyDataset
         frame = dataset.features
-    if frame is not None:
-        run.log_dataset(frame, name=getattr(dataset, "name", None) or "dataset", context=context)
-        return
-    if isinstance(dataset, (pd.DataFrame, pd.Series)) or hasattr(dataset, "__array__"):
-        run.log_dataset(dataset, name="dataset", context=context)
+    if frame is None and (isinstance(dataset, (pd.DataFrame, pd.Series)) or hasattr(dataset, "__array__")):
+        frame, dataset = dataset, None
+    if frame is not None:  # unnamed data is named by its hash: two of them are two datasets
+        name = getattr(dataset, "name", None) or f"dataset-{describe_memory(frame)['sha256'][:8]}"
+        run.log_dataset(frame, name=name, context=context)
         return
     raise InvalidInputError(f"log_input takes an MLflow dataset holding its data (mlflow.data.from_pandas, "
                             f"from_numpy), a DataFrame or an array, not {type(dataset).__name__}")

@@ -1,0 +1,281 @@
+"""The proof against MLflow itself (mlflow-skinny, a test dependency): a store MLflow wrote,
+once imported, answers ``search_runs`` as MLflow answers it on the source; and a training
+script run with ``import mlflow`` and with ``import mltrail.mlflow as mlflow`` leaves the
+same params, metrics and tags.
+
+MLflow runs in subprocesses: its file store needs ``MLFLOW_ALLOW_FILE_STORE`` (3.x), its
+warnings would fail this suite (warnings are errors here), and its fluent API keeps state
+in the process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import mltrail
+from mltrail import mlflow as shim
+
+pytest.importorskip("mlflow")
+pytestmark = pytest.mark.slow
+
+T0 = 1_790_000_000_000  # ms: each run starts at its own known time, so no two tie
+
+
+def run_python(code: str, *args: str, shim_import: bool = False) -> str:
+    env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "PYTHONWARNINGS": "ignore",
+           "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if shim_import:
+        env["USE_MLTRAIL"] = "1"
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+MAKE_STORE = """
+import sys, math
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+uri = "file:" + sys.argv[1]
+client = MlflowClient(uri)
+t0 = int(sys.argv[2])
+experiments = {name: client.create_experiment(name) for name in ("churn", "fraud")}
+runs = []
+for i in range(24):
+    exp = experiments["churn" if i % 4 else "fraud"]
+    run = client.create_run(exp, start_time=t0 + i * 1000, run_name=f"run-{i}",
+                            tags={"team": "growth" if i % 3 else "risk", **({"stage": "prod"} if i % 5 == 0 else {})})
+    rid = run.info.run_id
+    params = [Param("lr", str([0.1, 0.01, 0.001][i % 3])), Param("depth", str(3 + i % 4)),
+              Param("optimizer", "adam" if i % 2 else "sgd")]
+    if i % 7 == 0:
+        params.append(Param("model/dropout", "0.5"))
+    metrics = []
+    for step in range(5):
+        metrics.append(Metric("loss", 1.0 / (i + step + 1), t0 + i * 1000 + step, step))
+        metrics.append(Metric("acc", round(0.5 + (i * 7 % 24) / 50 + step / 100, 4), t0 + i * 1000 + step, step))
+    if i % 6 == 0:
+        metrics.append(Metric("val/auc", float("nan") if i == 6 else 0.6 + i / 100, t0 + i * 1000 + 9, 0))
+    client.log_batch(rid, metrics=metrics, params=params)
+    status = "FAILED" if i % 8 == 3 else "KILLED" if i == 10 else "FINISHED"
+    client.set_terminated(rid, status, end_time=t0 + i * 1000 + 500)
+    runs.append(rid)
+client.delete_run(runs[5])
+child = client.create_run(experiments["churn"], start_time=t0 + 90_000, run_name="child",
+                          tags={"mlflow.parentRunId": runs[1]})
+client.log_metric(child.info.run_id, "loss", 0.05, timestamp=t0 + 90_001, step=0)
+client.set_terminated(child.info.run_id, "FINISHED", end_time=t0 + 90_500)
+"""
+
+SEARCH = """
+import json, sys
+import mlflow
+mlflow.set_tracking_uri("file:" + sys.argv[1])
+answers = []
+for case in json.loads(sys.argv[2]):
+    frame = mlflow.search_runs(experiment_names=case["experiments"], filter_string=case["filter"],
+                               order_by=case["order_by"], max_results=case["max_results"])
+    answers.append(json.loads(frame.drop(columns=["artifact_uri", "experiment_id"]).to_json(orient="records", double_precision=15,
+                                                                                            date_unit="ms")))
+print(json.dumps(answers))
+"""
+
+CASES = [  # (experiments, filter, order_by, max_results): MLflow's language as its file store takes it (AND only)
+    (["churn", "fraud"], "", None, 1000),
+    (["churn"], "metrics.acc > 0.8", ["metrics.acc DESC"], 1000),
+    (["churn", "fraud"], "params.optimizer = 'adam' and metrics.loss < 0.1", ["metrics.loss ASC"], 1000),
+    (["churn", "fraud"], "tags.team = 'risk'", ["attributes.start_time ASC"], 1000),
+    (["churn", "fraud"], "attributes.status = 'FAILED'", None, 1000),
+    (["churn", "fraud"], "params.depth = '3'", ["metrics.acc ASC"], 5),
+    (["churn"], "tags.mlflow.runName LIKE 'run-1%'", ["attributes.end_time DESC"], 1000),
+    (["churn", "fraud"], "attributes.run_name ILIKE 'RUN-2%'", None, 1000),
+    (["churn", "fraud"], "params.lr != '0.1'", ["metrics.loss DESC"], 1000),
+    (["churn", "fraud"], "params.`model/dropout` = '0.5'", None, 1000),
+    (["churn", "fraud"], "metrics.`val/auc` >= 0.6", ["metrics.`val/auc` DESC"], 1000),
+    (["churn", "fraud"], f"attributes.start_time > {T0 + 15_000}", ["attributes.start_time DESC"], 3),
+    (["fraud"], "tags.stage = 'prod' and metrics.acc > 0.1", ["metrics.acc DESC", "attributes.start_time ASC"], 1000),
+    (["churn", "fraud"], "metrics.loss > 0.1", ["params.optimizer ASC", "metrics.loss DESC"], 1000),
+]
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mlflow") / "mlruns"
+    run_python(MAKE_STORE, str(root), str(T0))
+    return root
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    ours, theirs = (None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in (ours, theirs))
+    if isinstance(ours, float) and isinstance(theirs, (int, float)):
+        return math.isclose(ours, theirs, rel_tol=1e-13)  # JSON of 15 significant digits
+    return ours == theirs
+
+
+def test_search_runs_on_an_imported_store_gives_mlflow_s_runs_and_values(tmp_path: Path, mlflow_store: Path) -> None:
+    store = mltrail.Store(tmp_path / "store")
+    summary = store.import_mlflow(mlflow_store)
+    assert (summary.runs_new, summary.skipped) == (24, [s for s in summary.skipped if s.what == "experiment"])
+    cases = [{"experiments": e, "filter": f, "order_by": o, "max_results": m} for e, f, o, m in CASES]
+    theirs_all = json.loads(run_python(SEARCH, str(mlflow_store), json.dumps(cases)))
+    for (experiments, filter, order_by, max_results), theirs in zip(CASES, theirs_all):
+        ours = store.search_runs(experiments, filter or None, order_by, max_results)
+        assert list(ours["tags.mlflow.run_id"]) == [row["run_id"] for row in theirs], (filter, order_by)
+        assert len(theirs) > 0 or filter.startswith("attributes.status"), filter
+        for (_, mine), row in zip(ours.iterrows(), theirs):
+            for column, value in row.items():
+                if column.startswith(("metrics.", "params.", "tags.")) and value is not None:
+                    assert _same(mine.get(column), value), (filter, row["run_id"], column, mine.get(column), value)
+            assert mine["status"] == row["status"]
+            assert mine["start_time"] == pd.Timestamp(row["start_time"], unit="ms", tz="UTC")
+            assert mine["end_time"] == pd.Timestamp(row["end_time"], unit="ms", tz="UTC")
+
+
+def test_an_imported_run_s_metric_history_is_mlflow_s_point_for_point(tmp_path: Path, mlflow_store: Path) -> None:
+    store = mltrail.Store(tmp_path / "store")
+    store.import_mlflow(mlflow_store)
+    theirs = json.loads(run_python("""
+        import json, sys
+        from mlflow import MlflowClient
+        client = MlflowClient("file:" + sys.argv[1])
+        out = {}
+        for exp in client.search_experiments():
+            for run in client.search_runs([exp.experiment_id]):
+                out[run.info.run_id] = sorted([m.key, m.step, m.timestamp, None if m.value != m.value else m.value]
+                                              for key in run.data.metrics for m in client.get_metric_history(run.info.run_id, key))
+        print(json.dumps(out))
+    """, str(mlflow_store)))
+    runs = store.search_runs().set_index("run_id")["tags.mlflow.run_id"]
+    history = store.metric_history()
+    assert set(runs) == set(theirs)
+    for run_id, mlflow_id in runs.items():
+        points = history[history["run_id"] == run_id]
+        ours = sorted([r.key, int(r.step), int(r.timestamp.value // 1_000_000), None if r.value != r.value else r.value]
+                      for r in points.itertuples())
+        assert ours == theirs[mlflow_id]
+
+
+def test_importing_through_mlflow_s_client_gives_what_reading_the_files_gives(
+        tmp_path: Path, mlflow_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mltrail.migration.mlflow_import import MlflowImport
+    from mltrail.migration.mlflow_source import ClientSource
+
+    by_files = mltrail.Store(tmp_path / "files")
+    by_files.import_mlflow(mlflow_store)
+    by_client = mltrail.Store(tmp_path / "client")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with warnings.catch_warnings():  # MLflow's own deprecation and pandas warnings
+        warnings.simplefilter("ignore")
+        MlflowImport(by_client.tracking, by_client.registry, ClientSource(f"file:{mlflow_store}")).run()
+    frames = [s.search_runs().sort_values("run_id").reset_index(drop=True) for s in (by_files, by_client)]
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    histories = [s.metric_history().sort_values(["run_id", "key", "step", "timestamp"]).reset_index(drop=True)
+                 for s in (by_files, by_client)]
+    pd.testing.assert_frame_equal(histories[0], histories[1])
+
+
+TRAINING_SCRIPT = """
+import os, sys, tempfile
+if os.environ.get("USE_MLTRAIL"):
+    import mltrail.mlflow as mlflow
+else:
+    import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("training")
+with mlflow.start_run(run_name="train", tags={"team": "growth"}, description="first try") as run:
+    mlflow.log_param("lr", 0.1)
+    mlflow.log_params({"layers": [64, 32], "optimizer": "adam", "shuffle": True, "epochs": 5, "decay": None})
+    for epoch in range(5):
+        mlflow.log_metric("loss", 1.0 / (epoch + 1), step=epoch)
+        mlflow.log_metrics({"acc": 0.5 + epoch / 10, "val/acc": 0.4 + epoch / 10}, step=epoch)
+    mlflow.log_metric("final_score", 3)
+    mlflow.log_metric("odd", float("nan"))
+    mlflow.set_tag("stage", "dev")
+    mlflow.set_tags({"attempt": 2, "note": "ok"})
+    mlflow.log_dict({"a": 1, "b": [1, 2]}, "config/params.json")
+    mlflow.log_text("hello", "notes.txt")
+    folder = tempfile.mkdtemp()
+    os.makedirs(os.path.join(folder, "sub"))
+    open(os.path.join(folder, "sub", "x.csv"), "w").write("a,b\\n1,2\\n")
+    open(os.path.join(folder, "y.txt"), "w").write("y")
+    mlflow.log_artifacts(folder, artifact_path="outputs")
+    mlflow.log_artifact(os.path.join(folder, "y.txt"))
+    with mlflow.start_run(run_name="fold-1", nested=True):
+        mlflow.log_metric("fold_score", 0.7)
+    assert mlflow.active_run().info.run_id == run.info.run_id
+with mlflow.start_run(run_name="broken"):
+    mlflow.log_param("x", 1)
+    mlflow.end_run("FAILED")
+print(run.info.run_id)
+"""
+
+READ_MLFLOW = """
+import json, sys
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+exp = client.get_experiment_by_name("training")
+out = {}
+def artifacts(run_id, path=None):
+    for item in client.list_artifacts(run_id, path):
+        yield from artifacts(run_id, item.path) if item.is_dir else [item.path]
+for run in client.search_runs([exp.experiment_id]):
+    history = sorted([m.key, m.step, None if m.value != m.value else m.value]
+                     for key in run.data.metrics for m in client.get_metric_history(run.info.run_id, key))
+    out[run.info.run_name] = {"params": run.data.params, "tags": run.data.tags, "status": run.info.status,
+                              "metrics": {k: None if v != v else v for k, v in run.data.metrics.items()},
+                              "history": history, "artifacts": sorted(artifacts(run.info.run_id)),
+                              "run_id": run.info.run_id}
+print(json.dumps(out))
+"""
+
+_DIFFERENT_BY_DESIGN = ("mlflow.source.git.", "mlflow.log-model.history")  # git: MLflow looks at the cwd's repository
+
+
+def test_one_training_script_under_mlflow_and_under_mltrail_mlflow_leaves_the_same_record(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(TRAINING_SCRIPT)
+    mlflow_uri = f"file:{tmp_path / 'mlruns'}"
+    run_python(f"import runpy, sys; sys.argv = [{str(script)!r}, {mlflow_uri!r}]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    run_python(f"import runpy, sys; sys.argv = [{str(script)!r}, {str(tmp_path / 'store')!r}]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')", shim_import=True)
+    theirs = json.loads(run_python(READ_MLFLOW, mlflow_uri))
+    shim.set_tracking_uri(tmp_path / "store")
+    store = mltrail.Store(tmp_path / "store")
+    ours = {row["run_name"]: row for row in store.search_runs("training").to_dict("records")}
+    assert set(ours) == set(theirs) == {"train", "fold-1", "broken"}
+    for name, expected in theirs.items():
+        run = shim.get_run(ours[name]["run_id"])
+        assert run.data.params == expected["params"], name
+        assert {k: None if v != v else v for k, v in run.data.metrics.items()} == expected["metrics"], name
+        assert run.info.status == expected["status"]
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mltrail.")}
+        their_tags = {k: v for k, v in expected["tags"].items() if not k.startswith(_DIFFERENT_BY_DESIGN)}
+        if "mlflow.parentRunId" in their_tags:  # each names its own parent's ID
+            assert tags.pop("mlflow.parentRunId") == ours["train"]["run_id"]
+            assert their_tags.pop("mlflow.parentRunId") == theirs["train"]["run_id"]
+        assert tags == their_tags, name
+        history = store.metric_history([run.info.run_id])
+        assert sorted([r.key, int(r.step), None if r.value != r.value else r.value]
+                      for r in history.itertuples()) == [list(p) for p in expected["history"]], name
+        assert sorted(store.get_run(run.info.run_id)["artifacts"]["path"]) == expected["artifacts"], name
+    assert store.artifact_path(ours["train"]["run_id"], "config/params.json").read_bytes() == (
+        tmp_path / "mlruns").joinpath(*_artifact_parts(theirs["train"]["run_id"], tmp_path / "mlruns"),
+                                      "config", "params.json").read_bytes()
+
+
+def _artifact_parts(run_id: str, mlruns: Path) -> tuple[str, ...]:
+    [folder] = list(mlruns.glob(f"*/{run_id}"))
+    return (folder.parent.name, run_id, "artifacts")

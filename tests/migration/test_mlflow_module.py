@@ -1,0 +1,165 @@
+"""``import mltrail.mlflow as mlflow``: MLflow's tracking calls and their MLflow behaviours
+(the differential test against MLflow itself is in :mod:`.test_against_mlflow`)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mltrail
+from mltrail import mlflow
+from mltrail.errors import InvalidInputError, RunStateError
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    mlflow.set_tracking_uri(tmp_path / "store")
+    return tmp_path / "store"
+
+
+def test_a_run_inside_a_run_must_say_nested_and_is_then_its_child(store_dir: Path) -> None:
+    mlflow.set_experiment("exp")
+    with mlflow.start_run(run_name="parent") as parent:
+        with pytest.raises(RunStateError, match="already active.*nested=True"):
+            mlflow.start_run()
+        with mlflow.start_run(run_name="child", nested=True) as child:
+            assert mlflow.active_run().info.run_id == child.info.run_id
+        assert mlflow.active_run().info.run_id == parent.info.run_id
+    assert mlflow.active_run() is None
+    runs = mltrail.Store(store_dir).search_runs("exp").set_index("run_name")
+    assert runs.loc["child", "parent_run_id"] == parent.info.run_id
+    assert runs.loc["child", "tags.mlflow.parentRunId"] == parent.info.run_id
+    assert runs.loc["parent", "tags.mlflow.runName"] == "parent"
+
+
+def test_a_call_it_does_not_have_is_named_and_hasattr_says_no() -> None:
+    with pytest.raises(mlflow.UnsupportedCallError, match=r"does not support mlflow\.log_model: .*log_metric"):
+        mlflow.log_model(object(), "model")
+    with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.pyfunc"):
+        mlflow.pyfunc.load_model("models:/x/1")
+    assert not hasattr(mlflow, "register_model")
+
+
+def test_an_mlruns_folder_or_another_scheme_is_refused_as_the_tracking_uri(tmp_path: Path) -> None:
+    (tmp_path / "mlruns" / "0").mkdir(parents=True)
+    (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")
+    with pytest.raises(InvalidInputError, match="is an MLflow store.*mltrail import mlflow"):
+        mlflow.set_tracking_uri(f"file:{tmp_path / 'mlruns'}")
+    with pytest.raises(InvalidInputError, match="not a sqlite: store"):
+        mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    mlflow.set_tracking_uri(f"file:{tmp_path / 'mine'}")
+    assert mlflow.get_tracking_uri() == str(tmp_path / "mine")
+
+
+def test_without_a_tracking_uri_runs_go_to_the_default_store_and_experiment_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLTRAIL_DIR", str(tmp_path / "env_store"))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "from-env")
+    with mlflow.start_run():
+        mlflow.log_param("a", 1)
+    assert list(mltrail.Store(tmp_path / "env_store").search_runs()["experiment"]) == ["from-env"]
+
+
+def test_metrics_default_to_step_0_and_take_mlflow_s_millisecond_timestamps(store_dir: Path) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_metric("a", 1.0)
+        mlflow.log_metric("a", 2.0)
+        mlflow.log_metric("b", 3.0, step=7, timestamp=1_700_000_000_123)
+        mlflow.log_metrics({"c": 1, "d": 2}, step=2)
+    history = mltrail.Store(store_dir).metric_history([run.info.run_id]).set_index("key")
+    assert list(history.loc["a", "step"]) == [0, 0]
+    # to the millisecond: a metrics line keeps its points' times in ms from the line's first
+    assert abs(history.loc["b", "timestamp"] - pd.Timestamp(1_700_000_000_123, unit="ms", tz="UTC")) < pd.Timedelta("1ms")
+    assert history.loc[["c", "d"], "step"].tolist() == [2, 2]
+    with pytest.raises(InvalidInputError, match="metric timestamp"):
+        with mlflow.start_run():
+            mlflow.log_metric("x", 1.0, timestamp=-5)
+
+
+def test_a_log_call_without_a_run_starts_one_and_end_run_without_one_is_fine(store_dir: Path) -> None:
+    mlflow.end_run()
+    mlflow.log_param("p", "v")
+    run = mlflow.active_run()
+    assert run is not None
+    mlflow.end_run()
+    assert mlflow.get_run(run.info.run_id).data.params == {"p": "v"}
+
+
+def test_artifacts_are_named_as_mlflow_names_them(store_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "x.txt").write_text("x")
+    (folder / "y.txt").write_text("y")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(folder)
+        mlflow.log_artifacts(folder, "plots")
+        mlflow.log_artifact(folder / "y.txt", "deep/er")
+        mlflow.log_table(pd.DataFrame({"a": [1]}), "tables/t.json")
+        with pytest.raises(InvalidInputError, match="log_artifacts takes a folder"):
+            mlflow.log_artifact(folder)
+    paths = sorted(mltrail.Store(store_dir).get_run(run.info.run_id)["artifacts"]["path"])
+    assert paths == ["deep/er/y.txt", "plots/sub/x.txt", "plots/y.txt", "sub/x.txt", "tables/t.parquet", "y.txt"]
+
+
+def test_search_runs_answers_in_mlflow_s_columns_views_and_formats(store_dir: Path) -> None:
+    mlflow.set_experiment("exp")
+    for i in range(3):
+        with mlflow.start_run(run_name=f"r{i}"):
+            mlflow.log_param("i", i)
+            mlflow.log_metric("m", i / 10)
+    frame = mlflow.search_runs(filter_string="params.i != '1'", order_by=["metrics.m DESC"])
+    assert list(frame.columns[:6]) == ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+    assert list(frame["params.i"]) == ["2", "0"] and list(frame["metrics.m"]) == [0.2, 0.0]
+    assert list(frame["experiment_id"]) == ["exp", "exp"]
+    store = mltrail.Store(store_dir)
+    store.delete_run(frame["run_id"][0])
+    assert len(mlflow.search_runs()) == 2
+    assert list(mlflow.search_runs(run_view_type=2)["run_id"]) == [frame["run_id"][0]]
+    assert len(mlflow.search_runs(run_view_type=3)) == 3
+    listed = mlflow.search_runs(output_format="list", max_results=1)
+    assert listed[0].info.run_name == "r1" and listed[0].data.params == {"i": "1"}
+    assert mlflow.search_runs(experiment_names=["nope"]).empty
+    assert len(mlflow.search_runs(search_all_experiments=True)) == 2
+    with pytest.raises(InvalidInputError, match="run_view_type"):
+        mlflow.search_runs(run_view_type=7)
+    assert mlflow.get_experiment_by_name("exp").experiment_id == "exp"
+    assert mlflow.get_experiment_by_name("nope") is None
+
+
+def test_log_input_records_a_dataframe_an_array_and_an_mlflow_dataset(store_dir: Path) -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+    with mlflow.start_run() as run:
+        mlflow.log_input(frame, context="training")
+        with warnings.catch_warnings():  # MLflow's own warnings on newer pandas
+            warnings.simplefilter("ignore")
+            import mlflow.data as mlflow_data
+
+            dataset = mlflow_data.from_pandas(frame, name="train")
+        mlflow.log_input(dataset, context="validation")
+        mlflow.log_input(np.zeros((4, 2)))
+        with pytest.raises(InvalidInputError, match="log_input takes an MLflow dataset"):
+            mlflow.log_input("data.csv")
+    datasets = mltrail.Store(store_dir).get_run(run.info.run_id)["datasets"]
+    by_rows = {(row["rows"], row["context"] if isinstance(row["context"], str) else None): row
+               for row in datasets.to_dict("records")}
+    assert set(by_rows) == {(3, "training"), (3, "validation"), (4, None)}
+    assert by_rows[(3, "validation")]["name"] == "train"
+    assert by_rows[(3, "training")]["name"].startswith("dataset-") and by_rows[(4, None)]["name"].startswith("dataset-")
+    assert by_rows[(3, "training")]["sha256"] == by_rows[(3, "validation")]["sha256"]  # the same data, the same hash
+
+
+def test_autolog_logs_a_fit_into_the_active_run(store_dir: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.autolog()
+    try:
+        with mlflow.start_run() as run:
+            LogisticRegression(C=0.5, max_iter=50).fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    finally:
+        mlflow.autolog(disable=True)
+    params = mlflow.get_run(run.info.run_id).data.params
+    assert params["C"] == "0.5" and params["max_iter"] == "50"
