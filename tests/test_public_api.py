@@ -7,7 +7,7 @@ def test_all_is_sorted_and_exports_what_it_claims():
         assert hasattr(mltrail, name), name
     public = {n for n in dir(mltrail) if not n.startswith("_")}
     modules = {"ab", "compaction", "config", "errors", "query", "serve", "server", "remote", "storage", "tracking", "cli", "dashboard",
-               "registry", "features", "fluent", "store", "access", "integrations"}
+               "registry", "features", "fluent", "store", "access", "integrations", "migration", "mlflow"}
     assert public - modules - set(mltrail.__all__) == set()
 
 
@@ -55,12 +55,14 @@ def test_the_parts_share_one_verb_set_and_by_is_a_keyword(tmp_path):
 
 
 def test_import_mltrail_imports_no_training_library():
-    """Autologging's libraries are imported when autolog is called, not by `import mltrail`."""
+    """Autologging's libraries are imported when autolog is called, not by `import mltrail`;
+    nor is MLflow by `mltrail.mlflow` (only an import through MLflow's client needs it)."""
     import subprocess
     import sys
 
-    code = ("import sys, mltrail; mltrail.sklearn, mltrail.xgboost, mltrail.lightgbm; "
-            "print(sorted(m for m in ('sklearn', 'xgboost', 'lightgbm', 'lightning', 'torch') if m in sys.modules))")
+    code = ("import sys, mltrail, mltrail.mlflow; mltrail.sklearn, mltrail.xgboost, mltrail.lightgbm; "
+            "print(sorted(m for m in ('sklearn', 'xgboost', 'lightgbm', 'lightning', 'torch', 'mlflow')"
+            " if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

@@ -74,3 +74,7 @@ def test_users_example_runs_against_a_server_with_users(tmp_path, monkeypatch):
 def test_children_example_runs_and_prints_what_it_claims(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _runs_and_prints_what_it_claims(_example("children"))
+
+
+def test_mlflow_example_runs_and_prints_what_it_claims():
+    _runs_and_prints_what_it_claims(_example("mlflow"))  # (in the test's own folder)

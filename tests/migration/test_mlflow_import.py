@@ -284,3 +284,19 @@ def test_progress_is_told_of_each_run(store: mltrail.Store, mlruns: MlrunsBuilde
     seen: list[tuple[int, int]] = []
     store.import_mlflow(mlruns.root, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_the_command_imports_says_what_it_skipped_and_prints_json(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    import json
+
+    from tests.cli.test_runs import invoke
+
+    result = invoke("import", "mlflow", str(mlruns.root), "--experiment", "churn", store=store)
+    assert result.exit_code == 0, result.output
+    assert "3 new runs, 0 updated, 0 unchanged, in 1 experiments; 7 metric points, 3 artifacts" in result.output
+    again = invoke("import", "mlflow", str(mlruns.root), "--include-deleted", "--json", store=store)
+    summary = json.loads(again.stdout)
+    assert (summary["runs_new"], summary["runs_unchanged"]) == (1, 3)
+    assert [s["reason"] for s in summary["skipped"]] == ["'Default' has no runs to import"]
+    missing = invoke("import", "mlflow", str(mlruns.root), "-e", "nope", store=store)
+    assert missing.exit_code == 1 and "no experiment 'nope'" in missing.output
