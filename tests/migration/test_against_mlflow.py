@@ -70,6 +70,22 @@ for i in range(24):
     if i % 6 == 0:
         metrics.append(Metric("val/auc", float("nan") if i == 6 else 0.6 + i / 100, t0 + i * 1000 + 9, 0))
     client.log_batch(rid, metrics=metrics, params=params)
+    if i == 2:  # artifacts, a dataset input and a registered model, for the client route to fetch too
+        import os, pickle, tempfile
+        import pandas as pd
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+        client.log_text(rid, "hello", "notes/readme.txt")
+        folder = tempfile.mkdtemp()
+        with open(os.path.join(folder, "model.pkl"), "wb") as handle:
+            pickle.dump({"weights": [1, 2]}, handle)
+        client.log_artifact(rid, os.path.join(folder, "model.pkl"), "model")
+        dataset = mlflow.data.from_pandas(pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}), source="data/train.csv",
+                                          name="train")
+        client.log_inputs(rid, [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", "training")])])
+        client.create_registered_model("churn-model", tags={"owner": "ana"}, description="churn")
+        version = client.create_model_version("churn-model", f"runs:/{rid}/model", run_id=rid, tags={"k": "v"})
+        client.set_registered_model_alias("churn-model", "champion", version.version)
     status = "FAILED" if i % 8 == 3 else "KILLED" if i == 10 else "FINISHED"
     client.set_terminated(rid, status, end_time=t0 + i * 1000 + 500)
     runs.append(rid)
@@ -185,6 +201,15 @@ def test_importing_through_mlflow_s_client_gives_what_reading_the_files_gives(
     histories = [s.metric_history().sort_values(["run_id", "key", "step", "timestamp"]).reset_index(drop=True)
                  for s in (by_files, by_client)]
     pd.testing.assert_frame_equal(histories[0], histories[1])
+    for table in ("artifacts", "datasets"):
+        run_id = frames[0].loc[frames[0]["run_name"] == "run-2", "run_id"].item()
+        pair = [s.get_run(run_id)[table].sort_values(["path" if table == "artifacts" else "name"])
+                .drop(columns=["source"], errors="ignore").reset_index(drop=True) for s in (by_files, by_client)]
+        assert len(pair[0]) >= 1
+        pd.testing.assert_frame_equal(pair[0], pair[1])
+    versions = [s.registry.versions("churn-model").drop(columns=["created"]) for s in (by_files, by_client)]
+    pd.testing.assert_frame_equal(versions[0], versions[1])
+    assert by_client.load_model("models:/churn-model@champion") == {"weights": [1, 2]}
 
 
 TRAINING_SCRIPT = """

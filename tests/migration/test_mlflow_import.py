@@ -139,6 +139,19 @@ def test_tags_changed_or_removed_in_mlflow_follow_on_the_next_import(store: mltr
     assert tags["stage"] == "prod" and "mlflow.source.git.commit" not in tags
 
 
+def test_a_run_renamed_in_mlflow_is_renamed_here_and_back(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    store.import_mlflow(mlruns.root)
+    run_id = imported_id(store, "a" * 32)
+    meta = mlruns.experiments["17"] / ("a" * 32) / "meta.yaml"
+    original = meta.read_text()
+    meta.write_text(original.replace("run_name: baseline", "run_name: champion"))
+    assert store.import_mlflow(mlruns.root).runs_updated == 1
+    assert store.get_run(run_id)["run"]["run_name"] == "champion"
+    meta.write_text(original)
+    store.import_mlflow(mlruns.root)
+    assert store.get_run(run_id)["run"]["run_name"] == "baseline"
+
+
 def test_deleted_runs_and_experiments_come_only_when_asked_and_as_deleted(
         store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     mlruns.experiment("18", "old", deleted=True)

@@ -35,7 +35,7 @@ from ..storage import registry_events as rev
 from ..storage.eventfiles import write_event_file
 from ..storage.eventlog import EventWriter, events_to_lines, read_events
 from ..storage.ids import id_at
-from ..storage.run_edits import RunDeleted
+from ..storage.run_edits import NAME_TAG, RunDeleted
 from ..tracking.run import PARENT_TAG, dense_line
 from .mlflow_source import (
     NOTE_TAG,
@@ -189,6 +189,8 @@ class MlflowImport:
                                      description=content.tags.get(NOTE_TAG), tags=tags))
             self._provenance(writer, run, content, start)
         else:
+            if run.name and (run.name != state.started_name or NAME_TAG in state.tags):
+                tags[NAME_TAG] = run.name  # renamed in MLflow since (or back): mltrail's rename
             changed = {k: v for k, v in tags.items() if state.tags.get(k) != v}
             if changed:
                 writer.add(ev.Tags(ts=time.time(), run=run_id, tags=changed))
@@ -371,6 +373,7 @@ class _FileState:
         self.artifacts: dict[str, str] = {}
         self.datasets: set[tuple[str, str]] = set()
         self.status = "RUNNING"
+        self.started_name: str | None = None
 
     @classmethod
     def read(cls, path: Path) -> _FileState:
@@ -390,6 +393,7 @@ class _FileState:
                 state.points[(event["key"], round(event["ts"] * 1000), event["step"], value)] += 1
             elif kind == "run_started":
                 state.tags.update(event.get("tags") or {})
+                state.started_name = event.get("name")
             elif kind == "tags":
                 state.tags.update(event["tags"])
             elif kind == "tag_deleted":
