@@ -32,14 +32,14 @@ pytestmark = pytest.mark.slow
 T0 = 1_790_000_000_000  # ms: each run starts at its own known time, so no two tie
 
 
-def run_python(code: str, *args: str, shim_import: bool = False) -> str:
+def run_python(code: str, *args: str, shim_import: bool = False, cwd: Path | None = None) -> str:
     env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "PYTHONWARNINGS": "ignore",
            "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
     if shim_import:
         env["USE_MLTRAIL"] = "1"
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=240, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -49,8 +49,7 @@ import sys, math
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
-uri = "file:" + sys.argv[1]
-client = MlflowClient(uri)
+client = MlflowClient(sys.argv[1])
 t0 = int(sys.argv[2])
 experiments = {name: client.create_experiment(name) for name in ("churn", "fraud")}
 runs = []
@@ -99,7 +98,7 @@ client.set_terminated(child.info.run_id, "FINISHED", end_time=t0 + 90_500)
 SEARCH = """
 import json, sys
 import mlflow
-mlflow.set_tracking_uri("file:" + sys.argv[1])
+mlflow.set_tracking_uri(sys.argv[1])
 answers = []
 for case in json.loads(sys.argv[2]):
     frame = mlflow.search_runs(experiment_names=case["experiments"], filter_string=case["filter"],
@@ -130,7 +129,7 @@ CASES = [  # (experiments, filter, order_by, max_results): MLflow's language as 
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mlflow") / "mlruns"
-    run_python(MAKE_STORE, str(root), str(T0))
+    run_python(MAKE_STORE, f"file:{root}", str(T0), cwd=root.parent)
     return root
 
 
@@ -145,8 +144,29 @@ def test_search_runs_on_an_imported_store_gives_mlflow_s_runs_and_values(tmp_pat
     store = mltrail.Store(tmp_path / "store")
     summary = store.import_mlflow(mlflow_store)
     assert (summary.runs_new, summary.skipped) == (24, [s for s in summary.skipped if s.what == "experiment"])
+    _answers_as_mlflow_does(store, f"file:{mlflow_store}")
+
+
+def test_a_sqlite_store_imports_through_mlflow_s_client_and_answers_as_mlflow_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("alembic")  # MLflow's database stores need it (and SQLAlchemy)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_python(MAKE_STORE, uri, str(T0), cwd=tmp_path)  # its artifacts go to ./mlruns there
+    store = mltrail.Store(tmp_path / "store")
+    with warnings.catch_warnings():  # MLflow's own deprecation and pandas warnings
+        warnings.simplefilter("ignore")
+        summary = store.import_mlflow(uri)
+    assert (summary.runs_new, summary.versions_new, summary.aliases_set) == (24, 1, 1), summary.text()
+    _answers_as_mlflow_does(store, uri)
+    assert store.load_model("models:/churn-model@champion") == {"weights": [1, 2]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert store.import_mlflow(uri).runs_unchanged == 24
+
+
+def _answers_as_mlflow_does(store: mltrail.Store, uri: str) -> None:
     cases = [{"experiments": e, "filter": f, "order_by": o, "max_results": m} for e, f, o, m in CASES]
-    theirs_all = json.loads(run_python(SEARCH, str(mlflow_store), json.dumps(cases)))
+    theirs_all = json.loads(run_python(SEARCH, uri, json.dumps(cases)))
     for (experiments, filter, order_by, max_results), theirs in zip(CASES, theirs_all):
         ours = store.search_runs(experiments, filter or None, order_by, max_results)
         assert list(ours["tags.mlflow.run_id"]) == [row["run_id"] for row in theirs], (filter, order_by)
