@@ -37,8 +37,10 @@ import pandas as pd
 
 from . import fluent
 from .errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
+from .integrations import INTEGRATIONS
 from .integrations import autolog as _autolog
 from .query.cells import present
+from .storage.ids import id_time
 from .store import Store
 from .tracking.datasets import describe_memory
 from .tracking.run import PARENT_TAG, Run
@@ -46,9 +48,10 @@ from .tracking.run import PARENT_TAG, Run
 __all__ = [
     "ActiveRun", "Experiment", "RunData", "RunInfo", "UnsupportedCallError", "active_run", "autolog",
     "create_experiment", "delete_tag", "end_run", "get_experiment", "get_experiment_by_name", "get_run",
-    "get_tracking_uri", "last_active_run", "log_artifact", "log_artifacts", "log_dict", "log_figure",
+    "get_tracking_uri", "last_active_run", "lightgbm", "log_artifact", "log_artifacts", "log_dict", "log_figure",
     "log_image", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_table",
-    "log_text", "search_runs", "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+    "log_text", "search_runs", "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "sklearn",
+    "start_run", "xgboost",
 ]
 
 DEFAULT_EXPERIMENT = "Default"
@@ -206,8 +209,8 @@ class ActiveRun:
     @property
     def info(self) -> RunInfo:
         return RunInfo(run_id=self.run.id, run_name=self.run.name, experiment_id=self.run.experiment,
-                       status=self.run.status, start_time=None, end_time=None, user_id=_user(),
-                       artifact_uri=f"runs:/{self.run.id}")
+                       status=self.run.status, start_time=round(id_time(self.run.id) * 1000), end_time=None,
+                       user_id=_user(), artifact_uri=f"runs:/{self.run.id}")
 
     @property
     def data(self) -> RunData:
@@ -399,6 +402,30 @@ def autolog(log_models: bool = True, disable: bool = False, exclusive: bool = Fa
     experiment; fits log into the active run, or one of their own."""
     _autolog(_store(), _state.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME"),
              log_models=log_models, disable=disable)
+
+
+class _Flavor:
+    """``mlflow.sklearn``, ``mlflow.xgboost``, ``mlflow.lightgbm``: their ``autolog``, which is
+    mltrail's for that library (their ``log_model`` and the rest raise, named)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def autolog(self, log_models: bool = True, disable: bool = False, **ignored: Any) -> None:
+        INTEGRATIONS[self._name].autolog(_store(), _state.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME"),
+                                         log_models=log_models, disable=disable)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise UnsupportedCallError(f"mltrail.mlflow does not support mlflow.{self._name}.{name}: only "
+                                   f"mlflow.{self._name}.autolog (a run's model is logged by autologging, or "
+                                   "with log_artifact; the registry is store.registry)")
+
+
+sklearn = _Flavor("sklearn")
+xgboost = _Flavor("xgboost")
+lightgbm = _Flavor("lightgbm")
 
 
 # -- reading -------------------------------------------------------------------------

@@ -163,3 +163,18 @@ def test_autolog_logs_a_fit_into_the_active_run(store_dir: Path) -> None:
         mlflow.autolog(disable=True)
     params = mlflow.get_run(run.info.run_id).data.params
     assert params["C"] == "0.5" and params["max_iter"] == "50"
+
+
+def test_a_library_s_own_autolog_works_and_its_other_calls_are_named(store_dir: Path) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    mlflow.sklearn.autolog()
+    try:
+        with mlflow.start_run() as run:
+            DecisionTreeClassifier(max_depth=2).fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    assert mlflow.get_run(run.info.run_id).data.params["max_depth"] == "2"
+    assert abs(run.info.start_time / 1000 - pd.Timestamp.now(tz="UTC").timestamp()) < 60
+    with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.sklearn\.log_model: only mlflow\.sklearn\.autolog"):
+        mlflow.sklearn.log_model(object(), "model")
