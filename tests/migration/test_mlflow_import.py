@@ -313,3 +313,41 @@ def test_the_command_imports_says_what_it_skipped_and_prints_json(store: mltrail
     assert [s["reason"] for s in summary["skipped"]] == ["'Default' has no runs to import"]
     missing = invoke("import", "mlflow", str(mlruns.root), "-e", "nope", store=store)
     assert missing.exit_code == 1 and "no experiment 'nope'" in missing.output
+
+
+@pytest.mark.slow
+def test_an_import_killed_halfway_then_run_again_gives_what_one_clean_import_gives(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    builder = MlrunsBuilder(tmp_path / "mlruns")
+    builder.experiment("3", "big")
+    for i in range(200):
+        builder.run("3", f"{i:032x}", name=f"r{i}", start_ms=T0 + i, params={f"p{j}": str(j) for j in range(5)},
+                    metrics={f"m{k}": [(T0 + i + s, s / 10, s) for s in range(30)] for k in range(3)},
+                    artifacts={"a.txt": f"artifact {i}".encode()})
+    code = ("import sys, mltrail\n"
+            "mltrail.Store(sys.argv[1]).import_mlflow(sys.argv[2], progress=lambda done, total: print(done, flush=True))")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "killed"), str(builder.root)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if int(line) >= 80:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    child.wait()
+    child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    killed = mltrail.Store(tmp_path / "killed")
+    assert 80 <= len(list((killed.root / "experiments").rglob("*.jsonl"))) < 200  # it stopped halfway
+    summary = killed.import_mlflow(builder.root)
+    assert summary.runs_new + summary.runs_unchanged + summary.runs_updated == 200 and not summary.skipped
+    clean = mltrail.Store(tmp_path / "clean")
+    clean.import_mlflow(builder.root)
+    pd.testing.assert_frame_equal(killed.search_runs(), clean.search_runs())
+    key = ["run_id", "key", "step"]
+    pd.testing.assert_frame_equal(killed.metric_history().sort_values(key).reset_index(drop=True),
+                                  clean.metric_history().sort_values(key).reset_index(drop=True))
+    assert killed.compact().lines_skipped == 0
