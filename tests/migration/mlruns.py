@@ -83,6 +83,16 @@ class MlrunsBuilder:
             "destination_id": run_id, "destination_type": "RUN", "source_id": dataset_id, "source_type": "DATASET",
             "tags": {"mlflow.data.context": context} if context else {}})
 
+    def logged_model(self, exp_id: str, run_id: str, model_id: str, name: str, files: dict[str, bytes]) -> None:
+        """An MLflow 3 logged model: its own folder beside the runs, linked to its run."""
+        folder = self.experiments[exp_id] / "models" / model_id
+        write_yaml(folder / "meta.yaml", {
+            "artifact_location": f"file://{folder}/artifacts", "creation_timestamp": 1_700_000_250_000,
+            "experiment_id": exp_id, "model_id": model_id, "name": name, "source_run_id": run_id, "status": 3})
+        for path, data in files.items():
+            (folder / "artifacts" / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / "artifacts" / path).write_bytes(data)
+
     def model(self, name: str, versions: list[dict[str, Any]], aliases: dict[str, int] | None = None,
               tags: dict[str, str] | None = None, description: str | None = None) -> Path:
         folder = self.root / "models" / name
@@ -94,6 +104,7 @@ class MlrunsBuilder:
             write_yaml(folder / f"version-{number}" / "meta.yaml", {
                 "name": name, "version": number, "creation_timestamp": 1_700_000_300_000 + number,
                 "current_stage": version.get("stage", "None"), "description": version.get("description"),
-                "run_id": version["run_id"], "source": version["source"], "status": "READY", "user_id": None})
+                "run_id": version["run_id"], "source": version["source"], "status": "READY", "user_id": None,
+                "model_id": version.get("model_id")})
             write_values(folder / f"version-{number}" / "tags", version.get("tags", {}))
         return folder

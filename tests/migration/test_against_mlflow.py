@@ -324,3 +324,41 @@ def test_one_training_script_under_mlflow_and_under_mltrail_mlflow_leaves_the_sa
 def _artifact_parts(run_id: str, mlruns: Path) -> tuple[str, ...]:
     [folder] = list(mlruns.glob(f"*/{run_id}"))
     return (folder.parent.name, run_id, "artifacts")
+
+
+LOG_MODEL = """
+import sys
+import mlflow
+from sklearn.linear_model import LogisticRegression
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("models")
+with mlflow.start_run(run_name="fit"):
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    mlflow.log_metric("acc", 1.0)
+    mlflow.sklearn.log_model(model, name="model", registered_model_name="churn", serialization_format="pickle")
+mlflow.MlflowClient().set_registered_model_alias("churn", "champion", "1")
+"""
+
+
+def test_an_mlflow_3_logged_model_comes_as_its_run_s_artifacts_by_both_routes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import version
+
+    from mltrail.migration.mlflow_import import MlflowImport
+    from mltrail.migration.mlflow_source import ClientSource
+
+    if int(version("mlflow-skinny").split(".")[0]) < 3:
+        pytest.skip("logged models came with MLflow 3")
+    run_python(LOG_MODEL, f"file:{tmp_path / 'mlruns'}", cwd=tmp_path)
+    by_files, by_client = mltrail.Store(tmp_path / "files"), mltrail.Store(tmp_path / "client")
+    assert by_files.import_mlflow(tmp_path / "mlruns").versions_new == 1
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MlflowImport(by_client.tracking, by_client.registry, ClientSource(f"file:{tmp_path / 'mlruns'}")).run()
+    for store in (by_files, by_client):
+        version = store.registry.get("churn", alias="champion")
+        assert version.artifact == "model/model.pkl" and version.metrics == {"acc": 1.0}
+        assert list(store.load_model("models:/churn@champion").predict([[0.0], [3.0]])) == [0, 1]
+        paths = set(store.get_run(version.run)["artifacts"]["path"])
+        assert {"model/MLmodel", "model/model.pkl"} <= paths

@@ -257,6 +257,21 @@ def test_registered_models_come_with_versions_aliases_and_lineage(store: mltrail
     assert len(store.registry.versions("churn-model")) == 2
 
 
+def test_mlflow_3_logged_models_join_their_run_s_artifacts_and_their_versions_point_there(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.logged_model("17", "b" * 32, "m-1", "model", {"model.pkl": MODEL, "MLmodel": b"flavors: {}\n"})
+    mlruns.logged_model("17", "b" * 32, "m-2", "tuned", {"model.pkl": pickle.dumps("tuned")})
+    mlruns.logged_model("17", "b" * 32, "m-3", "tuned", {"model.pkl": pickle.dumps("retuned")})
+    mlruns.model("churn", [{"run_id": "b" * 32, "source": "models:/m-1", "model_id": "m-1"},
+                           {"run_id": "b" * 32, "source": "models:/m-3", "model_id": "m-3"}], aliases={"prod": 2})
+    summary = store.import_mlflow(mlruns.root)
+    assert summary.versions_new == 2, summary.text()
+    paths = set(store.get_run(imported_id(store, "b" * 32))["artifacts"]["path"])
+    assert {"model/model.pkl", "model/MLmodel", "tuned-m-2/model.pkl", "tuned-m-3/model.pkl"} <= paths
+    assert store.registry.get("churn", 1).artifact == "model/model.pkl"
+    assert store.load_model("models:/churn@prod") == "retuned"
+
+
 def test_an_alias_moved_in_mltrail_after_the_import_stays_where_it_was_put(
         store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     mlruns.model("m", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"},

@@ -121,6 +121,7 @@ class MlflowImport:
         self.progress = progress
         self.summary = ImportSummary(source.description)
         self.run_ids: dict[str, str] = {}  # MLflow run ID -> mltrail run ID, of runs the source holds
+        self.logged_models: dict[str, str] = {}  # MLflow 3 model ID -> its folder among its run's artifacts
 
     def run(self) -> ImportSummary:
         runs = self._runs_to_import()
@@ -237,6 +238,7 @@ class MlflowImport:
         self.summary.points += points
         self.summary.artifacts += artifacts
         self.summary.notes += [f"run {run.where}: {note}" for note in content.notes]
+        self.logged_models.update(content.logged_models)
         if run.deleted:
             self._mark_deleted(run, run_id)
 
@@ -321,10 +323,12 @@ class MlflowImport:
             raise InvalidInputError(f"its source run {version.run_id or '(none)'} was not imported "
                                     "(deleted, or in an experiment left out)")
         details = self.tracker.get_run(run_id)
-        artifact = _model_artifact(version.source or "", version.run_id, list(details["artifacts"]["path"]))
+        source = version.source or ""
+        if version.model_id in self.logged_models:  # MLflow 3: models:/m-..., now among its run's artifacts
+            source = f"runs:/{version.run_id}/{self.logged_models[version.model_id]}"
+        artifact = _model_artifact(source, version.run_id, list(details["artifacts"]["path"]))
         if artifact is None:
-            raise InvalidInputError(f"its source {version.source!r} names no file the run's artifacts hold "
-                                    "(an MLflow 3 logged model's files are not the run's)")
+            raise InvalidInputError(f"its source {version.source!r} names no file among the run's artifacts")
         recorded = details["artifacts"].set_index("path").loc[artifact]
         info = details["run"]
         tags = {**version.tags, VERSION_TAG: str(version.version)}

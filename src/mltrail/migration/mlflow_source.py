@@ -95,6 +95,7 @@ class RunContent:
     datasets: list[SourceDataset]
     artifacts: list[tuple[str, Path]]  # (name inside the run, a local file holding it)
     notes: list[str] = field(default_factory=list)  # what was left out, said in the summary
+    logged_models: dict[str, str] = field(default_factory=dict)  # MLflow 3 model ID -> its folder among the artifacts
 
 
 @dataclass
@@ -114,6 +115,18 @@ class SourceRun:
 
 
 @dataclass
+class LoggedModel:
+    """An MLflow 3 logged model (``log_model`` since 3.0): its files live beside the run's,
+    not among them; the import puts them among the run's artifacts under ``name/``, where
+    MLflow 2 kept them."""
+
+    id: str
+    name: str
+    run_id: str
+    files: Path | str  # its artifacts folder, or (through the client) its artifact URI
+
+
+@dataclass
 class SourceVersion:
     version: int
     run_id: str | None
@@ -123,6 +136,7 @@ class SourceVersion:
     created_ms: int | None
     stage: str | None
     user: str | None
+    model_id: str | None = None  # MLflow 3: the logged model the version is
 
 
 @dataclass
@@ -282,6 +296,18 @@ class FolderSource(MlflowSource):
 
     def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
         folder = Path(experiment.where)
+        logged: dict[str, list[LoggedModel]] = {}
+        for model_dir in _subfolders(folder / "models"):
+            try:
+                meta = _yaml(model_dir / "meta.yaml")
+            except SourceError as exc:
+                yield exc
+                continue
+            files = _local_folder(meta.get("artifact_location"))
+            model = LoggedModel(id=str(meta.get("model_id") or model_dir.name), name=str(meta.get("name") or "model"),
+                                run_id=str(meta.get("source_run_id") or ""),
+                                files=files if files is not None and files.is_dir() else model_dir / "artifacts")
+            logged.setdefault(model.run_id, []).append(model)
         for run_dir in _subfolders(folder):
             if run_dir.name in ("tags", "datasets", "models", "traces") or run_dir.name.startswith("."):
                 continue
@@ -298,7 +324,7 @@ class FolderSource(MlflowSource):
                     end_ms=_ms(meta.get("end_time"), path, "end_time"),
                     deleted=meta.get("lifecycle_stage") == "deleted", user=meta.get("user_id") or None,
                     where=str(run_dir),
-                    content=_folder_content(run_dir, folder, meta.get("artifact_uri")))
+                    content=_folder_content(run_dir, folder, meta.get("artifact_uri"), logged.get(run_id, [])))
             except SourceError as exc:
                 yield exc
                 continue
@@ -326,7 +352,8 @@ class FolderSource(MlflowSource):
                         run_id=vmeta.get("run_id") or None, source=vmeta.get("source") or None,
                         description=vmeta.get("description") or None, tags=_text_tree(version_dir / "tags"),
                         created_ms=_ms(vmeta.get("creation_timestamp"), vpath, "creation_timestamp"),
-                        stage=vmeta.get("current_stage") or None, user=vmeta.get("user_id") or None))
+                        stage=vmeta.get("current_stage") or None, user=vmeta.get("user_id") or None,
+                        model_id=vmeta.get("model_id") or None))
                 yield SourceModel(name=str(meta.get("name", folder.name)), description=meta.get("description") or None,
                                   tags=_text_tree(folder / "tags"), aliases=aliases,
                                   created_ms=_ms(meta.get("creation_timestamp"), path, "creation_timestamp"),
@@ -337,7 +364,8 @@ class FolderSource(MlflowSource):
                 yield SourceError(folder, f"a version number or alias is not a number ({exc})")
 
 
-def _folder_content(run_dir: Path, experiment_dir: Path, artifact_uri: str | None) -> Callable[[Path], RunContent]:
+def _folder_content(run_dir: Path, experiment_dir: Path, artifact_uri: str | None,
+                    logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
     def read(scratch: Path) -> RunContent:
         metrics: dict[str, list[Point]] = {}
         metrics_dir = run_dir / "metrics"
@@ -357,8 +385,20 @@ def _folder_content(run_dir: Path, experiment_dir: Path, artifact_uri: str | Non
         if artifacts.is_dir():
             content.artifacts = [(p.relative_to(artifacts).as_posix(), p)
                                  for p in sorted(artifacts.rglob("*")) if p.is_file()]
+        for model, folder in zip(logged, _model_folders(logged)):
+            files = Path(model.files)
+            content.logged_models[model.id] = folder
+            content.artifacts += [(f"{folder}/{p.relative_to(files).as_posix()}", p)
+                                  for p in sorted(files.rglob("*")) if p.is_file()]
         return content
     return read
+
+
+def _model_folders(logged: list[LoggedModel]) -> list[str]:
+    """Where each of a run's logged models goes among its artifacts: its name (``model``),
+    or, when the run logged two of one name, the name and the model's ID."""
+    names = [m.name for m in logged]
+    return [m.name if names.count(m.name) == 1 else f"{m.name}-{m.id}" for m in logged]
 
 
 def _folder_datasets(run_dir: Path, experiment_dir: Path) -> list[SourceDataset]:
@@ -416,15 +456,23 @@ class ClientSource(MlflowSource):
         from mlflow.entities import ViewType
 
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        logged: dict[str, list[LoggedModel]] = {}
+        if hasattr(self.client, "search_logged_models"):  # MLflow 3
+            for model in self._pages(self.client.search_logged_models, experiment_ids=[experiment.id],
+                                     max_results=self.PAGE):
+                logged.setdefault(model.source_run_id or "", []).append(LoggedModel(
+                    id=model.model_id, name=model.name or "model", run_id=model.source_run_id or "",
+                    files=model.artifact_location))
         for run in self._pages(self.client.search_runs, experiment_ids=[experiment.id], run_view_type=view,
                                max_results=self.PAGE):
             info = run.info
             yield SourceRun(id=info.run_id, experiment_id=experiment.id, name=info.run_name or None,
                             status=str(info.status), start_ms=info.start_time, end_ms=info.end_time,
                             deleted=info.lifecycle_stage == "deleted", user=info.user_id or None,
-                            where=f"{self.description} run {info.run_id}", content=self._content(run))
+                            where=f"{self.description} run {info.run_id}",
+                            content=self._content(run, logged.get(info.run_id, [])))
 
-    def _content(self, run: Any) -> Callable[[Path], RunContent]:
+    def _content(self, run: Any, logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
         def read(scratch: Path) -> RunContent:
             run_id = run.info.run_id
             metrics = {key: [Point(m.timestamp, m.value, m.step) for m in self.client.get_metric_history(run_id, key)]
@@ -444,8 +492,23 @@ class ClientSource(MlflowSource):
                 target.mkdir(parents=True)
                 local = Path(self.client.download_artifacts(run_id, "", str(target)))
                 content.artifacts = [(p.relative_to(local).as_posix(), p) for p in sorted(local.rglob("*")) if p.is_file()]
+            for model, folder in zip(logged, _model_folders(logged)):
+                content.logged_models[model.id] = folder
+                content.artifacts += self._logged_model_files(model, scratch / run_id / ".models" / model.id, folder)
             return content
         return read
+
+    def _logged_model_files(self, model: LoggedModel, target: Path, folder: str) -> list[tuple[str, Path]]:
+        from mlflow.artifacts import download_artifacts
+
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        try:
+            local = Path(download_artifacts(artifact_uri=str(model.files), dst_path=str(target),
+                                            tracking_uri=self.description))
+        except Exception as exc:  # noqa: BLE001 (any artifact repository's error names the model)
+            raise SourceError(f"{self.description} logged model {model.id}", f"its files cannot be fetched ({exc})") from None
+        return [(f"{folder}/{p.relative_to(local).as_posix()}", p) for p in sorted(local.rglob("*")) if p.is_file()]
 
     def _has_artifacts(self, run_id: str) -> bool:
         try:
@@ -458,7 +521,7 @@ class ClientSource(MlflowSource):
             versions = [SourceVersion(version=int(v.version), run_id=v.run_id or None, source=v.source or None,
                                       description=v.description or None, tags=dict(v.tags),
                                       created_ms=v.creation_timestamp, stage=v.current_stage or None,
-                                      user=v.user_id or None)
+                                      user=v.user_id or None, model_id=getattr(v, "model_id", None) or None)
                         for v in self.client.search_model_versions(f"name = '{_quoted(model.name)}'")]
             aliases = model.aliases if isinstance(model.aliases, dict) else {a.alias: a.version for a in model.aliases}
             yield SourceModel(name=model.name, description=model.description or None, tags=dict(model.tags),
