@@ -178,3 +178,25 @@ def test_a_library_s_own_autolog_works_and_its_other_calls_are_named(store_dir: 
     assert abs(run.info.start_time / 1000 - pd.Timestamp.now(tz="UTC").timestamp()) < 60
     with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.sklearn\.log_model: only mlflow\.sklearn\.autolog"):
         mlflow.sklearn.log_model(object(), "model")
+
+
+def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.factories import serving_store, wait_for
+
+    monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
+    with serving_store(tmp_path / "central") as url:
+        mlflow.set_tracking_uri(url)
+        mlflow.set_experiment("remote")
+        with mlflow.start_run(run_name="job") as run:
+            mlflow.log_params({"lr": 0.1})
+            mlflow.log_metric("loss", 0.5, step=3)
+            with mlflow.start_run(run_name="fold", nested=True):
+                mlflow.log_metric("f1", 0.8)
+        central = mltrail.Store(tmp_path / "central")
+        wait_for(lambda: (tmp_path / "central" / "experiments").is_dir() and len(central.search_runs("remote")) == 2
+                 and central.metric_history().shape[0] == 2, what="both runs on the server")
+        frame = mlflow.search_runs(order_by=["attributes.start_time ASC"])
+        assert list(frame["tags.mlflow.runName"]) == ["job", "fold"]
+        assert frame["tags.mlflow.parentRunId"][1] == run.info.run_id
+        assert mlflow.get_run(run.info.run_id).data.metrics == {"loss": 0.5}
+        mlflow._store().close()

@@ -247,6 +247,10 @@ class RemoteStore:
     def _at_exit(self) -> None:
         self.close()
 
+    def import_mlflow(self, source: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotOnServerError(f"an MLflow store is imported where the server's folder is: mltrail --store "
+                               f"FOLDER import mlflow {source} there (the server serves what it writes)")
+
     # -- reading: answered by the server ---------------------------------------------
 
     def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
