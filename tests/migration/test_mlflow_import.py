@@ -374,3 +374,15 @@ def test_against_a_server_the_import_says_where_to_run_it(tmp_path: Path) -> Non
     remote = mltrail.Store("http://127.0.0.1:9", spool=tmp_path / "spool")
     with pytest.raises(NotOnServerError, match="imported where the server's folder is: mltrail --store FOLDER import mlflow"):
         remote.import_mlflow("mlruns")
+
+
+def test_a_run_with_only_its_meta_yaml_and_nothing_optional_imports(store: mltrail.Store, tmp_path: Path) -> None:
+    root = tmp_path / "bare"
+    write_yaml(root / "5" / "meta.yaml", {"experiment_id": "5", "name": "bare"})
+    write_yaml(root / "5" / ("e" * 32) / "meta.yaml", {"run_id": "e" * 32, "status": 1, "lifecycle_stage": "active"})
+    summary = store.import_mlflow(root)
+    assert summary.runs_new == 1 and not summary.skipped, summary.text()
+    run = store.search_runs("bare").iloc[0]
+    assert run["tags.mlflow.run_id"] == "e" * 32 and run["run_name"] == "bare_1"
+    assert pd.isna(run["start_time"])  # MLflow had no start time: none here either
+    assert store.import_mlflow(root).runs_unchanged == 1
