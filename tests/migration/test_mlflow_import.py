@@ -119,6 +119,9 @@ def test_points_logged_since_a_finished_run_and_new_runs_are_all_that_is_added(
     assert info["status"] == "KILLED"
     assert info["end_time"] == pd.Timestamp(T0 + 2400, unit="ms", tz="UTC")
     assert store.import_mlflow(mlruns.root).runs_unchanged == 4
+    mlruns.run("17", "c" * 32, name="live", start_ms=T0 + 2000, end_ms=T0 + 9000, status="KILLED", metrics={})
+    assert store.import_mlflow(mlruns.root).runs_updated == 1  # resumed in MLflow and killed again, later
+    assert store.get_run(live)["run"]["end_time"] == pd.Timestamp(T0 + 9000, unit="ms", tz="UTC")
 
 
 def test_a_repeated_point_is_kept_as_often_as_mlflow_has_it(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:

@@ -212,8 +212,8 @@ class MlflowImport:
             if state.artifacts.get(name) != sha256:
                 writer.add(ev.Artifact(ts=end, run=run_id, path=name, sha256=sha256, size=size, in_git=in_git))
                 artifacts += 1
-        if run.status in _FINISHED and state.status != run.status:
-            if state.status in _FINISHED:
+        if run.status in _FINISHED and (state.status, state.ended) != (run.status, end):
+            if state.status in _FINISHED:  # resumed in MLflow and ended again since
                 writer.add(ev.RunResumed(ts=end, run=run_id))
             writer.add(ev.RunFinished(ts=end, run=run_id, status=run.status))  # type: ignore[arg-type]
         elif run.status not in _FINISHED and state.status in _FINISHED:
@@ -378,6 +378,7 @@ class _FileState:
         self.datasets: set[tuple[str, str]] = set()
         self.status = "RUNNING"
         self.started_name: str | None = None
+        self.ended: float | None = None
 
     @classmethod
     def read(cls, path: Path) -> _FileState:
@@ -409,7 +410,7 @@ class _FileState:
             elif kind == "dataset":
                 state.datasets.add((event["name"], event["sha256"]))
             elif kind == "run_finished":
-                state.status = event["status"]
+                state.status, state.ended = event["status"], event["ts"]
             elif kind == "run_resumed":
                 state.status = "RUNNING"
             state.last_seq = max(state.last_seq, seq)
