@@ -201,3 +201,34 @@ def test_one_server_per_folder(tmp_path):
         _stop(server)
     refused = CliRunner().invoke(main, ["server", "--store", f"http://127.0.0.1:{port}"])
     assert refused.exit_code == 1 and "serves a folder" in refused.output
+
+
+def test_a_server_that_dies_mid_answer_reads_as_unreachable_not_as_a_crash():
+    """A server killed while it sends an answer leaves the client an IncompleteRead (not an
+    OSError): it is the same 'cannot reach' as a refused connection, so a sync or an upload
+    retries it (CI once saw a killed server's half answer raise http.client.IncompleteRead)."""
+    import socket
+    import threading
+
+    from mltrail.errors import UpstreamError
+    from mltrail.remote.http import Server
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_half(status: bytes) -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 44\r\n\r\n{\"ok\"")
+    try:
+        for status, said in ((b"200 OK", "cannot reach .* broke mid-answer .*IncompleteRead"),
+                             (b"500 Internal Server Error", r"refused GET /api/v1/health \(500\)")):
+            thread = threading.Thread(target=answer_half, args=(status,))
+            thread.start()
+            with pytest.raises(UpstreamError, match=said):
+                Server(f"http://127.0.0.1:{port}", timeout=10).call("GET", "/api/v1/health")
+            thread.join(timeout=10)
+    finally:
+        listener.close()

@@ -4,6 +4,7 @@ client raises the same exception a local store would."""
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.request
 from typing import Any
@@ -59,11 +60,14 @@ class Server:
                 return None
             try:
                 answer = orjson.loads(exc.read())
-            except orjson.JSONDecodeError:
+            except (orjson.JSONDecodeError, http.client.HTTPException, OSError):
                 answer = {}
             raise _error(answer, exc.code, f"{self.url} refused {method} {path.split('?')[0]} ({exc.code})") from None
         except (urllib.error.URLError, OSError) as exc:
             raise UpstreamError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
+        except http.client.HTTPException as exc:  # the server went away mid-answer (IncompleteRead...)
+            raise UpstreamError(f"cannot reach {self.url}: the connection broke mid-answer "
+                                f"({type(exc).__name__}: {exc})") from None
 
 
 _BY_STATUS = {401: InvalidInputError, 403: PermissionDeniedError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,
