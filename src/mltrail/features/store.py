@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from ..config import current_user
 from ..errors import InvalidInputError, NotFoundError
+from ..query.frames import frame_to_arrow
 from ..storage import feature_events as ev
 from ..storage.blobs import BlobStore, file_sha256
 from ..storage.eventfiles import EventFolder, write_event_file
@@ -246,7 +247,7 @@ class FeatureStore:
         staging.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=staging) as tmp:
             file = Path(tmp) / f"{name}.parquet"
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), file)
+            pq.write_table(frame_to_arrow(df), file)
             sha256, _, in_git = self.blobs.put_file(file)
         path = self.layout.blob_path(sha256, large=not in_git)
         event = self._event(ev.DatasetSaved, name=name, sha256=sha256, rows=len(df),

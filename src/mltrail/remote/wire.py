@@ -22,13 +22,14 @@ import pyarrow as pa
 
 from ..errors import UpstreamError
 from ..query.cells import json_ready
+from ..query.frames import frame_to_arrow
 
 _LENGTH = struct.Struct("<Q")
 
 
 def frame_bytes(frame: pd.DataFrame) -> bytes:
     """A DataFrame as an Arrow IPC stream."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = frame_to_arrow(frame)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

@@ -41,13 +41,15 @@ def table_bytes(frame: Any, name: str) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ..query.frames import frame_to_arrow
+
     if not isinstance(frame, pd.DataFrame):
         raise InvalidInputError(f"log_table({name!r}) needs a pandas DataFrame, not {type(frame).__name__}")
     if not name.endswith(".parquet"):
         raise InvalidInputError(f"log_table writes Parquet: name the artifact *.parquet, not {name!r}")
     sink = io.BytesIO()
     try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+        pq.write_table(frame_to_arrow(frame), sink)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise InvalidInputError(f"log_table({name!r}): a column Parquet cannot hold: {exc}") from None
     return sink.getvalue()
