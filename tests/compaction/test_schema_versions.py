@@ -28,7 +28,8 @@ def table_digests(store: mltrail.Store, point_times: bool = True) -> dict[str, l
     manifest = load_manifest(store.layout.tables)
     digests = {}
     for name, files in sorted(manifest.tables.items()):
-        frame = pa.concat_tables([pq.read_table(store.layout.tables / f) for f in files]).to_pandas()
+        # partitioning=None: pyarrow before 26 added the hive folder (experiment=...) as a column
+        frame = pa.concat_tables([pq.read_table(store.layout.tables / f, partitioning=None) for f in files]).to_pandas()
         # what later versions added, and no run of the sample has: left out of the digest
         if name == "run_edits":
             assert frame.empty
