@@ -40,6 +40,7 @@ from .errors import InvalidInputError, MltrailError, NotFoundError, RunStateErro
 from .integrations import INTEGRATIONS
 from .integrations import autolog as _autolog
 from .query.cells import present
+from .query.filter import parse_filter, parse_order_by
 from .storage.ids import id_time
 from .store import Store
 from .tracking.datasets import describe_memory
@@ -150,8 +151,16 @@ def create_experiment(name: str, artifact_location: str | None = None, tags: Map
 
 
 def get_experiment_by_name(name: str) -> Experiment | None:
-    known = _store().experiments()
-    return _experiment(name) if name in set(known["experiment"]) else None
+    return _experiment(name) if name in _experiment_names(_store()) else None
+
+
+def _experiment_names(store: Store) -> set[str]:
+    """The experiments with runs; none in a folder no run was logged into yet (MLflow's
+    answer for a new tracking folder, where mltrail's own read says there is no store)."""
+    try:
+        return set(store.experiments()["experiment"])
+    except NotFoundError:  # a folder (or a server's) that no run was logged into yet
+        return set()
 
 
 def get_experiment(experiment_id: str) -> Experiment:
@@ -465,17 +474,23 @@ def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str 
         raise InvalidInputError(f"output_format is 'pandas' or 'list', not {output_format!r}")
     names = list(experiment_ids or []) + list(experiment_names or [])
     store = _store()
-    known = set(store.experiments()["experiment"])
+    known = _experiment_names(store)
     if not names and not search_all_experiments:
         names = [_current_experiment()]
-    chosen = [n for n in names if n in known] if names else None
-    if chosen == []:
-        frame = store.search_runs(None, filter_string or None, order_by, 0, view=RUN_VIEWS[run_view_type])
-    else:
-        frame = store.search_runs(chosen, filter_string or None, order_by, max_results, view=RUN_VIEWS[run_view_type])
+    chosen = [n for n in names if n in known] if names else sorted(known)
+    if not chosen:  # as MLflow: no such experiment (or no run yet) is no runs, but a bad filter is an error
+        if filter_string and filter_string.strip():
+            parse_filter(filter_string)
+        for clause in [order_by] if isinstance(order_by, str) else order_by or []:
+            parse_order_by(clause)
+        return [] if output_format == "list" else pd.DataFrame({c: pd.Series(dtype=object) for c in _MLFLOW_COLUMNS})
+    frame = store.search_runs(chosen, filter_string or None, order_by, max_results, view=RUN_VIEWS[run_view_type])
     if output_format == "list":
         return [get_run(run_id) for run_id in frame["run_id"]]
     return _mlflow_frame(frame)
+
+
+_MLFLOW_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
 
 
 def _mlflow_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -200,3 +200,14 @@ def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: 
         assert frame["tags.mlflow.parentRunId"][1] == run.info.run_id
         assert mlflow.get_run(run.info.run_id).data.metrics == {"loss": 0.5}
         mlflow._store().close()
+
+
+def test_a_tracking_folder_with_no_run_yet_has_no_experiments_and_no_runs(tmp_path: Path) -> None:
+    mlflow.set_tracking_uri(tmp_path / "new")
+    assert mlflow.get_experiment_by_name("churn") is None
+    frame = mlflow.search_runs(filter_string="metrics.f1 > 0.5")
+    assert frame.empty and list(frame.columns) == ["run_id", "experiment_id", "status", "artifact_uri",
+                                                    "start_time", "end_time"]
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    with pytest.raises(mltrail.FilterSyntaxError):
+        mlflow.search_runs(filter_string="metrics.f1 >")
