@@ -286,6 +286,10 @@ for run in client.search_runs([exp.experiment_id]):
                               "metrics": {k: None if v != v else v for k, v in run.data.metrics.items()},
                               "history": history, "artifacts": sorted(artifacts(run.info.run_id)),
                               "run_id": run.info.run_id}
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+frame = mlflow.search_runs(experiment_names=["training"], order_by=["attributes.start_time ASC"])
+out["search"] = {"columns": list(frame.columns), "rows": json.loads(frame.to_json(orient="records", double_precision=15))}
 print(json.dumps(out))
 """
 
@@ -300,6 +304,7 @@ def test_one_training_script_under_mlflow_and_under_mltrail_mlflow_leaves_the_sa
     run_python(f"import runpy, sys; sys.argv = [{str(script)!r}, {str(tmp_path / 'store')!r}]; "
                "runpy.run_path(sys.argv[0], run_name='__main__')", shim_import=True)
     theirs = json.loads(run_python(READ_MLFLOW, mlflow_uri))
+    their_search = theirs.pop("search")
     shim.set_tracking_uri(tmp_path / "store")
     store = mltrail.Store(tmp_path / "store")
     ours = {row["run_name"]: row for row in store.search_runs("training").to_dict("records")}
@@ -319,6 +324,15 @@ def test_one_training_script_under_mlflow_and_under_mltrail_mlflow_leaves_the_sa
         assert sorted([r.key, int(r.step), None if r.value != r.value else r.value]
                       for r in history.itertuples()) == [list(p) for p in expected["history"]], name
         assert sorted(store.get_run(run.info.run_id)["artifacts"]["path"]) == expected["artifacts"], name
+    our_search = shim.search_runs(experiment_names=["training"], order_by=["attributes.start_time ASC"])
+    kept = [c for c in their_search["columns"] if not c.startswith("tags." + _DIFFERENT_BY_DESIGN[0])]
+    by_kind = [sorted(c for c in kept if c.startswith(kind)) for kind in ("metrics.", "params.", "tags.")]
+    assert [c for c in our_search.columns if not c.startswith("tags.mltrail.")] == kept[:6] + sum(by_kind, [])
+    for mine, row in zip(our_search.to_dict("records"), their_search["rows"]):
+        for column in kept:
+            if column.startswith(("metrics.", "params.", "tags.")) and column != "tags.mlflow.parentRunId":
+                assert _same(mine[column], row[column]), (column, mine[column], row[column])
+        assert mine["status"] == row["status"]
     assert store.artifact_path(ours["train"]["run_id"], "config/params.json").read_bytes() == (
         tmp_path / "mlruns").joinpath(*_artifact_parts(theirs["train"]["run_id"], tmp_path / "mlruns"),
                                       "config", "params.json").read_bytes()
