@@ -389,3 +389,22 @@ def test_a_run_with_only_its_meta_yaml_and_nothing_optional_imports(store: mltra
     assert run["tags.mlflow.run_id"] == "e" * 32 and run["run_name"] == "bare_1"
     assert pd.isna(run["start_time"])  # MLflow had no start time: none here either
     assert store.import_mlflow(root).runs_unchanged == 1
+
+
+def test_imported_runs_sync_to_a_server_like_runs_logged_offline(store: mltrail.Store, mlruns: MlrunsBuilder,
+                                                                  tmp_path: Path) -> None:
+    from mltrail.server.sync import sync_store
+    from tests.factories import serving_store
+
+    store.import_mlflow(mlruns.root)
+    with serving_store(tmp_path / "central") as url:
+        report = sync_store(store, url)
+        assert report.runs_sent == 3 and report.blobs_sent == 3
+        central = mltrail.Store(tmp_path / "central")
+        key = ["run_id", "key", "step"]
+        pd.testing.assert_frame_equal(central.search_runs(), store.search_runs())
+        pd.testing.assert_frame_equal(central.metric_history().sort_values(key).reset_index(drop=True),
+                                      store.metric_history().sort_values(key).reset_index(drop=True))
+        mlruns.append_points("17", "c" * 32, "loss", [(T0 + 2200, 0.7, 1)])
+        store.import_mlflow(mlruns.root)
+        assert sync_store(store, url).lines_sent == 1  # what the import appended, once

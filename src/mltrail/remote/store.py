@@ -249,7 +249,9 @@ class RemoteStore:
 
     def import_mlflow(self, source: Any, *args: Any, **kwargs: Any) -> Any:
         raise NotOnServerError(f"an MLflow store is imported where the server's folder is: mltrail --store "
-                               f"FOLDER import mlflow {source} there (the server serves what it writes)")
+                               f"FOLDER import mlflow {source} there (the server serves what it writes); or "
+                               f"import into a folder of your own and send its runs with mltrail sync FOLDER "
+                               f"--to {self.url} (runs only: registered models stay in that folder)")
 
     # -- reading: answered by the server ---------------------------------------------
 
