@@ -31,9 +31,11 @@ EDITS_FOLDER = "edits"  # experiments/<experiment>/edits/: curation of its runs
 # a name that is also a folder and a URL path segment: A/B experiment keys, model names
 FOLDER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 GITIGNORE = """\
-# Written by mltrail: derived tables and large artifacts stay out of git.
+# Written by mltrail: derived tables and large artifacts stay out of git, and so does a
+# file a killed writer left half-written beside the one it was to become.
 /.cache/
 /blobs-large/
+.*.tmp
 """
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
