@@ -211,3 +211,24 @@ def test_a_tracking_folder_with_no_run_yet_has_no_experiments_and_no_runs(tmp_pa
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
     with pytest.raises(mltrail.FilterSyntaxError):
         mlflow.search_runs(filter_string="metrics.f1 >")
+
+
+def test_figures_images_dicts_and_text_become_artifacts_under_their_names(store_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    with mlflow.start_run() as run:
+        mlflow.log_figure(figure, "plots/loss.png")
+        mlflow.log_image(np.zeros((4, 4, 3), dtype=np.uint8), "images/blank.png")
+        mlflow.log_image(np.ones((2, 2), dtype=np.uint8), key="mask", step=3)
+        mlflow.log_dict({"a": [1, 2]}, "config.json")
+        mlflow.log_text("# notes", "notes.md")
+    plt.close(figure)
+    store = mltrail.Store(store_dir)
+    paths = sorted(store.get_run(run.info.run_id)["artifacts"]["path"])
+    assert paths == ["config.json", "images/blank.png", "images/mask/step_3.png", "notes.md", "plots/loss.png"]
+    assert store.artifact_path(run.info.run_id, "plots/loss.png").read_bytes().startswith(b"\x89PNG")
