@@ -408,3 +408,25 @@ def test_imported_runs_sync_to_a_server_like_runs_logged_offline(store: mltrail.
         mlruns.append_points("17", "c" * 32, "loss", [(T0 + 2200, 0.7, 1)])
         store.import_mlflow(mlruns.root)
         assert sync_store(store, url).lines_sent == 1  # what the import appended, once
+
+
+def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_changed(
+        store: mltrail.Store, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from mltrail.storage.blobs import BlobStore
+
+    store.import_mlflow(mlruns.root)
+    reads: list[Path] = []
+    original = BlobStore.put_file
+    monkeypatch.setattr(BlobStore, "put_file", lambda self, source: reads.append(source) or original(self, source))
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and reads == []
+    notes = mlruns.experiments["17"] / ("a" * 32) / "artifacts" / "notes.txt"
+    notes.write_bytes(b"hello again")
+    os.utime(notes, ns=(notes.stat().st_atime_ns, notes.stat().st_mtime_ns + 1_000_000_000))
+    summary = store.import_mlflow(mlruns.root)
+    assert reads == [notes] and (summary.runs_updated, summary.artifacts) == (1, 1)
+    assert store.artifact_path(imported_id(store, "a" * 32), "notes.txt").read_bytes() == b"hello again"
+    (store.root / ".cache" / "mlflow-import" / "stamps.json").unlink()  # derived: lost, every file is read once more
+    reads.clear()
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and len(reads) == 3

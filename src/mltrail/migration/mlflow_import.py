@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
 from ..errors import InvalidInputError, MltrailError, NotFoundError
@@ -42,6 +43,7 @@ from .mlflow_source import (
     MlflowSource,
     Point,
     RunContent,
+    SourceArtifact,
     SourceError,
     SourceExperiment,
     SourceRun,
@@ -122,11 +124,13 @@ class MlflowImport:
         self.summary = ImportSummary(source.description)
         self.run_ids: dict[str, str] = {}  # MLflow run ID -> mltrail run ID, of runs the source holds
         self.logged_models: dict[str, str] = {}  # MLflow 3 model ID -> its folder among its run's artifacts
+        self.stamps: dict[str, str] = {}  # artifact stamp -> sha256 (loaded from the cache by run())
 
     def run(self) -> ImportSummary:
         runs = self._runs_to_import()
         self.tracker.layout.ensure()
-        with scratch_folder(self.tracker.layout.cache / "staging") as scratch:
+        self.stamps = _Stamps(self.tracker.layout.cache / "mlflow-import" / "stamps.json")
+        with self.stamps, scratch_folder(self.tracker.layout.cache / "staging") as scratch:
             for done, (experiment, run) in enumerate(runs, 1):
                 try:
                     self._import_run(experiment, run, Path(scratch))
@@ -207,10 +211,10 @@ class MlflowImport:
         points = writer.add_points(content.metrics, state.points)
         end = (run.end_ms or run.start_ms or 0) / 1000
         artifacts = 0
-        for name, file in content.artifacts:
-            sha256, size, in_git = self.tracker.blobs.put_file(file)  # the blob first, then the line naming it
-            if state.artifacts.get(name) != sha256:
-                writer.add(ev.Artifact(ts=end, run=run_id, path=name, sha256=sha256, size=size, in_git=in_git))
+        for artifact in content.artifacts:
+            sha256, size, in_git = self._blob(artifact)  # the blob first, then the line naming it
+            if state.artifacts.get(artifact.name) != sha256:
+                writer.add(ev.Artifact(ts=end, run=run_id, path=artifact.name, sha256=sha256, size=size, in_git=in_git))
                 artifacts += 1
         if run.status in _FINISHED and (state.status, state.ended) != (run.status, end):
             if state.status in _FINISHED:  # resumed in MLflow and ended again since
@@ -241,6 +245,19 @@ class MlflowImport:
         self.logged_models.update(content.logged_models)
         if run.deleted:
             self._mark_deleted(run, run_id)
+
+    def _blob(self, artifact: SourceArtifact) -> tuple[str, int, bool]:
+        """``(sha256, size, in_git)`` of an artifact, its blob in the store: from the stamps of
+        earlier imports when its stamp is known and its blob here (no read, no download),
+        else fetched and copied in."""
+        sha256 = self.stamps.get(artifact.stamp)
+        if sha256 is not None and artifact.size is not None:
+            for in_git in (True, False):
+                if self.tracker.layout.blob_path(sha256, large=not in_git).exists():
+                    return sha256, artifact.size, in_git
+        sha256, size, in_git = self.tracker.blobs.put_file(artifact.fetch())
+        self.stamps[artifact.stamp] = sha256
+        return sha256, size, in_git
 
     def _tags(self, experiment: SourceExperiment, run: SourceRun, content: RunContent) -> dict[str, str]:
         tags = dict(content.tags)
@@ -364,6 +381,30 @@ class MlflowImport:
                 continue
             self.registry.set_alias(model.name, alias, int(numbers[target]), reason=ALIAS_REASON)
             self.summary.aliases_set += 1
+
+
+class _Stamps(dict[str, str]):
+    """sha256 of artifact files by stamp (path, size and mtime; through MLflow's client, the
+    run, name and size), kept between imports in the store's cache as git keeps stat data
+    in its index: an import again reads no artifact it has seen, however big. Derived:
+    losing it costs one read of each file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        try:
+            self.update(orjson.loads(path.read_bytes()))
+        except (OSError, orjson.JSONDecodeError):
+            pass
+
+    def __enter__(self) -> _Stamps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        staged = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        staged.write_bytes(orjson.dumps(dict(self)))
+        os.replace(staged, self.path)
 
 
 class _FileState:

@@ -88,12 +88,23 @@ class SourceDataset:
 
 
 @dataclass
+class SourceArtifact:
+    """One artifact file: fetched only when the import has not seen its ``stamp`` before
+    (a local file's path, size and mtime; through the client, the run, name and size)."""
+
+    name: str  # its path inside the run
+    size: int | None
+    stamp: str
+    fetch: Callable[[], Path]  # a local file holding it (downloaded, through the client)
+
+
+@dataclass
 class RunContent:
     params: dict[str, str]
     tags: dict[str, str]
     metrics: dict[str, list[Point]]
     datasets: list[SourceDataset]
-    artifacts: list[tuple[str, Path]]  # (name inside the run, a local file holding it)
+    artifacts: list[SourceArtifact]
     notes: list[str] = field(default_factory=list)  # what was left out, said in the summary
     logged_models: dict[str, str] = field(default_factory=dict)  # MLflow 3 model ID -> its folder among the artifacts
 
@@ -383,15 +394,23 @@ def _folder_content(run_dir: Path, experiment_dir: Path, artifact_uri: str | Non
                                      "with mlflow installed to fetch them)")
             artifacts = run_dir / "artifacts"  # a clone of a committed mlruns: the URI names the old place
         if artifacts.is_dir():
-            content.artifacts = [(p.relative_to(artifacts).as_posix(), p)
-                                 for p in sorted(artifacts.rglob("*")) if p.is_file()]
+            content.artifacts = _local_files(artifacts, "")
         for model, folder in zip(logged, _model_folders(logged)):
-            files = Path(model.files)
             content.logged_models[model.id] = folder
-            content.artifacts += [(f"{folder}/{p.relative_to(files).as_posix()}", p)
-                                  for p in sorted(files.rglob("*")) if p.is_file()]
+            content.artifacts += _local_files(Path(model.files), f"{folder}/")
         return content
     return read
+
+
+def _local_files(folder: Path, prefix: str) -> list[SourceArtifact]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            files.append(SourceArtifact(f"{prefix}{path.relative_to(folder).as_posix()}", stat.st_size,
+                                        f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}",
+                                        lambda path=path: path))
+    return files
 
 
 def _model_folders(logged: list[LoggedModel]) -> list[str]:
@@ -486,35 +505,70 @@ class ClientSource(MlflowSource):
                                          tags.get("mlflow.data.context")))
             content = RunContent(params=dict(run.data.params), tags=dict(run.data.tags), metrics=metrics,
                                  datasets=datasets, artifacts=[])
-            if self._has_artifacts(run_id):
-                target = scratch / run_id
-                shutil.rmtree(target, ignore_errors=True)
-                target.mkdir(parents=True)
-                local = Path(self.client.download_artifacts(run_id, "", str(target)))
-                content.artifacts = [(p.relative_to(local).as_posix(), p) for p in sorted(local.rglob("*")) if p.is_file()]
+            content.artifacts = self._listed(run_id, scratch / run_id)
             for model, folder in zip(logged, _model_folders(logged)):
                 content.logged_models[model.id] = folder
                 content.artifacts += self._logged_model_files(model, scratch / run_id / ".models" / model.id, folder)
             return content
         return read
 
-    def _logged_model_files(self, model: LoggedModel, target: Path, folder: str) -> list[tuple[str, Path]]:
+    def _listed(self, run_id: str, target: Path) -> list[SourceArtifact]:
+        """The run's artifact files, each downloaded when the import asks for it."""
+        files, folders = [], [None]
+        while folders:
+            folder = folders.pop()
+            try:
+                listed = self.client.list_artifacts(run_id, folder)
+            except Exception as exc:  # noqa: BLE001 (any artifact repository's error names the run)
+                raise SourceError(f"{self.description} run {run_id}", f"its artifacts cannot be listed ({exc})") from None
+            for info in listed:
+                if info.is_dir:
+                    folders.append(info.path)
+                    continue
+                files.append(SourceArtifact(info.path, info.file_size, f"{self.description}|{run_id}|{info.path}|"
+                                            f"{info.file_size}", lambda path=info.path: self._download(run_id, path, target)))
+        return sorted(files, key=lambda a: a.name)
+
+    def _download(self, run_id: str, path: str, target: Path) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(self.client.download_artifacts(run_id, path, str(target)))
+        except Exception as exc:  # noqa: BLE001
+            raise SourceError(f"{self.description} run {run_id}", f"artifact {path} cannot be fetched ({exc})") from None
+
+    def _logged_model_files(self, model: LoggedModel, target: Path, folder: str) -> list[SourceArtifact]:
+        """A logged model's files: fetched together, when the import first needs one of them
+        (its files never change once it is logged)."""
         from mlflow.artifacts import download_artifacts
 
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        try:
-            local = Path(download_artifacts(artifact_uri=str(model.files), dst_path=str(target),
-                                            tracking_uri=self.description))
-        except Exception as exc:  # noqa: BLE001 (any artifact repository's error names the model)
-            raise SourceError(f"{self.description} logged model {model.id}", f"its files cannot be fetched ({exc})") from None
-        return [(f"{folder}/{p.relative_to(local).as_posix()}", p) for p in sorted(local.rglob("*")) if p.is_file()]
+        fetched: list[Path] = []
 
-    def _has_artifacts(self, run_id: str) -> bool:
+        def local() -> Path:
+            if not fetched:
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir(parents=True)
+                try:
+                    fetched.append(Path(download_artifacts(artifact_uri=str(model.files), dst_path=str(target),
+                                                           tracking_uri=self.description)))
+                except Exception as exc:  # noqa: BLE001 (any artifact repository's error names the model)
+                    raise SourceError(f"{self.description} logged model {model.id}",
+                                      f"its files cannot be fetched ({exc})") from None
+            return fetched[0]
+
         try:
-            return bool(self.client.list_artifacts(run_id))
-        except Exception as exc:  # noqa: BLE001 (any artifact repository's error: the run still imports)
-            raise SourceError(f"{self.description} run {run_id}", f"its artifacts cannot be listed ({exc})") from None
+            listed = self.client.list_logged_model_artifacts(model.id)
+        except Exception as exc:  # noqa: BLE001
+            raise SourceError(f"{self.description} logged model {model.id}", f"its files cannot be listed ({exc})") from None
+        files, folders = [], [info for info in listed]
+        while folders:
+            info = folders.pop()
+            if info.is_dir:
+                folders += self.client.list_logged_model_artifacts(model.id, info.path)
+                continue
+            files.append(SourceArtifact(f"{folder}/{info.path}", info.file_size,
+                                        f"{self.description}|{model.id}|{info.path}|{info.file_size}",
+                                        lambda path=info.path: local() / path))
+        return sorted(files, key=lambda a: a.name)
 
     def models(self) -> Iterator[SourceModel | SourceError]:
         for model in self._pages(self.client.search_registered_models, max_results=self.PAGE):
