@@ -416,6 +416,8 @@ def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_change
 
     from mltrail.storage.blobs import BlobStore
 
+    for path in mlruns.root.rglob("*"):  # written over 2 s ago: not "racy" (see _local_files)
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 5_000_000_000))
     store.import_mlflow(mlruns.root)
     reads: list[Path] = []
     original = BlobStore.put_file
@@ -423,9 +425,9 @@ def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_change
     assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and reads == []
     notes = mlruns.experiments["17"] / ("a" * 32) / "artifacts" / "notes.txt"
     notes.write_bytes(b"hello again")
-    os.utime(notes, ns=(notes.stat().st_atime_ns, notes.stat().st_mtime_ns + 1_000_000_000))
-    summary = store.import_mlflow(mlruns.root)
+    summary = store.import_mlflow(mlruns.root)  # changed just now: read, and its stamp not kept
     assert reads == [notes] and (summary.runs_updated, summary.artifacts) == (1, 1)
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and reads == [notes, notes]
     assert store.artifact_path(imported_id(store, "a" * 32), "notes.txt").read_bytes() == b"hello again"
     (store.root / ".cache" / "mlflow-import" / "stamps.json").unlink()  # derived: lost, every file is read once more
     reads.clear()

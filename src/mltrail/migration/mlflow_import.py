@@ -250,13 +250,14 @@ class MlflowImport:
         """``(sha256, size, in_git)`` of an artifact, its blob in the store: from the stamps of
         earlier imports when its stamp is known and its blob here (no read, no download),
         else fetched and copied in."""
-        sha256 = self.stamps.get(artifact.stamp)
+        sha256 = self.stamps.get(artifact.stamp) if artifact.stamp is not None else None
         if sha256 is not None and artifact.size is not None:
             for in_git in (True, False):
                 if self.tracker.layout.blob_path(sha256, large=not in_git).exists():
                     return sha256, artifact.size, in_git
         sha256, size, in_git = self.tracker.blobs.put_file(artifact.fetch())
-        self.stamps[artifact.stamp] = sha256
+        if artifact.stamp is not None:
+            self.stamps[artifact.stamp] = sha256
         return sha256, size, in_git
 
     def _tags(self, experiment: SourceExperiment, run: SourceRun, content: RunContent) -> dict[str, str]:

@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
+from ..compaction.scan import RACY_SECONDS
 from ..errors import InvalidInputError
 
 # MLflow's RunStatus numbers (mlflow/protos/service.proto), as meta.yaml holds them
@@ -94,7 +96,7 @@ class SourceArtifact:
 
     name: str  # its path inside the run
     size: int | None
-    stamp: str
+    stamp: str | None  # None: not to be trusted later (a local file changed within the last RACY_SECONDS)
     fetch: Callable[[], Path]  # a local file holding it (downloaded, through the client)
 
 
@@ -404,11 +406,14 @@ def _folder_content(run_dir: Path, experiment_dir: Path, artifact_uri: str | Non
 
 def _local_files(folder: Path, prefix: str) -> list[SourceArtifact]:
     files = []
+    trusted_before = time.time_ns() - int(RACY_SECONDS * 1e9)
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             stat = path.stat()
-            files.append(SourceArtifact(f"{prefix}{path.relative_to(folder).as_posix()}", stat.st_size,
-                                        f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}",
+            # as git does for its index: a file changed just now may change again within its
+            # mtime's granularity, so its stamp is not one a later import can trust
+            stamp = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}" if stat.st_mtime_ns < trusted_before else None
+            files.append(SourceArtifact(f"{prefix}{path.relative_to(folder).as_posix()}", stat.st_size, stamp,
                                         lambda path=path: path))
     return files
 
