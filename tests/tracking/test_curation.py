@@ -230,3 +230,17 @@ def test_two_branches_curating_one_run_merge_without_conflict(tmp_path):
     assert info["run"]["run_name"] == "bob's name"
     assert info["run"]["description"] == "bob's notes"  # the later of the two
     assert info["tags"] == {"reviewer": "alice"}
+
+
+def test_a_running_run_s_name_and_notes_tags_are_set_only_by_their_own_calls(store):
+    import pytest
+
+    from mltrail.errors import InvalidInputError
+
+    with store.start_run("e", name="first", log_git=False, log_packages=False) as run:
+        with pytest.raises(InvalidInputError, match="holds the run's name: use run.set_name"):
+            run.set_tag("mltrail.name", "")
+        with pytest.raises(InvalidInputError, match="holds the run's notes: use run.set_notes"):
+            run.delete_tag("mltrail.notes")
+        run.set_name("second")
+    assert store.get_run(run.id)["run"]["run_name"] == "second"

@@ -59,13 +59,15 @@ def check_notes(notes: object) -> str:
     return notes
 
 
-def check_user_tag(key: object) -> str:
-    """A tag key a user may set or remove: its name and notes have their own calls."""
+def check_user_tag(key: object, running: bool = False) -> str:
+    """A tag key a user may set or remove: its name and notes have their own calls
+    (``run.set_name``/``set_notes`` while it runs, ``store.set_run_name``/``set_run_notes`` after)."""
     checked = check_key("tag", key)
     if checked in RESERVED_TAGS:
+        calls = ("run.set_name", "run.set_notes") if running else ("set_run_name", "set_run_notes")
         raise InvalidInputError(f"tag {checked!r} holds the run's "
                                 f"{'name' if checked == NAME_TAG else 'notes'}: use "
-                                f"{'set_run_name' if checked == NAME_TAG else 'set_run_notes'}")
+                                f"{calls[0] if checked == NAME_TAG else calls[1]}")
     return checked
 
 

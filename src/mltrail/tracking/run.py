@@ -39,7 +39,7 @@ from ..storage.fields import INT64_MAX, LATEST_TS
 from ..storage.layout import check_key
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from . import objects
-from .curation import check_name, check_notes
+from .curation import check_name, check_notes, check_user_tag
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -247,7 +247,7 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags; unlike params, a tag may change (the latest value wins)."""
         self._require_running()
-        checked = {check_key("tag", k): str(v) for k, v in tags.items()}
+        checked = {check_user_tag(k, running=True): str(v) for k, v in tags.items()}
         self._emit(ev.Tags, tags=checked)
         self._tags.update(checked)
 
@@ -264,7 +264,7 @@ class Run:
 
     def delete_tag(self, key: str) -> None:
         self._require_running()
-        self._emit(ev.TagDeleted, key=check_key("tag", key))
+        self._emit(ev.TagDeleted, key=check_user_tag(key, running=True))
         self._tags.pop(key, None)
 
     def log_artifact(self, local_path: str | os.PathLike[str], name: str | None = None) -> list[str]:
