@@ -193,6 +193,21 @@ CHURN_FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges":
 APP = str(REPO / "app" / "main.py")
 
 
+def rendered_page(page: str, selected_runs: list[str] | None = None, run: str | None = None) -> Any:
+    """A dashboard page after it ran (Streamlit's AppTest), with runs chosen for Compare
+    or a run in the address; the caller checks ``.exception`` and what it shows."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    if selected_runs is not None:
+        at.session_state["selected_runs"] = selected_runs
+    if run is not None:
+        at.query_params["run"] = run
+    at.run()
+    at.switch_page(page).run()
+    return at
+
+
 def chart_series(chart) -> set[str]:
     """The distinct runs (series) in an Altair chart as AppTest sees it."""
     proto = chart.proto

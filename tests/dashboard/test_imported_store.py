@@ -6,10 +6,9 @@ import math
 import pickle
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import mltrail
-from tests.factories import APP
+from tests.factories import rendered_page
 from tests.migration.mlruns import MlrunsBuilder
 
 T0 = 1_700_000_100_000
@@ -37,19 +36,13 @@ def imported(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("page", ["runs.py", "compare.py", "live.py", "models.py"])
 def test_every_page_renders_an_imported_store(imported, page):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["selected_runs"] = list(imported.search_runs()["run_id"])
-    at.run()
-    at.switch_page(page).run()
+    at = rendered_page(page, selected_runs=list(imported.search_runs()["run_id"]))
     assert not at.exception, [e.value for e in at.exception]
 
 
 @pytest.mark.parametrize("run", ["baseline", "live"])
 def test_the_run_page_shows_an_imported_run(imported, run):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["run"] = imported.resolve_run(run)
-    at.run()
-    at.switch_page("run.py").run()
+    at = rendered_page("run.py", run=imported.resolve_run(run))
     assert not at.exception, [e.value for e in at.exception]
     shown = " ".join(str(m.value) for m in at.markdown)
     assert run in shown

@@ -4,7 +4,7 @@ blanks where nothing was logged, and never an exception."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.factories import APP, sparse_store
+from tests.factories import APP, rendered_page, sparse_store
 
 PAGES = ["runs.py", "compare.py", "run.py", "live.py", "ab_experiments.py", "ab_experiment.py",
          "ab_power.py", "models.py", "features.py"]
@@ -19,10 +19,7 @@ def sparse(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_a_sparse_store(sparse, page):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["selected_runs"] = list(sparse.search_runs()["run_id"])
-    at.run()
-    at.switch_page(page).run()
+    at = rendered_page(page, selected_runs=list(sparse.search_runs()["run_id"]))
     assert not at.exception, [e.value for e in at.exception]
     shown = " ".join(str(m.value) for m in at.markdown)
     assert "nan" not in shown.lower().split()
@@ -30,10 +27,7 @@ def test_every_page_renders_a_sparse_store(sparse, page):
 
 @pytest.mark.parametrize("run", ["bare_1", "nothing", "live", "full"])
 def test_the_run_page_shows_each_sparse_run(sparse, run):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["run"] = sparse.resolve_run(run)
-    at.run()
-    at.switch_page("run.py").run()
+    at = rendered_page("run.py", run=sparse.resolve_run(run))
     assert not at.exception, [e.value for e in at.exception]
 
 
