@@ -13,7 +13,9 @@ without a step is at step 0; ``start_run`` inside an active run needs ``nested=T
 runs get MLflow's system tags (``mlflow.runName``, ``mlflow.user``, ``mlflow.source.name``,
 ``mlflow.parentRunId``), so filters written for MLflow find them; ``search_runs`` answers
 in MLflow's columns. An experiment's ID is its name (mltrail names experiments, it does
-not number them). The store is the one ``set_tracking_uri`` names (a folder or an
+not number them). ``mlflow.sklearn.log_model`` (and xgboost's, lightgbm's) pickles the
+model as ``<name>/model.pkl``; ``load_model`` and ``register_model`` take MLflow's URIs.
+The store is the one ``set_tracking_uri`` names (a folder or an
 ``http(s)://`` mltrail server), else ``$MLTRAIL_DIR``, else ``./mltrail_runs``;
 ``$MLFLOW_TRACKING_URI`` is not read, since it points at an MLflow server. A call this
 module does not have raises :class:`UnsupportedCallError` naming it.
@@ -26,7 +28,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import pickle
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +52,12 @@ from .tracking.datasets import describe_memory
 from .tracking.run import PARENT_TAG, Run
 
 __all__ = [
-    "ActiveRun", "Experiment", "RunData", "RunInfo", "UnsupportedCallError", "active_run", "autolog",
+    "ActiveRun", "Experiment", "ModelInfo", "RunData", "RunInfo", "UnsupportedCallError", "active_run", "autolog",
     "create_experiment", "delete_tag", "end_run", "get_experiment", "get_experiment_by_name", "get_run",
     "get_tracking_uri", "last_active_run", "lightgbm", "log_artifact", "log_artifacts", "log_dict", "log_figure",
     "log_image", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_table",
-    "log_text", "search_runs", "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "sklearn",
-    "start_run", "xgboost",
+    "log_text", "pyfunc", "register_model", "search_runs", "set_experiment", "set_tag", "set_tags",
+    "set_tracking_uri", "sklearn", "start_run", "xgboost",
 ]
 
 DEFAULT_EXPERIMENT = "Default"
@@ -413,28 +418,107 @@ def autolog(log_models: bool = True, disable: bool = False, exclusive: bool = Fa
              log_models=log_models, disable=disable)
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``log_model`` returns, as MLflow's: ``model_uri`` loads it back."""
+
+    model_uri: str
+    artifact_path: str
+    run_id: str
+    registered_model_version: int | None = None
+
+
 class _Flavor:
-    """``mlflow.sklearn``, ``mlflow.xgboost``, ``mlflow.lightgbm``: their ``autolog``, which is
-    mltrail's for that library (their ``log_model`` and the rest raise, named)."""
+    """``mlflow.sklearn``, ``mlflow.xgboost``, ``mlflow.lightgbm``, ``mlflow.pyfunc``: their
+    ``autolog`` (mltrail's for that library), ``log_model`` (the model pickled as
+    ``<name>/model.pkl`` among the run's artifacts, where an MLflow model imported from an
+    mlruns folder is too) and ``load_model`` (which unpickles it; a pyfunc model is the
+    library's own model, whose ``predict`` takes the same frame)."""
 
     def __init__(self, name: str) -> None:
         self._name = name
 
     def autolog(self, log_models: bool = True, disable: bool = False, **ignored: Any) -> None:
+        if self._name not in INTEGRATIONS:
+            raise UnsupportedCallError(f"mltrail.mlflow does not support mlflow.{self._name}.autolog: "
+                                       f"mltrail autologs {', '.join(INTEGRATIONS)}")
         INTEGRATIONS[self._name].autolog(_store(), _state.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME"),
                                          log_models=log_models, disable=disable)
+
+    def log_model(self, model: Any, artifact_path: str | None = None, *, name: str | None = None,
+                  registered_model_name: str | None = None, **ignored: Any) -> ModelInfo:
+        """Pickle ``model`` into the active run as ``<name>/model.pkl`` (``name`` or
+        ``artifact_path``, else ``model``); ``registered_model_name`` registers it too."""
+        if self._name == "pyfunc":
+            raise UnsupportedCallError("mltrail.mlflow does not support mlflow.pyfunc.log_model (a python_model "
+                                       "is MLflow's format): log the model with its library's flavor")
+        run = _active()
+        folder = (name or artifact_path or "model").strip("/")
+        staging = Path(tempfile.mkdtemp(dir=run.tracker.layout.cache))
+        try:
+            (staging / "model.pkl").write_bytes(pickle.dumps(model))
+            run.log_artifact(staging / "model.pkl", name=f"{folder}/model.pkl")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        version = None
+        if registered_model_name is not None:
+            version = _register(run, f"{folder}/model.pkl", registered_model_name).number
+        return ModelInfo(f"runs:/{run.id}/{folder}", folder, run.id, version)
+
+    def load_model(self, model_uri: str, **ignored: Any) -> Any:
+        """The model a URI names: ``runs:/ID/model`` (a folder log_model wrote, or a file),
+        ``models:/name/3``, ``models:/name@alias``. Unpickling runs code: trusted stores only."""
+        return _store().load_model(_model_file(model_uri))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        raise UnsupportedCallError(f"mltrail.mlflow does not support mlflow.{self._name}.{name}: only "
-                                   f"mlflow.{self._name}.autolog (a run's model is logged by autologging, or "
-                                   "with log_artifact; the registry is store.registry)")
+        raise UnsupportedCallError(f"mltrail.mlflow does not support mlflow.{self._name}.{name}: it has "
+                                   f"mlflow.{self._name}.autolog, log_model and load_model")
 
 
 sklearn = _Flavor("sklearn")
 xgboost = _Flavor("xgboost")
 lightgbm = _Flavor("lightgbm")
+pyfunc = _Flavor("pyfunc")
+
+
+def _model_file(uri: str) -> str:
+    """A ``runs:/`` URI naming a model folder (MLflow's way) as the URI of its pickle."""
+    if not isinstance(uri, str) or not uri.startswith("runs:/"):
+        return uri
+    run_ref, _, path = uri.removeprefix("runs:/").partition("/")
+    path = path.strip("/") or "model"
+    names = set(_store().get_run(run_ref)["artifacts"]["path"])
+    if path not in names and f"{path}/model.pkl" in names:
+        path = f"{path}/model.pkl"
+    return f"runs:/{run_ref}/{path}"
+
+
+def _register(run: Run, artifact: str, name: str) -> Any:
+    store = _store()
+    run.flush()  # the artifact's line on disk (and, to a server, sent) before the registry reads the run
+    upload = getattr(store, "upload", None)
+    if callable(upload):
+        upload()
+    if name not in set(store.registry.list()["model"]):
+        store.registry.create(name)
+    return store.registry.register(name, run.id, artifact)
+
+
+def register_model(model_uri: str, name: str, **ignored: Any) -> Any:
+    """Register the model a ``runs:/ID/model`` URI names as a new version of ``name``
+    (created if new); an mltrail :class:`~mltrail.ModelVersion` (``.number`` is MLflow's
+    ``.version``)."""
+    file = _model_file(model_uri)
+    if not file.startswith("runs:/"):
+        raise InvalidInputError(f"register_model takes a runs:/RUN/PATH URI, not {model_uri!r}")
+    run_ref, _, artifact = file.removeprefix("runs:/").partition("/")
+    store = _store()
+    run_id = store.resolve_run(run_ref)
+    if name not in set(store.registry.list()["model"]):
+        store.registry.create(name)
+    return store.registry.register(name, run_id, artifact)
 
 
 # -- reading -------------------------------------------------------------------------

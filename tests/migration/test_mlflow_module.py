@@ -39,9 +39,11 @@ def test_a_run_inside_a_run_must_say_nested_and_is_then_its_child(store_dir: Pat
 def test_a_call_it_does_not_have_is_named_and_hasattr_says_no() -> None:
     with pytest.raises(mlflow.UnsupportedCallError, match=r"does not support mlflow\.log_model: .*log_metric"):
         mlflow.log_model(object(), "model")
-    with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.pyfunc"):
-        mlflow.pyfunc.load_model("models:/x/1")
-    assert not hasattr(mlflow, "register_model")
+    with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.pyfunc\.log_model"):
+        mlflow.pyfunc.log_model("model", python_model=object())
+    with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.sklearn\.get_default_conda_env: it has "):
+        mlflow.sklearn.get_default_conda_env()
+    assert not hasattr(mlflow, "log_model") and not hasattr(mlflow, "evaluate")
 
 
 def test_an_mlruns_folder_or_another_scheme_is_refused_as_the_tracking_uri(tmp_path: Path) -> None:
@@ -176,8 +178,8 @@ def test_a_library_s_own_autolog_works_and_its_other_calls_are_named(store_dir: 
         mlflow.sklearn.autolog(disable=True)
     assert mlflow.get_run(run.info.run_id).data.params["max_depth"] == "2"
     assert abs(run.info.start_time / 1000 - pd.Timestamp.now(tz="UTC").timestamp()) < 60
-    with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.sklearn\.log_model: only mlflow\.sklearn\.autolog"):
-        mlflow.sklearn.log_model(object(), "model")
+    with pytest.raises(mlflow.UnsupportedCallError, match=r"mlflow\.sklearn\.save_model: it has mlflow\.sklearn\.autolog"):
+        mlflow.sklearn.save_model(object(), "model")
 
 
 def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,6 +192,7 @@ def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: 
         with mlflow.start_run(run_name="job") as run:
             mlflow.log_params({"lr": 0.1})
             mlflow.log_metric("loss", 0.5, step=3)
+            info = mlflow.sklearn.log_model({"w": 3}, name="model", registered_model_name="remote-model")
             with mlflow.start_run(run_name="fold", nested=True):
                 mlflow.log_metric("f1", 0.8)
         central = mltrail.Store(tmp_path / "central")
@@ -199,6 +202,9 @@ def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: 
         assert list(frame["tags.mlflow.runName"]) == ["job", "fold"]
         assert frame["tags.mlflow.parentRunId"][1] == run.info.run_id
         assert mlflow.get_run(run.info.run_id).data.metrics == {"loss": 0.5}
+        assert info.registered_model_version == 1
+        assert mlflow.sklearn.load_model("models:/remote-model@latest") == {"w": 3}
+        assert central.load_model(info.model_uri + "/model.pkl") == {"w": 3}
         mlflow._store().close()
 
 
@@ -232,3 +238,40 @@ def test_figures_images_dicts_and_text_become_artifacts_under_their_names(store_
     paths = sorted(store.get_run(run.info.run_id)["artifacts"]["path"])
     assert paths == ["config.json", "images/blank.png", "images/mask/step_3.png", "notes.md", "plots/loss.png"]
     assert store.artifact_path(run.info.run_id, "plots/loss.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_log_model_pickles_a_model_that_load_model_and_the_registry_bring_back(store_dir: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1]
+    model = LogisticRegression().fit(X, y)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(model, name="clf", registered_model_name="churn")
+        plain = mlflow.xgboost.log_model({"booster": "stand-in"}, "booster")
+    assert (info.model_uri, info.artifact_path, info.run_id, info.registered_model_version) == (
+        f"runs:/{run.info.run_id}/clf", "clf", run.info.run_id, 1)
+    assert plain.registered_model_version is None
+    for uri in (info.model_uri, f"runs:/{run.info.run_id}/clf/model.pkl", "models:/churn/1", "models:/churn@latest"):
+        assert list(mlflow.sklearn.load_model(uri).predict(X)) == y, uri
+    assert list(mlflow.pyfunc.load_model(info.model_uri).predict(X)) == y
+    assert mlflow.xgboost.load_model(plain.model_uri) == {"booster": "stand-in"}
+    version = mlflow.register_model(plain.model_uri, "booster")
+    assert (version.model, version.number, version.artifact) == ("booster", 1, "booster/model.pkl")
+    assert mlflow.register_model(info.model_uri, "churn").number == 2
+    with pytest.raises(InvalidInputError, match="register_model takes a runs:/RUN/PATH URI"):
+        mlflow.register_model("models:/churn/1", "again")
+
+
+def test_a_model_imported_from_mlflow_loads_by_the_uri_mlflow_gave_it(tmp_path: Path) -> None:
+    import pickle
+
+    from .mlruns import MlrunsBuilder
+
+    builder = MlrunsBuilder(tmp_path / "mlruns")
+    builder.experiment("1", "churn")
+    builder.run("1", "a" * 32, artifacts={"model/model.pkl": pickle.dumps({"w": 2}), "model/MLmodel": b"x: 1\n"})
+    store = mltrail.Store(tmp_path / "store")
+    store.import_mlflow(builder.root)
+    mlflow.set_tracking_uri(tmp_path / "store")
+    run_id = store.search_runs().loc[0, "run_id"]
+    assert mlflow.sklearn.load_model(f"runs:/{run_id}/model") == {"w": 2}
