@@ -136,9 +136,23 @@ def _experiment(name: str) -> Experiment:
     return Experiment(name=name, experiment_id=name, artifact_location=get_tracking_uri())
 
 
+def _by_id(experiment_id: str) -> str:
+    """The experiment an ID names: its name, or an MLflow ID an imported experiment had
+    (``mlflow.experiment_id`` on its runs), so a script that kept MLflow's numeric ID
+    still logs where its runs were imported."""
+    if not isinstance(experiment_id, str) or not experiment_id.isdigit():
+        return experiment_id
+    store = _store()
+    known = _experiment_names(store)
+    if experiment_id in known or not known:
+        return experiment_id
+    found = store.search_runs(None, f"tags.`mlflow.experiment_id` = '{experiment_id}'", None, 1, view="all")
+    return experiment_id if found.empty else str(found["experiment"].iloc[0])
+
+
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
     """Runs started after this go to the experiment (created by its first run)."""
-    name = experiment_name if experiment_name is not None else experiment_id
+    name = experiment_name if experiment_name is not None else (None if experiment_id is None else _by_id(str(experiment_id)))
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError("set_experiment needs an experiment_name (or an experiment_id, which is the "
                                 "name in mltrail)")
@@ -169,7 +183,7 @@ def _experiment_names(store: Store) -> set[str]:
 
 
 def get_experiment(experiment_id: str) -> Experiment:
-    found = get_experiment_by_name(experiment_id)
+    found = get_experiment_by_name(_by_id(str(experiment_id)))
     if found is None:
         raise NotFoundError(f"no experiment {experiment_id!r} in {get_tracking_uri()} (an ID is its name)")
     return found
@@ -261,7 +275,8 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
                   "mlflow.source.name": sys.argv[0] if sys.argv and sys.argv[0] else None,
                   "mlflow.parentRunId": parent, "mlflow.note.content": description}
         all_tags = {k: v for k, v in system.items() if v} | {k: v for k, v in (tags or {}).items()}
-        run = store.start_run(experiment_id or _current_experiment(), name=run_name, description=description,
+        experiment = _by_id(str(experiment_id)) if experiment_id is not None else _current_experiment()
+        run = store.start_run(experiment, name=run_name, description=description,
                               tags=all_tags, parent=parent, log_system_metrics=log_system_metrics)
         if run_name is None:  # MLflow tags every run with its name, generated or given
             run.set_tag("mlflow.runName", run.name)
@@ -556,7 +571,7 @@ def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str 
         raise InvalidInputError(f"run_view_type is 1 (active), 2 (deleted) or 3 (all), not {run_view_type!r}")
     if output_format not in ("pandas", "list"):
         raise InvalidInputError(f"output_format is 'pandas' or 'list', not {output_format!r}")
-    names = list(experiment_ids or []) + list(experiment_names or [])
+    names = [_by_id(str(i)) for i in experiment_ids or []] + list(experiment_names or [])
     store = _store()
     known = _experiment_names(store)
     if not names and not search_all_experiments:

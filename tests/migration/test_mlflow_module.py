@@ -275,3 +275,19 @@ def test_a_model_imported_from_mlflow_loads_by_the_uri_mlflow_gave_it(tmp_path: 
     mlflow.set_tracking_uri(tmp_path / "store")
     run_id = store.search_runs().loc[0, "run_id"]
     assert mlflow.sklearn.load_model(f"runs:/{run_id}/model") == {"w": 2}
+
+
+def test_an_mlflow_experiment_id_a_script_kept_names_the_experiment_it_was_imported_into(tmp_path: Path) -> None:
+    from .mlruns import MlrunsBuilder
+
+    builder = MlrunsBuilder(tmp_path / "mlruns")
+    builder.experiment("4217", "churn")
+    builder.run("4217", "a" * 32, name="old")
+    mltrail.Store(tmp_path / "store").import_mlflow(builder.root)
+    mlflow.set_tracking_uri(tmp_path / "store")
+    assert mlflow.get_experiment("4217").name == "churn"
+    with mlflow.start_run(experiment_id="4217", run_name="new"):
+        mlflow.log_metric("m", 1.0)
+    assert sorted(mlflow.search_runs(experiment_ids=["4217"])["tags.mlflow.runName"]) == ["new", "old"]
+    assert mlflow.set_experiment(experiment_id="4217").name == "churn"
+    assert mlflow.set_experiment(experiment_id="99").name == "99"  # no such import: an experiment of that name
