@@ -253,6 +253,7 @@ def test_registered_models_come_with_versions_aliases_and_lineage(store: mltrail
     assert first.tags == {"k": "v", "mlflow.version": "1", "mlflow.source": f"runs:/{'a' * 32}/model",
                           "mlflow.current_stage": "Production"}
     assert first.params == {"lr": "0.1", "model/depth": "3"} and first.metrics["loss"] == 0.25
+    assert [d["name"] for d in first.datasets] == ["train"]  # the run's datasets, as a version registered here keeps
     assert store.load_model("models:/churn-model@champion") == {"weights": [1, 2, 3]}
     assert store.registry.get("churn-model", 2).artifact == "notes.txt"
     again = store.import_mlflow(mlruns.root)

@@ -30,7 +30,7 @@ import orjson
 from pydantic import ValidationError
 
 from ..errors import InvalidInputError, MltrailError, NotFoundError
-from ..registry.models import ModelRegistry
+from ..registry.models import ModelRegistry, run_snapshot
 from ..storage import events as ev
 from ..storage import registry_events as rev
 from ..storage.eventfiles import write_event_file
@@ -354,14 +354,11 @@ class MlflowImport:
             tags["mlflow.source"] = version.source
         if version.stage not in (None, "None"):
             tags["mlflow.current_stage"] = version.stage  # MLflow 2's stages; aliases replaced them
-        metrics = {r["key"]: (None if r["value"] != r["value"] else float(r["value"]))
-                   for r in details["metrics"].to_dict("records")}
         return rev.VersionRegistered(
             ts=(version.created_ms or 0) / 1000, id=version_id, by=version.user, model=name, run=run_id,
             experiment=info["experiment"], run_name=info.get("run_name"), artifact=artifact,
-            sha256=recorded["sha256"], size=int(recorded["size"]),
-            params={r["key"]: r["value"] for r in details["params"].to_dict("records")}, metrics=metrics,
-            datasets=[], description=version.description, tags=tags)
+            sha256=recorded["sha256"], size=int(recorded["size"]), **run_snapshot(details),
+            description=version.description, tags=tags)
 
     def _import_aliases(self, model: Any, version_ids: dict[int, str]) -> None:
         versions = self.registry.versions(model.name)

@@ -305,15 +305,10 @@ class ModelRegistry:
             raise InvalidInputError(f"artifact {artifact!r} of run {info['run_id']} is not a pickled model "
                                     f"(it starts with {head!r}): register the model file itself, saved "
                                     "with pickle or joblib; nothing was registered")
-        metrics = {r["key"]: (None if pd.isna(r["value"]) else float(r["value"]))
-                   for r in run["metrics"].to_dict("records")}
-        datasets = [{k: json_ready(d.get(k)) for k in ("name", "path", "sha256", "rows", "context")}
-                    for d in run["datasets"].to_dict("records")]
         event = self._event(
             ev.VersionRegistered, name, by=by, run=info["run_id"], experiment=info["experiment"],
             run_name=info.get("run_name"), artifact=artifact, sha256=recorded["sha256"],
-            size=int(recorded["size"]), params={r["key"]: r["value"] for r in run["params"].to_dict("records")},
-            metrics=metrics, datasets=datasets, description=description, tags=dict(tags or {}))
+            size=int(recorded["size"]), **run_snapshot(run), description=description, tags=dict(tags or {}))
         self._write(self._folder(name), event)
         state = self._state(name)
         return self._version(state, event)
@@ -397,6 +392,17 @@ class ModelRegistry:
     def _lock(self, name: str) -> AbstractContextManager[None]:
         return held(self.layout.lock_file(name), "the registry" if name == "registry" else
                     f"model {name.removeprefix('registry-')!r}")
+
+
+def run_snapshot(run: dict[str, Any]) -> dict[str, Any]:
+    """What a version keeps of its run (``tracker.get_run``'s answer): params, final
+    metrics, datasets."""
+    return {
+        "params": {r["key"]: r["value"] for r in run["params"].to_dict("records")},
+        "metrics": {r["key"]: (None if pd.isna(r["value"]) else float(r["value"]))
+                    for r in run["metrics"].to_dict("records")},
+        "datasets": [{k: json_ready(d.get(k)) for k in ("name", "path", "sha256", "rows", "context")}
+                     for d in run["datasets"].to_dict("records")]}
 
 
 def check_alias(alias: str) -> None:
