@@ -433,3 +433,16 @@ def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_change
     (store.root / ".cache" / "mlflow-import" / "stamps.json").unlink()  # derived: lost, every file is read once more
     reads.clear()
     assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and len(reads) == 3
+
+
+def test_names_with_quotes_and_markup_import_as_they_are(store: mltrail.Store, tmp_path: Path) -> None:
+    builder = MlrunsBuilder(tmp_path / "odd")
+    name = """o'brien "v2" <b>churn</b>"""
+    builder.experiment("8", name, tags={"note": "<script>x</script>"})
+    builder.run("8", "e" * 32, name="run 'one' <i>", params={"learning rate": "0.1"},
+                tags={"q": 'say "hi"'}, metrics={"val loss": [(T0, 0.5, 0)]})
+    assert store.import_mlflow(builder.root).runs_new == 1
+    run = store.search_runs(name, "params.`learning rate` = '0.1'").iloc[0]
+    assert (run["run_name"], run["tags.q"], run["metrics.val loss"]) == ("run 'one' <i>", 'say "hi"', 0.5)
+    assert run["tags.mlflow.experiment.tag.note"] == "<script>x</script>"
+    assert store.import_mlflow(builder.root).runs_unchanged == 1
