@@ -93,7 +93,17 @@ class FilterSyntaxError(InvalidInputError):
 
 
 class NotFoundError(MltrailError, LookupError):
-    """A run, experiment or file that was asked for does not exist."""
+    """A run, experiment or file that was asked for does not exist. ``hint`` lists what
+    does (the names it might have meant): a server leaves it out for a user who may not
+    read everything, so an error never names what the user may not see."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} {hint}" if hint else message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled with its hint apart
+        return type(self), (self.message, self.hint)
 
 
 class AlreadyExistsError(MltrailError):

@@ -70,7 +70,7 @@ def test_the_background_flusher_outlives_a_failing_buffer(store, monkeypatch, ca
 @pytest.mark.parametrize("fields", [{"name": "bad\udce9"}, {"description": "x\udce9"},
                                     {"experiment_description": "\udce9"}, {"tags": {"k": "\udce9"}}])
 def test_a_run_that_cannot_be_stored_leaves_no_file(store, fields):
-    with pytest.raises(mltrail.InvalidInputError, match="surrogates"):
+    with pytest.raises(mltrail.InvalidInputError, match="surrogate"):
         quiet_run(store, "e", **fields)
     assert not list(store.root.rglob("*.jsonl"))  # no empty run file left behind
 

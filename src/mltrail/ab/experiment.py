@@ -440,7 +440,7 @@ class AbRegistry:
         events = folder.events()
         if not events:
             known = ", ".join(repr(k) for k in self.keys()) or "none yet"
-            raise NotFoundError(f"no A/B experiment {key!r} in {self.layout.root} (experiments: {known})")
+            raise NotFoundError(f"no A/B experiment {key!r} in {self.layout.root}", f"(experiments: {known})")
         self._folders[key] = folder
         return events
 

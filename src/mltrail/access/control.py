@@ -55,6 +55,7 @@ class AccessState:
     users: dict[str, ev.UserAdded] = field(default_factory=dict)
     groups: dict[str, set[str]] = field(default_factory=dict)
     grants: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (kind, name) -> {to: level}
+    had_users: bool = False  # once a store has had a user, every call needs one, even with none left
 
     def groups_of(self, user: str) -> frozenset[str]:
         return frozenset(g for g, members in self.groups.items() if user in members)
@@ -65,10 +66,14 @@ def replay(events: list[ev.AccessEvent]) -> AccessState:
     for event in events:
         if isinstance(event, ev.UserAdded):
             state.users[event.name] = event
+            state.had_users = True
         elif isinstance(event, ev.UserRemoved):
+            # whatever the user had goes with them: a later user of that name starts with nothing
             state.users.pop(event.name, None)
             for members in state.groups.values():
                 members.discard(event.name)
+            for grants in state.grants.values():
+                grants.pop(event.name, None)
         elif isinstance(event, ev.MemberAdded):
             state.groups.setdefault(event.group, set()).add(event.member)
         elif isinstance(event, ev.MemberRemoved):
@@ -104,8 +109,10 @@ class AccessControl:
         return self._replayed[1]
 
     def enabled(self) -> bool:
-        """True once the store has a user: a server then asks every call for a user's token."""
-        return bool(self.state().users)
+        """True once the store has had a user: a server then asks every call for a user's
+        token. Removing the last user does not open the store to anyone: no token works
+        until an admin adds a user again (``mltrail users add NAME --admin`` on its machine)."""
+        return self.state().had_users
 
     def authenticate(self, token: str) -> User | None:
         """The user a token belongs to (None for an unknown, rotated or removed token)."""

@@ -343,10 +343,12 @@ class _Compaction:
         Parsed and validated in one pass; one that fails goes the per-event way, which
         says what is wrong (it may also be beyond orjson: nested too deep)."""
         try:
-            self.state.apply(EVENT_ADAPTER.validate_json(raw), rel)
-            return
+            model = EVENT_ADAPTER.validate_json(raw)
         except ValidationError:
-            pass
+            model = None
+        if model is not None:
+            self._apply_model(model, rel, line)
+            return
         try:
             event = parse_line(raw)
         except (ValueError, SchemaVersionError) as exc:
@@ -357,7 +359,13 @@ class _Compaction:
     def _apply(self, event: dict[str, Any], rel: str, line: int) -> None:
         model = self._validate(event, rel, line)
         if model is not None:
+            self._apply_model(model, rel, line)
+
+    def _apply_model(self, model: Event, rel: str, line: int) -> None:
+        try:
             self.state.apply(model, rel)
+        except _Contradicts as exc:
+            self.result.bad_lines.append(BadLine(rel, line, str(exc)))
 
     # -- writing ---------------------------------------------------------------------
 
@@ -482,6 +490,11 @@ def _lines_at(data: bytes, begin: int, end: int, count: int, rows: list[int]) ->
 
 class _NotFast(Exception):
     """The columnar fast path cannot read this input; use the per-line path."""
+
+
+class _Contradicts(Exception):
+    """A valid line that contradicts its run's first lines (a second ``run_started``):
+    skipped and reported, never applied."""
 
 
 def _points_of(model: Event) -> list[dict[str, Any]]:
@@ -676,9 +689,16 @@ class _TableState:
         return run
 
     def apply(self, event: Event, rel: str) -> None:
-        run = self.run(event.run, rel)
+        """Fold one event into its run. Raises _Contradicts for a second ``run_started``:
+        a run's experiment, start and name are its first line's, whatever a later line
+        claims (a later start naming another experiment would move the run there)."""
         if event.type == "run_started":
+            known = self.runs.get(event.run)
+            if known is not None and known["start_time"] is not None:
+                raise _Contradicts(f"a second run_started of run {event.run} (seq {event.seq}): "
+                                   "a run's experiment and start are its first line's; ignored")
             self.names = None  # its name and start time decide every number in the experiment
+        run = self.run(event.run, rel)
         run["last_seen"] = max(run["last_seen"] or 0.0, event.ts)
         kind = event.type
         self.dirty.add("runs")

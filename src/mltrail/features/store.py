@@ -386,7 +386,7 @@ class FeatureStore:
 
 
 def _check_name(kind: str, name: Any) -> None:
-    if not isinstance(name, str) or not ev.NAME.match(name):
+    if not isinstance(name, str) or not ev.NAME.fullmatch(name):
         raise InvalidInputError(f"{kind} name {name!r} must be letters, digits and '_', not starting "
                                 "with a digit (at most 100)")
 

@@ -294,7 +294,7 @@ class MlflowImport:
             if isinstance(model, SourceError):
                 self.summary.skipped.append(Skipped("model", model.path, model.reason))
                 continue
-            if not rev.MODEL_NAME.match(model.name):
+            if not rev.MODEL_NAME.fullmatch(model.name):
                 self.summary.skipped.append(Skipped("model", model.where, f"the name {model.name!r} is not a folder "
                                                     "name mltrail allows (letters, digits, '_', '-', '.')"))
                 continue

@@ -158,7 +158,7 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def _folder(self, name: str) -> Path:
-        if not isinstance(name, str) or not ev.MODEL_NAME.match(name):
+        if not isinstance(name, str) or not ev.MODEL_NAME.fullmatch(name):
             raise InvalidInputError(f"model name {name!r} must be letters, digits, '_', '-', '.' "
                                     "(at most 100, starting with a letter or digit)")
         return self.root / name
@@ -168,8 +168,8 @@ class ModelRegistry:
         folder = self._folder(name)
         if not folder.is_dir():
             similar = [n for n in self.names() if n.lower() == name.lower()]
-            hint = f" (did you mean {similar[0]!r}?)" if similar else ""
-            raise NotFoundError(f"no model {name!r} in the registry of {self.layout.root}{hint}")
+            hint = f"(did you mean {similar[0]!r}?)" if similar else ""
+            raise NotFoundError(f"no model {name!r} in the registry of {self.layout.root}", hint)
         if name not in self._folders:
             self._folders[name] = EventFolder(folder, ev.REGISTRY_EVENT_ADAPTER, "registry")
         return self._folders[name].events()
@@ -356,7 +356,7 @@ class ModelRegistry:
     def resolve(self, uri: str) -> ResolvedModel:
         """The artifact file a ``models:/`` or ``runs:/RUN/artifact`` URI names, its
         sha256 checked against the record."""
-        runs = RUNS_URI.match(uri) if isinstance(uri, str) else None
+        runs = RUNS_URI.fullmatch(uri) if isinstance(uri, str) else None
         if runs is not None:
             details = self.runs.get_run(runs["run"])
             run_id = details["run"]["run_id"]
@@ -406,9 +406,9 @@ def run_snapshot(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_alias(alias: str) -> None:
-    if not isinstance(alias, str) or not ev.ALIAS_NAME.match(alias):
+    if not isinstance(alias, str) or not ev.ALIAS_NAME.fullmatch(alias):
         raise InvalidInputError(f"alias {alias!r} must be letters, digits, '_' or '-' (1 to 100)")
-    if ev.RESERVED_ALIAS.match(alias):
+    if ev.RESERVED_ALIAS.fullmatch(alias):
         raise InvalidInputError(f"alias {alias!r} is reserved: 'latest' is always the newest live version "
                                 "and 'v<N>' names version N")
 

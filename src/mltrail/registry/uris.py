@@ -21,7 +21,7 @@ RUNS_URI = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<artifact>.+)$")
 
 def parse_model_uri(uri: str) -> tuple[str, int | None, str | None]:
     """``(name, version, alias)`` of a ``models:/`` URI; ``latest`` is an alias."""
-    match = _MODELS.match(uri) if isinstance(uri, str) else None
+    match = _MODELS.fullmatch(uri) if isinstance(uri, str) else None
     if match is None:
         raise InvalidInputError(f"{uri!r} is not a model URI: use models:/name@alias, models:/name/3 "
                                 "or models:/name/latest")

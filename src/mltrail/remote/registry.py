@@ -87,7 +87,7 @@ class RemoteModelRegistry(ModelRegistry):
     # -- loading: the artifact's blob, fetched once ------------------------------------
 
     def resolve(self, uri: str) -> ResolvedModel:
-        runs = RUNS_URI.match(uri) if isinstance(uri, str) else None
+        runs = RUNS_URI.fullmatch(uri) if isinstance(uri, str) else None
         if runs is not None:
             details = self._get_run(runs["run"])
             run_id, artifact, version = details["run"]["run_id"], runs["artifact"], None

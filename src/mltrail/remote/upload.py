@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SchemaVersionError, UpstreamError
-from ..storage.eventlog import parse_line
+from ..storage.eventlog import parse_line, split_lines
 from ..storage.events import EVENT_ADAPTER
 from .http import Server
 
@@ -92,7 +92,7 @@ class RunUpload:
     def _readable(self, data: bytes) -> Iterator[tuple[dict[str, Any], bytes, int]]:
         """Each readable line with the last seq it holds; an unreadable one is left behind
         (the server, which checks each line the same way, would refuse its batch)."""
-        for raw in data.splitlines(keepends=True):
+        for raw in split_lines(data):
             try:
                 event = parse_line(raw)
                 model = EVENT_ADAPTER.validate_python(event)

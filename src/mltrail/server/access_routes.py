@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from ..storage.access_events import Kind, Level
 from ..store import Store
-from .bodies import arrow, parsed
+from .bodies import arrow, json_body, parsed
 from .gate import Gate, gate
 
 
@@ -52,14 +52,14 @@ def routes(store: Store) -> APIRouter:
         """The caller's own level on an object (None: they may not see it)."""
         return {"level": g.level(kind, name)}
 
-    @api.post("/{kind}/{name}")
+    @api.post("/{kind}/{name}", openapi_extra=json_body(_GRANT))
     async def grant(kind: Kind, name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _GRANT, "a grant")
         g.require(kind, name, "manage", "grant access")
         store.access.grant(kind, name, asked.to, asked.level, asked.reason, by=g.by(None))
         return {"ok": True}
 
-    @api.delete("/{kind}/{name}/{to}")
+    @api.delete("/{kind}/{name}/{to}", openapi_extra=json_body(_REVOKE))
     async def revoke(kind: Kind, name: str, to: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _REVOKE, "a revocation")
         g.require(kind, name, "manage", "revoke access")

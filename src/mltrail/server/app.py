@@ -88,8 +88,10 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
     async def refused(request: Request, exc: MltrailError) -> JSONResponse:
         message = str(exc)
         user = getattr(request.state, "user", None)
-        if user is not None and not user.admin:  # where the server keeps its files is not a user's business
-            message = message.replace(str(store.root), "the store")
+        if user is not None and not user.admin:
+            if isinstance(exc, NotFoundError):  # its hint lists names, some of which they may not read
+                message = getattr(exc, "message", message)
+            message = message.replace(str(store.root), "the store")  # where its files are is not theirs to know
         return JSONResponse({"error": message, "type": type(exc).__name__}, _status_of(exc))
 
     @app.get("/api/v1/health")

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..query.cells import json_ready
 from ..store import Store
-from .bodies import arrow, frame_of, parsed, read_body
+from .bodies import arrow, frame_of, json_body, parsed, read_body
 from .gate import Gate, gate
 
 
@@ -43,9 +43,11 @@ def routes(store: Store) -> APIRouter:
     def visible(event: Any, g: Gate) -> bool:
         """Entities are shared vocabulary; a view, its materializations and a training set
         made from views are seen by who may read every view in them."""
+        if event.type == "entity_applied":
+            return True
         views = {"view_applied": [getattr(event, "name", "")], "materialized": [getattr(event, "view", "")],
-                 "dataset_saved": sorted({ref.split(":")[0] for ref in getattr(event, "features", [])})}.get(event.type, [])
-        return len(g.readable("feature_view", views)) == len(views)
+                 "dataset_saved": [ref.split(":")[0] for ref in getattr(event, "features", [])]}[event.type]
+        return g.may_read_views(views)
 
     def check_refs(refs: list[str], g: Gate) -> None:
         for view in sorted({ref.split(":")[0] for ref in refs}):
@@ -65,12 +67,12 @@ def routes(store: Store) -> APIRouter:
                          full_feature_names: bool = False, as_known_then: bool = False,
                          g: Gate = Depends(gate)) -> Response:
         check_refs(features_, g)
-        entity_df = frame_of(await read_body(request), "the entity DataFrame")
+        entity_df = frame_of(await read_body(request), "the entity DataFrame", request.app.state.max_body)
         table = await run_in_threadpool(features.get_historical_features, entity_df, features_,
                                         full_feature_names, as_known_then)
         return arrow(table)
 
-    @api.post("/online")
+    @api.post("/online", openapi_extra=json_body(_ONLINE))
     async def online(request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _ONLINE, "an online features query")
         check_refs(asked.features, g)

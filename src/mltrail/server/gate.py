@@ -53,6 +53,19 @@ class Gate:
     def readable(self, kind: str, names: Iterable[str]) -> list[str]:
         return [n for n in names if RANK[self.level(kind, n)]]
 
+    def sees_everything(self) -> bool:
+        """The caller may read every object: no users, an admin, or a default of read."""
+        return self.user is None or self.user.admin or self.default is not None
+
+    def may_read_views(self, views: Iterable[str]) -> bool:
+        """A training set (or a view's materialization) is read by who may read each view
+        it was made from; one made from no view has no grant to go by: only those who may
+        read everything see it."""
+        wanted = sorted(set(views))
+        if not wanted:
+            return self.sees_everything()
+        return len(self.readable("feature_view", wanted)) == len(wanted)
+
     def created(self, kind: str, name: str) -> None:
         """The caller made this object: they manage it (recorded as a grant event)."""
         if self.user is not None and not self.user.admin:
@@ -67,7 +80,7 @@ class Gate:
     def experiments(self) -> list[str] | None:
         """The tracking experiments the caller may read (None: all of them); worked out
         once per request (a search, a blob read and a compaction each ask more than once)."""
-        if self.user is None or self.user.admin or self.default is not None:
+        if self.sees_everything():
             return None
         if self._experiments is None:
             self._experiments = self.readable("experiment", self.store.experiments()["experiment"])
@@ -76,9 +89,20 @@ class Gate:
     def run(self, ref: str, level: str = "read", action: str = "do that") -> str:
         """The ID of a run the caller may reach at ``level`` (its experiment's)."""
         run_id = self.store.tracking.resolve_run(ref, within=self.experiments())
-        experiment = self.store.tracking.experiment_of(run_id)
-        self.require("experiment", experiment, level, action)
+        self.require_run(run_id, self.store.tracking.experiment_of(run_id), level, action)
         return run_id
+
+    def require_run(self, run_id: str, experiment: str, level: str, action: str = "do that") -> None:
+        """As :meth:`require` for a run of ``experiment``, found by its ID: one the caller
+        may not read is "no run", its experiment unnamed (the ID alone must not tell it)."""
+        if not RANK[self.level("experiment", experiment)]:
+            raise NotFoundError(f"no run {run_id}")
+        self.require("experiment", experiment, level, action)
+
+    def admin(self, action: str) -> None:
+        """PermissionDeniedError unless the caller is an admin (or the store has no users)."""
+        if self.user is not None and not self.user.admin:
+            raise PermissionDeniedError(f"{action} is for an admin")
 
 
 def gate(request: Request) -> Gate:

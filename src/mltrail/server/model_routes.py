@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from ..access.control import RANK
 from ..errors import AlreadyExistsError, InvalidInputError
 from ..store import Store
-from .bodies import parsed
+from .bodies import json_body, parsed
 from .gate import Gate, gate
 
 
@@ -60,7 +60,7 @@ def routes(store: Store) -> APIRouter:
     def names(g: Gate = Depends(gate)) -> list[str]:
         return g.readable("model", registry.names())
 
-    @api.post("")
+    @api.post("", openapi_extra=json_body(_CREATE))
     async def create(request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _CREATE, "a model")
         clash = [n for n in registry.names() if n.lower() == asked.name.lower()]
@@ -75,7 +75,7 @@ def routes(store: Store) -> APIRouter:
         g.require("model", name, "read")
         return [event.model_dump(mode="json") for event in registry.events(name)]
 
-    @api.post("/{name}/versions")
+    @api.post("/{name}/versions", openapi_extra=json_body(_REGISTER))
     async def register(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _REGISTER, "a version")
         g.require("model", name, "edit", "register versions")
@@ -84,14 +84,14 @@ def routes(store: Store) -> APIRouter:
                                           asked.description, asked.tags, by=g.by(asked.by))
         return {"model": name, "version": version.number}
 
-    @api.post("/{name}/versions/{version}/archive")
+    @api.post("/{name}/versions/{version}/archive", openapi_extra=json_body(_ALIAS))
     async def archive(name: str, version: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _ALIAS, "an archive")
         g.require("model", name, "manage", "archive versions")
         done = await run_in_threadpool(registry.archive, name, version, asked.reason, by=g.by(asked.by))
         return {"model": name, "version": done.number}
 
-    @api.put("/{name}/aliases/{alias}")
+    @api.put("/{name}/aliases/{alias}", openapi_extra=json_body(_ALIAS))
     async def set_alias(name: str, alias: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _ALIAS, "an alias")
         if asked.version is None:
@@ -100,7 +100,7 @@ def routes(store: Store) -> APIRouter:
         done = await run_in_threadpool(registry.set_alias, name, alias, asked.version, asked.reason, by=g.by(asked.by))
         return {"model": name, "version": done.number}
 
-    @api.delete("/{name}/aliases/{alias}")
+    @api.delete("/{name}/aliases/{alias}", openapi_extra=json_body(_ALIAS))
     async def delete_alias(name: str, alias: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _ALIAS, "an alias")
         g.require("model", name, "manage", "move aliases")

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any, Literal
 
 import pandas as pd
@@ -31,11 +32,11 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from ..errors import InvalidInputError, NotFoundError
 from ..storage.run_edits import RUN_EDIT
 from ..store import Store
-from ..tracking.ingest import RunIngest
-from .bodies import arrow, packed, parsed, read_body
+from ..tracking.ingest import Appended, RunIngest
+from .bodies import arrow, json_body, packed, parsed, read_body
 from .gate import Gate, gate
 
 
@@ -68,32 +69,51 @@ def routes(store: Store) -> APIRouter:
     ingest = RunIngest(store.layout)
     api = APIRouter(prefix="/api/v1")
 
+    creating = threading.Lock()  # one first upload at a time makes a new experiment (and its manager)
+
+    def may_log(g: Gate, run_id: str, experiment: str) -> None:
+        """The caller may log ``run_id`` into ``experiment``: an existing run into its own
+        experiment (named by its first line), a new run into one they may edit."""
+        started_in = ingest.experiment_of(run_id)
+        if started_in is not None:
+            g.require_run(run_id, started_in, "edit", "log into it")
+        else:
+            g.require("experiment", experiment, "edit", "log into it")
+
+    def append(g: Gate, run_id: str, experiment: str, body: bytes) -> Appended:
+        if ingest.experiment_of(run_id) is not None or store.layout.experiment_dir(experiment).is_dir():
+            may_log(g, run_id, experiment)
+            return ingest.append(experiment, run_id, body)
+        with creating:  # decided and written under one lock: two first uploads make one manager
+            if store.layout.experiment_dir(experiment).is_dir():
+                may_log(g, run_id, experiment)
+                return ingest.append(experiment, run_id, body)
+            done = ingest.append(experiment, run_id, body)
+            if done.written:
+                g.created("experiment", experiment)
+            return done
+
     @api.get("/runs/{run_id}/last-seq")
     def last_seq(run_id: str, g: Gate = Depends(gate)) -> dict[str, int]:
         experiment = ingest.experiment_of(run_id)
         if experiment is not None:
-            g.require("experiment", experiment, "edit", "log into it")
+            g.require_run(run_id, experiment, "edit", "log into it")
         return {"last_seq": ingest.last_seq(run_id)}
 
     @api.post("/runs/{run_id}/events")
     async def events(run_id: str, experiment: str, request: Request, g: Gate = Depends(gate)) -> Any:
         body = await read_body(request)
-        new = ingest.experiment_of(run_id) is None and not store.layout.experiment_dir(experiment).is_dir()
-        if not new:
-            g.require("experiment", ingest.experiment_of(run_id) or experiment, "edit", "log into it")
-        done = await run_in_threadpool(ingest.append, experiment, run_id, body)  # the file work is off the loop
-        if new and done.written:
-            g.created("experiment", experiment)
+        done = await run_in_threadpool(append, g, run_id, experiment, body)  # the file work is off the loop
         return {"written": done.written, "duplicates": done.duplicates, "last_seq": done.last_seq}
 
-    @api.post("/runs/{run_ref}/stop")
+    @api.post("/runs/{run_ref}/stop", openapi_extra=json_body(_STOP_ASKED))
     async def request_stop(run_ref: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _STOP_ASKED, "a stop request")
         run_id = g.run(run_ref, "edit", "stop its runs")
         path = store.request_stop(run_id, asked.reason, by=g.by(asked.by))
         return {"run_id": path.parent.name}  # stop/<run_id>/<request>.jsonl
 
-    @api.post("/runs/{run_ref}/edits")
+    @api.post("/runs/{run_ref}/edits", openapi_extra=json_body(_EDIT_ASKED))
     async def edit_run(run_ref: str, request: Request, g: Gate = Depends(gate)) -> dict[str, str]:
         asked = await parsed(request, _EDIT_ASKED, "a run edit")
         run_id = g.run(run_ref, "edit", "curate its runs")
@@ -106,7 +126,7 @@ def routes(store: Store) -> APIRouter:
                 "restore": lambda: store.restore_run(run_id, by=by)}[asked.kind]
         return {"run_id": await run_in_threadpool(edit)}
 
-    @api.put("/runs/{run_id}/edits/{edit_id}")
+    @api.put("/runs/{run_id}/edits/{edit_id}", openapi_extra=json_body(RUN_EDIT))
     async def import_edit(run_id: str, edit_id: str, request: Request, g: Gate = Depends(gate)) -> dict[str, bool]:
         edit = await parsed(request, RUN_EDIT, "a run edit")
         if (edit.run, edit.id) != (run_id, edit_id):
@@ -121,7 +141,7 @@ def routes(store: Store) -> APIRouter:
         into its spool, where the run looks for them."""
         experiment = ingest.experiment_of(run_id)
         if experiment is not None:
-            g.require("experiment", experiment, "edit", "log into it")
+            g.require_run(run_id, experiment, "edit", "log into it")
         return [request.model_dump(mode="json") for request in ingest.stop_requests(run_id)]
 
     @api.get("/runs/{run_ref}")
@@ -149,7 +169,7 @@ def routes(store: Store) -> APIRouter:
         return arrow(store.search_runs(experiment=chosen, filter=filter, order_by=order_by or None,
                                        max_results=max_results, view=view))
 
-    @api.post("/metric-history")
+    @api.post("/metric-history", openapi_extra=json_body(_HISTORY_ASKED))
     async def metric_history(request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _HISTORY_ASKED, "a metric-history query")
         visible = g.experiments()
@@ -168,12 +188,10 @@ def routes(store: Store) -> APIRouter:
     @api.post("/compact")
     def compact(rebuild: bool = False, g: Gate = Depends(gate)) -> dict[str, Any]:
         """``mltrail compact [--rebuild]`` against the server: what the compaction did."""
-        if rebuild and not (g.user is None or g.user.admin):
-            raise PermissionDeniedError("rebuilding the tables is for an admin")
-        result = dataclasses.asdict(store.compact(rebuild=rebuild))
-        if g.experiments() is not None:  # files, not names: but a bad line names its file
-            result["bad_lines"] = []
-        return result
+        # what it read says how many runs the store holds, and its bad lines name their
+        # files: a user's queries compact by themselves (POST /refresh)
+        g.admin("compacting the store and reading what it found")
+        return dataclasses.asdict(store.compact(rebuild=rebuild))
 
     @api.post("/refresh")
     def refresh() -> dict[str, int]:
@@ -218,7 +236,7 @@ def _may_read_blob(store: Store, g: Gate, sha256: str) -> bool:
     for model in g.readable("model", store.registry.names()):
         if any(getattr(e, "sha256", None) == sha256 for e in store.registry.events(model)):
             return True
-    return any(getattr(e, "sha256", None) == sha256 and set(_views_of(e)) <= set(g.readable("feature_view", _views_of(e)))
+    return any(getattr(e, "sha256", None) == sha256 and g.may_read_views(_views_of(e))
                for e in store.features.events() if e.type == "dataset_saved")
 
 

@@ -102,7 +102,7 @@ class ExperimentSpec(_Model):
     @field_validator("key")
     @classmethod
     def _key(cls, key: str) -> str:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError(f"experiment key {key!r} must be letters, digits, '_', '-', '.' "
                              "(at most 100, starting with a letter or digit)")
         return key

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import SkippedLinesWarning
+from .fields import Timestamp
+from .ids import ULID_PATTERN
 from .layout import stat_signature
 
 
@@ -29,8 +31,8 @@ class FileEvent(BaseModel):
 
     v: int = 1  # each kind of file event is still at its first schema
     type: str
-    ts: float
-    id: str
+    ts: Timestamp
+    id: Annotated[str, Field(pattern=ULID_PATTERN)]  # also the file's name: never a path
     by: str | None = None
 
 

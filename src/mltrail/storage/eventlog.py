@@ -136,6 +136,15 @@ def read_chunk(path: Path, offset: int = 0, first_line: int = 1) -> Chunk:
                  lines=whole.count(b"\n"))
 
 
+def split_lines(data: bytes) -> list[bytes]:
+    """The whole lines of ``data``, each with its newline; an unfinished tail is left out.
+
+    A line ends at ``\\n`` and nowhere else, as every reader here splits:
+    ``bytes.splitlines`` also splits at a lone ``\\r``, so a writer using it would
+    acknowledge two lines that its readers see as one unreadable line."""
+    return [line + b"\n" for line in data[:data.rfind(b"\n") + 1].split(b"\n")[:-1]]
+
+
 def parse_line(raw: bytes) -> dict[str, Any]:
     """Parse one line into an event dict; raise ValueError saying what is wrong."""
     try:

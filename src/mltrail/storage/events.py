@@ -19,7 +19,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ..errors import InvalidInputError
-from .fields import Count, Int64, Sha256, Timestamp
+from .fields import INT64_MAX, LATEST_TS, Count, FiniteFloat, Int64, Name, Sha256, Timestamp
 from .layout import check_key
 
 SCHEMA_VERSION = 2  # the newest a reader understands: 2 added the dense `metrics` line
@@ -59,9 +59,9 @@ ParamMap = Annotated[dict[str, str], _keys_checked("param")]
 
 class RunStarted(Event):
     type: Literal["run_started"] = "run_started"
-    experiment: str
+    experiment: Name  # fixed by the run's first line, forever: a later run_started is refused
     experiment_description: str | None = None
-    name: str | None = None
+    name: Name | None = None
     description: str | None = None
     tags: TagMap = Field(default_factory=dict)
 
@@ -78,7 +78,7 @@ class Metric(Event):
 
     type: Literal["metric"] = "metric"
     key: str
-    value: float | None
+    value: FiniteFloat | None
     step: Int64
     best: bool | None = None
     nonfinite: Literal["nan", "inf", "-inf"] | None = None
@@ -101,7 +101,7 @@ class Metrics(Event):
     keys: list[str]
     k: list[Count]
     steps: list[Int64]
-    values: list[float | None]
+    values: list[FiniteFloat | None]
     dts: list[Int64]
     best_at: list[Count] = Field(default_factory=list)
     special_at: list[Count] = Field(default_factory=list)
@@ -124,6 +124,12 @@ class Metrics(Event):
         nulls = {i for i, value in enumerate(self.values) if value is None}
         if nulls != set(self.special_at):
             raise ValueError("a null value must be a NaN or ±inf named in special")
+        # each point's own time and seq must fit where the line's do: a dts of 2**63-1 is
+        # an int64 here and a time past any Parquet timestamp once added to ts
+        if not (0.0 <= self.ts + min(self.dts) / 1000 and self.ts + max(self.dts) / 1000 <= LATEST_TS):
+            raise ValueError("every point's time (ts + dts / 1000) must lie between 1970 and 3000")
+        if self.seq + count - 1 > INT64_MAX:
+            raise ValueError("the line's points run past the largest seq (2**63 - 1)")
         return self
 
 

@@ -10,12 +10,41 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 INT64_MAX = 2**63 - 1
+MAX_NAME = 250  # characters of an experiment's or a run's name
 LATEST_TS = 32_503_680_000.0  # 3000-01-01 UTC: later times are typos or unit mistakes (ms, ns)
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]  # lowercase hex, as hashlib writes it
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]  # sizes, row counts
 Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]  # metric steps, sequence numbers
 Timestamp = Annotated[float, Field(ge=0.0, le=LATEST_TS, allow_inf_nan=False)]  # seconds since the epoch
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]  # NaN and ±inf are written by name, never as numbers
+
+
+def name_problem(name: object) -> str | None:
+    """What makes ``name`` unfit to name an experiment or a run, or None. A name is shown
+    in lists and compared as it is: a trailing newline would make ``churn\\n`` a second
+    ``churn``, and control characters would forge lines in a terminal or a log."""
+    if not isinstance(name, str) or not name.strip():
+        return "must be non-empty text"
+    if len(name) > MAX_NAME:
+        return f"is {len(name)} characters long; the limit is {MAX_NAME}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "must not contain control characters (a newline, a tab...)"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def _checked_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"the name {name[:60]!r} {problem}")
+    return name
+
+
+Name = Annotated[str, AfterValidator(_checked_name)]  # an experiment's or a run's name

@@ -14,6 +14,7 @@ import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"  # an ID as new_id writes it (48 bits of time lead)
 _lock = threading.Lock()
 _last = 0
 

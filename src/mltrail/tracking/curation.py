@@ -22,6 +22,7 @@ from ..config import current_user
 from ..errors import InvalidInputError, WrongStateError
 from ..storage.eventfiles import write_event_file
 from ..storage.ids import new_id
+from ..storage.fields import name_problem
 from ..storage.layout import check_key, is_unicode_text
 from ..storage.run_edits import (
     NAME_TAG,
@@ -37,18 +38,16 @@ from ..storage.run_edits import (
 if TYPE_CHECKING:
     from .tracker import Tracker
 
-MAX_NAME = 250
+MAX_CLOCK_SKEW = 300.0  # seconds an edit made elsewhere may be ahead of this clock
 MAX_NOTES = 1 << 20  # a megabyte of Markdown; a bigger text belongs in an artifact
 _SHA256_IN_JSON = re.compile(rb'"([0-9a-f]{64})"')
 
 
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"a run name is non-empty text, not {name!r}")
-    if len(name) > MAX_NAME or not is_unicode_text(name) or any(ord(c) < 32 for c in name):
-        raise InvalidInputError(f"run name {name[:60]!r} must be at most {MAX_NAME} characters "
-                                "of valid Unicode text without control characters")
-    return name
+    problem = name_problem(name)
+    if problem:
+        raise InvalidInputError(f"run name {str(name)[:60]!r} {problem}")
+    return name  # type: ignore[return-value]
 
 
 def check_notes(notes: object) -> str:
@@ -130,7 +129,12 @@ class Curation:
 
     def import_edit(self, edit: RunEdit) -> bool:
         """Keep an edit made elsewhere (``mltrail sync`` of a store curated offline) under
-        its own ID, once: False when this store has it already."""
+        its own ID, once: False when this store has it already. One dated in the future
+        is refused: among edits of one field the latest wins, so it would win over every
+        edit made until then."""
+        if edit.ts > time.time() + MAX_CLOCK_SKEW:
+            raise InvalidInputError(f"edit {edit.id} is dated {edit.ts - time.time():,.0f} s in the future "
+                                    "(the clocks of its machine and this one disagree?): not kept")
         folder = self.tracker.layout.run_edits(self.tracker.run_file(edit.run))
         if (folder / f"{edit.id}.jsonl").exists():
             return False

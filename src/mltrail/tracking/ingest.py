@@ -24,11 +24,12 @@ from pydantic import ValidationError
 
 from ..errors import AlreadyExistsError, InvalidInputError, SchemaVersionError
 from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
-from ..storage.eventlog import parse_line
+from ..storage.eventlog import parse_line, split_lines
 from ..storage.events import EVENT_ADAPTER
+from ..storage.ids import ULID_PATTERN
 from ..storage.layout import Layout, experiment_dirname
 
-RUN_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a ULID: see storage.ids
+RUN_ID = re.compile(ULID_PATTERN)  # see storage.ids
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _parsed(body: bytes, run_id: str) -> list[tuple[dict[str, Any], bytes, tuple
         raise InvalidInputError("the last line does not end with a newline (a cut batch)")
     parsed = []
     previous = 0
-    for number, raw in enumerate(body.splitlines(keepends=True), 1):
+    for number, raw in enumerate(split_lines(body), 1):
         try:
             event = parse_line(raw)
             model = EVENT_ADAPTER.validate_python(event)
@@ -155,6 +156,11 @@ def _parsed(body: bytes, run_id: str) -> list[tuple[dict[str, Any], bytes, tuple
             raise InvalidInputError(f"line {number}: {_reason(exc)}") from None
         if model.run != run_id:
             raise InvalidInputError(f"line {number} belongs to run {model.run}, not {run_id}")
+        if model.type == "run_started" and model.seq != 1:
+            # a run's experiment is what its first line says, forever: a second start
+            # naming another experiment would move the run where its sender may not write
+            raise InvalidInputError(f"line {number}: a run_started is its run's first line (seq 1), "
+                                    f"not seq {model.seq}")
         start = model.seq
         end = start + len(model.steps) - 1 if model.type == "metrics" else start
         if start <= previous:
@@ -179,7 +185,7 @@ def _last_seq_of_file(path: Path) -> int:
         whole = data.rfind(b"\n") + 1
         if whole < len(data):
             handle.truncate(whole)
-    for raw in reversed(data[:whole].splitlines()):
+    for raw in reversed(split_lines(data[:whole])):
         try:
             model = EVENT_ADAPTER.validate_python(parse_line(raw))
         except (ValueError, SchemaVersionError):

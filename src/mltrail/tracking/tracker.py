@@ -29,6 +29,7 @@ from ..storage.blobs import BlobStore
 from ..storage.eventfiles import StopRequest, write_event_file
 from ..storage.eventlog import read_events, read_first_event
 from ..storage.ids import new_id
+from ..storage.fields import name_problem
 from ..storage.layout import Layout, check_key, experiment_dirname, stat_signature
 from ..storage.naming import ExperimentNames
 from . import capture, system_metrics
@@ -97,8 +98,10 @@ class Tracker:
                 run.monitor = system_metrics.SystemMonitor(run, self.layout.root)
             return run
         exp_dir = experiment_dirname(experiment)  # validates the name
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise InvalidInputError(f"run name must be a non-empty string, not {name!r}")
+        for kind, given in (("experiment", experiment), ("run", name)):
+            problem = None if given is None else name_problem(given)
+            if problem:
+                raise InvalidInputError(f"{kind} name {given!r} {problem}")
         checked_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
         if parent is not None:
             checked_tags[PARENT_TAG] = self.resolve_run(parent)
@@ -395,4 +398,4 @@ def _check_experiments(experiment: str | Sequence[str] | None, frame: pd.DataFra
     unknown = [name for name in wanted if name not in known]
     if unknown:
         listed = ", ".join(repr(n) for n in sorted(known)) or "none yet"
-        raise NotFoundError(f"no experiment {unknown[0]!r} in {root} (experiments: {listed})")
+        raise NotFoundError(f"no experiment {unknown[0]!r} in {root}", f"(experiments: {listed})")
