@@ -38,8 +38,9 @@ def _serve(folder, port):
 
 
 def _stop(proc):
+    """Stop a server; what it printed."""
     proc.terminate()
-    proc.communicate(timeout=30)
+    return proc.communicate(timeout=30)[0]
 
 
 def _same_points(spool, folder):
@@ -198,7 +199,8 @@ def test_one_server_per_folder(tmp_path):
         assert second.returncode == 1 and "another mltrail server already serves" in second.stderr
         assert server.poll() is None
     finally:
-        _stop(server)
+        printed = _stop(server)
+    assert " - GET /api/v1/health 200 " in printed  # its access log: who, what, how it ended
     refused = CliRunner().invoke(main, ["server", "--store", f"http://127.0.0.1:{port}"])
     assert refused.exit_code == 1 and "serves a folder" in refused.output
 

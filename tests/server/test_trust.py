@@ -344,3 +344,18 @@ def test_a_broken_stream_is_a_clear_refusal(views, body):
     _, client, tokens = views
     answer = _historical(client, tokens["bob"], body)
     assert answer.status_code == 422 and "not an Arrow IPC stream" in answer.json()["error"], answer.text
+
+
+# -- the access log ----------------------------------------------------------------------------
+
+def test_the_access_log_says_who_did_what_to_which_object_and_how_it_ended(central, tmp_path, caplog):
+    _, client, tokens = central
+    run_id = ana_has_a_private_run(tmp_path, client, tokens)
+    with caplog.at_level("INFO", logger="mltrail.server.access"):
+        client.get(f"/api/v1/runs/{run_id}", headers=auth(tokens["bob"]))
+        client.get("/api/v1/experiments", headers=auth("mlt_not-a-token"))
+    lines = [record.getMessage() for record in caplog.records if record.name == "mltrail.server.access"]
+    assert len(lines) == 2
+    assert f" bob GET /api/v1/runs/{run_id} 404 " in lines[0]
+    assert " - GET /api/v1/experiments 401 " in lines[1]
+    assert not any(token in line for line in lines for token in tokens.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
@@ -29,6 +30,7 @@ def server(store: Store, host: str, port: int, default_permission: str) -> None:
     if not isinstance(store, Store):
         raise InvalidInputError(f"mltrail server serves a folder, not {store.root}: --store PATH")
     store.layout.ensure()
+    _print_access_log()
     app = create_app(store, token=os.environ.get("MLTRAIL_SERVER_TOKEN") or None,
                      default_permission=default_permission)
     try:  # the server is each run file's one writer: a second server on the folder would not be
@@ -37,6 +39,16 @@ def server(store: Store, host: str, port: int, default_permission: str) -> None:
             run_server(app, host, port)
     except BusyError:
         raise BusyError(f"another mltrail server already serves {store.root}: one server per folder") from None
+
+
+def _print_access_log() -> None:
+    """The server's access log (who did what to which object) on standard error."""
+    from ..server.app import ACCESS_LOG
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    ACCESS_LOG.addHandler(handler)
+    ACCESS_LOG.setLevel(logging.INFO)
 
 
 @click.command()

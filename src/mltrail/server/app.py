@@ -21,6 +21,8 @@ a local store would.
 from __future__ import annotations
 
 import hmac
+import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,6 +43,11 @@ from ..remote.http import ACTING_AS
 from ..store import Store
 from . import ab_routes, access_routes, feature_routes, model_routes, tracking_routes
 from .bodies import MAX_BODY
+
+# Who did what to which object, and how it ended: ``<client> <user> <method> <path>
+# <status> <ms>``, one line a call at INFO (``mltrail server`` prints it; an application
+# embedding the app configures it as any logger). Tokens and bodies are never logged.
+ACCESS_LOG = logging.getLogger("mltrail.server.access")
 
 
 def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
@@ -83,6 +90,21 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
             return JSONResponse({"error": "a valid token is needed: Authorization: Bearer <token>",
                                  "type": "InvalidInputError"}, 401)
         return await call_next(request)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Any) -> Any:
+        """One line a call (outermost: refusals by the token check are logged too)."""
+        started = time.perf_counter()
+        status = 500  # (what the client sees when a call raises past every handler)
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            user = getattr(request.state, "user", None)
+            ACCESS_LOG.info("%s %s %s %s %d %.1fms", request.client.host if request.client else "-",
+                            user.name if user else "-", request.method, request.url.path, status,
+                            (time.perf_counter() - started) * 1000)
 
     @app.exception_handler(MltrailError)
     async def refused(request: Request, exc: MltrailError) -> JSONResponse:
