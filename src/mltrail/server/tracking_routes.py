@@ -15,7 +15,7 @@
 - ``GET /api/v1/runs/{run}`` (a run's details, :mod:`mltrail.remote.wire`), ``GET
   /api/v1/runs/{run}/id``, ``GET /api/v1/runs/{run}/reproduce`` (the script)
 - ``POST /api/v1/refresh``: compact what is new; the tables' generation. ``POST
-  /api/v1/compact?rebuild=0|1``: what the compaction did (``mltrail compact``)
+  /api/v1/compact?rebuild=0|1``: what the compaction did (``mltrail compact``; an admin's)
 - ``GET /api/v1/blobs/{sha256}`` (is it here?), ``GET /api/v1/blobs/{sha256}/content``
   and ``PUT /api/v1/blobs/{sha256}?large=0|1``
 """
