@@ -42,9 +42,10 @@ from filelock import FileLock
 from pydantic import ValidationError
 
 from ..config import ab_memory_limit
-from ..storage.ab_events import LOG_LINE_ADAPTER
+from ..storage.ab_events import FEEDBACK_MAX, LOG_LINE_ADAPTER
 from ..storage.eventlog import BadLine
 from ..storage.events import SCHEMA_VERSION
+from ..storage.fields import LATEST_TS
 from .manifest import Manifest, commit_manifest, load_manifest
 from .reader import Span, bad_line_records, in_batches, load_new_bytes, read_columnar
 from .scan import Scan, check_sizes
@@ -277,22 +278,24 @@ def _attributes_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table:
 
 
 def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
-    """The columnar read, when every line in it is a well-formed event; else None."""
+    """The columnar read, when every line in it is a well-formed event (within the bounds
+    the line schemas set: the writer's); else None, and the per-line path says which is not."""
     table = read_columnar(buffer, spans, _LINE_SCHEMA)
     if table is None:
         return None
     kinds = table["type"]
     exposure, feedback = pc.equal(kinds, "exposure"), pc.equal(kinds, "feedback")
     # Kleene logic: a feedback line has no phase (null), and "not an exposure, or a valid
-    # phase" must still be true for it
+    # phase" must still be true for it. (NaN compares false: a NaN ts or value fails.)
     checks = [pc.is_valid(table[c]) for c in ("v", "ts", "experiment", "seq", "unit")]
     checks += [pc.less_equal(table["v"], SCHEMA_VERSION), pc.greater_equal(table["v"], 1),
-               pc.is_finite(table["ts"]), pc.greater(pc.utf8_length(table["unit"]), 0),
+               pc.greater_equal(table["ts"], 0.0), pc.less_equal(table["ts"], LATEST_TS),
+               pc.greater_equal(table["seq"], 0), pc.greater(pc.utf8_length(table["unit"]), 0),
                pc.or_kleene(exposure, feedback),
                pc.or_kleene(pc.invert(exposure), pc.and_kleene(pc.is_valid(table["variant"]),
                                                                pc.greater_equal(table["phase"], 1))),
-               pc.or_kleene(pc.invert(feedback), pc.and_kleene(pc.is_valid(table["metric"]),
-                                                               pc.is_finite(table["value"])))]
+               pc.or_kleene(pc.invert(feedback), pc.and_kleene(
+                   pc.is_valid(table["metric"]), pc.less_equal(pc.abs(table["value"]), FEEDBACK_MAX)))]
     ok = checks[0]
     for condition in checks[1:]:
         ok = pc.and_kleene(ok, condition)

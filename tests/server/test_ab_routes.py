@@ -1,0 +1,54 @@
+"""The A/B routes of ``mltrail server`` (issue 26) keep what a local store keeps, whatever
+a client sends: log lines within the writer's bounds, split on ``\\n`` as readers split
+them, a resend appended exactly once or refused whole, and lifecycle changes made by the
+domain's own methods. Requests are raw HTTP, as any client could send them; a refused
+one writes nothing."""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+import mltrail
+from tests.factories import AB_LINES_OUT_OF_BOUNDS, AB_SPEC, ab_log_line, serving_store
+
+KEY = AB_SPEC["key"]
+SEGMENT = "01M8AAAAAAAAAAAAAAAAAAAAAA-0001.jsonl"
+LOG = f"/api/v1/ab/{KEY}/log/{SEGMENT}"
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A running experiment in a server's folder: (URL, the folder's own Store)."""
+    folder = tmp_path / "store"
+    local = mltrail.Store(folder)
+    local.ab.create(AB_SPEC).start()
+    with serving_store(folder) as url:
+        yield url, local
+
+
+def send(url, method, path, body=b""):
+    """(status, JSON answer) of one raw request."""
+    request = urllib.request.Request(url + path, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def held(local):
+    path = local.ab.log_folder(KEY) / SEGMENT
+    return path.read_bytes() if path.exists() else b""
+
+
+# -- log lines ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", AB_LINES_OUT_OF_BOUNDS.values(), ids=AB_LINES_OUT_OF_BOUNDS.keys())
+def test_a_log_line_outside_the_writers_bounds_is_refused_and_nothing_is_written(served, bad):
+    url, local = served
+    status, answer = send(url, "POST", f"{LOG}?offset=0", ab_log_line() + bad)
+    assert status == 422 and answer["error"].startswith("line 2: "), answer
+    assert held(local) == b""
+    assert sum(local.ab.get(KEY).results().units.values()) == 0  # nothing half-read either
