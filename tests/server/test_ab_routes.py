@@ -52,3 +52,15 @@ def test_a_log_line_outside_the_writers_bounds_is_refused_and_nothing_is_written
     assert status == 422 and answer["error"].startswith("line 2: "), answer
     assert held(local) == b""
     assert sum(local.ab.get(KEY).results().units.values()) == 0  # nothing half-read either
+
+
+def test_lines_split_by_a_lone_carriage_return_are_refused(served):
+    """Readers split on \\n only: two lines joined by \\r are one unreadable line there."""
+    url, local = served
+    body = ab_log_line().rstrip(b"\n") + b"\r" + ab_log_line(seq="2", unit='"u2"')
+    status, answer = send(url, "POST", f"{LOG}?offset=0", body)
+    assert status == 422 and "line 1" in answer["error"] and "a lone \\r" in answer["error"], answer
+    assert held(local) == b""
+    good = ab_log_line() + ab_log_line(seq="2", unit='"u2"')
+    assert send(url, "POST", f"{LOG}?offset=0", good) == (200, {"size": len(good)})
+    assert sum(local.ab.get(KEY).results().units.values()) == 2

@@ -5,8 +5,9 @@ a local store would (:mod:`.logging`: one writer per segment file) and sends eac
 segment's new whole lines with the offset they start at. A segment has one writer and
 only grows, so the offset says what the server already holds: bytes before the server's
 size are a resend and are dropped, the rest is appended in one write and synced before
-the answer. A batch is checked whole (every line an exposure or a feedback of this
-experiment) before anything is written. A tail a killed server left half-written was
+the answer. A batch is checked whole before anything is written: every line, split on
+``\n`` only as every reader splits, an exposure or a feedback of this experiment within
+the bounds the local writer keeps (:mod:`mltrail.storage.ab_events`). A tail a killed server left half-written was
 never acknowledged: it is cut off before the next append, and sent again.
 """
 
@@ -95,12 +96,15 @@ def _whole_size(path: Path) -> int:
 def _check_lines(body: bytes, key: str) -> None:
     if body and not body.endswith(b"\n"):
         raise InvalidInputError("the last line does not end with a newline (a cut batch)")
-    for number, raw in enumerate(body.splitlines(), 1):
+    # "\n" alone ends a line, as for every reader of the segment: splitlines() would also
+    # split on a lone "\r" and acknowledge lines no reader can read
+    for number, raw in enumerate(body.split(b"\n")[:-1], 1):
         try:
             line = LOG_LINE_ADAPTER.validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "the line"
-            raise InvalidInputError(f"line {number}: {where}: {first['msg']}") from None
+            hint = " (lines end with \\n; a lone \\r ends none)" if b"\r" in raw else ""
+            raise InvalidInputError(f"line {number}: {where}: {first['msg']}{hint}") from None
         if line.experiment != key:
             raise InvalidInputError(f"line {number} belongs to experiment {line.experiment!r}, not {key!r}")
