@@ -64,3 +64,28 @@ def test_lines_split_by_a_lone_carriage_return_are_refused(served):
     good = ab_log_line() + ab_log_line(seq="2", unit='"u2"')
     assert send(url, "POST", f"{LOG}?offset=0", good) == (200, {"size": len(good)})
     assert sum(local.ab.get(KEY).results().units.values()) == 2
+
+
+def test_a_resend_whose_bytes_differ_is_refused_whole(served):
+    """A resend is dropped by its offset only when it is the bytes the server holds. One
+    that differs was cut at the server's size and the rest appended: here a half line,
+    ``{"country":"fr"}}``."""
+    url, local = served
+    first = ab_log_line()
+    assert send(url, "POST", f"{LOG}?offset=0", first) == (200, {"size": len(first)})
+    other = ab_log_line(ts="1", unit='"u"', attributes='{"country":"fr"}')
+    assert other[len(first):] == b'{"country":"fr"}}\n'  # what the server appended
+    status, answer = send(url, "POST", f"{LOG}?offset=0", other)
+    assert status == 409 and "differ from the ones held here" in answer["error"], answer
+    assert held(local) == first
+    # not from inside a line, even when the bytes from there match
+    status, answer = send(url, "POST", f"{LOG}?offset=1", first[1:] + ab_log_line(seq="2"))
+    assert status in (409, 422) and held(local) == first
+    status, answer = send(url, "POST", f"{LOG}?offset=-1", first)
+    assert status == 422 and held(local) == first
+    # the same bytes again, and a resend that also carries new lines: appended exactly once
+    assert send(url, "POST", f"{LOG}?offset=0", first) == (200, {"size": len(first)})
+    more = first + ab_log_line(seq="2", unit='"u2"')
+    assert send(url, "POST", f"{LOG}?offset=0", more) == (200, {"size": len(more)})
+    assert held(local) == more
+    assert sum(local.ab.get(KEY).results().units.values()) == 2
