@@ -89,3 +89,45 @@ def test_a_resend_whose_bytes_differ_is_refused_whole(served):
     assert send(url, "POST", f"{LOG}?offset=0", more) == (200, {"size": len(more)})
     assert held(local) == more
     assert sum(local.ab.get(KEY).results().units.values()) == 2
+
+
+# -- lifecycle changes ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("change,words", [
+    ({"type": "ab_phase", "fields": {"weights": {"contrl": 0.5, "treatment": 0.5}}},
+     "weights must name exactly the variants ['control', 'treatment']"),
+    ({"type": "ab_phase", "fields": {"weights": {"contrl": 0.5, "treatment": 0.5}, "seed": "s"}}, "cannot set seed"),
+    ({"type": "ab_stopped", "fields": {"winner": "nope", "reason": "typo"}}, "unknown variant 'nope'"),
+    ({"type": "ab_stopped", "fields": {"winner": "treatment"}}, "stopping needs a reason"),
+    ({"type": "ab_stopped", "fields": {"winner": "treatment", "reason": 7}}, "fields.reason"),
+    ({"type": "ab_coverage", "fields": {"coverage": 2}}, "coverage must be in (0, 1]"),
+    ({"type": "ab_phase", "fields": {"weights": {"control": 0.9, "treatment": 0.1}, "seed": "mine"}},
+     "cannot set seed"),
+    ({"type": "ab_started", "fields": {"winner": "treatment"}}, "fields.winner"),
+], ids=["weights naming contrl", "a seed chosen by the client, with contrl", "a winner that is no variant",
+        "a stop without a reason", "a reason that is no text", "coverage 2", "a seed chosen by the client",
+        "a start with a winner"])
+def test_a_lifecycle_change_is_checked_by_the_domain_and_nothing_is_written(served, change, words):
+    """The route once appended past the Experiment's methods: a reweight naming 'contrl'
+    was written (answering 500), and get, assign, results and ab.list() raised KeyError
+    for good; a winner that is no variant and a stop without a reason were taken."""
+    url, local = served
+    lifecycle = sorted((local.root / "ab" / KEY / "lifecycle").iterdir())
+    status, answer = send(url, "POST", f"/api/v1/ab/{KEY}/lifecycle", json.dumps(change).encode())
+    assert status == 422 and words in answer["error"], answer
+    assert sorted((local.root / "ab" / KEY / "lifecycle").iterdir()) == lifecycle
+    assert local.ab.get(KEY).state == "running" and len(local.ab.list()) == 1
+
+
+def test_lifecycle_changes_through_the_server_are_the_experiments_own(served):
+    url, local = served
+    remote = mltrail.Store(url)
+    exp = remote.ab.get(KEY).set_weights({"control": 0.2, "treatment": 0.8}, reason="ramp up", by="ana")
+    phase = local.ab.get(KEY).phase
+    assert exp.phase.number == phase.number == 2 and phase.weights == {"control": 0.2, "treatment": 0.8}
+    assert phase.seed.startswith(f"{KEY}:") and phase.seed != local.ab.get(KEY).phases[0].seed  # the server's draw
+    exp = exp.set_coverage(0.5).pause(reason="holiday").stop("treatment", "it converts better")
+    stopped = local.ab.get(KEY)
+    assert (stopped.state, stopped.winner, stopped.coverage, stopped.decision) == (
+        "stopped", "treatment", 0.5, "it converts better")
+    remote.close(wait=5)
