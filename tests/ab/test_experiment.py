@@ -184,3 +184,18 @@ def test_the_lifecycle_refuses_an_event_that_contradicts_the_spec(exp, store):
     with pytest.raises(InvalidInputError, match="winner 'nope'"):
         store.ab.append("ranker-v2", ev.Stopped, winner="nope", reason="typo")
     assert sorted((store.root / "ab" / "ranker-v2" / "lifecycle").iterdir()) == files
+
+
+@pytest.mark.parametrize("line", [
+    '{"v":1,"type":"ab_phase","ts":1.7e15,"experiment":"ranker-v2","weights":{"control":0.5,"treatment":0.5},'
+    '"seed":"x"}',
+    '{"v":1,"type":"ab_paused","ts":-5,"experiment":"ranker-v2"}',
+    '{"v":1,"type":"ab_coverage","ts":1e400,"experiment":"ranker-v2","coverage":0.5}',
+], ids=["a phase dated in microseconds", "a pause before 1970", "a ts past a float"])
+def test_a_lifecycle_event_dated_outside_the_writers_bounds_is_skipped_and_said(exp, store, line):
+    """Its time bounded as every event's is (a phase once began in the year 53 million)."""
+    exp = exp.start()
+    (store.root / "ab" / "ranker-v2" / "lifecycle" / "09ZZZZZZZZZZZZZZZZZZZZZZZZ.jsonl").write_text(line + "\n")
+    with pytest.warns(mltrail.SkippedLinesWarning, match="09ZZZZZZZZZZZZZZZZZZZZZZZZ.jsonl: unreadable"):
+        again = mltrail.Store(store.root).ab.get("ranker-v2")
+    assert (again.state, again.phase.number, again.coverage) == ("running", 1, 1.0)
