@@ -67,6 +67,10 @@ BATCH_BYTES = 64 << 20  # new log bytes parsed at a time (a router's segment is 
 MAX_UNIT_FILES = 8
 MERGE_AT_SHARE = 0.2  # the small unit files are merged into the big one once they weigh this share of it
 MAX_FEEDBACK_FILES = 16
+# the rules the tables were read by, in their manifest: tables an older version made (2 or
+# less) may hold a row the writer now refuses (a time in microseconds that broke every
+# results()), so they are rebuilt from the logs once. 3: lines bounded as run events are.
+LOG_TABLES_FORMAT = 3
 # Rows of unit files folded into one (the engine's fold, as SQL over a relation `rows`).
 # Crossover units are never counted, so the variant shown for one whose first exposures
 # tie to the microsecond may be either; every other column is order-free.
@@ -113,6 +117,7 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
     with FileLock(str(derived / "compaction.lock")):
         _remove_legacy(derived)
         manifest = load_manifest(derived, private=True)
+        rebuild = rebuild or bool((manifest.tables or manifest.files) and manifest.tables_format < LOG_TABLES_FORMAT)
         if rebuild:  # numbered after the files it replaces, never over them (a reader may hold them)
             manifest = Manifest(generation=manifest.generation)
         found = _scan(log_folder, manifest)
@@ -166,6 +171,7 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
         for path in raw_exposures:
             path.unlink()
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(log.new_bad_lines))[-1000:]
+        manifest.tables_format = LOG_TABLES_FORMAT
         commit_manifest(derived, manifest)  # after the files: the offsets never run ahead of them
         _remove_unlisted(derived, manifest)
         done = _log(derived, manifest)
