@@ -7,7 +7,7 @@ only grows, so the offset says what the server already holds: bytes before the s
 size are a resend, and are dropped only once they are found equal to the bytes held
 there (a resend that differs is refused whole: cutting it at the server's size could
 append half a line); the rest is appended in one write and synced before the answer. A
-batch is checked whole before anything is written: every line, split on ``\n`` only as
+batch is checked whole before anything is written: every line, split on ``\\n`` only as
 every reader splits, an exposure or a feedback of this experiment within the bounds the
 local writer keeps (:mod:`mltrail.storage.ab_events`). A tail a killed server left
 half-written was never acknowledged: it is cut off before the next append, and sent again.
