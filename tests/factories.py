@@ -100,6 +100,36 @@ def simulate(exp: mltrail.Experiment, rates: dict[str, float], users: int, seed:
     return converted
 
 
+def ab_log_line(kind: str = "exposure", key: str = AB_SPEC["key"], **raw: str) -> bytes:
+    """One line of an A/B log segment as a client could send or a hand could write it:
+    ``raw`` replaces a field's JSON text as it is (``ts="1e400"``, ``seq=str(2**64)``),
+    which no JSON library would write."""
+    fields = {"v": "1", "type": json.dumps(kind), "ts": "1700000000.0", "experiment": json.dumps(key),
+              "seq": "1", "unit": '"u1"'}
+    fields.update({"variant": '"control"', "phase": "1"} if kind == "exposure" else
+                  {"metric": '"latency_ms"', "value": "12.5"})
+    fields.update(raw)
+    return ("{" + ",".join(f'"{name}":{text}' for name, text in fields.items()) + "}\n").encode()
+
+
+# Log lines outside the bounds the writer keeps (storage/fields.py): each one alone once
+# broke every reader or every statistic of its experiment, or would have
+AB_LINES_OUT_OF_BOUNDS = {
+    "ts in microseconds": ab_log_line(ts="1.7e15"),
+    "ts in milliseconds": ab_log_line("feedback", ts="1.7e12"),
+    "ts before 1970": ab_log_line(ts="-1.0"),
+    "ts past a float": ab_log_line(ts="1e400"),
+    "ts NaN": ab_log_line(ts="NaN"),
+    "seq negative": ab_log_line(seq="-1"),
+    "seq past int64": ab_log_line(seq=str(2**64)),
+    "phase past int64": ab_log_line(phase=str(2**63)),
+    "phase 0": ab_log_line(phase="0"),
+    "value 1e300": ab_log_line("feedback", value="1e300"),
+    "value past a float": ab_log_line("feedback", value="-1e400"),
+    "value Infinity": ab_log_line("feedback", value="Infinity"),
+}
+
+
 # -- processes, ports, git ------------------------------------------------------------
 
 

@@ -149,3 +149,53 @@ def test_cli_lifecycle(store, tmp_path):
     assert failed.exit_code == 1 and "cannot be paused" in failed.output
     bad = run("weights", "ranker-v2", "control=x")
     assert bad.exit_code == 1 and "VARIANT=WEIGHT" in bad.output
+
+
+@pytest.mark.parametrize("line,problem", [
+    ('{"type":"ab_phase","weights":{"contrl":0.5,"treatment":0.5},"seed":"typo"}',
+     "weights name \\['contrl', 'treatment'\\], not the variants \\['control', 'treatment'\\]"),
+    ('{"type":"ab_stopped","winner":"nope","reason":"typo"}', "winner 'nope' is not one of the variants"),
+], ids=["weights naming contrl", "a winner that is no variant"])
+def test_a_lifecycle_event_that_contradicts_the_spec_is_skipped_and_said(exp, store, line, problem):
+    """Written past the lifecycle methods (by hand, an older server): a reweight naming
+    'contrl' made get, assign, results and ab.list() raise KeyError: 'control' for good."""
+    exp = exp.start()
+    exp.log_exposure("user-1", exp.assign("user-1"))
+    event = line.replace('{"type"', '{"v":1,"ts":1700000000.0,"experiment":"ranker-v2","by":"bob","type"')
+    (store.root / "ab" / "ranker-v2" / "lifecycle" / "09ZZZZZZZZZZZZZZZZZZZZZZZZ.jsonl").write_text(event + "\n")
+    said = f"A/B experiment 'ranker-v2': a lifecycle event by 'bob'.*{problem}"
+    with pytest.warns(mltrail.SkippedLinesWarning, match=said):
+        again = mltrail.Store(store.root).ab.get("ranker-v2")
+    assert (again.state, again.phase.number, again.winner) == ("running", 1, None)
+    assert again.assign("user-1") == exp.assign("user-1")
+    with pytest.warns(mltrail.SkippedLinesWarning, match="lifecycle event by 'bob'"):
+        assert sum(store.ab.get("ranker-v2").results().units.values()) == 1
+    with pytest.warns(mltrail.SkippedLinesWarning, match="lifecycle event by 'bob'"):
+        assert list(store.ab.list()["state"]) == ["running"]
+
+
+def test_the_lifecycle_refuses_an_event_that_contradicts_the_spec(exp, store):
+    """The one check the readers apply is the writer's too, below the Experiment's methods."""
+    from mltrail.storage import ab_events as ev
+
+    files = sorted((store.root / "ab" / "ranker-v2" / "lifecycle").iterdir())
+    with pytest.raises(InvalidInputError, match="weights name \\['contrl', 'treatment'\\]"):
+        store.ab.append("ranker-v2", ev.NewPhase, weights={"contrl": 0.5, "treatment": 0.5}, seed="s")
+    with pytest.raises(InvalidInputError, match="winner 'nope'"):
+        store.ab.append("ranker-v2", ev.Stopped, winner="nope", reason="typo")
+    assert sorted((store.root / "ab" / "ranker-v2" / "lifecycle").iterdir()) == files
+
+
+@pytest.mark.parametrize("line", [
+    '{"v":1,"type":"ab_phase","ts":1.7e15,"experiment":"ranker-v2","weights":{"control":0.5,"treatment":0.5},'
+    '"seed":"x"}',
+    '{"v":1,"type":"ab_paused","ts":-5,"experiment":"ranker-v2"}',
+    '{"v":1,"type":"ab_coverage","ts":1e400,"experiment":"ranker-v2","coverage":0.5}',
+], ids=["a phase dated in microseconds", "a pause before 1970", "a ts past a float"])
+def test_a_lifecycle_event_dated_outside_the_writers_bounds_is_skipped_and_said(exp, store, line):
+    """Its time bounded as every event's is (a phase once began in the year 53 million)."""
+    exp = exp.start()
+    (store.root / "ab" / "ranker-v2" / "lifecycle" / "09ZZZZZZZZZZZZZZZZZZZZZZZZ.jsonl").write_text(line + "\n")
+    with pytest.warns(mltrail.SkippedLinesWarning, match="09ZZZZZZZZZZZZZZZZZZZZZZZZ.jsonl: unreadable"):
+        again = mltrail.Store(store.root).ab.get("ranker-v2")
+    assert (again.state, again.phase.number, again.coverage) == ("running", 1, 1.0)

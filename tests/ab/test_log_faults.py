@@ -8,7 +8,7 @@ import signal
 import pytest
 
 import mltrail
-from tests.factories import AB_SPEC, ab_spec, simulate, spawn_python, wait_for
+from tests.factories import AB_LINES_OUT_OF_BOUNDS, AB_SPEC, ab_log_line, ab_spec, simulate, spawn_python, wait_for
 
 UNITS = [f"user-{i}" for i in range(400)]
 
@@ -114,6 +114,60 @@ def test_a_line_of_the_wrong_shape_is_reported_not_fatal(store):
     assert [line.split(": ", 1)[1] for line in result.bad_lines] == [
         "invalid log line: feedback.value: Input should be a valid number, unable to parse string as a number",
         "written by a newer mltrail (event schema v9; this version reads up to v2)"]
+
+
+@pytest.mark.parametrize("bad", AB_LINES_OUT_OF_BOUNDS.values(), ids=AB_LINES_OUT_OF_BOUNDS.keys())
+def test_a_line_outside_the_writers_bounds_is_skipped_and_reported(store, bad):
+    """Written by hand or by an older version: the writer would refuse it, so readers
+    skip it (a ts in microseconds once made every results() raise OutOfBoundsDatetime)."""
+    exp = store.ab.create(AB_SPEC).start()
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 50)
+    exp.log.flush()
+    (segment,) = exp.log.segments
+    expected = exp.results()
+    number = segment.read_bytes().count(b"\n") + 1
+    with open(segment, "ab") as handle:
+        handle.write(bad.replace(b'"u1"', b'"user-1"'))  # a unit of the experiment
+    with pytest.warns(mltrail.SkippedLinesWarning, match="1 line"):
+        result = exp.results()
+    assert result.units == expected.units
+    assert result.table.equals(expected.table) and result.daily.equals(expected.daily)
+    assert [line.split(":", 2)[:2] for line in result.bad_lines] == [[f"ab/ranker-v2/log/{segment.name}", str(number)]]
+    assert "invalid log line" in result.bad_lines[0] or "not valid JSON" in result.bad_lines[0]
+
+
+def test_tables_an_older_version_compacted_are_rebuilt_once_without_its_out_of_bounds_rows(store):
+    """An older version read an exposure dated in microseconds into the experiment's
+    tables, and every results() raised OutOfBoundsDatetime, after an upgrade too: the
+    tables of an older format are rebuilt from the logs, which skip the line."""
+    import orjson
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    exp = store.ab.create(AB_SPEC).start()
+    simulate(exp, {"control": 0.1, "treatment": 0.1}, 50)
+    exp.log.flush()
+    expected = exp.results()
+    (segment,) = exp.log.segments
+    with open(segment, "ab") as handle:
+        handle.write(ab_log_line(ts="1.7e15", unit='"late"'))
+    with pytest.warns(mltrail.SkippedLinesWarning):
+        tables = store.ab.log_tables(exp)
+    # what the older version left: the line's row in the tables, and its manifest's format
+    (units,) = tables.unit_files
+    rows = pq.read_table(units)
+    pq.write_table(pa.concat_tables([rows, pa.table({"phase": [1], "unit": ["late"], "variant": ["control"],
+                                                     "first_ts": [1.7e15], "crossover": [False]}, schema=rows.schema)]),
+                   units)
+    manifest = tables.folder / "_manifest.json"
+    old = orjson.loads(manifest.read_bytes())
+    manifest.write_bytes(orjson.dumps({**old, "tables_format": 2, "bad_lines": []}))
+
+    again = mltrail.Store(store.root).ab.get(AB_SPEC["key"])
+    with pytest.warns(mltrail.SkippedLinesWarning, match="1 line"):
+        result = again.results()
+    assert result.units == expected.units and result.table.equals(expected.table)
+    assert len(result.bad_lines) == 1 and again.results().bad_lines == result.bad_lines  # rebuilt once
 
 
 def test_exposures_reach_the_disk_within_a_second_and_survive_sigkill(store, tmp_path):

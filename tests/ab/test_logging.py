@@ -38,10 +38,27 @@ def test_exposures_and_feedback_are_written_at_flush(running):
     (lambda e: e.log_feedback("u1", "revenue", 3.0), "unknown metric"),
     (lambda e: e.log_feedback("u1", "conversion", "yes"), "needs a number"),
     (lambda e: e.log_feedback("u1", "conversion", float("nan")), "finite"),
+    (lambda e: e.log_feedback("u1", "latency_ms", 1e300), "at most 1e\\+144"),
+    (lambda e: e.log_feedback("u1", "latency_ms", -(10**200)), "at most 1e\\+144"),
+    (lambda e: e.log.log_exposure("u1", "control", phase=0), "a phase is a number"),
+    (lambda e: e.log.log_exposure("u1", "control", phase=2**63), "a phase is a number"),
+    (lambda e: e.log.log_exposure("u1", "control", phase="1"), "a phase is a number"),
 ])
 def test_bad_log_calls_are_clear_errors_and_write_nothing(running, call, message):
     with pytest.raises(InvalidInputError, match=message):
         call(running)
+    running.log.flush()
+    assert not running.log.folder.exists() or lines(running.log.folder) == []
+
+
+@pytest.mark.parametrize("clock", [1.7e15, -1.0, float("nan")])
+def test_a_clock_outside_the_times_readers_take_writes_nothing(running, monkeypatch, clock):
+    """A time in microseconds once broke every results() of the experiment."""
+    monkeypatch.setattr(ablog, "_time", lambda: clock)
+    with pytest.raises(InvalidInputError, match="clock says"):
+        running.log_exposure("u1", "control")
+    with pytest.raises(InvalidInputError, match="clock says"):
+        running.log_feedback("u1", "conversion", 1.0)
     running.log.flush()
     assert not running.log.folder.exists() or lines(running.log.folder) == []
 

@@ -76,10 +76,25 @@ class ExperimentState:
     started: float | None = None
     stopped: float | None = None
     ignored: list[str] = field(default_factory=list)  # events a race made invalid
+    # events that contradict the spec (written by hand or past the lifecycle methods):
+    # skipped, and each said in a warning when the experiment is read
+    invalid: list[str] = field(default_factory=list)
 
 
 def event_name(model: type[ev.AbEvent]) -> str:
     return model.model_fields["type"].default.removeprefix("ab_")
+
+
+def contradiction(event: ev.AbEvent, spec: ev.ExperimentSpec) -> str | None:
+    """Why ``event`` cannot apply to the experiment ``spec`` defines, or None. The writer
+    refuses such an event and a reader skips one: a phase whose weights named 'contrl'
+    broke every read of its experiment (KeyError: 'control')."""
+    variants = [v.name for v in spec.variants]
+    if isinstance(event, ev.NewPhase) and set(event.weights) != set(variants):
+        return f"its weights name {sorted(event.weights)}, not the variants {variants}"
+    if isinstance(event, ev.Stopped) and event.winner is not None and event.winner not in variants:
+        return f"its winner {event.winner!r} is not one of the variants {variants}"
+    return None
 
 
 def replay(events: Sequence[ev.AbEvent]) -> ExperimentState:
@@ -91,6 +106,11 @@ def replay(events: Sequence[ev.AbEvent]) -> ExperimentState:
     state = ExperimentState(created.spec, created.min_sample_size, coverage=created.spec.coverage,
                             phases=[Phase(1, created.seed, weights, created.ts)], created=created.ts)
     for event in events[1:]:
+        problem = contradiction(event, created.spec)
+        if problem is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(event.ts))
+            state.invalid.append(f"a lifecycle event by {event.by!r} at {when} ({event.type}) was skipped: {problem}")
+            continue
         if event.type not in _ALLOWED[state.state]:
             state.ignored.append(f"{event.type} while {state.state}")
             continue
@@ -461,7 +481,10 @@ class AbRegistry:
         return self.get(spec.key)
 
     def get(self, key: str) -> Experiment:
-        return Experiment(self, key, replay(self.lifecycle(key)))
+        state = replay(self.lifecycle(key))
+        for problem in state.invalid:
+            warnings.warn(SkippedLinesWarning(f"A/B experiment {key!r}: {problem}"), stacklevel=2)
+        return Experiment(self, key, state)
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():
@@ -492,8 +515,9 @@ class AbRegistry:
         return held(self.layout.lock_file(f"ab-{key}"), f"A/B experiment {key!r}")
 
     def append(self, key: str, model: type[ev.AbEvent], **fields: Any) -> Experiment:
-        """Check the transition against the current state, then write the event (the
-        lifecycle methods of :class:`Experiment` call this; ``mltrail server`` too)."""
+        """Check the transition against the current state and the spec, then write the
+        event (the lifecycle methods of :class:`Experiment` call this, after their own
+        checks: call them, not this)."""
         fields["by"] = fields.get("by") or current_user()
         reserved = sorted({"ts", "experiment", "type", "v"} & set(fields))
         if reserved:
@@ -505,6 +529,9 @@ class AbRegistry:
             except ValidationError as exc:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                 raise InvalidInputError(f"invalid {event_name(model)} change of {key!r}: {problems}") from None
+            problem = contradiction(event, current.spec)
+            if problem is not None:
+                raise InvalidInputError(f"invalid {event_name(model)} change of {key!r}: {problem}")
             if event.type not in _ALLOWED[current.state]:
                 verb = event.type.removeprefix("ab_")
                 raise WrongStateError(f"experiment {key!r} is {current.state}: it cannot be {verb}")

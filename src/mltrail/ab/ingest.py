@@ -4,10 +4,13 @@ A router logging to ``mltrail server`` writes its segments into a local spool ex
 a local store would (:mod:`.logging`: one writer per segment file) and sends each
 segment's new whole lines with the offset they start at. A segment has one writer and
 only grows, so the offset says what the server already holds: bytes before the server's
-size are a resend and are dropped, the rest is appended in one write and synced before
-the answer. A batch is checked whole (every line an exposure or a feedback of this
-experiment) before anything is written. A tail a killed server left half-written was
-never acknowledged: it is cut off before the next append, and sent again.
+size are a resend, and are dropped only once they are found equal to the bytes held
+there (a resend that differs is refused whole: cutting it at the server's size could
+append half a line); the rest is appended in one write and synced before the answer. A
+batch is checked whole before anything is written: every line, split on ``\\n`` only as
+every reader splits, an exposure or a feedback of this experiment within the bounds the
+local writer keeps (:mod:`mltrail.storage.ab_events`). A tail a killed server left
+half-written was never acknowledged: it is cut off before the next append, and sent again.
 """
 
 from __future__ import annotations
@@ -43,19 +46,26 @@ class AbLogIngest:
     def append(self, key: str, segment: str, offset: int, body: bytes) -> int:
         """Append the part of ``body`` (lines starting at byte ``offset`` of the segment)
         the server lacks; the segment's size after. An offset past what the server holds
-        is refused (WrongStateError): the sender starts again from the size it is told."""
+        is refused (WrongStateError): the sender starts again from the size it is told. So
+        is a resend whose bytes differ from the ones held from ``offset``: nothing of it is
+        written."""
         path = self._path(key, segment)
+        if offset < 0:
+            raise InvalidInputError(f"an offset is a byte count of the segment (0 or more), not {offset!r}")
         _check_lines(body, key)
         with self._lock(path):
             size = _whole_size(path)
             if offset > size:
                 raise WrongStateError(f"segment {segment} of {key!r} holds {size} bytes here, "
                                       f"not {offset}: send from {size}")
-            fresh = body[size - offset:]
+            resent = min(size - offset, len(body))
+            if offset < size and _held(path, offset, resent) != body[:resent]:
+                raise WrongStateError(
+                    f"segment {segment} of {key!r}: the bytes sent from offset {offset} differ from the "
+                    f"ones held here (a segment has one writer and only grows: was its file rewritten?); "
+                    f"nothing was appended. Log into a new segment (a new process) to send these lines")
+            fresh = body[resent:]
             if fresh:
-                if not fresh.startswith(b"{") and size > offset:  # the resend and the file disagree
-                    raise InvalidInputError(f"segment {segment} of {key!r}: bytes from {offset} do not "
-                                            "continue the segment on line boundaries")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "ab") as handle:
                     handle.write(fresh)
@@ -92,15 +102,28 @@ def _whole_size(path: Path) -> int:
     return whole
 
 
+def _held(path: Path, offset: int, count: int) -> bytes | None:
+    """The ``count`` bytes the segment holds from ``offset``; None when no line starts there."""
+    with open(path, "rb") as handle:
+        if offset:
+            handle.seek(offset - 1)
+            if handle.read(1) != b"\n":
+                return None
+        return handle.read(count)
+
+
 def _check_lines(body: bytes, key: str) -> None:
     if body and not body.endswith(b"\n"):
         raise InvalidInputError("the last line does not end with a newline (a cut batch)")
-    for number, raw in enumerate(body.splitlines(), 1):
+    # "\n" alone ends a line, as for every reader of the segment: splitlines() would also
+    # split on a lone "\r" and acknowledge lines no reader can read
+    for number, raw in enumerate(body.split(b"\n")[:-1], 1):
         try:
             line = LOG_LINE_ADAPTER.validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "the line"
-            raise InvalidInputError(f"line {number}: {where}: {first['msg']}") from None
+            hint = " (lines end with \\n; a lone \\r ends none)" if b"\r" in raw else ""
+            raise InvalidInputError(f"line {number}: {where}: {first['msg']}{hint}") from None
         if line.experiment != key:
             raise InvalidInputError(f"line {number} belongs to experiment {line.experiment!r}, not {key!r}")

@@ -25,7 +25,9 @@ from typing import Any
 
 from ..errors import InvalidInputError, WrongStateError
 from ..storage import background
+from ..storage.ab_events import FEEDBACK_MAX
 from ..storage.eventlog import EventWriter, events_to_lines
+from ..storage.fields import INT64_MAX, LATEST_TS
 from ..storage.ids import new_id
 from ..storage.layout import is_unicode_text
 
@@ -104,7 +106,11 @@ class ExposureLog:
             raise WrongStateError(f"experiment {self.key!r} is not running: exposures are refused")
         if attributes is not None:
             attributes = check_attributes(attributes)
-        self._pending.append((0, unit_id, variant, self._phase if phase is None else phase, _time(), attributes))
+        if phase is None:
+            phase = self._phase
+        elif isinstance(phase, bool) or not isinstance(phase, int) or not 1 <= phase <= INT64_MAX:
+            raise InvalidInputError(f"a phase is a number from 1 (the experiment's first), not {phase!r}")
+        self._pending.append((0, unit_id, variant, phase, _now(), attributes))
         self.counts[variant] += 1
         if len(self._pending) >= FLUSH_EVENTS:
             self.flush()
@@ -122,7 +128,9 @@ class ExposureLog:
             value = float(value)
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidInputError(f"feedback {metric!r} must be finite, not {value!r}")
-        self._pending.append((1, unit_id, metric, value, _time()))
+        if abs(value) > FEEDBACK_MAX:  # its square would overflow the variant's statistics
+            raise InvalidInputError(f"feedback {metric!r} must be at most {FEEDBACK_MAX:g} in size, not {value!r}")
+        self._pending.append((1, unit_id, metric, value, _now()))
         if len(self._pending) >= FLUSH_EVENTS:
             self.flush()
 
@@ -203,6 +211,16 @@ def _flush_all_at_exit() -> None:
             log.close()
         except OSError as exc:  # the disk is gone at exit: say what was lost
             print(f"mltrail: could not flush {log.describe()} at exit: {exc}", file=sys.stderr)
+
+
+def _now() -> float:
+    """The time of an event; a clock outside the times any reader takes (before 1970,
+    after 3000) is refused rather than written into every analysis of the experiment."""
+    now = _time()
+    if not 0 <= now <= LATEST_TS:
+        raise InvalidInputError(f"this machine's clock says {now!r} s since 1970: no event is logged at that "
+                                "time; set the clock right")
+    return now
 
 
 def check_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:

@@ -42,9 +42,10 @@ from filelock import FileLock
 from pydantic import ValidationError
 
 from ..config import ab_memory_limit
-from ..storage.ab_events import LOG_LINE_ADAPTER
+from ..storage.ab_events import FEEDBACK_MAX, LOG_LINE_ADAPTER
 from ..storage.eventlog import BadLine
 from ..storage.events import SCHEMA_VERSION
+from ..storage.fields import LATEST_TS
 from .manifest import Manifest, commit_manifest, load_manifest
 from .reader import Span, bad_line_records, in_batches, load_new_bytes, read_columnar
 from .scan import Scan, check_sizes
@@ -66,6 +67,10 @@ BATCH_BYTES = 64 << 20  # new log bytes parsed at a time (a router's segment is 
 MAX_UNIT_FILES = 8
 MERGE_AT_SHARE = 0.2  # the small unit files are merged into the big one once they weigh this share of it
 MAX_FEEDBACK_FILES = 16
+# the rules the tables were read by, in their manifest: tables an older version made (2 or
+# less) may hold a row the writer now refuses (a time in microseconds that broke every
+# results()), so they are rebuilt from the logs once. 3: lines bounded as run events are.
+LOG_TABLES_FORMAT = 3
 # Rows of unit files folded into one (the engine's fold, as SQL over a relation `rows`).
 # Crossover units are never counted, so the variant shown for one whose first exposures
 # tie to the microsecond may be either; every other column is order-free.
@@ -112,6 +117,7 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
     with FileLock(str(derived / "compaction.lock")):
         _remove_legacy(derived)
         manifest = load_manifest(derived, private=True)
+        rebuild = rebuild or bool((manifest.tables or manifest.files) and manifest.tables_format < LOG_TABLES_FORMAT)
         if rebuild:  # numbered after the files it replaces, never over them (a reader may hold them)
             manifest = Manifest(generation=manifest.generation)
         found = _scan(log_folder, manifest)
@@ -165,6 +171,7 @@ def compact_ab_log(log_folder: Path, derived: Path, rebuild: bool = False, label
         for path in raw_exposures:
             path.unlink()
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(log.new_bad_lines))[-1000:]
+        manifest.tables_format = LOG_TABLES_FORMAT
         commit_manifest(derived, manifest)  # after the files: the offsets never run ahead of them
         _remove_unlisted(derived, manifest)
         done = _log(derived, manifest)
@@ -277,22 +284,24 @@ def _attributes_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table:
 
 
 def _valid_columnar(buffer: bytearray, spans: list[Span]) -> pa.Table | None:
-    """The columnar read, when every line in it is a well-formed event; else None."""
+    """The columnar read, when every line in it is a well-formed event (within the bounds
+    the line schemas set: the writer's); else None, and the per-line path says which is not."""
     table = read_columnar(buffer, spans, _LINE_SCHEMA)
     if table is None:
         return None
     kinds = table["type"]
     exposure, feedback = pc.equal(kinds, "exposure"), pc.equal(kinds, "feedback")
     # Kleene logic: a feedback line has no phase (null), and "not an exposure, or a valid
-    # phase" must still be true for it
+    # phase" must still be true for it. (NaN compares false: a NaN ts or value fails.)
     checks = [pc.is_valid(table[c]) for c in ("v", "ts", "experiment", "seq", "unit")]
     checks += [pc.less_equal(table["v"], SCHEMA_VERSION), pc.greater_equal(table["v"], 1),
-               pc.is_finite(table["ts"]), pc.greater(pc.utf8_length(table["unit"]), 0),
+               pc.greater_equal(table["ts"], 0.0), pc.less_equal(table["ts"], LATEST_TS),
+               pc.greater_equal(table["seq"], 0), pc.greater(pc.utf8_length(table["unit"]), 0),
                pc.or_kleene(exposure, feedback),
                pc.or_kleene(pc.invert(exposure), pc.and_kleene(pc.is_valid(table["variant"]),
                                                                pc.greater_equal(table["phase"], 1))),
-               pc.or_kleene(pc.invert(feedback), pc.and_kleene(pc.is_valid(table["metric"]),
-                                                               pc.is_finite(table["value"])))]
+               pc.or_kleene(pc.invert(feedback), pc.and_kleene(
+                   pc.is_valid(table["metric"]), pc.less_equal(pc.abs(table["value"]), FEEDBACK_MAX)))]
     ok = checks[0]
     for condition in checks[1:]:
         ok = pc.and_kleene(ok, condition)

@@ -64,8 +64,11 @@ class RemoteAbRegistry(AbRegistry):
 
     def append(self, key: str, model: type[ev.AbEvent], **fields: Any) -> Experiment:
         kind = model.model_fields["type"].default
+        # the arguments of the Experiment's method, which the server calls: it draws a
+        # new phase's seed itself
+        arguments = {name: value for name, value in fields.items() if name != "seed"}
         self.server.call("POST", f"/api/v1/ab/{_quoted(key)}/lifecycle",
-                         orjson.dumps({"type": kind, "fields": fields}))
+                         orjson.dumps({"type": kind, "fields": arguments}))
         if key in self._logs:
             self._logs[key].recheck_state()
         return self.get(key)

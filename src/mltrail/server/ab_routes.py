@@ -2,7 +2,10 @@
 
 - ``GET /api/v1/ab``: the keys; ``POST /api/v1/ab`` (``{"spec", "by"}``): create one
 - ``GET /api/v1/ab/{key}/lifecycle``: its lifecycle events (a client replays them, as a
-  local store does); ``POST`` (``{"type", "fields"}``): append one, checked against the state
+  local store does); ``POST`` (``{"type", "fields"}``): one change, made by the
+  experiment's own method (start, pause, stop, set_weights, set_coverage; ``fields`` are
+  its arguments), so that it is checked as a local call is: never an event appended
+  past those checks
 - ``GET|POST /api/v1/ab/{key}/log/{segment}?offset=N``: a remote router's log segment,
   its size here, and its next lines appended exactly once (:mod:`mltrail.ab.ingest`)
 - ``POST /api/v1/ab/{key}/results`` (``{"phase", "sequential", "covariate"}``): the
@@ -17,23 +20,61 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from ..ab.experiment import Experiment
 from ..ab.ingest import AbLogIngest
+from ..errors import InvalidInputError
 from ..registry.uris import parse_model_uri
-from ..storage import ab_events as ev
 from ..store import Store
 from .bodies import packed, parsed, read_body
 from .gate import Gate, gate
 
-_LIFECYCLE = {"ab_started": ev.Started, "ab_paused": ev.Paused, "ab_stopped": ev.Stopped,
-              "ab_phase": ev.NewPhase, "ab_coverage": ev.CoverageChanged}
+
+class _Arguments(BaseModel):  # a lifecycle method's arguments, as a client sends them
+    model_config = ConfigDict(extra="forbid")
+    by: str | None = None
+
+
+class _Start(_Arguments):  # start and pause
+    reason: str | None = None
+
+
+class _Stop(_Arguments):
+    winner: str | None = None
+    reason: str | None = None  # Experiment.stop says that one is needed
+
+
+class _Reweight(_Arguments):
+    weights: dict[str, float]
+    reason: str | None = None
+
+
+class _Cover(_Arguments):
+    coverage: float
+
+
+Change = Callable[[Experiment, Any, str | None], Experiment]
+# Each change is the Experiment's own method, with its checks (a winner that is a variant,
+# weights naming the variants, a reason to stop): the route once appended the event past
+# them, and a reweight naming 'contrl' broke every read of the experiment.
+_CHANGES: dict[str, tuple[TypeAdapter[Any], Change]] = {
+    "ab_started": (TypeAdapter(_Start), lambda exp, a, by: exp.start(by=by, reason=a.reason)),
+    "ab_paused": (TypeAdapter(_Start), lambda exp, a, by: exp.pause(by=by, reason=a.reason)),
+    "ab_stopped": (TypeAdapter(_Stop), lambda exp, a, by: exp.stop(a.winner, a.reason, by=by)),
+    "ab_phase": (TypeAdapter(_Reweight), lambda exp, a, by: exp.set_weights(a.weights, a.reason, by=by)),
+    "ab_coverage": (TypeAdapter(_Cover), lambda exp, a, by: exp.set_coverage(a.coverage, by=by)),
+}
+# what the server sets itself: the time, and a new phase's hashing seed (a seed a client
+# chose could pick which units land in which variant)
+_SET_HERE = ("ts", "experiment", "type", "v", "seed")
 
 
 class _Create(BaseModel):
@@ -101,8 +142,10 @@ def routes(store: Store) -> APIRouter:
     async def change(key: str, request: Request, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
         asked = await parsed(request, _CHANGE, "a lifecycle change")
         g.require("ab", key, "manage", "start, pause, stop or reweight it")
-        fields = {**asked.fields, "by": g.by(asked.fields.get("by"))}
-        await run_in_threadpool(store.ab.append, key, _LIFECYCLE[asked.type], **fields)
+        adapter, make = _CHANGES[asked.type]
+        arguments = _arguments(adapter, asked.fields)
+        by = g.by(arguments.by)
+        await run_in_threadpool(lambda: make(store.ab.get(key), arguments, by))
         return lifecycle(key)
 
     @api.get("/{key}/log/{segment}")
@@ -162,3 +205,15 @@ def routes(store: Store) -> APIRouter:
         return {"model": version.model, "version": version.number}
 
     return api
+
+
+def _arguments(adapter: TypeAdapter[Any], fields: dict[str, Any]) -> Any:
+    reserved = [name for name in _SET_HERE if name in fields]
+    if reserved:
+        raise InvalidInputError(f"a lifecycle change cannot set {', '.join(reserved)}: the server does")
+    try:
+        return adapter.validate_python(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInputError(f"a lifecycle change: fields.{'.'.join(map(str, first['loc']))}: "
+                                f"{first['msg']}") from None

@@ -13,10 +13,15 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from .events import SCHEMA_VERSION
+from .fields import INT64_MAX, Count, Timestamp
 from .layout import FOLDER_NAME
 
 _KEY = re.compile(f"^{FOLDER_NAME}$")
 WEIGHT_TOLERANCE = 1e-9
+# The largest feedback value, in magnitude: the sum of the squares of 2**63 values this big
+# is still a finite float, so the statistics of a variant never overflow to inf or NaN.
+FEEDBACK_MAX = 1e144
+Phase = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
 def check_weights_sum(weights: list[float]) -> None:
@@ -147,7 +152,7 @@ class ExperimentSpec(_Model):
 class AbEvent(_Model):
     v: int = 1  # each kind of file event is still at its first schema
     type: str
-    ts: float
+    ts: Timestamp
     experiment: str
     by: str | None = None  # who did it
     reason: str | None = None
@@ -156,7 +161,7 @@ class AbEvent(_Model):
 class Created(AbEvent):
     type: Literal["ab_created"] = "ab_created"
     spec: ExperimentSpec
-    min_sample_size: dict[str, int]  # per variant, from alpha, power and the MDE
+    min_sample_size: dict[str, Count]  # per variant, from alpha, power and the MDE
     seed: str
 
 
@@ -208,9 +213,9 @@ class _LogLine(BaseModel):
 
     v: int = Field(ge=1, le=SCHEMA_VERSION)
     type: str
-    ts: float
+    ts: Timestamp
     experiment: str
-    seq: int = Field(ge=0)
+    seq: Count
     unit: str = Field(min_length=1)
 
 
@@ -220,7 +225,7 @@ class Exposure(_LogLine):
 
     type: Literal["exposure"] = "exposure"
     variant: str = Field(min_length=1)
-    phase: int = Field(ge=1)
+    phase: Phase
     attributes: dict[Annotated[str, Field(min_length=1, max_length=100)],
                      Annotated[str, Field(max_length=250)]] | None = None
 
@@ -230,7 +235,7 @@ class Feedback(_LogLine):
 
     type: Literal["feedback"] = "feedback"
     metric: str = Field(min_length=1)
-    value: float
+    value: float = Field(ge=-FEEDBACK_MAX, le=FEEDBACK_MAX)
 
 
 LOG_LINE_ADAPTER: TypeAdapter[Any] = TypeAdapter(
