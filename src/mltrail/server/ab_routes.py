@@ -34,7 +34,7 @@ from ..ab.ingest import AbLogIngest
 from ..errors import InvalidInputError
 from ..registry.uris import parse_model_uri
 from ..store import Store
-from .bodies import packed, parsed, read_body
+from .bodies import json_body, packed, parsed, read_body
 from .gate import Gate, gate
 
 
@@ -104,6 +104,8 @@ class _Promote(BaseModel):
 
 
 _CREATE, _CHANGE = TypeAdapter(_Create), TypeAdapter(_Change)
+
+
 class _ResultsByAsked(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dimension: str
@@ -126,7 +128,7 @@ def routes(store: Store) -> APIRouter:
     def keys(g: Gate = Depends(gate)) -> list[str]:
         return g.readable("ab", store.ab.keys())
 
-    @api.post("")
+    @api.post("", openapi_extra=json_body(_CREATE))
     async def create(request: Request, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
         asked = await parsed(request, _CREATE, "an experiment")
         exp = await run_in_threadpool(store.ab.create, asked.spec, by=g.by(asked.by))
@@ -138,7 +140,7 @@ def routes(store: Store) -> APIRouter:
         g.require("ab", key, "read")
         return lifecycle(key)
 
-    @api.post("/{key}/lifecycle")
+    @api.post("/{key}/lifecycle", openapi_extra=json_body(_CHANGE))
     async def change(key: str, request: Request, g: Gate = Depends(gate)) -> list[dict[str, Any]]:
         asked = await parsed(request, _CHANGE, "a lifecycle change")
         g.require("ab", key, "manage", "start, pause, stop or reweight it")
@@ -159,7 +161,7 @@ def routes(store: Store) -> APIRouter:
         body = await read_body(request)
         return {"size": await run_in_threadpool(logs.append, key, segment, offset, body)}
 
-    @api.post("/{key}/results")
+    @api.post("/{key}/results", openapi_extra=json_body(_RESULTS))
     async def results(key: str, request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _RESULTS, "a results query")
         g.require("ab", key, "read")
@@ -171,7 +173,7 @@ def routes(store: Store) -> APIRouter:
         found = await run_in_threadpool(analyse)
         return packed({f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
 
-    @api.post("/{key}/results-by")
+    @api.post("/{key}/results-by", openapi_extra=json_body(_RESULTS_BY))
     async def results_by(key: str, request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _RESULTS_BY, "a results-by query")
         g.require("ab", key, "read")
@@ -193,7 +195,7 @@ def routes(store: Store) -> APIRouter:
         store.ab.lifecycle(key)  # the experiment exists
         return list(store.ab.fingerprint(key))
 
-    @api.post("/{key}/promote")
+    @api.post("/{key}/promote", openapi_extra=json_body(_PROMOTE))
     async def promote(key: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _PROMOTE, "a promotion")
         g.require("ab", key, "manage", "promote its winner")
