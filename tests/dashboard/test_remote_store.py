@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import mltrail
+from mltrail.dashboard.text import md
 from tests.factories import APP, REPO, serving_store
 
 PAGES = ["runs.py", "compare.py", "run.py", "live.py", "ab_experiments.py", "ab_experiment.py",
@@ -53,7 +54,7 @@ def test_the_run_page_shows_a_run_of_the_server(remote_env):
     at.run()
     at.switch_page("run.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "gb-lr0.2" in _texts(at)
+    assert md("gb-lr0.2") in _texts(at)
     assert "`model.pkl`" in _texts(at) and "not present here" not in _texts(at)
     assert at.get("download_button")  # the artifact was fetched from the server to be offered
 

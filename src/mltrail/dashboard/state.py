@@ -23,6 +23,7 @@ from ..access.control import RANK
 from ..errors import InvalidInputError, MltrailError
 from ..remote.store import RemoteStore, is_url
 from ..store import Store
+from .text import code, md
 
 _TOKEN = "mltrail_token"  # the session's token, when typed in the sidebar
 
@@ -77,7 +78,7 @@ def sign_in() -> None:
     if not isinstance(current, RemoteStore):
         return
     if oidc_configured() and not signed_in_person():  # people sign in with the organisation's identity provider
-        st.info(f"{current.url} has users: log in to see what you may.")
+        st.info(f"{md(current.url)} has users: log in to see what you may.")
         st.button("Log in", key="log_in", type="primary", on_click=st.login)
         st.stop()
     try:
@@ -87,7 +88,7 @@ def sign_in() -> None:
     if me is not None and not me["users"]:
         return  # one shared token (or none): no users to tell apart
     if me is not None:
-        st.sidebar.caption(f"Signed in as **{me['user']}**" + (" (admin)" if me["admin"] else ""))
+        st.sidebar.caption(f"Signed in as **{md(me['user'])}**" + (" (admin)" if me["admin"] else ""))
         if signed_in_person():
             st.sidebar.button("Log out", key="log_out", on_click=st.logout)
         elif st.session_state.get(_TOKEN) and st.sidebar.button("Sign out", key="sign_out"):
@@ -95,8 +96,9 @@ def sign_in() -> None:
             st.rerun()
         return
     if oidc_configured():  # signed in, but the server does not know them (or the dashboard's token)
-        st.error(f"{signed_in_person()} cannot see {current.url} through this dashboard: an admin adds them "
-                 f"with mltrail users add {signed_in_person()}, and runs the dashboard with an admin's token")
+        st.error(f"{md(signed_in_person())} cannot see {md(current.url)} through this dashboard: an admin adds "
+                 f"them with {code(f'mltrail users add {signed_in_person()}')}, and runs the dashboard with an "
+                 "admin's token")
         st.sidebar.button("Log out", key="log_out", on_click=st.logout)
         st.stop()
     with st.sidebar.form("sign_in"):
@@ -107,7 +109,7 @@ def sign_in() -> None:
             st.rerun()
     if st.session_state.get(_TOKEN):
         st.sidebar.error("That token is not valid here.")
-    st.info(f"{current.url} has users: sign in with your token (in the sidebar) to see what you may.")
+    st.info(f"{md(current.url)} has users: sign in with your token (in the sidebar) to see what you may.")
     st.stop()
 
 
@@ -179,7 +181,7 @@ def open_page() -> tuple[str, int]:
     try:
         current = generation()
     except MltrailError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
     return root(), current
 
@@ -200,9 +202,9 @@ def stop_form(runs: pd.DataFrame, key: str) -> None:
             try:
                 store().request_stop(run_id, reason.strip() or None)
             except MltrailError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
                 return
-            st.success(f"Asked {names[run_id]} to stop: it sees the request within a second or two "
+            st.success(f"Asked {md(names[run_id])} to stop: it sees the request within a second or two "
                        "and ends KILLED.")
 
 
