@@ -6,7 +6,7 @@ import streamlit as st
 from mltrail.config import UI_DOWNLOAD_MAX
 from mltrail.dashboard import charts, curation, previews, state, views
 from mltrail.dashboard.text import code, md, notes
-from mltrail.errors import NotFoundError
+from mltrail.errors import NotFoundError, UpstreamError
 from mltrail.tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 st.title("Run")
@@ -97,6 +97,8 @@ if not details["artifacts"].empty:
             path = store.artifact_path(run_id, row["path"])
         except NotFoundError:
             b.caption("not present here")
+        except UpstreamError:  # (said above the page)
+            b.caption("not fetched: the server cannot be reached")
         else:
             if row["size"] > UI_DOWNLOAD_MAX.get():  # a download button keeps its bytes in memory
                 b.caption(f"too large to offer here: {code(path)}")
@@ -121,4 +123,8 @@ else:
 environment = {k: info.get(k) for k in ("command", "script", "cwd", "python", "platform", "host", "user")}
 st.dataframe(pd.Series({k: v for k, v in environment.items() if v}, name="value").to_frame(), width="stretch")
 st.markdown("**Reproduce**")
-st.code(store.reproduce_script(run_id), language="bash")
+try:
+    st.code(store.reproduce_script(run_id), language="bash")
+except UpstreamError as exc:
+    state.note_unreachable(exc)
+    st.caption("The command is asked of the server, which cannot be reached.")

@@ -8,6 +8,10 @@ when ``[auth]`` is configured in ``.streamlit/secrets.toml``, Streamlit's ``st.l
 person's mltrail user, named by their e-mail address (``mltrail users add ana@corp.com``).
 Every cache is keyed by the store *and* the token, so no user ever sees another's
 answers, and a control that changes state shows only to a user with the level to use it.
+
+While the server cannot be reached, a page says so in one line (:func:`unreachable`) and
+shows what this session read last: its reads are keyed on the table generation and the
+clock of the last render the server answered, which the caches still hold.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import pandas as pd
 import streamlit as st
 
 from ..access.control import RANK
-from ..errors import InvalidInputError, MltrailError
+from ..errors import InvalidInputError, MltrailError, UpstreamError
 from ..remote.store import RemoteStore, is_url
 from ..store import Store
 from .text import code, md
 
 _TOKEN = "mltrail_token"  # the session's token, when typed in the sidebar
+_LAST = "mltrail_last_answered"  # {cache key: (generation, clock)} of the last render the server answered
+_UNREACHABLE = "mltrail_unreachable"  # this render's one line, when the server cannot be reached
+_SIGNED_IN = "mltrail_signed_in"  # the cache key whose sign-in the server last confirmed
 
 
 @st.cache_resource(show_spinner=False)
@@ -85,6 +92,13 @@ def sign_in() -> None:
         me = current.access.whoami()
     except InvalidInputError:  # 401: the server has users, and this session is none of them
         me = None
+    except UpstreamError as exc:
+        if st.session_state.get(_SIGNED_IN) != _key():
+            raise  # never signed in: nothing read that could be shown
+        note_unreachable(exc)  # signed in before: show what was read then
+        return
+    if me is not None:
+        st.session_state[_SIGNED_IN] = _key()  # what it reads, the server said it may
     if me is not None and not me["users"]:
         return  # one shared token (or none): no users to tell apart
     if me is not None:
@@ -116,7 +130,7 @@ def sign_in() -> None:
 def may(kind: str, name: str, level: str) -> bool:
     """Whether this session's user has ``level`` on an object (always, on a folder or a
     server without users): the dashboard shows a control only to who may use it."""
-    return _may(_key(), kind, name, level, int(time.time() // STATUS_SECONDS))
+    return _may(_key(), kind, name, level, _clock())
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -139,7 +153,7 @@ STATUS_SECONDS = 2  # a run's status (RUNNING -> CRASHED) changes with the clock
 def search(root: str, generation: int, experiment: str | None, filter: str | None,
            order_by: str | None = None, view: str = "active") -> pd.DataFrame:
     """search_runs, cached per table generation and per STATUS_SECONDS of the clock."""
-    return _search(root, generation, int(time.time() // STATUS_SECONDS), experiment, filter, order_by, view)
+    return _search(root, generation, _clock(), experiment, filter, order_by, view)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -177,13 +191,46 @@ def root() -> str:
 
 
 def open_page() -> tuple[str, int]:
-    """A page's store root and table generation; on a missing store, its message and stop."""
+    """A page's store root and table generation; on a missing store, its message and stop.
+    A server that cannot be reached gives the generation of the last render it answered
+    (the page shows what it read then, below one line saying so), or stops the page."""
+    key = root()
     try:
         current = generation()
+    except UpstreamError as exc:
+        note_unreachable(exc)
+        if key not in st.session_state.get(_LAST, {}):
+            st.stop()  # nothing read yet: the line is all there is to show
+        return key, st.session_state[_LAST][key][0]
     except MltrailError as exc:
         st.error(md(exc))
         st.stop()
-    return root(), current
+    st.session_state.pop(_UNREACHABLE, None)  # (a fragment's rerun: the server is back)
+    st.session_state.setdefault(_LAST, {})[key] = (current, int(time.time() // STATUS_SECONDS))
+    return key, current
+
+
+def _clock() -> int:
+    """The clock cached reads are keyed on, read once a render by :func:`open_page` (so
+    that every read of the render has the same key): while the server cannot be reached,
+    that of the last render it answered, whose reads the caches hold."""
+    last = st.session_state.get(_LAST, {}).get(root())
+    return last[1] if last is not None else int(time.time() // STATUS_SECONDS)
+
+
+def note_unreachable(exc: UpstreamError) -> None:
+    """Remember, for this render, that the server cannot be reached (said once, by :func:`unreachable`)."""
+    st.session_state[_UNREACHABLE] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def unreachable(notice: Any) -> None:
+    """Say in one line, in ``notice`` (a placeholder above the page), that the server could
+    not be reached during this render, if it could not; then forget it for the next."""
+    message = st.session_state.pop(_UNREACHABLE, None)
+    if message is None:
+        return
+    shown = "showing what was read before; " if st.session_state.get(_LAST, {}).get(root()) else ""
+    notice.warning(md(f"{message} ({shown}the page catches up when the server answers again)"))
 
 
 def stop_form(runs: pd.DataFrame, key: str) -> None:
