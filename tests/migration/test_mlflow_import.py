@@ -478,6 +478,11 @@ def test_links_and_artifact_uris_out_of_the_folder_are_refused_and_named(
     (elsewhere / "deep" / "id_rsa").write_bytes(SECRET)
     pointed = mlruns.run("17", "f" * 32, name="pointed", artifact_uri=f"file://{elsewhere}",
                          artifacts={"mine.txt": b"its own"})
+    mlruns.logged_model("17", "f" * 32, "m-1", "model", {"MLmodel": b"flavors: {}\n"})
+    model_meta = mlruns.experiments["17"] / "models" / "m-1" / "meta.yaml"
+    model_meta.write_text(model_meta.read_text().replace(f"{mlruns.experiments['17']}/models/m-1/artifacts",
+                                                         str(elsewhere)))  # MLflow 3's logged model, pointed out
+    assert str(elsewhere) in model_meta.read_text()
     linked_meta = mlruns.run("17", "9" * 32, name="linked-meta")
     (linked_meta / "meta.yaml").unlink()
     (linked_meta / "meta.yaml").symlink_to(home / "meta.yaml")
@@ -493,12 +498,13 @@ def test_links_and_artifact_uris_out_of_the_folder_are_refused_and_named(
                  mlruns.root / "98"):
         assert "outside" in refused[str(path)], (path, refused)
     assert "names a folder outside" in refused[str(elsewhere)]
+    assert [s.where for s in summary.skipped].count(str(elsewhere)) == 2  # the run's artifact_uri, the model's
     assert f"skipped file {planted / 'params' / 'key'}" in summary.text()
     # what is inside imports: the planted run without what it linked to, the pointed run from its own folder
     run = store.get_run(imported_id(store, "e" * 32))
     assert set(run["params"]["key"]) == {"lr"} and "key" not in run["tags"]
     assert set(run["metrics"]["key"]) == {"acc"} and list(run["artifacts"]["path"]) == ["ok.txt"]
-    assert list(store.get_run(imported_id(store, "f" * 32))["artifacts"]["path"]) == ["mine.txt"]
+    assert list(store.get_run(imported_id(store, "f" * 32))["artifacts"]["path"]) == ["mine.txt", "model/MLmodel"]
     assert "9" * 32 not in set(store.search_runs(view="all")["tags.mlflow.run_id"])
 
 

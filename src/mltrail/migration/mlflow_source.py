@@ -413,10 +413,14 @@ class FolderSource(MlflowSource):
                    and not Path(p.path if isinstance(p, SourceError) else p).name.startswith(".")]
         if include_deleted:
             folders += list(self._folders(self.root / ".trash"))
+        seen: set[Path] = set()
         for folder in folders:
             if isinstance(folder, SourceError):
                 yield folder
                 continue
+            if folder.resolve() in seen:  # a link to an experiment read already
+                continue
+            seen.add(folder.resolve())
             path = folder / "meta.yaml"
             try:
                 meta = _yaml(path, self.fence)
