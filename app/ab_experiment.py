@@ -12,7 +12,7 @@ root, registry, keys = state.open_ab_page()
 wanted = st.query_params.get("key") or st.session_state.get("ab_key")
 key = st.selectbox("Experiment", keys, index=keys.index(wanted) if wanted in keys else 0, key="ab_select")
 st.query_params["key"] = key
-exp = registry.get(key)
+exp = state.ab_experiment(registry, key)
 spec = exp.spec
 REFRESH_SECONDS = 5
 
@@ -27,7 +27,7 @@ phase = st.selectbox("Phase", phases[::-1], key="ab_phase",  # newest first: the
 @st.fragment(run_every=REFRESH_SECONDS if exp.state == "running" else None)
 def results_panel() -> None:
     """Re-drawn every few seconds while the experiment runs: it fills in as traffic arrives."""
-    exp = registry.get(key)
+    exp = state.ab_experiment(registry, key)
     result = state.ab_results(root, key, state.ab_fingerprint(key), phase=phase)
 
     st.markdown(f"### {md(key)}  \n**{exp.state}** · phase {result.phase} of {len(exp.phases)} · "

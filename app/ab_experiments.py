@@ -10,7 +10,7 @@ st.title("A/B experiments")
 root, registry, keys = state.open_ab_page()
 rows = []
 for key in keys:
-    exp = registry.get(key)
+    exp = state.ab_experiment(registry, key)
     result = state.ab_results(root, key, state.ab_fingerprint(key))
     primary = result.table[result.table["metric"] == exp.spec.primary.name]
     rows.append({

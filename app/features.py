@@ -10,7 +10,7 @@ from mltrail.dashboard.text import md
 st.title("Features")
 state.open_page()
 fs = state.store().features
-views = fs.list()
+views = state.remembered(("feature views",), fs.list)
 if views.empty:
     st.info("No feature view yet: `store.features.apply_entity(...)` then `apply_view(...)`.")
     st.stop()
@@ -37,9 +37,9 @@ st.dataframe(views.drop(columns=["source_sha256"]).set_index("view"), width="str
     "newest_online": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 st.subheader("Entities")
-st.dataframe(fs.entities().set_index("entity"), width="stretch")
+st.dataframe(state.remembered(("entities",), fs.entities).set_index("entity"), width="stretch")
 
-saved = fs.datasets()
+saved = state.remembered(("training sets",), fs.datasets)
 if len(saved):
     st.subheader("Saved training sets")
     st.dataframe(saved, width="stretch", hide_index=True)

@@ -96,9 +96,11 @@ def test_a_server_that_goes_down_leaves_the_page_showing_what_it_read(tmp_path, 
     pages = {}
     with serving_store(folder) as url:
         monkeypatch.setenv("MLTRAIL_DIR", url)
-        for page in ("run.py", "runs.py"):
+        runs = list(mltrail.Store(folder).search_runs()["run_id"][:3])
+        for page in PAGES:
             at = AppTest.from_file(APP, default_timeout=60)
             at.query_params["run"] = run_id
+            at.session_state["selected_runs"] = runs
             at.run()
             at.switch_page(page).run()
             assert not at.exception and not _unreachable_lines(at)
@@ -107,10 +109,11 @@ def test_a_server_that_goes_down_leaves_the_page_showing_what_it_read(tmp_path, 
         at.run()  # a rerun (a refresh, a click) with the server gone
         assert not at.exception, (page, [e.value for e in at.exception])
         [line] = _unreachable_lines(at)
-        assert md(url) in line and "showing what was read before" in line and "\n" not in line
-        assert _shown(at) == shown  # what it had, still shown (its name, params, metrics, tables, charts)
+        assert md(url) in line and "showing what was read before" in line and "\n" not in line, page
+        assert _shown(at) == shown, page  # what it had, still shown (its name, params, metrics, tables, charts)
 
 
 def _shown(at):
-    return ([(kind, e.value) for kind in ("title", "markdown", "subheader", "metric") for e in at.get(kind)]
-            + [d.value.to_csv() for d in at.dataframe] + [c.proto.spec for c in at.get("vega_lite_chart")])
+    return ([(kind, e.value) for kind in ("title", "markdown", "subheader", "metric", "info") for e in at.get(kind)]
+            + [d.value.to_csv() for d in at.dataframe] + [c.proto.spec for c in at.get("vega_lite_chart")]
+            + [g.proto.spec for g in at.get("graphviz_chart")])

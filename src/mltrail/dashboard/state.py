@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -29,10 +30,13 @@ from ..remote.store import RemoteStore, is_url
 from ..store import Store
 from .text import code, md
 
+T = TypeVar("T")
 _TOKEN = "mltrail_token"  # the session's token, when typed in the sidebar
 _LAST = "mltrail_last_answered"  # {cache key: (generation, clock)} of the last render the server answered
 _UNREACHABLE = "mltrail_unreachable"  # this render's one line, when the server cannot be reached
 _SIGNED_IN = "mltrail_signed_in"  # the cache key whose sign-in the server last confirmed
+_REMEMBERED = "mltrail_remembered"  # {(cache key, what): answer} of the uncached reads, last answered
+REMEMBERED_MAX = 64  # answers a session keeps for while the server is away (the oldest go first)
 
 
 @st.cache_resource(show_spinner=False)
@@ -233,6 +237,25 @@ def unreachable(notice: Any) -> None:
     notice.warning(md(f"{message} ({shown}the page catches up when the server answers again)"))
 
 
+def remembered(what: tuple[Any, ...], read: Callable[[], T]) -> T:
+    """``read()``, a read the caches do not keep (registry, features, A/B lifecycle); while
+    the server cannot be reached, what it answered last in this session, if it ever did."""
+    key = (root(), *what)
+    answers = st.session_state.setdefault(_REMEMBERED, {})
+    try:
+        answer = read()
+    except UpstreamError as exc:
+        if key not in answers:
+            raise
+        note_unreachable(exc)
+        return answers[key]  # type: ignore[no-any-return]
+    answers.pop(key, None)  # (the newest last: the oldest go first)
+    answers[key] = answer
+    while len(answers) > REMEMBERED_MAX:
+        del answers[next(iter(answers))]
+    return answer
+
+
 def stop_form(runs: pd.DataFrame, key: str) -> None:
     """A form to ask one of the running ``runs`` to stop (the request names who asked:
     ``$MLTRAIL_USER`` of the dashboard's process, else its login; and why)."""
@@ -268,7 +291,7 @@ def open_ab_page() -> tuple[str, Any, list[str]]:
     """An A/B page's store root, experiment registry and keys; a hint and stop when none."""
     current_root, _ = open_page()
     registry = store().ab
-    keys = registry.keys()
+    keys = remembered(("ab keys",), registry.keys)
     if not keys:
         st.info("No A/B experiment yet: `mltrail ab create --spec FILE`, or `store.ab.create(...)`.")
         st.stop()
@@ -292,7 +315,12 @@ def ab_results_by(root: str, key: str, fingerprint: tuple[int, int], dimension: 
 
 def ab_fingerprint(key: str) -> tuple[int, int]:
     """Changes whenever the experiment's lifecycle or logs do: a cheap cache key."""
-    return store().ab.fingerprint(key)
+    return remembered(("ab fingerprint", key), lambda: store().ab.fingerprint(key))
+
+
+def ab_experiment(registry: Any, key: str) -> Any:
+    """An A/B experiment (its spec, lifecycle and phases), as :func:`remembered` keeps it."""
+    return remembered(("ab experiment", key), lambda: registry.get(key))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
