@@ -679,10 +679,15 @@ class ClientSource(MlflowSource):
 
     def _content(self, run: Any, logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
         def read(scratch: Path) -> RunContent:
+            from mlflow.exceptions import MlflowException
+
             run_id = run.info.run_id
+            try:
+                histories = {key: self.client.get_metric_history(run_id, key) for key in run.data.metrics}
+            except MlflowException as exc:  # the store lists the run but cannot read it: that run only is skipped
+                raise SourceError(f"{self.description} run {run_id}", f"its metrics cannot be read ({exc})") from None
             metrics = {key: [point(m.timestamp, m.value, m.step, f"{self.description} run {run_id} metric {key}")
-                             for m in self.client.get_metric_history(run_id, key)]
-                       for key in run.data.metrics}
+                             for m in history] for key, history in histories.items()}
             datasets = []
             for item in getattr(run.inputs, "dataset_inputs", None) or []:
                 tags = {t.key: t.value for t in item.tags}
