@@ -417,7 +417,7 @@ def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_change
 
     from mltrail.storage.blobs import BlobStore
 
-    for path in mlruns.root.rglob("*"):  # written over 2 s ago: not "racy" (see _local_files)
+    for path in mlruns.root.rglob("*"):  # written over 2 s ago: not "racy" (see FolderSource._files)
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 5_000_000_000))
     store.import_mlflow(mlruns.root)
     reads: list[Path] = []
