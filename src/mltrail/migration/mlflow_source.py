@@ -13,8 +13,8 @@ An ``mlruns`` folder is often handed over by someone else, so it is read, never 
   and an ``artifact_uri``/``artifact_location`` naming a place outside it, are refused and
   named: a run is imported without a refused param, tag, metric or artifact (as MLflow's
   UI shows a run whose artifact store is unreachable: everything else), and skipped when
-  its own ``meta.yaml`` is refused; an experiment, model or model version whose own
-  files lead out is skipped whole. Links that stay inside are read like the files they
+  its own ``meta.yaml`` (or a dataset input's) is refused; an experiment, model or model
+  version whose own files lead out is skipped whole. Links that stay inside are read like the files they
   name.
 - every time, step and value is checked against the bounds the store keeps
   (:mod:`mltrail.storage.fields`): a start time in microseconds, a step past int64, is
