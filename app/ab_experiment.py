@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from mltrail.dashboard import charts, state
+from mltrail.dashboard.text import md
 from mltrail.errors import MltrailError
 
 st.title("A/B experiment")
@@ -11,7 +12,7 @@ root, registry, keys = state.open_ab_page()
 wanted = st.query_params.get("key") or st.session_state.get("ab_key")
 key = st.selectbox("Experiment", keys, index=keys.index(wanted) if wanted in keys else 0, key="ab_select")
 st.query_params["key"] = key
-exp = registry.get(key)
+exp = state.ab_experiment(registry, key)
 spec = exp.spec
 REFRESH_SECONDS = 5
 
@@ -26,19 +27,19 @@ phase = st.selectbox("Phase", phases[::-1], key="ab_phase",  # newest first: the
 @st.fragment(run_every=REFRESH_SECONDS if exp.state == "running" else None)
 def results_panel() -> None:
     """Re-drawn every few seconds while the experiment runs: it fills in as traffic arrives."""
-    exp = registry.get(key)
+    exp = state.ab_experiment(registry, key)
     result = state.ab_results(root, key, state.ab_fingerprint(key), phase=phase)
 
-    st.markdown(f"### {key}  \n**{exp.state}** · phase {result.phase} of {len(exp.phases)} · "
-                f"coverage {exp.coverage:.0%} of eligible units · owner {spec.owner}"
+    st.markdown(f"### {md(key)}  \n**{exp.state}** · phase {result.phase} of {len(exp.phases)} · "
+                f"coverage {exp.coverage:.0%} of eligible units · owner {md(spec.owner)}"
                 + (" · sequential" if spec.sequential else ""))
     if result.srm_alarm:
         st.error(f"Sample-ratio mismatch (p = {result.srm_p_value:.2g}): the units per variant do not match "
                  "the weights. Find the cause before reading any number below.")
-    st.markdown(f"**H0** {spec.hypothesis.null}  \n**H1** {spec.hypothesis.alternative}")
+    st.markdown(f"**H0** {md(spec.hypothesis.null)}  \n**H1** {md(spec.hypothesis.alternative)}")
     message = st.success if result.recommendation.startswith("Ship") else (
         st.warning if result.recommendation.startswith("Investigate") else st.info)
-    message(result.recommendation)
+    message(md(result.recommendation))  # it names variants and metrics
     st.caption(f"{result.crossover_units} units seen in more than one variant were left out.")
 
     weights = exp.get_phase(result.phase).weights  # the weights of the phase shown
@@ -114,12 +115,12 @@ if exp.state != "stopped" and state.may("ab", key, "manage"):
         st.warning("Changing weights starts a new phase with a new seed: every unit is reassigned and "
                    "the analysis starts again from zero.")
         columns = st.columns(len(exp.variants))
-        weights = {name: col.number_input(name, 0.0, 1.0, float(exp.weights[name]), 0.05, key=f"ab_w_{name}")
+        weights = {name: col.number_input(md(name), 0.0, 1.0, float(exp.weights[name]), 0.05, key=f"ab_w_{name}")
                    for name, col in zip(exp.variants, columns)}
         if st.form_submit_button("Apply weights"):
             act(lambda: exp.set_weights(weights, reason="changed in the dashboard", by="dashboard"))
             st.rerun()
 elif exp.state == "stopped":
-    st.markdown(f"Stopped: **{exp.winner or 'no winner (the control stays)'}** — {exp.decision}")
+    st.markdown(f"Stopped: **{md(exp.winner or 'no winner (the control stays)')}** — {md(exp.decision)}")
 if "ab_error" in st.session_state:
-    st.error(st.session_state.pop("ab_error"))
+    st.error(md(st.session_state.pop("ab_error")))

@@ -4,12 +4,13 @@ import pandas as pd
 import streamlit as st
 
 from mltrail.dashboard import state
+from mltrail.dashboard.text import md
 
 st.title("A/B experiments")
 root, registry, keys = state.open_ab_page()
 rows = []
 for key in keys:
-    exp = registry.get(key)
+    exp = state.ab_experiment(registry, key)
     result = state.ab_results(root, key, state.ab_fingerprint(key))
     primary = result.table[result.table["metric"] == exp.spec.primary.name]
     rows.append({
@@ -26,7 +27,7 @@ st.dataframe(pd.DataFrame(rows).set_index("experiment"), width="stretch", column
 })
 alarms = [r["experiment"] for r in rows if r["health"] != "ok"]
 if alarms:
-    st.error("Sample-ratio mismatch in " + ", ".join(alarms) + ": their results cannot be trusted.")
+    st.error("Sample-ratio mismatch in " + ", ".join(map(md, alarms)) + ": their results cannot be trusted.")
 choice = st.selectbox("Open", keys, key="ab_open")
 st.session_state["ab_key"] = choice
-st.page_link("ab_experiment.py", label=f"Open {choice}", icon=":material/analytics:")
+st.page_link("ab_experiment.py", label=f"Open {md(choice)}", icon=":material/analytics:")

@@ -5,11 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from mltrail.dashboard import state
+from mltrail.dashboard.text import md
 
 st.title("Features")
 state.open_page()
 fs = state.store().features
-views = fs.list()
+views = state.remembered(("feature views",), fs.list)
 if views.empty:
     st.info("No feature view yet: `store.features.apply_entity(...)` then `apply_view(...)`.")
     st.stop()
@@ -21,12 +22,12 @@ columns = st.columns(min(len(views), 4))
 for i, row in enumerate(views.to_dict("records")):
     age = row["freshness"]
     if pd.isna(age):
-        columns[i % len(columns)].metric(row["view"], "not materialized")
+        columns[i % len(columns)].metric(md(row["view"]), "not materialized")
     else:
         hours = pd.Timedelta(age).total_seconds() / 3600
         text = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
         stale = not pd.isna(row["ttl_seconds"]) and pd.Timedelta(age).total_seconds() > row["ttl_seconds"]
-        columns[i % len(columns)].metric(row["view"], text, "older than its ttl" if stale else "within its ttl",
+        columns[i % len(columns)].metric(md(row["view"]), text, "older than its ttl" if stale else "within its ttl",
                                          delta_color="inverse" if stale else "normal")
 
 st.subheader("Feature views")
@@ -36,9 +37,9 @@ st.dataframe(views.drop(columns=["source_sha256"]).set_index("view"), width="str
     "newest_online": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 st.subheader("Entities")
-st.dataframe(fs.entities().set_index("entity"), width="stretch")
+st.dataframe(state.remembered(("entities",), fs.entities).set_index("entity"), width="stretch")
 
-saved = fs.datasets()
+saved = state.remembered(("training sets",), fs.datasets)
 if len(saved):
     st.subheader("Saved training sets")
     st.dataframe(saved, width="stretch", hide_index=True)

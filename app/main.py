@@ -3,6 +3,7 @@
 import streamlit as st
 
 from mltrail.dashboard import state
+from mltrail.errors import UpstreamError
 
 st.set_page_config(page_title="mltrail", page_icon=":material/timeline:", layout="wide")
 page = st.navigation({
@@ -22,5 +23,11 @@ page = st.navigation({
         st.Page("features.py", title="Features", icon=":material/dataset:"),
     ],
 })
-state.sign_in()  # on a server with users: who you are decides what every page shows (after
-page.run()       # the navigation, so that signing in keeps the page the address asked for)
+notice = st.empty()  # above the page: the one line saying the server cannot be reached
+try:
+    state.sign_in()  # on a server with users: who you are decides what every page shows (after
+    page.run()       # the navigation, so that signing in keeps the page the address asked for)
+except UpstreamError as exc:  # a read the caches did not hold: the page stops where it got to
+    state.note_unreachable(exc)
+finally:  # (st.stop() too ends a page by raising)
+    state.unreachable(notice)

@@ -9,7 +9,7 @@ from mltrail.dashboard import charts, lineage, state
 st.title("Models")
 root, _ = state.open_page()
 registry = state.store().registry
-models = registry.list()
+models = state.remembered(("models",), registry.list)
 if models.empty:
     st.info("No registered model yet: `mltrail models register NAME --run RUN --create`, "
             "or `store.registry.register(...)`.")
@@ -23,7 +23,7 @@ name = st.selectbox("Model", names, index=names.index(wanted) if wanted in names
 st.query_params["model"] = name
 
 st.subheader("Versions")
-versions = registry.versions(name)
+versions = state.remembered(("versions", name), lambda: registry.versions(name))
 shown = versions.assign(source=lambda d: "/run?run=" + d["run"])
 columns = ["version", "run_name", "source", "artifact", "aliases", "archived", "created", "description",
            *[c for c in versions.columns if c.startswith("metrics.")]]
@@ -31,7 +31,7 @@ st.dataframe(shown[columns].set_index("version"), width="stretch", column_config
     "source": st.column_config.LinkColumn("source run", display_text="open run"),
     "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
-history = registry.alias_history(name)
+history = state.remembered(("alias history", name), lambda: registry.alias_history(name))
 left, right = st.columns(2)
 with left:
     st.subheader("Aliases")
@@ -51,4 +51,4 @@ if len(history):
 
 st.subheader("Lineage")
 st.caption("run → version → A/B experiment → alias; dashed: where each alias points now.")
-st.graphviz_chart(lineage.lineage_dot(state.store(), name))
+st.graphviz_chart(state.remembered(("lineage", name), lambda: lineage.lineage_dot(state.store(), name)))

@@ -5,7 +5,8 @@ import streamlit as st
 
 from mltrail.config import UI_DOWNLOAD_MAX
 from mltrail.dashboard import charts, curation, previews, state, views
-from mltrail.errors import NotFoundError
+from mltrail.dashboard.text import code, md, notes
+from mltrail.errors import NotFoundError, UpstreamError
 from mltrail.tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 st.title("Run")
@@ -26,7 +27,8 @@ details = state.run_details(root, generation, run_id)
 info = details["run"]
 
 status = views.STATUS_BADGES.get(info["status"], info["status"])
-st.markdown(f"### {info['run_name']}  \n{status} · experiment **{info['experiment']}** · run #{info['run_seq']} · `{info['run_id']}`")
+st.markdown(f"### {md(info['run_name'])}  \n{status} · experiment **{md(info['experiment'])}** · run "
+            f"#{info['run_seq']} · {code(info['run_id'])}")
 if done := st.session_state.pop("curate_done", None):
     st.success(done)
 if info.get("deleted"):
@@ -34,7 +36,7 @@ if info.get("deleted"):
                "page, searches and charts until it is restored (or purged by `mltrail gc`).")
 if info.get("description"):
     with st.container(border=True):
-        st.markdown(info["description"])  # the run's notes are Markdown
+        st.markdown(notes(info["description"]))  # Markdown its author wrote, as MLflow shows notes (no images)
 if state.may("experiment", info["experiment"], "edit"):
     curation.controls(info, details["tags"])
 curation.history(details["edits"])
@@ -57,7 +59,7 @@ st.subheader("Params")
 if params.empty:
     st.caption("No params.")
 for group, rows in params.assign(group=params["group"].fillna("(no group)")).groupby("group", sort=True):
-    st.markdown(f"**{group}**")
+    st.markdown(f"**{md(group)}**")
     st.dataframe(rows[["key", "value"]].set_index("key"), width="content")
 
 metrics = details["metrics"]
@@ -90,14 +92,16 @@ if not details["artifacts"].empty:
     st.subheader("Artifacts")
     for row in details["artifacts"].to_dict("records"):
         a, b = st.columns([4, 1])
-        a.markdown(f"`{row['path']}` · {row['size']:,} bytes · sha256 `{row['sha256'][:16]}…`")
+        a.markdown(f"{code(row['path'])} · {row['size']:,} bytes · sha256 {code(row['sha256'][:16])}…")
         try:
             path = store.artifact_path(run_id, row["path"])
         except NotFoundError:
             b.caption("not present here")
+        except UpstreamError:  # (said above the page)
+            b.caption("not fetched: the server cannot be reached")
         else:
             if row["size"] > UI_DOWNLOAD_MAX.get():  # a download button keeps its bytes in memory
-                b.caption(f"too large to offer here: `{path}`")
+                b.caption(f"too large to offer here: {code(path)}")
             else:
                 with open(path, "rb") as handle:
                     b.download_button("Download", handle.read(), file_name=row["path"].rsplit("/", 1)[-1],
@@ -110,7 +114,7 @@ if not details["datasets"].empty:
 st.subheader("Source")
 if info.get("git_commit"):
     dirty = " with uncommitted changes" if info.get("git_dirty") else ""
-    st.markdown(f"git `{info['git_commit'][:12]}` on **{info.get('git_branch') or 'detached HEAD'}**{dirty}")
+    st.markdown(f"git {code(info['git_commit'][:12])} on **{md(info.get('git_branch') or 'detached HEAD')}**{dirty}")
     if info.get("git_diff_sha256"):
         with st.expander("Uncommitted diff"):
             st.code(store.blob(info["git_diff_sha256"]).decode("utf-8", "replace"), language="diff")
@@ -119,4 +123,8 @@ else:
 environment = {k: info.get(k) for k in ("command", "script", "cwd", "python", "platform", "host", "user")}
 st.dataframe(pd.Series({k: v for k, v in environment.items() if v}, name="value").to_frame(), width="stretch")
 st.markdown("**Reproduce**")
-st.code(store.reproduce_script(run_id), language="bash")
+try:
+    st.code(store.reproduce_script(run_id), language="bash")
+except UpstreamError as exc:
+    state.note_unreachable(exc)
+    st.caption("The command is asked of the server, which cannot be reached.")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from mltrail.dashboard import state, views
+from mltrail.dashboard.text import md
 from mltrail.errors import InvalidInputError
 
 st.title("Runs")
@@ -56,7 +57,7 @@ if st.session_state.get("page", 1) > pages:  # a narrower filter has fewer pages
     st.session_state["page"] = 1
 page = int(st.number_input("Page", min_value=1, max_value=pages, key="page")) if pages > 1 else 1
 shown = views.page_of(runs, page)
-st.caption(f"{len(runs)} {'deleted ' if deleted else ''}runs" + (f" in {experiment}" if experiment else "")
+st.caption(f"{len(runs)} {'deleted ' if deleted else ''}runs" + (f" in {md(experiment)}" if experiment else "")
            + (f" · {views.PAGE_ROWS:,} a page, newest first" if pages > 1 else "")
            + " · tick rows to pick runs to compare")
 table = views.run_table(shown, columns, children)
@@ -72,10 +73,10 @@ parents = [r for r in picked if children is not None and r in children.index]
 if len(parents) == 1:  # open a parent: its children, by the filter (so the view can be shared)
     def open_children(parent: str = parents[0]) -> None:
         st.session_state["filter"] = f"attributes.parent_run_id = '{parent}'"
-    st.button(f"Show the {children[parents[0]]} child runs of {names[parents[0]]}", key="open_children",
+    st.button(f"Show the {children[parents[0]]} child runs of {md(names[parents[0]])}", key="open_children",
               on_click=open_children)
 left, middle, right = st.columns([2, 1, 1])
-left.markdown("**Selected:** " + (", ".join(names[r] for r in picked) if picked else "none"))
+left.markdown("**Selected:** " + (", ".join(md(names[r]) for r in picked) if picked else "none"))
 if middle.button("Clear selection", disabled=not picked, key="clear_selection"):
     st.session_state["selected_runs"] = []
     st.rerun()

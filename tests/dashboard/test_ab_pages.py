@@ -98,14 +98,14 @@ def test_the_experiment_page_picks_a_phase_and_shows_coverage(ab_store):
     simulate(exp, {"control": 0.10, "treatment": 0.10}, 400, seed=2)
     exp.log.flush()
     at = page("ab_experiment.py")
-    header = next(m.value for m in at.markdown if m.value.startswith("### ranker-v2"))
+    header = next(m.value for m in at.markdown if m.value.startswith("### ranker\\-v2"))  # (escaped: text)
     assert "phase 2 of 2" in header and "coverage 50% of eligible units" in header
     phase2_units = at.dataframe[0].value["units"].sum()
     assert 0 < phase2_units < 400  # half of the 400 users are in
     assert at.dataframe[0].value.loc["treatment", "weight"] == 0.7
     at.selectbox(key="ab_phase").set_value(1).run()
     assert not at.exception, at.exception
-    header = next(m.value for m in at.markdown if m.value.startswith("### ranker-v2"))
+    header = next(m.value for m in at.markdown if m.value.startswith("### ranker\\-v2"))
     assert "phase 1 of 2" in header and at.dataframe[0].value["units"].sum() == 3_000
     assert at.dataframe[0].value.loc["treatment", "weight"] == 0.5  # phase 1's own weights
 

@@ -45,7 +45,7 @@ def test_compare_draws_one_series_per_selected_run(app, dash_store):
     ids = ids_by_name(dash_store)
     app.session_state["selected_runs"] = [ids["rf-4"], ids["gb"]]  # as ticking two rows does
     app.run()
-    assert "**Selected:** rf-4, gb" in [m.value for m in app.markdown]
+    assert "**Selected:** rf\\-4, gb" in [m.value for m in app.markdown]  # (names escaped: shown as text)
     app.switch_page("compare.py").run()
     assert not app.exception
     history = [c for c in app.get("vega_lite_chart") if chart_title(c) in ("loss", "auc")]
@@ -87,7 +87,7 @@ def test_run_page_shows_one_run(app, dash_store):
     app.switch_page("run.py").run()
     assert not app.exception
     markdown = " ".join(m.value for m in app.markdown)
-    assert "rf-8" in markdown and "model" in markdown
+    assert "rf\\-8" in markdown and "model" in markdown  # (names escaped: shown as text)
     assert "no git commit was recorded" in app.code[-1].value  # the reproduce script
     metrics = app.dataframe[1].value
     assert set(metrics.index) == {"auc", "loss"}

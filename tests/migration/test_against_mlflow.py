@@ -379,3 +379,29 @@ def test_an_mlflow_3_logged_model_comes_as_its_run_s_artifacts_by_both_routes(
         assert list(store.load_model("models:/churn@champion").predict([[0.0], [3.0]])) == [0, 1]
         paths = set(store.get_run(version.run)["artifacts"]["path"])
         assert {"model/MLmodel", "model/model.pkl"} <= paths
+
+
+def test_through_mlflow_s_client_a_run_out_of_bounds_or_unreadable_skips_that_run_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mltrail.migration.mlflow_import import MlflowImport
+    from mltrail.migration.mlflow_source import ClientSource
+
+    from .mlruns import MlrunsBuilder
+
+    mlruns = MlrunsBuilder(tmp_path / "mlruns")
+    mlruns.experiment("1", "churn")
+    full = {"params": {"p": "1"}, "artifacts": {"a.txt": b"a"}}  # MLflow 3 finds no run without these folders
+    mlruns.run("1", "a" * 32, name="fine", metrics={"loss": [(T0, 0.5, 0)]}, **full)
+    mlruns.run("1", "b" * 32, name="micro", start_ms=T0 * 1000, **full)
+    mlruns.run("1", "c" * 32, name="far-step", metrics={"loss": [(T0, 0.5, 2**63)]}, **full)
+    mlruns.run("1", "d" * 32, name="unfindable", metrics={"loss": [(T0, 0.5, 0)]})  # listed, but MLflow cannot read it
+    store = mltrail.Store(tmp_path / "store")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with warnings.catch_warnings():  # MLflow's own deprecation warnings
+        warnings.simplefilter("ignore")
+        summary = MlflowImport(store.tracking, store.registry, ClientSource(f"file:{mlruns.root}")).run()
+    assert summary.runs_new == 1 and list(store.search_runs()["run_name"]) == ["fine"]
+    reasons = {s.where: s.reason for s in summary.skipped if s.what == "run"}
+    assert "as microseconds it would be" in reasons[f"file:{mlruns.root} run {'b' * 32}"]
+    assert "not a 64-bit integer" in reasons[f"file:{mlruns.root} run {'c' * 32} metric loss"]
+    assert "its metrics cannot be read" in reasons[f"file:{mlruns.root} run {'d' * 32}"]

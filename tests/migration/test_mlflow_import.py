@@ -417,7 +417,7 @@ def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_change
 
     from mltrail.storage.blobs import BlobStore
 
-    for path in mlruns.root.rglob("*"):  # written over 2 s ago: not "racy" (see _local_files)
+    for path in mlruns.root.rglob("*"):  # written over 2 s ago: not "racy" (see FolderSource._files)
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 5_000_000_000))
     store.import_mlflow(mlruns.root)
     reads: list[Path] = []
@@ -446,3 +446,101 @@ def test_names_with_quotes_and_markup_import_as_they_are(store: mltrail.Store, t
     assert (run["run_name"], run["tags.q"], run["metrics.val loss"]) == ("run 'one' <i>", 'say "hi"', 0.5)
     assert run["tags.mlflow.experiment.tag.note"] == "<script>x</script>"
     assert store.import_mlflow(builder.root).runs_unchanged == 1
+
+
+# -- a handed-over mlruns folder is read, never trusted ------------------------------------
+
+SECRET = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAsecret\n"
+
+
+def store_bytes(store: mltrail.Store) -> bytes:
+    """Every file the store holds (events, blobs, the compacted cache), concatenated."""
+    return b"".join(p.read_bytes() for p in sorted(store.root.rglob("*")) if p.is_file() and not p.is_symlink())
+
+
+def test_links_and_artifact_uris_out_of_the_folder_are_refused_and_named(
+        store: mltrail.Store, mlruns: MlrunsBuilder, tmp_path: Path) -> None:
+    home = tmp_path / "home"  # stands in for the importing user's home
+    (home / ".ssh").mkdir(parents=True)
+    secret = home / ".ssh" / "id_rsa"
+    secret.write_bytes(SECRET)
+    (home / "loss").write_text(f"{T0} 42.0 0\n")
+    (home / "meta.yaml").write_text((mlruns.experiments["17"] / ("a" * 32) / "meta.yaml").read_text())
+    planted = mlruns.run("17", "e" * 32, name="planted", params={"lr": "0.1"}, artifacts={"ok.txt": b"fine"},
+                         metrics={"acc": [(T0, 0.5, 0)]})
+    (planted / "params" / "key").symlink_to(secret)
+    (planted / "tags" / "key").symlink_to(secret)
+    (planted / "metrics" / "stolen").symlink_to(home / "loss")
+    (planted / "artifacts" / "id_rsa").symlink_to(secret)
+    (planted / "artifacts" / "ssh").symlink_to(home / ".ssh")  # a folder
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    (elsewhere / "deep" / "id_rsa").write_bytes(SECRET)
+    pointed = mlruns.run("17", "f" * 32, name="pointed", artifact_uri=f"file://{elsewhere}",
+                         artifacts={"mine.txt": b"its own"})
+    mlruns.logged_model("17", "f" * 32, "m-1", "model", {"MLmodel": b"flavors: {}\n"})
+    model_meta = mlruns.experiments["17"] / "models" / "m-1" / "meta.yaml"
+    model_meta.write_text(model_meta.read_text().replace(f"{mlruns.experiments['17']}/models/m-1/artifacts",
+                                                         str(elsewhere)))  # MLflow 3's logged model, pointed out
+    assert str(elsewhere) in model_meta.read_text()
+    linked_meta = mlruns.run("17", "9" * 32, name="linked-meta")
+    (linked_meta / "meta.yaml").unlink()
+    (linked_meta / "meta.yaml").symlink_to(home / "meta.yaml")
+    (mlruns.root / "99").symlink_to(mlruns.experiments["17"], target_is_directory=True)  # inside: read as it is
+    (mlruns.root / "98").symlink_to(home, target_is_directory=True)  # outside
+
+    summary = store.import_mlflow(mlruns.root)
+
+    assert SECRET.splitlines()[1] not in store_bytes(store)
+    refused = {s.where: s.reason for s in summary.skipped}
+    for path in (planted / "params" / "key", planted / "tags" / "key", planted / "metrics" / "stolen",
+                 planted / "artifacts" / "id_rsa", planted / "artifacts" / "ssh", linked_meta / "meta.yaml",
+                 mlruns.root / "98"):
+        assert "outside" in refused[str(path)], (path, refused)
+    assert "names a folder outside" in refused[str(elsewhere)]
+    assert [s.where for s in summary.skipped].count(str(elsewhere)) == 2  # the run's artifact_uri, the model's
+    assert f"skipped file {planted / 'params' / 'key'}" in summary.text()
+    # what is inside imports: the planted run without what it linked to, the pointed run from its own folder
+    run = store.get_run(imported_id(store, "e" * 32))
+    assert set(run["params"]["key"]) == {"lr"} and "key" not in run["tags"]
+    assert set(run["metrics"]["key"]) == {"acc"} and list(run["artifacts"]["path"]) == ["ok.txt"]
+    assert list(store.get_run(imported_id(store, "f" * 32))["artifacts"]["path"]) == ["mine.txt", "model/MLmodel"]
+    assert "9" * 32 not in set(store.search_runs(view="all")["tags.mlflow.run_id"])
+
+
+@pytest.mark.parametrize("field", ["start_time", "end_time"])
+def test_a_run_time_in_microseconds_skips_that_run_and_names_it(
+        store: mltrail.Store, mlruns: MlrunsBuilder, field: str) -> None:
+    bad = mlruns.run("17", "e" * 32, name="micro")
+    meta = (bad / "meta.yaml").read_text()
+    value = {"start_time": 1_700_000_100_000, "end_time": 1_700_000_200_000}[field]
+    (bad / "meta.yaml").write_text(meta.replace(f"{field}: {value}", f"{field}: {value * 1000}"))
+    summary = store.import_mlflow(mlruns.root)
+    assert summary.runs_new == 3  # every other run
+    [skipped] = [s for s in summary.skipped if s.what == "run"]
+    assert skipped.where == str(bad / "meta.yaml")
+    assert field in skipped.reason and str(value * 1000) in skipped.reason and "microseconds" in skipped.reason
+
+
+@pytest.mark.parametrize("line", [f"{T0 * 1000} 0.5 0", f"{T0} 0.5 {2**63}", f"{T0} 0.5 {-2**63 - 1}",
+                                  f"{2**70} 0.5 0", "-1 0.5 0"])
+def test_a_metric_point_out_of_bounds_skips_its_run_and_names_the_line(
+        store: mltrail.Store, mlruns: MlrunsBuilder, line: str) -> None:
+    bad = mlruns.run("17", "e" * 32, name="bad", metrics={"loss": [(T0, 0.5, 0)]})
+    with open(bad / "metrics" / "loss", "a") as handle:
+        handle.write(line + "\n")
+    summary = store.import_mlflow(mlruns.root)
+    assert summary.runs_new == 3
+    [skipped] = [s for s in summary.skipped if s.what == "run"]
+    assert skipped.where == f"{bad / 'metrics' / 'loss'}:2"
+
+
+def test_a_model_version_time_out_of_bounds_skips_that_version_only(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    folder = mlruns.model("churn-model", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"},
+                                          {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}])
+    meta = (folder / "version-2" / "meta.yaml").read_text()
+    (folder / "version-2" / "meta.yaml").write_text(meta.replace("1700000300002", "1700000300002000"))
+    summary = store.import_mlflow(mlruns.root)
+    assert (summary.models_new, summary.versions_new) == (1, 1)
+    [skipped] = [s for s in summary.skipped if s.what == "model version"]
+    assert "creation_timestamp" in skipped.reason and skipped.where == str(folder / "version-2" / "meta.yaml")

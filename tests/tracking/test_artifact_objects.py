@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import mltrail
 from mltrail.cli import main
+from mltrail.dashboard.text import md
 from tests.factories import APP, quiet_run
 
 
@@ -85,7 +86,7 @@ def test_the_run_page_previews_them(logged, monkeypatch):
     at.switch_page("run.py").run()
     assert not at.exception, [e.value for e in at.exception]
     expanders = [e.label for e in at.expander]
-    assert {f"Preview {n}" for n in ("config.json", "notes.md", "eval/predictions.parquet", "sample.png",
+    assert {f"Preview {md(n)}" for n in ("config.json", "notes.md", "eval/predictions.parquet", "sample.png",
                                      "grey.jpg", "loss.png", "curve.plotly.json")} <= set(expanders)
     assert len(at.get("image")) >= 3  # the three images
     assert any(j.value for j in at.json)  # the dict, as JSON

@@ -13,6 +13,7 @@ import streamlit as st
 from ..errors import MltrailError
 from ..storage.run_edits import describe_edit
 from . import state
+from .text import md
 
 
 def controls(info: dict[str, Any], tags: dict[str, str]) -> None:
@@ -36,13 +37,13 @@ def controls(info: dict[str, Any], tags: dict[str, str]) -> None:
             key = key_col.text_input("Tag", key="curate_tag_key", placeholder="key")
             value = value_col.text_input("Value", key="curate_tag_value")
             if button_col.form_submit_button("Set tag"):
-                _apply([lambda: store.set_tag(run_id, key.strip(), value)], f"Tag {key.strip()} set.")
+                _apply([lambda: store.set_tag(run_id, key.strip(), value)], f"Tag {md(key.strip())} set.")
         if tags:
             with st.form("curate_untag"):
                 key_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
                 key = key_col.selectbox("Remove a tag", sorted(tags), key="curate_untag_key")
                 if button_col.form_submit_button("Remove"):
-                    _apply([lambda: store.delete_tag(run_id, key)], f"Tag {key} removed.")
+                    _apply([lambda: store.delete_tag(run_id, key)], f"Tag {md(key)} removed.")
         if info.get("deleted"):
             if st.button("Restore this run", key="curate_restore", type="primary"):
                 _apply([lambda: store.restore_run(run_id)], "Restored.")
@@ -69,7 +70,7 @@ def _apply(changes: list[Callable[[], Any]], done: str) -> None:
         for change in changes:
             change()
     except MltrailError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     st.session_state["curate_done"] = done
     st.rerun()

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import streamlit as st
 
 from ..tracking.objects import IMAGE_SUFFIXES, PLOTLY_SUFFIX, TEXT_SUFFIXES
+from .text import md
 
 PREVIEW_MAX_BYTES = 5 << 20  # larger artifacts are offered for download only
 TABLE_ROWS = 50
@@ -38,10 +39,10 @@ def show(name: str, path: Path, size: int) -> None:
     kind = kind_of(name)
     if kind is None or size > PREVIEW_MAX_BYTES:
         return
-    with st.expander(f"Preview {name}", expanded=kind == "image"):
+    with st.expander(f"Preview {md(name)}", expanded=kind == "image"):
         try:
             if kind == "image":
-                st.image(str(path), caption=name)
+                st.image(str(path), caption=md(name))
             elif kind == "plotly":
                 import plotly.io
 
@@ -57,6 +58,6 @@ def show(name: str, path: Path, size: int) -> None:
                 text = path.read_bytes()[:TEXT_CHARS * 4].decode("utf-8", errors="replace")[:TEXT_CHARS]
                 st.code(text, language="markdown" if name.endswith(".md") else None)
         except ImportError as exc:  # a Plotly figure where plotly is not installed
-            st.caption(f"no preview here ({exc.name} is not installed): download it")
+            st.caption(f"no preview here ({md(exc.name)} is not installed): download it")
         except (ValueError, OSError) as exc:  # a file whose content does not match its name
-            st.caption(f"no preview: {type(exc).__name__}: {exc}")
+            st.caption(f"no preview: {type(exc).__name__}: {md(exc)}")

@@ -8,23 +8,35 @@ when ``[auth]`` is configured in ``.streamlit/secrets.toml``, Streamlit's ``st.l
 person's mltrail user, named by their e-mail address (``mltrail users add ana@corp.com``).
 Every cache is keyed by the store *and* the token, so no user ever sees another's
 answers, and a control that changes state shows only to a user with the level to use it.
+
+While the server cannot be reached, a page says so in one line (:func:`unreachable`) and
+shows what this session read last: its reads are keyed on the table generation and the
+clock of the last render the server answered, which the caches still hold.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
 from ..access.control import RANK
-from ..errors import InvalidInputError, MltrailError
+from ..errors import InvalidInputError, MltrailError, UpstreamError
 from ..remote.store import RemoteStore, is_url
 from ..store import Store
+from .text import code, md
 
+T = TypeVar("T")
 _TOKEN = "mltrail_token"  # the session's token, when typed in the sidebar
+_LAST = "mltrail_last_answered"  # {cache key: (generation, clock)} of the last render the server answered
+_UNREACHABLE = "mltrail_unreachable"  # this render's one line, when the server cannot be reached
+_SIGNED_IN = "mltrail_signed_in"  # the cache key whose sign-in the server last confirmed
+_REMEMBERED = "mltrail_remembered"  # {(cache key, what): answer} of the uncached reads, last answered
+REMEMBERED_MAX = 64  # answers a session keeps for while the server is away (the oldest go first)
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,17 +89,24 @@ def sign_in() -> None:
     if not isinstance(current, RemoteStore):
         return
     if oidc_configured() and not signed_in_person():  # people sign in with the organisation's identity provider
-        st.info(f"{current.url} has users: log in to see what you may.")
+        st.info(f"{md(current.url)} has users: log in to see what you may.")
         st.button("Log in", key="log_in", type="primary", on_click=st.login)
         st.stop()
     try:
         me = current.access.whoami()
     except InvalidInputError:  # 401: the server has users, and this session is none of them
         me = None
+    except UpstreamError as exc:
+        if st.session_state.get(_SIGNED_IN) != _key():
+            raise  # never signed in: nothing read that could be shown
+        note_unreachable(exc)  # signed in before: show what was read then
+        return
+    if me is not None:
+        st.session_state[_SIGNED_IN] = _key()  # what it reads, the server said it may
     if me is not None and not me["users"]:
         return  # one shared token (or none): no users to tell apart
     if me is not None:
-        st.sidebar.caption(f"Signed in as **{me['user']}**" + (" (admin)" if me["admin"] else ""))
+        st.sidebar.caption(f"Signed in as **{md(me['user'])}**" + (" (admin)" if me["admin"] else ""))
         if signed_in_person():
             st.sidebar.button("Log out", key="log_out", on_click=st.logout)
         elif st.session_state.get(_TOKEN) and st.sidebar.button("Sign out", key="sign_out"):
@@ -95,8 +114,9 @@ def sign_in() -> None:
             st.rerun()
         return
     if oidc_configured():  # signed in, but the server does not know them (or the dashboard's token)
-        st.error(f"{signed_in_person()} cannot see {current.url} through this dashboard: an admin adds them "
-                 f"with mltrail users add {signed_in_person()}, and runs the dashboard with an admin's token")
+        st.error(f"{md(signed_in_person())} cannot see {md(current.url)} through this dashboard: an admin adds "
+                 f"them with {code(f'mltrail users add {signed_in_person()}')}, and runs the dashboard with an "
+                 "admin's token")
         st.sidebar.button("Log out", key="log_out", on_click=st.logout)
         st.stop()
     with st.sidebar.form("sign_in"):
@@ -107,14 +127,14 @@ def sign_in() -> None:
             st.rerun()
     if st.session_state.get(_TOKEN):
         st.sidebar.error("That token is not valid here.")
-    st.info(f"{current.url} has users: sign in with your token (in the sidebar) to see what you may.")
+    st.info(f"{md(current.url)} has users: sign in with your token (in the sidebar) to see what you may.")
     st.stop()
 
 
 def may(kind: str, name: str, level: str) -> bool:
     """Whether this session's user has ``level`` on an object (always, on a folder or a
     server without users): the dashboard shows a control only to who may use it."""
-    return _may(_key(), kind, name, level, int(time.time() // STATUS_SECONDS))
+    return _may(_key(), kind, name, level, _clock())
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -137,7 +157,7 @@ STATUS_SECONDS = 2  # a run's status (RUNNING -> CRASHED) changes with the clock
 def search(root: str, generation: int, experiment: str | None, filter: str | None,
            order_by: str | None = None, view: str = "active") -> pd.DataFrame:
     """search_runs, cached per table generation and per STATUS_SECONDS of the clock."""
-    return _search(root, generation, int(time.time() // STATUS_SECONDS), experiment, filter, order_by, view)
+    return _search(root, generation, _clock(), experiment, filter, order_by, view)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -175,13 +195,65 @@ def root() -> str:
 
 
 def open_page() -> tuple[str, int]:
-    """A page's store root and table generation; on a missing store, its message and stop."""
+    """A page's store root and table generation; on a missing store, its message and stop.
+    A server that cannot be reached gives the generation of the last render it answered
+    (the page shows what it read then, below one line saying so), or stops the page."""
+    key = root()
     try:
         current = generation()
+    except UpstreamError as exc:
+        note_unreachable(exc)
+        if key not in st.session_state.get(_LAST, {}):
+            st.stop()  # nothing read yet: the line is all there is to show
+        return key, st.session_state[_LAST][key][0]
     except MltrailError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
-    return root(), current
+    st.session_state.pop(_UNREACHABLE, None)  # (a fragment's rerun: the server is back)
+    st.session_state.setdefault(_LAST, {})[key] = (current, int(time.time() // STATUS_SECONDS))
+    return key, current
+
+
+def _clock() -> int:
+    """The clock cached reads are keyed on, read once a render by :func:`open_page` (so
+    that every read of the render has the same key): while the server cannot be reached,
+    that of the last render it answered, whose reads the caches hold."""
+    last = st.session_state.get(_LAST, {}).get(root())
+    return last[1] if last is not None else int(time.time() // STATUS_SECONDS)
+
+
+def note_unreachable(exc: UpstreamError) -> None:
+    """Remember, for this render, that the server cannot be reached (said once, by :func:`unreachable`)."""
+    st.session_state[_UNREACHABLE] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def unreachable(notice: Any) -> None:
+    """Say in one line, in ``notice`` (a placeholder above the page), that the server could
+    not be reached during this render, if it could not; then forget it for the next."""
+    message = st.session_state.pop(_UNREACHABLE, None)
+    if message is None:
+        return
+    shown = "showing what was read before; " if st.session_state.get(_LAST, {}).get(root()) else ""
+    notice.warning(md(f"{message} ({shown}the page catches up when the server answers again)"))
+
+
+def remembered(what: tuple[Any, ...], read: Callable[[], T]) -> T:
+    """``read()``, a read the caches do not keep (registry, features, A/B lifecycle); while
+    the server cannot be reached, what it answered last in this session, if it ever did."""
+    key = (root(), *what)
+    answers = st.session_state.setdefault(_REMEMBERED, {})
+    try:
+        answer = read()
+    except UpstreamError as exc:
+        if key not in answers:
+            raise
+        note_unreachable(exc)
+        return answers[key]  # type: ignore[no-any-return]
+    answers.pop(key, None)  # (the newest last: the oldest go first)
+    answers[key] = answer
+    while len(answers) > REMEMBERED_MAX:
+        del answers[next(iter(answers))]
+    return answer
 
 
 def stop_form(runs: pd.DataFrame, key: str) -> None:
@@ -200,9 +272,9 @@ def stop_form(runs: pd.DataFrame, key: str) -> None:
             try:
                 store().request_stop(run_id, reason.strip() or None)
             except MltrailError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
                 return
-            st.success(f"Asked {names[run_id]} to stop: it sees the request within a second or two "
+            st.success(f"Asked {md(names[run_id])} to stop: it sees the request within a second or two "
                        "and ends KILLED.")
 
 
@@ -219,7 +291,7 @@ def open_ab_page() -> tuple[str, Any, list[str]]:
     """An A/B page's store root, experiment registry and keys; a hint and stop when none."""
     current_root, _ = open_page()
     registry = store().ab
-    keys = registry.keys()
+    keys = remembered(("ab keys",), registry.keys)
     if not keys:
         st.info("No A/B experiment yet: `mltrail ab create --spec FILE`, or `store.ab.create(...)`.")
         st.stop()
@@ -243,7 +315,12 @@ def ab_results_by(root: str, key: str, fingerprint: tuple[int, int], dimension: 
 
 def ab_fingerprint(key: str) -> tuple[int, int]:
     """Changes whenever the experiment's lifecycle or logs do: a cheap cache key."""
-    return store().ab.fingerprint(key)
+    return remembered(("ab fingerprint", key), lambda: store().ab.fingerprint(key))
+
+
+def ab_experiment(registry: Any, key: str) -> Any:
+    """An A/B experiment (its spec, lifecycle and phases), as :func:`remembered` keeps it."""
+    return remembered(("ab experiment", key), lambda: registry.get(key))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

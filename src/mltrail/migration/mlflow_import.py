@@ -242,6 +242,7 @@ class MlflowImport:
         self.summary.points += points
         self.summary.artifacts += artifacts
         self.summary.notes += [f"run {run.where}: {note}" for note in content.notes]
+        self.summary.skipped += [Skipped("file", refused.path, refused.reason) for refused in content.refused]
         self.logged_models.update(content.logged_models)
         if run.deleted:
             self._mark_deleted(run, run_id)
@@ -303,6 +304,7 @@ class MlflowImport:
                 self.summary.skipped.append(Skipped("model", model.where, f"mltrail has model {clash[0]!r} "
                                                     "(names are unique ignoring case)"))
                 continue
+            self.summary.skipped += [Skipped("model version", broken.path, broken.reason) for broken in model.broken]
             if not compacted:  # the versions snapshot their runs' params and metrics
                 self.tracker.compact()
                 compacted = True

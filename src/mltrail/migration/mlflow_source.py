@@ -7,6 +7,20 @@ events. A run's content (params, tags, metric points, datasets, artifacts) is re
 when the run is imported, and read whole before anything is written: a malformed part
 raises :class:`SourceError` naming the file, and the run is skipped, never half-imported.
 
+An ``mlruns`` folder is often handed over by someone else, so it is read, never trusted:
+
+- nothing outside the folder is read. A link (to a file or a folder) that leads out of it,
+  and an ``artifact_uri``/``artifact_location`` naming a place outside it, are refused and
+  named: a run is imported without a refused param, tag, metric or artifact (as MLflow's
+  UI shows a run whose artifact store is unreachable: everything else), and skipped when
+  its own ``meta.yaml`` (or a dataset input's) is refused; an experiment, model or model
+  version whose own files lead out is skipped whole. Links that stay inside are read like the files they
+  name.
+- every time, step and value is checked against the bounds the store keeps
+  (:mod:`mltrail.storage.fields`): a start time in microseconds, a step past int64, is
+  reported by file (and line) and skips its run (or model version); the unit is never
+  guessed, since a value can be a typo as well as microseconds.
+
 The folder layout (MLflow's ``FileStore``, every version from 1.x to 3.x)::
 
     mlruns/<experiment id>/meta.yaml               name, lifecycle_stage, artifact_location
@@ -39,10 +53,12 @@ import yaml
 
 from ..compaction.scan import RACY_SECONDS
 from ..errors import InvalidInputError
+from ..storage.fields import INT64_MAX, LATEST_TS
 
 # MLflow's RunStatus numbers (mlflow/protos/service.proto), as meta.yaml holds them
 RUN_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
+LATEST_MS = int(LATEST_TS * 1000)  # MLflow's times are milliseconds; later ones are another unit or a typo
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: 10x faster
 
 
@@ -108,6 +124,7 @@ class RunContent:
     datasets: list[SourceDataset]
     artifacts: list[SourceArtifact]
     notes: list[str] = field(default_factory=list)  # what was left out, said in the summary
+    refused: list[SourceError] = field(default_factory=list)  # files not read (outside the source), by path
     logged_models: dict[str, str] = field(default_factory=dict)  # MLflow 3 model ID -> its folder among the artifacts
 
 
@@ -137,6 +154,7 @@ class LoggedModel:
     name: str
     run_id: str
     files: Path | str  # its artifacts folder, or (through the client) its artifact URI
+    refused: SourceError | None = None  # its artifact_location, when it names a folder outside the source
 
 
 @dataclass
@@ -161,6 +179,7 @@ class SourceModel:
     created_ms: int | None
     versions: list[SourceVersion]
     where: str
+    broken: list[SourceError] = field(default_factory=list)  # versions that cannot be read, skipped
 
 
 class MlflowSource:
@@ -202,7 +221,80 @@ def _subfolders(path: Path) -> list[Path]:
         return []
 
 
-def _yaml(path: Path) -> dict[str, Any]:
+class _Fence:
+    """The source folder, resolved once: an import reads nothing outside it. Only a link can
+    lead out of a folder, so a walk resolves the links it meets, not every file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real = root.resolve()
+
+    def refused(self, path: Path) -> SourceError | None:
+        """Why ``path`` may not be read (it, or a link on its way, leads out of the folder), or None."""
+        real = path.resolve()  # every link on the way followed
+        if real.is_relative_to(self.real):
+            return None
+        return SourceError(path, f"leads outside {self.root} (to {real}): not read, an import reads only the "
+                                 "folder it is given")
+
+    def check(self, path: Path) -> Path:
+        refused = self.refused(path)
+        if refused is not None:
+            raise refused
+        return path
+
+    def subfolders(self, path: Path) -> tuple[list[Path], list[SourceError]]:
+        """The folders in ``path``, and those refused (links out of the source)."""
+        error = self.refused(path)
+        if error is not None:
+            return [], [error]
+        folders, refused = [], []
+        for child in _subfolders(path):
+            error = self.refused(child) if child.is_symlink() else None
+            if error is None:
+                folders.append(child)
+            else:
+                refused.append(error)
+        return folders, refused
+
+    def files(self, folder: Path) -> tuple[list[Path], list[SourceError]]:
+        """Every file under ``folder`` (links that stay inside followed, once), sorted, and
+        the links refused because they lead out."""
+        if not folder.is_dir():
+            return [], []
+        refused = self.refused(folder)
+        if refused is not None:
+            return [], [refused]
+        found: list[Path] = []
+        errors: list[SourceError] = []
+        seen: set[str] = set()
+        for dirpath, dirs, names in os.walk(folder, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:  # a link back up: walked already
+                dirs[:] = []
+                continue
+            seen.add(real)
+            kept = []
+            for name in dirs:
+                error = self.refused(Path(dirpath, name)) if os.path.islink(os.path.join(dirpath, name)) else None
+                if error is None:
+                    kept.append(name)
+                else:
+                    errors.append(error)
+            dirs[:] = kept
+            for name in names:
+                path = Path(dirpath, name)
+                error = self.refused(path) if os.path.islink(path) else None
+                if error is None:
+                    found.append(path)
+                else:
+                    errors.append(error)
+        return sorted(found), errors
+
+
+def _yaml(path: Path, fence: _Fence | None = None) -> dict[str, Any]:
+    if fence is not None:
+        fence.check(path)
     try:
         with open(path, "rb") as handle:
             data = yaml.load(handle, Loader=_LOADER)  # noqa: S506 (the safe loader)
@@ -215,20 +307,32 @@ def _yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _text_tree(folder: Path) -> dict[str, str]:
-    """``{key: text}`` of a params or tags folder; nested keys (``model/depth``) are folders."""
+def _text_tree(folder: Path, fence: _Fence, refused: list[SourceError] | None = None) -> dict[str, str]:
+    """``{key: text}`` of a params or tags folder; nested keys (``model/depth``) are folders.
+    Links out of the source are left out, and added to ``refused`` (else refuse the whole)."""
     values: dict[str, str] = {}
-    if not folder.is_dir():
-        return values
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            path = Path(dirpath, name)
-            key = path.relative_to(folder).as_posix()
-            try:
-                values[key] = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+    files, errors = fence.files(folder)
+    if errors:
+        if refused is None:
+            raise errors[0]
+        refused += errors
+    for path in files:
+        key = path.relative_to(folder).as_posix()
+        try:
+            values[key] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
     return values
+
+
+def point(timestamp_ms: Any, value: float, step: Any, where: Path | str) -> Point:
+    """A metric point, its time and step checked against the store's bounds."""
+    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or not 0 <= timestamp_ms <= LATEST_MS:
+        raise SourceError(where, f"timestamp {timestamp_ms!r} is not a time in milliseconds between 1970 and "
+                                 f"3000{_unit_hint(timestamp_ms)}; the run is skipped")
+    if isinstance(step, bool) or not isinstance(step, int) or not -INT64_MAX - 1 <= step <= INT64_MAX:
+        raise SourceError(where, f"step {step!r} is not a 64-bit integer; the run is skipped")
+    return Point(timestamp_ms, value, step)
 
 
 def _metric_file(path: Path) -> list[Point]:
@@ -244,18 +348,29 @@ def _metric_file(path: Path) -> list[Point]:
         try:
             if len(parts) not in (2, 3):
                 raise ValueError
-            points.append(Point(int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else 0))
+            timestamp, value, step = int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else 0
         except ValueError:
             raise SourceError(f"{path}:{number}", f"malformed metric line {line[:80]!r} "
                               "(MLflow writes 'timestamp value step')") from None
+        points.append(point(timestamp, value, step, f"{path}:{number}"))
     return points
 
 
-def _ms(value: Any, path: Path, name: str) -> int | None:
+def _unit_hint(value: Any) -> str:
+    """What a time out of bounds would be in microseconds, the usual mistake."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and LATEST_MS < value <= LATEST_MS * 1000:
+        return f" (as microseconds it would be {time.strftime('%Y-%m-%d', time.gmtime(value / 1e6))}: MLflow " \
+               "writes milliseconds)"
+    return ""
+
+
+def _ms(value: Any, path: Path | str, name: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise SourceError(path, f"{name} is {value!r}, not a time in milliseconds")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not 0 <= value <= LATEST_MS):
+        raise SourceError(path, f"{name} is {value!r}, not a time in milliseconds between 1970 and 3000"
+                                f"{_unit_hint(value)}: correct it and import again")
     return int(value)
 
 
@@ -279,27 +394,43 @@ def _local_folder(uri: str | None) -> Path | None:
 
 
 class FolderSource(MlflowSource):
-    """An ``mlruns`` folder, read straight from its files (no MLflow needed)."""
+    """An ``mlruns`` folder, read straight from its files (no MLflow needed), and only
+    them: see the module's docstring for what leads outside and what is refused."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = str(root)
+        self.fence = _Fence(root)
+
+    def _folders(self, path: Path) -> Iterator[Path | SourceError]:
+        folders, refused = self.fence.subfolders(path)
+        yield from refused
+        yield from folders
 
     def experiments(self, include_deleted: bool) -> Iterator[SourceExperiment | SourceError]:
-        folders = [p for p in _subfolders(self.root) if p.name not in ("models", ".trash") and not p.name.startswith(".")]
+        folders = [p for p in self._folders(self.root)  # (models/ and .trash/ are said where they are read)
+                   if Path(p.path if isinstance(p, SourceError) else p).name not in ("models", ".trash")
+                   and not Path(p.path if isinstance(p, SourceError) else p).name.startswith(".")]
         if include_deleted:
-            folders += _subfolders(self.root / ".trash")
+            folders += list(self._folders(self.root / ".trash"))
+        seen: set[Path] = set()
         for folder in folders:
+            if isinstance(folder, SourceError):
+                yield folder
+                continue
+            if folder.resolve() in seen:  # a link to an experiment read already
+                continue
+            seen.add(folder.resolve())
             path = folder / "meta.yaml"
             try:
-                meta = _yaml(path)
+                meta = _yaml(path, self.fence)
                 name = meta.get("name")
                 if not isinstance(name, str) or not name:
                     raise SourceError(path, "has no experiment name")
                 experiment = SourceExperiment(
                     id=str(meta.get("experiment_id", folder.name)), name=name,
                     deleted=meta.get("lifecycle_stage") == "deleted" or folder.parent.name == ".trash",
-                    tags=_text_tree(folder / "tags"), created_ms=_ms(meta.get("creation_time"), path, "creation_time"),
+                    tags=_text_tree(folder / "tags", self.fence), created_ms=_lenient_ms(meta.get("creation_time")),
                     where=str(folder))
             except SourceError as exc:
                 yield exc
@@ -310,23 +441,28 @@ class FolderSource(MlflowSource):
     def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
         folder = Path(experiment.where)
         logged: dict[str, list[LoggedModel]] = {}
-        for model_dir in _subfolders(folder / "models"):
+        for model_dir in self._folders(folder / "models"):
             try:
-                meta = _yaml(model_dir / "meta.yaml")
+                if isinstance(model_dir, SourceError):
+                    raise model_dir
+                meta = _yaml(model_dir / "meta.yaml", self.fence)
             except SourceError as exc:
                 yield exc
                 continue
-            files = _local_folder(meta.get("artifact_location"))
             model = LoggedModel(id=str(meta.get("model_id") or model_dir.name), name=str(meta.get("name") or "model"),
-                                run_id=str(meta.get("source_run_id") or ""),
-                                files=files if files is not None and files.is_dir() else model_dir / "artifacts")
+                                run_id=str(meta.get("source_run_id") or ""), files=model_dir / "artifacts")
+            model.files, model.refused = self._artifact_folder(meta.get("artifact_location"), model.files,
+                                                               model_dir / "meta.yaml", "artifact_location")
             logged.setdefault(model.run_id, []).append(model)
-        for run_dir in _subfolders(folder):
+        for run_dir in self._folders(folder):
+            if isinstance(run_dir, SourceError):
+                yield run_dir
+                continue
             if run_dir.name in ("tags", "datasets", "models", "traces") or run_dir.name.startswith("."):
                 continue
             path = run_dir / "meta.yaml"
             try:
-                meta = _yaml(path)
+                meta = _yaml(path, self.fence)
                 run_id = str(meta.get("run_id") or meta.get("run_uuid") or "")
                 if run_id != run_dir.name:
                     raise SourceError(path, f"names run {run_id!r}, not its folder's {run_dir.name!r}")
@@ -337,85 +473,137 @@ class FolderSource(MlflowSource):
                     end_ms=_ms(meta.get("end_time"), path, "end_time"),
                     deleted=meta.get("lifecycle_stage") == "deleted", user=meta.get("user_id") or None,
                     where=str(run_dir),
-                    content=_folder_content(run_dir, folder, meta.get("artifact_uri"), logged.get(run_id, [])))
+                    content=self._content(run_dir, folder, meta.get("artifact_uri"), logged.get(run_id, [])))
             except SourceError as exc:
                 yield exc
                 continue
             if include_deleted or not run.deleted:
                 yield run
 
+    def _artifact_folder(self, uri: str | None, default: Path, meta: Path,
+                         name: str) -> tuple[Path, SourceError | None]:
+        """Where a run's (or a logged model's) files are: the folder its URI names when it
+        exists inside the source, else ``default`` (a clone of a committed mlruns: the URI
+        names the old place); a URI naming a folder outside is refused and said."""
+        folder = _local_folder(uri)
+        if folder is None or not folder.is_dir():
+            return default, None
+        refused = self.fence.refused(folder)
+        if refused is None:
+            return folder, None
+        return default, SourceError(folder, f"the {name} in {meta} names a folder outside {self.root}: its files "
+                                            f"are not read (copy them into the run's artifacts folder to import them)")
+
     def models(self) -> Iterator[SourceModel | SourceError]:
-        for folder in _subfolders(self.root / "models"):
+        for folder in self._folders(self.root / "models"):
+            if isinstance(folder, SourceError):
+                yield folder
+                continue
             path = folder / "meta.yaml"
             try:
-                meta = _yaml(path)
+                meta = _yaml(path, self.fence)
                 aliases = {alias: int(version) for alias, version in (meta.get("aliases") or {}).items()}
-                for alias, text in _text_tree(folder / "aliases").items():
+                for alias, text in _text_tree(folder / "aliases", self.fence).items():
                     aliases[alias] = int(text.strip())
-                versions = []
-                for version_dir in _subfolders(folder):
+                versions, broken = [], []
+                for version_dir in self._folders(folder):
+                    if isinstance(version_dir, SourceError):
+                        broken.append(version_dir)
+                        continue
                     if not version_dir.name.startswith("version-"):
                         continue
-                    vpath = version_dir / "meta.yaml"
-                    vmeta = _yaml(vpath)
-                    if vmeta.get("current_stage") == "Deleted_Internal":
+                    try:
+                        version = self._version(version_dir)
+                    except SourceError as exc:  # that version is skipped, not the model
+                        broken.append(exc)
                         continue
-                    versions.append(SourceVersion(
-                        version=int(vmeta.get("version", version_dir.name.removeprefix("version-"))),
-                        run_id=vmeta.get("run_id") or None, source=vmeta.get("source") or None,
-                        description=vmeta.get("description") or None, tags=_text_tree(version_dir / "tags"),
-                        created_ms=_ms(vmeta.get("creation_timestamp"), vpath, "creation_timestamp"),
-                        stage=vmeta.get("current_stage") or None, user=vmeta.get("user_id") or None,
-                        model_id=vmeta.get("model_id") or None))
+                    if version is not None:
+                        versions.append(version)
                 yield SourceModel(name=str(meta.get("name", folder.name)), description=meta.get("description") or None,
-                                  tags=_text_tree(folder / "tags"), aliases=aliases,
+                                  tags=_text_tree(folder / "tags", self.fence), aliases=aliases,
                                   created_ms=_ms(meta.get("creation_timestamp"), path, "creation_timestamp"),
-                                  versions=sorted(versions, key=lambda v: v.version), where=str(folder))
+                                  versions=sorted(versions, key=lambda v: v.version), where=str(folder), broken=broken)
             except SourceError as exc:
                 yield exc
             except (TypeError, ValueError) as exc:
                 yield SourceError(folder, f"a version number or alias is not a number ({exc})")
 
+    def _version(self, version_dir: Path) -> SourceVersion | None:
+        path = version_dir / "meta.yaml"
+        meta = _yaml(path, self.fence)
+        if meta.get("current_stage") == "Deleted_Internal":
+            return None
+        return SourceVersion(
+            version=int(meta.get("version", version_dir.name.removeprefix("version-"))),
+            run_id=meta.get("run_id") or None, source=meta.get("source") or None,
+            description=meta.get("description") or None, tags=_text_tree(version_dir / "tags", self.fence),
+            created_ms=_ms(meta.get("creation_timestamp"), path, "creation_timestamp"),
+            stage=meta.get("current_stage") or None, user=meta.get("user_id") or None,
+            model_id=meta.get("model_id") or None)
 
-def _folder_content(run_dir: Path, experiment_dir: Path, artifact_uri: str | None,
-                    logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
-    def read(scratch: Path) -> RunContent:
-        metrics: dict[str, list[Point]] = {}
-        metrics_dir = run_dir / "metrics"
-        if metrics_dir.is_dir():
-            for dirpath, _, files in os.walk(metrics_dir):
-                for name in files:
-                    path = Path(dirpath, name)
-                    metrics[path.relative_to(metrics_dir).as_posix()] = _metric_file(path)
-        content = RunContent(params=_text_tree(run_dir / "params"), tags=_text_tree(run_dir / "tags"),
-                             metrics=metrics, datasets=_folder_datasets(run_dir, experiment_dir), artifacts=[])
-        artifacts = _local_folder(artifact_uri)
-        if artifacts is None or not artifacts.is_dir():
-            if artifact_uri and artifacts is None:  # s3://, mlflow-artifacts:/...: not a folder here
+    def _content(self, run_dir: Path, experiment_dir: Path, artifact_uri: str | None,
+                 logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
+        def read(scratch: Path) -> RunContent:
+            refused: list[SourceError] = []
+            metrics: dict[str, list[Point]] = {}
+            metrics_dir = run_dir / "metrics"
+            files, errors = self.fence.files(metrics_dir)
+            refused += errors
+            for path in files:
+                metrics[path.relative_to(metrics_dir).as_posix()] = _metric_file(path)
+            content = RunContent(params=_text_tree(run_dir / "params", self.fence, refused),
+                                 tags=_text_tree(run_dir / "tags", self.fence, refused),
+                                 metrics=metrics, datasets=self._datasets(run_dir, experiment_dir), artifacts=[])
+            if artifact_uri and _local_folder(artifact_uri) is None:  # s3://, mlflow-artifacts:/...: not a folder here
                 content.notes.append(f"artifacts at {artifact_uri} not copied (import through a tracking URI "
                                      "with mlflow installed to fetch them)")
-            artifacts = run_dir / "artifacts"  # a clone of a committed mlruns: the URI names the old place
-        if artifacts.is_dir():
-            content.artifacts = _local_files(artifacts, "")
-        for model, folder in zip(logged, _model_folders(logged)):
-            content.logged_models[model.id] = folder
-            content.artifacts += _local_files(Path(model.files), f"{folder}/")
-        return content
-    return read
+            artifacts, error = self._artifact_folder(artifact_uri, run_dir / "artifacts", run_dir / "meta.yaml",
+                                                     "artifact_uri")
+            refused += [error] if error is not None else []
+            content.artifacts = self._files(artifacts, "", refused)
+            for model, folder in zip(logged, _model_folders(logged)):
+                content.logged_models[model.id] = folder
+                refused += [model.refused] if model.refused is not None else []
+                content.artifacts += self._files(Path(model.files), f"{folder}/", refused)
+            content.refused = refused
+            return content
+        return read
 
-
-def _local_files(folder: Path, prefix: str) -> list[SourceArtifact]:
-    files = []
-    trusted_before = time.time_ns() - int(RACY_SECONDS * 1e9)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
+    def _files(self, folder: Path, prefix: str, refused: list[SourceError]) -> list[SourceArtifact]:
+        files = []
+        trusted_before = time.time_ns() - int(RACY_SECONDS * 1e9)
+        found, errors = self.fence.files(folder)
+        refused += errors
+        for path in found:
             stat = path.stat()
             # as git does for its index: a file changed just now may change again within its
             # mtime's granularity, so its stamp is not one a later import can trust
             stamp = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}" if stat.st_mtime_ns < trusted_before else None
             files.append(SourceArtifact(f"{prefix}{path.relative_to(folder).as_posix()}", stat.st_size, stamp,
                                         lambda path=path: path))
-    return files
+        return files
+
+    def _datasets(self, run_dir: Path, experiment_dir: Path) -> list[SourceDataset]:
+        datasets = []
+        for input_dir in self._folders(run_dir / "inputs"):
+            if isinstance(input_dir, SourceError):
+                raise input_dir
+            meta = _yaml(input_dir / "meta.yaml", self.fence)
+            if meta.get("source_type") not in ("DATASET", 1, None):  # MLflow 3 also links logged models here
+                continue
+            dataset = _yaml(experiment_dir / "datasets" / str(meta.get("source_id")) / "meta.yaml", self.fence)
+            tags = meta.get("tags") or {}
+            datasets.append(_dataset(dataset, tags.get("mlflow.data.context") if isinstance(tags, dict) else None))
+        return datasets
+
+
+def _lenient_ms(value: Any) -> int | None:
+    """An experiment's creation time: the import does not use it, so one that is not a time
+    never leaves the experiment's runs behind."""
+    try:
+        return _ms(value, "", "creation_time")
+    except SourceError:
+        return None
 
 
 def _model_folders(logged: list[LoggedModel]) -> list[str]:
@@ -423,18 +611,6 @@ def _model_folders(logged: list[LoggedModel]) -> list[str]:
     or, when the run logged two of one name, the name and the model's ID."""
     names = [m.name for m in logged]
     return [m.name if names.count(m.name) == 1 else f"{m.name}-{m.id}" for m in logged]
-
-
-def _folder_datasets(run_dir: Path, experiment_dir: Path) -> list[SourceDataset]:
-    datasets = []
-    for input_dir in _subfolders(run_dir / "inputs"):
-        meta = _yaml(input_dir / "meta.yaml")
-        if meta.get("source_type") not in ("DATASET", 1, None):  # MLflow 3 also links logged models here
-            continue
-        dataset = _yaml(experiment_dir / "datasets" / str(meta.get("source_id")) / "meta.yaml")
-        tags = meta.get("tags") or {}
-        datasets.append(_dataset(dataset, tags.get("mlflow.data.context") if isinstance(tags, dict) else None))
-    return datasets
 
 
 def _dataset(record: dict[str, Any], context: str | None) -> SourceDataset:
@@ -490,17 +666,28 @@ class ClientSource(MlflowSource):
         for run in self._pages(self.client.search_runs, experiment_ids=[experiment.id], run_view_type=view,
                                max_results=self.PAGE):
             info = run.info
+            where = f"{self.description} run {info.run_id}"
+            try:
+                start_ms, end_ms = _ms(info.start_time, where, "start_time"), _ms(info.end_time, where, "end_time")
+            except SourceError as exc:
+                yield exc
+                continue
             yield SourceRun(id=info.run_id, experiment_id=experiment.id, name=info.run_name or None,
-                            status=str(info.status), start_ms=info.start_time, end_ms=info.end_time,
-                            deleted=info.lifecycle_stage == "deleted", user=info.user_id or None,
-                            where=f"{self.description} run {info.run_id}",
+                            status=str(info.status), start_ms=start_ms, end_ms=end_ms,
+                            deleted=info.lifecycle_stage == "deleted", user=info.user_id or None, where=where,
                             content=self._content(run, logged.get(info.run_id, [])))
 
     def _content(self, run: Any, logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
         def read(scratch: Path) -> RunContent:
+            from mlflow.exceptions import MlflowException
+
             run_id = run.info.run_id
-            metrics = {key: [Point(m.timestamp, m.value, m.step) for m in self.client.get_metric_history(run_id, key)]
-                       for key in run.data.metrics}
+            try:
+                histories = {key: self.client.get_metric_history(run_id, key) for key in run.data.metrics}
+            except MlflowException as exc:  # the store lists the run but cannot read it: that run only is skipped
+                raise SourceError(f"{self.description} run {run_id}", f"its metrics cannot be read ({exc})") from None
+            metrics = {key: [point(m.timestamp, m.value, m.step, f"{self.description} run {run_id} metric {key}")
+                             for m in history] for key, history in histories.items()}
             datasets = []
             for item in getattr(run.inputs, "dataset_inputs", None) or []:
                 tags = {t.key: t.value for t in item.tags}
@@ -577,16 +764,27 @@ class ClientSource(MlflowSource):
 
     def models(self) -> Iterator[SourceModel | SourceError]:
         for model in self._pages(self.client.search_registered_models, max_results=self.PAGE):
-            versions = [SourceVersion(version=int(v.version), run_id=v.run_id or None, source=v.source or None,
-                                      description=v.description or None, tags=dict(v.tags),
-                                      created_ms=v.creation_timestamp, stage=v.current_stage or None,
-                                      user=v.user_id or None, model_id=getattr(v, "model_id", None) or None)
-                        for v in self.client.search_model_versions(f"name = '{_quoted(model.name)}'")]
+            where = f"{self.description} model {model.name}"
+            versions, broken = [], []
+            for v in self.client.search_model_versions(f"name = '{_quoted(model.name)}'"):
+                try:
+                    created = _ms(v.creation_timestamp, f"{where} version {v.version}", "creation_timestamp")
+                except SourceError as exc:
+                    broken.append(exc)
+                    continue
+                versions.append(SourceVersion(version=int(v.version), run_id=v.run_id or None, source=v.source or None,
+                                              description=v.description or None, tags=dict(v.tags),
+                                              created_ms=created, stage=v.current_stage or None,
+                                              user=v.user_id or None, model_id=getattr(v, "model_id", None) or None))
             aliases = model.aliases if isinstance(model.aliases, dict) else {a.alias: a.version for a in model.aliases}
+            try:
+                created = _ms(model.creation_timestamp, where, "creation_timestamp")
+            except SourceError as exc:
+                yield exc
+                continue
             yield SourceModel(name=model.name, description=model.description or None, tags=dict(model.tags),
-                              aliases={a: int(v) for a, v in aliases.items()}, created_ms=model.creation_timestamp,
-                              versions=sorted(versions, key=lambda v: v.version),
-                              where=f"{self.description} model {model.name}")
+                              aliases={a: int(v) for a, v in aliases.items()}, created_ms=created,
+                              versions=sorted(versions, key=lambda v: v.version), where=where, broken=broken)
 
 
 def _quoted(text: str) -> str:
