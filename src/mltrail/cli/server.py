@@ -18,19 +18,22 @@ from .output import note, out
 @click.option("--port", type=int, default=5050, show_default=True)
 @click.option("--default-permission", type=click.Choice(["none", "read"]), default="none", show_default=True,
               help="With users: what a user may do to what nobody granted them.")
+@click.option("--max-body", type=click.IntRange(min=1 << 10), default=None, show_default="64 MiB",
+              help="The largest request body in bytes (413 past it); blobs travel in parts below it.")
 @pass_store
-def server(store: Store, host: str, port: int, default_permission: str) -> None:
+def server(store: Store, host: str, port: int, default_permission: str, max_body: int | None) -> None:
     """Serve the store to remote clients (`mltrail sync` uploads into it). Once the store
     has users (`mltrail users add`), every call needs a user's token and each user sees
     what they may; without users, $MLTRAIL_SERVER_TOKEN (if set) is one shared token."""
     from ..serve.asgi import run_server
     from ..server.app import create_app
+    from ..server.bodies import MAX_BODY
 
     if not isinstance(store, Store):
         raise InvalidInputError(f"mltrail server serves a folder, not {store.root}: --store PATH")
     store.layout.ensure()
     app = create_app(store, token=os.environ.get("MLTRAIL_SERVER_TOKEN") or None,
-                     default_permission=default_permission)
+                     max_body=max_body or MAX_BODY, default_permission=default_permission)
     try:  # the server is each run file's one writer: a second server on the folder would not be
         with held(store.layout.lock_file("server"), "the store's server", timeout=0):
             note(f"mltrail server on http://{host}:{port} for {store.root}")

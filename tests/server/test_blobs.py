@@ -1,0 +1,176 @@
+"""Blobs through a real ``mltrail server``: larger than its body limit they travel in
+checksummed parts and arrive intact, a cut upload resumes from the parts the server holds,
+a part that is not what its sender hashed is refused; whether a blob exists is said only
+to who may read it or sent it, and bytes nothing names stay out of git until gc removes them."""
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+import mltrail
+from mltrail.errors import InvalidInputError, UpstreamError
+from mltrail.remote.http import Server
+from tests.factories import git, quiet_run, serving_store
+
+LIMIT = 64 << 10  # the server's --max-body in these tests: a part is at most this
+
+
+def _random_file(path, size, seed):
+    path.write_bytes(np.random.default_rng(seed).bytes(size))
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class CountingServer(Server):
+    """The real client, counting the bytes of the parts it sends; ``cut_after`` parts the
+    connection drops (as when the job is killed or the network goes) before the next one leaves."""
+
+    def __init__(self, url, token=None, cut_after=None):
+        super().__init__(url, token)
+        self.part_bytes = 0
+        self.parts = 0
+        self.cut_after = cut_after
+
+    def call(self, method, path, body=None, missing_ok=False, raw=False):
+        if "/parts?" in path:
+            if self.cut_after is not None and self.parts >= self.cut_after:
+                raise UpstreamError(f"cannot reach {self.url}: connection reset")
+            self.parts += 1
+            self.part_bytes += len(body)
+        return super().call(method, path, body, missing_ok, raw)
+
+
+def send_blob(*args, **kwargs):
+    from mltrail.remote.blob_upload import send_blob  # (here: the tests that do not need it ran before it existed)
+
+    return send_blob(*args, **kwargs)
+
+
+def _status(url, token=None):
+    """The status and body of a raw GET, whatever the status."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_an_artifact_larger_than_the_body_limit_arrives_intact(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTRAIL_GIT_ARTIFACT_MAX", str(300 << 10))  # this one is a large (not in git) artifact
+    model, sha256 = _random_file(tmp_path / "model.bin", 1 << 20, seed=5)  # 16 times the limit
+    folder = tmp_path / "central"
+    with serving_store(folder, max_body=LIMIT) as url:
+        remote = mltrail.Store(url, spool=tmp_path / "spool")
+        with quiet_run(remote, "big") as run:
+            run.log_artifact(model)
+        assert remote.close(wait=60) == 0
+        reader = mltrail.Store(url, spool=tmp_path / "reader-spool")  # the download streams to disk
+        fetched = reader.artifact_path(run.id, "model.bin")
+        assert hashlib.sha256(fetched.read_bytes()).hexdigest() == sha256
+        with pytest.raises(mltrail.PayloadTooLargeError):  # the limit holds for a body in one piece
+            Server(url).call("PUT", f"/api/v1/blobs/{sha256}", model.read_bytes()[:LIMIT + 1])
+        reader.close(wait=0)
+    local = mltrail.Store(folder)
+    on_server = local.artifact_path(run.id, "model.bin")
+    assert on_server.is_relative_to(folder / "blobs-large") and on_server.read_bytes() == model.read_bytes()
+    assert not any(local.layout.uploads.rglob("*.*"))  # nothing left in staging
+
+
+def test_an_upload_cut_midway_resumes_from_the_parts_the_server_holds(tmp_path):
+    model, sha256 = _random_file(tmp_path / "model.bin", 10 * LIMIT + 123, seed=7)
+    with serving_store(tmp_path / "central", max_body=LIMIT) as url:
+        cut = CountingServer(url, cut_after=4)
+        with pytest.raises(UpstreamError):
+            send_blob(cut, sha256, model, large=False)
+        assert cut.part_bytes == 4 * LIMIT
+        assert Server(url).call("GET", f"/api/v1/blobs/{sha256}/upload") == {
+            "offset": 4 * LIMIT, "complete": False, "part_bytes": LIMIT}
+        again = CountingServer(url)
+        assert send_blob(again, sha256, model, large=False) == 6 * LIMIT + 123
+        assert again.part_bytes == 6 * LIMIT + 123 and again.parts == 7  # only what the server lacked
+        assert Server(url).call("GET", f"/api/v1/blobs/{sha256}/upload")["complete"] is True
+        assert send_blob(CountingServer(url), sha256, model, large=False) == 0  # complete: nothing to send
+
+
+def test_a_part_that_does_not_hash_to_its_sha256_is_refused_and_not_kept(tmp_path):
+    model, sha256 = _random_file(tmp_path / "model.bin", 3 * LIMIT, seed=8)
+    data = model.read_bytes()
+    with serving_store(tmp_path / "central", max_body=LIMIT) as url:
+        server = Server(url)
+        first = data[:LIMIT]
+        server.call("PUT", f"/api/v1/blobs/{sha256}/parts?offset=0&sha256={hashlib.sha256(first).hexdigest()}", first)
+        damaged = b"x" + data[LIMIT + 1:2 * LIMIT]
+        with pytest.raises(InvalidInputError, match="hashes to .*not kept"):
+            server.call("PUT", f"/api/v1/blobs/{sha256}/parts?offset={LIMIT}&sha256="
+                        f"{hashlib.sha256(data[LIMIT:2 * LIMIT]).hexdigest()}", damaged)
+        assert server.call("GET", f"/api/v1/blobs/{sha256}/upload")["offset"] == LIMIT  # cut back to the good part
+        with pytest.raises(mltrail.WrongStateError, match="holds 65,536 bytes"):  # a part that skips ahead
+            server.call("PUT", f"/api/v1/blobs/{sha256}/parts?offset={2 * LIMIT}&sha256="
+                        f"{hashlib.sha256(data[2 * LIMIT:]).hexdigest()}", data[2 * LIMIT:])
+        assert send_blob(server, sha256, model, large=False) == 2 * LIMIT
+
+
+@pytest.fixture
+def users(tmp_path):
+    """A server with users ana and dan (no grants between them), its folder and their tokens."""
+    folder = tmp_path / "central"
+    local = mltrail.Store(folder)
+    local.layout.ensure()  # as mltrail server does
+    tokens = {name: local.access.add_user(name) for name in ("ana", "dan")}
+    with serving_store(folder, max_body=LIMIT) as url:
+        yield url, folder, tokens
+
+
+def test_whether_a_blob_exists_is_said_only_to_who_may_read_it(users, tmp_path):
+    url, _, tokens = users
+    notes, sha256 = _random_file(tmp_path / "notes.bin", 2 * LIMIT, seed=9)
+    ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")
+    with quiet_run(ana, "ana-private") as run:
+        run.log_artifact(notes)
+    assert ana.close(wait=60) == 0
+    assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["ana"])[0] == 200
+    nothing = "0" * 64
+    for path in ("", "/content", "/upload"):
+        private = _status(f"{url}/api/v1/blobs/{sha256}{path}", tokens["dan"])
+        missing = _status(f"{url}/api/v1/blobs/{nothing}{path}", tokens["dan"])
+        assert private[0] == missing[0]
+        assert private[1].replace(sha256.encode(), b"SHA") == missing[1].replace(nothing.encode(), b"SHA")
+    assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["dan"])[0] == 404
+    dan = Server(url, tokens["dan"])  # the same bytes, sent by dan himself: he may know he sent them
+    assert send_blob(dan, sha256, notes, large=False) == 2 * LIMIT
+    assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["dan"])[0] == 200
+    assert _status(f"{url}/api/v1/blobs/{sha256}/content", tokens["dan"])[0] == 404  # but not read ana's
+
+
+def test_bytes_nothing_names_stay_out_of_git_and_gc_removes_them(users, tmp_path):
+    url, folder, tokens = users
+    git(folder, "init", "-q")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "the store")
+    dan = Server(url, tokens["dan"])
+    small = b"small, in one body"
+    small_sha256 = hashlib.sha256(small).hexdigest()
+    dan.call("PUT", f"/api/v1/blobs/{small_sha256}", small)
+    assert git(folder, "status", "--porcelain", "--untracked-files=all") == ""
+    stray, sha256 = _random_file(tmp_path / "stray.bin", 3 * LIMIT, seed=10)
+    assert send_blob(dan, sha256, stray, large=False) == 3 * LIMIT
+    assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["dan"])[0] == 200  # his own upload
+    assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["ana"])[0] == 404
+    assert git(folder, "status", "--porcelain", "--untracked-files=all") == ""
+    store = mltrail.Store(folder)
+    for name in (sha256, small_sha256):
+        assert not store.layout.blob_path(name).exists() and not store.layout.blob_path(name, large=True).exists()
+    assert store.gc().uploads == []  # kept a while: the line that names it may be on its way
+    staged = [p for p in store.layout.uploads.rglob("*") if p.is_file()]
+    assert len(staged) == 2
+    day_and_more = time.time() - 25 * 3600
+    for path in staged:
+        os.utime(path, (day_and_more, day_and_more))  # as if sent a day ago
+    assert sorted(store.gc().uploads) == sorted(staged)
+    assert not any(p.is_file() for p in store.layout.uploads.rglob("*"))
+    assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["dan"])[0] == 404
