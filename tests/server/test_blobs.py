@@ -11,8 +11,10 @@ import urllib.request
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import mltrail
+from mltrail.cli import main
 from mltrail.errors import InvalidInputError, UpstreamError
 from mltrail.remote.http import Server
 from tests.factories import git, quiet_run, serving_store
@@ -79,6 +81,18 @@ def test_an_artifact_larger_than_the_body_limit_arrives_intact(tmp_path, monkeyp
     on_server = local.artifact_path(run.id, "model.bin")
     assert on_server.is_relative_to(folder / "blobs-large") and on_server.read_bytes() == model.read_bytes()
     assert not any(local.layout.uploads.rglob("*.*"))  # nothing left in staging
+
+
+def test_sync_sends_an_artifact_larger_than_the_body_limit(tmp_path):
+    offline = mltrail.Store(tmp_path / "offline")
+    model, sha256 = _random_file(tmp_path / "model.bin", 600 << 10, seed=6)
+    with quiet_run(offline, "big") as run:
+        run.log_artifact(model)
+    with serving_store(tmp_path / "central", max_body=LIMIT) as url:
+        result = CliRunner().invoke(main, ["sync", str(offline.root), "--to", url])
+        assert result.exit_code == 0, result.output
+        assert "1 of 1 runs had new lines" in result.output and "1 blobs" in result.output
+    assert mltrail.Store(tmp_path / "central").artifact_path(run.id, "model.bin").read_bytes() == model.read_bytes()
 
 
 def test_an_upload_cut_midway_resumes_from_the_parts_the_server_holds(tmp_path):

@@ -48,8 +48,13 @@ def server(store: Store, host: str, port: int, default_permission: str, max_body
 @click.option("--token", default=None, help="The server's token (default: $MLTRAIL_TOKEN).")
 def sync(source: str, url: str, token: str | None) -> None:
     """Upload the runs and blobs of the local store SOURCE that the server lacks. Run it
-    again at any time: nothing is sent twice."""
+    again at any time: nothing is sent twice. A run the server refuses is named at the
+    end (with the reason) and the exit code is 1; every other run is still sent."""
     from ..server.sync import sync_store
 
     report = sync_store(Store(source), url, token or os.environ.get("MLTRAIL_TOKEN") or None)
     out.print(report.summary(), highlight=False)
+    for what, reason in report.refused:
+        note(f"refused: {what}: {reason}")
+    if report.refused:  # the rest was sent; the exit code says that not everything was
+        raise SystemExit(1)
