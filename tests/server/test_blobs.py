@@ -4,7 +4,9 @@ a part that is not what its sender hashed is refused; whether a blob exists is s
 to who may read it or sent it, and bytes nothing names stay out of git until gc removes them."""
 
 import hashlib
+import http.client
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +19,7 @@ import mltrail
 from mltrail.cli import main
 from mltrail.errors import InvalidInputError, UpstreamError
 from mltrail.remote.http import Server
-from tests.factories import git, quiet_run, serving_store
+from tests.factories import git, quiet_run, serving_store, wait_for
 
 LIMIT = 64 << 10  # the server's --max-body in these tests: a part is at most this
 
@@ -188,3 +190,37 @@ def test_bytes_nothing_names_stay_out_of_git_and_gc_removes_them(users, tmp_path
     assert sorted(store.gc().uploads) == sorted(staged)
     assert not any(p.is_file() for p in store.layout.uploads.rglob("*"))
     assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["dan"])[0] == 404
+
+
+def test_a_blob_another_sender_is_sending_is_left_for_later_not_refused(tmp_path):
+    """While one part of a blob is on its way, a second sender of the same user (the job's
+    close() beside its uploader thread, or sync beside the job) is told to come back: an
+    UpstreamError its caller retries, not a refusal that would drop the run's lines."""
+    model, sha256 = _random_file(tmp_path / "model.bin", 2 * LIMIT, seed=11)
+    data = model.read_bytes()
+    go_on = threading.Event()
+    with serving_store(tmp_path / "central", max_body=LIMIT) as url:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+
+        def slow_part():  # the first half, then the rest only once told
+            yield data[:LIMIT // 2]
+            go_on.wait(30)
+            yield data[LIMIT // 2:LIMIT]
+
+        def first_sender():
+            connection.request("PUT", f"/api/v1/blobs/{sha256}/parts?offset=0&sha256={hashlib.sha256(data[:LIMIT]).hexdigest()}",
+                               body=slow_part(), headers={"Content-Length": str(LIMIT)})
+            connection.getresponse().read()
+
+        sending = threading.Thread(target=first_sender)
+        sending.start()
+        store = mltrail.Store(tmp_path / "central")
+        try:
+            wait_for(lambda: any(store.layout.uploads.rglob("*.part")), what="the first part to be on its way")
+            with pytest.raises(UpstreamError, match="being written"):
+                send_blob(Server(url), sha256, model, large=False)
+        finally:
+            go_on.set()
+            sending.join(30)
+            connection.close()
+        assert send_blob(Server(url), sha256, model, large=False) == LIMIT  # the rest, after the first part

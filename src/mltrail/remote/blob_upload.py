@@ -14,7 +14,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from ..errors import InvalidInputError, WrongStateError
+from ..errors import BusyError, InvalidInputError, UpstreamError, WrongStateError
 from .http import Server
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ def send_blob(server: Server, sha256: str, path: Path, large: bool) -> int:
             return sent
         except WrongStateError:  # the server holds another amount than it said (another sender): ask again
             log.info("blob %s: the server's upload moved on; asking again where it stands", sha256)
+        except BusyError as exc:  # another process of this user is sending it now: a later try resumes
+            raise UpstreamError(f"blob {sha256}: {exc}") from None
         except InvalidInputError:
             # the whole did not hash to sha256 (a damaged staging file): the server dropped it, start over once
             if attempt:

@@ -89,6 +89,7 @@ class RemoteStore:
         self._segments: dict[Path, SegmentUpload] = {}
         self._blobs_sent: set[str] = set()
         self._blob_retry: dict[str, tuple[int, float]] = {}  # a blob's failed tries, and when to try again
+        self._sending_blob = threading.Lock()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -150,11 +151,16 @@ class RemoteStore:
             raise UpstreamError(f"blob {sha256[:12]}... waits {not_before - time.monotonic():.1f} s "
                                 f"before its next try ({failures} failed)")
         path = self.blobs.path(sha256)
+        # close() sends too once the background thread outlasts its join: one sender at a time
+        if not self._sending_blob.acquire(blocking=False):
+            raise UpstreamError(f"blob {sha256[:12]}... is being sent by another thread of this job")
         try:
             send_blob(self.server, sha256, path, large=path.is_relative_to(self.tracking.layout.large_blobs))
         except UpstreamError:
             self._blob_retry[sha256] = (failures + 1, time.monotonic() + min(60.0, UPLOAD_TICK_SECONDS * 2 ** failures))
             raise
+        finally:
+            self._sending_blob.release()
         self._blob_retry.pop(sha256, None)
         self._blobs_sent.add(sha256)
 
