@@ -6,6 +6,8 @@ to who may read it or sent it, and bytes nothing names stay out of git until gc 
 import hashlib
 import http.client
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -19,7 +21,7 @@ import mltrail
 from mltrail.cli import main
 from mltrail.errors import InvalidInputError, UpstreamError
 from mltrail.remote.http import Server
-from tests.factories import git, quiet_run, serving_store, wait_for
+from tests.factories import free_port, git, quiet_run, serving_store, wait_for, wait_for_http
 
 LIMIT = 64 << 10  # the server's --max-body in these tests: a part is at most this
 
@@ -224,3 +226,25 @@ def test_a_blob_another_sender_is_sending_is_left_for_later_not_refused(tmp_path
             sending.join(30)
             connection.close()
         assert send_blob(Server(url), sha256, model, large=False) == LIMIT  # the rest, after the first part
+
+
+def test_mltrail_server_max_body_sets_the_limit(tmp_path):
+    limit = 16 << 20
+    refused = CliRunner().invoke(main, ["server", "--store", str(tmp_path / "c"), "--max-body", str(8 << 20)])
+    assert refused.exit_code == 2 and "--max-body" in refused.output  # below a run's batch of lines
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "server", "--store",
+                               str(tmp_path / "central"), "--port", str(port), "--max-body", str(limit)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/v1/health", server)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.putrequest("PUT", f"/api/v1/blobs/{'ab' * 32}")  # one byte too many, declared up front
+        connection.putheader("Content-Length", str(limit + 1))
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 413 and "16,777,216 bytes" in answer.read().decode()
+        connection.close()
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

@@ -18,8 +18,9 @@ from .output import note, out
 @click.option("--port", type=int, default=5050, show_default=True)
 @click.option("--default-permission", type=click.Choice(["none", "read"]), default="none", show_default=True,
               help="With users: what a user may do to what nobody granted them.")
-@click.option("--max-body", type=click.IntRange(min=1 << 10), default=None, show_default="64 MiB",
-              help="The largest request body in bytes (413 past it); blobs travel in parts below it.")
+@click.option("--max-body", type=click.IntRange(min=16 << 20), default=None, show_default="64 MiB",
+              help="The largest request body in bytes (413 past it; at least 16 MiB, as a run's batches "
+                   "of lines are up to about 8 MiB); blobs travel in parts below it.")
 @pass_store
 def server(store: Store, host: str, port: int, default_permission: str, max_body: int | None) -> None:
     """Serve the store to remote clients (`mltrail sync` uploads into it). Once the store

@@ -95,6 +95,8 @@ class StagedBlobs:
         path = self._file(uploader, sha256, _PART)
         if self.complete(uploader, sha256):
             return
+        if path in self._writing:
+            raise BusyError(f"a part of blob {sha256} is still being written: complete it after its last part")
         if not path.exists():  # an empty blob has no parts
             if sha256 != hashlib.sha256(b"").hexdigest():
                 raise WrongStateError(f"no part of blob {sha256} arrived: send its parts first")
@@ -124,7 +126,10 @@ class StagedBlobs:
                     staged.unlink(missing_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged, target)  # (.cache/ and the blobs are on one file system: one rename)
+                try:
+                    os.replace(staged, target)  # (.cache/ and the blobs are on one file system: one rename)
+                except FileNotFoundError:  # another run's line naming it moved it first
+                    continue
                 moved.append(sha256)
         return moved
 
