@@ -4,6 +4,7 @@ a part that is not what its sender hashed is refused; whether a blob exists is s
 to who may read it or sent it, and bytes nothing names stay out of git until gc removes them."""
 
 import hashlib
+import math
 import http.client
 import os
 import subprocess
@@ -248,3 +249,36 @@ def test_mltrail_server_max_body_sets_the_limit(tmp_path):
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+class ResettingServer(Server):
+    """The real client behind something that resets every blob body on its way (a proxy
+    with a lower limit than the server's): counts the bytes it was asked to send."""
+
+    def __init__(self, url):
+        super().__init__(url)
+        self.bytes_tried = 0
+        self.tries = 0
+
+    def call(self, method, path, body=None, missing_ok=False, raw=False):
+        if method == "PUT" and path.startswith("/api/v1/blobs/") and body:
+            self.tries += 1
+            self.bytes_tried += len(body)
+            raise UpstreamError(f"cannot reach {self.url}: [Errno 104] Connection reset by peer")
+        return super().call(method, path, body, missing_ok, raw)
+
+
+def test_a_blob_that_keeps_failing_is_tried_again_a_part_at_a_time_and_less_often(tmp_path):
+    model, _ = _random_file(tmp_path / "model.bin", 1 << 20, seed=12)
+    with serving_store(tmp_path / "central", max_body=LIMIT) as url:
+        remote = mltrail.Store(url, spool=tmp_path / "spool")
+        remote.server = flaky = ResettingServer(url)  # (before the run: its uploader takes this one)
+        started = time.monotonic()
+        with quiet_run(remote, "big") as run:
+            run.log_artifact(model)
+        assert remote.close(wait=3) == 1  # the run waits in the spool
+        seconds = time.monotonic() - started
+    # at four ticks a second the whole file went every tick; now a try sends one part, and the
+    # tries are 0.25, 0.5, 1, 2... s apart (the first two allowed extra: the thread's and close's)
+    assert flaky.tries <= 2 + math.log2(seconds / 0.25 + 1), (flaky.tries, seconds)
+    assert flaky.bytes_tried == flaky.tries * LIMIT < model.stat().st_size
