@@ -282,3 +282,16 @@ def test_a_blob_that_keeps_failing_is_tried_again_a_part_at_a_time_and_less_ofte
     # tries are 0.25, 0.5, 1, 2... s apart (the first two allowed extra: the thread's and close's)
     assert flaky.tries <= 2 + math.log2(seconds / 0.25 + 1), (flaky.tries, seconds)
     assert flaky.bytes_tried == flaky.tries * LIMIT < model.stat().st_size
+
+
+def test_a_runs_package_list_is_read_by_who_may_read_the_run(users, tmp_path):
+    url, _, tokens = users
+    ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")
+    with ana.start_run("ana-exp", log_git=False) as run:  # its environment names the package list, a blob
+        pass
+    assert ana.close(wait=60) == 0
+    elsewhere = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "ana-elsewhere")  # (not her job's spool)
+    packages = elsewhere.get_run(run.id)["run"]["packages_sha256"]
+    assert b"pytest" in elsewhere.blob(packages)  # {name: version} of this environment
+    with pytest.raises(mltrail.NotFoundError):
+        mltrail.Store(url, token=tokens["dan"], spool=tmp_path / "spool-dan").blob(packages)

@@ -126,7 +126,8 @@ def _may_read_blob(store: Store, g: Gate, sha256: str) -> bool:
     run the caller may read, a version of a model they may read, a saved training set."""
     visible = g.experiments() or []
     if visible:
-        runs = store.search_runs(experiment=visible)
+        runs = store.tracking.all_runs()  # (search_runs leaves out the diff's and package list's columns)
+        runs = runs[runs["experiment"].isin(visible)]
         named = {c for column in ("git_diff_sha256", "packages_sha256") if column in runs
                  for c in runs[column].dropna()}
         artifacts = store.tracking.artifacts()
