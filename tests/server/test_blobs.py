@@ -284,6 +284,44 @@ def test_a_blob_that_keeps_failing_is_tried_again_a_part_at_a_time_and_less_ofte
     assert flaky.bytes_tried == flaky.tries * LIMIT < model.stat().st_size
 
 
+def test_a_line_naming_a_blob_its_writer_never_sent_is_refused(users, tmp_path):
+    """Naming a hash in a run line must not stand in for the bytes: it would make another
+    user's private blob readable, and say whether the server holds it."""
+    url, _, tokens = users
+    notes, sha256 = _random_file(tmp_path / "notes.bin", 2 * LIMIT, seed=13)
+    ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")
+    with quiet_run(ana, "ana-private") as run:
+        run.log_artifact(notes)
+    assert ana.close(wait=60) == 0
+    dans = mltrail.Store(tmp_path / "dan-local")  # dan has the same file, and logs it locally
+    with quiet_run(dans, "dan-exp") as forged:
+        forged.log_artifact(notes)
+    dan = Server(url, tokens["dan"])  # then sends the run's lines without the blob
+    with pytest.raises(InvalidInputError, match=f"names blob {sha256}, which you have not sent"):
+        dan.call("POST", f"/api/v1/runs/{forged.id}/events?experiment=dan-exp", forged.path.read_bytes())
+    assert _status(f"{url}/api/v1/blobs/{sha256}", tokens["dan"])[0] == 404
+    assert _status(f"{url}/api/v1/blobs/{sha256}/content", tokens["dan"])[0] == 404
+    assert send_blob(dan, sha256, notes, large=False) == 2 * LIMIT  # with the bytes sent first, it goes
+    assert dan.call("POST", f"/api/v1/runs/{forged.id}/events?experiment=dan-exp", forged.path.read_bytes())["written"]
+    assert _status(f"{url}/api/v1/blobs/{sha256}/content", tokens["dan"])[1] == notes.read_bytes()
+
+
+def test_a_users_runs_that_share_a_blob_send_it_once(users, tmp_path):
+    url, folder, tokens = users
+    model, sha256 = _random_file(tmp_path / "model.bin", 2 * LIMIT, seed=14)
+    ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")
+    ids = []
+    for name in ("first", "second"):  # (the same package list too: each run's environment names it)
+        with ana.start_run("ana-exp", name=name, log_git=False) as run:
+            run.log_artifact(model)
+        ids.append(run.id)
+        assert ana.close(wait=60) == 0
+    local = mltrail.Store(folder)
+    assert [local.artifact_path(i, "model.bin").read_bytes() == model.read_bytes() for i in ids] == [True, True]
+    packages = {local.get_run(i)["run"]["packages_sha256"] for i in ids}
+    assert len(packages) == 1 and local.blobs.path(packages.pop()).exists()
+
+
 def test_a_runs_package_list_is_read_by_who_may_read_the_run(users, tmp_path):
     url, _, tokens = users
     ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")

@@ -22,12 +22,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from ..storage.blob_uploads import PART_BYTES, Part, StagedBlobs
+from ..storage.blobs import blobs_named
 from ..store import Store
 from .gate import Gate, gate
 
@@ -39,13 +41,7 @@ def routes(store: Store) -> APIRouter:
     staged = StagedBlobs(store.layout)
 
     def present(sha256: str, g: Gate) -> bool:
-        if staged.complete(_uploader(g), sha256):
-            return True
-        try:
-            store.blobs.path(sha256)
-        except NotFoundError:
-            return False
-        return g.experiments() is None or _may_read_blob(store, g, sha256)
+        return _present(store, staged, g, sha256)
 
     @api.get("/{sha256}")
     def has_blob(sha256: str, g: Gate = Depends(gate)) -> dict[str, bool]:
@@ -88,6 +84,39 @@ def routes(store: Store) -> APIRouter:
         return {"ok": True}
 
     return api
+
+
+def require_sent(store: Store, g: Gate, body: bytes) -> None:
+    """Refuse run lines that name a blob their writer neither sent nor may read: naming a
+    hash would otherwise make the blob readable to whoever names it, and say whether the
+    server holds those bytes (a run's artifact, diff or package list goes up before the
+    line that names it; a job resending lines already here may read the blob through
+    its own run). Only lines that can name a blob are parsed."""
+    if b'sha256"' not in body:  # the common batch (metric points) costs one substring search
+        return
+    for raw in body.splitlines():
+        if b'sha256"' not in raw:
+            continue
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue  # the run's own validation refuses it, with its line number
+        for sha256 in blobs_named(event) if isinstance(event, dict) else []:
+            if _SHA256.fullmatch(sha256) and not _present(store, StagedBlobs(store.layout), g, sha256):
+                raise InvalidInputError(f"a {event.get('type')} line names blob {sha256}, which you have not sent: "
+                                        f"send its bytes first (GET /api/v1/blobs/{sha256}/upload), then the line")
+
+
+def _present(store: Store, staged: StagedBlobs, g: Gate, sha256: str) -> bool:
+    """Is the blob here for this caller: sent by them (and not yet named), or here and
+    readable by them?"""
+    if staged.complete(_uploader(g), sha256):
+        return True
+    try:
+        store.blobs.path(sha256)
+    except NotFoundError:
+        return False
+    return g.experiments() is None or _may_read_blob(store, g, sha256)
 
 
 def part_bytes(request: Request) -> int:

@@ -35,6 +35,7 @@ from ..errors import InvalidInputError, PermissionDeniedError
 from ..storage.run_edits import RUN_EDIT
 from ..store import Store
 from ..tracking.ingest import RunIngest
+from .blob_routes import require_sent
 from .bodies import arrow, packed, parsed, read_body
 from .gate import Gate, gate
 
@@ -81,6 +82,7 @@ def routes(store: Store) -> APIRouter:
         new = ingest.experiment_of(run_id) is None and not store.layout.experiment_dir(experiment).is_dir()
         if not new:
             g.require("experiment", ingest.experiment_of(run_id) or experiment, "edit", "log into it")
+        await run_in_threadpool(require_sent, store, g, body)  # a line may name only a blob its writer has
         done = await run_in_threadpool(ingest.append, experiment, run_id, body)  # the file work is off the loop
         if new and done.written:
             g.created("experiment", experiment)
