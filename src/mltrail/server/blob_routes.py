@@ -15,6 +15,10 @@
   (:mod:`mltrail.storage.blob_uploads`)
 - ``PUT /api/v1/blobs/{sha256}?large=0|1``: a small blob in one body (up to ``--max-body``),
   staged the same way
+
+A run's line that names a blob is taken only from a writer who sent that blob or may read
+it already (:func:`require_sent`, called by the run events route): naming a hash never
+stands in for having the bytes.
 """
 
 from __future__ import annotations
