@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import mltrail
 from mltrail.cli import main
 from mltrail.server.sync import sync_store
-from tests.factories import free_port, quiet_run, wait_for, wait_for_http
+from tests.factories import free_port, quiet_run, serving_store, wait_for, wait_for_http
 
 pytestmark = pytest.mark.slow  # a real server process
 
@@ -118,3 +118,39 @@ def test_a_sync_with_no_server_says_so(tmp_path):
         run.log_metric("loss", 1.0)
     result = CliRunner().invoke(main, ["sync", str(local.root), "--to", f"http://127.0.0.1:{free_port()}"])
     assert result.exit_code == 1 and "cannot reach http://127.0.0.1:" in result.output
+
+
+def test_sync_sends_every_run_it_may_and_names_each_refused_one(tmp_path, monkeypatch):
+    folder = tmp_path / "central"
+    central = mltrail.Store(folder)
+    central.layout.ensure()
+    tokens = {name: central.access.add_user(name) for name in ("ana", "bob")}
+    offline = mltrail.Store(tmp_path / "offline")  # bob's, logged where the server was out of reach
+    with quiet_run(offline, "aaa-private", name="into-anas"):  # first in the sync's order
+        pass
+    monkeypatch.setenv("MLTRAIL_GIT_ARTIFACT_MAX", "10")
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights that were never copied here")
+    with quiet_run(offline, "zzz-mine", name="lost-model") as lost:
+        lost.log_artifact(model)
+    offline.blobs.path(offline.get_run(lost.id)["artifacts"]["sha256"].iloc[0]).unlink()  # blobs-large/ not copied
+    mine = []
+    for i in range(3):
+        with quiet_run(offline, "zzz-mine", name=f"mine-{i}") as run:
+            run.log_metric("loss", 1 / (i + 1))
+        mine.append(run.id)
+    with serving_store(folder) as url:
+        ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")
+        with quiet_run(ana, "aaa-private"):  # ana's: bob has no grant to it
+            pass
+        assert ana.close(wait=30) == 0
+        result = CliRunner().invoke(main, ["sync", str(offline.root), "--to", url, "--token", tokens["bob"]])
+        assert result.exit_code == 1, result.output
+        assert "3 of 5 runs had new lines" in result.output and "the server refused 2" in result.output
+        assert "refused: run into-anas (aaa-private): no experiment 'aaa-private'" in result.output
+        assert "refused: run lost-model (zzz-mine): blob " in result.output
+        again = sync_store(offline, url, tokens["bob"])  # nothing new; the same two refused, by name
+        assert again.lines_sent == 0 and [what for what, _ in again.refused] == [
+            "run into-anas (aaa-private)", "run lost-model (zzz-mine)"]
+    on_server = mltrail.Store(folder).search_runs(experiment="zzz-mine")
+    assert sorted(on_server["run_id"]) == sorted(mine)

@@ -93,5 +93,5 @@ def gc(store: Store, runs: tuple[str, ...], dry_run: bool) -> None:
     run or model names. Run it where the store's folder is; commit the removals."""
     result = store.gc(list(runs) or None, dry_run=dry_run)
     out.print(result.summary(), highlight=False)
-    for path in result.files + result.blobs:
+    for path in result.files + result.blobs + result.uploads:
         note(f"{'would remove' if dry_run else 'removed'} {path}")

@@ -4,9 +4,13 @@ client raises the same exception a local store would."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import http.client
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -44,6 +48,31 @@ class Server:
 
     def call(self, method: str, path: str, body: bytes | None = None, missing_ok: bool = False,
              raw: bool = False) -> Any:
+        try:
+            with self._open(method, path, body) as reply:
+                data = reply.read()
+                return data if raw else orjson.loads(data)
+        except NotFoundError:
+            if missing_ok:
+                return None
+            raise
+
+    def download(self, path: str, target: Path) -> str:
+        """GET ``path`` into the file ``target``, a MiB at a time (a 2 GB model never sits
+        in memory); the sha256 of what arrived."""
+        digest = hashlib.sha256()
+        with self._open("GET", path, None) as reply, open(target, "wb") as out:
+            try:
+                while block := reply.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+            except (OSError, http.client.HTTPException) as exc:
+                raise UpstreamError(f"cannot reach {self.url}: the download broke off ({type(exc).__name__}: {exc})") from None
+        return digest.hexdigest()
+
+    @contextlib.contextmanager
+    def _open(self, method: str, path: str, body: bytes | None) -> Iterator[Any]:
+        """The reply to one request, open; the server's error raised as its own type."""
         request = urllib.request.Request(f"{self.url}{path}", data=body, method=method)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
@@ -52,12 +81,8 @@ class Server:
         if body is not None:
             request.add_header("Content-Type", "application/octet-stream")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                data = reply.read()
-                return data if raw else orjson.loads(data)
+            reply = urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            if missing_ok and exc.code == 404:
-                return None
             try:
                 answer = orjson.loads(exc.read())
             except (orjson.JSONDecodeError, http.client.HTTPException, OSError):
@@ -68,6 +93,14 @@ class Server:
         except http.client.HTTPException as exc:  # the server went away mid-answer (IncompleteRead...)
             raise UpstreamError(f"cannot reach {self.url}: the connection broke mid-answer "
                                 f"({type(exc).__name__}: {exc})") from None
+        with reply:
+            try:
+                yield reply
+            except (urllib.error.URLError, OSError) as exc:
+                raise UpstreamError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
+            except http.client.HTTPException as exc:
+                raise UpstreamError(f"cannot reach {self.url}: the connection broke mid-answer "
+                                    f"({type(exc).__name__}: {exc})") from None
 
 
 _BY_STATUS = {401: InvalidInputError, 403: PermissionDeniedError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,

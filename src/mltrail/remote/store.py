@@ -46,6 +46,7 @@ from ..tracking.run import Run
 from ..tracking.tracker import DEFAULT_EXPERIMENT, Tracker
 from .ab import RemoteAbRegistry, SegmentUpload
 from .access import RemoteAccess
+from .blob_upload import send_blob
 from .features import RemoteFeatureStore
 from .http import NotOnServerError, Server
 from .registry import RemoteModelRegistry
@@ -87,6 +88,8 @@ class RemoteStore:
         self._uploads: dict[Path, RunUpload] = {}
         self._segments: dict[Path, SegmentUpload] = {}
         self._blobs_sent: set[str] = set()
+        self._blob_retry: dict[str, tuple[int, float]] = {}  # a blob's failed tries, and when to try again
+        self._sending_blob = threading.Lock()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -137,13 +140,28 @@ class RemoteStore:
         return self._send_runs() + self._send_segments()
 
     def _send_blob(self, sha256: str) -> None:
-        """A blob a line about to be sent names (an artifact, a diff), if the server lacks it."""
+        """A blob a line about to be sent names (an artifact, a diff), if the server lacks
+        it: in parts, resumed from what the server holds (:mod:`.blob_upload`). After a
+        failure the next try waits, doubling up to a minute, and then sends only the parts
+        the server lacks: a file the server cannot take is not sent again every tick."""
         if sha256 in self._blobs_sent:
             return
+        failures, not_before = self._blob_retry.get(sha256, (0, 0.0))
+        if time.monotonic() < not_before:
+            raise UpstreamError(f"blob {sha256[:12]}... waits {not_before - time.monotonic():.1f} s "
+                                f"before its next try ({failures} failed)")
         path = self.blobs.path(sha256)
-        if not self.server.call("GET", f"/api/v1/blobs/{sha256}", missing_ok=True):
-            large = path.is_relative_to(self.tracking.layout.large_blobs)
-            self.server.call("PUT", f"/api/v1/blobs/{sha256}?large={int(large)}", path.read_bytes())
+        # close() sends too once the background thread outlasts its join: one sender at a time
+        if not self._sending_blob.acquire(blocking=False):
+            raise UpstreamError(f"blob {sha256[:12]}... is being sent by another thread of this job")
+        try:
+            send_blob(self.server, sha256, path, large=path.is_relative_to(self.tracking.layout.large_blobs))
+        except UpstreamError:
+            self._blob_retry[sha256] = (failures + 1, time.monotonic() + min(60.0, UPLOAD_TICK_SECONDS * 2 ** failures))
+            raise
+        finally:
+            self._sending_blob.release()
+        self._blob_retry.pop(sha256, None)
         self._blobs_sent.add(sha256)
 
     def _send_segments(self) -> int:
@@ -347,9 +365,13 @@ class RemoteStore:
             return self.blobs.verified(sha256, f"blob {sha256}")
         except NotFoundError:
             pass
-        data = self.server.call("GET", f"/api/v1/blobs/{_quoted(sha256)}/content", raw=True)
-        self.blobs.put_sent(sha256, data, large=True)  # the spool is no git repository
-        return self.blobs.verified(sha256, f"blob {sha256}")
+        fetched = self.blobs.staging_file()  # streamed to disk and hashed as it arrives: never whole in memory
+        try:
+            digest = self.server.download(f"/api/v1/blobs/{_quoted(sha256)}/content", fetched)
+        except MltrailError:
+            fetched.unlink(missing_ok=True)
+            raise
+        return self.blobs.keep_fetched(fetched, sha256, digest, large=True)  # the spool is no git repository
 
     # -- the parts together ------------------------------------------------------------
 

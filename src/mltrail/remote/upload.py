@@ -10,19 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SchemaVersionError, UpstreamError
+from ..storage.blobs import blobs_named
 from ..storage.eventlog import parse_line, split_lines
 from ..storage.events import EVENT_ADAPTER
 from .http import Server
 
 BATCH_BYTES = 8 << 20
-
-
-def _blobs_named(event: dict[str, Any]) -> list[str]:
-    """The blobs a run's event names: an artifact's content, a git diff, a package list."""
-    kind = event.get("type")
-    field = {"artifact": "sha256", "git": "diff_sha256", "environment": "packages_sha256"}.get(str(kind))
-    value = event.get(field) if field else None
-    return [value] if isinstance(value, str) else []
 
 
 def whole_lines_from(path: Path, offset: int) -> bytes:
@@ -67,7 +60,7 @@ class RunUpload:
         for event, raw, end in lines:
             if end > self.last_seq:
                 if self.send_blob is not None:
-                    for sha256 in _blobs_named(event):
+                    for sha256 in blobs_named(event):
                         self.send_blob(sha256)
                 batch.append(raw)
                 size += len(raw)

@@ -2,7 +2,8 @@
 
 It owns one store folder and writes exactly the files a local store writes, so the
 folder still commits to git and opens locally with ``mltrail.Store(PATH)``. Each part
-has its routes in its own module: runs (:mod:`.tracking_routes`), A/B experiments
+has its routes in its own module: runs (:mod:`.tracking_routes`), blobs in resumable
+parts (:mod:`.blob_routes`), A/B experiments
 (:mod:`.ab_routes`), the model registry (:mod:`.model_routes`) and the feature store's
 reads (:mod:`.feature_routes`), users and grants (:mod:`.access_routes`); ``GET
 /api/v1/health`` (open to all: it only says the server is up) and ``GET /api/v1/whoami``
@@ -41,7 +42,7 @@ from ..errors import (
 )
 from ..remote.http import ACTING_AS
 from ..store import Store
-from . import ab_routes, access_routes, feature_routes, model_routes, tracking_routes
+from . import ab_routes, access_routes, blob_routes, feature_routes, model_routes, tracking_routes
 from .bodies import MAX_BODY
 
 # Who did what to which object, and how it ended: ``<client> <user> <method> <path>
@@ -126,7 +127,7 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
         return {"user": user.name if user else None, "admin": user.admin if user else True,
                 "groups": sorted(user.groups) if user else [], "users": store.access.enabled()}
 
-    for part in (tracking_routes, ab_routes, model_routes, feature_routes, access_routes):
+    for part in (tracking_routes, blob_routes, ab_routes, model_routes, feature_routes, access_routes):
         app.include_router(part.routes(store))
     return app
 

@@ -16,8 +16,8 @@
   /api/v1/runs/{run}/id``, ``GET /api/v1/runs/{run}/reproduce`` (the script)
 - ``POST /api/v1/refresh``: compact what is new; the tables' generation. ``POST
   /api/v1/compact?rebuild=0|1``: what the compaction did (``mltrail compact``; an admin's)
-- ``GET /api/v1/blobs/{sha256}`` (is it here?), ``GET /api/v1/blobs/{sha256}/content``
-  and ``PUT /api/v1/blobs/{sha256}?large=0|1``
+
+Blobs (artifacts, diffs) have their own routes: :mod:`.blob_routes`.
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ from typing import Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError
 from ..storage.run_edits import RUN_EDIT
 from ..store import Store
 from ..tracking.ingest import Appended, RunIngest
+from .blob_routes import require_sent
 from .bodies import arrow, json_body, packed, parsed, read_body
 from .gate import Gate, gate
 
@@ -83,13 +84,15 @@ def routes(store: Store) -> APIRouter:
     def append(g: Gate, run_id: str, experiment: str, body: bytes) -> Appended:
         if ingest.experiment_of(run_id) is not None or store.layout.experiment_dir(experiment).is_dir():
             may_log(g, run_id, experiment)
+            require_sent(store, g, body)  # a line may name only a blob its writer has
             return ingest.append(experiment, run_id, body)
         with creating:  # decided and written under one lock: two first uploads make one manager
-            if store.layout.experiment_dir(experiment).is_dir():
+            existed = store.layout.experiment_dir(experiment).is_dir()
+            if existed:
                 may_log(g, run_id, experiment)
-                return ingest.append(experiment, run_id, body)
+            require_sent(store, g, body)
             done = ingest.append(experiment, run_id, body)
-            if done.written:
+            if done.written and not existed:
                 g.created("experiment", experiment)
             return done
 
@@ -199,46 +202,5 @@ def routes(store: Store) -> APIRouter:
         of the tables, which changes when they do."""
         return {"generation": store.refresh()}
 
-    @api.get("/blobs/{sha256}")
-    def has_blob(sha256: str) -> Any:
-        try:
-            store.blobs.path(sha256)
-        except NotFoundError:
-            return JSONResponse({"error": f"no blob {sha256}", "type": "NotFoundError"}, 404)
-        return {"ok": True}
-
-    @api.get("/blobs/{sha256}/content")
-    def blob_content(sha256: str, g: Gate = Depends(gate)) -> FileResponse:
-        if g.experiments() is not None and not _may_read_blob(store, g, sha256):
-            raise NotFoundError(f"no blob {sha256}")
-        return FileResponse(store.blobs.verified(sha256, f"blob {sha256}"), media_type="application/octet-stream")
-
-    @api.put("/blobs/{sha256}")
-    async def put_blob(sha256: str, request: Request, large: bool = False) -> Any:
-        body = await read_body(request)
-        store.blobs.put_sent(sha256, body, large)
-        return {"ok": True}
-
     return api
 
-
-def _may_read_blob(store: Store, g: Gate, sha256: str) -> bool:
-    """A blob is readable through what names it: an artifact, diff or package list of a
-    run the caller may read, a version of a model they may read, a saved training set."""
-    visible = g.experiments() or []
-    if visible:
-        runs = store.search_runs(experiment=visible)
-        named = {c for column in ("git_diff_sha256", "packages_sha256") if column in runs
-                 for c in runs[column].dropna()}
-        artifacts = store.tracking.artifacts()
-        if sha256 in named or sha256 in set(artifacts[artifacts["run_id"].isin(runs["run_id"])]["sha256"]):
-            return True
-    for model in g.readable("model", store.registry.names()):
-        if any(getattr(e, "sha256", None) == sha256 for e in store.registry.events(model)):
-            return True
-    return any(getattr(e, "sha256", None) == sha256 and g.may_read_views(_views_of(e))
-               for e in store.features.events() if e.type == "dataset_saved")
-
-
-def _views_of(event: Any) -> list[str]:
-    return sorted({ref.split(":")[0] for ref in event.features})

@@ -12,6 +12,7 @@ import hashlib
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from ..config import GIT_ARTIFACT_MAX
 from ..errors import InvalidInputError, NotFoundError, StoreCorruptError
@@ -28,6 +29,13 @@ def file_sha256(path: Path) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
+
+
+def blobs_named(event: dict[str, Any]) -> list[str]:
+    """The blobs a run's event names: an artifact's content, a git diff, a package list."""
+    field = {"artifact": "sha256", "git": "diff_sha256", "environment": "packages_sha256"}.get(str(event.get("type")))
+    value = event.get(field) if field else None
+    return [value] if isinstance(value, str) else []
 
 
 class BlobStore:
@@ -47,24 +55,27 @@ class BlobStore:
             os.replace(tmp, path)
         return sha256
 
-    def put_sent(self, sha256: str, data: bytes, large: bool) -> None:
-        """Store ``data`` that a client sent as blob ``sha256`` (``mltrail sync``), where the
-        client keeps it (in git or in blobs-large/); refused unless it is that blob."""
+    def keep_fetched(self, fetched: Path, sha256: str, digest: str, large: bool) -> Path:
+        """Move a file fetched as blob ``sha256`` (``digest``: what it hashed to as it
+        arrived) into place; refused, and removed, unless it is that blob."""
         path = self.layout.blob_path(sha256, large=large)  # checks the name first
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise InvalidInputError(f"the bytes sent as blob {sha256} have another sha256")
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+        if digest != sha256:
+            fetched.unlink(missing_ok=True)
+            raise InvalidInputError(f"the bytes fetched as blob {sha256} have another sha256 ({digest})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(fetched, path)
+        return path
+
+    def staging_file(self) -> Path:
+        """A new temporary file's name in the store's staging folder (out of git)."""
+        staging = self.layout.cache / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        return staging / f"{os.getpid()}.{threading.get_ident()}.{new_id()}"
 
     def put_file(self, source: Path) -> tuple[str, int, bool]:
         """Copy a file in while hashing it: ``(sha256, size, in_git)``."""
         in_git = source.stat().st_size <= GIT_ARTIFACT_MAX.get()
-        staging = self.layout.cache / "staging"
-        staging.mkdir(parents=True, exist_ok=True)
-        tmp = staging / f"{os.getpid()}.{threading.get_ident()}.{new_id()}"
+        tmp = self.staging_file()
         digest = hashlib.sha256()
         size = 0
         with open(source, "rb") as src, open(tmp, "wb") as dst:

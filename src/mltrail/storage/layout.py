@@ -9,6 +9,7 @@
       blobs/sha256/<ab>/<cdef...>     content-addressed artifacts, committed to git
       blobs-large/sha256/...          artifacts over MLTRAIL_GIT_ARTIFACT_MAX, not committed
       .cache/                         derived: Parquet tables, locks (rebuildable)
+      .cache/uploads/<uploader>/      a server's blob uploads, until a line it accepts names them
 
 A folder name is only a place: the true experiment name is in the events, so the
 folder is a sanitised form of the name that can never escape the root, plus a short
@@ -54,6 +55,7 @@ class Layout:
         self.cache = root / ".cache"
         self.tables = self.cache / "tables"
         self.locks = self.cache / "locks"
+        self.uploads = self.cache / "uploads"  # a server's blobs in transit: out of git until named
 
     def ensure(self) -> None:
         """Create the root, its folders and its .gitignore (idempotent)."""
@@ -77,6 +79,12 @@ class Layout:
                                     f"{self.root} was changed by hand or damaged")
         base = self.large_blobs if large else self.blobs
         return base / "sha256" / sha256[:2] / sha256[2:]
+
+    def upload_dir(self, uploader: str | None) -> Path:
+        """The staging folder of one uploader's blobs on a server (a hash of the user's
+        name: a name is never a path)."""
+        key = hashlib.sha256(f"user:{uploader}".encode()).hexdigest()[:24] if uploader else "anonymous"
+        return self.uploads / key
 
     def run_edits(self, run_file: Path) -> Path:
         """The folder of edits to the runs of ``run_file``'s experiment: beside its runs

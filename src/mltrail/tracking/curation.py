@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import current_user
 from ..errors import InvalidInputError, WrongStateError
+from ..storage.blob_uploads import STAGED_KEEP_SECONDS, StagedBlobs
 from ..storage.eventfiles import write_event_file
 from ..storage.ids import new_id
 from ..storage.fields import name_problem
@@ -77,13 +78,16 @@ class GcResult:
     runs: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     blobs: list[Path] = field(default_factory=list)
+    uploads: list[Path] = field(default_factory=list)  # a server's staged blob uploads nothing named in time
     bytes_freed: int = 0
     dry_run: bool = False
 
     def summary(self) -> str:
         verb = "would purge" if self.dry_run else "purged"
         return (f"{verb} {len(self.runs)} deleted run(s): {len(self.files)} event file(s), "
-                f"{len(self.blobs)} blob(s) no other event names, {self.bytes_freed:,} bytes")
+                f"{len(self.blobs)} blob(s) no other event names, {self.bytes_freed:,} bytes"
+                + (f"; {len(self.uploads)} blob upload(s) nothing named within "
+                   f"{STAGED_KEEP_SECONDS // 3600} h" if self.uploads else ""))
 
 
 class Curation:
@@ -155,9 +159,11 @@ class Curation:
         """Purge deleted runs (all of them, or those named): their event file, their edits
         and stop requests, and the blobs that no other event file names (an artifact
         another run or a registered model shares is kept). Files go as ``git rm`` would
-        take them; the tables are rebuilt from what is left."""
+        take them; the tables are rebuilt from what is left. Blobs a server received that
+        no line named within ``STAGED_KEEP_SECONDS`` (a day) go too: they never were in git."""
         tracker = self.tracker
         layout = tracker.layout
+        staged = StagedBlobs(layout).expire(dry_run=dry_run)
         frame = tracker.all_runs()
         deleted = frame[frame["deleted"].fillna(False).astype(bool)]
         if runs:
@@ -166,7 +172,7 @@ class Curation:
             if alive:
                 raise WrongStateError(f"run {alive[0]} is not deleted: delete it before purging it")
             deleted = deleted.loc[chosen]
-        result = GcResult(runs=sorted(deleted.index), dry_run=dry_run)
+        result = GcResult(runs=sorted(deleted.index), uploads=staged, dry_run=dry_run)
         if deleted.empty:
             return result
         doomed: set[Path] = set()

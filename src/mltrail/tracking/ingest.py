@@ -23,6 +23,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import AlreadyExistsError, InvalidInputError, SchemaVersionError
+from ..storage.blob_uploads import StagedBlobs
+from ..storage.blobs import blobs_named
 from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
 from ..storage.eventlog import parse_line, split_lines
 from ..storage.events import EVENT_ADAPTER
@@ -51,6 +53,7 @@ class RunIngest:
         self._paths: dict[str, Path | None] = {}
         self._experiments: dict[str, str] = {}
         self._guard = threading.Lock()
+        self.staged = StagedBlobs(layout)
 
     def last_seq(self, run_id: str) -> int:
         """The last sequence number the run's file holds (0: no such run yet)."""
@@ -87,7 +90,8 @@ class RunIngest:
                     raise InvalidInputError(f"line with seq {start}..{end} overlaps what run {run_id} holds (to {last})")
                 fresh.append(raw)
                 last = end
-            if fresh:
+            if fresh:  # the blobs these lines name leave the uploads for blobs/ (git) before the lines land
+                self.staged.adopt(sha256 for event, _, _ in lines for sha256 in blobs_named(event))
                 self._paths[run_id] = path
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "ab") as handle:
