@@ -382,3 +382,45 @@ def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
     assert system_charts >= 2 + 8  # the two metrics, and psutil's eight system metrics
     for name in ("tour_child_runs", "tour_autolog", "tour_curation", "tour_artifacts_and_system_metrics"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
+
+
+HOSTILE_NAME = ("[Session expired: sign in again](http://evil.example/login) "
+                "![pixel](http://evil.example/p.png) <img src=http://evil.example/h.png onerror=alert(1)>")
+
+
+def test_a_name_with_markup_shows_as_text_and_loads_nothing_in_chromium(tmp_path):
+    """A run and an experiment named with a Markdown link, a Markdown image and an HTML
+    image: Chromium shows the name as text, draws no link or image to the author's host,
+    and sends no request there (the tracking pixel of issue 26)."""
+    import mltrail
+
+    store = mltrail.Store(tmp_path / "store")
+    with store.start_run("exp " + HOSTILE_NAME[:120], name=HOSTILE_NAME[:240], log_git=False,
+                         log_packages=False, description="notes ![pixel](http://evil.example/notes.png)") as run:
+        run.log_metric("loss", 0.5)
+        run.set_tag("note", HOSTILE_NAME)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", str(store.root),
+         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/_stcore/health", server, 60)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1500})
+            asked = []
+            page.on("request", lambda request: asked.append(request.url))
+            for path in (f"/run?run={run.id}", "/"):
+                page.goto(f"{url}{path}")
+                page.get_by_text("Session expired").first.wait_for(state="attached", timeout=60_000)
+                page.wait_for_timeout(2000)
+                # the name's link is text (its notes may link on purpose: their image becomes a link)
+                forged = page.locator('a[href^="http://evil.example/login"]')
+                assert forged.count() == 0, (path, forged.first.evaluate("e => e.parentElement.parentElement.parentElement.outerHTML")[:3000])
+                assert page.locator('img[src*="evil.example"]').count() == 0, path
+            browser.close()
+        assert not [u for u in asked if "evil.example" in u]
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

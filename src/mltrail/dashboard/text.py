@@ -28,12 +28,18 @@ _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 _IMAGE = re.compile(r"(\\*)!\[")  # an image's start, with any backslashes before it
 _BACKTICKS = re.compile(r"`+")
+# GitHub's autolinks (``http://…``, ``www.…``, ``a@b.c``) are found in the text *after*
+# escapes are read (checked in Chromium: an escaped URL in a name still became a link), so
+# md breaks their patterns with an invisible word joiner: after a scheme's colon, after
+# "www", around "@"
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?=@)|(?<=@)", re.IGNORECASE)
+_WORD_JOINER = "\u2060"
 
 
 def md(value: Any) -> str:
     """``value`` as text that Streamlit's Markdown shows literally, on one line."""
     text = _LINE_BREAKS.sub(" ", str(value)).strip()  # (leading spaces would start a code block)
-    return _PUNCTUATION.sub(r"\\\1", text)
+    return _PUNCTUATION.sub(r"\\\1", _AUTOLINK.sub(_WORD_JOINER, text))
 
 
 def code(value: Any) -> str:
