@@ -162,14 +162,14 @@ def wait_for_http(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) 
 
 
 @contextlib.contextmanager
-def serving_store(folder: Path, token: str | None = None, **options: Any) -> Iterator[str]:
-    """``mltrail server`` on ``folder`` (a real uvicorn on a free port, in this process's
-    thread); yields its URL and stops it after."""
+def serving_store(folder: Path, token: str | None = None, port: int | None = None, **options: Any) -> Iterator[str]:
+    """``mltrail server`` on ``folder`` (a real uvicorn on ``port``, else a free one, in
+    this process's thread); yields its URL and stops it after."""
     import uvicorn
 
     from mltrail.server.app import create_app
 
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(create_app(mltrail.Store(folder), token, **options), host="127.0.0.1",
                             port=port, log_level="warning")
     server = uvicorn.Server(config)

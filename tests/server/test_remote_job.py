@@ -13,9 +13,11 @@ import threading
 import time
 
 import pytest
+from click.testing import CliRunner
 
 import mltrail
-from tests.factories import quiet_run, serving_store, wait_for
+from mltrail.cli import main
+from tests.factories import free_port, quiet_run, serving_store, wait_for
 
 pytestmark = pytest.mark.slow  # real servers
 
@@ -98,7 +100,11 @@ def test_a_job_reads_and_registers_the_run_it_just_logged(tmp_path):
             with quiet_run(store, "own", name=f"open-{attempt}") as running:  # a run still running, too
                 running.log_metric("acc", 0.5)
                 assert store.metric_history([running.id])["value"].tolist() == [0.5]
+        assert list(store.spool.glob("blobs*/sha256/*/*"))  # (the model file, until close)
         assert store.close(wait=5) == 0
+    # the server has everything: the spool let go of the runs and of the blob they named
+    assert not list(store.spool.glob("experiments/*/runs/*.jsonl"))
+    assert not list(store.spool.glob("blobs*/sha256/*/*"))
 
 
 STOPPED_JOB = """
@@ -165,3 +171,60 @@ def test_a_run_resumes_on_another_machine_and_back_again(tmp_path):
         assert store.get_run(first.id)["run"]["status"] == "FINISHED"
         with pytest.raises(mltrail.NotFoundError, match="nor in"):
             store.start_run("long-training", run_id="0" * 26)
+
+
+def test_the_default_spool_is_one_per_server_and_per_user_and_never_holds_the_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ana, carol, nobody = (mltrail.Store("http://gpu-box:5050", token=token) for token in ("ana-s3cret", "carol-s3cret", None))
+    base = tmp_path / ".cache" / "mltrail" / "spool" / "gpu-box-5050"
+    assert ana.spool.parent == carol.spool.parent == nobody.spool.parent == base
+    assert len({ana.spool, carol.spool, nobody.spool}) == 3
+    assert "s3cret" not in str(ana.spool) + str(carol.spool)
+    assert mltrail.Store("http://gpu-box:5050", token="ana-s3cret").spool == ana.spool  # hers, every time
+    monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "chosen"))
+    assert mltrail.Store("http://gpu-box:5050", token="ana-s3cret").spool == tmp_path / "chosen"  # as given
+
+
+def test_two_users_of_one_account_each_sync_their_own_runs_and_keep_their_authorship(tmp_path, monkeypatch, caplog):
+    """ana and carol share an OS account; the server is away while they log. Each one's
+    spool holds her runs only; an admin's sync of ana's spool sends them as ana."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder, port = tmp_path / "central", free_port()
+    local = mltrail.Store(folder)
+    tokens = {name: local.access.add_user(name, admin=name == "root") for name in ("ana", "carol", "root")}
+    url = f"http://127.0.0.1:{port}"
+    with serving_store(folder, port=port):  # ana's first job meets the server: her spool learns who she is
+        store = mltrail.Store(url, token=tokens["ana"])
+        with quiet_run(store, "ana-exp") as first:
+            first.log_metric("loss", 1.0)
+        assert store.close(wait=5) == 0
+    assert not list(store.spool.glob("experiments/*/runs/*.jsonl"))  # all on the server: pruned
+
+    def log_while_away(user, experiment):
+        store = mltrail.Store(url, token=tokens[user])
+        with quiet_run(store, experiment) as run:
+            run.log_metric("loss", 0.5)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mltrail.remote.store"):
+            assert store.close(wait=1) == 1
+        assert f"mltrail sync {store.spool} --to {url}" in caplog.text
+        return run, store.spool
+
+    ana_run, ana_spool = log_while_away("ana", "ana-later")
+    carol_run, carol_spool = log_while_away("carol", "carol-exp")
+    assert ana_spool != carol_spool
+    with serving_store(folder, port=port):
+        sent = CliRunner().invoke(main, ["sync", str(carol_spool), "--to", url, "--token", tokens["carol"]])
+        assert sent.exit_code == 0, sent.output
+        assert set(mltrail.Store(folder).search_runs()["run_id"]) == {first.id, carol_run.id}  # hers only
+        refused = CliRunner().invoke(main, ["sync", str(ana_spool), "--to", url, "--token", tokens["carol"]])
+        assert refused.exit_code != 0 and "holds ana's runs" in refused.output
+        sent = CliRunner().invoke(main, ["sync", str(ana_spool), "--to", url, "--token", tokens["root"]])
+        assert sent.exit_code == 0, sent.output
+        grants = mltrail.Store(folder).access.show("experiment", "ana-later")
+        assert grants[grants["via"] == "direct"][["user", "level"]].values.tolist() == [["ana", "manage"]]  # not root's
+        ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "reader")
+        assert ana.get_run(ana_run.id)["run"]["experiment"] == "ana-later"
+        with pytest.raises(mltrail.NotFoundError):
+            ana.get_run(carol_run.id)
+        ana.close(wait=1)

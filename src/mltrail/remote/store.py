@@ -2,13 +2,20 @@
 
 A training job never waits for the network and never loses a point because of it: its
 runs are written exactly as a local store writes them, into a *spool* folder on the
-job's own disk (``$MLTRAIL_SPOOL``, else ``~/.cache/mltrail/spool/<host>-<port>``), and a
+job's own disk (``$MLTRAIL_SPOOL``, else one per server and per user:
+``~/.cache/mltrail/spool/<host>-<port>/<key>``, the key a hash of the token), and a
 background thread sends their new lines to the server every quarter second
 (:class:`~mltrail.remote.upload.RunUpload`: in order, each line kept once by the server).
 While the server is away the lines wait in the spool; at exit the job waits up to
-``MLTRAIL_UPLOAD_WAIT_SECONDS`` for the last of them and says what is left, which
-``mltrail sync SPOOL --to URL`` sends later. A blob (an artifact, a diff) goes up just
-before the first line that names it.
+``MLTRAIL_UPLOAD_WAIT_SECONDS`` for the last of them (no call outlives that wait) and
+says what is left, a run the server refused included, which ``mltrail sync SPOOL --to
+URL`` sends later. A blob (an artifact, a diff) goes up just before the first line that
+names it. An ended run the server holds all of leaves the spool.
+
+What the job promises its user besides: a read or a registry call first sends the job's
+own pending lines (it reads what it wrote); ``start_run(run_id=...)`` resumes a run
+logged on another machine (its lines come from the server); a stop watcher holds one
+call open on the server and hands a request to stop a run to it at once.
 
 The other parts are the server's, through the same API as a local store: ``store.ab``
 (:mod:`.ab`: a router's exposures and feedback spooled and sent the same way),
@@ -22,8 +29,10 @@ from __future__ import annotations
 
 import atexit
 import gc
+import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 import urllib.parse
@@ -63,12 +72,28 @@ def is_url(root: object) -> bool:
     return isinstance(root, str) and root.startswith(("http://", "https://"))
 
 
-def default_spool(url: str) -> Path:
+def default_spool(url: str, token: str | None = None) -> Path:
+    """``$MLTRAIL_SPOOL`` as given, else one folder per server and per user:
+    ``~/.cache/mltrail/spool/<host>-<port>/<key>``, the key derived from the token (a
+    hash: the token itself is never written), so that two people sharing an OS account
+    never send each other's runs."""
     configured = os.environ.get("MLTRAIL_SPOOL")
     if configured:
         return Path(configured).expanduser().absolute()
     where = urllib.parse.urlsplit(url)
-    return Path.home() / ".cache" / "mltrail" / "spool" / f"{where.hostname}-{where.port or 80}"
+    user = f"token-{hashlib.sha256(token.encode()).hexdigest()[:16]}" if token else "no-token"
+    return Path.home() / ".cache" / "mltrail" / "spool" / f"{where.hostname}-{where.port or 80}" / user
+
+
+SPOOL_USER_FILE = "spool.json"  # in a spool: the server's name for the user whose runs it holds
+
+
+def spool_user(spool: Path) -> str | None:
+    """The server user whose runs a spool holds, once a job there learned it (None: not known)."""
+    try:
+        return orjson.loads((spool / SPOOL_USER_FILE).read_bytes()).get("user")
+    except (FileNotFoundError, orjson.JSONDecodeError, AttributeError):
+        return None
 
 
 class RemoteStore:
@@ -79,7 +104,7 @@ class RemoteStore:
         self.url = url.rstrip("/")
         self.server = Server(self.url, token if token is not None else os.environ.get("MLTRAIL_TOKEN") or None,
                              acting_as=acting_as)
-        self.spool = Path(spool).absolute() if spool is not None else default_spool(self.url)
+        self.spool = Path(spool).absolute() if spool is not None else default_spool(self.url, self.server.token)
         layout = Layout(self.spool)
         self.blobs = BlobStore(layout)
         self.tracking = Tracker(layout, self.blobs, None)
@@ -94,6 +119,7 @@ class RemoteStore:
         self._segments: dict[Path, SegmentUpload] = {}
         self._blobs_sent: set[str] = set()
         self._refused: dict[Path, str] = {}  # run files and segments the server refused: why
+        self._blobs_unneeded: set[str] = set()  # named by runs pruned from the spool
         self._lock = threading.Lock()
         self._sending = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -247,9 +273,42 @@ class RemoteStore:
                 with self._lock:
                     self._uploads.pop(upload.path, None)
                     self._runs.pop(upload.path, None)
+                if upload.path.exists():
+                    self._prune(upload)
             else:
                 left += 1
         return left
+
+    def _prune(self, upload: RunUpload) -> None:
+        """An ended run the server holds all of leaves the spool: its file and its stop
+        requests; the blobs it named go at close (:meth:`_prune_blobs`)."""
+        self._blobs_unneeded |= upload.blobs_named_here()
+        upload.path.unlink()
+        shutil.rmtree(self.tracking.layout.stop_requests(upload.path), ignore_errors=True)
+
+    def _prune_blobs(self) -> None:
+        """At close, once this process's runs are all sent: the blobs its pruned runs
+        named that no run still in the spool names (the server has them; a read or a
+        load fetches one again). Not before: a run still logging may name the same file."""
+        others = [path.read_bytes() for path in self.tracking.layout.experiments.glob("*/runs/*.jsonl")]
+        for sha256 in self._blobs_unneeded:
+            if not any(sha256.encode() in other for other in others):
+                for large in (False, True):
+                    self.tracking.layout.blob_path(sha256, large=large).unlink(missing_ok=True)
+        self._blobs_unneeded.clear()
+
+    def _note_user(self) -> None:
+        """Record in the spool whose runs it holds (``mltrail sync`` by an admin sends them
+        as that user): asked of the server once, by the background sender."""
+        if self.server.token is None or spool_user(self.spool) is not None:
+            return
+        try:
+            user = self.server.call("GET", "/api/v1/whoami")["user"]
+        except MltrailError:
+            return  # away, or refused: the uploader says so; asked again by the next store
+        if user is not None:
+            self.spool.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.spool / SPOOL_USER_FILE, orjson.dumps({"user": user, "server": self.url}))
 
     def _refuse(self, path: Path, exc: MltrailError) -> None:
         """The server refused a run's or a segment's lines: they stay in the spool and
@@ -339,6 +398,7 @@ class RemoteStore:
         run.look_for_stop_request()
 
     def _loop(self) -> None:
+        self._note_user()
         # a few times per flush: a line waits for the next tick, not a whole flush period
         # (a tick with nothing new costs a read at the end of each file)
         while not self._closing.wait(min(FLUSH_SECONDS.get(), UPLOAD_TICK_SECONDS)):
@@ -366,15 +426,17 @@ class RemoteStore:
                 log.flush()
             except OSError as exc:
                 logger.warning("mltrail: could not flush %s: %s", log.describe(), exc)
-        if not self._uploads and not self.ab._logs:
-            return 0
-        with self.server.deadline(deadline):
-            left = self.upload()
-            while left > self._refused_count() and time.monotonic() < deadline:
-                time.sleep(0.2)
+        left = 0
+        if self._uploads or self.ab._logs:
+            with self.server.deadline(deadline):
                 left = self.upload()
+                while left > self._refused_count() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    left = self.upload()
         if left:
             self._say_left(left)
+        if self._blobs_unneeded and not any(run.status == "RUNNING" for run in self._runs.values()):
+            self._prune_blobs()
         return left
 
     @staticmethod

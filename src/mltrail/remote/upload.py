@@ -82,6 +82,11 @@ class RunUpload:
             self.finished = ends
         return sent
 
+    def blobs_named_here(self) -> set[str]:
+        """The blobs the file's lines name (artifacts, a git diff, a package list)."""
+        return {sha256 for event, _, _ in self._readable(whole_lines_from(self.path, 0))
+                for sha256 in _blobs_named(event)}
+
     def last_seq_here(self) -> int:
         """The last seq the file's whole, readable lines hold (0: none)."""
         last = 0

@@ -19,7 +19,9 @@ import orjson
 from pydantic import ValidationError
 
 from ..remote.ab import SegmentUpload
+from ..errors import PermissionDeniedError
 from ..remote.http import Server
+from ..remote.store import spool_user
 from ..remote.upload import BATCH_BYTES, RunUpload
 from ..storage.run_edits import RUN_EDIT
 from ..store import Store
@@ -47,8 +49,7 @@ def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: i
                progress: Callable[[int, int], None] | None = None) -> SyncReport:
     """Upload what the server at ``url`` lacks of ``source``: blobs first (a run's
     artifact events name them), then each run's new lines."""
-    server = Server(url, token)
-    server.call("GET", "/api/v1/health")
+    server = _as_author(Server(url, token), source)
     report = SyncReport()
     layout = source.layout
     for large, base in ((False, layout.blobs), (True, layout.large_blobs)):
@@ -79,6 +80,24 @@ def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: i
         if key in on_server and SegmentUpload(server, key, segment).send():
             report.segments_sent += 1
     return report
+
+
+def _as_author(server: Server, source: Store) -> Server:
+    """The server's calls as the user whose runs the source holds: a job's spool records
+    its user (``spool.json``), and its runs keep that author whoever sends them. An
+    admin's token sends them as that user (who then manages an experiment they create);
+    another user's token is refused before anything is sent."""
+    server.call("GET", "/api/v1/health")
+    author = spool_user(source.layout.root)
+    if author is None:
+        return server
+    me = server.call("GET", "/api/v1/whoami")
+    if not me["users"] or me["user"] == author:
+        return server
+    if not me["admin"]:
+        raise PermissionDeniedError(f"{source.layout.root} holds {author}'s runs: send them with {author}'s token "
+                                    f"(or an admin's, which sends them as {author}), not {me['user']}'s")
+    return Server(server.url, server.token, acting_as=author)
 
 
 def _sync_run(server: Server, path: Path, batch_bytes: int, report: SyncReport) -> None:
