@@ -282,7 +282,7 @@ class RemoteStore:
     def _prune(self, upload: RunUpload) -> None:
         """An ended run the server holds all of leaves the spool: its file and its stop
         requests; the blobs it named go at close (:meth:`_prune_blobs`)."""
-        self._blobs_unneeded |= upload.blobs_named_here()
+        self._blobs_unneeded |= upload.blobs_named
         upload.path.unlink()
         shutil.rmtree(self.tracking.layout.stop_requests(upload.path), ignore_errors=True)
 
@@ -307,8 +307,11 @@ class RemoteStore:
         except MltrailError:
             return  # away, or refused: the uploader says so; asked again by the next store
         if user is not None:
-            self.spool.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.spool / SPOOL_USER_FILE, orjson.dumps({"user": user, "server": self.url}))
+            try:
+                self.spool.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.spool / SPOOL_USER_FILE, orjson.dumps({"user": user, "server": self.url}))
+            except OSError as exc:  # the runs' own writes will say more; sync then asks for the user's token
+                logger.warning("mltrail: could not record the spool's user in %s: %s", self.spool, exc)
 
     def _refuse(self, path: Path, exc: MltrailError) -> None:
         """The server refused a run's or a segment's lines: they stay in the spool and
@@ -364,9 +367,8 @@ class RemoteStore:
             if not runs:
                 self._watch_changed.wait(UPLOAD_TICK_SECONDS)
                 continue
-            query = urllib.parse.urlencode({"run": list(runs), "wait": STOP_WAIT_SECONDS}, doseq=True)
             try:
-                found = self._watcher.call("GET", f"/api/v1/stop-requests?{query}")
+                found = self._ask_stop_requests(list(runs))
             except UpstreamError:  # away (or broken off: the runs changed, or closing)
                 if not self._watch_changed.is_set():
                     self._closing.wait(1.0)
@@ -378,6 +380,15 @@ class RemoteStore:
             for run_id, requests in found.items():
                 if run_id in runs:
                     self._deliver_stop(runs[run_id], requests)
+
+    def _ask_stop_requests(self, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        query = urllib.parse.urlencode({"run": run_ids, "wait": STOP_WAIT_SECONDS}, doseq=True)
+        try:
+            return dict(self._watcher.call("GET", f"/api/v1/stop-requests?{query}"))
+        except NotFoundError:  # a server older than the route: each run's requests, once a second
+            found = {run_id: self._watcher.call("GET", f"/api/v1/runs/{run_id}/stop") for run_id in run_ids}
+            self._watch_changed.wait(1.0)
+            return found
 
     def _watched_runs(self) -> dict[str, Run]:
         """This process's running runs on the server, not yet asked to stop."""
@@ -392,9 +403,13 @@ class RemoteStore:
 
     def _deliver_stop(self, run: Run, requests: list[dict[str, Any]]) -> None:
         folder = self.tracking.layout.stop_requests(run.path)
-        for request in requests:
-            if not (folder / f"{request['id']}.jsonl").exists():
-                write_event_file(folder, request["id"], StopRequest.model_validate(request))
+        try:
+            for request in requests:
+                if not (folder / f"{request['id']}.jsonl").exists():
+                    write_event_file(folder, request["id"], StopRequest.model_validate(request))
+        except (OSError, ValueError) as exc:  # (a ValidationError is a ValueError)
+            logger.warning("mltrail: could not keep a request to stop %s: %s", run.describe(), exc)
+            return
         run.look_for_stop_request()
 
     def _loop(self) -> None:

@@ -46,6 +46,7 @@ class RunUpload:
         self.experiment: str | None = None
         self.finished = False  # the run's end is on the server
         self.lines_skipped = 0  # unreadable lines of the file, left behind
+        self.blobs_named: set[str] = set()  # by the lines read so far
 
     def send(self, batch_bytes: int = BATCH_BYTES) -> int:
         """Send the whole lines written since the last send that the server lacks; the
@@ -66,6 +67,7 @@ class RunUpload:
         size = 0
         ends: bool | None = None  # does the last line sent end the run?
         for event, raw, end in lines:
+            self.blobs_named.update(_blobs_named(event))
             if end > self.last_seq:
                 if self.send_blob is not None:
                     for sha256 in _blobs_named(event):
@@ -81,11 +83,6 @@ class RunUpload:
         if ends is not None:  # (only once the server took it: a refused end is not on the server)
             self.finished = ends
         return sent
-
-    def blobs_named_here(self) -> set[str]:
-        """The blobs the file's lines name (artifacts, a git diff, a package list)."""
-        return {sha256 for event, _, _ in self._readable(whole_lines_from(self.path, 0))
-                for sha256 in _blobs_named(event)}
 
     def last_seq_here(self) -> int:
         """The last seq the file's whole, readable lines hold (0: none)."""
