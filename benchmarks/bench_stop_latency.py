@@ -76,8 +76,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "server", "--store", f"{tmp}/central",
-                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "server",
+                                   "--store", f"{tmp}/central", "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             if not wait_until_up(f"{url}/api/v1/health"):
                 raise SystemExit("the server did not start")

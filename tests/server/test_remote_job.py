@@ -175,7 +175,8 @@ def test_a_run_resumes_on_another_machine_and_back_again(tmp_path):
 
 def test_the_default_spool_is_one_per_server_and_per_user_and_never_holds_the_token(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    ana, carol, nobody = (mltrail.Store("http://gpu-box:5050", token=token) for token in ("ana-s3cret", "carol-s3cret", None))
+    ana, carol, nobody = (mltrail.Store("http://gpu-box:5050", token=token)
+                          for token in ("ana-s3cret", "carol-s3cret", None))
     base = tmp_path / ".cache" / "mltrail" / "spool" / "gpu-box-5050"
     assert ana.spool.parent == carol.spool.parent == nobody.spool.parent == base
     assert len({ana.spool, carol.spool, nobody.spool}) == 3

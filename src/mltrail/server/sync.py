@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from ..remote.ab import SegmentUpload
 from ..errors import PermissionDeniedError
+from ..remote.ab import SegmentUpload
 from ..remote.http import Server
 from ..remote.store import spool_user
 from ..remote.upload import BATCH_BYTES, RunUpload
