@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import mltrail
 from mltrail.cli import main
-from tests.factories import free_port, quiet_run, serving_store, wait_for
+from tests.factories import ab_spec, free_port, quiet_run, serving_store, wait_for
 
 pytestmark = pytest.mark.slow  # real servers
 
@@ -229,3 +229,21 @@ def test_two_users_of_one_account_each_sync_their_own_runs_and_keep_their_author
         with pytest.raises(mltrail.NotFoundError):
             ana.get_run(carol_run.id)
         ana.close(wait=1)
+
+
+def test_a_refused_ab_log_segment_counts_as_left(tmp_path, caplog):
+    """dan may read the A/B experiment, not log into it: his exposures never arrive."""
+    folder = tmp_path / "central"
+    local = mltrail.Store(folder)
+    tokens = {name: local.access.add_user(name) for name in ("ana", "dan")}
+    with serving_store(folder) as url:
+        ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")
+        ana.ab.create(ab_spec(key="offer")).start()
+        ana.access.grant("ab", "offer", to="dan", level="read")
+        dan = mltrail.Store(url, token=tokens["dan"], spool=tmp_path / "spool-dan")
+        exp = dan.ab.get("offer")
+        exp.log_exposure("u1", exp.assign("u1") or exp.control)
+        with caplog.at_level(logging.WARNING, logger="mltrail.remote.store"):
+            assert dan.close(wait=2) == 1
+        assert "refused" in caplog.text and "PermissionDeniedError" in caplog.text
+        assert ana.close(wait=2) == 0
