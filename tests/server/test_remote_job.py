@@ -247,3 +247,21 @@ def test_a_refused_ab_log_segment_counts_as_left(tmp_path, caplog):
             assert dan.close(wait=2) == 1
         assert "refused" in caplog.text and "PermissionDeniedError" in caplog.text
         assert ana.close(wait=2) == 0
+
+
+def test_the_stop_watch_route_waits_only_as_asked_and_only_for_runs_the_caller_may_log_into(tmp_path):
+    folder = tmp_path / "central"
+    local = mltrail.Store(folder)
+    tokens = {name: local.access.add_user(name) for name in ("ana", "dan")}
+    with serving_store(folder) as url:
+        ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool")
+        with quiet_run(ana, "private") as run:
+            pass
+        assert ana.close(wait=5) == 0
+        watch = f"/api/v1/stop-requests?run={run.id}"
+        for wait, at_least, at_most in (("nan", 0, 1.0), ("inf", 0, 1.0), ("-5", 0, 1.0), ("0.5", 0.5, 2.0)):
+            started = time.monotonic()
+            assert ana.server.call("GET", f"{watch}&wait={wait}") == {}
+            assert at_least <= time.monotonic() - started < at_most, wait
+        with pytest.raises(mltrail.NotFoundError):  # dan may not even know the run exists
+            mltrail.Store(url, token=tokens["dan"], spool=tmp_path / "dan").server.call("GET", f"{watch}&wait=0")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from typing import Any, Literal
 
@@ -147,7 +148,7 @@ def routes(store: Store) -> APIRouter:
             if experiment is not None:
                 g.require("experiment", experiment, "edit", "log into it")
                 watched.append(run_id)
-        until = time.monotonic() + min(max(wait, 0.0), STOP_WAIT_MAX)
+        until = time.monotonic() + (min(max(wait, 0.0), STOP_WAIT_MAX) if math.isfinite(wait) else 0.0)
         while True:
             found = {run_id: [r.model_dump(mode="json") for r in ingest.stop_requests(run_id)] for run_id in watched}
             found = {run_id: requests for run_id, requests in found.items() if requests}
