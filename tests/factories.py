@@ -170,8 +170,8 @@ def serving_store(folder: Path, token: str | None = None, port: int | None = Non
     from mltrail.server.app import create_app
 
     port = port or free_port()
-    config = uvicorn.Config(create_app(mltrail.Store(folder), token, **options), host="127.0.0.1",
-                            port=port, log_level="warning")
+    app = create_app(mltrail.Store(folder), token, **options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -179,6 +179,7 @@ def serving_store(folder: Path, token: str | None = None, port: int | None = Non
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        app.state.stopping.set()  # as `mltrail server` on SIGTERM: calls held open answer now
         server.should_exit = True
         thread.join(timeout=30)
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import mltrail
 from mltrail.cli import main
-from tests.factories import ab_spec, free_port, quiet_run, serving_store, wait_for
+from tests.factories import ab_spec, free_port, quiet_run, serving_store, wait_for, wait_for_http
 
 pytestmark = pytest.mark.slow  # real servers
 
@@ -265,3 +265,28 @@ def test_the_stop_watch_route_waits_only_as_asked_and_only_for_runs_the_caller_m
             assert at_least <= time.monotonic() - started < at_most, wait
         with pytest.raises(mltrail.NotFoundError):  # dan may not even know the run exists
             mltrail.Store(url, token=tokens["dan"], spool=tmp_path / "dan").server.call("GET", f"{watch}&wait=0")
+
+
+def test_a_server_with_jobs_watching_for_stops_still_stops_at_once(tmp_path):
+    """The stop watcher holds a call open on the server: SIGTERM ends it, not its wait."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-c", "from mltrail.cli import main; main()", "server",
+                               "--store", str(tmp_path / "central"), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_http(f"{url}/api/v1/health", server)
+        store = mltrail.Store(url, spool=tmp_path / "spool")
+        run = quiet_run(store, "watched")
+        wait_for(lambda: _running(store, run.id), what="the run on the server")
+        time.sleep(0.5)  # (the watcher's call is held open now)
+        asked = time.monotonic()
+        server.terminate()
+        server.communicate(timeout=30)
+        assert time.monotonic() - asked < 3.0, f"the server took {time.monotonic() - asked:.1f} s to stop"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    run.end()
+    store.close(wait=0)

@@ -152,7 +152,8 @@ def routes(store: Store) -> APIRouter:
         while True:
             found = {run_id: [r.model_dump(mode="json") for r in ingest.stop_requests(run_id)] for run_id in watched}
             found = {run_id: requests for run_id, requests in found.items() if requests}
-            if found or time.monotonic() >= until or await request.is_disconnected():
+            if (found or time.monotonic() >= until or request.app.state.stopping.is_set()
+                    or await request.is_disconnected()):
                 return found
             await asyncio.sleep(0.1)
 
