@@ -192,16 +192,16 @@ def wait_for_http(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) 
 
 
 @contextlib.contextmanager
-def serving_store(folder: Path, token: str | None = None, **options: Any) -> Iterator[str]:
-    """``mltrail server`` on ``folder`` (a real uvicorn on a free port, in this process's
-    thread); yields its URL and stops it after."""
+def serving_store(folder: Path, token: str | None = None, port: int | None = None, **options: Any) -> Iterator[str]:
+    """``mltrail server`` on ``folder`` (a real uvicorn on ``port``, else a free one, in
+    this process's thread); yields its URL and stops it after."""
     import uvicorn
 
     from mltrail.server.app import create_app
 
-    port = free_port()
-    config = uvicorn.Config(create_app(mltrail.Store(folder), token, **options), host="127.0.0.1",
-                            port=port, log_level="warning")
+    port = port or free_port()
+    app = create_app(mltrail.Store(folder), token, **options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -209,6 +209,7 @@ def serving_store(folder: Path, token: str | None = None, **options: Any) -> Ite
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        app.state.stopping.set()  # as `mltrail server` on SIGTERM: calls held open answer now
         server.should_exit = True
         thread.join(timeout=30)
 

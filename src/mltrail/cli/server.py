@@ -40,7 +40,7 @@ def server(store: Store, host: str, port: int, default_permission: str, max_body
     try:  # the server is each run file's one writer: a second server on the folder would not be
         with held(store.layout.lock_file("server"), "the store's server", timeout=0):
             note(f"mltrail server on http://{host}:{port} for {store.root}")
-            run_server(app, host, port)
+            run_server(app, host, port, on_exit=app.state.stopping.set)  # (held stop-watch calls end)
     except BusyError:
         raise BusyError(f"another mltrail server already serves {store.root}: one server per folder") from None
 

@@ -28,14 +28,17 @@ def _quoted(name: Any) -> str:
 
 class RemoteModelRegistry(ModelRegistry):
     """The server's registered models. ``fetch(sha256)`` brings a blob into ``blobs``;
-    ``get_run(ref)`` reads a run on the server (for ``runs:/`` URIs)."""
+    ``get_run(ref)`` reads a run on the server (for ``runs:/`` URIs); ``before()`` sends
+    this process's own runs first (a version registered from the run it just logged)."""
 
     def __init__(self, server: Server, spool: Layout, blobs: BlobStore,
-                 fetch: Callable[[str], Path], get_run: Callable[[str], dict[str, Any]]) -> None:
+                 fetch: Callable[[str], Path], get_run: Callable[[str], dict[str, Any]],
+                 before: Callable[[], None] | None = None) -> None:
         super().__init__(spool, blobs, runs=None)  # type: ignore[arg-type]  # runs are read on the server
         self.server = server
         self._fetch = fetch
         self._get_run = get_run
+        self._before = before
 
     # -- reading: the server's events, replayed here ---------------------------------
 
@@ -61,6 +64,8 @@ class RemoteModelRegistry(ModelRegistry):
 
     def register(self, name: str, run_id: str, artifact: str = "model.pkl", description: str | None = None,
                  tags: Mapping[str, str] | None = None, *, by: str | None = None) -> ModelVersion:
+        if self._before is not None:
+            self._before()
         answer = self.server.call("POST", f"/api/v1/models/{_quoted(name)}/versions", orjson.dumps(
             {"run": run_id, "artifact": artifact, "description": description, "tags": dict(tags or {}), "by": by}))
         return self.get(name, answer["version"])

@@ -39,6 +39,7 @@ class RunUpload:
         self.experiment: str | None = None
         self.finished = False  # the run's end is on the server
         self.lines_skipped = 0  # unreadable lines of the file, left behind
+        self.blobs_named: set[str] = set()  # by the lines read so far
 
     def send(self, batch_bytes: int = BATCH_BYTES) -> int:
         """Send the whole lines written since the last send that the server lacks; the
@@ -57,20 +58,31 @@ class RunUpload:
         sent = 0
         batch: list[bytes] = []
         size = 0
+        ends: bool | None = None  # does the last line sent end the run?
         for event, raw, end in lines:
+            self.blobs_named.update(blobs_named(event))
             if end > self.last_seq:
                 if self.send_blob is not None:
                     for sha256 in blobs_named(event):
                         self.send_blob(sha256)
                 batch.append(raw)
                 size += len(raw)
-                self.finished = event.get("type") == "run_finished"
+                ends = event.get("type") == "run_finished"
             if size >= batch_bytes:
                 sent += self._post(query, batch)
                 batch, size = [], 0
         sent += self._post(query, batch)
         self.offset += len(data)
+        if ends is not None:  # (only once the server took it: a refused end is not on the server)
+            self.finished = ends
         return sent
+
+    def last_seq_here(self) -> int:
+        """The last seq the file's whole, readable lines hold (0: none)."""
+        last = 0
+        for _, _, end in self._readable(whole_lines_from(self.path, 0)):
+            last = end
+        return last
 
     def _post(self, query: str, batch: list[bytes]) -> int:
         if batch:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 from typing import Any
 
@@ -63,6 +64,7 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
     app.state.store = store
     app.state.max_body = max_body
     app.state.default_permission = None if default_permission == "none" else "read"
+    app.state.stopping = threading.Event()  # set when the server stops: calls held open answer now
     expected = f"Bearer {token}".encode() if token else None
 
     @app.middleware("http")

@@ -18,10 +18,11 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from ..errors import MltrailError, SchemaVersionError, UpstreamError
+from ..errors import MltrailError, PermissionDeniedError, SchemaVersionError, UpstreamError
 from ..remote.ab import SegmentUpload
 from ..remote.blob_upload import send_blob
 from ..remote.http import Server
+from ..remote.store import spool_user
 from ..remote.upload import BATCH_BYTES, RunUpload
 from ..storage.eventlog import parse_line
 from ..storage.run_edits import RUN_EDIT
@@ -56,8 +57,7 @@ def sync_store(source: Store, url: str, token: str | None = None, batch_bytes: i
     segment the server refuses (no permission there, a line it will not take, a blob it
     will not keep) is reported in ``refused`` and the sync goes on with the rest; only a
     server out of reach (UpstreamError) stops it, and running it again resumes."""
-    server = Server(url, token)
-    server.call("GET", "/api/v1/health")
+    server = _as_author(Server(url, token), source)
     report = SyncReport()
     layout = source.layout
     blobs = _BlobSender(server, source, report)
@@ -116,6 +116,24 @@ class _BlobSender:
         if sent:
             self.report.blobs_sent += 1
             self.report.blob_bytes_sent += sent
+
+
+def _as_author(server: Server, source: Store) -> Server:
+    """The server's calls as the user whose runs the source holds: a job's spool records
+    its user (``spool.json``), and its runs keep that author whoever sends them. An
+    admin's token sends them as that user (who then manages an experiment they create);
+    another user's token is refused before anything is sent."""
+    server.call("GET", "/api/v1/health")
+    author = spool_user(source.layout.root)
+    if author is None:
+        return server
+    me = server.call("GET", "/api/v1/whoami")
+    if not me["users"] or me["user"] == author:
+        return server
+    if not me["admin"]:
+        raise PermissionDeniedError(f"{source.layout.root} holds {author}'s runs: send them with {author}'s token "
+                                    f"(or an admin's, which sends them as {author}), not {me['user']}'s")
+    return Server(server.url, server.token, acting_as=author)
 
 
 def _sync_run(server: Server, path: Path, batch_bytes: int, report: SyncReport, blobs: _BlobSender) -> None:

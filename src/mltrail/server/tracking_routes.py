@@ -3,8 +3,12 @@
 - ``GET /api/v1/runs/{run_id}/last-seq``: how much of a run the server holds
 - ``POST /api/v1/runs/{run_id}/events?experiment=NAME``: a run's next JSON lines, as its
   file holds them; appended exactly once (see :mod:`mltrail.tracking.ingest`)
+- ``GET /api/v1/runs/{run_id}/events``: the run's file as the server holds it, for a job
+  that resumes the run on another machine (edit on its experiment, as logging into it)
 - ``POST /api/v1/runs/{run}/stop`` (``{"reason", "by"}``) and ``GET
-  /api/v1/runs/{run_id}/stop``: requests to stop a run, which its job's uploader fetches
+  /api/v1/runs/{run_id}/stop``: requests to stop a run; ``GET
+  /api/v1/stop-requests?run=ID&run=ID&wait=SECONDS``: those of a job's runs, answered as
+  soon as one has a request (a job's stop watcher waits on it)
 - ``POST /api/v1/runs/{run}/edits`` (``{"kind": "name"|"notes"|"tag"|"untag"|"delete"|
   "restore", "key", "value", "by"}``): curate a run (see :mod:`mltrail.tracking.curation`);
   ``PUT /api/v1/runs/{run_id}/edits/{edit_id}`` (an edit file's event): keep an edit made
@@ -22,8 +26,11 @@ Blobs (artifacts, diffs) have their own routes: :mod:`.blob_routes`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import math
 import threading
+import time
 from typing import Any, Literal
 
 import pandas as pd
@@ -32,7 +39,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotFoundError
 from ..storage.run_edits import RUN_EDIT
 from ..store import Store
 from ..tracking.ingest import Appended, RunIngest
@@ -61,6 +68,8 @@ class _EditAsked(BaseModel):
     by: str | None = None
 
 
+STOP_WAIT_MAX = 30.0  # seconds a stop-requests call may be held open
+STOP_RUNS_MAX = 1000  # runs one stop-requests call may watch
 _STOP_ASKED = TypeAdapter(_StopAsked)
 _EDIT_ASKED = TypeAdapter(_EditAsked)
 _HISTORY_ASKED = TypeAdapter(_HistoryAsked)
@@ -146,6 +155,40 @@ def routes(store: Store) -> APIRouter:
         if experiment is not None:
             g.require_run(run_id, experiment, "edit", "log into it")
         return [request.model_dump(mode="json") for request in ingest.stop_requests(run_id)]
+
+    @api.get("/stop-requests")
+    async def awaited_stop_requests(request: Request, run: list[str] = Query(default=[]), wait: float = 0.0,
+                                    g: Gate = Depends(gate)) -> dict[str, list[dict[str, Any]]]:
+        """The requests to stop any of ``run`` (a job's running runs), by run, answered as
+        soon as one of them has one, else after ``wait`` seconds (at most 30) with none:
+        a job learns of a stop within a tenth of a second, at one call per ``wait`` while
+        nobody asks. A run not on the server yet has none (the job asks again later)."""
+        if len(run) > STOP_RUNS_MAX:
+            raise InvalidInputError(f"{len(run)} runs in one stop-requests call: at most {STOP_RUNS_MAX}")
+        watched = []
+        for run_id in run:
+            experiment = ingest.experiment_of(run_id)
+            if experiment is not None:
+                g.require_run(run_id, experiment, "edit", "log into it")
+                watched.append(run_id)
+        until = time.monotonic() + (min(max(wait, 0.0), STOP_WAIT_MAX) if math.isfinite(wait) else 0.0)
+        while True:
+            found = {run_id: [r.model_dump(mode="json") for r in ingest.stop_requests(run_id)] for run_id in watched}
+            found = {run_id: requests for run_id, requests in found.items() if requests}
+            if (found or time.monotonic() >= until or request.app.state.stopping.is_set()
+                    or await request.is_disconnected()):
+                return found
+            await asyncio.sleep(0.1)
+
+    @api.get("/runs/{run_id}/events")
+    def run_lines(run_id: str, g: Gate = Depends(gate)) -> Response:
+        """The run's file as the server holds it (its acknowledged lines): a job resuming
+        the run on another machine continues from them."""
+        experiment = ingest.experiment_of(run_id)
+        if experiment is None:
+            raise NotFoundError(f"no run {run_id}")
+        g.require_run(run_id, experiment, "edit", "resume its runs")
+        return Response(ingest.run_lines(run_id), media_type="application/x-ndjson")
 
     @api.get("/runs/{run_ref}")
     def get_run(run_ref: str, g: Gate = Depends(gate)) -> Response:

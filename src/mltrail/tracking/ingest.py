@@ -116,6 +116,15 @@ class RunIngest:
                 return None
         return self._experiments[run_id]
 
+    def run_lines(self, run_id: str) -> bytes:
+        """The whole lines of the run's file: what this server acknowledged (a torn tail,
+        never acknowledged, is left out)."""
+        _check_run_id(run_id)
+        with self._lock(run_id):  # not while a batch is half-written
+            path = self._existing(run_id)
+            data = b"" if path is None else path.read_bytes()
+        return data[:data.rfind(b"\n") + 1]
+
     def stop_requests(self, run_id: str) -> list[StopRequest]:
         """The requests to stop the run, oldest first (none for a run not here)."""
         _check_run_id(run_id)

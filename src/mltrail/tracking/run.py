@@ -159,7 +159,10 @@ class Run:
             return None
         return f"stop requested by {request.by or 'someone'}" + (f": {request.reason}" if request.reason else "")
 
-    def _look_for_stop_request(self) -> None:
+    def look_for_stop_request(self) -> None:
+        """Take up a request to stop this run from its stop folder, if there is one (the
+        background flusher looks every flush; a server store's stop watcher calls this as
+        soon as it has copied a request there)."""
         if self._stop_request is not None:
             return
         requests = self._stop_requests.events()
@@ -402,7 +405,7 @@ class Run:
             if not self._pending and time.monotonic() - self._last_write >= heartbeat_seconds:
                 self._emit(ev.Heartbeat)
             self.flush()
-        self._look_for_stop_request()
+        self.look_for_stop_request()
 
     # -- ending ----------------------------------------------------------------------
 
