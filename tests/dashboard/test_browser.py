@@ -1,6 +1,7 @@
 """The dashboard in a real browser: `mltrail ui` on localhost, Debian's chromium driven by
 Playwright (its executable path set; no browser is ever downloaded)."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -334,50 +335,37 @@ def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
     ids = tour_store(tmp_path / "tour")
     shots = Path(SCREENSHOTS_DIR or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", str(tmp_path / "tour"),
-         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/_stcore/health", server, 60)
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 900})
+    with dashboard_in_chromium(tmp_path / "tour", tmp_path, {"width": 1500, "height": 900}) as (url, page):
 
-            def shot(name: str) -> None:
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        def shot(name: str) -> None:
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
-            page.goto(url)
-            page.get_by_text("logreg-grid").first.wait_for(state="attached", timeout=60_000)
-            page.get_by_text("Child runs under their parent").wait_for()
-            shot("tour_child_runs")
-            page.set_viewport_size({"width": 1500, "height": 2400})
-            page.goto(f"{url}/run?run={ids['search']}")
-            page.get_by_text("training_accuracy_score").first.wait_for(state="attached", timeout=60_000)
-            page.get_by_text("Preview cv_results.parquet", exact=True).click()
-            page.get_by_text("the first 4 of 4 rows").wait_for()
-            shot("tour_autolog")
-            page.get_by_text("Edit this run", exact=True).click()
-            page.get_by_text("History of edits (3)", exact=True).click()
-            page.get_by_text("renamed to 'logreg-grid'").first.wait_for(state="attached")
-            page.get_by_role("button", name="Save name and notes").wait_for()
-            shot("tour_curation")
-            page.set_viewport_size({"width": 1500, "height": 3200})
-            page.goto(f"{url}/run?run={ids['system']}")
-            page.get_by_text("System metrics", exact=True).wait_for(timeout=60_000)
-            page.locator('[data-testid="stImage"] img').first.wait_for()  # an image artifact, previewed
-            page.get_by_text("Preview predictions.parquet", exact=True).click()
-            page.get_by_text("the first 7 of 7 rows").wait_for()
-            page.get_by_text("Preview config.json", exact=True).click()
-            system_charts = page.locator('[data-testid="stVegaLiteChart"]').count()
-            images = page.locator('[data-testid="stImage"] img').count()
-            shot("tour_artifacts_and_system_metrics")
-            browser.close()
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+        page.goto(url)
+        page.get_by_text("logreg-grid").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_text("Child runs under their parent").wait_for()
+        shot("tour_child_runs")
+        page.set_viewport_size({"width": 1500, "height": 2400})
+        page.goto(f"{url}/run?run={ids['search']}")
+        page.get_by_text("training_accuracy_score").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_text("Preview cv_results.parquet", exact=True).click()
+        page.get_by_text("the first 4 of 4 rows").wait_for()
+        shot("tour_autolog")
+        page.get_by_text("Edit this run", exact=True).click()
+        page.get_by_text("History of edits (3)", exact=True).click()
+        page.get_by_text("renamed to 'logreg-grid'").first.wait_for(state="attached")
+        page.get_by_role("button", name="Save name and notes").wait_for()
+        shot("tour_curation")
+        page.set_viewport_size({"width": 1500, "height": 3200})
+        page.goto(f"{url}/run?run={ids['system']}")
+        page.get_by_text("System metrics", exact=True).wait_for(timeout=60_000)
+        page.locator('[data-testid="stImage"] img').first.wait_for()  # an image artifact, previewed
+        page.get_by_text("Preview predictions.parquet", exact=True).click()
+        page.get_by_text("the first 7 of 7 rows").wait_for()
+        page.get_by_text("Preview config.json", exact=True).click()
+        system_charts = page.locator('[data-testid="stVegaLiteChart"]').count()
+        images = page.locator('[data-testid="stImage"] img').count()
+        shot("tour_artifacts_and_system_metrics")
     assert images == 2  # the array and the matplotlib figure, both as images
     assert system_charts >= 2 + 8  # the two metrics, and psutil's eight system metrics
     for name in ("tour_child_runs", "tour_autolog", "tour_curation", "tour_artifacts_and_system_metrics"):
@@ -399,28 +387,34 @@ def test_a_name_with_markup_shows_as_text_and_loads_nothing_in_chromium(tmp_path
                          log_packages=False, description="notes ![pixel](http://evil.example/notes.png)") as run:
         run.log_metric("loss", 0.5)
         run.set_tag("note", HOSTILE_NAME)
+    asked = []
+    with dashboard_in_chromium(store.root, tmp_path, {"width": 1500, "height": 1500}) as (url, page):
+        page.on("request", lambda request: asked.append(request.url))
+        for path in (f"/run?run={run.id}", "/"):
+            page.goto(f"{url}{path}")
+            page.get_by_text("Session expired").first.wait_for(state="attached", timeout=60_000)
+            page.wait_for_timeout(2000)
+            # the name's link is text (its notes may link on purpose: their image becomes a link)
+            forged = page.locator('a[href^="http://evil.example/login"]')
+            assert forged.count() == 0, (path, forged.first.evaluate("e => e.parentElement.outerHTML")[:3000])
+            assert page.locator('img[src*="evil.example"]').count() == 0, path
+    assert not [u for u in asked if "evil.example" in u]
+
+
+@contextlib.contextmanager
+def dashboard_in_chromium(store, cwd, viewport):
+    """`mltrail ui` on ``store`` at a free port, and a Chromium page: (its URL, the page)."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", str(store.root),
-         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-c", "from mltrail.cli import main; main()", "ui", "--store", str(store),
+         "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/_stcore/health", server, 60)
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1500})
-            asked = []
-            page.on("request", lambda request: asked.append(request.url))
-            for path in (f"/run?run={run.id}", "/"):
-                page.goto(f"{url}{path}")
-                page.get_by_text("Session expired").first.wait_for(state="attached", timeout=60_000)
-                page.wait_for_timeout(2000)
-                # the name's link is text (its notes may link on purpose: their image becomes a link)
-                forged = page.locator('a[href^="http://evil.example/login"]')
-                assert forged.count() == 0, (path, forged.first.evaluate("e => e.parentElement.parentElement.parentElement.outerHTML")[:3000])
-                assert page.locator('img[src*="evil.example"]').count() == 0, path
+            yield url, browser.new_page(viewport=viewport)
             browser.close()
-        assert not [u for u in asked if "evil.example" in u]
     finally:
         server.terminate()
         server.communicate(timeout=30)
