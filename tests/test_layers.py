@@ -1,4 +1,4 @@
-"""The layers of shared/DESIGN.md hold: import-linter's contract in pyproject.toml."""
+"""The layers of docs/design.md hold: import-linter's contract in pyproject.toml."""
 
 import subprocess
 import sys

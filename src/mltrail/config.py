@@ -1,29 +1,10 @@
 """Settings, resolved in one documented order: keyword argument, then the ``MLTRAIL_*``
 environment variable, then the default.
 
-=============================== ========================= =========================
-environment variable            meaning                   default
-=============================== ========================= =========================
-``MLTRAIL_DIR``                 store root                ``./mltrail_runs``
-``MLTRAIL_USER``                who a registry, A/B or    the login name
-                                feature change is ``by``
-``MLTRAIL_FLUSH_SECONDS``       buffered events flush at  ``1.0``
-                                least this often
-``MLTRAIL_FLUSH_EVENTS``        ... or when this many     ``20000``
-                                events are buffered
-``MLTRAIL_HEARTBEAT_SECONDS``   a quiet running run       ``10``
-                                writes a heartbeat
-``MLTRAIL_CRASH_AFTER_SECONDS`` a RUNNING run silent this ``120``
-                                long reads as CRASHED
-``MLTRAIL_DIFF_MAX_BYTES``      git diff kept per run     ``1000000``
-``MLTRAIL_GIT_ARTIFACT_MAX``    artifacts larger than     ``10000000``
-                                this stay out of git
-``MLTRAIL_LOCK_TIMEOUT``        seconds to wait for a     ``10``
-                                registry or A/B lock
-``MLTRAIL_UI_DOWNLOAD_MAX``      the dashboard offers      ``50000000``
-                                artifacts up to this size
-                                for download (bytes)
-=============================== ========================= =========================
+Every setting is a :class:`Setting` below, with its one-line meaning; :data:`SETTINGS`
+lists them all. The README's configuration table is generated from them
+(``python scripts/settings_table.py --write``) and ``tests/test_config.py`` keeps the
+two equal, so a setting added here without its line in the README fails the tests.
 """
 
 from __future__ import annotations
@@ -41,11 +22,18 @@ DEFAULT_STORE_DIR = "mltrail_runs"
 
 @dataclass(frozen=True)
 class Setting:
-    """One typed setting backed by an environment variable."""
+    """One typed setting backed by an environment variable.
+
+    ``doc`` is its meaning in one line and ``shown`` its default as a reader should see
+    it, when the value alone would mislead (a default computed at run time, or unset);
+    both go into the README's table.
+    """
 
     env: str
-    default: float
+    default: float | str
     cast: type = float
+    doc: str = ""
+    shown: str = ""
 
     def get(self, value: float | None = None) -> float:
         if value is not None:
@@ -58,18 +46,68 @@ class Setting:
         except ValueError:
             raise InvalidInputError(f"{self.env}={raw!r} is not a {self.cast.__name__}") from None
 
+    @property
+    def shown_default(self) -> str:
+        if self.shown:
+            return self.shown
+        if isinstance(self.default, float) and self.default.is_integer():
+            return f"`{int(self.default)}`"  # (10, not 10.0: the variable takes either)
+        return f"`{self.default}`"
 
-FLUSH_SECONDS = Setting("MLTRAIL_FLUSH_SECONDS", 1.0)
-FLUSH_EVENTS = Setting("MLTRAIL_FLUSH_EVENTS", 20_000, int)
-HEARTBEAT_SECONDS = Setting("MLTRAIL_HEARTBEAT_SECONDS", 10.0)
-CRASH_AFTER_SECONDS = Setting("MLTRAIL_CRASH_AFTER_SECONDS", 120.0)
-DIFF_MAX_BYTES = Setting("MLTRAIL_DIFF_MAX_BYTES", 1_000_000, int)
-GIT_ARTIFACT_MAX = Setting("MLTRAIL_GIT_ARTIFACT_MAX", 10_000_000, int)
-LOCK_TIMEOUT = Setting("MLTRAIL_LOCK_TIMEOUT", 10.0)
+
+# Where things are, and who acts
+STORE_DIR = Setting("MLTRAIL_DIR", DEFAULT_STORE_DIR, str, "store root: a folder, or an mltrail server's "
+                    "`http(s)://` URL", "`./mltrail_runs`")
+USER = Setting("MLTRAIL_USER", "", str, "who a registry, A/B or feature change is `by` when none is given",
+               "your login name")
+# Runs
+FLUSH_SECONDS = Setting("MLTRAIL_FLUSH_SECONDS", 1.0, float, "buffered events (a run's, an A/B log's) are "
+                        "written at least this often, in seconds: what a killed process can lose")
+FLUSH_EVENTS = Setting("MLTRAIL_FLUSH_EVENTS", 20_000, int, "... or as soon as this many are buffered")
+HEARTBEAT_SECONDS = Setting("MLTRAIL_HEARTBEAT_SECONDS", 10.0, float, "a quiet running run writes a heartbeat "
+                            "this often, in seconds")
+CRASH_AFTER_SECONDS = Setting("MLTRAIL_CRASH_AFTER_SECONDS", 120.0, float, "a RUNNING run silent this many "
+                              "seconds reads as CRASHED")
+DIFF_MAX_BYTES = Setting("MLTRAIL_DIFF_MAX_BYTES", 1_000_000, int, "bytes of `git diff` kept with a run")
+GIT_ARTIFACT_MAX = Setting("MLTRAIL_GIT_ARTIFACT_MAX", 10_000_000, int, "artifacts larger than this many bytes "
+                           "go to `blobs-large/`, out of git")
+SYSTEM_METRICS = Setting("MLTRAIL_SYSTEM_METRICS", "", str, "`true`: every run samples system metrics "
+                         "(`start_run(log_system_metrics=...)` decides for one run)", "unset (off)")
+SYSTEM_METRICS_SECONDS = Setting("MLTRAIL_SYSTEM_METRICS_SECONDS", 10.0, float, "how often a run samples CPU, "
+                                 "memory, disk, network and GPUs, in seconds")
+# Registry, A/B and the services
+LOCK_TIMEOUT = Setting("MLTRAIL_LOCK_TIMEOUT", 10.0, float, "seconds to wait for a registry or A/B lock (then "
+                       "`BusyError`, a 503 in the router)")
+AB_MEMORY = Setting("MLTRAIL_AB_MEMORY", "1GB", str, "memory an A/B analysis's engine (DuckDB) may use before "
+                    "it spills to disk (`512MB`, `4GB`...)")
+ADMIN_TOKEN = Setting("MLTRAIL_ADMIN_TOKEN", "", str, "the A/B router's admin calls ask for "
+                      "`Authorization: Bearer` it (off while unset)", "unset")
+# A team's server and its clients
+SERVER_TOKEN = Setting("MLTRAIL_SERVER_TOKEN", "", str, "`mltrail server` on a store without users asks every "
+                       "call for `Authorization: Bearer` it (with users, each has their own)", "unset (open)")
+TOKEN = Setting("MLTRAIL_TOKEN", "", str, "the token a server store, the CLI, the dashboard and `mltrail sync` "
+                "send when none is given", "unset")
+SPOOL = Setting("MLTRAIL_SPOOL", "", str, "where a server store's runs are written before they are sent (used "
+                "as given)", "`~/.cache/mltrail/spool/<host>-<port>/<token key>`")
+UPLOAD_WAIT_SECONDS = Setting("MLTRAIL_UPLOAD_WAIT_SECONDS", 10.0, float, "at exit, how many seconds a job "
+                              "waits for its last lines to reach the server")
+# The dashboard
 # a download button holds its file in the server's memory while the page is open
-SYSTEM_METRICS_SECONDS = Setting("MLTRAIL_SYSTEM_METRICS_SECONDS", 10.0)  # a run's system sample period
-UPLOAD_WAIT_SECONDS = Setting("MLTRAIL_UPLOAD_WAIT_SECONDS", 10.0)  # at exit, for a server store's last lines
-UI_DOWNLOAD_MAX = Setting("MLTRAIL_UI_DOWNLOAD_MAX", 50_000_000, int)
+UI_DOWNLOAD_MAX = Setting("MLTRAIL_UI_DOWNLOAD_MAX", 50_000_000, int, "the dashboard offers artifacts up to "
+                          "this many bytes for download")
+APP_DIR = Setting("MLTRAIL_APP_DIR", "", str, "the folder of the dashboard's Streamlit pages (`main.py`) that "
+                  "`mltrail ui` runs", "`app/` beside the source tree")
+
+SETTINGS = (STORE_DIR, USER, FLUSH_SECONDS, FLUSH_EVENTS, HEARTBEAT_SECONDS, CRASH_AFTER_SECONDS, DIFF_MAX_BYTES,
+            GIT_ARTIFACT_MAX, SYSTEM_METRICS, SYSTEM_METRICS_SECONDS, LOCK_TIMEOUT, AB_MEMORY, ADMIN_TOKEN,
+            SERVER_TOKEN, TOKEN, SPOOL, UPLOAD_WAIT_SECONDS, UI_DOWNLOAD_MAX, APP_DIR)
+
+
+def settings_markdown() -> str:
+    """Every setting as the README's Markdown table (variable, meaning, default)."""
+    lines = ["| variable | meaning | default |", "|---|---|---|"]
+    lines += [f"| `{s.env}` | {s.doc} | {s.shown_default} |" for s in SETTINGS]
+    return "\n".join(lines) + "\n"
 
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
@@ -78,7 +116,7 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.
 def ab_memory_limit() -> str:
     """How much memory an A/B analysis may use before its engine spills to disk:
     ``$MLTRAIL_AB_MEMORY`` (``512MB``, ``4GB``...), 1 GB by default."""
-    raw = os.environ.get("MLTRAIL_AB_MEMORY") or "1GB"
+    raw = str(AB_MEMORY.get())
     match = _SIZE.fullmatch(raw)
     if match is None:
         raise InvalidInputError(f"MLTRAIL_AB_MEMORY={raw!r} is not a size such as 512MB or 2GB")
@@ -88,7 +126,7 @@ def ab_memory_limit() -> str:
 def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The store root: ``root`` if given, else ``$MLTRAIL_DIR``, else ``./mltrail_runs``."""
     if root is None or str(root) == "":
-        root = os.environ.get("MLTRAIL_DIR") or DEFAULT_STORE_DIR
+        root = str(STORE_DIR.get())
     return Path(root).expanduser().absolute()
 
 
@@ -96,7 +134,7 @@ def current_user() -> str | None:
     """Who acts, for the ``by`` of registry, A/B and feature events when none is given:
     ``$MLTRAIL_USER``, else the login name (None where there is none, as in some
     containers)."""
-    user = os.environ.get("MLTRAIL_USER")
+    user = str(USER.get())
     if user:
         return user
     try:

@@ -1,6 +1,6 @@
 """The derived tables are plain Parquet that DuckDB reads as they are: the metric history
 hive-partitioned by experiment (`metrics/experiment=<name>/`), the small tables one file
-each (issue 14; shared/DESIGN.md's path beyond one machine)."""
+each (issue 14; docs/design.md's path beyond one machine)."""
 
 import duckdb
 import pandas as pd

@@ -4,7 +4,7 @@ A web or mobile client using a GrowthBook SDK and mltrail put a user in the same
 variant: the same FNV-1a 32-bit hashes (versions 1 and 2), the same bucket ranges and
 the same namespaces, with strings hashed as JavaScript does (UTF-16 code units), so
 ids outside the Basic Multilingual Plane match too. Tested against GrowthBook's own
-cross-SDK cases (``shared/testdata/growthbook-cases.json``).
+cross-SDK cases (``tests/ab/data/growthbook-cases.json``).
 """
 
 from __future__ import annotations

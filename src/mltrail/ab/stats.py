@@ -1,6 +1,6 @@
 """A/B analysis from per-arm sufficient statistics (count, sum, sum of squares).
 
-Formulas and sources are in shared/AB-STATS.md. Every function takes NumPy arrays as
+Formulas and sources are in docs/ab-statistics.md. Every function takes NumPy arrays as
 well as numbers, so a simulation can analyse thousands of experiments in one call; the
 tests check each against scipy or statsmodels called directly on the same data.
 
@@ -192,7 +192,7 @@ def two_proportion_p(control: Arm, treatment: Arm) -> np.ndarray:
 
 def sequential_half_width(se: np.ndarray, n_total: np.ndarray, alpha: float,
                           tuning_n: int = SEQUENTIAL_TUNING_N) -> np.ndarray:
-    """Half-width of the asymptotic confidence sequence (AB-STATS.md), valid at all looks."""
+    """Half-width of the asymptotic confidence sequence (docs/ab-statistics.md), valid at all looks."""
     sigma = se * np.sqrt(n_total)
     rho2 = (-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning_n
     inner = 2 * (n_total * rho2 + 1) / (n_total ** 2 * rho2) * np.log(np.sqrt(n_total * rho2 + 1) / alpha)
