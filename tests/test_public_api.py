@@ -1,3 +1,7 @@
+import sys
+
+import pytest
+
 import mltrail
 
 
@@ -75,3 +79,48 @@ def test_mltrail_lightning_without_lightning_names_the_extra():
             "try:\n    mltrail.lightning\nexcept ModuleNotFoundError as exc:\n    print(exc)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().endswith("is missing): pip install 'mltrail[lightning]'")
+
+
+def test_the_integrations_import_as_modules_as_mlflow_users_write_them():
+    import mltrail.lightgbm
+    import mltrail.sklearn
+    import mltrail.xgboost
+    from mltrail.integrations import lightgbm, sklearn, xgboost
+    from mltrail.lightgbm import autolog as lightgbm_autolog
+    from mltrail.lightgbm import callback as lightgbm_callback
+    from mltrail.sklearn import autolog as sklearn_autolog
+    from mltrail.xgboost import autolog as xgboost_autolog
+    from mltrail.xgboost import callback as xgboost_callback
+
+    assert (sklearn_autolog, xgboost_autolog, xgboost_callback, lightgbm_autolog, lightgbm_callback) == (
+        sklearn.autolog, xgboost.autolog, xgboost.callback, lightgbm.autolog, lightgbm.callback)
+    for name in ("sklearn", "xgboost", "lightgbm"):  # one module, however it was reached
+        assert getattr(mltrail, name) is sys.modules[f"mltrail.{name}"], name
+
+
+def test_importing_the_integration_modules_imports_no_training_library():
+    import subprocess
+
+    code = ("import sys, mltrail.sklearn, mltrail.xgboost, mltrail.lightgbm\n"
+            "from mltrail.sklearn import autolog\n"
+            "print(sorted(m for m in ('sklearn', 'xgboost', 'lightgbm', 'lightning', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_import_mltrail_lightning_without_lightning_names_the_extra():
+    import subprocess
+
+    code = ("import sys; sys.modules['lightning'] = None\n"
+            "try:\n    import mltrail.lightning\nexcept ModuleNotFoundError as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().endswith("is missing): pip install 'mltrail[lightning]'")
+
+
+def test_mltrail_lightning_is_a_module_with_the_logger():
+    pytest.importorskip("lightning", reason="pip install -e '.[lightning]' (torch and Lightning)")
+    import mltrail.lightning
+    from mltrail.integrations.lightning import MltrailLogger as logger
+    from mltrail.lightning import MltrailLogger
+
+    assert MltrailLogger is logger and mltrail.lightning is sys.modules["mltrail.lightning"]

@@ -14,7 +14,7 @@ Everything a user needs is here and in :mod:`mltrail.ab`; the parts of a store a
 ``store.features`` (:class:`FeatureStore`).
 """
 
-from . import ab
+from . import ab, lightgbm, sklearn, xgboost  # modules of their own: `import mltrail.sklearn` works
 from .ab.analysis import Results
 from .ab.experiment import AbRegistry, Experiment, Phase
 from .compaction.compact import CompactionResult
@@ -60,7 +60,7 @@ from .fluent import (
     set_tags,
     start_run,
 )
-from .integrations import autolog, lightgbm, sklearn, xgboost
+from .integrations import autolog
 from .registry.models import ModelRegistry, ModelVersion
 from .storage.ab_events import ExperimentSpec
 from .store import Store
@@ -129,11 +129,8 @@ __all__ = sorted([
 def __getattr__(name: str) -> object:
     """``mltrail.lightning`` imports Lightning (and torch) only when first used; it is not
     in ``__all__``, since Lightning is an extra (``pip install 'mltrail[lightning]'``)."""
-    if name == "lightning":
-        try:
-            from .integrations import lightning
-        except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError(f"mltrail.lightning needs Lightning ({exc.name} is missing): "
-                                      "pip install 'mltrail[lightning]'", name=exc.name) from None
-        return lightning
+    if name == "lightning":  # import_module, not `from . import`: that would call this again
+        import importlib
+
+        return importlib.import_module(f"{__name__}.lightning")
     raise AttributeError(f"module 'mltrail' has no attribute {name!r}")

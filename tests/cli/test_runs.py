@@ -94,3 +94,18 @@ def test_reproduce_without_git_says_so(cli_store):
 def test_experiments_lists_descriptions(cli_store):
     result = invoke("experiments", store=cli_store)
     assert "churn study" in result.output
+
+
+def test_ui_finds_the_repositorys_dashboard_in_a_source_checkout(tmp_path, monkeypatch):
+    """A wheel's copy is tests/cli/test_wheel.py's; an editable install reads app/ itself,
+    and MLTRAIL_APP_DIR, when set, is the only place looked at."""
+    import pytest
+
+    from mltrail.cli.runs import app_entrypoint
+    from mltrail.errors import MltrailError
+    from tests.factories import REPO
+
+    assert app_entrypoint() == (REPO / "app" / "main.py").resolve()
+    monkeypatch.setenv("MLTRAIL_APP_DIR", str(tmp_path))
+    with pytest.raises(MltrailError, match=f"not at {tmp_path / 'main.py'}: .* set MLTRAIL_APP_DIR"):
+        app_entrypoint()

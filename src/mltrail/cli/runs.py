@@ -222,10 +222,15 @@ def ui(store: Store, port: int, host: str) -> None:
 
 
 def app_entrypoint() -> Path:
-    """The dashboard's main.py: $MLTRAIL_APP_DIR, else app/ beside the source tree."""
-    folder = Path(os.environ.get("MLTRAIL_APP_DIR") or Path(__file__).resolve().parents[3] / "app")
-    main_file = folder / "main.py"
-    if not main_file.is_file():
-        raise MltrailError(f"the dashboard is not at {main_file}: install mltrail from its "
-                           "repository (pip install -e .) or set MLTRAIL_APP_DIR")
-    return main_file
+    """The dashboard's main.py: in $MLTRAIL_APP_DIR when set, else the copy an installed
+    wheel carries (``mltrail/_app``, mapped from ``app/`` by setup.py), else ``app/`` of
+    the repository an editable install runs from."""
+    package = Path(__file__).resolve().parents[1]  # .../site-packages/mltrail or <repo>/src/mltrail
+    setting = os.environ.get("MLTRAIL_APP_DIR")
+    folders = [Path(setting)] if setting else [package / "_app", package.parents[1] / "app"]
+    for folder in folders:
+        if (folder / "main.py").is_file():
+            return folder / "main.py"
+    looked = " nor ".join(str(folder / "main.py") for folder in folders)
+    raise MltrailError(f"the dashboard is not at {looked}: reinstall mltrail (a wheel carries it; "
+                       "from its repository, pip install -e .) or set MLTRAIL_APP_DIR")
