@@ -58,7 +58,7 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
 def replace_durably(staged: Path, target: Path) -> None:
     """Move the complete file ``staged`` to ``target`` (on the same file system), with
     :func:`write_atomic`'s promises: its bytes are on disk before the name is, and the
-    name is on disk when this returns. ``staged`` is left where it was if this fails."""
+    name is on disk when this returns. A move that fails leaves ``staged`` where it was."""
     with open(staged, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(staged, target)
