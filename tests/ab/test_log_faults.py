@@ -4,6 +4,8 @@ outright, an experiment with nothing logged yet."""
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -267,3 +269,45 @@ def test_a_spec_with_inf_or_nan_is_refused_before_anything_is_written(store, cha
         store.ab.create(ab_spec(key="odd", **change))
     assert not store.ab.exists("odd") and store.ab.list().empty
     store.ab.create(ab_spec(key="odd"))  # the key is still free
+
+
+LOST_AT_EXIT = """
+import logging, os, sys, time
+import mltrail
+if sys.argv[1:] == ["silenced"]:
+    logging.getLogger("mltrail").setLevel(logging.ERROR)
+store = mltrail.Store({root!r})
+exp = store.ab.get({key!r})
+blocker = store.ab.log_folder({key!r})
+blocker.parent.mkdir(parents=True, exist_ok=True)
+blocker.write_text("not a folder")  # the disk refuses the log's folder from now on
+exp.log_exposure("user-1", exp.assign("user-1"))
+log = store.ab.open_log({key!r})
+deadline = time.monotonic() + 30
+while not log.failed_flushes and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(log.failed_flushes)
+"""  # and at exit the last flush fails too
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("silenced", [False, True])
+def test_flush_failures_reach_stderr_unless_the_application_silences_mltrail_logs(store, tmp_path, silenced):
+    """Nothing configures logging in the job: Python's last-resort handler shows mltrail's
+    warnings and errors on stderr, as the prints did. An application that sets the
+    ``mltrail`` logger to ERROR keeps only the error (events lost at exit)."""
+    store.ab.create(AB_SPEC).start()
+    code = LOST_AT_EXIT.format(root=str(store.root), key=AB_SPEC["key"])
+    proc = subprocess.Popen([sys.executable, "-c", code, *(["silenced"] if silenced else [])], cwd=tmp_path,
+                            env={**os.environ, "MLTRAIL_FLUSH_SECONDS": "0.05"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and int(out) >= 1, err
+    lines = err.splitlines()
+    retried = [line for line in lines if line.startswith(f"mltrail: could not flush the exposure log of "
+                                                         f"A/B experiment {AB_SPEC['key']!r}: ")]
+    lost = [line for line in lines if line.startswith(f"mltrail: could not flush the exposure log of "
+                                                      f"A/B experiment {AB_SPEC['key']!r} at exit: ")]
+    assert len(lost) == 1, err
+    assert (retried == []) if silenced else (len(retried) >= 1), err
+    assert len(retried) + len(lost) == len(lines), err  # nothing else: no traceback, no logging noise

@@ -186,10 +186,34 @@ with FileLock({str(store.layout.lock_file("ab-ranker-v2"))!r}):
     assert mltrail.Store(store.root).ab.get("ranker-v2").state == "running"  # nothing written
 
 
-def test_a_failing_log_flush_is_retried_counted_and_loses_nothing(setup, monkeypatch, capfd):
+def test_a_log_the_shutdown_cannot_flush_is_logged_and_kept(store, monkeypatch, caplog):
+    """At shutdown the router flushes every exposure log; one the disk refuses is said
+    through the router's logger (not printed: the application decides where it goes)
+    and keeps its events for the next flush."""
+    monkeypatch.setenv("MLTRAIL_FLUSH_SECONDS", "3600")  # only the shutdown flushes
+    variants = [{"name": "control", "weight": 0.5, "control": True, "url": SERVICES["control"]},
+                {"name": "treatment", "weight": 0.5, "url": SERVICES["treatment"]}]
+    store.ab.create(ab_spec(variants=variants, mde=0.05)).start()
+    blocker = store.ab.log_folder("ranker-v2")
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder")
+    with TestClient(router_module.create_app(store, upstream=FakeModels())) as client:
+        for i in range(5):
+            assert predict(client, f"user-{i}").status_code == 200
+    said = [r for r in caplog.records if r.name == "mltrail.serve.router"]
+    assert [r.levelname for r in said] == ["WARNING"]
+    assert "could not flush the exposure log of 'ranker-v2'" in said[0].getMessage()
+    log = store.ab.open_log("ranker-v2")
+    assert log.pending == 5
+    blocker.unlink()
+    log.close()
+    assert sum(mltrail.Store(store.root).ab.get("ranker-v2").results().units.values()) == 5
+
+
+def test_a_failing_log_flush_is_retried_counted_and_loses_nothing(setup, monkeypatch, caplog):
     """The exposure log's folder cannot be written (here: a file where the folder goes):
-    predictions are still answered, each failed flush is counted in /metrics and said on
-    stderr, and once the disk is back every exposure lands."""
+    predictions are still answered, each failed flush is counted in /metrics and logged
+    as a warning, and once the disk is back every exposure lands."""
     client, store, exp, _ = setup
     monkeypatch.setenv("MLTRAIL_FLUSH_SECONDS", "0.05")
     blocker = store.ab.log_folder("ranker-v2")
@@ -202,7 +226,7 @@ def test_a_failing_log_flush_is_retried_counted_and_loses_nothing(setup, monkeyp
     metrics = client.get("/metrics").text
     line = next(m for m in metrics.splitlines() if m.startswith('mltrail_router_log_flush_failures_total{experiment="ranker-v2"}'))
     assert float(line.split()[-1]) >= 2
-    assert "could not flush the exposure log of A/B experiment 'ranker-v2'" in capfd.readouterr().err
+    assert "could not flush the exposure log of A/B experiment 'ranker-v2'" in caplog.text
     blocker.unlink()
     wait_for(lambda: log.failed_flushes and not log.pending, timeout=10, what="the retried flush")
     assert sum(mltrail.Store(store.root).ab.get("ranker-v2").results().units.values()) == 50

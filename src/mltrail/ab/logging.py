@@ -14,7 +14,7 @@ for a paused or stopped experiment are refused.
 from __future__ import annotations
 
 import atexit
-import sys
+import logging
 import threading
 import time
 import weakref
@@ -30,6 +30,8 @@ from ..storage.eventlog import EventWriter, events_to_lines
 from ..storage.fields import INT64_MAX, LATEST_TS
 from ..storage.ids import new_id
 from ..storage.layout import is_unicode_text
+
+logger = logging.getLogger(__name__)
 
 FLUSH_EVENTS = 50_000
 MAX_SEGMENT_BYTES = 64 << 20
@@ -210,7 +212,7 @@ def _flush_all_at_exit() -> None:
         try:
             log.close()
         except OSError as exc:  # the disk is gone at exit: say what was lost
-            print(f"mltrail: could not flush {log.describe()} at exit: {exc}", file=sys.stderr)
+            logger.error("mltrail: could not flush %s at exit: %s", log.describe(), exc)
 
 
 def _now() -> float:

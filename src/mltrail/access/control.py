@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pydantic import ValidationError
 from ..config import current_user
 from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ..storage import access_events as ev
+from ..storage.atomic import write_atomic
 from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
 from ..storage.layout import Layout, stat_signature
@@ -275,10 +275,7 @@ class AccessControl:
         if not ignore.exists():  # whatever the store's own .gitignore says (an old store's lacks it)
             ignore.write_text("# Written by mltrail: secrets never go into git.\n*\n", encoding="utf-8")
         path = self.secrets / "tokens.json"
-        tmp = path.with_name(f".tokens.{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps(hashes, option=orjson.OPT_SORT_KEYS))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        write_atomic(path, orjson.dumps(hashes, option=orjson.OPT_SORT_KEYS), mode=0o600)
 
 
 def _hash(token: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from ..errors import StoreCorruptError
+from ..storage.atomic import write_atomic
 
 MANIFEST_NAME = "_manifest.json"
 MANIFEST_FORMAT = 2  # 2: sealed progress files; format 1 (all progress inline) still reads
@@ -230,11 +231,3 @@ def collect_sealed_garbage(tables_dir: Path, manifest: Manifest) -> None:
             _sealed_cache.pop(path, None)
             path.unlink(missing_ok=True)
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -14,9 +14,9 @@ a search, the steps of a pipeline) are not logged again.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from ..errors import MltrailError
 from ..store import Store
 from ..tracking.run import Run
 from .session import Settings, configure, flat_params, outermost, patch, training_run
+
+logger = logging.getLogger(__name__)
 
 SETTINGS = Settings()
 _FIT_METHODS = ("fit", "fit_transform", "fit_predict")
@@ -77,11 +79,13 @@ def _logged_fit(original: Any) -> Any:
 
 
 def _safely(step: Any) -> None:
-    """Autologging never stops the training it logs: a failure to log is a warning."""
+    """Autologging never stops the training it logs: a failure to log is a logged warning
+    (not a ``warnings`` one, which ``-W error`` or pytest's ``filterwarnings = error``
+    would raise into the fit)."""
     try:
         step()
     except (MltrailError, ValueError, TypeError, OSError) as exc:
-        warnings.warn(f"mltrail autologging could not log: {exc}", stacklevel=3)
+        logger.warning("mltrail autologging could not log: %s", exc)
 
 
 def _before(run: Run, estimator: Any, X: Any, y: Any) -> None:

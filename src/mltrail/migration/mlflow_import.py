@@ -33,6 +33,7 @@ from ..errors import InvalidInputError, MltrailError, NotFoundError
 from ..registry.models import ModelRegistry, run_snapshot
 from ..storage import events as ev
 from ..storage import registry_events as rev
+from ..storage.atomic import write_atomic
 from ..storage.eventfiles import write_event_file
 from ..storage.eventlog import EventWriter, events_to_lines, read_events
 from ..storage.ids import id_at
@@ -225,9 +226,7 @@ class MlflowImport:
         if path is None:
             target = self.tracker.layout.run_file(experiment.name, run_id)
             target.parent.mkdir(parents=True, exist_ok=True)
-            staged = target.parent / f".{target.name}.tmp"
-            staged.write_bytes(writer.bytes())
-            os.replace(staged, target)  # the whole run appears at once
+            write_atomic(target, writer.bytes())  # the whole run appears at once
             self.summary.runs_new += 1
         elif writer.lines:
             appender = EventWriter(path)
@@ -402,9 +401,7 @@ class _Stamps(dict[str, str]):
 
     def __exit__(self, *exc: object) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        staged = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        staged.write_bytes(orjson.dumps(dict(self)))
-        os.replace(staged, self.path)
+        write_atomic(self.path, orjson.dumps(dict(self)))
 
 
 class _FileState:

@@ -44,7 +44,7 @@ import orjson
 import pandas as pd
 
 from ..compaction.compact import CompactionResult
-from ..compaction.manifest import write_atomic
+from ..storage.atomic import write_atomic
 from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user
 from ..errors import MltrailError, NotFoundError, UpstreamError
 from ..query.cells import present

@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -61,6 +61,8 @@ from ..storage.layout import FOLDER_NAME
 from ..store import Store
 from .asgi import Receive, Send, declared_length, receive_body, send_json, too_large
 from .upstream import Reply, Upstream, UpstreamTimeout, UpstreamUnreachable
+
+logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
 HOT_PATH = re.compile(f"/experiments/({FOLDER_NAME})/(predict|feedback)")  # only a valid key
@@ -203,7 +205,7 @@ class Router:
             try:
                 await asyncio.to_thread(log.flush)
             except OSError as exc:
-                print(f"mltrail router: could not flush the exposure log of {key!r}: {exc}", file=sys.stderr)
+                logger.warning("mltrail router: could not flush the exposure log of %r: %s", key, exc)
 
     # -- the hot path ----------------------------------------------------------------
 

@@ -2,19 +2,22 @@
 ``MLTRAIL_FLUSH_SECONDS``, whoever buffered them (runs, A/B exposure logs).
 
 One daemon thread per process, started by the first buffer that registers. It survives
-any error of one buffer (a full disk, a bug): the error is reported on stderr and the
+any error of one buffer (a full disk, a bug): the error is logged as a warning of this
+module's logger (shown on stderr unless the application configures logging) and the
 other buffers keep flowing; the failing one is tried again at the next tick.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
 import weakref
 from typing import Protocol
 
 from ..config import FLUSH_SECONDS
+
+logger = logging.getLogger(__name__)
 
 
 class Buffered(Protocol):
@@ -60,5 +63,5 @@ def _flush_one(buffer: Buffered) -> None:
     try:
         buffer.background_flush()
     except Exception as exc:  # noqa: BLE001 - the flusher must outlive any one buffer's fault
-        print(f"mltrail: could not flush {buffer.describe()}: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        # a warning, not an error: nothing is lost yet, the next tick tries again
+        logger.warning("mltrail: could not flush %s: %s: %s", buffer.describe(), type(exc).__name__, exc)

@@ -24,7 +24,6 @@ folder of their own: what one user sent says nothing about what another may see.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import time
@@ -32,6 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import BusyError, InvalidInputError, PayloadTooLargeError, WrongStateError
+from .atomic import replace_durably
 from .layout import Layout
 
 PART_BYTES = 8 << 20  # a client's part, unless the server's body limit is lower
@@ -110,7 +110,7 @@ class StagedBlobs:
             path.unlink(missing_ok=True)
             raise InvalidInputError(f"the bytes sent as blob {sha256} have another sha256 ({digest.hexdigest()}): "
                                     "the upload was removed, send the blob again from its start")
-        os.replace(path, self._file(uploader, sha256, _LARGE if large else _GIT))
+        replace_durably(path, self._file(uploader, sha256, _LARGE if large else _GIT))
 
     def adopt(self, sha256s: Iterable[str]) -> list[str]:
         """Move complete uploads of these blobs (named by a line the server accepted) into
@@ -127,7 +127,7 @@ class StagedBlobs:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.replace(staged, target)  # (.cache/ and the blobs are on one file system: one rename)
+                    replace_durably(staged, target)  # (.cache/ and the blobs are on one file system: one rename)
                 except FileNotFoundError:  # another run's line naming it moved it first
                     continue
                 moved.append(sha256)

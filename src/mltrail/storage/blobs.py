@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import GIT_ARTIFACT_MAX
 from ..errors import InvalidInputError, NotFoundError, StoreCorruptError
+from .atomic import replace_durably, write_atomic
 from .ids import new_id
 from .layout import Layout
 
@@ -50,9 +51,7 @@ class BlobStore:
         path = self.layout.blob_path(sha256)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         return sha256
 
     def keep_fetched(self, fetched: Path, sha256: str, digest: str, large: bool) -> Path:
@@ -63,7 +62,7 @@ class BlobStore:
             fetched.unlink(missing_ok=True)
             raise InvalidInputError(f"the bytes fetched as blob {sha256} have another sha256 ({digest})")
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(fetched, path)
+        replace_durably(fetched, path)
         return path
 
     def staging_file(self) -> Path:
@@ -89,7 +88,7 @@ class BlobStore:
             tmp.unlink()
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
+            replace_durably(tmp, path)
         return sha256, size, in_git
 
     def path(self, sha256: str, in_git: bool | None = None) -> Path:

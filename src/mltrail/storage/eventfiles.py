@@ -18,6 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import SkippedLinesWarning
+from .atomic import write_atomic
 from .fields import Timestamp
 from .ids import ULID_PATTERN
 from .layout import stat_signature
@@ -40,9 +41,7 @@ def write_event_file(folder: Path, name: str, event: BaseModel) -> Path:
     """Write ``event`` as ``folder/<name>.jsonl``, one line, atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.jsonl"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_bytes(orjson.dumps(event.model_dump(mode="json", exclude_none=True)) + b"\n")
-    os.replace(tmp, path)
+    write_atomic(path, orjson.dumps(event.model_dump(mode="json", exclude_none=True)) + b"\n")
     return path
 
 

@@ -18,8 +18,8 @@ loop pays nothing for it but the GIL for a few microseconds every period.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +29,8 @@ import psutil
 
 from ..config import SYSTEM_METRICS_SECONDS
 from ..errors import RunStateError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .run import Run
@@ -127,8 +129,7 @@ class SystemMonitor:
                 return
             except Exception as exc:  # noqa: BLE001 - a sampler fault never reaches the training loop
                 if not failed:
-                    print(f"mltrail: system metrics of run {self.run.id}: {type(exc).__name__}: {exc}",
-                          file=sys.stderr)
+                    logger.warning("mltrail: system metrics of run %s: %s: %s", self.run.id, type(exc).__name__, exc)
                 failed = True
 
     def stop(self) -> None:

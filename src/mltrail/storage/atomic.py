@@ -1,0 +1,78 @@
+"""Whole-or-nothing file writes: the one place a file is renamed over another.
+
+Promises:
+
+- **Old or new, never a part.** :func:`write_atomic` writes the bytes to a temporary file
+  in the target's own folder, named ``.<name>.<pid>.<thread>.tmp`` (the store's
+  .gitignore keeps ``.*.tmp`` out of git; the pid and thread keep two writers of one
+  file apart), then renames it over the target: a reader, or a crash at any moment,
+  sees the old content or the new.
+- **Durable once it returns.** The file is fsynced before the rename and its folder
+  after it. Without the first, a power cut can leave the new name on an empty or
+  partial file (ext4 and xfs commit a rename before the data); without the second,
+  the rename itself can be lost.
+- **Nothing left behind.** A write that fails midway (a full disk, an exception)
+  removes its temporary file and leaves the target as it was.
+
+:func:`replace_durably` gives the same promises to a file staged elsewhere on the same
+file system (a blob hashed as it streamed in, an upload checked after its last part).
+Event files are appended, never replaced: nothing here runs per logged metric.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+
+def temp_name(path: Path) -> Path:
+    """The temporary file this process and thread write ``path`` through."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace ``path``'s content with ``data``, whole or not at all, durably.
+
+    ``mode``: the file's permission bits (e.g. ``0o600`` for secrets), set before a byte
+    is written; None: the usual ``0o666`` less the umask.
+
+    >>> write_atomic(Path("manifest.json"), b"{}")
+    """
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)  # exactly these bits, whatever the umask
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def replace_durably(staged: Path, target: Path) -> None:
+    """Move the complete file ``staged`` to ``target`` (on the same file system), with
+    :func:`write_atomic`'s promises: its bytes are on disk before the name is, and the
+    name is on disk when this returns. A move that fails leaves ``staged`` where it was."""
+    with open(staged, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staged, target)
+    fsync_folder(target.parent)
+    if staged.parent != target.parent:  # the name it left, too: no second copy after a crash
+        fsync_folder(staged.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` (a file created, renamed or removed) durable."""
+    if os.name == "nt":  # Windows cannot open a folder; NTFS journals its renames
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
