@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
 
 from ..query.cells import cell_text
+from ..tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 STATUS_COLOURS = {"RUNNING": "#1f77b4", "FINISHED": "#2ca02c", "FAILED": "#d62728",
                   "KILLED": "#ff7f0e", "CRASHED": "#9467bd"}
@@ -56,6 +58,58 @@ def prefixed(frame: pd.DataFrame, prefix: str, logged: bool = False) -> list[str
     """The ``params.*`` or ``metrics.*`` columns of a search_runs frame; with ``logged``,
     only those some of its runs have a value in (an axis nobody has draws nothing)."""
     return [c for c in frame.columns if c.startswith(prefix + ".") and (not logged or frame[c].notna().any())]
+
+
+DEFAULT_COLUMNS = 6  # of the varying params, and of the run's own metrics
+
+
+def default_columns(runs: pd.DataFrame) -> list[str]:
+    """The Runs table's columns before anyone chooses: the params that differ between the
+    runs, then the runs' own metrics. ``system/*`` metrics (sampled while a run trained)
+    are left out, else their eight columns, sorting before ``val/…``, fill the defaults."""
+    varying = [c for c in prefixed(runs, "params") if runs[c].nunique() > 1]
+    own = [c for c in prefixed(runs, "metrics") if not c.startswith(f"metrics.{SYSTEM_PREFIX}")]
+    return varying[:DEFAULT_COLUMNS] + own[:DEFAULT_COLUMNS]
+
+
+GENERIC_FILTER = "metrics.accuracy > 0.9 and params.model = 'baseline'"  # a store with no metric or param yet
+
+
+def filter_example(runs: pd.DataFrame) -> str:
+    """The filter box's example, written with a metric and a param these runs have (a
+    metric above its median, a param at its most common value), so that it parses and
+    means something on this store; a generic one on a store with neither."""
+    medians = {c: runs[c].replace([math.inf, -math.inf], math.nan).median() for c in default_columns(runs)
+               if c.startswith("metrics.")}
+    metrics = [c for c, median in medians.items() if not pd.isna(median)]
+    params = [c for c in prefixed(runs, "params") if runs[c].notna().any()]
+    if not metrics and not params:
+        return GENERIC_FILTER
+    parts = [f"{_filter_key(metrics[0])} > {cell_text(float(medians[metrics[0]]))}"] if metrics else []
+    if params:
+        value = str(runs[params[0]].dropna().mode().iloc[0]).replace("'", "''")
+        parts.append(f"{_filter_key(params[0])} = '{value}'")
+    return " and ".join(parts)
+
+
+def order_example(runs: pd.DataFrame) -> str:
+    """The order box's example: the first of the runs' own metrics, highest first."""
+    metrics = [c for c in default_columns(runs) if c.startswith("metrics.")]
+    return f"{_filter_key(metrics[0])} DESC" if metrics else "attributes.start_time DESC"
+
+
+def _filter_key(column: str) -> str:
+    """A column as the filter language names it: a key with spaces or quotes in backticks."""
+    kind, _, key = column.partition(".")
+    return column if _PLAIN_KEY.fullmatch(key) else f"{kind}.`{key}`"
+
+
+_PLAIN_KEY = re.compile(r"[^\s=!<>()',\"`]+")  # (the filter grammar's unquoted key)
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``1,500 runs``: a count as the dashboard shows it."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
 
 
 def run_table(runs: pd.DataFrame, columns: list[str], children: pd.Series | None = None) -> pd.DataFrame:
