@@ -20,9 +20,16 @@ labels = dict(zip(runs["run_id"], runs["experiment"] + " / " + runs["run_name"]
                   + runs["deleted"].map({True: " (deleted)", False: ""})))
 wanted = st.query_params.get("run") or next(iter(state.selected_runs()), None)
 options = list(labels)
+# The browser holds a picked option as its label, not its run ID: after a rename it would
+# go on showing the old name (and send it back, matching no option). Setting the value
+# again makes Streamlit send the new label with it.
+shown = st.session_state.get("run_choice_label")
+if st.session_state.get("run_choice") in labels and shown != labels[st.session_state["run_choice"]]:
+    st.session_state["run_choice"] = st.session_state["run_choice"]
 run_id = st.selectbox("Run", options, index=options.index(wanted) if wanted in labels else 0,
                       format_func=labels.get, key="run_choice")
 st.query_params["run"] = run_id
+st.session_state["run_choice_label"] = labels[run_id]
 details = state.run_details(root, generation, run_id)
 info = details["run"]
 

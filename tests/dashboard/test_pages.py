@@ -235,6 +235,24 @@ def test_runs_table_defaults_to_the_runs_own_metrics_not_system_ones(tmp_path, m
     assert {f"metrics.{k}" for k in SYSTEM_KEYS} <= set(at.multiselect(key="columns").options)
 
 
+def test_the_run_picker_shows_a_new_name_after_a_rename(app, dash_store):
+    """A browser holds the picked option as its label: after a rename, the page must send
+    the new one with the value (AppTest formats the value itself, so the test reads the
+    message the browser gets)."""
+    ids = ids_by_name(dash_store)
+    app.query_params["run"] = ids["gb"]
+    app.switch_page("run.py").run()
+    assert app.selectbox(key="run_choice").value == ids["gb"]
+    dash_store.set_run_name(ids["gb"], "boosted")
+    app.run()
+    assert not app.exception
+    picker = app.selectbox(key="run_choice").proto
+    assert "churn / boosted" in picker.options and "churn / gb" not in picker.options
+    assert picker.set_value and picker.raw_value == "churn / boosted"
+    app.run()  # and once told, it is not told again on every render
+    assert not app.selectbox(key="run_choice").proto.set_value
+
+
 def test_the_filter_example_names_the_stores_own_columns(app, tmp_path, monkeypatch):
     example = app.text_input(key="filter").placeholder
     assert example == "metrics.auc > 0.66 and params.lr = '0.1'"  # above the median auc, the common lr
