@@ -73,8 +73,9 @@ metrics = details["metrics"]
 system = metrics["key"].str.startswith(SYSTEM_PREFIX)
 st.subheader("Metrics")
 if (~system).any():
-    st.dataframe(metrics[~system][["key", "value", "step", "best_value", "best_step", "min", "max", "count"]]
-                 .rename(columns={"value": "latest", "count": "points"}).set_index("key"), width="stretch")
+    st.dataframe(views.blank_missing(metrics[~system][["key", "value", "step", "best_value", "best_step", "min", "max",
+                                                       "count"]].rename(columns={"value": "latest", "count": "points"})
+                                     .set_index("key")), width="stretch")
     history = state.history(root, generation, (run_id,), tuple(metrics[~system]["key"]))
     grid = st.columns(2)
     for i, key in enumerate(sorted(history["key"].unique())):
@@ -116,7 +117,7 @@ if not details["artifacts"].empty:
                 previews.show(row["path"], path, row["size"])
 if not details["datasets"].empty:
     st.subheader("Datasets")
-    st.dataframe(details["datasets"].drop(columns=["timestamp"]), width="stretch")
+    st.dataframe(views.blank_missing(details["datasets"].drop(columns=["timestamp"])), width="stretch")
 
 st.subheader("Source")
 if info.get("git_commit"):

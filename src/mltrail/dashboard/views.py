@@ -136,6 +136,22 @@ def run_table(runs: pd.DataFrame, columns: list[str], children: pd.Series | None
     return table
 
 
+MISSING = "—"  # a cell nothing was logged in (compare_table's too)
+
+
+def blank_missing(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every column that has a missing cell as text (query.cells' one
+    rendering, missing as MISSING): Streamlit draws a missing cell as "None". Columns
+    without a gap keep their type (and their numeric sort)."""
+    gaps = [c for c in table.columns if table[c].isna().any()]
+    if not gaps:
+        return table
+    out = table.copy()
+    for column in gaps:
+        out[column] = table[column].map(lambda value: cell_text(value, missing=MISSING))
+    return out
+
+
 def smooth(history: pd.DataFrame, weight: float) -> pd.DataFrame:
     """Exponential moving average of ``value`` per run and key (TensorBoard's smoothing,
     debiased so the first points are not pulled toward zero); ``weight`` in [0, 1)."""
@@ -167,7 +183,7 @@ def compare_table(details: dict[str, dict[str, Any]], differences_only: bool) ->
     if differences_only and len(table.columns) > 1:
         same = table.apply(lambda row: len({_comparable(v) for v in row}) == 1, axis=1)
         table = table[~same]
-    return table.map(lambda value: cell_text(value, missing="—"))  # the text every table shows
+    return table.map(lambda value: cell_text(value, missing=MISSING))  # the text every table shows
 
 
 def _comparable(value: Any) -> Any:
