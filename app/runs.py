@@ -55,7 +55,8 @@ if st.session_state.get("page", 1) > pages:  # a narrower filter has fewer pages
     st.session_state["page"] = 1
 page = int(st.number_input("Page", min_value=1, max_value=pages, key="page")) if pages > 1 else 1
 shown = views.page_of(runs, page)
-st.caption(views.counted(len(runs), "deleted run" if deleted else "run") + (f" in {md(experiment)}" if experiment else "")
+st.caption(views.counted(len(runs), "deleted run" if deleted else "run")
+           + (f" in {md(experiment)}" if experiment else "")
            + (f" · {views.PAGE_ROWS:,} a page, newest first" if pages > 1 else "")
            + " · tick rows to pick runs to compare")
 table = views.run_table(shown, columns, children)
@@ -71,8 +72,8 @@ parents = [r for r in picked if children is not None and r in children.index]
 if len(parents) == 1:  # open a parent: its children, by the filter (so the view can be shared)
     def open_children(parent: str = parents[0]) -> None:
         st.session_state["filter"] = f"attributes.parent_run_id = '{parent}'"
-    st.button(f"Show the {views.counted(children[parents[0]], 'child run')} of {md(names[parents[0]])}", key="open_children",
-              on_click=open_children)
+    st.button(f"Show the {views.counted(children[parents[0]], 'child run')} of {md(names[parents[0]])}",
+              key="open_children", on_click=open_children)
 left, middle, right = st.columns([2, 1, 1])
 left.markdown("**Selected:** " + (", ".join(md(names[r]) for r in picked) if picked else "none"))
 if middle.button("Clear selection", disabled=not picked, key="clear_selection"):
