@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..query.cells import cell_text
+from ..query.cells import cell_text, is_missing
 from ..tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 STATUS_COLOURS = {"RUNNING": "#1f77b4", "FINISHED": "#2ca02c", "FAILED": "#d62728",
@@ -149,6 +149,16 @@ def blank_missing(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in gaps:
         out[column] = table[column].map(lambda value: cell_text(value, missing=MISSING))
+    return out
+
+
+def percent_missing(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``columns`` (ratios) as percent text where they have a gap, missing as MISSING
+    (a control's lift); without a gap they stay numbers, for the page's percent format."""
+    out = table.copy()
+    for column in columns:
+        if column in out and out[column].isna().any():
+            out[column] = out[column].map(lambda value: MISSING if is_missing(value) else f"{value:.2%}")
     return out
 
 
