@@ -90,3 +90,8 @@ def test_blank_missing_keeps_the_type_of_columns_without_gaps():
     table = blank_missing(pd.DataFrame({"full": [1.0, 2.0], "gap": [0.25, None], "text": ["a", None]}))
     assert table["full"].dtype == float
     assert list(table["gap"]) == ["0.25", "—"] and list(table["text"]) == ["a", "—"]
+
+
+def test_percent_missing_formats_only_lift_columns_with_a_gap():
+    table = views.percent_missing(pd.DataFrame({"lift": [None, 0.0523], "full": [0.1, 0.2]}), ("lift", "full"))
+    assert list(table["lift"]) == ["—", "5.23%"] and table["full"].dtype == float
