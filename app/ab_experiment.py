@@ -1,9 +1,11 @@
 """Experiment: hypothesis, variants, results with intervals, health, and the controls."""
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
-from mltrail.dashboard import charts, state
+from mltrail.dashboard import charts, state, views
 from mltrail.dashboard.text import md
 from mltrail.errors import MltrailError
 
@@ -22,6 +24,21 @@ phase = st.selectbox("Phase", phases[::-1], key="ab_phase",  # newest first: the
                      format_func=lambda n: f"phase {n}" + (" (current)" if n == exp.phase.number else "")
                      + f" · from {pd.Timestamp(exp.get_phase(n).started, unit='s', tz='UTC'):%Y-%m-%d %H:%M} UTC") \
     if len(phases) > 1 else exp.phase.number
+
+
+LIFTS = ("lift", "lift low", "lift high")
+
+
+def results_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """A results table with "—" where there is no value (the control's lift, a metric with
+    no feedback yet), never Streamlit's "None"."""
+    return views.blank_missing(views.percent_missing(table, LIFTS))
+
+
+def percent_columns(table: pd.DataFrame) -> dict[str, Any]:
+    """The percent format, for the lift columns that are still numbers."""
+    return {c: st.column_config.NumberColumn(format="percent") for c in LIFTS
+            if c in table and pd.api.types.is_numeric_dtype(table[c])}
 
 
 @st.fragment(run_every=REFRESH_SECONDS if exp.state == "running" else None)
@@ -55,10 +72,9 @@ def results_panel() -> None:
                   "significant", "progress"]].rename(columns={
                       "relative": "lift", "relative_ci_low": "lift low", "relative_ci_high": "lift high",
                       "p_value": "p"}).set_index("variant")
+    shown = results_shown(shown)
     st.dataframe(shown, width="stretch", column_config={
-        "lift": st.column_config.NumberColumn(format="percent"),
-        "lift low": st.column_config.NumberColumn(format="percent"),
-        "lift high": st.column_config.NumberColumn(format="percent"),
+        **percent_columns(shown),
         "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")})
     left, right = st.columns(2)
     if rows["relative"].notna().any():
@@ -72,14 +88,11 @@ def results_panel() -> None:
         if by != "(no breakdown)":
             segments = state.ab_results_by(root, key, state.ab_fingerprint(key), by, phase)
             segments = segments[segments["metric"] == metric]
-            st.dataframe(segments[["segment", "variant", "units", "mean", "relative", "relative_ci_low",
-                                   "relative_ci_high", "p_value", "significant"]].rename(columns={
-                                       "segment": by, "relative": "lift", "relative_ci_low": "lift low",
-                                       "relative_ci_high": "lift high", "p_value": "p"}),
-                         width="stretch", hide_index=True, column_config={
-                             "lift": st.column_config.NumberColumn(format="percent"),
-                             "lift low": st.column_config.NumberColumn(format="percent"),
-                             "lift high": st.column_config.NumberColumn(format="percent")})
+            breakdown = results_shown(segments[["segment", "variant", "units", "mean", "relative", "relative_ci_low",
+                                                "relative_ci_high", "p_value", "significant"]].rename(columns={
+                                                    "segment": by, "relative": "lift", "relative_ci_low": "lift low",
+                                                    "relative_ci_high": "lift high", "p_value": "p"}))
+            st.dataframe(breakdown, width="stretch", hide_index=True, column_config=percent_columns(breakdown))
     if exp.state == "running":
         st.caption(f"Running: this part refreshes itself every {REFRESH_SECONDS} s.")
 

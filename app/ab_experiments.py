@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from mltrail.dashboard import state
+from mltrail.dashboard import state, views
 from mltrail.dashboard.text import md
 
 st.title("A/B experiments")
@@ -15,7 +15,8 @@ for key in keys:
     primary = result.table[result.table["metric"] == exp.spec.primary.name]
     rows.append({
         "experiment": key, "state": exp.state, "phase": exp.phase.number,
-        "started": pd.to_datetime(exp.started, unit="s") if exp.started else None,
+        "started": pd.to_datetime(exp.started, unit="s", utc=True).strftime("%Y-%m-%d %H:%M") if exp.started
+        else views.MISSING,  # (never started: a draft)
         "units": sum(result.units.values()),
         "progress": float(primary["progress"].min()) if len(primary) else 0.0,
         "health": "⚠ SRM" if result.srm_alarm else "ok", "owner": exp.spec.owner,
@@ -23,7 +24,6 @@ for key in keys:
     })
 st.dataframe(pd.DataFrame(rows).set_index("experiment"), width="stretch", column_config={
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-    "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
 })
 alarms = [r["experiment"] for r in rows if r["health"] != "ok"]
 if alarms:

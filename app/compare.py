@@ -63,7 +63,9 @@ if params and metrics:
     st.altair_chart(charts.scatter(subset, x, y, names, colours), width="stretch")
     missing = int((subset[x].isna() | subset[y].isna()).sum())
     if missing:
-        st.caption(f"{missing} of the {len(subset)} runs have no value for {md(x)} or {md(y)}: not drawn.")
+        verb = "has" if missing == 1 else "have"
+        st.caption(f"{missing} of the {views.counted(len(subset), 'run')} {verb} no value for {md(x)} or {md(y)}: "
+                   "not drawn.")
 
 st.subheader("Params and latest metrics")
 differences = st.toggle("Differences only", value=True, key="differences_only")

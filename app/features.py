@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from mltrail.dashboard import state
+from mltrail.dashboard import views as dashboard_views  # (``views`` here are feature views)
 from mltrail.dashboard.text import md
 
 st.title("Features")
@@ -31,15 +32,17 @@ for i, row in enumerate(views.to_dict("records")):
                                          delta_color="inverse" if stale else "normal")
 
 st.subheader("Feature views")
-st.dataframe(views.drop(columns=["source_sha256"]).set_index("view"), width="stretch", column_config={
-    "materialized_until": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-    "materialized_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-    "newest_online": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+table = dashboard_views.blank_missing(views.drop(columns=["source_sha256"]).set_index("view"))
+st.dataframe(table, width="stretch", column_config={  # (a column with a gap is text already)
+    column: st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+    for column in ("materialized_until", "materialized_at", "newest_online")
+    if column in table and pd.api.types.is_datetime64_any_dtype(table[column])})
 
 st.subheader("Entities")
-st.dataframe(state.remembered(("entities",), fs.entities).set_index("entity"), width="stretch")
+st.dataframe(dashboard_views.blank_missing(state.remembered(("entities",), fs.entities).set_index("entity")),
+             width="stretch")
 
 saved = state.remembered(("training sets",), fs.datasets)
 if len(saved):
     st.subheader("Saved training sets")
-    st.dataframe(saved, width="stretch", hide_index=True)
+    st.dataframe(dashboard_views.blank_missing(saved), width="stretch", hide_index=True)

@@ -4,7 +4,7 @@ history, and each model's lineage from run to alias."""
 import pandas as pd
 import streamlit as st
 
-from mltrail.dashboard import charts, lineage, state
+from mltrail.dashboard import charts, lineage, state, views
 
 st.title("Models")
 root, _ = state.open_page()
@@ -14,7 +14,7 @@ if models.empty:
     st.info("No registered model yet: `mltrail models register NAME --run RUN --create`, "
             "or `store.registry.register(...)`.")
     st.stop()
-st.dataframe(models.drop(columns=["tags"]).set_index("model"), width="stretch", column_config={
+st.dataframe(views.blank_missing(models.drop(columns=["tags"]).set_index("model")), width="stretch", column_config={
     "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 names = list(models["model"])
@@ -27,7 +27,7 @@ versions = state.remembered(("versions", name), lambda: registry.versions(name))
 shown = versions.assign(source=lambda d: "/run?run=" + d["run"])
 columns = ["version", "run_name", "source", "artifact", "aliases", "archived", "created", "description",
            *[c for c in versions.columns if c.startswith("metrics.")]]
-st.dataframe(shown[columns].set_index("version"), width="stretch", column_config={
+st.dataframe(views.blank_missing(shown[columns].set_index("version")), width="stretch", column_config={
     "source": st.column_config.LinkColumn("source run", display_text="open run"),
     "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
@@ -46,7 +46,7 @@ with right:
     if len(history):
         st.altair_chart(charts.alias_timeline(history), width="stretch")
 if len(history):
-    st.dataframe(history, width="stretch", hide_index=True, column_config={
+    st.dataframe(views.blank_missing(history), width="stretch", hide_index=True, column_config={
         "time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 
 st.subheader("Lineage")

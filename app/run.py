@@ -20,9 +20,16 @@ labels = dict(zip(runs["run_id"], runs["experiment"] + " / " + runs["run_name"]
                   + runs["deleted"].map({True: " (deleted)", False: ""})))
 wanted = st.query_params.get("run") or next(iter(state.selected_runs()), None)
 options = list(labels)
+# The browser holds a picked option as its label, not its run ID: after a rename it would
+# go on showing the old name (and send it back, matching no option). Setting the value
+# again makes Streamlit send the new label with it.
+shown = st.session_state.get("run_choice_label")
+if st.session_state.get("run_choice") in labels and shown != labels[st.session_state["run_choice"]]:
+    st.session_state["run_choice"] = st.session_state["run_choice"]
 run_id = st.selectbox("Run", options, index=options.index(wanted) if wanted in labels else 0,
                       format_func=labels.get, key="run_choice")
 st.query_params["run"] = run_id
+st.session_state["run_choice_label"] = labels[run_id]
 details = state.run_details(root, generation, run_id)
 info = details["run"]
 
@@ -66,8 +73,9 @@ metrics = details["metrics"]
 system = metrics["key"].str.startswith(SYSTEM_PREFIX)
 st.subheader("Metrics")
 if (~system).any():
-    st.dataframe(metrics[~system][["key", "value", "step", "best_value", "best_step", "min", "max", "count"]]
-                 .rename(columns={"value": "latest", "count": "points"}).set_index("key"), width="stretch")
+    st.dataframe(views.blank_missing(metrics[~system][["key", "value", "step", "best_value", "best_step", "min", "max",
+                                                       "count"]].rename(columns={"value": "latest", "count": "points"})
+                                     .set_index("key")), width="stretch")
     history = state.history(root, generation, (run_id,), tuple(metrics[~system]["key"]))
     grid = st.columns(2)
     for i, key in enumerate(sorted(history["key"].unique())):
@@ -109,7 +117,7 @@ if not details["artifacts"].empty:
                 previews.show(row["path"], path, row["size"])
 if not details["datasets"].empty:
     st.subheader("Datasets")
-    st.dataframe(details["datasets"].drop(columns=["timestamp"]), width="stretch")
+    st.dataframe(views.blank_missing(details["datasets"].drop(columns=["timestamp"])), width="stretch")
 
 st.subheader("Source")
 if info.get("git_commit"):

@@ -19,10 +19,10 @@ if "experiment" not in st.session_state:  # a first render: the address decides
 choice = st.selectbox("Experiment", [ALL, *experiments["experiment"]], key="experiment",
                       format_func=lambda e: f"{e} — {descriptions[e]}" if descriptions.get(e) else e)
 experiment = None if choice == ALL else choice
+unfiltered = state.search(root, generation, experiment, None)  # the examples name this store's own columns
 left, right = st.columns([3, 1])
-filter_text = left.text_input("Filter", key="filter",
-                              placeholder="metrics.val/auc > 0.9 and params.family = 'random_forest'")
-order_text = right.text_input("Order by", key="order", placeholder="metrics.val/auc DESC")
+filter_text = left.text_input("Filter", key="filter", placeholder=views.filter_example(unfiltered))
+order_text = right.text_input("Order by", key="order", placeholder=views.order_example(unfiltered))
 deleted = st.toggle("Deleted runs", key="show_deleted",
                     help="List the deleted runs instead (open one to restore it; `mltrail gc` purges them)")
 try:
@@ -34,11 +34,9 @@ except InvalidInputError as exc:  # (a FilterSyntaxError, or an order_by that na
     st.stop()
 
 params, metrics = views.prefixed(runs, "params"), views.prefixed(runs, "metrics")
-varying = [c for c in params if runs[c].nunique() > 1]
 if "columns" not in st.session_state and url.get_all("column"):
     st.session_state["columns"] = [c for c in url.get_all("column") if c in params + metrics]
-columns = st.multiselect("Columns", params + metrics, default=(varying[:6] + metrics[:6]),
-                         key="columns")
+columns = st.multiselect("Columns", params + metrics, default=views.default_columns(runs), key="columns")
 for name, value in {"experiment": experiment, "filter": filter_text.strip(), "order": order_text.strip(),
                     "column": columns}.items():
     if value:
@@ -57,7 +55,8 @@ if st.session_state.get("page", 1) > pages:  # a narrower filter has fewer pages
     st.session_state["page"] = 1
 page = int(st.number_input("Page", min_value=1, max_value=pages, key="page")) if pages > 1 else 1
 shown = views.page_of(runs, page)
-st.caption(f"{len(runs)} {'deleted ' if deleted else ''}runs" + (f" in {md(experiment)}" if experiment else "")
+st.caption(views.counted(len(runs), "deleted run" if deleted else "run")
+           + (f" in {md(experiment)}" if experiment else "")
            + (f" · {views.PAGE_ROWS:,} a page, newest first" if pages > 1 else "")
            + " · tick rows to pick runs to compare")
 table = views.run_table(shown, columns, children)
@@ -73,13 +72,13 @@ parents = [r for r in picked if children is not None and r in children.index]
 if len(parents) == 1:  # open a parent: its children, by the filter (so the view can be shared)
     def open_children(parent: str = parents[0]) -> None:
         st.session_state["filter"] = f"attributes.parent_run_id = '{parent}'"
-    st.button(f"Show the {children[parents[0]]} child runs of {md(names[parents[0]])}", key="open_children",
-              on_click=open_children)
+    st.button(f"Show the {views.counted(children[parents[0]], 'child run')} of {md(names[parents[0]])}",
+              key="open_children", on_click=open_children)
 left, middle, right = st.columns([2, 1, 1])
 left.markdown("**Selected:** " + (", ".join(md(names[r]) for r in picked) if picked else "none"))
 if middle.button("Clear selection", disabled=not picked, key="clear_selection"):
     st.session_state["selected_runs"] = []
     st.rerun()
-right.page_link("compare.py", label=f"Compare {len(picked)} runs", icon=":material/compare_arrows:",
+right.page_link("compare.py", label=f"Compare {views.counted(len(picked), 'run')}", icon=":material/compare_arrows:",
                 disabled=not picked)
 st.page_link("run.py", label="Open one run", icon=":material/description:")

@@ -39,7 +39,9 @@ def test_experiment_page_shows_results_and_recommendation(ab_store):
     assert at.success[0].value.startswith("Ship treatment")  # true rates 10% and 16%
     assert not at.error  # no SRM banner
     results = at.dataframe[1].value
-    assert results.loc["treatment", "significant"] and results.loc["treatment", "units"] > 1_000
+    assert results.loc["control", "lift"] == "—" and results.loc["treatment", "lift"].endswith("%")  # no "None"
+    assert results.loc["treatment", "significant"] == "True" and results.loc["treatment", "units"] > 1_000
+    assert not results.isna().any().any()
     assert len(at.get("vega_lite_chart")) == 2  # the interval and the exposures over time
 
 

@@ -401,6 +401,25 @@ def test_a_name_with_markup_shows_as_text_and_loads_nothing_in_chromium(tmp_path
     assert not [u for u in asked if "evil.example" in u]
 
 
+def test_the_run_picker_shows_the_new_name_after_a_rename_in_chromium(tmp_path):
+    """The browser keeps the picked run as its label: renamed in the Run page's own form,
+    the picker shows the new name (it showed the old one, as AppTest cannot see)."""
+    import mltrail
+
+    store = mltrail.Store(tmp_path / "store")
+    with store.start_run("exp", name="before", log_git=False, log_packages=False) as run:
+        run.log_metric("loss", 0.5)
+    with dashboard_in_chromium(store.root, tmp_path, {"width": 1500, "height": 1500}) as (url, page):
+        page.goto(f"{url}/run?run={run.id}")
+        picked = page.locator('[data-testid="stSelectbox"] input').first
+        sync_api.expect(picked).to_have_value("exp / before", timeout=60_000)
+        page.get_by_text("Edit this run").click()
+        page.get_by_label("Name").fill("after")
+        page.get_by_role("button", name="Save name and notes").click()
+        page.get_by_text("Saved.").wait_for(timeout=60_000)
+        sync_api.expect(picked).to_have_value("exp / after", timeout=10_000)
+
+
 @contextlib.contextmanager
 def dashboard_in_chromium(store, cwd, viewport):
     """`mltrail ui` on ``store`` at a free port, and a Chromium page: (its URL, the page)."""

@@ -59,7 +59,7 @@ def test_delete_hides_the_run_and_restore_brings_it_back(app, dash_store):
     assert "rf-4" not in set(app.dataframe[0].value["name"])
     app.toggle(key="show_deleted").set_value(True).run()
     assert app.dataframe[0].value["name"].tolist() == ["rf-4"]
-    assert app.caption[0].value.startswith("1 deleted runs")
+    assert app.caption[0].value.startswith("1 deleted run ·")
     app.toggle(key="show_deleted").set_value(False).run()
     run_page(app, run_id)
     app.button(key="curate_restore").click().run()

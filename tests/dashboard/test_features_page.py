@@ -33,6 +33,9 @@ def test_features_page_shows_views_and_freshness(dash_store, tmp_path):
     assert metrics["stale"][1] == "older than its ttl" and metrics["never"][0] == "not materialized"
     table = at.dataframe[0].value
     assert table.loc["recent", "online_keys"] == 2 and table.loc["never", "online_keys"] == 0
+    for frame in (table, at.dataframe[1].value):  # a view never materialized: "—", not "None"
+        assert not frame.isna().any().any(), frame[frame.isna().any(axis=1)]
+    assert table.loc["never", "materialized_until"] == "—"
 
 
 def test_features_page_without_views(dash_store):

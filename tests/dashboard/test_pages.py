@@ -209,3 +209,75 @@ def test_run_page_charts_system_metrics_apart_over_time(app, dash_store):
     assert set(app.dataframe[0].value.index) == {"loss"}  # the table holds the model's metrics only
     titles = [chart_title(c) for c in app.get("vega_lite_chart")]
     assert titles == ["loss", "system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"]
+
+
+SYSTEM_KEYS = ["system/cpu_utilization_percentage", "system/system_memory_usage_megabytes",
+               "system/system_memory_usage_percentage", "system/disk_usage_percentage",
+               "system/disk_usage_megabytes", "system/disk_available_megabytes",
+               "system/network_receive_megabytes", "system/network_transmit_megabytes"]
+
+
+def test_runs_table_defaults_to_the_runs_own_metrics_not_system_ones(tmp_path, monkeypatch):
+    """With system metrics on, eight ``system/*`` columns sort before ``val/*``: the
+    defaults show the run's own metrics, and the system ones stay selectable."""
+    from mltrail import Store
+    from tests.factories import quiet_run
+
+    store = Store(tmp_path / "s")
+    with quiet_run(store, "e", name="sampled") as run:
+        run.log_metrics({"val/auc": 0.9, "val/loss": 0.2})
+        run.log_metrics(dict.fromkeys(SYSTEM_KEYS, 1.0))
+    monkeypatch.setenv("MLTRAIL_DIR", str(store.root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="columns").value == ["metrics.val/auc", "metrics.val/loss"]
+    assert {f"metrics.{k}" for k in SYSTEM_KEYS} <= set(at.multiselect(key="columns").options)
+
+
+def test_the_run_picker_shows_a_new_name_after_a_rename(app, dash_store):
+    """A browser holds the picked option as its label: after a rename, the page must send
+    the new one with the value (AppTest formats the value itself, so the test reads the
+    message the browser gets)."""
+    ids = ids_by_name(dash_store)
+    app.query_params["run"] = ids["gb"]
+    app.switch_page("run.py").run()
+    assert app.selectbox(key="run_choice").value == ids["gb"]
+    dash_store.set_run_name(ids["gb"], "boosted")
+    app.run()
+    assert not app.exception
+    picker = app.selectbox(key="run_choice").proto
+    assert "churn / boosted" in picker.options and "churn / gb" not in picker.options
+    assert picker.set_value and picker.raw_value == "churn / boosted"
+    app.run()  # and once told, it is not told again on every render
+    assert not app.selectbox(key="run_choice").proto.set_value
+
+
+def test_the_filter_example_names_the_stores_own_columns(app, tmp_path, monkeypatch):
+    example = app.text_input(key="filter").placeholder
+    assert example == "metrics.auc > 0.66 and params.lr = '0.1'"  # above the median auc, the common lr
+    assert app.text_input(key="order").placeholder == "metrics.auc DESC"
+    app.text_input(key="filter").input(example).run()  # it parses, and means something here
+    assert set(app.dataframe[0].value["name"]) == {"rf-8"}
+    from mltrail import Store
+    from tests.factories import quiet_run
+
+    bare = Store(tmp_path / "bare")
+    with quiet_run(bare, "e", name="nothing-logged"):
+        pass
+    monkeypatch.setenv("MLTRAIL_DIR", str(bare.root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="filter").placeholder == "metrics.accuracy > 0.9 and params.model = 'baseline'"
+    assert at.text_input(key="order").placeholder == "attributes.start_time DESC"
+    at.text_input(key="order").input("attributes.start_time DESC").run()
+    assert not at.exception and not at.error
+
+
+def test_one_run_is_one_run(app, dash_store):
+    app.selectbox(key="experiment").set_value("other").run()
+    assert app.caption[0].value.startswith("1 run in other ·")
+    app.session_state["selected_runs"] = [ids_by_name(dash_store)["solo"]]
+    app.run()
+    assert [link.label for link in app.get("page_link") if "Compare" in link.label] == ["Compare 1 run"]

@@ -67,3 +67,17 @@ def test_the_run_page_offers_only_artifacts_it_can_hold(tmp_path, monkeypatch):
     assert not at.exception
     assert len(at.get("download_button")) == 1
     assert any("too large to offer here" in c.value and "blobs" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(("page", "run"), [("run.py", "bare_1"), ("run.py", "full"), ("models.py", None),
+                                           ("ab_experiments.py", None)])
+def test_missing_values_are_blank_not_none(sparse, page, run):
+    """Streamlit draws a missing cell as "None": a table shows "—" (or the cell's text)
+    where nothing was logged, and no metric reads "None" or "nan"."""
+    at = rendered_page(page, run=sparse.resolve_run(run) if run else None)
+    assert not at.exception, [e.value for e in at.exception]
+    for table in at.dataframe:
+        frame = table.value
+        assert not frame.isna().any().any(), frame[frame.isna().any(axis=1)]
+        assert not frame.astype(str).isin(["None", "nan", "NaN", "NaT"]).any().any()
+    assert not [m for m in at.metric if str(m.value) in ("None", "nan", "NaN", "NaT", "")]

@@ -65,3 +65,33 @@ def test_the_alias_timeline_labels_time_in_whole_seconds_and_versions_as_integer
     spec = charts.alias_timeline(moves).to_dict()
     encoding = spec["layer"][0]["encoding"]
     assert encoding["x"]["axis"]["format"] == "%Y-%m-%d %H:%M:%S" and encoding["y"]["axis"]["format"] == "d"
+
+
+def test_counted_pluralises():
+    from mltrail.dashboard.views import counted
+
+    assert [counted(n, "run") for n in (0, 1, 2, 1500)] == ["0 runs", "1 run", "2 runs", "1,500 runs"]
+
+
+def test_the_filter_example_quotes_what_the_filter_language_needs_and_parses():
+    from mltrail.dashboard.views import filter_example
+    from mltrail.query.filter import parse_filter
+
+    runs = pd.DataFrame({"run_id": ["a", "b"], "metrics.f1 score": [0.5, float("inf")],
+                         "metrics.system/cpu_utilization_percentage": [1.0, 2.0], "params.it's": ["x'y", "x'y"]})
+    example = filter_example(runs)
+    assert example == "metrics.`f1 score` > 0.5 and params.`it's` = 'x''y'"  # inf left out of the median
+    parse_filter(example)
+
+
+def test_blank_missing_keeps_the_type_of_columns_without_gaps():
+    from mltrail.dashboard.views import blank_missing
+
+    table = blank_missing(pd.DataFrame({"full": [1.0, 2.0], "gap": [0.25, None], "text": ["a", None]}))
+    assert table["full"].dtype == float
+    assert list(table["gap"]) == ["0.25", "—"] and list(table["text"]) == ["a", "—"]
+
+
+def test_percent_missing_formats_only_lift_columns_with_a_gap():
+    table = views.percent_missing(pd.DataFrame({"lift": [None, 0.0523], "full": [0.1, 0.2]}), ("lift", "full"))
+    assert list(table["lift"]) == ["—", "5.23%"] and table["full"].dtype == float

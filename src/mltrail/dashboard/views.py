@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
 
-from ..query.cells import cell_text
+from ..query.cells import cell_text, is_missing
+from ..tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 STATUS_COLOURS = {"RUNNING": "#1f77b4", "FINISHED": "#2ca02c", "FAILED": "#d62728",
                   "KILLED": "#ff7f0e", "CRASHED": "#9467bd"}
@@ -58,6 +60,58 @@ def prefixed(frame: pd.DataFrame, prefix: str, logged: bool = False) -> list[str
     return [c for c in frame.columns if c.startswith(prefix + ".") and (not logged or frame[c].notna().any())]
 
 
+DEFAULT_COLUMNS = 6  # of the varying params, and of the run's own metrics
+
+
+def default_columns(runs: pd.DataFrame) -> list[str]:
+    """The Runs table's columns before anyone chooses: the params that differ between the
+    runs, then the runs' own metrics. ``system/*`` metrics (sampled while a run trained)
+    are left out, else their eight columns, sorting before ``val/…``, fill the defaults."""
+    varying = [c for c in prefixed(runs, "params") if runs[c].nunique() > 1]
+    own = [c for c in prefixed(runs, "metrics") if not c.startswith(f"metrics.{SYSTEM_PREFIX}")]
+    return varying[:DEFAULT_COLUMNS] + own[:DEFAULT_COLUMNS]
+
+
+GENERIC_FILTER = "metrics.accuracy > 0.9 and params.model = 'baseline'"  # a store with no metric or param yet
+
+
+def filter_example(runs: pd.DataFrame) -> str:
+    """The filter box's example, written with a metric and a param these runs have (a
+    metric above its median, a param at its most common value), so that it parses and
+    means something on this store; a generic one on a store with neither."""
+    medians = {c: runs[c].replace([math.inf, -math.inf], math.nan).median() for c in default_columns(runs)
+               if c.startswith("metrics.")}
+    metrics = [c for c, median in medians.items() if not pd.isna(median)]
+    params = [c for c in prefixed(runs, "params") if runs[c].notna().any()]
+    if not metrics and not params:
+        return GENERIC_FILTER
+    parts = [f"{_filter_key(metrics[0])} > {cell_text(float(medians[metrics[0]]))}"] if metrics else []
+    if params:
+        value = str(runs[params[0]].dropna().mode().iloc[0]).replace("'", "''")
+        parts.append(f"{_filter_key(params[0])} = '{value}'")
+    return " and ".join(parts)
+
+
+def order_example(runs: pd.DataFrame) -> str:
+    """The order box's example: the first of the runs' own metrics, highest first."""
+    metrics = [c for c in default_columns(runs) if c.startswith("metrics.")]
+    return f"{_filter_key(metrics[0])} DESC" if metrics else "attributes.start_time DESC"
+
+
+def _filter_key(column: str) -> str:
+    """A column as the filter language names it: a key with spaces or quotes in backticks."""
+    kind, _, key = column.partition(".")
+    return column if _PLAIN_KEY.fullmatch(key) else f"{kind}.`{key}`"
+
+
+_PLAIN_KEY = re.compile(r"[^\s=!<>()',\"`]+")  # (the filter grammar's unquoted key)
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``1,500 runs``: a count as the dashboard shows it."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
 def run_table(runs: pd.DataFrame, columns: list[str], children: pd.Series | None = None) -> pd.DataFrame:
     """The Runs page table: badge, name, start (to the second), duration (a running run's
     so far), then the chosen columns, and the run's ID last (the index, which pages hide,
@@ -80,6 +134,32 @@ def run_table(runs: pd.DataFrame, columns: list[str], children: pd.Series | None
     table["run"] = runs["run_id"].str[:10].to_numpy()
     table.index.name = "run_id"
     return table
+
+
+MISSING = "—"  # a cell nothing was logged in (compare_table's too)
+
+
+def blank_missing(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every column that has a missing cell as text (query.cells' one
+    rendering, missing as MISSING): Streamlit draws a missing cell as "None". Columns
+    without a gap keep their type (and their numeric sort)."""
+    gaps = [c for c in table.columns if table[c].isna().any()]
+    if not gaps:
+        return table
+    out = table.copy()
+    for column in gaps:
+        out[column] = table[column].map(lambda value: cell_text(value, missing=MISSING))
+    return out
+
+
+def percent_missing(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``columns`` (ratios) as percent text where they have a gap, missing as MISSING
+    (a control's lift); without a gap they stay numbers, for the page's percent format."""
+    out = table.copy()
+    for column in columns:
+        if column in out and out[column].isna().any():
+            out[column] = out[column].map(lambda value: MISSING if is_missing(value) else f"{value:.2%}")
+    return out
 
 
 def smooth(history: pd.DataFrame, weight: float) -> pd.DataFrame:
@@ -113,7 +193,7 @@ def compare_table(details: dict[str, dict[str, Any]], differences_only: bool) ->
     if differences_only and len(table.columns) > 1:
         same = table.apply(lambda row: len({_comparable(v) for v in row}) == 1, axis=1)
         table = table[~same]
-    return table.map(lambda value: cell_text(value, missing="—"))  # the text every table shows
+    return table.map(lambda value: cell_text(value, missing=MISSING))  # the text every table shows
 
 
 def _comparable(value: Any) -> Any:
