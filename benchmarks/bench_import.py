@@ -5,8 +5,8 @@
 Each figure is the median over ``-n`` fresh child processes (the interpreter's start
 included, as a user's short job pays it): wall time of the child, and its peak RSS
 (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` read after each child exits, in a
-fresh parent per child so that one child's peak does not mask the next). Three rows: a
-bare interpreter (the floor), ``import mltrail``, and ``import mltrail`` plus one run
+fresh parent per child so that one child's peak does not mask the next). Rows: a bare
+interpreter, pydantic alone (what the event schemas cannot do without), ``import mltrail``, and ``import mltrail`` plus one run
 with a few params and metrics logged to a temporary folder. Issue 27's target for the
 last row is ≤ 0.3 s and ≤ 60 MB on this 2-core machine.
 """
@@ -23,6 +23,8 @@ import textwrap
 
 CASES = {
     "python -c pass (the interpreter alone)": "pass",
+    # the floor under `import mltrail`: the writer validates every event with pydantic
+    "import pydantic (the event schemas' library)": "from pydantic import BaseModel, TypeAdapter",
     "import mltrail": "import mltrail",
     "import mltrail + one run logged": textwrap.dedent("""
         import sys, mltrail
