@@ -20,7 +20,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith("MLTRAIL_"):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
-    home.mkdir()
     monkeypatch.setenv("HOME", str(home))  # Path.home(), expanduser(), and every child process
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.chdir(tmp_path)
