@@ -127,7 +127,7 @@ def test_mltrail_lightning_is_a_module_with_the_logger():
     assert MltrailLogger is logger and mltrail.lightning is sys.modules["mltrail.lightning"]
 
 
-HEAVY = ("statsmodels", "scipy", "duckdb", "fastapi", "streamlit", "uvicorn", "pandas", "pyarrow")
+HEAVY = ("statsmodels", "scipy", "duckdb", "fastapi", "streamlit", "uvicorn", "pandas", "pyarrow", "psutil")
 
 
 def test_import_mltrail_and_logging_a_run_load_no_analysis_server_or_dashboard_library(tmp_path):
