@@ -1,4 +1,6 @@
-"""Shared fixtures: every test runs in its own folder with a clean MLTRAIL_* environment."""
+"""Shared fixtures: every test runs in its own folder with a clean MLTRAIL_* environment
+and its own home, so nothing a test does (a remote store's default spool under
+``~/.cache/mltrail``, a child process it starts) writes outside ``tmp_path``."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith("MLTRAIL_"):
             monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))  # Path.home(), expanduser(), and every child process
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.chdir(tmp_path)
     fluent._stack.clear()
     fluent._stores.clear()

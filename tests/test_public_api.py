@@ -1,3 +1,4 @@
+import subprocess
 import sys
 
 import pytest
@@ -125,3 +126,27 @@ def test_mltrail_lightning_is_a_module_with_the_logger():
     from mltrail.lightning import MltrailLogger
 
     assert MltrailLogger is logger and mltrail.lightning is sys.modules["mltrail.lightning"]
+
+
+HEAVY = ("statsmodels", "scipy", "duckdb", "fastapi", "streamlit", "uvicorn", "pandas", "pyarrow", "psutil")
+
+
+def test_import_mltrail_and_logging_a_run_load_no_analysis_server_or_dashboard_library(tmp_path):
+    """A training script's `import mltrail` and its run load only what logging needs: the
+    A/B statistics, DuckDB, the server, the dashboard and the reading side (pandas,
+    pyarrow) come on first use (benchmarks/bench_import.py measures the time it saves)."""
+    code = (f"import sys, mltrail\nheavy = {HEAVY!r}\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            "with mltrail.Store(sys.argv[1]).start_run('e', log_git=False, log_packages=False) as run:\n"
+            "    run.log_params({'lr': 0.1}); run.log_metric('loss', 0.5, step=1); run.set_tag('t', 'v')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            "mltrail.ab, mltrail.Experiment, mltrail.FeatureStore  # first use imports them\n"
+            "print(sorted(m for m in ('statsmodels', 'scipy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines() == ["[]", "[]", "['scipy', 'statsmodels']"]
+    assert mltrail.Store(tmp_path / "s").search_runs()["metrics.loss"].tolist() == [0.5]
+
+
+def test_every_lazily_exported_name_is_listed_by_dir():
+    assert set(mltrail.__all__) <= set(dir(mltrail))

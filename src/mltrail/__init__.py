@@ -14,10 +14,12 @@ Everything a user needs is here and in :mod:`mltrail.ab`; the parts of a store a
 ``store.features`` (:class:`FeatureStore`).
 """
 
-from . import ab, lightgbm, sklearn, xgboost  # modules of their own: `import mltrail.sklearn` works
-from .ab.analysis import Results
-from .ab.experiment import AbRegistry, Experiment, Phase
-from .compaction.compact import CompactionResult
+import importlib as _importlib
+import typing as _typing
+
+# What logging a run needs is imported now; every other part on first use (PEP 562
+# ``__getattr__`` below), so that a training script's ``import mltrail`` loads neither
+# statsmodels, scipy, DuckDB nor the server (benchmarks/bench_import.py measures it).
 from .errors import (
     AlreadyExistsError,
     BusyError,
@@ -39,7 +41,6 @@ from .errors import (
     UpstreamTimeoutError,
     WrongStateError,
 )
-from .features.store import FeatureStore
 from .fluent import (
     active_run,
     end_run,
@@ -60,11 +61,39 @@ from .fluent import (
     set_tags,
     start_run,
 )
-from .integrations import autolog
-from .registry.models import ModelRegistry, ModelVersion
-from .storage.ab_events import ExperimentSpec
 from .store import Store
 from .tracking.run import Run
+
+if _typing.TYPE_CHECKING:  # the lazily exported names, for type checkers and editors
+    from . import ab, lightgbm, sklearn, xgboost
+    from .ab.analysis import Results
+    from .ab.experiment import AbRegistry, Experiment, Phase
+    from .compaction.compact import CompactionResult
+    from .features.store import FeatureStore
+    from .integrations import autolog
+    from .registry.models import ModelRegistry, ModelVersion
+    from .storage.ab_events import ExperimentSpec
+
+# name -> (module, attribute; None: the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "AbRegistry": (".ab.experiment", "AbRegistry"),
+    "CompactionResult": (".compaction.compact", "CompactionResult"),
+    "Experiment": (".ab.experiment", "Experiment"),
+    "ExperimentSpec": (".storage.ab_events", "ExperimentSpec"),
+    "FeatureStore": (".features.store", "FeatureStore"),
+    "ModelRegistry": (".registry.models", "ModelRegistry"),
+    "ModelVersion": (".registry.models", "ModelVersion"),
+    "Phase": (".ab.experiment", "Phase"),
+    "Results": (".ab.analysis", "Results"),
+    "ab": (".ab", None),
+    "autolog": (".integrations", "autolog"),
+    "lightgbm": (".lightgbm", None),
+    # not in ``__all__``: Lightning is an extra (``pip install 'mltrail[lightning]'``) and
+    # importing it imports torch
+    "lightning": (".lightning", None),
+    "sklearn": (".sklearn", None),
+    "xgboost": (".xgboost", None),
+}
 
 __version__ = "0.1.0"
 
@@ -127,10 +156,16 @@ __all__ = sorted([
 
 
 def __getattr__(name: str) -> object:
-    """``mltrail.lightning`` imports Lightning (and torch) only when first used; it is not
-    in ``__all__``, since Lightning is an extra (``pip install 'mltrail[lightning]'``)."""
-    if name == "lightning":  # import_module, not `from . import`: that would call this again
-        import importlib
+    """The parts a script that only logs runs does not need, imported on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mltrail' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    # import_module, not `from . import`: that would call this again
+    module = _importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
 
-        return importlib.import_module(f"{__name__}.lightning")
-    raise AttributeError(f"module 'mltrail' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

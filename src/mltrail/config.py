@@ -141,3 +141,8 @@ def current_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):
         return None
+
+
+def is_url(root: object) -> bool:
+    """Whether a store root names a server (``http(s)://``) rather than a folder."""
+    return isinstance(root, str) and root.startswith(("http://", "https://"))

@@ -11,14 +11,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .config import resolve_store_root
 from .errors import RunStateError
 from .store import Store
 from .tracking.run import Run, run_end_hooks
+
+if TYPE_CHECKING:  # pandas is imported by the calls that return a DataFrame, not by `import mltrail`
+    import pandas as pd
 
 _stack: list[Run] = []
 _stores: dict[Path, Store] = {}

@@ -27,30 +27,29 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from .ab.experiment import AbRegistry
-from .access.control import AccessControl
-from .compaction.compact import CompactionResult
-from .compaction.manifest import load_manifest
-from .compaction.reader import Progress
-from .config import resolve_store_root
+from .config import is_url, resolve_store_root
 from .errors import InvalidInputError, WrongStateError
-from .features.store import FeatureStore
-from .migration.mlflow_import import ImportSummary, MlflowImport
-from .migration.mlflow_source import open_source
-from .query.cells import json_ready
-from .registry.models import ModelRegistry, ModelVersion
-from .registry.uris import parse_model_uri
-from .remote.store import RemoteStore, is_url
 from .storage.blobs import BlobStore
 from .storage.layout import Layout
-from .tracking.curation import GcResult
-from .tracking.reproduce import script_for
 from .tracking.run import Run
 from .tracking.tracker import DEFAULT_EXPERIMENT, Tracker
+
+# Only tracking is imported with the Store: a training script that logs a run loads
+# neither pandas, pyarrow's datasets, the A/B statistics (statsmodels, scipy), DuckDB nor
+# the remote client. Each other part is imported where it is first used.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .ab.experiment import AbRegistry
+    from .access.control import AccessControl
+    from .compaction.compact import CompactionResult
+    from .compaction.reader import Progress
+    from .features.store import FeatureStore
+    from .migration.mlflow_import import ImportSummary
+    from .registry.models import ModelRegistry, ModelVersion
+    from .tracking.curation import GcResult
 
 
 class Store:
@@ -66,6 +65,8 @@ class Store:
         store behind ``mltrail server``: see :class:`mltrail.remote.store.RemoteStore`."""
         target = root if root is not None else os.environ.get("MLTRAIL_DIR")
         if cls is Store and is_url(target):
+            from .remote.store import RemoteStore
+
             return RemoteStore(str(target), **options)
         return super().__new__(cls)
 
@@ -84,22 +85,30 @@ class Store:
     @cached_property
     def ab(self) -> AbRegistry:
         """The store's A/B experiments."""
+        from .ab.experiment import AbRegistry
+
         return AbRegistry(self.layout)
 
     @cached_property
     def registry(self) -> ModelRegistry:
         """The store's model registry."""
+        from .registry.models import ModelRegistry
+
         return ModelRegistry(self.layout, self.blobs, self.tracking)
 
     @cached_property
     def features(self) -> FeatureStore:
         """The store's feature store."""
+        from .features.store import FeatureStore
+
         return FeatureStore(self.layout, self.blobs)
 
     @cached_property
     def access(self) -> AccessControl:
         """Users, groups and grants, which a server of this folder enforces (a folder
         opened directly has no users: the file system's permissions rule it)."""
+        from .access.control import AccessControl
+
         return AccessControl(self.layout)
 
     @property
@@ -195,6 +204,9 @@ class Store:
         versions and aliases. Importing again adds only what is new. Deleted runs and
         experiments stay behind unless ``include_deleted``. See
         :mod:`mltrail.migration.mlflow_import`."""
+        from .migration.mlflow_import import MlflowImport
+        from .migration.mlflow_source import open_source
+
         if isinstance(experiments, str):
             experiments = [experiments]
         return MlflowImport(self.tracking, self.registry, open_source(source), experiments,
@@ -207,6 +219,8 @@ class Store:
     def reproduce_script(self, run: str) -> str:
         """A bash script that reruns a run in a new git worktree at its commit, with its
         uncommitted diff applied, logging into this store (see :mod:`mltrail.tracking.reproduce`)."""
+        from .tracking.reproduce import script_for
+
         return script_for(self.tracking, run)
 
     def compact(self, rebuild: bool = False, progress: Progress | None = None) -> CompactionResult:
@@ -216,6 +230,8 @@ class Store:
     def refresh(self) -> int:
         """Compact what is new; the generation of the tables, which changes when they do
         (a reader's cache key: the dashboard's, a server's clients')."""
+        from .compaction.manifest import load_manifest
+
         self.compact()
         return load_manifest(self.layout.tables).generation
 
@@ -244,6 +260,9 @@ class Store:
         unless ``force``. The alias move records the experiment, the decision and the
         result, so the registry's history says why production changed.
         """
+        from .query.cells import json_ready
+        from .registry.uris import parse_model_uri
+
         exp = self.ab.get(experiment)
         if exp.state != "stopped":
             raise WrongStateError(f"experiment {experiment!r} is {exp.state}: stop it with a winner first")

@@ -186,6 +186,19 @@ def test_the_default_spool_is_one_per_server_and_per_user_and_never_holds_the_to
     assert mltrail.Store("http://gpu-box:5050", token="ana-s3cret").spool == tmp_path / "chosen"  # as given
 
 
+def test_a_job_with_the_default_spool_writes_it_under_the_tests_own_folder(tmp_path):
+    """The autouse fixture gives each test its own home: a remote job that names no spool
+    spools under tmp_path, never in the real ``~/.cache/mltrail/spool``."""
+    with serving_store(tmp_path / "central") as url:
+        store = mltrail.Store(url)
+        with quiet_run(store, "own") as run:
+            run.log_metric("loss", 0.5)
+        assert list(store.spool.glob("experiments/*/runs/*.jsonl"))  # it did write there
+        assert store.close(wait=5) == 0
+    assert store.spool.is_relative_to(tmp_path), store.spool
+    assert store.spool.is_relative_to(tmp_path / "home" / ".cache" / "mltrail" / "spool")
+
+
 def test_two_users_of_one_account_each_sync_their_own_runs_and_keep_their_authorship(tmp_path, monkeypatch, caplog):
     """ana and carol share an OS account; the server is away while they log. Each one's
     spool holds her runs only; an admin's sync of ana's spool sends them as ana."""

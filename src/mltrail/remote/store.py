@@ -45,7 +45,7 @@ import pandas as pd
 
 from ..compaction.compact import CompactionResult
 from ..storage.atomic import write_atomic
-from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user
+from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user, is_url  # noqa: F401 (callers import it here)
 from ..errors import MltrailError, NotFoundError, UpstreamError
 from ..query.cells import present
 from ..registry.models import ModelVersion
@@ -67,10 +67,6 @@ from .wire import read_frame, unpack
 UPLOAD_TICK_SECONDS = 0.25
 STOP_WAIT_SECONDS = 10.0  # how long the stop watcher's call is held open on the server while nobody asks
 logger = logging.getLogger(__name__)
-
-
-def is_url(root: object) -> bool:
-    return isinstance(root, str) and root.startswith(("http://", "https://"))
 
 
 def default_spool(url: str, token: str | None = None) -> Path:

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidInputError
-from ..query.cells import json_ready
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 TEXT_SUFFIXES = (".txt", ".md", ".log", ".csv", ".tsv", ".yaml", ".yml", ".py", ".sql", ".html", ".diff")
@@ -23,6 +22,8 @@ def dict_bytes(obj: Any, name: str) -> bytes:
         raise InvalidInputError(f"log_dict({name!r}) needs a dict or a list, not {type(obj).__name__}")
     if not name.endswith(".json"):
         raise InvalidInputError(f"log_dict writes JSON: name the artifact *.json, not {name!r}")
+    from ..query.cells import json_ready  # (imports pandas: only when a run logs a dict)
+
     try:
         return orjson.dumps(obj, default=json_ready, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
                             | orjson.OPT_NON_STR_KEYS)

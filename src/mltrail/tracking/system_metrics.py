@@ -25,8 +25,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from ..config import SYSTEM_METRICS_SECONDS
 from ..errors import RunStateError
 
@@ -95,6 +93,9 @@ class SystemMonitor:
         self.interval = SYSTEM_METRICS_SECONDS.get(interval)
         self.gpus = Gpus.open()
         self.samples = 0
+        import psutil  # here, not at the top: a run without system metrics never loads it
+
+        self._psutil = psutil
         self._network_start = psutil.net_io_counters()
         psutil.cpu_percent(interval=None)  # the first reading starts the measurement window
         self._stop = threading.Event()
@@ -102,6 +103,7 @@ class SystemMonitor:
         self._thread.start()
 
     def sample(self) -> dict[str, float]:
+        psutil = self._psutil
         memory = psutil.virtual_memory()
         disk = psutil.disk_usage(str(self.disk))
         network = psutil.net_io_counters()

@@ -11,19 +11,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Collection, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 
-from ..compaction.compact import CompactionResult, Progress, compact
-from ..compaction.manifest import Manifest, load_manifest
 from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS, current_user
 from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning, StoreCorruptError, WrongStateError
-from ..query import search as query
-from ..query.cells import present
-from ..query.tables import read_table
 from ..storage import events as ev
 from ..storage.blobs import BlobStore
 from ..storage.eventfiles import StopRequest, write_event_file
@@ -35,6 +30,15 @@ from ..storage.naming import ExperimentNames
 from . import capture, system_metrics
 from .curation import Curation
 from .run import PARENT_TAG, Run, enclosing_run, register
+
+# Writing a run needs none of the reading side (compaction, pyarrow's datasets, pandas):
+# it is imported by the first read, so that a script that only logs starts fast.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..compaction.compact import CompactionResult, Progress
+    from ..compaction.manifest import Manifest
+    from ..query.search import RunIndex
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -52,7 +56,6 @@ class Tracker:
         self.root = layout.root
         self.blobs = blobs
         self.crash_after = CRASH_AFTER_SECONDS.get(crash_after)
-        self._index = query.RunIndex(self.layout.tables)
         self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
         self.curation = Curation(self)
@@ -239,8 +242,16 @@ class Tracker:
 
     # -- reading ---------------------------------------------------------------------
 
+    @cached_property
+    def _index(self) -> RunIndex:
+        from ..query.search import RunIndex
+
+        return RunIndex(self.layout.tables)
+
     def compact(self, rebuild: bool = False, progress: Progress | None = None) -> CompactionResult:
         """Fold new events into the Parquet tables; see :mod:`mltrail.compaction.compact`."""
+        from ..compaction.compact import compact
+
         self._require_store()
         return compact(self.layout, rebuild=rebuild, progress=progress)
 
@@ -256,9 +267,13 @@ class Tracker:
             warnings.warn(SkippedLinesWarning(
                 f"{len(result.bad_lines)} event line(s) could not be read and were skipped, "
                 f"first {first}; `mltrail compact --rebuild` lists them all"), stacklevel=3)
+        from ..compaction.manifest import load_manifest
+
         return load_manifest(self.layout.tables)
 
     def _table(self, name: str) -> Any:
+        from ..query.tables import read_table
+
         return read_table(self.layout.tables, name, self._fresh_manifest())
 
     def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
@@ -274,10 +289,12 @@ class Tracker:
         ``view``: ``"active"`` (deleted runs hidden, the default), ``"deleted"`` or
         ``"all"`` (MLflow's run_view_type); the last two add a ``deleted`` column.
         """
+        from ..query.search import search_runs
+
         manifest = self._fresh_manifest()
         frame, logged = self._index.frame(manifest), self._index.columns(manifest)
         _check_experiments(experiment, frame, self.root)
-        return query.search_runs(frame, logged, experiment=experiment, filter=filter, order_by=order_by,
+        return search_runs(frame, logged, experiment=experiment, filter=filter, order_by=order_by,
                                  max_results=max_results, crash_after=self.crash_after, view=view)
 
     def all_runs(self) -> pd.DataFrame:
@@ -287,6 +304,8 @@ class Tracker:
     def run_edits(self, run_id: str | None = None) -> pd.DataFrame:
         """The edits made to runs (all, or one run's), oldest first: ``run_id, edit_id,
         time, by, kind`` (tag, untag, delete, restore), ``key, value``."""
+        import pandas as pd
+
         table = self._table("run_edits").to_pandas()
         if run_id is not None:
             table = table[table["run_id"] == run_id]
@@ -298,7 +317,9 @@ class Tracker:
                        keys: Sequence[str] | None = None) -> pd.DataFrame:
         """Every metric point of the given runs (all runs if None): a long DataFrame
         with ``run_id, key, step, value, timestamp, best``."""
-        return query.metric_history(self.layout.tables, self._fresh_manifest(), run_ids, keys)
+        from ..query.search import metric_history
+
+        return metric_history(self.layout.tables, self._fresh_manifest(), run_ids, keys)
 
     def experiments(self) -> pd.DataFrame:
         """One row per experiment: name, description, run count, first and last start."""
@@ -335,11 +356,16 @@ class Tracker:
     def get_run(self, ref: str) -> dict[str, Any]:
         """Everything about one run, deleted or not: its row, params (with groups),
         latest metrics, tags, artifacts, datasets and the edits made to it."""
+        from ..compaction.manifest import load_manifest
+        from ..query.cells import present
+        from ..query.search import derive_status
+        from ..query.tables import read_table
+
         run_id = self.resolve_run(ref)
         manifest = load_manifest(self.layout.tables)
         frame = self._index.frame(manifest)
         row = frame.loc[run_id]
-        status = query.derive_status(frame.loc[[run_id]], self.crash_after).iloc[0]
+        status = derive_status(frame.loc[[run_id]], self.crash_after).iloc[0]
 
         def rows(name: str) -> pd.DataFrame:
             table = read_table(self.layout.tables, name, manifest).to_pandas()
