@@ -2,6 +2,8 @@
 nothing written; the background flusher outlives any one buffer's fault (issue 13,
 item 5, and the first part of item 7)."""
 
+import time
+
 import pytest
 
 import mltrail
@@ -82,3 +84,19 @@ def test_an_experiment_name_of_four_byte_letters_fits_the_file_system(store):
         run.log_metric("x", 1.0)
     assert len(run.path.parent.parent.name.encode()) <= 255
     assert list(store.search_runs(name)["experiment"]) == [name]
+
+
+def test_a_long_flush_period_once_set_does_not_hold_the_flusher_after_it_changes(store, monkeypatch):
+    """The flusher slept one whole MLTRAIL_FLUSH_SECONDS: a period of an hour, set for a
+    while (only a shutdown was to flush), kept every later run of the process off the disk."""
+    monkeypatch.setenv("MLTRAIL_FLUSH_SECONDS", "3600")
+    counting = Failing()  # a buffer whose ticks are counted (it raises: the flusher says so)
+    background.keep_flushed(counting)
+    try:
+        background.flush_all_now()
+        time.sleep(2 * background.RECHECK_SECONDS)  # the thread is asleep on the long period now
+        ticks = counting.calls
+        monkeypatch.setenv("MLTRAIL_FLUSH_SECONDS", "0.05")
+        wait_for(lambda: counting.calls >= ticks + 2, timeout=5, what="ticks on the new period")
+    finally:
+        background.forget(counting)

@@ -28,6 +28,7 @@ class Buffered(Protocol):
         """What this buffer is, for an error message."""
 
 
+RECHECK_SECONDS = 0.5  # how soon a changed MLTRAIL_FLUSH_SECONDS takes effect
 _members: weakref.WeakSet[Buffered] = weakref.WeakSet()  # type: ignore[type-var]
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -54,8 +55,17 @@ def flush_all_now() -> None:
 
 
 def _loop() -> None:
+    # the period is read again every RECHECK_SECONDS, not slept whole: one sleep of a long
+    # MLTRAIL_FLUSH_SECONDS (3600, set for a while) kept every later buffer of the process
+    # from the disk for an hour after the setting was changed back
+    last = time.monotonic()
     while True:
-        time.sleep(FLUSH_SECONDS.get())
+        due = last + FLUSH_SECONDS.get()
+        now = time.monotonic()
+        if now < due:
+            time.sleep(min(due - now, RECHECK_SECONDS))
+            continue
+        last = now
         flush_all_now()
 
 
