@@ -79,9 +79,11 @@ def filter_example(runs: pd.DataFrame) -> str:
     """The filter box's example, written with a metric and a param these runs have (a
     metric above its median, a param at its most common value), so that it parses and
     means something on this store; a generic one on a store with neither."""
-    medians = {c: runs[c].replace([math.inf, -math.inf], math.nan).median() for c in default_columns(runs)
-               if c.startswith("metrics.")}
-    metrics = [c for c, median in medians.items() if not pd.isna(median)]
+    # (only columns with a finite value: the median of none warns "Mean of empty slice" on pandas 2.2)
+    finite = {c: pd.to_numeric(runs[c], errors="coerce").replace([math.inf, -math.inf], math.nan).dropna()
+              for c in default_columns(runs) if c.startswith("metrics.")}
+    medians = {c: values.median() for c, values in finite.items() if len(values)}
+    metrics = list(medians)
     params = [c for c in prefixed(runs, "params") if runs[c].notna().any()]
     if not metrics and not params:
         return GENERIC_FILTER
