@@ -169,9 +169,5 @@ def _may_read_blob(store: Store, g: Gate, sha256: str) -> bool:
     for model in g.readable("model", store.registry.names()):
         if any(getattr(e, "sha256", None) == sha256 for e in store.registry.events(model)):
             return True
-    return any(getattr(e, "sha256", None) == sha256 and g.may_read_views(_views_of(e))
+    return any(getattr(e, "sha256", None) == sha256 and g.may_read_training_set(e)
                for e in store.features.events() if e.type == "dataset_saved")
-
-
-def _views_of(event: Any) -> list[str]:
-    return sorted({ref.split(":")[0] for ref in event.features})

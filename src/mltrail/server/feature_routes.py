@@ -45,9 +45,9 @@ def routes(store: Store) -> APIRouter:
         made from views are seen by who may read every view in them."""
         if event.type == "entity_applied":
             return True
-        views = {"view_applied": [getattr(event, "name", "")], "materialized": [getattr(event, "view", "")],
-                 "dataset_saved": [ref.split(":")[0] for ref in getattr(event, "features", [])]}[event.type]
-        return g.may_read_views(views)
+        if event.type == "dataset_saved":
+            return g.may_read_training_set(event)
+        return g.may_read_views([event.name if event.type == "view_applied" else event.view])
 
     def check_refs(refs: list[str], g: Gate) -> None:
         for view in sorted({ref.split(":")[0] for ref in refs}):

@@ -66,6 +66,11 @@ class Gate:
             return self.sees_everything()
         return len(self.readable("feature_view", wanted)) == len(wanted)
 
+    def may_read_training_set(self, event: Any) -> bool:
+        """A saved training set (``dataset_saved``): by the views its feature refs
+        (``view:feature``) name, as :meth:`may_read_views` says."""
+        return self.may_read_views(ref.split(":")[0] for ref in event.features)
+
     def created(self, kind: str, name: str) -> None:
         """The caller made this object: they manage it (recorded as a grant event)."""
         if self.user is not None and not self.user.admin:
