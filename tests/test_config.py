@@ -47,3 +47,16 @@ def test_string_settings_read_the_environment_then_the_default(monkeypatch):
     assert config.resolve_store_root("given").name == "given"
     assert config.ab_memory_limit() == "512MB"
     assert config.current_user() == "ada"
+
+
+ENV_READ = re.compile(r"""(?:environ\.get|getenv|environ\[)\(?\s*["'](MLTRAIL_\w+)""")
+
+
+def test_only_config_reads_the_settings_from_the_environment():
+    """One place decides a setting's value (argument, variable, default): a module that read
+    the variable itself would skip the default, the empty-is-unset rule and the cast."""
+    reads = sorted((name, str(path.relative_to(REPO)))
+                   for path in [*(REPO / "src").rglob("*.py"), *(REPO / "app").rglob("*.py")]
+                   if path.name != "config.py"
+                   for name in ENV_READ.findall(path.read_text(encoding="utf-8")))
+    assert not reads, f"read these through their Setting in src/mltrail/config.py: {reads}"

@@ -132,6 +132,14 @@ class BusyError(MltrailError):
     """A lock another process holds was not had in time; nothing was written: try again."""
 
 
+class NotOnServerError(MltrailError):
+    """A call a store behind ``mltrail server`` does not offer (changing feature
+    definitions, managing users, purging runs...): the message says where to run it (on
+    the server's machine, with ``mltrail.Store(PATH)``). Every part of both kinds of store
+    has the same calls (:mod:`mltrail.contract`); this is the one error for what a server
+    leaves to its own machine."""
+
+
 class UpstreamError(MltrailError):
     """A service mltrail calls failed (a model service behind the router, ``mltrail
     server`` behind a remote store): connection refused, a 5xx answer."""

@@ -9,14 +9,16 @@ block ends it. The Run object is the real API; these only delegate to it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate
 
 from .config import resolve_store_root
+from .contract import P, R, function_like
 from .errors import RunStateError
 from .store import Store
 from .tracking.run import Run, run_end_hooks
+from .tracking.tracker import Tracker
 
 if TYPE_CHECKING:  # pandas is imported by the calls that return a DataFrame, not by `import mltrail`
     import pandas as pd
@@ -35,9 +37,11 @@ def default_store() -> Store:
         return _stores[root]
 
 
-def start_run(experiment: str = "Default", **kwargs: Any) -> Run:
-    """Start a run on the default store and make it the current run."""
-    run = default_store().start_run(experiment, **kwargs)
+@function_like(Tracker.start_run)
+def start_run(*args: Any, **options: Any) -> Run:
+    """Start a run on the default store and make it the current run (the options:
+    :meth:`mltrail.tracking.tracker.Tracker.start_run`)."""
+    run = default_store().start_run(*args, **options)
     _stack.append(run)
     return run
 
@@ -67,63 +71,38 @@ def end_run(status: str = "FINISHED") -> None:
     _current().end(status)
 
 
-def log_metric(key: str, value: float, step: int | None = None, *, best: bool = False) -> None:
-    _current().log_metric(key, value, step, best=best)
+def _on_current_run(method: Callable[Concatenate[Run, P], R]) -> Callable[P, R]:
+    """``method`` of :class:`Run` as a module-level function acting on the current run,
+    with the method's own parameters and docstring (one declaration: see
+    :func:`mltrail.contract.function_like`)."""
+    @function_like(method)
+    def call(*args: Any, **kwargs: Any) -> R:
+        return method(_current(), *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = method.__name__
+    call.__doc__ = f"On the current run: {method.__doc__ or ''}"
+    return call
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    _current().log_metrics(metrics, step)
+log_metric = _on_current_run(Run.log_metric)
+log_metrics = _on_current_run(Run.log_metrics)
+log_param = _on_current_run(Run.log_param)
+log_params = _on_current_run(Run.log_params)
+set_tag = _on_current_run(Run.set_tag)
+set_tags = _on_current_run(Run.set_tags)
+log_artifact = _on_current_run(Run.log_artifact)
+log_dataset = _on_current_run(Run.log_dataset)
+log_dict = _on_current_run(Run.log_dict)
+log_text = _on_current_run(Run.log_text)
+log_table = _on_current_run(Run.log_table)
+log_image = _on_current_run(Run.log_image)
+log_figure = _on_current_run(Run.log_figure)
 
 
-def log_param(key: str, value: Any, group: str | None = None) -> None:
-    _current().log_param(key, value, group)
-
-
-def log_params(params: Mapping[str, Any], group: str | None = None) -> None:
-    _current().log_params(params, group)
-
-
-def set_tag(key: str, value: Any) -> None:
-    _current().set_tag(key, value)
-
-
-def set_tags(tags: Mapping[str, Any]) -> None:
-    _current().set_tags(tags)
-
-
-def log_artifact(local_path: str, name: str | None = None) -> list[str]:
-    return _current().log_artifact(local_path, name)
-
-
-def log_dataset(path: str, name: str | None = None, context: str | None = None) -> None:
-    _current().log_dataset(path, name, context)
-
-
-def log_dict(obj: Any, name: str) -> str:
-    return _current().log_dict(obj, name)
-
-
-def log_text(text: str, name: str) -> str:
-    return _current().log_text(text, name)
-
-
-def log_table(frame: pd.DataFrame, name: str) -> str:
-    return _current().log_table(frame, name)
-
-
-def log_image(image: Any, name: str) -> str:
-    return _current().log_image(image, name)
-
-
-def log_figure(figure: Any, name: str) -> str:
-    return _current().log_figure(figure, name)
-
-
-def search_runs(experiment: str | Sequence[str] | None = None, filter: str | None = None,
-                order_by: Sequence[str] | str | None = None,
-                max_results: int | None = None) -> pd.DataFrame:
-    """Search the default store's runs; see :meth:`Store.search_runs`."""
-    return default_store().search_runs(experiment, filter, order_by, max_results)
+@function_like(Store.search_runs)
+def search_runs(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """Search the default store's runs (the options: :meth:`mltrail.Store.search_runs`)."""
+    return default_store().search_runs(*args, **kwargs)
 
 
 def load_model(uri: str, store: Store | None = None) -> Any:

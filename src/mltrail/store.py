@@ -29,12 +29,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import is_url, resolve_store_root
+from .config import STORE_DIR, is_url, resolve_store_root
+from .contract import method_like
 from .errors import InvalidInputError, WrongStateError
 from .storage.blobs import BlobStore
 from .storage.layout import Layout
 from .tracking.run import Run
-from .tracking.tracker import DEFAULT_EXPERIMENT, Tracker
+from .tracking.tracker import Tracker
 
 # Only tracking is imported with the Store: a training script that logs a run loads
 # neither pandas, pyarrow's datasets, the A/B statistics (statsmodels, scipy), DuckDB nor
@@ -63,7 +64,7 @@ class Store:
     def __new__(cls, root: str | os.PathLike[str] | None = None, **options: Any) -> Any:
         """``Store("http://host:5050", token=...)`` (or ``$MLTRAIL_DIR`` set to a URL) is a
         store behind ``mltrail server``: see :class:`mltrail.remote.store.RemoteStore`."""
-        target = root if root is not None else os.environ.get("MLTRAIL_DIR")
+        target = root if root is not None else str(STORE_DIR.get())
         if cls is Store and is_url(target):
             from .remote.store import RemoteStore
 
@@ -117,24 +118,16 @@ class Store:
 
     # -- tracking (see Tracker for each call's full description) ----------------------
 
-    def start_run(self, experiment: str = DEFAULT_EXPERIMENT, *, name: str | None = None,
-                  description: str | None = None, experiment_description: str | None = None,
-                  tags: dict[str, Any] | None = None, log_git: bool = True,
-                  log_command: bool = True, log_system: bool = True,
-                  log_packages: bool = True, run_id: str | None = None, stop: str = "flag",
-                  log_system_metrics: bool | None = None, parent: str | None = None) -> Run:
+    @method_like(Tracker.start_run)
+    def start_run(self, *args: Any, **options: Any) -> Run:
         """Start a run in ``experiment`` and return it, or resume run ``run_id`` (the
         options: :meth:`mltrail.tracking.tracker.Tracker.start_run`)."""
-        return self.tracking.start_run(
-            experiment, name=name, description=description, experiment_description=experiment_description,
-            tags=tags, log_git=log_git, log_command=log_command, log_system=log_system,
-            log_packages=log_packages, run_id=run_id, stop=stop, log_system_metrics=log_system_metrics,
-            parent=parent)
+        return self.tracking.start_run(*args, **options)
 
-    def request_stop(self, run: str, reason: str | None = None, *, by: str | None = None) -> Path:
+    def request_stop(self, run: str, reason: str | None = None, *, by: str | None = None) -> str:
         """Ask a running run to stop (its process sees ``run.stop_requested`` within a
-        second or two); returns the request's file."""
-        return self.tracking.request_stop(run, reason, by=by)
+        second or two); returns the run's ID."""
+        return self.tracking.request_stop(run, reason, by=by).parent.name  # stop/<run_id>/<request>.jsonl
 
     def search_runs(self, experiment: str | Sequence[str] | None = None, filter: str | None = None,
                     order_by: Sequence[str] | str | None = None,
@@ -235,6 +228,11 @@ class Store:
         self.compact()
         return load_manifest(self.layout.tables).generation
 
+    def close(self, wait: float | None = None) -> int:
+        """What a store behind a server does at a job's end (send what is left); a folder
+        has nothing to send: 0 runs left. Runs end themselves (``with`` or ``run.end()``)."""
+        return 0
+
     # -- blobs -----------------------------------------------------------------------
 
     def put_file(self, source: Path) -> tuple[str, int, bool]:
@@ -293,3 +291,11 @@ class Store:
                      "forced": bool(force and results.srm_alarm)}
         return self.registry.set_alias(name, alias, winner.number, by=by, promotion=promotion,
                                        reason=f"won A/B experiment {experiment}: {results.recommendation}")
+
+
+if TYPE_CHECKING:  # the type checker proves that both kinds of store keep the one contract
+    from .contract import StoreApi
+    from .remote.store import RemoteStore
+
+    def _keeps_the_contract(local: Store, remote: RemoteStore) -> tuple[StoreApi, StoreApi]:
+        return local, remote

@@ -373,7 +373,7 @@ def test_an_import_killed_halfway_then_run_again_gives_what_one_clean_import_giv
 
 
 def test_against_a_server_the_import_says_where_to_run_it(tmp_path: Path) -> None:
-    from mltrail.remote.http import NotOnServerError
+    from mltrail.errors import NotOnServerError
 
     remote = mltrail.Store("http://127.0.0.1:9", spool=tmp_path / "spool")
     with pytest.raises(NotOnServerError, match="imported where the server's folder is: mltrail --store FOLDER import mlflow"):

@@ -79,7 +79,7 @@ def test_a_job_logging_to_a_url_reads_the_same_through_the_server(tmp_path):
             remote.search_runs(filter="metrics.loss >")
         with pytest.raises(mltrail.NotFoundError, match="no experiment 'nope'"):
             remote.search_runs(experiment="nope")
-        with pytest.raises(mltrail.MltrailError, match="not available against a server yet"):
+        with pytest.raises(mltrail.NotOnServerError, match="as a run's artifact"):
             remote.put_file(folder)
     finally:
         _stop(server)
@@ -154,7 +154,7 @@ def test_mltrail_dir_may_be_a_url(tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
     store = mltrail.Store()
     assert repr(store) == "Store('http://127.0.0.1:5999')" and store.spool == tmp_path / "spool"
-    assert hasattr(store, "registry") and not hasattr(store, "put_file") and not hasattr(store, "_private")
+    assert hasattr(store, "registry") and hasattr(store, "put_file") and not hasattr(store, "_private")
 
 
 def test_a_spool_file_removed_under_the_job_is_reported_not_raised(tmp_path, caplog):

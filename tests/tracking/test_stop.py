@@ -38,7 +38,7 @@ def _end_event(store, run_id):
 @pytest.mark.slow  # a real training process
 def test_a_run_started_to_raise_ends_killed_within_two_seconds_of_the_request(store, tmp_path):
     proc, run_id = _start_job(store, tmp_path, "raise")
-    request = orjson.loads(store.request_stop(run_id, "loss diverged", by="ana").read_bytes())
+    request = orjson.loads(store.tracking.request_stop(run_id, "loss diverged", by="ana").read_bytes())
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "RunStopRequested" in err  # raised at the next log call
     end = _end_event(store, run_id)
@@ -52,7 +52,7 @@ def test_a_run_started_to_raise_ends_killed_within_two_seconds_of_the_request(st
 @pytest.mark.slow  # a real training process
 def test_a_loop_that_checks_the_flag_ends_cleanly_and_the_run_reads_killed(store, tmp_path):
     proc, run_id = _start_job(store, tmp_path, "flag", loop_check="if run.stop_requested: break")
-    request = orjson.loads(store.request_stop(run_id, by="bo").read_bytes())
+    request = orjson.loads(store.tracking.request_stop(run_id, by="bo").read_bytes())
     proc.communicate(timeout=30)
     assert proc.returncode == 0
     end = _end_event(store, run_id)

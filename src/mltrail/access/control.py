@@ -142,6 +142,16 @@ class AccessControl:
                 best = level
         return best
 
+    def whoami(self) -> dict[str, Any]:
+        """The caller, as a server would answer it: a folder opened directly has no user
+        to be (its file system's permissions rule it), so the caller acts as an admin."""
+        return {"user": None, "admin": True, "groups": [], "users": self.enabled()}
+
+    def my_level(self, kind: str, name: str) -> str | None:
+        """The caller's level on an object: on a folder opened directly, ``manage``."""
+        _check_kind(kind)
+        return "manage"
+
     def users(self) -> pd.DataFrame:
         state = self.state()
         rows = [{"user": name, "admin": added.admin, "groups": ", ".join(sorted(state.groups_of(name))),

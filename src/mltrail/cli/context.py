@@ -12,7 +12,6 @@ which is accepted in the same places. A mistake the library reports (any
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +19,8 @@ from typing import Any
 import click
 from rich.text import Text
 
+from ..config import STORE_DIR, is_url
 from ..errors import InvalidInputError, MltrailError
-from ..remote.store import is_url
 from ..store import Store
 from .output import err
 
@@ -63,7 +62,7 @@ def current_store() -> Store:
     if store is None:
         root = ctx.meta.get(_STORE_KEY)
         token = ctx.meta.get(_TOKEN_KEY)
-        if is_url(root if root is not None else os.environ.get("MLTRAIL_DIR")):
+        if is_url(root if root is not None else str(STORE_DIR.get())):
             store = Store(root, token=token)
         elif token is not None:
             raise InvalidInputError("--token is for a store that is a server's URL (--store http://...)")

@@ -11,6 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from ..config import APP_DIR
 from ..errors import InvalidInputError, MltrailError
 from ..query.cells import cell_text, is_missing
 from ..storage.run_edits import describe_edit
@@ -183,8 +184,7 @@ def compact(store: Store, rebuild: bool) -> None:
 def stop(store: Store, run: str, reason: str | None, by: str | None) -> None:
     """Ask a running run to stop. Its process sees `run.stop_requested` within a second or
     two (with `start_run(stop="raise")` its next log call raises); it ends KILLED."""
-    asked = store.request_stop(run, reason, by=by)  # a store behind a server answers the run's ID
-    run_id = asked if isinstance(asked, str) else asked.parent.name  # a local one the request's file
+    run_id = store.request_stop(run, reason, by=by)
     out.print(f"asked run {run_id} to stop", highlight=False)
 
 
@@ -226,7 +226,7 @@ def app_entrypoint() -> Path:
     wheel carries (``mltrail/_app``, mapped from ``app/`` by setup.py), else ``app/`` of
     the repository an editable install runs from."""
     package = Path(__file__).resolve().parents[1]  # .../site-packages/mltrail or <repo>/src/mltrail
-    setting = os.environ.get("MLTRAIL_APP_DIR")
+    setting = str(APP_DIR.get())
     folders = [Path(setting)] if setting else [package / "_app", package.parents[1] / "app"]
     for folder in folders:
         if (folder / "main.py").is_file():

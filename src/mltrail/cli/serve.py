@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
+from ..config import ADMIN_TOKEN
 from ..store import Store
 from .context import pass_store, store_option
 from .output import note
@@ -34,7 +33,7 @@ def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
     from ..serve.asgi import run_server
     from ..serve.router import create_app
 
-    app = create_app(store, admin_token=os.environ.get("MLTRAIL_ADMIN_TOKEN") or None, timeout=timeout)
+    app = create_app(store, admin_token=str(ADMIN_TOKEN.get()) or None, timeout=timeout)
     note(f"mltrail router on http://{host}:{port} for {store.root}")
     run_server(app, host, port, loop="uvloop")
 

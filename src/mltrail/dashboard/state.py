@@ -16,7 +16,6 @@ clock of the last render the server answered, which the caches still hold.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from ..access.control import RANK
+from ..config import STORE_DIR, TOKEN
 from ..errors import InvalidInputError, MltrailError, UpstreamError
 from ..remote.store import RemoteStore, is_url
 from ..store import Store
@@ -51,13 +51,13 @@ def _store(key: str) -> Store:
 def _key() -> str:
     """The cache key of this session's store: its root, and on a server the token (and
     the user an OpenID Connect sign-in acts as)."""
-    root = os.environ.get("MLTRAIL_DIR") or "mltrail_runs"
+    root = str(STORE_DIR.get())
     if not is_url(root):
         return root
     if oidc_configured():  # the dashboard's own (admin) token only ever acts for a signed-in person
         person = signed_in_person()
-        return f"{root}#{os.environ.get('MLTRAIL_TOKEN') or ''}#{person}" if person else root
-    token = os.environ.get("MLTRAIL_TOKEN") or st.session_state.get(_TOKEN)
+        return f"{root}#{TOKEN.get()}#{person}" if person else root
+    token = str(TOKEN.get()) or st.session_state.get(_TOKEN)
     return f"{root}#{token}" if token else root
 
 

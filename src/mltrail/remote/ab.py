@@ -19,15 +19,16 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..ab.experiment import AbRegistry, Experiment
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotOnServerError
 from ..storage import ab_events as ev
 from ..storage.layout import Layout
-from .http import NotOnServerError, Server
+from .http import Server
 from .upload import whole_lines_from
 from .wire import unpack
 
 if TYPE_CHECKING:
     from ..ab.analysis import Results
+    from ..compaction.ablog import AbLog
 
 
 def _quoted(name: str) -> str:
@@ -126,8 +127,8 @@ class RemoteAbRegistry(AbRegistry):
         lifecycle, logged = self.server.call("GET", f"/api/v1/ab/{_quoted(key)}/fingerprint")
         return int(lifecycle), int(logged)
 
-    def log_tables(self, exp: Experiment, rebuild: bool = False) -> Any:
-        raise InvalidInputError("the compacted log of an experiment is on the server: ask it for "
+    def log_tables(self, exp: Experiment, rebuild: bool = False) -> AbLog:
+        raise NotOnServerError("the compacted log of an experiment is on the server: ask it for "
                                 "results(), or open its folder with mltrail.Store(PATH) there")
 
 

@@ -6,6 +6,7 @@ are. Applying definitions and materializing happen on the server's machine."""
 from __future__ import annotations
 
 import builtins
+import os
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,16 +16,16 @@ import orjson
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..errors import InvalidInputError, NotFoundError
-from ..features.store import FeatureStore
+from ..errors import InvalidInputError, NotFoundError, NotOnServerError
+from ..features.store import FeatureStore, SavedDataset
 from ..storage import feature_events as ev
 from ..storage.blobs import BlobStore
 from ..storage.layout import Layout
 from .http import Server
 from .wire import frame_bytes, read_frame
 
-_ON_THE_SERVER = ("{} changes the feature definitions, whose source files are on the server's machine: "
-                  "run it there (mltrail.Store(PATH), or the mltrail CLI with --store PATH)")
+_ON_THE_SERVER = ("{} changes the feature definitions or the online store, which are files on the server's "
+                  "machine: run it there (mltrail.Store(PATH), or the mltrail CLI with --store PATH)")
 
 
 class RemoteFeatureStore(FeatureStore):
@@ -65,14 +66,28 @@ class RemoteFeatureStore(FeatureStore):
         self._fetch(saved[-1].sha256)
         return pq.read_table(self.blobs.verified(saved[-1].sha256, f"saved dataset {name!r}")).to_pandas()
 
-    def apply_entity(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidInputError(_ON_THE_SERVER.format("apply_entity"))
+    # -- what changes the definitions or the online store: on the server's machine ----
 
-    def apply_view(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidInputError(_ON_THE_SERVER.format("apply_view"))
+    def apply_entity(self, name: str, join_keys: Sequence[str], description: str | None = None, *,
+                     by: str | None = None) -> ev.EntityApplied:
+        raise NotOnServerError(_ON_THE_SERVER.format("apply_entity"))
 
-    def materialize(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidInputError(_ON_THE_SERVER.format("materialize"))
+    def apply_view(self, name: str, entity: str, source: str | os.PathLike[str], timestamp_field: str,
+                   features: Mapping[str, str], created_timestamp_field: str | None = None,
+                   ttl: str | None = None, description: str | None = None, *,
+                   by: str | None = None) -> ev.ViewApplied:
+        raise NotOnServerError(_ON_THE_SERVER.format("apply_view"))
 
-    def save_dataset(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidInputError(_ON_THE_SERVER.format("save_dataset"))
+    def materialize(self, start: Any = None, end: Any = None, views: Sequence[str] | None = None, *,
+                    by: str | None = None) -> pd.DataFrame:
+        raise NotOnServerError(_ON_THE_SERVER.format("materialize"))
+
+    def save_dataset(self, name: str, df: pd.DataFrame, features: Sequence[str] = (), *,
+                     by: str | None = None) -> SavedDataset:
+        raise NotOnServerError(_ON_THE_SERVER.format("save_dataset"))
+
+    @property
+    def online(self) -> Any:
+        """Not against a server (the online store is its file): ask ``get_online_features``."""
+        raise NotOnServerError("store.features.online is the server's own online store (a file on its machine): "
+                               "read its values with store.features.get_online_features(features, entity_rows)")

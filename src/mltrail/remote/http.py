@@ -36,11 +36,6 @@ from ..errors import (
     WrongStateError,
 )
 
-
-class NotOnServerError(MltrailError, AttributeError):
-    """A store call that a store behind a server does not offer (``hasattr`` is False)."""
-
-
 ACTING_AS = "X-Mltrail-Acting-As"  # with an admin's token: act as this user (a dashboard's signed-in user)
 
 

@@ -38,31 +38,37 @@ import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
 
 from ..compaction.compact import CompactionResult
-from ..storage.atomic import write_atomic
-from ..config import FLUSH_SECONDS, UPLOAD_WAIT_SECONDS, current_user, is_url  # noqa: F401 (callers import it here)
-from ..errors import MltrailError, NotFoundError, UpstreamError
+from ..config import FLUSH_SECONDS, SPOOL, TOKEN, UPLOAD_WAIT_SECONDS, current_user, is_url  # noqa: F401 (callers import it here)
+from ..contract import method_like
+from ..errors import MltrailError, NotFoundError, NotOnServerError, UpstreamError
 from ..query.cells import present
 from ..registry.models import ModelVersion
+from ..storage.atomic import write_atomic
 from ..storage.blobs import BlobStore
 from ..storage.eventfiles import StopRequest, write_event_file
 from ..storage.eventlog import BadLine
 from ..storage.layout import Layout
 from ..tracking.run import Run
-from ..tracking.tracker import DEFAULT_EXPERIMENT, Tracker
+from ..tracking.tracker import Tracker
 from .ab import RemoteAbRegistry, SegmentUpload
 from .access import RemoteAccess
 from .blob_upload import send_blob
 from .features import RemoteFeatureStore
-from .http import NotOnServerError, Server
+from .http import Server
 from .registry import RemoteModelRegistry
 from .upload import RunUpload
 from .wire import read_frame, unpack
+
+if TYPE_CHECKING:
+    from ..compaction.reader import Progress
+    from ..migration.mlflow_import import ImportSummary
+    from ..tracking.curation import GcResult
 
 UPLOAD_TICK_SECONDS = 0.25
 STOP_WAIT_SECONDS = 10.0  # how long the stop watcher's call is held open on the server while nobody asks
@@ -74,7 +80,7 @@ def default_spool(url: str, token: str | None = None) -> Path:
     ``~/.cache/mltrail/spool/<host>-<port>/<key>``, the key derived from the token (a
     hash: the token itself is never written), so that two people sharing an OS account
     never send each other's runs."""
-    configured = os.environ.get("MLTRAIL_SPOOL")
+    configured = str(SPOOL.get())
     if configured:
         return Path(configured).expanduser().absolute()
     where = urllib.parse.urlsplit(url)
@@ -99,7 +105,7 @@ class RemoteStore:
     def __init__(self, url: str, *, token: str | None = None, spool: str | os.PathLike[str] | None = None,
                  acting_as: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.server = Server(self.url, token if token is not None else os.environ.get("MLTRAIL_TOKEN") or None,
+        self.server = Server(self.url, token if token is not None else str(TOKEN.get()) or None,
                              acting_as=acting_as)
         self.spool = Path(spool).absolute() if spool is not None else default_spool(self.url, self.server.token)
         layout = Layout(self.spool)
@@ -139,22 +145,22 @@ class RemoteStore:
         """The server's URL (a local store's root is its folder)."""
         return self.url
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # copy, pickle and hasattr probes: the usual answer
-            raise AttributeError(name)
-        raise NotOnServerError(f"Store({self.url!r}).{name} is not available against a server yet; "
-                               "open the server's folder with mltrail.Store(PATH) there")
+    @property
+    def crash_after(self) -> float:
+        """How long a RUNNING run of this process may stay silent before it reads as CRASHED."""
+        return self.tracking.crash_after
 
     # -- writing: into the spool, sent in the background ------------------------------
 
-    def start_run(self, experiment: str = DEFAULT_EXPERIMENT, **options: Any) -> Run:
+    @method_like(Tracker.start_run)
+    def start_run(self, *args: Any, **options: Any) -> Run:
         """As :meth:`mltrail.Store.start_run`; the run is sent to the server as it logs.
         ``run_id`` resumes a run from wherever it was logged: the server's lines come into
         the spool first when the spool lacks the run, or holds less of it."""
         if options.get("run_id") is None:
-            return self.tracking.start_run(experiment, **options)  # (its upload: _track, on start)
+            return self.tracking.start_run(*args, **options)  # (its upload: _track, on start)
         self._bring_run(options["run_id"])
-        run = self.tracking.start_run(experiment, **options)
+        run = self.tracking.start_run(*args, **options)
         try:  # its name and number as the server's experiment has them (the spool may hold it alone)
             info = self.get_run(run.id)["run"]
             run.name, run.number = info["run_name"], int(info["run_seq"])
@@ -487,7 +493,9 @@ class RemoteStore:
         # at exit they free nothing the process's end does not
         gc.freeze()
 
-    def import_mlflow(self, source: Any, *args: Any, **kwargs: Any) -> Any:
+    def import_mlflow(self, source: str | os.PathLike[str], experiments: Sequence[str] | None = None, *,
+                      include_deleted: bool = False, progress: Progress | None = None) -> ImportSummary:
+        """Not against a server: it says where to run it."""
         raise NotOnServerError(f"an MLflow store is imported where the server's folder is: mltrail --store "
                                f"FOLDER import mlflow {source} there (the server serves what it writes); or "
                                f"import into a folder of your own and send its runs with mltrail sync FOLDER "
@@ -553,9 +561,18 @@ class RemoteStore:
     def restore_run(self, run: str, *, by: str | None = None) -> str:
         return self._edit(run, "restore", by)
 
-    def run_edits(self, run: str) -> pd.DataFrame:
+    def run_edits(self, run: str | None = None) -> pd.DataFrame:
         """The edits made to one run, oldest first (against a server, one run at a time)."""
+        if run is None:
+            raise NotOnServerError("run_edits() of every run reads the store's edit files: against a server, "
+                                   "name a run (run_edits(RUN)), or open the server's folder with "
+                                   "mltrail.Store(PATH) there")
         return self.get_run(run)["edits"]
+
+    def gc(self, runs: Sequence[str] | None = None, *, dry_run: bool = False) -> GcResult:
+        """Not against a server: purging deleted runs deletes files, on the server's machine."""
+        raise NotOnServerError("gc purges deleted runs' files: run it on the server's machine "
+                               "(mltrail --store PATH gc), where the store's folder is")
 
     def _edit(self, run: str, kind: str, by: str | None, **fields: Any) -> str:
         self._send_own()
@@ -586,7 +603,15 @@ class RemoteStore:
             raise NotFoundError(f"run {details['run']['run_id']} logged no artifact {name!r} (artifacts: {known})")
         return self._fetch_blob(artifacts.loc[name, "sha256"])
 
+    def put_file(self, source: Path) -> tuple[str, int, bool]:
+        """Not against a server: a file reaches the server as a run's artifact
+        (``run.log_artifact``), which names it; a blob no line names is not kept."""
+        raise NotOnServerError(f"put_file({str(source)!r}): against a server a file is sent as a run's "
+                               "artifact (run.log_artifact), or put on the server's machine with "
+                               "mltrail.Store(PATH).put_file there")
+
     def blob(self, sha256: str) -> bytes:
+        """The content of a blob of the server (fetched into the spool once, sha256 checked)."""
         return self._fetch_blob(sha256).read_bytes()
 
     def _fetch_blob(self, sha256: str) -> Path:

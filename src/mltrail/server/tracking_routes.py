@@ -122,8 +122,7 @@ def routes(store: Store) -> APIRouter:
     async def request_stop(run_ref: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _STOP_ASKED, "a stop request")
         run_id = g.run(run_ref, "edit", "stop its runs")
-        path = store.request_stop(run_id, asked.reason, by=g.by(asked.by))
-        return {"run_id": path.parent.name}  # stop/<run_id>/<request>.jsonl
+        return {"run_id": store.request_stop(run_id, asked.reason, by=g.by(asked.by))}
 
     @api.post("/runs/{run_ref}/edits", openapi_extra=json_body(_EDIT_ASKED))
     async def edit_run(run_ref: str, request: Request, g: Gate = Depends(gate)) -> dict[str, str]:

@@ -19,13 +19,12 @@ loop pays nothing for it but the GIL for a few microseconds every period.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..config import SYSTEM_METRICS_SECONDS
+from ..config import SYSTEM_METRICS, SYSTEM_METRICS_SECONDS
 from ..errors import RunStateError
 
 logger = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def wanted(asked: bool | None) -> bool:
     """``start_run(log_system_metrics=...)``, else ``$MLTRAIL_SYSTEM_METRICS`` (1, true, yes)."""
     if asked is not None:
         return asked
-    return os.environ.get("MLTRAIL_SYSTEM_METRICS", "").strip().lower() in ("1", "true", "yes", "on")
+    return str(SYSTEM_METRICS.get()).strip().lower() in ("1", "true", "yes", "on")
 
 
 class Gpus:
