@@ -358,3 +358,38 @@ def test_the_access_log_says_who_did_what_to_which_object_and_how_it_ended(centr
     assert f" bob GET /api/v1/runs/{run_id} 404 " in lines[0]
     assert " - GET /api/v1/experiments 401 " in lines[1]
     assert not any(token in line for line in lines for token in tokens.values())
+
+
+@pytest.mark.slow  # calls held open on a real server
+def test_a_user_cannot_tie_up_the_server_with_waiting_stop_watches(tmp_path, monkeypatch):
+    """Each stop-requests call may be held open 30 s (a job's watcher holds one); a user
+    opening them without end would hold the server's connections. Past a per-user limit
+    the server answers 503 at once; other users' watches, and the user's own later ones,
+    are held as before."""
+    from mltrail.server import tracking_routes
+
+    monkeypatch.setattr(tracking_routes, "STOP_WATCHES_PER_USER", 2)
+    store = mltrail.Store(tmp_path / "central")
+    tokens = {name: store.access.add_user(name) for name in ("ana", "bob")}
+    with serving_store(tmp_path / "central") as url:
+        def watch(token, wait):
+            request = urllib.request.Request(f"{url}/api/v1/stop-requests?run=01JZZZZZZZZZZZZZZZZZZZZZZZ&wait={wait}",
+                                             headers=auth(token))
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    return answer.status, time.monotonic() - started
+            except urllib.error.HTTPError as exc:
+                return exc.code, time.monotonic() - started
+
+        held = [threading.Thread(target=watch, args=(tokens["ana"], 3)) for _ in range(2)]
+        for thread in held:
+            thread.start()
+        time.sleep(0.5)  # (the two calls are open on the server: they answer after 3 s)
+        status, took = watch(tokens["ana"], 3)
+        assert (status, took < 1.0) == (503, True)
+        assert watch(tokens["bob"], 0.5)[0] == 200  # another user's watch is held as before
+        for thread in held:
+            thread.join()
+        status, took = watch(tokens["ana"], 0.5)  # ana's own, once hers have ended
+        assert status == 200 and took >= 0.5

@@ -248,7 +248,7 @@ def remembered(what: tuple[Any, ...], read: Callable[[], T]) -> T:
         if key not in answers:
             raise
         note_unreachable(exc)
-        return answers[key]  # type: ignore[no-any-return]
+        return answers[key]
     answers.pop(key, None)  # (the newest last: the oldest go first)
     answers[key] = answer
     while len(answers) > REMEMBERED_MAX:

@@ -378,7 +378,7 @@ class ModelRegistry:
 
     # -- files -----------------------------------------------------------------------
 
-    def _event(self, model: type[ev.RegistryEvent], name: str, **fields: Any) -> ev.RegistryEvent:
+    def _event(self, model: type[E], name: str, **fields: Any) -> E:
         try:
             fields["by"] = fields.get("by") or current_user()
             return model(ts=time.time(), model=name, id=new_id(), **fields)

@@ -46,7 +46,7 @@ import pandas as pd
 from ..compaction.compact import CompactionResult
 from ..config import FLUSH_SECONDS, SPOOL, TOKEN, UPLOAD_WAIT_SECONDS, current_user, is_url  # noqa: F401 (callers import it here)
 from ..contract import method_like
-from ..errors import MltrailError, NotFoundError, NotOnServerError, UpstreamError
+from ..errors import BusyError, MltrailError, NotFoundError, NotOnServerError, UpstreamError
 from ..query.cells import present
 from ..registry.models import ModelVersion
 from ..storage.atomic import write_atomic
@@ -392,6 +392,10 @@ class RemoteStore:
             except UpstreamError:  # away (or broken off: the runs changed, or closing)
                 if not self._watch_changed.is_set():
                     self._closing.wait(1.0)
+                continue
+            except BusyError:  # the user holds the server's limit of such calls open (many jobs)
+                logger.debug("mltrail: the server holds enough stop watches of this user; asking again later")
+                self._closing.wait(STOP_WAIT_SECONDS)
                 continue
             except MltrailError as exc:  # not allowed (a token rotated): the uploader says so too
                 logger.warning("mltrail: cannot watch for stop requests on %s: %s", self.url, exc)

@@ -39,7 +39,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import BusyError, InvalidInputError, NotFoundError
 from ..storage.run_edits import RUN_EDIT
 from ..store import Store
 from ..tracking.ingest import Appended, RunIngest
@@ -70,6 +70,9 @@ class _EditAsked(BaseModel):
 
 STOP_WAIT_MAX = 30.0  # seconds a stop-requests call may be held open
 STOP_RUNS_MAX = 1000  # runs one stop-requests call may watch
+# calls one user may hold open on stop-requests at once (a job holds one): past it the
+# server answers 503 at once, so nobody ties up the server with waiting calls
+STOP_WATCHES_PER_USER = 64
 _STOP_ASKED = TypeAdapter(_StopAsked)
 _EDIT_ASKED = TypeAdapter(_EditAsked)
 _HISTORY_ASKED = TypeAdapter(_HistoryAsked)
@@ -80,6 +83,7 @@ def routes(store: Store) -> APIRouter:
     api = APIRouter(prefix="/api/v1")
 
     creating = threading.Lock()  # one first upload at a time makes a new experiment (and its manager)
+    watches: dict[str | None, int] = {}  # stop-requests calls held open, by user (the event loop's: no lock)
 
     def may_log(g: Gate, run_id: str, experiment: str) -> None:
         """The caller may log ``run_id`` into ``experiment``: an existing run into its own
@@ -171,13 +175,22 @@ def routes(store: Store) -> APIRouter:
                 g.require_run(run_id, experiment, "edit", "log into it")
                 watched.append(run_id)
         until = time.monotonic() + (min(max(wait, 0.0), STOP_WAIT_MAX) if math.isfinite(wait) else 0.0)
-        while True:
-            found = {run_id: [r.model_dump(mode="json") for r in ingest.stop_requests(run_id)] for run_id in watched}
-            found = {run_id: requests for run_id, requests in found.items() if requests}
-            if (found or time.monotonic() >= until or request.app.state.stopping.is_set()
-                    or await request.is_disconnected()):
-                return found
-            await asyncio.sleep(0.1)
+        who = g.user.name if g.user is not None else None
+        if watches.get(who, 0) >= STOP_WATCHES_PER_USER:
+            raise BusyError(f"{who or 'this token'} holds {STOP_WATCHES_PER_USER} stop-requests calls open "
+                            "already: ask again later")
+        watches[who] = watches.get(who, 0) + 1
+        try:
+            while True:
+                found = {run_id: [r.model_dump(mode="json") for r in ingest.stop_requests(run_id)]
+                         for run_id in watched}
+                found = {run_id: requests for run_id, requests in found.items() if requests}
+                if (found or time.monotonic() >= until or request.app.state.stopping.is_set()
+                        or await request.is_disconnected()):
+                    return found
+                await asyncio.sleep(0.1)
+        finally:
+            watches[who] -= 1
 
     @api.get("/runs/{run_id}/events")
     def run_lines(run_id: str, g: Gate = Depends(gate)) -> Response:
