@@ -91,6 +91,9 @@ SPOOL = Setting("MLTRAIL_SPOOL", "", str, "where a server store's runs are writt
                 "as given)", "`~/.cache/mltrail/spool/<host>-<port>/<token key>`")
 UPLOAD_WAIT_SECONDS = Setting("MLTRAIL_UPLOAD_WAIT_SECONDS", 10.0, float, "at exit, how many seconds a job "
                               "waits for its last lines to reach the server")
+STAGED_MAX_BYTES = Setting("MLTRAIL_STAGED_MAX_BYTES", 100 << 30, int, "a server holds at most this many bytes "
+                           "of one user's blobs sent but not yet named by a run's line (uploads in flight); past "
+                           "it their next part waits (503)", "`107374182400` (100 GiB)")
 # The dashboard
 # a download button holds its file in the server's memory while the page is open
 UI_DOWNLOAD_MAX = Setting("MLTRAIL_UI_DOWNLOAD_MAX", 50_000_000, int, "the dashboard offers artifacts up to "
@@ -100,7 +103,7 @@ APP_DIR = Setting("MLTRAIL_APP_DIR", "", str, "the folder of the dashboard's Str
 
 SETTINGS = (STORE_DIR, USER, FLUSH_SECONDS, FLUSH_EVENTS, HEARTBEAT_SECONDS, CRASH_AFTER_SECONDS, DIFF_MAX_BYTES,
             GIT_ARTIFACT_MAX, SYSTEM_METRICS, SYSTEM_METRICS_SECONDS, LOCK_TIMEOUT, AB_MEMORY, ADMIN_TOKEN,
-            SERVER_TOKEN, TOKEN, SPOOL, UPLOAD_WAIT_SECONDS, UI_DOWNLOAD_MAX, APP_DIR)
+            SERVER_TOKEN, TOKEN, SPOOL, UPLOAD_WAIT_SECONDS, STAGED_MAX_BYTES, UI_DOWNLOAD_MAX, APP_DIR)
 
 
 def settings_markdown() -> str:

@@ -333,3 +333,29 @@ def test_a_runs_package_list_is_read_by_who_may_read_the_run(users, tmp_path):
     assert b"pytest" in elsewhere.blob(packages)  # {name: version} of this environment
     with pytest.raises(mltrail.NotFoundError):
         mltrail.Store(url, token=tokens["dan"], spool=tmp_path / "spool-dan").blob(packages)
+
+
+def test_a_users_unnamed_uploads_are_bounded_and_an_abandoned_one_frees_its_room(users, tmp_path, monkeypatch):
+    """Bytes nothing names wait a day for the line naming them; without a bound one user
+    could fill the server's disk meanwhile. Past MLTRAIL_STAGED_MAX_BYTES their next part
+    waits (503, which a job's uploader retries); others are not concerned; an upload
+    untouched for a day gives its room back by itself."""
+    url, folder, tokens = users
+    monkeypatch.setenv("MLTRAIL_STAGED_MAX_BYTES", str(4 * LIMIT))
+    dan = Server(url, tokens["dan"])
+    first, first_sha256 = _random_file(tmp_path / "first.bin", 2 * LIMIT, seed=11)
+    second, second_sha256 = _random_file(tmp_path / "second.bin", 2 * LIMIT, seed=12)
+    assert send_blob(dan, first_sha256, first, large=False) == 2 * LIMIT
+    assert send_blob(dan, second_sha256, second, large=False) == 2 * LIMIT
+    third, third_sha256 = _random_file(tmp_path / "third.bin", LIMIT, seed=13)
+    part = third.read_bytes()
+    put_third = f"/api/v1/blobs/{third_sha256}/parts?offset=0&sha256={hashlib.sha256(part).hexdigest()}"
+    with pytest.raises(mltrail.BusyError, match="no run names yet"):
+        dan.call("PUT", put_third, part)
+    assert send_blob(Server(url, tokens["ana"]), third_sha256, third, large=False) == LIMIT  # ana's own room
+    store = mltrail.Store(folder)
+    day_and_more = time.time() - 25 * 3600
+    for path in store.layout.upload_dir("dan").glob(f"{first_sha256}.*"):
+        os.utime(path, (day_and_more, day_and_more))  # dan's first upload was abandoned a day ago
+    dan.call("PUT", put_third, part)
+    assert not list(store.layout.upload_dir("dan").glob(f"{first_sha256}.*"))

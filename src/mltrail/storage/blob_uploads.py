@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..config import STAGED_MAX_BYTES
 from ..errors import BusyError, InvalidInputError, PayloadTooLargeError, WrongStateError
 from .atomic import replace_durably
 from .layout import Layout
@@ -77,9 +78,34 @@ class StagedBlobs:
             if offset != held:
                 raise WrongStateError(f"the server holds {held:,} bytes of blob {sha256}, not {offset:,}: "
                                       "send from there")
+            staged = self._staged_bytes(uploader)
+            quota = int(STAGED_MAX_BYTES.get())
+            if staged + limit > quota:
+                raise BusyError(f"{uploader or 'this token'} has {staged:,} bytes of blobs on the server that no "
+                                f"run names yet (at most {quota:,}, MLTRAIL_STAGED_MAX_BYTES): the next part waits "
+                                "until runs naming them arrive, or a day has passed")
             self._writing.add(path)
         self.layout.ensure()  # the store's .gitignore keeps .cache/, and so the uploads, out of git
         return Part(self, path, offset, part_sha256.lower() if part_sha256 else None, limit)
+
+    def _staged_bytes(self, uploader: str | None) -> int:
+        """The bytes this uploader's staging folder holds, once its own files untouched for
+        STAGED_KEEP_SECONDS are gone (so an abandoned upload frees its room by itself, without
+        waiting for an admin's gc). Called under the guard."""
+        folder = self.layout.upload_dir(uploader)
+        if not folder.is_dir():
+            return 0
+        cutoff, total = time.time() - STAGED_KEEP_SECONDS, 0
+        for path in folder.iterdir():
+            try:
+                info = path.stat()
+            except FileNotFoundError:  # adopted meanwhile
+                continue
+            if info.st_mtime < cutoff and path not in self._writing:
+                path.unlink(missing_ok=True)
+            else:
+                total += info.st_size
+        return total
 
     def discard(self, uploader: str | None, sha256: str) -> None:
         """Drop this uploader's unfinished upload of ``sha256`` (to send it afresh)."""
