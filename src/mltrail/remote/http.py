@@ -59,6 +59,10 @@ ACTING_AS = "X-Mltrail-Acting-As"  # with an admin's token: act as this user (a 
 # else a call could go out on a connection the server is closing at that moment
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0)
 
+# httpx writes a request's headers and its body apart: with Nagle's algorithm the body could
+# wait for the server's ACK of the headers (urllib3 sets TCP_NODELAY by default for the same reason)
+NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
 DOWNLOAD_BLOCK = 1 << 20  # bytes a download holds in memory at a time
 
 # the events of httpcore's "trace" extension that hand over a new connection's stream
@@ -184,7 +188,8 @@ class Server:
     def _pool(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None or self._client.is_closed:
-                transport = self._transport or httpx.HTTPTransport(verify=_tls_context(self.url), limits=LIMITS)
+                transport = self._transport or httpx.HTTPTransport(verify=_tls_context(self.url), limits=LIMITS,
+                                                                   socket_options=NO_DELAY)
                 self._client = httpx.Client(transport=transport, follow_redirects=True)
                 # a Server dropped without close() closes its sockets (else each one warns as it is collected)
                 self._closer = weakref.finalize(self, self._client.close)
