@@ -4,8 +4,9 @@ error it raised, so a client raises the same exception a local store would.
 What a :class:`Server` promises:
 
 - One pool of keep-alive connections (one ``httpx.Client``, shared by the threads of a
-  process): a job's background sender calls four times a second, and a new TCP (let alone
-  TLS) connection for each call cost more than the call (``benchmarks/bench_client_calls.py``).
+  process): a job's background sender calls four times a second, and over TLS a new
+  connection a call cost three times the client's CPU of a call on a kept one, and each
+  handshake's round trips (``benchmarks/bench_client_calls.py``, docs/benchmarks.md).
 - A call never outlives its caller's deadline: inside ``with server.deadline(at):`` each
   call's timeouts (connecting, sending, waiting for the answer, waiting for a pooled
   connection) are what is left until ``at``, and no call starts once it has passed (a job's
