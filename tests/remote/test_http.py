@@ -225,16 +225,18 @@ class _Counted(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def counting_server():
+def counting_server(tls=None):
     """A real keep-alive HTTP server on a free port that counts the connections it accepted
-    (``connections``) and those still open (``open``)."""
+    (``connections``) and those still open (``open``); over TLS with ``tls`` (an SSLContext)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counted)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     server.lock, server.connections, server.open = threading.Lock(), 0, 0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+        yield server, f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -341,3 +343,25 @@ def test_a_remote_stores_close_lets_go_of_its_pooled_connections(tmp_path):
         assert counted.open == 1  # kept alive for the next call
         assert store.close(wait=0) == 0
         wait_for(lambda: counted.open == 0, what="the store's close() to close its connection")
+
+
+def test_over_tls_the_connection_is_kept_and_abort_breaks_it(tmp_path, monkeypatch):
+    """A server whose CA the default trust store holds (here through SSL_CERT_FILE, which
+    the standard library's client honoured too)."""
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    with counting_server(tls) as (counted, url):
+        server = Server(url)
+        for _ in range(5):
+            assert server.call("GET", "/api/v1/health") == {}
+        assert counted.connections == 1
+        server.abort()  # (TLS sockets too: the idle one goes, the next call makes another)
+        assert server.call("GET", "/api/v1/health") == {}
+        assert counted.connections == 2
+        server.close()

@@ -200,7 +200,7 @@ class Server:
             return self._client
 
     def _headers(self, body: bytes | None) -> dict[str, str]:
-        headers = {}
+        headers: dict[str, str] = {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.acting_as:
