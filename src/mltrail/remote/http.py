@@ -5,7 +5,7 @@ What a :class:`Server` promises:
 
 - One pool of keep-alive connections (one ``httpx.Client``, shared by the threads of a
   process): a job's background sender calls four times a second, and over TLS a new
-  connection a call cost three times the client's CPU of a call on a kept one, and each
+  connection a call cost 2.4-3 times the client's CPU of a call on a kept one, besides each
   handshake's round trips (``benchmarks/bench_client_calls.py``, docs/benchmarks.md).
 - A call never outlives its caller's deadline: inside ``with server.deadline(at):`` each
   call's timeouts (connecting, sending, waiting for the answer, waiting for a pooled
@@ -17,7 +17,9 @@ What a :class:`Server` promises:
 - Every failure is an MltrailError: the server's error as its own type (else the type of
   its status), a connection refused, broken or timed out as UpstreamError naming the server
   and what did not happen in time.
-- A download goes to its file a MiB at a time: a 2 GB model never sits in memory.
+- A download goes to its file a MiB at a time: a 2 GB model never sits in memory. What is
+  sent is bounded by its callers: a blob goes in parts of at most 8 MiB
+  (:mod:`mltrail.remote.blob_upload`), a run's lines in batches.
 - httpx is imported with this module, when a remote store is opened: ``import mltrail``
   does not load it.
 """
