@@ -95,7 +95,7 @@ class Server:
         self._transport = transport
         self._local = threading.local()  # this thread's deadline
         self._client: httpx.Client | None = None  # made on the first call: a Server costs nothing until used
-        self._closer: weakref.finalize[[], None] | None = None
+        self._closer: weakref.finalize[[], Server] | None = None
         self._client_lock = threading.Lock()
         self._sockets: set[socket.socket] = set()  # the sockets of this Server's connections
         self._sockets_lock = threading.Lock()
@@ -250,16 +250,17 @@ def _reason(exc: httpx.RequestError) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-_BY_STATUS = {401: InvalidInputError, 403: PermissionDeniedError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,
-              422: InvalidInputError}
+_BY_STATUS: dict[int, type[MltrailError]] = {
+    401: InvalidInputError, 403: PermissionDeniedError, 404: NotFoundError, 409: WrongStateError,
+    413: PayloadTooLargeError, 422: InvalidInputError}
 
 
 def _error(answer: dict[str, Any], status: int, where: str) -> MltrailError:
     """The exception the server raised, as that type (its message as the server said it:
     a FilterSyntaxError keeps its caret under the position), else one for the status."""
-    kind = getattr(errors, str(answer.get("type")), None)
-    if not (isinstance(kind, type) and issubclass(kind, MltrailError)):
-        kind = _BY_STATUS.get(status, UpstreamError)
+    named = getattr(errors, str(answer.get("type")), None)
+    kind = named if isinstance(named, type) and issubclass(named, MltrailError) else _BY_STATUS.get(
+        status, UpstreamError)
     error = kind.__new__(kind)  # some types take structured arguments: only the message travels
     Exception.__init__(error, answer.get("error") or where)
     return error
