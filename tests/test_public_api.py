@@ -128,7 +128,8 @@ def test_mltrail_lightning_is_a_module_with_the_logger():
     assert MltrailLogger is logger and mltrail.lightning is sys.modules["mltrail.lightning"]
 
 
-HEAVY = ("statsmodels", "scipy", "duckdb", "fastapi", "streamlit", "uvicorn", "pandas", "pyarrow", "psutil")
+HEAVY = ("statsmodels", "scipy", "duckdb", "fastapi", "streamlit", "uvicorn", "pandas", "pyarrow", "psutil",
+         "httpx")  # (httpx: the remote client's, imported when a store at a URL is opened)
 
 
 def test_import_mltrail_and_logging_a_run_load_no_analysis_server_or_dashboard_library(tmp_path):

@@ -476,6 +476,8 @@ class RemoteStore:
             self._say_left(left)
         if self._blobs_unneeded and not any(run.status == "RUNNING" for run in self._runs.values()):
             self._prune_blobs()
+        self.server.close()  # the pooled connections (a later call opens new ones)
+        self._watcher.close()
         return left
 
     @staticmethod
