@@ -110,7 +110,8 @@ def handed_over(library: str) -> Run | None:
 
 
 def patch_boosting(settings: Settings, library: str, train_owners: tuple[Any, ...], wrapper_module: Any,
-                   wrapper_base: type, log_train: Callable[[Run, inspect.BoundArguments], Any]) -> None:
+                   wrapper_base: type,
+                   log_train: Callable[[Run, inspect.BoundArguments, Callable[[], Any]], Any]) -> None:
     """Patch a boosting library: its ``train`` wherever it is bound, and its scikit-learn
     wrappers' ``fit`` (which train through it). ``log_train(run, arguments, train)`` logs
     around one training: it adds its callback to the call's ``arguments``, calls
