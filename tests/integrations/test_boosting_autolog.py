@@ -104,3 +104,17 @@ def test_the_xgboost_callback_logs_a_cross_validation_s_mean_and_spread(store, d
         logged = history[history["key"] == key].sort_values("step")
         assert logged["step"].tolist() == [0, 1, 2], key
         assert np.allclose(logged["value"], folds[column]), key
+
+
+def test_the_xgboost_callback_logs_a_linear_booster_s_weights(store, data):
+    # a linear booster defines no gain: the callback asked for it and the training ended in
+    # an XGBoostError; with several classes its weights are a list a feature
+    X, y, _, _ = data
+    classes = (X["mean radius"] > X["mean radius"].median()).astype(int) + y
+    with store.start_run("linear") as run:
+        booster = xgboost.train({"booster": "gblinear", "objective": "multi:softprob", "num_class": 3},
+                                xgboost.DMatrix(X, classes), 3, callbacks=[mltrail.xgboost.callback()])
+    logged = json.loads(store.artifact_path(run.id, "feature_importance.json").read_text())
+    expected = booster.get_score(importance_type="weight")
+    assert set(logged) == set(expected) and all(len(weights) == 3 for weights in logged.values())
+    assert all(np.allclose(logged[name], expected[name]) for name in expected)

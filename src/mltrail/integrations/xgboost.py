@@ -5,13 +5,14 @@ The callback logs each round's evaluation metrics as ``<data>-<metric>`` (``vali
 ``eval-rmse``) at step = round (under ``xgboost.cv``, the folds' mean, and their standard
 deviation as ``<data>-<metric>-std``, and no model), marks the best round when early stopping names one, and
 at the end logs the booster as ``model.json`` (XGBoost's own format) and the feature
-importance (gain) as ``feature_importance.json``. ``autolog`` also logs the training
+importance (gain; a linear booster's weights) as ``feature_importance.json``. ``autolog`` also logs the training
 params (group ``model``) and the number of rounds.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -73,12 +74,20 @@ def callback(run: Run | None = None, log_model: bool = True) -> Any:
                     path = Path(folder) / "model.json"
                     model.save_model(str(path))
                     run.log_artifact(path)
-                importance = model.get_score(importance_type="gain")
+                importance = model.get_score(importance_type="weight" if _is_linear(model) else "gain")
                 if importance:
-                    run.log_dict({k: float(v) for k, v in importance.items()}, "feature_importance.json")
+                    run.log_dict({k: [float(x) for x in v] if isinstance(v, list) else float(v)
+                                  for k, v in importance.items()}, "feature_importance.json")
             return model
 
     return MltrailCallback()
+
+
+def _is_linear(booster: Any) -> bool:
+    """Whether ``booster`` is a linear one, which defines only its weights as importance
+    (a list a feature with several classes), no gain."""
+    config = json.loads(booster.save_config())
+    return bool(config["learner"]["gradient_booster"]["name"] == "gblinear")
 
 
 def autolog(store: Store | str | Path | None = None, experiment: str | None = None, *,
