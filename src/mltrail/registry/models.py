@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 from pydantic import ValidationError
@@ -45,6 +45,8 @@ from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri, unpic
 
 if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
+
+E = TypeVar("E", bound=ev.RegistryEvent)
 
 
 @dataclass(frozen=True)
@@ -378,7 +380,7 @@ class ModelRegistry:
 
     # -- files -----------------------------------------------------------------------
 
-    def _event(self, model: type[ev.RegistryEvent], name: str, **fields: Any) -> ev.RegistryEvent:
+    def _event(self, model: type[E], name: str, **fields: Any) -> E:
         try:
             fields["by"] = fields.get("by") or current_user()
             return model(ts=time.time(), model=name, id=new_id(), **fields)
