@@ -187,7 +187,7 @@ def _tracked(kind: type[http.client.HTTPConnection], server: Server) -> Any:
     return connection
 
 
-_BY_STATUS = {401: InvalidInputError, 403: PermissionDeniedError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,
+_BY_STATUS: dict[int, type[MltrailError]] = {401: InvalidInputError, 403: PermissionDeniedError, 404: NotFoundError, 409: WrongStateError, 413: PayloadTooLargeError,
               422: InvalidInputError}
 
 
