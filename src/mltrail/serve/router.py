@@ -321,7 +321,7 @@ class Router:
         for the admin token, or a router on a folder."""
         if not isinstance(self.store, RemoteStore) or not (authorization or "").startswith("Bearer "):
             return None
-        token = authorization.removeprefix("Bearer ")  # type: ignore[union-attr]
+        token = authorization.removeprefix("Bearer ")
         if self.admin_token is not None and hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return None
         return RemoteAbRegistry(Server(self.store.url, token), self.store.tracking.layout)
