@@ -55,7 +55,7 @@ def patch(settings: Settings, owner: Any, name: str, wrapper: Callable[[Callable
     if getattr(original, "__mltrail_patched__", False):
         return
     patched = functools.wraps(original)(wrapper(original))
-    patched.__mltrail_patched__ = True  # type: ignore[attr-defined]
+    patched.__mltrail_patched__ = True  # type: ignore[attr-defined]  # (a mark on a function object)
     setattr(owner, name, patched)
     settings.patches.append((owner, name, original))
 

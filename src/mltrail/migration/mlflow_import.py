@@ -220,6 +220,7 @@ class MlflowImport:
         if run.status in _FINISHED and (state.status, state.ended) != (run.status, end):
             if state.status in _FINISHED:  # resumed in MLflow and ended again since
                 writer.add(ev.RunResumed(ts=end, run=run_id))
+            # (run.status is one of _FINISHED here, but `in` does not narrow a str to RunFinished's Literal)
             writer.add(ev.RunFinished(ts=end, run=run_id, status=run.status))  # type: ignore[arg-type]
         elif run.status not in _FINISHED and state.status in _FINISHED:
             writer.add(ev.RunResumed(ts=time.time(), run=run_id))

@@ -48,7 +48,7 @@ def check_name(name: object) -> str:
     problem = name_problem(name)
     if problem:
         raise InvalidInputError(f"run name {str(name)[:60]!r} {problem}")
-    return name  # type: ignore[return-value]
+    return name  # type: ignore[return-value]  # (a str: name_problem refuses anything else)
 
 
 def check_notes(notes: object) -> str:
