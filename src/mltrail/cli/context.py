@@ -20,8 +20,8 @@ from typing import Any
 import click
 from rich.text import Text
 
+from ..config import is_url
 from ..errors import InvalidInputError, MltrailError
-from ..remote.store import is_url
 from ..store import Store
 from .output import err
 

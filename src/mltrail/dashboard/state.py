@@ -25,8 +25,9 @@ import pandas as pd
 import streamlit as st
 
 from ..access.control import RANK
+from ..config import is_url
 from ..errors import InvalidInputError, MltrailError, UpstreamError
-from ..remote.store import RemoteStore, is_url
+from ..remote.store import RemoteStore
 from ..store import Store
 from .text import code, md
 

@@ -36,7 +36,8 @@ from .run import PARENT_TAG, Run, enclosing_run, register
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..compaction.compact import CompactionResult, Progress
+    from ..compaction.compact import CompactionResult
+    from ..compaction.reader import Progress
     from ..compaction.manifest import Manifest
     from ..query.search import RunIndex
 
