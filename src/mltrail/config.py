@@ -14,14 +14,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from .errors import InvalidInputError
 
 DEFAULT_STORE_DIR = "mltrail_runs"
 
+T = TypeVar("T", int, float, str)
+
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(Generic[T]):
     """One typed setting backed by an environment variable.
 
     ``doc`` is its meaning in one line and ``shown`` its default as a reader should see
@@ -30,12 +33,12 @@ class Setting:
     """
 
     env: str
-    default: float | str
-    cast: type = float
+    default: T
+    cast: type[T]  # what get() returns: FLUSH_EVENTS.get() is an int, FLUSH_SECONDS.get() a float
     doc: str = ""
     shown: str = ""
 
-    def get(self, value: float | None = None) -> float:
+    def get(self, value: T | None = None) -> T:
         if value is not None:
             return self.cast(value)
         raw = os.environ.get(self.env)
@@ -50,8 +53,9 @@ class Setting:
     def shown_default(self) -> str:
         if self.shown:
             return self.shown
-        if isinstance(self.default, float) and self.default.is_integer():
-            return f"`{int(self.default)}`"  # (10, not 10.0: the variable takes either)
+        default: object = self.default  # (a T, of which only a float has is_integer)
+        if isinstance(default, float) and default.is_integer():
+            return f"`{int(default)}`"  # (10, not 10.0: the variable takes either)
         return f"`{self.default}`"
 
 

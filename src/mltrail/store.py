@@ -71,8 +71,16 @@ class Store:
             return RemoteStore(str(target), **options)
         return super().__new__(cls)
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *,
-                 crash_after: float | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, crash_after: float | None = None,
+                 token: str | None = None, spool: str | os.PathLike[str] | None = None,
+                 acting_as: str | None = None) -> None:
+        """``token``, ``spool`` and ``acting_as`` are a server's (``root`` a URL: see
+        :class:`mltrail.remote.store.RemoteStore`); a folder takes none of them."""
+        given = [name for name, value in (("token", token), ("spool", spool), ("acting_as", acting_as))
+                 if value is not None]
+        if given:
+            raise InvalidInputError(f"{', '.join(given)}: for a store behind a server (an http(s):// URL), "
+                                    f"not the folder {str(resolve_store_root(root))!r}")
         self.root: Path = resolve_store_root(root)
         self.layout = Layout(self.root)
         self.blobs = BlobStore(self.layout)

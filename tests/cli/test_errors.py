@@ -49,6 +49,14 @@ def test_a_file_that_is_no_model_is_refused_at_register_and_explained_at_load(tm
     assert store.load_model("runs:/r/model.pkl") == {"weights": [1, 2]}
 
 
+def test_an_empty_model_uri_is_refused_as_no_model_uri(sparse):
+    # `uri or runs:/...` took the empty --model for a missing one and resolved --run None:
+    # a TypeError's traceback
+    result = invoke(sparse, "serve", "model", "--model", "")
+    assert result.exit_code == 1 and "is not a model URI" in result.output, result.output
+    assert isinstance(result.exception, SystemExit)  # (not a TypeError out of the command)
+
+
 def test_an_unknown_phase_is_an_error(sparse):
     result = invoke(sparse, "ab", "results", "idle", "--phase", "3")
     assert result.exit_code == 1 and "no phase 3" in result.output and "1 to 1" in result.output

@@ -1,6 +1,7 @@
 """A wheel carries the dashboard: built from a copy of the sources, installed into a venv
 of its own outside the repository, its `mltrail ui` answers the health check and renders
-the Runs page in Debian's chromium (driven by Playwright, as tests/dashboard/test_browser.py)."""
+the Runs page in Debian's chromium (driven by Playwright, as tests/dashboard/test_browser.py).
+It carries py.typed too, so that users' type checkers read mltrail's annotations."""
 
 import os
 import shutil
@@ -70,6 +71,7 @@ def test_a_wheel_serves_the_dashboard_outside_the_repository(wheel_venv, tmp_pat
                 "print(mltrail.__file__); print(app_entrypoint())", cwd=work).splitlines()
     assert [Path(path).resolve().is_relative_to(venv.resolve()) for path in found] == [True, True], found
     assert found[1].endswith(os.path.join("mltrail", "_app", "main.py"))
+    assert (Path(found[0]).parent / "py.typed").is_file()  # PEP 561: the package is typed
 
     store = tmp_path / "sample_runs"
     shutil.copytree(REPO / "sample_runs", store, ignore=shutil.ignore_patterns(".cache"))

@@ -88,3 +88,33 @@ def test_the_callbacks_log_into_a_run_given_or_active(store, data):
     assert {"val-logloss", "val-binary_logloss"} <= keys
     with pytest.raises(RuntimeError, match="needs a run"):
         xgboost.train({}, xgboost.DMatrix(X, y), 1, callbacks=[mltrail.xgboost.callback()])
+
+
+def test_the_xgboost_callback_logs_a_cross_validation_s_mean_and_spread(store, data):
+    # xgboost.cv hands its callbacks (mean, std) pairs over the folds, not numbers: the
+    # callback took float() of the pair and the cross-validation died with a TypeError
+    X, y, _, _ = data
+    with store.start_run("cv") as run:
+        folds = xgboost.cv({"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": 2},
+                           xgboost.DMatrix(X, y), num_boost_round=3, nfold=3, seed=0,
+                           callbacks=[mltrail.xgboost.callback(log_model=False)])
+    history = store.metric_history([run.id])
+    for column in ("test-logloss-mean", "test-logloss-std", "train-logloss-mean"):
+        key = column.removesuffix("-mean")
+        logged = history[history["key"] == key].sort_values("step")
+        assert logged["step"].tolist() == [0, 1, 2], key
+        assert np.allclose(logged["value"], folds[column]), key
+
+
+def test_the_xgboost_callback_logs_a_linear_booster_s_weights(store, data):
+    # a linear booster defines no gain: the callback asked for it and the training ended in
+    # an XGBoostError; with several classes its weights are a list a feature
+    X, y, _, _ = data
+    classes = (X["mean radius"] > X["mean radius"].median()).astype(int) + y
+    with store.start_run("linear") as run:
+        booster = xgboost.train({"booster": "gblinear", "objective": "multi:softprob", "num_class": 3},
+                                xgboost.DMatrix(X, classes), 3, callbacks=[mltrail.xgboost.callback()])
+    logged = json.loads(store.artifact_path(run.id, "feature_importance.json").read_text())
+    expected = booster.get_score(importance_type="weight")
+    assert set(logged) == set(expected) and all(len(weights) == 3 for weights in logged.values())
+    assert all(np.allclose(logged[name], expected[name]) for name in expected)

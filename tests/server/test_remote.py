@@ -246,3 +246,11 @@ def test_a_server_that_dies_mid_answer_reads_as_unreachable_not_as_a_crash():
             thread.join(timeout=10)
     finally:
         listener.close()
+
+
+def test_a_servers_options_given_for_a_folder_are_refused_by_name(tmp_path):
+    with pytest.raises(mltrail.InvalidInputError, match="token, acting_as: for a store behind a server"):
+        mltrail.Store(tmp_path / "folder", token="s3cret", acting_as="ana")
+    assert not (tmp_path / "folder").exists()
+    remote = mltrail.Store(f"http://127.0.0.1:{free_port()}", spool=tmp_path / "spool", crash_after=5)
+    assert remote.crash_after == 5

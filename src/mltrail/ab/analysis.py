@@ -104,7 +104,7 @@ def results(exp: Experiment, statistics: PhaseStatistics, phase: Phase, sequenti
             continue
         arms = {v: stats.Arm(*totals[v][:3]) for v in names}
         test_as_binary = binary
-        if covariate is not None and metric == exp.spec.primary and sum(counts.values()) and primary_values:
+        if covariate is not None and metric == exp.spec.primary and sum(counts.values()) > 0 and primary_values:
             arms = _cuped_arms(primary_values(), covariate, names)
             test_as_binary = False  # adjusted values are no proportion: use their variance
         metric_rows = []
@@ -199,13 +199,19 @@ def _cuped_arms(units: pd.DataFrame, covariate: pd.Series, names: list[str]) -> 
 def _power_at_mde(exp: Experiment, n_control: int, n_treatment: int) -> float:
     spec = exp.spec
     if spec.primary.kind == "binary":
+        assert spec.baseline is not None  # (ExperimentSpec requires it of a binary primary KPI)
         target = spec.baseline * (1 + spec.mde) if spec.mde_relative else spec.baseline + spec.mde
         from statsmodels.stats.proportion import proportion_effectsize
 
         effect = abs(float(proportion_effectsize(target, spec.baseline)))
         binary = True
     else:
-        mde = spec.mde * spec.baseline if spec.mde_relative else spec.mde
+        assert spec.std is not None  # (ExperimentSpec requires it of a continuous primary KPI)
+        if spec.mde_relative:
+            assert spec.baseline is not None  # (minimum_sample_size refused the spec at creation without it)
+            mde = spec.mde * spec.baseline
+        else:
+            mde = spec.mde
         effect, binary = mde / spec.std, False
     if n_control < 2 or n_treatment < 2:
         return 0.0

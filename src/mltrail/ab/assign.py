@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 
@@ -40,6 +41,12 @@ def fnv1a32(text: str) -> int:
     for unit in text.encode("ascii") if text.isascii() else _code_units(text):
         value = ((value ^ unit) * _FNV_PRIME) & _MASK
     return value
+
+
+@overload
+def hash(seed: str, value: str, version: Literal[1, 2] = ...) -> float: ...  # noqa: A001
+@overload
+def hash(seed: str, value: str, version: int) -> float | None: ...  # noqa: A001
 
 
 def hash(seed: str, value: str, version: int = 2) -> float | None:  # noqa: A001 - GrowthBook's name

@@ -338,9 +338,11 @@ def minimum_sample_size(spec: ev.ExperimentSpec, weights: Mapping[str, float] | 
             continue
         ratio = weight / weights[control]
         if spec.primary.kind == "binary":
+            assert spec.baseline is not None  # (ExperimentSpec requires it of a binary primary KPI)
             size = power.sample_size_conversion(spec.baseline, spec.mde, spec.mde_relative,
                                                 spec.alpha, spec.power, ratio)
         else:
+            assert spec.std is not None  # (ExperimentSpec requires it of a continuous primary KPI)
             size = power.sample_size_continuous(spec.std, spec.mde, spec.baseline, spec.mde_relative,
                                                 spec.alpha, spec.power, ratio)
         needed[control] = max(needed[control], size.control)

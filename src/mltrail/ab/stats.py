@@ -28,6 +28,9 @@ from statsmodels.stats.multitest import multipletests
 
 from ..errors import InvalidInputError
 
+# A number or an array of them: every function here takes and gives either.
+Floats = np.ndarray | float
+
 SRM_ALARM_P = 0.001
 SEQUENTIAL_TUNING_N = 5_000  # GrowthBook's default: the sequence is tightest near here
 
@@ -60,19 +63,19 @@ class Arm:
 class Comparison:
     """Treatment against control for one metric."""
 
-    difference: np.ndarray  # ȳ_T − ȳ_C
-    se: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    relative: np.ndarray  # (ȳ_T − ȳ_C) / ȳ_C
-    relative_ci_low: np.ndarray
-    relative_ci_high: np.ndarray
-    p_value: np.ndarray
+    difference: Floats  # ȳ_T − ȳ_C
+    se: Floats
+    ci_low: Floats
+    ci_high: Floats
+    relative: Floats  # (ȳ_T − ȳ_C) / ȳ_C
+    relative_ci_low: Floats
+    relative_ci_high: Floats
+    p_value: Floats
     sequential: bool
 
     @property
     def significant(self) -> np.ndarray:
-        return (self.ci_low > 0) | (self.ci_high < 0)
+        return np.asarray((self.ci_low > 0) | (self.ci_high < 0))
 
 
 def compare(control: Arm, treatment: Arm, binary: bool, alpha: float = 0.05,
@@ -174,10 +177,10 @@ def welch_dof(v_c: np.ndarray, n_c: np.ndarray, v_t: np.ndarray, n_t: np.ndarray
     return (a + b) ** 2 / (a ** 2 / (n_c - 1) + b ** 2 / (n_t - 1))
 
 
-def welch_p(control: Arm, treatment: Arm) -> np.ndarray:
+def welch_p(control: Arm, treatment: Arm) -> Floats:
     """Two-sided p-value of Welch's t-test from sufficient statistics (scipy)."""
-    return stats.ttest_ind_from_stats(treatment.mean, np.sqrt(treatment.var), treatment.n,
-                                      control.mean, np.sqrt(control.var), control.n,
+    return stats.ttest_ind_from_stats(treatment.mean, np.sqrt(treatment.var), np.asarray(treatment.n),
+                                      control.mean, np.sqrt(control.var), np.asarray(control.n),
                                       equal_var=False).pvalue
 
 
@@ -190,8 +193,8 @@ def two_proportion_p(control: Arm, treatment: Arm) -> np.ndarray:
     return 2 * stats.norm.sf(np.abs(z))
 
 
-def sequential_half_width(se: np.ndarray, n_total: np.ndarray, alpha: float,
-                          tuning_n: int = SEQUENTIAL_TUNING_N) -> np.ndarray:
+def sequential_half_width(se: Floats, n_total: Floats, alpha: float,
+                          tuning_n: int = SEQUENTIAL_TUNING_N) -> Floats:
     """Half-width of the asymptotic confidence sequence (docs/ab-statistics.md), valid at all looks."""
     sigma = se * np.sqrt(n_total)
     rho2 = (-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning_n
@@ -199,14 +202,14 @@ def sequential_half_width(se: np.ndarray, n_total: np.ndarray, alpha: float,
     return sigma * np.sqrt(inner)
 
 
-def sequential_p_value(diff: np.ndarray, se: np.ndarray, n_total: np.ndarray,
-                       tuning_n: int = SEQUENTIAL_TUNING_N) -> np.ndarray:
+def sequential_p_value(diff: Floats, se: Floats, n_total: Floats,
+                       tuning_n: int = SEQUENTIAL_TUNING_N) -> Floats:
     """The always-valid p-value: the smallest alpha whose confidence sequence excludes 0."""
     diff, se, n_total = np.broadcast_arrays(np.asarray(diff, float), np.asarray(se, float),
                                             np.asarray(n_total, float))
     out = np.ones(diff.shape)
     for index in np.ndindex(diff.shape):
-        d, s, n = abs(diff[index]), se[index], n_total[index]
+        d, s, n = float(abs(diff[index])), se[index], n_total[index]
         if not (s > 0 and d > 0):
             continue
 

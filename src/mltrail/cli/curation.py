@@ -7,6 +7,8 @@ only command that removes files, and only those of deleted runs.
 
 from __future__ import annotations
 
+from typing import IO
+
 import click
 
 from ..errors import InvalidInputError
@@ -35,11 +37,11 @@ def rename(store: Store, run: str, name: str, by: str | None) -> None:
               help="Read the notes from a file ('-' for standard input).")
 @_BY
 @pass_store
-def notes(store: Store, run: str, text: str | None, source: click.utils.LazyFile | None, by: str | None) -> None:
+def notes(store: Store, run: str, text: str | None, source: IO[str] | None, by: str | None) -> None:
     """Set a run's notes (Markdown, shown as its description); an empty TEXT clears them."""
     if (text is None) == (source is None):
         raise InvalidInputError("give the notes as TEXT or with --file, not both or neither")
-    content = text if text is not None else source.read()  # type: ignore[union-attr]
+    content = source.read() if source is not None else text or ""  # (text is given: checked above)
     run_id = store.set_run_notes(run, content, by=by)
     out.print(f"notes of run {run_id} {'set' if content else 'cleared'}", highlight=False)
 

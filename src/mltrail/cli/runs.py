@@ -48,7 +48,7 @@ def runs(store: Store, experiment: tuple[str, ...], filter_: str | None, order_b
               and (all_columns or len(frame) == 1 or frame[c].nunique(dropna=False) > 1)]
     metrics = [c for c in frame.columns if c.startswith("metrics.")]
     keys = (params + metrics)[:MAX_TABLE_KEYS]
-    columns = ["name", "experiment", "status", "start", "duration", "run",
+    columns: list[str | Column] = ["name", "experiment", "status", "start", "duration", "run",
                *(Column(k.split(".", 1)[1], right=k in metrics, max_width=MAX_CELL_WIDTH) for k in keys)]
     print_table(columns, ([row["run_name"], row["experiment"], status(row["status"]), row["start_time"],
                            duration(row["start_time"], row["end_time"]), row["run_id"][:10],

@@ -53,7 +53,9 @@ def serve_model(store: Store, uri: str | None, run_ref: str | None, artifact: st
 
     if (uri is None) == (run_ref is None):
         raise click.UsageError("give --model URI or --run RUN (with --artifact), not both")
-    uri = uri or f"runs:/{store.resolve_run(run_ref)}/{artifact}"
+    if run_ref is not None:  # (not `uri or`: an empty --model is no run to resolve)
+        uri = f"runs:/{store.resolve_run(run_ref)}/{artifact}"
+    assert uri is not None  # (one of the two, checked above)
     app = create_model_app(store, uri)
     note(f"model service on http://{host}:{port}: {uri}")
     run_server(app, host, port)

@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidKeyError, SchemaVersionError, StoreCorruptError
 from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
-from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Event
+from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Metric, Metrics, RunEvent
 from ..storage.fields import LATEST_TS
 from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
 from ..storage.naming import derive_run_names
@@ -318,7 +319,7 @@ class _Compaction:
         for line, event in events:
             if event.get("type") in ("metric", "metrics"):
                 model = self._validate(event, rel, line)
-                if model is None:
+                if not isinstance(model, (Metric, Metrics)):  # None: invalid, in bad_lines already
                     continue
                 for point in _points_of(model):
                     for name in _POINTS.names:
@@ -329,7 +330,7 @@ class _Compaction:
                 self.result.events_read += 1
         return _metric_points(pa.table(rows, schema=_POINTS))
 
-    def _validate(self, event: dict[str, Any], rel: str, line: int) -> Event | None:
+    def _validate(self, event: dict[str, Any], rel: str, line: int) -> RunEvent | None:
         try:
             return EVENT_ADAPTER.validate_python(event)
         except ValidationError as exc:
@@ -338,7 +339,7 @@ class _Compaction:
             self.result.bad_lines.append(BadLine(rel, line, f"invalid {event.get('type')} event: {where}: {first['msg']}"))
             return None
 
-    def _apply_line(self, raw: bytes, rel: str, line: int) -> None:
+    def _apply_line(self, raw: bytes | bytearray, rel: str, line: int) -> None:
         """A non-metric line pyarrow read (its version and type are checked already).
         Parsed and validated in one pass; one that fails goes the per-event way, which
         says what is wrong (it may also be beyond orjson: nested too deep)."""
@@ -361,7 +362,7 @@ class _Compaction:
         if model is not None:
             self._apply_model(model, rel, line)
 
-    def _apply_model(self, model: Event, rel: str, line: int) -> None:
+    def _apply_model(self, model: RunEvent, rel: str, line: int) -> None:
         try:
             self.state.apply(model, rel)
         except _Contradicts as exc:
@@ -464,13 +465,14 @@ def _by_experiment(points: pa.Table, runs: dict[str, dict[str, Any]]) -> list[tu
     return [(name, points.filter(pa.array(row_partition == i))) for i, name in enumerate(partitions)]
 
 
-def _lines_at(data: bytes, begin: int, end: int, count: int, rows: list[int]) -> list[tuple[int, bytes]]:
+def _lines_at(data: bytes | bytearray, begin: int, end: int, count: int,
+              rows: list[int]) -> list[tuple[int, bytes | bytearray]]:
     """Lines number ``rows`` (0-based, ascending) of the ``count`` lines in data[begin:end].
 
     Walks forward from the start for rows in the first half and backward from the end
     for the rest: a run's own events sit at its head (start, params) and tail (end).
     """
-    found: list[tuple[int, bytes]] = []
+    found: list[tuple[int, bytes | bytearray]] = []
     half = count // 2
     pos, line = begin, 0
     for row in (r for r in rows if r < half):
@@ -478,7 +480,7 @@ def _lines_at(data: bytes, begin: int, end: int, count: int, rows: list[int]) ->
             pos = data.index(b"\n", pos) + 1
             line += 1
         found.append((row, data[pos:data.index(b"\n", pos)]))
-    tail: list[tuple[int, bytes]] = []
+    tail: list[tuple[int, bytes | bytearray]] = []
     pos, line = end, count  # pos is where line number `line` starts
     for row in reversed([r for r in rows if r >= half]):
         while line > row:
@@ -497,10 +499,10 @@ class _Contradicts(Exception):
     skipped and reported, never applied."""
 
 
-def _points_of(model: Event) -> list[dict[str, Any]]:
+def _points_of(model: Metric | Metrics) -> list[dict[str, Any]]:
     """The points of a validated ``metric`` or ``metrics`` event, as one-point rows (the
     tolerant path only: the fast path explodes dense lines in Arrow)."""
-    if model.type == "metric":
+    if isinstance(model, Metric):
         return [{name: getattr(model, name) for name in _POINT_SCHEMA.names}]
     special = dict(zip(model.special_at, model.special))
     best = set(model.best_at)
@@ -688,7 +690,7 @@ class _TableState:
         self.touched.add(run_id)
         return run
 
-    def apply(self, event: Event, rel: str) -> None:
+    def apply(self, event: RunEvent, rel: str) -> None:
         """Fold one event into its run. Raises _Contradicts for a second ``run_started``:
         a run's experiment, start and name are its first line's, whatever a later line
         claims (a later start naming another experiment would move the run there)."""
@@ -703,46 +705,46 @@ class _TableState:
         kind = event.type
         self.dirty.add("runs")
         self.dirty.add(_TABLE_OF_EVENT.get(kind, "runs"))
-        if kind == "run_started":
+        if event.type == "run_started":
             run.update(experiment=event.experiment, requested_name=event.name,
                        description=event.description, start_time=event.ts,
                        experiment_description=event.experiment_description)
             self._own_tags(run, event.tags)
-        elif kind == "params":
+        elif event.type == "params":
             for key, value in event.params.items():
                 self.params[(event.run, key)] = (value, event.group)
-        elif kind == "tags":
+        elif event.type == "tags":
             self._own_tags(run, event.tags)
-        elif kind == "tag_deleted":
+        elif event.type == "tag_deleted":
             self._own_tags(run, {event.key: None})
-        elif kind == "artifact":
+        elif event.type == "artifact":
             self.artifacts[(event.run, event.path)] = {
                 "run_id": event.run, "path": event.path, "sha256": event.sha256,
                 "size": event.size, "in_git": event.in_git, "source": event.source,
                 "timestamp": _utc(event.ts)}
-        elif kind == "dataset":
+        elif event.type == "dataset":
             self.datasets[(event.run, event.name)] = {
                 "run_id": event.run, "name": event.name, "path": event.path,
                 "sha256": event.sha256, "size": event.size, "rows": event.rows,
                 "columns": event.columns, "context": event.context, "timestamp": _utc(event.ts)}
-        elif kind == "git":
+        elif event.type == "git":
             run.update(git_commit=event.commit, git_branch=event.branch, git_dirty=event.dirty,
                        git_remote=event.remote, git_diff_sha256=event.diff_sha256,
                        git_diff_truncated=event.diff_truncated, git_repo_path=event.repo_path)
-        elif kind == "environment":
+        elif event.type == "environment":
             # quoted as a shell reads it: `mltrail reproduce` pastes it into a script
             run.update(command=shlex.join(event.command) if event.command else None,
                        script=event.script, cwd=event.cwd, python=event.python,
                        platform=event.platform, host=event.host, user=event.user,
                        packages_sha256=event.packages_sha256)
-        elif kind == "run_resumed":
+        elif event.type == "run_resumed":
             run.update(status="RUNNING", end_time=None, error=None)
-        elif kind == "run_finished":
+        elif event.type == "run_finished":
             run.update(status=event.status, end_time=event.ts, error=event.error)
         if event.run in self.edits:
             self.overlay_due.add(event.run)  # an edit wins over what the run logged itself
 
-    def _own_tags(self, run: dict[str, Any], tags: dict[str, str | None]) -> None:
+    def _own_tags(self, run: dict[str, Any], tags: Mapping[str, str | None]) -> None:
         """Tags the run logged itself (None: removed); its name and notes are tags with
         reserved keys, kept as its requested name and description."""
         for key, value in tags.items():
@@ -769,7 +771,7 @@ class _TableState:
             if run is None:  # edits of a run not (yet) here: kept, folded in when it comes
                 continue
             overlay = Overlay([row for rows in self.edits.get(run_id, {}).values() for row in rows])
-            changed = {"deleted": overlay.deleted, "deleted_time": overlay.deleted_at}
+            changed: dict[str, Any] = {"deleted": overlay.deleted, "deleted_time": overlay.deleted_at}
             for key, value in overlay.tags.items():
                 if key == NAME_TAG:
                     changed["requested_name"] = value or None

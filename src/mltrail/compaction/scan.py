@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from ..storage.layout import EDITS_FOLDER, Layout
 from .manifest import FileProgress, Manifest
+from .reader import Todo
 
 RACY_SECONDS = 2.0
 
 
 @dataclass
 class Scan:
-    todo: list[tuple[str, str, FileProgress | None, int]] = field(default_factory=list)
+    todo: Todo = field(default_factory=list)
     must_rebuild: bool = False  # a file shrank or vanished: the tables hold stale rows
     files_seen: int = 0
     folders: dict[str, int] = field(default_factory=dict)  # trustworthy folder mtimes now

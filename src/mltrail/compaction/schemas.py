@@ -71,7 +71,7 @@ def new_run_state(run_id: str, rel: str) -> dict[str, Any]:
 
 
 def run_state_from_row(row: dict[str, Any]) -> dict[str, Any]:
-    state = {name: row.get(name) for name in _STATE_FIELDS}
+    state: dict[str, Any] = {name: row.get(name) for name in _STATE_FIELDS}
     for name in _TIME_FIELDS:
         if state[name] is not None:
             state[name] = state[name].timestamp()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import altair as alt
 import pandas as pd
 
 from .views import numeric
+
+if TYPE_CHECKING:
+    from altair.utils.schemapi import UndefinedType
 
 # one colour per run, the same in every chart of a page: Tableau's ten, then ten more
 # that stay apart from them (Streamlit's theme would otherwise colour series in blues)
@@ -40,7 +45,7 @@ def history_chart(history: pd.DataFrame, key: str, names: dict[str, str], x: str
 
 
 def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str, names: dict[str, str],
-                         colours: alt.Scale | None = None) -> alt.Chart:
+                         colours: alt.Scale | None = None) -> alt.LayerChart | alt.FacetChart:
     """Each run a line across its params and ``metric``, every axis labelled with its real
     values: a number axis from its lowest to its highest value, a category axis with each
     category at its place."""
@@ -82,16 +87,19 @@ def scatter(runs: pd.DataFrame, x: str, y: str, names: dict[str, str], colours: 
                          "y": numeric(runs[y]).to_numpy()}).dropna()
     colours = colours or run_colours(list(data["run"]))
 
-    def axis(field: str, title: str) -> dict[str, object]:
-        kind = "quantitative" if pd.api.types.is_numeric_dtype(data[field]) else "nominal"
-        return {"field": field, "title": title, "type": kind,
-                **({"scale": alt.Scale(zero=False, padding=12)} if kind == "quantitative" else {})}
+    def kind(field: str) -> Literal["quantitative", "nominal"]:
+        return "quantitative" if pd.api.types.is_numeric_dtype(data[field]) else "nominal"
 
-    x_axis, y_axis = axis("x", x), axis("y", y)  # types given: nothing left to infer (an empty column warns)
+    def scale(kind: str) -> alt.Scale | UndefinedType:
+        return alt.Scale(zero=False, padding=12) if kind == "quantitative" else alt.Undefined
+
+    x_kind, y_kind = kind("x"), kind("y")  # types given: nothing left to infer (an empty column warns)
     return alt.Chart(data, title=f"{y} against {x}").mark_circle(size=110, opacity=0.9).encode(
-        x=alt.X(**x_axis), y=alt.Y(**y_axis), color=alt.Color("run:N", title="run", scale=colours),
-        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("x", title=x, type=x_axis["type"]),
-                 alt.Tooltip("y", title=y, type=y_axis["type"])],
+        x=alt.X("x", title=x, type=x_kind, scale=scale(x_kind)),
+        y=alt.Y("y", title=y, type=y_kind, scale=scale(y_kind)),
+        color=alt.Color("run:N", title="run", scale=colours),
+        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("x", title=x, type=x_kind),
+                 alt.Tooltip("y", title=y, type=y_kind)],
     ).properties(height=320)
 
 

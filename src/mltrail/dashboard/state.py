@@ -24,9 +24,9 @@ import pandas as pd
 import streamlit as st
 
 from ..access.control import RANK
-from ..config import STORE_DIR, TOKEN
+from ..config import STORE_DIR, TOKEN, is_url
 from ..errors import InvalidInputError, MltrailError, UpstreamError
-from ..remote.store import RemoteStore, is_url
+from ..remote.store import RemoteStore
 from ..store import Store
 from .text import code, md
 
@@ -266,9 +266,9 @@ def stop_form(runs: pd.DataFrame, key: str) -> None:
     names = dict(zip(running["run_id"], running["run_name"]))
     with st.form(key):
         left, middle, right = st.columns([2, 3, 1], vertical_alignment="bottom")
-        run_id = left.selectbox("Stop a run", list(names), format_func=names.get, key=f"{key}_run")
+        run_id = left.selectbox("Stop a run", list(names), format_func=lambda run: str(names[run]), key=f"{key}_run")
         reason = middle.text_input("Reason", key=f"{key}_reason", placeholder="why it should stop")
-        if right.form_submit_button("Ask to stop"):
+        if right.form_submit_button("Ask to stop") and run_id is not None:  # (None only without options)
             try:
                 store().request_stop(run_id, reason.strip() or None)
             except MltrailError as exc:

@@ -101,9 +101,9 @@ class OnlineStore:
         booleans = [view.features[n] == "bool" for n in names]
         for row in rows:
             found = db.execute(sql, tuple(row[k] for k in keys)).fetchone() if known else None
-            fresh = found is not None and (oldest is None or found[0] >= oldest)
+            fresh = found if found is not None and (oldest is None or found[0] >= oldest) else None
             for i, column in enumerate(columns):
-                value = found[i + 1] if fresh else None
+                value = fresh[i + 1] if fresh is not None else None
                 column.append(bool(value) if booleans[i] and value is not None else value)
         return columns
 

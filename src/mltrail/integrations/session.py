@@ -55,7 +55,7 @@ def patch(settings: Settings, owner: Any, name: str, wrapper: Callable[[Callable
     if getattr(original, "__mltrail_patched__", False):
         return
     patched = functools.wraps(original)(wrapper(original))
-    patched.__mltrail_patched__ = True  # type: ignore[attr-defined]
+    patched.__mltrail_patched__ = True  # type: ignore[attr-defined]  # (a mark on a function object)
     setattr(owner, name, patched)
     settings.patches.append((owner, name, original))
 
@@ -110,7 +110,8 @@ def handed_over(library: str) -> Run | None:
 
 
 def patch_boosting(settings: Settings, library: str, train_owners: tuple[Any, ...], wrapper_module: Any,
-                   wrapper_base: type, log_train: Callable[[Run, inspect.BoundArguments], Any]) -> None:
+                   wrapper_base: type,
+                   log_train: Callable[[Run, inspect.BoundArguments, Callable[[], Any]], Any]) -> None:
     """Patch a boosting library: its ``train`` wherever it is bound, and its scikit-learn
     wrappers' ``fit`` (which train through it). ``log_train(run, arguments, train)`` logs
     around one training: it adds its callback to the call's ``arguments``, calls

@@ -2,15 +2,17 @@
 ``xgboost.train`` (the scikit-learn wrappers ``XGBClassifier``... train through it).
 
 The callback logs each round's evaluation metrics as ``<data>-<metric>`` (``validation_0-logloss``,
-``eval-rmse``) at step = round, marks the best round when early stopping names one, and
+``eval-rmse``) at step = round (under ``xgboost.cv``, the folds' mean, and their standard
+deviation as ``<data>-<metric>-std``, and no model), marks the best round when early stopping names one, and
 at the end logs the booster as ``model.json`` (XGBoost's own format) and the feature
-importance (gain) as ``feature_importance.json``. ``autolog`` also logs the training
+importance (gain; a linear booster's weights) as ``feature_importance.json``. ``autolog`` also logs the training
 params (group ``model``) and the number of rounds.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,28 +42,52 @@ def callback(run: Run | None = None, log_model: bool = True) -> Any:
                 raise RuntimeError("the mltrail XGBoost callback needs a run: start one, or pass run=")
             return model
 
-        def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, list[float]]]) -> bool:
-            self.run.log_metrics({f"{data}-{metric}": float(values[-1])
-                                  for data, by_metric in evals_log.items() for metric, values in by_metric.items()
-                                  if values}, step=epoch)
+        def after_iteration(self, model: Any, epoch: int,
+                            evals_log: dict[str, dict[str, list[float] | list[tuple[float, float]]]]) -> bool:
+            metrics: dict[str, float] = {}
+            for data, by_metric in evals_log.items():
+                for metric, values in by_metric.items():
+                    if not values:
+                        continue
+                    last = values[-1]
+                    if isinstance(last, tuple):  # xgboost.cv: (mean, std) over the folds
+                        metrics[f"{data}-{metric}"], metrics[f"{data}-{metric}-std"] = map(float, last)
+                    else:
+                        metrics[f"{data}-{metric}"] = float(last)
+            self._run().log_metrics(metrics, step=epoch)
             return False  # never asks training to stop
 
+        def _run(self) -> Run:
+            assert self.run is not None  # (before_training found one, or raised)
+            return self.run
+
         def after_training(self, model: Any) -> Any:
+            if not isinstance(model, xgboost.Booster):  # xgboost.cv's folds: no one model to log
+                return model
+            run = self._run()
             best = getattr(model, "best_iteration", None)
             attributes = model.attributes()
             if best is not None and "best_iteration" in attributes:
-                self.run.log_metric("best_iteration", float(best))
+                run.log_metric("best_iteration", float(best))
             if log_model:
                 with tempfile.TemporaryDirectory() as folder:
                     path = Path(folder) / "model.json"
                     model.save_model(str(path))
-                    self.run.log_artifact(path)
-                importance = model.get_score(importance_type="gain")
+                    run.log_artifact(path)
+                importance = model.get_score(importance_type="weight" if _is_linear(model) else "gain")
                 if importance:
-                    self.run.log_dict({k: float(v) for k, v in importance.items()}, "feature_importance.json")
+                    run.log_dict({k: [float(x) for x in v] if isinstance(v, list) else float(v)
+                                  for k, v in importance.items()}, "feature_importance.json")
             return model
 
     return MltrailCallback()
+
+
+def _is_linear(booster: Any) -> bool:
+    """Whether ``booster`` is a linear one, which defines only its weights as importance
+    (a list a feature with several classes), no gain."""
+    config = json.loads(booster.save_config())
+    return bool(config["learner"]["gradient_booster"]["name"] == "gblinear")
 
 
 def autolog(store: Store | str | Path | None = None, experiment: str | None = None, *,

@@ -160,15 +160,15 @@ class MlflowImport:
                                          if not isinstance(e, SourceError)))
                 raise NotFoundError(f"no experiment {', '.join(map(repr, missing))} in {self.source.description} "
                                     f"(it has: {known or 'none'}); nothing was imported")
-        runs = []
+        runs: list[tuple[SourceExperiment, SourceRun]] = []
         for experiment in experiments:
             found = 0
-            for item in self.source.runs(experiment, self.include_deleted):
-                if isinstance(item, SourceError):
-                    self.summary.skipped.append(Skipped("run", item.path, item.reason))
+            for entry in self.source.runs(experiment, self.include_deleted):
+                if isinstance(entry, SourceError):
+                    self.summary.skipped.append(Skipped("run", entry.path, entry.reason))
                     continue
-                runs.append((experiment, item))
-                self.run_ids[item.id] = mltrail_run_id(item)
+                runs.append((experiment, entry))
+                self.run_ids[entry.id] = mltrail_run_id(entry)
                 found += 1
             if found:
                 self.summary.experiments += 1
@@ -220,6 +220,7 @@ class MlflowImport:
         if run.status in _FINISHED and (state.status, state.ended) != (run.status, end):
             if state.status in _FINISHED:  # resumed in MLflow and ended again since
                 writer.add(ev.RunResumed(ts=end, run=run_id))
+            # (run.status is one of _FINISHED here, but `in` does not narrow a str to RunFinished's Literal)
             writer.add(ev.RunFinished(ts=end, run=run_id, status=run.status))  # type: ignore[arg-type]
         elif run.status not in _FINISHED and state.status in _FINISHED:
             writer.add(ev.RunResumed(ts=time.time(), run=run_id))
@@ -504,7 +505,7 @@ def _dataset_event(run_id: str, ts: float, dataset: Any) -> ev.Dataset:
     location = source.get("uri") or source.get("path") or source.get("url") if isinstance(source, dict) else None
     profile = _parsed_json(dataset.profile)
     schema = _parsed_json(dataset.schema)
-    columns = [c.get("name") for c in schema.get("mlflow_colspec", []) if isinstance(c, dict) and c.get("name")] \
+    columns = [c["name"] for c in schema.get("mlflow_colspec", []) if isinstance(c, dict) and c.get("name")] \
         if isinstance(schema, dict) else []
     rows = profile.get("num_rows") if isinstance(profile, dict) else None
     return ev.Dataset(ts=ts, run=run_id, name=dataset.name, path=str(location or f"mlflow:{dataset.source_type or 'dataset'}"),

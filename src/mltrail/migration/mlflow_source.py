@@ -45,6 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -103,6 +104,16 @@ class SourceDataset:
     schema: str | None
     profile: str | None
     context: str | None
+
+
+def _same(path: Path) -> Path:
+    """A local artifact's ``fetch``: the file is where it is."""
+    return path
+
+
+def _inside(folder: Callable[[], Path], path: str) -> Path:
+    """A logged model's file's ``fetch``: ``path`` in the folder ``folder()`` fetches."""
+    return folder() / path
 
 
 @dataclass
@@ -449,9 +460,10 @@ class FolderSource(MlflowSource):
             except SourceError as exc:
                 yield exc
                 continue
+            files = model_dir / "artifacts"
             model = LoggedModel(id=str(meta.get("model_id") or model_dir.name), name=str(meta.get("name") or "model"),
-                                run_id=str(meta.get("source_run_id") or ""), files=model_dir / "artifacts")
-            model.files, model.refused = self._artifact_folder(meta.get("artifact_location"), model.files,
+                                run_id=str(meta.get("source_run_id") or ""), files=files)
+            model.files, model.refused = self._artifact_folder(meta.get("artifact_location"), files,
                                                                model_dir / "meta.yaml", "artifact_location")
             logged.setdefault(model.run_id, []).append(model)
         for run_dir in self._folders(folder):
@@ -580,7 +592,7 @@ class FolderSource(MlflowSource):
             # mtime's granularity, so its stamp is not one a later import can trust
             stamp = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}" if stat.st_mtime_ns < trusted_before else None
             files.append(SourceArtifact(f"{prefix}{path.relative_to(folder).as_posix()}", stat.st_size, stamp,
-                                        lambda path=path: path))
+                                        partial(_same, path)))
         return files
 
     def _datasets(self, run_dir: Path, experiment_dir: Path) -> list[SourceDataset]:
@@ -706,7 +718,8 @@ class ClientSource(MlflowSource):
 
     def _listed(self, run_id: str, target: Path) -> list[SourceArtifact]:
         """The run's artifact files, each downloaded when the import asks for it."""
-        files, folders = [], [None]
+        files: list[SourceArtifact] = []
+        folders: list[str | None] = [None]
         while folders:
             folder = folders.pop()
             try:
@@ -718,7 +731,7 @@ class ClientSource(MlflowSource):
                     folders.append(info.path)
                     continue
                 files.append(SourceArtifact(info.path, info.file_size, f"{self.description}|{run_id}|{info.path}|"
-                                            f"{info.file_size}", lambda path=info.path: self._download(run_id, path, target)))
+                                            f"{info.file_size}", partial(self._download, run_id, info.path, target)))
         return sorted(files, key=lambda a: a.name)
 
     def _download(self, run_id: str, path: str, target: Path) -> Path:
@@ -759,7 +772,7 @@ class ClientSource(MlflowSource):
                 continue
             files.append(SourceArtifact(f"{folder}/{info.path}", info.file_size,
                                         f"{self.description}|{model.id}|{info.path}|{info.file_size}",
-                                        lambda path=info.path: local() / path))
+                                        partial(_inside, local, info.path)))
         return sorted(files, key=lambda a: a.name)
 
     def models(self) -> Iterator[SourceModel | SourceError]:

@@ -227,7 +227,7 @@ def parse_order_by(clause: str) -> tuple[Column, bool]:
         raise FilterSyntaxError(clause, getattr(exc, "pos_in_stream", None),
                                 "order_by takes '<prefix>.<key> [ASC|DESC]'") from None
     ident, *direction = tree.children
-    return parse_column(ident), not (direction and str(direction[0]).lower() == "desc")
+    return parse_column(str(ident)), not (direction and str(direction[0]).lower() == "desc")
 
 
 def evaluate(predicate: Any, frame: pd.DataFrame) -> np.ndarray:
@@ -246,8 +246,8 @@ def evaluate(predicate: Any, frame: pd.DataFrame) -> np.ndarray:
     if kind == "not":  # logical NOT: runs lacking the key match
         return ~evaluate(predicate[1], frame)
     if kind == "has_not":  # NOT LIKE, NOT IN: like !=, only runs that have the key
-        column = predicate[1][1]
-        present = frame[column.name].notna().to_numpy() if column.name in frame.columns else False
+        negated: Column = predicate[1][1]
+        present = frame[negated.name].notna().to_numpy() if negated.name in frame.columns else False
         return present & ~evaluate(predicate[1], frame)
     column: Column = predicate[1]
     series = frame[column.name] if column.name in frame.columns else pd.Series(

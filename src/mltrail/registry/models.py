@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 from pydantic import ValidationError
@@ -45,6 +45,8 @@ from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri, unpic
 
 if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
+
+E = TypeVar("E", bound=ev.RegistryEvent)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class _ModelState:
     versions: list[ev.VersionRegistered] = field(default_factory=list)
     archived: dict[str, ev.VersionArchived] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> version ID
-    moves: list[tuple[ev.RegistryEvent, str | None]] = field(default_factory=list)  # (event, from ID)
+    moves: list[tuple[ev.AliasSet | ev.AliasDeleted, str | None]] = field(default_factory=list)  # (event, from ID)
 
     def number(self, version_id: str) -> int:
         for number, version in enumerate(self.versions, 1):
@@ -245,16 +247,16 @@ class ModelRegistry:
         state = self._state(name)
         rows = []
         for event, previous in state.moves:
-            if alias is not None and event.alias != alias:  # type: ignore[attr-defined]
+            if alias is not None and event.alias != alias:
                 continue
             to = event.version if isinstance(event, ev.AliasSet) else None
             promotion = event.promotion if isinstance(event, ev.AliasSet) else None
             rows.append({
-                "time": pd.Timestamp(event.ts, unit="s", tz="UTC"), "alias": event.alias,  # type: ignore[attr-defined]
+                "time": pd.Timestamp(event.ts, unit="s", tz="UTC"), "alias": event.alias,
                 "action": "set" if to else "deleted",
                 "from_version": state.number(previous) if previous else None,
                 "to_version": state.number(to) if to else None,
-                "by": event.by, "reason": event.reason,  # type: ignore[attr-defined]
+                "by": event.by, "reason": event.reason,
                 "experiment": (promotion or {}).get("experiment")})
         columns = ["time", "alias", "action", "from_version", "to_version", "by", "reason", "experiment"]
         return pd.DataFrame(rows, columns=columns).astype({"from_version": "Int64", "to_version": "Int64"})
@@ -268,7 +270,7 @@ class ModelRegistry:
         state = self._state(name)
         holder: str | None = None
         for event, _ in state.moves:
-            if event.alias != alias or pd.Timestamp(event.ts, unit="s", tz="UTC") > moment:  # type: ignore[attr-defined]
+            if event.alias != alias or pd.Timestamp(event.ts, unit="s", tz="UTC") > moment:
                 continue
             holder = event.version if isinstance(event, ev.AliasSet) else None
         return None if holder is None else self._version(state, state.versions[state.number(holder) - 1])

@@ -102,15 +102,15 @@ def spool_user(spool: Path) -> str | None:
 class RemoteStore:
     """A store behind ``mltrail server``: the API of :class:`mltrail.Store`."""
 
-    def __init__(self, url: str, *, token: str | None = None, spool: str | os.PathLike[str] | None = None,
-                 acting_as: str | None = None) -> None:
+    def __init__(self, url: str, *, crash_after: float | None = None, token: str | None = None,
+                 spool: str | os.PathLike[str] | None = None, acting_as: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.server = Server(self.url, token if token is not None else str(TOKEN.get()) or None,
                              acting_as=acting_as)
         self.spool = Path(spool).absolute() if spool is not None else default_spool(self.url, self.server.token)
         layout = Layout(self.spool)
         self.blobs = BlobStore(layout)
-        self.tracking = Tracker(layout, self.blobs, None)
+        self.tracking = Tracker(layout, self.blobs, crash_after)
         self.tracking.on_start = self._track
         self.ab = RemoteAbRegistry(self.server, layout, on_logged=self._start_uploading)
         self.registry = RemoteModelRegistry(self.server, layout, self.blobs, self._fetch_blob, self.get_run,

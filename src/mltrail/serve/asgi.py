@@ -77,7 +77,7 @@ async def too_large(send: Send, limit: int) -> None:
     await send_json(send, 413, {"detail": f"body over {limit} bytes"})
 
 
-def run_server(app: Any, host: str, port: int, graceful_seconds: float = 10, loop: str = "asyncio",
+def run_server(app: Any, host: str, port: int, graceful_seconds: int = 10, loop: str = "asyncio",
                on_exit: Callable[[], None] | None = None) -> None:
     """Serve ``app`` with uvicorn until SIGTERM or SIGINT (then finish in-flight requests;
     ``on_exit`` is told first, for calls the app holds open to end now).

@@ -74,7 +74,9 @@ class MetricSpec(_Model):
     @property
     def feedback(self) -> list[str]:
         """The feedback names this metric is made of (log_feedback takes these)."""
-        return [self.numerator, self.denominator] if self.kind == "ratio" else [self.name]  # type: ignore[list-item]
+        if self.kind == "ratio" and self.numerator is not None and self.denominator is not None:
+            return [self.numerator, self.denominator]  # (a ratio always has both: _ratio checks it)
+        return [self.name]
 
 
 class Hypothesis(_Model):

@@ -29,7 +29,7 @@ class Buffered(Protocol):
 
 
 RECHECK_SECONDS = 0.5  # how soon a changed MLTRAIL_FLUSH_SECONDS takes effect
-_members: weakref.WeakSet[Buffered] = weakref.WeakSet()  # type: ignore[type-var]
+_members: weakref.WeakSet[Buffered] = weakref.WeakSet()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 

@@ -145,7 +145,7 @@ def split_lines(data: bytes) -> list[bytes]:
     return [line + b"\n" for line in data[:data.rfind(b"\n") + 1].split(b"\n")[:-1]]
 
 
-def parse_line(raw: bytes) -> dict[str, Any]:
+def parse_line(raw: bytes | bytearray) -> dict[str, Any]:
     """Parse one line into an event dict; raise ValueError saying what is wrong."""
     try:
         event = orjson.loads(raw)

@@ -211,13 +211,12 @@ class RunResumed(Event):
     type: Literal["run_resumed"] = "run_resumed"
 
 
-AnyEvent = Annotated[
-    Union[
-        RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset, GitInfo,
-        Environment, Heartbeat, RunFinished, RunResumed,
-    ],
-    Field(discriminator="type"),
+# A validated line is one of these: code that branches on ``event.type`` narrows to its class.
+RunEvent = Union[
+    RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset, GitInfo,
+    Environment, Heartbeat, RunFinished, RunResumed,
 ]
+AnyEvent = Annotated[RunEvent, Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 EVENT_TYPES = frozenset(
     model.model_fields["type"].default

@@ -144,14 +144,15 @@ def check_key(kind: str, key: object) -> str:
     """
     if isinstance(key, str) and key in _valid_keys:
         return key
-    _check_key(kind, key)
+    checked = _check_key(kind, key)
     if len(_valid_keys) > 100_000:
         _valid_keys.clear()
-    _valid_keys.add(key)  # type: ignore[arg-type]
-    return key  # type: ignore[return-value]
+    _valid_keys.add(checked)
+    return checked
 
 
-def _check_key(kind: str, key: object) -> None:
+def _check_key(kind: str, key: object) -> str:
+    """``key`` itself (a str from here on), or InvalidKeyError saying what is wrong."""
     if not isinstance(key, str):
         raise InvalidKeyError(kind, key, f"must be a string, not {type(key).__name__}")
     if not key:
@@ -168,6 +169,7 @@ def _check_key(kind: str, key: object) -> None:
         raise InvalidKeyError(kind, key, "must not start or end with '/'")
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise InvalidKeyError(kind, key, "would resolve to another name as a path ('.', '..' or '//')")
+    return key
 
 
 def stat_signature(path: Path) -> tuple[int, int] | None:

@@ -86,7 +86,9 @@ def installed_packages() -> tuple[tuple[str, str], ...]:
     """Installed distributions as sorted (name, version) pairs, read once per process."""
     found = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        # (typeshed gives PackageMetadata its get() from Python 3.12 on; 3.11's metadata, an
+        # email Message, has it too, and unlike ["Name"] it never warns on a missing name)
+        name = dist.metadata.get("Name")  # type: ignore[attr-defined]
         if name:
             found[name.lower()] = dist.version
     return tuple(sorted(found.items()))

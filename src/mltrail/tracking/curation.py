@@ -48,7 +48,7 @@ def check_name(name: object) -> str:
     problem = name_problem(name)
     if problem:
         raise InvalidInputError(f"run name {str(name)[:60]!r} {problem}")
-    return name  # type: ignore[return-value]
+    return name  # type: ignore[return-value]  # (a str: name_problem refuses anything else)
 
 
 def check_notes(notes: object) -> str:
@@ -188,7 +188,7 @@ class Curation:
             doomed.add(layout.run_edits(run_file) / f"{row.edit_id}.jsonl")
         doomed = {p for p in doomed if p.exists()}
         candidates = _blobs_named(doomed)
-        kept = set()
+        kept: set[str] = set()
         for path in _event_files(layout.root):
             if path not in doomed and candidates - kept:
                 kept |= candidates & _blobs_named([path])
@@ -213,7 +213,7 @@ class Curation:
 def _event_files(root: Path) -> list[Path]:
     """Every event file of the store (runs, edits, A/B, registry, features, access), not
     the derived tables."""
-    found = []
+    found: list[Path] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("blobs", "blobs-large")]
         found.extend(Path(folder) / name for name in files if name.endswith(".jsonl"))

@@ -459,8 +459,13 @@ class Run:
 def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> dict[str, Any]:
     """One schema-2 ``metrics`` line for queued ``(key, value, step, ts, best)`` points."""
     keys: dict[str, int] = {}
-    k, steps, values, dts = [], [], [], []
-    best_at, special_at, special = [], [], []
+    k: list[int] = []
+    steps: list[int] = []
+    values: list[float | None] = []
+    dts: list[int] = []
+    best_at: list[int] = []
+    special_at: list[int] = []
+    special: list[str | None] = []
     start = points[0][3]
     for i, (key, value, step, ts, best) in enumerate(points):
         index = keys.get(key)

@@ -36,7 +36,8 @@ from .run import PARENT_TAG, Run, enclosing_run, register
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..compaction.compact import CompactionResult, Progress
+    from ..compaction.compact import CompactionResult
+    from ..compaction.reader import Progress
     from ..compaction.manifest import Manifest
     from ..query.search import RunIndex
 
@@ -397,7 +398,10 @@ def _relative_to(path: Path, root: str) -> str | None:
 def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[str, str], dict[str, str]]:
     """What a resumed run must go on from: the file's last seq, each metric's last step,
     the params and the tags."""
-    last_seq, steps, params, tags = 0, {}, {}, {}
+    last_seq = 0
+    steps: dict[str, int] = {}
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
     for event in events:
         kind, seq = event.get("type"), int(event.get("seq") or 0)
         if kind == "metrics":
@@ -411,8 +415,8 @@ def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[s
             params.update(event["params"])
         elif kind in ("run_started", "tags"):
             tags.update(event.get("tags") or {})
-        elif kind == "tag_deleted":
-            tags.pop(event.get("key"), None)
+        elif kind == "tag_deleted" and (key := event.get("key")) is not None:
+            tags.pop(key, None)
         last_seq = max(last_seq, seq)
     return last_seq, steps, params, tags
 
