@@ -35,6 +35,8 @@ import pytest
 EXCLUDED: dict[str, str] = {
     "tests/tracking/test_tracking.py::test_get_artifact_uri_appends_to_local_path_component_correctly_on_windows":
         "Windows only (MLflow skips it elsewhere)",
+    "tests/tracking/fluent/test_fluent.py::test_registry_uri_from_spark_conf":
+        "imports pyspark (mltrail's `spark` extra, not the `test` extra the peer suite runs with)",
 }
 
 Backend = Callable[[Path, pytest.MonkeyPatch], None]
