@@ -1,0 +1,179 @@
+"""The pytest plugin that runs MLflow's own tracking tests against a chosen backend.
+
+``scripts/peer_mlflow.py`` loads it (``-p peer_mlflow_plugin --peer-mode NAME``) on MLflow's
+test files, which it keeps out of git under ``upstream/`` (see README.md). It promises:
+
+- every test gets its own folder (the working directory, ``tmp_path``) and an MLflow
+  environment with no ``MLFLOW_*`` variable left over from the caller or an earlier test;
+- one backend a test, chosen by ``--peer-mode``: a mode is one function in ``MODES`` that
+  points the test at a fresh store (``mlflow``: MLflow's own sqlite store; ``shim``:
+  ``mltrail.mlflow`` on a fresh mltrail folder). A new mode (``uri``, ``server``) is one more
+  function there;
+- the same exclusions for every mode (``EXCLUDED``: test id -> why), deselected before the
+  run and listed by the runner, so a pass rate never hides what it left out;
+- MLflow's files are run as MLflow wrote them. The shim mode adapts them mechanically, in
+  ``_shim_rebind`` (below), never by editing a file.
+
+The fixtures MLflow's tests take from MLflow's own conftests (``reset_active_experiment``,
+``monkeypatch.setenvs``, a fresh tracking URI a test) are written again here, after what
+they do in MLflow's repository, so that MLflow's conftest (which imports most of MLflow's
+test tree and its optional dependencies) is not needed.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+# A test that needs what this machine cannot have (Databricks, a network service, Spark, a
+# cloud account) is excluded for every mode, with the reason. Ids are relative to the
+# upstream checkout's root, as pytest prints them there.
+EXCLUDED: dict[str, str] = {
+    "tests/tracking/test_tracking.py::test_get_artifact_uri_appends_to_local_path_component_correctly_on_windows":
+        "Windows only (MLflow skips it elsewhere)",
+    "tests/tracking/fluent/test_fluent.py::test_registry_uri_from_spark_conf":
+        "imports pyspark (mltrail's `spark` extra, not the `test` extra the peer suite runs with)",
+}
+
+Backend = Callable[[Path, pytest.MonkeyPatch], None]
+
+
+def _mlflow_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's own default for its tests: a fresh sqlite store in the test's folder."""
+    import mlflow
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+
+
+def _shim_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mltrail.mlflow`` on a fresh folder store. What the tests still reach of real MLflow
+    (its private helpers, its entities) gets a sqlite store of its own, so nothing leaks into
+    the working directory."""
+    from mltrail import fluent
+    from mltrail import mlflow as shim
+
+    _mlflow_backend(folder, monkeypatch)
+    monkeypatch.setenv("MLTRAIL_DIR", str(folder / "mltrail_runs"))
+    # the shim's state is module-level; a test starts with none of it (as tests/conftest.py does)
+    fluent._stack.clear()
+    fluent._stores.clear()
+    monkeypatch.setattr(shim, "_state", shim._State())
+
+
+MODES: dict[str, Backend] = {
+    "mlflow": _mlflow_backend,
+    "shim": _shim_backend,
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--peer-mode", choices=sorted(MODES), default="mlflow",
+                     help="which backend MLflow's tests run against (tests/peer/mlflow/README.md)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    excluded = [item for item in items if item.nodeid in EXCLUDED]
+    if excluded:
+        config.hook.pytest_deselected(items=excluded)
+        items[:] = [item for item in items if item.nodeid not in EXCLUDED]
+    if config.getoption("--peer-mode") == "shim":
+        _shim_rebind(items)
+
+
+def _shim_rebind(items: list[pytest.Item]) -> None:
+    """The shim mode's whole adaptation: ``import mlflow`` read as ``import mltrail.mlflow as
+    mlflow``. In each test module, the name ``mlflow`` and every public name the module took
+    from MLflow (``start_run``, ``MlflowClient``, ``MlflowException``, ...) are bound to
+    ``mltrail.mlflow``'s attribute of that name where the shim has one; names it lacks, and
+    MLflow's private helpers (``_get_experiment_id``), stay MLflow's. The binding holds for
+    the test functions and the module's helper functions; the module's fixtures keep the real
+    names, since they reset MLflow's own internals, not the API under test."""
+    from mltrail import mlflow as shim
+
+    rebound: dict[types.ModuleType, dict[str, object]] = {}
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.module is None:
+            continue
+        module = item.module
+        if module not in rebound:
+            rebound[module] = _shim_globals(module, shim)
+        original = item.obj
+        if getattr(original, "__globals__", None) is module.__dict__:
+            item.obj = rebound[module].get(original.__name__, original)
+
+
+def _shim_globals(module: types.ModuleType, shim: types.ModuleType) -> dict[str, object]:
+    import mlflow
+
+    names = dict(module.__dict__)
+    for name, value in module.__dict__.items():
+        if value is mlflow:
+            names[name] = shim
+        elif (not name.startswith("_") and _from_mlflow(value) and hasattr(shim, name)):
+            names[name] = getattr(shim, name)
+    for name, value in module.__dict__.items():
+        if isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
+            copy = types.FunctionType(value.__code__, names, value.__name__, value.__defaults__,
+                                      value.__closure__)
+            copy.__kwdefaults__ = value.__kwdefaults__
+            copy.__dict__.update(value.__dict__)  # pytest's marks (parametrize, skipif)
+            names[name] = copy
+    return names
+
+
+def _from_mlflow(value: object) -> bool:
+    module = getattr(value, "__module__", None)
+    return isinstance(module, str) and (module == "mlflow" or module.startswith("mlflow."))
+
+
+class _MonkeyPatch(pytest.MonkeyPatch):
+    """MLflow's tests call ``monkeypatch.setenvs({...})``, which MLflow's conftest adds."""
+
+    def setenvs(self, envs: dict[str, object], prepend: str | None = None) -> None:
+        for name, value in envs.items():
+            self.setenv(name, str(value), prepend)
+
+
+@pytest.fixture
+def monkeypatch() -> Iterator[_MonkeyPatch]:
+    patch = _MonkeyPatch()
+    yield patch
+    patch.undo()
+
+
+@pytest.fixture
+def reset_active_experiment() -> Iterator[None]:
+    """MLflow's tests/tracking/conftest.py: forget the active experiment after the test."""
+    yield
+    import mlflow
+
+    mlflow.tracking.fluent._active_experiment_id = None
+
+
+@pytest.fixture(autouse=True)
+def peer_backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: _MonkeyPatch) -> Iterator[Path]:
+    """A folder and a fresh store for each test, in the mode asked for; afterwards no run is
+    left active and no tracking URI is left set (what MLflow's tests/conftest.py does)."""
+    import mlflow
+
+    for name in list(os.environ):
+        if name.startswith("MLFLOW_") or name.startswith("MLTRAIL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    MODES[request.config.getoption("--peer-mode")](tmp_path, monkeypatch)
+    yield tmp_path
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.tracking.fluent._active_experiment_id = None
+    mlflow.set_tracking_uri(None)
+    if request.config.getoption("--peer-mode") == "shim":
+        from mltrail import mlflow as shim
+
+        while shim.active_run() is not None:
+            shim.end_run()

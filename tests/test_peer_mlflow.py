@@ -1,0 +1,47 @@
+"""scripts/peer_mlflow.py counts what pytest reported: one outcome a test, the worst one."""
+
+import importlib.util
+import subprocess
+import sys
+
+from tests.factories import REPO
+
+
+def _runner(monkeypatch):
+    """The script as a module; what it adds to sys.path and sys.modules goes when the test ends."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec = importlib.util.spec_from_file_location("peer_mlflow", REPO / "scripts" / "peer_mlflow.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "peer_mlflow", module)  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_runner_counts_each_test_once_by_its_worst_outcome(tmp_path, monkeypatch):
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n"
+        "@pytest.fixture\n"
+        "def breaks_after():\n"
+        "    yield\n"
+        "    raise RuntimeError('teardown broke')\n"
+        "def test_passes(): pass\n"
+        "def test_fails():\n"
+        "    assert 1 == 2, 'one is not two'\n"
+        "def test_fails_then_teardown_breaks(breaks_after):\n"
+        "    assert False, 'the test itself failed'\n"
+        "def test_passes_then_teardown_breaks(breaks_after): pass\n"
+        "@pytest.mark.skip(reason='not here')\n"
+        "def test_skipped(): pass\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    report = tmp_path / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "junit_family=xunit1",
+                    f"--junitxml={report}", "test_sample.py"], cwd=tmp_path, capture_output=True, check=False)
+    runner = _runner(monkeypatch)
+    found = {case.test_id.split("::")[1]: case for case in runner.cases(report)}
+    assert {name: case.outcome for name, case in found.items()} == {
+        "test_passes": "passed", "test_fails": "failed", "test_fails_then_teardown_breaks": "failed",
+        "test_passes_then_teardown_breaks": "errors", "test_skipped": "skipped"}
+    assert "one is not two" in found["test_fails"].reason
+    rows, rate = runner.table(list(found.values()))
+    assert rows[-1] == "| **all** | **1** | **2** | **1** | **1** |"
+    assert rate == "1 of 4 pass (25.0%)"
