@@ -1,10 +1,13 @@
 """exp.results() on simulated users with known true conversion rates."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
+import mltrail
 from tests.factories import AB_SPEC, ab_spec, simulate
 
 
@@ -191,3 +194,20 @@ def test_significant_only_when_the_test_and_both_intervals_agree(store):
     row = primary(result).loc["treatment"]
     assert row["units"] == 995 and row["p_value"] == pytest.approx(c.p_value)
     assert not row["significant"] and not result.recommendation.startswith("Ship")
+
+
+def test_a_log_compacted_again_from_scratch_gives_its_own_results(tmp_path):
+    """Results are cached by what they were computed from: the same experiment, its
+    derived folder deleted and compacted again (generation 1 again) over other traffic
+    (another branch checked out), is analysed afresh, not answered from the first."""
+    root, other = tmp_path / "store", tmp_path / "other"
+    mltrail.Store(root).ab.create(ab_spec(mde=0.05)).start()
+    shutil.copytree(root, other)  # the same experiment, started at the same moment
+    for folder, users, seed in ((root, 200, 1), (other, 300, 2)):
+        exp = mltrail.Store(folder).ab.get(AB_SPEC["key"])
+        simulate(exp, {"control": 0.1, "treatment": 0.1}, users, seed=seed)
+        exp.log.close()
+    assert primary(mltrail.Store(root).ab.get(AB_SPEC["key"]).results())["units"].sum() == 200
+    shutil.rmtree(root)
+    shutil.copytree(other, root)
+    assert primary(mltrail.Store(root).ab.get(AB_SPEC["key"]).results())["units"].sum() == 300
