@@ -23,8 +23,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))  # Path.home(), expanduser(), and every child process
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.chdir(tmp_path)
-    fluent._stack.clear()
-    fluent._stores.clear()
+    fluent._stack.clear()  # the active runs (state a user's process has, not a cache): one a failed test left
     monkeypatch.setattr(mlflow_api, "_state", mlflow_api._State())  # set_tracking_uri, set_experiment
     return tmp_path
 
