@@ -35,3 +35,10 @@ def test_a_folder_becoming_a_repository_is_seen_at_once(tmp_path):
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "commit", "-q", "--allow-empty", "-m", "first")
     assert capture.git_snapshot(tmp_path).commit == _head(tmp_path)
+
+
+def test_the_user_a_run_records_is_who_acts_now(monkeypatch):
+    monkeypatch.setenv("MLTRAIL_USER", "ana")
+    assert capture.system_info()["user"] == "ana"
+    monkeypatch.setenv("MLTRAIL_USER", "bo")  # the same process: a cache of the whole record kept "ana"
+    assert capture.system_info()["user"] == "bo"

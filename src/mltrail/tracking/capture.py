@@ -132,14 +132,18 @@ def installed_packages() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found.items()))
 
 
-@lru_cache(maxsize=1)
 def system_info() -> dict[str, str | None]:
-    user = current_user()
+    """The interpreter, platform and host (read once per process) and who acts now
+    (``$MLTRAIL_USER`` may change between runs of one process)."""
+    return {**_machine(), "user": current_user()}
+
+
+@lru_cache(maxsize=1)
+def _machine() -> dict[str, str | None]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
-        "user": user,
     }
 
 
