@@ -69,6 +69,7 @@ def test_incremental_reads_only_new_bytes(store):
     run.end()
 
 
+@pytest.mark.slow
 def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
     monkeypatch.setattr("mltrail.compaction.compact.MAX_METRIC_PARTS", 4)  # exercise part merging
     run = quiet_run(store, "steps")
@@ -95,6 +96,7 @@ def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
     assert_same_tables(incremental, snapshot(store))  # idempotent
 
 
+@pytest.mark.slow
 def test_merging_small_parts_leaves_a_big_part_alone(store, monkeypatch):
     """The Live page refreshes compact a few points at a time: merging those parts must
     not rewrite the partition's big part from the first compaction each time."""

@@ -43,6 +43,7 @@ def test_the_manifest_holds_only_live_files_and_seals_ended_ones(store):
     assert _fresh_load(store).files == load_manifest(store.layout.tables).files
 
 
+@pytest.mark.slow
 def test_sealed_files_are_merged_past_the_limit_and_the_old_ones_removed(store, monkeypatch):
     monkeypatch.setattr(manifest_module, "MAX_SEALED", 3)
     for i in range(8):
