@@ -47,7 +47,7 @@ def store(tmp_path: Path) -> mltrail.Store:
 REPO = Path(__file__).resolve().parents[1]
 # what Python and pytest themselves write in the tree (bytecode, the installed package's
 # metadata, pytest's cache when the cacheprovider is on): not the suite's doing
-_TOOLING = ("__pycache__/", ".egg-info/", ".pytest_cache/", ".venv", ".hypothesis/")
+_TOOLING = ("__pycache__/", ".egg-info/", ".pytest_cache/", ".venv")
 
 
 def _tree_state() -> dict[str, tuple[int, int] | None]:
