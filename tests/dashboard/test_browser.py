@@ -16,7 +16,11 @@ from tests.factories import REPO, free_port, spawn_python, wait_for, wait_for_ht
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
-    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")]
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)"),
+    # one worker runs these one after another (--dist loadgroup, the README's command): each
+    # drives a chromium, a dashboard, a server and a job, and one asserts a stop is seen within
+    # 2 s; with -n 2 on 2 shared cores two such tests at once made it see it after 4 s
+    pytest.mark.xdist_group("browser")]
 sync_api = pytest.importorskip("playwright.sync_api")
 # read before the suite's autouse fixture clears MLTRAIL_* variables
 SCREENSHOTS_DIR = os.environ.get("MLTRAIL_SCREENSHOTS_DIR")  # relative to where pytest starts
