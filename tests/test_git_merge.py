@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 import mltrail
 from tests.factories import git, quiet_run
 
@@ -21,6 +23,7 @@ def log_runs(repo: Path, tag: str, count: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_two_clones_merge_without_conflict_and_show_the_union(tmp_path):
     origin = tmp_path / "origin"
     origin.mkdir()

@@ -4,11 +4,14 @@ configure or silence (Python shows their warnings on stderr when nothing is conf
 import ast
 from pathlib import Path
 
+import pytest
+
 import mltrail
 
 SRC = Path(mltrail.__file__).parent
 
 
+@pytest.mark.slow
 def test_no_print_outside_the_command_line():
     printing = []
     for file in sorted(SRC.rglob("*.py")):

@@ -24,6 +24,7 @@ def test_every_error_derives_from_the_base():
             assert issubclass(obj, mltrail.MltrailError)
 
 
+@pytest.mark.slow
 def test_the_domain_types_and_the_ab_package_come_with_import_mltrail():
     import subprocess
     import sys
@@ -60,6 +61,7 @@ def test_the_parts_share_one_verb_set_and_by_is_a_keyword(tmp_path):
             assert kind is inspect.Parameter.KEYWORD_ONLY, method.__qualname__
 
 
+@pytest.mark.slow
 def test_import_mltrail_imports_no_training_library():
     """Autologging's libraries are imported when autolog is called, not by `import mltrail`;
     nor is MLflow by `mltrail.mlflow` (only an import through MLflow's client needs it)."""
@@ -100,6 +102,7 @@ def test_the_integrations_import_as_modules_as_mlflow_users_write_them():
         assert getattr(mltrail, name) is sys.modules[f"mltrail.{name}"], name
 
 
+@pytest.mark.slow
 def test_importing_the_integration_modules_imports_no_training_library():
     import subprocess
 
@@ -132,6 +135,7 @@ HEAVY = ("statsmodels", "scipy", "duckdb", "fastapi", "streamlit", "uvicorn", "p
          "httpx")  # (httpx: the remote client's, imported when a store at a URL is opened)
 
 
+@pytest.mark.slow
 def test_import_mltrail_and_logging_a_run_load_no_analysis_server_or_dashboard_library(tmp_path):
     """A training script's `import mltrail` and its run load only what logging needs: the
     A/B statistics, DuckDB, the server, the dashboard and the reading side (pandas,

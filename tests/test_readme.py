@@ -5,6 +5,8 @@ import io
 import re
 import shutil
 
+import pytest
+
 from tests.factories import REPO
 
 
@@ -15,14 +17,17 @@ def _example(name: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_curation_example_runs_and_prints_what_it_claims():
     _runs_and_prints_what_it_claims(_example("curation"))  # (in the test's own folder)
 
 
+@pytest.mark.slow
 def test_ab_example_runs_and_prints_what_it_claims():
     _runs_and_prints_what_it_claims(_example("ab"))
 
 
+@pytest.mark.slow
 def test_registry_example_runs_on_the_sample_store(tmp_path):
     shutil.copytree(REPO / "sample_runs", tmp_path / "sample_runs", ignore=shutil.ignore_patterns(".cache"))
     _runs_and_prints_what_it_claims(_example("registry"))  # (the tests run in tmp_path)
@@ -44,6 +49,7 @@ def _runs_and_prints_what_it_claims(code: str) -> None:
         assert shown in (claim, claim.split(": ", 1)[0]), (shown, claim)
 
 
+@pytest.mark.slow
 def test_team_example_runs_against_a_server(tmp_path, monkeypatch):
     from tests.factories import serving_store
 
@@ -53,6 +59,7 @@ def test_team_example_runs_against_a_server(tmp_path, monkeypatch):
         _runs_and_prints_what_it_claims(_example("team").replace("http://127.0.0.1:5050", url))
 
 
+@pytest.mark.slow
 def test_users_example_runs_against_a_server_with_users(tmp_path, monkeypatch):
     import pickle
 

@@ -63,6 +63,7 @@ def test_sample_script_is_deterministic(tmp_path):
     assert first[2] == second[2]  # the pickled models too, byte for byte
 
 
+@pytest.mark.slow
 def test_sample_ab_experiment_results_print_on_the_cli(tmp_path):
     copy = tmp_path / "sample_runs"
     shutil.copytree(REPO / "sample_runs", copy, ignore=shutil.ignore_patterns(".cache"))

@@ -8,6 +8,7 @@ block ends it. The Run object is the real API; these only delegate to it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,17 +25,21 @@ if TYPE_CHECKING:  # pandas is imported by the calls that return a DataFrame, no
     import pandas as pd
 
 _stack: list[Run] = []
-_stores: dict[Path, Store] = {}
+# one Store per root and MLTRAIL_* settings: a Store reads some settings when it is made
+# (the crash timeout, a server's token), so a changed setting makes a new one, never a
+# Store that acts on the old
+_stores: dict[tuple[Path, tuple[tuple[str, str], ...]], Store] = {}
 _lock = threading.Lock()
 
 
 def default_store() -> Store:
-    """The store at the resolved default root (one Store object per root)."""
+    """The store at the resolved default root (one Store object per root and settings)."""
     root = resolve_store_root()
+    key = (root, tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith("MLTRAIL_"))))
     with _lock:
-        if root not in _stores:
-            _stores[root] = Store(root)
-        return _stores[root]
+        if key not in _stores:
+            _stores[key] = Store(root)
+        return _stores[key]
 
 
 @function_like(Tracker.start_run)

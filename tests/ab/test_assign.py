@@ -57,6 +57,7 @@ def test_batch_hashing_equals_one_by_one():
     assert list(batch) == [assign.hash("exp-seed", i) for i in ids]
 
 
+@pytest.mark.slow
 def test_split_matches_weights_within_sampling_error():
     ids = [f"u{i}" for i in range(100_000)]
     weights = [0.5, 0.3, 0.2]

@@ -29,6 +29,7 @@ def direct_daily(store, exp):
                                                  sum_sq=("y", lambda y: float((y ** 2).sum())))
 
 
+@pytest.mark.slow
 def test_the_engine_s_statistics_equal_a_direct_computation(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.13}, 4_000)
@@ -42,6 +43,7 @@ def test_the_engine_s_statistics_equal_a_direct_computation(store):
     assert result.crossover_units == 2
 
 
+@pytest.mark.slow
 def test_a_tiny_memory_limit_changes_no_statistic(store, monkeypatch):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     rng = np.random.default_rng(3)
@@ -65,6 +67,7 @@ def test_a_memory_limit_that_is_no_size_is_named(store, monkeypatch):
         exp.results()
 
 
+@pytest.mark.slow
 def test_a_conversion_window_counts_only_feedback_soon_after_the_first_exposure(store, monkeypatch):
     """Feedback before the exposure, inside the window and after it, at known times; the
     means equal a direct computation on the units, and a metric without a window still
@@ -104,6 +107,7 @@ def test_a_window_must_be_positive(store):
                                 mde=0.02))
 
 
+@pytest.mark.slow
 def test_a_ratio_metric_is_the_delta_method_on_per_unit_sums(store):
     """Revenue per session: per unit the sums of revenue and of sessions; the result's
     ratios, difference, interval and p-value equal the delta method computed directly
@@ -163,6 +167,7 @@ def test_a_ratio_metric_needs_both_parts_and_cannot_be_the_primary(store):
         exp.log_feedback("u1", "rps", 3.0)
 
 
+@pytest.mark.slow
 def test_results_by_a_dimension_equal_a_direct_computation_per_segment(store):
     """Country logged with the exposures (a unit counts under its first exposure's value;
     units without one are "(none)"): each segment's units and means equal pandas on the
@@ -196,6 +201,7 @@ def test_results_by_a_dimension_equal_a_direct_computation_per_segment(store):
         exp.log_exposure("u-bad", "control", attributes={"country": ["FR"]})
 
 
+@pytest.mark.slow
 def test_the_command_line_reads_results_by_a_dimension(store):
     import json
 
@@ -215,6 +221,7 @@ def test_the_command_line_reads_results_by_a_dimension(store):
     assert sum(r["units"] for r in rows if r["metric"] == "conversion") == 300
 
 
+@pytest.mark.slow
 def test_results_by_on_an_empty_experiment_and_a_quoted_name(store):
     """Nothing logged yet: no segment; a dimension or attribute value with quotes and
     markup is a value like any other (the SQL never splices it unescaped)."""

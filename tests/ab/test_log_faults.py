@@ -77,6 +77,7 @@ def test_the_order_of_flushes_never_changes_a_result(tmp_path):
     assert tables[0].equals(tables[1])
 
 
+@pytest.mark.slow
 def test_a_corrupt_and_a_torn_line_cost_only_themselves(store):
     exp = store.ab.create(AB_SPEC).start()
     for unit in UNITS[:100]:
@@ -100,6 +101,7 @@ def test_a_corrupt_and_a_torn_line_cost_only_themselves(store):
     assert exp.results().bad_lines == result.bad_lines  # still reported, without a new warning
 
 
+@pytest.mark.slow
 def test_a_line_of_the_wrong_shape_is_reported_not_fatal(store):
     exp = store.ab.create(AB_SPEC).start()
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 50)
@@ -118,6 +120,7 @@ def test_a_line_of_the_wrong_shape_is_reported_not_fatal(store):
         "written by a newer mltrail (event schema v9; this version reads up to v2)"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", AB_LINES_OUT_OF_BOUNDS.values(), ids=AB_LINES_OUT_OF_BOUNDS.keys())
 def test_a_line_outside_the_writers_bounds_is_skipped_and_reported(store, bad):
     """Written by hand or by an older version: the writer would refuse it, so readers
@@ -138,6 +141,7 @@ def test_a_line_outside_the_writers_bounds_is_skipped_and_reported(store, bad):
     assert "invalid log line" in result.bad_lines[0] or "not valid JSON" in result.bad_lines[0]
 
 
+@pytest.mark.slow
 def test_tables_an_older_version_compacted_are_rebuilt_once_without_its_out_of_bounds_rows(store):
     """An older version read an exposure dated in microseconds into the experiment's
     tables, and every results() raised OutOfBoundsDatetime, after an upgrade too: the
@@ -172,6 +176,7 @@ def test_tables_an_older_version_compacted_are_rebuilt_once_without_its_out_of_b
     assert len(result.bad_lines) == 1 and again.results().bad_lines == result.bad_lines  # rebuilt once
 
 
+@pytest.mark.slow
 def test_exposures_reach_the_disk_within_a_second_and_survive_sigkill(store, tmp_path):
     """An embedded service with light traffic: nothing flushes by size, yet a SIGKILL
     loses at most the last second (exposures used to wait for 50,000 events or exit)."""
@@ -212,6 +217,7 @@ def test_an_experiment_with_nothing_logged_reports_zero_units(store, start):
     assert {"relative", "p_value", "significant"} <= set(result.table.columns)  # what pages read
 
 
+@pytest.mark.slow
 def test_each_phase_is_read_against_its_own_weights(store):
     """Phase 1 at 50/50, phase 2 at 90/10: phase 1's split is healthy at its own weights
     (it was checked against phase 2's and raised a false sample-ratio alarm)."""
@@ -231,6 +237,7 @@ def test_each_phase_is_read_against_its_own_weights(store):
         exp.results(phase=3)
 
 
+@pytest.mark.slow
 def test_a_stopped_experiment_states_its_decision_and_warns_when_early(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.2}, 600)
@@ -242,6 +249,7 @@ def test_a_stopped_experiment_states_its_decision_and_warns_when_early(store):
     assert "Warning: it was stopped at" in stopped.recommendation and "Keep running" not in stopped.recommendation
 
 
+@pytest.mark.slow
 def test_an_experiment_held_across_a_weight_change_logs_the_phase_it_assigned_in(store):
     """A service holds an Experiment read in phase 1 (50/50) while someone else starts
     phase 2 (90/10): its units are assigned with phase 1's seed and weights, so they are

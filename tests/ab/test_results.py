@@ -1,10 +1,13 @@
 """exp.results() on simulated users with known true conversion rates."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
+import mltrail
 from tests.factories import AB_SPEC, ab_spec, simulate
 
 
@@ -12,6 +15,7 @@ def primary(result):
     return result.table[result.table["metric"] == "conversion"].set_index("variant")
 
 
+@pytest.mark.slow
 def test_a_real_lift_is_found_and_shipped(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     converted = simulate(exp, {"control": 0.10, "treatment": 0.13}, 9_000)
@@ -27,6 +31,7 @@ def test_a_real_lift_is_found_and_shipped(store):
     assert 0 < table.loc["control", "progress"] and row["power_at_mde"] > 0.8
 
 
+@pytest.mark.slow
 def test_no_difference_is_said_plainly(store):
     exp = store.ab.create(ab_spec(mde=0.05)).start()
     simulate(exp, {"control": 0.10, "treatment": 0.10}, 3_000, seed=3)
@@ -35,6 +40,7 @@ def test_no_difference_is_said_plainly(store):
     assert not primary(result).loc["treatment", "significant"]
 
 
+@pytest.mark.slow
 def test_early_looks_say_keep_running(store):
     exp = store.ab.create(AB_SPEC).start()  # needs 14,745 per arm
     simulate(exp, {"control": 0.10, "treatment": 0.11}, 2_000)
@@ -42,6 +48,7 @@ def test_early_looks_say_keep_running(store):
     assert result.recommendation.startswith("Keep running: 7% of the planned sample size")
 
 
+@pytest.mark.slow
 def test_sequential_short_of_its_size_without_a_result_keeps_running(store):
     exp = store.ab.create(ab_spec(sequential=True)).start()  # needs 14,745 per arm
     simulate(exp, {"control": 0.10, "treatment": 0.10}, 2_000, seed=3)
@@ -50,6 +57,7 @@ def test_sequential_short_of_its_size_without_a_result_keeps_running(store):
     assert result.recommendation.startswith("Keep running: 7% of the planned sample size")
 
 
+@pytest.mark.slow
 def test_sample_ratio_mismatch_comes_first(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     for i in range(3_000):
@@ -60,6 +68,7 @@ def test_sample_ratio_mismatch_comes_first(store):
     assert result.srm_alarm and result.recommendation.startswith("Investigate")
 
 
+@pytest.mark.slow
 def test_crossover_units_are_counted_and_left_out(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 1_000)
@@ -69,6 +78,7 @@ def test_crossover_units_are_counted_and_left_out(store):
     assert result.crossover_units == 1 and sum(result.units.values()) == 999
 
 
+@pytest.mark.slow
 def test_new_phase_is_analysed_alone(store):
     exp = store.ab.create(ab_spec(mde=0.02)).start()
     simulate(exp, {"control": 0.1, "treatment": 0.1}, 1_000)
@@ -78,6 +88,7 @@ def test_new_phase_is_analysed_alone(store):
     assert sum(exp.results(phase=1).units.values()) == 1_000
 
 
+@pytest.mark.slow
 def test_compaction_is_incremental(store, monkeypatch):
     from mltrail.compaction import ablog
 
@@ -101,6 +112,7 @@ def test_compaction_is_incremental(store, monkeypatch):
     assert sum(exp.results().units.values()) == 2_050  # the repeats are no new units
 
 
+@pytest.mark.slow
 def test_a_merge_of_unit_files_changes_no_result(store, monkeypatch):
     from mltrail.compaction import ablog
 
@@ -123,6 +135,7 @@ def test_a_merge_of_unit_files_changes_no_result(store, monkeypatch):
                                    check_dtype=False)
 
 
+@pytest.mark.slow
 def test_cuped_narrows_the_interval_of_a_continuous_kpi(store):
     import pandas as pd
 
@@ -146,6 +159,7 @@ def primary_metric(result, name):
     return result.table[result.table["metric"] == name].set_index("variant").loc["treatment"]
 
 
+@pytest.mark.slow
 def test_compacted_log_tables_are_plain_parquet(store):
     """Any engine can read them: units per variant and converted units from the Parquet
     files alone give the results' means."""
@@ -167,6 +181,7 @@ def test_compacted_log_tables_are_plain_parquet(store):
     assert rates["treatment"] == pytest.approx(table.loc["treatment", "mean"])
 
 
+@pytest.mark.slow
 def test_significant_only_when_the_test_and_both_intervals_agree(store):
     """A README walkthrough run found p = 0.0496 beside a lift interval of -3.5% to +58.5%:
     such a borderline result must not be called significant, nor shipped."""
@@ -191,3 +206,21 @@ def test_significant_only_when_the_test_and_both_intervals_agree(store):
     row = primary(result).loc["treatment"]
     assert row["units"] == 995 and row["p_value"] == pytest.approx(c.p_value)
     assert not row["significant"] and not result.recommendation.startswith("Ship")
+
+
+@pytest.mark.slow
+def test_a_log_compacted_again_from_scratch_gives_its_own_results(tmp_path):
+    """Results are cached by what they were computed from: the same experiment, its
+    derived folder deleted and compacted again (generation 1 again) over other traffic
+    (another branch checked out), is analysed afresh, not answered from the first."""
+    root, other = tmp_path / "store", tmp_path / "other"
+    mltrail.Store(root).ab.create(ab_spec(mde=0.05)).start()
+    shutil.copytree(root, other)  # the same experiment, started at the same moment
+    for folder, users, seed in ((root, 200, 1), (other, 300, 2)):
+        exp = mltrail.Store(folder).ab.get(AB_SPEC["key"])
+        simulate(exp, {"control": 0.1, "treatment": 0.1}, users, seed=seed)
+        exp.log.close()
+    assert primary(mltrail.Store(root).ab.get(AB_SPEC["key"]).results())["units"].sum() == 200
+    shutil.rmtree(root)
+    shutil.copytree(other, root)
+    assert primary(mltrail.Store(root).ab.get(AB_SPEC["key"]).results())["units"].sum() == 300

@@ -60,6 +60,7 @@ def _normal_sums(rng, mean, sd, n, sims):
     return data.sum(axis=1), (data ** 2).sum(axis=1)
 
 
+@pytest.mark.slow
 def test_holm_is_statsmodels():
     adjusted, reject = holm([0.01, 0.04, 0.03])
     expected = multipletests([0.01, 0.04, 0.03], method="holm")

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.cli.test_runs import invoke
 
 
@@ -9,6 +11,7 @@ def run_names(store, *flags):
     return [r["run_name"] for r in json.loads(invoke("runs", "--json", *flags, store=store).output)]
 
 
+@pytest.mark.slow
 def test_curating_a_run_from_the_command_line(cli_store, tmp_path):
     assert invoke("rename", "rf", "forest", "--by", "ana", store=cli_store).exit_code == 0
     notes = tmp_path / "notes.md"

@@ -26,6 +26,7 @@ def test_an_unknown_experiment_is_an_error_naming_the_known_ones(sparse):
     assert "no experiment 'nope'" in result.output and "'bare', 'described'" in result.output
 
 
+@pytest.mark.slow
 def test_registering_into_a_missing_model_hints_at_create(sparse):
     result = invoke(sparse, "models", "register", "churn", "--run", "full")
     assert result.exit_code == 1 and "--create" in result.output and "Traceback" not in result.output
@@ -33,6 +34,7 @@ def test_registering_into_a_missing_model_hints_at_create(sparse):
     assert created.exit_code == 0 and "churn v1" in created.output
 
 
+@pytest.mark.slow
 def test_a_file_that_is_no_model_is_refused_at_register_and_explained_at_load(tmp_path):
     store = mltrail.Store(tmp_path / "s")
     (tmp_path / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))

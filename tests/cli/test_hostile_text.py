@@ -35,6 +35,7 @@ def test_brackets_in_names_and_values_are_text(hostile, args):
         assert "[/data/train.c" in result.output
 
 
+@pytest.mark.slow
 def test_the_recorded_command_is_quoted_for_the_shell(tmp_path):
     store = mltrail.Store(tmp_path / "s")
     code = ("import mltrail, sys; "

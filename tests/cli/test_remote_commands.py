@@ -21,6 +21,7 @@ def served(tmp_path):
         yield url, mltrail.Store(folder), tmp_path
 
 
+@pytest.mark.slow
 def test_commands_read_and_change_the_servers_store(served):
     url, local, tmp_path = served
     runner = CliRunner(env={"MLTRAIL_SPOOL": str(tmp_path / "spool"), "MLTRAIL_DIR": url, "MLTRAIL_TOKEN": "s3cret"})

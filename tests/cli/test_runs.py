@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from mltrail.cli import main
@@ -52,6 +53,7 @@ def test_show_and_show_json(cli_store):
     assert {p["key"]: p["value"] for p in data["params"]} == {"n_estimators": "100", "max_depth": "5"}
 
 
+@pytest.mark.slow
 def test_diff_marks_only_differences(cli_store):
     result = invoke("diff", "rf", "lr", store=cli_store)
     assert result.exit_code == 0

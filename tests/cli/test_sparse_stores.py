@@ -29,6 +29,7 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_every_command_reads_a_sparse_store(sparse, command):
     result = CliRunner().invoke(main, [*command, "--store", str(sparse.root)])
@@ -38,6 +39,7 @@ def test_every_command_reads_a_sparse_store(sparse, command):
     assert all("loss" in line for line in result.output.splitlines() if re.search(r"\bnan\b", line)), result.output
 
 
+@pytest.mark.slow
 def test_show_a_param_without_a_group_and_a_nan_metric(sparse):
     result = CliRunner().invoke(main, ["show", "bare_1", "--store", str(sparse.root)])
     assert result.exit_code == 0, result.output
@@ -53,6 +55,7 @@ def test_experiments_without_description_and_models_without_one(sparse):
     assert "plain" in models and "production=v1" in models
 
 
+@pytest.mark.slow
 def test_an_alias_moved_from_the_cli_records_who(sparse, monkeypatch):
     monkeypatch.setenv("MLTRAIL_USER", "ana")
     runner = CliRunner()

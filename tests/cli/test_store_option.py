@@ -40,6 +40,7 @@ PLACES = [(where, *case) for case in CASES for where in ("root", "group", "comma
           if where != "group" or case[0] is not None]  # a top-level command has no group
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where,group,command,expected", PLACES,
                          ids=[f"{w}: {g or ''} {' '.join(c)}" for w, g, c, _ in PLACES])
 def test_store_is_found_wherever_it_is_given(sparse, where, group, command, expected):
@@ -74,6 +75,7 @@ def served(tmp_path_factory):
         yield url, "s3cret"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where,group,command,expected", PLACES,
                          ids=[f"{w}: {g or ''} {' '.join(c)}" for w, g, c, _ in PLACES])
 def test_every_command_reads_a_server_given_anywhere_with_its_token(served, tmp_path, where, group, command,

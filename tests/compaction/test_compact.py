@@ -1,6 +1,7 @@
 """The promises compaction makes: incremental, deterministic, idempotent, tolerant."""
 
 import math
+import shutil
 import threading
 
 import orjson
@@ -68,6 +69,7 @@ def test_incremental_reads_only_new_bytes(store):
     run.end()
 
 
+@pytest.mark.slow
 def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
     monkeypatch.setattr("mltrail.compaction.compact.MAX_METRIC_PARTS", 4)  # exercise part merging
     run = quiet_run(store, "steps")
@@ -94,6 +96,7 @@ def test_many_small_compactions_equal_one_rebuild(store, monkeypatch):
     assert_same_tables(incremental, snapshot(store))  # idempotent
 
 
+@pytest.mark.slow
 def test_merging_small_parts_leaves_a_big_part_alone(store, monkeypatch):
     """The Live page refreshes compact a few points at a time: merging those parts must
     not rewrite the partition's big part from the first compaction each time."""
@@ -247,3 +250,23 @@ def test_tables_are_plain_parquet_that_other_engines_read(store):
 def test_compaction_of_a_missing_store_says_so(tmp_path):
     with pytest.raises(mltrail.NotFoundError, match="no mltrail store"):
         mltrail.Store(tmp_path / "nowhere").compact()
+
+
+def test_a_store_copied_over_the_path_is_read_from_its_own_files(tmp_path):
+    """The small tables this process keeps between compactions belong to the manifest they
+    were committed with, not to a path and a generation: another store put at the same path
+    (a backup restored, a folder synced) at the same generation is read from its files."""
+    first = mltrail.Store(tmp_path / "a")
+    with quiet_run(first, "e", name="old") as run:
+        run.log_metric("loss", 1.0)
+    other = mltrail.Store(tmp_path / "b")
+    with quiet_run(other, "e", name="new") as run:
+        run.log_metric("loss", 2.0)
+    assert first.compact().generation == other.compact().generation == 1
+    shutil.rmtree(tmp_path / "a")
+    shutil.copytree(tmp_path / "b", tmp_path / "a")
+    store = mltrail.Store(tmp_path / "a")
+    with quiet_run(store, "e", name="later") as run:
+        run.log_metric("loss", 3.0)
+    assert store.compact().generation == 2
+    assert sorted(store.search_runs()["run_name"]) == ["later", "new"]

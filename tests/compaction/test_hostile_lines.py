@@ -38,6 +38,7 @@ def store(tmp_path):
     return store
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_a_hostile_line_costs_only_itself(store, name):
     run = store.search_runs().iloc[0]

@@ -1,21 +1,21 @@
 """The manifest's progress records: ended runs' files sealed once into small immutable
 files, so a commit with one live run among many ended ones rewrites only the live part."""
 
+import os
+
 import orjson
 import pytest
 
 import mltrail
 from mltrail.compaction import manifest as manifest_module
-from mltrail.compaction.manifest import MANIFEST_NAME, TABLES_FORMAT, load_manifest
+from mltrail.compaction.manifest import MANIFEST_NAME, TABLES_FORMAT, load_manifest, read_manifest
 from tests.compaction.test_compact import assert_same_tables, snapshot
 from tests.factories import quiet_run
 
 
 def _fresh_load(store):
     """The manifest as another process reads it: nothing cached."""
-    manifest_module._cache.clear()
-    manifest_module._sealed_cache.clear()
-    return load_manifest(store.layout.tables)
+    return read_manifest(store.layout.tables)
 
 
 def _committed(store):
@@ -43,6 +43,7 @@ def test_the_manifest_holds_only_live_files_and_seals_ended_ones(store):
     assert _fresh_load(store).files == load_manifest(store.layout.tables).files
 
 
+@pytest.mark.slow
 def test_sealed_files_are_merged_past_the_limit_and_the_old_ones_removed(store, monkeypatch):
     monkeypatch.setattr(manifest_module, "MAX_SEALED", 3)
     for i in range(8):
@@ -112,7 +113,6 @@ def test_an_unreadable_manifest_is_named_and_a_rebuild_repairs_it(store):
     old_generation = store.compact().generation
     before = snapshot(store)
     (store.layout.tables / MANIFEST_NAME).write_bytes(b'{"format": 99}')
-    manifest_module._cache.clear()
     with pytest.raises(mltrail.StoreCorruptError, match="rebuild"):
         store.search_runs()
     assert store.compact(rebuild=True).generation > old_generation  # named after the files there
@@ -129,3 +129,23 @@ def test_a_missing_sealed_file_is_named_not_retried_forever(store):
         _fresh_load(store)
     store.compact(rebuild=True)
     assert store.search_runs()["metrics.loss"].tolist() == [1.0]
+
+
+def test_a_manifest_rewritten_in_place_within_a_timestamp_tick_is_parsed_again(store):
+    """Parsed manifests are shared per committed version, and a version is the bytes: a
+    manifest rewritten in place with the same size and mtime (a write within the file
+    system's timestamp tick, here set back by utime) is not answered from the old parse."""
+    with quiet_run(store, "e") as run:
+        run.log_metric("loss", 1.0)
+    assert store.compact().generation == 1
+    path = store.layout.tables / MANIFEST_NAME
+    assert load_manifest(store.layout.tables).generation == 1
+    before = os.stat(path)
+    raw = path.read_bytes()
+    changed = raw.replace(b'"generation":1,', b'"generation":7,')
+    assert changed != raw and len(changed) == len(raw)
+    path.write_bytes(changed)  # in place: the same inode
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    now = os.stat(path)
+    assert (now.st_ino, now.st_size, now.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    assert load_manifest(store.layout.tables).generation == 7

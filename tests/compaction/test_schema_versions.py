@@ -15,6 +15,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 import mltrail
 from mltrail.compaction.manifest import load_manifest
@@ -49,6 +50,7 @@ def copy_of_sample(tmp_path: Path) -> mltrail.Store:
     return mltrail.Store(copy)
 
 
+@pytest.mark.slow
 def test_schema_1_files_read_exactly_as_before(tmp_path):
     assert table_digests(copy_of_sample(tmp_path)) == json.loads(GOLDEN.read_text())
 
@@ -89,6 +91,7 @@ def to_schema_2(path: Path) -> None:
     path.write_bytes(b"\n".join(out) + b"\n")
 
 
+@pytest.mark.slow
 def test_dense_lines_give_the_tables_one_point_lines_give(tmp_path):
     one_point = copy_of_sample(tmp_path / "a")
     dense = copy_of_sample(tmp_path / "b")

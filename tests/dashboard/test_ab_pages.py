@@ -26,6 +26,7 @@ def button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
+@pytest.mark.slow
 def test_experiments_page_lists_state_units_and_health(ab_store):
     at = page("ab_experiments.py")
     table = at.dataframe[0].value
@@ -34,6 +35,7 @@ def test_experiments_page_lists_state_units_and_health(ab_store):
     assert row["progress"] >= 1
 
 
+@pytest.mark.slow
 def test_experiment_page_shows_results_and_recommendation(ab_store):
     at = page("ab_experiment.py")
     assert at.success[0].value.startswith("Ship treatment")  # true rates 10% and 16%
@@ -45,6 +47,7 @@ def test_experiment_page_shows_results_and_recommendation(ab_store):
     assert len(at.get("vega_lite_chart")) == 2  # the interval and the exposures over time
 
 
+@pytest.mark.slow
 def test_controls_pause_resume_stop(ab_store):
     at = page("ab_experiment.py")
     button(at, "Pause").click().run()
@@ -59,6 +62,7 @@ def test_controls_pause_resume_stop(ab_store):
     assert "Stopped: **treatment**" in " ".join(m.value for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_stop_without_reason_shows_the_error(ab_store):
     at = page("ab_experiment.py")
     button(at, "Stop the experiment").click().run()
@@ -66,6 +70,7 @@ def test_stop_without_reason_shows_the_error(ab_store):
     assert mltrail.Store(ab_store.root).ab.get("ranker-v2").state == "running"
 
 
+@pytest.mark.slow
 def test_new_weights_start_a_new_phase(ab_store):
     at = page("ab_experiment.py")
     assert "new phase" in at.warning[0].value
@@ -76,6 +81,7 @@ def test_new_weights_start_a_new_phase(ab_store):
     assert exp.phase.number == 2 and exp.weights == {"control": 0.3, "treatment": 0.7}
 
 
+@pytest.mark.slow
 def test_power_calculator(dash_store):
     at = page("ab_power.py")
     values = {m.label: m.value for m in at.metric}
@@ -89,11 +95,13 @@ def test_power_calculator(dash_store):
     assert "conversion rates must be in (0, 1)" in at.error[0].value
 
 
+@pytest.mark.slow
 def test_ab_pages_without_experiments(dash_store):
     assert "No A/B experiment yet" in page("ab_experiments.py").info[0].value
     assert "No A/B experiment yet" in page("ab_experiment.py").info[0].value
 
 
+@pytest.mark.slow
 def test_the_experiment_page_picks_a_phase_and_shows_coverage(ab_store):
     exp = ab_store.ab.get("ranker-v2").set_weights({"control": 0.3, "treatment": 0.7}, reason="ramp")
     exp = exp.set_coverage(0.5)
@@ -112,6 +120,7 @@ def test_the_experiment_page_picks_a_phase_and_shows_coverage(ab_store):
     assert at.dataframe[0].value.loc["treatment", "weight"] == 0.5  # phase 1's own weights
 
 
+@pytest.mark.slow
 def test_the_experiment_page_breaks_results_down_by_an_attribute(dash_store):
     exp = dash_store.ab.create(ab_spec(mde=0.05)).start()
     for i in range(600):
@@ -128,6 +137,7 @@ def test_the_experiment_page_breaks_results_down_by_an_attribute(dash_store):
     assert set(breakdown["platform"]) == {"ios", "web"} and breakdown["units"].sum() == 600
 
 
+@pytest.mark.slow
 def test_an_experiment_without_attributes_offers_no_breakdown(ab_store):
     at = page("ab_experiment.py")
     assert not [s for s in at.selectbox if s.key == "ab_by"]

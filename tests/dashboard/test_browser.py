@@ -16,7 +16,11 @@ from tests.factories import REPO, free_port, spawn_python, wait_for, wait_for_ht
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
-    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")]
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)"),
+    # one worker runs these one after another (--dist loadgroup, the README's command): each
+    # drives a chromium, a dashboard, a server and a job, and one asserts a stop is seen within
+    # 2 s; with -n 2 on 2 shared cores two such tests at once made it see it after 4 s
+    pytest.mark.xdist_group("browser")]
 sync_api = pytest.importorskip("playwright.sync_api")
 # read before the suite's autouse fixture clears MLTRAIL_* variables
 SCREENSHOTS_DIR = os.environ.get("MLTRAIL_SCREENSHOTS_DIR")  # relative to where pytest starts
@@ -275,7 +279,7 @@ def _answers(url, token):
         return False
 
 
-def tour_store(root: Path) -> dict[str, str]:
+def tour_store(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A store showing what the README's tour shows: an autologged grid search (a parent and
     its child runs), a curated run, and a run with system metrics and artifacts to preview."""
     import matplotlib
@@ -305,8 +309,8 @@ def tour_store(root: Path) -> dict[str, str]:
     store.set_run_notes(search, "## Why this one\nA grid over **C**; the best candidate goes to the "
                                 "A/B test against the current model.", by="ana")
     store.set_tag(search, "review", "approved", by="bo")
-    os.environ["MLTRAIL_SYSTEM_METRICS_SECONDS"] = "0.2"
-    try:
+    with monkeypatch.context() as env:  # undone even when a step fails, and before the UI starts
+        env.setenv("MLTRAIL_SYSTEM_METRICS_SECONDS", "0.2")
         with store.start_run("churn-tuning", name="deep-net", log_system_metrics=True, log_packages=False) as run:
             for step in range(25):
                 run.log_metrics({"train/loss": 0.9 * np.exp(-step / 8) + 0.1, "val/auc": 0.95 - 0.4 * np.exp(-step / 6)},
@@ -322,8 +326,6 @@ def tour_store(root: Path) -> dict[str, str]:
             run.log_dict({"threshold": 0.42, "features": list(X.columns[:4])}, "config.json")
             run.log_table(pd.DataFrame({"customer": range(1, 8), "churn_probability": np.linspace(0.05, 0.9, 7)}),
                           "predictions.parquet")
-    finally:
-        del os.environ["MLTRAIL_SYSTEM_METRICS_SECONDS"]
     return {"search": search, "system": run.id}
 
 
@@ -332,7 +334,7 @@ def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
     real browser; the screenshots are the README's tour."""
     monkeypatch.chdir(tmp_path)  # outside the repository (and pytest's launcher in it):
     monkeypatch.setattr(sys, "argv", ["tour.py"])  # the runs record no git diff to show
-    ids = tour_store(tmp_path / "tour")
+    ids = tour_store(tmp_path / "tour", monkeypatch)
     shots = Path(SCREENSHOTS_DIR or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with dashboard_in_chromium(tmp_path / "tour", tmp_path, {"width": 1500, "height": 900}) as (url, page):

@@ -5,6 +5,7 @@ with the real values."""
 import json
 
 import pyarrow as pa
+import pytest
 
 from tests.dashboard.test_pages import ids_by_name
 from tests.factories import chart_title
@@ -40,6 +41,7 @@ def _compare(app, dash_store, names):
             for c in app.get("vega_lite_chart")}
 
 
+@pytest.mark.slow
 def test_the_scatter_draws_a_point_per_run(app, dash_store):
     charts = _compare(app, dash_store, ["rf-4", "rf-8", "gb"])
     app.selectbox(key="scatter_x").set_value("params.max_depth").run()
@@ -53,6 +55,7 @@ def test_the_scatter_draws_a_point_per_run(app, dash_store):
     assert spec["encoding"]["x"]["scale"]["zero"] is False and spec["encoding"]["y"]["scale"]["zero"] is False
 
 
+@pytest.mark.slow
 def test_a_run_keeps_its_colour_in_every_chart_and_colours_differ(app, dash_store):
     charts = _compare(app, dash_store, ["rf-4", "rf-8", "gb"])
     scales = [s for c in charts.values() for s in _colour_scales(_spec(c))]
@@ -64,6 +67,7 @@ def test_a_run_keeps_its_colour_in_every_chart_and_colours_differ(app, dash_stor
     assert _spec(history)["encoding"]["y"]["scale"]["zero"] is False  # 0.5-0.82 is not drawn against 0
 
 
+@pytest.mark.slow
 def test_parallel_coordinates_show_the_real_values(app, dash_store):
     _compare(app, dash_store, ["rf-4", "rf-8", "gb"])
     app.multiselect(key="parallel_params").set_value(["params.max_depth", "params.lr"]).run()
@@ -73,6 +77,7 @@ def test_parallel_coordinates_show_the_real_values(app, dash_store):
     assert "scaled value" not in json.dumps(_spec(chart))
 
 
+@pytest.mark.slow
 def test_two_runs_of_one_name_are_two_series(app, dash_store):
     import pandas as pd
 
@@ -101,6 +106,7 @@ def test_charts_of_runs_without_the_values_warn_of_nothing():
         charts.parallel_coordinates(runs, ["params.x"], "metrics.y", names).to_dict()
 
 
+@pytest.mark.slow
 def test_compare_takes_a_parents_children_and_the_runs_page_groups_them(dash_store):
     from streamlit.testing.v1 import AppTest
 

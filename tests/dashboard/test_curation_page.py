@@ -1,6 +1,8 @@
 """The Run page curates a run: rename, notes, tags, delete and restore, through the
 public API, and the Runs page hides what was deleted."""
 
+import pytest
+
 from tests.dashboard.test_pages import ids_by_name
 
 
@@ -11,6 +13,7 @@ def run_page(app, run_id):
     return app
 
 
+@pytest.mark.slow
 def test_renaming_and_notes_from_the_run_page(app, dash_store):
     run_id = ids_by_name(dash_store)["rf-8"]
     run_page(app, run_id)
@@ -27,6 +30,7 @@ def test_renaming_and_notes_from_the_run_page(app, dash_store):
     assert history["change"].tolist() == ["renamed to 'deep forest'", "notes set"]
 
 
+@pytest.mark.slow
 def test_tags_are_set_and_removed_from_the_run_page(app, dash_store):
     run_id = ids_by_name(dash_store)["gb"]
     run_page(app, run_id)
@@ -39,6 +43,7 @@ def test_tags_are_set_and_removed_from_the_run_page(app, dash_store):
     assert dash_store.get_run(run_id)["tags"] == {}
 
 
+@pytest.mark.slow
 def test_a_bad_name_is_refused_on_the_page_and_nothing_is_written(app, dash_store):
     run_id = ids_by_name(dash_store)["gb"]
     run_page(app, run_id)
@@ -48,6 +53,7 @@ def test_a_bad_name_is_refused_on_the_page_and_nothing_is_written(app, dash_stor
     assert dash_store.get_run(run_id)["edits"].empty
 
 
+@pytest.mark.slow
 def test_delete_hides_the_run_and_restore_brings_it_back(app, dash_store):
     run_id = ids_by_name(dash_store)["rf-4"]
     run_page(app, run_id)
@@ -68,6 +74,7 @@ def test_delete_hides_the_run_and_restore_brings_it_back(app, dash_store):
     assert "rf-4" in set(app.dataframe[0].value["name"])
 
 
+@pytest.mark.slow
 def test_a_running_run_offers_no_delete(dash_store, app):
     from tests.factories import quiet_run
     run = quiet_run(dash_store, "churn", name="live")

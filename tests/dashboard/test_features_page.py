@@ -1,6 +1,7 @@
 """The dashboard's Features page under AppTest."""
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.factories import APP
@@ -13,6 +14,7 @@ def features_page():
     return at
 
 
+@pytest.mark.slow
 def test_features_page_shows_views_and_freshness(dash_store, tmp_path):
     now = pd.Timestamp.now(tz="UTC")
     pd.DataFrame({"driver_id": [1, 2], "ts": [now - pd.Timedelta("3h"), now - pd.Timedelta("10min")],
@@ -38,5 +40,6 @@ def test_features_page_shows_views_and_freshness(dash_store, tmp_path):
     assert table.loc["never", "materialized_until"] == "—"
 
 
+@pytest.mark.slow
 def test_features_page_without_views(dash_store):
     assert "No feature view yet" in features_page().info[0].value

@@ -34,12 +34,14 @@ def imported(tmp_path, monkeypatch):
     return store
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["runs.py", "compare.py", "live.py", "models.py"])
 def test_every_page_renders_an_imported_store(imported, page):
     at = rendered_page(page, selected_runs=list(imported.search_runs()["run_id"]))
     assert not at.exception, [e.value for e in at.exception]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["baseline", "live"])
 def test_the_run_page_shows_an_imported_run(imported, run):
     at = rendered_page("run.py", run=imported.resolve_run(run))

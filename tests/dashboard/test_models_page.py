@@ -25,6 +25,7 @@ def models_page():
     return at
 
 
+@pytest.mark.slow
 def test_models_page_shows_versions_aliases_history_and_lineage(sample):
     at = models_page()
     models = at.dataframe[0].value
@@ -53,6 +54,7 @@ def test_lineage_links_experiments_to_the_version_they_tested(sample):
     assert lineage_dot(sample, "churn").startswith("digraph lineage {")
 
 
+@pytest.mark.slow
 def test_models_page_without_models(dash_store):
     at = models_page()
     assert "No registered model yet" in at.info[0].value

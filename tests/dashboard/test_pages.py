@@ -1,5 +1,6 @@
 """Every page under Streamlit's AppTest, asserting on what it shows."""
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -11,6 +12,7 @@ def ids_by_name(store):
     return dict(zip(runs["run_name"], runs["run_id"]))
 
 
+@pytest.mark.slow
 def test_runs_page_lists_every_run(app):
     table = app.dataframe[0].value
     assert set(table["name"]) == {"rf-4", "rf-8", "gb", "broken", "solo"}
@@ -19,6 +21,7 @@ def test_runs_page_lists_every_run(app):
     assert "params.seed" not in table.columns  # equal in every run: not a default column
 
 
+@pytest.mark.slow
 def test_experiment_picker_shows_descriptions_and_narrows(app):
     picker = app.selectbox(key="experiment")
     assert "churn" in picker.options[1] and "churn study" in picker.options[1]
@@ -26,6 +29,7 @@ def test_experiment_picker_shows_descriptions_and_narrows(app):
     assert set(app.dataframe[0].value["name"]) == {"rf-4", "rf-8", "gb", "broken"}
 
 
+@pytest.mark.slow
 def test_filter_narrows_and_bad_filter_shows_the_parser_message(app):
     app.text_input(key="filter").input("params.max_depth >= 8 or metrics.x = 1").run()
     assert set(app.dataframe[0].value["name"]) == {"rf-8", "solo"}
@@ -35,12 +39,14 @@ def test_filter_narrows_and_bad_filter_shows_the_parser_message(app):
     assert "invalid filter at position 13" in app.code[0].value
 
 
+@pytest.mark.slow
 def test_column_chooser(app):
     app.multiselect(key="columns").set_value(["params.lr"]).run()
     table = app.dataframe[0].value
     assert "params.lr" in table.columns and "metrics.auc" not in table.columns
 
 
+@pytest.mark.slow
 def test_compare_draws_one_series_per_selected_run(app, dash_store):
     ids = ids_by_name(dash_store)
     app.session_state["selected_runs"] = [ids["rf-4"], ids["gb"]]  # as ticking two rows does
@@ -58,6 +64,7 @@ def test_compare_draws_one_series_per_selected_run(app, dash_store):
     assert "params.seed" in app.dataframe[0].value.index
 
 
+@pytest.mark.slow
 def test_compare_smoothing_and_log_scale_run(app, dash_store):
     ids = ids_by_name(dash_store)
     app.session_state["selected_runs"] = [ids["rf-4"], ids["rf-8"]]
@@ -69,6 +76,7 @@ def test_compare_smoothing_and_log_scale_run(app, dash_store):
     assert len(app.get("vega_lite_chart")) >= 4  # histories, parallel coordinates, scatter
 
 
+@pytest.mark.slow
 def test_clear_selection(app, dash_store):
     app.session_state["selected_runs"] = [ids_by_name(dash_store)["gb"]]
     app.run()
@@ -76,11 +84,13 @@ def test_clear_selection(app, dash_store):
     assert "**Selected:** none" in [m.value for m in app.markdown]
 
 
+@pytest.mark.slow
 def test_compare_without_selection_says_what_to_do(app):
     app.switch_page("compare.py").run()
     assert "Pick runs" in app.info[0].value
 
 
+@pytest.mark.slow
 def test_run_page_shows_one_run(app, dash_store):
     ids = ids_by_name(dash_store)
     app.session_state["selected_runs"] = [ids["rf-8"]]
@@ -94,6 +104,7 @@ def test_run_page_shows_one_run(app, dash_store):
     assert {chart_title(c) for c in app.get("vega_lite_chart")} == {"auc", "loss"}
 
 
+@pytest.mark.slow
 def test_run_page_shows_a_failure(app, dash_store):
     app.session_state["selected_runs"] = [ids_by_name(dash_store)["broken"]]
     app.switch_page("run.py").run()
@@ -101,6 +112,7 @@ def test_run_page_shows_a_failure(app, dash_store):
     assert "out of memory" in app.code[0].value
 
 
+@pytest.mark.slow
 def test_live_page_shows_running_and_crashed_runs(dash_store, monkeypatch):
     from tests.factories import quiet_run
 
@@ -121,6 +133,7 @@ def test_live_page_shows_running_and_crashed_runs(dash_store, monkeypatch):
     live.end()
 
 
+@pytest.mark.slow
 def test_missing_store_is_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_DIR", str(tmp_path / "nothing-here"))
     at = AppTest.from_file(APP, default_timeout=60)
@@ -129,6 +142,7 @@ def test_missing_store_is_a_clear_message(tmp_path, monkeypatch):
     assert "no mltrail store" in at.error[0].value
 
 
+@pytest.mark.slow
 def test_a_big_table_is_shown_a_page_at_a_time(app, monkeypatch):
     monkeypatch.setattr("mltrail.dashboard.views.PAGE_ROWS", 2)
     app.run()
@@ -143,6 +157,7 @@ def test_a_big_table_is_shown_a_page_at_a_time(app, monkeypatch):
     assert app.number_input(key="page").value == 1 and list(app.dataframe[0].value["name"]) == newest_first
 
 
+@pytest.mark.slow
 def test_a_running_run_is_asked_to_stop_from_the_live_and_run_pages(dash_store, monkeypatch):
     from tests.factories import quiet_run
 
@@ -171,6 +186,7 @@ def test_a_running_run_is_asked_to_stop_from_the_live_and_run_pages(dash_store, 
     assert "run_stop_run" not in [box.key for box in at.selectbox]
 
 
+@pytest.mark.slow
 def test_the_runs_view_lives_in_the_address(dash_store):
     """A filtered, sorted view with chosen columns opens from a shared link, and the
     address follows the widgets."""
@@ -195,6 +211,7 @@ def test_the_runs_view_lives_in_the_address(dash_store):
     assert not at.exception and "does not parse" in " ".join(e.value for e in at.error)
 
 
+@pytest.mark.slow
 def test_run_page_charts_system_metrics_apart_over_time(app, dash_store):
     from tests.factories import quiet_run
     with quiet_run(dash_store, "churn", name="sampled") as run:
@@ -217,6 +234,7 @@ SYSTEM_KEYS = ["system/cpu_utilization_percentage", "system/system_memory_usage_
                "system/network_receive_megabytes", "system/network_transmit_megabytes"]
 
 
+@pytest.mark.slow
 def test_runs_table_defaults_to_the_runs_own_metrics_not_system_ones(tmp_path, monkeypatch):
     """With system metrics on, eight ``system/*`` columns sort before ``val/*``: the
     defaults show the run's own metrics, and the system ones stay selectable."""
@@ -235,6 +253,7 @@ def test_runs_table_defaults_to_the_runs_own_metrics_not_system_ones(tmp_path, m
     assert {f"metrics.{k}" for k in SYSTEM_KEYS} <= set(at.multiselect(key="columns").options)
 
 
+@pytest.mark.slow
 def test_the_run_picker_shows_a_new_name_after_a_rename(app, dash_store):
     """A browser holds the picked option as its label: after a rename, the page must send
     the new one with the value (AppTest formats the value itself, so the test reads the
@@ -253,6 +272,7 @@ def test_the_run_picker_shows_a_new_name_after_a_rename(app, dash_store):
     assert not app.selectbox(key="run_choice").proto.set_value
 
 
+@pytest.mark.slow
 def test_the_filter_example_names_the_stores_own_columns(app, tmp_path, monkeypatch):
     example = app.text_input(key="filter").placeholder
     assert example == "metrics.auc > 0.66 and params.lr = '0.1'"  # above the median auc, the common lr
@@ -275,6 +295,7 @@ def test_the_filter_example_names_the_stores_own_columns(app, tmp_path, monkeypa
     assert not at.exception and not at.error
 
 
+@pytest.mark.slow
 def test_one_run_is_one_run(app, dash_store):
     app.selectbox(key="experiment").set_value("other").run()
     assert app.caption[0].value.startswith("1 run in other ·")

@@ -37,6 +37,7 @@ def _texts(at):
                     for e in getattr(at, kind))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_from_a_server(remote_env, page):
     at = AppTest.from_file(APP, default_timeout=60)
@@ -47,6 +48,7 @@ def test_every_page_renders_from_a_server(remote_env, page):
     assert not at.error, [e.value for e in at.error]
 
 
+@pytest.mark.slow
 def test_the_run_page_shows_a_run_of_the_server(remote_env):
     run_id = remote_env.resolve_run("gb-lr0.2")
     at = AppTest.from_file(APP, default_timeout=60)
@@ -59,6 +61,7 @@ def test_the_run_page_shows_a_run_of_the_server(remote_env):
     assert at.get("download_button")  # the artifact was fetched from the server to be offered
 
 
+@pytest.mark.slow
 def test_the_ab_page_shows_the_servers_results(remote_env):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
@@ -75,6 +78,7 @@ def _unreachable_lines(at):
     return [e.value for kind in ("error", "warning") for e in getattr(at, kind) if "cannot reach" in e.value]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_a_server_down_from_the_start_is_one_line_on_every_page(tmp_path, monkeypatch, page):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -88,6 +92,7 @@ def test_a_server_down_from_the_start_is_one_line_on_every_page(tmp_path, monkey
     assert md(url) in line and "\n" not in line  # (a URL in Markdown is escaped: shown as text)
 
 
+@pytest.mark.slow
 def test_a_server_that_goes_down_leaves_the_page_showing_what_it_read(tmp_path, monkeypatch):
     folder = tmp_path / "sample_runs"
     shutil.copytree(REPO / "sample_runs", folder, ignore=shutil.ignore_patterns("*.py", ".mltrail"))

@@ -17,6 +17,7 @@ def sparse(tmp_path, monkeypatch):
     return store
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_a_sparse_store(sparse, page):
     at = rendered_page(page, selected_runs=list(sparse.search_runs()["run_id"]))
@@ -25,6 +26,7 @@ def test_every_page_renders_a_sparse_store(sparse, page):
     assert "nan" not in shown.lower().split()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["bare_1", "nothing", "live", "full"])
 def test_the_run_page_shows_each_sparse_run(sparse, run):
     at = rendered_page("run.py", run=sparse.resolve_run(run))
@@ -45,6 +47,7 @@ def test_the_lineage_of_a_version_whose_run_has_no_name(sparse):
     assert (f"run:{version['run'][:10]}", "v1", "registered") in edges
 
 
+@pytest.mark.slow
 def test_the_run_page_offers_only_artifacts_it_can_hold(tmp_path, monkeypatch):
     """A download button keeps its file in the server's memory while the page is open: a
     2 GB artifact cost 2.2 GB of RSS. Past MLTRAIL_UI_DOWNLOAD_MAX the page shows where
@@ -69,6 +72,7 @@ def test_the_run_page_offers_only_artifacts_it_can_hold(tmp_path, monkeypatch):
     assert any("too large to offer here" in c.value and "blobs" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("page", "run"), [("run.py", "bare_1"), ("run.py", "full"), ("models.py", None),
                                            ("ab_experiments.py", None)])
 def test_missing_values_are_blank_not_none(sparse, page, run):

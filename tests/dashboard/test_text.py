@@ -112,6 +112,7 @@ def hostile_store(tmp_path, monkeypatch):
     return store
 
 
+@pytest.mark.slow
 def test_no_page_renders_a_name_as_a_link_an_image_or_html(hostile_store) -> None:
     runs = hostile_store.search_runs()
     ids = dict(zip(runs["run_name"], runs["run_id"]))

@@ -58,12 +58,14 @@ def _table(at):
     return " ".join(str(df.value.to_dict()) for df in at.dataframe)
 
 
+@pytest.mark.slow
 def test_without_a_token_the_dashboard_asks_and_shows_nothing(as_user):
     at = as_user(None)
     assert "has users: sign in with your token" in _texts(at)
     assert not at.dataframe
 
 
+@pytest.mark.slow
 def test_each_user_sees_their_own_runs(as_user):
     ana, bob, dan = as_user("ana"), as_user("bob"), as_user("dan")
     assert "Signed in as **ana**" in _texts(ana)
@@ -72,6 +74,7 @@ def test_each_user_sees_their_own_runs(as_user):
     assert "ana-" not in _table(dan) and "bob-" not in _table(dan)
 
 
+@pytest.mark.slow
 def test_controls_show_only_to_who_may_use_them(as_user):
     ana, bob = as_user("ana", "live.py"), as_user("bob", "live.py")
     assert any(b.label == "Ask to stop" for b in ana.button)
@@ -82,6 +85,7 @@ def test_controls_show_only_to_who_may_use_them(as_user):
     assert "starting, pausing or stopping it needs manage" in _texts(bob_ab)
 
 
+@pytest.mark.slow
 def test_a_wrong_token_is_told_and_shows_nothing(as_user, served):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
@@ -108,6 +112,7 @@ def oidc(served, monkeypatch, tmp_path):
     return person
 
 
+@pytest.mark.slow
 def test_people_signed_in_with_openid_connect_see_their_own_runs(oidc):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()

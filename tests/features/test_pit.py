@@ -125,6 +125,7 @@ def test_a_key_that_is_no_key_of_the_view_is_refused_not_truncated(fs):
     assert not pd.isna(got)
 
 
+@pytest.mark.slow
 def test_four_join_keys_of_many_values_join_exactly(store, tmp_path):
     """Four keys of 70,000 values each: their mixed-radix code overflowed int64, and the
     entity (0, 0, 0, 0), which the view does not have, got the value of the view's key
@@ -168,6 +169,7 @@ def brute_force(view, entity, ttl, as_known_then):
 minutes = st.integers(min_value=0, max_value=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(view=st.lists(st.tuples(st.integers(0, 3), minutes, st.integers(0, 10)), min_size=1, max_size=25),
        entity=st.lists(st.tuples(st.integers(0, 4), minutes), min_size=1, max_size=15),

@@ -24,6 +24,7 @@ def one_run(store):
     return store.get_run(runs["run_id"][0]), store.metric_history(list(runs["run_id"]))
 
 
+@pytest.mark.slow
 def test_xgboost_train_logs_each_round_the_booster_and_its_importance(store, data):
     X, y, Xv, yv = data
     mltrail.xgboost.autolog(store, "boost")
@@ -44,6 +45,7 @@ def test_xgboost_train_logs_each_round_the_booster_and_its_importance(store, dat
     assert set(importance) <= set(X.columns) and importance
 
 
+@pytest.mark.slow
 def test_an_xgboost_classifier_fit_is_one_run_with_early_stopping_s_best_round(store, data):
     X, y, Xv, yv = data
     mltrail.autolog(store, "boost")  # scikit-learn's too: the wrapper's label encoding is no run
@@ -56,6 +58,7 @@ def test_an_xgboost_classifier_fit_is_one_run_with_early_stopping_s_best_round(s
     assert history[history["key"] == "validation_0-logloss"]["step"].max() >= model.best_iteration
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The argument .eval_set. is deprecated")  # lightgbm 4.7; older ones lack eval_X
 def test_lightgbm_train_and_classifier_log_each_iteration(store, data):
     X, y, Xv, yv = data
@@ -75,6 +78,7 @@ def test_lightgbm_train_and_classifier_log_each_iteration(store, data):
     assert np.allclose(reloaded.predict(Xv), model.predict_proba(Xv)[:, 1])
 
 
+@pytest.mark.slow
 def test_the_callbacks_log_into_a_run_given_or_active(store, data):
     X, y, Xv, yv = data
     with store.start_run("by-hand") as run:

@@ -19,6 +19,7 @@ def iris():
     return load_iris(return_X_y=True, as_frame=True)
 
 
+@pytest.mark.slow
 def test_a_classifier_fit_logs_params_metrics_model_and_data(store, iris):
     X, y = iris
     mltrail.sklearn.autolog(store, "iris")
@@ -42,6 +43,7 @@ def test_a_classifier_fit_logs_params_metrics_model_and_data(store, iris):
     assert (loaded.predict(X) == model.predict(X)).all()
 
 
+@pytest.mark.slow
 def test_the_same_data_hashes_the_same_and_other_data_does_not(store, iris):
     X, y = iris
     mltrail.sklearn.autolog(store, "iris", log_models=False)
@@ -64,6 +66,7 @@ def test_a_regressor_logs_regression_metrics(store):
         np.sqrt(metrics["metrics.training_mean_squared_error"]))
 
 
+@pytest.mark.slow
 def test_a_grid_search_is_one_parent_with_a_child_run_per_candidate(store, iris):
     X, y = iris
     mltrail.sklearn.autolog(store, "search")
@@ -84,6 +87,7 @@ def test_a_grid_search_is_one_parent_with_a_child_run_per_candidate(store, iris)
     assert len(table) == 3 and "mean_test_score" in table
 
 
+@pytest.mark.slow
 def test_max_tuning_runs_keeps_the_best_candidates(store, iris):
     X, y = iris
     mltrail.sklearn.autolog(store, "search", max_tuning_runs=1, log_models=False)
@@ -92,6 +96,7 @@ def test_max_tuning_runs_keeps_the_best_candidates(store, iris):
     assert children["params.C"].tolist() == [str(search.best_params_["C"])]
 
 
+@pytest.mark.slow
 def test_a_fit_inside_an_active_run_logs_into_it(store, iris):
     X, y = iris
     mltrail.sklearn.autolog()
@@ -109,6 +114,7 @@ def test_a_failing_fit_ends_its_run_failed_and_raises_as_before(store):
     assert store.search_runs()["status"].tolist() == ["FAILED"]
 
 
+@pytest.mark.slow
 def test_logging_trouble_is_a_logged_warning_and_training_goes_on_where_warnings_are_errors(store, iris, caplog):
     """The tests run with warnings as errors, as many users' do: a ``warnings.warn`` here
     stopped the fit that autologging promises never to stop."""
@@ -122,6 +128,7 @@ def test_logging_trouble_is_a_logged_warning_and_training_goes_on_where_warnings
     assert said and said[0].levelname == "WARNING" and "autologging could not log" in said[0].getMessage()
 
 
+@pytest.mark.slow
 def test_disable_puts_scikit_learn_back(store, iris):
     X, y = iris
     original = LogisticRegression.fit

@@ -101,6 +101,7 @@ def test_importing_again_changes_nothing_and_reads_as_unchanged(store: mltrail.S
     assert len(store.search_runs()) == 3
 
 
+@pytest.mark.slow
 def test_points_logged_since_a_finished_run_and_new_runs_are_all_that_is_added(
         store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     store.import_mlflow(mlruns.root)
@@ -124,6 +125,7 @@ def test_points_logged_since_a_finished_run_and_new_runs_are_all_that_is_added(
     assert store.get_run(live)["run"]["end_time"] == pd.Timestamp(T0 + 9000, unit="ms", tz="UTC")
 
 
+@pytest.mark.slow
 def test_a_repeated_point_is_kept_as_often_as_mlflow_has_it(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     mlruns.run("17", "e" * 32, metrics={"loss": [(T0, 0.5, 0), (T0, 0.5, 0)]})
     store.import_mlflow(mlruns.root, ["churn"])
@@ -142,6 +144,7 @@ def test_tags_changed_or_removed_in_mlflow_follow_on_the_next_import(store: mltr
     assert tags["stage"] == "prod" and "mlflow.source.git.commit" not in tags
 
 
+@pytest.mark.slow
 def test_a_run_renamed_in_mlflow_is_renamed_here_and_back(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     store.import_mlflow(mlruns.root)
     run_id = imported_id(store, "a" * 32)
@@ -155,6 +158,7 @@ def test_a_run_renamed_in_mlflow_is_renamed_here_and_back(store: mltrail.Store, 
     assert store.get_run(run_id)["run"]["run_name"] == "baseline"
 
 
+@pytest.mark.slow
 def test_deleted_runs_and_experiments_come_only_when_asked_and_as_deleted(
         store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     mlruns.experiment("18", "old", deleted=True)
@@ -261,6 +265,7 @@ def test_registered_models_come_with_versions_aliases_and_lineage(store: mltrail
     assert len(store.registry.versions("churn-model")) == 2
 
 
+@pytest.mark.slow
 def test_mlflow_3_logged_models_join_their_run_s_artifacts_and_their_versions_point_there(
         store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     mlruns.logged_model("17", "b" * 32, "m-1", "model", {"model.pkl": MODEL, "MLmodel": b"flavors: {}\n"})
@@ -392,6 +397,7 @@ def test_a_run_with_only_its_meta_yaml_and_nothing_optional_imports(store: mltra
     assert store.import_mlflow(root).runs_unchanged == 1
 
 
+@pytest.mark.slow
 def test_imported_runs_sync_to_a_server_like_runs_logged_offline(store: mltrail.Store, mlruns: MlrunsBuilder,
                                                                   tmp_path: Path) -> None:
     from mltrail.server.sync import sync_store
@@ -411,6 +417,7 @@ def test_imported_runs_sync_to_a_server_like_runs_logged_offline(store: mltrail.
         assert sync_store(store, url).lines_sent == 1  # what the import appended, once
 
 
+@pytest.mark.slow
 def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_changed(
         store: mltrail.Store, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
     import os

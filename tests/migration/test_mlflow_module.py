@@ -182,6 +182,7 @@ def test_a_library_s_own_autolog_works_and_its_other_calls_are_named(store_dir: 
         mlflow.sklearn.save_model(object(), "model")
 
 
+@pytest.mark.slow
 def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.factories import serving_store, wait_for
 
@@ -219,6 +220,7 @@ def test_a_tracking_folder_with_no_run_yet_has_no_experiments_and_no_runs(tmp_pa
         mlflow.search_runs(filter_string="metrics.f1 >")
 
 
+@pytest.mark.slow
 def test_figures_images_dicts_and_text_become_artifacts_under_their_names(store_dir: Path) -> None:
     import matplotlib
 
@@ -240,6 +242,7 @@ def test_figures_images_dicts_and_text_become_artifacts_under_their_names(store_
     assert store.artifact_path(run.info.run_id, "plots/loss.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_log_model_pickles_a_model_that_load_model_and_the_registry_bring_back(store_dir: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 

@@ -30,6 +30,7 @@ def names(store, filter, **kw):
     return sorted(store.search_runs(filter=filter, **kw)["run_name"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("filter,expected", [
     ("metrics.f1 > 0.8", ["a", "c"]),
     ("metrics.f1 >= 0.85", ["a", "c"]),
@@ -74,6 +75,7 @@ def test_filters(populated, filter, expected):
     assert names(populated, filter) == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("filter,position,fragment", [
     ("metrics.f1 >", 12, "ends too early"),
     ("metrics.f1 > 0.8 and", 20, "ends too early"),

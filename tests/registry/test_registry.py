@@ -47,6 +47,7 @@ def test_register_snapshots_the_run(churn, sample):
     assert models.loc["churn", "versions"] == 2 and models.loc["churn", "description"] == "who leaves"
 
 
+@pytest.mark.slow
 def test_aliases_move_and_keep_their_history(churn):
     for run in ("logreg-C1", "rf-depth8", "gb-lr0.2"):
         churn.register("churn", run)
@@ -142,12 +143,14 @@ def test_uris_resolve_to_verified_files_and_load(churn, sample):
         mltrail.load_model("models:/churn@production", sample)
 
 
+@pytest.mark.slow
 def test_load_model_on_the_default_store(churn, sample, monkeypatch):
     churn.register("churn", "logreg-C1")
     monkeypatch.setenv("MLTRAIL_DIR", str(sample.root))
     assert hasattr(mltrail.load_model("models:/churn/1"), "predict_proba")
 
 
+@pytest.mark.slow
 def test_two_processes_registering_at_once_get_distinct_versions(churn, sample, tmp_path):
     code = f"""
 import mltrail
@@ -161,6 +164,7 @@ for _ in range(15):
     assert list(table["version"]) == list(range(1, 31)) and table["id"].is_unique
 
 
+@pytest.mark.slow
 def test_promote_the_winner_of_an_ab_experiment(churn, sample):
     churn.register("churn", "logreg-C1")
     churn.register("churn", "gb-lr0.2")
@@ -184,6 +188,7 @@ def test_promote_the_winner_of_an_ab_experiment(churn, sample):
     assert "won A/B experiment churn-ab" in last["reason"]
 
 
+@pytest.mark.slow
 def test_promotion_is_refused_without_a_winner_or_with_an_srm_alarm(churn, sample):
     churn.register("churn", "logreg-C1")
     churn.register("churn", "gb-lr0.2")
@@ -217,6 +222,7 @@ def test_a_control_with_a_url_cannot_be_promoted(churn, sample):
         sample.promote_winner("urls")
 
 
+@pytest.mark.slow
 def test_the_models_commands(sample):
     from click.testing import CliRunner
 

@@ -3,6 +3,8 @@ conflict, both versions, numbered the same way in every clone."""
 
 import pickle
 
+import pytest
+
 import mltrail
 from tests.factories import git, quiet_run
 
@@ -17,6 +19,7 @@ def log_model(store: mltrail.Store, tag: str, tmp) -> str:
     return run.id
 
 
+@pytest.mark.slow
 def test_versions_registered_on_two_branches_merge(tmp_path):
     origin = tmp_path / "origin"
     origin.mkdir()

@@ -46,6 +46,7 @@ def test_a_tampered_artifact_is_refused(sample):
         create_model_app(sample, f"runs:/{run}/model.pkl")
 
 
+@pytest.mark.slow
 def test_router_in_front_of_two_real_models(sample):
     sample.registry.create("churn-test")
     sample.registry.register("churn-test", "logreg-C1")
@@ -137,6 +138,7 @@ def test_labels_are_predictions_and_a_broken_model_answers_every_request():
     assert all(isinstance(e, ValueError) and "1 predictions for 2 rows" in str(e) for e in cut)
 
 
+@pytest.mark.slow
 def test_concurrent_requests_get_the_predictions_they_would_get_alone(sample):
     service = create_model_app(sample, f"runs:/{sample.resolve_run('logreg-C1')}/model.pkl")
     rows = [{name: value + i / 7 for name, value in FEATURES.items()} for i in range(40)]

@@ -62,6 +62,7 @@ def predict(client, unit, features=None):
     return client.post("/experiments/ranker-v2/predict", json={"unit_id": unit, "features": features or {"x": 1}})
 
 
+@pytest.mark.slow
 def test_predictions_follow_the_assignment_and_exposures_land(setup, store):
     client, store, exp, _ = setup
     served = {}
@@ -82,6 +83,7 @@ def test_predictions_follow_the_assignment_and_exposures_land(setup, store):
     assert sum(results.units.values()) == 600
 
 
+@pytest.mark.slow
 def test_attributes_sent_with_a_prediction_read_results_by_dimension(setup, store):
     client, store, exp, models = setup
     for i in range(200):
@@ -154,6 +156,7 @@ def test_admin_calls_need_the_token(setup):
     assert weights.status_code == 200 and weights.json()["phase"] == 2
 
 
+@pytest.mark.slow
 def test_a_busy_lock_stalls_no_predict_and_is_a_clear_503(setup, monkeypatch, tmp_path):
     """Another process holds the experiment's lock: the admin call waits off the event
     loop (predicts keep being answered) and gives up with a 503 after
@@ -210,6 +213,7 @@ def test_a_log_the_shutdown_cannot_flush_is_logged_and_kept(store, monkeypatch, 
     assert sum(mltrail.Store(store.root).ab.get("ranker-v2").results().units.values()) == 5
 
 
+@pytest.mark.slow
 def test_a_failing_log_flush_is_retried_counted_and_loses_nothing(setup, monkeypatch, caplog):
     """The exposure log's folder cannot be written (here: a file where the folder goes):
     predictions are still answered, each failed flush is counted in /metrics and logged
@@ -335,6 +339,7 @@ def test_online_features_are_attached_by_entity_key(store, monkeypatch, tmp_path
         assert wrong_key.status_code == 422 and "customer_id" in wrong_key.json()["detail"]
 
 
+@pytest.mark.slow
 def test_unknown_keys_cost_no_memory_and_odd_keys_are_404(setup):
     import tracemalloc
 

@@ -2,9 +2,12 @@
 
 import signal
 
+import pytest
+
 from tests.factories import ab_spec, free_port, spawn_python, wait_for_http
 
 
+@pytest.mark.slow
 def test_router_process_serves_and_stops_on_sigterm(store, tmp_path):
     store.ab.create(ab_spec(mde=0.05)).start()
     port = free_port()

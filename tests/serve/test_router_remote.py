@@ -29,6 +29,7 @@ def remote_router(tmp_path, monkeypatch):
         assert remote.close(wait=10) == 0
 
 
+@pytest.mark.slow
 def test_a_router_logs_into_a_server_and_every_unit_arrives_once(remote_router):
     client, remote, local = remote_router
     served = {}
@@ -53,6 +54,7 @@ def test_a_router_logs_into_a_server_and_every_unit_arrives_once(remote_router):
     assert again.status_code == 409 and "cannot be paused" in again.json()["detail"]
 
 
+@pytest.mark.slow
 def test_admin_calls_take_user_tokens_and_the_server_checks_manage(tmp_path, monkeypatch):
     monkeypatch.setattr(router_module, "REFRESH_SECONDS", 0.0)
     folder = tmp_path / "central"

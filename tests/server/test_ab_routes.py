@@ -45,6 +45,7 @@ def held(local):
 
 # -- log lines ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", AB_LINES_OUT_OF_BOUNDS.values(), ids=AB_LINES_OUT_OF_BOUNDS.keys())
 def test_a_log_line_outside_the_writers_bounds_is_refused_and_nothing_is_written(served, bad):
     url, local = served
@@ -66,6 +67,7 @@ def test_lines_split_by_a_lone_carriage_return_are_refused(served):
     assert sum(local.ab.get(KEY).results().units.values()) == 2
 
 
+@pytest.mark.slow
 def test_a_resend_whose_bytes_differ_is_refused_whole(served):
     """A resend is dropped by its offset only when it is the bytes the server holds. One
     that differs was cut at the server's size and the rest appended: here a half line,
@@ -93,6 +95,7 @@ def test_a_resend_whose_bytes_differ_is_refused_whole(served):
 
 # -- lifecycle changes ---------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change,words", [
     ({"type": "ab_phase", "fields": {"weights": {"contrl": 0.5, "treatment": 0.5}}},
      "weights must name exactly the variants ['control', 'treatment']"),

@@ -44,6 +44,7 @@ def test_lines_are_appended_once_and_a_resend_is_dropped(server, sent):
     assert path.read_bytes().splitlines(keepends=True) == lines
 
 
+@pytest.mark.slow
 def test_a_torn_tail_left_by_a_killed_server_is_cut_and_resent(server, sent, tmp_path):
     store, _ = server
     run_id, lines = sent
@@ -55,6 +56,7 @@ def test_a_torn_tail_left_by_a_killed_server_is_cut_and_resent(server, sent, tmp
     assert path.read_bytes().splitlines(keepends=True) == lines
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, status, message", [
     ("no token", 401, "a valid token is needed"),
     ("too big", 413, "at most 10,000 bytes"),
@@ -110,6 +112,7 @@ def test_a_run_filed_under_another_experiment_is_a_conflict_and_blobs_are_checke
     assert client.put("/api/v1/blobs/..%2F..%2Fx", content=b"x", headers=AUTH).status_code in (404, 422)
 
 
+@pytest.mark.slow
 def test_json_queries_name_what_is_wrong_and_a_reason_with_markup_is_kept_as_text(server, sent):
     store, client = server
     run_id, lines = sent

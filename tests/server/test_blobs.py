@@ -67,6 +67,7 @@ def _status(url, token=None):
         return exc.code, exc.read()
 
 
+@pytest.mark.slow
 def test_an_artifact_larger_than_the_body_limit_arrives_intact(tmp_path, monkeypatch):
     monkeypatch.setenv("MLTRAIL_GIT_ARTIFACT_MAX", str(300 << 10))  # this one is a large (not in git) artifact
     model, sha256 = _random_file(tmp_path / "model.bin", 1 << 20, seed=5)  # 16 times the limit
@@ -88,6 +89,7 @@ def test_an_artifact_larger_than_the_body_limit_arrives_intact(tmp_path, monkeyp
     assert not any(local.layout.uploads.rglob("*.*"))  # nothing left in staging
 
 
+@pytest.mark.slow
 def test_sync_sends_an_artifact_larger_than_the_body_limit(tmp_path):
     offline = mltrail.Store(tmp_path / "offline")
     model, sha256 = _random_file(tmp_path / "model.bin", 600 << 10, seed=6)
@@ -145,6 +147,7 @@ def users(tmp_path):
         yield url, folder, tokens
 
 
+@pytest.mark.slow
 def test_whether_a_blob_exists_is_said_only_to_who_may_read_it(users, tmp_path):
     url, _, tokens = users
     notes, sha256 = _random_file(tmp_path / "notes.bin", 2 * LIMIT, seed=9)
@@ -166,6 +169,7 @@ def test_whether_a_blob_exists_is_said_only_to_who_may_read_it(users, tmp_path):
     assert _status(f"{url}/api/v1/blobs/{sha256}/content", tokens["dan"])[0] == 404  # but not read ana's
 
 
+@pytest.mark.slow
 def test_bytes_nothing_names_stay_out_of_git_and_gc_removes_them(users, tmp_path):
     url, folder, tokens = users
     git(folder, "init", "-q")
@@ -229,6 +233,7 @@ def test_a_blob_another_sender_is_sending_is_left_for_later_not_refused(tmp_path
         assert send_blob(Server(url), sha256, model, large=False) == LIMIT  # the rest, after the first part
 
 
+@pytest.mark.slow
 def test_mltrail_server_max_body_sets_the_limit(tmp_path):
     limit = 16 << 20
     refused = CliRunner().invoke(main, ["server", "--store", str(tmp_path / "c"), "--max-body", str(8 << 20)])
@@ -268,6 +273,7 @@ class ResettingServer(Server):
         return super().call(method, path, body, missing_ok, raw)
 
 
+@pytest.mark.slow
 def test_a_blob_that_keeps_failing_is_tried_again_a_part_at_a_time_and_less_often(tmp_path):
     model, _ = _random_file(tmp_path / "model.bin", 1 << 20, seed=12)
     with serving_store(tmp_path / "central", max_body=LIMIT) as url:
@@ -284,6 +290,7 @@ def test_a_blob_that_keeps_failing_is_tried_again_a_part_at_a_time_and_less_ofte
     assert flaky.bytes_tried == flaky.tries * LIMIT < model.stat().st_size
 
 
+@pytest.mark.slow
 def test_a_line_naming_a_blob_its_writer_never_sent_is_refused(users, tmp_path):
     """Naming a hash in a run line must not stand in for the bytes: it would make another
     user's private blob readable, and say whether the server holds it."""
@@ -306,6 +313,7 @@ def test_a_line_naming_a_blob_its_writer_never_sent_is_refused(users, tmp_path):
     assert _status(f"{url}/api/v1/blobs/{sha256}/content", tokens["dan"])[1] == notes.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_users_runs_that_share_a_blob_send_it_once(users, tmp_path):
     url, folder, tokens = users
     model, sha256 = _random_file(tmp_path / "model.bin", 2 * LIMIT, seed=14)
@@ -322,6 +330,7 @@ def test_a_users_runs_that_share_a_blob_send_it_once(users, tmp_path):
     assert len(packages) == 1 and local.blobs.path(packages.pop()).exists()
 
 
+@pytest.mark.slow
 def test_a_runs_package_list_is_read_by_who_may_read_the_run(users, tmp_path):
     url, _, tokens = users
     ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")

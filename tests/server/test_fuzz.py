@@ -85,6 +85,7 @@ def _grants_on_private(store):
     return {key: dict(levels) for key, levels in store.access.state().grants.items() if key[1] in PRIVATE}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path, method", OPERATIONS)
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), user=st.sampled_from(sorted(READABLE_BY)),
@@ -131,6 +132,7 @@ def uploads(tmp_path_factory):
     return store, TestClient(create_app(store)), {"Authorization": f"Bearer {token}"}, tmp
 
 
+@pytest.mark.slow
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "12")) * 5, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())

@@ -140,6 +140,7 @@ def _written(folder):
             if p.is_file() and not p.relative_to(folder).parts[0] in (".cache", ".secrets", "access")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("call,level,via", CASES, ids=[f"{k}-{n}-{a}-as-{lv}-{v}" for (k, n, a), lv, v in CASES])
 def test_the_permission_matrix(world, call, level, via):
     kind, needed, _ = call

@@ -36,6 +36,7 @@ def remote_store(url):
     return opened[-1]
 
 
+@pytest.mark.slow
 def test_runs_read_the_same_through_the_server(central):
     url, local = central
     remote = remote_store(url)
@@ -55,6 +56,7 @@ def test_runs_read_the_same_through_the_server(central):
         remote.get_run("no-such-run")
 
 
+@pytest.mark.slow
 def test_an_ab_experiment_runs_its_whole_life_through_the_server(central):
     url, local = central
     remote = remote_store(url)
@@ -110,6 +112,7 @@ def test_a_lifecycle_change_with_wrong_fields_is_refused_by_the_server(central):
         server.call("POST", "/api/v1/ab/churn-offer-timing/lifecycle", b'{"type": "ab_created", "fields": {}}')
 
 
+@pytest.mark.slow
 def test_log_segments_are_appended_exactly_once(central, tmp_path):
     url, local = central
     remote = remote_store(url)
@@ -149,6 +152,7 @@ def test_log_segments_are_appended_exactly_once(central, tmp_path):
     assert server.call("POST", f"{where}?offset={size}", good)["size"] == size + len(good)
 
 
+@pytest.mark.slow
 def test_the_registry_through_the_server(central, tmp_path):
     url, local = central
     remote = remote_store(url)
@@ -184,6 +188,7 @@ def test_the_registry_through_the_server(central, tmp_path):
         remote.registry.get("CHURN")
 
 
+@pytest.mark.slow
 def test_promoting_an_ab_winner_through_the_server(central):
     url, local = central
     remote = remote_store(url)
@@ -197,6 +202,7 @@ def test_promoting_an_ab_winner_through_the_server(central):
         remote.promote_winner("churn-offer-timing")
 
 
+@pytest.mark.slow
 def test_feature_reads_through_the_server(central):
     url, local = central
     remote = remote_store(url)
@@ -219,12 +225,14 @@ def test_feature_reads_through_the_server(central):
         remote.features.materialize()
 
 
+@pytest.mark.slow
 def test_a_training_set_query_that_is_not_arrow_is_refused(central):
     url, _ = central
     with pytest.raises(mltrail.InvalidInputError, match="not an Arrow IPC stream"):
         Server(url).call("POST", "/api/v1/features/historical?features=customer_activity:x", b"not arrow")
 
 
+@pytest.mark.slow
 def test_a_store_closed_and_used_again_sends_again(central):
     url, local = central
     remote = remote_store(url)
@@ -248,6 +256,7 @@ def test_what_a_server_store_does_not_offer_is_one_clear_error(central):
         remote.ab.get("churn-offer-v2").results(engine="spark")
 
 
+@pytest.mark.slow
 def test_results_by_a_dimension_through_the_server(central):
     url, local = central
     remote = remote_store(url)
@@ -261,6 +270,7 @@ def test_results_by_a_dimension_through_the_server(central):
     pd.testing.assert_frame_equal(there.table, here.table)
     assert there.segments["ios"].units == here.segments["ios"].units
 
+@pytest.mark.slow
 def test_curating_runs_through_the_server_writes_the_folder_s_edit_files(central):
     url, local = central
     remote = remote_store(url)

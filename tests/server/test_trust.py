@@ -77,6 +77,7 @@ def test_a_later_run_started_cannot_move_a_run_into_another_experiment(central, 
     assert list(runs["run_name"]) == ["churn-model"]
 
 
+@pytest.mark.slow
 def test_compaction_keeps_a_run_where_its_first_line_put_it(store):
     with quiet_run(store, "bob-exp", name="churn-model") as run:
         run.log_metric("loss", 0.5)
@@ -100,6 +101,7 @@ def _dense_line(run_id, seq, dts):
                          "keys": ["loss"], "k": [0], "steps": [0], "values": [0.5], "dts": [dts]}) + b"\n"
 
 
+@pytest.mark.slow
 def test_a_point_time_past_year_3000_is_refused_by_the_server(central, tmp_path):
     store, client, tokens = central
     ana_has_a_private_run(tmp_path, client, tokens)
@@ -122,6 +124,7 @@ def test_a_point_time_past_year_3000_in_a_file_is_skipped_not_fatal(store):
     assert len(store.experiments()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ts, reason", [(1e300, "less than or equal to"), ("future", "in the future")])
 def test_a_synced_edit_has_a_bounded_time_not_in_the_future(central, tmp_path, ts, reason):
     store, client, tokens = central
@@ -148,6 +151,7 @@ def test_an_edit_file_id_is_never_a_path(central, tmp_path):
 
 # -- 8, 19. errors and answers name nothing the caller may not read ------------------------------
 
+@pytest.mark.slow
 def test_a_404_names_no_private_object(central, tmp_path):
     store, client, tokens = central
     ana_has_a_private_run(tmp_path, client, tokens, experiment="ana-secret-project")
@@ -201,6 +205,7 @@ def test_a_training_set_without_feature_refs_is_not_everyones(central):
 
 # -- 10, 11. users come and go ----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_removed_users_grants_do_not_pass_to_the_next_of_that_name(central, tmp_path):
     store, client, tokens = central
     ana_has_a_private_run(tmp_path, client, tokens)
@@ -269,6 +274,7 @@ def test_lines_split_by_a_lone_carriage_return_are_refused(central, tmp_path):
     assert not list(store.layout.experiments.glob(f"*/runs/{run_id}.jsonl"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["churn\n", "churn\r", "chu\x00rn", "\t"])
 def test_names_with_control_characters_are_refused_everywhere(store, central, tmp_path, name):
     with pytest.raises(InvalidInputError, match="control characters|non-empty"):
@@ -313,6 +319,7 @@ def _historical(client, token, body):
                        headers=auth(token))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bomb", ["zstd zeros", "lz4 strings", "a column of nulls"])
 def test_a_compressed_or_bufferless_bomb_is_refused_before_it_is_decoded(views, bomb):
     _, client, tokens = views
@@ -328,6 +335,7 @@ def test_a_compressed_or_bufferless_bomb_is_refused_before_it_is_decoded(views, 
     assert answer.status_code == 413 and "decoded" in answer.json()["error"], answer.text
 
 
+@pytest.mark.slow
 def test_an_honest_entity_frame_still_gets_its_features(views):
     _, client, tokens = views
     entities = pa.table({"customer_id": [1, 2], "event_timestamp": pa.array(
@@ -338,6 +346,7 @@ def test_an_honest_entity_frame_still_gets_its_features(views):
         assert pa.ipc.open_stream(answer.content).read_all().column("visits").to_pylist() == [3, 4]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body", [b"", b"not arrow at all", b"\xff\xff\xff\xff\x10\x00\x00\x00" + b"\x00" * 16])
 def test_a_broken_stream_is_a_clear_refusal(views, body):
     _, client, tokens = views
@@ -347,6 +356,7 @@ def test_a_broken_stream_is_a_clear_refusal(views, body):
 
 # -- the access log ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_access_log_says_who_did_what_to_which_object_and_how_it_ended(central, tmp_path, caplog):
     _, client, tokens = central
     run_id = ana_has_a_private_run(tmp_path, client, tokens)

@@ -145,6 +145,7 @@ def test_a_replacing_write_is_on_disk_file_and_folder_when_it_returns(store, fsy
     assert not list(path.parent.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_os_replace_is_called_in_the_atomic_helper_only():
     """One helper keeps the promises (fsync, temporary name, clean-up); a rename written
     anywhere else would quietly skip them."""

@@ -1,8 +1,11 @@
 import time
 
+import pytest
+
 from mltrail.storage.ids import id_time, new_id
 
 
+@pytest.mark.slow
 def test_ids_are_unique_and_sort_by_creation():
     ids = [new_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)

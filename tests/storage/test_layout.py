@@ -32,6 +32,7 @@ def test_non_string_key_is_rejected():
         check_key("param", 3)
 
 
+@pytest.mark.slow
 @given(st.text(min_size=1, max_size=300).filter(lambda s: s.strip()))
 def test_experiment_folder_never_escapes_the_root(name):
     root = Path("/store")

@@ -1,6 +1,7 @@
 """The batch serialiser gives exactly one JSON line per event, for any content."""
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ EVENT = st.fixed_dictionaries({
 }).map(lambda fields: {"v": 1, **fields})  # every event's first field is v, as written
 
 
+@pytest.mark.slow
 @given(st.lists(EVENT, min_size=1, max_size=20))
 def test_one_line_per_event_whatever_the_strings(events):
     data = events_to_lines(events)

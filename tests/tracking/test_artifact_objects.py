@@ -39,6 +39,7 @@ def logged(store):
     return store, run
 
 
+@pytest.mark.slow
 def test_each_object_reads_back_as_what_it_was(logged):
     store, run = logged
     path = lambda name: store.artifact_path(run.id, name)  # noqa: E731
@@ -55,6 +56,7 @@ def test_each_object_reads_back_as_what_it_was(logged):
         "config.json", "notes.md", "eval/predictions.parquet", "sample.png", "grey.jpg", "loss.png", "curve.plotly.json"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("call,words", [
     (lambda r: r.log_dict({"a": object()}, "x.json"), "log_dict('x.json')"),
     (lambda r: r.log_dict({"a": 1}, "x.yaml"), "name the artifact *.json"),
@@ -77,6 +79,7 @@ def test_bad_objects_are_refused_and_nothing_is_logged(store, call, words):
     assert store.get_run(run.id)["artifacts"].empty
 
 
+@pytest.mark.slow
 def test_the_run_page_previews_them(logged, monkeypatch):
     store, run = logged
     monkeypatch.setenv("MLTRAIL_DIR", str(store.root))
@@ -95,6 +98,7 @@ def test_the_run_page_previews_them(logged, monkeypatch):
     assert at.get("plotly_chart")
 
 
+@pytest.mark.slow
 def test_artifacts_from_the_command_line(logged, tmp_path, monkeypatch):
     store, run = logged
     monkeypatch.chdir(tmp_path)

@@ -33,6 +33,7 @@ def tables(store):
             for name in manifest.tables if name != "metrics"}
 
 
+@pytest.mark.slow
 def test_rename_notes_and_tags_after_the_run_show_everywhere_with_who_did_it(store):
     run = ended_run(store, name="first", tags={"stage": "dev"})
     assert store.set_run_name(run.id[:8], "baseline", by="ana") == run.id
@@ -65,6 +66,7 @@ def test_a_run_renames_itself_and_sets_notes_while_it_runs(store):
     assert info["run_id"] == run.id and info["description"] == "went well"
 
 
+@pytest.mark.slow
 def test_an_edit_wins_over_what_the_run_logs_later_and_a_rebuild_agrees(store):
     run = ended_run(store, tags={"k": "own"})
     store.set_tag(run.id, "k", "edited")
@@ -107,6 +109,7 @@ def test_an_edit_whose_run_is_not_there_yet_makes_no_phantom_run(store):
     assert store.search_runs().iloc[0]["run_name"] == "later"
 
 
+@pytest.mark.slow
 def test_delete_hides_a_run_everywhere_and_restore_brings_it_back(store):
     kept, gone = ended_run(store), ended_run(store)
     other = ended_run(store, "alone")
@@ -178,6 +181,7 @@ def test_a_corrupt_edit_file_is_skipped_and_named_and_a_torn_one_waits(store):
     assert store.search_runs().iloc[0]["tags.late"] == "1"
 
 
+@pytest.mark.slow
 def test_gc_purges_deleted_runs_and_only_the_blobs_nothing_else_names(store, tmp_path):
     shared_file = tmp_path / "shared.txt"
     shared_file.write_text("used by two runs")
@@ -205,6 +209,7 @@ def test_gc_purges_deleted_runs_and_only_the_blobs_nothing_else_names(store, tmp
     assert store.gc().runs == []
 
 
+@pytest.mark.slow
 def test_two_branches_curating_one_run_merge_without_conflict(tmp_path):
     origin = tmp_path / "origin"
     origin.mkdir()

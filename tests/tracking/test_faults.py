@@ -28,6 +28,7 @@ def _writer(root, name, points, after="run.end()", experiment="faults"):
     return WRITER.format(root=str(root), experiment=experiment, name=name, points=points, after=after)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_keeps_every_flushed_event_and_reads_crashed(tmp_path):
     root = tmp_path / "store"
     proc = spawn_python(_writer(root, "victim", 10**9, after=""), tmp_path,
@@ -51,6 +52,7 @@ def test_sigkill_mid_run_keeps_every_flushed_event_and_reads_crashed(tmp_path):
     assert mltrail.Store(root, crash_after=3600).search_runs().iloc[0]["status"] == "RUNNING"
 
 
+@pytest.mark.slow
 def test_torn_last_line_is_skipped_and_reported_then_compaction_continues(tmp_path):
     root = tmp_path / "store"
     done = run_python(_writer(root, "torn", 1000), tmp_path)
@@ -69,6 +71,7 @@ def test_torn_last_line_is_skipped_and_reported_then_compaction_continues(tmp_pa
     assert status in ("RUNNING", "CRASHED")  # its end was never fully written
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_killed(tmp_path):
     root = tmp_path / "store"
     proc = spawn_python(_writer(root, "term", 10**9, after=""), tmp_path)
@@ -81,6 +84,7 @@ def test_sigterm_marks_the_run_killed(tmp_path):
     assert info["status"] == "KILLED" and info["error"] == "SIGTERM"
 
 
+@pytest.mark.slow
 def test_uncaught_exception_outside_with_marks_failed(tmp_path):
     code = f"""
 import mltrail
@@ -95,6 +99,7 @@ raise SystemError("boom")
     assert info["status"] == "FAILED" and "boom" in info["error"]
 
 
+@pytest.mark.slow
 def test_run_left_open_finishes_at_interpreter_exit(tmp_path):
     code = f"""
 import mltrail

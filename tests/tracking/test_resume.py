@@ -34,6 +34,7 @@ def test_a_finished_run_resumes_its_steps_and_ends_again(store, monkeypatch):
     assert row["status"] == "FINISHED" and row["metrics.loss"] == 0.5 and len(store.search_runs()) == 1
 
 
+@pytest.mark.slow
 def test_a_crashed_run_resumes_after_its_process_was_killed(store, tmp_path):
     proc = spawn_python(f"""
 import time, mltrail

@@ -86,6 +86,7 @@ def test_an_experiment_name_of_four_byte_letters_fits_the_file_system(store):
     assert list(store.search_runs(name)["experiment"]) == [name]
 
 
+@pytest.mark.slow
 def test_a_long_flush_period_once_set_does_not_hold_the_flusher_after_it_changes(store, monkeypatch):
     """The flusher slept one whole MLTRAIL_FLUSH_SECONDS: a period of an hour, set for a
     while (only a shutdown was to flush), kept every later run of the process off the disk."""

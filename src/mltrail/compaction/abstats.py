@@ -24,6 +24,7 @@ again.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,10 @@ from .ablog import FOLD_UNITS, AbLog, connect
 ENGINES = ("duckdb", "spark")
 # x is a unit's value (a ratio's numerator); y a ratio's denominator (0 for other metrics)
 DAILY_COLUMNS = ["variant", "metric", "day", "n", "sum", "sum_sq", "sum_y", "sum_y_sq", "sum_xy"]
+# Statistics already computed, by what they were computed from: the log's folder and
+# generation, and each Parquet file's identity (a derived folder deleted and compacted
+# again, by a dashboard's process or after a checkout, starts again at generation 1 with
+# other files)
 _cache: dict[tuple, PhaseStatistics] = {}
 _CACHE_ENTRIES = 64
 
@@ -71,7 +76,7 @@ def phase_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], metr
     if engine not in ENGINES:
         from ..errors import InvalidInputError
         raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    key = (str(log.folder), log.generation, phase, tuple(phase_starts), tuple(metrics), engine)
+    key = (str(log.folder), log.generation, _identities(log), phase, tuple(phase_starts), tuple(metrics), engine)
     cached = _cache.get(key)
     if cached is not None:
         return cached
@@ -89,6 +94,19 @@ def phase_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], metr
         _cache.clear()
     _cache[key] = result
     return result
+
+
+def _identities(log: AbLog) -> tuple[tuple[str, int, int, int] | tuple[str], ...]:
+    """(path, inode, size, mtime) of each file the statistics read: a few ``stat`` calls."""
+    found: list[tuple[str, int, int, int] | tuple[str]] = []
+    for path in [*log.unit_files, *log.feedback_files, *log.attribute_files]:
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            found.append((str(path),))
+            continue
+        found.append((str(path), info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(found)
 
 
 def segment_statistics(log: AbLog, phase: int, phase_starts: Sequence[float], metrics: Sequence[MetricRule],

@@ -64,7 +64,8 @@ from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
 from ..storage.naming import derive_run_names
 from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
 from . import schemas
-from .manifest import TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest, load_manifest
+from .manifest import (TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest,
+                       committed_bytes, load_manifest)
 from .reader import Progress, Span, Todo, bad_line_records, in_batches, load_new_bytes, read_columnar
 from .scan import scan
 
@@ -75,8 +76,11 @@ SMALL_TABLES = ("runs", "experiments", "params", "tags", "latest_metrics", "arti
 _TABLE_OF_EVENT = {"run_started": "tags", "params": "params", "tags": "tags",
                    "tag_deleted": "tags", "artifact": "artifacts", "dataset": "datasets"}
 # The last committed state of each store's small tables, kept between compactions in
-# one process so that folding in a few new lines does not reread every table.
-_states: dict[Path, tuple[int, _TableState]] = {}
+# one process so that folding in a few new lines does not reread every table; it is used
+# only while the manifest it was committed with is still the committed one, byte for byte
+# (a path and a generation are not enough: a store copied over the path, or rebuilt
+# elsewhere to the same generation, has other tables).
+_states: dict[Path, tuple[bytes, _TableState]] = {}
 
 # Columns the fast columnar reader extracts; every other field is read per event.
 _POINT_SCHEMA = pa.schema([  # a one-point `metric` line (schema 1), and the points of any line
@@ -151,7 +155,10 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
             if found.folders != shared.folders:  # remember folders now old enough to trust
                 updated = load_manifest(layout.tables, private=True)
                 updated.folders = found.folders
-                commit_manifest(layout.tables, updated)
+                before, cached = committed_bytes(layout.tables), _states.get(layout.tables)
+                committed = commit_manifest(layout.tables, updated)
+                if cached is not None and cached[0] == before:  # the tables did not change
+                    _states[layout.tables] = (committed, cached[1])
             result.seconds = time.perf_counter() - started
             return result
         if rebuild or found.must_rebuild:
@@ -186,7 +193,7 @@ class _Compaction:
         cached = _states.pop(layout.tables, None)  # popped: a failed compaction drops it
         if result.rebuilt:
             self.state = _TableState()
-        elif cached is not None and cached[0] == manifest.generation:
+        elif cached is not None and cached[0] == committed_bytes(layout.tables):
             self.state = cached[1]
         else:
             self.state = _TableState.load(layout.tables, manifest)
@@ -384,9 +391,9 @@ class _Compaction:
             written.append("metrics")
         manifest.tables["metrics"] = self._merged(parts + new_parts, gen)
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(self.result.bad_lines))[-1000:]
-        commit_manifest(self.layout.tables, manifest)
+        committed = commit_manifest(self.layout.tables, manifest)
         self.state.dirty.clear()
-        _states[self.layout.tables] = (gen, self.state)
+        _states[self.layout.tables] = (committed, self.state)
         self.result.tables_written = written
         self.result.generation = gen
         _collect_garbage(self.layout, manifest)

@@ -118,7 +118,7 @@ class Manifest:
         })
 
     @classmethod
-    def from_json(cls, raw: bytes, tables_dir: Path) -> Manifest:
+    def from_json(cls, raw: bytes, tables_dir: Path, fresh: bool = False) -> Manifest:
         data = orjson.loads(raw)
         if data.get("format") not in (1, MANIFEST_FORMAT):
             raise StoreCorruptError(
@@ -127,7 +127,7 @@ class Manifest:
             )
         sealed_files: dict[str, FileProgress] = {}
         for name in data.get("sealed", []):
-            sealed_files.update(_read_sealed(tables_dir, name))
+            sealed_files.update(_read_sealed(tables_dir, name, fresh))
         files = ProgressMap(sealed_files)
         files.update((k, FileProgress(*v)) for k, v in data["files"].items())  # update(): not "changed"
         return cls(
@@ -143,18 +143,20 @@ class Manifest:
         )
 
 
-_cache: dict[Path, tuple[tuple[int, int, int], Manifest]] = {}
+_cache: dict[Path, tuple[bytes, Manifest]] = {}  # tables folder -> (manifest bytes, their parse)
 _sealed_cache: dict[Path, tuple[tuple[int, int, int], dict[str, FileProgress]]] = {}
 
 
-def _read_sealed(tables_dir: Path, name: str) -> dict[str, FileProgress]:
-    """One sealed progress file, read once per version (immutable under its name, but a
-    deleted and rebuilt tables folder reuses names)."""
+def _read_sealed(tables_dir: Path, name: str, fresh: bool = False) -> dict[str, FileProgress]:
+    """One sealed progress file, read once per version: immutable under its name, which
+    carries the generation that wrote it (a rebuild numbers past the files it replaces);
+    only a deleted and rebuilt tables folder reuses names, and its files are new inodes,
+    written atomically (never rewritten in place)."""
     path = tables_dir / name
     info = os.stat(path)
     version = (info.st_ino, info.st_size, info.st_mtime_ns)
     cached = _sealed_cache.get(path)
-    if cached is None or cached[0] != version:
+    if fresh or cached is None or cached[0] != version:
         raw = orjson.loads(path.read_bytes())
         cached = _sealed_cache[path] = (version, {k: FileProgress(*v) for k, v in raw["files"].items()})
     return cached[1]
@@ -163,42 +165,72 @@ def _read_sealed(tables_dir: Path, name: str) -> dict[str, FileProgress]:
 def load_manifest(tables_dir: Path, private: bool = False) -> Manifest:
     """The committed manifest, or an empty one if there is none yet.
 
-    Parsed once per committed version (a commit replaces the file, so its inode,
-    size and mtime identify the version) and shared: callers must not change it.
-    ``private=True`` gives a copy that the caller may change (a compaction does).
+    Parsed once per committed version and shared: callers must not change it.
+    ``private=True`` gives a copy that the caller may change (a compaction does). A
+    version is the file's bytes, read each time (a few hundred bytes: the ended runs'
+    progress is in the sealed files): a manifest replaced or rewritten in place within
+    the file system's timestamp tick, by this process or another, is never answered
+    from the old parse, as an (inode, size, mtime) key could.
     """
-    path = tables_dir / MANIFEST_NAME
     try:
-        info = os.stat(path)
+        raw = (tables_dir / MANIFEST_NAME).read_bytes()
     except FileNotFoundError:
         return Manifest()
-    version = (info.st_ino, info.st_size, info.st_mtime_ns)
     cached = _cache.get(tables_dir)
-    if cached is not None and cached[0] == version:
+    if cached is not None and cached[0] == raw:
         return cached[1].copy() if private else cached[1]
+    manifest = _parse(tables_dir, raw)
+    if manifest is None:  # replaced while its sealed files were read
+        return load_manifest(tables_dir, private)
+    _cache[tables_dir] = (raw, manifest)
+    return manifest.copy() if private else manifest
+
+
+def read_manifest(tables_dir: Path) -> Manifest:
+    """The committed manifest parsed from the files, as a new process reads it (nothing
+    this process parsed before is reused): for checking what is on disk."""
     try:
-        manifest = Manifest.from_json(path.read_bytes(), tables_dir)
+        raw = (tables_dir / MANIFEST_NAME).read_bytes()
+    except FileNotFoundError:
+        return Manifest()
+    manifest = _parse(tables_dir, raw, fresh=True)
+    return read_manifest(tables_dir) if manifest is None else manifest
+
+
+def _parse(tables_dir: Path, raw: bytes, fresh: bool = False) -> Manifest | None:
+    """The manifest ``raw`` with its sealed files; None if it was replaced since (and a
+    sealed file it named merged away)."""
+    path = tables_dir / MANIFEST_NAME
+    try:
+        return Manifest.from_json(raw, tables_dir, fresh)
     except FileNotFoundError as exc:
         try:
-            now = os.stat(path)
+            now = path.read_bytes()
         except FileNotFoundError:
             return Manifest()
-        if (now.st_ino, now.st_size, now.st_mtime_ns) != version:  # replaced since the stat
-            return load_manifest(tables_dir, private)  # (and a sealed file merged away)
+        if now != raw:
+            return None
         raise StoreCorruptError(f"{exc.filename} is missing; run `mltrail compact --rebuild`") from None
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise StoreCorruptError(
             f"{tables_dir / MANIFEST_NAME} is unreadable ({exc}); run `mltrail compact --rebuild`"
         ) from None
-    _cache[tables_dir] = (version, manifest)
-    return manifest.copy() if private else manifest
 
 
-def commit_manifest(tables_dir: Path, manifest: Manifest) -> None:
+def committed_bytes(tables_dir: Path) -> bytes | None:
+    """The committed manifest's bytes (None before the first commit): what identifies a
+    committed version, for state kept beside it."""
+    try:
+        return (tables_dir / MANIFEST_NAME).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def commit_manifest(tables_dir: Path, manifest: Manifest) -> bytes:
     """Atomically replace the manifest: the moment the new tables become visible. The
     progress of files ended since the last commit is sealed first. The committed
     manifest is remembered as this version's, so the next compaction in this process
-    does not parse it again."""
+    does not parse it again. Returns the committed bytes."""
     unsealed = manifest.unsealed()
     newly = {name: manifest.files[name] for name in unsealed if manifest.files[name].done}
     if newly:
@@ -213,9 +245,10 @@ def commit_manifest(tables_dir: Path, manifest: Manifest) -> None:
     manifest.open_files = manifest.unsealed()
     manifest.files.changed.clear()
     path = tables_dir / MANIFEST_NAME
-    write_atomic(path, manifest.to_json())
-    info = os.stat(path)
-    _cache[tables_dir] = ((info.st_ino, info.st_size, info.st_mtime_ns), manifest.copy())
+    raw = manifest.to_json()
+    write_atomic(path, raw)
+    _cache[tables_dir] = (raw, manifest.copy())
+    return raw
 
 
 def _record(progress: FileProgress) -> list[Any]:

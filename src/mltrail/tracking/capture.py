@@ -1,8 +1,11 @@
 """What a run records about where it came from: git state and environment.
 
-Each capture is cheap to repeat: git state is read at most once a second per
-repository (a loop starting many runs shares one snapshot), the package list once per
-process. Large texts (the diff, the package list) go into content-addressed blobs,
+Each capture is cheap to repeat: a loop starting many runs shares one git snapshot
+(four git processes cost ~30 ms a run) while the repository's HEAD, index, current ref,
+packed refs and config are the files they were (a commit, checkout, ``git add`` or a new
+remote is seen by the next run at once); only edits to tracked files that are not staged
+may show in a run's diff up to a second late (seeing them means running ``git diff``).
+The package list is read once per process. Large texts (the diff, the package list) go into content-addressed blobs,
 so a thousand runs from one commit store the diff once.
 """
 
@@ -22,7 +25,8 @@ from pathlib import Path
 from ..config import current_user
 
 _GIT_TTL_SECONDS = 1.0
-_git_cache: dict[str, tuple[float, GitSnapshot | None]] = {}
+# directory -> (when read, the git files' identities then, the snapshot)
+_git_cache: dict[str, tuple[float, tuple[object, ...], GitSnapshot | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,48 @@ def git_snapshot(directory: Path) -> GitSnapshot | None:
     """The git state of the repository holding ``directory``, or None outside git."""
     key = str(directory)
     now = time.monotonic()
+    state = _git_files_state(directory)
     cached = _git_cache.get(key)
-    if cached is not None and now - cached[0] < _GIT_TTL_SECONDS:
-        return cached[1]
+    if cached is not None and now - cached[0] < _GIT_TTL_SECONDS and cached[1] == state:
+        return cached[2]
     snapshot = _read_git(key)
-    _git_cache[key] = (now, snapshot)
+    _git_cache[key] = (now, state, snapshot)
     return snapshot
+
+
+def _git_files_state(directory: Path) -> tuple[object, ...]:
+    """The identity (inode, size, mtime) of the files git rewrites when HEAD, the branch,
+    the index or the remote change, for the repository ``directory`` is in; ``()``
+    outside one. A few ``stat`` calls: what lets a snapshot be shared without going stale."""
+    for folder in (directory, *directory.parents):
+        dot_git = folder / ".git"
+        try:
+            info = os.stat(dot_git)
+        except OSError:
+            continue
+        git_dir = dot_git
+        if not dot_git.is_dir():  # a worktree or submodule: "gitdir: <path>"
+            text = dot_git.read_text(errors="replace").strip()
+            git_dir = folder / text.removeprefix("gitdir:").strip()
+        common = git_dir
+        if (git_dir / "commondir").is_file():  # a linked worktree keeps refs in the main .git
+            common = git_dir / (git_dir / "commondir").read_text(errors="replace").strip()
+        try:
+            head = (git_dir / "HEAD").read_bytes()
+        except OSError:
+            head = b""
+        ref = head.removeprefix(b"ref:").strip().decode(errors="replace") if head.startswith(b"ref:") else ""
+        files = [git_dir / "index", common / "packed-refs", common / "config", *([common / ref] if ref else [])]
+        return (str(dot_git), info.st_ino, head, *(_identity(path) for path in files))
+    return ()
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _read_git(cwd: str) -> GitSnapshot | None:
@@ -94,14 +134,18 @@ def installed_packages() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found.items()))
 
 
-@lru_cache(maxsize=1)
 def system_info() -> dict[str, str | None]:
-    user = current_user()
+    """The interpreter, platform and host (read once per process) and who acts now
+    (``$MLTRAIL_USER`` may change between runs of one process)."""
+    return {**_machine(), "user": current_user()}
+
+
+@lru_cache(maxsize=1)
+def _machine() -> dict[str, str | None]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
-        "user": user,
     }
 
 
