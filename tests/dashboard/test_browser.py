@@ -260,7 +260,10 @@ def test_a_remote_job_is_watched_live_and_stopped_through_the_server(tmp_path):
     assert dan_sees == 0 and bob_can_stop == 0
     assert before != after, "the Live page did not show the remote run's new steps"
     stopped = float(out.split("stopped ")[1].split()[0])
-    assert stopped - asked < 2.0, f"the job saw the stop request {stopped - asked:.2f} s after it was asked"
+    # the click's whole path: Streamlit reruns the page (its own queries to the server), the
+    # server writes the request, the job's watcher hears it. Under a loaded CI machine the
+    # rerun alone took 2-4 s; the watcher's own latency (< 1 s) is test_remote_job's to prove
+    assert stopped - asked < 6.0, f"the job saw the stop request {stopped - asked:.2f} s after it was asked"
     print(f"the remote job stopped {stopped - asked:.2f} s after the click")
     run = mltrail.Store(folder).get_run("remote-training")["run"]
     assert run["status"] == "KILLED" and run["error"].endswith(": diverging")
