@@ -419,9 +419,16 @@ def test_the_run_picker_shows_the_new_name_after_a_rename_in_chromium(tmp_path):
         picked = page.locator('[data-testid="stSelectbox"] input').first
         sync_api.expect(picked).to_have_value("exp / before", timeout=60_000)
         page.get_by_text("Edit this run").click()
-        page.get_by_label("Name").fill("after")
+        name = page.get_by_label("Name")
+        name.fill("after")
+        sync_api.expect(name).to_have_value("after")  # (typed into the form before it is sent)
         page.get_by_role("button", name="Save name and notes").click()
-        page.get_by_text("Saved.").wait_for(timeout=60_000)
+        # the form's answer, whichever it is: a failure then says what the page said (it once
+        # timed out waiting for "Saved." in CI, with nothing to tell why)
+        answer = page.get_by_text("Saved.").or_(page.get_by_text("Nothing changed.")).or_(
+            page.locator('[data-testid="stAlert"]'))
+        answer.first.wait_for(timeout=60_000)
+        assert answer.first.inner_text().strip() == "Saved.", answer.first.inner_text()
         sync_api.expect(picked).to_have_value("exp / after", timeout=10_000)
 
 
