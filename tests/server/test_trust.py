@@ -403,3 +403,21 @@ def test_a_user_cannot_tie_up_the_server_with_waiting_stop_watches(tmp_path, mon
             thread.join()
         status, took = watch(tokens["ana"], 0.5)  # ana's own, once hers have ended
         assert status == 200 and took >= 0.5
+
+
+@pytest.mark.slow  # calls held open on a real server
+def test_without_users_the_stop_watch_limit_is_per_host(tmp_path, monkeypatch):
+    """A store without users has one shared token: the limit counts by the caller's host,
+    so one machine's jobs cannot use up every other machine's watches."""
+    from mltrail.server import tracking_routes
+
+    monkeypatch.setattr(tracking_routes, "STOP_WATCHES_PER_USER", 1)
+    with serving_store(tmp_path / "central") as url:
+        where = f"{url}/api/v1/stop-requests?run=01JZZZZZZZZZZZZZZZZZZZZZZZ&wait=3"
+        held = threading.Thread(target=lambda: urllib.request.urlopen(where, timeout=30).read())
+        held.start()
+        time.sleep(0.5)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(where, timeout=30)
+        assert refused.value.code == 503 and b"host 127.0.0.1 holds 1 " in refused.value.read()
+        held.join()

@@ -70,8 +70,8 @@ class _EditAsked(BaseModel):
 
 STOP_WAIT_MAX = 30.0  # seconds a stop-requests call may be held open
 STOP_RUNS_MAX = 1000  # runs one stop-requests call may watch
-# calls one user may hold open on stop-requests at once (a job holds one): past it the
-# server answers 503 at once, so nobody ties up the server with waiting calls
+# calls one user (a host, on a store without users) may hold open on stop-requests at once
+# (a job holds one): past it the server answers 503 at once, so nobody ties up the server
 STOP_WATCHES_PER_USER = 64
 _STOP_ASKED = TypeAdapter(_StopAsked)
 _EDIT_ASKED = TypeAdapter(_EditAsked)
@@ -83,7 +83,7 @@ def routes(store: Store) -> APIRouter:
     api = APIRouter(prefix="/api/v1")
 
     creating = threading.Lock()  # one first upload at a time makes a new experiment (and its manager)
-    watches: dict[str | None, int] = {}  # stop-requests calls held open, by user (the event loop's: no lock)
+    watches: dict[str, int] = {}  # stop-requests calls held open, by user or host (the event loop's: no lock)
 
     def may_log(g: Gate, run_id: str, experiment: str) -> None:
         """The caller may log ``run_id`` into ``experiment``: an existing run into its own
@@ -175,10 +175,13 @@ def routes(store: Store) -> APIRouter:
                 g.require_run(run_id, experiment, "edit", "log into it")
                 watched.append(run_id)
         until = time.monotonic() + (min(max(wait, 0.0), STOP_WAIT_MAX) if math.isfinite(wait) else 0.0)
-        who = g.user.name if g.user is not None else None
+        # by user; on a store without users every caller shares the one token, so by host
+        # (a team's jobs run on many machines: one limit for all of them would slow their stops)
+        host = request.client.host if request.client else "?"
+        who = f"user {g.user.name}" if g.user is not None else f"host {host}"
         if watches.get(who, 0) >= STOP_WATCHES_PER_USER:
-            raise BusyError(f"{who or 'this token'} holds {STOP_WATCHES_PER_USER} stop-requests calls open "
-                            "already: ask again later")
+            raise BusyError(f"{who} holds {STOP_WATCHES_PER_USER} stop-requests calls open already: "
+                            "ask again later")
         watches[who] = watches.get(who, 0) + 1
         try:
             while True:
