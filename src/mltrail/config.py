@@ -123,7 +123,7 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.
 def ab_memory_limit() -> str:
     """How much memory an A/B analysis may use before its engine spills to disk:
     ``$MLTRAIL_AB_MEMORY`` (``512MB``, ``4GB``...), 1 GB by default."""
-    raw = str(AB_MEMORY.get())
+    raw = AB_MEMORY.get()
     match = _SIZE.fullmatch(raw)
     if match is None:
         raise InvalidInputError(f"MLTRAIL_AB_MEMORY={raw!r} is not a size such as 512MB or 2GB")
@@ -133,7 +133,7 @@ def ab_memory_limit() -> str:
 def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The store root: ``root`` if given, else ``$MLTRAIL_DIR``, else ``./mltrail_runs``."""
     if root is None or str(root) == "":
-        root = str(STORE_DIR.get())
+        root = STORE_DIR.get()
     return Path(root).expanduser().absolute()
 
 
@@ -141,7 +141,7 @@ def current_user() -> str | None:
     """Who acts, for the ``by`` of registry, A/B and feature events when none is given:
     ``$MLTRAIL_USER``, else the login name (None where there is none, as in some
     containers)."""
-    user = str(USER.get())
+    user = USER.get()
     if user:
         return user
     try:

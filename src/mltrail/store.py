@@ -64,7 +64,7 @@ class Store:
     def __new__(cls, root: str | os.PathLike[str] | None = None, **options: Any) -> Any:
         """``Store("http://host:5050", token=...)`` (or ``$MLTRAIL_DIR`` set to a URL) is a
         store behind ``mltrail server``: see :class:`mltrail.remote.store.RemoteStore`."""
-        target = root if root is not None else str(STORE_DIR.get())
+        target = root if root is not None else STORE_DIR.get()
         if cls is Store and is_url(target):
             from .remote.store import RemoteStore
 

@@ -62,7 +62,7 @@ def current_store() -> Store:
     if store is None:
         root = ctx.meta.get(_STORE_KEY)
         token = ctx.meta.get(_TOKEN_KEY)
-        if is_url(root if root is not None else str(STORE_DIR.get())):
+        if is_url(root if root is not None else STORE_DIR.get()):
             store = Store(root, token=token)
         elif token is not None:
             raise InvalidInputError("--token is for a store that is a server's URL (--store http://...)")

@@ -226,7 +226,7 @@ def app_entrypoint() -> Path:
     wheel carries (``mltrail/_app``, mapped from ``app/`` by setup.py), else ``app/`` of
     the repository an editable install runs from."""
     package = Path(__file__).resolve().parents[1]  # .../site-packages/mltrail or <repo>/src/mltrail
-    setting = str(APP_DIR.get())
+    setting = APP_DIR.get()
     folders = [Path(setting)] if setting else [package / "_app", package.parents[1] / "app"]
     for folder in folders:
         if (folder / "main.py").is_file():

@@ -33,7 +33,7 @@ def serve_router(store: Store, host: str, port: int, timeout: float) -> None:
     from ..serve.asgi import run_server
     from ..serve.router import create_app
 
-    app = create_app(store, admin_token=str(ADMIN_TOKEN.get()) or None, timeout=timeout)
+    app = create_app(store, admin_token=ADMIN_TOKEN.get() or None, timeout=timeout)
     note(f"mltrail router on http://{host}:{port} for {store.root}")
     run_server(app, host, port, loop="uvloop")
 

@@ -35,7 +35,7 @@ def server(store: Store, host: str, port: int, default_permission: str, max_body
         raise InvalidInputError(f"mltrail server serves a folder, not {store.root}: --store PATH")
     store.layout.ensure()
     _print_access_log()
-    app = create_app(store, token=str(SERVER_TOKEN.get()) or None,
+    app = create_app(store, token=SERVER_TOKEN.get() or None,
                      max_body=max_body or MAX_BODY, default_permission=default_permission)
     try:  # the server is each run file's one writer: a second server on the folder would not be
         with held(store.layout.lock_file("server"), "the store's server", timeout=0):
@@ -65,7 +65,7 @@ def sync(source: str, url: str, token: str | None) -> None:
     end (with the reason) and the exit code is 1; every other run is still sent."""
     from ..server.sync import sync_store
 
-    report = sync_store(Store(source), url, token or str(TOKEN.get()) or None)
+    report = sync_store(Store(source), url, token or TOKEN.get() or None)
     out.print(report.summary(), highlight=False)
     for what, reason in report.refused:
         note(f"refused: {what}: {reason}")

@@ -51,13 +51,13 @@ def _store(key: str) -> Store:
 def _key() -> str:
     """The cache key of this session's store: its root, and on a server the token (and
     the user an OpenID Connect sign-in acts as)."""
-    root = str(STORE_DIR.get())
+    root = STORE_DIR.get()
     if not is_url(root):
         return root
     if oidc_configured():  # the dashboard's own (admin) token only ever acts for a signed-in person
         person = signed_in_person()
         return f"{root}#{TOKEN.get()}#{person}" if person else root
-    token = str(TOKEN.get()) or st.session_state.get(_TOKEN)
+    token = TOKEN.get() or st.session_state.get(_TOKEN)
     return f"{root}#{token}" if token else root
 
 

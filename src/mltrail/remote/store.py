@@ -44,7 +44,7 @@ import orjson
 import pandas as pd
 
 from ..compaction.compact import CompactionResult
-from ..config import FLUSH_SECONDS, SPOOL, TOKEN, UPLOAD_WAIT_SECONDS, current_user, is_url  # noqa: F401 (callers import it here)
+from ..config import FLUSH_SECONDS, SPOOL, TOKEN, UPLOAD_WAIT_SECONDS, current_user
 from ..contract import method_like
 from ..errors import BusyError, MltrailError, NotFoundError, NotOnServerError, UpstreamError
 from ..query.cells import present
@@ -80,7 +80,7 @@ def default_spool(url: str, token: str | None = None) -> Path:
     ``~/.cache/mltrail/spool/<host>-<port>/<key>``, the key derived from the token (a
     hash: the token itself is never written), so that two people sharing an OS account
     never send each other's runs."""
-    configured = str(SPOOL.get())
+    configured = SPOOL.get()
     if configured:
         return Path(configured).expanduser().absolute()
     where = urllib.parse.urlsplit(url)
@@ -105,7 +105,7 @@ class RemoteStore:
     def __init__(self, url: str, *, crash_after: float | None = None, token: str | None = None,
                  spool: str | os.PathLike[str] | None = None, acting_as: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.server = Server(self.url, token if token is not None else str(TOKEN.get()) or None,
+        self.server = Server(self.url, token if token is not None else TOKEN.get() or None,
                              acting_as=acting_as)
         self.spool = Path(spool).absolute() if spool is not None else default_spool(self.url, self.server.token)
         layout = Layout(self.spool)

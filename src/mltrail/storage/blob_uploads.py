@@ -79,7 +79,7 @@ class StagedBlobs:
                 raise WrongStateError(f"the server holds {held:,} bytes of blob {sha256}, not {offset:,}: "
                                       "send from there")
             staged = self._staged_bytes(uploader)
-            quota = int(STAGED_MAX_BYTES.get())
+            quota = STAGED_MAX_BYTES.get()
             if staged + limit > quota:
                 raise BusyError(f"{uploader or 'this token'} has {staged:,} bytes of blobs on the server that no "
                                 f"run names yet (at most {quota:,}, MLTRAIL_STAGED_MAX_BYTES): the next part waits "

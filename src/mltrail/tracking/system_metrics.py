@@ -40,7 +40,7 @@ def wanted(asked: bool | None) -> bool:
     """``start_run(log_system_metrics=...)``, else ``$MLTRAIL_SYSTEM_METRICS`` (1, true, yes)."""
     if asked is not None:
         return asked
-    return str(SYSTEM_METRICS.get()).strip().lower() in ("1", "true", "yes", "on")
+    return SYSTEM_METRICS.get().strip().lower() in ("1", "true", "yes", "on")
 
 
 class Gpus:
