@@ -50,6 +50,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -641,7 +642,7 @@ class _TableState:
         # summaries of metric points read since `latest_metrics` was last built
         self.pending_latest: list[pa.Table] = []
         self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
-        self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.datasets: dict[tuple[str, ...], dict[str, Any]] = {}
         # edits (renames, notes, tags, deletes made after the run) by run, then edit ID, as
         # `run_edits` rows; folded over the run's own values when the tables are built
         self.edits: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -683,7 +684,7 @@ class _TableState:
         for row in rows("artifacts"):
             state.artifacts[(row["run_id"], row["path"])] = row
         for row in rows("datasets"):
-            state.datasets[(row["run_id"], row["name"])] = row
+            state.datasets[_dataset_key(row["run_id"], row["name"], row.get("mlflow"))] = row
         for row in rows("run_edits"):
             state.edits.setdefault(row["run_id"], {}).setdefault(row["edit_id"], []).append(row)
         state.dirty = {name for name in SMALL_TABLES if name not in manifest.tables}
@@ -730,10 +731,12 @@ class _TableState:
                 "size": event.size, "in_git": event.in_git, "source": event.source,
                 "timestamp": _utc(event.ts)}
         elif event.type == "dataset":
-            self.datasets[(event.run, event.name)] = {
+            mlflow = None if event.mlflow is None else orjson.dumps(event.mlflow).decode()
+            self.datasets[_dataset_key(event.run, event.name, mlflow)] = {
                 "run_id": event.run, "name": event.name, "path": event.path,
                 "sha256": event.sha256, "size": event.size, "rows": event.rows,
-                "columns": event.columns, "context": event.context, "timestamp": _utc(event.ts)}
+                "columns": event.columns, "context": event.context, "timestamp": _utc(event.ts),
+                "mlflow": mlflow}
         elif event.type == "git":
             run.update(git_commit=event.commit, git_branch=event.branch, git_dirty=event.dirty,
                        git_remote=event.remote, git_diff_sha256=event.diff_sha256,
@@ -1004,3 +1007,10 @@ def _utc(seconds: float) -> datetime:
     """An event time as a UTC datetime: a bare float would be read as microseconds by a
     timestamp("us") column, putting every artifact in January 1970."""
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _dataset_key(run: str, name: str, mlflow: str | None) -> tuple[str, ...]:
+    """A run's dataset is one per name; MLflow's client may log two datasets of one name
+    (a training and an evaluation set, each named ``dataset``): those are told apart by the
+    digest and the input tags MLflow gave them."""
+    return (run, name) if mlflow is None else (run, name, mlflow)

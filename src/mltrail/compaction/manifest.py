@@ -31,8 +31,9 @@ MANIFEST_FORMAT = 2  # 2: sealed progress files; format 1 (all progress inline) 
 SEALED_FOLDER = "_files"
 MAX_SEALED = 16  # sealed progress files before they are merged into one
 # the shape of the derived tables: a manifest of an older shape makes the next compaction
-# rebuild them from the events (2: runs can be deleted, edits have a table)
-TABLES_FORMAT = 2
+# rebuild them from the events (2: runs can be deleted, edits have a table; 3: datasets
+# keep what MLflow knows of them)
+TABLES_FORMAT = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ DATASETS = pa.schema([
     ("run_id", pa.string()), ("name", pa.string()), ("path", pa.string()), ("sha256", pa.string()),
     ("size", pa.int64()), ("rows", pa.int64()), ("columns", pa.list_(pa.string())),
     ("context", pa.string()), ("timestamp", TS),
+    ("mlflow", pa.string()),  # an MLflow dataset's digest, source, schema, profile, tags (JSON)
 ])
 RUN_EDITS = pa.schema([
     ("run_id", pa.string()), ("edit_id", pa.string()), ("ts", pa.float64()), ("by", pa.string()),

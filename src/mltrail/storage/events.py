@@ -166,6 +166,9 @@ class Dataset(Event):
     rows: Count | None = None
     columns: list[str] | None = None
     context: str | None = None  # "training", "validation", ...
+    # what MLflow's client logged of a dataset (mltrail.mlflow_store): its digest, source type,
+    # source, schema, profile and input tags, kept so MLflow reads back what it logged
+    mlflow: dict[str, str | dict[str, str] | None] | None = None
 
 
 class GitInfo(Event):

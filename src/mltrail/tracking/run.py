@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import hashlib
 import math
 import os
 import signal
@@ -342,6 +343,19 @@ class Run:
             raise InvalidInputError("a dataset in memory needs a name")
         self._emit(ev.Dataset, name=check_key("dataset", name), path=f"memory:{name}", context=context,
                    **describe_memory(path))
+
+    def log_mlflow_dataset(self, dataset: Mapping[str, Any]) -> None:
+        """Record a dataset as MLflow's client describes it (``name``, ``digest``,
+        ``source_type``, ``source``, ``schema``, ``profile`` and its input ``tags``): mltrail
+        never sees its data, so its sha256 is that of the description."""
+        self._require_running()
+        fields = {k: dataset.get(k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
+        tags = {str(k): str(v) for k, v in (dataset.get("tags") or {}).items()}
+        described = orjson.dumps({**fields, "tags": tags}, option=orjson.OPT_SORT_KEYS)
+        self._emit(ev.Dataset, v=2, name=check_key("dataset", str(fields["name"])),
+                   path=str(fields["source"] or f"memory:{fields['name']}"),
+                   sha256=hashlib.sha256(described).hexdigest(), size=0,
+                   context=tags.get("mlflow.data.context"), mlflow={**fields, "tags": tags})
 
     # -- writing ---------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from ..storage.layout import Layout, check_key, experiment_dirname, stat_signatu
 from ..storage.naming import ExperimentNames
 from . import capture, system_metrics
 from .curation import Curation
+from .experiments import ExperimentCatalog
 from .run import PARENT_TAG, Run, enclosing_run, register
 
 # Writing a run needs none of the reading side (compaction, pyarrow's datasets, pandas):
@@ -60,6 +61,8 @@ class Tracker:
         self._names: dict[str, ExperimentNames] = {}
         self._lock = threading.Lock()
         self.curation = Curation(self)
+        # experiments as MLflow knows them: IDs, tags, created before a run (mltrail.mlflow_store)
+        self.catalog = ExperimentCatalog(layout, self._first_starts)
         # told of each run this tracker starts or resumes, wherever it is started from (a
         # store behind a server registers the run's upload here: autologging's child runs too)
         self.on_start: Callable[[Run], None] | None = None
@@ -301,6 +304,19 @@ class Tracker:
     def all_runs(self) -> pd.DataFrame:
         """The run table as it is indexed, deleted runs included (indexed by run ID)."""
         return self._index.frame(self._fresh_manifest())
+
+    def _first_starts(self) -> dict[str, float | None]:
+        """Each experiment that has runs (deleted ones too), with its first run's start."""
+        import pandas as pd
+
+        try:
+            runs = self.all_runs()
+        except NotFoundError:  # no run logged yet
+            return {}
+        if runs.empty:
+            return {}
+        first = runs.groupby("experiment")["start_time"].min()
+        return {str(name): (None if pd.isna(ts) else ts.timestamp()) for name, ts in first.items()}
 
     def run_edits(self, run_id: str | None = None) -> pd.DataFrame:
         """The edits made to runs (all, or one run's), oldest first: ``run_id, edit_id,

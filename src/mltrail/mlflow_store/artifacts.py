@@ -1,0 +1,75 @@
+"""MLflow's artifact repository on an mltrail store: the ``mltrail-artifacts`` scheme.
+
+A run's artifact URI is ``mltrail-artifacts:/<run ID>?root=<store folder>``; MLflow appends
+a path inside the run to it (``.../<run ID>/model/MLmodel?root=...``) and builds a repository
+for any such URI. Files go into the store content-addressed, as the run's artifacts named
+by their path, through the run's own writer (:class:`.translate.Translation`), so the
+run's log says what was logged and when.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from mlflow.entities import FileInfo
+from mlflow.exceptions import MlflowException
+from mlflow.protos import databricks_pb2
+from mlflow.store.artifact.artifact_repo import ArtifactRepository
+
+from .plugin import translation_for
+from .translate import ARTIFACTS_SCHEME
+
+
+class MltrailArtifactRepository(ArtifactRepository):
+    """The artifacts of one run (under an optional path inside it) of an mltrail folder."""
+
+    def __init__(self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
+        super().__init__(artifact_uri, tracking_uri, registry_uri)
+        parsed = urlparse(artifact_uri)
+        roots = parse_qs(parsed.query).get("root")
+        parts = [p for p in parsed.path.split("/") if p]
+        if parsed.scheme != ARTIFACTS_SCHEME or not roots or not parts:
+            raise MlflowException(f"not an mltrail artifact URI: {artifact_uri!r} "
+                                  f"({ARTIFACTS_SCHEME}:/<run ID>[/<path>]?root=<store folder>)",
+                                  error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+        self.translation = translation_for(Path(roots[0]))
+        self.run_id = parts[0]
+        self.prefix = "/".join(parts[1:])  # the path inside the run this repository is at
+
+    def _name(self, *parts: str | None) -> str:
+        name = posixpath.join(self.prefix, *(p.strip("/") for p in parts if p and p.strip("/")))
+        name = posixpath.normpath(name) if name else name
+        if not name or name == "." or name.startswith(("../", "/")) or name == "..":
+            raise MlflowException(f"artifact path {name!r} leaves the run's artifacts",
+                                  error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+        return name
+
+    def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
+        self.translation.log_artifact(self.run_id, local_file, self._name(artifact_path, Path(local_file).name))
+
+    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
+        folder = Path(local_dir)
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            self.translation.log_artifact(self.run_id, path,
+                                          self._name(artifact_path, path.relative_to(folder).as_posix()))
+
+    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
+        """What is directly under ``path`` (relative to this repository): files with their
+        size, folders once each; a path that is a file lists nothing, as MLflow's do."""
+        base = posixpath.join(self.prefix, path.strip("/")) if path and path.strip("/") else self.prefix
+        base = base.strip("/")
+        inside = f"{base}/" if base else ""
+        shown: dict[str, FileInfo] = {}
+        for name, size in self.translation.artifact_sizes(self.run_id).items():
+            if not name.startswith(inside):
+                continue
+            head, _, rest = name[len(inside):].partition("/")
+            relative = posixpath.relpath(f"{inside}{head}", self.prefix) if self.prefix else f"{inside}{head}"
+            shown.setdefault(relative, FileInfo(relative, True, None) if rest else FileInfo(relative, False, size))
+        return sorted(shown.values(), key=lambda f: f.path)
+
+    def _download_file(self, remote_file_path: str, local_path: str) -> None:
+        shutil.copyfile(self.translation.artifact_file(self.run_id, self._name(remote_file_path)), local_path)

@@ -1,0 +1,532 @@
+"""The one translation between MLflow and mltrail: MLflow's tracking calls on an mltrail
+:class:`~mltrail.Store`, answered in MLflow's entities.
+
+Both front doors call it: the tracking-store plugin (``MLFLOW_TRACKING_URI=mltrail:...``,
+:mod:`.plugin`) returns its answers to MLflow's client as they are, and the server's MLflow
+REST API turns them into MLflow's JSON with MLflow's own ``to_proto``.
+
+How MLflow's model maps onto mltrail's:
+
+- **Experiments**: MLflow's numeric IDs, tags and lifecycle are kept by the store's
+  experiment catalog (:mod:`mltrail.tracking.experiments`); an ID is derived from the name
+  unless the experiment was created with one, so it is the same on every machine.
+- **Runs**: one mltrail run each, written by an mltrail :class:`~mltrail.Run` this process
+  holds open from ``create_run`` to the status MLflow ends it with. A call on a run this
+  process does not hold (another process made it, or it ended) resumes it, and a run
+  that was ended is ended again with its status once the call is written. MLflow's
+  ``mlflow.runName`` and ``mlflow.parentRunId`` tags are the run's name and parent.
+- mltrail's own tags (``mltrail.*``) are not shown to MLflow; a run mltrail logged shows
+  its name, notes and parent under MLflow's tag names.
+- **Errors** are :class:`mlflow.exceptions.MlflowException` with MLflow's error codes, so
+  MLflow's clients (and its REST API's status codes) treat them as MLflow's own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pandas as pd
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    Experiment,
+    ExperimentTag,
+    InputTag,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunInputs,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from mlflow.exceptions import MlflowException
+from mlflow.protos import databricks_pb2
+from mlflow.store.entities.paged_list import PagedList
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE, MLFLOW_USER
+from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
+
+from ..errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    MltrailError,
+    NotFoundError,
+    PermissionDeniedError,
+    WrongStateError,
+)
+from ..storage.run_edits import NAME_TAG, NOTES_TAG
+from ..store import Store
+from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentRecord
+from ..tracking.run import PARENT_TAG
+from ..tracking.run import Run as MltrailRun
+
+ARTIFACTS_SCHEME = "mltrail-artifacts"
+_MLTRAIL_TAG = "mltrail."
+# mltrail's statuses as MLflow's: MLflow has no CRASHED (a run whose process died reads FAILED)
+_STATUS = {"RUNNING": "RUNNING", "FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
+           "CRASHED": "FAILED", "SCHEDULED": "SCHEDULED"}
+_VIEW = {ViewType.ACTIVE_ONLY: "active", ViewType.DELETED_ONLY: "deleted", ViewType.ALL: "all"}
+_ERROR_CODE = [
+    (NotFoundError, databricks_pb2.RESOURCE_DOES_NOT_EXIST),
+    (AlreadyExistsError, databricks_pb2.RESOURCE_ALREADY_EXISTS),
+    (PermissionDeniedError, databricks_pb2.PERMISSION_DENIED),
+    (InvalidInputError, databricks_pb2.INVALID_PARAMETER_VALUE),
+    (WrongStateError, databricks_pb2.INVALID_STATE),
+]
+
+
+@contextmanager
+def mlflow_errors() -> Iterator[None]:
+    """mltrail's errors as MLflow's, with the error code MLflow's client and REST API expect."""
+    try:
+        yield
+    except MlflowException:
+        raise
+    except MltrailError as exc:
+        code = next((c for kind, c in _ERROR_CODE if isinstance(exc, kind)), databricks_pb2.INTERNAL_ERROR)
+        raise MlflowException(str(exc), error_code=code) from exc
+
+
+def _ms(value: Any) -> int | None:
+    """A time (a pandas Timestamp, seconds as a float, or missing) in MLflow's milliseconds."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return int(value.value // 1_000_000)
+    return int(float(value) * 1000)
+
+
+class Translation:
+    """MLflow's tracking calls on one mltrail store (a folder). Thread-safe: MLflow's
+    async logging calls ``log_batch`` from a worker thread while the script goes on."""
+
+    def __init__(self, store: Store, artifact_root: str | None = None) -> None:
+        self.store = store
+        self.catalog = store.tracking.catalog
+        # where a run's artifacts are, for MLflow's artifact repository: ours, by default
+        self.artifact_root = artifact_root or f"{ARTIFACTS_SCHEME}:"
+        self._open: dict[str, MltrailRun] = {}  # runs this process writes, by ID
+        self._lock = threading.RLock()
+
+    # -- experiments -------------------------------------------------------------------
+
+    def experiment(self, record: ExperimentRecord) -> Experiment:
+        return Experiment(
+            experiment_id=record.experiment_id, name=record.name,
+            artifact_location=record.artifact_location or self._experiment_artifacts(record),
+            lifecycle_stage=record.lifecycle_stage,
+            tags=[ExperimentTag(k, v) for k, v in record.tags.items()],
+            creation_time=_ms(record.creation_time), last_update_time=_ms(record.last_update_time))
+
+    def _experiment_artifacts(self, record: ExperimentRecord) -> str:
+        return f"{ARTIFACTS_SCHEME}:/experiments/{record.experiment_id}?root={quote(str(self.store.root), safe='')}"
+
+    def create_experiment(self, name: str, artifact_location: str | None = None,
+                          tags: Sequence[ExperimentTag] | None = None) -> str:
+        if not isinstance(name, str) or not name:
+            raise MlflowException("Invalid experiment name: an experiment needs a name",
+                                  error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+        with mlflow_errors():
+            record = self.catalog.create(name, artifact_location=artifact_location or None,
+                                         tags={t.key: t.value for t in tags or []})
+        return record.experiment_id
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self.experiment(self._record(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        record = self.catalog.by_name(name)
+        if record is None and name == "Default":  # MLflow's Default experiment always exists
+            with mlflow_errors():
+                record = self.catalog.create("Default")
+        return None if record is None else self.experiment(record)
+
+    def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
+                           filter_string: str | None = None, order_by: Sequence[str] | None = None,
+                           page_token: str | None = None) -> PagedList[Experiment]:
+        self._ensure_default()
+        wanted = {ViewType.ACTIVE_ONLY: {"active"}, ViewType.DELETED_ONLY: {"deleted"},
+                  ViewType.ALL: {"active", "deleted"}}[view_type]
+        found = [self.experiment(r) for r in self.catalog.records().values() if r.lifecycle_stage in wanted]
+        found = SearchExperimentsUtils.filter(found, filter_string)
+        found = SearchExperimentsUtils.sort(found, list(order_by or []) or ["last_update_time DESC"])
+        page, token = SearchUtils.paginate(found, page_token, max_results)
+        return PagedList(page, token.decode() if isinstance(token, bytes) else token)
+
+    def _ensure_default(self) -> None:
+        """MLflow's stores all have experiment 0, ``Default``: a client may log there unasked."""
+        if self.catalog.by_name("Default") is None:
+            with mlflow_errors():
+                self.catalog.create("Default")
+
+    def _record(self, experiment_id: str) -> ExperimentRecord:
+        if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
+            self._ensure_default()
+        with mlflow_errors():
+            return self.catalog.by_id(str(experiment_id))
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        name = self._record(experiment_id).name
+        if name == "Default":
+            raise MlflowException("Cannot delete the default experiment '0'. This is an internally reserved "
+                                  "experiment.", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+        with mlflow_errors():
+            self.catalog.delete(name)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        with mlflow_errors():
+            self.catalog.restore(self._record(experiment_id).name)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        raise MlflowException(
+            f"mltrail keeps an experiment's runs under its name: experiment {experiment_id} cannot be "
+            f"renamed to {new_name!r}", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+
+    def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
+        record = self._record(experiment_id)
+        self._require_active(record)
+        with mlflow_errors():
+            self.catalog.set_tag(record.name, tag.key, tag.value)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        record = self._record(experiment_id)
+        self._require_active(record)
+        with mlflow_errors():
+            self.catalog.delete_tag(record.name, key)
+
+    @staticmethod
+    def _require_active(record: ExperimentRecord) -> None:
+        if record.lifecycle_stage != "active":
+            raise MlflowException(f"The experiment {record.experiment_id} must be in the 'active' state. "
+                                  f"Current state is {record.lifecycle_stage}.",
+                                  error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+
+    # -- runs: writing -----------------------------------------------------------------
+
+    def create_run(self, experiment_id: str | None, user_id: str | None, start_time: int | None,
+                   tags: Sequence[RunTag] | None, run_name: str | None) -> Run:
+        if experiment_id is None:
+            self._ensure_default()
+            experiment_id = "0"
+        record = self._record(experiment_id)
+        self._require_active(record)
+        given = {t.key: t.value for t in tags or []}
+        name = run_name or given.get(MLFLOW_RUN_NAME)
+        given[MLFLOW_RUN_NAME] = name or ""
+        if user_id:
+            given.setdefault(MLFLOW_USER, user_id)
+        parent = given.get(MLFLOW_PARENT_RUN_ID)
+        with mlflow_errors():
+            run = self.store.start_run(
+                record.name, name=name or None, tags={k: v for k, v in given.items() if v != ""} or None,
+                parent=parent, log_git=False, log_command=False, log_system=False, log_packages=False,
+                log_system_metrics=False)
+            if not name:  # MLflow names every run: the name mltrail gave it
+                run.set_tag(MLFLOW_RUN_NAME, run.name)
+            run.flush()
+        with self._lock:
+            self._open[run.id] = run
+        return self.get_run(run.id)
+
+    @contextmanager
+    def _writing(self, run_id: str) -> Iterator[MltrailRun]:
+        """The run's writer for one call: the one this process holds, else the run resumed
+        for the call and ended again with the status it had."""
+        with self._lock, mlflow_errors():
+            run = self._open.get(run_id)
+            if run is not None and run.status == "RUNNING":
+                yield run
+                return
+            info = self._run_row(run_id)
+            if info["deleted"]:
+                raise MlflowException(f"The run {run_id} must be in the 'active' state. Current state is "
+                                      "deleted.", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+            status = info["status"]
+            run = self.store.start_run(run_id=run_id, log_system_metrics=False)
+            try:
+                yield run
+            finally:
+                if status == "RUNNING":
+                    self._open[run_id] = run
+                else:
+                    run.end(_STATUS.get(status, "FINISHED") if status != "CRASHED" else "FAILED")
+
+    def _run_row(self, run_id: str) -> dict[str, Any]:
+        frame = self.store.tracking.all_runs()
+        if not isinstance(run_id, str) or run_id not in frame.index:
+            raise NotFoundError(f"Run '{run_id}' not found")
+        row = self.store.get_run(run_id)["run"]
+        return {"deleted": bool(row.get("deleted")), "status": row["status"]}
+
+    def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+                  tags: Sequence[RunTag] = ()) -> None:
+        _check_batch(metrics, params, tags)
+        with self._writing(run_id) as run:
+            if params:
+                _log_params(run, params)
+            if tags:
+                self._set_tags(run, {t.key: t.value for t in tags})
+            for m in metrics:
+                run.log_metric(m.key, _metric_value(m), int(m.step or 0),
+                               timestamp=None if m.timestamp is None else m.timestamp / 1000)
+            run.flush()
+
+    def log_metric(self, run_id: str, metric: Metric) -> None:
+        self.log_batch(run_id, metrics=[metric])
+
+    def log_param(self, run_id: str, param: Param) -> None:
+        self.log_batch(run_id, params=[param])
+
+    def set_tag(self, run_id: str, tag: RunTag) -> None:
+        self.log_batch(run_id, tags=[tag])
+
+    def _set_tags(self, run: MltrailRun, tags: dict[str, str]) -> None:
+        name = tags.get(MLFLOW_RUN_NAME)
+        if name:
+            run.set_name(name)
+        run.set_tags({k: "" if v is None else v for k, v in tags.items()})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._writing(run_id) as run:
+            if key not in run._tags:
+                raise MlflowException(f"No tag with name: {key} in run with id {run_id}",
+                                      error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+            run.delete_tag(key)
+            run.flush()
+
+    def update_run_info(self, run_id: str, run_status: int | str | None, end_time: int | None,
+                        run_name: str | None) -> RunInfo:
+        status = RunStatus.to_string(run_status) if isinstance(run_status, int) else run_status
+        with self._lock, mlflow_errors():
+            if run_name:
+                with self._writing(run_id) as run:
+                    run.set_name(run_name)
+                    run.set_tag(MLFLOW_RUN_NAME, run_name)
+            if status is not None:
+                self._set_status(run_id, status)
+        return self.get_run(run_id).info
+
+    def _set_status(self, run_id: str, status: str) -> None:
+        run = self._open.get(run_id)
+        if status == "RUNNING":
+            if run is None or run.status != "RUNNING":
+                self._open[run_id] = self.store.start_run(run_id=run_id, log_system_metrics=False)
+            return
+        if status not in ("FINISHED", "FAILED", "KILLED"):
+            raise MlflowException(f"mltrail keeps no {status} runs", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+        if run is None or run.status != "RUNNING":
+            if self._run_row(run_id)["status"] != "RUNNING" and run is None:
+                run = self.store.start_run(run_id=run_id, log_system_metrics=False)
+            elif run is None:
+                run = self.store.start_run(run_id=run_id, log_system_metrics=False)
+        if run.status == "RUNNING":
+            run.end(status)
+        self._open.pop(run_id, None)
+
+    def delete_run(self, run_id: str) -> None:
+        with mlflow_errors():
+            self.store.delete_run(run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        with mlflow_errors():
+            self.store.restore_run(run_id)
+
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
+                   models: Sequence[Any] | None = None) -> None:
+        if not datasets:
+            return
+        with self._writing(run_id) as run:
+            for item in datasets:
+                run.log_mlflow_dataset(_dataset_fields(item))
+            run.flush()
+
+    # -- run artifacts -----------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, local_file: str | os.PathLike[str], name: str) -> None:
+        """A file as the run's artifact ``name``, content-addressed in the store."""
+        with self._writing(run_id) as run:
+            run.log_artifact(local_file, name=name)
+            run.flush()
+
+    def artifact_sizes(self, run_id: str) -> dict[str, int]:
+        """The run's artifacts: name -> size in bytes."""
+        self.flush(run_id)
+        with mlflow_errors():
+            self.store.tracking.experiment_of(run_id)
+            table = self.store.tracking.artifacts()
+        rows = table[table["run_id"] == run_id]
+        return dict(zip(rows["path"], (int(s) for s in rows["size"])))
+
+    def artifact_file(self, run_id: str, name: str) -> Path:
+        """The local file holding the run's artifact ``name``."""
+        self.flush(run_id)
+        with mlflow_errors():
+            return self.store.tracking.artifact_path(run_id, name)
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Write what this process holds for ``run_id`` (all runs: None) to the store."""
+        with self._lock:
+            runs = list(self._open.values()) if run_id is None else [r for r in [self._open.get(run_id)] if r]
+            for run in runs:
+                if run.status == "RUNNING":
+                    run.flush()
+
+    # -- runs: reading -----------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        self.flush(run_id)
+        with mlflow_errors():
+            try:
+                found = self.store.get_run(run_id)
+            except (NotFoundError, InvalidInputError):
+                raise NotFoundError(f"Run '{run_id}' not found") from None
+        if found["run"]["run_id"] != run_id:  # a prefix or a name found it: MLflow takes IDs only
+            raise MlflowException(f"Run '{run_id}' not found", error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+        row = found["run"]
+        tags = self._mlflow_tags(found["tags"], row.get("run_name"), row.get("description"),
+                                 row.get("parent_run_id") or found["tags"].get(PARENT_TAG))
+        metrics = [Metric(r["key"], r["value"], _ms(r["timestamp"]) or 0, int(r["step"]))
+                   for r in found["metrics"].to_dict("records")]
+        params = [Param(r["key"], r["value"]) for r in found["params"].to_dict("records")]
+        info = self._run_info(run_id, row["experiment"], row["status"], row["start_time"], row["end_time"],
+                              bool(row.get("deleted")), tags, row.get("user"))
+        inputs = RunInputs(dataset_inputs=[_dataset_input(d) for d in found["datasets"].to_dict("records")])
+        return Run(info, RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()]),
+                   inputs)
+
+    def _run_info(self, run_id: str, experiment: str, status: str, start: Any, end: Any, deleted: bool,
+                  tags: dict[str, str], user: str | None) -> RunInfo:
+        record = self._experiment_ids().get(experiment)
+        return RunInfo(run_id=run_id, experiment_id=record or "", user_id=tags.get(MLFLOW_USER, user or ""),
+                       status=_STATUS.get(status, status), start_time=_ms(start) or 0, end_time=_ms(end),
+                       lifecycle_stage=LifecycleStage.DELETED if deleted else LifecycleStage.ACTIVE,
+                       artifact_uri=self.artifact_uri(run_id), run_name=tags.get(MLFLOW_RUN_NAME))
+
+    def artifact_uri(self, run_id: str) -> str:
+        return f"{ARTIFACTS_SCHEME}:/{run_id}?root={quote(str(self.store.root), safe='')}"
+
+    def _experiment_ids(self) -> dict[str, str]:
+        return {name: r.experiment_id for name, r in self.catalog.records().items()}
+
+    @staticmethod
+    def _mlflow_tags(tags: dict[str, Any], name: Any, notes: Any, parent: Any) -> dict[str, str]:
+        """A run's tags as MLflow shows them: mltrail's own hidden, its name, notes and
+        parent under MLflow's names when MLflow did not set them."""
+        shown = {k: str(v) for k, v in tags.items() if not k.startswith(_MLTRAIL_TAG)}
+        for key, value in ((MLFLOW_RUN_NAME, tags.get(NAME_TAG) or name), (MLFLOW_RUN_NOTE, tags.get(NOTES_TAG) or notes),
+                           (MLFLOW_PARENT_RUN_ID, parent)):
+            if key not in shown and isinstance(value, str) and value:
+                shown[key] = value
+        return shown
+
+    def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
+                           page_token: str | None = None) -> PagedList[Metric]:
+        self.flush(run_id)
+        with mlflow_errors():
+            self.store.tracking.experiment_of(run_id)
+            points = self.store.metric_history([run_id], [metric_key])
+        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s))
+                   for v, ts, s in zip(points["value"], points["timestamp"], points["step"])]
+        if max_results is None:
+            return PagedList(history, None)
+        page, token = SearchUtils.paginate(history, page_token, max_results)
+        return PagedList(page, token.decode() if isinstance(token, bytes) else token)
+
+    def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None, run_view_type: int,
+                    max_results: int, order_by: Sequence[str] | None,
+                    page_token: str | None) -> tuple[list[Run], str | None]:
+        self.flush()
+        ids = self._experiment_ids()
+        names = [name for name, eid in ids.items() if eid in {str(i) for i in experiment_ids}]
+        with mlflow_errors():
+            with_runs = set(self.store.tracking._first_starts())
+            names = [n for n in names if n in with_runs]
+            if not names:
+                return [], None
+            frame = self.store.search_runs(names, filter_string or None, list(order_by or []) or None,
+                                           view=_VIEW.get(run_view_type, "active"))
+        start = SearchUtils.parse_start_offset_from_page_token(page_token)
+        page = frame.iloc[start:start + max_results]
+        token = SearchUtils.create_page_token(start + max_results) if start + max_results < len(frame) else None
+        return self._runs_of(page, ids), (token.decode() if isinstance(token, bytes) else token)
+
+    def _runs_of(self, frame: pd.DataFrame, ids: dict[str, str]) -> list[Run]:
+        """Search results as MLflow's runs: latest metrics with their step and time."""
+        if frame.empty:
+            return []
+        latest = self.store.tracking._table("latest_metrics").to_pandas()
+        latest = latest[latest["run_id"].isin(frame["run_id"])]
+        points: dict[str, list[Metric]] = {}
+        for run_id, key, value, ts, step in zip(latest["run_id"], latest["key"], latest["value"],
+                                               latest["timestamp"], latest["step"]):
+            points.setdefault(run_id, []).append(Metric(key, value, _ms(ts) or 0, int(step)))
+        param_cols = [c for c in frame.columns if c.startswith("params.")]
+        tag_cols = [c for c in frame.columns if c.startswith("tags.")]
+        deleted = frame["deleted"] if "deleted" in frame.columns else pd.Series(False, index=frame.index)
+        runs = []
+        for i, row in enumerate(frame.itertuples(index=False)):
+            record = frame.iloc[i]
+            raw_tags = {c[5:]: record[c] for c in tag_cols if isinstance(record[c], str)}
+            tags = self._mlflow_tags(raw_tags, row.run_name, None, record.get("parent_run_id"))
+            params = [Param(c[7:], record[c]) for c in param_cols if isinstance(record[c], str)]
+            info = RunInfo(run_id=row.run_id, experiment_id=ids.get(row.experiment, ""),
+                           user_id=tags.get(MLFLOW_USER, ""), status=_STATUS.get(row.status, row.status),
+                           start_time=_ms(row.start_time) or 0, end_time=_ms(row.end_time),
+                           lifecycle_stage=LifecycleStage.DELETED if bool(deleted.iloc[i]) else LifecycleStage.ACTIVE,
+                           artifact_uri=self.artifact_uri(row.run_id), run_name=tags.get(MLFLOW_RUN_NAME))
+            runs.append(Run(info, RunData(metrics=points.get(row.run_id, []), params=params,
+                                          tags=[RunTag(k, v) for k, v in tags.items()])))
+        return runs
+
+
+def _check_batch(metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]) -> None:
+    """MLflow's own checks of a batch (names, lengths, limits, duplicate params), so a
+    batch mltrail would take but MLflow would not is refused as MLflow refuses it."""
+    from mlflow.utils.validation import _validate_batch_log_data, _validate_batch_log_limits
+
+    _validate_batch_log_limits(metrics, params, tags)
+    _validate_batch_log_data(metrics, params, tags)
+
+
+def _metric_value(metric: Metric) -> float:
+    return float(metric.value)
+
+
+def _log_params(run: MltrailRun, params: Sequence[Param]) -> None:
+    for param in params:
+        old = run._params.get(param.key)
+        if old is not None and old != str(param.value):
+            raise MlflowException(
+                f"Changing param values is not allowed. Param with key='{param.key}' was already logged "
+                f"with value='{old}' for run ID='{run.id}'. Attempted logging new value '{param.value}'.",
+                error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+    run.log_params({p.key: str(p.value) for p in params})
+
+
+def _dataset_fields(item: DatasetInput) -> dict[str, Any]:
+    d = item.dataset
+    return {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source,
+            "schema": d.schema, "profile": d.profile, "tags": {t.key: t.value for t in item.tags}}
+
+
+def _dataset_input(row: dict[str, Any]) -> DatasetInput:
+    extra = orjson.loads(row["mlflow"]) if isinstance(row.get("mlflow"), str) else {}
+    tags = [InputTag(k, v) for k, v in (extra.get("tags") or {}).items()]
+    if not tags and isinstance(row.get("context"), str):
+        tags = [InputTag("mlflow.data.context", row["context"])]
+    return DatasetInput(Dataset(name=row["name"], digest=extra.get("digest") or str(row.get("sha256") or "")[:8],
+                                source_type=extra.get("source_type") or "local",
+                                source=extra.get("source") or str(row.get("path") or ""),
+                                schema=extra.get("schema"), profile=extra.get("profile")), tags)
+
