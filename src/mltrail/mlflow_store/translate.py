@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,10 +112,12 @@ class Translation:
     async logging calls ``log_batch`` from a worker thread while the script goes on."""
 
     def __init__(self, store: Store, artifact_root: str | None = None) -> None:
+        """``artifact_root``: the URI runs' artifact URIs start with (a server's is
+        ``mlflow-artifacts:``, MLflow's artifact proxy); by default the plugin's own
+        scheme, which names the store's folder."""
         self.store = store
         self.catalog = store.tracking.catalog
-        # where a run's artifacts are, for MLflow's artifact repository: ours, by default
-        self.artifact_root = artifact_root or f"{ARTIFACTS_SCHEME}:"
+        self.artifact_root = artifact_root
         self._open: dict[str, MltrailRun] = {}  # runs this process writes, by ID
         self._lock = threading.RLock()
 
@@ -130,6 +132,8 @@ class Translation:
             creation_time=_ms(record.creation_time), last_update_time=_ms(record.last_update_time))
 
     def _experiment_artifacts(self, record: ExperimentRecord) -> str:
+        if self.artifact_root is not None:
+            return f"{self.artifact_root.rstrip('/')}/experiments/{record.experiment_id}"
         return f"{ARTIFACTS_SCHEME}:/experiments/{record.experiment_id}?root={quote(str(self.store.root), safe='')}"
 
     def create_experiment(self, name: str, artifact_location: str | None = None,
@@ -154,11 +158,14 @@ class Translation:
 
     def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
                            filter_string: str | None = None, order_by: Sequence[str] | None = None,
-                           page_token: str | None = None) -> PagedList[Experiment]:
+                           page_token: str | None = None,
+                           visible: Callable[[str], bool] | None = None) -> PagedList[Experiment]:
+        """``visible``: whether the caller may see an experiment, by name (a server's user)."""
         self._ensure_default()
         wanted = {ViewType.ACTIVE_ONLY: {"active"}, ViewType.DELETED_ONLY: {"deleted"},
                   ViewType.ALL: {"active", "deleted"}}[view_type]
-        found = [self.experiment(r) for r in self.catalog.records().values() if r.lifecycle_stage in wanted]
+        found = [self.experiment(r) for r in self.catalog.records().values()
+                 if r.lifecycle_stage in wanted and (visible is None or visible(r.name))]
         found = SearchExperimentsUtils.filter(found, filter_string)
         found = SearchExperimentsUtils.sort(found, list(order_by or []) or ["last_update_time DESC"])
         page, token = SearchUtils.paginate(found, page_token, max_results)
@@ -414,6 +421,8 @@ class Translation:
                        artifact_uri=self.artifact_uri(run_id), run_name=tags.get(MLFLOW_RUN_NAME))
 
     def artifact_uri(self, run_id: str) -> str:
+        if self.artifact_root is not None:
+            return f"{self.artifact_root.rstrip('/')}/{run_id}"
         return f"{ARTIFACTS_SCHEME}:/{run_id}?root={quote(str(self.store.root), safe='')}"
 
     def _experiment_ids(self) -> dict[str, str]:

@@ -21,7 +21,10 @@ a local store would.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import importlib.util
 import logging
 import threading
 import time
@@ -69,11 +72,13 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
 
     @app.middleware("http")
     async def authorise(request: Request, call_next: Any) -> Any:
-        given = request.headers.get("authorization", "")
+        given, claimed = _as_bearer(request.headers.get("authorization", ""))
         if request.url.path == "/api/v1/health":  # is it up? (says nothing else: for probes and the dashboard)
             return await call_next(request)
         if store.access.enabled():  # users: each call is one of them
             user = store.access.authenticate(given.removeprefix("Bearer ")) if given.startswith("Bearer ") else None
+            if user is not None and claimed is not None and claimed != user.name:  # a token is one user's
+                user = None
             if user is None:
                 return JSONResponse({"error": "a valid user token is needed: Authorization: Bearer <token> "
                                               "(mltrail users token NAME makes a new one)",
@@ -131,7 +136,24 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
 
     for part in (tracking_routes, blob_routes, ab_routes, model_routes, feature_routes, access_routes):
         app.include_router(part.routes(store))
+    if importlib.util.find_spec("mlflow") is not None:  # MLflow's REST API, for MLflow's clients (mltrail[mlflow])
+        from . import mlflow_routes
+
+        app.include_router(mlflow_routes.routes(store))
     return app
+
+
+def _as_bearer(given: str) -> tuple[str, str | None]:
+    """An Authorization header as a bearer token, and the user name basic auth claims.
+    MLflow's clients send MLFLOW_TRACKING_USERNAME/PASSWORD as basic auth: the password is
+    the user's mltrail token (or a store's shared token), the name must be the token's."""
+    if not given.startswith("Basic "):
+        return given, None
+    try:
+        name, _, password = base64.b64decode(given[6:], validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", None
+    return (f"Bearer {password}" if password else ""), name
 
 
 def _status_of(exc: MltrailError) -> int:

@@ -1,0 +1,403 @@
+"""MLflow's REST API on ``mltrail server``: ``MLFLOW_TRACKING_URI=http://host:5050`` works
+for MLflow's Python client and for any language's MLflow client.
+
+The routes are MLflow's (``/api/2.0/mlflow/...`` and the UI's ``/ajax-api/2.0/mlflow/...``),
+their requests and answers MLflow's protobuf messages in MLflow's JSON (parsed and written
+by MLflow's own ``parse_dict`` and ``message_to_json``), their errors MLflow's
+(``{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": ...}`` with MLflow's status). What a
+call does is :class:`mltrail.mlflow_store.translate.Translation`'s, the same as the
+``mltrail:`` plugin's, behind the server's permission gate: a user sees and changes only
+the experiments (and so the runs) their grants allow, as on the native API. A run's
+artifacts go through MLflow's artifact proxy, ``/api/2.0/mlflow-artifacts/artifacts/...``,
+streamed both ways.
+
+Authentication as MLflow's clients send it: ``MLFLOW_TRACKING_TOKEN`` arrives as a bearer
+token, ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` as basic auth (the password is the user's
+mltrail token); the app's middleware maps both onto mltrail's users.
+
+This module needs MLflow (``mltrail[mlflow]``); a server without it has no MLflow routes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from google.protobuf.message import Message
+from mlflow.entities import ExperimentTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos import databricks_pb2
+from mlflow.protos import service_pb2 as pb
+from mlflow.utils.proto_json_utils import message_to_json, parse_dict
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import MltrailError, NotFoundError
+from ..mlflow_store.translate import Translation, mlflow_errors
+from ..store import Store
+from .gate import Gate, gate
+
+PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+ARTIFACT_ROOT = "mlflow-artifacts:"
+
+Handler = Callable[[Any, Gate, Translation], Message]
+
+
+def _error(exc: MlflowException) -> JSONResponse:
+    return JSONResponse(json.loads(exc.serialize_as_json()), exc.get_http_status_code())
+
+
+def _invalid(message: str) -> MlflowException:
+    return MlflowException(message, error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+
+
+def _request(message: Message, request: Request, body: bytes) -> Message:
+    """A request's fields as MLflow's server reads them: a GET's from its query (repeated
+    fields as lists), a POST's from its JSON body."""
+    if request.method == "GET":
+        fields: dict[str, Any] = {}
+        for field in message.DESCRIPTOR.fields:
+            values = request.query_params.getlist(field.name)
+            if values:
+                # (protobuf 6 has is_repeated; older ones only the label)
+                repeated = getattr(field, "is_repeated", None)
+                if repeated is None:
+                    repeated = field.label == field.LABEL_REPEATED
+                fields[field.name] = values if repeated else values[-1]
+    else:
+        try:
+            fields = json.loads(body) if body.strip() else {}
+        except ValueError as exc:
+            raise _invalid(f"the request body is not JSON: {exc}") from None
+        if not isinstance(fields, dict):
+            raise _invalid("the request body is a JSON object of the call's fields")
+    try:
+        parse_dict(fields, message)
+    except Exception as exc:  # protobuf's ParseError, or a value of the wrong type
+        raise _invalid(f"Invalid request: {exc}") from None
+    return message
+
+
+def _run_id(message: Any) -> str:
+    run_id = message.run_id or getattr(message, "run_uuid", "")
+    if not run_id:
+        raise MlflowException("Missing value for required parameter 'run_id'.",
+                              error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+    return str(run_id)
+
+
+def _experiment_of_run(g: Gate, t: Translation, run_id: str, level: str) -> None:
+    """The run exists for the caller at ``level`` (its experiment's), else MLflow's 404/403."""
+    with mlflow_errors():
+        try:
+            experiment = g.store.tracking.experiment_of(run_id)
+        except NotFoundError:
+            raise NotFoundError(f"Run '{run_id}' not found") from None
+        g.require_run(run_id, experiment, level, "change this run")
+
+
+def _experiment(g: Gate, t: Translation, experiment_id: str, level: str) -> str:
+    record = t._record(experiment_id)
+    with mlflow_errors():
+        g.require("experiment", record.name, level)
+    return record.name
+
+
+# -- the calls ---------------------------------------------------------------------------
+
+def create_experiment(m: Any, g: Gate, t: Translation) -> Message:
+    experiment_id = t.create_experiment(m.name, m.artifact_location or None,
+                                        [ExperimentTag(x.key, x.value) for x in m.tags])
+    g.created("experiment", m.name)
+    return pb.CreateExperiment.Response(experiment_id=experiment_id)
+
+
+def get_experiment(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment(g, t, m.experiment_id, "read")
+    return pb.GetExperiment.Response(experiment=t.get_experiment(m.experiment_id).to_proto())
+
+
+def get_experiment_by_name(m: Any, g: Gate, t: Translation) -> Message:
+    found = t.get_experiment_by_name(m.experiment_name)
+    if found is None or not g.readable("experiment", [found.name]):
+        raise MlflowException(f"Could not find experiment with name '{m.experiment_name}'",
+                              error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+    return pb.GetExperimentByName.Response(experiment=found.to_proto())
+
+
+def search_experiments(m: Any, g: Gate, t: Translation) -> Message:
+    page = t.search_experiments(m.view_type or 1, m.max_results or 1000, m.filter or None, list(m.order_by),
+                                m.page_token or None, visible=None if g.sees_everything() else
+                                (lambda name: bool(g.readable("experiment", [name]))))
+    return pb.SearchExperiments.Response(experiments=[e.to_proto() for e in page],
+                                         next_page_token=page.token or "")
+
+
+def delete_experiment(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment(g, t, m.experiment_id, "manage")
+    t.delete_experiment(m.experiment_id)
+    return pb.DeleteExperiment.Response()
+
+
+def restore_experiment(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment(g, t, m.experiment_id, "manage")
+    t.restore_experiment(m.experiment_id)
+    return pb.RestoreExperiment.Response()
+
+
+def update_experiment(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment(g, t, m.experiment_id, "manage")
+    t.rename_experiment(m.experiment_id, m.new_name)
+    return pb.UpdateExperiment.Response()
+
+
+def set_experiment_tag(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment(g, t, m.experiment_id, "edit")
+    t.set_experiment_tag(m.experiment_id, ExperimentTag(m.key, m.value))
+    return pb.SetExperimentTag.Response()
+
+
+def delete_experiment_tag(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment(g, t, m.experiment_id, "edit")
+    t.delete_experiment_tag(m.experiment_id, m.key)
+    return pb.DeleteExperimentTag.Response()
+
+
+def create_run(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment(g, t, m.experiment_id or "0", "edit")
+    user = g.user.name if g.user is not None else (m.user_id or None)
+    tags = [RunTag(x.key, x.value) for x in m.tags]
+    if g.user is not None:  # who logged it is the caller, whatever the request says
+        tags = [x for x in tags if x.key != "mlflow.user"] + [RunTag("mlflow.user", g.user.name)]
+    run = t.create_run(m.experiment_id or "0", user, m.start_time or None, tags, m.run_name or None)
+    return pb.CreateRun.Response(run=run.to_proto())
+
+
+def update_run(m: Any, g: Gate, t: Translation) -> Message:
+    run_id = _run_id(m)
+    _experiment_of_run(g, t, run_id, "edit")
+    status = m.status if m.HasField("status") else None
+    info = t.update_run_info(run_id, status, m.end_time or None, m.run_name or None)
+    return pb.UpdateRun.Response(run_info=info.to_proto())
+
+
+def delete_run(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment_of_run(g, t, m.run_id, "edit")
+    t.delete_run(m.run_id)
+    return pb.DeleteRun.Response()
+
+
+def restore_run(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment_of_run(g, t, m.run_id, "edit")
+    t.restore_run(m.run_id)
+    return pb.RestoreRun.Response()
+
+
+def log_metric(m: Any, g: Gate, t: Translation) -> Message:
+    run_id = _run_id(m)
+    _experiment_of_run(g, t, run_id, "edit")
+    t.log_metric(run_id, Metric(m.key, m.value, m.timestamp, m.step))
+    return pb.LogMetric.Response()
+
+
+def log_param(m: Any, g: Gate, t: Translation) -> Message:
+    run_id = _run_id(m)
+    _experiment_of_run(g, t, run_id, "edit")
+    t.log_param(run_id, Param(m.key, m.value))
+    return pb.LogParam.Response()
+
+
+def set_tag(m: Any, g: Gate, t: Translation) -> Message:
+    run_id = _run_id(m)
+    _experiment_of_run(g, t, run_id, "edit")
+    t.set_tag(run_id, RunTag(m.key, m.value))
+    return pb.SetTag.Response()
+
+
+def delete_tag(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment_of_run(g, t, m.run_id, "edit")
+    t.delete_tag(m.run_id, m.key)
+    return pb.DeleteTag.Response()
+
+
+def log_batch(m: Any, g: Gate, t: Translation) -> Message:
+    _experiment_of_run(g, t, m.run_id, "edit")
+    t.log_batch(m.run_id, [Metric.from_proto(x) for x in m.metrics], [Param.from_proto(x) for x in m.params],
+                [RunTag.from_proto(x) for x in m.tags])
+    return pb.LogBatch.Response()
+
+
+def log_inputs(m: Any, g: Gate, t: Translation) -> Message:
+    from mlflow.entities import DatasetInput
+
+    _experiment_of_run(g, t, m.run_id, "edit")
+    t.log_inputs(m.run_id, [DatasetInput.from_proto(x) for x in m.datasets])
+    return pb.LogInputs.Response()
+
+
+def get_run(m: Any, g: Gate, t: Translation) -> Message:
+    run_id = _run_id(m)
+    _experiment_of_run(g, t, run_id, "read")
+    return pb.GetRun.Response(run=t.get_run(run_id).to_proto())
+
+
+def search_runs(m: Any, g: Gate, t: Translation) -> Message:
+    wanted = [str(i) for i in m.experiment_ids]
+    readable = g.experiments()
+    if readable is not None:  # the experiments the caller may not read hold no runs for them
+        ids = {name: r.experiment_id for name, r in t.catalog.records().items() if name in set(readable)}
+        wanted = [i for i in wanted if i in set(ids.values())]
+    runs, token = t.search_runs(wanted, m.filter or None, m.run_view_type or 1, m.max_results or 1000,
+                                list(m.order_by), m.page_token or None)
+    return pb.SearchRuns.Response(runs=[r.to_proto() for r in runs], next_page_token=token or "")
+
+
+def get_metric_history(m: Any, g: Gate, t: Translation) -> Message:
+    run_id = _run_id(m)
+    _experiment_of_run(g, t, run_id, "read")
+    page = t.get_metric_history(run_id, m.metric_key, m.max_results or None, m.page_token or None)
+    return pb.GetMetricHistory.Response(metrics=[x.to_proto() for x in page], next_page_token=page.token or "")
+
+
+def list_artifacts(m: Any, g: Gate, t: Translation) -> Message:
+    run_id = _run_id(m)
+    _experiment_of_run(g, t, run_id, "read")
+    files = _listing(t, run_id, m.path or "")
+    return pb.ListArtifacts.Response(root_uri=t.artifact_uri(run_id),
+                                     files=[pb.FileInfo(path=p, is_dir=d, file_size=s or 0) for p, d, s in files])
+
+
+def _listing(t: Translation, run_id: str, path: str) -> list[tuple[str, bool, int | None]]:
+    """What is directly under ``path`` among a run's artifacts: (path, is a folder, size)."""
+    base = path.strip("/")
+    inside = f"{base}/" if base else ""
+    shown: dict[str, tuple[str, bool, int | None]] = {}
+    for name, size in t.artifact_sizes(run_id).items():
+        if name.startswith(inside):
+            head, _, rest = name[len(inside):].partition("/")
+            shown.setdefault(inside + head, (inside + head, True, None) if rest else (inside + head, False, size))
+    return sorted(shown.values())
+
+
+CALLS: dict[str, tuple[tuple[str, ...], type[Message], Handler]] = {
+    "experiments/create": (("POST",), pb.CreateExperiment, create_experiment),
+    "experiments/get": (("GET",), pb.GetExperiment, get_experiment),
+    "experiments/get-by-name": (("GET",), pb.GetExperimentByName, get_experiment_by_name),
+    "experiments/search": (("GET", "POST"), pb.SearchExperiments, search_experiments),
+    "experiments/delete": (("POST",), pb.DeleteExperiment, delete_experiment),
+    "experiments/restore": (("POST",), pb.RestoreExperiment, restore_experiment),
+    "experiments/update": (("POST",), pb.UpdateExperiment, update_experiment),
+    "experiments/set-experiment-tag": (("POST",), pb.SetExperimentTag, set_experiment_tag),
+    "experiments/delete-experiment-tag": (("POST",), pb.DeleteExperimentTag, delete_experiment_tag),
+    "runs/create": (("POST",), pb.CreateRun, create_run),
+    "runs/update": (("POST",), pb.UpdateRun, update_run),
+    "runs/delete": (("POST",), pb.DeleteRun, delete_run),
+    "runs/restore": (("POST",), pb.RestoreRun, restore_run),
+    "runs/log-metric": (("POST",), pb.LogMetric, log_metric),
+    "runs/log-parameter": (("POST",), pb.LogParam, log_param),
+    "runs/set-tag": (("POST",), pb.SetTag, set_tag),
+    "runs/delete-tag": (("POST",), pb.DeleteTag, delete_tag),
+    "runs/log-batch": (("POST",), pb.LogBatch, log_batch),
+    "runs/log-inputs": (("POST",), pb.LogInputs, log_inputs),
+    "runs/get": (("GET",), pb.GetRun, get_run),
+    "runs/search": (("GET", "POST"), pb.SearchRuns, search_runs),
+    "metrics/get-history": (("GET",), pb.GetMetricHistory, get_metric_history),
+    "artifacts/list": (("GET",), pb.ListArtifacts, list_artifacts),
+}
+
+
+def routes(store: Store) -> APIRouter:
+    router = APIRouter()
+    translation = Translation(store, artifact_root=ARTIFACT_ROOT)
+    lock = threading.Lock()  # one call at a time writes the store through the translation
+
+    def call(kind: type[Message], handler: Handler) -> Callable[..., Any]:
+        async def endpoint(request: Request, g: Gate = Depends(gate)) -> Response:
+            body = await request.body() if request.method != "GET" else b""
+            try:
+                message = _request(kind(), request, body)
+                answer = await run_in_threadpool(_locked, lock, handler, message, g, translation)
+            except MlflowException as exc:
+                return _error(exc)
+            except MltrailError as exc:
+                try:
+                    with mlflow_errors():
+                        raise exc
+                except MlflowException as translated:
+                    return _error(translated)
+            return Response(message_to_json(answer), media_type="application/json")
+        return endpoint
+
+    for path, (methods, kind, handler) in CALLS.items():
+        for prefix in PREFIXES:
+            router.add_api_route(f"{prefix}/{path}", call(kind, handler), methods=list(methods),
+                                 include_in_schema=prefix == PREFIXES[0])
+
+    # -- MLflow's artifact proxy: <run ID>/<path inside the run> -------------------------
+
+    def _where(path: str) -> tuple[str, str]:
+        run_id, _, inside = path.strip("/").partition("/")
+        if not run_id:
+            raise _invalid("an artifact path starts with its run's ID")
+        return run_id, inside
+
+    @router.get(ARTIFACTS)
+    async def list_proxied(request: Request, path: str = "", g: Gate = Depends(gate)) -> Response:
+        try:
+            run_id, inside = _where(path)
+            await run_in_threadpool(_experiment_of_run, g, translation, run_id, "read")
+            files = await run_in_threadpool(_listing, translation, run_id, inside)
+        except MlflowException as exc:
+            return _error(exc)
+        prefix = f"{inside}/" if inside else ""
+        answer = [{"path": p[len(prefix):], "is_dir": d, **({} if s is None else {"file_size": s})}
+                  for p, d, s in files]
+        return JSONResponse({"files": answer} if answer else {})
+
+    @router.get(ARTIFACTS + "/{path:path}")
+    async def download(path: str, g: Gate = Depends(gate)) -> Response:
+        try:
+            run_id, inside = _where(path)
+            await run_in_threadpool(_experiment_of_run, g, translation, run_id, "read")
+            file = await run_in_threadpool(translation.artifact_file, run_id, inside)
+        except MlflowException as exc:
+            return _error(exc)
+        return FileResponse(file, media_type="application/octet-stream", filename=Path(inside).name)
+
+    @router.put(ARTIFACTS + "/{path:path}")
+    async def upload(path: str, request: Request, g: Gate = Depends(gate)) -> Response:
+        """A file into the run, streamed to a temporary file (constant memory), then into
+        the store content-addressed as the run's artifact ``path``."""
+        try:
+            run_id, inside = _where(path)
+            if not inside:
+                raise _invalid("an artifact upload names the file: <run ID>/<path>")
+            await run_in_threadpool(_experiment_of_run, g, translation, run_id, "edit")
+            folder = Path(tempfile.mkdtemp(prefix="mltrail-mlflow-upload-"))
+            try:
+                local = folder / Path(inside).name
+                with open(local, "wb") as out:
+                    async for chunk in request.stream():
+                        await run_in_threadpool(out.write, chunk)
+                await run_in_threadpool(_locked, lock, lambda *_: translation.log_artifact(run_id, local, inside),
+                                        None, g, translation)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        except MlflowException as exc:
+            return _error(exc)
+        return JSONResponse({})
+
+    return router
+
+
+def _locked(lock: threading.Lock, handler: Callable[..., Any], message: Any, g: Gate, t: Translation) -> Any:
+    with lock:
+        return handler(message, g, t)
+
