@@ -40,16 +40,16 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from . import fluent
-from .errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
-from .integrations import INTEGRATIONS
-from .integrations import autolog as _autolog
-from .query.cells import present
-from .query.filter import parse_filter, parse_order_by
-from .storage.ids import id_time
-from .store import Store
-from .tracking.datasets import describe_memory
-from .tracking.run import PARENT_TAG, Run
+from .. import fluent
+from ..errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
+from ..integrations import INTEGRATIONS
+from ..integrations import autolog as _autolog
+from ..query.cells import present
+from ..query.filter import parse_filter, parse_order_by
+from ..storage.ids import id_time
+from ..store import Store
+from ..tracking.datasets import describe_memory
+from ..tracking.run import PARENT_TAG, Run
 
 __all__ = [
     "ActiveRun", "Experiment", "ModelInfo", "RunData", "RunInfo", "UnsupportedCallError", "active_run", "autolog",
