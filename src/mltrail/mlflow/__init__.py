@@ -495,7 +495,7 @@ def _read_table(path: Path, name: str, typed: bool = True) -> pd.DataFrame:
         return pd.read_parquet(path)
     if typed:
         return pd.read_json(path, orient="split")
-    return pd.read_json(path, orient="split", dtype=False, convert_dates=False)
+    return pd.read_json(path, orient="split", dtype=False)  # (in pandas 3 dtype=False leaves dates as text too)
 
 
 @raises_mlflow_exceptions
