@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 import warnings
 from pathlib import Path
 
@@ -16,8 +15,7 @@ import yaml
 
 import mltrail
 from mltrail import mlflow
-from mltrail.errors import (AlreadyExistsError, InvalidInputError, NotFoundError, ParamChangedError,
-                            RunStateError)
+from mltrail.errors import AlreadyExistsError, InvalidInputError, NotFoundError, ParamChangedError, RunStateError
 from mltrail.mlflow.exceptions import MlflowException
 from tests.factories import run_python
 
@@ -438,7 +436,7 @@ def test_a_resumed_run_keeps_its_tags_and_takes_the_ones_start_run_gives(store_d
     tags = mlflow.get_run(run.info.run_id).data.tags
     assert {"team": "growth", "attempt": "2", "stage": "prod", "mlflow.note.content": "resumed",
             "mlflow.runName": "second"}.items() <= tags.items()
-    with pytest.raises(MlflowException, match="description is set twice"):
+    with pytest.raises(MlflowException, match="Description is already set via the tag mlflow.note.content"):
         mlflow.start_run(run.info.run_id, tags={"mlflow.note.content": "a"}, description="b")
     with pytest.raises(MlflowException, match="Invalid experiment id"):
         mlflow.start_run(experiment_id=["a", "b"])
@@ -467,18 +465,18 @@ def _shadow_script(tmp_path: Path, body: str) -> tuple[str, list[dict[str, objec
 @pytest.mark.slow
 def test_importing_real_mlflow_beside_the_shim_warns_once_where_it_was_imported(tmp_path: Path) -> None:
     pytest.importorskip("mlflow")
-    _, warned = _shadow_script(tmp_path, "\n".join([
-        "import mltrail",
-        "assert not any(type(f).__name__ == '_MlflowWatcher' for f in sys.meta_path), 'import mltrail installs nothing'",
-        "import mltrail.mlflow as mlflow",
-        "import importlib.util",
-        "assert importlib.util.find_spec('mlflow') is not None  # a probe imports nothing: no warning",
-        "assert 'mlflow' not in sys.modules",
-        "import mlflow.sklearn",  # line 11 of the script
-        "import mlflow.data",
-        "assert mlflow.__name__ == 'mlflow' and mlflow.__loader__.__class__.__name__ == 'SourceFileLoader'",
-        "import mltrail.mlflow as again",
-    ]))
+    _, warned = _shadow_script(tmp_path, """\
+import mltrail
+assert not any(type(f).__name__ == '_MlflowWatcher' for f in sys.meta_path), 'import mltrail installs nothing'
+import mltrail.mlflow as mlflow
+import importlib.util
+assert importlib.util.find_spec('mlflow') is not None  # a probe imports nothing: no warning
+assert 'mlflow' not in sys.modules
+import mlflow.sklearn  # line 11 of the script
+import mlflow.data
+assert mlflow.__name__ == 'mlflow' and mlflow.__loader__.__class__.__name__ == 'SourceFileLoader'
+import mltrail.mlflow as again
+""")
     assert [(w["file"], w["line"]) for w in warned] == [("train.py", 11)]
     message = str(warned[0]["message"])
     assert "real MLflow package (mlflow) was imported" in message and "go to MLflow's store, not mltrail" in message
@@ -495,11 +493,11 @@ def test_the_shim_imported_after_real_mlflow_warns_at_once(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_the_warning_never_breaks_the_import_of_mlflow_even_when_warnings_are_errors(tmp_path: Path) -> None:
     pytest.importorskip("mlflow")
-    stderr, warned = _shadow_script(tmp_path, "\n".join([
-        "import mltrail.mlflow",
-        "warnings.simplefilter('error', mltrail.mlflow.MlflowShadowWarning)",
-        "import mlflow.sklearn",
-        "print(mlflow.sklearn.__name__)",
-    ]))
+    stderr, warned = _shadow_script(tmp_path, """\
+import mltrail.mlflow
+warnings.simplefilter('error', mltrail.mlflow.MlflowShadowWarning)
+import mlflow.sklearn
+print(mlflow.sklearn.__name__)
+""")
     assert warned == []
     assert "real MLflow package (mlflow) was imported" in stderr  # logged instead: the import went on

@@ -20,6 +20,16 @@ The store is the one ``set_tracking_uri`` names (a folder or an
 ``$MLFLOW_TRACKING_URI`` is not read, since it points at an MLflow server. A call this
 module does not have raises :class:`UnsupportedCallError` naming it.
 
+Honest about what it is: every error it raises is an
+:class:`~mltrail.mlflow.exceptions.MlflowException` (with MLflow's ``error_code``) as well
+as the mltrail error it is, so ``except mlflow.exceptions.MlflowException`` works; files
+follow MLflow's rules (``log_dict`` writes YAML for ``*.yaml``/``*.yml`` and JSON for any
+other name, ``log_table`` MLflow's JSON table for ``*.json``, ``log_artifact`` of a folder
+logs it under its name); and importing the real ``mlflow`` package in the same process
+(``import mlflow.sklearn`` rebinds the name ``mlflow`` to MLflow) warns, once, with
+:class:`MlflowShadowWarning` (see :mod:`.shadow`). With MLflow installed, the better path is
+MLflow's own client on an mltrail store: ``MLFLOW_TRACKING_URI=mltrail:<folder>``.
+
 The runs are mltrail runs: ``mltrail.active_run()``, ``mltrail.autolog()`` and
 ``mltrail.log_*`` act on the run started here.
 """
@@ -280,8 +290,8 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
         raise InvalidInputError(f"Invalid experiment id: {experiment_id!r}: an experiment ID is a str (its name "
                                 "in mltrail)")
     if description and _NOTE_TAG in (tags or {}):
-        raise InvalidInputError(f"the description is set twice, by description= and by the tag {_NOTE_TAG} in "
-                                "tags: give one of them")
+        raise InvalidInputError(f"Description is already set via the tag {_NOTE_TAG} in tags."  # MLflow's words
+                                f"Remove the key {_NOTE_TAG} from the tags or omit the description.")
     store = _store()
     if run_id is not None:
         run = store.start_run(run_id=run_id, log_system_metrics=log_system_metrics)
