@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import mltrail
 from mltrail import mlflow
-from mltrail.errors import InvalidInputError, RunStateError
+from mltrail.errors import AlreadyExistsError, InvalidInputError, NotFoundError, ParamChangedError, RunStateError
+from mltrail.mlflow.exceptions import MlflowException
+from tests.factories import run_python
 
 
 @pytest.fixture
@@ -101,10 +106,14 @@ def test_artifacts_are_named_as_mlflow_names_them(store_dir: Path, tmp_path: Pat
         mlflow.log_artifacts(folder, "plots")
         mlflow.log_artifact(folder / "y.txt", "deep/er")
         mlflow.log_table(pd.DataFrame({"a": [1]}), "tables/t.json")
-        with pytest.raises(InvalidInputError, match="log_artifacts takes a folder"):
-            mlflow.log_artifact(folder)
+        mlflow.log_table(pd.DataFrame({"a": [1]}), "tables/t.parquet")
+        mlflow.log_artifact(folder)  # a folder, as MLflow logs one: under its own name
+        mlflow.log_artifact(folder / "sub", "deep")
+        with pytest.raises(InvalidInputError, match="log_artifact takes a file or a folder; .*missing"):
+            mlflow.log_artifact(folder / "missing")
     paths = sorted(mltrail.Store(store_dir).get_run(run.info.run_id)["artifacts"]["path"])
-    assert paths == ["deep/er/y.txt", "plots/sub/x.txt", "plots/y.txt", "sub/x.txt", "tables/t.parquet", "y.txt"]
+    assert paths == ["deep/er/y.txt", "deep/sub/x.txt", "out/sub/x.txt", "out/y.txt", "plots/sub/x.txt",
+                     "plots/y.txt", "sub/x.txt", "tables/t.json", "tables/t.parquet", "y.txt"]
 
 
 def test_search_runs_answers_in_mlflow_s_columns_views_and_formats(store_dir: Path) -> None:
@@ -294,3 +303,201 @@ def test_an_mlflow_experiment_id_a_script_kept_names_the_experiment_it_was_impor
     assert sorted(mlflow.search_runs(experiment_ids=["4217"])["tags.mlflow.runName"]) == ["new", "old"]
     assert mlflow.set_experiment(experiment_id="4217").name == "churn"
     assert mlflow.set_experiment(experiment_id="99").name == "99"  # no such import: an experiment of that name
+
+
+# -- MLflow's error class --------------------------------------------------------------
+
+def test_every_error_the_shim_raises_is_an_mlflow_exception_with_mlflow_s_code(store_dir: Path) -> None:
+    assert mlflow.exceptions.MlflowException is MlflowException and issubclass(MlflowException, mltrail.MltrailError)
+    caught: dict[str, MlflowException] = {}
+    with mlflow.start_run() as run:
+        mlflow.log_param("lr", 1)
+        for name, call in {"changed param": lambda: mlflow.log_param("lr", 2),
+                           "active run": lambda: mlflow.start_run(),
+                           "bad metric": lambda: mlflow.log_metric("m", "high")}.items():
+            try:
+                call()
+            except mlflow.exceptions.MlflowException as exc:  # as a script written for MLflow catches it
+                caught[name] = exc
+    for name, call in {"no run": lambda: mlflow.get_run("nope"),
+                       "existing experiment": lambda: mlflow.create_experiment("Default"),
+                       "not a call": lambda: mlflow.log_model(object(), "model")}.items():
+        with pytest.raises(MlflowException) as raised:
+            call()
+        caught[name] = raised.value
+    codes = {name: (exc.error_code, type(exc).__mro__[1]) for name, exc in caught.items()}
+    assert codes == {"changed param": ("INVALID_PARAMETER_VALUE", ParamChangedError),
+                     "active run": ("INVALID_STATE", RunStateError),
+                     "bad metric": ("INVALID_PARAMETER_VALUE", mltrail.errors.InvalidMetricValueError),
+                     "no run": ("RESOURCE_DOES_NOT_EXIST", NotFoundError),
+                     "existing experiment": ("RESOURCE_ALREADY_EXISTS", AlreadyExistsError),
+                     "not a call": ("NOT_IMPLEMENTED", MlflowException)}
+    changed = caught["changed param"]
+    assert (changed.key, changed.old, changed.new) == ("lr", "1", "2")  # the mltrail error's fields stay
+    assert changed.message == str(changed) and "cannot change to '2'" in changed.message
+    assert json.loads(changed.serialize_as_json())["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert changed.get_http_status_code() == 400 and caught["no run"].get_http_status_code() == 404
+    assert isinstance(caught["not a call"], AttributeError)
+    again = pickle.loads(pickle.dumps(caught["no run"]))
+    assert type(again) is type(caught["no run"]) and str(again) == str(caught["no run"])
+    assert mlflow.get_run(run.info.run_id).data.params == {"lr": "1"}
+
+
+def test_each_call_of_the_shim_answers_with_mlflow_s_error_class() -> None:
+    """A call added later without the decorator would raise mltrail's errors only."""
+    import inspect
+
+    calls = [getattr(mlflow, name) for name in mlflow.__all__ if inspect.isfunction(getattr(mlflow, name))]
+    calls += [mlflow.sklearn.log_model, mlflow.sklearn.load_model, mlflow.sklearn.autolog, mlflow.ActiveRun.__exit__]
+    assert len(calls) > 30
+    unwrapped = [call.__qualname__ for call in calls if not hasattr(call, "__wrapped__")]
+    assert unwrapped == []
+
+
+def test_mlflow_s_own_exception_api_works_on_ours() -> None:
+    error = MlflowException("bad value", error_code="INVALID_PARAMETER_VALUE", field="x")
+    assert (error.message, error.error_code) == ("bad value", "INVALID_PARAMETER_VALUE")
+    assert json.loads(error.serialize_as_json()) == {"error_code": "INVALID_PARAMETER_VALUE",
+                                                     "message": "bad value", "field": "x"}
+    assert MlflowException("x").error_code == "INTERNAL_ERROR"
+    assert MlflowException("x", error_code="NO_SUCH_CODE").error_code == "INTERNAL_ERROR"  # as MLflow's
+    assert MlflowException.invalid_parameter_value("y").error_code == "INVALID_PARAMETER_VALUE"
+
+
+# -- MLflow's file rules -----------------------------------------------------------------
+
+def test_log_dict_writes_yaml_for_yaml_names_and_json_for_any_other(store_dir: Path) -> None:
+    config = {"model": {"depth": 3, "layers": [64, 32]}, "name": "churn"}
+    with mlflow.start_run() as run:
+        for name in ("c.yaml", "c.yml", "c.json", "c.txt", "c"):
+            mlflow.log_dict(config, name)
+        mlflow.log_dict({"when": pd.Timestamp("2026-01-02")}, "odd.json")  # JSON has no type: its str, as MLflow
+        with pytest.raises(MlflowException, match="YAML cannot hold"):
+            mlflow.log_dict({"when": object()}, "odd.yaml")
+    store = mltrail.Store(store_dir)
+    text = {name: store.artifact_path(run.info.run_id, name).read_text() for name in ("c.yaml", "c.yml", "c.json", "c.txt", "c")}
+    assert text["c.yaml"] == text["c.yml"] == "model:\n  depth: 3\n  layers:\n  - 64\n  - 32\nname: churn\n"
+    assert yaml.safe_load(text["c.yaml"]) == config
+    assert text["c.json"] == text["c.txt"] == text["c"] == json.dumps(config, indent=2)
+    assert json.loads(store.artifact_path(run.info.run_id, "odd.json").read_text()) == {"when": "2026-01-02 00:00:00"}
+
+
+def test_log_table_writes_mlflow_s_json_table_appends_to_it_and_load_table_reads_it_back(store_dir: Path) -> None:
+    mlflow.set_experiment("eval")
+    with mlflow.start_run() as first:
+        mlflow.log_table(pd.DataFrame({"q": ["a", "b"], "score": [0.5, 0.25]}), "eval/answers.json")
+        mlflow.log_table({"q": ["c"], "score": [1.0]}, "eval/answers.json")  # appended, as MLflow does
+        mlflow.log_table({"q": "one row"}, "eval/single.json")  # a dict of scalars is one row
+        with pytest.raises(MlflowException, match=r"a table is a \*\.json or a \*\.parquet"):
+            mlflow.log_table({"q": ["x"]}, "eval/answers.csv")
+        with pytest.raises(MlflowException, match="DataFrame or a dict, not list"):
+            mlflow.log_table([1, 2], "eval/list.json")
+    with mlflow.start_run() as second:
+        mlflow.log_table({"q": ["d"], "score": [0.0]}, "eval/answers.json")
+    with mlflow.start_run():
+        mlflow.log_param("no table", 1)
+    store = mltrail.Store(store_dir)
+    written = json.loads(store.artifact_path(first.info.run_id, "eval/answers.json").read_text())
+    assert written == {"columns": ["q", "score"], "data": [["a", 0.5], ["b", 0.25], ["c", 1.0]]}
+    assert json.loads(mlflow.get_run(first.info.run_id).data.tags["mlflow.loggedArtifacts"]) == [
+        {"path": "eval/answers.json", "type": "table"}, {"path": "eval/single.json", "type": "table"}]
+    table = mlflow.load_table("eval/answers.json", extra_columns=["run_id"])
+    assert sorted(zip(table["q"], table["run_id"])) == [
+        ("a", first.info.run_id), ("b", first.info.run_id), ("c", first.info.run_id), ("d", second.info.run_id)]
+    only = mlflow.load_table("eval/answers.json", run_ids=[second.info.run_id])
+    assert only.to_dict("list") == {"q": ["d"], "score": [0.0]}
+    assert list(mlflow.load_table("eval/single.json")["q"]) == ["one row"]
+    with pytest.raises(MlflowException) as missing:
+        mlflow.load_table("eval/nothing.json")
+    assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST" and "eval/nothing.json" in str(missing.value)
+
+
+def test_get_artifact_uri_names_the_active_run_s_artifacts(store_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("f")
+    assert mlflow.active_run() is None
+    root = mlflow.get_artifact_uri()  # as MLflow: without a run, one is started
+    run = mlflow.active_run()
+    assert run is not None and root == f"runs:/{run.info.run_id}" == run.info.artifact_uri
+    mlflow.log_artifact(tmp_path / "f.txt", "features")
+    uri = mlflow.get_artifact_uri("features/f.txt")
+    assert uri == f"runs:/{run.info.run_id}/features/f.txt"
+    mlflow.end_run()
+    run_id, path = uri.removeprefix("runs:/").split("/", 1)
+    assert mltrail.Store(store_dir).artifact_path(run_id, path).read_text() == "f"
+
+
+def test_a_resumed_run_keeps_its_tags_and_takes_the_ones_start_run_gives(store_dir: Path) -> None:
+    with mlflow.start_run(run_name="first", tags={"team": "growth"}) as run:
+        mlflow.set_tag("stage", "dev")
+    with mlflow.start_run(run.info.run_id, tags={"attempt": 2, "stage": "prod"}, description="resumed",
+                          run_name="second") as resumed:
+        assert {"team": "growth", "attempt": "2", "stage": "prod"}.items() <= resumed.data.tags.items()
+        assert resumed.info.run_name == "second"
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert {"team": "growth", "attempt": "2", "stage": "prod", "mlflow.note.content": "resumed",
+            "mlflow.runName": "second"}.items() <= tags.items()
+    with pytest.raises(MlflowException, match="Description is already set via the tag mlflow.note.content"):
+        mlflow.start_run(run.info.run_id, tags={"mlflow.note.content": "a"}, description="b")
+    with pytest.raises(MlflowException, match="Invalid experiment id"):
+        mlflow.start_run(experiment_id=["a", "b"])
+
+
+# -- the `import mlflow.sklearn` trap -------------------------------------------------------
+
+def _shadow_script(tmp_path: Path, body: str) -> tuple[str, list[dict[str, object]]]:
+    """Run ``body`` as a script file in a fresh process; its stderr and the shadow warnings it got."""
+    script = tmp_path / "train.py"
+    script.write_text("import json, sys, warnings\n"
+                      "warnings.simplefilter('always')\n"
+                      "_caught = warnings.catch_warnings(record=True)\n"
+                      "caught = _caught.__enter__()\n"
+                      + body +
+                      "\nshadow = [{'file': w.filename, 'line': w.lineno, 'message': str(w.message)}\n"
+                      "          for w in caught if w.category.__name__ == 'MlflowShadowWarning']\n"
+                      "print(json.dumps(shadow))\n")
+    done = run_python(f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')", cwd=tmp_path,
+                      env={"PYTHONPATH": str(Path(mltrail.__file__).parents[1]), "MLFLOW_TRACKING_URI": ""},
+                      timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr, [{**w, "file": Path(str(w["file"])).name} for w in json.loads(done.stdout.splitlines()[-1])]
+
+
+@pytest.mark.slow
+def test_importing_real_mlflow_beside_the_shim_warns_once_where_it_was_imported(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    _, warned = _shadow_script(tmp_path, """\
+import mltrail
+assert not any(type(f).__name__ == '_MlflowWatcher' for f in sys.meta_path), 'import mltrail installs nothing'
+import mltrail.mlflow as mlflow
+import importlib.util
+assert importlib.util.find_spec('mlflow') is not None  # a probe imports nothing: no warning
+assert 'mlflow' not in sys.modules
+import mlflow.sklearn  # line 11 of the script
+import mlflow.data
+assert mlflow.__name__ == 'mlflow' and mlflow.__loader__.__class__.__name__ == 'SourceFileLoader'
+import mltrail.mlflow as again
+""")
+    assert [(w["file"], w["line"]) for w in warned] == [("train.py", 11)]
+    message = str(warned[0]["message"])
+    assert "real MLflow package (mlflow) was imported" in message and "go to MLflow's store, not mltrail" in message
+    assert "MLFLOW_TRACKING_URI=mltrail:<folder>" in message
+
+
+@pytest.mark.slow
+def test_the_shim_imported_after_real_mlflow_warns_at_once(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    _, warned = _shadow_script(tmp_path, "import mlflow\nimport mltrail.mlflow\nimport mlflow.sklearn\n")
+    assert [(w["file"], w["line"]) for w in warned] == [("train.py", 6)]
+
+
+@pytest.mark.slow
+def test_the_warning_never_breaks_the_import_of_mlflow_even_when_warnings_are_errors(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    stderr, warned = _shadow_script(tmp_path, """\
+import mltrail.mlflow
+warnings.simplefilter('error', mltrail.mlflow.MlflowShadowWarning)
+import mlflow.sklearn
+print(mlflow.sklearn.__name__)
+""")
+    assert warned == []
+    assert "real MLflow package (mlflow) was imported" in stderr  # logged instead: the import went on

@@ -20,6 +20,16 @@ The store is the one ``set_tracking_uri`` names (a folder or an
 ``$MLFLOW_TRACKING_URI`` is not read, since it points at an MLflow server. A call this
 module does not have raises :class:`UnsupportedCallError` naming it.
 
+Honest about what it is: every error it raises is an
+:class:`~mltrail.mlflow.exceptions.MlflowException` (with MLflow's ``error_code``) as well
+as the mltrail error it is, so ``except mlflow.exceptions.MlflowException`` works; files
+follow MLflow's rules (``log_dict`` writes YAML for ``*.yaml``/``*.yml`` and JSON for any
+other name, ``log_table`` MLflow's JSON table for ``*.json``, ``log_artifact`` of a folder
+logs it under its name); and importing the real ``mlflow`` package in the same process
+(``import mlflow.sklearn`` rebinds the name ``mlflow`` to MLflow) warns, once, with
+:class:`MlflowShadowWarning` (see :mod:`.shadow`). With MLflow installed, the better path is
+MLflow's own client on an mltrail store: ``MLFLOW_TRACKING_URI=mltrail:<folder>``.
+
 The runs are mltrail runs: ``mltrail.active_run()``, ``mltrail.autolog()`` and
 ``mltrail.log_*`` act on the run started here.
 """
@@ -27,6 +37,7 @@ The runs are mltrail runs: ``mltrail.active_run()``, ``mltrail.autolog()`` and
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import pickle
 import shutil
@@ -34,27 +45,32 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
+import yaml
 
-from . import fluent
-from .errors import InvalidInputError, MltrailError, NotFoundError, RunStateError
-from .integrations import INTEGRATIONS
-from .integrations import autolog as _autolog
-from .query.cells import present
-from .query.filter import parse_filter, parse_order_by
-from .storage.ids import id_time
-from .store import Store
-from .tracking.datasets import describe_memory
-from .tracking.run import PARENT_TAG, Run
+from .. import fluent
+from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, RunStateError
+from ..integrations import INTEGRATIONS
+from ..integrations import autolog as _autolog
+from ..query.cells import present
+from ..query.filter import parse_filter, parse_order_by
+from ..storage.ids import id_time
+from ..store import Store
+from ..tracking.datasets import describe_memory
+from ..tracking.run import PARENT_TAG, Run
+from . import exceptions, shadow
+from .exceptions import MlflowException, UnsupportedCallError, raises_mlflow_exceptions
+from .shadow import MlflowShadowWarning
 
 __all__ = [
-    "ActiveRun", "Experiment", "ModelInfo", "RunData", "RunInfo", "UnsupportedCallError", "active_run", "autolog",
-    "create_experiment", "delete_tag", "end_run", "get_experiment", "get_experiment_by_name", "get_run",
-    "get_tracking_uri", "last_active_run", "lightgbm", "log_artifact", "log_artifacts", "log_dict", "log_figure",
+    "ActiveRun", "Experiment", "MlflowException", "MlflowShadowWarning", "ModelInfo", "RunData", "RunInfo",
+    "UnsupportedCallError", "active_run", "autolog", "create_experiment", "delete_tag", "end_run", "exceptions",
+    "get_artifact_uri", "get_experiment", "get_experiment_by_name", "get_run", "get_tracking_uri",
+    "last_active_run", "lightgbm", "load_table", "log_artifact", "log_artifacts", "log_dict", "log_figure",
     "log_image", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_table",
     "log_text", "pyfunc", "register_model", "search_runs", "set_experiment", "set_tag", "set_tags",
     "set_tracking_uri", "sklearn", "start_run", "xgboost",
@@ -62,12 +78,8 @@ __all__ = [
 
 DEFAULT_EXPERIMENT = "Default"
 RUN_VIEWS = {1: "active", 2: "deleted", 3: "all"}  # MLflow's ViewType numbers
+_NOTE_TAG = "mlflow.note.content"  # MLflow keeps a run's description in this tag
 _MLFLOW_STATUS = {"CRASHED": "FAILED"}  # MLflow has no CRASHED: a run that died reads FAILED there
-
-
-class UnsupportedCallError(MltrailError, AttributeError):
-    """An MLflow call ``mltrail.mlflow`` does not have (an AttributeError, so that
-    ``hasattr(mlflow, name)`` stays False)."""
 
 
 @dataclass
@@ -83,6 +95,7 @@ _state = _State()
 
 # -- where runs go -------------------------------------------------------------------
 
+@raises_mlflow_exceptions
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Log into the mltrail store at ``uri``: a folder (``file:`` URIs too) or a server's
     ``http(s)://`` URL. An MLflow ``mlruns`` folder is refused: import it instead."""
@@ -103,6 +116,7 @@ def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     _state.uri, _state.store = target, None
 
 
+@raises_mlflow_exceptions
 def get_tracking_uri() -> str:
     return _state.uri or str(fluent.default_store().root)
 
@@ -150,6 +164,7 @@ def _by_id(experiment_id: str) -> str:
     return experiment_id if found.empty else str(found["experiment"].iloc[0])
 
 
+@raises_mlflow_exceptions
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
     """Runs started after this go to the experiment (created by its first run)."""
     name = experiment_name if experiment_name is not None else (None if experiment_id is None else _by_id(str(experiment_id)))
@@ -160,15 +175,17 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
     return _experiment(name)
 
 
+@raises_mlflow_exceptions
 def create_experiment(name: str, artifact_location: str | None = None, tags: Mapping[str, Any] | None = None) -> str:
     """The experiment's ID (its name); it is written with its first run."""
     if get_experiment_by_name(name) is not None:
-        raise InvalidInputError(f"experiment {name!r} already exists")
+        raise AlreadyExistsError(f"experiment {name!r} already exists")
     if tags:
         raise InvalidInputError("mltrail keeps no tags on an experiment: tag its runs instead")
     return _experiment(name).experiment_id
 
 
+@raises_mlflow_exceptions
 def get_experiment_by_name(name: str) -> Experiment | None:
     return _experiment(name) if name in _experiment_names(_store()) else None
 
@@ -182,6 +199,7 @@ def _experiment_names(store: Store) -> set[str]:
         return set()
 
 
+@raises_mlflow_exceptions
 def get_experiment(experiment_id: str) -> Experiment:
     found = get_experiment_by_name(_by_id(str(experiment_id)))
     if found is None:
@@ -247,6 +265,7 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
+    @raises_mlflow_exceptions
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.run.__exit__(exc_type, exc, tb)
 
@@ -258,6 +277,7 @@ def _user() -> str | None:
         return None
 
 
+@raises_mlflow_exceptions
 def start_run(run_id: str | None = None, experiment_id: str | None = None, run_name: str | None = None,
               nested: bool = False, parent_run_id: str | None = None, tags: Mapping[str, Any] | None = None,
               description: str | None = None, log_system_metrics: bool | None = None) -> ActiveRun:
@@ -266,14 +286,27 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
     if active is not None and not nested and parent_run_id is None and run_id is None:
         raise RunStateError(f"run {active.id} is already active: end it first, or start a child run with "
                             "start_run(nested=True)")
+    if experiment_id is not None and (not isinstance(experiment_id, (str, int)) or isinstance(experiment_id, bool)):
+        raise InvalidInputError(f"Invalid experiment id: {experiment_id!r}: an experiment ID is a str (its name "
+                                "in mltrail)")
+    if description and _NOTE_TAG in (tags or {}):
+        raise InvalidInputError(f"Description is already set via the tag {_NOTE_TAG} in tags."  # MLflow's words
+                                f"Remove the key {_NOTE_TAG} from the tags or omit the description.")
     store = _store()
     if run_id is not None:
         run = store.start_run(run_id=run_id, log_system_metrics=log_system_metrics)
+        # as MLflow's: a resumed run takes the tags, description and name start_run was given
+        given = {k: str(v) for k, v in (tags or {}).items()} | ({_NOTE_TAG: description} if description else {})
+        if run_name:
+            run.set_name(run_name)
+            given["mlflow.runName"] = run_name
+        if given:
+            run.set_tags(given)
     else:
         parent = parent_run_id or (active.id if nested and active is not None else None)
         system = {"mlflow.runName": run_name, "mlflow.user": _user(), "mlflow.source.type": "LOCAL",
                   "mlflow.source.name": sys.argv[0] if sys.argv and sys.argv[0] else None,
-                  "mlflow.parentRunId": parent, "mlflow.note.content": description}
+                  "mlflow.parentRunId": parent, _NOTE_TAG: description}
         all_tags = {k: v for k, v in system.items() if v} | {k: v for k, v in (tags or {}).items()}
         experiment = _by_id(str(experiment_id)) if experiment_id is not None else _current_experiment()
         run = store.start_run(experiment, name=run_name, description=description,
@@ -285,15 +318,18 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
     return ActiveRun(run)
 
 
+@raises_mlflow_exceptions
 def active_run() -> ActiveRun | None:
     run = fluent.active_run()
     return None if run is None else ActiveRun(run)
 
 
+@raises_mlflow_exceptions
 def last_active_run() -> StoredRun | None:
     return None if _state.last is None else get_run(_state.last.id)
 
 
+@raises_mlflow_exceptions
 def end_run(status: str = "FINISHED") -> None:
     """End the active run, if there is one (as MLflow, no error when there is none)."""
     run = fluent.active_run()
@@ -310,15 +346,18 @@ def _active() -> Run:
 
 # -- logging -------------------------------------------------------------------------
 
+@raises_mlflow_exceptions
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
     _active().log_param(key, str(value))
     return value
 
 
+@raises_mlflow_exceptions
 def log_params(params: Mapping[str, Any], synchronous: bool | None = None, run_id: str | None = None) -> None:
     _run_for(run_id).log_params({k: str(v) for k, v in params.items()})
 
 
+@raises_mlflow_exceptions
 def log_metric(key: str, value: float, step: int | None = None, synchronous: bool | None = None,
                timestamp: int | None = None, run_id: str | None = None, **ignored: Any) -> None:
     """One point; ``step`` defaults to 0 and ``timestamp`` (ms) to now, as in MLflow."""
@@ -326,6 +365,7 @@ def log_metric(key: str, value: float, step: int | None = None, synchronous: boo
                                 timestamp=None if timestamp is None else timestamp / 1000)
 
 
+@raises_mlflow_exceptions
 def log_metrics(metrics: Mapping[str, float], step: int | None = None, synchronous: bool | None = None,
                 run_id: str | None = None, timestamp: int | None = None, **ignored: Any) -> None:
     run = _run_for(run_id)
@@ -344,14 +384,17 @@ def _run_for(run_id: str | None) -> Run:
                             "start_run(run_id=...))")
 
 
+@raises_mlflow_exceptions
 def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
     _active().set_tag(key, str(value))
 
 
+@raises_mlflow_exceptions
 def set_tags(tags: Mapping[str, Any], synchronous: bool | None = None) -> None:
     _active().set_tags({k: str(v) for k, v in tags.items()})
 
 
+@raises_mlflow_exceptions
 def delete_tag(key: str) -> None:
     _active().delete_tag(key)
 
@@ -360,14 +403,21 @@ def _artifact_name(artifact_path: str | None, name: str) -> str:
     return f"{artifact_path.strip('/')}/{name}" if artifact_path and artifact_path.strip("/") else name
 
 
+@raises_mlflow_exceptions
 def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
-    """A file, as ``<artifact_path>/<its name>``."""
+    """A file, as ``<artifact_path>/<its name>``; a folder, as MLflow logs one, with every
+    file under it as ``<artifact_path>/<the folder's name>/<its path in the folder>``."""
     path = Path(local_path)
+    if path.is_dir():
+        folder_name = path.resolve().name  # "." and "out/" are named as the folder they are
+        log_artifacts(path, _artifact_name(artifact_path, folder_name), run_id=run_id)
+        return
     if not path.is_file():
-        raise InvalidInputError(f"log_artifact takes a file; {str(path)!r} is not one (log_artifacts takes a folder)")
+        raise InvalidInputError(f"log_artifact takes a file or a folder; {str(path)!r} is neither")
     _run_for(run_id).log_artifact(path, name=_artifact_name(artifact_path, path.name))
 
 
+@raises_mlflow_exceptions
 def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
     """Every file under a folder, as ``<artifact_path>/<its path in the folder>``."""
     folder = Path(local_dir)
@@ -378,18 +428,32 @@ def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None =
         run.log_artifact(path, name=_artifact_name(artifact_path, path.relative_to(folder).as_posix()))
 
 
+@raises_mlflow_exceptions
 def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> None:
-    _run_for(run_id).log_dict(dictionary, artifact_file)
+    """As MLflow's: YAML for ``*.yaml`` and ``*.yml`` (block style), JSON for any other name
+    (indented; a value JSON has no type for is written as its ``str``)."""
+    if PurePosixPath(artifact_file).suffix in (".yaml", ".yml"):
+        try:
+            text = yaml.safe_dump(dictionary, indent=2, default_flow_style=False)
+        except yaml.YAMLError as exc:
+            raise InvalidInputError(f"log_dict({artifact_file!r}): YAML cannot hold this value ({exc}); "
+                                    "log it as *.json, where values are written as their str") from None
+    else:
+        text = json.dumps(dictionary, indent=2, default=str)
+    _run_for(run_id).log_text(text, artifact_file)
 
 
+@raises_mlflow_exceptions
 def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
     _run_for(run_id).log_text(text, artifact_file)
 
 
+@raises_mlflow_exceptions
 def log_figure(figure: Any, artifact_file: str, *, save_kwargs: Any = None) -> None:
     _active().log_figure(figure, artifact_file)
 
 
+@raises_mlflow_exceptions
 def log_image(image: Any, artifact_file: str | None = None, key: str | None = None, step: int | None = None,
               **ignored: Any) -> None:
     name = artifact_file or (f"images/{key}/step_{step or 0}.png" if key else None)
@@ -398,14 +462,94 @@ def log_image(image: Any, artifact_file: str | None = None, key: str | None = No
     _active().log_image(image, name)
 
 
+_LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # MLflow's list of a run's tables, which load_table reads
+
+
+@raises_mlflow_exceptions
 def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
-    """A DataFrame (or a dict of columns) as a table artifact; mltrail keeps it as Parquet
-    (``.parquet``), whatever suffix ``artifact_file`` had."""
-    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-    name = artifact_file if artifact_file.endswith(".parquet") else f"{artifact_file.rsplit('.', 1)[0]}.parquet"
-    _run_for(run_id).log_table(frame, name)
+    """A DataFrame (or a dict of columns) as MLflow writes a table: ``*.json`` in pandas'
+    ``split`` layout (``{"columns": [...], "data": [[...], ...]}``), ``*.parquet`` as Parquet.
+    Logging a table again under the same name appends its rows, as MLflow does."""
+    if not artifact_file.endswith((".json", ".parquet")):
+        raise InvalidInputError(f"log_table({artifact_file!r}): a table is a *.json or a *.parquet artifact")
+    if not isinstance(data, (pd.DataFrame, dict)):
+        raise InvalidInputError(f"log_table takes a pandas DataFrame or a dict, not {type(data).__name__}")
+    frame = data if isinstance(data, pd.DataFrame) else _dict_frame(data)
+    run = _run_for(run_id)
+    store = _store()
+    run.flush()  # the tables this run logged so far, readable by name
+    details = store.get_run(run.id)
+    if artifact_file in set(details["artifacts"]["path"]):
+        frame = pd.concat([_read_table(store.artifact_path(run.id, artifact_file), artifact_file, typed=False), frame],
+                          ignore_index=True)
+    if artifact_file.endswith(".json"):
+        run.log_text(frame.to_json(orient="split", index=False, date_format="iso"), artifact_file)
+    else:
+        run.log_table(frame.reset_index(drop=True), artifact_file)
+    listed = json.loads(dict(details["tags"]).get(_LOGGED_ARTIFACTS_TAG) or "[]")
+    if {"path": artifact_file, "type": "table"} not in listed:
+        run.set_tag(_LOGGED_ARTIFACTS_TAG, json.dumps([*listed, {"path": artifact_file, "type": "table"}]))
 
 
+def _dict_frame(data: Mapping[str, Any]) -> pd.DataFrame:
+    try:
+        return pd.DataFrame(data)
+    except ValueError:  # as MLflow: a dict of scalars ({"inputs": "What is MLflow?"}) is one row
+        return pd.DataFrame([data])
+
+
+def _read_table(path: Path, name: str, typed: bool = True) -> pd.DataFrame:
+    """The table log_table wrote as ``name`` (in the blob file ``path``); ``typed=False``
+    keeps JSON's values as written ("02108" stays text), for appending to it."""
+    if name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    if typed:
+        return pd.read_json(path, orient="split")
+    return pd.read_json(path, orient="split", dtype=False)  # (in pandas 3 dtype=False leaves dates as text too)
+
+
+@raises_mlflow_exceptions
+def load_table(artifact_file: str, run_ids: Sequence[str] | None = None,
+               extra_columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The table ``artifact_file`` of each run of the current experiment that logged one
+    (of ``run_ids`` only, if given), as one DataFrame; ``extra_columns`` adds columns of
+    the run (``["run_id"]``: which run each row came from), as MLflow's."""
+    runs = search_runs()
+    if run_ids:
+        runs = runs[runs["run_id"].isin(list(run_ids))]
+    if f"tags.{_LOGGED_ARTIFACTS_TAG}" not in runs.columns:
+        runs = runs.iloc[0:0]
+    else:
+        logged = {"path": artifact_file, "type": "table"}
+        runs = runs[runs[f"tags.{_LOGGED_ARTIFACTS_TAG}"].map(
+            lambda value: isinstance(value, str) and logged in json.loads(value))]
+    if runs.empty:
+        raise NotFoundError(f"no run of experiment {_current_experiment()!r} logged a table {artifact_file!r}"
+                            + (f" (among runs {', '.join(run_ids)})" if run_ids else ""))
+    store = _store()
+    tables = []
+    for _, row in runs.iterrows():
+        table = _read_table(store.artifact_path(row["run_id"], artifact_file), artifact_file)
+        for column in extra_columns or []:
+            table[f"{column}_" if column in table.columns else column] = row[column]
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+@raises_mlflow_exceptions
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """Where the active run's artifacts are (one of them, given ``artifact_path``), as a
+    ``runs:/<run_id>[/<artifact_path>]`` URI. mltrail keeps artifacts by their content's
+    hash, in no folder of the run's, so there is no file URI to give as MLflow's local store
+    does: ``load_model`` and ``register_model`` take this URI, and
+    ``mltrail.Store(...).artifact_path(run_id, artifact_path)`` is the file (fetched, from a
+    server). Without an active run, one is started, as MLflow's."""
+    run = _active()
+    path = (artifact_path or "").strip("/")
+    return f"runs:/{run.id}/{path}" if path else f"runs:/{run.id}"
+
+
+@raises_mlflow_exceptions
 def log_input(dataset: Any, context: str | None = None, tags: Mapping[str, str] | None = None,
               model: Any = None) -> None:
     """An MLflow dataset (``mlflow.data.from_pandas``, ``from_numpy``...), a DataFrame or an
@@ -425,6 +569,7 @@ def log_input(dataset: Any, context: str | None = None, tags: Mapping[str, str] 
                             f"from_numpy), a DataFrame or an array, not {type(dataset).__name__}")
 
 
+@raises_mlflow_exceptions
 def autolog(log_models: bool = True, disable: bool = False, exclusive: bool = False,
             silent: bool = False, **ignored: Any) -> None:
     """mltrail's autologging (scikit-learn, XGBoost, LightGBM) into this module's store and
@@ -453,6 +598,7 @@ class _Flavor:
     def __init__(self, name: str) -> None:
         self._name = name
 
+    @raises_mlflow_exceptions
     def autolog(self, log_models: bool = True, disable: bool = False, **ignored: Any) -> None:
         if self._name not in INTEGRATIONS:
             raise UnsupportedCallError(f"mltrail.mlflow does not support mlflow.{self._name}.autolog: "
@@ -460,6 +606,7 @@ class _Flavor:
         INTEGRATIONS[self._name].autolog(_store(), _state.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME"),
                                          log_models=log_models, disable=disable)
 
+    @raises_mlflow_exceptions
     def log_model(self, model: Any, artifact_path: str | None = None, *, name: str | None = None,
                   registered_model_name: str | None = None, **ignored: Any) -> ModelInfo:
         """Pickle ``model`` into the active run as ``<name>/model.pkl`` (``name`` or
@@ -480,6 +627,7 @@ class _Flavor:
             version = _register(run, f"{folder}/model.pkl", registered_model_name).number
         return ModelInfo(f"runs:/{run.id}/{folder}", folder, run.id, version)
 
+    @raises_mlflow_exceptions
     def load_model(self, model_uri: str, **ignored: Any) -> Any:
         """The model a URI names: ``runs:/ID/model`` (a folder log_model wrote, or a file),
         ``models:/name/3``, ``models:/name@alias``. Unpickling runs code: trusted stores only."""
@@ -521,6 +669,7 @@ def _register(run: Run, artifact: str, name: str) -> Any:
     return store.registry.register(name, run.id, artifact)
 
 
+@raises_mlflow_exceptions
 def register_model(model_uri: str, name: str, **ignored: Any) -> Any:
     """Register the model a ``runs:/ID/model`` URI names as a new version of ``name``
     (created if new); an mltrail :class:`~mltrail.ModelVersion` (``.number`` is MLflow's
@@ -543,6 +692,7 @@ def _millis(value: Any) -> int | None:
     return None if value is None else int(pd.Timestamp(value).value // 1_000_000)
 
 
+@raises_mlflow_exceptions
 def get_run(run_id: str) -> StoredRun:
     """A run's info and its data (params, the latest value of each metric, tags)."""
     store = _store()
@@ -560,6 +710,7 @@ def get_run(run_id: str) -> StoredRun:
         data=RunData(metrics=metrics, params=params, tags=dict(details["tags"])))
 
 
+@raises_mlflow_exceptions
 def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str = "", run_view_type: int = 1,
                 max_results: int = 100_000, order_by: Sequence[str] | None = None, output_format: str = "pandas",
                 search_all_experiments: bool = False, experiment_names: Sequence[str] | None = None) -> Any:
@@ -614,3 +765,7 @@ def __getattr__(name: str) -> Any:
         f"mltrail.mlflow does not support mlflow.{name}: it has MLflow's tracking calls "
         f"({', '.join(n for n in __all__ if n[0].islower())}); "
         "for models use mltrail's registry (store.registry), for anything else mltrail's own API")
+
+
+# the `import mlflow.sklearn` trap: say so when the real MLflow is imported beside this module
+shadow.watch()
