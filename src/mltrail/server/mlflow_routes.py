@@ -104,7 +104,12 @@ def _experiment_of_run(g: Gate, t: Translation, run_id: str, level: str) -> None
 
 
 def _experiment(g: Gate, t: Translation, experiment_id: str, level: str) -> str:
+    """The name of an experiment the caller may reach at ``level``; one they may not read
+    is "no experiment" by its ID (its name is not theirs to learn)."""
     record = t._record(experiment_id)
+    if not g.readable("experiment", [record.name]):
+        raise MlflowException(f"No Experiment with id={experiment_id} exists",
+                              error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
     with mlflow_errors():
         g.require("experiment", record.name, level)
     return record.name

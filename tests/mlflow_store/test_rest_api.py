@@ -1,0 +1,166 @@
+"""MLflow's REST API on `mltrail server`: MLflow's own Python client (its RestStore) on a
+real server, the answers and errors at the HTTP level as MLflow's reference gives them,
+and the permission gate: a user sees and changes only what their grants allow."""
+
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+import mltrail
+from tests.factories import serving_store
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def served(tmp_path):
+    folder = tmp_path / "store"
+    with serving_store(folder) as url:
+        yield url, folder
+
+
+def call(url, method, path, body=None, headers=None):
+    """(status, JSON answer) of one raw request."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_mlflow_s_client_logs_reads_and_searches_runs_on_the_server(served, tmp_path):
+    url, folder = served
+    mlflow.set_tracking_uri(url)
+    mlflow.set_experiment("churn")
+    with mlflow.start_run(run_name="baseline") as run:
+        mlflow.log_params({"C": 1.0, "penalty": "l2"})
+        for step in range(5):
+            mlflow.log_metric("loss", 1 / (step + 1), step=step)
+        mlflow.set_tag("team", "risk")
+        mlflow.log_dict({"layers": 3}, "config/model.json")
+    client = MlflowClient()
+    got = client.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "baseline"
+    assert got.data.params == {"C": "1.0", "penalty": "l2"}
+    assert got.data.metrics == {"loss": 0.2}
+    assert got.data.tags["team"] == "risk"
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss")] == \
+        [(s, 1 / (s + 1)) for s in range(5)]
+    found = mlflow.search_runs(experiment_names=["churn"], filter_string="params.penalty = 'l2'")
+    assert list(found["run_id"]) == [run.info.run_id]
+    assert mlflow.search_runs(experiment_names=["churn"], filter_string="metrics.loss > 0.5").empty
+    # artifacts went through the proxy, into the store, content-addressed
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["config"]
+    assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/config/model.json") == {"layers": 3}
+    # what the server wrote is an mltrail store: the folder opens locally
+    local = mltrail.Store(folder).get_run(run.info.run_id)
+    assert local["tags"]["team"] == "risk" and set(local["artifacts"]["path"]) == {"config/model.json"}
+
+
+def test_an_experiment_created_by_mlflow_exists_before_its_first_run_with_its_tags(served):
+    url, _ = served
+    client = MlflowClient(url)
+    experiment_id = client.create_experiment("empty", tags={"owner": "ana"})
+    got = client.get_experiment_by_name("empty")
+    assert got.experiment_id == experiment_id and got.tags == {"owner": "ana"}
+    client.set_experiment_tag(experiment_id, "stage", "dev")
+    assert client.get_experiment(experiment_id).tags == {"owner": "ana", "stage": "dev"}
+    assert "empty" in [e.name for e in client.search_experiments()]
+    client.delete_experiment(experiment_id)
+    assert "empty" not in [e.name for e in client.search_experiments()]
+    with pytest.raises(MlflowException) as taken:
+        client.create_experiment("empty")
+    assert taken.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+
+@pytest.mark.parametrize("prefix", ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"])
+def test_errors_are_mlflow_s_error_codes_with_mlflow_s_statuses(served, prefix):
+    url, _ = served
+    missing = call(url, "GET", f"{prefix}/runs/get?run_id=01NOSUCHRUN0000000000000000")
+    assert missing[0] == 404 and missing[1]["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert "01NOSUCHRUN" in missing[1]["message"]
+    no_experiment = call(url, "GET", f"{prefix}/experiments/get?experiment_id=42")
+    assert no_experiment[0] == 404 and no_experiment[1]["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    by_name = call(url, "GET", f"{prefix}/experiments/get-by-name?experiment_name=nope")
+    assert by_name[0] == 404 and by_name[1]["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    not_json = call(url, "POST", f"{prefix}/runs/create", b"{not json")
+    assert not_json[0] == 400 and not_json[1]["error_code"] == "INVALID_PARAMETER_VALUE"
+    wrong_type = call(url, "POST", f"{prefix}/runs/log-metric", {"run_id": "x", "key": "m", "value": "high"})
+    assert wrong_type[0] == 400 and wrong_type[1]["error_code"] == "INVALID_PARAMETER_VALUE"
+    created = call(url, "POST", f"{prefix}/experiments/create", {"name": "churn"})
+    assert created[0] == 200 and created[1]["experiment_id"].isdigit()
+    again = call(url, "POST", f"{prefix}/experiments/create", {"name": "churn"})
+    assert again[0] == 400 and again[1]["error_code"] == "RESOURCE_ALREADY_EXISTS"
+
+
+def test_a_changed_param_is_refused_as_mlflow_refuses_it_and_nothing_is_written(served):
+    url, folder = served
+    client = MlflowClient(url)
+    run = client.create_run(client.create_experiment("churn"))
+    client.log_param(run.info.run_id, "C", "1.0")
+    with pytest.raises(MlflowException) as refused:
+        client.log_batch(run.info.run_id, params=[mlflow.entities.Param("C", "2.0")],
+                         metrics=[mlflow.entities.Metric("m", 1.0, 0, 0)])
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE" and "Changing param values" in str(refused.value)
+    assert client.get_run(run.info.run_id).data.params == {"C": "1.0"}
+    assert client.get_run(run.info.run_id).data.metrics == {}
+
+
+@pytest.fixture
+def with_users(tmp_path):
+    folder = tmp_path / "store"
+    local = mltrail.Store(folder)
+    tokens = {name: local.access.add_user(name) for name in ("ana", "bob")}
+    with serving_store(folder) as url:
+        yield url, tokens
+
+
+def test_a_user_sees_and_changes_only_what_their_grants_allow(with_users, monkeypatch):
+    url, tokens = with_users
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ana"])
+    ana = MlflowClient(url)
+    secret = ana.create_experiment("secret")
+    run = ana.create_run(secret)
+    ana.log_metric(run.info.run_id, "loss", 0.5)
+    ana.set_terminated(run.info.run_id)
+    assert ana.get_run(run.info.run_id).data.metrics == {"loss": 0.5}
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["bob"])
+    bob = MlflowClient(url)
+    assert "secret" not in [e.name for e in bob.search_experiments()]
+    assert bob.search_runs([secret]) == []
+    for attempt in (lambda: bob.get_run(run.info.run_id), lambda: bob.get_experiment(secret),
+                    lambda: bob.log_metric(run.info.run_id, "loss", 9.0),
+                    lambda: bob.get_metric_history(run.info.run_id, "loss"),
+                    lambda: bob.set_tag(run.info.run_id, "owner", "bob"),
+                    lambda: bob.delete_run(run.info.run_id)):
+        with pytest.raises(MlflowException) as refused:
+            attempt()
+        assert refused.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert "secret" not in str(refused.value)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ana"])
+    assert [m.value for m in ana.get_metric_history(run.info.run_id, "loss")] == [0.5]  # bob changed nothing
+    assert "owner" not in ana.get_run(run.info.run_id).data.tags
+
+
+def test_basic_auth_is_a_user_s_name_and_token_and_nothing_else(with_users):
+    url, tokens = with_users
+
+    def basic(name, password):
+        return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
+
+    path = "/api/2.0/mlflow/experiments/search?max_results=10"
+    assert call(url, "GET", path, headers=basic("ana", tokens["ana"]))[0] == 200
+    assert call(url, "GET", path, headers=basic("bob", tokens["ana"]))[0] == 401  # ana's token, bob's name
+    assert call(url, "GET", path, headers=basic("ana", "wrong"))[0] == 401
+    assert call(url, "GET", path)[0] == 401
+    assert call(url, "GET", path, headers={"Authorization": "Bearer " + tokens["bob"]})[0] == 200
