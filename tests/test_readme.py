@@ -85,3 +85,16 @@ def test_children_example_runs_and_prints_what_it_claims(tmp_path, monkeypatch):
 
 def test_mlflow_example_runs_and_prints_what_it_claims():
     _runs_and_prints_what_it_claims(_example("mlflow"))  # (in the test's own folder)
+
+
+@pytest.mark.slow
+def test_mlflow_uri_example_runs_with_the_real_mlflow_on_an_mltrail_folder():
+    mlflow = pytest.importorskip("mlflow")
+    try:
+        _runs_and_prints_what_it_claims(_example("mlflow-uri"))  # (in the test's own folder)
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.tracking.fluent._active_experiment_id = None
+    import mltrail
+
+    assert len(mltrail.Store("mltrail_runs").search_runs("churn")) == 1  # an mltrail store
