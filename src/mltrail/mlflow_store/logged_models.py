@@ -186,7 +186,7 @@ def _point(metric: Metric, shift: int = 0) -> tuple[str, int, int, str]:
 
 
 def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def _latest_metrics(record: LoggedModelRecord) -> list[Metric]:

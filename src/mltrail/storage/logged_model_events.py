@@ -100,7 +100,7 @@ class ModelMetric(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: str
-    value: FiniteFloat | None
+    value: FiniteFloat | None = None  # (an event file leaves nulls out)
     nonfinite: Literal["nan", "inf", "-inf"] | None = None
     step: Int64 = 0
     timestamp: Timestamp  # seconds since the epoch
