@@ -4,6 +4,7 @@ logged-model calls of ``MlflowClient``."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -194,3 +195,16 @@ def test_model_files_are_written_and_read_through_the_artifact_repository(store_
     events = sorted((store_root / "experiments" / "files" / "models" / model.model_id).glob("*.jsonl"))
     assert [e.read_text().count('"type":"logged_model_files"') for e in events].count(1) == 1
 
+
+
+def test_record_logged_model_grows_the_runs_history_tag(store_root: Path) -> None:
+    from mlflow.models import Model
+
+    client = MlflowClient()
+    with mlflow.start_run() as run:
+        for path in ("first", "second"):
+            client._record_logged_model(run.info.run_id, Model(artifact_path=path, run_id=run.info.run_id))
+    history = json.loads(client.get_run(run.info.run_id).data.tags["mlflow.log-model.history"])
+    assert [entry["artifact_path"] for entry in history] == ["first", "second"]
+    with pytest.raises(TypeError, match="mlflow.models.Model"):
+        client._record_logged_model(run.info.run_id, {"artifact_path": "x"})

@@ -87,9 +87,12 @@ class LoggedModelTranslation:
                                                        max_results or SEARCH_LOGGED_MODEL_MAX_RESULTS_DEFAULT)
         return PagedList(page, token.decode() if isinstance(token, bytes) else token)
 
-    def run_outputs(self, run_id: str) -> list[LoggedModelOutput]:
-        """The models a run has as outputs (MLflow's ``run.outputs.model_outputs``)."""
-        return [LoggedModelOutput(model_id, step) for model_id, step in self.models.outputs_of_run(run_id).items()]
+    def run_outputs(self, run_id: str, experiment: str | None = None) -> list[LoggedModelOutput]:
+        """The models a run (of ``experiment``, by name, when known) has as outputs: MLflow's
+        ``run.outputs.model_outputs``. A model logged elsewhere that names the run is not
+        looked for when the experiment is given: only the run's own experiment is read."""
+        outputs = self.models.outputs_of_run(run_id, experiment)
+        return [LoggedModelOutput(model_id, step) for model_id, step in outputs.items()]
 
     def _experiment_ids(self) -> dict[str, str]:
         return {name: r.experiment_id for name, r in self.translation.catalog.records().items()}

@@ -411,7 +411,7 @@ class Translation:
                               bool(row.get("deleted")), tags, row.get("user"))
         inputs = RunInputs(dataset_inputs=[_dataset_input(d) for d in found["datasets"].to_dict("records")])
         return Run(info, RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()]),
-                   inputs, RunOutputs(self.logged_models.run_outputs(run_id)))
+                   inputs, RunOutputs(self.logged_models.run_outputs(run_id, row["experiment"])))
 
     def _run_info(self, run_id: str, experiment: str, status: str, start: Any, end: Any, deleted: bool,
                   tags: dict[str, str], user: str | None) -> RunInfo:

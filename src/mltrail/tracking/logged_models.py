@@ -104,9 +104,11 @@ class LoggedModels:
                 found.append(record)
         return sorted(found, key=lambda r: r.model_id)
 
-    def outputs_of_run(self, run_id: str) -> dict[str, int]:
-        """The models run ``run_id`` has as outputs: model ID -> step."""
-        return {r.model_id: r.outputs_of[run_id] for r in self.records() if run_id in r.outputs_of}
+    def outputs_of_run(self, run_id: str, experiment: str | None = None) -> dict[str, int]:
+        """The models run ``run_id`` has as outputs: model ID -> step. Its ``experiment``
+        (by name), when known, is the only one read."""
+        records = self.records(None if experiment is None else [experiment])
+        return {r.model_id: r.outputs_of[run_id] for r in records if run_id in r.outputs_of}
 
     def file_path(self, model_id: str, path: str) -> Path:
         """The local file holding the model's file ``path``."""
