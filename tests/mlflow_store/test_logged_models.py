@@ -158,7 +158,8 @@ def test_tags_params_status_and_deletion_as_mlflow_answers_them(store_root: Path
     with pytest.raises(MlflowException, match="not found"):
         client.get_logged_model(model.model_id)
     assert client.search_logged_models([experiment]).to_list() == []
-    assert MltrailTrackingStore(f"mltrail:{store_root}").get_logged_model(model.model_id, allow_deleted=True).name == "m"
+    plugin = MltrailTrackingStore(f"mltrail:{store_root}")
+    assert plugin.get_logged_model(model.model_id, allow_deleted=True).name == "m"
 
 
 def test_metrics_naming_a_model_are_kept_on_it_non_finite_too(store_root: Path) -> None:

@@ -83,7 +83,8 @@ class MltrailArtifactRepository(ArtifactRepository):
         if parts[0] == MODELS_PATH:  # a run's ID is never "models": a ULID or MLflow's hex
             if len(parts) < 2:
                 raise MlflowException(f"{artifact_uri!r} names no logged model ({ARTIFACTS_SCHEME}:/{MODELS_PATH}/"
-                                      "<model ID>?root=<store folder>)", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+                                      "<model ID>?root=<store folder>)",
+                                      error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
             self.files: _RunFiles | _ModelFiles = _ModelFiles(self.translation, parts[1])
             parts = parts[1:]
         else:

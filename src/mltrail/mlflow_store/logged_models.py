@@ -180,7 +180,8 @@ class LoggedModelTranslation:
             raise TypeError(f"Argument 'mlflow_model' should be mlflow.models.Model, got '{type(mlflow_model)}'")
         previous = self.translation.get_run(run_id).data.tags.get(MLFLOW_LOGGED_MODELS)
         history = json.loads(previous) if previous else []
-        self.translation.set_tag(run_id, RunTag(MLFLOW_LOGGED_MODELS, json.dumps(history + [mlflow_model.get_tags_dict()])))
+        history.append(mlflow_model.get_tags_dict())
+        self.translation.set_tag(run_id, RunTag(MLFLOW_LOGGED_MODELS, json.dumps(history)))
 
 
 def _point(metric: Metric, shift: int = 0) -> tuple[str, int, int, str]:

@@ -51,7 +51,8 @@ from mlflow.entities import (
     RunTag,
     ViewType,
 )
-from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelParameter, LoggedModelStatus, LoggedModelTag, RunOutputs
+from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelParameter, LoggedModelStatus, LoggedModelTag
+from mlflow.entities import RunOutputs
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.store.entities.paged_list import PagedList
@@ -119,6 +120,7 @@ class Translation:
         self.artifact_root = artifact_root or f"{ARTIFACTS_SCHEME}:"
         self._open: dict[str, MltrailRun] = {}  # runs this process writes, by ID
         self._lock = threading.RLock()
+
         from .logged_models import LoggedModelTranslation  # which imports this module
 
         self.logged_models = LoggedModelTranslation(self)  # MLflow 3's logged models

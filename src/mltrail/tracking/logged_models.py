@@ -132,7 +132,7 @@ class LoggedModels:
 
     def _model_folders(self, experiments: Iterable[str] | None) -> list[Path]:
         if experiments is None:
-            bases = sorted(self.layout.experiments.glob(f"*/{MODELS_FOLDER}")) if self.layout.experiments.is_dir() else []
+            bases = sorted(self.layout.experiments.glob(f"*/{MODELS_FOLDER}"))  # none before the first experiment
         else:
             bases = [self.layout.models_dir(name) for name in experiments]
         folders: list[Path] = []
