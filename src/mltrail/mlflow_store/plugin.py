@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mlflow.entities import DatasetInput, Experiment, ExperimentTag, Metric, Param, Run, RunInfo, RunTag, ViewType
+from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelParameter, LoggedModelStatus, LoggedModelTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.store.entities.paged_list import PagedList
@@ -153,10 +154,38 @@ class MltrailTrackingStore(AbstractStore):
 
     # -- MLflow 3's logged models ------------------------------------------------------
 
+    def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
+                            tags: list[LoggedModelTag] | None = None, params: list[LoggedModelParameter] | None = None,
+                            model_type: str | None = None) -> LoggedModel:
+        return self.translation.create_logged_model(experiment_id, name, source_run_id, tags, params, model_type)
+
+    def log_logged_model_params(self, model_id: str, params: list[LoggedModelParameter]) -> None:
+        self.translation.log_logged_model_params(model_id, params)
+
+    def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
+        return self.translation.finalize_logged_model(model_id, status)
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        return self.translation.get_logged_model(model_id, allow_deleted)
+
     def search_logged_models(self, experiment_ids: list[str], filter_string: str | None = None,
                              datasets: list[dict[str, Any]] | None = None, max_results: int | None = None,
                              order_by: list[dict[str, Any]] | None = None,
-                             page_token: str | None = None) -> PagedList[Any]:
-        # no logged model can be created in an mltrail store yet (create_logged_model is
-        # MLflow's NotImplementedError), so there are none to find
-        return PagedList([], None)
+                             page_token: str | None = None) -> PagedList[LoggedModel]:
+        return self.translation.search_logged_models(experiment_ids, filter_string, datasets, max_results, order_by,
+                                                     page_token)
+
+    def set_logged_model_tags(self, model_id: str, tags: list[LoggedModelTag]) -> None:
+        self.translation.set_logged_model_tags(model_id, tags)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        self.translation.delete_logged_model_tag(model_id, key)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self.translation.delete_logged_model(model_id)
+
+    def log_outputs(self, run_id: str, models: list[LoggedModelOutput]) -> None:
+        self.translation.log_outputs(run_id, models)
+
+    def record_logged_model(self, run_id: str, mlflow_model: Any) -> None:
+        self.translation.record_logged_model(run_id, mlflow_model)

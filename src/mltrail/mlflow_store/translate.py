@@ -51,6 +51,8 @@ from mlflow.entities import (
     RunTag,
     ViewType,
 )
+from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelParameter, LoggedModelStatus, LoggedModelTag
+from mlflow.entities import RunOutputs
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.store.entities.paged_list import PagedList
@@ -120,6 +122,10 @@ class Translation:
         self.artifact_root = artifact_root
         self._open: dict[str, MltrailRun] = {}  # runs this process writes, by ID
         self._lock = threading.RLock()
+
+        from .logged_models import LoggedModelTranslation  # which imports this module
+
+        self.logged_models = LoggedModelTranslation(self)  # MLflow 3's logged models
 
     # -- experiments -------------------------------------------------------------------
 
@@ -279,15 +285,19 @@ class Translation:
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
                   tags: Sequence[RunTag] = ()) -> None:
         _check_batch(metrics, params, tags)
+        for_model = any(m.model_id for m in metrics)  # a logged model's points: on the model, and the run once
+        run_points = self.logged_models.new_to_run(run_id, metrics) if for_model else metrics
         with self._writing(run_id) as run:
             if params:
                 _log_params(run, params)
             if tags:
                 self._set_tags(run, {t.key: t.value for t in tags})
-            for m in metrics:
+            for m in run_points:
                 run.log_metric(m.key, _metric_value(m), int(m.step or 0),
                                timestamp=None if m.timestamp is None else m.timestamp / 1000)
             run.flush()
+        if for_model:
+            self.logged_models.log_metrics(run_id, metrics)
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
         self.log_batch(run_id, metrics=[metric])
@@ -410,7 +420,7 @@ class Translation:
                               bool(row.get("deleted")), tags, row.get("user"))
         inputs = RunInputs(dataset_inputs=[_dataset_input(d) for d in found["datasets"].to_dict("records")])
         return Run(info, RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()]),
-                   inputs)
+                   inputs, RunOutputs(self.logged_models.run_outputs(run_id, row["experiment"])))
 
     def _run_info(self, run_id: str, experiment: str, status: str, start: Any, end: Any, deleted: bool,
                   tags: dict[str, str], user: str | None) -> RunInfo:
@@ -497,6 +507,44 @@ class Translation:
             runs.append(Run(info, RunData(metrics=points.get(row.run_id, []), params=params,
                                           tags=[RunTag(k, v) for k, v in tags.items()])))
         return runs
+
+    # -- MLflow 3's logged models (:mod:`.logged_models`) -------------------------------
+
+    def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
+                            tags: Sequence[LoggedModelTag] | None = None,
+                            params: Sequence[LoggedModelParameter] | None = None,
+                            model_type: str | None = None) -> LoggedModel:
+        return self.logged_models.create(experiment_id, name, source_run_id, tags, params, model_type)
+
+    def log_logged_model_params(self, model_id: str, params: Sequence[LoggedModelParameter]) -> None:
+        self.logged_models.log_params(model_id, params)
+
+    def finalize_logged_model(self, model_id: str, status: LoggedModelStatus | str | int) -> LoggedModel:
+        return self.logged_models.finalize(model_id, status)
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        return self.logged_models.get(model_id, allow_deleted)
+
+    def search_logged_models(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                             datasets: list[dict[str, Any]] | None = None, max_results: int | None = None,
+                             order_by: list[dict[str, Any]] | None = None,
+                             page_token: str | None = None) -> PagedList[LoggedModel]:
+        return self.logged_models.search(experiment_ids, filter_string, datasets, max_results, order_by, page_token)
+
+    def set_logged_model_tags(self, model_id: str, tags: Sequence[LoggedModelTag]) -> None:
+        self.logged_models.set_tags(model_id, tags)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        self.logged_models.delete_tag(model_id, key)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self.logged_models.delete(model_id)
+
+    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        self.logged_models.log_outputs(run_id, models)
+
+    def record_logged_model(self, run_id: str, mlflow_model: Any) -> None:
+        self.logged_models.record_logged_model(run_id, mlflow_model)
 
 
 def _check_batch(metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]) -> None:

@@ -7,6 +7,7 @@
       experiments/<experiment>/runs/<run_id>.jsonl   one append-only event file per run
       experiments/<experiment>/edits/<id>.jsonl      one file per curation of a run (rename, delete...)
       experiments/<experiment>/meta/<id>.jsonl       the experiment's own facts: ID, tags, deleted (MLflow's)
+      experiments/<experiment>/models/<model>/<id>.jsonl   one file per fact of a logged model (MLflow 3's)
       blobs/sha256/<ab>/<cdef...>     content-addressed artifacts, committed to git
       blobs-large/sha256/...          artifacts over MLTRAIL_GIT_ARTIFACT_MAX, not committed
       .cache/                         derived: Parquet tables, locks (rebuildable)
@@ -31,6 +32,7 @@ from ..errors import InvalidKeyError, StoreCorruptError
 MAX_KEY_LENGTH = 250
 EDITS_FOLDER = "edits"  # experiments/<experiment>/edits/: curation of its runs
 META_FOLDER = "meta"  # experiments/<experiment>/meta/: the experiment's ID, tags, lifecycle
+MODELS_FOLDER = "models"  # experiments/<experiment>/models/<model ID>/: MLflow 3's logged models
 # a name that is also a folder and a URL path segment: A/B experiment keys, model names
 FOLDER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 GITIGNORE = """\
@@ -72,6 +74,10 @@ class Layout:
 
     def experiment_meta(self, experiment: str) -> Path:
         return self.experiment_dir(experiment) / META_FOLDER
+
+    def models_dir(self, experiment: str) -> Path:
+        """The folder of an experiment's logged models: one folder of event files each."""
+        return self.experiment_dir(experiment) / MODELS_FOLDER
 
     def run_file(self, experiment: str, run_id: str) -> Path:
         return self.experiment_dir(experiment) / "runs" / f"{run_id}.jsonl"

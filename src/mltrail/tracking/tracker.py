@@ -30,6 +30,7 @@ from ..storage.naming import ExperimentNames
 from . import capture, system_metrics
 from .curation import Curation
 from .experiments import ExperimentCatalog
+from .logged_models import LoggedModels
 from .run import PARENT_TAG, Run, enclosing_run, register
 
 # Writing a run needs none of the reading side (compaction, pyarrow's datasets, pandas):
@@ -63,6 +64,8 @@ class Tracker:
         self.curation = Curation(self)
         # experiments as MLflow knows them: IDs, tags, created before a run (mltrail.mlflow_store)
         self.catalog = ExperimentCatalog(layout, self._first_starts)
+        # MLflow 3's logged models: a run's models with their files (mltrail.mlflow_store)
+        self.logged_models = LoggedModels(layout, blobs)
         # told of each run this tracker starts or resumes, wherever it is started from (a
         # store behind a server registers the run's upload here: autologging's child runs too)
         self.on_start: Callable[[Run], None] | None = None
