@@ -74,7 +74,7 @@ from ..tracking.run import PARENT_TAG
 from ..tracking.run import Run as MltrailRun
 
 ARTIFACTS_SCHEME = "mltrail-artifacts"
-_MLTRAIL_TAG = "mltrail."
+_OWN_TAGS = "mltrail."
 # mltrail's statuses as MLflow's: MLflow has no CRASHED (a run whose process died reads FAILED)
 _STATUS = {"RUNNING": "RUNNING", "FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
            "CRASHED": "FAILED", "SCHEDULED": "SCHEDULED"}
@@ -442,7 +442,7 @@ class Translation:
     def _mlflow_tags(tags: dict[str, Any], name: Any, notes: Any, parent: Any) -> dict[str, str]:
         """A run's tags as MLflow shows them: mltrail's own hidden, its name, notes and
         parent under MLflow's names when MLflow did not set them."""
-        shown = {k: str(v) for k, v in tags.items() if not k.startswith(_MLTRAIL_TAG)}
+        shown = {k: str(v) for k, v in tags.items() if not k.startswith(_OWN_TAGS)}
         for key, value in ((MLFLOW_RUN_NAME, tags.get(NAME_TAG) or name), (MLFLOW_RUN_NOTE, tags.get(NOTES_TAG) or notes),
                            (MLFLOW_PARENT_RUN_ID, parent)):
             if key not in shown and isinstance(value, str) and value:

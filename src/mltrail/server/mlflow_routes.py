@@ -342,8 +342,10 @@ def routes(store: Store) -> APIRouter:
 
     for path, (methods, kind, handler) in CALLS.items():
         for prefix in PREFIXES:
-            router.add_api_route(f"{prefix}/{path}", call(kind, handler), methods=list(methods),
-                                 include_in_schema=prefix == PREFIXES[0])
+            for method in methods:  # (a route per method: each its own operation in the schema)
+                router.add_api_route(f"{prefix}/{path}", call(kind, handler), methods=[method],
+                                     name=f"mlflow_{path.replace('/', '_').replace('-', '_')}_{method.lower()}",
+                                     include_in_schema=prefix == PREFIXES[0])
 
     # -- MLflow's artifact proxy: <run ID>/<path inside the run> -------------------------
 
