@@ -56,6 +56,17 @@ from mlflow.protos import databricks_pb2
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE, MLFLOW_USER
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
+from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+from mlflow.utils.validation import (
+    _validate_batch_log_data,
+    _validate_batch_log_limits,
+    _validate_experiment_name,
+    _validate_experiment_tag,
+    _validate_metric,
+    _validate_param,
+    _validate_param_keys_unique,
+    _validate_tag,
+)
 
 from ..errors import (
     AlreadyExistsError,
@@ -134,12 +145,18 @@ class Translation:
 
     def create_experiment(self, name: str, artifact_location: str | None = None,
                           tags: Sequence[ExperimentTag] | None = None) -> str:
-        if not isinstance(name, str) or not name:
-            raise MlflowException("Invalid experiment name: an experiment needs a name",
-                                  error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+        # MLflow's own checks, with its messages ("Invalid experiment name: 123. Expects a string.")
+        _validate_experiment_name(name)
+        for tag in tags or []:
+            _validate_experiment_tag(tag.key, tag.value)
         with mlflow_errors():
-            record = self.catalog.create(name, artifact_location=artifact_location or None,
-                                         tags={t.key: t.value for t in tags or []})
+            try:
+                record = self.catalog.create(name, artifact_location=resolve_uri_if_local(artifact_location)
+                                             if artifact_location else None,
+                                             tags={t.key: t.value for t in tags or []})
+            except AlreadyExistsError as exc:  # a deleted experiment keeps its name, as in MLflow
+                raise MlflowException(f"Experiment(name={name}) already exists. {exc}",
+                                      error_code=databricks_pb2.RESOURCE_ALREADY_EXISTS) from exc
         return record.experiment_id
 
     def get_experiment(self, experiment_id: str) -> Experiment:
@@ -174,7 +191,11 @@ class Translation:
         if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
             self._ensure_default()
         with mlflow_errors():
-            return self.catalog.by_id(str(experiment_id))
+            try:
+                return self.catalog.by_id(str(experiment_id))
+            except NotFoundError:  # MLflow's message, which its clients match on
+                raise MlflowException(f"No Experiment with id={experiment_id} exists",
+                                      error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST) from None
 
     def delete_experiment(self, experiment_id: str) -> None:
         name = self._record(experiment_id).name
@@ -271,7 +292,11 @@ class Translation:
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
                   tags: Sequence[RunTag] = ()) -> None:
-        _check_batch(metrics, params, tags)
+        self._log_checked(run_id, *_check_batch(metrics, params, tags))
+
+    def _log_checked(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
+                     tags: Sequence[RunTag]) -> None:
+        """Write what MLflow's checks passed (a long value as they truncated it)."""
         with self._writing(run_id) as run:
             if params:
                 _log_params(run, params)
@@ -282,14 +307,17 @@ class Translation:
                                timestamp=None if m.timestamp is None else m.timestamp / 1000)
             run.flush()
 
+    # one value is checked as MLflow's stores check one, its errors naming 'value', not 'metrics[0].value'
+
     def log_metric(self, run_id: str, metric: Metric) -> None:
-        self.log_batch(run_id, metrics=[metric])
+        _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
+        self._log_checked(run_id, [metric], (), ())
 
     def log_param(self, run_id: str, param: Param) -> None:
-        self.log_batch(run_id, params=[param])
+        self._log_checked(run_id, (), [_validate_param(param.key, param.value)], ())
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
-        self.log_batch(run_id, tags=[tag])
+        self._log_checked(run_id, (), (), [_validate_tag(tag.key, tag.value)])
 
     def _set_tags(self, run: MltrailRun, tags: dict[str, str]) -> None:
         name = tags.get(MLFLOW_RUN_NAME)
@@ -407,13 +435,20 @@ class Translation:
 
     def _run_info(self, run_id: str, experiment: str, status: str, start: Any, end: Any, deleted: bool,
                   tags: dict[str, str], user: str | None) -> RunInfo:
-        record = self._experiment_ids().get(experiment)
-        return RunInfo(run_id=run_id, experiment_id=record or "", user_id=tags.get(MLFLOW_USER, user or ""),
+        record = self.catalog.records().get(experiment)
+        return RunInfo(run_id=run_id, experiment_id=record.experiment_id if record else "",
+                       user_id=tags.get(MLFLOW_USER, user or ""),
                        status=_STATUS.get(status, status), start_time=_ms(start) or 0, end_time=_ms(end),
                        lifecycle_stage=LifecycleStage.DELETED if deleted else LifecycleStage.ACTIVE,
-                       artifact_uri=self.artifact_uri(run_id), run_name=tags.get(MLFLOW_RUN_NAME))
+                       artifact_uri=self.artifact_uri(run_id, record.artifact_location if record else None),
+                       run_name=tags.get(MLFLOW_RUN_NAME))
 
-    def artifact_uri(self, run_id: str) -> str:
+    def artifact_uri(self, run_id: str, experiment_location: str | None = None) -> str:
+        """Where MLflow's client puts the run's artifacts: under the artifact location its
+        experiment was created with, as MLflow's stores do (``<location>/<run ID>/artifacts``),
+        else in the store, content-addressed."""
+        if experiment_location:
+            return str(append_to_uri_path(experiment_location, run_id, "artifacts"))
         return f"{ARTIFACTS_SCHEME}:/{run_id}?root={quote(str(self.store.root), safe='')}"
 
     def _experiment_ids(self) -> dict[str, str]:
@@ -471,6 +506,7 @@ class Translation:
         for run_id, key, value, ts, step in zip(latest["run_id"], latest["key"], latest["value"],
                                                latest["timestamp"], latest["step"]):
             points.setdefault(run_id, []).append(Metric(key, value, _ms(ts) or 0, int(step)))
+        locations = {name: r.artifact_location for name, r in self.catalog.records().items()}
         param_cols = [c for c in frame.columns if c.startswith("params.")]
         tag_cols = [c for c in frame.columns if c.startswith("tags.")]
         deleted = frame["deleted"] if "deleted" in frame.columns else pd.Series(False, index=frame.index)
@@ -484,19 +520,22 @@ class Translation:
                            user_id=tags.get(MLFLOW_USER, ""), status=_STATUS.get(row.status, row.status),
                            start_time=_ms(row.start_time) or 0, end_time=_ms(row.end_time),
                            lifecycle_stage=LifecycleStage.DELETED if bool(deleted.iloc[i]) else LifecycleStage.ACTIVE,
-                           artifact_uri=self.artifact_uri(row.run_id), run_name=tags.get(MLFLOW_RUN_NAME))
+                           artifact_uri=self.artifact_uri(row.run_id, locations.get(row.experiment)),
+                           run_name=tags.get(MLFLOW_RUN_NAME))
             runs.append(Run(info, RunData(metrics=points.get(row.run_id, []), params=params,
                                           tags=[RunTag(k, v) for k, v in tags.items()])))
         return runs
 
 
-def _check_batch(metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]) -> None:
+def _check_batch(metrics: Sequence[Metric], params: Sequence[Param],
+                 tags: Sequence[RunTag]) -> tuple[Sequence[Metric], list[Param], list[RunTag]]:
     """MLflow's own checks of a batch (names, lengths, limits, duplicate params), so a
-    batch mltrail would take but MLflow would not is refused as MLflow refuses it."""
-    from mlflow.utils.validation import _validate_batch_log_data, _validate_batch_log_limits
-
+    batch mltrail would take but MLflow would not is refused as MLflow refuses it; the
+    batch as they return it (with MLFLOW_TRUNCATE_LONG_VALUES, long values cut to MLflow's limit)."""
+    checked = _validate_batch_log_data(metrics, params, tags)
     _validate_batch_log_limits(metrics, params, tags)
-    _validate_batch_log_data(metrics, params, tags)
+    _validate_param_keys_unique(params)
+    return checked
 
 
 def _metric_value(metric: Metric) -> float:
