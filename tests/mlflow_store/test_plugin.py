@@ -16,7 +16,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
@@ -122,3 +122,76 @@ def test_a_relative_artifact_location_is_made_absolute_as_mlflow_does(
         client: MlflowClient, tmp_path: Path) -> None:
     experiment_id = client.create_experiment("local", artifact_location="art")
     assert client.get_experiment(experiment_id).artifact_location == str(tmp_path / "art")
+
+
+def test_order_by_takes_mlflow_s_bare_attribute_names_and_aliases(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("ordered")
+    ids = {name: client.create_run(experiment_id, run_name=name).info.run_id for name in ("b", "c", "a")}
+    assert [r.info.run_name for r in client.search_runs([experiment_id], order_by=["run_name"])] == ["a", "b", "c"]
+    assert [r.info.run_name for r in client.search_runs([experiment_id], order_by=["run_name DESC"])] == ["c", "b", "a"]
+    for clause in ("start_time ASC", "attributes.created ASC"):
+        assert [r.info.run_id for r in client.search_runs([experiment_id], order_by=[clause])] == list(ids.values())
+    with pytest.raises(MlflowException) as raised:
+        client.search_runs([experiment_id], order_by=["nonsense DESC"])
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+
+def test_the_runs_of_a_deleted_experiment_are_deleted_runs_until_it_is_restored(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("gone")
+    kept, deleted_before = (client.create_run(experiment_id).info.run_id for _ in range(2))
+    client.set_terminated(deleted_before)
+    client.delete_run(deleted_before)
+    client.delete_experiment(experiment_id)
+
+    assert client.get_run(kept).info.lifecycle_stage == "deleted"
+    assert client.search_runs([experiment_id]) == []
+    assert {r.info.run_id for r in client.search_runs([experiment_id], run_view_type=ViewType.DELETED_ONLY)} == {
+        kept, deleted_before}
+    with pytest.raises(MlflowException, match="must be in the 'active' state") as raised:
+        client.log_param(kept, "a", "1")  # a run this process holds open too
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+    client.restore_experiment(experiment_id)
+    assert [r.info.run_id for r in client.search_runs([experiment_id])] == [kept]
+    client.log_param(kept, "a", "1")
+    assert client.get_run(kept).data.params == {"a": "1"}
+
+
+def test_deleting_a_deleted_run_or_restoring_an_active_one_changes_nothing_as_in_mlflow(
+        client: MlflowClient) -> None:
+    run_id = client.create_run("0").info.run_id
+    client.set_terminated(run_id)
+    client.restore_run(run_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
+    client.delete_run(run_id)
+    client.delete_run(run_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+
+def test_deleting_a_deleted_experiment_or_restoring_an_active_one_is_not_found_as_in_mlflow(
+        client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("twice")
+    with pytest.raises(MlflowException, match=f"No Experiment with id={experiment_id} exists") as restored:
+        client.restore_experiment(experiment_id)
+    client.delete_experiment(experiment_id)
+    with pytest.raises(MlflowException, match=f"No Experiment with id={experiment_id} exists") as deleted:
+        client.delete_experiment(experiment_id)
+    assert restored.value.error_code == deleted.value.error_code == _code(RESOURCE_DOES_NOT_EXIST)
+
+
+def test_a_run_name_and_a_different_run_name_tag_are_refused_as_in_mlflow(client: MlflowClient) -> None:
+    with pytest.raises(MlflowException, match="Both 'run_name' argument and 'mlflow.runName' tag") as raised:
+        client.create_run("0", run_name="a", tags={"mlflow.runName": "b"})
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+    assert client.create_run("0", run_name="a", tags={"mlflow.runName": "a"}).info.run_name == "a"
+
+
+def test_a_run_made_by_the_client_shows_only_the_tags_mlflow_s_stores_show(client: MlflowClient) -> None:
+    run = client.create_run("0", tags={"k": "v"})
+    assert set(client.get_run(run.info.run_id).data.tags) == {"k", "mlflow.runName"}
+
+
+def test_experiments_are_searched_newest_first_with_default_the_oldest(client: MlflowClient) -> None:
+    for name in ("first", "second", "third"):
+        client.create_experiment(name)
+    assert [e.name for e in client.search_experiments()] == ["third", "second", "first", "Default"]

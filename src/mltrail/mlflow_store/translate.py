@@ -149,6 +149,7 @@ class Translation:
         _validate_experiment_name(name)
         for tag in tags or []:
             _validate_experiment_tag(tag.key, tag.value)
+        self._ensure_default()  # MLflow's stores are made with it: it is the oldest experiment
         with mlflow_errors():
             try:
                 record = self.catalog.create(name, artifact_location=resolve_uri_if_local(artifact_location)
@@ -177,7 +178,7 @@ class Translation:
                   ViewType.ALL: {"active", "deleted"}}[view_type]
         found = [self.experiment(r) for r in self.catalog.records().values() if r.lifecycle_stage in wanted]
         found = SearchExperimentsUtils.filter(found, filter_string)
-        found = SearchExperimentsUtils.sort(found, list(order_by or []) or ["last_update_time DESC"])
+        found = SearchExperimentsUtils.sort(found, list(order_by or []) or ["creation_time DESC", "experiment_id ASC"])
         page, token = SearchUtils.paginate(found, page_token, max_results)
         return PagedList(page, token.decode() if isinstance(token, bytes) else token)
 
@@ -187,27 +188,39 @@ class Translation:
             with mlflow_errors():
                 self.catalog.create("Default")
 
-    def _record(self, experiment_id: str) -> ExperimentRecord:
+    def _record(self, experiment_id: str, stage: str | None = None) -> ExperimentRecord:
+        """Experiment ``experiment_id`` (in lifecycle ``stage`` only, when given: MLflow's stores
+        answer a delete of a deleted experiment, or a restore of an active one, as not found)."""
         if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
             self._ensure_default()
         with mlflow_errors():
             try:
-                return self.catalog.by_id(str(experiment_id))
-            except NotFoundError:  # MLflow's message, which its clients match on
-                raise MlflowException(f"No Experiment with id={experiment_id} exists",
-                                      error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST) from None
+                record = self.catalog.by_id(str(experiment_id))
+            except NotFoundError:
+                record = None
+        if record is None or (stage is not None and record.lifecycle_stage != stage):
+            # MLflow's message, which its clients match on
+            raise MlflowException(f"No Experiment with id={experiment_id} exists",
+                                  error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+        return record
 
     def delete_experiment(self, experiment_id: str) -> None:
-        name = self._record(experiment_id).name
+        name = self._record(experiment_id, LifecycleStage.ACTIVE).name
         if name == "Default":
             raise MlflowException("Cannot delete the default experiment '0'. This is an internally reserved "
                                   "experiment.", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
-        with mlflow_errors():
+        with self._lock, mlflow_errors():
             self.catalog.delete(name)
+            # its runs are deleted runs now: a write to one this process holds goes the way of
+            # any other run's (and is refused, as MLflow refuses it)
+            for run_id, run in list(self._open.items()):
+                if run.experiment == name:
+                    run.flush()
+                    del self._open[run_id]
 
     def restore_experiment(self, experiment_id: str) -> None:
         with mlflow_errors():
-            self.catalog.restore(self._record(experiment_id).name)
+            self.catalog.restore(self._record(experiment_id, LifecycleStage.DELETED).name)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         raise MlflowException(
@@ -243,10 +256,15 @@ class Translation:
         record = self._record(experiment_id)
         self._require_active(record)
         given = {t.key: t.value for t in tags or []}
+        if run_name and given.get(MLFLOW_RUN_NAME) and run_name != given[MLFLOW_RUN_NAME]:
+            raise MlflowException(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values "
+                f"(run_name='{run_name}', mlflow.runName='{given[MLFLOW_RUN_NAME]}').",
+                error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
         name = run_name or given.get(MLFLOW_RUN_NAME)
         given[MLFLOW_RUN_NAME] = name or ""
-        if user_id:
-            given.setdefault(MLFLOW_USER, user_id)
+        # the run's user is the writer's (MLflow's stores keep user_id beside the tags, and add
+        # no mlflow.user tag the client did not send)
         parent = given.get(MLFLOW_PARENT_RUN_ID)
         with mlflow_errors():
             run = self.store.start_run(
@@ -288,7 +306,9 @@ class Translation:
         if not isinstance(run_id, str) or run_id not in frame.index:
             raise NotFoundError(f"Run '{run_id}' not found")
         row = self.store.get_run(run_id)["run"]
-        return {"deleted": bool(row.get("deleted")), "status": row["status"]}
+        experiment = self.catalog.by_name(row["experiment"])
+        gone = experiment is not None and experiment.lifecycle_stage == LifecycleStage.DELETED
+        return {"deleted": bool(row.get("deleted")) or gone, "status": row["status"]}
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
                   tags: Sequence[RunTag] = ()) -> None:
@@ -362,13 +382,17 @@ class Translation:
             run.end(status)
         self._open.pop(run_id, None)
 
+    # MLflow's stores leave a run already in the state asked for as it is, without an error
+
     def delete_run(self, run_id: str) -> None:
         with mlflow_errors():
-            self.store.delete_run(run_id)
+            if not self.store.get_run(run_id)["run"].get("deleted"):
+                self.store.delete_run(run_id)
 
     def restore_run(self, run_id: str) -> None:
         with mlflow_errors():
-            self.store.restore_run(run_id)
+            if self.store.get_run(run_id)["run"].get("deleted"):
+                self.store.restore_run(run_id)
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
                    models: Sequence[Any] | None = None) -> None:
@@ -436,6 +460,8 @@ class Translation:
     def _run_info(self, run_id: str, experiment: str, status: str, start: Any, end: Any, deleted: bool,
                   tags: dict[str, str], user: str | None) -> RunInfo:
         record = self.catalog.records().get(experiment)
+        # as in MLflow's stores, the runs of a deleted experiment are deleted until it is restored
+        deleted = deleted or (record is not None and record.lifecycle_stage == LifecycleStage.DELETED)
         return RunInfo(run_id=run_id, experiment_id=record.experiment_id if record else "",
                        user_id=tags.get(MLFLOW_USER, user or ""),
                        status=_STATUS.get(status, status), start_time=_ms(start) or 0, end_time=_ms(end),
@@ -482,15 +508,21 @@ class Translation:
                     max_results: int, order_by: Sequence[str] | None,
                     page_token: str | None) -> tuple[list[Run], str | None]:
         self.flush()
-        ids = self._experiment_ids()
+        records = self.catalog.records()
+        ids = {name: r.experiment_id for name, r in records.items()}
         names = [name for name, eid in ids.items() if eid in {str(i) for i in experiment_ids}]
         with mlflow_errors():
             with_runs = set(self.store.tracking._first_starts())
             names = [n for n in names if n in with_runs]
             if not names:
                 return [], None
-            frame = self.store.search_runs(names, filter_string or None, list(order_by or []) or None,
-                                           view=_VIEW.get(run_view_type, "active"))
+            frame = self.store.search_runs(names, filter_string or None, _order_by(order_by) or None, view="all")
+        # as in MLflow's stores, the runs of a deleted experiment are deleted runs until it is restored
+        gone = {name for name in names if records[name].lifecycle_stage == LifecycleStage.DELETED}
+        deleted = frame["deleted"].astype(bool) | frame["experiment"].isin(gone)
+        view = _VIEW.get(run_view_type, "active")
+        frame = frame.assign(deleted=deleted)
+        frame = frame[~deleted] if view == "active" else frame[deleted] if view == "deleted" else frame
         start = SearchUtils.parse_start_offset_from_page_token(page_token)
         page = frame.iloc[start:start + max_results]
         token = SearchUtils.create_page_token(start + max_results) if start + max_results < len(frame) else None
@@ -525,6 +557,21 @@ class Translation:
             runs.append(Run(info, RunData(metrics=points.get(row.run_id, []), params=params,
                                           tags=[RunTag(k, v) for k, v in tags.items()])))
         return runs
+
+
+_ORDER_PREFIX = {"attribute": "attributes", "metric": "metrics", "parameter": "params", "tag": "tags"}
+_ORDER_ALIAS = {"created": "start_time", "Created": "start_time"}  # MLflow's names for a run's start
+
+
+def _order_by(clauses: Sequence[str] | None) -> list[str]:
+    """MLflow's ``order_by`` clauses in mltrail's form: MLflow also takes a bare attribute
+    (``start_time DESC``, ``run_name``) and its aliases (``attributes.created``)."""
+    ordered = []
+    for clause in clauses or []:
+        kind, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
+        column = f"attributes.{_ORDER_ALIAS.get(key, key)}" if kind == "attribute" else f"{_ORDER_PREFIX[kind]}.`{key}`"
+        ordered.append(f"{column} {'ASC' if ascending else 'DESC'}")
+    return ordered
 
 
 def _check_batch(metrics: Sequence[Metric], params: Sequence[Param],
