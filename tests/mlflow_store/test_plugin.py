@@ -195,3 +195,10 @@ def test_experiments_are_searched_newest_first_with_default_the_oldest(client: M
     for name in ("first", "second", "third"):
         client.create_experiment(name)
     assert [e.name for e in client.search_experiments()] == ["third", "second", "first", "Default"]
+
+
+def test_a_metric_s_history_comes_in_mlflow_s_order_by_time_then_step(client: MlflowClient) -> None:
+    run_id = client.create_run("0").info.run_id
+    for value, timestamp, step in ((1.0, 10, 5), (2.0, 5, 7), (3.0, 20, 6), (4.0, 5, 2)):
+        client.log_metric(run_id, "y", value, timestamp=timestamp, step=step)
+    assert [m.value for m in client.get_metric_history(run_id, "y")] == [4.0, 2.0, 1.0, 3.0]

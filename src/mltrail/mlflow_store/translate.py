@@ -499,6 +499,8 @@ class Translation:
             points = self.store.metric_history([run_id], [metric_key])
         history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s))
                    for v, ts, s in zip(points["value"], points["timestamp"], points["step"])]
+        # MLflow's order (its SqlAlchemyStore's), which its pages follow: by time, then step, then value
+        history.sort(key=lambda m: (m.timestamp, m.step, math.isnan(m.value), m.value))
         if max_results is None:
             return PagedList(history, None)
         page, token = SearchUtils.paginate(history, page_token, max_results)
