@@ -202,3 +202,20 @@ def test_a_metric_s_history_comes_in_mlflow_s_order_by_time_then_step(client: Ml
     for value, timestamp, step in ((1.0, 10, 5), (2.0, 5, 7), (3.0, 20, 6), (4.0, 5, 2)):
         client.log_metric(run_id, "y", value, timestamp=timestamp, step=step)
     assert [m.value for m in client.get_metric_history(run_id, "y")] == [4.0, 2.0, 1.0, 3.0]
+
+
+def test_a_filter_takes_mlflow_s_bare_attribute_names_and_aliases(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("filtered")
+    ids = {name: client.create_run(experiment_id, run_name=name, tags={"t": name}).info.run_id for name in "abc"}
+    client.set_terminated(ids["b"])
+
+    def found(text: str) -> set[str]:
+        return {r.info.run_name for r in client.search_runs([experiment_id], text)}
+
+    assert found("status = 'FINISHED'") == {"b"}
+    assert found(f"run_id IN ('{ids['a']}', '{ids['c']}') and tags.t != 'c'") == {"a"}
+    assert found("`Run name` LIKE '%'") == found("created > 0") == {"a", "b", "c"}
+    assert found("attributes.run_name = 'a' OR tags.t = 'c'") == {"a", "c"}  # mltrail's OR stays
+    with pytest.raises(MlflowException, match="Invalid attribute key 'foo'") as raised:
+        client.search_runs([experiment_id], "foo = 1")
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)

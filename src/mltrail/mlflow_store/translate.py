@@ -70,12 +70,14 @@ from mlflow.utils.validation import (
 
 from ..errors import (
     AlreadyExistsError,
+    FilterSyntaxError,
     InvalidInputError,
     MltrailError,
     NotFoundError,
     PermissionDeniedError,
     WrongStateError,
 )
+from ..query.filter import parse_filter
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from ..store import Store
 from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentRecord
@@ -518,7 +520,7 @@ class Translation:
             names = [n for n in names if n in with_runs]
             if not names:
                 return [], None
-            frame = self.store.search_runs(names, filter_string or None, _order_by(order_by) or None, view="all")
+            frame = self.store.search_runs(names, _filter(filter_string), _order_by(order_by) or None, view="all")
         # as in MLflow's stores, the runs of a deleted experiment are deleted runs until it is restored
         gone = {name for name in names if records[name].lifecycle_stage == LifecycleStage.DELETED}
         deleted = frame["deleted"].astype(bool) | frame["experiment"].isin(gone)
@@ -574,6 +576,45 @@ def _order_by(clauses: Sequence[str] | None) -> list[str]:
         column = f"attributes.{_ORDER_ALIAS.get(key, key)}" if kind == "attribute" else f"{_ORDER_PREFIX[kind]}.`{key}`"
         ordered.append(f"{column} {'ASC' if ascending else 'DESC'}")
     return ordered
+
+
+# MLflow's other names of a run's attributes in a filter
+_FILTER_ALIAS = {**_ORDER_ALIAS, "Run name": "run_name", "Run Name": "run_name", "run name": "run_name"}
+
+
+def _filter(text: str | None) -> str | None:
+    """MLflow's filter in mltrail's grammar, which takes what MLflow's does and more (OR, NOT,
+    parentheses) but for a bare attribute (``status = 'FINISHED'``) and MLflow's aliases
+    (``created``): such a filter, read by MLflow's own parser, is written again with prefixes.
+    One neither grammar takes is refused with MLflow's message."""
+    if not text:
+        return None
+    try:
+        parse_filter(text)
+        return text
+    except FilterSyntaxError:
+        clauses = SearchUtils.parse_search_filter(text)
+    return " AND ".join(_filter_clause(clause) for clause in clauses)
+
+
+def _filter_clause(clause: dict[str, Any]) -> str:
+    prefix = _ORDER_PREFIX.get(clause["type"])
+    if prefix is None:
+        raise MlflowException(f"mltrail does not search runs by their {clause['type']}s ({clause['key']!r})",
+                              error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+    key = _FILTER_ALIAS.get(clause["key"], clause["key"]) if prefix == "attributes" else clause["key"]
+    value = clause["value"]
+    if clause["comparator"] in ("IN", "NOT IN"):
+        literal = "(" + ", ".join(_quoted(v) for v in value) + ")"
+    elif prefix == "metrics" or isinstance(value, (int, float)):
+        literal = str(value)
+    else:
+        literal = _quoted(value)
+    return f"{prefix}.`{key}` {clause['comparator']} {literal}"
+
+
+def _quoted(value: Any) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _check_batch(metrics: Sequence[Metric], params: Sequence[Param],
