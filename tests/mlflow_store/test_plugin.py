@@ -219,3 +219,20 @@ def test_a_filter_takes_mlflow_s_bare_attribute_names_and_aliases(client: Mlflow
     with pytest.raises(MlflowException, match="Invalid attribute key 'foo'") as raised:
         client.search_runs([experiment_id], "foo = 1")
     assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+
+@pytest.mark.parametrize(("max_results", "message"), [(0, "It must be a positive integer"),
+                                                      (50001, "It must be at most 50000")])
+def test_a_page_of_runs_has_mlflow_s_bounds(client: MlflowClient, max_results: int, message: str) -> None:
+    with pytest.raises(MlflowException, match=message) as raised:
+        client.search_runs(["0"], max_results=max_results)
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+
+def test_deleting_an_experiment_tag_it_does_not_have_is_mlflow_s_not_found(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("tagged", tags={"kept": "1"})
+    with pytest.raises(MlflowException, match=f"No tag with name: gone in experiment with id {experiment_id}") as raised:
+        client.delete_experiment_tag(experiment_id, "gone")
+    assert raised.value.error_code == _code(RESOURCE_DOES_NOT_EXIST)
+    client.delete_experiment_tag(experiment_id, "kept")
+    assert client.get_experiment(experiment_id).tags == {}

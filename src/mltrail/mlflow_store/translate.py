@@ -54,6 +54,7 @@ from mlflow.entities import (
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.store.entities.paged_list import PagedList
+from mlflow.store.tracking import SEARCH_MAX_RESULTS_THRESHOLD
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE, MLFLOW_USER
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
@@ -238,6 +239,9 @@ class Translation:
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         record = self._record(experiment_id)
         self._require_active(record)
+        if key not in record.tags:
+            raise MlflowException(f"No tag with name: {key} in experiment with id {experiment_id}",
+                                  error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
         with mlflow_errors():
             self.catalog.delete_tag(record.name, key)
 
@@ -511,6 +515,7 @@ class Translation:
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None, run_view_type: int,
                     max_results: int, order_by: Sequence[str] | None,
                     page_token: str | None) -> tuple[list[Run], str | None]:
+        _check_max_results(max_results)
         self.flush()
         records = self.catalog.records()
         ids = {name: r.experiment_id for name, r in records.items()}
@@ -615,6 +620,16 @@ def _filter_clause(clause: dict[str, Any]) -> str:
 
 def _quoted(value: Any) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _check_max_results(max_results: int) -> None:
+    """MLflow's bounds of a page of runs (its SqlAlchemyStore's, with their messages)."""
+    if max_results is None or max_results < 1:
+        raise MlflowException(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
+                              "a positive integer", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+    if max_results > SEARCH_MAX_RESULTS_THRESHOLD:
+        raise MlflowException(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be at "
+                              f"most {SEARCH_MAX_RESULTS_THRESHOLD}", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
 
 
 def _check_batch(metrics: Sequence[Metric], params: Sequence[Param],
