@@ -56,17 +56,31 @@ from mlflow.entities import RunOutputs
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.store.entities.paged_list import PagedList
+from mlflow.store.tracking import SEARCH_MAX_RESULTS_THRESHOLD
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE, MLFLOW_USER
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
+from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+from mlflow.utils.validation import (
+    _validate_batch_log_data,
+    _validate_batch_log_limits,
+    _validate_experiment_name,
+    _validate_experiment_tag,
+    _validate_metric,
+    _validate_param,
+    _validate_param_keys_unique,
+    _validate_tag,
+)
 
 from ..errors import (
     AlreadyExistsError,
+    FilterSyntaxError,
     InvalidInputError,
     MltrailError,
     NotFoundError,
     PermissionDeniedError,
     WrongStateError,
 )
+from ..query.filter import parse_filter
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from ..store import Store
 from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentRecord
@@ -144,12 +158,19 @@ class Translation:
 
     def create_experiment(self, name: str, artifact_location: str | None = None,
                           tags: Sequence[ExperimentTag] | None = None) -> str:
-        if not isinstance(name, str) or not name:
-            raise MlflowException("Invalid experiment name: an experiment needs a name",
-                                  error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+        # MLflow's own checks, with its messages ("Invalid experiment name: 123. Expects a string.")
+        _validate_experiment_name(name)
+        for tag in tags or []:
+            _validate_experiment_tag(tag.key, tag.value)
+        self._ensure_default()  # MLflow's stores are made with it: it is the oldest experiment
         with mlflow_errors():
-            record = self.catalog.create(name, artifact_location=artifact_location or None,
-                                         tags={t.key: t.value for t in tags or []})
+            try:
+                record = self.catalog.create(name, artifact_location=resolve_uri_if_local(artifact_location)
+                                             if artifact_location else None,
+                                             tags={t.key: t.value for t in tags or []})
+            except AlreadyExistsError as exc:  # a deleted experiment keeps its name, as in MLflow
+                raise MlflowException(f"Experiment(name={name}) already exists. {exc}",
+                                      error_code=databricks_pb2.RESOURCE_ALREADY_EXISTS) from exc
         return record.experiment_id
 
     def get_experiment(self, experiment_id: str) -> Experiment:
@@ -173,7 +194,7 @@ class Translation:
         found = [self.experiment(r) for r in self.catalog.records().values()
                  if r.lifecycle_stage in wanted and (visible is None or visible(r.name))]
         found = SearchExperimentsUtils.filter(found, filter_string)
-        found = SearchExperimentsUtils.sort(found, list(order_by or []) or ["last_update_time DESC"])
+        found = SearchExperimentsUtils.sort(found, list(order_by or []) or ["creation_time DESC", "experiment_id ASC"])
         page, token = SearchUtils.paginate(found, page_token, max_results)
         return PagedList(page, token.decode() if isinstance(token, bytes) else token)
 
@@ -183,23 +204,39 @@ class Translation:
             with mlflow_errors():
                 self.catalog.create("Default")
 
-    def _record(self, experiment_id: str) -> ExperimentRecord:
+    def _record(self, experiment_id: str, stage: str | None = None) -> ExperimentRecord:
+        """Experiment ``experiment_id`` (in lifecycle ``stage`` only, when given: MLflow's stores
+        answer a delete of a deleted experiment, or a restore of an active one, as not found)."""
         if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
             self._ensure_default()
         with mlflow_errors():
-            return self.catalog.by_id(str(experiment_id))
+            try:
+                record = self.catalog.by_id(str(experiment_id))
+            except NotFoundError:
+                record = None
+        if record is None or (stage is not None and record.lifecycle_stage != stage):
+            # MLflow's message, which its clients match on
+            raise MlflowException(f"No Experiment with id={experiment_id} exists",
+                                  error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+        return record
 
     def delete_experiment(self, experiment_id: str) -> None:
-        name = self._record(experiment_id).name
+        name = self._record(experiment_id, LifecycleStage.ACTIVE).name
         if name == "Default":
             raise MlflowException("Cannot delete the default experiment '0'. This is an internally reserved "
                                   "experiment.", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
-        with mlflow_errors():
+        with self._lock, mlflow_errors():
             self.catalog.delete(name)
+            # its runs are deleted runs now: a write to one this process holds goes the way of
+            # any other run's (and is refused, as MLflow refuses it)
+            for run_id, run in list(self._open.items()):
+                if run.experiment == name:
+                    run.flush()
+                    del self._open[run_id]
 
     def restore_experiment(self, experiment_id: str) -> None:
         with mlflow_errors():
-            self.catalog.restore(self._record(experiment_id).name)
+            self.catalog.restore(self._record(experiment_id, LifecycleStage.DELETED).name)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         raise MlflowException(
@@ -215,6 +252,9 @@ class Translation:
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         record = self._record(experiment_id)
         self._require_active(record)
+        if key not in record.tags:
+            raise MlflowException(f"No tag with name: {key} in experiment with id {experiment_id}",
+                                  error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
         with mlflow_errors():
             self.catalog.delete_tag(record.name, key)
 
@@ -235,10 +275,15 @@ class Translation:
         record = self._record(experiment_id)
         self._require_active(record)
         given = {t.key: t.value for t in tags or []}
+        if run_name and given.get(MLFLOW_RUN_NAME) and run_name != given[MLFLOW_RUN_NAME]:
+            raise MlflowException(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values "
+                f"(run_name='{run_name}', mlflow.runName='{given[MLFLOW_RUN_NAME]}').",
+                error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
         name = run_name or given.get(MLFLOW_RUN_NAME)
         given[MLFLOW_RUN_NAME] = name or ""
-        if user_id:
-            given.setdefault(MLFLOW_USER, user_id)
+        # the run's user is the writer's (MLflow's stores keep user_id beside the tags, and add
+        # no mlflow.user tag the client did not send)
         parent = given.get(MLFLOW_PARENT_RUN_ID)
         with mlflow_errors():
             run = self.store.start_run(
@@ -280,11 +325,17 @@ class Translation:
         if not isinstance(run_id, str) or run_id not in frame.index:
             raise NotFoundError(f"Run '{run_id}' not found")
         row = self.store.get_run(run_id)["run"]
-        return {"deleted": bool(row.get("deleted")), "status": row["status"]}
+        experiment = self.catalog.by_name(row["experiment"])
+        gone = experiment is not None and experiment.lifecycle_stage == LifecycleStage.DELETED
+        return {"deleted": bool(row.get("deleted")) or gone, "status": row["status"]}
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
                   tags: Sequence[RunTag] = ()) -> None:
-        _check_batch(metrics, params, tags)
+        self._log_checked(run_id, *_check_batch(metrics, params, tags))
+
+    def _log_checked(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
+                     tags: Sequence[RunTag]) -> None:
+        """Write what MLflow's checks passed (a long value as they truncated it)."""
         for_model = any(m.model_id for m in metrics)  # a logged model's points: on the model, and the run once
         run_points = self.logged_models.new_to_run(run_id, metrics) if for_model else metrics
         with self._writing(run_id) as run:
@@ -299,14 +350,17 @@ class Translation:
         if for_model:
             self.logged_models.log_metrics(run_id, metrics)
 
+    # one value is checked as MLflow's stores check one, its errors naming 'value', not 'metrics[0].value'
+
     def log_metric(self, run_id: str, metric: Metric) -> None:
-        self.log_batch(run_id, metrics=[metric])
+        _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
+        self._log_checked(run_id, [metric], (), ())
 
     def log_param(self, run_id: str, param: Param) -> None:
-        self.log_batch(run_id, params=[param])
+        self._log_checked(run_id, (), [_validate_param(param.key, param.value)], ())
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
-        self.log_batch(run_id, tags=[tag])
+        self._log_checked(run_id, (), (), [_validate_tag(tag.key, tag.value)])
 
     def _set_tags(self, run: MltrailRun, tags: dict[str, str]) -> None:
         name = tags.get(MLFLOW_RUN_NAME)
@@ -351,13 +405,17 @@ class Translation:
             run.end(status)
         self._open.pop(run_id, None)
 
+    # MLflow's stores leave a run already in the state asked for as it is, without an error
+
     def delete_run(self, run_id: str) -> None:
         with mlflow_errors():
-            self.store.delete_run(run_id)
+            if not self.store.get_run(run_id)["run"].get("deleted"):
+                self.store.delete_run(run_id)
 
     def restore_run(self, run_id: str) -> None:
         with mlflow_errors():
-            self.store.restore_run(run_id)
+            if self.store.get_run(run_id)["run"].get("deleted"):
+                self.store.restore_run(run_id)
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
                    models: Sequence[Any] | None = None) -> None:
@@ -424,13 +482,22 @@ class Translation:
 
     def _run_info(self, run_id: str, experiment: str, status: str, start: Any, end: Any, deleted: bool,
                   tags: dict[str, str], user: str | None) -> RunInfo:
-        record = self._experiment_ids().get(experiment)
-        return RunInfo(run_id=run_id, experiment_id=record or "", user_id=tags.get(MLFLOW_USER, user or ""),
+        record = self.catalog.records().get(experiment)
+        # as in MLflow's stores, the runs of a deleted experiment are deleted until it is restored
+        deleted = deleted or (record is not None and record.lifecycle_stage == LifecycleStage.DELETED)
+        return RunInfo(run_id=run_id, experiment_id=record.experiment_id if record else "",
+                       user_id=tags.get(MLFLOW_USER, user or ""),
                        status=_STATUS.get(status, status), start_time=_ms(start) or 0, end_time=_ms(end),
                        lifecycle_stage=LifecycleStage.DELETED if deleted else LifecycleStage.ACTIVE,
-                       artifact_uri=self.artifact_uri(run_id), run_name=tags.get(MLFLOW_RUN_NAME))
+                       artifact_uri=self.artifact_uri(run_id, record.artifact_location if record else None),
+                       run_name=tags.get(MLFLOW_RUN_NAME))
 
-    def artifact_uri(self, run_id: str) -> str:
+    def artifact_uri(self, run_id: str, experiment_location: str | None = None) -> str:
+        """Where MLflow's client puts the run's artifacts: under the artifact location its
+        experiment was created with, as MLflow's stores do (``<location>/<run ID>/artifacts``),
+        else in the store, content-addressed (a server's: through its artifact proxy)."""
+        if experiment_location:
+            return str(append_to_uri_path(experiment_location, run_id, "artifacts"))
         if self.artifact_root is not None:
             return f"{self.artifact_root.rstrip('/')}/{run_id}"
         return f"{ARTIFACTS_SCHEME}:/{run_id}?root={quote(str(self.store.root), safe='')}"
@@ -457,6 +524,8 @@ class Translation:
             points = self.store.metric_history([run_id], [metric_key])
         history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s))
                    for v, ts, s in zip(points["value"], points["timestamp"], points["step"])]
+        # MLflow's order (its SqlAlchemyStore's), which its pages follow: by time, then step, then value
+        history.sort(key=lambda m: (m.timestamp, m.step, math.isnan(m.value), m.value))
         if max_results is None:
             return PagedList(history, None)
         page, token = SearchUtils.paginate(history, page_token, max_results)
@@ -465,16 +534,23 @@ class Translation:
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None, run_view_type: int,
                     max_results: int, order_by: Sequence[str] | None,
                     page_token: str | None) -> tuple[list[Run], str | None]:
+        _check_max_results(max_results)
         self.flush()
-        ids = self._experiment_ids()
+        records = self.catalog.records()
+        ids = {name: r.experiment_id for name, r in records.items()}
         names = [name for name, eid in ids.items() if eid in {str(i) for i in experiment_ids}]
         with mlflow_errors():
             with_runs = set(self.store.tracking._first_starts())
             names = [n for n in names if n in with_runs]
             if not names:
                 return [], None
-            frame = self.store.search_runs(names, filter_string or None, list(order_by or []) or None,
-                                           view=_VIEW.get(run_view_type, "active"))
+            frame = self.store.search_runs(names, _filter(filter_string), _order_by(order_by) or None, view="all")
+        # as in MLflow's stores, the runs of a deleted experiment are deleted runs until it is restored
+        gone = {name for name in names if records[name].lifecycle_stage == LifecycleStage.DELETED}
+        deleted = frame["deleted"].astype(bool) | frame["experiment"].isin(gone)
+        view = _VIEW.get(run_view_type, "active")
+        frame = frame.assign(deleted=deleted)
+        frame = frame[~deleted] if view == "active" else frame[deleted] if view == "deleted" else frame
         start = SearchUtils.parse_start_offset_from_page_token(page_token)
         page = frame.iloc[start:start + max_results]
         token = SearchUtils.create_page_token(start + max_results) if start + max_results < len(frame) else None
@@ -490,6 +566,7 @@ class Translation:
         for run_id, key, value, ts, step in zip(latest["run_id"], latest["key"], latest["value"],
                                                latest["timestamp"], latest["step"]):
             points.setdefault(run_id, []).append(Metric(key, value, _ms(ts) or 0, int(step)))
+        locations = {name: r.artifact_location for name, r in self.catalog.records().items()}
         param_cols = [c for c in frame.columns if c.startswith("params.")]
         tag_cols = [c for c in frame.columns if c.startswith("tags.")]
         deleted = frame["deleted"] if "deleted" in frame.columns else pd.Series(False, index=frame.index)
@@ -503,7 +580,8 @@ class Translation:
                            user_id=tags.get(MLFLOW_USER, ""), status=_STATUS.get(row.status, row.status),
                            start_time=_ms(row.start_time) or 0, end_time=_ms(row.end_time),
                            lifecycle_stage=LifecycleStage.DELETED if bool(deleted.iloc[i]) else LifecycleStage.ACTIVE,
-                           artifact_uri=self.artifact_uri(row.run_id), run_name=tags.get(MLFLOW_RUN_NAME))
+                           artifact_uri=self.artifact_uri(row.run_id, locations.get(row.experiment)),
+                           run_name=tags.get(MLFLOW_RUN_NAME))
             runs.append(Run(info, RunData(metrics=points.get(row.run_id, []), params=params,
                                           tags=[RunTag(k, v) for k, v in tags.items()])))
         return runs
@@ -547,13 +625,79 @@ class Translation:
         self.logged_models.record_logged_model(run_id, mlflow_model)
 
 
-def _check_batch(metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]) -> None:
-    """MLflow's own checks of a batch (names, lengths, limits, duplicate params), so a
-    batch mltrail would take but MLflow would not is refused as MLflow refuses it."""
-    from mlflow.utils.validation import _validate_batch_log_data, _validate_batch_log_limits
+_ORDER_PREFIX = {"attribute": "attributes", "metric": "metrics", "parameter": "params", "tag": "tags"}
+_ORDER_ALIAS = {"created": "start_time", "Created": "start_time"}  # MLflow's names for a run's start
 
+
+def _order_by(clauses: Sequence[str] | None) -> list[str]:
+    """MLflow's ``order_by`` clauses in mltrail's form: MLflow also takes a bare attribute
+    (``start_time DESC``, ``run_name``) and its aliases (``attributes.created``)."""
+    ordered = []
+    for clause in clauses or []:
+        kind, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
+        column = f"attributes.{_ORDER_ALIAS.get(key, key)}" if kind == "attribute" else f"{_ORDER_PREFIX[kind]}.`{key}`"
+        ordered.append(f"{column} {'ASC' if ascending else 'DESC'}")
+    return ordered
+
+
+# MLflow's other names of a run's attributes in a filter
+_FILTER_ALIAS = {**_ORDER_ALIAS, "Run name": "run_name", "Run Name": "run_name", "run name": "run_name"}
+
+
+def _filter(text: str | None) -> str | None:
+    """MLflow's filter in mltrail's grammar, which takes what MLflow's does and more (OR, NOT,
+    parentheses) but for a bare attribute (``status = 'FINISHED'``) and MLflow's aliases
+    (``created``): such a filter, read by MLflow's own parser, is written again with prefixes.
+    One neither grammar takes is refused with MLflow's message."""
+    if not text:
+        return None
+    try:
+        parse_filter(text)
+        return text
+    except FilterSyntaxError:
+        clauses = SearchUtils.parse_search_filter(text)
+    return " AND ".join(_filter_clause(clause) for clause in clauses)
+
+
+def _filter_clause(clause: dict[str, Any]) -> str:
+    prefix = _ORDER_PREFIX.get(clause["type"])
+    if prefix is None:
+        raise MlflowException(f"mltrail does not search runs by their {clause['type']}s ({clause['key']!r})",
+                              error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+    key = _FILTER_ALIAS.get(clause["key"], clause["key"]) if prefix == "attributes" else clause["key"]
+    value = clause["value"]
+    if clause["comparator"] in ("IN", "NOT IN"):
+        literal = "(" + ", ".join(_quoted(v) for v in value) + ")"
+    elif prefix == "metrics" or isinstance(value, (int, float)):
+        literal = str(value)
+    else:
+        literal = _quoted(value)
+    return f"{prefix}.`{key}` {clause['comparator']} {literal}"
+
+
+def _quoted(value: Any) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _check_max_results(max_results: int) -> None:
+    """MLflow's bounds of a page of runs (its SqlAlchemyStore's, with their messages)."""
+    if max_results is None or max_results < 1:
+        raise MlflowException(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
+                              "a positive integer", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+    if max_results > SEARCH_MAX_RESULTS_THRESHOLD:
+        raise MlflowException(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be at "
+                              f"most {SEARCH_MAX_RESULTS_THRESHOLD}", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+
+
+def _check_batch(metrics: Sequence[Metric], params: Sequence[Param],
+                 tags: Sequence[RunTag]) -> tuple[Sequence[Metric], list[Param], list[RunTag]]:
+    """MLflow's own checks of a batch (names, lengths, limits, duplicate params), so a
+    batch mltrail would take but MLflow would not is refused as MLflow refuses it; the
+    batch as they return it (with MLFLOW_TRUNCATE_LONG_VALUES, long values cut to MLflow's limit)."""
+    checked = _validate_batch_log_data(metrics, params, tags)
     _validate_batch_log_limits(metrics, params, tags)
-    _validate_batch_log_data(metrics, params, tags)
+    _validate_param_keys_unique(params)
+    return checked
 
 
 def _metric_value(metric: Metric) -> float:

@@ -7,8 +7,8 @@ test files, which it keeps out of git under ``upstream/`` (see README.md). It pr
   environment with no ``MLFLOW_*`` variable left over from the caller or an earlier test;
 - one backend a test, chosen by ``--peer-mode``: a mode is one function in ``MODES`` that
   points the test at a fresh store (``mlflow``: MLflow's own sqlite store; ``shim``:
-  ``mltrail.mlflow`` on a fresh mltrail folder). A new mode (``uri``, ``server``) is one more
-  function there;
+  ``mltrail.mlflow`` on a fresh mltrail folder; ``plugin``: real MLflow with the tracking URI
+  ``mltrail:<a fresh folder>``). A new mode (``server``) is one more function there;
 - the same exclusions for every mode (``EXCLUDED``: test id -> why), deselected before the
   run and listed by the runner, so a pass rate never hides what it left out;
 - MLflow's files are run as MLflow wrote them. The shim mode adapts them mechanically, in
@@ -66,8 +66,20 @@ def _shim_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shim, "_state", shim._State())
 
 
+def _plugin_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real MLflow on mltrail's tracking-store plugin: ``MLFLOW_TRACKING_URI=mltrail:<folder>``,
+    a fresh mltrail folder store in the test's folder, set where the ``mlflow`` mode sets its
+    sqlite URI."""
+    import mlflow
+
+    uri = f"mltrail:{folder / 'mltrail_runs'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+
+
 MODES: dict[str, Backend] = {
     "mlflow": _mlflow_backend,
+    "plugin": _plugin_backend,
     "shim": _shim_backend,
 }
 

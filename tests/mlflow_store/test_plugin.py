@@ -1,0 +1,238 @@
+"""The real ``mlflow`` package on ``MLFLOW_TRACKING_URI=mltrail:<folder>`` answers as MLflow's
+own stores do: the same errors (message and ``error_code``), the same values kept.
+
+Each test here is a case where the plugin once differed from MLflow's stores (found with
+MLflow's own tests, ``scripts/peer_mlflow.py --mode plugin``); what MLflow does is read in
+its ``SqlAlchemyStore`` and ``FileStore``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
+    """MLflow's client (and its fluent API) on a fresh mltrail folder."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    uri = f"mltrail:{tmp_path / 'runs'}"
+    mlflow.set_tracking_uri(uri)
+    yield MlflowClient(uri)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+def _code(name: int) -> str:
+    return str(ErrorCode.Name(name))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    (123, "Invalid experiment name: 123. Expects a string."),
+    (["A"], "Invalid experiment name: ['A']. Expects a string."),
+    (None, "Invalid experiment name: 'None'"),
+    ("", "Invalid experiment name: ''"),
+])
+def test_an_experiment_name_that_is_not_text_is_refused_with_mlflow_s_message(
+        client: MlflowClient, name: object, message: str) -> None:
+    with pytest.raises(MlflowException) as raised:
+        client.create_experiment(name)  # type: ignore[arg-type]
+    assert raised.value.message == message
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+
+def test_a_taken_experiment_name_deleted_or_not_is_already_exists_as_in_mlflow(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("popular")
+    for deleted in (False, True):
+        if deleted:
+            client.delete_experiment(experiment_id)  # a deleted experiment keeps its name
+        with pytest.raises(MlflowException, match=r"Experiment\(name=popular\) already exists") as raised:
+            client.create_experiment("popular")
+        assert raised.value.error_code == _code(RESOURCE_ALREADY_EXISTS)
+
+
+def test_an_unknown_experiment_id_is_resource_does_not_exist_in_mlflow_s_words(client: MlflowClient) -> None:
+    with pytest.raises(MlflowException, match="No Experiment with id=-1337 exists") as raised:
+        mlflow.set_experiment(experiment_id="-1337")
+    assert raised.value.error_code == _code(RESOURCE_DOES_NOT_EXIST)
+
+
+def test_one_bad_metric_is_refused_naming_value_as_mlflow_s_stores_do(client: MlflowClient) -> None:
+    with mlflow.start_run() as run:
+        with pytest.raises(MlflowException, match="Invalid value \"apple\" for parameter 'value' supplied") as raised:
+            mlflow.log_metric("loss", "apple")
+        assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+    assert client.get_run(run.info.run_id).data.metrics == {}
+
+
+def test_a_batch_with_one_param_key_twice_is_refused_and_nothing_is_logged(client: MlflowClient) -> None:
+    with mlflow.start_run() as run:
+        with pytest.raises(MlflowException, match="Duplicate parameter keys have been submitted") as raised:
+            client.log_batch(run.info.run_id, params=[Param("a", "1"), Param("a", "2")])
+        assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+        client.log_batch(run.info.run_id, metrics=[Metric("m", 1.0, 5, 0)], params=[Param("a", "3")])
+    assert client.get_run(run.info.run_id).data.params == {"a": "3"}
+
+
+def test_a_param_value_over_mlflow_s_limit_is_kept_cut_to_the_limit_as_mlflow_keeps_it(
+        client: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    long = "x" * (MAX_PARAM_VAL_LENGTH + 10)
+    with mlflow.start_run() as run:
+        mlflow.log_param("single", long)
+        client.log_batch(run.info.run_id, params=[Param("batched", long)])
+        monkeypatch.setenv("MLFLOW_TRUNCATE_LONG_VALUES", "false")
+        with pytest.raises(MlflowException, match="exceeds the maximum length") as raised:
+            mlflow.log_param("refused", long)
+        assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+    assert client.get_run(run.info.run_id).data.params == {"single": long[:MAX_PARAM_VAL_LENGTH],
+                                                           "batched": long[:MAX_PARAM_VAL_LENGTH]}
+
+
+@pytest.mark.parametrize("location", ["s3://bucket/root", "mysql://u:p@host:1/db?driver=d"])
+def test_a_run_of_an_experiment_with_an_artifact_location_has_its_artifacts_under_it(
+        client: MlflowClient, location: str) -> None:
+    experiment_id = client.create_experiment("located", artifact_location=location)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        expected = mlflow.tracking.artifact_utils.get_artifact_uri(run.info.run_id)
+    base, _, query = location.partition("?")
+    assert expected == f"{base}/{run.info.run_id}/artifacts" + (f"?{query}" if query else "")
+    assert client.get_run(run.info.run_id).info.artifact_uri == expected
+    [found] = client.search_runs([experiment_id])
+    assert found.info.artifact_uri == expected
+
+
+def test_a_relative_artifact_location_is_made_absolute_as_mlflow_does(
+        client: MlflowClient, tmp_path: Path) -> None:
+    experiment_id = client.create_experiment("local", artifact_location="art")
+    assert client.get_experiment(experiment_id).artifact_location == str(tmp_path / "art")
+
+
+def test_order_by_takes_mlflow_s_bare_attribute_names_and_aliases(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("ordered")
+    ids = {name: client.create_run(experiment_id, run_name=name).info.run_id for name in ("b", "c", "a")}
+    assert [r.info.run_name for r in client.search_runs([experiment_id], order_by=["run_name"])] == ["a", "b", "c"]
+    assert [r.info.run_name for r in client.search_runs([experiment_id], order_by=["run_name DESC"])] == ["c", "b", "a"]
+    for clause in ("start_time ASC", "attributes.created ASC"):
+        assert [r.info.run_id for r in client.search_runs([experiment_id], order_by=[clause])] == list(ids.values())
+    with pytest.raises(MlflowException) as raised:
+        client.search_runs([experiment_id], order_by=["nonsense DESC"])
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+
+def test_the_runs_of_a_deleted_experiment_are_deleted_runs_until_it_is_restored(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("gone")
+    kept, deleted_before = (client.create_run(experiment_id).info.run_id for _ in range(2))
+    client.set_terminated(deleted_before)
+    client.delete_run(deleted_before)
+    client.delete_experiment(experiment_id)
+
+    assert client.get_run(kept).info.lifecycle_stage == "deleted"
+    assert client.search_runs([experiment_id]) == []
+    assert {r.info.run_id for r in client.search_runs([experiment_id], run_view_type=ViewType.DELETED_ONLY)} == {
+        kept, deleted_before}
+    with pytest.raises(MlflowException, match="must be in the 'active' state") as raised:
+        client.log_param(kept, "a", "1")  # a run this process holds open too
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+    client.restore_experiment(experiment_id)
+    assert [r.info.run_id for r in client.search_runs([experiment_id])] == [kept]
+    client.log_param(kept, "a", "1")
+    assert client.get_run(kept).data.params == {"a": "1"}
+
+
+def test_deleting_a_deleted_run_or_restoring_an_active_one_changes_nothing_as_in_mlflow(
+        client: MlflowClient) -> None:
+    run_id = client.create_run("0").info.run_id
+    client.set_terminated(run_id)
+    client.restore_run(run_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
+    client.delete_run(run_id)
+    client.delete_run(run_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+
+def test_deleting_a_deleted_experiment_or_restoring_an_active_one_is_not_found_as_in_mlflow(
+        client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("twice")
+    with pytest.raises(MlflowException, match=f"No Experiment with id={experiment_id} exists") as restored:
+        client.restore_experiment(experiment_id)
+    client.delete_experiment(experiment_id)
+    with pytest.raises(MlflowException, match=f"No Experiment with id={experiment_id} exists") as deleted:
+        client.delete_experiment(experiment_id)
+    assert restored.value.error_code == deleted.value.error_code == _code(RESOURCE_DOES_NOT_EXIST)
+
+
+def test_a_run_name_and_a_different_run_name_tag_are_refused_as_in_mlflow(client: MlflowClient) -> None:
+    with pytest.raises(MlflowException, match="Both 'run_name' argument and 'mlflow.runName' tag") as raised:
+        client.create_run("0", run_name="a", tags={"mlflow.runName": "b"})
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+    assert client.create_run("0", run_name="a", tags={"mlflow.runName": "a"}).info.run_name == "a"
+
+
+def test_a_run_made_by_the_client_shows_only_the_tags_mlflow_s_stores_show(client: MlflowClient) -> None:
+    run = client.create_run("0", tags={"k": "v"})
+    assert set(client.get_run(run.info.run_id).data.tags) == {"k", "mlflow.runName"}
+
+
+def test_experiments_are_searched_newest_first_with_default_the_oldest(client: MlflowClient) -> None:
+    for name in ("first", "second", "third"):
+        client.create_experiment(name)
+    assert [e.name for e in client.search_experiments()] == ["third", "second", "first", "Default"]
+
+
+def test_a_metric_s_history_comes_in_mlflow_s_order_by_time_then_step(client: MlflowClient) -> None:
+    run_id = client.create_run("0").info.run_id
+    for value, timestamp, step in ((1.0, 10, 5), (2.0, 5, 7), (3.0, 20, 6), (4.0, 5, 2)):
+        client.log_metric(run_id, "y", value, timestamp=timestamp, step=step)
+    assert [m.value for m in client.get_metric_history(run_id, "y")] == [4.0, 2.0, 1.0, 3.0]
+
+
+def test_a_filter_takes_mlflow_s_bare_attribute_names_and_aliases(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("filtered")
+    ids = {name: client.create_run(experiment_id, run_name=name, tags={"t": name}).info.run_id for name in "abc"}
+    client.set_terminated(ids["b"])
+
+    def found(text: str) -> set[str]:
+        return {r.info.run_name for r in client.search_runs([experiment_id], text)}
+
+    assert found("status = 'FINISHED'") == {"b"}
+    assert found(f"run_id IN ('{ids['a']}', '{ids['c']}') and tags.t != 'c'") == {"a"}
+    assert found("`Run name` LIKE '%'") == found("created > 0") == {"a", "b", "c"}
+    assert found("attributes.run_name = 'a' OR tags.t = 'c'") == {"a", "c"}  # mltrail's OR stays
+    with pytest.raises(MlflowException, match="Invalid attribute key 'foo'") as raised:
+        client.search_runs([experiment_id], "foo = 1")
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+
+@pytest.mark.parametrize(("max_results", "message"), [(0, "It must be a positive integer"),
+                                                      (50001, "It must be at most 50000")])
+def test_a_page_of_runs_has_mlflow_s_bounds(client: MlflowClient, max_results: int, message: str) -> None:
+    with pytest.raises(MlflowException, match=message) as raised:
+        client.search_runs(["0"], max_results=max_results)
+    assert raised.value.error_code == _code(INVALID_PARAMETER_VALUE)
+
+
+def test_deleting_an_experiment_tag_it_does_not_have_is_mlflow_s_not_found(client: MlflowClient) -> None:
+    experiment_id = client.create_experiment("tagged", tags={"kept": "1"})
+    with pytest.raises(MlflowException, match=f"No tag with name: gone in experiment with id {experiment_id}") as raised:
+        client.delete_experiment_tag(experiment_id, "gone")
+    assert raised.value.error_code == _code(RESOURCE_DOES_NOT_EXIST)
+    client.delete_experiment_tag(experiment_id, "kept")
+    assert client.get_experiment(experiment_id).tags == {}
