@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "tests" / "peer" / "mlflow"
 UPSTREAM = PEER / "upstream"
 sys.path.insert(0, str(PEER))
-from peer_mlflow_plugin import EXCLUDED, MODES  # noqa: E402  (the plugin is not a package)
+from peer_mlflow_plugin import EXCLUDED, MODES, excluded_by_code  # noqa: E402  (the plugin is not a package)
 
 MLFLOW_REPO = "https://github.com/mlflow/mlflow"
 # The tag of the mlflow-skinny the test extra installs; --ref overrides it.
@@ -123,7 +123,7 @@ def table(found: list[Case]) -> tuple[list[str], str]:
     return rows, rate
 
 
-def write(mode: str, found: list[Case], out: Path) -> None:
+def write(mode: str, found: list[Case], out: Path, upstream: Path) -> None:
     rows, rate = table(found)
     import mlflow
 
@@ -137,6 +137,8 @@ def write(mode: str, found: list[Case], out: Path) -> None:
     lines += [f"- `{c.test_id}`: {c.reason}" for c in found if c.outcome == "skipped"] or ["None."]
     lines += ["", "## Excluded in every mode (`EXCLUDED` in tests/peer/mlflow/peer_mlflow_plugin.py)", ""]
     lines += [f"- `{test_id}`: {why}" for test_id, why in sorted(EXCLUDED.items())] or ["None."]
+    lines += ["", f"## Excluded in mode `{mode}` (`EXCLUDED_BY_CODE`: by what the test's code does)", ""]
+    lines += [f"- `{test_id}`: {why}" for test_id, why in sorted(excluded_by_code(upstream, mode).items())] or ["None."]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
 
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, rate = table(found)
     print("\n".join(["", *rows, "", f"mode {args.mode}: {rate}; {len(EXCLUDED)} excluded in every mode"]))
     out = args.out or PEER / "results" / f"{args.mode}.md"
-    write(args.mode, found, out)
+    write(args.mode, found, out, args.upstream.resolve())
     print(f"failing tests and reasons: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0
 

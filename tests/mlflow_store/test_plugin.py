@@ -16,7 +16,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, ViewType
+from mlflow.entities import Metric, Param, RunStatus, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
@@ -236,3 +236,17 @@ def test_deleting_an_experiment_tag_it_does_not_have_is_mlflow_s_not_found(clien
     assert raised.value.error_code == _code(RESOURCE_DOES_NOT_EXIST)
     client.delete_experiment_tag(experiment_id, "kept")
     assert client.get_experiment(experiment_id).tags == {}
+
+
+def test_a_run_s_answers_at_its_start_and_end_are_what_a_read_of_the_store_gives(tmp_path):
+    """create_run and update_run_info answer from the run in hand (no read of the store):
+    the same as get_run answers afterwards."""
+    client = mlflow.MlflowClient(f"mltrail:{tmp_path / 'runs'}")
+    experiment_id = client.create_experiment("churn")
+    parent = client.create_run(experiment_id, run_name="parent")
+    created = client.create_run(experiment_id, tags={"team": "risk", "mlflow.parentRunId": parent.info.run_id})
+    assert created.to_dictionary() == client.get_run(created.info.run_id).to_dictionary()
+    client.log_param(created.info.run_id, "C", "1.0")
+    ended = client._tracking_client.store.update_run_info(created.info.run_id, RunStatus.FAILED, None, None)
+    read = client.get_run(created.info.run_id).info
+    assert ended.status == "FAILED" and ended.to_proto() == read.to_proto()

@@ -120,7 +120,7 @@ def _ms(value: Any) -> int | None:
         return None
     if isinstance(value, pd.Timestamp):
         return int(value.value // 1_000_000)
-    return int(float(value) * 1000)
+    return round(float(value) * 1_000_000) // 1000  # to the microsecond first, as the tables keep it
 
 
 class Translation:
@@ -135,6 +135,7 @@ class Translation:
         self.catalog = store.tracking.catalog
         self.artifact_root = artifact_root
         self._open: dict[str, MltrailRun] = {}  # runs this process writes, by ID
+        self._names_by_id: dict[str, str] = {}  # experiment IDs seen, and their names
         self._lock = threading.RLock()
 
         from .logged_models import LoggedModelTranslation  # which imports this module
@@ -198,6 +199,19 @@ class Translation:
         page, token = SearchUtils.paginate(found, page_token, max_results)
         return PagedList(page, token.decode() if isinstance(token, bytes) else token)
 
+    def _by_id(self, experiment_id: str) -> ExperimentRecord:
+        """The experiment of an ID. An ID names one experiment for good, so its name is
+        remembered: then only that experiment's own folder is read (for its tags and
+        lifecycle), not the store's run index that finding an ID among all needs."""
+        name = self._names_by_id.get(experiment_id)
+        if name is not None:
+            record = self.catalog.of_runs(name)
+            if record.experiment_id == experiment_id:
+                return record
+        record = self.catalog.by_id(experiment_id)
+        self._names_by_id[experiment_id] = record.name
+        return record
+
     def _ensure_default(self) -> None:
         """MLflow's stores all have experiment 0, ``Default``: a client may log there unasked."""
         if self.catalog.by_name("Default") is None:
@@ -211,7 +225,7 @@ class Translation:
             self._ensure_default()
         with mlflow_errors():
             try:
-                record = self.catalog.by_id(str(experiment_id))
+                record = self._by_id(str(experiment_id))
             except NotFoundError:
                 record = None
         if record is None or (stage is not None and record.lifecycle_stage != stage):
@@ -295,7 +309,18 @@ class Translation:
             run.flush()
         with self._lock:
             self._open[run.id] = run
-        return self.get_run(run.id)
+        return self._held_run(run)
+
+    def _held_run(self, run: MltrailRun) -> Run:
+        """What :meth:`get_run` answers for a run this process writes, from what it has in
+        hand: a read of the store brings its tables up to date first (~100 ms on a small
+        store), and MLflow's client asks for the run at its start and at its end."""
+        tags = self._mlflow_tags(dict(run._tags), run.name, None, run._tags.get(PARENT_TAG))
+        info = self._run_info(run.id, run.experiment, run.status, run.started, run.ended, False, tags,
+                              None)
+        return Run(info, RunData(metrics=[], params=[Param(k, v) for k, v in run._params.items()],
+                                 tags=[RunTag(k, v) for k, v in tags.items()]), RunInputs(dataset_inputs=[]),
+                   RunOutputs([]))
 
     @contextmanager
     def _writing(self, run_id: str) -> Iterator[MltrailRun]:
@@ -384,8 +409,11 @@ class Translation:
                 with self._writing(run_id) as run:
                     run.set_name(run_name)
                     run.set_tag(MLFLOW_RUN_NAME, run_name)
+            held = self._open.get(run_id)
             if status is not None:
                 self._set_status(run_id, status)
+            if held is not None and not run_name and held.started is not None and held.status == status:
+                return self._held_run(held).info  # (its params and metrics are not part of the answer)
         return self.get_run(run_id).info
 
     def _set_status(self, run_id: str, status: str) -> None:
@@ -482,7 +510,7 @@ class Translation:
 
     def _run_info(self, run_id: str, experiment: str, status: str, start: Any, end: Any, deleted: bool,
                   tags: dict[str, str], user: str | None) -> RunInfo:
-        record = self.catalog.records().get(experiment)
+        record = self.catalog.of_runs(experiment)
         # as in MLflow's stores, the runs of a deleted experiment are deleted until it is restored
         deleted = deleted or (record is not None and record.lifecycle_stage == LifecycleStage.DELETED)
         return RunInfo(run_id=run_id, experiment_id=record.experiment_id if record else "",

@@ -81,6 +81,12 @@ class ExperimentCatalog:
                                                creation_time=first_start, last_update_time=first_start)
         return dict(sorted(found.items(), key=lambda item: (item[1].creation_time or 0.0, item[0])))
 
+    def of_runs(self, name: str) -> ExperimentRecord:
+        """The record of an experiment known to exist (a run names it), read from its own
+        folder alone: no look at the store's runs, which :meth:`records` needs."""
+        record = _replay(self._reader(self.layout.experiment_meta(name)).events())
+        return record if record is not None else ExperimentRecord(name=name, experiment_id=derived_id(name))
+
     def by_name(self, name: str) -> ExperimentRecord | None:
         return self.records().get(name)
 
@@ -99,12 +105,15 @@ class ExperimentCatalog:
             meta = Path(folder) / META_FOLDER
             if not meta.is_dir():
                 continue
-            reader = self._folders.get(meta)
-            if reader is None:
-                reader = self._folders[meta] = EventFolder(meta, xev.EXPERIMENT_EVENT_ADAPTER, "experiment")
-            events = reader.events()
+            events = self._reader(meta).events()
             if events:
                 yield events
+
+    def _reader(self, meta: Path) -> EventFolder:
+        reader = self._folders.get(meta)
+        if reader is None:
+            reader = self._folders[meta] = EventFolder(meta, xev.EXPERIMENT_EVENT_ADAPTER, "experiment")
+        return reader
 
     # -- writing -----------------------------------------------------------------------
 

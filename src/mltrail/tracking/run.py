@@ -121,6 +121,8 @@ class Run:
         self.number = number
         self.path = path
         self._status = ev.RunStatus.RUNNING
+        self.started: float | None = None  # when it started and ended (seconds), once known
+        self.ended: float | None = None
         self._writer = EventWriter(path)  # the run is its file's only writer: no lock needed
         self._pending: deque[Any] = deque()
         self._flush_lock = threading.RLock()
@@ -359,10 +361,11 @@ class Run:
 
     # -- writing ---------------------------------------------------------------------
 
-    def _emit(self, model: type[ev.Event], **fields: Any) -> None:
+    def _emit(self, model: type[ev.Event], **fields: Any) -> ev.Event:
         """Validate one event now; queue it to be written in order with the metrics."""
         event = model(ts=_time(), run=self.id, **fields)
         self._pending.append(ev.dump(event))
+        return event
 
     def _require_running(self) -> None:
         if self._status is not ev.RunStatus.RUNNING:
@@ -435,7 +438,7 @@ class Run:
         with self._flush_lock:
             if self._status is not ev.RunStatus.RUNNING:
                 return
-            self._emit(ev.RunFinished, status=status, error=error)
+            self.ended = self._emit(ev.RunFinished, status=status, error=error).ts
             self._status = ev.RunStatus(status)
             try:
                 self.flush()

@@ -129,6 +129,7 @@ class Tracker:
         run = Run(self, run_id, experiment, display, number,
                   self.layout.run_file(experiment, run_id), FLUSH_EVENTS.get())
         self._names[exp_dir].folder_state = stat_signature(run.path.parent)  # our file is in it
+        run.started = started.ts
         run._pending.append(first_line)
         run.stop_mode = stop
         run._tags.update(checked_tags)
@@ -170,6 +171,7 @@ class Tracker:
         run = Run(self, run_id, started["experiment"], info["run_name"], int(info["run_seq"]), path,
                   FLUSH_EVENTS.get())
         run._seq, run._steps, run._params, run._tags = state
+        run.started = float(started["ts"])
         run._emit(ev.RunResumed)
         run.flush()
         os.utime(path.parent)  # a folder whose files all ended is not re-listed unless it changes
