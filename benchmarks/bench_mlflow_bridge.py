@@ -1,7 +1,7 @@
 """MLflow's own client on mltrail, beside MLflow itself in the same run (issue 28's targets).
 
     python benchmarks/bench_mlflow_bridge.py [--parts log_batch search artifact] [--quick]
-        [--repeats 5] [--calls 20] [--runs 10000] [--size-mb 1024] [--venv PATH] [--tmp DIR]
+        [--repeats 3] [--calls 20] [--runs 10000] [--size-mb 1024] [--venv PATH] [--tmp DIR]
 
 1. ``log_batch``: MLflow's client (this Python's ``mlflow``, skinny is enough) sends
    ``MlflowClient.log_batch`` calls of 1,000 metric points, one call and then ``--calls``
@@ -16,7 +16,9 @@
 2. ``search``: ``mlflow.search_runs`` over ``--runs`` runs (10 params, 5 metrics each) with
    ``MLFLOW_TRACKING_URI=mltrail:<folder>`` and ``sqlite:///<file>``, everything else the
    same, plus a filtered search; each timed as the first call in a fresh process and the
-   call repeated in it, the two stores alternated (target: mltrail 5x faster). The mltrail
+   call repeated in it, the two stores alternated (target: mltrail 5x faster). The same
+   with ``MlflowClient.search_runs`` (MLflow's Run objects, no DataFrame): the store's part
+   alone, since ``mlflow.search_runs`` then builds its DataFrame in MLflow's own code. The mltrail
    store is made with mltrail's own API; MLflow's sqlite store with MLflow's client on the
    ``sqlite:///`` URI (a child process), once, kept under the cache folder (MLflow's
    store commits about six times a run: 10,000 runs take many minutes).
@@ -26,7 +28,7 @@
    Linux's VmHWM) minus its RSS just before each transfer (target: at most 100 MB more).
    The file is deleted afterwards; needs about 3x ``--size-mb`` free under ``--tmp``.
 
-``--quick`` runs everything smaller (3 rounds of 5 calls, 500 runs, 64 MiB) to check the
+``--quick`` runs everything smaller (1 round of 5 calls, 500 runs, 64 MiB) to check the
 script itself. Prints a Markdown table at the end; medians of the rounds.
 """
 
@@ -137,6 +139,8 @@ def mltrail_server(folder: Path) -> Iterator[tuple[psutil.Process, str]]:
 def mlflow_server(python: Path, tmp: Path) -> Iterator[str]:
     """``mlflow server`` with a sqlite backend, as a subprocess; its URL."""
     port = free_port()
+    shm = Path("/dev/shm")
+    before = set(shm.iterdir()) if shm.is_dir() else set()
     log = open(tmp / "mlflow-server.log", "w")  # noqa: SIM115 (closed below, after the process)
     server = subprocess.Popen([str(python), "-m", "mlflow", "server", "--backend-store-uri",
                                f"sqlite:///{tmp / 'mlflow-server.db'}", "--artifacts-destination",
@@ -153,6 +157,10 @@ def mlflow_server(python: Path, tmp: Path) -> Iterator[str]:
         server.terminate()
         server.wait(60)
         log.close()
+        # mlflow server keeps its job queue (huey) in a folder of /dev/shm it leaves behind
+        for left in (set(shm.iterdir()) - before) if shm.is_dir() else ():
+            if any(p.name.endswith(".mlflow-huey-store") for p in left.iterdir()):
+                shutil.rmtree(left, ignore_errors=True)
 
 
 # -- 1. log_batch --------------------------------------------------------------------------
@@ -192,6 +200,9 @@ def part_log_batch(tmp: Path, venv: Path, repeats: int, calls: int) -> list[Row]
     ours: dict[str, list[float]] = {"one": [], "many": []}
     with mltrail_server(tmp / "log-batch") as (_, our_url), \
             (mlflow_server(found[0], tmp) if isinstance(found, tuple) else _absent()) as their_url:
+        for url in (our_url, their_url):  # a round not counted: each server's first calls load its code
+            if url is not None:
+                log_batch_rates(url, 2, -1)
         for r in range(repeats):
             targets = [(ours, our_url), (theirs, their_url)]
             for rates, url in targets if r % 2 == 0 else targets[::-1]:
@@ -250,13 +261,19 @@ for i in range(runs):
 SEARCH = """
 import json, sys, time
 import mlflow
-mlflow.set_tracking_uri(sys.argv[1])
+uri, filter_string, how = sys.argv[1:4]
+mlflow.set_tracking_uri(uri)
+client = mlflow.MlflowClient()
+experiment = client.get_experiment_by_name("bench").experiment_id
 timings, rows = [], []
 for _ in range(2):
     started = time.perf_counter()
-    frame = mlflow.search_runs(experiment_names=["bench"], filter_string=sys.argv[2])
+    if how == "fluent":
+        found = mlflow.search_runs(experiment_names=["bench"], filter_string=filter_string)
+    else:  # the store's part alone: MLflow's Run objects, no DataFrame
+        found = client.search_runs([experiment], filter_string, max_results=50_000)
     timings.append(time.perf_counter() - started)
-    rows.append(len(frame))
+    rows.append(len(found))
 print(json.dumps({"first": timings[0], "repeat": timings[1], "rows": rows}))
 """
 
@@ -294,8 +311,8 @@ def sqlite_store(cache: Path, runs: int, params: int, metrics: int) -> Path:
     return kept
 
 
-def search_once(uri: str, filter_string: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", SEARCH, uri, filter_string], capture_output=True, text=True,
+def search_once(uri: str, filter_string: str, how: str = "fluent") -> dict:
+    done = subprocess.run([sys.executable, "-c", SEARCH, uri, filter_string, how], capture_output=True, text=True,
                           env={**os.environ, **QUIET})
     if done.returncode:
         raise SystemExit(f"search_runs on {uri} failed: {done.stderr[-3000:]}")
@@ -314,28 +331,32 @@ def part_search(tmp: Path, cache: Path, runs: int, repeats: int) -> list[Row]:
     # the first search ever on the mltrail store compacts its event files into the index
     never = search_once(uris["mltrail"], "")
     print(f"first search_runs on the new mltrail store (compacts it): {never['first']:.2f} s", flush=True)
-    results: dict[tuple[str, str], list[dict]] = {}
+    results: dict[tuple[str, str, str], list[dict]] = {}
+    queries = [(how, kind, filter_string) for how in ("fluent", "client")
+               for kind, filter_string in (("all", ""), ("filtered", FILTER))]
     for r in range(repeats):
-        for kind, filter_string in (("all", ""), ("filtered", FILTER)):
+        for how, kind, filter_string in queries:
             for name in (("mltrail", "sqlite") if r % 2 == 0 else ("sqlite", "mltrail")):
-                got = search_once(uris[name], filter_string)
-                results.setdefault((name, kind), []).append(got)
-                print(f"round {r + 1}: {name} {kind}: first {got['first']:.3f} s, repeat {got['repeat']:.3f} s, "
+                got = search_once(uris[name], filter_string, how)
+                results.setdefault((name, how, kind), []).append(got)
+                print(f"round {r + 1}: {name} {how} {kind}: first {got['first']:.3f} s, repeat {got['repeat']:.3f} s, "
                       f"{got['rows'][0]:,} rows", flush=True)
-    for kind in ("all", "filtered"):
-        counts = {name: {n for got in results[(name, kind)] for n in got["rows"]} for name in uris}
+    for how, kind, _ in queries:
+        counts = {name: {n for got in results[(name, how, kind)] for n in got["rows"]} for name in uris}
         if counts["mltrail"] != counts["sqlite"]:
-            raise SystemExit(f"the two stores found different runs ({kind}): {counts}")
-    rows: list[Row] = [(f"`search_runs`, {runs:,} runs, first call on a new mltrail store (it compacts), s",
+            raise SystemExit(f"the two stores found different runs ({how}, {kind}): {counts}")
+    rows: list[Row] = [(f"`mlflow.search_runs`, {runs:,} runs, first call on a new mltrail store (it compacts), s",
                         f"{never['first']:.2f}", "", "", "")]
-    for kind, what in (("all", "all runs"), ("filtered", f"`{FILTER}`")):
-        found = results[("mltrail", kind)][0]["rows"][0]
+    calls = {"fluent": "`mlflow.search_runs` (a DataFrame)", "client": "`MlflowClient.search_runs` (Run objects)"}
+    for how, kind, _ in queries:
+        what = "all runs" if kind == "all" else f"`{FILTER}`"
+        found = results[("mltrail", how, kind)][0]["rows"][0]
         for when in ("first", "repeat"):
-            mine = statistics.median(got[when] for got in results[("mltrail", kind)])
-            other = statistics.median(got[when] for got in results[("sqlite", kind)])
-            call = "first call in a process" if when == "first" else "the call repeated"
-            rows.append((f"`search_runs`, {runs:,} runs, {what} ({found:,} found), {call}, s", f"{mine:.3f}",
-                         f"{other:.3f}", f"{other / mine:,.1f}×", "≥ 5×"))
+            mine = statistics.median(got[when] for got in results[("mltrail", how, kind)])
+            other = statistics.median(got[when] for got in results[("sqlite", how, kind)])
+            call = "first call in a process" if when == "first" else "repeated"
+            rows.append((f"{calls[how]}, {runs:,} runs, {what} ({found:,} found), {call}, s", f"{mine:.3f}",
+                         f"{other:.3f}", f"{other / mine:,.1f}×", "≥ 5×" if how == "fluent" else ""))
     return rows
 
 
@@ -408,8 +429,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=["log_batch", "search", "artifact"],
                         default=["log_batch", "search", "artifact"])
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 5 calls, 500 runs, 64 MiB")
-    parser.add_argument("--repeats", type=int, default=None, help="rounds (default 5; --quick 3)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 5 calls, 500 runs, 64 MiB")
+    parser.add_argument("--repeats", type=int, default=None, help="rounds (default 3; --quick 1)")
     parser.add_argument("--calls", type=int, default=None, help="log_batch calls in a row (default 20; --quick 5)")
     parser.add_argument("--runs", type=int, default=None, help="runs to search (default 10,000; --quick 500)")
     parser.add_argument("--size-mb", type=int, default=None, help="the artifact's size (default 1,024; --quick 64)")
@@ -417,7 +438,7 @@ def main() -> None:
                         help="the virtual environment for mlflow server (made once)")
     parser.add_argument("--tmp", default=None, help="where to write (default: the system's temporary folder)")
     args = parser.parse_args()
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or (1 if args.quick else 3)
     calls = args.calls or (5 if args.quick else 20)
     runs = args.runs or (500 if args.quick else 10_000)
     size_mb = args.size_mb or (64 if args.quick else 1024)
