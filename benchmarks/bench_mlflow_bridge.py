@@ -50,10 +50,10 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dashboard import free_port, wait_until_up  # noqa: E402
-from bench_large_artifact import Sampler, make_file, peak_rss  # noqa: E402
+from bench_dashboard import free_port, wait_until_up
+from bench_large_artifact import Sampler, make_file, peak_rss
 
-import mltrail  # noqa: E402
+import mltrail
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 T0 = 1_790_000_000_000
@@ -100,7 +100,8 @@ def mlflow_server_python(venv: Path, wanted: str) -> tuple[Path, str] | str:
     # mlflow-tracing to its own version), and then the newest that installs
     for spec in (f"mlflow=={wanted}", f"mlflow<={wanted}"):
         print(f"pip install {spec} into {venv}", flush=True)
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", spec], capture_output=True, text=True)
+        done = subprocess.run([str(python), "-m", "pip", "install", "-q", spec], capture_output=True, text=True,
+                              check=False)
         if not done.returncode:
             break
         last = [line for line in done.stderr.splitlines() if line.startswith("ERROR")][-1:] or ["(no message)"]
@@ -112,7 +113,7 @@ def mlflow_server_python(venv: Path, wanted: str) -> tuple[Path, str] | str:
 
 
 def _server_version(python: Path) -> str | None:
-    done = subprocess.run([str(python), "-c", "import flask, mlflow.server; print(mlflow.__version__)"],
+    done = subprocess.run([str(python), "-c", "import flask, mlflow.server; print(mlflow.__version__)"], check=False,
                           capture_output=True, text=True, env={**os.environ, **QUIET})
     return done.stdout.split()[-1] if not done.returncode and done.stdout.split() else None
 
@@ -312,7 +313,7 @@ def sqlite_store(cache: Path, runs: int, params: int, metrics: int) -> Path:
 
 
 def search_once(uri: str, filter_string: str, how: str = "fluent") -> dict:
-    done = subprocess.run([sys.executable, "-c", SEARCH, uri, filter_string, how], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", SEARCH, uri, filter_string, how], capture_output=True, text=True, check=False,
                           env={**os.environ, **QUIET})
     if done.returncode:
         raise SystemExit(f"search_runs on {uri} failed: {done.stderr[-3000:]}")
@@ -406,7 +407,7 @@ def part_artifact(tmp: Path, size_mb: int) -> list[Row]:
     mib = f"{size_mb:,} MiB"
     return [(f"{mib} artifact, `mlflow.log_artifact` through the proxy: server peak RSS − RSS before, MiB",
              f"{(up_peak - before_up) / 2**20:,.0f}", "", "", "≤ 100 MB"),
-            (f"the same, `download_artifacts`: server peak RSS − RSS before, MiB",
+            ("the same, `download_artifacts`: server peak RSS − RSS before, MiB",
              f"{(watch.sampled - before_down) / 2**20:,.0f}", "", "", "≤ 100 MB"),
             (f"{mib} upload, then download, MiB/s", f"{size_mb / up_s:,.0f}, {size_mb / down_s:,.0f}", "", "", "")]
 
