@@ -15,6 +15,7 @@ from __future__ import annotations
 import posixpath
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse
 
 from mlflow.entities import FileInfo
@@ -22,9 +23,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
-from .logged_models import MODELS_PATH
 from .plugin import translation_for
-from .translate import ARTIFACTS_SCHEME, Translation, mlflow_errors
+from .common import ARTIFACTS_SCHEME, MODELS_PATH, mlflow_errors
+
+if TYPE_CHECKING:
+    from .translate import Translation
 
 
 class _RunFiles:

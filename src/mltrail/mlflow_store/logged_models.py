@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlflow.entities import (
@@ -36,9 +36,11 @@ from mlflow.utils.search_utils import SearchLoggedModelsUtils
 from mlflow.utils.validation import _validate_logged_model_name, _validate_param, _validate_tag_name
 
 from ..tracking.logged_models import LoggedModelRecord, ModelMetricPoint
-from .translate import ARTIFACTS_SCHEME, Translation, mlflow_errors
+from .common import ARTIFACTS_SCHEME, MODELS_PATH, mlflow_errors
 
-MODELS_PATH = "models"  # mltrail-artifacts:/models/<model ID>: a logged model's files, not a run's
+if TYPE_CHECKING:
+    from .translate import Translation
+
 
 
 def model_artifact_uri(root: str, model_id: str) -> str:

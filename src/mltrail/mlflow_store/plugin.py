@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from mlflow.entities import DatasetInput, Experiment, ExperimentTag, Metric, Param, Run, RunInfo, RunTag, ViewType
@@ -24,7 +24,9 @@ from mlflow.store.tracking import SEARCH_MAX_RESULTS_DEFAULT
 from mlflow.store.tracking.abstract_store import AbstractStore
 
 from ..store import Store
-from .translate import Translation
+
+if TYPE_CHECKING:
+    from .translate import Translation
 
 SCHEME = "mltrail"
 
@@ -59,6 +61,10 @@ def translation_for(root: Path) -> Translation:
         if found is None:
             store = Store(root)
             store.layout.ensure()
+            # imported here: importing the translation imports MLflow, whose import loads this
+            # module through its entry points (a plugin imported at the top would be half-made)
+            from .translate import Translation
+
             found = _translations[root] = Translation(store)
         return found
 

@@ -39,7 +39,8 @@ from mlflow.utils.proto_json_utils import message_to_json, parse_dict
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import MltrailError, NotFoundError
-from ..mlflow_store.translate import Translation, mlflow_errors
+from ..mlflow_store.common import mlflow_errors
+from ..mlflow_store.translate import Translation
 from ..store import Store
 from .gate import Gate, gate
 
@@ -97,7 +98,7 @@ def _experiment_of_run(g: Gate, t: Translation, run_id: str, level: str) -> None
     """The run exists for the caller at ``level`` (its experiment's), else MLflow's 404/403."""
     with mlflow_errors():
         try:
-            experiment = g.store.tracking.experiment_of(run_id)
+            experiment = t.experiment_of(run_id)
         except NotFoundError:
             raise NotFoundError(f"Run '{run_id}' not found") from None
         g.require_run(run_id, experiment, level, "change this run")
