@@ -714,10 +714,32 @@ def _check_batch(metrics: Sequence[Metric], params: Sequence[Param],
     """MLflow's own checks of a batch (names, lengths, limits, duplicate params), so a
     batch mltrail would take but MLflow would not is refused as MLflow refuses it; the
     batch as they return it (with MLFLOW_TRUNCATE_LONG_VALUES, long values cut to MLflow's limit)."""
-    checked = _validate_batch_log_data(metrics, params, tags)
     _validate_batch_log_limits(metrics, params, tags)
+    if not _plain_points(metrics):  # MLflow's own check, point by point, raises its exact message
+        _validate_batch_log_data(metrics, (), ())
+    _, checked_params, checked_tags = _validate_batch_log_data((), params, tags)
     _validate_param_keys_unique(params)
-    return checked
+    return metrics, checked_params, checked_tags
+
+
+_NUMBERS = (float, int)
+
+
+def _plain_points(metrics: Sequence[Metric]) -> bool:
+    """Whether every point passes MLflow's check of a metric, checked a batch at a time: its
+    name (by MLflow's own check, once per distinct key) and the types of the value, time and
+    step (MLflow's check spends ~15 µs a point on what is the same key a thousand times)."""
+    from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, _validate_metric_name
+
+    for key in {m.key for m in metrics}:
+        if not isinstance(key, str) or len(key) > MAX_ENTITY_KEY_LENGTH:
+            return False
+        try:
+            _validate_metric_name(key)
+        except MlflowException:
+            return False
+    return all(type(m.value) in _NUMBERS and type(m.timestamp) is int and m.timestamp >= 0
+               and type(m.step) is int for m in metrics)
 
 
 def _metric_value(metric: Metric) -> float:
