@@ -34,16 +34,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from google.protobuf.message import Message
-from mlflow.entities import (
-    ExperimentTag,
-    LoggedModelOutput,
-    LoggedModelParameter,
-    LoggedModelStatus,
-    LoggedModelTag,
-    Metric,
-    Param,
-    RunTag,
-)
+from mlflow.entities import ExperimentTag, Metric, Param, RunTag
+from mlflow.entities import LoggedModelOutput, LoggedModelParameter, LoggedModelStatus, LoggedModelTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.protos import service_pb2 as pb
@@ -558,16 +550,19 @@ class _Proxied:
     logged model's files (``models/<model ID>/<path>``; a run's ID is never "models"),
     behind the gate of the experiment either belongs to."""
 
+    model_id: str | None  # None: a run's artifacts
+
     def __init__(self, path: str, g: Gate, t: Translation) -> None:
         head, _, inside = path.strip("/").partition("/")
-        self.model_id: str | None = None
+        self.run_id, self.model_id, self.g, self.t = head, None, g, t
         if head == MODELS_PATH:
-            self.model_id, _, inside = inside.partition("/")
-            if not self.model_id:
+            model_id, _, inside = inside.partition("/")
+            if not model_id:
                 raise _invalid(f"a logged model's files are at {MODELS_PATH}/<model ID>/<path>")
+            self.model_id = model_id
         elif not head:
-            raise _invalid("an artifact path starts with its run's ID (or models/<model ID>)")
-        self.run_id, self.inside, self.g, self.t = head, inside, g, t
+            raise _invalid(f"an artifact path starts with its run's ID (or {MODELS_PATH}/<model ID>)")
+        self.inside = inside
 
     def require(self, level: str) -> None:
         if self.model_id is None:
