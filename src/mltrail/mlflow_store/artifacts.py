@@ -24,7 +24,7 @@ from mlflow.protos import databricks_pb2
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
 from .plugin import translation_for
-from .common import ARTIFACTS_SCHEME, MODELS_PATH, mlflow_errors
+from .common import ARTIFACTS_SCHEME, MODELS_PATH
 
 if TYPE_CHECKING:
     from .translate import Translation
@@ -52,20 +52,17 @@ class _ModelFiles:
     """A logged model's files: one upload is one event of the model."""
 
     def __init__(self, translation: Translation, model_id: str) -> None:
-        self.models = translation.store.tracking.logged_models
+        self.models = translation.logged_models
         self.model_id = model_id
 
     def write(self, files: list[tuple[str, Path]]) -> None:
-        with mlflow_errors():
-            self.models.log_files(self.model_id, files)
+        self.models.log_files(self.model_id, files)
 
     def sizes(self) -> dict[str, int]:
-        with mlflow_errors():
-            return {path: f.size for path, f in self.models.get(self.model_id).files.items()}
+        return self.models.file_sizes(self.model_id)
 
     def file(self, name: str) -> Path:
-        with mlflow_errors():
-            return self.models.file_path(self.model_id, name)
+        return self.models.file(self.model_id, name)
 
 
 class MltrailArtifactRepository(ArtifactRepository):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -62,11 +63,39 @@ class LoggedModelTranslation:
         ids = experiment_ids if experiment_ids is not None else self._experiment_ids()
         return LoggedModel(
             experiment_id=ids.get(record.experiment, ""), model_id=record.model_id, name=record.name,
-            artifact_location=model_artifact_uri(str(self.translation.store.root), record.model_id),
+            artifact_location=self.artifact_location(record.model_id),
             creation_timestamp=_ms(record.creation_time), last_updated_timestamp=_ms(record.last_update_time),
             model_type=record.model_type, source_run_id=record.source_run_id,
             status=LoggedModelStatus(record.status), tags=dict(record.tags), params=dict(record.params),
             metrics=_latest_metrics(record))
+
+    def artifact_location(self, model_id: str) -> str:
+        """Where MLflow's client writes and reads the model's files: in the store (the
+        plugin's scheme), or on a server through its artifact proxy (``mlflow-artifacts:/models/<model ID>``)."""
+        root = self.translation.artifact_root
+        if root is not None:
+            return f"{root.rstrip('/')}/{MODELS_PATH}/{model_id}"
+        return model_artifact_uri(str(self.translation.store.root), model_id)
+
+    def experiment_of(self, model_id: str) -> str:
+        """The name of the experiment the model (deleted or not) belongs to."""
+        with mlflow_errors():
+            return self.models.get(model_id, deleted=True).experiment
+
+    def file_sizes(self, model_id: str) -> dict[str, int]:
+        """The model's files: path inside the model -> size in bytes."""
+        with mlflow_errors():
+            return {path: f.size for path, f in self.models.get(model_id).files.items()}
+
+    def file(self, model_id: str, path: str) -> Path:
+        """The local file holding the model's file ``path``."""
+        with mlflow_errors():
+            return self.models.file_path(model_id, path)
+
+    def log_files(self, model_id: str, files: Sequence[tuple[str, Path]]) -> None:
+        """Local files into the model as ``(path inside the model, local file)``: one event."""
+        with mlflow_errors():
+            self.models.log_files(model_id, files)
 
     def get(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         with mlflow_errors():

@@ -20,8 +20,11 @@ This module needs MLflow (``mltrail[mlflow]``); a server without it has no MLflo
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
+import re
 import shutil
 import tempfile
 import threading
@@ -35,6 +38,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from google.protobuf.message import Message
 from mlflow.entities import ExperimentTag, Metric, Param, RunTag
+from mlflow.entities import LoggedModelOutput, LoggedModelParameter, LoggedModelStatus, LoggedModelTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.protos import service_pb2 as pb
@@ -42,7 +46,7 @@ from mlflow.utils.proto_json_utils import message_to_json, parse_dict
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import MltrailError, NotFoundError
-from ..mlflow_store.common import mlflow_errors
+from ..mlflow_store.common import MODELS_PATH, mlflow_errors
 from ..mlflow_store.translate import Translation
 from ..store import Store
 from .gate import Gate, gate
@@ -338,10 +342,15 @@ def list_artifacts(m: Any, g: Gate, t: Translation) -> Message:
 
 def _listing(t: Translation, run_id: str, path: str) -> list[tuple[str, bool, int | None]]:
     """What is directly under ``path`` among a run's artifacts: (path, is a folder, size)."""
+    return _listed(t.artifact_sizes(run_id), path)
+
+
+def _listed(sizes: dict[str, int], path: str) -> list[tuple[str, bool, int | None]]:
+    """What is directly under ``path`` among files (path -> size): (path, is a folder, size)."""
     base = path.strip("/")
     inside = f"{base}/" if base else ""
     shown: dict[str, tuple[str, bool, int | None]] = {}
-    for name, size in t.artifact_sizes(run_id).items():
+    for name, size in sizes.items():
         if name.startswith(inside):
             head, _, rest = name[len(inside):].partition("/")
             shown.setdefault(inside + head, (inside + head, True, None) if rest else (inside + head, False, size))
@@ -380,12 +389,18 @@ def routes(store: Store) -> APIRouter:
     translation = Translation(store, artifact_root=ARTIFACT_ROOT)
     lock = threading.Lock()  # one call at a time writes the store through the translation
 
-    def call(kind: type[Message], handler: Handler) -> Callable[..., Any]:
-        async def endpoint(request: Request, g: Gate = Depends(gate)) -> Response:
+    def call(kind: type[Message], handler: Handler, path: str = "", query: tuple[str, ...] = ()) -> Callable[..., Any]:
+        """The endpoint of one call. ``path``'s parameters (``{model_id}``) are fields of the
+        request, as MLflow's server reads them; ``query`` names what MLflow's server reads
+        from the query beside the request's fields (passed to the handler by name)."""
+        async def endpoint(request: Request, g: Gate = Depends(gate), **in_path: str) -> Response:
             body = await request.body() if request.method != "GET" else b""
             try:
                 message = (kind is pb.LogBatch and _plain_batch(body)) or _request(kind(), request, body)
-                answer = await run_in_threadpool(_locked, lock, handler, message, g, translation)
+                for name, value in in_path.items():  # the path's value wins over the body's
+                    setattr(message, name, value)
+                bound = functools.partial(handler, **{name: request.query_params.get(name) for name in query})
+                answer = await run_in_threadpool(_locked, lock, bound, message, g, translation)
             except MlflowException as exc:
                 return _error(exc)
             except MltrailError as exc:
@@ -395,6 +410,11 @@ def routes(store: Store) -> APIRouter:
                 except MlflowException as translated:
                     return _error(translated)
             return Response(message_to_json(answer), media_type="application/json")
+        # the path's parameters declared (FastAPI reads the signature), so the schema has them
+        names = re.findall(r"{(\w+)}", path)
+        endpoint.__signature__ = inspect.signature(endpoint).replace(parameters=[  # type: ignore[attr-defined]
+            *[p for p in inspect.signature(endpoint).parameters.values() if p.kind != p.VAR_KEYWORD],
+            *[inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=str) for name in names]])
         return endpoint
 
     for path, (methods, kind, handler) in CALLS.items():
@@ -403,55 +423,53 @@ def routes(store: Store) -> APIRouter:
                 router.add_api_route(f"{prefix}/{path}", call(kind, handler), methods=[method],
                                      name=f"mlflow_{path.replace('/', '_').replace('-', '_')}_{method.lower()}",
                                      include_in_schema=prefix == PREFIXES[0])
+    for path, method, kind, handler, query in LOGGED_MODEL_CALLS:
+        for prefix in PREFIXES:
+            name = re.sub(r"[^a-z0-9]+", "_", f"{path}_{method.lower()}")
+            router.add_api_route(f"{prefix}/{path}", call(kind, handler, path, query), methods=[method],
+                                 name=f"mlflow_{name}", include_in_schema=prefix == PREFIXES[0])
 
-    # -- MLflow's artifact proxy: <run ID>/<path inside the run> -------------------------
-
-    def _where(path: str) -> tuple[str, str]:
-        run_id, _, inside = path.strip("/").partition("/")
-        if not run_id:
-            raise _invalid("an artifact path starts with its run's ID")
-        return run_id, inside
+    # -- MLflow's artifact proxy: <run ID>/<path inside the run>, models/<model ID>/<path> ---
 
     @router.get(ARTIFACTS)
     async def list_proxied(request: Request, path: str = "", g: Gate = Depends(gate)) -> Response:
         try:
-            run_id, inside = _where(path)
-            await run_in_threadpool(_experiment_of_run, g, translation, run_id, "read")
-            files = await run_in_threadpool(_listing, translation, run_id, inside)
+            files = _Proxied(path, g, translation)
+            await run_in_threadpool(files.require, "read")
+            listed = await run_in_threadpool(files.listing)
         except MlflowException as exc:
             return _error(exc)
-        prefix = f"{inside}/" if inside else ""
+        prefix = f"{files.inside}/" if files.inside else ""
         answer = [{"path": p[len(prefix):], "is_dir": d, **({} if s is None else {"file_size": s})}
-                  for p, d, s in files]
+                  for p, d, s in listed]
         return JSONResponse({"files": answer} if answer else {})
 
     @router.get(ARTIFACTS + "/{path:path}")
     async def download(path: str, g: Gate = Depends(gate)) -> Response:
         try:
-            run_id, inside = _where(path)
-            await run_in_threadpool(_experiment_of_run, g, translation, run_id, "read")
-            file = await run_in_threadpool(translation.artifact_file, run_id, inside)
+            files = _Proxied(path, g, translation)
+            await run_in_threadpool(files.require, "read")
+            file = await run_in_threadpool(files.file)
         except MlflowException as exc:
             return _error(exc)
-        return FileResponse(file, media_type="application/octet-stream", filename=Path(inside).name)
+        return FileResponse(file, media_type="application/octet-stream", filename=Path(files.inside).name)
 
     @router.put(ARTIFACTS + "/{path:path}")
     async def upload(path: str, request: Request, g: Gate = Depends(gate)) -> Response:
-        """A file into the run, streamed to a temporary file (constant memory), then into
-        the store content-addressed as the run's artifact ``path``."""
+        """A file into the run (or logged model), streamed to a temporary file (constant
+        memory), then into the store content-addressed as its file ``path``."""
         try:
-            run_id, inside = _where(path)
-            if not inside:
-                raise _invalid("an artifact upload names the file: <run ID>/<path>")
-            await run_in_threadpool(_experiment_of_run, g, translation, run_id, "edit")
+            files = _Proxied(path, g, translation)
+            if not files.inside:
+                raise _invalid("an artifact upload names the file: <run ID>/<path> or models/<model ID>/<path>")
+            await run_in_threadpool(files.require, "edit")
             folder = Path(tempfile.mkdtemp(prefix="mltrail-mlflow-upload-"))
             try:
-                local = folder / Path(inside).name
+                local = folder / Path(files.inside).name
                 with open(local, "wb") as out:
                     async for chunk in request.stream():
                         await run_in_threadpool(out.write, chunk)
-                await run_in_threadpool(_locked, lock, lambda *_: translation.log_artifact(run_id, local, inside),
-                                        None, g, translation)
+                await run_in_threadpool(_locked, lock, lambda *_: files.write(local), None, g, translation)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         except MlflowException as exc:
@@ -465,3 +483,161 @@ def _locked(lock: threading.Lock, handler: Callable[..., Any], message: Any, g: 
     with lock:
         return handler(message, g, t)
 
+
+
+# -- MLflow 3's logged models: a model belongs to its experiment (read to see it, edit to change it)
+
+def _logged_model(g: Gate, t: Translation, model_id: str, level: str) -> str:
+    """The experiment of a logged model the caller may reach at ``level``; one they may not
+    read is "no such model", word for word as one that does not exist."""
+    experiment = t.logged_models.experiment_of(model_id)
+    if not g.readable("experiment", [experiment]):
+        raise MlflowException(f"Logged model with ID '{model_id}' not found.",
+                              error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+    with mlflow_errors():
+        g.require("experiment", experiment, level, "change this logged model")
+    return experiment
+
+
+def _required(value: Any, name: str) -> None:
+    if not value:
+        raise _invalid(f"Missing value for required parameter '{name}'. See the API docs for more information "
+                       "about request parameters.")
+
+
+def create_logged_model(m: Any, g: Gate, t: Translation) -> Message:
+    _required(m.experiment_id, "experiment_id")
+    _experiment(g, t, m.experiment_id, "edit")
+    model = t.create_logged_model(m.experiment_id, m.name or None, m.source_run_id or None,
+                                  [LoggedModelTag(x.key, x.value) for x in m.tags] or None,
+                                  [LoggedModelParameter.from_proto(x) for x in m.params] or None,
+                                  m.model_type or None)
+    return pb.CreateLoggedModel.Response(model=model.to_proto())
+
+
+def get_logged_model(m: Any, g: Gate, t: Translation, allow_deleted: str | None = None) -> Message:
+    _logged_model(g, t, m.model_id, "read")
+    model = t.get_logged_model(m.model_id, allow_deleted=(allow_deleted or "").lower() == "true")
+    return pb.GetLoggedModel.Response(model=model.to_proto())
+
+
+def finalize_logged_model(m: Any, g: Gate, t: Translation) -> Message:
+    _required(m.HasField("status"), "status")
+    _logged_model(g, t, m.model_id, "edit")
+    model = t.finalize_logged_model(m.model_id, LoggedModelStatus.from_int(m.status))
+    return pb.FinalizeLoggedModel.Response(model=model.to_proto())
+
+
+def delete_logged_model(m: Any, g: Gate, t: Translation) -> Message:
+    _logged_model(g, t, m.model_id, "edit")
+    t.delete_logged_model(m.model_id)
+    return pb.DeleteLoggedModel.Response()
+
+
+def set_logged_model_tags(m: Any, g: Gate, t: Translation) -> Message:
+    _logged_model(g, t, m.model_id, "edit")
+    t.set_logged_model_tags(m.model_id, [LoggedModelTag(x.key, x.value) for x in m.tags])
+    return pb.SetLoggedModelTags.Response()
+
+
+def delete_logged_model_tag(m: Any, g: Gate, t: Translation) -> Message:
+    _logged_model(g, t, m.model_id, "edit")
+    t.delete_logged_model_tag(m.model_id, m.tag_key)
+    return pb.DeleteLoggedModelTag.Response()
+
+
+def log_logged_model_params(m: Any, g: Gate, t: Translation) -> Message:
+    _logged_model(g, t, m.model_id, "edit")
+    t.log_logged_model_params(m.model_id, [LoggedModelParameter.from_proto(x) for x in m.params])
+    return pb.LogLoggedModelParamsRequest.Response()
+
+
+def search_logged_models(m: Any, g: Gate, t: Translation) -> Message:
+    wanted = [str(i) for i in m.experiment_ids]
+    readable = g.experiments()
+    if readable is not None:  # the experiments the caller may not read hold no models for them
+        ids = {r.experiment_id for name, r in t.catalog.records().items() if name in set(readable)}
+        wanted = [i for i in wanted if i in ids]
+    datasets = [{"dataset_name": d.dataset_name, "dataset_digest": d.dataset_digest or None} for d in m.datasets]
+    order_by = [{"field_name": o.field_name, "ascending": o.ascending, "dataset_name": o.dataset_name or None,
+                 "dataset_digest": o.dataset_digest or None} for o in m.order_by]
+    page = t.search_logged_models(wanted, m.filter or None, datasets or None, m.max_results or None,
+                                  order_by or None, m.page_token or None)
+    return pb.SearchLoggedModels.Response(models=[x.to_proto() for x in page], next_page_token=page.token or "")
+
+
+def list_logged_model_artifacts(m: Any, g: Gate, t: Translation) -> Message:
+    """The files directly under a folder of the model (MLflow's UI lists them so)."""
+    _logged_model(g, t, m.model_id, "read")
+    files = _listed(t.logged_models.file_sizes(m.model_id), m.artifact_directory_path or "")
+    return pb.ListLoggedModelArtifacts.Response(
+        root_uri=t.logged_models.artifact_location(m.model_id),
+        files=[pb.FileInfo(path=p, is_dir=d, file_size=s or 0) for p, d, s in files])
+
+
+def log_outputs(m: Any, g: Gate, t: Translation) -> Message:
+    """The run made these models: the run and each model changed, so edit on both."""
+    _required(m.run_id, "run_id")
+    _experiment_of_run(g, t, m.run_id, "edit")
+    for output in m.models:
+        _logged_model(g, t, output.model_id, "edit")
+    t.log_outputs(m.run_id, [LoggedModelOutput.from_proto(x) for x in m.models])
+    return pb.LogOutputs.Response()
+
+
+# (path, method, request, handler, what the handler reads from the query besides the request)
+LOGGED_MODEL_CALLS: list[tuple[str, str, type[Message], Callable[..., Message], tuple[str, ...]]] = [
+    ("logged-models", "POST", pb.CreateLoggedModel, create_logged_model, ()),
+    ("logged-models/search", "POST", pb.SearchLoggedModels, search_logged_models, ()),
+    ("logged-models/{model_id}", "GET", pb.GetLoggedModel, get_logged_model, ("allow_deleted",)),
+    ("logged-models/{model_id}", "PATCH", pb.FinalizeLoggedModel, finalize_logged_model, ()),
+    ("logged-models/{model_id}", "DELETE", pb.DeleteLoggedModel, delete_logged_model, ()),
+    ("logged-models/{model_id}/tags", "PATCH", pb.SetLoggedModelTags, set_logged_model_tags, ()),
+    ("logged-models/{model_id}/tags/{tag_key}", "DELETE", pb.DeleteLoggedModelTag, delete_logged_model_tag, ()),
+    ("logged-models/{model_id}/params", "POST", pb.LogLoggedModelParamsRequest, log_logged_model_params, ()),
+    ("logged-models/{model_id}/artifacts/directories", "GET", pb.ListLoggedModelArtifacts,
+     list_logged_model_artifacts, ()),
+    ("runs/outputs", "POST", pb.LogOutputs, log_outputs, ()),
+]
+
+
+class _Proxied:
+    """What an artifact proxy path names: a run's artifacts (``<run ID>/<path>``) or a
+    logged model's files (``models/<model ID>/<path>``; a run's ID is never "models"),
+    behind the gate of the experiment either belongs to."""
+
+    model_id: str | None  # None: a run's artifacts
+
+    def __init__(self, path: str, g: Gate, t: Translation) -> None:
+        head, _, inside = path.strip("/").partition("/")
+        self.run_id, self.model_id, self.g, self.t = head, None, g, t
+        if head == MODELS_PATH:
+            model_id, _, inside = inside.partition("/")
+            if not model_id:
+                raise _invalid(f"a logged model's files are at {MODELS_PATH}/<model ID>/<path>")
+            self.model_id = model_id
+        elif not head:
+            raise _invalid(f"an artifact path starts with its run's ID (or {MODELS_PATH}/<model ID>)")
+        self.inside = inside
+
+    def require(self, level: str) -> None:
+        if self.model_id is None:
+            _experiment_of_run(self.g, self.t, self.run_id, level)
+        else:
+            _logged_model(self.g, self.t, self.model_id, level)
+
+    def listing(self) -> list[tuple[str, bool, int | None]]:
+        if self.model_id is None:
+            return _listing(self.t, self.run_id, self.inside)
+        return _listed(self.t.logged_models.file_sizes(self.model_id), self.inside)
+
+    def file(self) -> Path:
+        if self.model_id is None:
+            return self.t.artifact_file(self.run_id, self.inside)
+        return self.t.logged_models.file(self.model_id, self.inside)
+
+    def write(self, local: Path) -> None:
+        if self.model_id is None:
+            self.t.log_artifact(self.run_id, local, self.inside)
+        else:
+            self.t.logged_models.log_files(self.model_id, [(self.inside, local)])
