@@ -3,6 +3,7 @@
     python scripts/peer_mlflow.py --fetch                 # get MLflow's test files (git, network)
     python scripts/peer_mlflow.py --mode mlflow           # the baseline: real MLflow, its sqlite store
     python scripts/peer_mlflow.py --mode plugin           # real MLflow, MLFLOW_TRACKING_URI=mltrail:<folder>
+    python scripts/peer_mlflow.py --mode server           # real MLflow on a live mltrail server (MLflow REST API)
     python scripts/peer_mlflow.py --mode shim             # `import mltrail.mlflow as mlflow`
     python scripts/peer_mlflow.py --mode shim -- -k log_dict   # anything after -- goes to pytest
 

@@ -28,8 +28,14 @@ _LENGTH = struct.Struct("<Q")
 
 
 def frame_bytes(frame: pd.DataFrame) -> bytes:
-    """A DataFrame as an Arrow IPC stream."""
+    """A DataFrame as an Arrow IPC stream. A column of text that holds no value yet (a
+    dataset's MLflow fields, on a store no MLflow client wrote) goes as text, not as Arrow's
+    null type, so it reads back as the store's own read gives it (None on pandas 2)."""
     table = frame_to_arrow(frame)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type) and frame[field.name].dtype == object and frame[field.name].map(
+                lambda v: v is None).all():
+            table = table.set_column(i, pa.field(field.name, pa.string()), pa.nulls(len(table), pa.string()))
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

@@ -49,6 +49,9 @@ EXCLUDED_BY_CODE: dict[str, dict[str, str]] = {
     "plugin": {"local_file_uri_to_path(": "reads the run's artifact URI as a local folder (mltrail keeps "
                                           "artifacts content-addressed; MLflow's client reaches them through "
                                           "its artifact repository)"},
+    "server": {"local_file_uri_to_path(": "reads the run's artifact URI as a local folder (a server's "
+                                          "artifacts go through its artifact proxy, as with `mlflow server "
+                                          "--serve-artifacts`)"},
 }
 
 Backend = Callable[[Path, pytest.MonkeyPatch], None]
@@ -89,9 +92,49 @@ def _plugin_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mlflow.set_tracking_uri(uri)
 
 
+_servers: list[Callable[[], None]] = []  # how to stop the server a test's backend started
+
+
+def _server_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real MLflow on a live ``mltrail server`` (a real uvicorn on loopback, its own folder
+    store, started for the test and stopped after it): ``MLFLOW_TRACKING_URI=http://...``,
+    MLflow's RestStore speaking MLflow's REST API."""
+    import socket
+    import threading
+    import time
+
+    import mlflow
+    import uvicorn
+
+    import mltrail
+    from mltrail.server.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(mltrail.Store(folder / "mltrail_runs"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    def stop() -> None:
+        app.state.stopping.set()
+        server.should_exit = True
+        thread.join(timeout=30)
+
+    _servers.append(stop)
+    uri = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+
+
 MODES: dict[str, Backend] = {
     "mlflow": _mlflow_backend,
     "plugin": _plugin_backend,
+    "server": _server_backend,
     "shim": _shim_backend,
 }
 
@@ -217,6 +260,8 @@ def peer_backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: _M
         mlflow.end_run()
     mlflow.tracking.fluent._active_experiment_id = None
     mlflow.set_tracking_uri(None)
+    while _servers:
+        _servers.pop()()
     if request.config.getoption("--peer-mode") == "shim":
         from mltrail import mlflow as shim
 
