@@ -174,15 +174,18 @@ def with_users(tmp_path):
         yield url, folder, tokens
 
 
-def test_the_server_s_registry_is_mlflow_s_and_a_user_without_a_grant_sees_nothing(with_users, monkeypatch):
+def test_the_server_s_registry_is_mlflow_s_and_a_user_without_a_grant_sees_nothing(with_users, monkeypatch,
+                                                                                     tmp_path):
     url, folder, tokens = with_users
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ana"])
     mlflow.set_tracking_uri(url)
     mlflow.set_experiment("churn")
     X, y = churn_data()
     model = LogisticRegression().fit(X, y)
+    saved = tmp_path / "saved"  # a model folder through the artifact proxy (the server has no logged models yet)
+    mlflow.sklearn.save_model(model, saved, serialization_format="cloudpickle", input_example=X[:2])
     with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle", input_example=X[:2])
+        mlflow.log_artifacts(str(saved), "model")
     ana = MlflowClient(url)
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn")
     second = ana.create_model_version("churn", f"runs:/{run.info.run_id}/model", run.info.run_id)
