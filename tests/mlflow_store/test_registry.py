@@ -18,12 +18,12 @@ with warnings.catch_warnings():  # MLflow's own modules warn as they load (a typ
     warnings.simplefilter("ignore", UserWarning)
     import mlflow.pyfunc
     import mlflow.sklearn
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.tracking._model_registry.utils import _get_store_registry  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.tracking._model_registry.utils import _get_store_registry
+from sklearn.linear_model import LogisticRegression
 
-from mltrail.mlflow_store.registry import MltrailRegistryStore  # noqa: E402
+from mltrail.mlflow_store.registry import MltrailRegistryStore
 
 pytestmark = pytest.mark.slow
 ENTRY_POINT = "mltrail.mlflow_store.registry:MltrailRegistryStore"
@@ -136,7 +136,9 @@ def test_searches_tags_descriptions_stages_and_deletes_as_mlflow_s_stores_answer
 
     with pytest.warns(FutureWarning, match="stages"):  # MLflow 2's stages, deprecated in MLflow
         client.transition_model_version_stage("churn", 1, "Production")
+    with pytest.warns(FutureWarning, match="stages"):
         client.transition_model_version_stage("churn", 2, "production", archive_existing_versions=True)
+    with pytest.warns(FutureWarning, match="stages"):
         latest = client.get_latest_versions("churn", ["Production", "Archived"])
     assert [(int(v.version), v.current_stage) for v in latest] == [(2, "Production"), (1, "Archived")]
     assert "mlflow.current_stage" not in client.get_model_version("churn", 2).tags

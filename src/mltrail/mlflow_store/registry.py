@@ -71,7 +71,7 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
-from ..errors import NotFoundError, StoreCorruptError
+from ..errors import StoreCorruptError
 from ..registry import models as reg
 from ..storage.logged_model_events import ModelFile
 from ..storage.registry_events import MODEL_NAME
@@ -106,6 +106,11 @@ def _model_missing(name: str) -> MlflowException:
 
 def _invalid(message: str) -> MlflowException:
     return MlflowException(message, databricks_pb2.INVALID_PARAMETER_VALUE)
+
+
+def _stage(version: reg.ModelVersion) -> str:
+    """MLflow 2's stage of a version: its tag, else ``Archived`` when mltrail archived it."""
+    return version.tags.get(STAGE_TAG) or (STAGE_ARCHIVED if version.archived else STAGE_NONE)
 
 
 def _page_bounds(max_results: Any, threshold: int) -> None:
@@ -163,11 +168,10 @@ class RegistryTranslation(AbstractStore):
             aliases=[RegisteredModelAlias(alias, str(number)) for alias, number in model.aliases.items()])
 
     def version_entity(self, version: reg.ModelVersion) -> ModelVersion:
-        stage = version.tags.get(STAGE_TAG) or (STAGE_ARCHIVED if version.archived else STAGE_NONE)
         return ModelVersion(
-            name=version.model, version=version.number, creation_timestamp=_ms(version.created),
+            name=version.model, version=str(version.number), creation_timestamp=_ms(version.created),
             last_updated_timestamp=_ms(version.updated), description=version.description, user_id=version.by,
-            current_stage=stage, source=version.source or f"runs:/{version.run}/{version.artifact}",
+            current_stage=_stage(version), source=version.source or f"runs:/{version.run}/{version.artifact}",
             run_id=version.run, tags=[ModelVersionTag(k, v) for k, v in version.tags.items() if k != STAGE_TAG],
             aliases=list(version.aliases), model_id=version.model_id)
 
@@ -176,10 +180,8 @@ class RegistryTranslation(AbstractStore):
         wanted = [get_canonical_stage(s) for s in (stages or ALL_STAGES)]
         latest: dict[str, ModelVersion] = {}
         for version in model.versions:
-            if not version.deleted:
-                entity = self.version_entity(version)
-                if entity.current_stage in wanted:
-                    latest[entity.current_stage] = entity  # (oldest first: the last one is the newest)
+            if not version.deleted and _stage(version) in wanted:
+                latest[_stage(version)] = self.version_entity(version)  # (oldest first: the last is the newest)
         return [latest[stage] for stage in dict.fromkeys(wanted) if stage in latest]
 
     # -- registered models ---------------------------------------------------------------
@@ -188,7 +190,7 @@ class RegistryTranslation(AbstractStore):
                                 description: str | None = None, deployment_job_id: str | None = None, *,
                                 by: str | None = None) -> RegisteredModel:
         _validate_model_name(name)
-        if has_prompt_tag(tags):
+        if has_prompt_tag(list(tags) if tags else None):
             raise NotImplementedError(_NOT_KEPT)
         for tag in tags or []:
             _validate_registered_model_tag(tag.key, tag.value)

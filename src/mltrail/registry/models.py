@@ -14,6 +14,7 @@ with its own ID, so two processes registering at once both succeed.
 
 from __future__ import annotations
 
+import builtins
 import posixpath
 import time
 import warnings
@@ -403,7 +404,7 @@ class ModelRegistry:
         state = self._state(name)
         return self._version(state, event)
 
-    def register_files(self, name: str, run_id: str, files: list[ModelFile], *, source: str, folder: str = "",
+    def register_files(self, name: str, run_id: str, files: builtins.list[ModelFile], *, source: str, folder: str = "",
                        model_id: str | None = None, description: str | None = None,
                        tags: Mapping[str, str] | None = None, by: str | None = None) -> ModelVersion:
         """A new version that is a model folder (MLflow's): ``files`` by their path inside
@@ -423,7 +424,7 @@ class ModelRegistry:
         self._write(self._folder(name), event)
         return self._version(self._state(name), event)
 
-    def run_folder(self, run_id: str, folder: str) -> list[ModelFile]:
+    def run_folder(self, run_id: str, folder: str) -> builtins.list[ModelFile]:
         """The artifacts of a run under ``folder`` (the file itself when it names one), by
         their path inside it: a model folder to :meth:`register_files`."""
         artifacts = self.runs.get_run(run_id)["artifacts"]

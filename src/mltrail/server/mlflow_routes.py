@@ -34,8 +34,8 @@ from google.protobuf.message import Message
 from mlflow.entities import ExperimentTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
-from mlflow.protos import service_pb2 as pb
 from mlflow.protos import model_registry_pb2 as mr
+from mlflow.protos import service_pb2 as pb
 from mlflow.utils.proto_json_utils import message_to_json, parse_dict
 from starlette.concurrency import run_in_threadpool
 
