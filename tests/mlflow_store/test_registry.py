@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mltrail
-from tests.factories import serving_store
+from tests.factories import rendered_page, serving_store
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
@@ -89,6 +89,26 @@ def test_versions_mlflow_registers_are_numbered_as_mlflow_numbers_them_load_and_
     assert store.registry.get("churn", alias="champion").params == {"C": "0.05"}  # the run's, snapshotted
     np.testing.assert_array_equal(store.load_model("models:/churn@champion").predict(X), model.predict(X))
     assert store.registry.list().set_index("model").loc["churn", "aliases"] == "champion=v2"
+
+
+def test_the_dashboard_shows_versions_mlflow_registered_and_deleted(tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    mlflow.set_tracking_uri(f"mltrail:{folder}")
+    runs = [logged(c, registered_model_name="churn")[0] for c in (1.0, 0.1)]
+    MlflowClient().set_registered_model_alias("churn", "champion", 2)
+    MlflowClient().delete_model_version("churn", 1)
+    monkeypatch.setenv("MLTRAIL_DIR", str(folder))
+    at = rendered_page("models.py")
+    assert not at.exception, [e.value for e in at.exception]
+    versions = at.dataframe[1].value
+    assert list(versions.index) == [1, 2] and list(versions["archived"]) == [True, False]
+    assert versions.loc[2, "source"] == f"/run?run={runs[1]}"
+
+
+def test_prompts_are_not_kept(tmp_path):
+    store = MltrailRegistryStore(f"mltrail:{tmp_path / 'runs'}")
+    with pytest.raises(NotImplementedError, match="not prompts"):
+        store.create_prompt("greeting")
 
 
 def test_a_model_folder_logged_as_a_run_s_artifacts_is_registered_from_its_runs_uri(tmp_path):
@@ -197,6 +217,13 @@ def test_the_server_s_registry_is_mlflow_s_and_a_user_without_a_grant_sees_nothi
     assert [m.name for m in ana.search_registered_models()] == ["churn"]
     np.testing.assert_array_equal(mlflow.pyfunc.load_model("models:/churn@champion").predict(X), model.predict(X))
     assert mltrail.Store(folder).registry.get("churn", alias="champion").by == "ana"
+    remote = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool")  # mltrail's own client sees it
+    assert (remote.registry.get("churn", alias="champion").number, remote.registry.get("churn").artifact) \
+        == (1, "model/model.pkl")
+    np.testing.assert_array_equal(remote.load_model("models:/churn@champion").predict(X), model.predict(X))
+    with pytest.raises(mltrail.errors.InvalidInputError, match="made on the server: through its MLflow API"):
+        remote.registry.set_tag("churn", "team", "risk")  # never written into the spool
+    remote.close(wait=5)
 
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["bob"])
     bob = MlflowClient(url)
