@@ -242,3 +242,59 @@ def test_the_server_s_registry_is_mlflow_s_and_a_user_without_a_grant_sees_nothi
     assert taken.value.error_code == "RESOURCE_ALREADY_EXISTS" and "ana" not in str(taken.value)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ana"])
     assert ana.get_registered_model("churn").aliases == {"champion": "1"}  # bob changed nothing
+
+
+def http(url, method, path, body=None):
+    """(status, JSON answer) of one raw request, as any language's MLflow client sends it."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_the_registry_s_rest_calls_answer_as_mlflow_s_reference_gives_them(tmp_path):
+    folder = tmp_path / "store"
+    with serving_store(folder) as url:
+        mlflow.set_tracking_uri(url)
+        X, y = churn_data()
+        saved = tmp_path / "saved"
+        mlflow.sklearn.save_model(LogisticRegression().fit(X, y), saved, serialization_format="cloudpickle",
+                                  input_example=X[:2])
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(saved), "model")
+        api = "/api/2.0/mlflow"
+        assert http(url, "POST", f"{api}/registered-models/create", {"name": "churn", "description": "who"})[0] == 200
+        status, answer = http(url, "POST", f"{api}/model-versions/create",
+                              {"name": "churn", "source": f"runs:/{run.info.run_id}/model", "run_id": run.info.run_id})
+        assert status == 200 and answer["model_version"]["version"] == "1"
+        assert answer["model_version"]["current_stage"] == "None" and answer["model_version"]["status"] == "READY"
+        assert http(url, "POST", f"{api}/registered-models/alias",
+                    {"name": "churn", "alias": "champion", "version": "1"}) == (200, {})
+        status, answer = http(url, "GET", "/ajax-api/2.0/mlflow/registered-models/alias?name=churn&alias=champion")
+        assert status == 200 and answer["model_version"]["aliases"] == ["champion"]
+        status, answer = http(url, "PATCH", f"{api}/registered-models/update", {"name": "churn", "description": "new"})
+        assert status == 200 and answer["registered_model"]["description"] == "new"
+        status, answer = http(url, "GET", f"{api}/model-versions/get-download-uri?name=churn&version=1")
+        assert status == 200 and answer["artifact_uri"] == f"runs:/{run.info.run_id}/model"
+        assert http(url, "DELETE", f"{api}/registered-models/alias", {"name": "churn", "alias": "champion"}) == (200, {})
+        status, answer = http(url, "GET", f"{api}/registered-models/get?name=nope")
+        assert (status, answer["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+        assert answer["message"] == "Registered Model with name=nope not found"
+        status, answer = http(url, "GET", f"{api}/model-versions/get?name=churn&version=7")
+        assert (status, answer["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+        status, answer = http(url, "POST", f"{api}/registered-models/create", {"name": "churn"})
+        assert (status, answer["error_code"]) == (400, "RESOURCE_ALREADY_EXISTS")
+        status, answer = http(url, "POST", f"{api}/model-versions/create", {"name": "churn", "source": "/tmp/x"})
+        assert (status, answer["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+        status, answer = http(url, "DELETE", f"{api}/model-versions/delete", {"name": "churn", "version": "1"})
+        assert status == 200
+        status, answer = http(url, "GET", f"{api}/model-versions/search?filter=name%3D%27churn%27")
+        assert (status, answer) == (200, {})

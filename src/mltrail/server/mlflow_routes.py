@@ -429,6 +429,11 @@ def _registered(g: Gate, name: str, level: str, action: str = "do that") -> None
         g.require("model", name, level, action)
 
 
+def _token(page: Any) -> dict[str, str]:
+    """A page's token, left out on the last page (as MLflow's server answers it)."""
+    return {"next_page_token": page.token} if page.token else {}
+
+
 def _visible(g: Gate) -> Callable[[str], bool] | None:
     return None if g.sees_everything() else (lambda name: bool(g.readable("model", [name])))
 
@@ -453,8 +458,7 @@ def get_registered_model(m: Any, g: Gate, t: Translation) -> Message:
 def search_registered_models(m: Any, g: Gate, t: Translation) -> Message:
     page = registry_translation(t).search_registered_models(m.filter or None, m.max_results or 100, list(m.order_by),
                                                             m.page_token or None, visible=_visible(g))
-    return mr.SearchRegisteredModels.Response(registered_models=[x.to_proto() for x in page],
-                                              next_page_token=page.token or "")
+    return mr.SearchRegisteredModels.Response(registered_models=[x.to_proto() for x in page], **_token(page))
 
 
 def update_registered_model(m: Any, g: Gate, t: Translation) -> Message:
@@ -538,8 +542,7 @@ def delete_model_version(m: Any, g: Gate, t: Translation) -> Message:
 def search_model_versions(m: Any, g: Gate, t: Translation) -> Message:
     page = registry_translation(t).search_model_versions(m.filter or None, m.max_results or 10000,
                                                          list(m.order_by), m.page_token or None, visible=_visible(g))
-    return mr.SearchModelVersions.Response(model_versions=[v.to_proto() for v in page],
-                                           next_page_token=page.token or "")
+    return mr.SearchModelVersions.Response(model_versions=[v.to_proto() for v in page], **_token(page))
 
 
 def get_model_version_download_uri(m: Any, g: Gate, t: Translation) -> Message:
