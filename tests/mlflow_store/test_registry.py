@@ -128,6 +128,13 @@ def test_a_model_folder_logged_as_a_run_s_artifacts_is_registered_from_its_runs_
     assert registered.artifact == "exported/model/model.pkl"
     assert {f.path for f in registered.files} >= {"MLmodel", "model.pkl"}
 
+    copy = MlflowClient().copy_model_version("models:/churn/1", "churn-prod")  # MLflow's promotion to another model
+    assert (copy.name, int(copy.version), copy.run_id) == ("churn-prod", 1, run.info.run_id)
+    MlflowClient().delete_model_version("churn", 1)  # the copy keeps its files
+    assert MlflowClient().get_model_version_download_uri("churn-prod", 1) == f"runs:/{run.info.run_id}/exported/model"
+    np.testing.assert_array_equal(mlflow.pyfunc.load_model("models:/churn-prod/1").predict(X), model.predict(X))
+    assert mltrail.Store(folder).registry.get("churn-prod", 1).artifact == "exported/model/model.pkl"
+
 
 def test_searches_tags_descriptions_stages_and_deletes_as_mlflow_s_stores_answer_them(tmp_path):
     folder = tmp_path / "runs"

@@ -113,6 +113,13 @@ def _stage(version: reg.ModelVersion) -> str:
     return version.tags.get(STAGE_TAG) or (STAGE_ARCHIVED if version.archived else STAGE_NONE)
 
 
+def _run_folder_of(version: reg.ModelVersion) -> str:
+    """The folder of its run's artifacts a version's files are (its main file's path there,
+    less that file's path inside the folder)."""
+    main = reg.main_file([f.path for f in version.files])
+    return version.artifact[:-len(main)].rstrip("/")
+
+
 def _page_bounds(max_results: Any, threshold: int) -> None:
     """MLflow's bounds of a page of models or versions, with its messages."""
     if not isinstance(max_results, int) or max_results < 1:
@@ -332,8 +339,7 @@ class RegistryTranslation(AbstractStore):
         if found.model_id is not None:
             return self._logged_model(found.model_id, run_id or found.run)
         if found.files:
-            main = reg.main_file([f.path for f in found.files])
-            return Source(found.run, list(found.files), folder=found.artifact[:-len(main)].rstrip("/"))
+            return Source(found.run, list(found.files), folder=_run_folder_of(found))
         return self._run_folder(found.run, found.artifact)
 
     def create_model_version(self, name: str, source: str, run_id: str | None = None,
@@ -391,6 +397,8 @@ class RegistryTranslation(AbstractStore):
         found = self._version(name, version)
         if found.model_id is not None:
             return self.translation.logged_models.get(found.model_id, allow_deleted=True).artifact_location
+        if found.files and (found.source or "").startswith("models:/"):  # a copy: where its files are, which
+            return f"runs:/{found.run}/{_run_folder_of(found)}"  # the version it copied may not be for ever
         return found.source or f"runs:/{found.run}/{found.artifact}"
 
     def search_model_versions(self, filter_string: str | None = None,
