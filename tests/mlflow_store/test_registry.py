@@ -2,6 +2,7 @@
 (``mltrail:`` registry URI) and through a served store's MLflow REST API. What MLflow
 registers, mltrail's registry (``store.registry``, ``store.load_model``) sees."""
 
+import logging
 import tomllib
 import warnings
 from pathlib import Path
@@ -111,7 +112,7 @@ def test_prompts_are_not_kept(tmp_path):
         store.create_prompt("greeting")
 
 
-def test_a_model_folder_logged_as_a_run_s_artifacts_is_registered_from_its_runs_uri(tmp_path):
+def test_a_model_folder_logged_as_a_run_s_artifacts_is_registered_from_its_runs_uri(tmp_path, caplog):
     folder = tmp_path / "runs"
     mlflow.set_tracking_uri(f"mltrail:{folder}")
     X, y = churn_data()
@@ -120,7 +121,9 @@ def test_a_model_folder_logged_as_a_run_s_artifacts_is_registered_from_its_runs_
     mlflow.sklearn.save_model(model, saved, serialization_format="cloudpickle", input_example=X[:2])
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(saved), "exported/model")
-    version = mlflow.register_model(f"runs:/{run.info.run_id}/exported/model", "churn")
+    with caplog.at_level(logging.INFO, logger="mlflow"):
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/exported/model", "churn")
+    assert "Waiting up to" not in caplog.text  # a version is READY once created: MLflow has nothing to wait for
     assert int(version.version) == 1 and version.model_id is None
     assert version.source.startswith("mltrail-artifacts:/") and "/exported/model" in version.source
     np.testing.assert_array_equal(mlflow.pyfunc.load_model("models:/churn/1").predict(X), model.predict(X))

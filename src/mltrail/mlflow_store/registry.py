@@ -452,6 +452,9 @@ class RegistryTranslation(AbstractStore):
             raise _invalid(f"Registered model alias {alias} not found.")
         return self.get_model_version(name, model.aliases[alias])
 
+    def _await_model_version_creation(self, mv: ModelVersion, await_creation_for: int) -> None:
+        """A version is READY once created: nothing to wait for (as MLflow's file store)."""
+
     # -- what mltrail does not keep --------------------------------------------------------
 
     def create_prompt(self, *args: Any, **kwargs: Any) -> Any:

@@ -427,10 +427,11 @@ class ModelRegistry:
     def run_folder(self, run_id: str, folder: str) -> builtins.list[ModelFile]:
         """The artifacts of a run under ``folder`` (the file itself when it names one), by
         their path inside it: a model folder to :meth:`register_files`."""
-        artifacts = self.runs.get_run(run_id)["artifacts"]
+        self.runs.experiment_of(run_id)  # the run exists (a NotFoundError names it)
+        artifacts = self.runs.artifacts()
         folder = folder.strip("/")
         found = []
-        for row in artifacts.to_dict("records"):
+        for row in artifacts[artifacts["run_id"] == run_id].to_dict("records"):
             path = row["path"]
             if path == folder:
                 inside = posixpath.basename(path)
