@@ -253,7 +253,8 @@ def test_a_run_s_answers_at_its_start_and_end_are_what_a_read_of_the_store_gives
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("first", ["mltrail.mlflow_store.translate", "mltrail.server.mlflow_routes", "mlflow"])
+@pytest.mark.parametrize("first", ["mltrail.mlflow_store.translate", "mltrail.mlflow_store.registry",
+                                   "mltrail.server.mlflow_routes", "mlflow"])
 def test_the_plugin_registers_whichever_module_a_process_imports_first(first):
     """MLflow's import loads the plugin through its entry points: while the translation is
     itself being imported, if that is what imported MLflow (a server's start)."""
@@ -262,8 +263,9 @@ def test_the_plugin_registers_whichever_module_a_process_imports_first(first):
 
     code = (f"import {first}; from mlflow.tracking._tracking_service.utils import _tracking_store_registry as t; "
             "from mlflow.store.artifact.artifact_repository_registry import _artifact_repository_registry as a; "
-            "print('mltrail' in t._registry, 'mltrail-artifacts' in a._registry)")
+            "from mlflow.tracking._model_registry.utils import _get_store_registry as r; "
+            "print('mltrail' in t._registry, 'mltrail-artifacts' in a._registry, 'mltrail' in r()._registry)")
     done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "True"]
+    assert done.stdout.split() == ["True", "True", "True"]

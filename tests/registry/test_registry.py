@@ -248,3 +248,55 @@ def test_the_models_commands(sample):
     assert code == 1 and "reserved" in out
     code, out = run("models", "archive", "churn", "1")
     assert code == 0 and sample.registry.get("churn", 1).archived
+
+
+def test_tags_and_descriptions_set_later_are_events_the_replay_applies(churn, sample):
+    churn.register("churn", "logreg-C1", tags={"stage": "dev"})
+    churn.set_tag("churn", "owner", "ana")
+    churn.delete_tag("churn", "team")
+    churn.describe("churn", "who churns")
+    churn.set_tag("churn", "stage", "prod", version=1)
+    churn.describe("churn", "the baseline", version=1)
+    model = churn.model("churn")
+    assert (model.tags, model.description) == ({"owner": "ana"}, "who churns")
+    assert (model.versions[0].tags, model.versions[0].description) == ({"stage": "prod"}, "the baseline")
+    assert model.updated >= model.versions[0].updated > model.versions[0].created
+    assert churn.list().set_index("model").loc["churn", "description"] == "who churns"
+    with pytest.raises(NotFoundError, match="has no tag 'nope'"):
+        churn.delete_tag("churn", "nope", version=1)
+    with pytest.raises(NotFoundError, match="no version 2"):
+        churn.set_tag("churn", "k", "v", version=2)
+
+
+def test_a_deleted_version_keeps_its_number_and_history_and_loses_its_aliases(churn, sample):
+    churn.register("churn", "logreg-C1")
+    churn.register("churn", "gb-lr0.2")
+    churn.set_alias("churn", "production", 2)
+    churn.delete_version("churn", 2, "deleted through MLflow's API")
+    gone = churn.get("churn", 2)
+    assert (gone.deleted, gone.archived, gone.aliases) == (True, True, ())
+    assert churn.get("churn").number == 1  # latest skips it
+    assert list(churn.alias_history("churn")["action"]) == ["set", "deleted"]
+    assert churn.register("churn", "rf-depth8").number == 3
+    with pytest.raises(NotFoundError, match="version 2 of 'churn' was deleted"):
+        churn.delete_version("churn", 2)
+
+
+def test_a_model_folder_is_registered_with_its_files_and_loads_its_pickle(churn, sample):
+    run = sample.get_run("logreg-C1")
+    folder = churn.run_folder(run["run"]["run_id"], "")
+    version = churn.register_files("churn", run["run"]["run_id"], folder, source="runs:/x/", by="ana")
+    assert version.artifact == "model.pkl" and version.source == "runs:/x/"
+    assert {f.path for f in version.files} == set(run["artifacts"]["path"])
+    assert type(sample.load_model("models:/churn/1")).__name__ == type(sample.load_model(
+        f"runs:/{run['run']['run_id']}/model.pkl")).__name__
+    with pytest.raises(NotFoundError, match="no artifacts under 'nope'"):
+        churn.run_folder(run["run"]["run_id"], "nope")
+
+
+def test_a_version_file_without_the_new_fields_reads_as_before(churn, sample):
+    churn.register("churn", "logreg-C1")
+    line = next(p.read_text() for p in (sample.root / "registry" / "churn").glob("*.jsonl")
+                if "version_registered" in p.read_text())
+    assert '"source"' not in line and '"files"' not in line and '"model_id"' not in line
+    assert churn.get("churn", 1).files == ()

@@ -14,6 +14,8 @@ with its own ID, so two processes registering at once both succeed.
 
 from __future__ import annotations
 
+import builtins
+import posixpath
 import time
 import warnings
 from collections.abc import Mapping
@@ -41,6 +43,7 @@ from ..storage.eventfiles import EventFolder, write_event_file
 from ..storage.ids import new_id
 from ..storage.layout import Layout
 from ..storage.locks import held
+from ..storage.logged_model_events import ModelFile
 from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri, unpickled
 
 if TYPE_CHECKING:
@@ -71,10 +74,31 @@ class ModelVersion:
     by: str | None
     archived: bool
     aliases: tuple[str, ...]
+    # registered through MLflow's API: its source URI, logged model and folder's files
+    source: str | None = None
+    model_id: str | None = None
+    files: tuple[ModelFile, ...] = ()
+    deleted: bool = False  # deleted through MLflow's API (and so archived)
+    updated: float = 0.0  # the last change of its tags or description (its creation if none)
 
     @property
     def uri(self) -> str:
         return f"models:/{self.model}/{self.number}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model as the registry says now, with every version (archived and
+    deleted ones included), oldest first."""
+
+    name: str
+    description: str | None
+    tags: dict[str, str]
+    created: float
+    updated: float  # its last event's time
+    by: str | None
+    aliases: dict[str, int]  # alias -> version number
+    versions: tuple[ModelVersion, ...]
 
 
 @dataclass
@@ -87,6 +111,13 @@ class _ModelState:
     archived: dict[str, ev.VersionArchived] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> version ID
     moves: list[tuple[ev.AliasSet | ev.AliasDeleted, str | None]] = field(default_factory=list)  # (event, from ID)
+    deleted: set[str] = field(default_factory=set)  # version IDs deleted through MLflow's API
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
+    updated: float = 0.0  # the last event's time
+    version_tags: dict[str, dict[str, str]] = field(default_factory=dict)  # version ID -> tags now
+    version_descriptions: dict[str, str | None] = field(default_factory=dict)
+    version_updated: dict[str, float] = field(default_factory=dict)
 
     def number(self, version_id: str) -> int:
         for number, version in enumerate(self.versions, 1):
@@ -109,21 +140,67 @@ def _replay(name: str, events: list[ev.RegistryEvent]) -> _ModelState:
     created = next((e for e in events if isinstance(e, ev.ModelCreated)), None)
     if created is None:
         raise StoreCorruptError(f"model {name!r} has events but no model_created event")
-    state = _ModelState(name, created)
+    state = _ModelState(name, created, tags=dict(created.tags), description=created.description, updated=created.ts)
     known = {e.id for e in events if isinstance(e, ev.VersionRegistered)}
     for event in events:
+        state.updated = max(state.updated, event.ts)
         if isinstance(event, ev.VersionRegistered):
             state.versions.append(event)
+            state.version_tags[event.id] = dict(event.tags)
+            state.version_descriptions[event.id] = event.description
+            state.version_updated[event.id] = event.ts
         elif isinstance(event, (ev.VersionArchived, ev.AliasSet)) and event.version not in known:
             continue  # its version's file is unreadable (skipped with a warning): nothing to point at
+        elif isinstance(event, (ev.TagSet, ev.TagDeleted, ev.DescriptionSet)):
+            _edit(state, event, known)
         elif isinstance(event, ev.VersionArchived):
             state.archived.setdefault(event.version, event)
+            if event.deleted:
+                state.deleted.add(event.version)
+                state.version_updated[event.version] = event.ts
         elif isinstance(event, ev.AliasSet):
             state.moves.append((event, state.aliases.get(event.alias)))
             state.aliases[event.alias] = event.version
         elif isinstance(event, ev.AliasDeleted):
             state.moves.append((event, state.aliases.pop(event.alias, None)))
     return state
+
+
+def _edit(state: _ModelState, event: ev.TagSet | ev.TagDeleted | ev.DescriptionSet, known: set[str]) -> None:
+    """A tag or description set later, on the model or on one of its versions."""
+    if event.version is not None and event.version not in known:
+        return  # its version's file is unreadable: nothing to edit
+    if event.version is None:
+        tags = state.tags
+    else:
+        tags = state.version_tags[event.version]
+        state.version_updated[event.version] = event.ts
+    if isinstance(event, ev.TagSet):
+        tags[event.key] = event.value
+    elif isinstance(event, ev.TagDeleted):
+        tags.pop(event.key, None)
+    elif event.version is None:
+        state.description = event.description
+    else:
+        state.version_descriptions[event.version] = event.description
+
+
+def main_file(paths: list[str]) -> str:
+    """The file of a model folder mltrail loads: its pickle (``model.pkl``...), else any
+    pickle or joblib file, else its ``MLmodel``, else the first."""
+    ordered = sorted(paths, key=lambda p: (p.count("/"), p))
+    for preferred in (lambda p: posixpath.basename(p) in MODEL_FILES,
+                      lambda p: p.endswith((".pkl", ".joblib", ".pickle")),
+                      lambda p: posixpath.basename(p) == "MLmodel"):
+        chosen = [p for p in ordered if preferred(p)]
+        if chosen:
+            return chosen[0]
+    if not ordered:
+        raise InvalidInputError("a model folder with no files cannot be registered")
+    return ordered[0]
+
+
+MODEL_FILES = ("model.pkl", "model.joblib", "model.pickle")
 
 
 def _unarchived(state: _ModelState, name: str, number: int, refusal: str) -> ev.VersionRegistered:
@@ -184,9 +261,12 @@ class ModelRegistry:
             model=state.name, number=state.number(event.id), id=event.id, run=event.run,
             experiment=event.experiment, run_name=event.run_name, artifact=event.artifact,
             sha256=event.sha256, size=event.size, params=dict(event.params), metrics=dict(event.metrics),
-            datasets=list(event.datasets), description=event.description, tags=dict(event.tags),
+            datasets=list(event.datasets), description=state.version_descriptions.get(event.id, event.description),
+            tags=dict(state.version_tags.get(event.id, event.tags)),
             created=event.ts, by=event.by, archived=event.id in state.archived,
-            aliases=tuple(sorted(a for a, v in state.aliases.items() if v == event.id)))
+            aliases=tuple(sorted(a for a, v in state.aliases.items() if v == event.id)),
+            source=event.source, model_id=event.model_id, files=tuple(event.files or ()),
+            deleted=event.id in state.deleted, updated=state.version_updated.get(event.id, event.ts))
 
     def get(self, name: str, version: int | str | None = None, alias: str | None = None) -> ModelVersion:
         """A version by number, by alias (``latest`` is the newest live version), or the
@@ -206,6 +286,15 @@ class ModelRegistry:
             return self._version(state, live[-1])
         return self._version(state, state.version(_version_number(version)))
 
+    def model(self, name: str) -> RegisteredModel:
+        """The model ``name`` now: its tags, description, aliases and every version."""
+        state = self._state(name)
+        return RegisteredModel(
+            name=name, description=state.description, tags=dict(state.tags), created=state.created.ts,
+            updated=state.updated, by=state.created.by,
+            aliases={a: state.number(v) for a, v in sorted(state.aliases.items())},
+            versions=tuple(self._version(state, v) for v in state.versions))
+
     def list(self) -> pd.DataFrame:
         """One row per model: description, version counts, the latest version, aliases."""
         rows = []
@@ -217,12 +306,12 @@ class ModelRegistry:
                 continue
             live = state.live()
             rows.append({
-                "model": name, "description": state.created.description,
+                "model": name, "description": state.description,
                 "versions": len(state.versions), "live_versions": len(live),
                 "latest": state.number(live[-1].id) if live else None,
                 "aliases": ", ".join(f"{a}=v{state.number(v)}" for a, v in sorted(state.aliases.items())),
                 "created": pd.Timestamp(state.created.ts, unit="s", tz="UTC"),
-                "tags": dict(state.created.tags)})
+                "tags": dict(state.tags)})
         columns = ["model", "description", "versions", "live_versions", "latest", "aliases", "created", "tags"]
         return pd.DataFrame(rows, columns=columns)
 
@@ -315,6 +404,96 @@ class ModelRegistry:
         state = self._state(name)
         return self._version(state, event)
 
+    def register_files(self, name: str, run_id: str, files: builtins.list[ModelFile], *, source: str, folder: str = "",
+                       model_id: str | None = None, description: str | None = None,
+                       tags: Mapping[str, str] | None = None, by: str | None = None) -> ModelVersion:
+        """A new version that is a model folder (MLflow's): ``files`` by their path inside
+        it, already in the store's blobs (a run's artifacts under ``folder``, or a logged
+        model's files). The file mltrail loads is its pickle, else its ``MLmodel``."""
+        self._state(name)  # the model exists
+        run = self.runs.get_run(run_id)
+        info = run["run"]
+        main = main_file([f.path for f in files])
+        chosen = next(f for f in files if f.path == main)
+        self.blobs.verified(chosen.sha256, f"file {main!r} of {source} (not registered)", in_git=chosen.in_git)
+        event = self._event(
+            ev.VersionRegistered, name, by=by, run=info["run_id"], experiment=info["experiment"],
+            run_name=info.get("run_name"), artifact=posixpath.join(folder, main) if folder else main,
+            sha256=chosen.sha256, size=chosen.size, **run_snapshot(run), description=description,
+            tags=dict(tags or {}), source=source, model_id=model_id, files=sorted(files, key=lambda f: f.path))
+        self._write(self._folder(name), event)
+        return self._version(self._state(name), event)
+
+    def run_folder(self, run_id: str, folder: str) -> builtins.list[ModelFile]:
+        """The artifacts of a run under ``folder`` (the file itself when it names one), by
+        their path inside it: a model folder to :meth:`register_files`."""
+        self.runs.experiment_of(run_id)  # the run exists (a NotFoundError names it)
+        artifacts = self.runs.artifacts()
+        folder = folder.strip("/")
+        found = []
+        for row in artifacts[artifacts["run_id"] == run_id].to_dict("records"):
+            path = row["path"]
+            if path == folder:
+                inside = posixpath.basename(path)
+            elif not folder or path.startswith(folder + "/"):
+                inside = path[len(folder) + 1:] if folder else path
+            else:
+                continue
+            found.append(ModelFile(path=inside, sha256=row["sha256"], size=int(row["size"]), in_git=bool(row["in_git"])))
+        if not found:
+            raise NotFoundError(f"run {run_id} has no artifacts under {folder!r}")
+        return found
+
+    def set_tag(self, name: str, key: str, value: str, version: int | str | None = None, *,
+                by: str | None = None) -> None:
+        """Tag the model, or one of its versions."""
+        with self._lock(f"registry-{name}"):
+            target = self._edited(name, version)
+            self._write(self._folder(name), self._event(ev.TagSet, name, by=by, key=key, value=value, version=target))
+
+    def delete_tag(self, name: str, key: str, version: int | str | None = None, *, by: str | None = None) -> None:
+        """Remove a tag of the model, or of one of its versions."""
+        with self._lock(f"registry-{name}"):
+            target = self._edited(name, version)
+            state = self._state(name)
+            tags = state.tags if target is None else state.version_tags[target]
+            if key not in tags:
+                where = f"model {name!r}" if version is None else f"version {version} of {name!r}"
+                raise NotFoundError(f"{where} has no tag {key!r}")
+            self._write(self._folder(name), self._event(ev.TagDeleted, name, by=by, key=key, version=target))
+
+    def describe(self, name: str, description: str | None, version: int | str | None = None, *,
+                 by: str | None = None) -> None:
+        """A new description of the model, or of one of its versions."""
+        with self._lock(f"registry-{name}"):
+            target = self._edited(name, version)
+            self._write(self._folder(name), self._event(ev.DescriptionSet, name, by=by, description=description,
+                                                        version=target))
+
+    def _edited(self, name: str, version: int | str | None) -> str | None:
+        """The ID of the version an edit names (None: the model itself)."""
+        state = self._state(name)
+        if version is None:
+            return None
+        target = state.version(_version_number(version))
+        if target.id in state.deleted:
+            raise NotFoundError(f"version {version} of {name!r} was deleted")
+        return target.id
+
+    def delete_version(self, name: str, version: int | str, reason: str | None = None, *,
+                       by: str | None = None) -> None:
+        """MLflow's delete of a version: its aliases are deleted and it is archived as
+        deleted. Its number stays taken (as in MLflow) and its history stays in the store."""
+        with self._lock(f"registry-{name}"):
+            target = self._edited(name, version)
+            state = self._state(name)
+            folder = self._folder(name)
+            for alias in sorted(a for a, v in state.aliases.items() if v == target):
+                self._write(folder, self._event(ev.AliasDeleted, name, by=by, alias=alias, previous=target,
+                                                reason=reason or "its version was deleted"))
+            self._write(folder, self._event(ev.VersionArchived, name, by=by, version=target, reason=reason,
+                                            deleted=True))
+
     def set_alias(self, name: str, alias: str, version: int | str, reason: str | None = None, *,
                   by: str | None = None, promotion: dict[str, Any] | None = None) -> ModelVersion:
         """Point ``alias`` at a version (moving it if it points elsewhere)."""
@@ -369,7 +548,8 @@ class ModelRegistry:
             name, number, alias = parse_model_uri(uri)
             version = self.get(name, number, alias)
             run_id, artifact, sha256, in_git = version.run, version.artifact, version.sha256, None
-            self.runs.artifact_path(run_id, artifact)
+            if not version.files:  # a model folder's files may be a logged model's, not the run's
+                self.runs.artifact_path(run_id, artifact)
         path = self.blobs.verified(sha256, uri, in_git)
         return ResolvedModel(uri, path, sha256, run_id, artifact, version)
 

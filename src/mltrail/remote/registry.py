@@ -89,6 +89,12 @@ class RemoteModelRegistry(ModelRegistry):
                                   orjson.dumps({"reason": reason, "by": by}))
         return self.get(name, answer["version"])
 
+    def _write(self, folder: Path, event: ev.RegistryEvent) -> None:
+        """The edits a server makes through its own calls only (tags, descriptions, MLflow's
+        deletes and folder versions: its MLflow API) are never written into the spool."""
+        raise InvalidInputError(f"{event.type.replace('_', ' ')} of model {event.model!r} is made on the "
+                                "server: through its MLflow API (MLFLOW_TRACKING_URI=<server URL>)")
+
     # -- loading: the artifact's blob, fetched once ------------------------------------
 
     def resolve(self, uri: str) -> ResolvedModel:

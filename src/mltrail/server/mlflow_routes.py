@@ -41,12 +41,14 @@ from mlflow.entities import ExperimentTag, Metric, Param, RunTag
 from mlflow.entities import LoggedModelOutput, LoggedModelParameter, LoggedModelStatus, LoggedModelTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
+from mlflow.protos import model_registry_pb2 as mr
 from mlflow.protos import service_pb2 as pb
 from mlflow.utils.proto_json_utils import message_to_json, parse_dict
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import MltrailError, NotFoundError
 from ..mlflow_store.common import MODELS_PATH, mlflow_errors
+from ..mlflow_store.registry import registry_translation
 from ..mlflow_store.translate import Translation
 from ..store import Store
 from .gate import Gate, gate
@@ -428,6 +430,11 @@ def routes(store: Store) -> APIRouter:
             name = re.sub(r"[^a-z0-9]+", "_", f"{path}_{method.lower()}")
             router.add_api_route(f"{prefix}/{path}", call(kind, handler, path, query), methods=[method],
                                  name=f"mlflow_{name}", include_in_schema=prefix == PREFIXES[0])
+    for method, (kind, handler) in ALIAS_CALLS.items():  # one path, a call per method
+        for prefix in PREFIXES:
+            router.add_api_route(f"{prefix}/registered-models/alias", call(kind, handler), methods=[method],
+                                 name=f"mlflow_registered_models_alias_{method.lower()}",
+                                 include_in_schema=prefix == PREFIXES[0])
 
     # -- MLflow's artifact proxy: <run ID>/<path inside the run>, models/<model ID>/<path> ---
 
@@ -641,3 +648,197 @@ class _Proxied:
             self.t.log_artifact(self.run_id, local, self.inside)
         else:
             self.t.logged_models.log_files(self.model_id, [(self.inside, local)])
+
+# -- MLflow's model registry (:mod:`mltrail.mlflow_store.registry`), behind the gate: a
+# registered model is the gate's object kind "model", as on the native registry routes ----
+
+def _registered(g: Gate, name: str, level: str, action: str = "do that") -> None:
+    """The caller may reach model ``name`` at ``level``; one they may not read is MLflow's
+    "not found" (as a model that does not exist), one they may read but not change a 403."""
+    if not g.readable("model", [name]):
+        raise MlflowException(f"Registered Model with name={name} not found",
+                              error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
+    with mlflow_errors():
+        g.require("model", name, level, action)
+
+
+def _token(page: Any) -> dict[str, str]:
+    """A page's token, left out on the last page (as MLflow's server answers it)."""
+    return {"next_page_token": page.token} if page.token else {}
+
+
+def _visible(g: Gate) -> Callable[[str], bool] | None:
+    return None if g.sees_everything() else (lambda name: bool(g.readable("model", [name])))
+
+
+def create_registered_model(m: Any, g: Gate, t: Translation) -> Message:
+    from mlflow.entities.model_registry import RegisteredModelTag
+
+    clash = [n for n in t.store.registry.names() if n.lower() == m.name.lower()]
+    if clash and not g.readable("model", clash):  # a name taken by a model they cannot see
+        raise MlflowException(f"the name {m.name!r} is taken", error_code=databricks_pb2.RESOURCE_ALREADY_EXISTS)
+    model = registry_translation(t).create_registered_model(
+        m.name, [RegisteredModelTag(x.key, x.value) for x in m.tags], m.description or None, by=g.by(None))
+    g.created("model", m.name)
+    return mr.CreateRegisteredModel.Response(registered_model=model.to_proto())
+
+
+def get_registered_model(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "read")
+    return mr.GetRegisteredModel.Response(registered_model=registry_translation(t).get_registered_model(m.name).to_proto())
+
+
+def search_registered_models(m: Any, g: Gate, t: Translation) -> Message:
+    page = registry_translation(t).search_registered_models(m.filter or None, m.max_results or 100, list(m.order_by),
+                                                            m.page_token or None, visible=_visible(g))
+    return mr.SearchRegisteredModels.Response(registered_models=[x.to_proto() for x in page], **_token(page))
+
+
+def update_registered_model(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "edit", "describe it")
+    model = registry_translation(t).update_registered_model(m.name, m.description or None, by=g.by(None))
+    return mr.UpdateRegisteredModel.Response(registered_model=model.to_proto())
+
+
+def rename_registered_model(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "manage", "rename it")
+    return mr.RenameRegisteredModel.Response(
+        registered_model=registry_translation(t).rename_registered_model(m.name, m.new_name).to_proto())
+
+
+def delete_registered_model(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "manage", "delete it")
+    registry_translation(t).delete_registered_model(m.name)
+    return mr.DeleteRegisteredModel.Response()
+
+
+def set_registered_model_tag(m: Any, g: Gate, t: Translation) -> Message:
+    from mlflow.entities.model_registry import RegisteredModelTag
+
+    _registered(g, m.name, "edit", "tag it")
+    registry_translation(t).set_registered_model_tag(m.name, RegisteredModelTag(m.key, m.value), by=g.by(None))
+    return mr.SetRegisteredModelTag.Response()
+
+
+def delete_registered_model_tag(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "edit", "tag it")
+    registry_translation(t).delete_registered_model_tag(m.name, m.key, by=g.by(None))
+    return mr.DeleteRegisteredModelTag.Response()
+
+
+def get_latest_versions(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "read")
+    found = registry_translation(t).get_latest_versions(m.name, list(m.stages))
+    return mr.GetLatestVersions.Response(model_versions=[v.to_proto() for v in found])
+
+
+def create_model_version(m: Any, g: Gate, t: Translation) -> Message:
+    from mlflow.entities.model_registry import ModelVersionTag
+
+    _registered(g, m.name, "edit", "register versions")
+    registry = registry_translation(t)
+    registry.get_registered_model(m.name)
+    files = registry.source_files(m.source, m.run_id or None, m.model_id or None)
+    _experiment_of_run(g, t, files.run_id, "read")  # the version's run must be the caller's to read
+    version = registry.create_model_version(m.name, m.source, m.run_id or None,
+                                            [ModelVersionTag(x.key, x.value) for x in m.tags], m.run_link or None,
+                                            m.description or None, model_id=m.model_id or None, by=g.by(None),
+                                            files=files)
+    return mr.CreateModelVersion.Response(model_version=version.to_proto())
+
+
+def get_model_version(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "read")
+    return mr.GetModelVersion.Response(
+        model_version=registry_translation(t).get_model_version(m.name, m.version).to_proto())
+
+
+def update_model_version(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "edit", "describe its versions")
+    version = registry_translation(t).update_model_version(m.name, m.version, m.description or None, by=g.by(None))
+    return mr.UpdateModelVersion.Response(model_version=version.to_proto())
+
+
+def transition_model_version_stage(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "manage", "move versions between stages")
+    version = registry_translation(t).transition_model_version_stage(m.name, m.version, m.stage,
+                                                                     m.archive_existing_versions, by=g.by(None))
+    return mr.TransitionModelVersionStage.Response(model_version=version.to_proto())
+
+
+def delete_model_version(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "manage", "delete versions")
+    registry_translation(t).delete_model_version(m.name, m.version, by=g.by(None))
+    return mr.DeleteModelVersion.Response()
+
+
+def search_model_versions(m: Any, g: Gate, t: Translation) -> Message:
+    page = registry_translation(t).search_model_versions(m.filter or None, m.max_results or 10000,
+                                                         list(m.order_by), m.page_token or None, visible=_visible(g))
+    return mr.SearchModelVersions.Response(model_versions=[v.to_proto() for v in page], **_token(page))
+
+
+def get_model_version_download_uri(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "read")
+    uri = registry_translation(t).get_model_version_download_uri(m.name, m.version)
+    return mr.GetModelVersionDownloadUri.Response(artifact_uri=uri)
+
+
+def set_model_version_tag(m: Any, g: Gate, t: Translation) -> Message:
+    from mlflow.entities.model_registry import ModelVersionTag
+
+    _registered(g, m.name, "edit", "tag its versions")
+    registry_translation(t).set_model_version_tag(m.name, m.version, ModelVersionTag(m.key, m.value), by=g.by(None))
+    return mr.SetModelVersionTag.Response()
+
+
+def delete_model_version_tag(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "edit", "tag its versions")
+    registry_translation(t).delete_model_version_tag(m.name, m.version, m.key, by=g.by(None))
+    return mr.DeleteModelVersionTag.Response()
+
+
+def set_registered_model_alias(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "manage", "move aliases")
+    registry_translation(t).set_registered_model_alias(m.name, m.alias, m.version, by=g.by(None))
+    return mr.SetRegisteredModelAlias.Response()
+
+
+def delete_registered_model_alias(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "manage", "move aliases")
+    registry_translation(t).delete_registered_model_alias(m.name, m.alias, by=g.by(None))
+    return mr.DeleteRegisteredModelAlias.Response()
+
+
+def get_model_version_by_alias(m: Any, g: Gate, t: Translation) -> Message:
+    _registered(g, m.name, "read")
+    return mr.GetModelVersionByAlias.Response(
+        model_version=registry_translation(t).get_model_version_by_alias(m.name, m.alias).to_proto())
+
+
+CALLS.update({
+    "registered-models/create": (("POST",), mr.CreateRegisteredModel, create_registered_model),
+    "registered-models/get": (("GET",), mr.GetRegisteredModel, get_registered_model),
+    "registered-models/search": (("GET",), mr.SearchRegisteredModels, search_registered_models),
+    "registered-models/update": (("PATCH",), mr.UpdateRegisteredModel, update_registered_model),
+    "registered-models/rename": (("POST",), mr.RenameRegisteredModel, rename_registered_model),
+    "registered-models/delete": (("DELETE",), mr.DeleteRegisteredModel, delete_registered_model),
+    "registered-models/set-tag": (("POST",), mr.SetRegisteredModelTag, set_registered_model_tag),
+    "registered-models/delete-tag": (("DELETE",), mr.DeleteRegisteredModelTag, delete_registered_model_tag),
+    "registered-models/get-latest-versions": (("GET", "POST"), mr.GetLatestVersions, get_latest_versions),
+    "model-versions/create": (("POST",), mr.CreateModelVersion, create_model_version),
+    "model-versions/get": (("GET",), mr.GetModelVersion, get_model_version),
+    "model-versions/update": (("PATCH",), mr.UpdateModelVersion, update_model_version),
+    "model-versions/transition-stage": (("POST",), mr.TransitionModelVersionStage, transition_model_version_stage),
+    "model-versions/delete": (("DELETE",), mr.DeleteModelVersion, delete_model_version),
+    "model-versions/search": (("GET",), mr.SearchModelVersions, search_model_versions),
+    "model-versions/get-download-uri": (("GET",), mr.GetModelVersionDownloadUri, get_model_version_download_uri),
+    "model-versions/set-tag": (("POST",), mr.SetModelVersionTag, set_model_version_tag),
+    "model-versions/delete-tag": (("DELETE",), mr.DeleteModelVersionTag, delete_model_version_tag),
+})
+# MLflow's alias calls share one path, a method each: set (POST), delete (DELETE), read (GET)
+ALIAS_CALLS: dict[str, tuple[type[Message], Handler]] = {
+    "POST": (mr.SetRegisteredModelAlias, set_registered_model_alias),
+    "DELETE": (mr.DeleteRegisteredModelAlias, delete_registered_model_alias),
+    "GET": (mr.GetModelVersionByAlias, get_model_version_by_alias),
+}

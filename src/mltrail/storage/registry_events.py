@@ -6,6 +6,14 @@ union of their files, with no conflict. Version numbers (1, 2, 3...) are not sto
 they are the order of ``version_registered`` events by ID, decided at read time, so
 every clone numbers the same files the same way. Aliases and archives name a version
 by its ID, which never changes, not by its number, which can after a merge.
+
+A version MLflow's clients register (through the ``mltrail:`` plugin or the server's MLflow
+API) is a model *folder*, not one file: it keeps MLflow's ``source`` URI, the MLflow 3
+logged model it came from, and the folder's files; ``artifact`` is then the file mltrail
+loads (its pickle, else its ``MLmodel``). Tags and descriptions set later are events of their
+own; a version deleted through MLflow is archived with ``deleted`` (hidden from MLflow's reads,
+kept in the history). New fields are optional and left out when unset, so files written
+without them read as before.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from pydantic import Field, TypeAdapter
 from .eventfiles import FileEvent
 from .fields import Count, Sha256
 from .layout import FOLDER_NAME
+from .logged_model_events import ModelFile
 
 MODEL_NAME = re.compile(f"^{FOLDER_NAME}$")
 ALIAS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -51,6 +60,9 @@ class VersionRegistered(RegistryEvent):
     datasets: list[dict[str, Any]] = Field(default_factory=list)  # name, path, sha256, rows, context
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    source: str | None = None  # MLflow's source URI (models:/m-..., runs:/RUN/path, an artifact URI)
+    model_id: str | None = None  # the MLflow 3 logged model it was registered from
+    files: list[ModelFile] | None = None  # the model folder's files, by their path inside it
 
 
 class AliasSet(RegistryEvent):
@@ -73,8 +85,33 @@ class VersionArchived(RegistryEvent):
     type: Literal["version_archived"] = "version_archived"
     version: str
     reason: str | None = None
+    deleted: Literal[True] | None = None  # deleted through MLflow's API: gone for its clients
 
 
-AnyRegistryEvent = Annotated[Union[ModelCreated, VersionRegistered, AliasSet, AliasDeleted, VersionArchived],
+class TagSet(RegistryEvent):
+    """A tag of the model (``version`` None) or of one version (by its ID)."""
+
+    type: Literal["tag_set"] = "tag_set"
+    key: Annotated[str, Field(min_length=1, max_length=250)]
+    value: str
+    version: str | None = None
+
+
+class TagDeleted(RegistryEvent):
+    type: Literal["tag_deleted"] = "tag_deleted"
+    key: str
+    version: str | None = None
+
+
+class DescriptionSet(RegistryEvent):
+    """A new description of the model (``version`` None) or of one version."""
+
+    type: Literal["description_set"] = "description_set"
+    description: str | None = None
+    version: str | None = None
+
+
+AnyRegistryEvent = Annotated[Union[ModelCreated, VersionRegistered, AliasSet, AliasDeleted, VersionArchived,
+                                   TagSet, TagDeleted, DescriptionSet],
                              Field(discriminator="type")]
 REGISTRY_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyRegistryEvent)
