@@ -112,6 +112,7 @@ class Translation:
         self.artifact_root = artifact_root
         self._open: dict[str, MltrailRun] = {}  # runs this process writes, by ID
         self._names_by_id: dict[str, str] = {}  # experiment IDs seen, and their names
+        self._default_ensured = False
         self._experiment_of: dict[str, str] = {}  # runs seen, and their experiments (fixed for good)
         self._lock = threading.RLock()
 
@@ -190,10 +191,14 @@ class Translation:
         return record
 
     def _ensure_default(self) -> None:
-        """MLflow's stores all have experiment 0, ``Default``: a client may log there unasked."""
+        """MLflow's stores all have experiment 0, ``Default``: a client may log there unasked.
+        Checked once per process (it cannot be deleted), not on each run it takes."""
+        if self._default_ensured:
+            return
         if self.catalog.by_name("Default") is None:
             with mlflow_errors():
                 self.catalog.create("Default")
+        self._default_ensured = True
 
     def _record(self, experiment_id: str, stage: str | None = None) -> ExperimentRecord:
         """Experiment ``experiment_id`` (in lifecycle ``stage`` only, when given: MLflow's stores
@@ -333,12 +338,13 @@ class Translation:
         return found
 
     def _run_row(self, run_id: str) -> dict[str, Any]:
-        frame = self.store.tracking.all_runs()
-        if not isinstance(run_id, str) or run_id not in frame.index:
+        try:
+            row = self.store.get_run(run_id)["run"]
+        except (NotFoundError, InvalidInputError):
+            row = None
+        if row is None or row["run_id"] != run_id:  # (get_run also takes prefixes and names: MLflow does not)
             raise NotFoundError(f"Run '{run_id}' not found")
-        row = self.store.get_run(run_id)["run"]
-        experiment = self.catalog.by_name(row["experiment"])
-        gone = experiment is not None and experiment.lifecycle_stage == LifecycleStage.DELETED
+        gone = self.catalog.of_runs(row["experiment"]).lifecycle_stage == LifecycleStage.DELETED
         return {"deleted": bool(row.get("deleted")) or gone, "status": row["status"]}
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
@@ -517,9 +523,6 @@ class Translation:
             return f"{self.artifact_root.rstrip('/')}/{run_id}"
         return f"{ARTIFACTS_SCHEME}:/{run_id}?root={quote(str(self.store.root), safe='')}"
 
-    def _experiment_ids(self) -> dict[str, str]:
-        return {name: r.experiment_id for name, r in self.catalog.records().items()}
-
     @staticmethod
     def _mlflow_tags(tags: dict[str, Any], name: Any, notes: Any, parent: Any) -> dict[str, str]:
         """A run's tags as MLflow shows them: mltrail's own hidden, its name, notes and
@@ -569,9 +572,9 @@ class Translation:
         start = SearchUtils.parse_start_offset_from_page_token(page_token)
         page = frame.iloc[start:start + max_results]
         token = SearchUtils.create_page_token(start + max_results) if start + max_results < len(frame) else None
-        return self._runs_of(page, ids), (token.decode() if isinstance(token, bytes) else token)
+        return self._runs_of(page, records), (token.decode() if isinstance(token, bytes) else token)
 
-    def _runs_of(self, frame: pd.DataFrame, ids: dict[str, str]) -> list[Run]:
+    def _runs_of(self, frame: pd.DataFrame, records: dict[str, ExperimentRecord]) -> list[Run]:
         """Search results as MLflow's runs: latest metrics with their step and time."""
         if frame.empty:
             return []
@@ -581,7 +584,8 @@ class Translation:
         for run_id, key, value, ts, step in zip(latest["run_id"], latest["key"], latest["value"],
                                                latest["timestamp"], latest["step"]):
             points.setdefault(run_id, []).append(Metric(key, value, _ms(ts) or 0, int(step)))
-        locations = {name: r.artifact_location for name, r in self.catalog.records().items()}
+        ids = {name: r.experiment_id for name, r in records.items()}
+        locations = {name: r.artifact_location for name, r in records.items()}
         param_cols = [c for c in frame.columns if c.startswith("params.")]
         tag_cols = [c for c in frame.columns if c.startswith("tags.")]
         # each column read once as a list: a row at a time through pandas cost ~0.5 ms a run
