@@ -164,3 +164,19 @@ def test_basic_auth_is_a_user_s_name_and_token_and_nothing_else(with_users):
     assert call(url, "GET", path, headers=basic("ana", "wrong"))[0] == 401
     assert call(url, "GET", path)[0] == 401
     assert call(url, "GET", path, headers={"Authorization": "Bearer " + tokens["bob"]})[0] == 200
+
+
+def test_a_body_past_the_server_s_limit_is_refused_and_nothing_is_written(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mltrail.server.app import create_app
+
+    client = TestClient(create_app(mltrail.Store(tmp_path / "store"), max_body=100_000))
+    api = "/api/2.0/mlflow"
+    experiment_id = client.post(f"{api}/experiments/create", json={"name": "churn"}).json()["experiment_id"]
+    run_id = client.post(f"{api}/runs/create", json={"experiment_id": experiment_id}).json()["run"]["info"]["run_id"]
+    huge = {"run_id": run_id, "metrics": [{"key": "m", "value": 1.0, "timestamp": 0, "step": i} for i in range(20_000)]}
+    refused = client.post(f"{api}/runs/log-batch", json=huge)
+    assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "at most 100,000 bytes" in refused.json()["message"]
+    assert client.get(f"{api}/runs/get", params={"run_id": run_id}).json()["run"]["data"].get("metrics") is None

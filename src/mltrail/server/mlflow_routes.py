@@ -51,6 +51,7 @@ from ..mlflow_store.common import MODELS_PATH, mlflow_errors
 from ..mlflow_store.registry import registry_translation
 from ..mlflow_store.translate import Translation
 from ..store import Store
+from .bodies import read_body
 from .gate import Gate, gate
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -396,8 +397,9 @@ def routes(store: Store) -> APIRouter:
         request, as MLflow's server reads them; ``query`` names what MLflow's server reads
         from the query beside the request's fields (passed to the handler by name)."""
         async def endpoint(request: Request, g: Gate = Depends(gate), **in_path: str) -> Response:
-            body = await request.body() if request.method != "GET" else b""
             try:
+                # the app's body limit, as on the native routes (413-sized bodies are read no further)
+                body = await read_body(request) if request.method != "GET" else b""
                 message = (kind is pb.LogBatch and _plain_batch(body)) or _request(kind(), request, body)
                 for name, value in in_path.items():  # the path's value wins over the body's
                     setattr(message, name, value)
