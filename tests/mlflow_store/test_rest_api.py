@@ -180,3 +180,16 @@ def test_a_body_past_the_server_s_limit_is_refused_and_nothing_is_written(tmp_pa
     assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "at most 100,000 bytes" in refused.json()["message"]
     assert client.get(f"{api}/runs/get", params={"run_id": run_id}).json()["run"]["data"].get("metrics") is None
+
+
+def test_an_experiment_s_artifact_location_is_the_server_s_own(served):
+    """A location given at creation would send every member's files past the server (a
+    folder on their machine), where the others could not read them and the gate does not go."""
+    url, folder = served
+    refused = call(url, "POST", "/api/2.0/mlflow/experiments/create",
+                   {"name": "churn", "artifact_location": "mltrail-artifacts:/x?root=/etc"})
+    assert refused[0] == 400 and refused[1]["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert not (folder / "experiments").exists() or not list((folder / "experiments").rglob("*.jsonl"))
+    experiment_id = MlflowClient(url).create_experiment("churn")
+    run = MlflowClient(url).create_run(experiment_id)
+    assert run.info.artifact_uri == f"mlflow-artifacts:/{run.info.run_id}"

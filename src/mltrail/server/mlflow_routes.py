@@ -96,6 +96,11 @@ def _request(message: Message, request: Request, body: bytes) -> Message:
     return message
 
 
+def _parsed(kind: type[Message], request: Request, body: bytes) -> Any:
+    """A request as its call's message (a plain log-batch straight into MLflow's entities)."""
+    return (kind is pb.LogBatch and _plain_batch(body)) or _request(kind(), request, body)
+
+
 def _run_id(message: Any) -> str:
     run_id = message.run_id or getattr(message, "run_uuid", "")
     if not run_id:
@@ -129,7 +134,10 @@ def _experiment(g: Gate, t: Translation, experiment_id: str, level: str) -> str:
 # -- the calls ---------------------------------------------------------------------------
 
 def create_experiment(m: Any, g: Gate, t: Translation) -> Message:
-    experiment_id = t.create_experiment(m.name, m.artifact_location or None,
+    if m.artifact_location:  # MLflow's clients would send the experiment's files there, past the server
+        raise _invalid("this server keeps every run's artifacts itself (its artifact proxy): an experiment is "
+                       f"created without an artifact_location, not {m.artifact_location!r}")
+    experiment_id = t.create_experiment(m.name, None,
                                         [ExperimentTag(x.key, x.value) for x in m.tags])
     g.created("experiment", m.name)
     return pb.CreateExperiment.Response(experiment_id=experiment_id)
@@ -400,7 +408,9 @@ def routes(store: Store) -> APIRouter:
             try:
                 # the app's body limit, as on the native routes (413-sized bodies are read no further)
                 body = await read_body(request) if request.method != "GET" else b""
-                message = (kind is pb.LogBatch and _plain_batch(body)) or _request(kind(), request, body)
+                # parsed in a worker thread: a body near the limit takes seconds, which the
+                # event loop (every other caller's request) must not wait for
+                message = await run_in_threadpool(_parsed, kind, request, body)
                 for name, value in in_path.items():  # the path's value wins over the body's
                     setattr(message, name, value)
                 bound = functools.partial(handler, **{name: request.query_params.get(name) for name in query})
