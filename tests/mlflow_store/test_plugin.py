@@ -269,3 +269,51 @@ def test_the_plugin_registers_whichever_module_a_process_imports_first(first):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True", "True"]
+
+
+def test_a_search_answers_each_run_s_inputs_and_outputs_as_mlflow_s_sqlite_store_does(client: MlflowClient) -> None:
+    import pandas as pd
+
+    with mlflow.start_run() as plain:
+        pass
+    with mlflow.start_run() as trained:
+        mlflow.log_input(mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="train"), context="training")
+        model = mlflow.initialize_logged_model(name="m")
+        mlflow.log_outputs([mlflow.entities.LoggedModelOutput(model.model_id, 3)])
+    found = {r.info.run_id: r for r in client.search_runs([trained.info.experiment_id])}
+    assert found[plain.info.run_id].inputs.dataset_inputs == []  # never None: MLflow's code reads it as a list
+    assert found[plain.info.run_id].outputs.model_outputs == []
+    inputs = found[trained.info.run_id].inputs.dataset_inputs
+    assert [(i.dataset.name, {t.key: t.value for t in i.tags}) for i in inputs] == [
+        ("train", {"mlflow.data.context": "training"})]
+    assert inputs[0].dataset.digest == client.get_run(trained.info.run_id).inputs.dataset_inputs[0].dataset.digest
+    assert [(o.model_id, o.step) for o in found[trained.info.run_id].outputs.model_outputs] == [(model.model_id, 3)]
+
+
+def test_download_artifacts_takes_a_run_s_artifact_uri_and_a_logged_model_s_location(
+        client: MlflowClient, tmp_path: Path) -> None:
+    """MLflow splits such a URI into its parent and last part: the repository one level up
+    (above the runs, above the models) must take the run's or model's ID as a path."""
+    (tmp_path / "notes.txt").write_text("hello")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "notes.txt"), "docs")
+        model = mlflow.initialize_logged_model(name="m")
+        client.log_model_artifact(model.model_id, str(tmp_path / "notes.txt"))
+    whole = mlflow.artifacts.download_artifacts(artifact_uri=run.info.artifact_uri, dst_path=str(tmp_path / "run"))
+    assert (Path(whole) / "docs" / "notes.txt").read_text() == "hello"
+    listed = mlflow.artifacts.list_artifacts(artifact_uri=run.info.artifact_uri)
+    assert [f.path.rsplit("/", 1)[-1] for f in listed] == ["docs"]
+    location = client.get_logged_model(model.model_id).artifact_location
+    fetched = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path / "model"))
+    assert (Path(fetched) / "notes.txt").read_text() == "hello"
+
+
+def test_a_registered_version_s_number_is_an_int_as_in_mlflow_s_sqlite_store(client: MlflowClient) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_text("x", "model/MLmodel")
+    version = client.create_model_version("churn", f"runs:/{run.info.run_id}/model", run.info.run_id) \
+        if client.create_registered_model("churn") else None
+    assert version is not None and version.version == 1
+    client.set_registered_model_alias("churn", "champion", "1")
+    assert client.get_registered_model("churn").aliases == {"champion": 1}
+    assert client.get_model_version_by_alias("churn", "champion").version == 1

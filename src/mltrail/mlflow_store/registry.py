@@ -175,11 +175,12 @@ class RegistryTranslation(AbstractStore):
             name=model.name, creation_timestamp=_ms(model.created), last_updated_timestamp=_ms(model.updated),
             description=model.description, latest_versions=self._latest(model, None),
             tags=[RegisteredModelTag(k, v) for k, v in model.tags.items()],
-            aliases=[RegisteredModelAlias(alias, str(number)) for alias, number in model.aliases.items()])
+            aliases=[RegisteredModelAlias(alias, number) for alias, number in model.aliases.items()])
 
     def version_entity(self, version: reg.ModelVersion) -> ModelVersion:
         return ModelVersion(
-            name=version.model, version=str(version.number), creation_timestamp=_ms(version.created),
+            name=version.model, version=version.number,  # type: ignore[arg-type]  # an int, as MLflow's sqlite store gives it
+            creation_timestamp=_ms(version.created),
             last_updated_timestamp=_ms(version.updated), description=version.description, user_id=version.by,
             current_stage=_stage(version), source=version.source or f"runs:/{version.run}/{version.artifact}",
             run_id=version.run, tags=[ModelVersionTag(k, v) for k, v in version.tags.items() if k != STAGE_TAG],

@@ -584,6 +584,16 @@ class Translation:
         for run_id, key, value, ts, step in zip(latest["run_id"], latest["key"], latest["value"],
                                                latest["timestamp"], latest["step"]):
             points.setdefault(run_id, []).append(Metric(key, value, _ms(ts) or 0, int(step)))
+        # MLflow's search answers each run's inputs and outputs too (its sqlite store reads
+        # them in bulk): one read of the datasets table, one of the searched experiments' models
+        datasets = self.store.tracking._table("datasets").to_pandas()
+        inputs: dict[str, list[DatasetInput]] = {}
+        for row in datasets[datasets["run_id"].isin(frame["run_id"])].to_dict("records"):
+            inputs.setdefault(row["run_id"], []).append(_dataset_input(row))
+        outputs: dict[str, list[LoggedModelOutput]] = {}
+        for model in self.logged_models.models.records(sorted(set(frame["experiment"]))):
+            for run_id, step in model.outputs_of.items():
+                outputs.setdefault(run_id, []).append(LoggedModelOutput(model.model_id, step))
         ids = {name: r.experiment_id for name, r in records.items()}
         locations = {name: r.artifact_location for name, r in records.items()}
         param_cols = [c for c in frame.columns if c.startswith("params.")]
@@ -607,7 +617,8 @@ class Translation:
                            artifact_uri=self.artifact_uri(run_id, locations.get(experiment)),
                            run_name=tags.get(MLFLOW_RUN_NAME))
             runs.append(Run(info, RunData(metrics=points.get(run_id, []), params=params,
-                                          tags=[RunTag(k, v) for k, v in tags.items()])))
+                                          tags=[RunTag(k, v) for k, v in tags.items()]),
+                            RunInputs(dataset_inputs=inputs.get(run_id, [])), RunOutputs(outputs.get(run_id, []))))
         return runs
 
     # -- MLflow 3's logged models (:mod:`.logged_models`) -------------------------------
