@@ -49,7 +49,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlparse
 
 import yaml
@@ -202,7 +202,7 @@ class MlflowSource:
 
     description: str
 
-    def __enter__(self) -> MlflowSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
