@@ -121,12 +121,17 @@ def refuse_migration(uri: str) -> None:
 
     # the folder MLflow's own alembic config names (mlflow.store.db.utils._get_alembic_config)
     migrations = ScriptDirectory(os.path.join(os.path.dirname(mlflow.__file__), "store", "db_migrations"))
-    engine = sqlalchemy.create_engine(uri)
+    try:
+        engine = sqlalchemy.create_engine(uri)
+    except ModuleNotFoundError as exc:
+        raise InvalidInputError(f"reading {_safe(uri)} needs its database driver, as MLflow's client does: "
+                                f"pip install {exc.name}") from None
     try:
         with engine.connect() as connection:
             found = MigrationContext.configure(connection).get_current_revision()
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise InvalidInputError(f"{_safe(uri)}: cannot be read ({type(exc).__name__})") from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InvalidInputError(f"{_safe(uri)} cannot be read ({type(exc).__name__}: {first})") from None
     finally:
         engine.dispose()
     head = migrations.get_current_head()

@@ -667,7 +667,7 @@ class ClientSource(MlflowSource):
         try:
             self._closing.enter_context(quiet_mlflow())
             kind = database_kind(uri)
-            if kind is not None and importlib.util.find_spec("sqlalchemy") is None:
+            if kind is not None and None in map(importlib.util.find_spec, ("sqlalchemy", "alembic")):
                 raise InvalidInputError(f"reading {uri!r} needs sqlalchemy and alembic, as MLflow's database "
                                         "store does: pip install sqlalchemy alembic")
             if kind == "sqlite":
