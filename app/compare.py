@@ -8,7 +8,8 @@ from mltrail.dashboard.text import md
 st.title("Compare runs")
 root, generation = state.open_page()
 runs = state.search(root, generation, None, None)
-labels = dict(zip(runs["run_id"], runs["run_name"] + " · " + runs["run_id"].str[:8]))
+ids = views.short_ids(runs["run_id"])
+labels = {run_id: f"{name} · {ids[run_id]}" for run_id, name in zip(runs["run_id"], runs["run_name"])}
 linked = st.query_params.get_all("run")  # a shared link: /compare?run=ID&run=ID
 default = [r for r in (state.selected_runs() or linked) if r in labels]
 parents = [r for r in runs["run_id"] if r in set(runs["parent_run_id"].dropna())]

@@ -16,7 +16,8 @@ if runs.empty:
     st.info("This store has no runs yet.")
     st.stop()
 runs = runs.sort_values("deleted", kind="stable")  # the deleted ones last
-labels = dict(zip(runs["run_id"], runs["experiment"] + " / " + runs["run_name"]
+names = views.series_names(runs)  # with enough of the ID where runs share a name: one label a run
+labels = dict(zip(runs["run_id"], runs["experiment"] + " / " + runs["run_id"].map(names)
                   + runs["deleted"].map({True: " (deleted)", False: ""})))
 wanted = st.query_params.get("run") or next(iter(state.selected_runs()), None)
 options = list(labels)

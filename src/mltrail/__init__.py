@@ -22,6 +22,7 @@ import typing as _typing
 # statsmodels, scipy, DuckDB nor the server (benchmarks/bench_import.py measures it).
 from .errors import (
     AlreadyExistsError,
+    AmbiguousRunError,
     BusyError,
     FilterSyntaxError,
     InvalidInputError,
@@ -101,6 +102,7 @@ __version__ = "0.1.0"
 __all__ = sorted([
     "AbRegistry",
     "AlreadyExistsError",
+    "AmbiguousRunError",
     "BusyError",
     "CompactionResult",
     "Experiment",

@@ -10,6 +10,7 @@ own subclass, and its fields carry the offending name and value::
     │   ├── InvalidKeyError                      empty, too long or path-like key
     │   ├── InvalidMetricValueError              non-numeric metric value
     │   ├── ParamChangedError                    a param logged twice with two values
+    │   ├── AmbiguousRunError                    a run name or ID prefix that several runs have
     │   └── FilterSyntaxError                    a search filter that does not parse
     ├── NotFoundError (also LookupError)         unknown run, experiment, model, phase, file
     ├── AlreadyExistsError                       a model or experiment of that name exists
@@ -63,6 +64,21 @@ class InvalidMetricValueError(InvalidInputError):
             f"metric {key!r} got {value!r} ({type(value).__name__}); "
             "metric values must be real numbers (NaN and ±inf are allowed)"
         )
+
+
+class AmbiguousRunError(InvalidInputError):
+    """A run asked for by a name (or an ID prefix) that several runs have: imported runs
+    keep MLflow's names, which runs may share. ``candidates`` holds their IDs."""
+
+    SHOWN = 10  # IDs listed in the message; ``candidates`` has them all
+
+    def __init__(self, ref: str, candidates: list[str]) -> None:
+        self.ref = ref
+        self.candidates = sorted(candidates)
+        shown = ", ".join(self.candidates[:self.SHOWN])
+        more = f" and {len(self.candidates) - self.SHOWN} more" if len(self.candidates) > self.SHOWN else ""
+        super().__init__(f"{ref!r} names {len(self.candidates)} runs ({shown}{more}): give one's run ID "
+                         "(or more of it)")
 
 
 class ParamChangedError(InvalidInputError):

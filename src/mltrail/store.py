@@ -210,8 +210,8 @@ class Store:
 
         if isinstance(experiments, str):
             experiments = [experiments]
-        return MlflowImport(self.tracking, self.registry, open_source(source), experiments,
-                            include_deleted, progress).run()
+        with open_source(source, self.tracking.layout.cache / "staging") as opened:  # nothing written to it
+            return MlflowImport(self.tracking, self.registry, opened, experiments, include_deleted, progress).run()
 
     def artifact_path(self, run: str, name: str) -> Path:
         """The local file holding a run's artifact."""

@@ -218,7 +218,8 @@ def test_importing_through_mlflow_s_client_gives_what_reading_the_files_gives(
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     with warnings.catch_warnings():  # MLflow's own deprecation and pandas warnings
         warnings.simplefilter("ignore")
-        MlflowImport(by_client.tracking, by_client.registry, ClientSource(f"file:{mlflow_store}")).run()
+        with ClientSource(f"file:{mlflow_store}") as source:
+            MlflowImport(by_client.tracking, by_client.registry, source).run()
     frames = [s.search_runs().sort_values("run_id").reset_index(drop=True) for s in (by_files, by_client)]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     histories = [s.metric_history().sort_values(["run_id", "key", "step", "timestamp"]).reset_index(drop=True)
@@ -376,7 +377,8 @@ def test_an_mlflow_3_logged_model_comes_as_its_run_s_artifacts_by_both_routes(
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        MlflowImport(by_client.tracking, by_client.registry, ClientSource(f"file:{tmp_path / 'mlruns'}")).run()
+        with ClientSource(f"file:{tmp_path / 'mlruns'}") as source:
+            MlflowImport(by_client.tracking, by_client.registry, source).run()
     for store in (by_files, by_client):
         version = store.registry.get("churn", alias="champion")
         assert version.artifact == "model/model.pkl" and version.metrics == {"acc": 1.0}
@@ -403,7 +405,8 @@ def test_through_mlflow_s_client_a_run_out_of_bounds_or_unreadable_skips_that_ru
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     with warnings.catch_warnings():  # MLflow's own deprecation warnings
         warnings.simplefilter("ignore")
-        summary = MlflowImport(store.tracking, store.registry, ClientSource(f"file:{mlruns.root}")).run()
+        with ClientSource(f"file:{mlruns.root}") as source:
+            summary = MlflowImport(store.tracking, store.registry, source).run()
     assert summary.runs_new == 1 and list(store.search_runs()["run_name"]) == ["fine"]
     reasons = {s.where: s.reason for s in summary.skipped if s.what == "run"}
     assert "as microseconds it would be" in reasons[f"file:{mlruns.root} run {'b' * 32}"]

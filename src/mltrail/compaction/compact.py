@@ -62,7 +62,7 @@ from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Metric, Metrics, RunEvent
 from ..storage.fields import LATEST_TS
 from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
-from ..storage.naming import derive_run_names
+from ..storage.naming import IMPORTED_ID_TAG, NamedRun, derive_run_names
 from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
 from . import schemas
 from .manifest import (TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest,
@@ -758,6 +758,8 @@ class _TableState:
         """Tags the run logged itself (None: removed); its name and notes are tags with
         reserved keys, kept as its requested name and description."""
         for key, value in tags.items():
+            if key == IMPORTED_ID_TAG:
+                self.names = None  # whether the run keeps its name as it is
             if key == NAME_TAG:
                 run["requested_name"] = value
                 self.names = None
@@ -793,6 +795,8 @@ class _TableState:
                 elif self.tags.get((run_id, key)) != value:
                     self.tags[(run_id, key)] = value
                     self.dirty.add("tags")
+            if IMPORTED_ID_TAG in overlay.tags:
+                self.names = None  # whether the run keeps its name as it is
             if any(run.get(name) != value for name, value in changed.items()):
                 renamed = "requested_name" in changed and run.get("requested_name") != changed["requested_name"]
                 if renamed or run.get("deleted") != changed["deleted"]:
@@ -826,7 +830,7 @@ class _TableState:
         if "runs" in self.dirty:
             if self.names is None or "runs" not in self.built or not few:
                 states = [self.runs[run_id] for run_id in sorted(self.runs)]
-                self.names = _run_names(self.runs)
+                self.names = _run_names(self.runs, self.tags)
                 built["runs"] = schemas.runs_table(states, self.names)
                 built["experiments"] = schemas.experiments_table(states)
             else:  # the same runs and names: only the touched runs' rows change
@@ -992,11 +996,12 @@ def _replace_rows(table: pa.Table, rows: pa.Table, run_ids: Any) -> pa.Table:
     return table.combine_chunks() if table.column(0).num_chunks > 64 else table
 
 
-def _run_names(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str]]:
-    by_experiment: dict[str, list[tuple[float, str, str | None]]] = {}
+def _run_names(runs: dict[str, dict[str, Any]], tags: dict[tuple[str, str], str]) -> dict[str, tuple[int, str]]:
+    """Every run's number and name; an imported run (MLflow's ID among its tags) keeps its name."""
+    by_experiment: dict[str, list[NamedRun]] = {}
     for run_id, run in runs.items():
         by_experiment.setdefault(run["experiment"], []).append(
-            (run["start_time"] or 0.0, run_id, run["requested_name"]))
+            (run["start_time"] or 0.0, run_id, run["requested_name"], (run_id, IMPORTED_ID_TAG) in tags))
     names: dict[str, tuple[int, str]] = {}
     for experiment, members in by_experiment.items():
         names.update(derive_run_names(experiment, members))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -46,12 +47,25 @@ def page_of(runs: pd.DataFrame, page: int) -> pd.DataFrame:
     return runs.iloc[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]
 
 
+def short_ids(run_ids: Iterable[str]) -> dict[str, str]:
+    """Each run ID's start, long enough (8 characters or more) that no two of ``run_ids``
+    share it: an ID leads with its time, so runs started within a second (an imported grid
+    search's folds) share their first 8 characters, within a millisecond their first 10."""
+    ids = list(dict.fromkeys(run_ids))
+    for width in (8, 10, 12, 16):
+        if len({run_id[:width] for run_id in ids}) == len(ids):
+            return {run_id: run_id[:width] for run_id in ids}
+    return {run_id: run_id for run_id in ids}
+
+
 def series_names(runs: pd.DataFrame) -> dict[str, str]:
-    """Each run's name in a chart's legend: its name, with its ID's start where two runs
-    share a name (a chart would draw them as one series)."""
+    """Each run's name in a chart's legend or a picker: its name, with enough of its ID
+    where runs share a name (a chart would draw them as one series, a picker show one
+    choice twice). Runs imported from MLflow keep its names, shared ones too."""
     names = runs["run_name"].fillna(runs["run_id"].str[:10])
     shared = names.duplicated(keep=False)
-    return dict(zip(runs["run_id"], names.where(~shared, names + " · " + runs["run_id"].str[:8])))
+    ids = runs["run_id"].map(short_ids(runs["run_id"]))
+    return dict(zip(runs["run_id"], names.where(~shared, names + " · " + ids)))
 
 
 def prefixed(frame: pd.DataFrame, prefix: str, logged: bool = False) -> list[str]:
@@ -180,8 +194,9 @@ def smooth(history: pd.DataFrame, weight: float) -> pd.DataFrame:
 def compare_table(details: dict[str, dict[str, Any]], differences_only: bool) -> pd.DataFrame:
     """Params and latest metrics of several runs side by side, one column per run."""
     columns: dict[str, dict[str, Any]] = {}
+    ids = short_ids(info["run"]["run_id"] for info in details.values())
     for info in details.values():
-        label = f"{info['run']['run_name']} ({info['run']['run_id'][:8]})"
+        label = f"{info['run']['run_name']} ({ids[info['run']['run_id']]})"
         values: dict[str, Any] = {}
         for row in info["params"].to_dict("records"):
             values[f"params.{row['key']}"] = row["value"]

@@ -8,6 +8,8 @@ what is new: metric points logged since, tags changed, the end of a run that was
 Events keep MLflow's times (a point's timestamp, the run's start and end), and MLflow's
 IDs stay as tags (``mlflow.run_id``, ``mlflow.experiment_id``) beside every tag MLflow
 had, so a filter written for MLflow (``tags.mlflow.runName = 'x'``) still finds the run.
+A run keeps its name as MLflow had it, even where other runs share it (a grid search's
+folds): names are data (:mod:`mltrail.storage.naming`).
 
 A run is read whole before anything is written; a new run's file appears at once (written
 aside, then renamed) and an imported run's new lines are one append, after the blobs they
@@ -37,6 +39,7 @@ from ..storage.atomic import write_atomic
 from ..storage.eventfiles import write_event_file
 from ..storage.eventlog import EventWriter, events_to_lines, read_events
 from ..storage.ids import id_at
+from ..storage.naming import IMPORTED_ID_TAG
 from ..storage.run_edits import NAME_TAG, RunDeleted
 from ..tracking.run import PARENT_TAG, dense_line
 from .mlflow_source import (
@@ -54,7 +57,7 @@ from .mlflow_source import (
 if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
 
-RUN_ID_TAG = "mlflow.run_id"  # MLflow's IDs, kept on the imported run
+RUN_ID_TAG = IMPORTED_ID_TAG  # MLflow's IDs, kept on the imported run (which keeps its name as MLflow had it)
 EXPERIMENT_ID_TAG = "mlflow.experiment_id"
 EXPERIMENT_TAG_PREFIX = "mlflow.experiment.tag."  # an MLflow experiment's tags, on each of its runs
 VERSION_TAG = "mlflow.version"  # on an imported model version: its number in MLflow

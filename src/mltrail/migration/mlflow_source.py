@@ -38,16 +38,18 @@ The folder layout (MLflow's ``FileStore``, every version from 1.x to 3.x)::
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlparse
 
 import yaml
@@ -55,6 +57,7 @@ import yaml
 from ..compaction.scan import RACY_SECONDS
 from ..errors import InvalidInputError
 from ..storage.fields import INT64_MAX, LATEST_TS
+from .mlflow_client import database_kind, dispose, private_copy, quiet_mlflow, refuse_migration
 
 # MLflow's RunStatus numbers (mlflow/protos/service.proto), as meta.yaml holds them
 RUN_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
@@ -194,9 +197,19 @@ class SourceModel:
 
 
 class MlflowSource:
-    """What the importer reads: experiments, their runs, registered models."""
+    """What the importer reads: experiments, their runs, registered models. Used as a
+    context manager: what it opened to read the source is closed at the end."""
 
     description: str
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what reading the source needed (a private copy, connections)."""
 
     def experiments(self, include_deleted: bool) -> Iterator[SourceExperiment | SourceError]:
         raise NotImplementedError
@@ -208,9 +221,11 @@ class MlflowSource:
         raise NotImplementedError
 
 
-def open_source(source: str | os.PathLike[str]) -> MlflowSource:
+def open_source(source: str | os.PathLike[str], scratch: Path | None = None) -> MlflowSource:
     """An ``mlruns`` folder (a path or a ``file:`` URI) is read from its files; any other
-    tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``...) through MLflow's client."""
+    tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``...) through MLflow's client,
+    a sqlite file through a private copy made in ``scratch`` (default: the system's
+    temporary folder). Neither writes to the source."""
     text = os.fspath(source)
     parsed = urlparse(text)
     if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):
@@ -222,7 +237,7 @@ def open_source(source: str | os.PathLike[str]) -> MlflowSource:
             raise InvalidInputError(f"{str(path)!r} holds no MLflow experiment (no <id>/meta.yaml): "
                                     "is it the mlruns folder itself?")
         return FolderSource(path)
-    return ClientSource(text)
+    return ClientSource(text, scratch)
 
 
 def _subfolders(path: Path) -> list[Path]:
@@ -633,18 +648,44 @@ def _dataset(record: dict[str, Any], context: str | None) -> SourceDataset:
 
 class ClientSource(MlflowSource):
     """Any tracking URI MLflow's client opens (``sqlite:///mlflow.db``, ``http://...``,
-    ``databricks``); needs the ``mlflow`` (or ``mlflow-skinny``) package."""
+    ``databricks``); needs the ``mlflow`` (or ``mlflow-skinny``) package. The source is
+    never written: a sqlite file is read through a private copy in ``scratch``, a server's
+    database only at the installed MLflow's schema (:mod:`mltrail.migration.mlflow_client`),
+    and MLflow's progress bars and INFO lines are off until :meth:`close`."""
 
     PAGE = 1000
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, scratch: Path | None = None) -> None:
         try:
             from mlflow.tracking import MlflowClient
         except ModuleNotFoundError:
             raise InvalidInputError(f"reading {uri!r} needs MLflow's client: pip install mlflow-skinny "
                                     "(an mlruns folder is read without it)") from None
-        self.client = MlflowClient(tracking_uri=uri)
-        self.description = uri
+        self.description = uri  # the source as the user named it: in messages and artifact stamps
+        self.uri = uri  # what the client opens
+        self._closing = ExitStack()
+        try:
+            self._closing.enter_context(quiet_mlflow())
+            kind = database_kind(uri)
+            if kind is not None and None in map(importlib.util.find_spec, ("sqlalchemy", "alembic")):
+                raise InvalidInputError(f"reading {uri!r} needs sqlalchemy and alembic, as MLflow's database "
+                                        "store does: pip install sqlalchemy alembic")
+            if kind == "sqlite":
+                if scratch is not None:
+                    scratch.mkdir(parents=True, exist_ok=True)
+                folder = self._closing.enter_context(tempfile.TemporaryDirectory(dir=scratch, prefix="mlflow-db-"))
+                self.uri = private_copy(uri, Path(folder))
+            elif kind is not None:
+                refuse_migration(uri)
+            # a database store keeps its registry in the same database (the copy, for sqlite)
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri if kind else None)
+            self._closing.callback(dispose, self.client)
+        except BaseException:
+            self._closing.close()
+            raise
+
+    def close(self) -> None:
+        self._closing.close()
 
     def _pages(self, call: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
         token = None
@@ -754,7 +795,7 @@ class ClientSource(MlflowSource):
                 target.mkdir(parents=True)
                 try:
                     fetched.append(Path(download_artifacts(artifact_uri=str(model.files), dst_path=str(target),
-                                                           tracking_uri=self.description)))
+                                                           tracking_uri=self.uri)))
                 except Exception as exc:  # noqa: BLE001 (any artifact repository's error names the model)
                     raise SourceError(f"{self.description} logged model {model.id}",
                                       f"its files cannot be fetched ({exc})") from None

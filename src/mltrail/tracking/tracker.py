@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..config import CRASH_AFTER_SECONDS, DIFF_MAX_BYTES, FLUSH_EVENTS, current_user
-from ..errors import InvalidInputError, NotFoundError, SkippedLinesWarning, StoreCorruptError, WrongStateError
+from ..errors import (AmbiguousRunError, InvalidInputError, NotFoundError, SkippedLinesWarning, StoreCorruptError,
+                      WrongStateError)
 from ..storage import events as ev
 from ..storage.blobs import BlobStore
 from ..storage.eventfiles import StopRequest, write_event_file
@@ -26,7 +27,7 @@ from ..storage.eventlog import read_events, read_first_event
 from ..storage.ids import new_id
 from ..storage.fields import name_problem
 from ..storage.layout import Layout, check_key, experiment_dirname, stat_signature
-from ..storage.naming import ExperimentNames
+from ..storage.naming import ExperimentNames, is_imported
 from . import capture, system_metrics
 from .curation import Curation
 from .experiments import ExperimentCatalog
@@ -203,7 +204,7 @@ class Tracker:
                     if run_id not in names.runs and file_name.endswith(".jsonl"):
                         first = read_first_event(runs_dir / file_name)
                         if first is not None and first.get("type") == "run_started":
-                            found.append((first["ts"], run_id, first.get("name")))
+                            found.append((first["ts"], run_id, first.get("name"), is_imported(first.get("tags"))))
                 names.add_many(found)
             return names.add(started.ts, started.run, started.name)
 
@@ -362,7 +363,7 @@ class Tracker:
             return found.pop()
         if not found:
             raise NotFoundError(f"no run {ref!r} in {self.root}")
-        raise InvalidInputError(f"{ref!r} names {len(found)} runs; give more of the run ID")
+        raise AmbiguousRunError(ref, list(found))
 
     def artifacts(self) -> pd.DataFrame:
         """Every run's artifacts: ``run_id, path, sha256, size, in_git, source, timestamp``."""
