@@ -40,7 +40,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 EXAMPLES = Path(__file__).parent / "examples"
 SCRIPTS = ["elasticnet.py", "logistic_regression.py", "autolog_pipeline.py", "autolog_grid_search.py"]
 # files whose content differs between two executions: their names are compared, not sizes
-VARYING_FILES = {"MLmodel": "names the run, the model and the time", "cv_results.csv": "holds fit and score times"}
+VARYING_FILES = {"MLmodel": "names the run, the model and the time", "cv_results.csv": "holds fit and score times",
+                 "estimator.html": "numbers its elements with a counter of the process"}
 VOLATILE_TAGS = {"mlflow.runName", "mlflow.parentRunId", "mlflow.log-model.history"}
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore",
               "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
@@ -67,6 +68,12 @@ def _files(list_artifacts: Any, path: str | None = None) -> list[str]:
 
 def _metric(key: str, value: float) -> float | str:
     return "timing" if key.endswith("_time") else value
+
+
+def _versions_tag(text: str) -> list[tuple[str, int]]:
+    """The versions a logged model was registered as. MLflow's client writes the number it
+    was answered: an int from a sqlite store, text through any REST server (MLflow's too)."""
+    return sorted((v["name"], int(v["version"])) for v in json.loads(text))
 
 
 def record(uri: str) -> dict[str, Any]:
@@ -100,7 +107,8 @@ def record(uri: str) -> dict[str, Any]:
             "outputs": len(run.outputs.model_outputs)}
     models = [{"name": m.name, "run": keys.get(m.source_run_id), "params": m.params, "status": str(m.status),
                "metrics": sorted((x.key, _metric(x.key, x.value)) for x in m.metrics or []),
-               "tags": {k: v for k, v in m.tags.items() if k not in VOLATILE_TAGS},
+               "tags": {k: _versions_tag(v) if k == "mlflow.modelVersions" else v
+                        for k, v in m.tags.items() if k not in VOLATILE_TAGS},
                "files": sorted(_files(get_artifact_repository(m.artifact_location).list_artifacts))}
               for m in client.search_logged_models(list(experiments))]
     versions = [(v.name, int(v.version), keys.get(v.run_id), v.status, str(v.source).startswith("models:/m-"))
