@@ -383,10 +383,17 @@ class ModelRegistry:
     def register(self, name: str, run_id: str, artifact: str = "model.pkl", description: str | None = None,
                  tags: Mapping[str, str] | None = None, *, by: str | None = None) -> ModelVersion:
         """A new version from an artifact a run logged: its hash is checked against the
-        run's record, and the run's params, final metrics and datasets are snapshotted."""
+        run's record, and the run's params, final metrics and datasets are snapshotted.
+        An MLflow model the run logged (``artifact`` its folder, such as ``"model"``, or a
+        file of it) is registered whole: each of its files, as :meth:`register_files` does."""
         self._state(name)  # the model exists
         run = self.runs.get_run(run_id)
         info = run["run"]
+        folder = mlflow_folder(artifact, set(run["artifacts"]["path"]))
+        if folder is not None:
+            return self.register_files(name, info["run_id"], self.run_folder(info["run_id"], folder),
+                                       source=f"runs:/{info['run_id']}/{folder}", folder=folder,
+                                       description=description, tags=tags, by=by)
         self.runs.artifact_path(info["run_id"], artifact)  # the run has it, and it is here
         recorded = run["artifacts"].set_index("path").loc[artifact]
         path = self.blobs.verified(recorded["sha256"], f"artifact {artifact!r} of run {info['run_id']} "
@@ -395,8 +402,9 @@ class ModelRegistry:
             head = handle.read(8)
         if not looks_pickled(head):
             raise InvalidInputError(f"artifact {artifact!r} of run {info['run_id']} is not a pickled model "
-                                    f"(it starts with {head!r}): register the model file itself, saved "
-                                    "with pickle or joblib; nothing was registered")
+                                    f"(it starts with {head!r}) nor part of an MLflow model (a folder with an "
+                                    "MLmodel file): register the model file itself, saved with pickle or joblib, "
+                                    "or the MLflow model's folder; nothing was registered")
         event = self._event(
             ev.VersionRegistered, name, by=by, run=info["run_id"], experiment=info["experiment"],
             run_name=info.get("run_name"), artifact=artifact, sha256=recorded["sha256"],

@@ -66,21 +66,30 @@ def _is(model: Any, module: str, name: str) -> bool:
 
 def prediction_function(model: Any, order: list[str] | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """Rows in, one prediction a row out: the positive class's probability, else
-    ``predict`` (a number, or a label such as "leave"). An XGBoost ``Booster`` takes its
-    rows as a ``DMatrix``; MLflow's ``PyFuncModel`` takes a frame with the columns named, and
-    its answer's last column is the prediction (a classifier's positive class)."""
-    if hasattr(model, "predict_proba"):
-        return lambda rows: model.predict_proba(rows)[:, -1]
+    ``predict`` (a number, or a label such as "leave"). A model fitted on a frame (as
+    MLflow's autologging and most pipelines fit them) is given one, as scikit-learn asks;
+    an XGBoost ``Booster`` takes a ``DMatrix``; MLflow's ``PyFuncModel`` a frame, and its
+    answer's last column is the prediction (a classifier's positive class)."""
     if _is(model, "xgboost", "Booster"):
         import xgboost
 
         names = order if model.feature_names is not None else None
         return lambda rows: model.predict(xgboost.DMatrix(rows, feature_names=names))
     if _is(model, "mlflow", "PyFuncModel"):
-        import pandas as pd
-
-        return lambda rows: np.asarray(model.predict(pd.DataFrame(rows, columns=order))).reshape(len(rows), -1)[:, -1]
+        return lambda rows: np.asarray(model.predict(_frame(rows, order))).reshape(len(rows), -1)[:, -1]
+    if getattr(model, "feature_names_in_", None) is not None and order is not None:
+        if hasattr(model, "predict_proba"):
+            return lambda rows: model.predict_proba(_frame(rows, order))[:, -1]
+        return lambda rows: model.predict(_frame(rows, order))
+    if hasattr(model, "predict_proba"):
+        return lambda rows: model.predict_proba(rows)[:, -1]
     return model.predict
+
+
+def _frame(rows: np.ndarray, columns: list[str] | None) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
 
 
 class BatchPredictor:
