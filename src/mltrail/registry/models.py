@@ -552,7 +552,7 @@ class ModelRegistry:
         if runs is not None:
             details = self._run_details(runs["run"])
             run_id, artifact = details["run"]["run_id"], runs["artifact"]
-            logged = _artifact_files(details["artifacts"])
+            logged = artifact_files(details["artifacts"])
             folder = mlflow_folder(artifact, logged)
             if folder is not None:  # the folder's MLmodel stands for it
                 main = logged[posixpath.join(folder, MLMODEL) if folder else MLMODEL]
@@ -566,12 +566,19 @@ class ModelRegistry:
         if version.files:  # a folder registered whole (its files may be a logged model's, not the run's)
             files = list(version.files) if any(f.path == MLMODEL for f in version.files) else []
             return self._resolved(uri, version.run, version.artifact, version.sha256, None, version, files)
-        logged = _artifact_files(self._run_details(version.run)["artifacts"])
-        if version.artifact not in logged:
+        # registered from one file: of an MLflow model's folder (imported from MLflow, its MLmodel
+        # or pickle), whose other files are then the run's artifacts beside it?
+        beside = self._version_run_artifacts(version)
+        if beside is None:  # the run is not readable here (a server's user may read the model only)
+            if posixpath.basename(version.artifact) == MLMODEL:
+                raise NotFoundError(f"{uri} is an MLflow model whose files are artifacts of run {version.run}, "
+                                    "which you may not read here")
+            return self._resolved(uri, version.run, version.artifact, version.sha256, None, version, [])
+        if version.artifact not in beside:
             raise NotFoundError(f"run {version.run} has no artifact {version.artifact!r} (the file of {uri})")
-        folder = mlflow_folder(version.artifact, logged)  # registered from a file of an MLflow model's folder
-        files = [] if folder is None else folder_files(folder, logged.values())
-        return self._resolved(uri, version.run, version.artifact, version.sha256, logged[version.artifact].in_git,
+        folder = mlflow_folder(version.artifact, beside)
+        files = [] if folder is None else folder_files(folder, beside.values())
+        return self._resolved(uri, version.run, version.artifact, version.sha256, beside[version.artifact].in_git,
                               version, files)
 
     def _resolved(self, uri: str, run_id: str, artifact: str, sha256: str, in_git: bool | None,
@@ -583,6 +590,11 @@ class ModelRegistry:
     def _run_details(self, run: str) -> dict[str, Any]:
         """A run's info and artifacts (``tracker.get_run``'s answer)."""
         return self.runs.get_run(run)
+
+    def _version_run_artifacts(self, version: ModelVersion) -> dict[str, ModelFile] | None:
+        """The artifacts of a version's run, by path (None: the run cannot be read here)."""
+        artifacts = self.runs.artifacts()
+        return artifact_files(artifacts[artifacts["run_id"] == version.run])
 
     def _blob(self, sha256: str, what: str, in_git: bool | None) -> Path:
         """A blob's file, checked against its sha256."""
@@ -624,7 +636,7 @@ def run_snapshot(run: dict[str, Any]) -> dict[str, Any]:
                      for d in run["datasets"].to_dict("records")]}
 
 
-def _artifact_files(artifacts: pd.DataFrame) -> dict[str, ModelFile]:
+def artifact_files(artifacts: pd.DataFrame) -> dict[str, ModelFile]:
     """A run's artifacts table (``get_run``'s) as its files by path."""
     return {r["path"]: ModelFile(path=r["path"], sha256=r["sha256"], size=int(r["size"]), in_git=bool(r["in_git"]))
             for r in artifacts.to_dict("records")}

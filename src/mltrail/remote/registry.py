@@ -14,11 +14,12 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from ..errors import InvalidInputError
-from ..registry.models import ModelRegistry, ModelVersion, check_alias
+from ..errors import InvalidInputError, NotFoundError
+from ..registry.models import ModelRegistry, ModelVersion, artifact_files, check_alias
 from ..storage import registry_events as ev
 from ..storage.blobs import BlobStore
 from ..storage.layout import Layout
+from ..storage.logged_model_events import ModelFile
 from .http import Server
 
 
@@ -99,6 +100,12 @@ class RemoteModelRegistry(ModelRegistry):
 
     def _run_details(self, run: str) -> dict[str, Any]:
         return self._get_run(run)
+
+    def _version_run_artifacts(self, version: ModelVersion) -> dict[str, ModelFile] | None:
+        try:
+            return artifact_files(self._get_run(version.run)["artifacts"])
+        except NotFoundError:  # a user who may read the model and not its run: its own file only
+            return None
 
     def _blob(self, sha256: str, what: str, in_git: bool | None) -> Path:
         self._fetch(sha256)  # into the spool's blobs (a fetch checks the sha256 too)
