@@ -53,6 +53,22 @@ save("sklearn-sgd", mlflow.sklearn, SGDClassifier(loss="log_loss", random_state=
 if "skops" in formats:  # a type skops does not trust, trusted by the model's author when saving
     negated = make_pipeline(FunctionTransformer(operator.neg), LogisticRegression()).fit(X, y)
     save("sklearn-trusted", mlflow.sklearn, negated, skops_trusted_types=["_operator.neg"])
+# a transformer of the user's own, in a module that MLflow keeps in the model's code folder
+code = out.parent / "code"
+code.mkdir(exist_ok=True)
+(code / "shifting.py").write_text(chr(10).join([
+    "from sklearn.base import BaseEstimator, TransformerMixin",
+    "class Shift(TransformerMixin, BaseEstimator):",
+    "    def __init__(self, by=1.0):",
+    "        self.by = by",
+    "    def fit(self, X, y=None):",
+    "        return self",
+    "    def transform(self, X):",
+    "        return X + self.by", ""]))
+sys.path.insert(0, str(code))
+import shifting
+save("sklearn-code", mlflow.sklearn, make_pipeline(shifting.Shift(2.0), LogisticRegression()).fit(X, y),
+     serialization_format="cloudpickle", code_paths=[str(code / "shifting.py")])
 save("xgboost-classifier", mlflow.xgboost, xgb.XGBClassifier(n_estimators=8, max_depth=2).fit(X, y),
      model_format="ubj")
 save("xgboost-booster", mlflow.xgboost, xgb.train({"objective": "binary:logistic", "max_depth": 2},
@@ -135,7 +151,7 @@ def run_python(code: str, *args: str, home: Path, hide_mlflow: bool = False) -> 
     env.pop("MLFLOW_TRACKING_URI", None)
     source = (HIDE_MLFLOW if hide_mlflow else "") + textwrap.dedent(code)
     done = subprocess.run([sys.executable, "-c", source, *args], env=env, capture_output=True, text=True,
-                          timeout=240)
+                          timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

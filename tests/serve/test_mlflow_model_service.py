@@ -1,6 +1,7 @@
 """The model service, and the A/B router in front of it, on MLflow models that MLflow itself
-saved: a skops scikit-learn model, an XGBoost Booster, a LightGBM Booster and a PythonModel
-answer a JSON predict request with what MLflow's own loaded model predicts."""
+saved: a scikit-learn model in MLflow's default format (skops since MLflow 3.x), an XGBoost
+Booster, a LightGBM Booster and a PythonModel answer a JSON predict request with what
+MLflow's own loaded model predicts."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ pytest.importorskip("mlflow")
 pytest.importorskip("skops")
 pytestmark = pytest.mark.slow  # MLflow saves the models in a child process first
 
-SERVED = ("sklearn-skops", "xgboost-booster", "lightgbm-booster", "pyfunc")
+SERVED = ("sklearn-sgd", "xgboost-booster", "lightgbm-booster", "pyfunc")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def logged(saved: tuple[Path, dict[str, Any]], store: mltrail.Store) -> tuple[ml
         for name in SERVED:
             run.log_artifact(folder / name, name=name)
     store.registry.create("wine")
-    store.registry.register("wine", run.id, "sklearn-skops")
+    store.registry.register("wine", run.id, "sklearn-sgd")
     return store, run.id
 
 
@@ -52,7 +53,7 @@ def rows(expected: dict[str, Any]) -> list[dict[str, float]]:
 def test_an_mlflow_model_answers_a_predict_request_as_mlflow_predicts(saved, logged, name):
     _, expected = saved
     store, run_id = logged
-    uri = "models:/wine/1" if name == "sklearn-skops" else f"runs:/{run_id}/{name}"
+    uri = "models:/wine/1" if name == "sklearn-sgd" else f"runs:/{run_id}/{name}"
     model = expected["models"][name]
     wanted = model["proba"] or model["predict"]  # (a classifier's answer is its positive class's probability)
     with TestClient(create_model_app(store, uri)) as client:
@@ -92,7 +93,7 @@ def test_the_router_serves_mlflow_models_as_variants(saved, logged):
                 {"name": "treatment", "weight": 0.5, "url": "http://treatment.local"}]
     store.ab.create(ab_spec(key="mlflow-models", variants=variants, mde=0.05)).start()
     features = rows(expected)[0]
-    wanted = {"control": expected["models"]["sklearn-skops"]["proba"][0],
+    wanted = {"control": expected["models"]["sklearn-sgd"]["proba"][0],
               "treatment": expected["models"]["xgboost-booster"]["predict"][0]}
     with TestClient(create_app(store, upstream=InProcess())) as client:
         answers = [client.post("/experiments/mlflow-models/predict",

@@ -302,7 +302,7 @@ def test_an_mlflow_model_folder_loads_through_the_server(central, tmp_path):
     skops_io = pytest.importorskip("skops.io")
     from sklearn.linear_model import LogisticRegression
 
-    url, local = central
+    url, _ = central
     remote = remote_store(url)
     rows = [[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]]
     fitted = LogisticRegression().fit(rows, [0, 0, 1, 1])

@@ -235,10 +235,15 @@ def materialize(resolved: ResolvedModel, into: Path | None = None) -> Path:
     """The MLflow model's folder as files: each verified blob copied to its path inside a
     new temporary folder (or ``into``), which is returned."""
     folder = Path(tempfile.mkdtemp(prefix="mltrail-model-")) if into is None else into
-    for name, blob in sorted(resolved.files.items()):
-        target = (folder / name).resolve()
-        if not target.is_relative_to(folder.resolve()):
-            raise InvalidInputError(f"{resolved.uri}: its file {name!r} would leave its folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(blob, target)
+    try:
+        for name, blob in sorted(resolved.files.items()):
+            target = (folder / name).resolve()
+            if not target.is_relative_to(folder.resolve()):
+                raise InvalidInputError(f"{resolved.uri}: its file {name!r} would leave its folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(blob, target)
+    except BaseException:
+        if into is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
