@@ -84,6 +84,9 @@ LOCK_TIMEOUT = Setting("MLTRAIL_LOCK_TIMEOUT", 10.0, float, "seconds to wait for
                        "`BusyError`, a 503 in the router)")
 AB_MEMORY = Setting("MLTRAIL_AB_MEMORY", "1GB", str, "memory an A/B analysis's engine (DuckDB) may use before "
                     "it spills to disk (`512MB`, `4GB`...)")
+SKOPS_TRUSTED_TYPES = Setting("MLTRAIL_SKOPS_TRUSTED_TYPES", "", str, "types (comma-separated, as "
+                              "`UntrustedTypesError` names them) a model saved with skops may load besides "
+                              "skops' own and its `MLmodel`'s `skops_trusted_types`", "unset")
 ADMIN_TOKEN = Setting("MLTRAIL_ADMIN_TOKEN", "", str, "the A/B router's admin calls ask for "
                       "`Authorization: Bearer` it (off while unset)", "unset")
 # A team's server and its clients
@@ -106,8 +109,8 @@ APP_DIR = Setting("MLTRAIL_APP_DIR", "", str, "the folder of the dashboard's Str
                   "`mltrail ui` runs", "`app/` beside the source tree")
 
 SETTINGS = (STORE_DIR, USER, FLUSH_SECONDS, FLUSH_EVENTS, HEARTBEAT_SECONDS, CRASH_AFTER_SECONDS, DIFF_MAX_BYTES,
-            GIT_ARTIFACT_MAX, SYSTEM_METRICS, SYSTEM_METRICS_SECONDS, LOCK_TIMEOUT, AB_MEMORY, ADMIN_TOKEN,
-            SERVER_TOKEN, TOKEN, SPOOL, UPLOAD_WAIT_SECONDS, STAGED_MAX_BYTES, UI_DOWNLOAD_MAX, APP_DIR)
+            GIT_ARTIFACT_MAX, SYSTEM_METRICS, SYSTEM_METRICS_SECONDS, LOCK_TIMEOUT, AB_MEMORY, SKOPS_TRUSTED_TYPES,
+            ADMIN_TOKEN, SERVER_TOKEN, TOKEN, SPOOL, UPLOAD_WAIT_SECONDS, STAGED_MAX_BYTES, UI_DOWNLOAD_MAX, APP_DIR)
 
 
 def settings_markdown() -> str:

@@ -21,6 +21,7 @@ own subclass, and its fields carry the offending name and value::
     ├── UpstreamError                            a model service or mltrail server failed
     │   └── UpstreamTimeoutError                 ... by not answering in time
     ├── SchemaVersionError                       an event newer than this version reads
+    ├── UntrustedTypesError                      a model file (skops) names types no one trusted
     └── StoreCorruptError                        derived tables unreadable: rebuild them
 
 A service maps them to HTTP: invalid input 422, not found 404, already exists and
@@ -167,6 +168,24 @@ class UpstreamTimeoutError(UpstreamError):
 
 class SchemaVersionError(MltrailError):
     """An event was written by a newer mltrail than the one reading it."""
+
+
+class UntrustedTypesError(MltrailError):
+    """A model saved with skops names types that neither skops nor its ``MLmodel`` trusts,
+    nor ``MLTRAIL_SKOPS_TRUSTED_TYPES``: loading them could run their code, so nothing was
+    loaded. ``types`` are their names, as that setting takes them."""
+
+    def __init__(self, uri: str, types: list[str]) -> None:
+        self.uri = uri
+        self.types = types
+        names = ",".join(types)
+        super().__init__(f"{uri} was saved with skops and names types no one trusted: {', '.join(types)}. "
+                         "Loading them could run their code, so nothing was loaded. If you trust them, "
+                         f"set MLTRAIL_SKOPS_TRUSTED_TYPES={names} (comma-separated; or save the model "
+                         f"with mlflow.sklearn.save_model(..., skops_trusted_types=[...]))")
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[str]]]:
+        return type(self), (self.uri, self.types)
 
 
 class StoreCorruptError(MltrailError):

@@ -111,9 +111,10 @@ def search_runs(*args: Any, **kwargs: Any) -> pd.DataFrame:
 
 
 def load_model(uri: str, store: Store | None = None) -> Any:
-    """Unpickle the model a URI names (``models:/churn@production``, ``models:/churn/3``,
-    ``runs:/RUN/model.pkl``), its hash verified first, from ``store`` or the default
-    store. Unpickling runs code from the file: load only from a store you trust."""
+    """The model a URI names (``models:/churn@production``, ``models:/churn/3``,
+    ``runs:/RUN/model.pkl``, an MLflow model's folder ``runs:/RUN/model``), its hash verified
+    first, from ``store`` or the default store. Unpickling runs code from the file: load
+    only from a store you trust."""
     return (store or default_store()).load_model(uri)
 
 

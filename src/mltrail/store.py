@@ -254,7 +254,9 @@ class Store:
     # -- where the parts meet --------------------------------------------------------
 
     def load_model(self, uri: str) -> Any:
-        """Unpickle the model a ``models:/`` or ``runs:/`` URI names (hash verified)."""
+        """The model a ``models:/`` or ``runs:/`` URI names (hashes verified): the object
+        pickled in its file, or an MLflow model's (``runs:/RUN/model``: its library's own
+        model for scikit-learn, XGBoost and LightGBM; :mod:`mltrail.registry.mlflow_models`)."""
         return self.registry.load(uri)
 
     def promote_winner(self, experiment: str, alias: str = "production", force: bool = False,

@@ -294,3 +294,29 @@ def test_curating_runs_through_the_server_writes_the_folder_s_edit_files(central
         remote.restore_run(run_id)
     with pytest.raises(NotOnServerError, match="gc"):
         remote.gc()
+
+
+@pytest.mark.slow
+def test_an_mlflow_model_folder_loads_through_the_server(central, tmp_path):
+    """Every file of the folder is fetched (each checked), not only the version's own."""
+    skops_io = pytest.importorskip("skops.io")
+    from sklearn.linear_model import LogisticRegression
+
+    url, _ = central
+    remote = remote_store(url)
+    rows = [[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]]
+    fitted = LogisticRegression().fit(rows, [0, 0, 1, 1])
+    folder = tmp_path / "model"
+    folder.mkdir()
+    skops_io.dump(fitted, folder / "model.skops")
+    (folder / "MLmodel").write_text("flavors:\n  sklearn:\n    pickled_model: model.skops\n"
+                                    "    serialization_format: skops\n    skops_trusted_types: null\n")
+    with quiet_run(remote, "remote-training", name="mlflow-format") as run:
+        run.log_artifact(str(folder), name="model")
+    assert remote.upload() == 0
+    remote.registry.create("remote-mlflow")
+    version = remote.registry.register("remote-mlflow", run.id, "model")
+    assert version.artifact == "model/MLmodel" and {f.path for f in version.files} == {"MLmodel", "model.skops"}
+    for uri in ("models:/remote-mlflow/1", f"runs:/{run.id}/model"):
+        loaded = remote.load_model(uri)
+        assert loaded.predict_proba(rows).tolist() == fitted.predict_proba(rows).tolist()

@@ -44,7 +44,8 @@ from ..storage.ids import new_id
 from ..storage.layout import Layout
 from ..storage.locks import held
 from ..storage.logged_model_events import ModelFile
-from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri, unpickled
+from .mlflow_models import MLMODEL, folder_files, load_resolved, mlflow_folder
+from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri
 
 if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
@@ -382,10 +383,17 @@ class ModelRegistry:
     def register(self, name: str, run_id: str, artifact: str = "model.pkl", description: str | None = None,
                  tags: Mapping[str, str] | None = None, *, by: str | None = None) -> ModelVersion:
         """A new version from an artifact a run logged: its hash is checked against the
-        run's record, and the run's params, final metrics and datasets are snapshotted."""
+        run's record, and the run's params, final metrics and datasets are snapshotted.
+        An MLflow model the run logged (``artifact`` its folder, such as ``"model"``, or a
+        file of it) is registered whole: each of its files, as :meth:`register_files` does."""
         self._state(name)  # the model exists
         run = self.runs.get_run(run_id)
         info = run["run"]
+        folder = mlflow_folder(artifact, set(run["artifacts"]["path"]))
+        if folder is not None:
+            return self.register_files(name, info["run_id"], self.run_folder(info["run_id"], folder),
+                                       source=f"runs:/{info['run_id']}/{folder}", folder=folder,
+                                       description=description, tags=tags, by=by)
         self.runs.artifact_path(info["run_id"], artifact)  # the run has it, and it is here
         recorded = run["artifacts"].set_index("path").loc[artifact]
         path = self.blobs.verified(recorded["sha256"], f"artifact {artifact!r} of run {info['run_id']} "
@@ -394,8 +402,9 @@ class ModelRegistry:
             head = handle.read(8)
         if not looks_pickled(head):
             raise InvalidInputError(f"artifact {artifact!r} of run {info['run_id']} is not a pickled model "
-                                    f"(it starts with {head!r}): register the model file itself, saved "
-                                    "with pickle or joblib; nothing was registered")
+                                    f"(it starts with {head!r}) nor part of an MLflow model (a folder with an "
+                                    "MLmodel file): register the model file itself, saved with pickle or joblib, "
+                                    "or the MLflow model's folder; nothing was registered")
         event = self._event(
             ev.VersionRegistered, name, by=by, run=info["run_id"], experiment=info["experiment"],
             run_name=info.get("run_name"), artifact=artifact, sha256=recorded["sha256"],
@@ -536,27 +545,67 @@ class ModelRegistry:
 
     def resolve(self, uri: str) -> ResolvedModel:
         """The artifact file a ``models:/`` or ``runs:/RUN/artifact`` URI names, its
-        sha256 checked against the record."""
+        sha256 checked against the record. An MLflow model (``runs:/RUN/model``, a folder
+        with an ``MLmodel``; a file of one; a version registered from one) resolves to every
+        file of its folder, each checked."""
         runs = RUNS_URI.fullmatch(uri) if isinstance(uri, str) else None
         if runs is not None:
-            details = self.runs.get_run(runs["run"])
-            run_id = details["run"]["run_id"]
-            self.runs.artifact_path(run_id, runs["artifact"])  # names what is missing
-            recorded = details["artifacts"].set_index("path").loc[runs["artifact"]]
-            sha256, in_git, artifact, version = recorded["sha256"], bool(recorded["in_git"]), runs["artifact"], None
-        else:
-            name, number, alias = parse_model_uri(uri)
-            version = self.get(name, number, alias)
-            run_id, artifact, sha256, in_git = version.run, version.artifact, version.sha256, None
-            if not version.files:  # a model folder's files may be a logged model's, not the run's
-                self.runs.artifact_path(run_id, artifact)
-        path = self.blobs.verified(sha256, uri, in_git)
-        return ResolvedModel(uri, path, sha256, run_id, artifact, version)
+            details = self._run_details(runs["run"])
+            run_id, artifact = details["run"]["run_id"], runs["artifact"]
+            logged = artifact_files(details["artifacts"])
+            folder = mlflow_folder(artifact, logged)
+            if folder is not None:  # the folder's MLmodel stands for it
+                main = logged[posixpath.join(folder, MLMODEL) if folder else MLMODEL]
+                return self._resolved(uri, run_id, artifact, main.sha256, main.in_git, None,
+                                      folder_files(folder, logged.values()))
+            if artifact not in logged:
+                raise NotFoundError(f"run {run_id} has no artifact {artifact!r}")
+            return self._resolved(uri, run_id, artifact, logged[artifact].sha256, logged[artifact].in_git, None, [])
+        name, number, alias = parse_model_uri(uri)
+        version = self.get(name, number, alias)
+        if version.files:  # a folder registered whole (its files may be a logged model's, not the run's)
+            files = list(version.files) if any(f.path == MLMODEL for f in version.files) else []
+            return self._resolved(uri, version.run, version.artifact, version.sha256, None, version, files)
+        # registered from one file: of an MLflow model's folder (imported from MLflow, its MLmodel
+        # or pickle), whose other files are then the run's artifacts beside it?
+        beside = self._version_run_artifacts(version)
+        if beside is None:  # the run is not readable here (a server's user may read the model only)
+            if posixpath.basename(version.artifact) == MLMODEL:
+                raise NotFoundError(f"{uri} is an MLflow model whose files are artifacts of run {version.run}, "
+                                    "which you may not read here")
+            return self._resolved(uri, version.run, version.artifact, version.sha256, None, version, [])
+        if version.artifact not in beside:
+            raise NotFoundError(f"run {version.run} has no artifact {version.artifact!r} (the file of {uri})")
+        folder = mlflow_folder(version.artifact, beside)
+        files = [] if folder is None else folder_files(folder, beside.values())
+        return self._resolved(uri, version.run, version.artifact, version.sha256, beside[version.artifact].in_git,
+                              version, files)
+
+    def _resolved(self, uri: str, run_id: str, artifact: str, sha256: str, in_git: bool | None,
+                  version: ModelVersion | None, files: builtins.list[ModelFile]) -> ResolvedModel:
+        """The main file and the folder's ``files``, each fetched (against a server) and checked."""
+        verified = {f.path: self._blob(f.sha256, f"file {f.path!r} of {uri}", f.in_git) for f in files}
+        return ResolvedModel(uri, self._blob(sha256, uri, in_git), sha256, run_id, artifact, version, verified)
+
+    def _run_details(self, run: str) -> dict[str, Any]:
+        """A run's info and artifacts (``tracker.get_run``'s answer)."""
+        return self.runs.get_run(run)
+
+    def _version_run_artifacts(self, version: ModelVersion) -> dict[str, ModelFile] | None:
+        """The artifacts of a version's run, by path (None: the run cannot be read here)."""
+        artifacts = self.runs.artifacts()
+        return artifact_files(artifacts[artifacts["run_id"] == version.run])
+
+    def _blob(self, sha256: str, what: str, in_git: bool | None) -> Path:
+        """A blob's file, checked against its sha256."""
+        return self.blobs.verified(sha256, what, in_git)
 
     def load(self, uri: str) -> Any:
-        """Unpickle the model a URI names (hash verified first). Unpickling runs code from
-        the file: load only from a store you trust."""
-        return unpickled(self.resolve(uri))
+        """The model a URI names (every file hash verified first): the object pickled in its
+        file, or an MLflow model's (its library's own model for scikit-learn, XGBoost and
+        LightGBM; see :mod:`.mlflow_models`). Unpickling runs code from the file: load only
+        from a store you trust."""
+        return load_resolved(self.resolve(uri))
 
     # -- files -----------------------------------------------------------------------
 
@@ -585,6 +634,12 @@ def run_snapshot(run: dict[str, Any]) -> dict[str, Any]:
                     for r in run["metrics"].to_dict("records")},
         "datasets": [{k: json_ready(d.get(k)) for k in ("name", "path", "sha256", "rows", "context")}
                      for d in run["datasets"].to_dict("records")]}
+
+
+def artifact_files(artifacts: pd.DataFrame) -> dict[str, ModelFile]:
+    """A run's artifacts table (``get_run``'s) as its files by path."""
+    return {r["path"]: ModelFile(path=r["path"], sha256=r["sha256"], size=int(r["size"]), in_git=bool(r["in_git"]))
+            for r in artifacts.to_dict("records")}
 
 
 def check_alias(alias: str) -> None:

@@ -1,12 +1,15 @@
 """Model URIs and loading: ``models:/name@alias``, ``models:/name/3``, ``models:/name/latest``
 (MLflow's forms) and ``runs:/RUN/artifact``, each resolved to the artifact's file with its
-hash verified, so what is served is exactly what was registered."""
+hash verified, so what is served is exactly what was registered. A URI that names an MLflow
+model (a folder with an ``MLmodel`` file) resolves to every file of that folder, each
+verified; :mod:`.mlflow_models` loads it."""
 
 from __future__ import annotations
 
 import pickle
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +40,10 @@ def parse_model_uri(uri: str) -> tuple[str, int | None, str | None]:
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """Where a URI's artifact is, what it must hash to, and what it came from."""
+    """Where a URI's artifact is, what it must hash to, and what it came from. For an
+    MLflow model, ``files`` is its folder (``MLmodel`` among them): each file's path
+    inside the folder and its verified blob; ``path`` is then the ``MLmodel``'s (or the
+    version's own file's)."""
 
     uri: str
     path: Path
@@ -45,6 +51,7 @@ class ResolvedModel:
     run: str
     artifact: str
     version: ModelVersion | None  # for models:/ URIs
+    files: Mapping[str, Path] = field(default_factory=dict)
 
 
 PICKLE_PROTOCOLS = range(2, 6)  # what pickle.dumps and joblib.dump write since Python 2.3
@@ -63,15 +70,29 @@ def unpickled(resolved: ResolvedModel) -> Any:
     if not looks_pickled(data[:2]):
         raise InvalidInputError(f"{resolved.uri} is not a pickled model: artifact {resolved.artifact!r} of run "
                                 f"{resolved.run} starts with {data[:8]!r}; mltrail loads models saved with "
-                                "pickle or joblib (uncompressed)")
+                                "pickle or joblib (uncompressed), and MLflow model folders (an MLmodel file "
+                                "and its files)")
+    return unpickle(data, resolved.uri)
+
+
+# the packages whose import name is not their pip name, among those models are made of
+PIP_NAMES = {"sklearn": "scikit-learn"}
+
+
+def needs_module(uri: str, exc: ModuleNotFoundError) -> MltrailError:
+    """The error for a model whose library is not installed here, naming what installs it."""
+    package = PIP_NAMES.get((exc.name or "").partition(".")[0], exc.name)
+    return MltrailError(f"{uri} needs the Python module {exc.name!r}, which is not installed here: pip install "
+                        f"{package} (the sample models: pip install -e '.[samples]')")
+
+
+def unpickle(data: bytes, uri: str) -> Any:
+    """The object pickled (by pickle, joblib uncompressed or cloudpickle) in ``data``."""
     try:
         return pickle.loads(data)  # noqa: S301 - a trusted store's artifact, hash checked
     except ModuleNotFoundError as exc:
-        package = {"sklearn": "scikit-learn"}.get((exc.name or "").partition(".")[0], exc.name)
-        raise MltrailError(f"{resolved.uri} needs the Python module {exc.name!r}, which is not installed "
-                           f"here: pip install {package} (the sample models: pip install -e '.[samples]')"
-                           ) from None
+        raise needs_module(uri, exc) from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-        raise MltrailError(f"{resolved.uri} cannot be unpickled here ({type(exc).__name__}: {exc}): "
+        raise MltrailError(f"{uri} cannot be unpickled here ({type(exc).__name__}: {exc}): "
                            "it was saved by a version of its library this environment does not have, "
                            "or it is damaged") from None

@@ -1,7 +1,8 @@
 """``store.registry`` against a server: each model is read as its events and replayed
 here exactly as a local store replays its files; changes (create, register, aliases,
 archive) are checked and written by the server. ``load_model`` fetches the artifact's
-blob once into the spool's blobs and checks its sha256 before unpickling."""
+blob (an MLflow model's: each of its folder's) once into the spool's blobs and checks its
+sha256 before loading."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import orjson
 import pandas as pd
 
 from ..errors import InvalidInputError, NotFoundError
-from ..registry.models import ModelRegistry, ModelVersion, check_alias
-from ..registry.uris import RUNS_URI, ResolvedModel, parse_model_uri
+from ..registry.models import ModelRegistry, ModelVersion, artifact_files, check_alias
 from ..storage import registry_events as ev
 from ..storage.blobs import BlobStore
 from ..storage.layout import Layout
+from ..storage.logged_model_events import ModelFile
 from .http import Server
 
 
@@ -95,20 +96,17 @@ class RemoteModelRegistry(ModelRegistry):
         raise InvalidInputError(f"{event.type.replace('_', ' ')} of model {event.model!r} is made on the "
                                 "server: through its MLflow API (MLFLOW_TRACKING_URI=<server URL>)")
 
-    # -- loading: the artifact's blob, fetched once ------------------------------------
+    # -- loading: the artifact's blobs, fetched once ----------------------------------
 
-    def resolve(self, uri: str) -> ResolvedModel:
-        runs = RUNS_URI.fullmatch(uri) if isinstance(uri, str) else None
-        if runs is not None:
-            details = self._get_run(runs["run"])
-            run_id, artifact, version = details["run"]["run_id"], runs["artifact"], None
-            recorded = details["artifacts"].set_index("path")
-            if artifact not in recorded.index:
-                raise NotFoundError(f"run {run_id} logged no artifact {artifact!r}")
-            sha256 = recorded.loc[artifact, "sha256"]
-        else:
-            name, number, alias = parse_model_uri(uri)
-            version = self.get(name, number, alias)
-            run_id, artifact, sha256 = version.run, version.artifact, version.sha256
-        self._fetch(sha256)
-        return ResolvedModel(uri, self.blobs.verified(sha256, uri), sha256, run_id, artifact, version)
+    def _run_details(self, run: str) -> dict[str, Any]:
+        return self._get_run(run)
+
+    def _version_run_artifacts(self, version: ModelVersion) -> dict[str, ModelFile] | None:
+        try:
+            return artifact_files(self._get_run(version.run)["artifacts"])
+        except NotFoundError:  # a user who may read the model and not its run: its own file only
+            return None
+
+    def _blob(self, sha256: str, what: str, in_git: bool | None) -> Path:
+        self._fetch(sha256)  # into the spool's blobs (a fetch checks the sha256 too)
+        return self.blobs.verified(sha256, what)

@@ -1,11 +1,14 @@
-"""A model service for the separated mode: a pickled scikit-learn model from the store,
-named by a registry URI (``models:/churn@production``) or a run's (``runs:/RUN/model.pkl``).
+"""A model service for the separated mode: a model from the store, named by a registry
+URI (``models:/churn@production``) or a run's (``runs:/RUN/model.pkl``): a pickled one, or
+an MLflow model (``runs:/RUN/model``: scikit-learn, XGBoost, LightGBM, and with MLflow
+installed any pyfunc model; :mod:`mltrail.registry.mlflow_models`).
 
 ``POST /predict`` with ``{"features": {name: number}}`` answers ``{"prediction": p}``: the
 positive class's probability when the model has ``predict_proba``, else ``predict``.
-Features are ordered by the model's ``feature_names_in_``, else by the run's
-``features`` param (a comma-separated list, as the sample store logs it). Predict is
-served on plain ASGI (:mod:`.asgi`); ``/healthz`` and the docs by FastAPI behind it.
+Features are ordered by the model's ``feature_names_in_``, else by an MLflow model's
+signature, else by the run's ``features`` param (a comma-separated list, as the sample
+store logs it). Predict is served on plain ASGI (:mod:`.asgi`); ``/healthz`` and the docs
+by FastAPI behind it.
 
 Requests that arrive together are predicted together (:class:`BatchPredictor`): a
 scikit-learn ``predict_proba`` of the churn logistic regression costs ~165 us whether it
@@ -15,12 +18,14 @@ No request waits for a batch to fill: a batch is whatever was read in one turn o
 event loop, so a lone request is predicted at once.
 
 Unpickling runs code from the file: serve only artifacts of a store you trust. The
-artifact's sha256 is checked against its record before it is loaded.
+artifact's sha256 (each file's, for an MLflow model) is checked against its record before
+it is loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +33,7 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..registry.uris import unpickled
+from ..registry.mlflow_models import is_mlflow_model, load_resolved, signature_inputs
 from ..store import Store
 from .asgi import Receive, Send, receive_body, send_json
 
@@ -41,22 +46,60 @@ class PredictRequest(BaseModel):
 
 
 def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
-    """The unpickled model a URI names (hash verified) and its feature order."""
+    """The model a URI names (hash verified) and its feature order."""
     resolved = store.registry.resolve(uri)
-    model = unpickled(resolved)
+    model = load_resolved(resolved)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         return model, [str(n) for n in names]
+    signature = signature_inputs(resolved) if is_mlflow_model(resolved) else None
+    if signature is not None:
+        return model, signature
     params = store.get_run(resolved.run)["params"].set_index("key")["value"]
     return model, params["features"].split(",") if "features" in params else None
 
 
-def prediction_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+def _is(model: Any, module: str, name: str) -> bool:
+    """``model`` is ``module``'s class ``name`` (asked without importing the library)."""
+    kind = type(model)
+    return kind.__name__ == name and kind.__module__.partition(".")[0] == module
+
+
+def prediction_function(model: Any, order: list[str] | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """Rows in, one prediction a row out: the positive class's probability, else
-    ``predict`` (a number, or a label such as "leave")."""
+    ``predict`` (a number, or a label such as "leave"). An XGBoost ``Booster`` takes a
+    ``DMatrix``; MLflow's ``PyFuncModel`` a frame, and its answer's last column is the
+    prediction (a classifier's positive class)."""
+    if _is(model, "xgboost", "Booster"):
+        import xgboost
+
+        names = order if model.feature_names is not None else None
+        return lambda rows: model.predict(xgboost.DMatrix(rows, feature_names=names))
+    if _is(model, "mlflow", "PyFuncModel"):
+        return lambda rows: np.asarray(model.predict(_frame(rows, order))).reshape(len(rows), -1)[:, -1]
+    predict: Callable[[np.ndarray], np.ndarray] = model.predict
     if hasattr(model, "predict_proba"):
-        return lambda rows: model.predict_proba(rows)[:, -1]
-    return model.predict
+        predict = lambda rows: model.predict_proba(rows)[:, -1]
+    if getattr(model, "feature_names_in_", None) is None:
+        return predict
+    return lambda rows: _without_names(predict, rows)
+
+
+def _without_names(predict: Callable[[np.ndarray], np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """A model fitted on a frame (as MLflow's autologging and most pipelines fit them),
+    given an array: its columns are in the model's own ``feature_names_in_`` order (the
+    service orders them so), and scikit-learn's warning that they have no names, on every
+    call, is silenced. A frame instead costs ~3 ms a call against ~0.25 ms (timed here on a
+    SGDClassifier, 500 calls each)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+        return predict(rows)
+
+
+def _frame(rows: np.ndarray, columns: list[str] | None) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
 
 
 class BatchPredictor:
@@ -120,7 +163,7 @@ class ModelService:
     def __init__(self, app: Any, model: Any, order: list[str] | None) -> None:
         self.app = app
         self.order = order
-        self.batches = BatchPredictor(prediction_function(model))
+        self.batches = BatchPredictor(prediction_function(model, order))
 
     def row(self, body: bytes) -> list[float] | tuple[int, dict[str, Any]]:
         """The request's features in the model's order, or the 422 that says what is wrong."""
