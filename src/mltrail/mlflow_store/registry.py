@@ -60,10 +60,9 @@ from mlflow.store.model_registry import (
 )
 from mlflow.store.model_registry.abstract_store import AbstractStore
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils, SearchUtils
+from mlflow.utils import validation as _mlflow_validation
 from mlflow.utils.validation import (
     _REGISTERED_MODEL_ALIAS_LATEST,
-    _validate_alias_name,
-    _validate_alias_name_reserved,
     _validate_model_name,
     _validate_model_version,
     _validate_model_version_tag,
@@ -72,6 +71,12 @@ from mlflow.utils.validation import (
 )
 
 from ..errors import StoreCorruptError
+
+# MLflow 3.18 renamed its alias checks (the same checks, the same messages); before: _model_
+_validate_alias_name = getattr(_mlflow_validation, "_validate_alias_name", None) or getattr(
+    _mlflow_validation, "_validate_model_alias_name")
+_validate_alias_name_reserved = getattr(_mlflow_validation, "_validate_alias_name_reserved", None) or getattr(
+    _mlflow_validation, "_validate_model_alias_name_reserved")
 from ..registry import models as reg
 from ..storage.logged_model_events import ModelFile
 from ..storage.registry_events import MODEL_NAME
