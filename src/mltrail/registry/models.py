@@ -44,7 +44,7 @@ from ..storage.ids import new_id
 from ..storage.layout import Layout
 from ..storage.locks import held
 from ..storage.logged_model_events import ModelFile
-from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri, unpickled
+from .uris import LOGGED_MODEL_URI, RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri, unpickled
 
 if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
@@ -59,12 +59,12 @@ class ModelVersion:
     model: str
     number: int
     id: str
-    run: str
-    experiment: str
+    run: str | None  # None: registered in MLflow without a run (and imported)
+    experiment: str | None
     run_name: str | None
-    artifact: str
-    sha256: str
-    size: int
+    artifact: str | None  # None: imported from MLflow without its files (``missing`` says why)
+    sha256: str | None
+    size: int | None
     params: dict[str, str]
     metrics: dict[str, float | None]
     datasets: list[dict[str, Any]]
@@ -80,10 +80,20 @@ class ModelVersion:
     files: tuple[ModelFile, ...] = ()
     deleted: bool = False  # deleted through MLflow's API (and so archived)
     updated: float = 0.0  # the last change of its tags or description (its creation if none)
+    missing: str | None = None  # why it has no files: imported from MLflow without them
 
     @property
     def uri(self) -> str:
         return f"models:/{self.model}/{self.number}"
+
+    def main_file(self) -> tuple[str, str]:
+        """``(artifact, sha256)`` of the file mltrail loads; a NotFoundError saying why
+        when the version has none (imported from MLflow without its files)."""
+        if self.artifact is None or self.sha256 is None:
+            raise NotFoundError(f"version {self.number} of {self.model!r} was imported from MLflow without its model "
+                                f"files, so it cannot be loaded: {self.missing or 'no reason recorded'}. Register "
+                                "a version with files, or point the alias at one")
+        return self.artifact, self.sha256
 
 
 @dataclass(frozen=True)
@@ -266,7 +276,8 @@ class ModelRegistry:
             created=event.ts, by=event.by, archived=event.id in state.archived,
             aliases=tuple(sorted(a for a, v in state.aliases.items() if v == event.id)),
             source=event.source, model_id=event.model_id, files=tuple(event.files or ()),
-            deleted=event.id in state.deleted, updated=state.version_updated.get(event.id, event.ts))
+            deleted=event.id in state.deleted, updated=state.version_updated.get(event.id, event.ts),
+            missing=event.missing)
 
     def get(self, name: str, version: int | str | None = None, alias: str | None = None) -> ModelVersion:
         """A version by number, by alias (``latest`` is the newest live version), or the
@@ -323,7 +334,7 @@ class ModelRegistry:
             v = self._version(state, event)
             rows.append({"version": v.number, "id": v.id, "run": v.run, "run_name": v.run_name,
                          "experiment": v.experiment, "artifact": v.artifact, "sha256": v.sha256,
-                         "aliases": ", ".join(v.aliases), "archived": v.archived,
+                         "aliases": ", ".join(v.aliases), "archived": v.archived, "missing": v.missing,
                          "created": pd.Timestamp(v.created, unit="s", tz="UTC"), "by": v.by,
                          "description": v.description,
                          **{f"metrics.{k}": val for k, val in v.metrics.items()}})
@@ -538,6 +549,9 @@ class ModelRegistry:
         """The artifact file a ``models:/`` or ``runs:/RUN/artifact`` URI names, its
         sha256 checked against the record."""
         runs = RUNS_URI.fullmatch(uri) if isinstance(uri, str) else None
+        logged = LOGGED_MODEL_URI.fullmatch(uri) if isinstance(uri, str) else None
+        if logged is not None:
+            return self._logged_model(uri, logged["model_id"])
         if runs is not None:
             details = self.runs.get_run(runs["run"])
             run_id = details["run"]["run_id"]
@@ -547,11 +561,22 @@ class ModelRegistry:
         else:
             name, number, alias = parse_model_uri(uri)
             version = self.get(name, number, alias)
-            run_id, artifact, sha256, in_git = version.run, version.artifact, version.sha256, None
-            if not version.files:  # a model folder's files may be a logged model's, not the run's
+            (artifact, sha256), run_id, in_git = version.main_file(), version.run, None
+            if not version.files and run_id is not None:  # a model folder's files may be a logged model's
                 self.runs.artifact_path(run_id, artifact)
         path = self.blobs.verified(sha256, uri, in_git)
         return ResolvedModel(uri, path, sha256, run_id, artifact, version)
+
+    def _logged_model(self, uri: str, model_id: str) -> ResolvedModel:
+        """A logged model's main file (its pickle, else its ``MLmodel``), as MLflow 3 reads
+        ``models:/m-<ID>``."""
+        record = self.runs.logged_models.get(model_id)
+        if not record.files:
+            raise NotFoundError(f"{uri}: logged model {model_id} ({record.name!r}) has no files (status "
+                                f"{record.status}): nothing to load")
+        found = record.files[main_file(list(record.files))]
+        path = self.blobs.verified(found.sha256, uri, found.in_git)
+        return ResolvedModel(uri, path, found.sha256, record.source_run_id, found.path, None)
 
     def load(self, uri: str) -> Any:
         """Unpickle the model a URI names (hash verified first). Unpickling runs code from

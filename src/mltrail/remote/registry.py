@@ -109,6 +109,6 @@ class RemoteModelRegistry(ModelRegistry):
         else:
             name, number, alias = parse_model_uri(uri)
             version = self.get(name, number, alias)
-            run_id, artifact, sha256 = version.run, version.artifact, version.sha256
+            (artifact, sha256), run_id = version.main_file(), version.run
         self._fetch(sha256)
         return ResolvedModel(uri, self.blobs.verified(sha256, uri), sha256, run_id, artifact, version)

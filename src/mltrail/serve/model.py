@@ -47,6 +47,8 @@ def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         return model, [str(n) for n in names]
+    if resolved.run is None:  # a logged model or an MLflow version made without a run
+        return model, None
     params = store.get_run(resolved.run)["params"].set_index("key")["value"]
     return model, params["features"].split(",") if "features" in params else None
 
