@@ -487,12 +487,16 @@ class MlflowImport:
         model_id = version.model_id or (logged["model_id"] if logged else None)
         if model_id is not None:
             return self._logged_model_files(version, model_id, run_id)
+        if not version.run_id:
+            return {"source": version.source,
+                    "missing": f"its source {source or '(none)'} is no file of {self.source.description} (MLflow "
+                               "registered it without a run; mltrail imports a version's files from its run or its "
+                               "logged model)"}
         details = self._run_details(run_id)
         if details is None:
-            where = f"its source run {version.run_id}" if version.run_id else "it has no source run, and its source"
-            return {"run": None, "source": version.source,
-                    "missing": f"{where} was not imported (deleted, or in an experiment left out); its source: "
-                               f"{source or '(none)'}"}
+            return {"source": version.source,
+                    "missing": f"its source run {version.run_id} was not imported (deleted, or in an experiment left "
+                               f"out); its source: {source or '(none)'}"}
         artifacts = list(details["artifacts"]["path"])
         artifact = _model_artifact(source, version.run_id, artifacts)
         if artifact is None:
