@@ -19,8 +19,8 @@ import mltrail
 from mltrail.errors import NotFoundError
 from mltrail.migration.mlflow_import import mltrail_run_id
 from mltrail.migration.mlflow_source import FolderSource, open_source
-
 from tests.factories import quiet_run
+
 from .mlruns import MlrunsBuilder, write_yaml
 
 T0 = 1_700_000_100_000  # ms

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ..errors import NotFoundError
+from ..query.cells import present
 from ..store import Store
 from .context import current_store, pass_store, store_option
-from ..query.cells import present
 from .output import count, note, pairs, print_json, print_table, say, version
 
 
