@@ -667,3 +667,17 @@ def test_a_model_version_time_out_of_bounds_keeps_only_its_number(store: mltrail
     assert second.artifact is None and "creation_timestamp" in second.missing
     assert str(folder / "version-2" / "meta.yaml") in second.missing
     assert store.registry.get("churn-model", 3).artifact == "notes.txt"  # still number 3
+
+
+def test_a_logged_model_that_cannot_be_read_is_named_and_its_version_says_so(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    folder = mlruns.logged_model("17", "a" * 32, LOGGED[0], "model", {"model.pkl": MODEL},
+                                 metrics={"acc": [f"{T0} 0.9 0"]})  # MLflow writes the run's ID after the step
+    mlruns.model("churn", [{"run_id": "a" * 32, "source": f"models:/{LOGGED[0]}"},
+                           {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}])
+    summary = store.import_mlflow(mlruns.root)
+    [skipped] = [s for s in summary.skipped if s.what == "logged model"]
+    assert skipped.where == f"{folder / 'metrics' / 'acc'}:1" and "malformed metric line" in skipped.reason
+    first, second = store.registry.model("churn").versions
+    assert first.artifact is None and "was not imported" in first.missing and "malformed metric line" in first.missing
+    assert (second.number, second.artifact) == (2, "model/model.pkl")

@@ -56,6 +56,7 @@ from ..tracking.run import PARENT_TAG, dense_line
 from .mlflow_source import (
     NOTE_TAG,
     MlflowSource,
+    ModelPoint,
     Point,
     RunContent,
     SourceArtifact,
@@ -149,7 +150,6 @@ class MlflowImport:
         self.run_ids: dict[str, str] = {}  # MLflow run ID -> mltrail run ID, of runs the source holds
         self.imported: list[SourceExperiment] = []  # the experiments with runs to import
         self.outputs: dict[str, dict[str, int]] = {}  # logged model ID -> {mltrail run ID: step}: the runs that made it
-        self.not_imported: dict[str, str] = {}  # logged model ID -> why it was not imported
         self.stamps: dict[str, str] = {}  # artifact stamp -> sha256 (loaded from the cache by run())
 
     def run(self) -> ImportSummary:
@@ -326,13 +326,9 @@ class MlflowImport:
                 try:
                     self._import_logged_model(experiment, model, scratch)
                 except SourceError as exc:
-                    self._logged_model_skipped(model.id, exc.path, exc.reason)
+                    self.summary.skipped.append(Skipped("logged model", exc.path, exc.reason))
                 except (MltrailError, ValidationError, OSError) as exc:
-                    self._logged_model_skipped(model.id, model.where, _reason(exc))
-
-    def _logged_model_skipped(self, model_id: str, where: str, reason: str) -> None:
-        self.summary.skipped.append(Skipped("logged model", where, reason))
-        self.not_imported[model_id] = f"{where}: {reason}"
+                    self.summary.skipped.append(Skipped("logged model", model.where, _reason(exc)))
 
     def _import_logged_model(self, experiment: SourceExperiment, model: SourceLoggedModel, scratch: Path) -> None:
         """The model's events that its folder here does not hold yet: all of them the first
@@ -355,7 +351,7 @@ class MlflowImport:
                                     f"not {experiment.name!r}")
         run_id = self.run_ids.get(model.run_id or "")
         events = _LoggedModelLines(model, experiment.name, run_id, held).events(
-            files, [self._model_metric(model, p) for p in model.metrics], self.outputs.get(model.id, {}))
+            files, [self._model_metric(p) for p in model.metrics], self.outputs.get(model.id, {}))
         written = self.tracker.logged_models.write_imported(experiment.name, events)
         if written:
             if held is None:
@@ -367,7 +363,7 @@ class MlflowImport:
             self.summary.notes.append(f"logged model {model.where}: its run {model.run_id} was not imported "
                                       "(deleted, or in an experiment left out): it has no source run here")
 
-    def _model_metric(self, model: SourceLoggedModel, point: Any) -> tuple[str | None, lme.ModelMetric]:
+    def _model_metric(self, point: ModelPoint) -> tuple[str | None, lme.ModelMetric]:
         """A point of the model as mltrail keeps it, with the mltrail run that logged it."""
         value = point.point.value
         nonfinite = ev.nonfinite_name(value)
@@ -511,17 +507,20 @@ class MlflowImport:
         try:
             record = self.tracker.logged_models.get(model_id, deleted=True)
         except NotFoundError:
-            why = self.not_imported.get(model_id, "deleted in MLflow, or in an experiment left out")
+            why = next((f"{s.where}: {s.reason}" for s in self.summary.skipped  # (its folder, or its URI, names it)
+                        if s.what == "logged model" and model_id in s.where),
+                       "deleted in MLflow, or in an experiment left out")
             return {"run": run_id, "source": source,
                     "missing": f"its source {source} is a logged model that was not imported ({why})"}
         run_id = record.source_run_id or run_id
         if not record.files:
-            return {"run": run_id, "source": source, "model_id": model_id,
+            return {"run": run_id, "experiment": record.experiment, "source": source, "model_id": model_id,
                     "missing": f"its source {source} (logged model {record.name!r}) has no files in "
                                f"{self.source.description} (deleted there, or never written: status {record.status})"}
         main = record.files[main_file(list(record.files))]
-        return {"run": run_id, "source": source, "model_id": model_id, "artifact": main.path, "sha256": main.sha256,
-                "size": main.size, "files": sorted(record.files.values(), key=lambda f: f.path)}
+        return {"run": run_id, "experiment": record.experiment, "source": source, "model_id": model_id,
+                "artifact": main.path, "sha256": main.sha256, "size": main.size,
+                "files": sorted(record.files.values(), key=lambda f: f.path)}
 
     def _import_aliases(self, model: Any, version_ids: dict[int, str]) -> None:
         versions = self.registry.versions(model.name)

@@ -676,7 +676,9 @@ class FolderSource(MlflowSource):
     def _outputs(self, run_dir: Path) -> dict[str, int]:
         """The logged models the run made (MLflow 3's ``outputs/<model ID>/meta.yaml``), by
         ID, with the step each was logged at."""
-        outputs = {}
+        outputs: dict[str, int] = {}
+        if not (run_dir / "outputs").is_dir():  # (MLflow 2's runs, and runs that logged no model: one stat)
+            return outputs
         for output_dir in self._folders(run_dir / "outputs"):
             if isinstance(output_dir, SourceError):
                 raise output_dir
