@@ -24,8 +24,9 @@ st.query_params["model"] = name
 
 st.subheader("Versions")
 versions = state.remembered(("versions", name), lambda: registry.versions(name))
-shown = versions.assign(source=lambda d: "/run?run=" + d["run"])
-columns = ["version", "run_name", "source", "artifact", "aliases", "archived", "created", "description",
+# (a version imported from MLflow may have no run, and no files: "missing" says why)
+shown = versions.assign(source=lambda d: ("/run?run=" + d["run"].fillna("")).where(d["run"].notna()))
+columns = ["version", "run_name", "source", "artifact", "missing", "aliases", "archived", "created", "description",
            *[c for c in versions.columns if c.startswith("metrics.")]]
 st.dataframe(views.blank_missing(shown[columns].set_index("version")), width="stretch", column_config={
     "source": st.column_config.LinkColumn("source run", display_text="open run"),

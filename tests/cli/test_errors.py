@@ -78,3 +78,33 @@ def test_group_help_describes_the_commands_there_are(group, words):
 def test_router_help_names_its_real_routes():
     help_text = " ".join(CliRunner().invoke(main, ["serve", "router", "--help"]).output.split())
     assert "/experiments/KEY/predict" in help_text and "MLTRAIL_ADMIN_TOKEN" in help_text
+
+
+@pytest.fixture
+def imported_without_files(tmp_path):
+    """A store imported from MLflow whose model has a version without a run or files
+    (MLflow registered it from s3://) and one deleted there."""
+    from tests.migration.mlruns import MlrunsBuilder
+
+    builder = MlrunsBuilder(tmp_path / "mlruns")
+    builder.experiment("1", "churn")
+    builder.run("1", "a" * 32, name="fit", artifacts={"model/model.pkl": pickle.dumps({"w": 1})})
+    builder.model("churn", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}, {"source": "s3://nowhere/x"},
+                            {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model", "deleted": True}])
+    store = mltrail.Store(tmp_path / "store")
+    assert store.import_mlflow(builder.root).versions_without_files == 2
+    return store
+
+
+def test_models_show_says_why_an_imported_version_has_no_files(imported_without_files):
+    result = invoke(imported_without_files, "models", "show", "churn")
+    assert result.exit_code == 0, result.output
+    assert "(no files)" in result.output and "v2 has no files: its source s3://nowhere/x" in result.output
+    assert "v3 has no files: deleted in MLflow" in result.output
+
+
+def test_serving_a_version_without_files_is_one_line_naming_its_source(imported_without_files):
+    result = invoke(imported_without_files, "serve", "model", "--model", "models:/churn/2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "version 2 of 'churn' was imported from MLflow without its model files" in result.output
+    assert "s3://nowhere/x" in result.output

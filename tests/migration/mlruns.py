@@ -83,15 +83,31 @@ class MlrunsBuilder:
             "destination_id": run_id, "destination_type": "RUN", "source_id": dataset_id, "source_type": "DATASET",
             "tags": {"mlflow.data.context": context} if context else {}})
 
-    def logged_model(self, exp_id: str, run_id: str, model_id: str, name: str, files: dict[str, bytes]) -> None:
-        """An MLflow 3 logged model: its own folder beside the runs, linked to its run."""
+    def logged_model(self, exp_id: str, run_id: str | None, model_id: str, name: str, files: dict[str, bytes], *,
+                     params: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+                     metrics: dict[str, list[str]] | None = None, status: int = 2, step: int | None = 0,
+                     deleted: bool = False) -> Path:
+        """An MLflow 3 logged model: its own folder beside the runs (status 2: READY), an
+        output of its run at ``step`` (None: not linked). ``metrics`` are MLflow's lines,
+        "timestamp value step run_id [dataset_name dataset_digest]"."""
         folder = self.experiments[exp_id] / "models" / model_id
         write_yaml(folder / "meta.yaml", {
             "artifact_location": f"file://{folder}/artifacts", "creation_timestamp": 1_700_000_250_000,
-            "experiment_id": exp_id, "model_id": model_id, "name": name, "source_run_id": run_id, "status": 3})
+            "last_updated_timestamp": 1_700_000_260_000, "experiment_id": exp_id, "model_id": model_id,
+            "name": name, "source_run_id": run_id, "status": status, "model_type": None,
+            "lifecycle_stage": "deleted" if deleted else "active"})
+        write_values(folder / "params", params or {})
+        write_values(folder / "tags", tags or {})
+        write_values(folder / "metrics", {key: "".join(f"{line}\n" for line in lines)
+                                          for key, lines in (metrics or {}).items()})
         for path, data in files.items():
             (folder / "artifacts" / path).parent.mkdir(parents=True, exist_ok=True)
             (folder / "artifacts" / path).write_bytes(data)
+        if run_id is not None and step is not None:
+            write_yaml(self.experiments[exp_id] / run_id / "outputs" / model_id / "meta.yaml", {
+                "destination_id": model_id, "destination_type": "MODEL_OUTPUT", "source_id": model_id,
+                "source_type": "RUN_OUTPUT", "step": step, "tags": {}})
+        return folder
 
     def model(self, name: str, versions: list[dict[str, Any]], aliases: dict[str, int] | None = None,
               tags: dict[str, str] | None = None, description: str | None = None) -> Path:
@@ -100,11 +116,12 @@ class MlrunsBuilder:
                                           "description": description, "last_updated_timestamp": 1_700_000_300_000})
         write_values(folder / "tags", tags or {})
         write_values(folder / "aliases", {a: str(v) for a, v in (aliases or {}).items()})
-        for number, version in enumerate(versions, 1):
+        for number, version in enumerate(versions, 1):  # a version {"deleted": True}: deleted in MLflow
             write_yaml(folder / f"version-{number}" / "meta.yaml", {
                 "name": name, "version": number, "creation_timestamp": 1_700_000_300_000 + number,
-                "current_stage": version.get("stage", "None"), "description": version.get("description"),
-                "run_id": version["run_id"], "source": version["source"], "status": "READY", "user_id": None,
+                "current_stage": "Deleted_Internal" if version.get("deleted") else version.get("stage", "None"),
+                "description": version.get("description"), "run_id": version.get("run_id"),
+                "source": version.get("source"), "status": "READY", "user_id": None,
                 "model_id": version.get("model_id")})
             write_values(folder / f"version-{number}" / "tags", version.get("tags", {}))
         return folder

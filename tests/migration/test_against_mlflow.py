@@ -25,6 +25,7 @@ import pytest
 
 import mltrail
 from mltrail import mlflow as shim
+from mltrail.errors import NotFoundError
 
 pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow
@@ -348,43 +349,130 @@ def _artifact_parts(run_id: str, mlruns: Path) -> tuple[str, ...]:
     return (folder.parent.name, run_id, "artifacts")
 
 
-LOG_MODEL = """
-import sys
+LOG_MODELS = """
+import shutil, sys
+from urllib.parse import unquote, urlparse
 import mlflow
+from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
+X, y = [[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]
 mlflow.set_tracking_uri(sys.argv[1])
-mlflow.set_experiment("models")
-with mlflow.start_run(run_name="fit"):
-    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-    mlflow.log_metric("acc", 1.0)
-    mlflow.sklearn.log_model(model, name="model", registered_model_name="churn", serialization_format="pickle")
-mlflow.MlflowClient().set_registered_model_alias("churn", "champion", "1")
+mlflow.set_experiment("churn")
+client = MlflowClient()
+for i, serialization in enumerate(["cloudpickle", "pickle", "cloudpickle", "pickle"]):
+    with mlflow.start_run(run_name=f"fit-{i}"):
+        mlflow.log_param("C", str(1.0 + i))
+        mlflow.log_metric("acc", 0.9 + i / 100)
+        info = mlflow.sklearn.log_model(LogisticRegression(C=1.0 + i).fit(X, y), name="model",
+                                        registered_model_name="churn", serialization_format=serialization,
+                                        params={"C": 1.0 + i})
+location = urlparse(client.get_logged_model(info.model_id).artifact_location)
+shutil.rmtree(unquote(location.path))  # version 4's source, gone: MLflow keeps the version
+client.create_model_version("churn", source="s3://nowhere/x")  # version 5: a source outside the store
+client.set_registered_model_alias("churn", "champion", "2")
+"""
+
+MODELS_REPORT = """
+import hashlib, json, os, sys, tempfile
+import mlflow
+from mlflow import MlflowClient
+uri = sys.argv[1]
+mlflow.set_tracking_uri(uri)
+client = MlflowClient()
+
+def mlflow_run(run_id):  # an imported run keeps MLflow's ID as a tag
+    return client.get_run(run_id).data.tags.get("mlflow.run_id", run_id) if run_id else None
+
+def files(model):
+    try:
+        folder = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model.model_id}", dst_path=tempfile.mkdtemp())
+    except Exception:  # the folder is gone
+        return {}
+    return {os.path.relpath(os.path.join(d, n), folder): hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest()
+            for d, _, names in os.walk(folder) for n in names}
+
+experiment = client.get_experiment_by_name("churn").experiment_id
+report = {"versions": [], "models": {}, "predictions": {}}
+for v in client.search_model_versions("name = 'churn'"):
+    report["versions"].append([int(v.version), v.source, mlflow_run(v.run_id)])
+    if int(v.version) <= 3:
+        model = mlflow.sklearn.load_model(f"models:/churn/{v.version}")
+        report["predictions"][v.version] = model.predict_proba([[0.5], [2.5]]).tolist()
+for m in client.search_logged_models([experiment]):
+    report["models"][m.model_id] = {
+        "name": m.name, "run": mlflow_run(m.source_run_id), "status": str(m.status), "params": m.params,
+        "tags": m.tags, "files": files(m),
+        "metrics": sorted([x.key, x.value, x.step, x.timestamp, mlflow_run(x.run_id), x.dataset_name] for x in m.metrics)}
+report["champion"] = str(client.get_model_version_by_alias("churn", "champion").version)
+print(json.dumps(report))
 """
 
 
-def test_an_mlflow_3_logged_model_comes_as_its_run_s_artifacts_by_both_routes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def mlflow3_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An mlruns folder and a sqlite store where MLflow 3 logged four sklearn models, each
+    registered (the fourth's files then deleted), and a version from a source elsewhere."""
     from importlib.metadata import version
-
-    from mltrail.migration.mlflow_import import MlflowImport
-    from mltrail.migration.mlflow_source import ClientSource
 
     if int(version("mlflow-skinny").split(".")[0]) < 3:
         pytest.skip("logged models came with MLflow 3")
-    run_python(LOG_MODEL, f"file:{tmp_path / 'mlruns'}", cwd=tmp_path)
-    by_files, by_client = mltrail.Store(tmp_path / "files"), mltrail.Store(tmp_path / "client")
-    assert by_files.import_mlflow(tmp_path / "mlruns").versions_new == 1
+    pytest.importorskip("alembic")
+    root = tmp_path_factory.mktemp("mlflow3")
+    sqlite = f"sqlite:///{root / 'mlflow.db'}"
+    for uri in (f"file:{root / 'mlruns'}", sqlite):  # (one process each: MLflow keeps its registry per process)
+        run_python(LOG_MODELS, uri, cwd=root)  # sqlite's artifacts: in ./mlruns there too
+    return {"mlruns": root / "mlruns", "sqlite": sqlite,
+            "theirs": {name: json.loads(run_python(MODELS_REPORT, uri, cwd=root))
+                       for name, uri in (("mlruns", f"file:{root / 'mlruns'}"), ("sqlite", sqlite))}}
+
+
+@pytest.mark.parametrize("route", ["mlruns files", "mlruns through the client", "sqlite through the client"])
+def test_mlflow_3_logged_models_and_every_version_come_with_their_numbers_by_every_route(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow3_models: dict[str, Any], route: str) -> None:
+    from mltrail.migration.mlflow_import import MlflowImport
+    from mltrail.migration.mlflow_source import ClientSource
+
+    kind = route.split()[0]
+    store = mltrail.Store(tmp_path / "store")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with warnings.catch_warnings():  # MLflow's own deprecation warnings
+        warnings.simplefilter("ignore")
+        if route == "mlruns files":
+            summary = store.import_mlflow(mlflow3_models["mlruns"])
+        else:
+            uri = f"file:{mlflow3_models['mlruns']}" if kind == "mlruns" else mlflow3_models["sqlite"]
+            with ClientSource(uri) as source:
+                summary = MlflowImport(store.tracking, store.registry, source).run()
+    assert (summary.logged_models_new, summary.versions_new, summary.versions_without_files) == (4, 5, 2), \
+        summary.text()
+    theirs = mlflow3_models["theirs"][kind]
+    versions = store.registry.model("churn").versions
+    runs = store.search_runs("churn").set_index("run_id")["tags.mlflow.run_id"]
+    by_number = {number: (source, run) for number, source, run in theirs["versions"]}
+    assert [v.number for v in versions] == sorted(by_number) == [1, 2, 3, 4, 5]
+    for version in versions:  # its lineage: MLflow's run, and the logged model its source names
+        source, run = by_number[version.number]
+        assert (runs.get(version.run), version.model_id) == (run, source.removeprefix("models:/") if run else None)
+    assert [v.artifact for v in versions] == ["model.pkl"] * 3 + [None, None]
+    assert "has no files" in versions[3].missing and "s3://nowhere/x" in versions[4].missing
+    for number in (1, 2, 3):  # mltrail loads the pickles MLflow wrote, and predicts as MLflow's model does
+        model = store.load_model(f"models:/churn/{number}")
+        assert model.predict_proba([[0.5], [2.5]]).tolist() == theirs["predictions"][str(number)]
+    with pytest.raises(NotFoundError, match="imported from MLflow without its model files.*s3://nowhere/x"):
+        store.load_model("models:/churn/5")
+    # MLflow's own client on the imported store (the mltrail: plugin) answers what it answers on the source
+    ours = json.loads(run_python(MODELS_REPORT, f"mltrail:{store.root}", cwd=tmp_path))
+    assert sorted(ours["versions"]) == sorted(theirs["versions"])
+    assert ours["models"] == theirs["models"] and len(ours["models"]) == 4
+    assert ours["predictions"] == theirs["predictions"] and ours["champion"] == theirs["champion"] == "2"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with ClientSource(f"file:{tmp_path / 'mlruns'}") as source:
-            MlflowImport(by_client.tracking, by_client.registry, source).run()
-    for store in (by_files, by_client):
-        version = store.registry.get("churn", alias="champion")
-        assert version.artifact == "model/model.pkl" and version.metrics == {"acc": 1.0}
-        assert list(store.load_model("models:/churn@champion").predict([[0.0], [3.0]])) == [0, 1]
-        paths = set(store.get_run(version.run)["artifacts"]["path"])
-        assert {"model/MLmodel", "model/model.pkl"} <= paths
+        if route == "mlruns files":
+            again = store.import_mlflow(mlflow3_models["mlruns"])
+        else:
+            with ClientSource(uri) as source:
+                again = MlflowImport(store.tracking, store.registry, source).run()
+    assert (again.logged_models_new, again.logged_models_updated, again.versions_new) == (0, 0, 0)
 
 
 def test_through_mlflow_s_client_a_run_out_of_bounds_or_unreadable_skips_that_run_only(

@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
+import re
+import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +19,14 @@ import mltrail
 from mltrail.errors import NotFoundError
 from mltrail.migration.mlflow_import import mltrail_run_id
 from mltrail.migration.mlflow_source import FolderSource, open_source
+from tests.factories import quiet_run
 
 from .mlruns import MlrunsBuilder, write_yaml
 
 T0 = 1_700_000_100_000  # ms
-MODEL = pickle.dumps({"weights": [1, 2, 3]})
+MODEL_OBJECT = {"weights": [1, 2, 3]}
+MODEL = pickle.dumps(MODEL_OBJECT)
+LOGGED = [f"m-{digit * 32}" for digit in "123"]  # MLflow 3's logged model IDs: m- and 32 hex digits
 
 
 def run_file(store: mltrail.Store, run_id: str) -> Path:
@@ -246,10 +252,14 @@ def test_registered_models_come_with_versions_aliases_and_lineage(store: mltrail
         {"run_id": "d" * 32, "source": f"runs:/{'d' * 32}/model"},  # its run was deleted: not imported
     ], aliases={"champion": 1, "challenger": 3}, tags={"owner": "ana"}, description="the churn model")
     summary = store.import_mlflow(mlruns.root)
-    assert (summary.models_new, summary.versions_new, summary.aliases_set) == (1, 2, 1)
-    reasons = {s.where: s.reason for s in summary.skipped}
-    assert "was not imported" in reasons[f"{mlruns.root / 'models' / 'churn-model'} version 3"]
-    assert "version 3 was not imported" in reasons[f"{mlruns.root / 'models' / 'churn-model'} alias challenger"]
+    assert (summary.models_new, summary.versions_new, summary.aliases_set) == (1, 3, 2)
+    assert summary.versions_without_files == 1 and not [s for s in summary.skipped if "model" in s.what]
+    third = store.registry.get("churn-model", alias="challenger")  # kept with its number, without its files
+    assert (third.number, third.artifact, third.run) == (3, None, None)
+    assert f"its source run {'d' * 32} was not imported" in third.missing
+    assert any(f"version 3 imported without its files: its source run {'d' * 32}" in n for n in summary.notes)
+    with pytest.raises(NotFoundError, match=f"imported from MLflow without its model files.*runs:/{'d' * 32}/model"):
+        store.load_model("models:/churn-model@challenger")
     model = store.registry.list().set_index("model").loc["churn-model"]
     assert model["description"] == "the churn model" and model["tags"] == {"owner": "ana"}
     first = store.registry.get("churn-model", alias="champion")
@@ -262,23 +272,126 @@ def test_registered_models_come_with_versions_aliases_and_lineage(store: mltrail
     assert store.registry.get("churn-model", 2).artifact == "notes.txt"
     again = store.import_mlflow(mlruns.root)
     assert (again.models_new, again.versions_new, again.aliases_set) == (0, 0, 0)
-    assert len(store.registry.versions("churn-model")) == 2
+    assert len(store.registry.versions("churn-model")) == 3
 
 
 @pytest.mark.slow
-def test_mlflow_3_logged_models_join_their_run_s_artifacts_and_their_versions_point_there(
+def test_mlflow_3_logged_models_come_with_their_id_run_params_tags_metrics_and_files(
         store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
-    mlruns.logged_model("17", "b" * 32, "m-1", "model", {"model.pkl": MODEL, "MLmodel": b"flavors: {}\n"})
-    mlruns.logged_model("17", "b" * 32, "m-2", "tuned", {"model.pkl": pickle.dumps("tuned")})
-    mlruns.logged_model("17", "b" * 32, "m-3", "tuned", {"model.pkl": pickle.dumps("retuned")})
-    mlruns.model("churn", [{"run_id": "b" * 32, "source": "models:/m-1", "model_id": "m-1"},
-                           {"run_id": "b" * 32, "source": "models:/m-3", "model_id": "m-3"}], aliases={"prod": 2})
+    folder = mlruns.logged_model(
+        "17", "a" * 32, LOGGED[0], "model", {"model.pkl": MODEL, "MLmodel": b"flavors: {}\n", "env/conda.yaml": b"x"},
+        params={"C": "1.0"}, tags={"mlflow.user": "ana", "stage": "dev"}, step=2,
+        metrics={"acc": [f"{T0 + 5} 0.9 2 {'a' * 32}", f"{T0 + 6} nan 3 {'a' * 32} train abcd1234"]})
+    mlruns.logged_model("17", None, LOGGED[1], "loose", {"model.pkl": pickle.dumps("loose")}, status=3)
     summary = store.import_mlflow(mlruns.root)
-    assert summary.versions_new == 2, summary.text()
-    paths = set(store.get_run(imported_id(store, "b" * 32))["artifacts"]["path"])
-    assert {"model/model.pkl", "model/MLmodel", "tuned-m-2/model.pkl", "tuned-m-3/model.pkl"} <= paths
-    assert store.registry.get("churn", 1).artifact == "model/model.pkl"
-    assert store.load_model("models:/churn@prod") == "retuned"
+    assert summary.logged_models_new == 2, summary.text()
+    run_id = imported_id(store, "a" * 32)
+    model = store.tracking.logged_models.get(LOGGED[0])
+    assert (model.name, model.experiment, model.source_run_id, model.status) == ("model", "churn", run_id, "READY")
+    assert model.params == {"C": "1.0"} and model.tags == {"mlflow.user": "ana", "stage": "dev"}
+    assert model.outputs_of == {run_id: 2} and model.creation_time == 1_700_000_250
+    points = sorted(model.metrics, key=lambda p: p.step)
+    assert [(p.key, p.step, p.timestamp, p.run_id, p.dataset_name, p.dataset_digest) for p in points] == [
+        ("acc", 2, (T0 + 5) / 1000, run_id, None, None), ("acc", 3, (T0 + 6) / 1000, run_id, "train", "abcd1234")]
+    assert points[0].value == 0.9 and math.isnan(points[1].value)
+    assert set(model.files) == {"model.pkl", "MLmodel", "env/conda.yaml"}
+    assert model.files["model.pkl"].sha256 == hashlib.sha256(MODEL).hexdigest()
+    assert store.load_model(f"models:/{LOGGED[0]}") == {"weights": [1, 2, 3]}  # as MLflow 3 reads models:/m-<ID>
+    loose = store.tracking.logged_models.get(LOGGED[1])
+    assert (loose.source_run_id, loose.status, loose.outputs_of) == (None, "FAILED", {})
+    # the run's artifacts are its own, as in MLflow 3: its models are not copied among them
+    assert set(store.get_run(run_id)["artifacts"]["path"]) == {"model/model.pkl", "model/MLmodel", "notes.txt"}
+
+    events = sorted(store.root.rglob(f"models/{LOGGED[0]}/*.jsonl"))
+    again = store.import_mlflow(mlruns.root)
+    assert (again.logged_models_new, again.logged_models_updated) == (0, 0)
+    assert sorted(store.root.rglob(f"models/{LOGGED[0]}/*.jsonl")) == events
+    (folder / "tags" / "stage").write_text("prod")  # changed in MLflow since: only that comes
+    (folder / "tags" / "mlflow.user").unlink()
+    with open(folder / "metrics" / "acc", "a") as handle:
+        handle.write(f"{T0 + 7} 0.95 4 {'a' * 32}\n")
+    third = store.import_mlflow(mlruns.root)
+    assert (third.logged_models_new, third.logged_models_updated) == (0, 1)
+    model = store.tracking.logged_models.get(LOGGED[0])
+    assert model.tags == {"stage": "prod"} and sorted(p.step for p in model.metrics) == [2, 3, 4]
+    assert len(list(store.root.rglob(f"models/{LOGGED[0]}/*.jsonl"))) == len(events) + 3  # tags, a tag gone, a point
+
+
+@pytest.mark.slow
+def test_every_version_keeps_its_mlflow_number_with_its_logged_model_or_the_reason_it_has_no_files(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    mlruns.logged_model("17", "a" * 32, LOGGED[0], "model", {"model.pkl": MODEL, "MLmodel": b"flavors: {}\n"})
+    mlruns.logged_model("17", "a" * 32, LOGGED[1], "tuned", {"model.pkl": pickle.dumps("tuned")})
+    gone = mlruns.logged_model("17", "a" * 32, LOGGED[2], "gone", {"model.pkl": pickle.dumps("gone")})
+    shutil.rmtree(gone / "artifacts")  # MLflow keeps the version when its source's files go
+    mlruns.model("churn", [
+        {"run_id": "a" * 32, "source": f"models:/{LOGGED[0]}", "model_id": LOGGED[0]},
+        {"run_id": "a" * 32, "source": f"models:/{LOGGED[1]}"},  # as MLflow's sqlite store: the ID in the source only
+        {"run_id": "a" * 32, "source": f"models:/{LOGGED[0]}", "deleted": True},
+        {"run_id": "a" * 32, "source": f"models:/{LOGGED[2]}", "model_id": LOGGED[2]},
+        {"source": "s3://nowhere/x"},  # MLflow registers a version from any URI, with or without a run
+        {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"},
+    ], aliases={"prod": 2, "old": 4})
+    summary = store.import_mlflow(mlruns.root)
+    assert (summary.versions_new, summary.versions_without_files) == (6, 3), summary.text()
+    versions = store.registry.model("churn").versions
+    run_id = imported_id(store, "a" * 32)
+    assert [(v.number, v.tags["mlflow.version"]) for v in versions] == [(n, str(n)) for n in range(1, 7)]
+    assert [v.model_id for v in versions] == [LOGGED[0], LOGGED[1], None, LOGGED[2], None, None]
+    assert [v.run for v in versions] == [run_id, run_id, None, run_id, None, run_id]
+    assert [v.artifact for v in versions] == ["model.pkl", "model.pkl", None, None, None, "model/model.pkl"]
+    assert [v.deleted for v in versions] == [False, False, True, False, False, False]
+    assert {f.path for f in versions[0].files} == {"model.pkl", "MLmodel"}
+    assert versions[0].source == f"models:/{LOGGED[0]}" and versions[3].params == {"lr": "0.1", "model/depth": "3"}
+    assert "deleted in MLflow" in versions[2].missing
+    assert f"models:/{LOGGED[2]}" in versions[3].missing and "has no files" in versions[3].missing
+    assert "s3://nowhere/x" in versions[4].missing
+    assert store.load_model("models:/churn@prod") == "tuned" and store.load_model("models:/churn/1") == MODEL_OBJECT
+    assert store.registry.get("churn", alias="old").number == 4
+    for number, source in ((4, f"models:/{LOGGED[2]}"), (5, "s3://nowhere/x")):
+        with pytest.raises(NotFoundError, match=f"version {number} of 'churn' was imported from MLflow without its "
+                                                f"model files.*{re.escape(source)}"):
+            store.load_model(f"models:/churn/{number}")
+    assert store.registry.get("churn").number == 6  # latest: the newest live version
+    again = store.import_mlflow(mlruns.root)
+    assert (again.versions_new, again.aliases_set) == (0, 0)
+    assert len(store.registry.model("churn").versions) == 6
+
+
+def test_versions_registered_in_one_millisecond_or_with_gaps_keep_their_numbers(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    folder = mlruns.model("fast", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/{name}"}
+                                   for name in ("notes.txt", "model", "notes.txt", "model", "notes.txt")])
+    for number in range(1, 6):  # a script registering in a loop: one creation time for all
+        meta = folder / f"version-{number}" / "meta.yaml"
+        meta.write_text(meta.read_text().replace(f"creation_timestamp: {1_700_000_300_000 + number}",
+                                                 "creation_timestamp: 1700000300000"))
+    shutil.rmtree(folder / "version-1")  # as MLflow's client shows a deleted version: a gap
+    shutil.rmtree(folder / "version-3")
+    summary = store.import_mlflow(mlruns.root)
+    versions = store.registry.model("fast").versions
+    assert [(v.number, v.artifact, v.deleted) for v in versions] == [
+        (1, None, True), (2, "model/model.pkl", False), (3, None, True), (4, "model/model.pkl", False),
+        (5, "notes.txt", False)], summary.text()
+    assert not any("is version" in note for note in summary.notes)
+
+
+def test_a_version_registered_in_mltrail_before_mlflow_s_next_one_is_said_to_shift_its_number(
+        store: mltrail.Store, mlruns: MlrunsBuilder, tmp_path: Path) -> None:
+    versions = [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}]
+    mlruns.model("churn", versions)
+    store.import_mlflow(mlruns.root)
+    with quiet_run(store, "local", log_system=False, log_command=False) as run:
+        (tmp_path / "model.pkl").write_bytes(MODEL)
+        run.log_artifact(tmp_path / "model.pkl")
+    assert store.registry.register("churn", run.id, "model.pkl").number == 2  # here, after the import
+    folder = mlruns.model("churn", versions * 2)  # MLflow's own version 2, registered later there
+    meta = folder / "version-2" / "meta.yaml"
+    later = int(time.time() * 1000) + 60_000
+    meta.write_text(meta.read_text().replace("creation_timestamp: 1700000300002", f"creation_timestamp: {later}"))
+    summary = store.import_mlflow(mlruns.root)
+    assert summary.versions_new == 1
+    assert "version 2 of 'churn' in MLflow is version 3 in mltrail" in " ".join(summary.notes)
 
 
 def test_an_alias_moved_in_mltrail_after_the_import_stays_where_it_was_put(
@@ -485,9 +598,8 @@ def test_links_and_artifact_uris_out_of_the_folder_are_refused_and_named(
     (elsewhere / "deep" / "id_rsa").write_bytes(SECRET)
     pointed = mlruns.run("17", "f" * 32, name="pointed", artifact_uri=f"file://{elsewhere}",
                          artifacts={"mine.txt": b"its own"})
-    mlruns.logged_model("17", "f" * 32, "m-1", "model", {"MLmodel": b"flavors: {}\n"})
-    model_meta = mlruns.experiments["17"] / "models" / "m-1" / "meta.yaml"
-    model_meta.write_text(model_meta.read_text().replace(f"{mlruns.experiments['17']}/models/m-1/artifacts",
+    model_meta = mlruns.logged_model("17", "f" * 32, LOGGED[0], "model", {"MLmodel": b"flavors: {}\n"}) / "meta.yaml"
+    model_meta.write_text(model_meta.read_text().replace(f"{mlruns.experiments['17']}/models/{LOGGED[0]}/artifacts",
                                                          str(elsewhere)))  # MLflow 3's logged model, pointed out
     assert str(elsewhere) in model_meta.read_text()
     linked_meta = mlruns.run("17", "9" * 32, name="linked-meta")
@@ -511,7 +623,8 @@ def test_links_and_artifact_uris_out_of_the_folder_are_refused_and_named(
     run = store.get_run(imported_id(store, "e" * 32))
     assert set(run["params"]["key"]) == {"lr"} and "key" not in run["tags"]
     assert set(run["metrics"]["key"]) == {"acc"} and list(run["artifacts"]["path"]) == ["ok.txt"]
-    assert list(store.get_run(imported_id(store, "f" * 32))["artifacts"]["path"]) == ["mine.txt", "model/MLmodel"]
+    assert list(store.get_run(imported_id(store, "f" * 32))["artifacts"]["path"]) == ["mine.txt"]
+    assert set(store.tracking.logged_models.get(LOGGED[0]).files) == {"MLmodel"}  # from its own folder
     assert "9" * 32 not in set(store.search_runs(view="all")["tags.mlflow.run_id"])
 
 
@@ -542,12 +655,29 @@ def test_a_metric_point_out_of_bounds_skips_its_run_and_names_the_line(
     assert skipped.where == f"{bad / 'metrics' / 'loss'}:2"
 
 
-def test_a_model_version_time_out_of_bounds_skips_that_version_only(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+def test_a_model_version_time_out_of_bounds_keeps_only_its_number(store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
     folder = mlruns.model("churn-model", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"},
-                                          {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}])
+                                          {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"},
+                                          {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/notes.txt"}])
     meta = (folder / "version-2" / "meta.yaml").read_text()
     (folder / "version-2" / "meta.yaml").write_text(meta.replace("1700000300002", "1700000300002000"))
     summary = store.import_mlflow(mlruns.root)
-    assert (summary.models_new, summary.versions_new) == (1, 1)
-    [skipped] = [s for s in summary.skipped if s.what == "model version"]
-    assert "creation_timestamp" in skipped.reason and skipped.where == str(folder / "version-2" / "meta.yaml")
+    assert (summary.models_new, summary.versions_new, summary.versions_without_files) == (1, 3, 1)
+    second = store.registry.get("churn-model", 2)
+    assert second.artifact is None and "creation_timestamp" in second.missing
+    assert str(folder / "version-2" / "meta.yaml") in second.missing
+    assert store.registry.get("churn-model", 3).artifact == "notes.txt"  # still number 3
+
+
+def test_a_logged_model_that_cannot_be_read_is_named_and_its_version_says_so(
+        store: mltrail.Store, mlruns: MlrunsBuilder) -> None:
+    folder = mlruns.logged_model("17", "a" * 32, LOGGED[0], "model", {"model.pkl": MODEL},
+                                 metrics={"acc": [f"{T0} 0.9 0"]})  # MLflow writes the run's ID after the step
+    mlruns.model("churn", [{"run_id": "a" * 32, "source": f"models:/{LOGGED[0]}"},
+                           {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}])
+    summary = store.import_mlflow(mlruns.root)
+    [skipped] = [s for s in summary.skipped if s.what == "logged model"]
+    assert skipped.where == f"{folder / 'metrics' / 'acc'}:1" and "malformed metric line" in skipped.reason
+    first, second = store.registry.model("churn").versions
+    assert first.artifact is None and "was not imported" in first.missing and "malformed metric line" in first.missing
+    assert (second.number, second.artifact) == (2, "model/model.pkl")

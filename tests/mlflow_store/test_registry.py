@@ -308,3 +308,23 @@ def test_the_registry_s_rest_calls_answer_as_mlflow_s_reference_gives_them(tmp_p
         assert status == 200
         status, answer = http(url, "GET", f"{api}/model-versions/search?filter=name%3D%27churn%27")
         assert (status, answer) == (200, {})
+
+
+def test_a_version_imported_without_its_files_is_listed_and_its_download_says_why(tmp_path):
+    from tests.migration.mlruns import MlrunsBuilder
+
+    builder = MlrunsBuilder(tmp_path / "mlruns")
+    builder.experiment("1", "churn")
+    builder.run("1", "a" * 32, name="fit", artifacts={"model/model.pkl": b"\x80\x04N."})
+    builder.model("churn", [{"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model"}, {"source": "s3://nowhere/x"},
+                            {"run_id": "a" * 32, "source": f"runs:/{'a' * 32}/model", "deleted": True}])
+    store = mltrail.Store(tmp_path / "store")
+    store.import_mlflow(builder.root)
+    client = MlflowClient(f"mltrail:{store.root}")
+    versions = {v.version: v for v in client.search_model_versions("name = 'churn'")}
+    assert sorted(versions) == ["1", "2"]  # the one deleted in MLflow is deleted here too
+    assert (versions["2"].source, versions["2"].run_id) == ("s3://nowhere/x", None)
+    with pytest.raises(MlflowException, match="imported from MLflow without its files: its source s3://nowhere/x"):
+        client.get_model_version_download_uri("churn", "2")
+    with pytest.raises(MlflowException, match="Model Version .*version=3.* not found"):
+        client.get_model_version("churn", "3")

@@ -300,3 +300,37 @@ def test_a_version_file_without_the_new_fields_reads_as_before(churn, sample):
                 if "version_registered" in p.read_text())
     assert '"source"' not in line and '"files"' not in line and '"model_id"' not in line
     assert churn.get("churn", 1).files == ()
+
+
+def test_a_version_names_its_files_or_says_why_it_has_none():
+    from pydantic import ValidationError
+
+    from mltrail.storage.ids import new_id
+    from mltrail.storage.registry_events import VersionRegistered
+
+    envelope = {"ts": 1.0, "id": new_id(), "model": "churn"}
+    with pytest.raises(ValidationError, match="says why it has none"):
+        VersionRegistered(**envelope, run="r", experiment="e", artifact="model.pkl")  # no sha256, no size
+    with pytest.raises(ValidationError, match="names no artifact"):
+        VersionRegistered(**envelope, artifact="model.pkl", sha256="0" * 64, size=1, missing="gone")
+    without = VersionRegistered(**envelope, missing="its source s3://x is elsewhere", source="s3://x")
+    assert (without.run, without.artifact, without.sha256) == (None, None, None)
+
+
+def test_a_version_without_files_is_listed_and_loading_it_says_why(churn, sample):
+    from mltrail.storage.eventfiles import write_event_file
+    from mltrail.storage.ids import new_id
+    from mltrail.storage.registry_events import VersionRegistered
+
+    churn.register("churn", "logreg-C1", "model.pkl")
+    version_id = new_id()  # as `mltrail import mlflow` writes one whose source it could not bring
+    write_event_file(churn.root / "churn", version_id, VersionRegistered(
+        ts=2.0, id=version_id, model="churn", source="s3://nowhere/x", missing="its source s3://nowhere/x is elsewhere"))
+    frame = churn.versions("churn")
+    assert list(frame["version"]) == [1, 2] and frame["missing"].isna().tolist() == [True, False]
+    assert frame["artifact"].isna().tolist() == [False, True] and frame["run"].isna().tolist() == [False, True]
+    assert churn.get("churn").number == 2 and churn.list().set_index("model").loc["churn", "latest"] == 2
+    with pytest.raises(NotFoundError, match="version 2 of 'churn' was imported from MLflow without its model files, "
+                                            "so it cannot be loaded: its source s3://nowhere/x is elsewhere"):
+        sample.load_model("models:/churn/2")
+    assert sample.load_model("models:/churn/1") is not None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from ..errors import NotFoundError
+from ..query.cells import present
 from ..store import Store
 from .context import current_store, pass_store, store_option
-from .output import count, pairs, print_json, print_table, say, version
+from .output import count, note, pairs, print_json, print_table, say, version
 
 
 @click.group(invoke_without_command=True)
@@ -67,8 +68,9 @@ def models_register(store: Store, name: str, run_ref: str, artifact: str, descri
                                 f"`mltrail models create {name}`, or add --create here")
         store.registry.create(name, by=by)
     registered = store.registry.register(name, run_ref, artifact, description, pairs(tags), by=by)
+    _, sha256 = registered.main_file()
     say(f"{name} v{registered.number}: run {registered.run_name or registered.run} {artifact} "
-        f"(sha256 {registered.sha256[:12]}), {registered.uri}")
+        f"(sha256 {sha256[:12]}), {registered.uri}")
 
 
 @models.command("show")
@@ -82,11 +84,15 @@ def models_show(store: Store, name: str, as_json: bool) -> None:
         print_json(versions)
         return
     metric_columns = [c for c in versions.columns if c.startswith("metrics.")][:12]
+    rows = versions.to_dict("records")
     print_table(["version", "run", "artifact", "aliases", "state", "created", "by",
                  *(c.removeprefix("metrics.") for c in metric_columns)],
-                ([version(r["version"]), r["run_name"] if isinstance(r["run_name"], str) else r["run"][:10],
-                  r["artifact"], r["aliases"], "archived" if r["archived"] else "live", r["created"], r["by"],
-                  *(r[c] for c in metric_columns)] for r in versions.to_dict("records")))
+                ([version(r["version"]), present(r["run_name"]) or (present(r["run"]) or "")[:10],
+                  present(r["artifact"]) or "(no files)", r["aliases"], "archived" if r["archived"] else "live",
+                  r["created"], r["by"], *(r[c] for c in metric_columns)] for r in rows))
+    for r in rows:  # (a version imported from MLflow without its files: why, under the table)
+        if present(r["missing"]):
+            note(f"v{r['version']} has no files: {r['missing']}")
 
 
 @models.command("alias")

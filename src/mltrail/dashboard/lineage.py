@@ -20,7 +20,7 @@ def lineage_edges(store: Any, name: str) -> list[tuple[str, str, str]]:
     registry = store.registry
     versions = registry.versions(name)
     edges = [(f"run:{present(row['run_name']) or row['run'][:10]}", f"v{row['version']}", "registered")
-             for row in versions.to_dict("records")]
+             for row in versions.to_dict("records") if present(row["run"])]  # (an MLflow version may have no run)
     for key in store.ab.keys():
         exp = store.ab.get(key)
         for variant in exp.spec.variants:

@@ -14,6 +14,16 @@ folds): names are data (:mod:`mltrail.storage.naming`).
 A run is read whole before anything is written; a new run's file appears at once (written
 aside, then renamed) and an imported run's new lines are one append, after the blobs they
 name. What cannot be read is reported by path in the summary and skipped.
+
+MLflow 3's logged models come with their IDs (``models:/m-<ID>`` still names them), their
+params, tags, metrics, files and the runs that made them, as event files whose IDs derive
+from what they say: importing again writes only what changed in MLflow since.
+
+Every registered version keeps its MLflow number (a deployed ``models:/churn/3`` must name
+the same model after the move): a version whose files cannot be imported (its source is
+outside the MLflow store, or was deleted there) is imported without them, saying why, and a
+version deleted in MLflow is imported as a deleted version, so that the later ones are not
+renumbered.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,8 +43,10 @@ import orjson
 from pydantic import ValidationError
 
 from ..errors import InvalidInputError, MltrailError, NotFoundError
-from ..registry.models import ModelRegistry, run_snapshot
+from ..registry.models import ModelRegistry, main_file, run_snapshot
+from ..registry.uris import LOGGED_MODEL_URI
 from ..storage import events as ev
+from ..storage import logged_model_events as lme
 from ..storage import registry_events as rev
 from ..storage.atomic import write_atomic
 from ..storage.eventfiles import write_event_file
@@ -41,16 +54,21 @@ from ..storage.eventlog import EventWriter, events_to_lines, read_events
 from ..storage.ids import id_at
 from ..storage.naming import IMPORTED_ID_TAG
 from ..storage.run_edits import NAME_TAG, RunDeleted
+from ..tracking.logged_models import LoggedModelRecord
 from ..tracking.run import PARENT_TAG, dense_line
 from .mlflow_source import (
     NOTE_TAG,
     MlflowSource,
+    ModelPoint,
     Point,
     RunContent,
     SourceArtifact,
     SourceError,
     SourceExperiment,
+    SourceLoggedModel,
+    SourceModel,
     SourceRun,
+    SourceVersion,
     scratch_folder,
 )
 
@@ -62,6 +80,7 @@ EXPERIMENT_ID_TAG = "mlflow.experiment_id"
 EXPERIMENT_TAG_PREFIX = "mlflow.experiment.tag."  # an MLflow experiment's tags, on each of its runs
 VERSION_TAG = "mlflow.version"  # on an imported model version: its number in MLflow
 ALIAS_REASON = "imported from MLflow"
+DELETED_IN_MLFLOW = "deleted in MLflow, where its number stays taken"
 POINTS_PER_LINE = 20_000  # a metric history of millions of points is many lines, not one huge one
 _FINISHED = ("FINISHED", "FAILED", "KILLED")
 _MODEL_FILES = ("model.pkl", "model.joblib", "model.pickle")
@@ -87,8 +106,11 @@ class ImportSummary:
     runs_unchanged: int = 0
     points: int = 0
     artifacts: int = 0
+    logged_models_new: int = 0
+    logged_models_updated: int = 0
     models_new: int = 0
     versions_new: int = 0
+    versions_without_files: int = 0  # of versions_new: deleted in MLflow, or their files not in the source
     aliases_set: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # imported, with something left out
@@ -96,7 +118,9 @@ class ImportSummary:
     def text(self) -> str:
         lines = [f"Imported from {self.source}: {self.runs_new} new runs, {self.runs_updated} updated, "
                  f"{self.runs_unchanged} unchanged, in {self.experiments} experiments; {self.points:,} metric "
-                 f"points, {self.artifacts} artifacts; {self.models_new} models, {self.versions_new} versions, "
+                 f"points, {self.artifacts} artifacts; {self.logged_models_new} logged models new, "
+                 f"{self.logged_models_updated} updated; {self.models_new} models, {self.versions_new} versions"
+                 f"{f' ({self.versions_without_files} without their files)' if self.versions_without_files else ''}, "
                  f"{self.aliases_set} aliases set."]
         lines += [f"note: {note}" for note in self.notes]
         lines += [f"skipped {s.what} {s.where}: {s.reason}" for s in self.skipped]
@@ -127,7 +151,8 @@ class MlflowImport:
         self.progress = progress
         self.summary = ImportSummary(source.description)
         self.run_ids: dict[str, str] = {}  # MLflow run ID -> mltrail run ID, of runs the source holds
-        self.logged_models: dict[str, str] = {}  # MLflow 3 model ID -> its folder among its run's artifacts
+        self.imported: list[SourceExperiment] = []  # the experiments with runs to import
+        self.outputs: dict[str, dict[str, int]] = {}  # logged model ID -> {mltrail run ID: step}: the runs that made it
         self.stamps: dict[str, str] = {}  # artifact stamp -> sha256 (loaded from the cache by run())
 
     def run(self) -> ImportSummary:
@@ -144,6 +169,7 @@ class MlflowImport:
                     self.summary.skipped.append(Skipped("run", run.where, _reason(exc)))
                 if self.progress is not None:
                     self.progress(done, len(runs))
+            self._import_logged_models(Path(scratch))
         self._import_models()
         return self.summary
 
@@ -175,6 +201,7 @@ class MlflowImport:
                 found += 1
             if found:
                 self.summary.experiments += 1
+                self.imported.append(experiment)
             else:
                 self.summary.skipped.append(Skipped("experiment", experiment.where,
                                                     f"{experiment.name!r} has no runs to import"))
@@ -246,7 +273,8 @@ class MlflowImport:
         self.summary.artifacts += artifacts
         self.summary.notes += [f"run {run.where}: {note}" for note in content.notes]
         self.summary.skipped += [Skipped("file", refused.path, refused.reason) for refused in content.refused]
-        self.logged_models.update(content.logged_models)
+        for model_id, step in content.outputs.items():
+            self.outputs.setdefault(model_id, {})[run_id] = step
         if run.deleted:
             self._mark_deleted(run, run_id)
 
@@ -290,6 +318,63 @@ class MlflowImport:
         edit = RunDeleted(ts=when / 1000, id=id_at(when, f"mlflow-deleted:{run.id}"), by=run.user, run=run_id)
         self.tracker.curation.import_edit(edit)
 
+    # -- logged models (MLflow 3) ------------------------------------------------------
+
+    def _import_logged_models(self, scratch: Path) -> None:
+        for experiment in self.imported:
+            for model in self.source.logged_models(experiment, self.include_deleted):
+                if isinstance(model, SourceError):
+                    self.summary.skipped.append(Skipped("logged model", model.path, model.reason))
+                    continue
+                try:
+                    self._import_logged_model(experiment, model, scratch)
+                except SourceError as exc:
+                    self.summary.skipped.append(Skipped("logged model", exc.path, exc.reason))
+                except (MltrailError, ValidationError, OSError) as exc:
+                    self.summary.skipped.append(Skipped("logged model", model.where, _reason(exc)))
+
+    def _import_logged_model(self, experiment: SourceExperiment, model: SourceLoggedModel, scratch: Path) -> None:
+        """The model's events that its folder here does not hold yet: all of them the first
+        time; what changed in MLflow since on an import again (read whole first, its files
+        copied in before the line that names them)."""
+        if not re.fullmatch(lme.MODEL_ID, model.id):
+            raise InvalidInputError(f"its ID {model.id!r} is not MLflow's form of a logged model's ID "
+                                    "(m- and 32 hex digits)")
+        artifacts, refused = model.files(scratch / model.id)
+        files = []
+        for artifact in artifacts:
+            sha256, size, in_git = self._blob(artifact)
+            files.append(lme.ModelFile(path=artifact.name, sha256=sha256, size=size, in_git=in_git))
+        try:
+            held: LoggedModelRecord | None = self.tracker.logged_models.get(model.id, deleted=True)
+        except NotFoundError:
+            held = None
+        if held is not None and held.experiment != experiment.name:
+            raise InvalidInputError(f"mltrail holds logged model {model.id} in experiment {held.experiment!r}, "
+                                    f"not {experiment.name!r}")
+        run_id = self.run_ids.get(model.run_id or "")
+        events = _LoggedModelLines(model, experiment.name, run_id, held).events(
+            files, [self._model_metric(p) for p in model.metrics], self.outputs.get(model.id, {}))
+        written = self.tracker.logged_models.write_imported(experiment.name, events)
+        if written:
+            if held is None:
+                self.summary.logged_models_new += 1
+            else:
+                self.summary.logged_models_updated += 1
+        self.summary.skipped += [Skipped("file", error.path, error.reason) for error in refused]
+        if model.run_id and run_id is None:
+            self.summary.notes.append(f"logged model {model.where}: its run {model.run_id} was not imported "
+                                      "(deleted, or in an experiment left out): it has no source run here")
+
+    def _model_metric(self, point: ModelPoint) -> tuple[str | None, lme.ModelMetric]:
+        """A point of the model as mltrail keeps it, with the mltrail run that logged it."""
+        value = point.point.value
+        nonfinite = ev.nonfinite_name(value)
+        return self.run_ids.get(point.run_id or ""), lme.ModelMetric.model_validate({
+            "key": point.key, "value": None if nonfinite else value, "nonfinite": nonfinite,
+            "step": point.point.step, "timestamp": point.point.timestamp_ms / 1000,
+            "dataset_name": point.dataset_name, "dataset_digest": point.dataset_digest})
+
     # -- registered models -----------------------------------------------------------
 
     def _import_models(self) -> None:
@@ -313,7 +398,7 @@ class MlflowImport:
                 compacted = True
             self._import_model(model)
 
-    def _import_model(self, model: Any) -> None:
+    def _import_model(self, model: SourceModel) -> None:
         folder = self.registry.root / model.name
         if not folder.is_dir():
             created = model.created_ms or 0
@@ -321,49 +406,124 @@ class MlflowImport:
                 ts=created / 1000, id=id_at(created, f"mlflow-model:{model.name}"), by=None, model=model.name,
                 description=model.description, tags=dict(model.tags)))
             self.summary.models_new += 1
+        held = {e.tags.get(VERSION_TAG): e.id for e in self.registry.events(model.name)
+                if isinstance(e, rev.VersionRegistered)}  # imported before, by MLflow's number
         version_ids: dict[int, str] = {}
-        for version in model.versions:
-            created = version.created_ms or 0
-            version_id = id_at(created, f"mlflow-version:{model.name}:{version.version}")
-            where = f"{model.where} version {version.version}"
-            if (folder / f"{version_id}.jsonl").exists():
-                version_ids[version.version] = version_id
+        for number, version, id_ms in _numbered(model.versions):
+            where = f"{model.where} version {number}"
+            if str(number) in held:
+                version_ids[number] = held[str(number)]
                 continue
+            version_id = id_at(id_ms, f"mlflow-version:{model.name}:{number}")
             try:
-                event = self._version_event(model.name, version, version_id)
+                registered, archived = self._version_events(model.name, number, version, version_id, id_ms)
             except (MltrailError, ValidationError) as exc:
                 self.summary.skipped.append(Skipped("model version", where, _reason(exc)))
                 continue
-            write_event_file(folder, version_id, event)
-            version_ids[version.version] = version_id
+            for event in (registered, *archived):
+                write_event_file(folder, event.id, event)
+            version_ids[number] = version_id
             self.summary.versions_new += 1
+            missing = registered.missing
+            if missing is not None:
+                self.summary.versions_without_files += 1
+                if missing != DELETED_IN_MLFLOW:
+                    self.summary.notes.append(f"model version {where} imported without its files: {missing}")
+        self._check_numbers(model.name, version_ids)
         if model.aliases:
             self._import_aliases(model, version_ids)
 
-    def _version_event(self, name: str, version: Any, version_id: str) -> rev.VersionRegistered:
-        run_id = self.run_ids.get(version.run_id or "")
-        if run_id is None:
-            raise InvalidInputError(f"its source run {version.run_id or '(none)'} was not imported "
-                                    "(deleted, or in an experiment left out)")
-        details = self.tracker.get_run(run_id)
-        source = version.source or ""
-        if version.model_id in self.logged_models:  # MLflow 3: models:/m-..., now among its run's artifacts
-            source = f"runs:/{version.run_id}/{self.logged_models[version.model_id]}"
-        artifact = _model_artifact(source, version.run_id, list(details["artifacts"]["path"]))
-        if artifact is None:
-            raise InvalidInputError(f"its source {version.source!r} names no file among the run's artifacts")
-        recorded = details["artifacts"].set_index("path").loc[artifact]
-        info = details["run"]
-        tags = {**version.tags, VERSION_TAG: str(version.version)}
+    def _check_numbers(self, name: str, version_ids: dict[int, str]) -> None:
+        """Say so when a version's number here is not its number in MLflow: the model held
+        versions registered in mltrail before the import (numbers follow registration)."""
+        numbers = {v.id: v.number for v in self.registry.model(name).versions}
+        for number, version_id in sorted(version_ids.items()):
+            if numbers.get(version_id, number) != number:
+                self.summary.notes.append(f"version {number} of {name!r} in MLflow is version {numbers[version_id]} "
+                                          "in mltrail: the model held versions registered here before the import")
+
+    def _version_events(self, name: str, number: int, version: SourceVersion | None, version_id: str,
+                        id_ms: int) -> tuple[rev.VersionRegistered, list[rev.VersionArchived]]:
+        """A version's registration: with its files, or saying why it has none (and, deleted
+        in MLflow, archived as deleted), so that its number stays taken here too."""
+        if version is None or version.deleted:
+            ts = (version.created_ms if version is not None and version.created_ms is not None else id_ms) / 1000
+            tags = {VERSION_TAG: str(number)}
+            return (rev.VersionRegistered(ts=ts, id=version_id, model=name, missing=DELETED_IN_MLFLOW, tags=tags),
+                    [rev.VersionArchived(ts=ts, id=id_at(id_ms, f"mlflow-version-deleted:{name}:{number}"),
+                                         model=name, version=version_id, reason=DELETED_IN_MLFLOW, deleted=True)])
+        tags = {**version.tags, VERSION_TAG: str(number)}
         if version.source:
             tags["mlflow.source"] = version.source
         if version.stage not in (None, "None"):
             tags["mlflow.current_stage"] = version.stage  # MLflow 2's stages; aliases replaced them
-        return rev.VersionRegistered(
-            ts=(version.created_ms or 0) / 1000, id=version_id, by=version.user, model=name, run=run_id,
-            experiment=info["experiment"], run_name=info.get("run_name"), artifact=artifact,
-            sha256=recorded["sha256"], size=int(recorded["size"]), **run_snapshot(details),
-            description=version.description, tags=tags)
+        fields = self._version_files(version)
+        details = self._run_details(fields.get("run"))
+        if details is not None:
+            info = details["run"]
+            fields |= {"experiment": info["experiment"], "run_name": info.get("run_name"), **run_snapshot(details)}
+        return rev.VersionRegistered(ts=(version.created_ms or id_ms) / 1000, id=version_id, by=version.user,
+                                     model=name, description=version.description, tags=tags, **fields), []
+
+    def _run_details(self, run_id: str | None) -> dict[str, Any] | None:
+        if run_id is None:
+            return None
+        try:
+            return self.tracker.get_run(run_id)
+        except NotFoundError:
+            return None
+
+    def _version_files(self, version: SourceVersion) -> dict[str, Any]:
+        """What a version's event says of its files and its run: its logged model's files
+        (MLflow 3), the file of its run's artifacts its source names (MLflow 2), or why it
+        has none (``missing``)."""
+        run_id = self.run_ids.get(version.run_id or "")
+        if version.unreadable is not None:
+            return {"missing": f"its record in MLflow cannot be read ({version.unreadable.path}: "
+                               f"{version.unreadable.reason})"}
+        source = version.source or ""
+        logged = LOGGED_MODEL_URI.fullmatch(source)
+        model_id = version.model_id or (logged["model_id"] if logged else None)
+        if model_id is not None:
+            return self._logged_model_files(version, model_id, run_id)
+        if not version.run_id:
+            return {"source": version.source,
+                    "missing": f"its source {source or '(none)'} is no file of {self.source.description} (MLflow "
+                               "registered it without a run; mltrail imports a version's files from its run or its "
+                               "logged model)"}
+        details = self._run_details(run_id)
+        if details is None:
+            return {"source": version.source,
+                    "missing": f"its source run {version.run_id} was not imported (deleted, or in an experiment left "
+                               f"out); its source: {source or '(none)'}"}
+        artifacts = list(details["artifacts"]["path"])
+        artifact = _model_artifact(source, version.run_id, artifacts)
+        if artifact is None:
+            return {"run": run_id, "source": version.source,
+                    "missing": f"its source {source or '(none)'} names no file of its run's artifacts in "
+                               f"{self.source.description} (deleted there, or kept elsewhere)"}
+        recorded = details["artifacts"].set_index("path").loc[artifact]
+        return {"run": run_id, "artifact": artifact, "sha256": recorded["sha256"], "size": int(recorded["size"])}
+
+    def _logged_model_files(self, version: SourceVersion, model_id: str, run_id: str | None) -> dict[str, Any]:
+        source = version.source or f"models:/{model_id}"
+        try:
+            record = self.tracker.logged_models.get(model_id, deleted=True)
+        except NotFoundError:
+            why = next((f"{s.where}: {s.reason}" for s in self.summary.skipped  # (its folder, or its URI, names it)
+                        if s.what == "logged model" and model_id in s.where),
+                       "deleted in MLflow, or in an experiment left out")
+            return {"run": run_id, "source": source,
+                    "missing": f"its source {source} is a logged model that was not imported ({why})"}
+        run_id = record.source_run_id or run_id
+        if not record.files:
+            return {"run": run_id, "experiment": record.experiment, "source": source, "model_id": model_id,
+                    "missing": f"its source {source} (logged model {record.name!r}) has no files in "
+                               f"{self.source.description} (deleted there, or never written: status {record.status})"}
+        main = record.files[main_file(list(record.files))]
+        return {"run": run_id, "experiment": record.experiment, "source": source, "model_id": model_id,
+                "artifact": main.path, "sha256": main.sha256, "size": main.size,
+                "files": sorted(record.files.values(), key=lambda f: f.path)}
 
     def _import_aliases(self, model: Any, version_ids: dict[int, str]) -> None:
         versions = self.registry.versions(model.name)
@@ -495,6 +655,102 @@ class _RunLines:
 
     def bytes(self) -> bytes:
         return events_to_lines(self.lines)
+
+
+class _LoggedModelLines:
+    """The events of an MLflow logged model that mltrail's copy of it (``held``; None the
+    first time) lacks. Their times are MLflow's (its creation; its last update for the
+    rest, always after the creation so that replay meets the creation first) and their IDs
+    derive from the model and what each says: two imports of one state write one file."""
+
+    def __init__(self, model: SourceLoggedModel, experiment: str, run_id: str | None,
+                 held: LoggedModelRecord | None) -> None:
+        self.model = model
+        self.experiment = experiment
+        self.run_id = run_id
+        self.held = held
+        self.created = model.created_ms or model.updated_ms or 0
+        self.later = max(model.updated_ms or 0, self.created + 1)
+
+    def _fields(self, kind: str, content: Any, ms: int | None = None) -> dict[str, Any]:
+        digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        ms = self.later if ms is None else ms
+        return {"ts": ms / 1000, "id": id_at(ms, f"mlflow-logged-model:{self.model.id}:{kind}:{digest}"),
+                "model_id": self.model.id}
+
+    def events(self, files: list[lme.ModelFile], metrics: list[tuple[str | None, lme.ModelMetric]],
+               outputs: dict[str, int]) -> list[lme.LoggedModelEvent]:
+        model, held = self.model, self.held
+        found: list[lme.LoggedModelEvent] = []
+        if held is None:
+            found.append(lme.LoggedModelCreated(
+                **self._fields("created", {}, self.created), experiment=self.experiment, name=model.name,
+                model_type=model.model_type, source_run_id=self.run_id, params=model.params, tags=model.tags))
+            held = LoggedModelRecord(model.id, self.experiment, model.name, 0.0, 0.0, params=dict(model.params),
+                                     tags=dict(model.tags))
+        params = {k: v for k, v in model.params.items() if held.params.get(k) != v}
+        if params:
+            found.append(lme.LoggedModelParamsLogged(**self._fields("params", params), params=params))
+        tags = {k: v for k, v in model.tags.items() if held.tags.get(k) != v}
+        if tags:
+            found.append(lme.LoggedModelTagsSet(**self._fields("tags", tags), tags=tags))
+        found += [lme.LoggedModelTagDeleted(**self._fields("tag-deleted", key), key=key)
+                  for key in sorted(set(held.tags) - set(model.tags))]
+        changed = [f for f in files if held.files.get(f.path) != f]
+        if changed:
+            found.append(lme.LoggedModelFiles(**self._fields("files", [f.model_dump() for f in changed]), files=changed))
+        found += self._metrics(metrics, held)
+        found += [lme.LoggedModelOutput(**self._fields("output", [run, step]), run_id=run, step=step)
+                  for run, step in sorted(outputs.items()) if held.outputs_of.get(run) != step]
+        if model.status != held.status:  # (MLflow's status, checked against mltrail's by the event)
+            found.append(lme.LoggedModelFinalized.model_validate({**self._fields("status", model.status),
+                                                                  "status": model.status}))
+        if model.deleted and not held.deleted:
+            found.append(lme.LoggedModelDeleted(**self._fields("deleted", True)))
+        return found
+
+    def _metrics(self, metrics: list[tuple[str | None, lme.ModelMetric]],
+                 held: LoggedModelRecord) -> list[lme.LoggedModelMetrics]:
+        """The points mltrail's copy lacks (the same point twice in MLflow stays twice), one
+        event per run that logged them."""
+        have: Counter[tuple[Any, ...]] = Counter((p.run_id, p.key, p.step, round(p.timestamp * 1000), ev.nonfinite_name(p.value) or p.value,
+                        p.dataset_name, p.dataset_digest) for p in held.metrics)
+        by_run: dict[str | None, list[lme.ModelMetric]] = {}
+        for run, m in metrics:
+            identity = (run, m.key, m.step, round(m.timestamp * 1000), m.nonfinite or m.value, m.dataset_name,
+                        m.dataset_digest)
+            if have[identity] > 0:
+                have[identity] -= 1
+            else:
+                by_run.setdefault(run, []).append(m)
+        return [lme.LoggedModelMetrics(**self._fields("metrics", [run, [m.model_dump() for m in points]]),
+                                       run_id=run, metrics=points)
+                for run, points in sorted(by_run.items(), key=lambda item: item[0] or "")]
+
+
+MAX_DELETED_VERSIONS = 100_000  # a model's version numbers past its versions by more: a corrupt record, not deletes
+
+
+def _numbered(versions: list[SourceVersion]) -> list[tuple[int, SourceVersion | None, int]]:
+    """``(number, version, ID time in ms)`` for every number from 1 to the model's last:
+    a number MLflow does not list (deleted there) as None. The ID times increase with the
+    numbers, since the registry numbers versions by ID: each is the version's creation,
+    moved past the one before when two tie (a script registering fast) or run backwards,
+    and one without a creation time comes right after the one before it."""
+    by_number = {v.version: v for v in versions if v.version >= 1}
+    last = max(by_number, default=0)
+    if last - len(by_number) > MAX_DELETED_VERSIONS:
+        raise InvalidInputError(f"its versions are numbered up to {last} but it has {len(by_number)}: "
+                                "the record is damaged")
+    known = [by_number[n].created_ms if n in by_number else None for n in range(1, last + 1)]
+    leading = next((i for i, ms in enumerate(known) if ms is not None), len(known))
+    first = known[leading] if leading < len(known) else leading
+    previous = max((first or 0) - leading - 1, -1)
+    numbered = []
+    for number, ms in enumerate(known, 1):
+        previous = max(ms if ms is not None else previous + 1, previous + 1)
+        numbered.append((number, by_number.get(number), previous))
+    return numbered
 
 
 def _dataset_event(run_id: str, ts: float, dataset: Any) -> ev.Dataset:

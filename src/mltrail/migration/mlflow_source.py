@@ -31,9 +31,17 @@ The folder layout (MLflow's ``FileStore``, every version from 1.x to 3.x)::
     mlruns/<experiment id>/<run id>/metrics/<key>  lines "timestamp(ms) value [step]"
     mlruns/<experiment id>/<run id>/artifacts/     unless artifact_uri points elsewhere
     mlruns/<experiment id>/<run id>/inputs/<id>/meta.yaml   a dataset input (2.4+)
+    mlruns/<experiment id>/<run id>/outputs/<model id>/meta.yaml   a logged model the run made, at a step (3.x)
     mlruns/<experiment id>/datasets/<id>/meta.yaml           the dataset it names
+    mlruns/<experiment id>/models/<model id>/meta.yaml       a logged model (3.x): name, source_run_id, status
+        (0-3: unspecified, pending, ready, failed), creation/last_updated_timestamp, artifact_location,
+        lifecycle_stage; params/, tags/ as a run's; metrics/<key> lines "timestamp value step run_id
+        [dataset_name dataset_digest]"; artifacts/ unless artifact_location points elsewhere
     mlruns/.trash/<experiment id>/                 deleted experiments
     mlruns/models/<name>/meta.yaml, version-<n>/meta.yaml, tags/, aliases/<alias>
+        (a deleted version keeps its folder, its current_stage "Deleted_Internal")
+
+MLflow 3.0 to 3.18 lay logged models out the same way (their file stores compared).
 """
 
 from __future__ import annotations
@@ -61,6 +69,8 @@ from .mlflow_client import database_kind, dispose, private_copy, quiet_mlflow, r
 
 # MLflow's RunStatus numbers (mlflow/protos/service.proto), as meta.yaml holds them
 RUN_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+# MLflow's LoggedModelStatus numbers (LoggedModelStatus.to_int), as a logged model's meta.yaml holds them
+MODEL_STATUS = {0: "UNSPECIFIED", 1: "PENDING", 2: "READY", 3: "FAILED"}
 NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or an experiment
 LATEST_MS = int(LATEST_TS * 1000)  # MLflow's times are milliseconds; later ones are another unit or a typo
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: 10x faster
@@ -139,7 +149,7 @@ class RunContent:
     artifacts: list[SourceArtifact]
     notes: list[str] = field(default_factory=list)  # what was left out, said in the summary
     refused: list[SourceError] = field(default_factory=list)  # files not read (outside the source), by path
-    logged_models: dict[str, str] = field(default_factory=dict)  # MLflow 3 model ID -> its folder among the artifacts
+    outputs: dict[str, int] = field(default_factory=dict)  # MLflow 3: the logged models the run made -> step
 
 
 @dataclass
@@ -159,16 +169,36 @@ class SourceRun:
 
 
 @dataclass
-class LoggedModel:
-    """An MLflow 3 logged model (``log_model`` since 3.0): its files live beside the run's,
-    not among them; the import puts them among the run's artifacts under ``name/``, where
-    MLflow 2 kept them."""
+class ModelPoint:
+    """A logged model's metric point, with the run that logged it and its dataset."""
+
+    key: str
+    point: Point
+    run_id: str | None
+    dataset_name: str | None
+    dataset_digest: str | None
+
+
+@dataclass
+class SourceLoggedModel:
+    """An MLflow 3 logged model (``log_model`` since 3.0): a model of its own beside the
+    runs, with its ID, params, tags, metrics and files; :attr:`files` lists the files (given
+    a scratch folder for those fetched), with those refused (outside the source)."""
 
     id: str
     name: str
-    run_id: str
-    files: Path | str  # its artifacts folder, or (through the client) its artifact URI
-    refused: SourceError | None = None  # its artifact_location, when it names a folder outside the source
+    experiment_id: str
+    run_id: str | None  # MLflow's ID of the run that made it
+    status: str  # MLflow's LoggedModelStatus: READY, PENDING, FAILED, UNSPECIFIED
+    model_type: str | None
+    created_ms: int | None
+    updated_ms: int | None
+    deleted: bool
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: list[ModelPoint]
+    where: str  # its folder, or the tracking URI and its ID, for messages
+    files: Callable[[Path], tuple[list[SourceArtifact], list[SourceError]]]
 
 
 @dataclass
@@ -182,6 +212,8 @@ class SourceVersion:
     stage: str | None
     user: str | None
     model_id: str | None = None  # MLflow 3: the logged model the version is
+    deleted: bool = False  # deleted in MLflow: its number stays taken there
+    unreadable: SourceError | None = None  # its record cannot be read: imported as its number only
 
 
 @dataclass
@@ -215,6 +247,10 @@ class MlflowSource:
         raise NotImplementedError
 
     def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
+        raise NotImplementedError
+
+    def logged_models(self, experiment: SourceExperiment,
+                      include_deleted: bool) -> Iterator[SourceLoggedModel | SourceError]:
         raise NotImplementedError
 
     def models(self) -> Iterator[SourceModel | SourceError]:
@@ -382,6 +418,39 @@ def _metric_file(path: Path) -> list[Point]:
     return points
 
 
+def _model_metric_file(path: Path) -> list[ModelPoint]:
+    """A logged model's metric file: lines "timestamp value step run_id", with the
+    dataset's name and digest after them when the point names one."""
+    points = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) not in (4, 6):
+                raise ValueError
+            timestamp, value, step = int(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise SourceError(f"{path}:{number}", f"malformed metric line {line[:80]!r} (MLflow writes a "
+                              "logged model's as 'timestamp value step run_id [dataset_name dataset_digest]')") from None
+        dataset = parts[4:6] if len(parts) == 6 else [None, None]
+        points.append(ModelPoint(path.name, point(timestamp, value, step, f"{path}:{number}"), parts[3] or None,
+                                 dataset[0], dataset[1]))
+    return points
+
+
+def _model_status(value: Any, path: Path) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value in MODEL_STATUS:
+        return MODEL_STATUS[value]
+    if isinstance(value, str) and value.upper() in MODEL_STATUS.values():
+        return value.upper()
+    raise SourceError(path, f"status {value!r} is not an MLflow logged model status")
+
+
 def _unit_hint(value: Any) -> str:
     """What a time out of bounds would be in microseconds, the usual mistake."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and LATEST_MS < value <= LATEST_MS * 1000:
@@ -466,21 +535,6 @@ class FolderSource(MlflowSource):
 
     def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
         folder = Path(experiment.where)
-        logged: dict[str, list[LoggedModel]] = {}
-        for model_dir in self._folders(folder / "models"):
-            try:
-                if isinstance(model_dir, SourceError):
-                    raise model_dir
-                meta = _yaml(model_dir / "meta.yaml", self.fence)
-            except SourceError as exc:
-                yield exc
-                continue
-            files = model_dir / "artifacts"
-            model = LoggedModel(id=str(meta.get("model_id") or model_dir.name), name=str(meta.get("name") or "model"),
-                                run_id=str(meta.get("source_run_id") or ""), files=files)
-            model.files, model.refused = self._artifact_folder(meta.get("artifact_location"), files,
-                                                               model_dir / "meta.yaml", "artifact_location")
-            logged.setdefault(model.run_id, []).append(model)
         for run_dir in self._folders(folder):
             if isinstance(run_dir, SourceError):
                 yield run_dir
@@ -500,12 +554,54 @@ class FolderSource(MlflowSource):
                     end_ms=_ms(meta.get("end_time"), path, "end_time"),
                     deleted=meta.get("lifecycle_stage") == "deleted", user=meta.get("user_id") or None,
                     where=str(run_dir),
-                    content=self._content(run_dir, folder, meta.get("artifact_uri"), logged.get(run_id, [])))
+                    content=self._content(run_dir, folder, meta.get("artifact_uri")))
             except SourceError as exc:
                 yield exc
                 continue
             if include_deleted or not run.deleted:
                 yield run
+
+    def logged_models(self, experiment: SourceExperiment,
+                      include_deleted: bool) -> Iterator[SourceLoggedModel | SourceError]:
+        for model_dir in self._folders(Path(experiment.where) / "models"):
+            try:
+                if isinstance(model_dir, SourceError):
+                    raise model_dir
+                model = self._logged_model(model_dir, experiment)
+            except SourceError as exc:
+                yield exc
+                continue
+            if include_deleted or not model.deleted:
+                yield model
+
+    def _logged_model(self, model_dir: Path, experiment: SourceExperiment) -> SourceLoggedModel:
+        path = model_dir / "meta.yaml"
+        meta = _yaml(path, self.fence)
+        model_id = str(meta.get("model_id") or "")
+        if model_id != model_dir.name:
+            raise SourceError(path, f"names logged model {model_id!r}, not its folder's {model_dir.name!r}")
+        metrics: list[ModelPoint] = []
+        files, refused = self.fence.files(model_dir / "metrics")
+        if refused:
+            raise refused[0]
+        for metric in files:
+            metrics += _model_metric_file(metric)
+        folder, error = self._artifact_folder(meta.get("artifact_location"), model_dir / "artifacts", path,
+                                              "artifact_location")
+        return SourceLoggedModel(
+            id=model_id, name=str(meta.get("name") or "model"), experiment_id=experiment.id,
+            run_id=str(meta.get("source_run_id") or "") or None, status=_model_status(meta.get("status", 0), path),
+            model_type=meta.get("model_type") or None,
+            created_ms=_ms(meta.get("creation_timestamp"), path, "creation_timestamp"),
+            updated_ms=_ms(meta.get("last_updated_timestamp"), path, "last_updated_timestamp"),
+            deleted=meta.get("lifecycle_stage") == "deleted", params=_text_tree(model_dir / "params", self.fence),
+            tags=_text_tree(model_dir / "tags", self.fence), metrics=metrics, where=str(model_dir),
+            files=partial(self._model_files, folder, error))
+
+    def _model_files(self, folder: Path, error: SourceError | None,
+                     scratch: Path) -> tuple[list[SourceArtifact], list[SourceError]]:
+        refused = [error] if error is not None else []
+        return self._files(folder, "", refused), refused
 
     def _artifact_folder(self, uri: str | None, default: Path, meta: Path,
                          name: str) -> tuple[Path, SourceError | None]:
@@ -540,12 +636,14 @@ class FolderSource(MlflowSource):
                     if not version_dir.name.startswith("version-"):
                         continue
                     try:
-                        version = self._version(version_dir)
-                    except SourceError as exc:  # that version is skipped, not the model
-                        broken.append(exc)
-                        continue
-                    if version is not None:
-                        versions.append(version)
+                        versions.append(self._version(version_dir))
+                    except SourceError as exc:  # that version, not the model; its number is kept when known
+                        number = version_dir.name.removeprefix("version-")
+                        if number.isdigit():
+                            versions.append(SourceVersion(int(number), None, None, None, {}, None, None, None,
+                                                          unreadable=exc))
+                        else:
+                            broken.append(exc)
                 yield SourceModel(name=str(meta.get("name", folder.name)), description=meta.get("description") or None,
                                   tags=_text_tree(folder / "tags", self.fence), aliases=aliases,
                                   created_ms=_ms(meta.get("creation_timestamp"), path, "creation_timestamp"),
@@ -555,21 +653,18 @@ class FolderSource(MlflowSource):
             except (TypeError, ValueError) as exc:
                 yield SourceError(folder, f"a version number or alias is not a number ({exc})")
 
-    def _version(self, version_dir: Path) -> SourceVersion | None:
+    def _version(self, version_dir: Path) -> SourceVersion:
         path = version_dir / "meta.yaml"
         meta = _yaml(path, self.fence)
-        if meta.get("current_stage") == "Deleted_Internal":
-            return None
         return SourceVersion(
             version=int(meta.get("version", version_dir.name.removeprefix("version-"))),
             run_id=meta.get("run_id") or None, source=meta.get("source") or None,
             description=meta.get("description") or None, tags=_text_tree(version_dir / "tags", self.fence),
             created_ms=_ms(meta.get("creation_timestamp"), path, "creation_timestamp"),
             stage=meta.get("current_stage") or None, user=meta.get("user_id") or None,
-            model_id=meta.get("model_id") or None)
+            model_id=meta.get("model_id") or None, deleted=meta.get("current_stage") == "Deleted_Internal")
 
-    def _content(self, run_dir: Path, experiment_dir: Path, artifact_uri: str | None,
-                 logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
+    def _content(self, run_dir: Path, experiment_dir: Path, artifact_uri: str | None) -> Callable[[Path], RunContent]:
         def read(scratch: Path) -> RunContent:
             refused: list[SourceError] = []
             metrics: dict[str, list[Point]] = {}
@@ -588,13 +683,25 @@ class FolderSource(MlflowSource):
                                                      "artifact_uri")
             refused += [error] if error is not None else []
             content.artifacts = self._files(artifacts, "", refused)
-            for model, folder in zip(logged, _model_folders(logged)):
-                content.logged_models[model.id] = folder
-                refused += [model.refused] if model.refused is not None else []
-                content.artifacts += self._files(Path(model.files), f"{folder}/", refused)
+            content.outputs = self._outputs(run_dir)
             content.refused = refused
             return content
         return read
+
+    def _outputs(self, run_dir: Path) -> dict[str, int]:
+        """The logged models the run made (MLflow 3's ``outputs/<model ID>/meta.yaml``), by
+        ID, with the step each was logged at."""
+        outputs: dict[str, int] = {}
+        if not (run_dir / "outputs").is_dir():  # (MLflow 2's runs, and runs that logged no model: one stat)
+            return outputs
+        for output_dir in self._folders(run_dir / "outputs"):
+            if isinstance(output_dir, SourceError):
+                raise output_dir
+            step = _yaml(output_dir / "meta.yaml", self.fence).get("step") or 0
+            if isinstance(step, bool) or not isinstance(step, int) or not -INT64_MAX - 1 <= step <= INT64_MAX:
+                raise SourceError(output_dir / "meta.yaml", f"step {step!r} is not a 64-bit integer")
+            outputs[output_dir.name] = step
+        return outputs
 
     def _files(self, folder: Path, prefix: str, refused: list[SourceError]) -> list[SourceArtifact]:
         files = []
@@ -631,13 +738,6 @@ def _lenient_ms(value: Any) -> int | None:
         return _ms(value, "", "creation_time")
     except SourceError:
         return None
-
-
-def _model_folders(logged: list[LoggedModel]) -> list[str]:
-    """Where each of a run's logged models goes among its artifacts: its name (``model``),
-    or, when the run logged two of one name, the name and the model's ID."""
-    names = [m.name for m in logged]
-    return [m.name if names.count(m.name) == 1 else f"{m.name}-{m.id}" for m in logged]
 
 
 def _dataset(record: dict[str, Any], context: str | None) -> SourceDataset:
@@ -709,13 +809,6 @@ class ClientSource(MlflowSource):
         from mlflow.entities import ViewType
 
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
-        logged: dict[str, list[LoggedModel]] = {}
-        if hasattr(self.client, "search_logged_models"):  # MLflow 3
-            for model in self._pages(self.client.search_logged_models, experiment_ids=[experiment.id],
-                                     max_results=self.PAGE):
-                logged.setdefault(model.source_run_id or "", []).append(LoggedModel(
-                    id=model.model_id, name=model.name or "model", run_id=model.source_run_id or "",
-                    files=model.artifact_location))
         for run in self._pages(self.client.search_runs, experiment_ids=[experiment.id], run_view_type=view,
                                max_results=self.PAGE):
             info = run.info
@@ -728,9 +821,33 @@ class ClientSource(MlflowSource):
             yield SourceRun(id=info.run_id, experiment_id=experiment.id, name=info.run_name or None,
                             status=str(info.status), start_ms=start_ms, end_ms=end_ms,
                             deleted=info.lifecycle_stage == "deleted", user=info.user_id or None, where=where,
-                            content=self._content(run, logged.get(info.run_id, [])))
+                            content=self._content(run))
 
-    def _content(self, run: Any, logged: list[LoggedModel]) -> Callable[[Path], RunContent]:
+    def logged_models(self, experiment: SourceExperiment,
+                      include_deleted: bool) -> Iterator[SourceLoggedModel | SourceError]:
+        """The experiment's logged models (MLflow's client answers no deleted one)."""
+        if not hasattr(self.client, "search_logged_models"):  # MLflow 2: none
+            return
+        for model in self._pages(self.client.search_logged_models, experiment_ids=[experiment.id],
+                                 max_results=self.PAGE):
+            where = f"{self.description} logged model {model.model_id}"
+            try:
+                metrics = [ModelPoint(m.key, point(m.timestamp, m.value, m.step, f"{where} metric {m.key}"),
+                                      m.run_id or None, m.dataset_name or None, m.dataset_digest or None)
+                           for m in model.metrics or []]
+                created = _ms(model.creation_timestamp, where, "creation_timestamp")
+                updated = _ms(model.last_updated_timestamp, where, "last_updated_timestamp")
+            except SourceError as exc:
+                yield exc
+                continue
+            yield SourceLoggedModel(
+                id=model.model_id, name=model.name or "model", experiment_id=experiment.id,
+                run_id=model.source_run_id or None, status=str(model.status), model_type=model.model_type or None,
+                created_ms=created, updated_ms=updated, deleted=False, params=dict(model.params or {}),
+                tags=dict(model.tags or {}), metrics=metrics, where=where,
+                files=partial(self._logged_model_files, model.model_id, str(model.artifact_location)))
+
+    def _content(self, run: Any) -> Callable[[Path], RunContent]:
         def read(scratch: Path) -> RunContent:
             from mlflow.exceptions import MlflowException
 
@@ -751,9 +868,8 @@ class ClientSource(MlflowSource):
             content = RunContent(params=dict(run.data.params), tags=dict(run.data.tags), metrics=metrics,
                                  datasets=datasets, artifacts=[])
             content.artifacts = self._listed(run_id, scratch / run_id)
-            for model, folder in zip(logged, _model_folders(logged)):
-                content.logged_models[model.id] = folder
-                content.artifacts += self._logged_model_files(model, scratch / run_id / ".models" / model.id, folder)
+            outputs = getattr(run, "outputs", None)  # MLflow 3: the logged models the run made
+            content.outputs = {o.model_id: int(o.step or 0) for o in getattr(outputs, "model_outputs", None) or []}
             return content
         return read
 
@@ -782,49 +898,56 @@ class ClientSource(MlflowSource):
         except Exception as exc:  # noqa: BLE001
             raise SourceError(f"{self.description} run {run_id}", f"artifact {path} cannot be fetched ({exc})") from None
 
-    def _logged_model_files(self, model: LoggedModel, target: Path, folder: str) -> list[SourceArtifact]:
+    def _logged_model_files(self, model_id: str, location: str,
+                            scratch: Path) -> tuple[list[SourceArtifact], list[SourceError]]:
         """A logged model's files: fetched together, when the import first needs one of them
         (its files never change once it is logged)."""
         from mlflow.artifacts import download_artifacts
 
         fetched: list[Path] = []
+        target = scratch / ".models" / model_id
 
         def local() -> Path:
             if not fetched:
                 shutil.rmtree(target, ignore_errors=True)
                 target.mkdir(parents=True)
                 try:
-                    fetched.append(Path(download_artifacts(artifact_uri=str(model.files), dst_path=str(target),
+                    fetched.append(Path(download_artifacts(artifact_uri=location, dst_path=str(target),
                                                            tracking_uri=self.uri)))
                 except Exception as exc:  # noqa: BLE001 (any artifact repository's error names the model)
-                    raise SourceError(f"{self.description} logged model {model.id}",
+                    raise SourceError(f"{self.description} logged model {model_id}",
                                       f"its files cannot be fetched ({exc})") from None
             return fetched[0]
 
-        try:
-            listed = self.client.list_logged_model_artifacts(model.id)
-        except Exception as exc:  # noqa: BLE001
-            raise SourceError(f"{self.description} logged model {model.id}", f"its files cannot be listed ({exc})") from None
-        files, folders = [], [info for info in listed]
+        files: list[SourceArtifact] = []
+        folders: list[str | None] = [None]
         while folders:
-            info = folders.pop()
-            if info.is_dir:
-                folders += self.client.list_logged_model_artifacts(model.id, info.path)
-                continue
-            files.append(SourceArtifact(f"{folder}/{info.path}", info.file_size,
-                                        f"{self.description}|{model.id}|{info.path}|{info.file_size}",
-                                        partial(_inside, local, info.path)))
-        return sorted(files, key=lambda a: a.name)
+            folder = folders.pop()
+            try:
+                listed = self.client.list_logged_model_artifacts(model_id, folder)
+            except Exception as exc:  # noqa: BLE001 (any artifact repository's error names the model)
+                raise SourceError(f"{self.description} logged model {model_id}",
+                                  f"its files cannot be listed ({exc})") from None
+            for info in listed:
+                if info.is_dir:
+                    folders.append(info.path)
+                    continue
+                files.append(SourceArtifact(info.path, info.file_size,
+                                            f"{self.description}|{model_id}|{info.path}|{info.file_size}",
+                                            partial(_inside, local, info.path)))
+        return sorted(files, key=lambda a: a.name), []
 
     def models(self) -> Iterator[SourceModel | SourceError]:
         for model in self._pages(self.client.search_registered_models, max_results=self.PAGE):
             where = f"{self.description} model {model.name}"
-            versions, broken = [], []
-            for v in self.client.search_model_versions(f"name = '{_quoted(model.name)}'"):
+            versions = []
+            for v in self._pages(self.client.search_model_versions, filter_string=f"name = '{_quoted(model.name)}'",
+                                 max_results=self.PAGE):  # (paged: a model with many versions keeps them all)
                 try:
                     created = _ms(v.creation_timestamp, f"{where} version {v.version}", "creation_timestamp")
-                except SourceError as exc:
-                    broken.append(exc)
+                except SourceError as exc:  # imported as its number only
+                    versions.append(SourceVersion(int(v.version), None, None, None, {}, None, None, None,
+                                                  unreadable=exc))
                     continue
                 versions.append(SourceVersion(version=int(v.version), run_id=v.run_id or None, source=v.source or None,
                                               description=v.description or None, tags=dict(v.tags),
@@ -838,7 +961,7 @@ class ClientSource(MlflowSource):
                 continue
             yield SourceModel(name=model.name, description=model.description or None, tags=dict(model.tags),
                               aliases={a: int(v) for a, v in aliases.items()}, created_ms=created,
-                              versions=sorted(versions, key=lambda v: v.version), where=where, broken=broken)
+                              versions=sorted(versions, key=lambda v: v.version), where=where)
 
 
 def _quoted(text: str) -> str:

@@ -125,7 +125,13 @@ def _run_folder_of(version: reg.ModelVersion) -> str:
     """The folder of its run's artifacts a version's files are (its main file's path there,
     less that file's path inside the folder)."""
     main = reg.main_file([f.path for f in version.files])
-    return version.artifact[:-len(main)].rstrip("/")
+    return (version.artifact or "")[:-len(main)].rstrip("/")
+
+
+def _without_files(version: reg.ModelVersion) -> MlflowException:
+    """MLflow's answer for a version imported from MLflow without its files, saying why."""
+    return MlflowException(f"Model Version (name={version.model}, version={version.number}) was imported from "
+                           f"MLflow without its files: {version.missing}", databricks_pb2.RESOURCE_DOES_NOT_EXIST)
 
 
 def _page_bounds(max_results: Any, threshold: int) -> None:
@@ -345,8 +351,12 @@ class RegistryTranslation(AbstractStore):
         else:
             raise _invalid("a models:/ source names a version: models:/<name>/<version> or models:/<name>@<alias>")
         found = self._version(name, copied.version)
+        if found.missing is not None:
+            raise _without_files(found)
         if found.model_id is not None:
             return self._logged_model(found.model_id, run_id or found.run)
+        if found.run is None or found.artifact is None:  # (only a version without files has neither)
+            raise _invalid(f"version {found.number} of {name!r} has no run to copy its files from")
         if found.files:
             return Source(found.run, list(found.files), folder=_run_folder_of(found))
         return self._run_folder(found.run, found.artifact)
@@ -404,6 +414,8 @@ class RegistryTranslation(AbstractStore):
         """Where MLflow's client reads the version's files: its logged model's location, else
         its source (``runs:/`` for a version mltrail registered)."""
         found = self._version(name, version)
+        if found.missing is not None:
+            raise _without_files(found)
         if found.model_id is not None:
             return self.translation.logged_models.get(found.model_id, allow_deleted=True).artifact_location
         if found.files and (found.source or "").startswith("models:/"):  # a copy: where its files are, which

@@ -45,7 +45,7 @@ from ..storage.layout import Layout
 from ..storage.locks import held
 from ..storage.logged_model_events import ModelFile
 from .mlflow_models import MLMODEL, folder_files, load_resolved, mlflow_folder
-from .uris import RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri
+from .uris import LOGGED_MODEL_URI, RUNS_URI, ResolvedModel, looks_pickled, parse_model_uri
 
 if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
@@ -60,12 +60,12 @@ class ModelVersion:
     model: str
     number: int
     id: str
-    run: str
-    experiment: str
+    run: str | None  # None: registered in MLflow without a run (and imported)
+    experiment: str | None
     run_name: str | None
-    artifact: str
-    sha256: str
-    size: int
+    artifact: str | None  # None: imported from MLflow without its files (``missing`` says why)
+    sha256: str | None
+    size: int | None
     params: dict[str, str]
     metrics: dict[str, float | None]
     datasets: list[dict[str, Any]]
@@ -81,10 +81,20 @@ class ModelVersion:
     files: tuple[ModelFile, ...] = ()
     deleted: bool = False  # deleted through MLflow's API (and so archived)
     updated: float = 0.0  # the last change of its tags or description (its creation if none)
+    missing: str | None = None  # why it has no files: imported from MLflow without them
 
     @property
     def uri(self) -> str:
         return f"models:/{self.model}/{self.number}"
+
+    def main_file(self) -> tuple[str, str]:
+        """``(artifact, sha256)`` of the file mltrail loads; a NotFoundError saying why
+        when the version has none (imported from MLflow without its files)."""
+        if self.artifact is None or self.sha256 is None:
+            raise NotFoundError(f"version {self.number} of {self.model!r} was imported from MLflow without its model "
+                                f"files, so it cannot be loaded: {self.missing or 'no reason recorded'}. Register "
+                                "a version with files, or point the alias at one")
+        return self.artifact, self.sha256
 
 
 @dataclass(frozen=True)
@@ -267,7 +277,8 @@ class ModelRegistry:
             created=event.ts, by=event.by, archived=event.id in state.archived,
             aliases=tuple(sorted(a for a, v in state.aliases.items() if v == event.id)),
             source=event.source, model_id=event.model_id, files=tuple(event.files or ()),
-            deleted=event.id in state.deleted, updated=state.version_updated.get(event.id, event.ts))
+            deleted=event.id in state.deleted, updated=state.version_updated.get(event.id, event.ts),
+            missing=event.missing)
 
     def get(self, name: str, version: int | str | None = None, alias: str | None = None) -> ModelVersion:
         """A version by number, by alias (``latest`` is the newest live version), or the
@@ -324,7 +335,7 @@ class ModelRegistry:
             v = self._version(state, event)
             rows.append({"version": v.number, "id": v.id, "run": v.run, "run_name": v.run_name,
                          "experiment": v.experiment, "artifact": v.artifact, "sha256": v.sha256,
-                         "aliases": ", ".join(v.aliases), "archived": v.archived,
+                         "aliases": ", ".join(v.aliases), "archived": v.archived, "missing": v.missing,
                          "created": pd.Timestamp(v.created, unit="s", tz="UTC"), "by": v.by,
                          "description": v.description,
                          **{f"metrics.{k}": val for k, val in v.metrics.items()}})
@@ -549,6 +560,9 @@ class ModelRegistry:
         with an ``MLmodel``; a file of one; a version registered from one) resolves to every
         file of its folder, each checked."""
         runs = RUNS_URI.fullmatch(uri) if isinstance(uri, str) else None
+        logged_model = LOGGED_MODEL_URI.fullmatch(uri) if isinstance(uri, str) else None
+        if logged_model is not None:
+            return self._logged_model(uri, logged_model["model_id"])
         if runs is not None:
             details = self._run_details(runs["run"])
             run_id, artifact = details["run"]["run_id"], runs["artifact"]
@@ -563,25 +577,25 @@ class ModelRegistry:
             return self._resolved(uri, run_id, artifact, logged[artifact].sha256, logged[artifact].in_git, None, [])
         name, number, alias = parse_model_uri(uri)
         version = self.get(name, number, alias)
+        artifact, sha256 = version.main_file()  # says why a version imported without its files cannot load
         if version.files:  # a folder registered whole (its files may be a logged model's, not the run's)
             files = list(version.files) if any(f.path == MLMODEL for f in version.files) else []
-            return self._resolved(uri, version.run, version.artifact, version.sha256, None, version, files)
+            return self._resolved(uri, version.run, artifact, sha256, None, version, files)
         # registered from one file: of an MLflow model's folder (imported from MLflow, its MLmodel
         # or pickle), whose other files are then the run's artifacts beside it?
         beside = self._version_run_artifacts(version)
         if beside is None:  # the run is not readable here (a server's user may read the model only)
-            if posixpath.basename(version.artifact) == MLMODEL:
+            if posixpath.basename(artifact) == MLMODEL:
                 raise NotFoundError(f"{uri} is an MLflow model whose files are artifacts of run {version.run}, "
                                     "which you may not read here")
-            return self._resolved(uri, version.run, version.artifact, version.sha256, None, version, [])
-        if version.artifact not in beside:
-            raise NotFoundError(f"run {version.run} has no artifact {version.artifact!r} (the file of {uri})")
-        folder = mlflow_folder(version.artifact, beside)
+            return self._resolved(uri, version.run, artifact, sha256, None, version, [])
+        if artifact not in beside:
+            raise NotFoundError(f"run {version.run} has no artifact {artifact!r} (the file of {uri})")
+        folder = mlflow_folder(artifact, beside)
         files = [] if folder is None else folder_files(folder, beside.values())
-        return self._resolved(uri, version.run, version.artifact, version.sha256, beside[version.artifact].in_git,
-                              version, files)
+        return self._resolved(uri, version.run, artifact, sha256, beside[artifact].in_git, version, files)
 
-    def _resolved(self, uri: str, run_id: str, artifact: str, sha256: str, in_git: bool | None,
+    def _resolved(self, uri: str, run_id: str | None, artifact: str, sha256: str, in_git: bool | None,
                   version: ModelVersion | None, files: builtins.list[ModelFile]) -> ResolvedModel:
         """The main file and the folder's ``files``, each fetched (against a server) and checked."""
         verified = {f.path: self._blob(f.sha256, f"file {f.path!r} of {uri}", f.in_git) for f in files}
@@ -593,12 +607,28 @@ class ModelRegistry:
 
     def _version_run_artifacts(self, version: ModelVersion) -> dict[str, ModelFile] | None:
         """The artifacts of a version's run, by path (None: the run cannot be read here)."""
+        if version.run is None:  # a version made without a run (its logged model's files are its own)
+            return None
         artifacts = self.runs.artifacts()
         return artifact_files(artifacts[artifacts["run_id"] == version.run])
 
     def _blob(self, sha256: str, what: str, in_git: bool | None) -> Path:
         """A blob's file, checked against its sha256."""
         return self.blobs.verified(sha256, what, in_git)
+
+    def _logged_model(self, uri: str, model_id: str) -> ResolvedModel:
+        """A logged model's main file (its pickle, else its ``MLmodel``), as MLflow 3 reads
+        ``models:/m-<ID>``."""
+        record = self.runs.logged_models.get(model_id)
+        if not record.files:
+            raise NotFoundError(f"{uri}: logged model {model_id} ({record.name!r}) has no files (status "
+                                f"{record.status}): nothing to load")
+        if MLMODEL in record.files:  # an MLflow model folder: every file, its MLmodel stands for it
+            main = record.files[MLMODEL]
+            return self._resolved(uri, record.source_run_id, MLMODEL, main.sha256, main.in_git, None,
+                                  list(record.files.values()))
+        found = record.files[main_file(list(record.files))]
+        return self._resolved(uri, record.source_run_id, found.path, found.sha256, found.in_git, None, [])
 
     def load(self, uri: str) -> Any:
         """The model a URI names (every file hash verified first): the object pickled in its

@@ -1,8 +1,9 @@
 """Model URIs and loading: ``models:/name@alias``, ``models:/name/3``, ``models:/name/latest``
-(MLflow's forms) and ``runs:/RUN/artifact``, each resolved to the artifact's file with its
-hash verified, so what is served is exactly what was registered. A URI that names an MLflow
-model (a folder with an ``MLmodel`` file) resolves to every file of that folder, each
-verified; :mod:`.mlflow_models` loads it."""
+(MLflow's forms), ``models:/m-<ID>`` (an MLflow 3 logged model, as MLflow reads it) and
+``runs:/RUN/artifact``, each resolved to the artifact's file with its hash verified, so
+what is served is exactly what was registered. A URI that names an MLflow model (a folder
+with an ``MLmodel`` file) resolves to every file of that folder, each verified;
+:mod:`.mlflow_models` loads it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))?$")
 RUNS_URI = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<artifact>.+)$")
+LOGGED_MODEL_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]{32})/?$")  # MLflow 3: a logged model's ID
 
 
 def parse_model_uri(uri: str) -> tuple[str, int | None, str | None]:
@@ -48,7 +50,7 @@ class ResolvedModel:
     uri: str
     path: Path
     sha256: str
-    run: str
+    run: str | None  # None: a logged model or version made without a run
     artifact: str
     version: ModelVersion | None  # for models:/ URIs
     files: Mapping[str, Path] = field(default_factory=dict)
@@ -69,7 +71,7 @@ def unpickled(resolved: ResolvedModel) -> Any:
     data = resolved.path.read_bytes()
     if not looks_pickled(data[:2]):
         raise InvalidInputError(f"{resolved.uri} is not a pickled model: artifact {resolved.artifact!r} of run "
-                                f"{resolved.run} starts with {data[:8]!r}; mltrail loads models saved with "
+                                f"{resolved.run or '(none)'} starts with {data[:8]!r}; mltrail loads models saved with "
                                 "pickle or joblib (uncompressed), and MLflow model folders (an MLmodel file "
                                 "and its files)")
     return unpickle(data, resolved.uri)

@@ -102,6 +102,8 @@ class RemoteModelRegistry(ModelRegistry):
         return self._get_run(run)
 
     def _version_run_artifacts(self, version: ModelVersion) -> dict[str, ModelFile] | None:
+        if version.run is None:  # a version made without a run (its logged model's files are its own)
+            return None
         try:
             return artifact_files(self._get_run(version.run)["artifacts"])
         except NotFoundError:  # a user who may read the model and not its run: its own file only

@@ -55,6 +55,8 @@ def load_served_model(store: Store, uri: str) -> tuple[Any, list[str] | None]:
     signature = signature_inputs(resolved) if is_mlflow_model(resolved) else None
     if signature is not None:
         return model, signature
+    if resolved.run is None:  # a logged model or an MLflow version made without a run
+        return model, None
     params = store.get_run(resolved.run)["params"].set_index("key")["value"]
     return model, params["features"].split(",") if "features" in params else None
 

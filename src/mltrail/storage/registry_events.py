@@ -12,8 +12,11 @@ API) is a model *folder*, not one file: it keeps MLflow's ``source`` URI, the ML
 logged model it came from, and the folder's files; ``artifact`` is then the file mltrail
 loads (its pickle, else its ``MLmodel``). Tags and descriptions set later are events of their
 own; a version deleted through MLflow is archived with ``deleted`` (hidden from MLflow's reads,
-kept in the history). New fields are optional and left out when unset, so files written
-without them read as before.
+kept in the history). A version ``mltrail import mlflow`` could not bring the files of (its
+source is outside the MLflow store, or was deleted there) is still a version, so that every
+later one keeps MLflow's number: it has no ``artifact``, and ``missing`` says why (a
+version MLflow registered without a run has no ``run`` either). New fields are optional and
+left out when unset, so files written without them read as before.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from .eventfiles import FileEvent
 from .fields import Count, Sha256
@@ -46,15 +49,16 @@ class ModelCreated(RegistryEvent):
 
 
 class VersionRegistered(RegistryEvent):
-    """A version: one artifact of one run, with what the run knew when it was registered."""
+    """A version: one artifact of one run, with what the run knew when it was registered;
+    or, imported from MLflow without its files, the reason (``missing``) instead."""
 
     type: Literal["version_registered"] = "version_registered"
-    run: str
-    experiment: str
+    run: str | None = None  # None: registered in MLflow without a run
+    experiment: str | None = None
     run_name: str | None = None
-    artifact: str
-    sha256: Sha256
-    size: Count
+    artifact: str | None = None  # None exactly when ``missing`` says why
+    sha256: Sha256 | None = None
+    size: Count | None = None
     params: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float | None] = Field(default_factory=dict)  # the run's final values
     datasets: list[dict[str, Any]] = Field(default_factory=list)  # name, path, sha256, rows, context
@@ -63,6 +67,16 @@ class VersionRegistered(RegistryEvent):
     source: str | None = None  # MLflow's source URI (models:/m-..., runs:/RUN/path, an artifact URI)
     model_id: str | None = None  # the MLflow 3 logged model it was registered from
     files: list[ModelFile] | None = None  # the model folder's files, by their path inside it
+    missing: str | None = None  # why it has no files (an MLflow version imported without them)
+
+    @model_validator(mode="after")
+    def _files_or_why_not(self) -> VersionRegistered:
+        held = (self.artifact, self.sha256, self.size)
+        if self.missing is None and None in held:
+            raise ValueError("a version names its artifact, sha256 and size, or says why it has none (missing)")
+        if self.missing is not None and (held != (None, None, None) or self.files):
+            raise ValueError("a version without files (missing) names no artifact, sha256, size or files")
+        return self
 
 
 class AliasSet(RegistryEvent):

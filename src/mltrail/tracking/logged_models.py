@@ -219,6 +219,24 @@ class LoggedModels:
         if record.outputs_of.get(run_id) != step:
             self._write(record.experiment, lme.LoggedModelOutput, model_id=model_id, by=by, run_id=run_id, step=step)
 
+    def write_imported(self, experiment: str, events: Sequence[lme.LoggedModelEvent]) -> int:
+        """Events of a model made elsewhere (``mltrail import mlflow``), each with its own
+        time and ID, into the model's folder in ``experiment`` (by name): those not there
+        yet are written; how many. An importer derives the IDs from what the events say, so
+        an import again, or from another clone, writes the same files, not a second copy."""
+        folders = {event.model_id for event in events}
+        if len(folders) > 1:
+            raise InvalidInputError(f"events of one model at a time, not of {', '.join(sorted(folders))}")
+        if events:
+            self.layout.ensure()
+        written = 0
+        for event in events:
+            folder = self.layout.models_dir(experiment) / event.model_id
+            if not (folder / f"{event.id}.jsonl").exists():
+                write_event_file(folder, event.id, event)
+                written += 1
+        return written
+
     def _write(self, folder_of: str, kind: type[lme.LoggedModelEvent], **fields: Any) -> None:
         """Validate the event (strict: a clear error naming the model), then write it into
         the model's folder in experiment ``folder_of``."""
