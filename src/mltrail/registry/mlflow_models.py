@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,42 @@ def folder_files(folder: str, files: Iterable[ModelFile]) -> list[ModelFile]:
     return [f.model_copy(update={"path": f.path[len(prefix):]}) for f in files if f.path.startswith(prefix)]
 
 
+PICKLES = ("model.pkl", "model.joblib", "model.pickle")  # what a folder without flavors is loaded from
+
+
 def is_mlflow_model(resolved: ResolvedModel) -> bool:
-    return MLMODEL in resolved.files
+    """Whether the URI names a folder whose ``MLmodel`` names flavors (what MLflow saves)."""
+    return MLMODEL in resolved.files and _has_flavors(resolved)
 
 
 def load_resolved(resolved: ResolvedModel) -> Any:
     """The model a resolved URI names: an MLflow model's (see the module's docstring), else
-    the object pickled in its file."""
-    return load_mlflow_model(resolved) if is_mlflow_model(resolved) else unpickled(resolved)
+    the object pickled in its file. A folder whose ``MLmodel`` names no flavors (written by
+    hand, or by a tool that copies MLflow's layout) is loaded from its pickle, as mltrail
+    loaded such folders before it read MLflow's flavors; without one it says what is wrong."""
+    if is_mlflow_model(resolved):
+        return load_mlflow_model(resolved)
+    if MLMODEL in resolved.files:
+        pickle_file = next((name for name in PICKLES if name in resolved.files), None)
+        if pickle_file is None:
+            read_mlmodel(resolved)  # raises, naming what the MLmodel lacks
+        else:
+            # the URI named the folder, or one of its files
+            folder = posixpath.dirname(resolved.artifact) if posixpath.basename(resolved.artifact) in resolved.files \
+                else resolved.artifact
+            return unpickled(replace(resolved, path=resolved.files[pickle_file],
+                                     artifact=posixpath.join(folder, pickle_file)))
+    return unpickled(resolved)
+
+
+def _has_flavors(resolved: ResolvedModel) -> bool:
+    try:
+        read_mlmodel(resolved)
+    except InvalidInputError as exc:
+        if "names no flavors" in str(exc):
+            return False
+        raise
+    return True
 
 
 def read_mlmodel(resolved: ResolvedModel) -> dict[str, Any]:
