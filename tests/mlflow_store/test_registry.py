@@ -322,8 +322,8 @@ def test_a_version_imported_without_its_files_is_listed_and_its_download_says_wh
     store.import_mlflow(builder.root)
     client = MlflowClient(f"mltrail:{store.root}")
     versions = {v.version: v for v in client.search_model_versions("name = 'churn'")}
-    assert sorted(versions) == ["1", "2"]  # the one deleted in MLflow is deleted here too
-    assert (versions["2"].source, versions["2"].run_id) == ("s3://nowhere/x", None)
+    assert sorted(versions) == [1, 2]  # the one deleted in MLflow is deleted here too
+    assert (versions[2].source, versions[2].run_id) == ("s3://nowhere/x", None)
     with pytest.raises(MlflowException, match="imported from MLflow without its files: its source s3://nowhere/x"):
         client.get_model_version_download_uri("churn", "2")
     with pytest.raises(MlflowException, match="Model Version .*version=3.* not found"):

@@ -41,6 +41,6 @@ def mlflow(store: Store, source: str, experiments: tuple[str, ...], include_dele
         print_json(summary.to_dict())
         return
     first, *rest = summary.text().splitlines()
-    out.print(first, highlight=False)
+    out.print(first, highlight=False, soft_wrap=True)  # one line, however narrow the terminal: it is data too
     for line in rest:
         note(line)
