@@ -361,9 +361,10 @@ class Translation:
                 _log_params(run, params)
             if tags:
                 self._set_tags(run, {t.key: t.value for t in tags})
-            for m in run_points:
+            for m in run_points:  # (a point measured on a dataset keeps its name and digest, as MLflow 3's stores do)
                 run.log_metric(m.key, _metric_value(m), int(m.step or 0),
-                               timestamp=None if m.timestamp is None else m.timestamp / 1000)
+                               timestamp=None if m.timestamp is None else m.timestamp / 1000,
+                               dataset_name=m.dataset_name, dataset_digest=m.dataset_digest)
             run.flush()
         if for_model:
             self.logged_models.log_metrics(run_id, metrics)
@@ -540,8 +541,9 @@ class Translation:
         with mlflow_errors():
             self.experiment_of(run_id)
             points = self.store.metric_history([run_id], [metric_key])
-        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s))
-                   for v, ts, s in zip(points["value"], points["timestamp"], points["step"])]
+        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s), dataset_name=_text(name), dataset_digest=_text(digest))
+                   for v, ts, s, name, digest in zip(points["value"], points["timestamp"], points["step"],
+                                                     points["dataset_name"], points["dataset_digest"])]
         # MLflow's order (its SqlAlchemyStore's), which its pages follow: by time, then step, then value
         history.sort(key=lambda m: (m.timestamp, m.step, math.isnan(m.value), m.value))
         if max_results is None:
@@ -666,6 +668,7 @@ def _order_by(clauses: Sequence[str] | None) -> list[str]:
 
 # MLflow's other names of a run's attributes in a filter
 _FILTER_ALIAS = {**_ORDER_ALIAS, "Run name": "run_name", "Run Name": "run_name", "run name": "run_name"}
+_FILTER_PREFIX = {**_ORDER_PREFIX, "dataset": "datasets"}  # a run's datasets filter, never order
 
 
 def _filter(text: str | None) -> str | None:
@@ -684,7 +687,7 @@ def _filter(text: str | None) -> str | None:
 
 
 def _filter_clause(clause: dict[str, Any]) -> str:
-    prefix = _ORDER_PREFIX.get(clause["type"])
+    prefix = _FILTER_PREFIX.get(clause["type"])
     if prefix is None:
         raise MlflowException(f"mltrail does not search runs by their {clause['type']}s ({clause['key']!r})",
                               error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
@@ -748,6 +751,11 @@ def _plain_points(metrics: Sequence[Metric]) -> bool:
 
 def _metric_value(metric: Metric) -> float:
     return float(metric.value)
+
+
+def _text(cell: Any) -> str | None:
+    """A text cell of a frame, None where it is missing (None, or NaN in pandas' string dtype)."""
+    return cell if isinstance(cell, str) else None
 
 
 def _log_params(run: MltrailRun, params: Sequence[Param]) -> None:
