@@ -213,10 +213,10 @@ class Run:
             step = last + 1
         if type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = self._step(key, step)
-        self._steps[key] = step
         dataset = None
         if dataset_name is not None or dataset_digest is not None:
             dataset = _dataset_link(dataset_name, dataset_digest)
+        self._steps[key] = step
         self._pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), best,
                               dataset))
         if len(self._pending) >= self._flush_events:
