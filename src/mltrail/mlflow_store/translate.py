@@ -78,6 +78,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..query.filter import parse_filter
+from ..storage.fields import dataset_text_problem
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from ..store import Store
 from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentRecord
@@ -354,6 +355,7 @@ class Translation:
     def _log_checked(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
                      tags: Sequence[RunTag]) -> None:
         """Write what MLflow's checks passed (a long value as they truncated it)."""
+        _check_datasets(metrics)
         for_model = any(m.model_id for m in metrics)  # a logged model's points: on the model, and the run once
         run_points = self.logged_models.new_to_run(run_id, metrics) if for_model else metrics
         with self._writing(run_id) as run:
@@ -747,6 +749,17 @@ def _plain_points(metrics: Sequence[Metric]) -> bool:
             return False
     return all(type(m.value) in _NUMBERS and type(m.timestamp) is int and m.timestamp >= 0
                and type(m.step) is int for m in metrics)
+
+
+def _check_datasets(metrics: Sequence[Metric]) -> None:
+    """The datasets a batch's points name, checked before any point is written (a batch is
+    written whole or not at all): a name or digest an event line cannot hold is refused."""
+    for name, digest in {(m.dataset_name, m.dataset_digest) for m in metrics} - {(None, None)}:
+        for what, text in (("dataset_name", name), ("dataset_digest", digest)):
+            problem = dataset_text_problem(text)
+            if problem:
+                raise MlflowException(f"Invalid value {str(text)[:100]!r} for metric {what}: it {problem}",
+                                      error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
 
 
 def _metric_value(metric: Metric) -> float:
