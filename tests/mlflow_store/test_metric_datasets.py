@@ -99,3 +99,23 @@ def test_search_runs_filters_on_a_run_s_datasets_with_mlflow_s_keys(client: Mlfl
     assert names("status = 'FINISHED' and datasets.name = 'test'") == ["both"]
     with pytest.raises(mlflow.exceptions.MlflowException, match="profile"):
         client.search_runs([experiment], "datasets.profile = 'x'")
+
+
+@pytest.mark.slow
+def test_through_the_server_s_rest_api_a_point_keeps_its_dataset_and_filters_find_it(tmp_path: Path) -> None:
+    from tests.factories import serving_store
+
+    with serving_store(tmp_path / "store") as url:
+        mlflow.set_tracking_uri(url)
+        experiment = mlflow.set_experiment("served").experiment_id
+        train = mlflow.data.from_pandas(frame(4), name="train")
+        with mlflow.start_run() as run:
+            mlflow.log_input(train, context="training")
+            mlflow.log_metric("acc", 0.9, step=3, timestamp=T0, dataset=train)
+            mlflow.log_metric("acc", 0.8, step=4, timestamp=T0 + 1)
+        client = MlflowClient(url)
+        assert history(client, run.info.run_id, "acc") == [("acc", 0.9, 3, T0, "train", train.digest),
+                                                           ("acc", 0.8, 4, T0 + 1, None, None)]
+        found = client.search_runs([experiment], f"datasets.digest = '{train.digest}' and datasets.context = 'training'")
+        assert [r.info.run_id for r in found] == [run.info.run_id]
+        assert client.search_runs([experiment], "datasets.name = 'test'") == []
