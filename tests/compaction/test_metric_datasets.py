@@ -5,6 +5,7 @@ by the columnar and the per-line path, and absent (null) everywhere else, old st
 from __future__ import annotations
 
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -24,7 +25,7 @@ def lines_of(store: mltrail.Store, run: mltrail.Run) -> list[dict]:
 
 def history(store: mltrail.Store) -> list[tuple]:
     frame = store.metric_history()[LINKED].astype(object)
-    return [tuple(None if v is None or v != v else v for v in row) for row in frame.itertuples(index=False)]
+    return [tuple(None if pd.isna(v) else v for v in row) for row in frame.itertuples(index=False)]
 
 
 def log_linked_points(store: mltrail.Store) -> mltrail.Run:

@@ -70,8 +70,7 @@ class MlrunsBuilder:
         path = self.experiments[exp_id] / run_id / "metrics" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as handle:
-            for point in points:
-                handle.write(" ".join(str(field) for field in point) + "\n")
+            handle.writelines(" ".join(str(field) for field in point) + "\n" for point in points)
 
     def dataset(self, exp_id: str, run_id: str, dataset_id: str, name: str, context: str | None,
                 columns: list[str], rows: int, source: str) -> None:

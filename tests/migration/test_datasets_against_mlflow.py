@@ -48,7 +48,7 @@ for i, inputs in enumerate([[(train, "training"), (test, "evaluation")], [(train
         mlflow.log_param("i", i)
         for dataset, context in inputs:
             mlflow.log_input(dataset, context=context)
-            if dataset is not wine:  # MLflow's file store could not read the line back (tests/migration/test_metric_datasets.py)
+            if dataset is not wine:  # MLflow's file store could not read such a line back
                 mlflow.log_metric("score", 0.5 + i / 10, step=i, dataset=dataset)
         mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
 print(json.dumps({"train": train.digest, "test": test.digest}))
@@ -89,7 +89,8 @@ def test_an_autologged_store_imports_whole_and_answers_dataset_filters_as_mlflow
     digests = json.loads(run_python(MAKE_STORE, f"file:{root}", cwd=tmp_path).strip().splitlines()[-1])
     store = _imported_as_mlflow_answers(tmp_path, f"file:{root}", root, digests)
     history = store.metric_history()
-    assert sorted(history.loc[history["key"] == "score", "step"].unique()) == [0, 1, 2]  # the steps MLflow's reader loses
+    # the steps MLflow's reader loses
+    assert sorted(history.loc[history["key"] == "score", "step"].unique()) == [0, 1, 2]
     assert history["dataset_name"].notna().sum() >= 20  # autologging named datasets
 
 
@@ -98,7 +99,8 @@ def test_a_sqlite_store_imports_through_mlflow_s_client_and_answers_dataset_filt
     """MLflow's sqlite store keeps a dataset link for a logged model's points only, not a
     run's: through its client a run's points come without one, and are imported so."""
     pytest.importorskip("alembic")
-    probe = subprocess.run([sys.executable, "-c", "import mlflow.store.db.utils"], capture_output=True, text=True)
+    probe = subprocess.run([sys.executable, "-c", "import mlflow.store.db.utils"], capture_output=True, text=True,
+                           check=False)
     if probe.returncode:  # MLflow 2.12's database code predates SQLAlchemy 2.1, which pip may pair with it
         pytest.skip(f"this MLflow cannot open a database store: {probe.stderr.strip().splitlines()[-1]}")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

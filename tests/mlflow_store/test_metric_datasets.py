@@ -12,11 +12,11 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
-import mlflow.data  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric  # noqa: E402
+from mlflow import MlflowClient
+from mlflow.data import from_pandas
+from mlflow.entities import Metric
 
-import mltrail  # noqa: E402
+import mltrail
 
 T0 = 1_790_000_000_000
 
@@ -43,7 +43,7 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple]:
 
 
 def test_a_point_s_dataset_comes_back_from_get_metric_history_both_ways_in(client: MlflowClient, tmp_path) -> None:
-    train = mlflow.data.from_pandas(frame(4), name="wine quality")
+    train = from_pandas(frame(4), name="wine quality")
     mlflow.set_experiment("datasets")
     with mlflow.start_run() as run:
         mlflow.log_metric("acc", 0.9, step=3, timestamp=T0, dataset=train)  # the fluent API: log_batch
@@ -71,7 +71,7 @@ def test_a_dataset_name_no_line_can_hold_is_refused_as_invalid_and_nothing_is_lo
 
 def test_search_runs_filters_on_a_run_s_datasets_with_mlflow_s_keys(client: MlflowClient) -> None:
     experiment = mlflow.set_experiment("datasets").experiment_id
-    train, test = mlflow.data.from_pandas(frame(4), name="train"), mlflow.data.from_pandas(frame(3), name="test")
+    train, test = from_pandas(frame(4), name="train"), from_pandas(frame(3), name="test")
     ids = {}
     for name, inputs in (("both", [(train, "training"), (test, "evaluation")]), ("train-only", [(train, None)]),
                          ("none", [])):
@@ -108,7 +108,7 @@ def test_through_the_server_s_rest_api_a_point_keeps_its_dataset_and_filters_fin
     with serving_store(tmp_path / "store") as url:
         mlflow.set_tracking_uri(url)
         experiment = mlflow.set_experiment("served").experiment_id
-        train = mlflow.data.from_pandas(frame(4), name="train")
+        train = from_pandas(frame(4), name="train")
         with mlflow.start_run() as run:
             mlflow.log_input(train, context="training")
             mlflow.log_metric("acc", 0.9, step=3, timestamp=T0, dataset=train)
@@ -116,6 +116,7 @@ def test_through_the_server_s_rest_api_a_point_keeps_its_dataset_and_filters_fin
         client = MlflowClient(url)
         assert history(client, run.info.run_id, "acc") == [("acc", 0.9, 3, T0, "train", train.digest),
                                                            ("acc", 0.8, 4, T0 + 1, None, None)]
-        found = client.search_runs([experiment], f"datasets.digest = '{train.digest}' and datasets.context = 'training'")
+        found = client.search_runs([experiment],
+                                   f"datasets.digest = '{train.digest}' and datasets.context = 'training'")
         assert [r.info.run_id for r in found] == [run.info.run_id]
         assert client.search_runs([experiment], "datasets.name = 'test'") == []

@@ -486,7 +486,8 @@ class _RunLines:
                 if remaining[identity] > 0:
                     remaining[identity] -= 1
                     continue
-                dataset = None if p.dataset_name is None or p.dataset_digest is None else (p.dataset_name, p.dataset_digest)
+                linked = p.dataset_name is not None and p.dataset_digest is not None
+                dataset = (p.dataset_name, p.dataset_digest) if linked else None
                 new.append((key, p.value, p.step, p.timestamp_ms / 1000, False, dataset))
         new.sort(key=lambda point: point[3])
         for first in range(0, len(new), POINTS_PER_LINE):

@@ -543,7 +543,8 @@ class Translation:
         with mlflow_errors():
             self.experiment_of(run_id)
             points = self.store.metric_history([run_id], [metric_key])
-        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s), dataset_name=_text(name), dataset_digest=_text(digest))
+        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s), dataset_name=_text(name),
+                          dataset_digest=_text(digest))
                    for v, ts, s, name, digest in zip(points["value"], points["timestamp"], points["step"],
                                                      points["dataset_name"], points["dataset_digest"])]
         # MLflow's order (its SqlAlchemyStore's), which its pages follow: by time, then step, then value
