@@ -199,12 +199,26 @@ def test_a_point_s_dataset_round_trips_through_the_import_s_line_writer(store):
     from mltrail.storage.events import EVENT_ADAPTER
     from mltrail.tracking.run import dense_line
 
-    points = [("a", 0.5, 0, 1_790_000_000.0, False, None), ("a", 0.6, 1, 1_790_000_000.5, True, ("s p a c e", "9")),
-              ("b", float("inf"), 0, 1_790_000_001.0, False, ("s p a c e", "9")), ("b", 0.1, 1, 1_790_000_001.0, False,
-                                                                                  ("other", "8"))]
+    points = [("a", 0.5, 0, 1_790_000_000.0, True), ("a", 0.6, 1, 1_790_000_000.5, (True, "s p a c e", "9")),
+              ("b", float("inf"), 0, 1_790_000_001.0, (False, "s p a c e", "9")),
+              ("b", 0.1, 1, 1_790_000_001.0, (False, "other", "8")), ("b", 0.2, 2, 1_790_000_001.0, False)]
     line = dense_line("R", 1, points)
     model = EVENT_ADAPTER.validate_python(line)
-    assert model.datasets == [("s p a c e", "9"), ("other", "8")] and model.d == [None, 0, 0, 1]
+    assert model.datasets == [("s p a c e", "9"), ("other", "8")] and model.d == [None, 0, 0, 1, None]
+    assert model.best_at == [0, 1] and model.special_at == [2]
     rows = compact_module._points_of(model)  # the per-line path's rows
     assert [(r["dataset_name"], r["dataset_digest"]) for r in rows] == [
-        (None, None), ("s p a c e", "9"), ("s p a c e", "9"), ("other", "8")]
+        (None, None), ("s p a c e", "9"), ("s p a c e", "9"), ("other", "8"), (None, None)]
+
+
+def test_a_point_marked_best_keeps_the_mark_with_or_without_a_dataset(store):
+    import numpy as np
+
+    with quiet_run(store, "e") as run:
+        run.log_metric("acc", 0.5, step=0, best=np.True_)  # a comparison of numpy numbers marks it
+        run.log_metric("acc", 0.7, step=1, best=True, dataset_name="test", dataset_digest="0a1b2c3d")
+        run.log_metric("acc", 0.9, step=2, dataset_name="test", dataset_digest="0a1b2c3d")
+    marked = store.metric_history()
+    assert marked["best"].tolist() == [True, True, False]
+    latest = store.get_run(run.id)["metrics"].iloc[0]
+    assert (latest["value"], latest["best_value"], latest["best_step"]) == (0.9, 0.7, 1)

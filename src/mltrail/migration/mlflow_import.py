@@ -478,7 +478,7 @@ class _RunLines:
     def add_points(self, metrics: dict[str, list[Point]], have: Counter[tuple[str, int, int, Any, Any, Any]]) -> int:
         """Dense metric lines of the points the file does not hold, oldest first."""
         remaining = Counter(have)
-        new: list[tuple[str, float, int, float, bool, tuple[str, str] | None]] = []
+        new: list[tuple[str, float, int, float, Any]] = []  # dense_line's points
         for key, points in metrics.items():
             for p in points:
                 identity = (key, p.timestamp_ms, p.step, ev.nonfinite_name(p.value) or p.value,
@@ -487,8 +487,8 @@ class _RunLines:
                     remaining[identity] -= 1
                     continue
                 linked = p.dataset_name is not None and p.dataset_digest is not None
-                dataset = (p.dataset_name, p.dataset_digest) if linked else None
-                new.append((key, p.value, p.step, p.timestamp_ms / 1000, False, dataset))
+                marks = (False, p.dataset_name, p.dataset_digest) if linked else False
+                new.append((key, p.value, p.step, p.timestamp_ms / 1000, marks))
         new.sort(key=lambda point: point[3])
         for first in range(0, len(new), POINTS_PER_LINE):
             chunk = new[first:first + POINTS_PER_LINE]

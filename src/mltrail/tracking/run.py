@@ -213,12 +213,11 @@ class Run:
             step = last + 1
         if type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = self._step(key, step)
-        dataset = None
-        if dataset_name is not None or dataset_digest is not None:
-            dataset = _dataset_link(dataset_name, dataset_digest)
+        marks: Any = best
+        if dataset_name is not None or dataset_digest is not None:  # rare: the common point stays a 5-tuple
+            marks = (best, *_dataset_link(dataset_name, dataset_digest))
         self._steps[key] = step
-        self._pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), best,
-                              dataset))
+        self._pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), marks))
         if len(self._pending) >= self._flush_events:
             self.flush()
 
@@ -497,8 +496,10 @@ class Run:
 
 
 def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """One ``metrics`` line for queued ``(key, value, step, ts, best, dataset)`` points
-    (``dataset``: None or a (name, digest) pair); schema 2, or 3 when a point names a dataset."""
+    """One ``metrics`` line for queued ``(key, value, step, ts, marks)`` points: ``marks`` is
+    whether the point is the best so far, or for a point measured on a dataset the tuple
+    ``(best, dataset_name, dataset_digest)``, so a point without one costs nothing more.
+    Schema 2, or 3 when a point names a dataset."""
     keys: dict[str, int] = {}
     k: list[int] = []
     steps: list[int] = []
@@ -507,9 +508,9 @@ def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> di
     best_at: list[int] = []
     special_at: list[int] = []
     special: list[str | None] = []
-    linked: list[tuple[int, tuple[str, str]]] = []  # (point, dataset): rare, so the common line pays one check a point
+    linked: list[tuple[int, tuple[str, str]]] = []  # (point, (name, digest))
     start = points[0][3]
-    for i, (key, value, step, ts, best, dataset) in enumerate(points):
+    for i, (key, value, step, ts, marks) in enumerate(points):
         index = keys.get(key)
         if index is None:
             index = keys[key] = len(keys)
@@ -522,10 +523,13 @@ def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> di
             special.append(ev.nonfinite_name(value))
         else:
             values.append(value)
-        if best:
-            best_at.append(i)
-        if dataset is not None:
-            linked.append((i, dataset))
+        if marks:
+            if type(marks) is not tuple:
+                best_at.append(i)
+            else:  # (best, name, digest)
+                if marks[0]:
+                    best_at.append(i)
+                linked.append((i, marks[1:]))
     line: dict[str, Any] = {"v": 2, "type": "metrics", "ts": start, "run": run_id, "seq": first_seq,
                             "keys": list(keys), "k": k, "steps": steps, "values": values, "dts": dts}
     if best_at:
