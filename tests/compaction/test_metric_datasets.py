@@ -19,6 +19,13 @@ from tests.factories import quiet_run
 LINKED = ["key", "step", "value", "dataset_name", "dataset_digest"]
 
 
+class MlflowLikeDataset:
+    """What ``log_metric`` takes of an MLflow dataset: its name and digest."""
+
+    def __init__(self, name: str, digest: str) -> None:
+        self.name, self.digest = name, digest
+
+
 def lines_of(store: mltrail.Store, run: mltrail.Run) -> list[dict]:
     return [orjson.loads(line) for line in store.layout.run_file(run.experiment, run.id).read_bytes().splitlines()]
 
@@ -32,9 +39,9 @@ def log_linked_points(store: mltrail.Store) -> mltrail.Run:
     with quiet_run(store, "e") as run:
         for step in range(3):
             run.log_metric("loss", 1 / (step + 1), step=step)
-            run.log_metric("acc", step / 10, step=step, dataset_name="wine quality", dataset_digest="c48e5fcd")
-            run.log_metrics({"acc": step / 20}, step=step, dataset_name="test", dataset_digest="0a1b2c3d")
-        run.log_metric("odd", float("nan"), dataset_name="test", dataset_digest="0a1b2c3d")
+            run.log_metric("acc", step / 10, step=step, dataset=("wine quality", "c48e5fcd"))
+            run.log_metrics({"acc": step / 20}, step=step, dataset=MlflowLikeDataset("test", "0a1b2c3d"))
+        run.log_metric("odd", float("nan"), dataset=["test", "0a1b2c3d"])
     return run
 
 
@@ -73,22 +80,23 @@ def test_a_line_naming_a_dataset_is_schema_3_and_a_line_naming_none_is_unchanged
     assert line["v"] == 2 and "datasets" not in line and "d" not in line  # dense, as before
 
 
-@pytest.mark.parametrize(("name", "digest", "message"), [
-    ("train", None, "give both or neither"),
-    (None, "abc", "give both or neither"),
-    ("", "abc", "must be non-empty text"),
-    ("train\nset", "abc", "control characters"),
-    ("train", "x" * 501, "the limit is 500"),
-    ("train", 7, "must be non-empty text"),
+@pytest.mark.parametrize(("dataset", "message"), [
+    (("train",), "its \\(name, digest\\)"),
+    (("train", None), "the dataset digest None must be non-empty text"),
+    ("train", "its \\(name, digest\\)"),
+    (("", "abc"), "must be non-empty text"),
+    (("train\nset", "abc"), "control characters"),
+    (("train", "x" * 501), "the limit is 500"),
+    (MlflowLikeDataset("train", 7), "the dataset digest 7 must be non-empty text"),
 ])
-def test_half_a_dataset_or_one_no_line_can_hold_is_refused_where_it_is_logged(store, name, digest, message):
+def test_a_dataset_no_line_can_hold_is_refused_where_it_is_logged(store, dataset, message):
     with quiet_run(store, "e") as run:
         with pytest.raises(mltrail.InvalidInputError, match=message):
-            run.log_metric("acc", 0.5, dataset_name=name, dataset_digest=digest)
+            run.log_metric("acc", 0.5, dataset=dataset)
         with pytest.raises(mltrail.InvalidInputError, match=message):
-            run.log_metrics({"acc": 0.5, "f1": 0.4}, dataset_name=name, dataset_digest=digest)
+            run.log_metrics({"acc": 0.5, "f1": 0.4}, dataset=dataset)
         run.log_metric("acc", 0.7)
-    assert history(store) == [("acc", 0, 0.7, None, None)]  # the refused calls logged nothing
+    assert history(store) == [("acc", 0, 0.7, None, None)]  # the refused calls logged nothing, nor took a step
 
 
 def test_the_per_line_path_reads_the_same_links_as_the_columnar_path(store):
@@ -174,7 +182,7 @@ def test_tables_of_format_3_are_rebuilt_once_and_their_points_read_with_no_datas
                for rel in rebuilt.tables["metrics"])
     assert store.compact().noop  # once
     with quiet_run(store, "e") as later:  # and the rebuilt store takes new linked points
-        later.log_metric("loss", 0.4, dataset_name="d", dataset_digest="1")
+        later.log_metric("loss", 0.4, dataset=("d", "1"))
     assert ("loss", 0, 0.4, "d", "1") in history(store)
 
 
@@ -216,8 +224,8 @@ def test_a_point_marked_best_keeps_the_mark_with_or_without_a_dataset(store):
 
     with quiet_run(store, "e") as run:
         run.log_metric("acc", 0.5, step=0, best=np.True_)  # a comparison of numpy numbers marks it
-        run.log_metric("acc", 0.7, step=1, best=True, dataset_name="test", dataset_digest="0a1b2c3d")
-        run.log_metric("acc", 0.9, step=2, dataset_name="test", dataset_digest="0a1b2c3d")
+        run.log_metric("acc", 0.7, step=1, best=True, dataset=("test", "0a1b2c3d"))
+        run.log_metric("acc", 0.9, step=2, dataset=("test", "0a1b2c3d"))
     marked = store.metric_history()
     assert marked["best"].tolist() == [True, True, False]
     latest = store.get_run(run.id)["metrics"].iloc[0]

@@ -104,3 +104,21 @@ def test_through_mlflow_s_client_a_point_keeps_the_dataset_mlflow_gives_it(
         MlflowImport(store.tracking, store.registry, ClientSource(f"file:{mlruns.root}")).run()
     assert points_of(store, "c" * 32) == [("acc", T0 + 2001, 0.6, 0, "dataset", "c80d85f6"),
                                           ("acc", T0 + 2002, 0.5, 8, None, None)]
+
+
+def test_the_mltrail_mlflow_module_keeps_the_dataset_a_point_was_measured_on(tmp_path: Path) -> None:
+    """``mltrail.mlflow`` (for machines without MLflow) takes MLflow 3's ``dataset=`` too:
+    anything with a name and a digest, as MLflow's datasets have."""
+    from types import SimpleNamespace
+
+    from mltrail import mlflow as shim
+
+    shim.set_tracking_uri(tmp_path / "store")
+    train = SimpleNamespace(name="train", digest="c80d85f6")
+    with shim.start_run() as run:
+        shim.log_metric("acc", 0.9, step=1, timestamp=T0, dataset=train)
+        shim.log_metrics({"f1": 0.8}, step=1, timestamp=T0, dataset=train)
+        shim.log_metric("loss", 0.2, step=1, timestamp=T0)
+    frame = mltrail.Store(tmp_path / "store").metric_history([run.info.run_id])
+    assert sorted(zip(frame["key"], frame["dataset_name"].fillna(""), frame["dataset_digest"].fillna(""))) == [
+        ("acc", "train", "c80d85f6"), ("f1", "train", "c80d85f6"), ("loss", "", "")]

@@ -364,9 +364,10 @@ class Translation:
             if tags:
                 self._set_tags(run, {t.key: t.value for t in tags})
             for m in run_points:  # (a point measured on a dataset keeps its name and digest, as MLflow 3's stores do)
+                linked = m.dataset_name is not None or m.dataset_digest is not None
                 run.log_metric(m.key, _metric_value(m), int(m.step or 0),
                                timestamp=None if m.timestamp is None else m.timestamp / 1000,
-                               dataset_name=m.dataset_name, dataset_digest=m.dataset_digest)
+                               dataset=(m.dataset_name, m.dataset_digest) if linked else None)
             run.flush()
         if for_model:
             self.logged_models.log_metrics(run_id, metrics)

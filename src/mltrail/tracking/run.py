@@ -87,15 +87,20 @@ def _metric_value(key: str, value: Any) -> float:
         raise InvalidMetricValueError(key, value) from None
 
 
-def _dataset_link(name: Any, digest: Any) -> tuple[str, str]:
-    """A point's dataset, checked: its name and digest, both given, as an event holds them."""
-    if name is None or digest is None:
-        raise InvalidInputError("dataset_name and dataset_digest name a dataset together: give both or neither "
-                                f"(got name {name!r}, digest {digest!r})")
-    for what, text in (("dataset_name", name), ("dataset_digest", digest)):
+def _dataset_link(dataset: Any) -> tuple[str, str]:
+    """A point's dataset, checked: ``(name, digest)``, or an object with a ``name`` and a
+    ``digest`` (MLflow's ``mlflow.data`` datasets), as the pair an event holds."""
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        name, digest = dataset
+    elif hasattr(dataset, "name") and hasattr(dataset, "digest"):
+        name, digest = dataset.name, dataset.digest
+    else:
+        raise InvalidInputError(f"a metric's dataset is its (name, digest), or an object with a name and a digest "
+                                f"(an MLflow dataset), not {dataset!r}")
+    for what, text in (("name", name), ("digest", digest)):
         problem = dataset_text_problem(text)
         if problem:
-            raise InvalidInputError(f"{what} {text!r} {problem}")
+            raise InvalidInputError(f"the dataset {what} {text!r} {problem}")
     return name, digest
 
 
@@ -194,13 +199,12 @@ class Run:
     # -- logging ---------------------------------------------------------------------
 
     def log_metric(self, key: str, value: float, step: int | None = None, *, best: bool = False,
-                   timestamp: float | None = None, dataset_name: str | None = None,
-                   dataset_digest: str | None = None) -> None:
+                   timestamp: float | None = None, dataset: tuple[str, str] | Any = None) -> None:
         """Log one metric point. ``step`` defaults to the key's previous step + 1 (from 0);
         ``best=True`` marks the point as the best so far, for the run's summary;
         ``timestamp`` (seconds since the epoch) is when it was measured, if not now;
-        ``dataset_name`` and ``dataset_digest`` (both or neither) name the dataset it was
-        measured on, as MLflow 3 links a point to one (``metric_history`` shows them)."""
+        ``dataset`` is the dataset it was measured on, as MLflow 3 links a point to one:
+        its ``(name, digest)``, or an MLflow dataset (``metric_history`` shows both)."""
         if self._status is not _RUNNING:  # (a point after end() would be lost at the next flush)
             raise RunStateError(f"run {self.id} is {self.status}; it takes no more metrics")
         last = self._steps.get(key)
@@ -214,24 +218,24 @@ class Run:
         if type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = self._step(key, step)
         marks: Any = best
-        if dataset_name is not None or dataset_digest is not None:  # rare: the common point stays a 5-tuple
-            marks = (best, *_dataset_link(dataset_name, dataset_digest))
+        if dataset is not None:  # rare: the common point stays a 5-tuple
+            marks = (best, *_dataset_link(dataset))
         self._steps[key] = step
-        self._pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), marks))
-        if len(self._pending) >= self._flush_events:
+        pending = self._pending
+        pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), marks))
+        if len(pending) >= self._flush_events:
             self.flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
-                    dataset_name: str | None = None, dataset_digest: str | None = None) -> None:
-        """Log several metrics at one step (measured on one dataset, if named); all are
+                    dataset: tuple[str, str] | Any = None) -> None:
+        """Log several metrics at one step (measured on one ``dataset``, if given); all are
         checked before any is logged."""
         known = self._steps
         checked = {(k if k in known else check_key("metric", k)):
                    (v if type(v) is float else _metric_value(k, v)) for k, v in metrics.items()}
-        if dataset_name is not None or dataset_digest is not None:
-            _dataset_link(dataset_name, dataset_digest)
+        link = None if dataset is None else _dataset_link(dataset)
         for key, value in checked.items():
-            self.log_metric(key, value, step, dataset_name=dataset_name, dataset_digest=dataset_digest)
+            self.log_metric(key, value, step, dataset=link)
 
     @staticmethod
     def _step(key: str, step: Any) -> int:
