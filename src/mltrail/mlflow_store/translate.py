@@ -355,7 +355,10 @@ class Translation:
     def _log_checked(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
                      tags: Sequence[RunTag]) -> None:
         """Write what MLflow's checks passed (a long value as they truncated it)."""
-        _check_datasets(metrics)
+        # points measured on a dataset keep its name and digest, as MLflow 3's stores do (MLflow's
+        # Metric names both or neither); looked for once, so a batch naming none pays little
+        linked = [m for m in metrics if m.dataset_name is not None]
+        _check_datasets(linked)
         for_model = any(m.model_id for m in metrics)  # a logged model's points: on the model, and the run once
         run_points = self.logged_models.new_to_run(run_id, metrics) if for_model else metrics
         with self._writing(run_id) as run:
@@ -363,11 +366,10 @@ class Translation:
                 _log_params(run, params)
             if tags:
                 self._set_tags(run, {t.key: t.value for t in tags})
-            for m in run_points:  # (a point measured on a dataset keeps its name and digest, as MLflow 3's stores do)
-                linked = m.dataset_name is not None or m.dataset_digest is not None
+            for m in run_points:
                 run.log_metric(m.key, _metric_value(m), int(m.step or 0),
                                timestamp=None if m.timestamp is None else m.timestamp / 1000,
-                               dataset=(m.dataset_name, m.dataset_digest) if linked else None)
+                               dataset=_dataset_of(m) if linked else None)
             run.flush()
         if for_model:
             self.logged_models.log_metrics(run_id, metrics)
@@ -753,10 +755,15 @@ def _plain_points(metrics: Sequence[Metric]) -> bool:
                and type(m.step) is int for m in metrics)
 
 
+def _dataset_of(metric: Metric) -> tuple[str, str | None] | None:
+    """A point's dataset as ``log_metric`` takes it (a missing digest is refused there)."""
+    return None if metric.dataset_name is None else (metric.dataset_name, metric.dataset_digest)
+
+
 def _check_datasets(metrics: Sequence[Metric]) -> None:
     """The datasets a batch's points name, checked before any point is written (a batch is
     written whole or not at all): a name or digest an event line cannot hold is refused."""
-    for name, digest in {(m.dataset_name, m.dataset_digest) for m in metrics} - {(None, None)}:
+    for name, digest in {(m.dataset_name, m.dataset_digest) for m in metrics}:
         for what, text in (("dataset_name", name), ("dataset_digest", digest)):
             problem = dataset_text_problem(text)
             if problem:
