@@ -146,7 +146,8 @@ class Store:
 
     def metric_history(self, run_ids: Sequence[str] | None = None,
                        keys: Sequence[str] | None = None) -> pd.DataFrame:
-        """Every metric point of the given runs: ``run_id, key, step, value, timestamp, best``."""
+        """Every metric point of the given runs: ``run_id, key, step, value, timestamp, best,
+        dataset_name, dataset_digest``."""
         return self.tracking.metric_history(run_ids, keys)
 
     def experiments(self) -> pd.DataFrame:

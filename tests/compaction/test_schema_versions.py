@@ -39,6 +39,8 @@ def table_digests(store: mltrail.Store, point_times: bool = True) -> dict[str, l
             assert not frame.pop("deleted").any() and frame.pop("deleted_time").isna().all()
         if name == "datasets":  # what MLflow's client logs of a dataset (tables format 3)
             assert frame.pop("mlflow").isna().all()
+        if name == "metrics":  # the dataset a point was measured on (tables format 4)
+            assert frame.pop("dataset_name").isna().all() and frame.pop("dataset_digest").isna().all()
         if not point_times and name in ("metrics", "latest_metrics"):
             frame = frame.drop(columns="timestamp")  # compared apart: to the millisecond
         frame = frame.sort_values(list(frame.columns[:3])).reset_index(drop=True)

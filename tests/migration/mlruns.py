@@ -43,7 +43,7 @@ class MlrunsBuilder:
     def run(self, exp_id: str, run_id: str, *, name: str | None = None, status: str | int = "FINISHED",
             start_ms: int = 1_700_000_100_000, end_ms: int | None = 1_700_000_200_000,
             params: dict[str, str] | None = None, tags: dict[str, str] | None = None,
-            metrics: dict[str, list[tuple[int, float, int]]] | None = None,
+            metrics: dict[str, list[tuple[Any, ...]]] | None = None,
             artifacts: dict[str, bytes] | None = None, deleted: bool = False, user: str = "ana",
             artifact_uri: str | None = None) -> Path:
         folder = self.experiments[exp_id] / run_id
@@ -64,12 +64,13 @@ class MlrunsBuilder:
             path.write_bytes(data)
         return folder
 
-    def append_points(self, exp_id: str, run_id: str, key: str, points: list[tuple[int, float, int]]) -> None:
+    def append_points(self, exp_id: str, run_id: str, key: str, points: list[tuple[Any, ...]]) -> None:
+        """Points ``(ts, value, step)``, or as MLflow 3 writes a point measured on a dataset,
+        ``(ts, value, step, dataset_name, dataset_digest)``."""
         path = self.experiments[exp_id] / run_id / "metrics" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as handle:
-            for ts, value, step in points:
-                handle.write(f"{ts} {value} {step}\n")
+            handle.writelines(" ".join(str(field) for field in point) + "\n" for point in points)
 
     def dataset(self, exp_id: str, run_id: str, dataset_id: str, name: str, context: str | None,
                 columns: list[str], rows: int, source: str) -> None:

@@ -60,7 +60,7 @@ from pydantic import ValidationError
 from ..errors import InvalidKeyError, SchemaVersionError, StoreCorruptError
 from ..storage.eventlog import BadLine, Chunk, iter_events, parse_line
 from ..storage.events import EVENT_ADAPTER, EVENT_TYPES, NONFINITE_VALUES, SCHEMA_VERSION, Metric, Metrics, RunEvent
-from ..storage.fields import LATEST_TS
+from ..storage.fields import LATEST_TS, dataset_text_problem
 from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
 from ..storage.naming import IMPORTED_ID_TAG, NamedRun, derive_run_names
 from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
@@ -88,11 +88,13 @@ _POINT_SCHEMA = pa.schema([  # a one-point `metric` line (schema 1), and the poi
     ("v", pa.int64()), ("type", pa.string()), ("ts", pa.float64()), ("run", pa.string()),
     ("seq", pa.int64()), ("key", pa.string()), ("value", pa.float64()),
     ("step", pa.int64()), ("best", pa.bool_()), ("nonfinite", pa.string()),
+    ("dataset_name", pa.string()), ("dataset_digest", pa.string()),
 ])
 _DENSE_FIELDS = [  # a dense `metrics` line (schema 2): lists, exploded in Arrow
     ("keys", pa.list_(pa.string())), ("k", pa.list_(pa.int64())), ("steps", pa.list_(pa.int64())),
     ("values", pa.list_(pa.float64())), ("dts", pa.list_(pa.int64())), ("best_at", pa.list_(pa.int64())),
     ("special_at", pa.list_(pa.int64())), ("special", pa.list_(pa.string())),
+    ("datasets", pa.list_(pa.list_(pa.string()))), ("d", pa.list_(pa.int64())),
 ]
 _FAST_SCHEMA = pa.schema([*_POINT_SCHEMA, *_DENSE_FIELDS])
 _POINTS = pa.schema([f for f in _POINT_SCHEMA if f.name not in ("v", "type")])  # what a point is
@@ -299,7 +301,8 @@ class _Compaction:
                 metrics["key"].null_count or metrics["step"].null_count or metrics["seq"].null_count
                 or pc.min(metrics["seq"]).as_py() < 0
                 or pc.any(pc.and_(pc.is_null(metrics["value"]), pc.is_null(nonfinite))).as_py()
-                or not set(pc.unique(nonfinite.drop_null()).to_pylist()) <= set(NONFINITE_VALUES)):
+                or not set(pc.unique(nonfinite.drop_null()).to_pylist()) <= set(NONFINITE_VALUES)
+                or _bad_dataset_links(metrics["dataset_name"], metrics["dataset_digest"])):
             raise _NotFast
         if dense.num_rows:
             metrics = pa.concat_tables([metrics, _explode_dense(dense)])
@@ -514,9 +517,22 @@ def _points_of(model: Metric | Metrics) -> list[dict[str, Any]]:
         return [{name: getattr(model, name) for name in _POINT_SCHEMA.names}]
     special = dict(zip(model.special_at, model.special))
     best = set(model.best_at)
+    links = [None if j is None else model.datasets[j] for j in model.d] if model.d else [None] * len(model.steps)
     return [{"v": model.v, "type": "metric", "ts": model.ts + dt / 1000, "run": model.run, "seq": model.seq + i,
-             "key": model.keys[k], "value": value, "step": step, "best": i in best, "nonfinite": special.get(i)}
-            for i, (k, step, value, dt) in enumerate(zip(model.k, model.steps, model.values, model.dts))]
+             "key": model.keys[k], "value": value, "step": step, "best": i in best, "nonfinite": special.get(i),
+             "dataset_name": link and link[0], "dataset_digest": link and link[1]}
+            for i, (k, step, value, dt, link) in enumerate(zip(model.k, model.steps, model.values, model.dts, links))]
+
+
+def _bad_dataset_links(names: pa.ChunkedArray | pa.Array, digests: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether a point names half a dataset (a name without a digest, or the reverse), or
+    one a writer would refuse: the per-line path then says which line."""
+    if names.null_count == len(names) and digests.null_count == len(digests):
+        return False  # the common case: no point names a dataset
+    if pc.any(pc.not_equal(pc.is_null(names), pc.is_null(digests))).as_py():
+        return True
+    texts = pc.unique(names.drop_null()).to_pylist() + pc.unique(digests.drop_null()).to_pylist()
+    return any(dataset_text_problem(text) for text in texts)
 
 
 def _explode_dense(dense: pa.Table) -> pa.Table:
@@ -524,7 +540,7 @@ def _explode_dense(dense: pa.Table) -> pa.Table:
     its key from ``keys[k[i]]``, its seq ``seq + i`` and its time ``ts + dts[i] / 1000``.
     Raises _NotFast on anything a valid line cannot hold (the per-line path says where)."""
     columns = {name: dense[name].combine_chunks() for name in ("keys", "k", "steps", "values", "dts",
-                                                                "best_at", "special_at", "special")}
+                                                                "best_at", "special_at", "special", "datasets", "d")}
     steps = columns["steps"]
     counts = pc.list_value_length(steps)
     if (any(columns[c].null_count for c in ("keys", "k", "steps", "values", "dts"))
@@ -566,11 +582,46 @@ def _explode_dense(dense: pa.Table) -> pa.Table:
     ts = dense["ts"].to_numpy()[parent] + pc.list_flatten(columns["dts"]).to_numpy() / 1000
     if not (np.isfinite(ts).all() and ts.min() >= 0 and ts.max() <= LATEST_TS):
         raise _NotFast
+    dataset_name, dataset_digest = _point_datasets(columns["datasets"], columns["d"], line_start, counts, len(parent))
     return pa.table({
         "ts": pa.array(ts), "run": dense["run"].take(pa.array(parent)),
         "seq": pa.array(dense["seq"].to_numpy()[parent] + position), "key": key, "value": values,
         "step": pc.list_flatten(steps), "best": pa.array(best), "nonfinite": nonfinite,
+        "dataset_name": dataset_name, "dataset_digest": dataset_digest,
     }, schema=_POINTS)
+
+
+def _point_datasets(datasets: pa.ListArray, d: pa.ListArray, line_start: np.ndarray,
+                    counts: pa.Array, total: int) -> tuple[pa.Array, pa.Array]:
+    """Each point's dataset name and digest (null where it names none): point ``i`` of a
+    line names ``datasets[d[i]]`` of its line. Raises _NotFast on what a valid line cannot
+    hold (a ``d`` of another length than the points, an index past ``datasets``, a
+    dataset that is not a [name, digest] pair of text a writer takes)."""
+    if d.null_count == len(d) and datasets.null_count == len(datasets):  # no line names one: the common case
+        return pa.nulls(total, pa.string()), pa.nulls(total, pa.string())
+    has_d = pc.is_valid(d).to_numpy(zero_copy_only=False)
+    d_length = pc.fill_null(pc.list_value_length(d), 0).to_numpy()
+    pair_count = pc.fill_null(pc.list_value_length(datasets), 0).to_numpy()
+    if ((d_length != np.where(has_d, counts.to_numpy(), 0)).any()
+            or (has_d != (pair_count > 0)).any()):
+        raise _NotFast
+    pairs = pc.list_flatten(datasets)
+    if pairs.null_count or not pc.all(pc.equal(pc.list_value_length(pairs), 2)).as_py():
+        raise _NotFast
+    texts = pc.list_flatten(pairs)
+    if texts.null_count or any(dataset_text_problem(t) for t in pc.unique(texts).to_pylist()):
+        raise _NotFast
+    flat = pc.list_flatten(d)
+    line = pc.list_parent_indices(d).to_numpy()
+    index = pc.fill_null(flat, 0).to_numpy()
+    linked = pc.is_valid(flat).to_numpy(zero_copy_only=False)
+    if (index[linked] < 0).any() or (index[linked] >= pair_count[line[linked]]).any():
+        raise _NotFast
+    point = line_start[line] + np.arange(len(flat)) - d.offsets.to_numpy()[line]
+    pair = np.full(total, -1, dtype=np.int64)
+    pair[point[linked]] = datasets.offsets.to_numpy()[line[linked]] + index[linked]
+    at = pa.array(pair, mask=pair < 0)
+    return texts.take(pc.multiply(at, 2)), texts.take(pc.add(pc.multiply(at, 2), 1))
 
 
 def _flat_positions(indices: pa.ListArray, line_start: np.ndarray, counts: pa.Array) -> np.ndarray:
@@ -597,7 +648,7 @@ def _metric_points(table: pa.Table) -> pa.Table:
     return pa.table({
         "run_id": table["run"], "key": table["key"], "step": table["step"], "value": value,
         "timestamp": pc.cast(micros, pa.timestamp("us", tz="UTC")), "seq": table["seq"],
-        "best": best,
+        "best": best, "dataset_name": table["dataset_name"], "dataset_digest": table["dataset_digest"],
     }, schema=schemas.METRIC_POINTS)
 
 

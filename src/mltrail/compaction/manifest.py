@@ -32,8 +32,8 @@ SEALED_FOLDER = "_files"
 MAX_SEALED = 16  # sealed progress files before they are merged into one
 # the shape of the derived tables: a manifest of an older shape makes the next compaction
 # rebuild them from the events (2: runs can be deleted, edits have a table; 3: datasets
-# keep what MLflow knows of them)
-TABLES_FORMAT = 3
+# keep what MLflow knows of them; 4: a metric point keeps the dataset it was measured on)
+TABLES_FORMAT = 4
 
 
 @dataclass(frozen=True, slots=True)

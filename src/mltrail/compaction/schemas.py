@@ -39,6 +39,8 @@ LATEST_METRICS = pa.schema([
 METRIC_POINTS = pa.schema([
     ("run_id", pa.string()), ("key", pa.string()), ("step", pa.int64()), ("value", pa.float64()),
     ("timestamp", TS), ("seq", pa.int64()), ("best", pa.bool_()),
+    # the dataset the point was measured on (MLflow 3's link; tables format 4), null for none
+    ("dataset_name", pa.string()), ("dataset_digest", pa.string()),
 ])
 ARTIFACTS = pa.schema([
     ("run_id", pa.string()), ("path", pa.string()), ("sha256", pa.string()), ("size", pa.int64()),

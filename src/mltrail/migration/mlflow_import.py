@@ -575,7 +575,7 @@ class _FileState:
         self.last_seq = 0
         self.params: dict[str, str] = {}
         self.tags: dict[str, str] = {}
-        self.points: Counter[tuple[str, int, int, Any]] = Counter()
+        self.points: Counter[tuple[str, int, int, Any, Any, Any]] = Counter()  # (key, ms, step, value, dataset)
         self.artifacts: dict[str, str] = {}
         self.datasets: set[tuple[str, str]] = set()
         self.status = "RUNNING"
@@ -593,11 +593,16 @@ class _FileState:
                 seq += len(event["steps"]) - 1
                 start = round(event["ts"] * 1000)
                 special = dict(zip(event.get("special_at", []), event.get("special", [])))
-                for i, (k, step, value, dts) in enumerate(zip(event["k"], event["steps"], event["values"], event["dts"])):
-                    state.points[(event["keys"][k], start + dts, step, special.get(i, value))] += 1
+                datasets = event.get("datasets") or []
+                links = [datasets[j] if j is not None else (None, None) for j in event.get("d") or []] \
+                    or [(None, None)] * len(event["steps"])
+                for i, (k, step, value, dts, (name, digest)) in enumerate(
+                        zip(event["k"], event["steps"], event["values"], event["dts"], links)):
+                    state.points[(event["keys"][k], start + dts, step, special.get(i, value), name, digest)] += 1
             elif kind == "metric":
                 value = event.get("nonfinite") or event.get("value")
-                state.points[(event["key"], round(event["ts"] * 1000), event["step"], value)] += 1
+                state.points[(event["key"], round(event["ts"] * 1000), event["step"], value,
+                              event.get("dataset_name"), event.get("dataset_digest"))] += 1
             elif kind == "run_started":
                 state.tags.update(event.get("tags") or {})
                 state.started_name = event.get("name")
@@ -633,17 +638,20 @@ class _RunLines:
         line["seq"] = self.seq
         self.lines.append(line)
 
-    def add_points(self, metrics: dict[str, list[Point]], have: Counter[tuple[str, int, int, Any]]) -> int:
+    def add_points(self, metrics: dict[str, list[Point]], have: Counter[tuple[str, int, int, Any, Any, Any]]) -> int:
         """Dense metric lines of the points the file does not hold, oldest first."""
         remaining = Counter(have)
-        new: list[tuple[str, float, int, float, bool]] = []
+        new: list[tuple[str, float, int, float, Any]] = []  # dense_line's points
         for key, points in metrics.items():
             for p in points:
-                identity = (key, p.timestamp_ms, p.step, ev.nonfinite_name(p.value) or p.value)
+                identity = (key, p.timestamp_ms, p.step, ev.nonfinite_name(p.value) or p.value,
+                            p.dataset_name, p.dataset_digest)
                 if remaining[identity] > 0:
                     remaining[identity] -= 1
                     continue
-                new.append((key, p.value, p.step, p.timestamp_ms / 1000, False))
+                linked = p.dataset_name is not None and p.dataset_digest is not None
+                marks = (False, p.dataset_name, p.dataset_digest) if linked else False
+                new.append((key, p.value, p.step, p.timestamp_ms / 1000, marks))
         new.sort(key=lambda point: point[3])
         for first in range(0, len(new), POINTS_PER_LINE):
             chunk = new[first:first + POINTS_PER_LINE]
@@ -767,9 +775,16 @@ def _dataset_event(run_id: str, ts: float, dataset: Any) -> ev.Dataset:
     columns = [c["name"] for c in schema.get("mlflow_colspec", []) if isinstance(c, dict) and c.get("name")] \
         if isinstance(schema, dict) else []
     rows = profile.get("num_rows") if isinstance(profile, dict) else None
-    return ev.Dataset(ts=ts, run=run_id, name=dataset.name, path=str(location or f"mlflow:{dataset.source_type or 'dataset'}"),
+    # MLflow's own record, as the plugin keeps what MLflow's client logs: its digest is what
+    # a metric point's dataset link and a `datasets.digest` filter name
+    kept: dict[str, str | dict[str, str] | None] = {
+        field: None if value is None else str(value)
+        for field, value in {**record, "profile": dataset.profile}.items()}
+    kept["tags"] = {"mlflow.data.context": dataset.context} if dataset.context else {}
+    return ev.Dataset(v=2, ts=ts, run=run_id, name=dataset.name,
+                      path=str(location or f"mlflow:{dataset.source_type or 'dataset'}"),
                       sha256=sha256, size=0, rows=rows if isinstance(rows, int) and rows >= 0 else None,
-                      columns=columns or None, context=dataset.context)
+                      columns=columns or None, context=dataset.context, mlflow=kept)
 
 
 def _parsed_json(text: Any) -> Any:

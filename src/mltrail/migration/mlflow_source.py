@@ -28,7 +28,8 @@ The folder layout (MLflow's ``FileStore``, every version from 1.x to 3.x)::
     mlruns/<experiment id>/<run id>/meta.yaml      run_name, status, start/end_time (ms), user_id
     mlruns/<experiment id>/<run id>/params/<key>   the value, as text
     mlruns/<experiment id>/<run id>/tags/<key>
-    mlruns/<experiment id>/<run id>/metrics/<key>  lines "timestamp(ms) value [step]"
+    mlruns/<experiment id>/<run id>/metrics/<key>  lines "timestamp(ms) value [step]", and since
+                                                   3.0 "timestamp value step dataset_name dataset_digest"
     mlruns/<experiment id>/<run id>/artifacts/     unless artifact_uri points elsewhere
     mlruns/<experiment id>/<run id>/inputs/<id>/meta.yaml   a dataset input (2.4+)
     mlruns/<experiment id>/<run id>/outputs/<model id>/meta.yaml   a logged model the run made, at a step (3.x)
@@ -64,7 +65,7 @@ import yaml
 
 from ..compaction.scan import RACY_SECONDS
 from ..errors import InvalidInputError
-from ..storage.fields import INT64_MAX, LATEST_TS
+from ..storage.fields import INT64_MAX, LATEST_TS, dataset_text_problem
 from .mlflow_client import database_kind, dispose, private_copy, quiet_mlflow, refuse_migration
 
 # MLflow's RunStatus numbers (mlflow/protos/service.proto), as meta.yaml holds them
@@ -101,11 +102,14 @@ class SourceExperiment:
 
 @dataclass
 class Point:
-    """One metric point as MLflow keeps it."""
+    """One metric point as MLflow keeps it: since MLflow 3, with the dataset it was measured
+    on (its name and digest, both or neither)."""
 
     timestamp_ms: int
     value: float
     step: int
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 @dataclass
@@ -387,14 +391,21 @@ def _text_tree(folder: Path, fence: _Fence, refused: list[SourceError] | None = 
     return values
 
 
-def point(timestamp_ms: Any, value: float, step: Any, where: Path | str) -> Point:
-    """A metric point, its time and step checked against the store's bounds."""
+def point(timestamp_ms: Any, value: float, step: Any, where: Path | str,
+          dataset_name: str | None = None, dataset_digest: str | None = None) -> Point:
+    """A metric point, its time and step checked against the store's bounds, and its
+    dataset's name and digest against what a point may name."""
     if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or not 0 <= timestamp_ms <= LATEST_MS:
         raise SourceError(where, f"timestamp {timestamp_ms!r} is not a time in milliseconds between 1970 and "
                                  f"3000{_unit_hint(timestamp_ms)}; the run is skipped")
     if isinstance(step, bool) or not isinstance(step, int) or not -INT64_MAX - 1 <= step <= INT64_MAX:
         raise SourceError(where, f"step {step!r} is not a 64-bit integer; the run is skipped")
-    return Point(timestamp_ms, value, step)
+    if dataset_name is not None or dataset_digest is not None:
+        for what, text in (("dataset name", dataset_name), ("dataset digest", dataset_digest)):
+            problem = dataset_text_problem(text)
+            if problem:
+                raise SourceError(where, f"the point's {what} {text!r} {problem}; the run is skipped")
+    return Point(timestamp_ms, value, step, dataset_name, dataset_digest)
 
 
 def _metric_file(path: Path) -> list[Point]:
@@ -404,17 +415,15 @@ def _metric_file(path: Path) -> list[Point]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
     for number, line in enumerate(lines, 1):
-        parts = line.split()
-        if not parts:
+        if not line.strip():
             continue
         try:
-            if len(parts) not in (2, 3):
-                raise ValueError
-            timestamp, value, step = int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else 0
+            timestamp, value, step, dataset = _metric_line(line)
         except ValueError:
-            raise SourceError(f"{path}:{number}", f"malformed metric line {line[:80]!r} "
-                              "(MLflow writes 'timestamp value step')") from None
-        points.append(point(timestamp, value, step, f"{path}:{number}"))
+            raise SourceError(f"{path}:{number}", f"malformed metric line {line[:80]!r} (MLflow writes "
+                              "'timestamp value step', and 'timestamp value step dataset_name dataset_digest' "
+                              "for a point measured on a dataset)") from None
+        points.append(point(timestamp, value, step, f"{path}:{number}", *dataset))
     return points
 
 
@@ -449,6 +458,26 @@ def _model_status(value: Any, path: Path) -> str:
     if isinstance(value, str) and value.upper() in MODEL_STATUS.values():
         return value.upper()
     raise SourceError(path, f"status {value!r} is not an MLflow logged model status")
+
+
+def _metric_line(line: str) -> tuple[int, float, int, tuple[str, str] | tuple[()]]:
+    """A line of an MLflow metric file: ``timestamp value [step]``, or (MLflow 3, a point
+    measured on a dataset) ``timestamp value step name digest``. MLflow writes the name as
+    it is, spaces included, and reads it back with ``split(" ")``, so a name holding a space
+    is a line MLflow itself can no longer read; the digest never holds one (a hash), so
+    here the name is everything between the step and the last space."""
+    parts = line.split()
+    if len(parts) in (2, 3):
+        return int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else 0, ()
+    if len(parts) < 5:
+        raise ValueError(line)
+    head = line.strip().split(" ", 3)
+    if len(head) != 4:  # fields apart by tabs: not MLflow's
+        raise ValueError(line)
+    name, _, digest = head[3].rpartition(" ")
+    if not name or not digest:
+        raise ValueError(line)
+    return int(head[0]), float(head[1]), int(head[2]), (name, digest)
 
 
 def _unit_hint(value: Any) -> str:
@@ -856,7 +885,10 @@ class ClientSource(MlflowSource):
                 histories = {key: self.client.get_metric_history(run_id, key) for key in run.data.metrics}
             except MlflowException as exc:  # the store lists the run but cannot read it: that run only is skipped
                 raise SourceError(f"{self.description} run {run_id}", f"its metrics cannot be read ({exc})") from None
-            metrics = {key: [point(m.timestamp, m.value, m.step, f"{self.description} run {run_id} metric {key}")
+            # MLflow 3's points name the dataset they were measured on (its sqlite store keeps
+            # no such link for a run's metrics, only for a logged model's)
+            metrics = {key: [point(m.timestamp, m.value, m.step, f"{self.description} run {run_id} metric {key}",
+                                   getattr(m, "dataset_name", None), getattr(m, "dataset_digest", None))
                              for m in history] for key, history in histories.items()}
             datasets = []
             for item in getattr(run.inputs, "dataset_inputs", None) or []:

@@ -359,19 +359,22 @@ def log_params(params: Mapping[str, Any], synchronous: bool | None = None, run_i
 
 @raises_mlflow_exceptions
 def log_metric(key: str, value: float, step: int | None = None, synchronous: bool | None = None,
-               timestamp: int | None = None, run_id: str | None = None, **ignored: Any) -> None:
-    """One point; ``step`` defaults to 0 and ``timestamp`` (ms) to now, as in MLflow."""
+               timestamp: int | None = None, run_id: str | None = None, *, dataset: Any = None,
+               **ignored: Any) -> None:
+    """One point; ``step`` defaults to 0 and ``timestamp`` (ms) to now, as in MLflow; a
+    ``dataset`` (anything with a name and a digest, as MLflow's) is kept with it."""
     _run_for(run_id).log_metric(key, value, 0 if step is None else step,
-                                timestamp=None if timestamp is None else timestamp / 1000)
+                                timestamp=None if timestamp is None else timestamp / 1000, dataset=dataset)
 
 
 @raises_mlflow_exceptions
 def log_metrics(metrics: Mapping[str, float], step: int | None = None, synchronous: bool | None = None,
-                run_id: str | None = None, timestamp: int | None = None, **ignored: Any) -> None:
+                run_id: str | None = None, timestamp: int | None = None, *, dataset: Any = None,
+                **ignored: Any) -> None:
     run = _run_for(run_id)
     for key, value in metrics.items():
         run.log_metric(key, value, 0 if step is None else step,
-                       timestamp=None if timestamp is None else timestamp / 1000)
+                       timestamp=None if timestamp is None else timestamp / 1000, dataset=dataset)
 
 
 def _run_for(run_id: str | None) -> Run:

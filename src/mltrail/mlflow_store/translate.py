@@ -78,6 +78,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..query.filter import parse_filter
+from ..storage.fields import dataset_text_problem
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from ..store import Store
 from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentRecord
@@ -354,6 +355,10 @@ class Translation:
     def _log_checked(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
                      tags: Sequence[RunTag]) -> None:
         """Write what MLflow's checks passed (a long value as they truncated it)."""
+        # points measured on a dataset keep its name and digest, as MLflow 3's stores do (MLflow's
+        # Metric names both or neither); looked for once, so a batch naming none pays little
+        linked = [m for m in metrics if m.dataset_name is not None]
+        _check_datasets(linked)
         for_model = any(m.model_id for m in metrics)  # a logged model's points: on the model, and the run once
         run_points = self.logged_models.new_to_run(run_id, metrics) if for_model else metrics
         with self._writing(run_id) as run:
@@ -363,7 +368,8 @@ class Translation:
                 self._set_tags(run, {t.key: t.value for t in tags})
             for m in run_points:
                 run.log_metric(m.key, _metric_value(m), int(m.step or 0),
-                               timestamp=None if m.timestamp is None else m.timestamp / 1000)
+                               timestamp=None if m.timestamp is None else m.timestamp / 1000,
+                               dataset=_dataset_of(m) if linked else None)
             run.flush()
         if for_model:
             self.logged_models.log_metrics(run_id, metrics)
@@ -540,8 +546,10 @@ class Translation:
         with mlflow_errors():
             self.experiment_of(run_id)
             points = self.store.metric_history([run_id], [metric_key])
-        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s))
-                   for v, ts, s in zip(points["value"], points["timestamp"], points["step"])]
+        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s), dataset_name=_text(name),
+                          dataset_digest=_text(digest))
+                   for v, ts, s, name, digest in zip(points["value"], points["timestamp"], points["step"],
+                                                     points["dataset_name"], points["dataset_digest"])]
         # MLflow's order (its SqlAlchemyStore's), which its pages follow: by time, then step, then value
         history.sort(key=lambda m: (m.timestamp, m.step, math.isnan(m.value), m.value))
         if max_results is None:
@@ -677,6 +685,7 @@ def _order_by(clauses: Sequence[str] | None) -> list[str]:
 
 # MLflow's other names of a run's attributes in a filter
 _FILTER_ALIAS = {**_ORDER_ALIAS, "Run name": "run_name", "Run Name": "run_name", "run name": "run_name"}
+_FILTER_PREFIX = {**_ORDER_PREFIX, "dataset": "datasets"}  # a run's datasets filter, never order
 
 
 def _filter(text: str | None) -> str | None:
@@ -695,7 +704,7 @@ def _filter(text: str | None) -> str | None:
 
 
 def _filter_clause(clause: dict[str, Any]) -> str:
-    prefix = _ORDER_PREFIX.get(clause["type"])
+    prefix = _FILTER_PREFIX.get(clause["type"])
     if prefix is None:
         raise MlflowException(f"mltrail does not search runs by their {clause['type']}s ({clause['key']!r})",
                               error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
@@ -757,8 +766,29 @@ def _plain_points(metrics: Sequence[Metric]) -> bool:
                and type(m.step) is int for m in metrics)
 
 
+def _dataset_of(metric: Metric) -> tuple[str, str | None] | None:
+    """A point's dataset as ``log_metric`` takes it (a missing digest is refused there)."""
+    return None if metric.dataset_name is None else (metric.dataset_name, metric.dataset_digest)
+
+
+def _check_datasets(metrics: Sequence[Metric]) -> None:
+    """The datasets a batch's points name, checked before any point is written (a batch is
+    written whole or not at all): a name or digest an event line cannot hold is refused."""
+    for name, digest in {(m.dataset_name, m.dataset_digest) for m in metrics}:
+        for what, text in (("dataset_name", name), ("dataset_digest", digest)):
+            problem = dataset_text_problem(text)
+            if problem:
+                raise MlflowException(f"Invalid value {str(text)[:100]!r} for metric {what}: it {problem}",
+                                      error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+
+
 def _metric_value(metric: Metric) -> float:
     return float(metric.value)
+
+
+def _text(cell: Any) -> str | None:
+    """A text cell of a frame, None where it is missing (None, or NaN in pandas' string dtype)."""
+    return cell if isinstance(cell, str) else None
 
 
 def _log_params(run: MltrailRun, params: Sequence[Param]) -> None:

@@ -5,6 +5,13 @@ write it, plus what they have asked for: ``OR``, ``NOT``, parentheses and numeri
 comparison of params and tags (``params.lr < 0.01``). Keys may be quoted with
 backticks or double quotes (``metrics.`f1 score```). A run lacking a key never
 matches a comparison on that key, ``!=`` included, as in MLflow.
+
+``datasets.name``, ``datasets.digest`` and ``datasets.context`` compare the datasets a
+run used (its inputs): a run matches when one of them does, ``!=`` and ``NOT IN``
+included (``datasets.name != 'a'``: it used a dataset not named ``a``), and a run that
+used none never does, as in MLflow; ``NOT (datasets.name = 'a')`` is a run that used no
+dataset named ``a``. They take quoted text with ``=``, ``!=``, ``LIKE``, ``ILIKE``, ``IN``
+and ``NOT IN``, as MLflow's do.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ comparison: IDENT COMP_OP value             -> compare
           | IDENT _IS _NOT _NULL            -> not_null
 ?value: STRING | NUMBER
 
-IDENT: /(attributes?|metrics?|params?|tags?)\.(`[^`]+`|"[^"]+"|[^\s=!<>()',"`]+)/i
+IDENT: /(attributes?|metrics?|params?|tags?|datasets?)\.(`[^`]+`|"[^"]+"|[^\s=!<>()',"`]+)/i
 COMP_OP: "!=" | "<>" | ">=" | "<=" | "=" | "==" | ">" | "<"
 LIKE_OP: /(not\s+)?i?like\b/i
 STRING: /'(?:[^'\\]|\\.|'')*'/ | /"(?:[^"\\]|\\.)*"/
@@ -59,13 +66,15 @@ DIRECTION: /asc\b/i | /desc\b/i
 """
 
 _TERMINAL_NAMES = {
-    "IDENT": "a key (metrics.x, params.x, tags.x, attributes.x)", "LPAR": "'('", "RPAR": "')'",
+    "IDENT": "a key (metrics.x, params.x, tags.x, attributes.x, datasets.x)", "LPAR": "'('", "RPAR": "')'",
     "COMMA": "','", "_NOT": "NOT", "_AND": "AND", "_OR": "OR", "_IN": "IN", "_IS": "IS",
     "NUMBER": "a number", "STRING": "a quoted string", "COMP_OP": "a comparison (=, !=, <, >, ...)",
     "LIKE_OP": "LIKE", "_NULL": "NULL",
 }
 _PREFIXES = {"metric": "metrics", "metrics": "metrics", "param": "params", "params": "params",
-             "tag": "tags", "tags": "tags", "attribute": "attributes", "attributes": "attributes"}
+             "tag": "tags", "tags": "tags", "attribute": "attributes", "attributes": "attributes",
+             "dataset": "datasets", "datasets": "datasets"}
+DATASET_FIELDS = ("name", "digest", "context")  # what a filter compares of a run's datasets (MLflow's)
 ATTRIBUTES = {"run_id", "run_name", "status", "experiment", "start_time", "end_time", "run_seq", "parent_run_id"}
 _TIME_ATTRIBUTES = {"start_time", "end_time"}
 
@@ -74,7 +83,7 @@ _TIME_ATTRIBUTES = {"start_time", "end_time"}
 class Column:
     """A filter's reference to a run field: ``metrics.f1`` is ``Column("metrics", "f1")``."""
 
-    kind: str  # metrics, params, tags or attributes
+    kind: str  # metrics, params, tags, attributes or datasets
     key: str
 
     @property
@@ -128,27 +137,48 @@ class _ToPredicate(Transformer):
 
     def like(self, ident, op, value):
         words = str(op).lower().split()
-        node = ("like", parse_column(ident), words[-1] == "ilike", _literal(value))
+        node = ("like", _dataset_checked(parse_column(ident), "LIKE", (_literal(value),)), words[-1] == "ilike",
+                _literal(value))
         return ("has_not", node) if len(words) == 2 else node
 
     def is_in(self, ident, *values):
-        return ("in", parse_column(ident), tuple(_literal(v) for v in values))
+        literals = tuple(_literal(v) for v in values)
+        return ("in", _dataset_checked(parse_column(ident), "IN", literals), literals)
 
     def not_in(self, ident, *values):
-        return ("has_not", ("in", parse_column(ident), tuple(_literal(v) for v in values)))
+        literals = tuple(_literal(v) for v in values)
+        return ("has_not", ("in", _dataset_checked(parse_column(ident), "NOT IN", literals), literals))
 
     def is_null(self, ident):
-        return ("null", parse_column(ident))
+        return ("null", _dataset_checked(parse_column(ident), "IS NULL", ()))
 
     def not_null(self, ident):
-        return ("not", ("null", parse_column(ident)))
+        return ("not", ("null", _dataset_checked(parse_column(ident), "IS NOT NULL", ())))
 
 
 class _SemanticError(Exception):
     pass
 
 
+def _dataset_checked(column: Column, op: str, values: tuple[Any, ...]) -> Column:
+    """A comparison on a run's datasets, as MLflow takes one: a known field, quoted text, and
+    no ordering or NULL test (a run holds several datasets, or none)."""
+    if column.kind != "datasets":
+        return column
+    if column.key not in DATASET_FIELDS:
+        raise _SemanticError(f"datasets.{column.key} is not searchable; a run's datasets are searched by "
+                             f"{', '.join('datasets.' + f for f in DATASET_FIELDS)}")
+    if op not in ("=", "!=", "LIKE", "IN", "NOT IN"):
+        hint = " (the runs that used no dataset: NOT datasets.name LIKE '%')" if "NULL" in op else ""
+        raise _SemanticError(f"datasets.{column.key} takes =, !=, LIKE, ILIKE, IN or NOT IN, not {op}{hint}")
+    if not all(isinstance(value, str) for value in values):
+        raise _SemanticError(f"datasets.{column.key} must be compared with quoted text, not "
+                             f"{next(v for v in values if not isinstance(v, str))!r}")
+    return column
+
+
 def _checked(column: Column, op: str, value: Any) -> Column:
+    _dataset_checked(column, op, (value,))
     if column.kind == "metrics" and not isinstance(value, float):
         raise _SemanticError(f"metrics.{column.key} must be compared with a number, not {value!r}")
     if column.kind == "attributes" and column.key not in ATTRIBUTES:
@@ -230,6 +260,15 @@ def parse_order_by(clause: str) -> tuple[Column, bool]:
     return parse_column(str(ident)), not (direction and str(direction[0]).lower() == "desc")
 
 
+def uses_datasets(predicate: Any) -> bool:
+    """Whether a predicate compares a run's datasets somewhere."""
+    if predicate[0] in ("and", "or"):
+        return any(uses_datasets(part) for part in predicate[1:])
+    if predicate[0] in ("not", "has_not"):
+        return uses_datasets(predicate[1])
+    return bool(predicate[1].kind == "datasets")
+
+
 def evaluate(predicate: Any, frame: pd.DataFrame) -> np.ndarray:
     """Boolean mask of the rows of ``frame`` that satisfy ``predicate``."""
     kind = predicate[0]
@@ -247,11 +286,39 @@ def evaluate(predicate: Any, frame: pd.DataFrame) -> np.ndarray:
         return ~evaluate(predicate[1], frame)
     if kind == "has_not":  # NOT LIKE, NOT IN: like !=, only runs that have the key
         negated: Column = predicate[1][1]
+        if negated.kind == "datasets":
+            return _any_dataset(predicate[1], frame, negate=True)
         present = frame[negated.name].notna().to_numpy() if negated.name in frame.columns else False
         return present & ~evaluate(predicate[1], frame)
     column: Column = predicate[1]
+    if column.kind == "datasets":
+        return _any_dataset(predicate, frame)
     series = frame[column.name] if column.name in frame.columns else pd.Series(
         [None] * len(frame), index=frame.index, dtype=object)
+    return _leaf(predicate, column, series)
+
+
+def _any_dataset(predicate: Any, frame: pd.DataFrame, negate: bool = False) -> np.ndarray:
+    """Which runs have a dataset that satisfies ``predicate`` (its negation: ``NOT IN``,
+    ``NOT LIKE``). The frame's ``datasets.<field>`` column holds each run's values, a tuple
+    (a dataset without a context holds None there, which matches nothing)."""
+    column: Column = predicate[1]
+    if column.name not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    cells = [cell if isinstance(cell, tuple) else () for cell in frame[column.name]]
+    owner = np.repeat(np.arange(len(frame)), [len(cell) for cell in cells])
+    values = pd.Series([value for cell in cells for value in cell], dtype=object)
+    matched = _leaf(predicate, column, values)
+    if negate:
+        matched = values.notna().to_numpy() & ~matched
+    found = np.zeros(len(frame), dtype=bool)
+    found[owner[matched]] = True
+    return found
+
+
+def _leaf(predicate: Any, column: Column, series: pd.Series) -> np.ndarray:
+    """Which values of ``series`` satisfy one comparison (a missing value satisfies none)."""
+    kind = predicate[0]
     present = series.notna().to_numpy()
     if kind == "null":
         return ~present

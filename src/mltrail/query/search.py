@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ..compaction.manifest import Manifest
 from ..errors import InvalidInputError
-from .filter import evaluate, parse_filter, parse_order_by
+from .filter import DATASET_FIELDS, evaluate, parse_filter, parse_order_by, uses_datasets
 from .tables import read_table
 
 BASE_COLUMNS = ["run_id", "experiment", "run_name", "status", "start_time", "end_time", "parent_run_id"]
@@ -46,6 +47,12 @@ class RunIndex:
         """Per experiment, the prefixed columns some run of it logged (NaN included)."""
         self._refresh(manifest)
         return self._columns
+
+    def datasets(self, manifest: Manifest) -> pd.DataFrame:
+        """Per run (the index), ``datasets.name``, ``datasets.digest`` and ``datasets.context``:
+        a tuple of its datasets' values each, for a filter on them. Read only when a filter
+        names a dataset, and kept while the datasets table is the same."""
+        return self._part(manifest, "datasets", _dataset_columns)
 
     def _refresh(self, manifest: Manifest) -> None:
         if self._frame is None or manifest.generation != self._generation:
@@ -89,6 +96,19 @@ def _pivot(long: pd.DataFrame, prefix: str) -> tuple[pd.DataFrame | None, pd.Dat
     return wide, logged
 
 
+def _dataset_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """A run's datasets as tuples by field. A dataset MLflow's client logged (the plugin, an
+    import) has MLflow's digest; one mltrail logged is digested by its sha256."""
+    digests = []
+    for sha256, mlflow in zip(rows["sha256"], rows["mlflow"]):
+        digest = orjson.loads(mlflow).get("digest") if isinstance(mlflow, str) else None
+        digests.append(digest if isinstance(digest, str) else sha256)
+    fields = pd.DataFrame({"run_id": rows["run_id"], "name": rows["name"], "digest": digests,
+                           "context": rows["context"].astype(object).where(rows["context"].notna(), None)})
+    grouped = fields.groupby("run_id", sort=False)
+    return pd.DataFrame({f"datasets.{field}": grouped[field].agg(tuple) for field in DATASET_FIELDS})
+
+
 def derive_status(frame: pd.DataFrame, crash_after: float, now: float | None = None) -> pd.Series:
     """The status column, with RUNNING runs whose heartbeat stopped read as CRASHED."""
     now = time.time() if now is None else now
@@ -101,12 +121,14 @@ def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
                 experiment: str | Sequence[str] | None = None,
                 filter: str | None = None, order_by: Sequence[str] | None = None,
                 max_results: int | None = None, crash_after: float = 120.0,
-                view: str = "active") -> pd.DataFrame:
+                view: str = "active", datasets: Callable[[], pd.DataFrame] | None = None) -> pd.DataFrame:
     """Runs matching ``filter`` in the given experiments, as MLflow's search_runs lays them out.
 
     The prefixed columns are those the selected experiments logged, so a metric whose
     only value is NaN still has its column. ``view`` is ``"active"`` (deleted runs
-    hidden), ``"deleted"`` or ``"all"``; the last two add a ``deleted`` column."""
+    hidden), ``"deleted"`` or ``"all"``; the last two add a ``deleted`` column.
+    ``datasets`` gives the runs' datasets (:meth:`RunIndex.datasets`), asked for only when
+    the filter names one (``datasets.name = 'train'``)."""
     if view not in VIEWS:
         raise InvalidInputError(f"view must be one of {', '.join(VIEWS)}, not {view!r}")
     if isinstance(order_by, str):
@@ -124,7 +146,11 @@ def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
         np.nan, index=result.index).astype(result["run_id"].dtype)
     result = result.assign(status=derive_status(result, crash_after), parent_run_id=parent)
     if filter and filter.strip():
-        result = result[evaluate(parse_filter(filter), result)]
+        predicate = parse_filter(filter)
+        searched = result
+        if datasets is not None and uses_datasets(predicate):
+            searched = result.join(datasets(), how="left")
+        result = result[evaluate(predicate, searched)]
     result = _sort(result, order_by or [])
     if max_results is not None:
         result = result.head(max_results)
@@ -169,7 +195,8 @@ def _sortable(series: pd.Series) -> np.ndarray:
 
 def metric_history(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] | None = None,
                    keys: Sequence[str] | None = None) -> pd.DataFrame:
-    """Every logged point of the given runs and keys: run_id, key, step, value, timestamp, best."""
+    """Every logged point of the given runs and keys: run_id, key, step, value, timestamp, best,
+    dataset_name, dataset_digest (the dataset a point was measured on, MLflow 3's link; None for none)."""
     expr = None
     if run_ids is not None:  # (typed: an empty list would be a null array, which no string column matches)
         expr = ds.field("run_id").isin(pa.array(list(run_ids), pa.string()))

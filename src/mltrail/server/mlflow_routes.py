@@ -227,7 +227,9 @@ def restore_run(m: Any, g: Gate, t: Translation) -> Message:
 def log_metric(m: Any, g: Gate, t: Translation) -> Message:
     run_id = _run_id(m)
     _experiment_of_run(g, t, run_id, "edit")
-    t.log_metric(run_id, Metric(m.key, m.value, m.timestamp, m.step))
+    # the dataset the point was measured on (MLflow 3), read as MLflow's server reads it
+    t.log_metric(run_id, Metric(m.key, m.value, m.timestamp, m.step, dataset_name=m.dataset_name or None,
+                                dataset_digest=m.dataset_digest or None))
     return pb.LogMetric.Response()
 
 

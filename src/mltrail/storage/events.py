@@ -19,10 +19,13 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ..errors import InvalidInputError
-from .fields import INT64_MAX, LATEST_TS, Count, FiniteFloat, Int64, Name, Sha256, Timestamp
+from .fields import INT64_MAX, LATEST_TS, Count, DatasetText, FiniteFloat, Int64, Name, Sha256, Timestamp
 from .layout import check_key
 
-SCHEMA_VERSION = 2  # the newest a reader understands: 2 added the dense `metrics` line
+# the newest a reader understands: 2 added the dense `metrics` line, 3 a metric point's
+# dataset (a line holding one is written as v3, so an older reader says it is newer than it
+# knows instead of reading the points without their dataset)
+SCHEMA_VERSION = 3
 
 
 class RunStatus(str, Enum):
@@ -38,7 +41,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: int = 1  # the schema each type was introduced in; only `metrics` is 2
+    v: int = 1  # the schema that introduced the line's type, or the newest field it holds
     type: str
     ts: Timestamp
     run: str
@@ -74,7 +77,9 @@ class Params(Event):
 
 class Metric(Event):
     """One metric point. NaN and ±inf have no JSON form: ``value`` is then null and
-    ``nonfinite`` holds ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    ``nonfinite`` holds ``"nan"``, ``"inf"`` or ``"-inf"``. ``dataset_name`` and
+    ``dataset_digest`` (schema 3, both or neither) name the dataset it was measured on, as
+    MLflow 3 links a point to one."""
 
     type: Literal["metric"] = "metric"
     key: str
@@ -82,11 +87,19 @@ class Metric(Event):
     step: Int64
     best: bool | None = None
     nonfinite: Literal["nan", "inf", "-inf"] | None = None
+    dataset_name: DatasetText | None = None
+    dataset_digest: DatasetText | None = None
 
     @field_validator("key")
     @classmethod
     def _key(cls, key: str) -> str:
         return check_key("metric", key)
+
+    @model_validator(mode="after")
+    def _dataset_pair(self) -> Metric:
+        if (self.dataset_name is None) != (self.dataset_digest is None):
+            raise ValueError("dataset_name and dataset_digest name a dataset together: give both or neither")
+        return self
 
 
 class Metrics(Event):
@@ -94,7 +107,11 @@ class Metrics(Event):
     ``metric`` line takes ~140. Point ``i`` is ``keys[k[i]]`` = ``values[i]`` at step
     ``steps[i]``, logged at ``ts + dts[i] / 1000`` (ms); its seq is ``seq + i``, so points
     order exactly as one-point lines do. NaN and ±inf are null in ``values``, their kind in
-    ``special`` at the indices ``special_at``; ``best_at`` lists the points marked best."""
+    ``special`` at the indices ``special_at``; ``best_at`` lists the points marked best.
+
+    Schema 3: point ``i`` was measured on dataset ``datasets[d[i]]`` (a name and a digest,
+    MLflow 3's link), or on none where ``d[i]`` is null. A line whose points name no
+    dataset leaves both out, so it costs nothing where no dataset is named."""
 
     v: int = 2
     type: Literal["metrics"] = "metrics"
@@ -106,6 +123,8 @@ class Metrics(Event):
     best_at: list[Count] = Field(default_factory=list)
     special_at: list[Count] = Field(default_factory=list)
     special: list[Literal["nan", "inf", "-inf"]] = Field(default_factory=list)
+    datasets: list[tuple[DatasetText, DatasetText]] = Field(default_factory=list)
+    d: list[Count | None] = Field(default_factory=list)
 
     @field_validator("keys")
     @classmethod
@@ -124,6 +143,9 @@ class Metrics(Event):
         nulls = {i for i, value in enumerate(self.values) if value is None}
         if nulls != set(self.special_at):
             raise ValueError("a null value must be a NaN or ±inf named in special")
+        if (self.d or self.datasets) and (len(self.d) != count or not self.datasets
+                                           or any(i is not None and i >= len(self.datasets) for i in self.d)):
+            raise ValueError("d must hold one entry per point, each null or the index of one of datasets")
         # each point's own time and seq must fit where the line's do: a dts of 2**63-1 is
         # an int64 here and a time past any Parquet timestamp once added to ts
         if not (0.0 <= self.ts + min(self.dts) / 1000 and self.ts + max(self.dts) / 1000 <= LATEST_TS):

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field
 
 INT64_MAX = 2**63 - 1
 MAX_NAME = 250  # characters of an experiment's or a run's name
+MAX_DATASET_TEXT = 500  # characters of a metric point's dataset name or digest (MLflow's longest name)
 LATEST_TS = 32_503_680_000.0  # 3000-01-01 UTC: later times are typos or unit mistakes (ms, ns)
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]  # lowercase hex, as hashlib writes it
@@ -48,3 +49,30 @@ def _checked_name(name: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(_checked_name)]  # an experiment's or a run's name
+
+
+def dataset_text_problem(text: object) -> str | None:
+    """What makes ``text`` unfit as the dataset name or digest a metric point names (MLflow
+    3's link from a point to the data it was measured on), or None. A name is compared as
+    it is, so it must be non-empty text that a line of JSON and a terminal show unchanged."""
+    if not isinstance(text, str) or not text:
+        return "must be non-empty text"
+    if len(text) > MAX_DATASET_TEXT:
+        return f"is {len(text)} characters long; the limit is {MAX_DATASET_TEXT}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "must not contain control characters (a newline, a tab...)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def _checked_dataset_text(text: str) -> str:
+    problem = dataset_text_problem(text)
+    if problem:
+        raise ValueError(f"the dataset name or digest {text[:60]!r} {problem}")
+    return text
+
+
+DatasetText = Annotated[str, AfterValidator(_checked_dataset_text)]  # a metric point's dataset name or digest

@@ -36,7 +36,7 @@ from ..storage import background
 from ..storage import events as ev
 from ..storage.eventfiles import STOP_REQUEST, EventFolder, StopRequest
 from ..storage.eventlog import EventWriter, events_to_lines
-from ..storage.fields import INT64_MAX, LATEST_TS
+from ..storage.fields import INT64_MAX, LATEST_TS, dataset_text_problem
 from ..storage.layout import check_key
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from . import objects
@@ -85,6 +85,23 @@ def _metric_value(key: str, value: Any) -> float:
         return float(value)  # int, numpy and torch scalars
     except (TypeError, ValueError, OverflowError):  # 10**400 has no float
         raise InvalidMetricValueError(key, value) from None
+
+
+def _dataset_link(dataset: Any) -> tuple[str, str]:
+    """A point's dataset, checked: ``(name, digest)``, or an object with a ``name`` and a
+    ``digest`` (MLflow's ``mlflow.data`` datasets), as the pair an event holds."""
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        name, digest = dataset
+    elif hasattr(dataset, "name") and hasattr(dataset, "digest"):
+        name, digest = dataset.name, dataset.digest
+    else:
+        raise InvalidInputError(f"a metric's dataset is its (name, digest), or an object with a name and a digest "
+                                f"(an MLflow dataset), not {dataset!r}")
+    for what, text in (("name", name), ("digest", digest)):
+        problem = dataset_text_problem(text)
+        if problem:
+            raise InvalidInputError(f"the dataset {what} {text!r} {problem}")
+    return name, digest
 
 
 def _checked_time(timestamp: Any) -> float:
@@ -182,10 +199,12 @@ class Run:
     # -- logging ---------------------------------------------------------------------
 
     def log_metric(self, key: str, value: float, step: int | None = None, *, best: bool = False,
-                   timestamp: float | None = None) -> None:
+                   timestamp: float | None = None, dataset: tuple[str, str] | Any = None) -> None:
         """Log one metric point. ``step`` defaults to the key's previous step + 1 (from 0);
         ``best=True`` marks the point as the best so far, for the run's summary;
-        ``timestamp`` (seconds since the epoch) is when it was measured, if not now."""
+        ``timestamp`` (seconds since the epoch) is when it was measured, if not now;
+        ``dataset`` is the dataset it was measured on, as MLflow 3 links a point to one:
+        its ``(name, digest)``, or an MLflow dataset (``metric_history`` shows both)."""
         if self._status is not _RUNNING:  # (a point after end() would be lost at the next flush)
             raise RunStateError(f"run {self.id} is {self.status}; it takes no more metrics")
         last = self._steps.get(key)
@@ -198,18 +217,25 @@ class Run:
             step = last + 1
         if type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = self._step(key, step)
+        marks: Any = best
+        if dataset is not None:  # rare: the common point stays a 5-tuple
+            marks = (best, *_dataset_link(dataset))
         self._steps[key] = step
-        self._pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), best))
-        if len(self._pending) >= self._flush_events:
+        pending = self._pending
+        pending.append((key, value, step, _time() if timestamp is None else _checked_time(timestamp), marks))
+        if len(pending) >= self._flush_events:
             self.flush()
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log several metrics at one step; all are checked before any is logged."""
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
+                    dataset: tuple[str, str] | Any = None) -> None:
+        """Log several metrics at one step (measured on one ``dataset``, if given); all are
+        checked before any is logged."""
         known = self._steps
         checked = {(k if k in known else check_key("metric", k)):
                    (v if type(v) is float else _metric_value(k, v)) for k, v in metrics.items()}
+        link = None if dataset is None else _dataset_link(dataset)
         for key, value in checked.items():
-            self.log_metric(key, value, step)
+            self.log_metric(key, value, step, dataset=link)
 
     @staticmethod
     def _step(key: str, step: Any) -> int:
@@ -474,7 +500,10 @@ class Run:
 
 
 def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """One schema-2 ``metrics`` line for queued ``(key, value, step, ts, best)`` points."""
+    """One ``metrics`` line for queued ``(key, value, step, ts, marks)`` points: ``marks`` is
+    whether the point is the best so far, or for a point measured on a dataset the tuple
+    ``(best, dataset_name, dataset_digest)``, so a point without one costs nothing more.
+    Schema 2, or 3 when a point names a dataset."""
     keys: dict[str, int] = {}
     k: list[int] = []
     steps: list[int] = []
@@ -483,8 +512,9 @@ def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> di
     best_at: list[int] = []
     special_at: list[int] = []
     special: list[str | None] = []
+    linked: list[tuple[int, tuple[str, str]]] = []  # (point, (name, digest))
     start = points[0][3]
-    for i, (key, value, step, ts, best) in enumerate(points):
+    for i, (key, value, step, ts, marks) in enumerate(points):
         index = keys.get(key)
         if index is None:
             index = keys[key] = len(keys)
@@ -497,8 +527,13 @@ def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> di
             special.append(ev.nonfinite_name(value))
         else:
             values.append(value)
-        if best:
-            best_at.append(i)
+        if marks:
+            if type(marks) is not tuple:
+                best_at.append(i)
+            else:  # (best, name, digest)
+                if marks[0]:
+                    best_at.append(i)
+                linked.append((i, marks[1:]))
     line: dict[str, Any] = {"v": 2, "type": "metrics", "ts": start, "run": run_id, "seq": first_seq,
                             "keys": list(keys), "k": k, "steps": steps, "values": values, "dts": dts}
     if best_at:
@@ -506,6 +541,12 @@ def dense_line(run_id: str, first_seq: int, points: list[tuple[Any, ...]]) -> di
     if special_at:
         line["special_at"] = special_at
         line["special"] = special
+    if linked:
+        datasets: dict[tuple[str, str], int] = {}
+        d: list[int | None] = [None] * len(points)
+        for i, dataset in linked:
+            d[i] = datasets.setdefault(dataset, len(datasets))
+        line.update(v=3, datasets=[list(pair) for pair in datasets], d=d)
     return line
 
 

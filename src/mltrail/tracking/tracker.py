@@ -305,7 +305,8 @@ class Tracker:
         frame, logged = self._index.frame(manifest), self._index.columns(manifest)
         _check_experiments(experiment, frame, self.root)
         return search_runs(frame, logged, experiment=experiment, filter=filter, order_by=order_by,
-                                 max_results=max_results, crash_after=self.crash_after, view=view)
+                           max_results=max_results, crash_after=self.crash_after, view=view,
+                           datasets=lambda: self._index.datasets(manifest))
 
     def all_runs(self) -> pd.DataFrame:
         """The run table as it is indexed, deleted runs included (indexed by run ID)."""
@@ -339,7 +340,8 @@ class Tracker:
     def metric_history(self, run_ids: Sequence[str] | None = None,
                        keys: Sequence[str] | None = None) -> pd.DataFrame:
         """Every metric point of the given runs (all runs if None): a long DataFrame
-        with ``run_id, key, step, value, timestamp, best``."""
+        with ``run_id, key, step, value, timestamp, best, dataset_name, dataset_digest`` (the dataset a
+        point was measured on, as MLflow 3 links one; None where none is named)."""
         from ..query.search import metric_history
 
         return metric_history(self.layout.tables, self._fresh_manifest(), run_ids, keys)
