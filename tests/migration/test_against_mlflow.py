@@ -36,7 +36,10 @@ T0 = 1_790_000_000_000  # ms: each run starts at its own known time, so no two t
 def run_python(code: str, *args: str, shim_import: bool = False, cwd: Path | None = None) -> str:
     env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "PYTHONWARNINGS": "ignore",
            "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    # (MLflow's set_experiment leaves MLFLOW_EXPERIMENT_ID in the environment of the process
+    # that called it, for its children: an earlier test's experiment, unknown to this store)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
     if shim_import:
         env["USE_MLTRAIL"] = "1"
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True,

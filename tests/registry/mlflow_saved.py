@@ -148,7 +148,10 @@ def run_python(code: str, *args: str, home: Path, hide_mlflow: bool = False) -> 
     home, so nothing lands in the user's); its standard output."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_ALLOW_FILE_STORE": "true", "HOME": str(home),
            "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    # (MLflow's set_experiment leaves MLFLOW_EXPERIMENT_ID in the environment of the process
+    # that called it, for its children: an earlier test's experiment, unknown to this store)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
     source = (HIDE_MLFLOW if hide_mlflow else "") + textwrap.dedent(code)
     done = subprocess.run([sys.executable, "-c", source, *args], env=env, capture_output=True, text=True,
                           timeout=240, check=False)
