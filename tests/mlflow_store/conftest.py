@@ -16,3 +16,11 @@ def mlflow_state(monkeypatch):
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
     mlflow.tracking.fluent._active_experiment_id = None
+
+
+@pytest.fixture
+def client(tmp_path):
+    """MLflow's client (and its fluent API) on a fresh mltrail folder."""
+    uri = f"mltrail:{tmp_path / 'runs'}"
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient(uri)

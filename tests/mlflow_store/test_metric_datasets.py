@@ -4,7 +4,6 @@ it, and ``search_runs`` filters on a run's datasets with MLflow's ``datasets.*``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,18 +18,6 @@ from mlflow.entities import Metric
 import mltrail
 
 T0 = 1_790_000_000_000
-
-
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(name, raising=False)
-    uri = f"mltrail:{tmp_path / 'runs'}"
-    mlflow.set_tracking_uri(uri)
-    yield MlflowClient(uri)
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
 
 
 def frame(rows: int) -> pd.DataFrame:

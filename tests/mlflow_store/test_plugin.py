@@ -8,7 +8,6 @@ its ``SqlAlchemyStore`` and ``FileStore``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,6 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
-
-
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
-    """MLflow's client (and its fluent API) on a fresh mltrail folder."""
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(name, raising=False)
-    uri = f"mltrail:{tmp_path / 'runs'}"
-    mlflow.set_tracking_uri(uri)
-    yield MlflowClient(uri)
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
 
 
 def _code(name: int) -> str:

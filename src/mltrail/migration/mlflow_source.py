@@ -408,12 +408,17 @@ def point(timestamp_ms: Any, value: float, step: Any, where: Path | str,
     return Point(timestamp_ms, value, step, dataset_name, dataset_digest)
 
 
-def _metric_file(path: Path) -> list[Point]:
-    points = []
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a text file MLflow wrote; a SourceError naming it when unreadable."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+
+
+def _metric_file(path: Path) -> list[Point]:
+    points = []
+    lines = _text_lines(path)
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -431,10 +436,7 @@ def _model_metric_file(path: Path) -> list[ModelPoint]:
     """A logged model's metric file: lines "timestamp value step run_id", with the
     dataset's name and digest after them when the point names one."""
     points = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+    lines = _text_lines(path)
     for number, line in enumerate(lines, 1):
         parts = line.split()
         if not parts:
