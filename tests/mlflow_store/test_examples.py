@@ -43,7 +43,7 @@ SCRIPTS = ["elasticnet.py", "logistic_regression.py", "autolog_pipeline.py", "au
 VARYING_FILES = {"MLmodel": "names the run, the model and the time", "cv_results.csv": "holds fit and score times",
                  "estimator.html": "numbers its elements with a counter of the process"}
 VOLATILE_TAGS = {"mlflow.runName", "mlflow.parentRunId", "mlflow.log-model.history"}
-MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore",
+MLFLOW_ENV = {"MLFLOW_ALLOW_FILE_STORE": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore",
               "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
 
 
@@ -118,21 +118,41 @@ def record(uri: str) -> dict[str, Any]:
             "registered": sorted(m.name for m in client.search_registered_models()), "versions": sorted(versions)}
 
 
-def test_mlflow_s_example_scripts_leave_in_mltrail_what_they_leave_in_mlflow_s_sqlite_store(tmp_path):
-    places = {mode: tmp_path / mode for mode in ("sqlite", "plugin", "server")}
+def run_scripts(root: Path, uris: dict[str, str]) -> dict[str, Path]:
+    """The example scripts, one after another, into each store at once; each store's folder
+    (a copy of the scripts: where MLflow records them from, and its ./mlruns)."""
+    places = {mode: root / mode for mode in uris}
     for folder in places.values():
         folder.mkdir()
-        for script in SCRIPTS:  # the scripts' own folder is where MLflow records them from
+        for script in SCRIPTS:
             shutil.copy(EXAMPLES / script, folder / script)
+    with ThreadPoolExecutor(len(uris)) as pool:
+        for script in SCRIPTS:
+            list(pool.map(lambda mode: run_script(places[mode] / script, uris[mode], places[mode]), uris))
+    return places
+
+
+@pytest.fixture(scope="module")
+def mlflow_wrote(tmp_path_factory):
+    """The stores MLflow itself writes from the scripts: sqlite, and its file store (an
+    ``mlruns`` folder, what older teams have); their URIs."""
+    root = tmp_path_factory.mktemp("mlflow-wrote")
+    uris = {"sqlite": f"sqlite:///{root / 'sqlite' / 'mlflow.db'}", "mlruns": f"file:{root / 'mlruns' / 'mlruns'}"}
+    run_scripts(root, uris)
+    return uris
+
+
+def mlflow_record(uri: str) -> dict[str, Any]:
+    with warnings.catch_warnings():  # SQLAlchemy's deprecations inside MLflow's sqlite store, not ours
+        warnings.simplefilter("ignore")
+        return record(uri)
+
+
+def test_mlflow_s_example_scripts_leave_in_mltrail_what_they_leave_in_mlflow_s_sqlite_store(tmp_path, mlflow_wrote):
     with serving_store(tmp_path / "served-store") as url:
-        uris = {"sqlite": f"sqlite:///{places['sqlite'] / 'mlflow.db'}",
-                "plugin": f"mltrail:{places['plugin'] / 'store'}", "server": url}
-        with ThreadPoolExecutor(3) as pool:  # the three stores at once, each script after the last
-            for script in SCRIPTS:
-                list(pool.map(lambda mode: run_script(places[mode] / script, uris[mode], places[mode]), uris))
-        with warnings.catch_warnings():  # SQLAlchemy's deprecations inside MLflow's sqlite store, not ours
-            warnings.simplefilter("ignore")
-            theirs = record(uris["sqlite"])
+        uris = {"plugin": f"mltrail:{tmp_path / 'plugin' / 'store'}", "server": url}
+        run_scripts(tmp_path, uris)
+        theirs = mlflow_record(mlflow_wrote["sqlite"])
         assert len(theirs["runs"]) == 8 and len(theirs["versions"]) == 1 and len(theirs["logged_models"]) == 5
         for mode in ("plugin", "server"):
             ours = record(uris[mode])
@@ -148,3 +168,75 @@ def differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
     if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
         return [d for i, (a, b) in enumerate(zip(ours, theirs)) for d in differences(a, b, f"{where}[{i}]")]
     return [] if ours == theirs else [f"{where}: mltrail {ours!r} != MLflow {theirs!r}"]
+
+
+# MLflow's filter language on the runs the scripts leave: attributes, params, metrics, tags,
+# datasets (what mltrail's search_runs must answer as MLflow answers it on the source)
+FILTERS = ["", "params.alpha = '0.5'", "metrics.r2 < 0", "metrics.training_score > 0.9",
+           "tags.mlflow.autologging = 'sklearn'", "attributes.status = 'FINISHED'", "params.C = '10'",
+           "tags.estimator_name = 'GridSearchCV'", "datasets.context = 'train'", "datasets.name = 'dataset'",
+           "metrics.score >= 0.5 and params.C IS NULL"]
+
+
+def _sample(model: Any) -> Any:
+    """A few rows a fitted model takes: a frame with its feature names when it has them."""
+    import numpy as np
+    import pandas as pd
+
+    columns = int(model.n_features_in_)
+    rows = np.linspace(-1.0, 1.0, 3 * columns).reshape(3, columns)
+    names = getattr(model, "feature_names_in_", None)
+    return rows if names is None else pd.DataFrame(rows, columns=list(names))
+
+
+@pytest.mark.parametrize("source", ["mlruns", "sqlite"])
+def test_a_store_mlflow_s_example_scripts_wrote_imports_whole_and_answers_as_mlflow(
+        tmp_path, mlflow_wrote, source, monkeypatch):
+    """Issue 29's proof: every run (autologged ones with dataset-linked metric lines too),
+    every metric point with its dataset link, MLflow's filters answered alike, every
+    registered version with its number, and every logged model loads and predicts as MLflow's."""
+    import mltrail
+
+    uri = mlflow_wrote[source]
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when allowed
+    store = mltrail.Store(tmp_path / "store")
+    with warnings.catch_warnings():  # MLflow's own deprecations while it reads its stores
+        warnings.simplefilter("ignore")
+        summary = store.import_mlflow(uri.removeprefix("file:"))
+        client = MlflowClient(uri)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        theirs = client.search_runs(experiments, max_results=1000)
+        answers = {f: {r.info.run_id for r in client.search_runs(experiments, f, max_results=1000)} for f in FILTERS}
+        histories = {(r.info.run_id, key): sorted((p.step, p.value, p.dataset_name, p.dataset_digest)
+                                                  for p in client.get_metric_history(r.info.run_id, key))
+                     for r in theirs for key in r.data.metrics}
+        mlflow.set_tracking_uri(uri)
+        models = {m.model_id: mlflow.sklearn.load_model(f"models:/{m.model_id}")
+                  for m in client.search_logged_models(experiments)}
+        versions = sorted((v.name, int(v.version)) for v in client.search_model_versions())
+        registered = mlflow.sklearn.load_model("models:/ElasticnetDiabetesModel/1")
+    assert [s for s in summary.skipped if s.what != "experiment"] == [], summary.text()
+    assert summary.runs_new == len(theirs) == 8
+
+    ours = store.search_runs(view="all")
+    mlflow_id = dict(zip(ours["run_id"], ours["tags.mlflow.run_id"]))
+    for filter_string, expected in answers.items():
+        found = store.search_runs(filter=filter_string or None, view="all")
+        assert {mlflow_id[r] for r in found["run_id"]} == expected, filter_string
+    points = store.metric_history()
+    got: dict[tuple[str, str], list] = {}
+    for row in points.itertuples():
+        got.setdefault((mlflow_id[row.run_id], row.key), []).append(
+            (row.step, row.value, row.dataset_name if isinstance(row.dataset_name, str) else None,
+             row.dataset_digest if isinstance(row.dataset_digest, str) else None))
+    assert {k: sorted(v) for k, v in got.items()} == histories
+
+    assert sorted((v.model, v.number) for m in store.registry.names()
+                  for v in store.registry.model(m).versions) == versions == [("ElasticnetDiabetesModel", 1)]
+    assert len(models) == 5
+    for model_id, model in models.items():  # skops (the elastic net's default), pickle and cloudpickle
+        sample = _sample(model)
+        assert store.load_model(f"models:/{model_id}").predict(sample).tolist() == model.predict(sample).tolist()
+    sample = _sample(registered)
+    assert store.load_model("models:/ElasticnetDiabetesModel/1").predict(sample).tolist() == \
+        registered.predict(sample).tolist()
