@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import mltrail
+from mltrail.storage.events import SCHEMA_VERSION
 from tests.factories import AB_LINES_OUT_OF_BOUNDS, AB_SPEC, ab_log_line, ab_spec, simulate, spawn_python, wait_for
 
 UNITS = [f"user-{i}" for i in range(400)]
@@ -117,7 +118,7 @@ def test_a_line_of_the_wrong_shape_is_reported_not_fatal(store):
     assert sum(result.units.values()) == 50
     assert [line.split(": ", 1)[1] for line in result.bad_lines] == [
         "invalid log line: feedback.value: Input should be a valid number, unable to parse string as a number",
-        "written by a newer mltrail (event schema v9; this version reads up to v2)"]
+        f"written by a newer mltrail (event schema v9; this version reads up to v{SCHEMA_VERSION})"]
 
 
 @pytest.mark.slow
