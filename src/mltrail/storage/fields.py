@@ -24,21 +24,27 @@ Timestamp = Annotated[float, Field(ge=0.0, le=LATEST_TS, allow_inf_nan=False)]  
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]  # NaN and ±inf are written by name, never as numbers
 
 
+def _text_problem(text: object, limit: int, blank: bool) -> str | None:
+    """What makes ``text`` unfit as a name shown and compared as it is (``blank``: whether
+    whitespace alone counts as empty), or None."""
+    if not isinstance(text, str) or not (text.strip() if blank else text):
+        return "must be non-empty text"
+    if len(text) > limit:
+        return f"is {len(text)} characters long; the limit is {limit}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "must not contain control characters (a newline, a tab...)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
 def name_problem(name: object) -> str | None:
     """What makes ``name`` unfit to name an experiment or a run, or None. A name is shown
     in lists and compared as it is: a trailing newline would make ``churn\\n`` a second
     ``churn``, and control characters would forge lines in a terminal or a log."""
-    if not isinstance(name, str) or not name.strip():
-        return "must be non-empty text"
-    if len(name) > MAX_NAME:
-        return f"is {len(name)} characters long; the limit is {MAX_NAME}"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return "must not contain control characters (a newline, a tab...)"
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid Unicode text (it holds a lone surrogate)"
-    return None
+    return _text_problem(name, MAX_NAME, blank=True)
 
 
 def _checked_name(name: str) -> str:
@@ -55,17 +61,7 @@ def dataset_text_problem(text: object) -> str | None:
     """What makes ``text`` unfit as the dataset name or digest a metric point names (MLflow
     3's link from a point to the data it was measured on), or None. A name is compared as
     it is, so it must be non-empty text that a line of JSON and a terminal show unchanged."""
-    if not isinstance(text, str) or not text:
-        return "must be non-empty text"
-    if len(text) > MAX_DATASET_TEXT:
-        return f"is {len(text)} characters long; the limit is {MAX_DATASET_TEXT}"
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        return "must not contain control characters (a newline, a tab...)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid Unicode text (it holds a lone surrogate)"
-    return None
+    return _text_problem(text, MAX_DATASET_TEXT, blank=False)
 
 
 def _checked_dataset_text(text: str) -> str:
