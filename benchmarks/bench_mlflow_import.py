@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import mltrail
+from mltrail.compaction.scan import RACY_SECONDS
 
 T0 = 1_790_000_000_000
 FILTER = "metrics.m0 < 0.5 and params.p1 = '3'"
@@ -121,6 +122,10 @@ def main() -> None:
                            env=mlflow_env(), check=True)
         print(f"source: {args.runs:,} runs x ({args.params} params, {args.metrics} metrics x {args.steps} steps), "
               f"written {'by hand' if args.handwritten else 'by MLflow'} in {time.perf_counter() - started:.1f} s")
+        # an import does not trust the stat of a file changed in the last RACY_SECONDS (it may change
+        # again unseen within its mtime's granularity): the runs of a source still being written are
+        # read again by the next import. Here the source is done, as a store handed over is.
+        time.sleep(RACY_SECONDS)
         store = mltrail.Store(dest)
         first, summary = timed(lambda: store.import_mlflow(mlruns))
         assert summary.runs_new == args.runs and summary.points == args.runs * args.metrics * args.steps, summary.text()

@@ -33,8 +33,9 @@ import json
 import os
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ from ..registry.uris import LOGGED_MODEL_URI
 from ..storage import events as ev
 from ..storage import logged_model_events as lme
 from ..storage import registry_events as rev
-from ..storage.atomic import write_atomic
+from ..storage.atomic import fsync_folder, write_atomic
 from ..storage.eventfiles import write_event_file
 from ..storage.eventlog import EventWriter, events_to_lines, read_events
 from ..storage.ids import id_at
@@ -60,6 +61,7 @@ from .mlflow_source import (
     NOTE_TAG,
     MlflowSource,
     ModelPoint,
+    KnownRun,
     Point,
     RunContent,
     SourceArtifact,
@@ -69,6 +71,7 @@ from .mlflow_source import (
     SourceModel,
     SourceRun,
     SourceVersion,
+    Snapshot,
     scratch_folder,
 )
 
@@ -153,25 +156,36 @@ class MlflowImport:
         self.run_ids: dict[str, str] = {}  # MLflow run ID -> mltrail run ID, of runs the source holds
         self.imported: list[SourceExperiment] = []  # the experiments with runs to import
         self.outputs: dict[str, dict[str, int]] = {}  # logged model ID -> {mltrail run ID: step}: the runs that made it
-        self.stamps: dict[str, str] = {}  # artifact stamp -> sha256 (loaded from the cache by run())
+        cache = self.tracker.layout.cache / "mlflow-import"
+        self.stamps = _Cached(cache / "stamps.json")  # artifact stamp -> sha256
+        self.known = _Cached(cache / "runs.json")  # run folder -> what the last import read and wrote of it
+        self.seen: set[str] = set()  # the runs this import found (their ``where``)
 
     def run(self) -> ImportSummary:
         runs = self._runs_to_import()
         self.tracker.layout.ensure()
-        self.stamps = _Stamps(self.tracker.layout.cache / "mlflow-import" / "stamps.json")
-        with self.stamps, scratch_folder(self.tracker.layout.cache / "staging") as scratch:
-            for done, (experiment, run) in enumerate(runs, 1):
-                try:
-                    self._import_run(experiment, run, Path(scratch))
-                except SourceError as exc:
-                    self.summary.skipped.append(Skipped("run", exc.path, exc.reason))
-                except (MltrailError, ValidationError, OSError) as exc:
-                    self.summary.skipped.append(Skipped("run", run.where, _reason(exc)))
-                if self.progress is not None:
-                    self.progress(done, len(runs))
+        with self.stamps, self.known, scratch_folder(self.tracker.layout.cache / "staging") as scratch:
+            with _Writes(self._not_written) as self.writes:
+                self._import_runs(runs, Path(scratch))
             self._import_logged_models(Path(scratch))
+            self._forget_runs_gone()
         self._import_models()
         return self.summary
+
+    def _import_runs(self, runs: list[tuple[SourceExperiment, SourceRun]], scratch: Path) -> None:
+        for count, (experiment, run) in enumerate(runs, 1):
+            try:
+                self._import_run(experiment, run, scratch)
+            except SourceError as exc:
+                self.summary.skipped.append(Skipped("run", exc.path, exc.reason))
+            except (MltrailError, ValidationError, OSError) as exc:
+                self.summary.skipped.append(Skipped("run", run.where, _reason(exc)))
+            if self.progress is not None:
+                self.progress(count, len(runs))
+
+    def _not_written(self, where: str, exc: Exception) -> None:
+        """A run whose new file could not be written, or what follows it (its deletion) done."""
+        self.summary.skipped.append(Skipped("run", where, _reason(exc)))
 
     # -- runs ------------------------------------------------------------------------
 
@@ -185,19 +199,22 @@ class MlflowImport:
         if self.wanted is not None:
             missing = sorted(set(self.wanted) - {e.name for e in experiments})
             if missing:
-                known = ", ".join(sorted(e.name for e in self.source.experiments(self.include_deleted)
+                names = ", ".join(sorted(e.name for e in self.source.experiments(self.include_deleted)
                                          if not isinstance(e, SourceError)))
                 raise NotFoundError(f"no experiment {', '.join(map(repr, missing))} in {self.source.description} "
-                                    f"(it has: {known or 'none'}); nothing was imported")
+                                    f"(it has: {names or 'none'}); nothing was imported")
         runs: list[tuple[SourceExperiment, SourceRun]] = []
+        known = {where: KnownRun(record["run"], Snapshot(record["paths"], record["digest"]))
+                 for where, record in self.known.items()}
         for experiment in experiments:
             found = 0
-            for entry in self.source.runs(experiment, self.include_deleted):
+            for entry in self.source.runs(experiment, self.include_deleted, known):
                 if isinstance(entry, SourceError):
                     self.summary.skipped.append(Skipped("run", entry.path, entry.reason))
                     continue
                 runs.append((experiment, entry))
                 self.run_ids[entry.id] = mltrail_run_id(entry)
+                self.seen.add(entry.where)
                 found += 1
             if found:
                 self.summary.experiments += 1
@@ -208,8 +225,10 @@ class MlflowImport:
         return runs
 
     def _import_run(self, experiment: SourceExperiment, run: SourceRun, scratch: Path) -> None:
-        content = run.content(scratch)  # read whole before anything is written
         run_id = self.run_ids[run.id]
+        if run.unchanged and self._still_imported(experiment, run, run_id):
+            return
+        content = run.content(scratch)  # read whole before anything is written
         try:
             path: Path | None = self.tracker.run_file(run_id)
         except NotFoundError:
@@ -254,12 +273,24 @@ class MlflowImport:
             writer.add(ev.RunFinished(ts=end, run=run_id, status=run.status))  # type: ignore[arg-type]
         elif run.status not in _FINISHED and state.status in _FINISHED:
             writer.add(ev.RunResumed(ts=time.time(), run=run_id))
+        target = self.tracker.layout.run_file(experiment.name, run_id)
+
+        def done() -> None:  # once the run's lines are in the store
+            if path is None:
+                self.summary.runs_new += 1
+            self.summary.points += points
+            self.summary.artifacts += artifacts
+            self._said(run, run_id, content.notes, [(str(e.path), e.reason) for e in content.refused],
+                       content.outputs)
+            if run.deleted:
+                self._mark_deleted(run, run_id)
+            self._remember(experiment, run, run_id, content, path or target)
+
+        self.known.pop(run.where, None)
         if path is None:
-            target = self.tracker.layout.run_file(experiment.name, run_id)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(target, writer.bytes())  # the whole run appears at once
-            self.summary.runs_new += 1
-        elif writer.lines:
+            self.writes.submit(target, writer.bytes(), done, run.where)  # the whole run appears at once
+            return
+        if writer.lines:
             appender = EventWriter(path)
             try:
                 appender.append(writer.bytes())
@@ -269,14 +300,55 @@ class MlflowImport:
             self.summary.runs_updated += 1
         else:
             self.summary.runs_unchanged += 1
-        self.summary.points += points
-        self.summary.artifacts += artifacts
-        self.summary.notes += [f"run {run.where}: {note}" for note in content.notes]
-        self.summary.skipped += [Skipped("file", refused.path, refused.reason) for refused in content.refused]
-        for model_id, step in content.outputs.items():
+        done()
+
+    def _remember(self, experiment: SourceExperiment, run: SourceRun, run_id: str, content: RunContent,
+                  file: Path) -> None:
+        """Keep what the next import needs to know the run unchanged without reading it."""
+        written = _file_stat(file)
+        if content.snapshot is None or written is None:
+            return
+        parent = content.tags.get("mlflow.parentRunId")
+        self.known[run.where] = {
+            "run": run.fields(), "paths": content.snapshot.paths, "digest": content.snapshot.digest, "id": run_id,
+            "file": [os.path.relpath(file, self.tracker.layout.root), *written],
+            "context": self._context(experiment, parent), "parent": parent, "notes": content.notes,
+            "refused": [[str(e.path), e.reason] for e in content.refused], "outputs": content.outputs}
+
+    def _said(self, run: SourceRun, run_id: str, notes: list[str], refused: list[tuple[str, str]],
+              outputs: dict[str, int]) -> None:
+        """What an import of the run tells, whether it read it or knew it unchanged."""
+        self.summary.notes += [f"run {run.where}: {note}" for note in notes]
+        self.summary.skipped += [Skipped("file", path, reason) for path, reason in refused]
+        for model_id, step in outputs.items():
             self.outputs.setdefault(model_id, {})[run_id] = step
-        if run.deleted:
-            self._mark_deleted(run, run_id)
+
+    def _context(self, experiment: SourceExperiment, parent: str | None) -> str:
+        """A digest of what a run's events take from outside its folder: its experiment's
+        ID, name and tags (each run carries them) and the mltrail ID of its parent."""
+        text = json.dumps([experiment.id, experiment.name, experiment.tags, self.run_ids.get(parent or "")],
+                          sort_keys=True)
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    def _still_imported(self, experiment: SourceExperiment, run: SourceRun, run_id: str) -> bool:
+        """True when the source's files of ``run`` are as the last import read them (its
+        snapshot holds), what it takes from outside them too, and the run file this store
+        has is the one that import left: the run needs no read, and nothing is written."""
+        record = self.known.get(run.where)
+        if record is None or record["id"] != run_id or record["context"] != self._context(experiment, record["parent"]):
+            return False
+        relative, *stat = record["file"]
+        if _file_stat(self.tracker.layout.root / relative) != stat:  # appended to since, or gone
+            return False
+        self.summary.runs_unchanged += 1
+        self._said(run, run_id, record["notes"], [tuple(pair) for pair in record["refused"]], record["outputs"])
+        return True
+
+    def _forget_runs_gone(self) -> None:
+        """Drop what is known of runs no longer in the experiments this import read."""
+        folders = tuple(experiment.where.rstrip(os.sep) + os.sep for experiment in self.imported)
+        for where in [w for w in self.known if w.startswith(folders) and w not in self.seen]:
+            del self.known[where]
 
     def _blob(self, artifact: SourceArtifact) -> tuple[str, int, bool]:
         """``(sha256, size, in_git)`` of an artifact, its blob in the store: from the stamps of
@@ -546,11 +618,55 @@ class MlflowImport:
             self.summary.aliases_set += 1
 
 
-class _Stamps(dict[str, str]):
-    """sha256 of artifact files by stamp (path, size and mtime; through MLflow's client, the
-    run, name and size), kept between imports in the store's cache as git keeps stat data
-    in its index: an import again reads no artifact it has seen, however big. Derived:
-    losing it costs one read of each file."""
+class _Writes:
+    """New run files, written by a few threads while the import reads the next runs: making
+    a file durable waits on the disk, not on the CPU (an fsync each, the GIL released), and
+    their folders are made durable once, at the end, rather than once a file. ``done`` of a
+    file runs in the importing thread once it is written; a file not written is reported to
+    ``failed`` with its run's ``where``. At most ``queued`` files wait: their bytes are held."""
+
+    def __init__(self, failed: Callable[[str, Exception], None], workers: int = 4, queued: int = 256) -> None:
+        self.failed = failed
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="mltrail-import")
+        self.queued = queued
+        self.pending: deque[tuple[Future[None], Callable[[], None], str]] = deque()
+        self.folders: set[Path] = set()
+
+    def __enter__(self) -> _Writes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._settle(0)
+        finally:
+            self.pool.shutdown()
+            for folder in self.folders:
+                fsync_folder(folder)
+
+    def submit(self, target: Path, data: bytes, done: Callable[[], None], where: str) -> None:
+        if target.parent not in self.folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.folders.add(target.parent)
+        self.pending.append((self.pool.submit(write_atomic, target, data, sync_folder=False), done, where))
+        self._settle(self.queued)
+
+    def _settle(self, keep: int) -> None:
+        """Wait for the oldest writes until at most ``keep`` are pending, calling back for each."""
+        while len(self.pending) > keep:
+            future, done, where = self.pending.popleft()
+            try:
+                future.result()
+                done()
+            except (MltrailError, ValidationError, OSError) as exc:  # as a run read and written at once
+                self.failed(where, exc)
+
+
+class _Cached(dict[str, Any]):
+    """A mapping an import keeps in the store's cache for the next one, as git keeps stat
+    data in its index: ``stamps.json`` (an artifact file's stamp -> sha256: an import again
+    reads no artifact it has seen, however big) and ``runs.json`` (a run folder -> the
+    snapshot of its files, and what was written of it: an import again reads no run that is
+    unchanged). Derived: losing it costs one read of each run and file."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -560,12 +676,22 @@ class _Stamps(dict[str, str]):
         except (OSError, orjson.JSONDecodeError):
             pass
 
-    def __enter__(self) -> _Stamps:
+    def __enter__(self) -> _Cached:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, orjson.dumps(dict(self)))
+
+
+def _file_stat(path: Path) -> list[int] | None:
+    """What tells an append-only file apart from itself later (an append changes its size;
+    a file replaced, its inode)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
 class _FileState:
@@ -644,11 +770,12 @@ class _RunLines:
         new: list[tuple[str, float, int, float, Any]] = []  # dense_line's points
         for key, points in metrics.items():
             for p in points:
-                identity = (key, p.timestamp_ms, p.step, ev.nonfinite_name(p.value) or p.value,
-                            p.dataset_name, p.dataset_digest)
-                if remaining[identity] > 0:
-                    remaining[identity] -= 1
-                    continue
+                if remaining:  # (a new run holds none: no identity to look up)
+                    identity = (key, p.timestamp_ms, p.step, ev.nonfinite_name(p.value) or p.value,
+                                p.dataset_name, p.dataset_digest)
+                    if remaining[identity] > 0:
+                        remaining[identity] -= 1
+                        continue
                 linked = p.dataset_name is not None and p.dataset_digest is not None
                 marks = (False, p.dataset_name, p.dataset_digest) if linked else False
                 new.append((key, p.value, p.step, p.timestamp_ms / 1000, marks))

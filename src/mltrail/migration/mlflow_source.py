@@ -47,18 +47,19 @@ MLflow 3.0 to 3.18 lay logged models out the same way (their file stores compare
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 from urllib.parse import unquote, urlparse
 
 import yaml
@@ -154,6 +155,7 @@ class RunContent:
     notes: list[str] = field(default_factory=list)  # what was left out, said in the summary
     refused: list[SourceError] = field(default_factory=list)  # files not read (outside the source), by path
     outputs: dict[str, int] = field(default_factory=dict)  # MLflow 3: the logged models the run made -> step
+    snapshot: Snapshot | None = None  # the files it was read from, as they were (an mlruns folder only)
 
 
 @dataclass
@@ -170,6 +172,63 @@ class SourceRun:
     user: str | None
     where: str  # the run's folder or URI, for messages
     content: Callable[[Path], RunContent]  # given a scratch folder for fetched artifacts
+    artifact_uri: str | None = None
+    unchanged: bool = False  # its files are as an earlier import's snapshot saw them (see FolderSource.runs)
+
+    def fields(self) -> dict[str, Any]:
+        """What :meth:`FolderSource.runs` needs to give this run again without reading it."""
+        return {"id": self.id, "experiment_id": self.experiment_id, "name": self.name, "status": self.status,
+                "start_ms": self.start_ms, "end_ms": self.end_ms, "deleted": self.deleted, "user": self.user,
+                "artifact_uri": self.artifact_uri}
+
+
+@dataclass
+class Snapshot:
+    """The files and folders a run was read from, and a digest of their stat (size, mtime,
+    ctime) taken before the read, as git's index keeps stat data: when a later stat of the
+    same paths gives the same digest, the run holds what it held then, and an import again
+    need not read it. A folder's mtime moves when an entry is added or removed, so a new
+    file in a listed folder is seen too. ``paths`` are relative to the run's folder, or
+    absolute for what lies outside it (a dataset's meta.yaml, artifacts kept elsewhere)."""
+
+    paths: list[str]
+    digest: str
+
+    def holds(self, base: str) -> bool:
+        return _stat_digest(base, self.paths, trusted_before=None) == self.digest
+
+
+@dataclass
+class KnownRun:
+    """A run as an earlier import read it: :meth:`SourceRun.fields` and the snapshot of its files."""
+
+    fields: dict[str, Any]
+    snapshot: Snapshot
+
+
+def _stat_digest(base: str, paths: list[str], trusted_before: int | None) -> str | None:
+    """The digest of the stat of ``paths`` (relative to ``base``, or absolute)."""
+    rows: list[tuple[str, os.stat_result | None]] = []
+    for path in paths:
+        try:
+            rows.append((path, os.stat(os.path.join(base, path))))
+        except OSError:
+            rows.append((path, None))
+    return _digest(rows, trusted_before)
+
+
+def _digest(rows: list[tuple[str, os.stat_result | None]], trusted_before: int | None) -> str | None:
+    """A digest of ``(path, stat or None when missing)`` rows; None when one changed after
+    ``trusted_before`` (ns): it may change again within its mtime's granularity, unseen."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path, stat in rows:
+        if stat is None:
+            digest.update(f"{path}\0-\n".encode())
+            continue
+        if trusted_before is not None and max(stat.st_mtime_ns, stat.st_ctime_ns) >= trusted_before:
+            return None
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -250,7 +309,10 @@ class MlflowSource:
     def experiments(self, include_deleted: bool) -> Iterator[SourceExperiment | SourceError]:
         raise NotImplementedError
 
-    def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
+    def runs(self, experiment: SourceExperiment, include_deleted: bool,
+             known: Mapping[str, KnownRun] | None = None) -> Iterator[SourceRun | SourceError]:
+        """The experiment's runs; ``known`` (runs an earlier import read, by ``where``) lets a
+        source that can tell a run is unchanged give it without reading it."""
         raise NotImplementedError
 
     def logged_models(self, experiment: SourceExperiment,
@@ -282,9 +344,17 @@ def open_source(source: str | os.PathLike[str], scratch: Path | None = None) -> 
 
 def _subfolders(path: Path) -> list[Path]:
     try:
-        return sorted((p for p in path.iterdir() if p.is_dir()), key=lambda p: p.name)
+        with os.scandir(path) as listing:  # is_dir() from the listing: no stat per entry
+            return sorted((Path(entry.path) for entry in listing if _is_dir(entry)), key=lambda p: p.name)
     except OSError:
         return []
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 class _Fence:
@@ -309,14 +379,24 @@ class _Fence:
             raise refused
         return path
 
+    def check_entry(self, path: Path) -> Path:
+        """:meth:`check` of a name in a folder known to be inside: only a link can lead out."""
+        return self.check(path) if os.path.islink(path) else path
+
     def subfolders(self, path: Path) -> tuple[list[Path], list[SourceError]]:
         """The folders in ``path``, and those refused (links out of the source)."""
         error = self.refused(path)
         if error is not None:
             return [], [error]
         folders, refused = [], []
-        for child in _subfolders(path):
-            error = self.refused(child) if child.is_symlink() else None
+        try:
+            with os.scandir(path) as listing:  # is_dir(), is_symlink() from the listing: no stat per entry
+                children = sorted(((entry.name, entry.is_symlink()) for entry in listing if _is_dir(entry)))
+        except OSError:
+            return [], []
+        for name, is_link in children:
+            child = path / name
+            error = self.refused(child) if is_link else None
             if error is None:
                 folders.append(child)
             else:
@@ -324,38 +404,66 @@ class _Fence:
         return folders, refused
 
     def files(self, folder: Path) -> tuple[list[Path], list[SourceError]]:
-        """Every file under ``folder`` (links that stay inside followed, once), sorted, and
-        the links refused because they lead out."""
+        """Every file under ``folder`` (links that stay inside followed), sorted, and the
+        links refused because they lead out."""
         if not folder.is_dir():
             return [], []
         refused = self.refused(folder)
         if refused is not None:
             return [], [refused]
-        found: list[Path] = []
+        entries, errors = self.walk(folder)
+        return [Path(entry.path) for entry in entries if not entry.is_dir], errors
+
+    def walk(self, folder: Path) -> tuple[list[_Entry], list[SourceError]]:
+        """Every folder and file under ``folder`` (which the caller knows to be inside), with
+        its stat taken as it is listed, sorted by path as :class:`Path` sorts: one pass of
+        ``os.scandir``. Links that stay inside are followed (a link back up, once: it is a
+        loop); links that lead out are refused. Only links are resolved: a folder or file
+        that is not one is inside when its parent is."""
+        entries: list[_Entry] = []
         errors: list[SourceError] = []
-        seen: set[str] = set()
-        for dirpath, dirs, names in os.walk(folder, followlinks=True):
-            real = os.path.realpath(dirpath)
-            if real in seen:  # a link back up: walked already
-                dirs[:] = []
-                continue
-            seen.add(real)
-            kept = []
-            for name in dirs:
-                error = self.refused(Path(dirpath, name)) if os.path.islink(os.path.join(dirpath, name)) else None
-                if error is None:
-                    kept.append(name)
-                else:
-                    errors.append(error)
-            dirs[:] = kept
-            for name in names:
-                path = Path(dirpath, name)
-                error = self.refused(path) if os.path.islink(path) else None
-                if error is None:
-                    found.append(path)
-                else:
-                    errors.append(error)
-        return sorted(found), errors
+
+        def visit(path: str, parts: tuple[str, ...]) -> None:
+            try:
+                listing = os.scandir(path)
+            except OSError:  # not a folder (or gone): nothing under it
+                return
+            with listing:
+                for entry in listing:
+                    is_link = entry.is_symlink()
+                    if is_link:
+                        error = self.refused(Path(entry.path))
+                        if error is not None:
+                            errors.append(error)
+                            continue
+                    try:
+                        is_dir = entry.is_dir()  # a link: what it names
+                        stat: os.stat_result | None = entry.stat()
+                    except OSError:  # a broken link, or gone since listed: reading it says so
+                        is_dir, stat = False, None
+                    if is_dir and is_link:
+                        real, here = os.path.realpath(entry.path), os.path.realpath(path)
+                        if here == real or here.startswith(real + os.sep):
+                            continue  # a link to a folder it is in: walked already
+                    child = (*parts, entry.name)
+                    entries.append(_Entry(entry.path, child, is_dir, stat))
+                    if is_dir:
+                        visit(entry.path, child)
+
+        visit(os.fspath(folder), ())
+        entries.sort(key=lambda entry: entry.parts)
+        return entries, errors
+
+
+class _Entry(NamedTuple):
+    path: str
+    parts: tuple[str, ...]  # its path under the walked folder
+    is_dir: bool
+    stat: os.stat_result | None  # None: a broken link
+
+    @property
+    def rel(self) -> str:
+        return "/".join(self.parts)
 
 
 def _yaml(path: Path, fence: _Fence | None = None) -> dict[str, Any]:
@@ -417,8 +525,11 @@ def _text_lines(path: Path) -> list[str]:
 
 
 def _metric_file(path: Path) -> list[Point]:
-    points = []
     lines = _text_lines(path)
+    points = _plain_points(lines)
+    if points is not None:
+        return points
+    points = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -429,6 +540,29 @@ def _metric_file(path: Path) -> list[Point]:
                               "'timestamp value step', and 'timestamp value step dataset_name dataset_digest' "
                               "for a point measured on a dataset)") from None
         points.append(point(timestamp, value, step, f"{path}:{number}", *dataset))
+    return points
+
+
+def _plain_points(lines: list[str]) -> list[Point] | None:
+    """The points of a metric file whose lines are all ``timestamp value step`` (or, MLflow
+    1, ``timestamp value``) within the store's bounds, checked once for the whole file; None
+    for any other file, which :func:`_metric_file` reads line by line to say what is wrong."""
+    points = []
+    try:
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 3:
+                points.append(Point(int(parts[0]), float(parts[1]), int(parts[2])))
+            elif len(parts) == 2:
+                points.append(Point(int(parts[0]), float(parts[1]), 0))
+            elif parts:
+                return None
+    except ValueError:
+        return None
+    if points:
+        times, steps = [p.timestamp_ms for p in points], [p.step for p in points]
+        if min(times) < 0 or max(times) > LATEST_MS or min(steps) < -INT64_MAX - 1 or max(steps) > INT64_MAX:
+            return None
     return points
 
 
@@ -524,9 +658,9 @@ class FolderSource(MlflowSource):
     them: see the module's docstring for what leads outside and what is refused."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root.absolute()  # runs are known by their folder between imports, from any working folder
         self.description = str(root)
-        self.fence = _Fence(root)
+        self.fence = _Fence(self.root)
 
     def _folders(self, path: Path) -> Iterator[Path | SourceError]:
         folders, refused = self.fence.subfolders(path)
@@ -564,7 +698,10 @@ class FolderSource(MlflowSource):
             if include_deleted or not experiment.deleted:
                 yield experiment
 
-    def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
+    def runs(self, experiment: SourceExperiment, include_deleted: bool,
+             known: Mapping[str, KnownRun] | None = None) -> Iterator[SourceRun | SourceError]:
+        """The experiment's runs. ``known``: runs an earlier import read, by folder; one whose
+        snapshot still holds is given as it was then, ``unchanged``, without reading a file."""
         folder = Path(experiment.where)
         for run_dir in self._folders(folder):
             if isinstance(run_dir, SourceError):
@@ -572,20 +709,29 @@ class FolderSource(MlflowSource):
                 continue
             if run_dir.name in ("tags", "datasets", "models", "traces") or run_dir.name.startswith("."):
                 continue
+            earlier = known.get(str(run_dir)) if known is not None else None
+            if earlier is not None and earlier.snapshot.holds(str(run_dir)):
+                fields = earlier.fields
+                run = SourceRun(**fields, where=str(run_dir), unchanged=True,
+                                content=self._content(run_dir, folder, fields.get("artifact_uri")))
+                if include_deleted or not run.deleted:
+                    yield run
+                continue
             path = run_dir / "meta.yaml"
             try:
-                meta = _yaml(path, self.fence)
+                meta = _yaml(self.fence.check_entry(path))
                 run_id = str(meta.get("run_id") or meta.get("run_uuid") or "")
                 if run_id != run_dir.name:
                     raise SourceError(path, f"names run {run_id!r}, not its folder's {run_dir.name!r}")
+                artifact_uri = meta.get("artifact_uri")
                 run = SourceRun(
                     id=run_id, experiment_id=experiment.id, name=meta.get("run_name") or None,
                     status=_status(meta.get("status"), path),
                     start_ms=_ms(meta.get("start_time"), path, "start_time"),
                     end_ms=_ms(meta.get("end_time"), path, "end_time"),
                     deleted=meta.get("lifecycle_stage") == "deleted", user=meta.get("user_id") or None,
-                    where=str(run_dir),
-                    content=self._content(run_dir, folder, meta.get("artifact_uri")))
+                    where=str(run_dir), artifact_uri=artifact_uri if isinstance(artifact_uri, str) else None,
+                    content=self._content(run_dir, folder, artifact_uri))
             except SourceError as exc:
                 yield exc
                 continue
@@ -640,7 +786,7 @@ class FolderSource(MlflowSource):
         exists inside the source, else ``default`` (a clone of a committed mlruns: the URI
         names the old place); a URI naming a folder outside is refused and said."""
         folder = _local_folder(uri)
-        if folder is None or not folder.is_dir():
+        if folder is None or folder == default or not folder.is_dir():  # (default: inside, as its run is)
             return default, None
         refused = self.fence.refused(folder)
         if refused is None:
@@ -697,69 +843,128 @@ class FolderSource(MlflowSource):
 
     def _content(self, run_dir: Path, experiment_dir: Path, artifact_uri: str | None) -> Callable[[Path], RunContent]:
         def read(scratch: Path) -> RunContent:
-            refused: list[SourceError] = []
-            metrics: dict[str, list[Point]] = {}
-            metrics_dir = run_dir / "metrics"
-            files, errors = self.fence.files(metrics_dir)
-            refused += errors
-            for path in files:
-                metrics[path.relative_to(metrics_dir).as_posix()] = _metric_file(path)
-            content = RunContent(params=_text_tree(run_dir / "params", self.fence, refused),
-                                 tags=_text_tree(run_dir / "tags", self.fence, refused),
-                                 metrics=metrics, datasets=self._datasets(run_dir, experiment_dir), artifacts=[])
+            # every stat first (one walk of the run's folder), then the reads: a file changed
+            # during the import differs from the snapshot, and the next import reads it again
+            trusted_before = time.time_ns() - int(RACY_SECONDS * 1e9)
+            rows: list[tuple[str, os.stat_result | None]] = [(".", os.stat(run_dir))]
+            entries, refused = self.fence.walk(run_dir)
+            for error in refused:
+                if Path(error.path).relative_to(run_dir).parts[0] in ("inputs", "outputs"):
+                    raise error  # what the run read or made: not importable without it
+            rows += [(entry.rel, entry.stat) for entry in entries]
+            parts: dict[str, list[_Entry]] = {}
+            for entry in entries:
+                if len(entry.parts) > 1:
+                    parts.setdefault(entry.parts[0], []).append(entry)
+            metrics = {"/".join(entry.parts[1:]): _metric_file(Path(entry.path))
+                       for entry in parts.get("metrics", []) if not entry.is_dir}
+            datasets, dataset_rows = self._datasets(parts.get("inputs", []), experiment_dir)
+            rows += dataset_rows
+            content = RunContent(params=_texts(parts.get("params", [])), tags=_texts(parts.get("tags", [])),
+                                 metrics=metrics, datasets=datasets, artifacts=[])
             if artifact_uri and _local_folder(artifact_uri) is None:  # s3://, mlflow-artifacts:/...: not a folder here
                 content.notes.append(f"artifacts at {artifact_uri} not copied (import through a tracking URI "
                                      "with mlflow installed to fetch them)")
-            artifacts, error = self._artifact_folder(artifact_uri, run_dir / "artifacts", run_dir / "meta.yaml",
-                                                     "artifact_uri")
-            refused += [error] if error is not None else []
-            content.artifacts = self._files(artifacts, "", refused)
-            content.outputs = self._outputs(run_dir)
+            default = run_dir / "artifacts"
+            uri_folder = _local_folder(artifact_uri)
+            if uri_folder is not None and uri_folder != default:  # whether it is there decides which is read
+                rows.append((str(uri_folder), _stat_or_none(uri_folder)))
+            folder, outside = self._artifact_folder(artifact_uri, default, run_dir / "meta.yaml", "artifact_uri")
+            refused += [outside] if outside is not None else []
+            if folder == default:
+                content.artifacts = _artifacts([entry for entry in parts.get("artifacts", []) if not entry.is_dir],
+                                               trusted_before)
+            else:
+                elsewhere, errors = self.fence.walk(folder)
+                refused += errors
+                rows += [(entry.path, entry.stat) for entry in elsewhere]
+                content.artifacts = _artifacts([entry for entry in elsewhere if not entry.is_dir], trusted_before, 0)
+            content.outputs = self._outputs(parts.get("outputs", []))
             content.refused = refused
+            paths = [path for path, _ in rows]
+            digest = _digest(rows, trusted_before)
+            content.snapshot = Snapshot(paths, digest) if digest is not None else None
             return content
         return read
 
-    def _outputs(self, run_dir: Path) -> dict[str, int]:
+    def _outputs(self, entries: list[_Entry]) -> dict[str, int]:
         """The logged models the run made (MLflow 3's ``outputs/<model ID>/meta.yaml``), by
         ID, with the step each was logged at."""
         outputs: dict[str, int] = {}
-        if not (run_dir / "outputs").is_dir():  # (MLflow 2's runs, and runs that logged no model: one stat)
-            return outputs
-        for output_dir in self._folders(run_dir / "outputs"):
-            if isinstance(output_dir, SourceError):
-                raise output_dir
-            step = _yaml(output_dir / "meta.yaml", self.fence).get("step") or 0
+        for entry in entries:
+            if entry.parts[2:] != ("meta.yaml",):
+                continue
+            step = _yaml(Path(entry.path)).get("step") or 0
             if isinstance(step, bool) or not isinstance(step, int) or not -INT64_MAX - 1 <= step <= INT64_MAX:
-                raise SourceError(output_dir / "meta.yaml", f"step {step!r} is not a 64-bit integer")
-            outputs[output_dir.name] = step
+                raise SourceError(entry.path, f"step {step!r} is not a 64-bit integer")
+            outputs[entry.parts[1]] = step
         return outputs
 
     def _files(self, folder: Path, prefix: str, refused: list[SourceError]) -> list[SourceArtifact]:
-        files = []
-        trusted_before = time.time_ns() - int(RACY_SECONDS * 1e9)
-        found, errors = self.fence.files(folder)
+        if not folder.is_dir():
+            return []
+        error = self.fence.refused(folder)
+        if error is not None:
+            refused.append(error)
+            return []
+        found, errors = self.fence.walk(folder)
         refused += errors
-        for path in found:
-            stat = path.stat()
-            # as git does for its index: a file changed just now may change again within its
-            # mtime's granularity, so its stamp is not one a later import can trust
-            stamp = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}" if stat.st_mtime_ns < trusted_before else None
-            files.append(SourceArtifact(f"{prefix}{path.relative_to(folder).as_posix()}", stat.st_size, stamp,
-                                        partial(_same, path)))
-        return files
+        return _artifacts([entry for entry in found if not entry.is_dir], time.time_ns() - int(RACY_SECONDS * 1e9), 0,
+                          prefix)
 
-    def _datasets(self, run_dir: Path, experiment_dir: Path) -> list[SourceDataset]:
-        datasets = []
-        for input_dir in self._folders(run_dir / "inputs"):
-            if isinstance(input_dir, SourceError):
-                raise input_dir
-            meta = _yaml(input_dir / "meta.yaml", self.fence)
+    def _datasets(self, entries: list[_Entry],
+                  experiment_dir: Path) -> tuple[list[SourceDataset], list[tuple[str, os.stat_result | None]]]:
+        """The dataset inputs among a run's ``inputs/`` entries, and the stat of the dataset
+        files they name (in the experiment's ``datasets/``, outside the run's folder)."""
+        datasets, rows = [], []
+        for entry in entries:
+            if entry.parts[2:] != ("meta.yaml",):
+                continue
+            meta = _yaml(Path(entry.path))
             if meta.get("source_type") not in ("DATASET", 1, None):  # MLflow 3 also links logged models here
                 continue
-            dataset = _yaml(experiment_dir / "datasets" / str(meta.get("source_id")) / "meta.yaml", self.fence)
+            path = experiment_dir / "datasets" / str(meta.get("source_id")) / "meta.yaml"
+            rows.append((str(path), _stat_or_none(path)))
+            dataset = _yaml(path, self.fence)
             tags = meta.get("tags") or {}
             datasets.append(_dataset(dataset, tags.get("mlflow.data.context") if isinstance(tags, dict) else None))
-        return datasets
+        return datasets, rows
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _texts(entries: list[_Entry]) -> dict[str, str]:
+    """``{key: text}`` of the files among a params or tags folder's entries (below it: the
+    first part of each path is the folder); nested keys (``model/depth``) are folders."""
+    values: dict[str, str] = {}
+    for entry in entries:
+        if entry.is_dir:
+            continue
+        try:
+            with open(entry.path, encoding="utf-8") as handle:
+                values["/".join(entry.parts[1:])] = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(entry.path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+    return values
+
+
+def _artifacts(files: list[_Entry], trusted_before: int, skip: int = 1, prefix: str = "") -> list[SourceArtifact]:
+    """The artifacts among a walk's files, named by their path less its first ``skip`` parts."""
+    artifacts = []
+    for entry in files:
+        stat = entry.stat
+        # as git does for its index: a file changed just now may change again within its
+        # mtime's granularity, so its stamp is not one a later import can trust
+        stamp = (f"file:{os.path.realpath(entry.path)}:{stat.st_size}:{stat.st_mtime_ns}"
+                 if stat is not None and stat.st_mtime_ns < trusted_before else None)
+        artifacts.append(SourceArtifact(prefix + "/".join(entry.parts[skip:]), stat.st_size if stat else None, stamp,
+                                        partial(_same, Path(entry.path))))
+    return artifacts
 
 
 def _lenient_ms(value: Any) -> int | None:
@@ -836,7 +1041,8 @@ class ClientSource(MlflowSource):
                                    tags=dict(exp.tags), created_ms=getattr(exp, "creation_time", None),
                                    where=f"{self.description} experiment {exp.experiment_id}")
 
-    def runs(self, experiment: SourceExperiment, include_deleted: bool) -> Iterator[SourceRun | SourceError]:
+    def runs(self, experiment: SourceExperiment, include_deleted: bool,
+             known: Mapping[str, KnownRun] | None = None) -> Iterator[SourceRun | SourceError]:
         from mlflow.entities import ViewType
 
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY

@@ -31,11 +31,13 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+def write_atomic(path: Path, data: bytes, mode: int | None = None, sync_folder: bool = True) -> None:
     """Replace ``path``'s content with ``data``, whole or not at all, durably.
 
     ``mode``: the file's permission bits (e.g. ``0o600`` for secrets), set before a byte
-    is written; None: the usual ``0o666`` less the umask.
+    is written; None: the usual ``0o666`` less the umask. ``sync_folder=False``: the
+    caller writing many files into one folder calls :func:`fsync_folder` once after the
+    last, before anything relies on their names being durable.
 
     >>> write_atomic(Path("manifest.json"), b"{}")
     """
@@ -52,7 +54,8 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_folder(path.parent)
+    if sync_folder:
+        fsync_folder(path.parent)
 
 
 def replace_durably(staged: Path, target: Path) -> None:
