@@ -533,24 +533,33 @@ def test_imported_runs_sync_to_a_server_like_runs_logged_offline(store: mltrail.
 @pytest.mark.slow
 def test_importing_again_reads_no_artifact_it_has_seen_and_reads_one_that_changed(
         store: mltrail.Store, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
+    from mltrail.migration import mlflow_source
     from mltrail.storage.blobs import BlobStore
 
-    for path in mlruns.root.rglob("*"):  # written over 2 s ago: not "racy" (see FolderSource._files)
-        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 5_000_000_000))
+    # stat data trusted at once (an import does not trust a file changed in the last RACY_SECONDS:
+    # the test's files are new); the change below comes after the mtime granularity
+    monkeypatch.setattr(mlflow_source, "RACY_SECONDS", 0.0)
     store.import_mlflow(mlruns.root)
     reads: list[Path] = []
     original = BlobStore.put_file
     monkeypatch.setattr(BlobStore, "put_file", lambda self, source: reads.append(source) or original(self, source))
     assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and reads == []
     notes = mlruns.experiments["17"] / ("a" * 32) / "artifacts" / "notes.txt"
+    time.sleep(0.05)
     notes.write_bytes(b"hello again")
-    summary = store.import_mlflow(mlruns.root)  # changed just now: read, and its stamp not kept
+    summary = store.import_mlflow(mlruns.root)
     assert reads == [notes] and (summary.runs_updated, summary.artifacts) == (1, 1)
-    assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and reads == [notes, notes]
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and reads == [notes]
     assert store.artifact_path(imported_id(store, "a" * 32), "notes.txt").read_bytes() == b"hello again"
+    monkeypatch.setattr(mlflow_source, "RACY_SECONDS", 2.0)
+    notes.write_bytes(b"hello, third")
+    reads.clear()
+    assert store.import_mlflow(mlruns.root).runs_updated == 1 and notes in reads
+    reads.clear()
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and notes in reads  # changed just now: not trusted
+    monkeypatch.setattr(mlflow_source, "RACY_SECONDS", 0.0)
     (store.root / ".cache" / "mlflow-import" / "stamps.json").unlink()  # derived: lost, every file is read once more
+    (store.root / ".cache" / "mlflow-import" / "runs.json").unlink()
     reads.clear()
     assert store.import_mlflow(mlruns.root).runs_unchanged == 3 and len(reads) == 3
 

@@ -59,11 +59,12 @@ from ..tracking.logged_models import LoggedModelRecord
 from ..tracking.run import PARENT_TAG, dense_line
 from .mlflow_source import (
     NOTE_TAG,
+    KnownRun,
     MlflowSource,
     ModelPoint,
-    KnownRun,
     Point,
     RunContent,
+    Snapshot,
     SourceArtifact,
     SourceError,
     SourceExperiment,
@@ -71,7 +72,6 @@ from .mlflow_source import (
     SourceModel,
     SourceRun,
     SourceVersion,
-    Snapshot,
     scratch_folder,
 )
 
@@ -160,6 +160,7 @@ class MlflowImport:
         self.stamps = _Cached(cache / "stamps.json")  # artifact stamp -> sha256
         self.known = _Cached(cache / "runs.json")  # run folder -> what the last import read and wrote of it
         self.seen: set[str] = set()  # the runs this import found (their ``where``)
+        self.finished = self.total = 0  # runs done (in the store, or skipped), of all to import
 
     def run(self) -> ImportSummary:
         runs = self._runs_to_import()
@@ -173,19 +174,27 @@ class MlflowImport:
         return self.summary
 
     def _import_runs(self, runs: list[tuple[SourceExperiment, SourceRun]], scratch: Path) -> None:
-        for count, (experiment, run) in enumerate(runs, 1):
+        self.total = len(runs)
+        for experiment, run in runs:
             try:
-                self._import_run(experiment, run, scratch)
+                self._import_run(experiment, run, scratch)  # tells _finished, now or once its file is written
             except SourceError as exc:
                 self.summary.skipped.append(Skipped("run", exc.path, exc.reason))
+                self._finished()
             except (MltrailError, ValidationError, OSError) as exc:
                 self.summary.skipped.append(Skipped("run", run.where, _reason(exc)))
-            if self.progress is not None:
-                self.progress(count, len(runs))
+                self._finished()
+
+    def _finished(self) -> None:
+        """One more run in the store (or skipped): progress counts what is done, not begun."""
+        self.finished += 1
+        if self.progress is not None:
+            self.progress(self.finished, self.total)
 
     def _not_written(self, where: str, exc: Exception) -> None:
         """A run whose new file could not be written, or what follows it (its deletion) done."""
         self.summary.skipped.append(Skipped("run", where, _reason(exc)))
+        self._finished()
 
     # -- runs ------------------------------------------------------------------------
 
@@ -285,6 +294,7 @@ class MlflowImport:
             if run.deleted:
                 self._mark_deleted(run, run_id)
             self._remember(experiment, run, run_id, content, path or target)
+            self._finished()
 
         self.known.pop(run.where, None)
         if path is None:
@@ -342,6 +352,7 @@ class MlflowImport:
             return False
         self.summary.runs_unchanged += 1
         self._said(run, run_id, record["notes"], [tuple(pair) for pair in record["refused"]], record["outputs"])
+        self._finished()
         return True
 
     def _forget_runs_gone(self) -> None:
@@ -625,7 +636,7 @@ class _Writes:
     file runs in the importing thread once it is written; a file not written is reported to
     ``failed`` with its run's ``where``. At most ``queued`` files wait: their bytes are held."""
 
-    def __init__(self, failed: Callable[[str, Exception], None], workers: int = 4, queued: int = 256) -> None:
+    def __init__(self, failed: Callable[[str, Exception], None], workers: int = 4, queued: int = 32) -> None:
         self.failed = failed
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="mltrail-import")
         self.queued = queued
@@ -651,8 +662,9 @@ class _Writes:
         self._settle(self.queued)
 
     def _settle(self, keep: int) -> None:
-        """Wait for the oldest writes until at most ``keep`` are pending, calling back for each."""
-        while len(self.pending) > keep:
+        """Call back for the oldest writes that are done, waiting for them until at most
+        ``keep`` are pending."""
+        while self.pending and (len(self.pending) > keep or self.pending[0][0].done()):
             future, done, where = self.pending.popleft()
             try:
                 future.result()

@@ -137,7 +137,7 @@ def _inside(folder: Callable[[], Path], path: str) -> Path:
 @dataclass
 class SourceArtifact:
     """One artifact file: fetched only when the import has not seen its ``stamp`` before
-    (a local file's path, size and mtime; through the client, the run, name and size)."""
+    (a local file's path, size, mtime and ctime; through the client, the run, name and size)."""
 
     name: str  # its path inside the run
     size: int | None
@@ -391,7 +391,7 @@ class _Fence:
         folders, refused = [], []
         try:
             with os.scandir(path) as listing:  # is_dir(), is_symlink() from the listing: no stat per entry
-                children = sorted(((entry.name, entry.is_symlink()) for entry in listing if _is_dir(entry)))
+                children = sorted((entry.name, entry.is_symlink()) for entry in listing if _is_dir(entry))
         except OSError:
             return [], []
         for name, is_link in children:
@@ -960,8 +960,9 @@ def _artifacts(files: list[_Entry], trusted_before: int, skip: int = 1, prefix: 
         stat = entry.stat
         # as git does for its index: a file changed just now may change again within its
         # mtime's granularity, so its stamp is not one a later import can trust
-        stamp = (f"file:{os.path.realpath(entry.path)}:{stat.st_size}:{stat.st_mtime_ns}"
-                 if stat is not None and stat.st_mtime_ns < trusted_before else None)
+        # (ctime too: a file copied over it with its mtime kept, as ``cp -p`` does, changes only that)
+        stamp = (f"file:{os.path.realpath(entry.path)}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+                 if stat is not None and max(stat.st_mtime_ns, stat.st_ctime_ns) < trusted_before else None)
         artifacts.append(SourceArtifact(prefix + "/".join(entry.parts[skip:]), stat.st_size if stat else None, stamp,
                                         partial(_same, Path(entry.path))))
     return artifacts
