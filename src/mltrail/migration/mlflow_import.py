@@ -161,6 +161,7 @@ class MlflowImport:
         self.known = _Cached(cache / "runs.json")  # run folder -> what the last import read and wrote of it
         self.seen: set[str] = set()  # the runs this import found (their ``where``)
         self.finished = self.total = 0  # runs done (in the store, or skipped), of all to import
+        self.run_files: dict[str, Path] = {}  # run ID -> its file, of runs the store had before this import
 
     def run(self) -> ImportSummary:
         runs = self._runs_to_import()
@@ -175,6 +176,8 @@ class MlflowImport:
 
     def _import_runs(self, runs: list[tuple[SourceExperiment, SourceRun]], scratch: Path) -> None:
         self.total = len(runs)
+        # the runs this store has, listed once (an MLflow run is one file, written once an import)
+        self.run_files = {path.stem: path for path in self.tracker.layout.experiments.glob("*/runs/*.jsonl")}
         for experiment, run in runs:
             try:
                 self._import_run(experiment, run, scratch)  # tells _finished, now or once its file is written
@@ -238,10 +241,7 @@ class MlflowImport:
         if run.unchanged and self._still_imported(experiment, run, run_id):
             return
         content = run.content(scratch)  # read whole before anything is written
-        try:
-            path: Path | None = self.tracker.run_file(run_id)
-        except NotFoundError:
-            path = None
+        path = self.run_files.get(run_id)
         state = _FileState.read(path) if path is not None else _FileState()
         writer = _RunLines(run_id, state.last_seq)
         start = (run.start_ms or run.end_ms or 0) / 1000
