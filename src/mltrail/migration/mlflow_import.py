@@ -683,8 +683,10 @@ class _Cached(dict[str, Any]):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
+        self.read = b""
         try:
-            self.update(orjson.loads(path.read_bytes()))
+            self.read = path.read_bytes()
+            self.update(orjson.loads(self.read))
         except (OSError, orjson.JSONDecodeError):
             pass
 
@@ -692,8 +694,10 @@ class _Cached(dict[str, Any]):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, orjson.dumps(dict(self)))
+        data = orjson.dumps(dict(self))
+        if data != self.read:  # (an import of nothing new writes nothing)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, data)
 
 
 def _file_stat(path: Path) -> list[int] | None:

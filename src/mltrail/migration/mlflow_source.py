@@ -54,6 +54,7 @@ import os
 import shutil
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -207,28 +208,44 @@ class KnownRun:
 
 
 def _stat_digest(base: str, paths: list[str], trusted_before: int | None) -> str | None:
-    """The digest of the stat of ``paths`` (relative to ``base``, or absolute)."""
+    """The digest of the stat of ``paths`` (relative to ``base``, or absolute). Relative
+    ones are looked up from ``base`` opened once: the kernel then walks one name or two,
+    not the whole path, for each."""
     rows: list[tuple[str, os.stat_result | None]] = []
-    for path in paths:
-        try:
-            rows.append((path, os.stat(os.path.join(base, path))))
-        except OSError:
-            rows.append((path, None))
+    try:
+        folder: int | None = os.open(base, os.O_RDONLY | os.O_DIRECTORY) if _DIR_FD else None
+    except OSError:
+        folder = None
+    try:
+        for path in paths:
+            try:
+                stat = (os.stat(path, dir_fd=folder) if folder is not None and path != "."
+                        else os.stat(os.path.join(base, path)))
+            except OSError:
+                stat = None
+            rows.append((path, stat))
+    finally:
+        if folder is not None:
+            os.close(folder)
     return _digest(rows, trusted_before)
 
 
+_DIR_FD = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")  # (not on Windows)
+
+
 def _digest(rows: list[tuple[str, os.stat_result | None]], trusted_before: int | None) -> str | None:
-    """A digest of ``(path, stat or None when missing)`` rows; None when one changed after
-    ``trusted_before`` (ns): it may change again within its mtime's granularity, unseen."""
-    digest = hashlib.blake2b(digest_size=16)
-    for path, stat in rows:
+    """A digest of ``(path, stat or None when missing)`` rows (of their stat: the paths are
+    kept beside it); None when one changed after ``trusted_before`` (ns): it may change
+    again within its mtime's granularity, unseen."""
+    numbers: list[int] = []
+    for _, stat in rows:
         if stat is None:
-            digest.update(f"{path}\0-\n".encode())
+            numbers += (-1, -1, -1)
             continue
-        if trusted_before is not None and max(stat.st_mtime_ns, stat.st_ctime_ns) >= trusted_before:
+        if trusted_before is not None and (stat.st_mtime_ns >= trusted_before or stat.st_ctime_ns >= trusted_before):
             return None
-        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\n".encode())
-    return digest.hexdigest()
+        numbers += (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return hashlib.blake2b(array("q", numbers).tobytes(), digest_size=16).hexdigest()
 
 
 @dataclass
