@@ -127,6 +127,11 @@ CASES = [  # (experiments, filter, order_by, max_results): MLflow's language as 
     (["churn", "fraud"], f"attributes.start_time > {T0 + 15_000}", ["attributes.start_time DESC"], 3),
     (["fraud"], "tags.stage = 'prod' and metrics.acc > 0.1", ["metrics.acc DESC", "attributes.start_time ASC"], 1000),
     (["churn", "fraud"], "metrics.loss > 0.1", ["params.optimizer ASC", "metrics.loss DESC"], 1000),
+    # ties, ordered as MLflow orders them after the keys it was given (start time, newest first, then ID)
+    (["churn", "fraud"], "", ["params.optimizer ASC"], 1000),
+    (["churn", "fraud"], "", ["tags.team DESC"], 7),
+    (["churn", "fraud"], "", ["attributes.status ASC", "params.depth DESC"], 1000),
+    (["churn", "fraud"], "", ["params.no_such_param ASC"], 1000),
 ]
 
 
