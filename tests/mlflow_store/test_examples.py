@@ -176,6 +176,8 @@ FILTERS = ["", "params.alpha = '0.5'", "metrics.r2 < 0", "metrics.training_score
            "tags.mlflow.autologging = 'sklearn'", "attributes.status = 'FINISHED'", "params.C = '10'",
            "tags.estimator_name = 'GridSearchCV'", "datasets.context = 'train'", "datasets.name = 'dataset'",
            "metrics.score >= 0.5 and params.C IS NULL"]
+ORDERINGS = [["metrics.training_score DESC"], ["params.C ASC"],  # (ties: most runs have neither)
+             ["tags.mlflow.autologging ASC", "attributes.run_name DESC"], ["attributes.status ASC"]]
 
 
 def _sample(model: Any) -> Any:
@@ -207,6 +209,8 @@ def test_a_store_mlflow_s_example_scripts_wrote_imports_whole_and_answers_as_mlf
         experiments = [e.experiment_id for e in client.search_experiments()]
         theirs = client.search_runs(experiments, max_results=1000)
         answers = {f: {r.info.run_id for r in client.search_runs(experiments, f, max_results=1000)} for f in FILTERS}
+        orders = {tuple(o): [r.info.run_id for r in client.search_runs(experiments, "", order_by=o, max_results=1000)]
+                  for o in ORDERINGS}
         histories = {(r.info.run_id, key): sorted((p.step, p.value, p.dataset_name, p.dataset_digest)
                                                   for p in client.get_metric_history(r.info.run_id, key))
                      for r in theirs for key in r.data.metrics}
@@ -223,6 +227,9 @@ def test_a_store_mlflow_s_example_scripts_wrote_imports_whole_and_answers_as_mlf
     for filter_string, expected in answers.items():
         found = store.search_runs(filter=filter_string or None, view="all")
         assert {mlflow_id[r] for r in found["run_id"]} == expected, filter_string
+    for order_by, expected_order in orders.items():
+        found = store.search_runs(order_by=list(order_by), view="all")
+        assert [mlflow_id[r] for r in found["run_id"]] == expected_order, order_by
     points = store.metric_history()
     got: dict[tuple[str, str], list] = {}
     for row in points.itertuples():

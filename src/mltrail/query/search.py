@@ -15,6 +15,7 @@ import pyarrow.dataset as ds
 
 from ..compaction.manifest import Manifest
 from ..errors import InvalidInputError
+from ..storage.naming import IMPORTED_ID_TAG
 from .filter import DATASET_FIELDS, evaluate, parse_filter, parse_order_by, uses_datasets
 from .tables import read_table
 
@@ -164,7 +165,7 @@ def search_runs(frame: pd.DataFrame, logged: dict[str, set[str]], *,
 
 
 def _sort(frame: pd.DataFrame, order_by: Sequence[str]) -> pd.DataFrame:
-    """Sort by the clauses, then newest start first, then run_id: always deterministic."""
+    """Sort by the clauses, then newest start first, then ID: always deterministic."""
     keys: list[pd.Series] = []
     ascending: list[bool] = []
     for clause in order_by:
@@ -175,7 +176,11 @@ def _sort(frame: pd.DataFrame, order_by: Sequence[str]) -> pd.DataFrame:
             series = numbers if numbers.notna().sum() == series.notna().sum() else series
         keys.append(series)
         ascending.append(asc)
-    keys += [frame["start_time"], frame["run_id"]]
+    # ties after the clauses: newest start first, then the run's ID, MLflow's for a run imported
+    # from it (an autologged grid search starts its children in one millisecond): MLflow's order
+    tag = f"tags.{IMPORTED_ID_TAG}"
+    identity = frame[tag].fillna(frame["run_id"]) if tag in frame.columns else frame["run_id"]
+    keys += [frame["start_time"], identity]
     ascending += [False, True]
     if frame.empty:
         return frame
