@@ -202,9 +202,20 @@ def test_a_logged_model_is_its_experiment_s_to_read_and_to_change(with_users, mo
     ana.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     run = ana.create_run(shared)
 
+    ana.log_metric(run.info.run_id, "auc", 0.9, step=1, model_id=model.model_id)  # the run's and the model's
+
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["bob"])
     bob = MlflowClient(url)
     assert bob.search_logged_models([shared]) == []
+    own_run = bob.create_run(bob.create_experiment("bobs")).info.run_id
+    for path, body in (  # points logged in bob's own run that name ana's model: not written on it
+            ("runs/log-metric", {"run_id": own_run, "key": "auc", "value": 0.1, "timestamp": 1, "step": 9,
+                                 "model_id": model.model_id}),
+            ("runs/log-batch", {"run_id": own_run, "metrics": [{"key": "auc", "value": 0.1, "timestamp": 1,
+                                                                "step": 9, "model_id": model.model_id}]})):
+        status, error = call(url, "POST", f"{API}/{path}", body, token=tokens["bob"])
+        assert (status, error["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST"), path
+    assert bob.get_metric_history(own_run, "auc") == []  # nothing half-written in his run either
     for attempt in (lambda: bob.get_logged_model(model.model_id),
                     lambda: bob.delete_logged_model(model.model_id),
                     lambda: bob.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)):
@@ -242,4 +253,5 @@ def test_a_logged_model_is_its_experiment_s_to_read_and_to_change(with_users, mo
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ana"])
     got = ana.get_logged_model(model.model_id)
     assert got.tags == {} and got.status == LoggedModelStatus.READY  # bob and carol changed nothing
+    assert [(m.key, m.value, m.step) for m in got.metrics] == [("auc", 0.9, 1)]
     assert [f.path for f in ana.list_logged_model_artifacts(model.model_id)] == ["weights.txt"]

@@ -28,7 +28,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,10 +227,19 @@ def restore_run(m: Any, g: Gate, t: Translation) -> Message:
 def log_metric(m: Any, g: Gate, t: Translation) -> Message:
     run_id = _run_id(m)
     _experiment_of_run(g, t, run_id, "edit")
+    model_id = getattr(m, "model_id", "") or None  # (MLflow 3: the point is the model's too)
+    _models_of_points(g, t, [model_id])
     # the dataset the point was measured on (MLflow 3), read as MLflow's server reads it
-    t.log_metric(run_id, Metric(m.key, m.value, m.timestamp, m.step, dataset_name=m.dataset_name or None,
-                                dataset_digest=m.dataset_digest or None))
+    t.log_metric(run_id, Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id,
+                                dataset_name=m.dataset_name or None, dataset_digest=m.dataset_digest or None))
     return pb.LogMetric.Response()
+
+
+def _models_of_points(g: Gate, t: Translation, model_ids: Sequence[str | None]) -> None:
+    """Points that name logged models are written on them too: each must be the caller's
+    to change (its experiment's edit), whatever run the points are logged in."""
+    for model_id in sorted({m for m in model_ids if m}):
+        _logged_model(g, t, model_id, "edit")
 
 
 def log_param(m: Any, g: Gate, t: Translation) -> Message:
@@ -258,8 +267,9 @@ def log_batch(m: Any, g: Gate, t: Translation) -> Message:
     if isinstance(m, _Batch):
         t.log_batch(m.run_id, m.metrics, m.params, m.tags)
     else:
-        t.log_batch(m.run_id, [Metric.from_proto(x) for x in m.metrics], [Param.from_proto(x) for x in m.params],
-                    [RunTag.from_proto(x) for x in m.tags])
+        metrics = [Metric.from_proto(x) for x in m.metrics]
+        _models_of_points(g, t, [x.model_id for x in metrics])
+        t.log_batch(m.run_id, metrics, [Param.from_proto(x) for x in m.params], [RunTag.from_proto(x) for x in m.tags])
     return pb.LogBatch.Response()
 
 
