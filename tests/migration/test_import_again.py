@@ -257,3 +257,29 @@ def test_a_new_run_file_that_cannot_be_written_skips_its_run_and_the_rest_import
     monkeypatch.setattr(mlflow_import, "write_atomic", original)
     assert store.import_mlflow(mlruns.root).runs_new == 1  # next time, it comes
     assert isinstance(store.search_runs(), pd.DataFrame) and len(store.search_runs()) == 4
+
+
+@pytest.mark.parametrize("damage", [
+    b"[1, 2, 3]",  # not a mapping
+    b'{"x": {"run": {}}}',  # a record of nothing
+    None,  # one record with a field of the wrong type: that run alone is read again
+])
+def test_a_damaged_cache_is_dropped_in_part_or_whole_and_the_import_goes_on(
+        store: mltrail.Store, mlruns: MlrunsBuilder, trusted: None, reads: list[str], damage: bytes | None) -> None:
+    import orjson
+
+    store.import_mlflow(mlruns.root)
+    files = {p: p.read_bytes() for p in (store.root / "experiments").rglob("*.jsonl")}
+    cache = store.root / CACHE
+    if damage is None:
+        records = orjson.loads(cache.read_bytes())
+        records[str(mlruns.experiments["17"] / ("a" * 32))]["file"] = [7, "not", "a", "stat"]
+        damage = orjson.dumps(records)
+    cache.write_bytes(damage)
+    reads.clear()
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 4
+    assert {p: p.read_bytes() for p in (store.root / "experiments").rglob("*.jsonl")} == files
+    read = {Path(p).relative_to(mlruns.experiments["17"]).parts[0] for p in in_runs(reads, mlruns)}
+    assert read == ({"a" * 32} if damage.startswith(b'{"') and len(damage) > 100 else {c * 32 for c in "abcd"})
+    reads.clear()
+    assert store.import_mlflow(mlruns.root).runs_unchanged == 4 and in_runs(reads, mlruns) == []

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..errors import InvalidInputError, MltrailError, NotFoundError
 from ..registry.models import ModelRegistry, main_file, run_snapshot
@@ -159,6 +159,7 @@ class MlflowImport:
         cache = self.tracker.layout.cache / "mlflow-import"
         self.stamps = _Cached(cache / "stamps.json")  # artifact stamp -> sha256
         self.known = _Cached(cache / "runs.json")  # run folder -> what the last import read and wrote of it
+        _keep_well_formed(self.known)
         self.seen: set[str] = set()  # the runs this import found (their ``where``)
         self.finished = self.total = 0  # runs done (in the store, or skipped), of all to import
         self.run_files: dict[str, Path] = {}  # run ID -> its file, of runs the store had before this import
@@ -686,9 +687,11 @@ class _Cached(dict[str, Any]):
         self.read = b""
         try:
             self.read = path.read_bytes()
-            self.update(orjson.loads(self.read))
+            data = orjson.loads(self.read)
         except (OSError, orjson.JSONDecodeError):
-            pass
+            return
+        if isinstance(data, dict):  # (anything else: damaged, as good as lost)
+            self.update(data)
 
     def __enter__(self) -> _Cached:
         return self
@@ -698,6 +701,52 @@ class _Cached(dict[str, Any]):
         if data != self.read:  # (an import of nothing new writes nothing)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, data)
+
+
+class _SeenRunFields(BaseModel):  # SourceRun.fields()
+    id: str
+    experiment_id: str
+    name: str | None
+    status: str
+    start_ms: int | None
+    end_ms: int | None
+    deleted: bool
+    user: str | None
+    artifact_uri: str | None
+
+
+class _RunRecord(BaseModel):
+    """What ``runs.json`` keeps of a run folder (see MlflowImport._remember)."""
+
+    run: _SeenRunFields
+    paths: list[str]
+    digest: str
+    id: str
+    file: tuple[str, int, int, int]  # the run file (relative to the store), its inode, size and mtime
+    context: str
+    parent: str | None
+    notes: list[str]
+    refused: list[tuple[str, str]]
+    outputs: dict[str, int]
+
+
+_RECORDS = TypeAdapter(dict[str, _RunRecord])
+_RECORD = TypeAdapter(_RunRecord)
+
+
+def _keep_well_formed(known: dict[str, Any]) -> None:
+    """Drop what is not a record this import can trust to read (the file damaged, or kept by
+    another version): derived data, such a run is read again."""
+    try:
+        _RECORDS.validate_python(known)
+        return
+    except ValidationError:
+        pass
+    for where in list(known):
+        try:
+            _RECORD.validate_python(known[where])
+        except ValidationError:
+            del known[where]
 
 
 def _file_stat(path: Path) -> list[int] | None:
