@@ -64,6 +64,7 @@ from .mlflow_source import (
     ModelPoint,
     Point,
     RunContent,
+    RunIdentity,
     Snapshot,
     SourceArtifact,
     SourceError,
@@ -217,7 +218,7 @@ class MlflowImport:
                 raise NotFoundError(f"no experiment {', '.join(map(repr, missing))} in {self.source.description} "
                                     f"(it has: {names or 'none'}); nothing was imported")
         runs: list[tuple[SourceExperiment, SourceRun]] = []
-        known = {where: KnownRun(record["run"], Snapshot(record["paths"], record["digest"]))
+        known = {where: KnownRun(RunIdentity(**record["run"]), Snapshot(record["paths"], record["digest"]))
                  for where, record in self.known.items()}
         for experiment in experiments:
             found = 0
@@ -321,7 +322,7 @@ class MlflowImport:
             return
         parent = content.tags.get("mlflow.parentRunId")
         self.known[run.where] = {
-            "run": run.fields(), "paths": content.snapshot.paths, "digest": content.snapshot.digest, "id": run_id,
+            "run": vars(run.identity()), "paths": content.snapshot.paths, "digest": content.snapshot.digest, "id": run_id,
             "file": [os.path.relpath(file, self.tracker.layout.root), *written],
             "context": self._context(experiment, parent), "parent": parent, "notes": content.notes,
             "refused": [[str(e.path), e.reason] for e in content.refused], "outputs": content.outputs}
@@ -703,22 +704,10 @@ class _Cached(dict[str, Any]):
             write_atomic(self.path, data)
 
 
-class _SeenRunFields(BaseModel):  # SourceRun.fields()
-    id: str
-    experiment_id: str
-    name: str | None
-    status: str
-    start_ms: int | None
-    end_ms: int | None
-    deleted: bool
-    user: str | None
-    artifact_uri: str | None
-
-
 class _RunRecord(BaseModel):
     """What ``runs.json`` keeps of a run folder (see MlflowImport._remember)."""
 
-    run: _SeenRunFields
+    run: RunIdentity
     paths: list[str]
     digest: str
     id: str

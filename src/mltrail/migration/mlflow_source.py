@@ -57,7 +57,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Self
@@ -160,8 +160,8 @@ class RunContent:
 
 
 @dataclass
-class SourceRun:
-    """A run's identity and lifecycle; :meth:`content` reads the rest."""
+class RunIdentity:
+    """What names a run and its lifecycle, as its ``meta.yaml`` (or MLflow's client) says."""
 
     id: str
     experiment_id: str
@@ -171,16 +171,20 @@ class SourceRun:
     end_ms: int | None
     deleted: bool
     user: str | None
+    artifact_uri: str | None = None
+
+    def identity(self) -> RunIdentity:
+        """These fields alone (kept between imports: see :meth:`FolderSource.runs`)."""
+        return RunIdentity(**{f.name: getattr(self, f.name) for f in fields(RunIdentity)})
+
+
+@dataclass(kw_only=True)
+class SourceRun(RunIdentity):
+    """A run's identity and lifecycle; :meth:`content` reads the rest."""
+
     where: str  # the run's folder or URI, for messages
     content: Callable[[Path], RunContent]  # given a scratch folder for fetched artifacts
-    artifact_uri: str | None = None
     unchanged: bool = False  # its files are as an earlier import's snapshot saw them (see FolderSource.runs)
-
-    def fields(self) -> dict[str, Any]:
-        """What :meth:`FolderSource.runs` needs to give this run again without reading it."""
-        return {"id": self.id, "experiment_id": self.experiment_id, "name": self.name, "status": self.status,
-                "start_ms": self.start_ms, "end_ms": self.end_ms, "deleted": self.deleted, "user": self.user,
-                "artifact_uri": self.artifact_uri}
 
 
 @dataclass
@@ -201,9 +205,9 @@ class Snapshot:
 
 @dataclass
 class KnownRun:
-    """A run as an earlier import read it: :meth:`SourceRun.fields` and the snapshot of its files."""
+    """A run as an earlier import read it: its identity and the snapshot of its files."""
 
-    fields: dict[str, Any]
+    identity: RunIdentity
     snapshot: Snapshot
 
 
@@ -730,9 +734,9 @@ class FolderSource(MlflowSource):
                 continue
             earlier = known.get(str(run_dir)) if known is not None else None
             if earlier is not None and earlier.snapshot.holds(str(run_dir)):
-                fields = earlier.fields
-                run = SourceRun(**fields, where=str(run_dir), unchanged=True,
-                                content=self._content(run_dir, folder, fields.get("artifact_uri")))
+                known_as = earlier.identity
+                run = SourceRun(**vars(known_as), where=str(run_dir), unchanged=True,
+                                content=self._content(run_dir, folder, known_as.artifact_uri))
                 if include_deleted or not run.deleted:
                     yield run
                 continue
