@@ -57,6 +57,7 @@ from ..storage.naming import IMPORTED_ID_TAG
 from ..storage.run_edits import NAME_TAG, RunDeleted
 from ..tracking.logged_models import LoggedModelRecord
 from ..tracking.run import PARENT_TAG, dense_line
+from .mlflow_reader import read_ahead
 from .mlflow_source import (
     NOTE_TAG,
     KnownRun,
@@ -180,9 +181,14 @@ class MlflowImport:
         self.total = len(runs)
         # the runs this store has, listed once (an MLflow run is one file, written once an import)
         self.run_files = {path.stem: path for path in self.tracker.layout.experiments.glob("*/runs/*.jsonl")}
-        for experiment, run in runs:
+        to_read = [(experiment, run) for experiment, run in runs
+                   if not (run.unchanged and self._still_imported(experiment, run, self.run_ids[run.id]))]
+        contents = read_ahead(self.source, [run for _, run in to_read], scratch)
+        for (experiment, run), content in zip(to_read, contents, strict=True):
             try:
-                self._import_run(experiment, run, scratch)  # tells _finished, now or once its file is written
+                if isinstance(content, SourceError):
+                    raise content
+                self._import_run(experiment, run, content)  # tells _finished, now or once its file is written
             except SourceError as exc:
                 self.summary.skipped.append(Skipped("run", exc.path, exc.reason))
                 self._finished()
@@ -238,11 +244,9 @@ class MlflowImport:
                                                     f"{experiment.name!r} has no runs to import"))
         return runs
 
-    def _import_run(self, experiment: SourceExperiment, run: SourceRun, scratch: Path) -> None:
+    def _import_run(self, experiment: SourceExperiment, run: SourceRun, content: RunContent) -> None:
+        """Write what ``content`` (read whole before anything is written) adds to the store."""
         run_id = self.run_ids[run.id]
-        if run.unchanged and self._still_imported(experiment, run, run_id):
-            return
-        content = run.content(scratch)  # read whole before anything is written
         path = self.run_files.get(run_id)
         state = _FileState.read(path) if path is not None else _FileState()
         writer = _RunLines(run_id, state.last_seq)

@@ -65,8 +65,8 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-from ..compaction.scan import RACY_SECONDS
-from ..errors import InvalidInputError
+from ..compaction.scan import RACY_SECONDS as RACY_SECONDS  # (read when used: a test may change it here)
+from ..errors import InvalidInputError, MltrailError
 from ..storage.fields import INT64_MAX, LATEST_TS, dataset_text_problem
 from .mlflow_client import database_kind, dispose, private_copy, quiet_mlflow, refuse_migration
 
@@ -86,6 +86,9 @@ class SourceError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[SourceError], tuple[str, str]]:  # (from a reader process)
+        return SourceError, (self.path, self.reason)
 
 
 @dataclass
@@ -952,6 +955,18 @@ class FolderSource(MlflowSource):
             tags = meta.get("tags") or {}
             datasets.append(_dataset(dataset, tags.get("mlflow.data.context") if isinstance(tags, dict) else None))
         return datasets, rows
+
+
+def read_content(content: Callable[[Path], RunContent], scratch: Path, where: str) -> RunContent | SourceError:
+    """A run's content, or why it cannot be read: what skips that run, not the import."""
+    try:
+        return content(scratch)
+    except SourceError as exc:
+        return exc
+    except OSError as exc:  # (gone since listed, unreadable)
+        return SourceError(where, f"{exc.strerror or type(exc).__name__}: {exc.filename}")
+    except MltrailError as exc:
+        return SourceError(where, str(exc))
 
 
 def _stat_or_none(path: Path) -> os.stat_result | None:

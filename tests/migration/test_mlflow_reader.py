@@ -1,0 +1,84 @@
+"""Runs of a big mlruns folder are read by reader processes ahead of the importer
+(:mod:`mltrail.migration.mlflow_reader`): the store they leave is byte for byte the one a
+read in the importer's own process leaves, bad runs are skipped alike, and a reader that
+cannot start or dies costs speed, never a run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import mltrail
+from mltrail.migration import mlflow_reader, mlflow_source
+
+from .mlruns import MlrunsBuilder
+from .test_mlflow_import import T0
+
+RUNS = 70  # three chunks: both readers, and a chunk each twice
+
+
+@pytest.fixture
+def mlruns(tmp_path: Path) -> MlrunsBuilder:
+    builder = MlrunsBuilder(tmp_path / "mlruns")
+    builder.experiment("5", "sweep", tags={"team": "growth"})
+    for i in range(RUNS):
+        builder.run("5", f"{i:032x}", name=f"trial-{i}", start_ms=T0 + i, params={"lr": str(i / 100), "depth": "3"},
+                    tags={"mlflow.parentRunId": f"{0:032x}"} if i else {},
+                    metrics={"loss": [(T0 + i + s, 1 / (s + 1), s) for s in range(5)]},
+                    artifacts={"notes.txt": f"trial {i}".encode()})
+    builder.append_points("5", f"{7:032x}", "loss", [("not-a-time", 0.5, 9)])  # run 7 cannot be read
+    (builder.experiments["5"] / f"{9:032x}" / "tags" / "leak").symlink_to("/etc/hostname")  # a link out: refused
+    return builder
+
+
+def imported(tmp_path: Path, name: str, source: Path) -> tuple[mltrail.Store, mltrail.migration.mlflow_import.ImportSummary]:
+    store = mltrail.Store(tmp_path / name)
+    return store, store.import_mlflow(source)
+
+
+def files(store: mltrail.Store) -> dict[str, bytes]:
+    return {str(p.relative_to(store.root)): p.read_bytes() for p in (store.root / "experiments").rglob("*.jsonl")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("readers", ["started", "cannot start", "die at once"])
+def test_reader_processes_leave_the_store_a_read_here_leaves(
+        tmp_path: Path, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch, readers: str) -> None:
+    here, by_itself = imported(tmp_path, "here", mlruns.root)  # (70 runs: under PARALLEL_FROM)
+    monkeypatch.setattr(mlflow_reader, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(mlflow_reader.os, "cpu_count", lambda: 2)  # (readers even on one core)
+    if readers == "cannot start":
+        monkeypatch.setattr(mlflow_reader, "COMMAND", [str(tmp_path / "no-such-python")])
+    elif readers == "die at once":
+        monkeypatch.setattr(mlflow_reader, "COMMAND", [sys.executable, "-c", "pass"])
+    started: list[object] = []
+    original = mlflow_reader._Reader.__init__
+    monkeypatch.setattr(mlflow_reader._Reader, "__init__", lambda self: started.append(self) or original(self))
+    read_here: list[object] = []
+    read_runs = mlflow_reader.read_runs
+    monkeypatch.setattr(mlflow_reader, "read_runs", lambda jobs: read_here.extend(jobs) or read_runs(jobs))
+    there, with_readers = imported(tmp_path, "there", mlruns.root)
+    assert len(started) == 2
+    assert len(read_here) == (0 if readers == "started" else RUNS)  # (a failed reader's runs: read here)
+    assert files(there) == files(here)
+    assert (with_readers.runs_new, with_readers.points) == (by_itself.runs_new, by_itself.points) == (RUNS - 1, 345)
+    assert [(s.what, s.where, s.reason) for s in with_readers.skipped] == \
+        [(s.what, s.where, s.reason) for s in by_itself.skipped]
+    assert {s.where.rsplit("/", 1)[-1] for s in with_readers.skipped if s.what in ("run", "file")} >= \
+        {"loss:6", "leak"}
+
+
+@pytest.mark.slow
+def test_readers_take_the_importer_s_trust_of_recent_files(
+        tmp_path: Path, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader reads RACY_SECONDS as the importer has it (here changed by a test): the runs
+    it read get a snapshot, and an import again reads none of them."""
+    monkeypatch.setattr(mlflow_reader, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(mlflow_reader.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(mlflow_source, "RACY_SECONDS", 0.0)
+    store, _ = imported(tmp_path, "store", mlruns.root)
+    reads: list[object] = []
+    monkeypatch.setattr(mlflow_reader, "read_runs", lambda jobs: reads.extend(jobs) or [])
+    assert store.import_mlflow(mlruns.root).runs_unchanged == RUNS - 1 and reads == []
