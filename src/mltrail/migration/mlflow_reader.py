@@ -103,12 +103,16 @@ class _Reader:
 
     def __init__(self) -> None:
         package_root = str(Path(__file__).resolve().parents[2])  # (where this mltrail is: also a checkout's)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
+        # (no empty entry: it would put the working folder, whatever it holds, on the reader's path)
+        path = [entry for entry in (package_root, os.environ.get("PYTHONPATH")) if entry]
+        self.process: subprocess.Popen[bytes] | None = None
+        if not COMMAND[0]:  # (an embedded interpreter has no sys.executable)
+            return
         try:
-            self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            self.process = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
         except OSError:
-            self.process = None
+            pass
 
     def send(self, chunk: list[Job], racy_seconds: float) -> bool:
         if self.process is None:
@@ -172,7 +176,10 @@ def main() -> None:
         except EOFError:
             return
         mlflow_source.RACY_SECONDS = racy_seconds  # (the importer's, which a test may have changed)
-        _write(stdout, _packed(read_runs(jobs)))
+        try:
+            _write(stdout, _packed(read_runs(jobs)))
+        except BrokenPipeError:  # the importer stopped early (an error, ^C): nothing to say
+            return
 
 
 if __name__ == "__main__":
