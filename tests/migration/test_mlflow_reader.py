@@ -82,3 +82,35 @@ def test_readers_take_the_importer_s_trust_of_recent_files(
     reads: list[object] = []
     monkeypatch.setattr(mlflow_reader, "read_runs", lambda jobs: reads.extend(jobs) or [])
     assert store.import_mlflow(mlruns.root).runs_unchanged == RUNS - 1 and reads == []
+
+
+@pytest.mark.slow
+def test_readers_of_an_import_killed_outright_end_with_it(tmp_path: Path, mlruns: MlrunsBuilder) -> None:
+    import os
+    import signal
+    import subprocess
+
+    import psutil
+
+    code = ("import os, sys, time, mltrail\n"
+            "from mltrail.migration import mlflow_reader\n"
+            "mlflow_reader.PARALLEL_FROM = 0\n"
+            "mlflow_reader.os.cpu_count = lambda: 2\n"
+            "def told(done, total):\n"
+            "    print(done, flush=True)\n"
+            "    time.sleep(0.05)  # (slowly: the readers are surely started and busy)\n"
+            "mltrail.Store(sys.argv[1]).import_mlflow(sys.argv[2], progress=told)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "killed"), str(mlruns.root)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    readers: list[psutil.Process] = []
+    for line in child.stdout:
+        readers = [p for p in psutil.Process(child.pid).children() if "mlflow_reader" in " ".join(p.cmdline())]
+        if int(line) >= 5 and readers:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    child.wait()
+    child.stdout.close()
+    assert len(readers) == 2
+    gone, alive = psutil.wait_procs(readers, timeout=15)  # their stdin closes with the importer: they end
+    assert alive == []
