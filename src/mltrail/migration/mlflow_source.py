@@ -750,14 +750,15 @@ class FolderSource(MlflowSource):
                 if run_id != run_dir.name:
                     raise SourceError(path, f"names run {run_id!r}, not its folder's {run_dir.name!r}")
                 artifact_uri = meta.get("artifact_uri")
+                if not isinstance(artifact_uri, str):  # (not MLflow's: its artifacts are looked for in the run's folder)
+                    artifact_uri = None
                 run = SourceRun(
                     id=run_id, experiment_id=experiment.id, name=meta.get("run_name") or None,
                     status=_status(meta.get("status"), path),
                     start_ms=_ms(meta.get("start_time"), path, "start_time"),
                     end_ms=_ms(meta.get("end_time"), path, "end_time"),
                     deleted=meta.get("lifecycle_stage") == "deleted", user=meta.get("user_id") or None,
-                    where=str(run_dir), artifact_uri=artifact_uri if isinstance(artifact_uri, str) else None,
-                    content=self._content(run_dir, folder, artifact_uri))
+                    where=str(run_dir), artifact_uri=artifact_uri, content=self._content(run_dir, folder, artifact_uri))
             except SourceError as exc:
                 yield exc
                 continue
