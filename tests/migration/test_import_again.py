@@ -283,3 +283,27 @@ def test_a_damaged_cache_is_dropped_in_part_or_whole_and_the_import_goes_on(
     assert read == ({"a" * 32} if damage.startswith(b'{"') and len(damage) > 100 else {c * 32 for c in "abcd"})
     reads.clear()
     assert store.import_mlflow(mlruns.root).runs_unchanged == 4 and in_runs(reads, mlruns) == []
+
+
+def test_odd_run_folders_import_and_import_again_without_a_read(
+        tmp_path: Path, store: mltrail.Store, trusted: None, reads: list[str]) -> None:
+    """A run of nothing but its meta.yaml, one whose artifact_uri is not text, and one whose
+    folder holds a file named in bytes that are not UTF-8 (the cache, JSON, cannot keep that
+    name: that run is read each time; the import used to crash writing the cache)."""
+    builder = MlrunsBuilder(tmp_path / "odd")
+    builder.experiment("1", "odd")
+    builder.experiment("2", "empty")
+    builder.run("1", "a" * 32)  # no name, no params, tags or metrics
+    builder.run("1", "b" * 32, name="uri", artifact_uri=5, artifacts={"a.txt": b"here"})  # type: ignore[arg-type]
+    folder = builder.run("1", "c" * 32, name="bytes", params={"lr": "0.1"})
+    with open(os.fsencode(folder) + b"/notes-\xff", "wb") as handle:
+        handle.write(b"not MLflow's")
+    first = store.import_mlflow(builder.root)
+    assert first.runs_new == 3, first.text()
+    assert store.get_run(imported_id(store, "b" * 32))["artifacts"]["path"].tolist() == ["a.txt"]
+    reads.clear()
+    again = store.import_mlflow(builder.root)
+    assert again.runs_unchanged == 3
+    experiment = builder.experiments["1"]
+    runs_read = {Path(p).relative_to(experiment).parts[0] for p in reads if Path(p).is_relative_to(experiment)}
+    assert runs_read - {"meta.yaml"} == {"c" * 32}

@@ -702,7 +702,12 @@ class _Cached(dict[str, Any]):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        data = orjson.dumps(dict(self))
+        try:
+            data = orjson.dumps(dict(self))
+        except orjson.JSONEncodeError:  # a file name that is not UTF-8 (a lone surrogate here): not kept
+            for key in [k for k, v in self.items() if not _encodable(k, v)]:
+                del self[key]
+            data = orjson.dumps(dict(self))
         if data != self.read:  # (an import of nothing new writes nothing)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, data)
@@ -740,6 +745,14 @@ def _keep_well_formed(known: dict[str, Any]) -> None:
             _RECORD.validate_python(known[where])
         except ValidationError:
             del known[where]
+
+
+def _encodable(key: str, value: Any) -> bool:
+    try:
+        orjson.dumps({key: value})
+        return True
+    except orjson.JSONEncodeError:
+        return False
 
 
 def _file_stat(path: Path) -> list[int] | None:
