@@ -79,9 +79,14 @@ def test_readers_take_the_importer_s_trust_of_recent_files(
     monkeypatch.setattr(mlflow_reader.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(mlflow_source, "RACY_SECONDS", 0.0)
     store, _ = imported(tmp_path, "store", mlruns.root)
-    reads: list[object] = []
-    monkeypatch.setattr(mlflow_reader, "read_runs", lambda jobs: reads.extend(jobs) or [])
-    assert store.import_mlflow(mlruns.root).runs_unchanged == RUNS - 1 and reads == []
+    from mltrail.migration import mlflow_import
+
+    to_read: list[int] = []  # (what the importer asks anyone, a reader or itself, to read)
+    read_ahead = mlflow_import.read_ahead
+    monkeypatch.setattr(mlflow_import, "read_ahead",
+                        lambda source, runs, scratch: to_read.append(len(runs)) or read_ahead(source, runs, scratch))
+    assert store.import_mlflow(mlruns.root).runs_unchanged == RUNS - 1
+    assert to_read == [1]  # run 7 alone, skipped (never known): with 2 s of distrust the readers would give all 70
 
 
 @pytest.mark.slow
