@@ -551,11 +551,10 @@ def _text_lines(path: Path) -> list[str]:
 
 
 def _metric_file(path: Path) -> list[Point]:
-    lines = _text_lines(path)
-    points = _plain_points(lines)
-    if points is not None:
-        return points
+    """A run's metric file. Bounds are checked once for the whole file (a call per point was
+    a third of reading it); a file out of them is read again, point by point, to name the line."""
     points = []
+    lines = _text_lines(path)
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -565,31 +564,20 @@ def _metric_file(path: Path) -> list[Point]:
             raise SourceError(f"{path}:{number}", f"malformed metric line {line[:80]!r} (MLflow writes "
                               "'timestamp value step', and 'timestamp value step dataset_name dataset_digest' "
                               "for a point measured on a dataset)") from None
-        points.append(point(timestamp, value, step, f"{path}:{number}", *dataset))
-    return points
+        points.append(Point(timestamp, value, step, *dataset))
+    if points and _within_bounds(points):
+        return points
+    numbered = [number for number, line in enumerate(lines, 1) if line.strip()]
+    return [point(p.timestamp_ms, p.value, p.step, f"{path}:{number}", p.dataset_name, p.dataset_digest)
+            for number, p in zip(numbered, points, strict=True)]
 
 
-def _plain_points(lines: list[str]) -> list[Point] | None:
-    """The points of a metric file whose lines are all ``timestamp value step`` (or, MLflow
-    1, ``timestamp value``) within the store's bounds, checked once for the whole file; None
-    for any other file, which :func:`_metric_file` reads line by line to say what is wrong."""
-    points = []
-    try:
-        for line in lines:
-            parts = line.split()
-            if len(parts) == 3:
-                points.append(Point(int(parts[0]), float(parts[1]), int(parts[2])))
-            elif len(parts) == 2:
-                points.append(Point(int(parts[0]), float(parts[1]), 0))
-            elif parts:
-                return None
-    except ValueError:
-        return None
-    if points:
-        times, steps = [p.timestamp_ms for p in points], [p.step for p in points]
-        if min(times) < 0 or max(times) > LATEST_MS or min(steps) < -INT64_MAX - 1 or max(steps) > INT64_MAX:
-            return None
-    return points
+def _within_bounds(points: list[Point]) -> bool:
+    """Every time and step within the store's bounds, and no point naming a dataset (whose
+    name and digest :func:`point` checks one by one)."""
+    times, steps = [p.timestamp_ms for p in points], [p.step for p in points]
+    return (0 <= min(times) and max(times) <= LATEST_MS and -INT64_MAX - 1 <= min(steps) and max(steps) <= INT64_MAX
+            and all(p.dataset_name is None for p in points))
 
 
 def _model_metric_file(path: Path) -> list[ModelPoint]:
