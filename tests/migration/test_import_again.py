@@ -53,7 +53,7 @@ def trusted(monkeypatch: pytest.MonkeyPatch) -> None:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files of run folders an import reads."""
     seen: list[str] = []
-    for name in ("_yaml", "_metric_file", "_text_lines"):
+    for name in ("_yaml", "_text"):  # (every small file of a run is read through one of them)
         original = getattr(mlflow_source, name)
 
         def spy(path: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
@@ -61,13 +61,6 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             return _original(path, *args, **kwargs)
 
         monkeypatch.setattr(mlflow_source, name, spy)
-    original_texts = mlflow_source._texts
-
-    def texts(entries: list[Any]) -> dict[str, str]:
-        seen.extend(entry.path for entry in entries if not entry.is_dir)
-        return original_texts(entries)
-
-    monkeypatch.setattr(mlflow_source, "_texts", texts)
     return seen
 
 

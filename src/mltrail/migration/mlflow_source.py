@@ -427,16 +427,16 @@ class _Fence:
                 refused.append(error)
         return folders, refused
 
-    def files(self, folder: Path) -> tuple[list[Path], list[SourceError]]:
-        """Every file under ``folder`` (links that stay inside followed), sorted, and the
-        links refused because they lead out."""
+    def files(self, folder: Path) -> tuple[list[_Entry], list[SourceError]]:
+        """Every file under ``folder`` (which may be a link, or missing), as :meth:`walk`
+        gives them, and the links refused because they lead out."""
         if not folder.is_dir():
             return [], []
         refused = self.refused(folder)
         if refused is not None:
             return [], [refused]
         entries, errors = self.walk(folder)
-        return [Path(entry.path) for entry in entries if not entry.is_dir], errors
+        return [entry for entry in entries if not entry.is_dir], errors
 
     def walk(self, folder: Path) -> tuple[list[_Entry], list[SourceError]]:
         """Every folder and file under ``folder`` (which the caller knows to be inside), with
@@ -508,15 +508,12 @@ def _yaml(path: Path, fence: _Fence | None = None) -> dict[str, Any]:
 def _text_tree(folder: Path, fence: _Fence, refused: list[SourceError] | None = None) -> dict[str, str]:
     """``{key: text}`` of a params or tags folder; nested keys (``model/depth``) are folders.
     Links out of the source are left out, and added to ``refused`` (else refuse the whole)."""
-    values: dict[str, str] = {}
     files, errors = fence.files(folder)
     if errors:
         if refused is None:
             raise errors[0]
         refused += errors
-    for path in files:
-        values[path.relative_to(folder).as_posix()] = _text(path)
-    return values
+    return _texts(files, skip=0)
 
 
 def point(timestamp_ms: Any, value: float, step: Any, where: Path | str,
@@ -777,7 +774,7 @@ class FolderSource(MlflowSource):
         if refused:
             raise refused[0]
         for metric in files:
-            metrics += _model_metric_file(metric)
+            metrics += _model_metric_file(Path(metric.path))
         folder, error = self._artifact_folder(meta.get("artifact_location"), model_dir / "artifacts", path,
                                               "artifact_location")
         return SourceLoggedModel(
@@ -916,16 +913,9 @@ class FolderSource(MlflowSource):
         return outputs
 
     def _files(self, folder: Path, prefix: str, refused: list[SourceError]) -> list[SourceArtifact]:
-        if not folder.is_dir():
-            return []
-        error = self.fence.refused(folder)
-        if error is not None:
-            refused.append(error)
-            return []
-        found, errors = self.fence.walk(folder)
+        found, errors = self.fence.files(folder)
         refused += errors
-        return _artifacts([entry for entry in found if not entry.is_dir], time.time_ns() - int(RACY_SECONDS * 1e9), 0,
-                          prefix)
+        return _artifacts(found, time.time_ns() - int(RACY_SECONDS * 1e9), 0, prefix)
 
     def _datasets(self, entries: list[_Entry],
                   experiment_dir: Path) -> tuple[list[SourceDataset], list[tuple[str, os.stat_result | None]]]:
@@ -965,14 +955,11 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
         return None
 
 
-def _texts(entries: list[_Entry]) -> dict[str, str]:
-    """``{key: text}`` of the files among a params or tags folder's entries (below it: the
-    first part of each path is the folder); nested keys (``model/depth``) are folders."""
-    values: dict[str, str] = {}
-    for entry in entries:
-        if not entry.is_dir:
-            values["/".join(entry.parts[1:])] = _text(entry.path)
-    return values
+def _texts(entries: list[_Entry], skip: int = 1) -> dict[str, str]:
+    """``{key: text}`` of the files among a params or tags folder's walk entries, each keyed by
+    its path less its first ``skip`` parts (1: the walk began above the folder); nested keys
+    (``model/depth``) are folders."""
+    return {"/".join(entry.parts[skip:]): _text(entry.path) for entry in entries if not entry.is_dir}
 
 
 def _artifacts(files: list[_Entry], trusted_before: int, skip: int = 1, prefix: str = "") -> list[SourceArtifact]:
