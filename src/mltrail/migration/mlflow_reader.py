@@ -82,7 +82,8 @@ def read_runs(jobs: list[Job]) -> list[RunContent | SourceError]:
 
 
 def _packed(results: list[RunContent | SourceError]) -> list[RunContent | SourceError]:
-    """Metric points as plain tuples: pickled a tenth as fast as dataclasses (190 µs a run)."""
+    """Metric points as plain tuples: a pickle round trip of a run's 100 points took 26 µs as
+    tuples, against 190 µs for its whole content with the points as dataclasses."""
     for result in results:
         if isinstance(result, RunContent):
             result.metrics = {key: [(p.timestamp_ms, p.value, p.step, p.dataset_name, p.dataset_digest)  # type: ignore[misc]
