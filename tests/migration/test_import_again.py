@@ -256,17 +256,22 @@ def test_a_new_run_file_that_cannot_be_written_skips_its_run_and_the_rest_import
     b"[1, 2, 3]",  # not a mapping
     b'{"x": {"run": {}}}',  # a record of nothing
     None,  # one record with a field of the wrong type: that run alone is read again
+    "lax",  # ... one a lax check would coerce ("deleted": "yes" read as true hid the run)
 ])
 def test_a_damaged_cache_is_dropped_in_part_or_whole_and_the_import_goes_on(
-        store: mltrail.Store, mlruns: MlrunsBuilder, trusted: None, reads: list[str], damage: bytes | None) -> None:
+        store: mltrail.Store, mlruns: MlrunsBuilder, trusted: None, reads: list[str], damage: bytes | str | None) -> None:
     import orjson
 
     store.import_mlflow(mlruns.root)
     files = {p: p.read_bytes() for p in (store.root / "experiments").rglob("*.jsonl")}
     cache = store.root / CACHE
-    if damage is None:
+    if not isinstance(damage, bytes):
         records = orjson.loads(cache.read_bytes())
-        records[str(mlruns.experiments["17"] / ("a" * 32))]["file"] = [7, "not", "a", "stat"]
+        record = records[str(mlruns.experiments["17"] / ("a" * 32))]
+        if damage is None:
+            record["file"] = [7, "not", "a", "stat"]
+        else:
+            record["run"].update(deleted="yes", start_ms=str(record["run"]["start_ms"]))
         damage = orjson.dumps(records)
     cache.write_bytes(damage)
     reads.clear()

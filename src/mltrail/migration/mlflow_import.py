@@ -734,15 +734,16 @@ _RECORD = TypeAdapter(_RunRecord)
 
 def _keep_well_formed(known: dict[str, Any]) -> None:
     """Drop what is not a record this import can trust to read (the file damaged, or kept by
-    another version): derived data, such a run is read again."""
+    another version): derived data, such a run is read again. Strict, and as JSON: a lax
+    check would pass ``"deleted": "yes"`` or a time as text on to the import as they are."""
     try:
-        _RECORDS.validate_python(known)
+        _RECORDS.validate_json(orjson.dumps(known), strict=True)
         return
     except ValidationError:
         pass
     for where in list(known):
         try:
-            _RECORD.validate_python(known[where])
+            _RECORD.validate_json(orjson.dumps(known[where]), strict=True)
         except ValidationError:
             del known[where]
 
