@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # (pydantic reads typing's only from Python 3.12)
 
 from ..errors import InvalidInputError, MltrailError, NotFoundError
 from ..registry.models import ModelRegistry, main_file, run_snapshot
@@ -160,8 +161,7 @@ class MlflowImport:
         self.outputs: dict[str, dict[str, int]] = {}  # logged model ID -> {mltrail run ID: step}: the runs that made it
         cache = self.tracker.layout.cache / "mlflow-import"
         self.stamps = _Cached(cache / "stamps.json")  # artifact stamp -> sha256
-        self.known = _Cached(cache / "runs.json")  # run folder -> what the last import read and wrote of it
-        _keep_well_formed(self.known)
+        self.known = _Cached(cache / "runs.json", _RECORDS)  # run folder -> what the last import read and wrote of it
         self.seen: set[str] = set()  # the runs this import found (their ``where``)
         self.finished = self.total = 0  # runs done (in the store, or skipped), of all to import
         self.run_files: dict[str, Path] = {}  # run ID -> its file, of runs the store had before this import
@@ -224,7 +224,7 @@ class MlflowImport:
                 raise NotFoundError(f"no experiment {', '.join(map(repr, missing))} in {self.source.description} "
                                     f"(it has: {names or 'none'}); nothing was imported")
         runs: list[tuple[SourceExperiment, SourceRun]] = []
-        known = {where: KnownRun(RunIdentity(**record["run"]), Snapshot(record["paths"], record["digest"]))
+        known = {where: KnownRun(record["run"], Snapshot(record["paths"], record["digest"]))
                  for where, record in self.known.items()}
         for experiment in experiments:
             found = 0
@@ -326,7 +326,7 @@ class MlflowImport:
             return
         parent = content.tags.get("mlflow.parentRunId")
         self.known[run.where] = {
-            "run": vars(run.identity()), "paths": content.snapshot.paths, "digest": content.snapshot.digest, "id": run_id,
+            "run": run.identity(), "paths": content.snapshot.paths, "digest": content.snapshot.digest, "id": run_id,
             "file": [os.path.relpath(file, self.tracker.layout.root), *written],
             "context": self._context(experiment, parent), "parent": parent, "notes": content.notes,
             "refused": [[str(e.path), e.reason] for e in content.refused], "outputs": content.outputs}
@@ -686,17 +686,33 @@ class _Cached(dict[str, Any]):
     snapshot of its files, and what was written of it: an import again reads no run that is
     unchanged). Derived: losing it costs one read of each run and file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shape: tuple[TypeAdapter[Any], TypeAdapter[Any]] | None = None) -> None:
+        """``shape``: of the whole and of a value, checked strictly as the JSON is parsed (a lax
+        check would pass ``"deleted": "yes"`` or a time as text on to the import); a value
+        that is not one is dropped (the file damaged, or kept by another version)."""
         super().__init__()
         self.path = path
         self.read = b""
         try:
             self.read = path.read_bytes()
-            data = orjson.loads(self.read)
-        except (OSError, orjson.JSONDecodeError):
+            if shape is not None:  # (parsed and checked in one pass: the import-again path)
+                self.update(shape[0].validate_json(self.read, strict=True))
+                return
+        except OSError:
             return
-        if isinstance(data, dict):  # (anything else: damaged, as good as lost)
-            self.update(data)
+        except ValidationError:
+            pass
+        try:
+            data = orjson.loads(self.read)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(data, dict):  # damaged, as good as lost
+            return
+        for key, value in data.items():
+            try:
+                self[key] = value if shape is None else shape[1].validate_json(orjson.dumps(value), strict=True)
+            except ValidationError:
+                pass
 
     def __enter__(self) -> _Cached:
         return self
@@ -713,7 +729,7 @@ class _Cached(dict[str, Any]):
             write_atomic(self.path, data)
 
 
-class _RunRecord(BaseModel):
+class _RunRecord(TypedDict):
     """What ``runs.json`` keeps of a run folder (see MlflowImport._remember)."""
 
     run: RunIdentity
@@ -728,24 +744,7 @@ class _RunRecord(BaseModel):
     outputs: dict[str, int]
 
 
-_RECORDS = TypeAdapter(dict[str, _RunRecord])
-_RECORD = TypeAdapter(_RunRecord)
-
-
-def _keep_well_formed(known: dict[str, Any]) -> None:
-    """Drop what is not a record this import can trust to read (the file damaged, or kept by
-    another version): derived data, such a run is read again. Strict, and as JSON: a lax
-    check would pass ``"deleted": "yes"`` or a time as text on to the import as they are."""
-    try:
-        _RECORDS.validate_json(orjson.dumps(known), strict=True)
-        return
-    except ValidationError:
-        pass
-    for where in list(known):
-        try:
-            _RECORD.validate_json(orjson.dumps(known[where]), strict=True)
-        except ValidationError:
-            del known[where]
+_RECORDS = (TypeAdapter(dict[str, _RunRecord]), TypeAdapter(_RunRecord))
 
 
 def _encodable(key: str, value: Any) -> bool:
