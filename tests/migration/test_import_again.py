@@ -235,21 +235,41 @@ def test_a_new_run_file_that_cannot_be_written_skips_its_run_and_the_rest_import
         store: mltrail.Store, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
     from mltrail.migration import mlflow_import
 
-    original = mlflow_import.write_atomic
+    original = mlflow_import.stage
 
-    def failing(path: Path, data: bytes, **kwargs: Any) -> None:
+    def failing(path: Path, data: bytes) -> Any:
         if b"baseline" in data:
             raise OSError(28, "No space left on device", str(path))
-        original(path, data, **kwargs)
+        return original(path, data)
 
-    monkeypatch.setattr(mlflow_import, "write_atomic", failing)
+    monkeypatch.setattr(mlflow_import, "stage", failing)
     summary = store.import_mlflow(mlruns.root)
     assert summary.runs_new == 3
     assert [s.where for s in summary.skipped] == [str(mlruns.experiments["17"] / ("a" * 32))]
     assert "No space left on device" in summary.skipped[0].reason
-    monkeypatch.setattr(mlflow_import, "write_atomic", original)
+    monkeypatch.setattr(mlflow_import, "stage", original)
     assert store.import_mlflow(mlruns.root).runs_new == 1  # next time, it comes
     assert isinstance(store.search_runs(), pd.DataFrame) and len(store.search_runs()) == 4
+
+
+def test_new_run_files_whose_sync_fails_are_not_named_and_come_next_time(
+        store: mltrail.Store, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fails the sync of a batch of new run files: none of them is named (their bytes
+    may not be on disk), each of their runs is skipped saying why, and the next import
+    brings them."""
+    from mltrail.storage import atomic
+
+    def failing(paths: list[Path], *devices: object) -> None:
+        raise OSError(5, "Input/output error", str(paths[0]))
+
+    monkeypatch.setattr(atomic, "sync_files", failing)
+    summary = store.import_mlflow(mlruns.root)
+    assert summary.runs_new == 0 and len(summary.skipped) == 4
+    assert all("Input/output error" in s.reason for s in summary.skipped)
+    assert not list((store.root / "experiments").rglob("*.jsonl"))
+    assert not list((store.root / "experiments").rglob("*.tmp"))  # nothing half-written left
+    monkeypatch.undo()
+    assert store.import_mlflow(mlruns.root).runs_new == 4
 
 
 @pytest.mark.parametrize("damage", [

