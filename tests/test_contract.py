@@ -109,6 +109,7 @@ def tracking(c: Caller, ctx: Context) -> None:
         c(member, lambda s, member=member: getattr(s, member))
     c("search_runs", lambda s: s.search_runs(filter="metrics.loss >= 0"))
     c("metric_history", lambda s: s.metric_history([run.id]))
+    c("grouped_history", lambda s: s.grouped_history({run.id: "parity"}, ["loss"], band="minmax"))
     c("experiments", lambda s: s.experiments())
     c("get_run", lambda s: s.get_run(run.id))
     c("resolve_run", lambda s: s.resolve_run("parity"))

@@ -24,7 +24,7 @@ A/B experiment in the registry.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .compaction.reader import Progress
     from .features.store import FeatureStore
     from .migration.mlflow_import import ImportSummary
+    from .query.grouped import Band, XAxis
     from .registry.models import ModelRegistry, ModelVersion
     from .tracking.curation import GcResult
 
@@ -149,6 +150,18 @@ class Store:
         """Every metric point of the given runs: ``run_id, key, step, value, timestamp, best,
         dataset_name, dataset_digest``."""
         return self.tracking.metric_history(run_ids, keys)
+
+    def grouped_history(self, groups: Mapping[str, str], keys: Sequence[str], *, x: XAxis = "step",
+                        band: Band = "std", smoothing: float = 0.0, points: int = 500) -> pd.DataFrame:
+        """Many runs' curves as a few: per metric in ``keys`` and group of runs (``groups``:
+        run ID -> its group's label, e.g. ``runs.set_index("run_id")["params.seed"]``), the
+        mean of the runs' values at each x with a band: ``key, group, x, mean, low, high,
+        runs``. ``x``: ``"step"`` or ``"time"`` (seconds since the run's first point of that
+        metric); ``band``: ``"std"`` (mean +- the standard deviation), ``"minmax"`` or
+        ``"ci"`` (a 95% confidence interval of the mean); ``smoothing``: each run's
+        exponential moving average, in [0, 1), before the runs are aggregated; ``points``:
+        at most this many x buckets a curve (each run's points in a bucket averaged)."""
+        return self.tracking.grouped_history(groups, keys, x=x, band=band, smoothing=smoothing, points=points)
 
     def experiments(self) -> pd.DataFrame:
         """One row per tracking experiment: name, description, run count, first and last start."""

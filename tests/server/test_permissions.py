@@ -113,6 +113,7 @@ def _log_a_run(store, world):
 # calls whose answer leaves out what the user may not read, rather than refusing
 HIDING = {
     ("experiment", "read", "history"): lambda s, w: len(s.metric_history([w["ids"]["secret-exp"]])),
+    ("experiment", "read", "grouped"): lambda s, w: len(s.grouped_history({w["ids"]["secret-exp"]: "g"}, ["loss"])),
     ("experiment", "read", "listed"): lambda s, w: "secret-exp" in set(s.experiments()["experiment"]),
     ("experiment", "read", "searched"): lambda s, w: "secret-exp-run" in set(
         s.search_runs(filter="metrics.loss < 1")["run_name"]),

@@ -36,7 +36,7 @@ import shutil
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,7 @@ from .wire import read_frame, unpack
 if TYPE_CHECKING:
     from ..compaction.reader import Progress
     from ..migration.mlflow_import import ImportSummary
+    from ..query.grouped import Band, XAxis
     from ..tracking.curation import GcResult
 
 UPLOAD_TICK_SECONDS = 0.25
@@ -530,6 +531,15 @@ class RemoteStore:
         body = orjson.dumps({"run_ids": list(run_ids) if run_ids is not None else None,
                              "keys": list(keys) if keys is not None else None})
         return read_frame(self.server.call("POST", "/api/v1/metric-history", body, raw=True))
+
+    def grouped_history(self, groups: Mapping[str, str], keys: Sequence[str], *, x: XAxis = "step",
+                        band: Band = "std", smoothing: float = 0.0, points: int = 500) -> pd.DataFrame:
+        """As :meth:`mltrail.Store.grouped_history`, aggregated on the server (the runs you
+        may not read are left out)."""
+        self._send_own()
+        body = orjson.dumps({"groups": dict(groups), "keys": list(keys), "x": x, "band": band,
+                             "smoothing": smoothing, "points": points})
+        return read_frame(self.server.call("POST", "/api/v1/grouped-history", body, raw=True))
 
     def experiments(self) -> pd.DataFrame:
         """As :meth:`mltrail.Store.experiments`, on the server's runs."""

@@ -36,16 +36,21 @@ from typing import Any, Literal
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import BusyError, InvalidInputError, NotFoundError
+from ..query.grouped import MAX_POINTS
 from ..storage.run_edits import RUN_EDIT
 from ..store import Store
 from ..tracking.ingest import Appended, RunIngest
 from .blob_routes import require_sent
 from .bodies import arrow, json_body, packed, parsed, read_body
 from .gate import Gate, gate
+
+
+GROUPED_RUNS_MAX = 100_000  # runs one grouped-history call may aggregate
+GROUPED_KEYS_MAX = 100  # metrics it may ask for at once
 
 
 class _StopAsked(BaseModel):
@@ -58,6 +63,16 @@ class _HistoryAsked(BaseModel):
     model_config = ConfigDict(extra="forbid")
     run_ids: list[str] | None = None
     keys: list[str] | None = None
+
+
+class _GroupedAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    groups: dict[str, str] = Field(max_length=GROUPED_RUNS_MAX)  # run ID -> its group's label
+    keys: list[str] = Field(min_length=1, max_length=GROUPED_KEYS_MAX)
+    x: Literal["step", "time"] = "step"
+    band: Literal["std", "minmax", "ci"] = "std"
+    smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    points: int = Field(default=500, ge=1, le=MAX_POINTS)
 
 
 class _EditAsked(BaseModel):
@@ -76,6 +91,7 @@ STOP_WATCHES_PER_USER = 64
 _STOP_ASKED = TypeAdapter(_StopAsked)
 _EDIT_ASKED = TypeAdapter(_EditAsked)
 _HISTORY_ASKED = TypeAdapter(_HistoryAsked)
+_GROUPED_ASKED = TypeAdapter(_GroupedAsked)
 
 
 def routes(store: Store) -> APIRouter:
@@ -239,6 +255,19 @@ def routes(store: Store) -> APIRouter:
             allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
             run_ids = [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
         return arrow(await run_in_threadpool(store.metric_history, run_ids, asked.keys))
+
+    @api.post("/grouped-history", openapi_extra=json_body(_GROUPED_ASKED))
+    async def grouped_history(request: Request, g: Gate = Depends(gate)) -> Response:
+        """Store.grouped_history over the runs asked for that the caller may read: the others
+        are left out, as if they had no points."""
+        asked = await parsed(request, _GROUPED_ASKED, "a grouped-history query")
+        groups = asked.groups
+        visible = g.experiments()
+        if visible is not None:
+            allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
+            groups = {run_id: label for run_id, label in groups.items() if run_id in allowed}
+        return arrow(await run_in_threadpool(lambda: store.grouped_history(
+            groups, asked.keys, x=asked.x, band=asked.band, smoothing=asked.smoothing, points=asked.points)))
 
     @api.get("/experiments")
     def experiments(g: Gate = Depends(gate)) -> Response:

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..compaction.compact import CompactionResult
     from ..compaction.reader import Progress
     from ..compaction.manifest import Manifest
+    from ..query.grouped import Band, XAxis
     from ..query.search import RunIndex
 
 DEFAULT_EXPERIMENT = "Default"
@@ -345,6 +346,17 @@ class Tracker:
         from ..query.search import metric_history
 
         return metric_history(self.layout.tables, self._fresh_manifest(), run_ids, keys)
+
+    def grouped_history(self, groups: Mapping[str, str], keys: Sequence[str], *, x: XAxis = "step",
+                        band: Band = "std", smoothing: float = 0.0, points: int = 500) -> pd.DataFrame:
+        """Per metric and group of runs (``groups``: run ID -> its group's label), the mean
+        of the runs' values at each x with a band around it: ``key, group, x, mean, low,
+        high, runs``. See :mod:`mltrail.query.grouped`."""
+        from ..query.grouped import check_options, grouped_history
+
+        check_options(x, band, smoothing, points)  # (before the store is read: a typo costs nothing)
+        return grouped_history(self.layout.tables, self._fresh_manifest(), groups, keys, x=x, band=band,
+                               smoothing=smoothing, points=points)
 
     def experiments(self) -> pd.DataFrame:
         """One row per experiment: name, description, run count, first and last start."""
