@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mltrail.dashboard import charts, state, views
+from mltrail.dashboard import charts, grouping, state, views
 from mltrail.dashboard.text import md
 
 st.title("Compare runs")
@@ -35,18 +35,22 @@ names = views.series_names(subset)
 colours = charts.run_colours([names[r] for r in chosen if r in names])  # one colour per run, every chart
 
 st.subheader("Metric history")
-history = state.history(root, generation, tuple(chosen))
-keys = sorted(history["key"].unique())
-a, b, c, d = st.columns([3, 1, 1, 1])
-shown = a.multiselect("Metrics", keys, default=keys[:4], key="compare_metrics")
-x_axis = b.radio("x axis", ["step", "timestamp"], horizontal=True, key="x_axis")
-weight = c.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smoothing")
-log_scale = d.toggle("Log scale", key="log_scale")
-smoothed = views.smooth(history, weight)
-grid = st.columns(2)
-for i, key in enumerate(shown):
-    grid[i % 2].altair_chart(charts.history_chart(smoothed, key, names, x_axis, log_scale, colours),
-                             width="stretch")
+by = grouping.grouping_picker(subset, "compare_group_by")
+if by:  # a line per group of runs: their mean and a band
+    grouping.grouped_curves(root, generation, subset, by, "compare_grouped")
+else:
+    history = state.history(root, generation, tuple(chosen))
+    keys = sorted(history["key"].unique())
+    a, b, c, d = st.columns([3, 1, 1, 1])
+    shown = a.multiselect("Metrics", keys, default=keys[:4], key="compare_metrics")
+    x_axis = b.radio("x axis", ["step", "timestamp"], horizontal=True, key="x_axis")
+    weight = c.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smoothing")
+    log_scale = d.toggle("Log scale", key="log_scale")
+    smoothed = views.smooth(history, weight)
+    grid = st.columns(2)
+    for i, key in enumerate(shown):
+        grid[i % 2].altair_chart(charts.history_chart(smoothed, key, names, x_axis, log_scale, colours),
+                                 width="stretch")
 
 params, metrics = views.prefixed(subset, "params", logged=True), views.prefixed(subset, "metrics", logged=True)
 if params and metrics:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mltrail.dashboard import state, views
+from mltrail.dashboard import grouping, state, views
 from mltrail.dashboard.text import md
 from mltrail.errors import InvalidInputError
 
@@ -43,6 +43,7 @@ for name, value in {"experiment": experiment, "filter": filter_text.strip(), "or
         url[name] = value
     elif name in url:
         del url[name]
+searched = runs  # (with child runs: a sweep's trials are what its curves group)
 children = runs["parent_run_id"].value_counts() if "parent_run_id" in runs else None
 if children is not None and len(children):  # sweeps and folds: their runs under their parent
     grouped = st.toggle("Child runs under their parent", value=True, key="group_children",
@@ -82,3 +83,12 @@ if middle.button("Clear selection", disabled=not picked, key="clear_selection"):
 right.page_link("compare.py", label=f"Compare {views.counted(len(picked), 'run')}", icon=":material/compare_arrows:",
                 disabled=not picked)
 st.page_link("run.py", label="Open one run", icon=":material/description:")
+
+if len(searched) > 1 and not deleted:  # hundreds of seeds, folds or trials: a line per group
+    st.subheader("Curves, grouped")
+    by = grouping.grouping_picker(searched, "runs_group_by")
+    if by:
+        grouping.grouped_curves(root, generation, searched, by, "runs_grouped")
+    else:
+        st.caption(f"Group the {views.counted(len(searched), 'run')} found by params or tags to draw each "
+                   "group's mean curve with a band.")

@@ -44,6 +44,33 @@ def history_chart(history: pd.DataFrame, key: str, names: dict[str, str], x: str
     ).properties(height=260)
 
 
+BAND_TITLES = {"std": "mean ± std", "minmax": "min–max", "ci": "95% CI of the mean"}
+
+
+def grouped_chart(grouped: pd.DataFrame, key: str, x: str = "step", band: str = "std", log_scale: bool = False,
+                  colours: alt.Scale | None = None) -> alt.LayerChart | alt.FacetChart:
+    """One metric of grouped runs (:meth:`mltrail.Store.grouped_history`): per group, its
+    mean as a line and its band as a shaded area, in the group's colour."""
+    data = grouped[grouped["key"] == key]
+    if log_scale:
+        data = data[(data["mean"] > 0) & (data["low"] > 0)]
+    colours = colours or run_colours(list(dict.fromkeys(data["group"])))
+    x_title = "seconds since the run's first point" if x == "time" else "step"
+    base = alt.Chart(data).encode(
+        x=alt.X("x:Q", title=x_title),
+        color=alt.Color("group:N", title="group", scale=colours))
+    scale = alt.Scale(type="log" if log_scale else "linear", zero=False)
+    area = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("low:Q", title=key.rsplit("/", 1)[-1], scale=scale, axis=alt.Axis(format=",.6~g")), y2="high:Q",
+        tooltip=["group:N", alt.Tooltip("x:Q", title=x_title), alt.Tooltip("low:Q", format=",.6~g"),
+                 alt.Tooltip("high:Q", format=",.6~g"), alt.Tooltip("runs:Q", title="runs")])
+    line = base.mark_line().encode(
+        y=alt.Y("mean:Q", scale=scale),
+        tooltip=["group:N", alt.Tooltip("x:Q", title=x_title), alt.Tooltip("mean:Q", format=",.6~g"),
+                 alt.Tooltip("runs:Q", title="runs")])
+    return alt.layer(area, line).properties(height=260, title=f"{key} ({BAND_TITLES.get(band, band)})")
+
+
 def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str, names: dict[str, str],
                          colours: alt.Scale | None = None) -> alt.LayerChart | alt.FacetChart:
     """Each run a line across its params and ``metric``, every axis labelled with its real

@@ -183,6 +183,19 @@ def history(root: str, generation: int, run_ids: tuple[str, ...],
     return _store(root).metric_history(run_ids=list(run_ids), keys=list(keys) if keys else None)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def grouped(root: str, generation: int, groups: tuple[tuple[str, str], ...], keys: tuple[str, ...],
+            x: str, band: str, smoothing: float) -> pd.DataFrame:
+    """Grouped curves of the given runs ((run ID, group) pairs), aggregated by the store
+    (on a server, by the server: only the aggregates come to the page)."""
+    del generation
+    return _store(root).grouped_history(dict(groups), list(keys), x=x, band=band,  # type: ignore[arg-type]
+                                        smoothing=smoothing, points=GROUPED_POINTS)
+
+
+GROUPED_POINTS = 500  # x buckets a group's curve: about a chart's width in pixels
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def run_details(root: str, generation: int, run_id: str) -> dict[str, Any]:
     del generation

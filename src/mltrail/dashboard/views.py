@@ -219,6 +219,44 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def group_labels(runs: pd.DataFrame, columns: list[str]) -> dict[str, str]:
+    """Each run's group by the values of ``columns`` (``params.*``/``tags.*``): ``lr=0.1``,
+    or ``lr=0.1 · seed=3`` for several; a run without a value is in ``lr=(none)``."""
+    parts = [(c.split(".", 1)[-1], runs[c]) for c in columns]
+    return {run_id: " · ".join(f"{name}={_label(values.iloc[i])}" for name, values in parts)
+            for i, run_id in enumerate(runs["run_id"])}
+
+
+def _label(value: object) -> str:
+    return "(none)" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def grouping_columns(runs: pd.DataFrame) -> list[str]:
+    """What runs can be grouped by: the params and tags (``mlflow.*`` and mltrail's own
+    bookkeeping tags aside) with at least two values among them, and no more groups than
+    a chart can tell apart by colour."""
+    found = []
+    for column in [*prefixed(runs, "params"), *prefixed(runs, "tags")]:
+        if column.startswith(("tags.mlflow.", "tags.mltrail.")):
+            continue
+        count = runs[column].nunique(dropna=False)
+        if 1 < count <= MAX_GROUPS:
+            found.append(column)
+    return found
+
+
+MAX_GROUPS = 20  # the palette's colours: a group each
+
+
+def groups_caption(groups: dict[str, str], frame: pd.DataFrame, points: int) -> str:
+    """What a grouped chart shows, said under it: runs, groups and what was averaged."""
+    text = f"{counted(len(groups), 'run')} in {counted(len(set(groups.values())), 'group')}: each line the " \
+           "mean of its group's runs, the band around it as chosen"
+    if not frame.empty and frame.groupby(["key", "group"]).size().max() >= points:
+        text += f"; each run's points averaged into {points:,} buckets of x first (not every point is sent)"
+    return text + "."
+
+
 def numeric(series: pd.Series) -> pd.Series:
     """A param column as numbers where every value parses, else as it is."""
     numbers = pd.to_numeric(series, errors="coerce")
