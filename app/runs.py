@@ -86,7 +86,13 @@ st.page_link("run.py", label="Open one run", icon=":material/description:")
 
 if len(searched) > 1 and not deleted:  # hundreds of seeds, folds or trials: a line per group
     st.subheader("Curves, grouped")
+    if "runs_group_by" not in st.session_state and url.get_all("group_by"):  # a shared link: ?group_by=params.lr
+        st.session_state["runs_group_by"] = [c for c in url.get_all("group_by") if c in searched.columns]
     by = grouping.grouping_picker(searched, "runs_group_by")
+    if by:
+        url["group_by"] = by
+    elif "group_by" in url:
+        del url["group_by"]
     if by:
         grouping.grouped_curves(root, generation, searched, by, "runs_grouped")
     else:

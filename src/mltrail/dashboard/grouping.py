@@ -14,6 +14,8 @@ def grouping_picker(runs: pd.DataFrame, key: str) -> list[str]:
     columns = views.grouping_columns(runs)
     if not columns:
         return []
+    if key in st.session_state:  # (a link's or an earlier page's choice the options may not hold)
+        st.session_state[key] = [c for c in st.session_state[key] if c in columns]
     return st.multiselect("Group by", columns, key=key, format_func=lambda c: c.split(".", 1)[-1],
                           help="Runs with the same values of these params or tags are one line: the mean "
                                "of their curves, with a band around it")

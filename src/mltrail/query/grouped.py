@@ -37,26 +37,29 @@ X_AXES: tuple[XAxis, ...] = ("step", "time")
 COLUMNS = ["key", "group", "x", "mean", "low", "high", "runs"]
 MAX_POINTS = 5_000  # buckets a curve may ask for: more is more than a chart's pixels
 
-# per key, the points' x: the step, or the seconds since the run's first point of that key
-_POINTS_SQL = """
-WITH points AS (
-    SELECT r.run, m.key, m.value,
-           {x} AS x
-    FROM read_parquet($files) AS m JOIN chosen AS r ON m.run_id = r.run_id
-    WHERE m.key IN (SELECT unnest($keys)) AND isfinite(m.value)
-), spans AS (
-    SELECT key, min(x) AS low, max(x) AS high FROM points GROUP BY key
-)
-SELECT p.key, p.run, {bucket} AS bucket, avg(p.x) AS x, avg(p.value) AS value
-FROM points AS p JOIN spans AS s ON p.key = s.key
-GROUP BY ALL
-"""
-_STEP_X = "m.step"
-_TIME_X = "epoch_ms(m.timestamp) / 1000 - min(epoch_ms(m.timestamp) / 1000) OVER (PARTITION BY r.run, m.key)"
+# The chosen runs' finite points of the asked keys, read once to find each key's span of x
+# (its buckets' width) and once to average each run's points in each bucket: a span computed
+# in the same query made DuckDB hold every point between the two (a third slower).
+_CHOSEN = """FROM read_parquet($files) AS m JOIN chosen AS r ON m.run_id = r.run_id
+    WHERE m.key IN (SELECT unnest($keys)) AND isfinite(m.value)"""
 # steps: whole buckets of ceil(span / points) steps, so that a metric with no more steps than
-# points keeps each step apart; seconds: points equal buckets of the span
-_STEP_BUCKET = "(p.x - s.low) // CAST(greatest(1, ceil((s.high - s.low + 1) / $points)) AS BIGINT)"
-_TIME_BUCKET = "least($points - 1, floor((p.x - s.low) * $points / greatest(s.high - s.low, 1e-9)))"
+# points keeps each step apart
+_STEP_SPANS = f"""SELECT m.key, min(m.step) AS low,
+    CAST(greatest(1, ceil((max(m.step) - min(m.step) + 1) / $points)) AS BIGINT) AS width
+    {_CHOSEN} GROUP BY m.key"""
+_STEP_BUCKETS = f"""SELECT m.key, r.run, (m.step - s.low) // s.width AS bucket, avg(m.step) AS x,
+    avg(m.value) AS value
+    {_CHOSEN.replace("WHERE", "JOIN spans AS s ON m.key = s.key WHERE")} GROUP BY ALL"""
+# seconds since the run's first point of the key: points equal buckets of the longest run's span
+_TIME_SPANS = f"""SELECT key, 0 AS low, greatest(max(seconds), 1e-9) / $points AS width FROM (
+    SELECT m.key, (max(epoch_ms(m.timestamp)) - min(epoch_ms(m.timestamp))) / 1000 AS seconds
+    {_CHOSEN} GROUP BY m.key, r.run) GROUP BY key"""
+_TIME_BUCKETS = f"""WITH points AS (
+    SELECT r.run, m.key, m.value, (epoch_ms(m.timestamp)
+        - min(epoch_ms(m.timestamp)) OVER (PARTITION BY r.run, m.key)) / 1000 AS x
+    {_CHOSEN})
+SELECT p.key, p.run, least($points - 1, floor(p.x / s.width)) AS bucket, avg(p.x) AS x, avg(p.value) AS value
+FROM points AS p JOIN spans AS s ON p.key = s.key GROUP BY ALL"""
 
 
 def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, str], keys: Sequence[str],
@@ -74,12 +77,14 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
     run_ids = list(groups)
     chosen = pa.table({"run_id": pa.array(run_ids, pa.string()),
                        "run": pa.array(range(len(run_ids)), pa.int32())})
-    sql = _POINTS_SQL.format(x=_STEP_X if x == "step" else _TIME_X,
-                             bucket=_STEP_BUCKET if x == "step" else _TIME_BUCKET)
+    spans_sql, buckets_sql = (_STEP_SPANS, _STEP_BUCKETS) if x == "step" else (_TIME_SPANS, _TIME_BUCKETS)
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
         con.register("chosen", chosen)
-        buckets = con.execute(sql, {"files": files, "keys": list(keys), "points": points}).df()
+        given = {"files": files, "keys": list(keys), "points": points}
+        spans = con.execute(spans_sql, _used(given, spans_sql)).df()
+        con.register("spans", spans)
+        buckets = con.execute(buckets_sql, _used(given, buckets_sql)).df()
     if buckets.empty:
         return pd.DataFrame(columns=COLUMNS)
     buckets["group"] = np.array([number[groups[run_id]] for run_id in run_ids])[buckets["run"].to_numpy()]
@@ -100,6 +105,11 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
         stats["low"], stats["high"] = stats["mean"] - half, stats["mean"] + half
     stats["group"] = [labels[i] for i in stats["group"]]
     return stats[COLUMNS].reset_index(drop=True)
+
+
+def _used(parameters: dict[str, object], sql: str) -> dict[str, object]:
+    """The parameters a query names (DuckDB refuses one it does not)."""
+    return {name: value for name, value in parameters.items() if f"${name}" in sql}
 
 
 def _smoothed(buckets: pd.DataFrame, weight: float) -> np.ndarray:
