@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import mltrail
+from tests.dashboard.test_compare_truth import _rows
 from tests.factories import APP, quiet_run
 
 LRS = [0.1, 0.03, 0.01, 0.003]
@@ -28,13 +28,6 @@ def sweep_store(tmp_path, monkeypatch):
                 run.log_metric("loss", float(np.exp(-lr * 20 * step) + rng.normal(0, 0.05)), step=step)
     monkeypatch.setenv("MLTRAIL_DIR", str(store.root))
     return store
-
-
-def _rows(chart):
-    rows = []
-    for dataset in chart.proto.datasets:
-        rows += pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
-    return rows
 
 
 def _expected(store):
