@@ -12,6 +12,7 @@ page = st.navigation({
         st.Page("compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("run.py", title="Run", icon=":material/description:"),
         st.Page("live.py", title="Live", icon=":material/monitor_heart:"),
+        st.Page("study.py", title="Study", icon=":material/tune:"),
     ],
     "A/B experiments": [
         st.Page("ab_experiments.py", title="Experiments", icon=":material/science:"),

@@ -71,6 +71,30 @@ def grouped_chart(grouped: pd.DataFrame, key: str, x: str = "step", band: str = 
     return alt.layer(area, line).properties(height=260, title=f"{key} ({BAND_TITLES.get(band, band)})")
 
 
+STATE_COLOURS = alt.Scale(domain=["COMPLETE", "PRUNED", "FAIL"], range=["#4e79a7", "#bab0ac", "#e15759"])
+
+
+def optimization_history(history: pd.DataFrame, metric: str) -> alt.LayerChart | alt.FacetChart:
+    """An Optuna study's trials: each trial's value as a point (coloured by its state), and
+    the best value so far as a step line."""
+    x = alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1, format="d"))
+    points = alt.Chart(history.dropna(subset=["value"])).mark_circle(size=45).encode(
+        x=x, y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.6~g")),
+        color=alt.Color("state:N", title="trial", scale=STATE_COLOURS),
+        tooltip=["trial:Q", "state:N", alt.Tooltip("value:Q", format=",.6~g")])
+    best = alt.Chart(history.dropna(subset=["best"])).mark_line(interpolate="step-after", color="#f28e2b").encode(
+        x=x, y="best:Q", tooltip=["trial:Q", alt.Tooltip("best:Q", title="best so far", format=",.6~g")])
+    return alt.layer(points, best).properties(height=300, title="Optimization history")
+
+
+def importances(frame: pd.DataFrame) -> alt.Chart:
+    """Parameter importances (``param, importance``), largest first."""
+    return alt.Chart(frame, title="Parameter importances (Optuna's fANOVA)").mark_bar().encode(
+        x=alt.X("importance:Q", title="importance", axis=alt.Axis(format=".0%")),
+        y=alt.Y("param:N", sort="-x", title=None),
+        tooltip=["param:N", alt.Tooltip("importance:Q", format=".1%")]).properties(height=max(80, 28 * len(frame)))
+
+
 def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str, names: dict[str, str],
                          colours: alt.Scale | None = None) -> alt.LayerChart | alt.FacetChart:
     """Each run a line across its params and ``metric``, every axis labelled with its real

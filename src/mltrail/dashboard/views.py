@@ -257,6 +257,21 @@ def groups_caption(groups: dict[str, str], frame: pd.DataFrame, points: int) -> 
     return text + "."
 
 
+def optimization_history(trials: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """An Optuna study's trials (its child runs, with ``tags.optuna.trial_number``) as the
+    optimization history: ``trial, state, value, best`` (the best value so far among the
+    complete trials, by ``direction``: "minimize" or "maximize"), by trial number."""
+    frame = pd.DataFrame({
+        "trial": pd.to_numeric(trials.get("tags.optuna.trial_number"), errors="coerce"),
+        "state": trials.get("tags.optuna.state", pd.Series(index=trials.index, dtype=object)),
+        "value": pd.to_numeric(trials.get(metric, pd.Series(index=trials.index, dtype=float)), errors="coerce"),
+        "run_id": trials["run_id"]}).dropna(subset=["trial"]).sort_values("trial").reset_index(drop=True)
+    complete = frame["value"].where(frame["state"] == "COMPLETE")
+    frame["best"] = complete.cummin() if direction == "minimize" else complete.cummax()
+    frame["trial"] = frame["trial"].astype(int)
+    return frame
+
+
 def numeric(series: pd.Series) -> pd.Series:
     """A param column as numbers where every value parses, else as it is."""
     numbers = pd.to_numeric(series, errors="coerce")
