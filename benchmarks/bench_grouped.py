@@ -6,7 +6,7 @@ Playwright): how long until the chart is drawn, and how many bytes the page rece
 
 The store is written through the tracking API (one metric, ``loss``, a point a step) and
 compacted before anything is timed; the page is opened at
-``/runs?experiment=bench&group_by=params.lr`` on a fresh ``mltrail ui`` whose Runs page was
+``/?experiment=bench&group_by=params.lr`` (the Runs page) on a fresh ``mltrail ui`` whose Runs page was
 opened once before (ungrouped: the aggregation is not cached).
 """
 
@@ -85,11 +85,11 @@ def in_browser(root: Path) -> tuple[float, int]:
             page.on("websocket", on_socket)
             # the dashboard as a user finds it: its code and styles in the browser's cache, the Runs
             # page visited once (the server's first run of a page imports its modules: ~3 s more)
-            page.goto(f"{url}/runs?experiment=bench")
+            page.goto(f"{url}/?experiment=bench")
             page.locator('[data-testid="stDataFrame"]').first.wait_for(state="attached", timeout=120_000)
             received[0] = 0
             started = time.perf_counter()
-            page.goto(f"{url}/runs?experiment=bench&group_by=params.lr")
+            page.goto(f"{url}/?experiment=bench&group_by=params.lr")
             page.locator('[data-testid="stVegaLiteChart"] g.mark-area path').first.wait_for(
                 state="attached", timeout=120_000)
             seconds = time.perf_counter() - started

@@ -284,7 +284,8 @@ def _answers(url, token):
 
 def tour_store(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A store showing what the README's tour shows: an autologged grid search (a parent and
-    its child runs), a curated run, and a run with system metrics and artifacts to preview."""
+    its child runs), a curated run, a run with system metrics and artifacts to preview, a
+    sweep of 40 runs to group, and an Optuna study."""
     import matplotlib
     import numpy as np
     import pandas as pd
@@ -300,6 +301,8 @@ def tour_store(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     store = mltrail.Store(root)
+    sweep(store)  # (first: the Runs page lists the newest first, the grid search on top)
+    study = tuned_study(store)
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     mltrail.sklearn.autolog(store, "churn-tuning")
     try:
@@ -329,7 +332,51 @@ def tour_store(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
             run.log_dict({"threshold": 0.42, "features": list(X.columns[:4])}, "config.json")
             run.log_table(pd.DataFrame({"customer": range(1, 8), "churn_probability": np.linspace(0.05, 0.9, 7)}),
                           "predictions.parquet")
-    return {"search": search, "system": run.id}
+    return {"search": search, "system": run.id, "study": study}
+
+
+SWEEP_LRS = [0.3, 0.1, 0.03, 0.01]
+
+
+def sweep(store) -> None:
+    """40 runs of one question: 4 learning rates x 10 seeds, 30 epochs each."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        lr = SWEEP_LRS[i % 4]
+        with store.start_run("lr-sweep", name=f"lr{lr}-seed{i // 4}", log_git=False, log_packages=False,
+                             log_system=False) as run:
+            run.log_params({"lr": lr, "seed": i // 4})
+            for epoch in range(30):
+                loss = 0.3 + 0.7 * np.exp(-lr * 10 * epoch / 3) + rng.normal(0, 0.03 + 0.1 * lr)
+                run.log_metrics({"val/loss": float(loss), "val/acc": float(1 - loss / 1.3)}, step=epoch)
+
+
+def tuned_study(store) -> str:
+    """A small Optuna study (TPE, a median pruner) logged with mltrail.optuna: its run's ID."""
+    import optuna
+
+    import mltrail.optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        depth, rate = trial.suggest_int("max_depth", 2, 8), trial.suggest_float("learning_rate", 1e-3, 0.3, log=True)
+        subsample = trial.suggest_float("subsample", 0.5, 1.0)
+        loss = 1.0
+        for step in range(10):
+            loss = 0.2 + abs(depth - 5) * 0.03 + abs(rate - 0.05) + (1 - subsample) * 0.1 + 0.5 * 0.7 ** step
+            trial.report(loss, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return loss
+
+    study = optuna.create_study(study_name="gbm-tuning", sampler=optuna.samplers.TPESampler(seed=0),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    with mltrail.optuna.callback(store, "gbm-tuning") as tracking:
+        study.optimize(objective, n_trials=30, callbacks=[tracking])
+    return str(tracking.study_run.id)
 
 
 def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
@@ -371,9 +418,28 @@ def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
         system_charts = page.locator('[data-testid="stVegaLiteChart"]').count()
         images = page.locator('[data-testid="stImage"] img').count()
         shot("tour_artifacts_and_system_metrics")
+        page.set_viewport_size({"width": 1500, "height": 1500})
+        page.goto(f"{url}/?experiment=lr-sweep&group_by=params.lr")  # (the Runs page is the default: /)
+        page.locator('[data-testid="stVegaLiteChart"] g.mark-area path').first.wait_for(state="attached",
+                                                                                        timeout=60_000)
+        bands = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].map(
+            chart => [chart.querySelectorAll('g.mark-area path').length, chart.querySelectorAll('g.mark-line path').length])""")
+        shot("tour_grouped")
+        page.set_viewport_size({"width": 1500, "height": 2000})
+        page.goto(f"{url}/study?run={ids['study']}")
+        page.get_by_text("Parameters against the objective").wait_for(timeout=60_000)
+        page.locator('[data-testid="stVegaLiteChart"] g.mark-rect path, [data-testid="stVegaLiteChart"] '
+                     'g.mark-rect').first.wait_for(state="attached", timeout=60_000)  # the importances' bars
+        page.wait_for_function("""() => document.querySelectorAll('[data-testid="stVegaLiteChart"]').length >= 4""",
+                               timeout=60_000)
+        study_charts = page.locator('[data-testid="stVegaLiteChart"]').count()
+        shot("tour_study")
+    assert bands == [[4, 4], [4, 4]]  # val/acc and val/loss: a band and a line for each of the 4 groups
+    assert study_charts == 4  # history, importances, parallel coordinates, intermediate values
     assert images == 2  # the array and the matplotlib figure, both as images
     assert system_charts >= 2 + 8  # the two metrics, and psutil's eight system metrics
-    for name in ("tour_child_runs", "tour_autolog", "tour_curation", "tour_artifacts_and_system_metrics"):
+    for name in ("tour_child_runs", "tour_autolog", "tour_curation", "tour_artifacts_and_system_metrics",
+                 "tour_grouped", "tour_study"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 

@@ -88,11 +88,12 @@ def optimization_history(history: pd.DataFrame, metric: str) -> alt.LayerChart |
 
 
 def importances(frame: pd.DataFrame) -> alt.Chart:
-    """Parameter importances (``param, importance``), largest first."""
+    """Parameter importances (``param, importance``), largest first. (Streamlit takes the
+    height as the whole chart's, title and axis included: a bar needs 32 px of it.)"""
     return alt.Chart(frame, title="Parameter importances (Optuna's fANOVA)").mark_bar().encode(
         x=alt.X("importance:Q", title="importance", axis=alt.Axis(format=".0%")),
         y=alt.Y("param:N", sort="-x", title=None),
-        tooltip=["param:N", alt.Tooltip("importance:Q", format=".1%")]).properties(height=max(80, 28 * len(frame)))
+        tooltip=["param:N", alt.Tooltip("importance:Q", format=".1%")]).properties(height=90 + 32 * len(frame))
 
 
 def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str, names: dict[str, str],
