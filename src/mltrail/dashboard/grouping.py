@@ -9,6 +9,7 @@ import streamlit as st
 from . import charts, state, views
 from .text import md
 
+
 def grouping_picker(runs: pd.DataFrame, key: str) -> list[str]:
     """The params/tags to group ``runs`` by, as chosen on the page (``key``: the widget's)."""
     columns = views.grouping_columns(runs)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import InvalidInputError, NotFoundError
 from ..store import Store
@@ -100,10 +102,11 @@ class MltrailCallback:
             if self.study_run is not None and self.owns_run:
                 self.study_run.end()
 
-    def __enter__(self) -> MltrailCallback:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self.study_run is not None and self.owns_run:
             if exc is None:
                 self.end()
@@ -176,7 +179,7 @@ def load_study(store: Store, study_run: str) -> optuna.Study:
         reported = steps.get(row["run_id"], {})
         study.add_trial(optuna.trial.create_trial(  # (a pruned trial's value: its last report, as Optuna keeps it)
             params=params, distributions=distributions, state=state, intermediate_values=reported,
-            values=None if any(v is None or v != v for v in values) else [float(v) for v in values]))
+            values=None if any(v is None or math.isnan(v) for v in values) else [float(v) for v in values]))
     return study
 
 
