@@ -7,11 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import mltrail
 from tests.dashboard.test_compare_truth import _rows
-from tests.factories import APP, quiet_run
+from tests.factories import quiet_run, rendered_page
 
 LRS = [0.1, 0.03, 0.01, 0.003]
 
@@ -59,9 +58,7 @@ def _check(chart, store):
 
 @pytest.mark.slow
 def test_the_runs_page_groups_its_runs_by_a_param(sweep_store):
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.switch_page("runs.py").run()
+    app = rendered_page("runs.py")
     assert not app.exception, [e.value for e in app.exception]
     app.multiselect(key="runs_group_by").set_value(["params.lr"]).run()
     assert not app.exception, [e.value for e in app.exception]
@@ -71,10 +68,7 @@ def test_the_runs_page_groups_its_runs_by_a_param(sweep_store):
 
 @pytest.mark.slow
 def test_the_compare_page_groups_the_picked_runs(sweep_store):
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.session_state["selected_runs"] = list(sweep_store.search_runs("sweep")["run_id"])
-    app.switch_page("compare.py").run()
+    app = rendered_page("compare.py", selected_runs=list(sweep_store.search_runs("sweep")["run_id"]))
     app.multiselect(key="compare_group_by").set_value(["params.lr"]).run()
     assert not app.exception, [e.value for e in app.exception]
     _check(_grouped_chart(app), sweep_store)
