@@ -39,6 +39,10 @@ st.markdown(f"### {md(info['run_name'])}  \n{status} · experiment **{md(info['e
             f"#{info['run_seq']} · {code(info['run_id'])}")
 if done := st.session_state.pop("curate_done", None):
     st.success(done)
+parent = runs.loc[runs["run_id"] == run_id, "parent_run_id"].dropna() if "parent_run_id" in runs else []
+study = run_id if details["tags"].get("optuna.role") == "study" else next(iter(parent), None)
+if details["tags"].get("optuna.role") in ("study", "trial") and study:  # (mltrail.optuna's runs)
+    st.page_link("study.py", label="Open its Optuna study", icon=":material/tune:", query_params={"run": study})
 if info.get("deleted"):
     st.warning(f"Deleted {pd.Timestamp(info['deleted_time']).strftime('%Y-%m-%d %H:%M')}: hidden from the Runs "
                "page, searches and charts until it is restored (or purged by `mltrail gc`).")

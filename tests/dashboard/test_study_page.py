@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 import mltrail
 import mltrail.optuna
 from mltrail.dashboard.text import md
 from tests.dashboard.test_compare_truth import _rows
-from tests.factories import rendered_page, serving_store
+from tests.factories import APP, rendered_page, serving_store
 
 optuna = pytest.importorskip("optuna")
 
@@ -71,3 +72,20 @@ def test_the_study_page_through_a_server(studied, monkeypatch, tmp_path):
         monkeypatch.setenv("MLTRAIL_TOKEN", "s3cret")
         monkeypatch.setenv("MLTRAIL_SPOOL", str(tmp_path / "spool"))
         _check(rendered_page("study.py"), study)
+
+
+@pytest.mark.slow
+def test_a_study_s_run_and_its_trials_link_to_the_study_page(studied, monkeypatch):
+    store, study = studied
+    monkeypatch.setenv("MLTRAIL_DIR", str(store.root))
+    [parent] = store.search_runs("tuning", filter="tags.`optuna.role` = 'study'")["run_id"]
+    trial = store.search_runs("tuning", filter=f"attributes.parent_run_id = '{parent}'", view="all")["run_id"][0]
+    for run_id in (parent, trial):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        at.query_params["run"] = run_id  # (after the Runs page's first render, which rewrites the address)
+        at.switch_page("run.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.selectbox(key="run_choice").value == run_id
+        links = {link.label: link.proto.query_string for link in at.get("page_link")}
+        assert links.get("Open its Optuna study") == f"run={parent}", (run_id, links)
