@@ -105,7 +105,7 @@ def tracking(c: Caller, ctx: Context) -> None:
     c("request_stop", lambda s: s.request_stop(run.id, "parity"))
     run.end()
     c("close", lambda s: s.close(wait=10))
-    for member in ("root", "crash_after", "ab", "registry", "features", "access"):
+    for member in ("root", "crash_after", "ab", "registry", "features", "access", "views"):
         c(member, lambda s, member=member: getattr(s, member))
     c("search_runs", lambda s: s.search_runs(filter="metrics.loss >= 0"))
     c("metric_history", lambda s: s.metric_history([run.id]))
@@ -172,6 +172,17 @@ def registry(c: Caller, ctx: Context) -> None:
     c("load", lambda r: r.load("models:/churn/1"))
 
 
+def views(c: Caller, ctx: Context) -> None:
+    c("save", lambda v: v.save("parity-view", experiments=["churn_model_mlops"], filter="metrics.f1 > 0",
+                               charts=["f1"]))
+    c("names", lambda v: v.names())
+    c("all", lambda v: v.all())
+    c("list", lambda v: v.list())
+    c("exists", lambda v: v.exists("parity-view"))
+    c("get", lambda v: v.get("parity-view"))
+    c("delete", lambda v: v.delete("parity-view"))
+
+
 def features(c: Caller, ctx: Context) -> None:
     c("events", lambda f: f.events())
     c("list", lambda f: f.list())
@@ -213,7 +224,8 @@ def access(c: Caller, ctx: Context) -> None:
     c("remove_user", lambda x: x.remove_user("bo"))
 
 
-SCENARIOS = {"store": tracking, "ab": ab, "registry": registry, "features": features, "access": access}
+SCENARIOS = {"store": tracking, "ab": ab, "registry": registry, "features": features, "access": access,
+             "views": views}
 
 
 def spool_files(spool: Path) -> set[str]:
@@ -256,6 +268,7 @@ def test_every_call_of_a_part_works_on_a_server_or_says_where_to_run_it(stores, 
     assert refused == {"store": {"gc", "import_mlflow", "put_file"},
                        "ab": {"log_tables"},
                        "registry": set(),
+                       "views": set(),
                        "features": {"apply_entity", "apply_view", "materialize", "online", "save_dataset"},
                        "access": {"users", "groups", "history", "add_user", "rotate_token", "add_members",
                                   "remove_member", "user", "authenticate", "level", "state",

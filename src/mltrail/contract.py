@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .storage import ab_events, feature_events, registry_events
     from .tracking.curation import GcResult
     from .tracking.run import Run
+    from .tracking.views import SavedView
 
 
 class TrackingApi(Protocol):
@@ -190,6 +191,22 @@ class AccessApi(Protocol):
     def state(self) -> AccessState: ...
 
 
+class ViewsApi(Protocol):
+    """Saved views: named looks at runs, kept as files in the store."""
+
+    def names(self) -> builtins.list[str]: ...
+    def all(self) -> builtins.list[SavedView]: ...
+    def list(self) -> pd.DataFrame: ...
+    def exists(self, name: str) -> bool: ...
+    def get(self, name: str) -> SavedView: ...
+    def save(self, name: str, *, experiments: Sequence[str] | None = None, filter: str | None = None,
+             order_by: Sequence[str] | str | None = None, columns: Sequence[str] | None = None,
+             charts: Sequence[str] | None = None, group_by: Sequence[str] | None = None, band: str = "std",
+             x: str = "step", smoothing: float = 0.0, description: str | None = None,
+             by: str | None = None) -> SavedView: ...
+    def delete(self, name: str, *, by: str | None = None) -> None: ...
+
+
 class StoreApi(TrackingApi, Protocol):
     """A whole store: runs, its four other parts, and what needs two parts at once."""
 
@@ -201,6 +218,8 @@ class StoreApi(TrackingApi, Protocol):
     def features(self) -> FeaturesApi: ...
     @property
     def access(self) -> AccessApi: ...
+    @property
+    def views(self) -> ViewsApi: ...
 
     def load_model(self, uri: str) -> Any: ...
     def promote_winner(self, experiment: str, alias: str = "production", force: bool = False,
@@ -208,7 +227,7 @@ class StoreApi(TrackingApi, Protocol):
 
 
 PARTS: dict[str, type] = {"tracking": TrackingApi, "ab": AbApi, "registry": RegistryApi, "features": FeaturesApi,
-                          "access": AccessApi, "store": StoreApi}
+                          "access": AccessApi, "views": ViewsApi, "store": StoreApi}
 
 
 def members(protocol: type) -> set[str]:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .query.grouped import Band, XAxis
     from .registry.models import ModelRegistry, ModelVersion
     from .tracking.curation import GcResult
+    from .tracking.views import SavedViews
 
 
 class Store:
@@ -120,6 +121,13 @@ class Store:
         from .access.control import AccessControl
 
         return AccessControl(self.layout)
+
+    @cached_property
+    def views(self) -> SavedViews:
+        """The store's saved views: named looks at runs (see :mod:`mltrail.tracking.views`)."""
+        from .tracking.views import SavedViews
+
+        return SavedViews(self.layout)
 
     @property
     def crash_after(self) -> float:

@@ -8,6 +8,7 @@ user without access can learn (nothing), and tokens (wrong, rotated, removed, mi
 import hashlib
 import itertools
 import pickle
+import uuid
 
 import pandas as pd
 import pytest
@@ -59,6 +60,7 @@ def world(tmp_path_factory):
         ana.registry.create("secret-model")
         ana.registry.register("secret-model", ids["secret-exp"])
         ana.ab.create(ab_spec(key="secret-ab")).start()
+        ana.views.save("secret-view", experiments=["secret-exp"], filter="metrics.loss < 1")
         yield {"url": url, "folder": folder, "tokens": tokens, "ids": ids, "local": local, "tmp": tmp}
         ana.close(wait=5)
 
@@ -117,12 +119,16 @@ HIDING = {
     ("experiment", "read", "listed"): lambda s, w: "secret-exp" in set(s.experiments()["experiment"]),
     ("experiment", "read", "searched"): lambda s, w: "secret-exp-run" in set(
         s.search_runs(filter="metrics.loss < 1")["run_name"]),
+    ("experiment", "read", "views listed"): lambda s, w: "secret-view" in s.views.names(),
     ("ab", "read", "listed"): lambda s, w: "secret-ab" in s.ab.keys(),
     ("model", "read", "listed"): lambda s, w: "secret-model" in s.registry.names(),
     ("feature_view", "read", "listed"): lambda s, w: "secret_view" in set(s.features.list()["view"]),
 }
 CALLS.update({
     ("experiment", "read", "reproduce"): lambda s, w: s.reproduce_script(w["ids"]["secret-exp"]),
+    ("experiment", "read", "view"): lambda s, w: s.views.get("secret-view").filter == "metrics.loss < 1",
+    ("experiment", "read", "save a view"): lambda s, w: s.views.save(
+        f"v{uuid.uuid4().hex[:12]}", experiments=["secret-exp"]).author in ("bob", "cat"),
     ("ab", "read", "fingerprint"): lambda s, w: s.ab.fingerprint("secret-ab"),
     ("model", "read", "versions"): lambda s, w: len(s.registry.versions("secret-model")),
     ("feature_view", "read", "historical"): lambda s, w: len(s.features.get_historical_features(
@@ -193,6 +199,7 @@ def test_a_user_without_access_learns_no_private_name(world):
     says_nothing(dan.registry.list().to_dict())
     says_nothing(dan.features.list().to_dict())
     says_nothing(dan.features.events())
+    says_nothing(dan.views.list().to_dict())
     with pytest.raises(mltrail.PermissionDeniedError):  # what it read would count the store's runs
         dan.compact()
     for call in (lambda: dan.get_run("secret-exp-run"), lambda: dan.get_run(world["ids"]["secret-exp"]),

@@ -1,0 +1,108 @@
+"""The server's saved views: a remote store's ``store.views``.
+
+- ``GET /api/v1/views``: the views the caller may read, each whole
+- ``GET /api/v1/views/{name}``: one view
+- ``PUT /api/v1/views/{name}`` (the view's fields and ``by``): save it, new or changed
+- ``DELETE /api/v1/views/{name}`` (``{"by"}``): delete it
+
+A view names experiments: one that names an experiment the caller may not read does not
+exist for them (not listed, a 404), since its filter and columns describe that experiment.
+A view that names none shows each reader what they may read, so everyone sees it. Saving
+needs read on every experiment named; changing or deleting a view is for its author (the
+first to save it) or an admin: a colleague's view is not rewritten under their name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from starlette.concurrency import run_in_threadpool
+
+from ..access.control import RANK
+from ..errors import AlreadyExistsError, NotFoundError, PermissionDeniedError
+from ..store import Store
+from ..tracking.views import SavedView
+from .bodies import json_body, parsed
+from .gate import Gate, gate
+
+
+class _Save(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    experiments: list[str] = []
+    filter: str = ""
+    order_by: list[str] = []
+    columns: list[str] = []
+    charts: list[str] = []
+    group_by: list[str] = []
+    band: str = "std"
+    x: str = "step"
+    smoothing: float = 0.0
+    description: str = ""
+    by: str | None = None
+
+
+class _By(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: str | None = None
+
+
+_SAVE, _BY = TypeAdapter(_Save), TypeAdapter(_By)
+
+
+def readable(g: Gate, view: SavedView) -> bool:
+    """The caller may read every experiment the view names."""
+    return len(g.readable("experiment", view.experiments)) == len(view.experiments)
+
+
+def routes(store: Store) -> APIRouter:
+    api = APIRouter(prefix="/api/v1/views")
+    views = store.views
+
+    def visible(name: str, g: Gate) -> SavedView:
+        view = views.get(name)
+        if not readable(g, view):
+            raise NotFoundError(f"no saved view {name!r}")
+        return view
+
+    def changeable(name: str, g: Gate) -> SavedView | None:
+        """The view the caller is about to change (None: a new one), if they may."""
+        if not views.exists(name):
+            return None
+        view = views.get(name)
+        if not readable(g, view):
+            raise AlreadyExistsError(f"the view name {name!r} is taken")
+        if g.user is not None and not g.user.admin and view.author != g.user.name:
+            raise PermissionDeniedError(f"view {name!r} is {view.author or 'someone else'}'s: only its author "
+                                        "or an admin may change or delete it (save yours under another name)")
+        return view
+
+    @api.get("")
+    def all_views(g: Gate = Depends(gate)) -> list[dict[str, Any]]:
+        return [view.to_dict() for view in views.all() if readable(g, view)]
+
+    @api.get("/{name}")
+    def one(name: str, g: Gate = Depends(gate)) -> dict[str, Any]:
+        return visible(name, g).to_dict()
+
+    @api.put("/{name}", openapi_extra=json_body(_SAVE))
+    async def save(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
+        asked = await parsed(request, _SAVE, "a view")
+        for experiment in asked.experiments:
+            if not RANK[g.level("experiment", experiment)]:
+                raise NotFoundError(f"no experiment {experiment!r}")
+        changeable(name, g)
+        fields = asked.model_dump(exclude={"by"})
+        saved = await run_in_threadpool(lambda: views.save(name, **fields, by=g.by(asked.by)))
+        return saved.to_dict()
+
+    @api.delete("/{name}", openapi_extra=json_body(_BY))
+    async def delete(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
+        asked = await parsed(request, _BY, "a view's deletion")
+        if changeable(name, g) is None:
+            raise NotFoundError(f"no saved view {name!r}")
+        await run_in_threadpool(views.delete, name, by=g.by(asked.by))
+        return {"view": name}
+
+    return api
