@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mltrail.dashboard import grouping, state, views
+from mltrail.dashboard import grouping, saved_views, state, views
 from mltrail.dashboard.text import md
 from mltrail.errors import InvalidInputError
 
@@ -12,6 +12,7 @@ experiments = state.experiments(root, generation)
 descriptions = dict(zip(experiments["experiment"], experiments["description"].fillna("")))
 ALL = "(all experiments)"
 url = st.query_params  # the view is in the address: a filtered, sorted view can be shared
+saved_views.picker()  # or saved by name, for the team: opening one sets the address
 if "experiment" not in st.session_state:  # a first render: the address decides
     st.session_state["experiment"] = url.get("experiment") if url.get("experiment") in descriptions else ALL
     st.session_state["filter"] = url.get("filter", "")
@@ -36,9 +37,10 @@ except InvalidInputError as exc:  # (a FilterSyntaxError, or an order_by that na
 params, metrics = views.prefixed(runs, "params"), views.prefixed(runs, "metrics")
 if "columns" not in st.session_state and url.get_all("column"):
     st.session_state["columns"] = [c for c in url.get_all("column") if c in params + metrics]
-columns = st.multiselect("Columns", params + metrics, default=views.default_columns(runs), key="columns")
+columns = st.multiselect("Columns", params + metrics, key="columns",
+                         default=None if "columns" in st.session_state else views.default_columns(runs))
 for name, value in {"experiment": experiment, "filter": filter_text.strip(), "order": order_text.strip(),
-                    "column": columns}.items():
+                    "column": columns}.items():  # (the saved view's name stays: it says where this began)
     if value:
         url[name] = value
     elif name in url:
@@ -84,6 +86,8 @@ right.page_link("compare.py", label=f"Compare {views.counted(len(picked), 'run')
                 disabled=not picked)
 st.page_link("run.py", label="Open one run", icon=":material/description:")
 
+chart_fields: dict = {}  # the grouped charts' metrics, band, x axis and smoothing, for a saved view
+by: list[str] = []
 if len(searched) > 1 and not deleted:  # hundreds of seeds, folds or trials: a line per group
     st.subheader("Curves, grouped")
     if "runs_group_by" not in st.session_state and url.get_all("group_by"):  # a shared link: ?group_by=params.lr
@@ -94,7 +98,12 @@ if len(searched) > 1 and not deleted:  # hundreds of seeds, folds or trials: a l
     elif "group_by" in url:
         del url["group_by"]
     if by:
-        grouping.grouped_curves(root, generation, searched, by, "runs_grouped")
+        grouping.from_address("runs_grouped")
+        chart_fields = grouping.grouped_curves(root, generation, searched, by, "runs_grouped")
     else:
         st.caption(f"Group the {views.counted(len(searched), 'run')} found by params or tags to draw each "
                    "group's mean curve with a band.")
+    grouping.to_address(chart_fields)
+saved_views.save_form({"experiments": [experiment] if experiment else [], "filter": filter_text.strip(),
+                       "order_by": [o.strip() for o in order_text.split(",") if o.strip()], "columns": columns,
+                       "group_by": by, **chart_fields})

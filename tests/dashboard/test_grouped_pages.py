@@ -10,6 +10,7 @@ import pytest
 
 import mltrail
 from tests.dashboard.test_compare_truth import _rows
+from mltrail.dashboard.text import md
 from tests.factories import quiet_run, rendered_page
 
 LRS = [0.1, 0.03, 0.01, 0.003]
@@ -75,3 +76,39 @@ def test_the_compare_page_groups_the_picked_runs(sweep_store):
     app.radio(key="compare_grouped_band").set_value("minmax").run()
     [chart] = [c for c in app.get("vega_lite_chart") if "min–max" in str(json.loads(c.proto.spec).get("title"))]
     assert {r["group"] for r in _rows(chart)} == {f"lr={lr}" for lr in LRS}
+
+
+@pytest.mark.slow
+def test_a_saved_view_opens_on_the_runs_page_with_its_filter_and_grouped_charts(sweep_store):
+    sweep_store.views.save("fast-lrs", experiments=["sweep"], filter="params.lr != '0.003'",
+                           columns=["params.lr"], charts=["loss"], group_by=["params.lr"], band="minmax",
+                           description="the three fast rates", by="ana")
+    app = rendered_page("runs.py")
+    app.selectbox(key="saved_view").set_value("fast-lrs").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.text_input(key="filter").value == "params.lr != '0.003'"
+    assert app.selectbox(key="experiment").value == "sweep"
+    assert app.multiselect(key="runs_group_by").value == ["params.lr"]
+    assert app.multiselect(key="runs_grouped_metrics").value == ["loss"]
+    assert any("150 runs in 3 groups" in c.value for c in app.caption)
+    [chart] = [c for c in app.get("vega_lite_chart") if "min–max" in str(json.loads(c.proto.spec).get("title"))]
+    assert {r["group"] for r in _rows(chart)} == {f"lr={lr}" for lr in LRS[:3]}
+    assert any(md("fast-lrs") in c.value and "ana" in c.value for c in app.caption)
+    app.selectbox(key="saved_view").set_value("(none)").run()  # back to the page's own defaults
+    assert app.text_input(key="filter").value == ""
+
+
+@pytest.mark.slow
+def test_the_runs_page_saves_what_it_shows_as_a_view(sweep_store):
+    app = rendered_page("runs.py")
+    app.text_input(key="filter").set_value("params.lr != '0.1'").run()
+    app.multiselect(key="runs_group_by").set_value(["params.lr"]).run()
+    app.radio(key="runs_grouped_x").set_value("time").run()
+    [name] = [t for t in app.text_input if t.label == "Name"]
+    name.set_value("slow-lrs")  # (sent with the form's submit)
+    app.button[[b.label for b in app.button].index("Save view")].click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    saved = sweep_store.views.get("slow-lrs")
+    assert (saved.experiments, saved.filter, saved.group_by, saved.x, saved.charts) == (
+        [], "params.lr != '0.1'", ["params.lr"], "time", ["loss"])
+    assert app.query_params["view"] == "slow-lrs"
