@@ -13,6 +13,7 @@ page = st.navigation({
         st.Page("run.py", title="Run", icon=":material/description:"),
         st.Page("live.py", title="Live", icon=":material/monitor_heart:"),
         st.Page("study.py", title="Study", icon=":material/tune:"),
+        st.Page("reports.py", title="Reports", icon=":material/article:"),
     ],
     "A/B experiments": [
         st.Page("ab_experiments.py", title="Experiments", icon=":material/science:"),

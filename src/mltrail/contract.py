@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .storage import ab_events, feature_events, registry_events
     from .tracking.curation import GcResult
     from .tracking.run import Run
+    from .tracking.reports import Report
     from .tracking.views import SavedView
 
 
@@ -207,6 +208,17 @@ class ViewsApi(Protocol):
     def delete(self, name: str, *, by: str | None = None) -> None: ...
 
 
+class ReportsApi(Protocol):
+    """Reports: Markdown files with blocks that the dashboard and ``mltrail report`` draw."""
+
+    def names(self) -> builtins.list[str]: ...
+    def list(self) -> pd.DataFrame: ...
+    def exists(self, name: str) -> bool: ...
+    def get(self, name: str) -> Report: ...
+    def save(self, name: str, text: str, *, by: str | None = None) -> Report: ...
+    def delete(self, name: str, *, by: str | None = None) -> None: ...
+
+
 class StoreApi(TrackingApi, Protocol):
     """A whole store: runs, its four other parts, and what needs two parts at once."""
 
@@ -220,6 +232,8 @@ class StoreApi(TrackingApi, Protocol):
     def access(self) -> AccessApi: ...
     @property
     def views(self) -> ViewsApi: ...
+    @property
+    def reports(self) -> ReportsApi: ...
 
     def load_model(self, uri: str) -> Any: ...
     def promote_winner(self, experiment: str, alias: str = "production", force: bool = False,
@@ -227,7 +241,8 @@ class StoreApi(TrackingApi, Protocol):
 
 
 PARTS: dict[str, type] = {"tracking": TrackingApi, "ab": AbApi, "registry": RegistryApi, "features": FeaturesApi,
-                          "access": AccessApi, "views": ViewsApi, "store": StoreApi}
+                          "access": AccessApi, "views": ViewsApi,
+                          "reports": ReportsApi, "store": StoreApi}
 
 
 def members(protocol: type) -> set[str]:

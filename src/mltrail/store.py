@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .query.grouped import Band, XAxis
     from .registry.models import ModelRegistry, ModelVersion
     from .tracking.curation import GcResult
+    from .tracking.reports import Reports
     from .tracking.views import SavedViews
 
 
@@ -128,6 +129,13 @@ class Store:
         from .tracking.views import SavedViews
 
         return SavedViews(self.layout)
+
+    @cached_property
+    def reports(self) -> Reports:
+        """The store's reports: Markdown files with live blocks (see :mod:`mltrail.tracking.reports`)."""
+        from .tracking.reports import Reports
+
+        return Reports(self.layout)
 
     @property
     def crash_after(self) -> float:

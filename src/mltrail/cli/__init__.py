@@ -17,6 +17,7 @@ from .curation import delete, gc, notes, rename, restore, tag
 from .features import features
 from .migration import import_group
 from .models import models
+from .reports import report
 from .runs import compact, diff, experiments, reproduce, runs, show, stop, ui
 from .serve import serve
 from .server import server, sync
@@ -31,7 +32,7 @@ def main() -> None:
 
 for command in (runs, experiments, show, diff, compact, reproduce, stop, ui, ab, models, features, serve, server,
                 sync, users, groups, access, artifacts, rename, notes, tag, delete, restore, gc,
-                import_group):
+                import_group, report):
     main.add_command(command)
 
 __all__ = ["main"]

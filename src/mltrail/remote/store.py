@@ -62,6 +62,7 @@ from .blob_upload import send_blob
 from .features import RemoteFeatureStore
 from .http import Server
 from .registry import RemoteModelRegistry
+from .reports import RemoteReports
 from .views import RemoteSavedViews
 from .upload import RunUpload
 from .wire import read_frame, unpack
@@ -120,6 +121,7 @@ class RemoteStore:
         self.features = RemoteFeatureStore(self.server, layout, self.blobs, self._fetch_blob)
         self.access = RemoteAccess(self.server)
         self.views = RemoteSavedViews(self.server, layout)
+        self.reports = RemoteReports(self.server, layout)
         self._uploads: dict[Path, RunUpload] = {}
         self._runs: dict[Path, Run] = {}  # this process's runs, by file: their stop requests go to them
         self._segments: dict[Path, SegmentUpload] = {}

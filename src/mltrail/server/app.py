@@ -6,7 +6,7 @@ has its routes in its own module: runs (:mod:`.tracking_routes`), blobs in resum
 parts (:mod:`.blob_routes`), A/B experiments
 (:mod:`.ab_routes`), the model registry (:mod:`.model_routes`) and the feature store's
 reads (:mod:`.feature_routes`), users and grants (:mod:`.access_routes`), saved views
-(:mod:`.view_routes`); ``GET
+(:mod:`.view_routes`) and reports (:mod:`.report_routes`); ``GET
 /api/v1/health`` (open to all: it only says the server is up) and ``GET /api/v1/whoami``
 are here.
 
@@ -47,7 +47,8 @@ from ..errors import (
 )
 from ..remote.http import ACTING_AS
 from ..store import Store
-from . import ab_routes, access_routes, blob_routes, feature_routes, model_routes, tracking_routes, view_routes
+from . import (ab_routes, access_routes, blob_routes, feature_routes, model_routes, report_routes, tracking_routes,
+               view_routes)
 from .bodies import MAX_BODY
 
 # Who did what to which object, and how it ended: ``<client> <user> <method> <path>
@@ -136,7 +137,7 @@ def create_app(store: Store, token: str | None = None, max_body: int = MAX_BODY,
                 "groups": sorted(user.groups) if user else [], "users": store.access.enabled()}
 
     for part in (tracking_routes, blob_routes, ab_routes, model_routes, feature_routes, access_routes,
-                 view_routes):
+                 view_routes, report_routes):
         app.include_router(part.routes(store))
     if importlib.util.find_spec("mlflow") is not None:  # MLflow's REST API, for MLflow's clients (mltrail[mlflow])
         from . import mlflow_routes
