@@ -15,6 +15,9 @@ store, and logged by every run as the exact data it trained on.
     pip install -e '.[samples]'
     python sample_runs/make_samples.py --fresh          # rewrites sample_runs/
 
+It ends with the team's review: a saved view of the model families' curves and a report
+(``reports/churn-review.md``) drawn from the runs.
+
 Deterministic: the same script gives the same params, metrics and artifacts; only
 IDs, times and the capture of the machine (git, host) differ.
 """
@@ -165,6 +168,66 @@ def fit_and_log(store: mltrail.Store, experiment: str, description: str, name: s
     return run
 
 
+REVIEW = """\
+---
+title: Churn model review
+---
+# Churn model review
+
+Which model family predicts churn best, which features can we drop, and did the retention
+offer work? Every number below is read from the store when the report is drawn.
+
+## The candidates
+
+```mltrail runs
+experiment: churn_model_mlops
+filter: attributes.status = 'FINISHED'
+order_by: metrics.`val/auc` DESC
+columns: [params.family, metrics.val/auc, metrics.val/f1, metrics.val/loss]
+```
+
+The best validation AUC:
+
+```mltrail value
+experiment: churn_model_mlops
+order_by: metrics.`val/auc` DESC
+column: metrics.val/auc
+```
+
+## Learning curves, by model family
+
+```mltrail chart
+view: model-families
+```
+
+## What the features are worth
+
+```mltrail runs
+experiment: churn_feature_ablation
+order_by: metrics.`val/auc` DESC
+columns: [params.features, metrics.val/auc]
+```
+
+## The retention offer, on live traffic
+
+```mltrail ab
+experiment: churn-offer-v2
+metrics: retained
+```
+"""
+
+
+def write_review(store: mltrail.Store) -> None:
+    """A saved view of the model families' curves and a report that reads them, with the
+    ablation and the A/B test of the retention offer (make_ab_sample.py): the team's review."""
+    for folder in ("views", "reports"):
+        shutil.rmtree(store.root / folder, ignore_errors=True)
+    store.views.save("model-families", experiments=["churn_model_mlops"], charts=["val/auc", "val/loss"],
+                     group_by=["params.family"], band="minmax", by="sample script",
+                     description="each model family's learning curves, from its best run to its worst")
+    store.reports.save("churn-review", REVIEW, by="sample script")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", type=Path, default=HERE, help="store root (default: sample_runs/)")
@@ -211,6 +274,7 @@ def main() -> None:
             run = fit_and_log(store, ablation, about, name, "gradient_boosting",
                               {"learning_rate": 0.1}, data, dataset, features, work, training)
             print(f"{ablation}: {run.name} {run.status}")
+    write_review(store)
     print(store.compact().summary())
 
 

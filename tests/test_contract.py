@@ -105,7 +105,7 @@ def tracking(c: Caller, ctx: Context) -> None:
     c("request_stop", lambda s: s.request_stop(run.id, "parity"))
     run.end()
     c("close", lambda s: s.close(wait=10))
-    for member in ("root", "crash_after", "ab", "registry", "features", "access", "views"):
+    for member in ("root", "crash_after", "ab", "registry", "features", "access", "views", "reports"):
         c(member, lambda s, member=member: getattr(s, member))
     c("search_runs", lambda s: s.search_runs(filter="metrics.loss >= 0"))
     c("metric_history", lambda s: s.metric_history([run.id]))
@@ -183,6 +183,15 @@ def views(c: Caller, ctx: Context) -> None:
     c("delete", lambda v: v.delete("parity-view"))
 
 
+def reports(c: Caller, ctx: Context) -> None:
+    c("save", lambda r: r.save("parity-report", "# Parity\n\n```mltrail runs\nlimit: 2\n```\n"))
+    c("names", lambda r: r.names())
+    c("list", lambda r: r.list())
+    c("exists", lambda r: r.exists("parity-report"))
+    c("get", lambda r: r.get("parity-report"))
+    c("delete", lambda r: r.delete("parity-report"))
+
+
 def features(c: Caller, ctx: Context) -> None:
     c("events", lambda f: f.events())
     c("list", lambda f: f.list())
@@ -225,7 +234,7 @@ def access(c: Caller, ctx: Context) -> None:
 
 
 SCENARIOS = {"store": tracking, "ab": ab, "registry": registry, "features": features, "access": access,
-             "views": views}
+             "views": views, "reports": reports}
 
 
 def spool_files(spool: Path) -> set[str]:
@@ -269,6 +278,7 @@ def test_every_call_of_a_part_works_on_a_server_or_says_where_to_run_it(stores, 
                        "ab": {"log_tables"},
                        "registry": set(),
                        "views": set(),
+                       "reports": set(),
                        "features": {"apply_entity", "apply_view", "materialize", "online", "save_dataset"},
                        "access": {"users", "groups", "history", "add_user", "rotate_token", "add_members",
                                   "remove_member", "user", "authenticate", "level", "state",

@@ -11,7 +11,7 @@ from mltrail.dashboard.text import md
 from tests.factories import APP, REPO, free_port, serving_store
 
 PAGES = ["runs.py", "compare.py", "run.py", "live.py", "ab_experiments.py", "ab_experiment.py",
-         "ab_power.py", "models.py", "features.py", "study.py"]
+         "ab_power.py", "models.py", "features.py", "study.py", "reports.py"]
 
 
 @pytest.fixture(scope="module")

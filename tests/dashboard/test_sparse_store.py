@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from tests.factories import APP, rendered_page, sparse_store
 
 PAGES = ["runs.py", "compare.py", "run.py", "live.py", "ab_experiments.py", "ab_experiment.py",
-         "ab_power.py", "models.py", "features.py", "study.py"]
+         "ab_power.py", "models.py", "features.py", "study.py", "reports.py"]
 
 
 @pytest.fixture

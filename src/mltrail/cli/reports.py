@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -73,7 +74,7 @@ def report_render(store: Store, name: str, output: Path | None) -> None:
 @click.argument("name")
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
 @pass_store
-def report_save(store: Store, name: str, source: click.utils.LazyFile) -> None:
+def report_save(store: Store, name: str, source: TextIO) -> None:
     """Save SOURCE (a Markdown file, or - for standard input) as report NAME: on a server,
     only its author (or an admin) replaces one."""
     saved = store.reports.save(name, source.read())

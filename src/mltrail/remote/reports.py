@@ -7,6 +7,7 @@ from __future__ import annotations
 import urllib.parse
 
 import orjson
+import pandas as pd
 
 from ..storage.layout import Layout
 from ..tracking.reports import Report, Reports, check_name
@@ -24,6 +25,11 @@ class RemoteReports(Reports):
 
     def names(self) -> list[str]:
         return [r["name"] for r in self.server.call("GET", "/api/v1/reports")]
+
+    def list(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.server.call("GET", "/api/v1/reports"), columns=["name", "title", "author", "updated"])
+        frame["updated"] = pd.to_datetime(frame["updated"], unit="s", utc=True)
+        return frame
 
     def exists(self, name: str) -> bool:
         return name in self.names()
