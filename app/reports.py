@@ -35,7 +35,7 @@ else:
             "(```` ```mltrail runs ````, `chart`, `value`, `ab`) drawn here with live data; write one below "
             "or in your editor, and `mltrail report render <name> -o report.html` sends it as one file.")
 
-report = store.reports.get(name) if name else None
+report = state.remembered(("report", name), lambda: store.reports.get(name)) if name else None
 with st.expander("Edit" if report else "Write a report", expanded=report is None):
     with st.form("report_editor", border=False):
         new_name = st.text_input("Name", value=name or "", help="The file is reports/<name>.md")
@@ -54,7 +54,8 @@ if report is not None:
     st.caption(f"reports/{md(report.name)}.md" + (f" · by {md(report.author)}" if report.author else "")
                + " · every number read now, as you may read it · `mltrail report render "
                + f"{md(report.name)} -o {md(report.name)}.html` writes it as one file")
-    for piece in render(store, report.text):
+    # (while the server cannot be reached: what this session drew last)
+    for piece in state.remembered(("report drawn", name, report.text), lambda: render(store, report.text)):
         if isinstance(piece, Prose):
             st.markdown(piece.text)
         elif isinstance(piece, Table):

@@ -19,7 +19,7 @@ import altair as alt
 import pandas as pd
 
 from ..dashboard import charts, views
-from ..errors import InvalidInputError, MltrailError, NotFoundError
+from ..errors import InvalidInputError, MltrailError, NotFoundError, UpstreamError
 from .blocks import AbSpec, Block, ChartSpec, Prose, RunsSpec, ValueSpec, as_list, parse
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ def render(store: StoreApi, text: str) -> list[Piece]:
         else:
             try:
                 pieces.append(_drawn(store, part))
+            except UpstreamError:  # the server went away: not the block's fault, nor the reader's to see as one
+                raise
             except MltrailError as exc:  # a filter, a view, an experiment: named with the block's line
                 pieces.append(Problem(f"the block at line {part.line} ({part.kind}): {exc}"))
     return pieces
