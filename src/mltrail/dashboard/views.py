@@ -222,9 +222,10 @@ def _comparable(value: Any) -> Any:
 def group_labels(runs: pd.DataFrame, columns: list[str]) -> dict[str, str]:
     """Each run's group by the values of ``columns`` (``params.*``/``tags.*``): ``lr=0.1``,
     or ``lr=0.1 · seed=3`` for several; a run without a value is in ``lr=(none)``."""
-    parts = [(c.split(".", 1)[-1], runs[c]) for c in columns]
-    return {run_id: " · ".join(f"{name}={_label(values.iloc[i])}" for name, values in parts)
-            for i, run_id in enumerate(runs["run_id"])}
+    labels = pd.Series("", index=runs.index)
+    for i, column in enumerate(columns):  # (by column, not by run: 10,000 runs' labels in milliseconds)
+        labels = labels + (" · " if i else "") + column.split(".", 1)[-1] + "=" + runs[column].map(_label)
+    return dict(zip(runs["run_id"], labels))
 
 
 def _label(value: object) -> str:
