@@ -53,7 +53,7 @@ with st.expander("Edit" if report else "Write a report", expanded=report is None
 if report is not None:
     st.caption(f"reports/{md(report.name)}.md" + (f" · by {md(report.author)}" if report.author else "")
                + " · every number read now, as you may read it · `mltrail report render "
-               + f"{md(report.name)} -o {md(report.name)}.html` writes it as one file")
+               + f"{report.name} -o {report.name}.html` writes it as one file")  # (a name is [A-Za-z0-9_.-])
     # (while the server cannot be reached: what this session drew last)
     for piece in state.remembered(("report drawn", name, report.text), lambda: render(store, report.text)):
         if isinstance(piece, Prose):

@@ -332,7 +332,42 @@ def tour_store(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
             run.log_dict({"threshold": 0.42, "features": list(X.columns[:4])}, "config.json")
             run.log_table(pd.DataFrame({"customer": range(1, 8), "churn_probability": np.linspace(0.05, 0.9, 7)}),
                           "predictions.parquet")
+    review(store)
     return {"search": search, "system": run.id, "study": study}
+
+
+TOUR_REPORT = """# Learning-rate sweep: what to pick
+
+Ten seeds for each of four learning rates, 30 epochs each. The fastest rate learns
+fastest and ends noisiest; 0.1 ends as low, with a narrower band.
+
+```mltrail value
+title: best validation accuracy
+experiment: lr-sweep
+order_by: metrics.`val/acc` DESC
+column: metrics.val/acc
+```
+
+```mltrail chart
+view: lr-bands
+```
+
+## The five best runs
+
+```mltrail runs
+experiment: lr-sweep
+order_by: metrics.`val/loss` ASC
+columns: [params.lr, params.seed, metrics.val/loss, metrics.val/acc]
+limit: 5
+```
+"""
+
+
+def review(store) -> None:
+    """The sweep's saved view and a report that reads it: the tour's report."""
+    store.views.save("lr-bands", experiments=["lr-sweep"], charts=["val/loss", "val/acc"], group_by=["params.lr"],
+                     band="minmax", by="ana", description="each rate's 10 seeds, min to max")
+    store.reports.save("lr-sweep-review", TOUR_REPORT, by="ana")
 
 
 SWEEP_LRS = [0.3, 0.1, 0.03, 0.01]
@@ -434,12 +469,22 @@ def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
                                timeout=60_000)
         study_charts = page.locator('[data-testid="stVegaLiteChart"]').count()
         shot("tour_study")
+        page.set_viewport_size({"width": 1500, "height": 1700})
+        page.goto(f"{url}/reports?report=lr-sweep-review")
+        page.get_by_text("The five best runs", exact=True).wait_for(timeout=60_000)
+        page.wait_for_function("""() => document.querySelectorAll('[data-testid="stVegaLiteChart"] g.mark-area path')
+            .length >= 8""", timeout=60_000)  # the view's two charts, a band for each of the 4 rates
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
+        report_charts = page.locator('[data-testid="stVegaLiteChart"]').count()
+        report_tables = page.locator('[data-testid="stDataFrame"]').count()
+        shot("tour_report")
     assert bands == [[4, 4], [4, 4]]  # val/acc and val/loss: a band and a line for each of the 4 groups
     assert study_charts == 4  # history, importances, parallel coordinates, intermediate values
+    assert (report_charts, report_tables) == (2, 1)
     assert images == 2  # the array and the matplotlib figure, both as images
     assert system_charts >= 2 + 8  # the two metrics, and psutil's eight system metrics
     for name in ("tour_child_runs", "tour_autolog", "tour_curation", "tour_artifacts_and_system_metrics",
-                 "tour_grouped", "tour_study"):
+                 "tour_grouped", "tour_study", "tour_report"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 

@@ -96,6 +96,7 @@ class _Selected:
     runs: pd.DataFrame
     described: str  # "12 runs in wine where metrics.rmse < 0.8"
     view: Any  # the saved view, or None
+    scope: str  # " in wine where metrics.rmse < 0.8" ("" for every run)
 
     @property
     def sentence(self) -> str:
@@ -110,10 +111,9 @@ def _selected(store: StoreApi, spec: RunsSpec | ChartSpec | ValueSpec, max_resul
     order = as_list(spec.order_by) or (list(view.order_by) if view else [])
     runs = store.search_runs(experiment=experiments or None, filter=filter_text or None, order_by=order or None,
                              max_results=max_results)
-    where = f" in {', '.join(experiments)}" if experiments else ""
-    described = views.counted(len(runs), "run") + where + (f" where {filter_text}" if filter_text else "") \
-        + (f", by {', '.join(order)}" if order else "")
-    return _Selected(runs, described, view)
+    scope = (f" in {', '.join(experiments)}" if experiments else "") + (f" where {filter_text}" if filter_text else "")
+    described = views.counted(len(runs), "run") + scope + (f", by {', '.join(order)}" if order else "")
+    return _Selected(runs, described, view, scope)
 
 
 def _runs(store: StoreApi, spec: RunsSpec) -> Table:
@@ -155,7 +155,8 @@ def _charts(store: StoreApi, spec: ChartSpec) -> Charts:
                                           points=GROUPED_POINTS)
             colours = charts.run_colours(list(dict.fromkeys(groups.values())))
             drawn: list[Any] = [charts.grouped_chart(frame, m, x, band, colours=colours) for m in metrics]
-            caption = views.groups_caption(groups, frame, GROUPED_POINTS) + " " + selected.sentence
+            caption = views.groups_caption(groups, frame, GROUPED_POINTS) + (f" Runs{selected.scope}."
+                                                                             if selected.scope else "")
         else:
             shown = runs.head(spec.limit)
             names = views.series_names(shown)
