@@ -95,6 +95,15 @@ if system.any():  # sampled while it ran (start_run(log_system_metrics=True)), c
     for i, key in enumerate(sorted(history["key"].unique())):
         grid[i % 2].altair_chart(charts.history_chart(history, key, {run_id: info["run_name"]}, x="timestamp"),
                                  width="stretch")
+histograms = state.histograms(root, generation, run_id)
+if len(histograms):  # run.log_histogram: weights, gradients, activations over steps
+    st.subheader("Histograms")
+    grid = st.columns(2)
+    for i, key in enumerate(sorted(histograms["key"].unique())):
+        cells, steps = views.histogram_cells(histograms, key)
+        grid[i % 2].altair_chart(charts.histogram_heatmap(cells, key), width="stretch")
+        if steps > views.HISTOGRAM_STEPS:
+            grid[i % 2].caption(f"{views.HISTOGRAM_STEPS} of its {steps:,} steps, evenly spread")
 
 if details["tags"]:
     st.subheader("Tags")

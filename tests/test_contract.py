@@ -102,6 +102,7 @@ def tracking(c: Caller, ctx: Context) -> None:
     quiet = {"log_git": False, "log_command": False, "log_system": False, "log_packages": False}
     run = c("start_run", lambda s: s.start_run("contract", name="parity", **quiet))
     run.log_metric("loss", 0.5)
+    run.log_histogram("weights", [0.1, 0.2, 0.4])
     c("request_stop", lambda s: s.request_stop(run.id, "parity"))
     run.end()
     c("close", lambda s: s.close(wait=10))
@@ -110,6 +111,7 @@ def tracking(c: Caller, ctx: Context) -> None:
     c("search_runs", lambda s: s.search_runs(filter="metrics.loss >= 0"))
     c("metric_history", lambda s: s.metric_history([run.id]))
     c("grouped_history", lambda s: s.grouped_history({run.id: "parity"}, ["loss"], band="minmax"))
+    c("histograms", lambda s: s.histograms([run.id]))
     c("experiments", lambda s: s.experiments())
     c("get_run", lambda s: s.get_run(run.id))
     c("resolve_run", lambda s: s.resolve_run("parity"))

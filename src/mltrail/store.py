@@ -167,6 +167,12 @@ class Store:
         dataset_name, dataset_digest``."""
         return self.tracking.metric_history(run_ids, keys)
 
+    def histograms(self, run_ids: Sequence[str] | None = None, keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every histogram the runs logged (``run.log_histogram``): ``run_id, key, step,
+        timestamp, edges, counts, dropped``, a row a histogram (bin ``i`` counts the values
+        in ``[edges[i], edges[i + 1])``)."""
+        return self.tracking.histograms(run_ids, keys)
+
     def grouped_history(self, groups: Mapping[str, str], keys: Sequence[str], *, x: XAxis = "step",
                         band: Band = "std", smoothing: float = 0.0, points: int = 500) -> pd.DataFrame:
         """Many runs' curves as a few: per metric in ``keys`` and group of runs (``groups``:

@@ -51,6 +51,7 @@ def world(tmp_path_factory):
         for experiment in ("secret-exp", "shared-exp"):
             with quiet_run(ana, experiment, name=f"{experiment}-run") as run:
                 run.log_metric("loss", 0.5)
+                run.log_histogram("weights", [0.1, 0.2, 0.3])
                 run.log_artifact(str(model_file))
                 if experiment == "secret-exp":
                     run.log_artifact(str(notes))
@@ -115,6 +116,7 @@ def _log_a_run(store, world):
 # calls whose answer leaves out what the user may not read, rather than refusing
 HIDING = {
     ("experiment", "read", "history"): lambda s, w: len(s.metric_history([w["ids"]["secret-exp"]])),
+    ("experiment", "read", "histograms"): lambda s, w: len(s.histograms([w["ids"]["secret-exp"]])),
     ("experiment", "read", "grouped"): lambda s, w: len(s.grouped_history({w["ids"]["secret-exp"]: "g"}, ["loss"])),
     ("experiment", "read", "listed"): lambda s, w: "secret-exp" in set(s.experiments()["experiment"]),
     ("experiment", "read", "searched"): lambda s, w: "secret-exp-run" in set(

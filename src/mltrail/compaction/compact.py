@@ -394,6 +394,10 @@ class _Compaction:
         if new_parts:
             written.append("metrics")
         manifest.tables["metrics"] = self._merged(parts + new_parts, gen)
+        histograms = self._histogram_parts(gen)
+        if histograms != manifest.tables.get("histograms"):
+            written.append("histograms")
+        manifest.tables["histograms"] = histograms
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(self.result.bad_lines))[-1000:]
         committed = commit_manifest(self.layout.tables, manifest)
         self.state.dirty.clear()
@@ -401,6 +405,25 @@ class _Compaction:
         self.result.tables_written = written
         self.result.generation = gen
         _collect_garbage(self.layout, manifest)
+
+    def _histogram_parts(self, gen: int) -> list[str]:
+        """The histograms' part files: those committed before (none on a rebuild), and one
+        for this compaction's new histograms, if any; merged into one past MAX_METRIC_PARTS.
+        Appended, as the metric history is: a table of every histogram is never rewritten
+        for one more."""
+        parts = [] if self.result.rebuilt else list(self.manifest.tables.get("histograms", []))
+        rows, self.state.new_histograms = self.state.new_histograms, []
+        if rows:
+            rel = f"histograms/part-{gen:08d}.parquet"
+            _write(self.layout.tables / rel, pa.Table.from_pylist(rows, schemas.HISTOGRAMS))
+            parts.append(rel)
+        if len(parts) > MAX_METRIC_PARTS:
+            merged = pa.concat_tables(pq.read_table(self.layout.tables / rel, schema=schemas.HISTOGRAMS)
+                                      for rel in parts)
+            rel = f"histograms/part-{gen:08d}-merged.parquet"
+            _write(self.layout.tables / rel, merged)
+            parts = [rel]
+        return parts
 
     def _merged(self, parts: list[str], gen: int) -> list[str]:
         """The metric history's part files, a partition's similar-sized parts merged once
@@ -698,6 +721,7 @@ class _TableState:
         # `run_edits` rows; folded over the run's own values when the tables are built
         self.edits: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.overlay_due: set[str] = set()  # runs whose edits must be folded in again
+        self.new_histograms: list[dict[str, Any]] = []  # rows read since the last commit: a new part file
         self.dirty: set[str] = set(SMALL_TABLES)  # tables to (re)write at the next commit
         # `runs` and `latest_metrics` as last written, the runs changed since, and the run
         # names they were written with: a compaction with one live run among thousands
@@ -788,6 +812,10 @@ class _TableState:
                 "sha256": event.sha256, "size": event.size, "rows": event.rows,
                 "columns": event.columns, "context": event.context, "timestamp": _utc(event.ts),
                 "mlflow": mlflow}
+        elif event.type == "histogram":
+            self.new_histograms.append({
+                "run_id": event.run, "key": event.key, "step": event.step, "timestamp": _utc(event.ts),
+                "seq": event.seq, "edges": event.bin_edges(), "counts": event.counts, "dropped": event.dropped or 0})
         elif event.type == "git":
             run.update(git_commit=event.commit, git_branch=event.branch, git_dirty=event.dirty,
                        git_remote=event.remote, git_diff_sha256=event.diff_sha256,

@@ -52,13 +52,17 @@ DATASETS = pa.schema([
     ("context", pa.string()), ("timestamp", TS),
     ("mlflow", pa.string()),  # an MLflow dataset's digest, source, schema, profile, tags (JSON)
 ])
+HISTOGRAMS = pa.schema([  # one row a histogram line: bin i counts values in [edges[i], edges[i + 1])
+    ("run_id", pa.string()), ("key", pa.string()), ("step", pa.int64()), ("timestamp", TS), ("seq", pa.int64()),
+    ("edges", pa.list_(pa.float64())), ("counts", pa.list_(pa.int64())), ("dropped", pa.int64()),
+])
 RUN_EDITS = pa.schema([
     ("run_id", pa.string()), ("edit_id", pa.string()), ("ts", pa.float64()), ("by", pa.string()),
     ("kind", pa.string()), ("key", pa.string()), ("value", pa.string()),
 ])
 TABLE_SCHEMAS = {"runs": RUNS, "experiments": EXPERIMENTS, "params": PARAMS, "tags": TAGS,
                  "latest_metrics": LATEST_METRICS, "metrics": METRIC_POINTS,
-                 "artifacts": ARTIFACTS, "datasets": DATASETS, "run_edits": RUN_EDITS}
+                 "artifacts": ARTIFACTS, "datasets": DATASETS, "run_edits": RUN_EDITS, "histograms": HISTOGRAMS}
 
 _TIME_FIELDS = ("start_time", "end_time", "last_seen", "deleted_time")
 _STATE_FIELDS = [name for name in RUNS.names if name not in ("run_seq", "run_name")]

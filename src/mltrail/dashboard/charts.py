@@ -44,6 +44,19 @@ def history_chart(history: pd.DataFrame, key: str, names: dict[str, str], x: str
     ).properties(height=260)
 
 
+def histogram_heatmap(cells: pd.DataFrame, key: str) -> alt.Chart:
+    """A key's histograms over steps (:func:`mltrail.dashboard.views.histogram_cells`): a
+    column a step, each bin a cell shaded by its share of that step's values, as
+    TensorBoard's and W&B's histograms over time read."""
+    return alt.Chart(cells, title=key).mark_rect().encode(
+        x=alt.X("step:O", title="step", axis=alt.Axis(labelOverlap=True)),
+        y=alt.Y("low:Q", title=key.rsplit("/", 1)[-1], axis=alt.Axis(format=",.6~g")), y2="high:Q",
+        color=alt.Color("share:Q", title="share", scale=alt.Scale(scheme="viridis"), legend=alt.Legend(format="%")),
+        tooltip=["step:O", alt.Tooltip("low:Q", format=",.6~g"), alt.Tooltip("high:Q", format=",.6~g"),
+                 "count:Q", alt.Tooltip("share:Q", format=".1%")],
+    ).properties(height=260)
+
+
 BAND_TITLES = {"std": "mean ± std", "minmax": "min–max", "ci": "95% CI of the mean"}
 
 

@@ -184,6 +184,13 @@ def history(root: str, generation: int, run_ids: tuple[str, ...],
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+def histograms(root: str, generation: int, run_id: str) -> pd.DataFrame:
+    """One run's histograms (``run.log_histogram``)."""
+    del generation
+    return _store(root).histograms(run_ids=[run_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
 def grouped(root: str, generation: int, groups: tuple[tuple[str, str], ...], keys: tuple[str, ...],
             x: str, band: str, smoothing: float) -> pd.DataFrame:
     """Grouped curves of the given runs ((run ID, group) pairs), aggregated by the store

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..query.cells import cell_text, is_missing
@@ -271,6 +272,29 @@ def optimization_history(trials: pd.DataFrame, metric: str, direction: str) -> p
     frame["best"] = complete.cummin() if direction == "minimize" else complete.cummax()
     frame["trial"] = frame["trial"].astype(int)
     return frame
+
+
+HISTOGRAM_STEPS = 100  # columns a histogram heatmap draws: a chart's width of them
+
+
+def histogram_cells(histograms: pd.DataFrame, key: str, steps: int = HISTOGRAM_STEPS) -> tuple[pd.DataFrame, int]:
+    """One key's histograms (``store.histograms`` rows) as a heatmap's cells: ``step, low,
+    high, count, share`` (the bin's share of its step's values), empty bins left out; at
+    most ``steps`` steps, evenly spread, the last always in. Also: how many steps it has."""
+    rows = histograms[histograms["key"] == key].sort_values("step")
+    total = len(rows)
+    if total > steps:
+        rows = rows.iloc[sorted({round(i * (total - 1) / (steps - 1)) for i in range(steps)})]
+    cells = []
+    for step, edges, counts in zip(rows["step"], rows["edges"], rows["counts"]):
+        edges, counts = np.asarray(edges, dtype=float), np.asarray(counts, dtype=float)
+        whole = counts.sum()
+        kept = counts > 0
+        cells.append(pd.DataFrame({"step": int(step), "low": edges[:-1][kept], "high": edges[1:][kept],
+                                   "count": counts[kept].astype(np.int64),
+                                   "share": counts[kept] / whole if whole else 0.0}))
+    columns = ["step", "low", "high", "count", "share"]
+    return (pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(columns=columns)), total
 
 
 def numeric(series: pd.Series) -> pd.Series:

@@ -198,6 +198,23 @@ def _sortable(series: pd.Series) -> np.ndarray:
     return series.to_numpy()
 
 
+def histograms(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] | None = None,
+               keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every histogram of the given runs and keys, by run, key and step: run_id, key, step,
+    timestamp, edges, counts (arrays: bin i counts the values in [edges[i], edges[i + 1])),
+    dropped (non-finite values, not binned)."""
+    expr = None
+    if run_ids is not None:
+        expr = ds.field("run_id").isin(pa.array(list(run_ids), pa.string()))
+    if keys is not None:
+        key_expr = ds.field("key").isin(pa.array(list(keys), pa.string()))
+        expr = key_expr if expr is None else expr & key_expr
+    table = read_table(tables_dir, "histograms", manifest, filter=expr)
+    table = table.sort_by([("run_id", "ascending"), ("key", "ascending"), ("step", "ascending"),
+                           ("seq", "ascending")])
+    return table.drop_columns(["seq"]).to_pandas()
+
+
 def metric_history(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] | None = None,
                    keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Every logged point of the given runs and keys: run_id, key, step, value, timestamp, best,

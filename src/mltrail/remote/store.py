@@ -536,6 +536,13 @@ class RemoteStore:
                              "keys": list(keys) if keys is not None else None})
         return read_frame(self.server.call("POST", "/api/v1/metric-history", body, raw=True))
 
+    def histograms(self, run_ids: Sequence[str] | None = None, keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """As :meth:`mltrail.Store.histograms`, on the server's runs (those you may read)."""
+        self._send_own()
+        body = orjson.dumps({"run_ids": list(run_ids) if run_ids is not None else None,
+                             "keys": list(keys) if keys is not None else None})
+        return read_frame(self.server.call("POST", "/api/v1/histograms", body, raw=True))
+
     def grouped_history(self, groups: Mapping[str, str], keys: Sequence[str], *, x: XAxis = "step",
                         band: Band = "std", smoothing: float = 0.0, points: int = 500) -> pd.DataFrame:
         """As :meth:`mltrail.Store.grouped_history`, aggregated on the server (the runs you

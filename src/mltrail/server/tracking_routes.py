@@ -14,7 +14,8 @@
   ``PUT /api/v1/runs/{run_id}/edits/{edit_id}`` (an edit file's event): keep an edit made
   elsewhere, once (``mltrail sync``)
 - ``GET /api/v1/search`` (``experiment``, ``filter``, ``order_by``, ``max_results``, ``view``),
-  ``POST /api/v1/metric-history`` (``{"run_ids": [...], "keys": [...]}``) and ``GET
+  ``POST /api/v1/metric-history`` and ``POST /api/v1/histograms`` (``{"run_ids": [...], "keys":
+  [...]}``) and ``GET
   /api/v1/experiments``: Arrow IPC streams
 - ``GET /api/v1/runs/{run}`` (a run's details, :mod:`mltrail.remote.wire`), ``GET
   /api/v1/runs/{run}/id``, ``GET /api/v1/runs/{run}/reproduce`` (the script)
@@ -255,6 +256,17 @@ def routes(store: Store) -> APIRouter:
             allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
             run_ids = [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
         return arrow(await run_in_threadpool(store.metric_history, run_ids, asked.keys))
+
+    @api.post("/histograms", openapi_extra=json_body(_HISTORY_ASKED))
+    async def histograms(request: Request, g: Gate = Depends(gate)) -> Response:
+        """Store.histograms of the runs asked for (all: None) that the caller may read."""
+        asked = await parsed(request, _HISTORY_ASKED, "a histograms query")
+        visible = g.experiments()
+        run_ids = asked.run_ids
+        if visible is not None:
+            allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
+            run_ids = [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
+        return arrow(await run_in_threadpool(store.histograms, run_ids, asked.keys))
 
     @api.post("/grouped-history", openapi_extra=json_body(_GROUPED_ASKED))
     async def grouped_history(request: Request, g: Gate = Depends(gate)) -> Response:

@@ -24,8 +24,9 @@ from .layout import check_key
 
 # the newest a reader understands: 2 added the dense `metrics` line, 3 a metric point's
 # dataset (a line holding one is written as v3, so an older reader says it is newer than it
-# knows instead of reading the points without their dataset)
-SCHEMA_VERSION = 3
+# knows instead of reading the points without their dataset), 4 the `histogram` line
+SCHEMA_VERSION = 4
+MAX_BINS = 1024  # a histogram's bins: a chart's height in pixels is about this
 
 
 class RunStatus(str, Enum):
@@ -155,6 +156,50 @@ class Metrics(Event):
         return self
 
 
+class Histogram(Event):
+    """One histogram of a run's values at a step (weights, gradients, activations), as
+    TensorBoard and W&B log them (schema 4). ``counts[i]`` values fell in bin ``i``: between
+    ``edges[i]`` and ``edges[i + 1]``, or, for bins of equal width (the common case, and
+    denser: no edges written), in ``[lo + i * w, lo + (i + 1) * w)`` with ``w = (hi - lo) /
+    len(counts)``. Non-finite values are counted in ``dropped``, not in a bin."""
+
+    v: int = 4
+    type: Literal["histogram"] = "histogram"
+    key: str
+    step: Int64
+    counts: Annotated[list[Count], Field(min_length=1, max_length=MAX_BINS)]
+    lo: FiniteFloat | None = None
+    hi: FiniteFloat | None = None
+    edges: Annotated[list[FiniteFloat], Field(max_length=MAX_BINS + 1)] | None = None
+    dropped: Count | None = None  # (not `nonfinite`: a metric line's field of another JSON type)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        return check_key("histogram", key)
+
+    @model_validator(mode="after")
+    def _bins(self) -> Histogram:
+        if self.edges is not None:
+            if self.lo is not None or self.hi is not None:
+                raise ValueError("a histogram has edges or lo and hi, not both")
+            if len(self.edges) != len(self.counts) + 1:
+                raise ValueError(f"{len(self.counts)} counts need {len(self.counts) + 1} edges, "
+                                 f"not {len(self.edges)}")
+            if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+                raise ValueError("a histogram's edges must increase")
+        elif self.lo is None or self.hi is None or not self.lo < self.hi:
+            raise ValueError("a histogram needs edges, or lo < hi for bins of equal width")
+        return self
+
+    def bin_edges(self) -> list[float]:
+        if self.edges is not None:
+            return list(self.edges)
+        assert self.lo is not None and self.hi is not None
+        width = (self.hi - self.lo) / len(self.counts)
+        return [self.lo + i * width for i in range(len(self.counts))] + [self.hi]
+
+
 class Tags(Event):
     type: Literal["tags"] = "tags"
     tags: TagMap
@@ -238,14 +283,14 @@ class RunResumed(Event):
 
 # A validated line is one of these: code that branches on ``event.type`` narrows to its class.
 RunEvent = Union[
-    RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset, GitInfo,
+    RunStarted, Params, Metric, Metrics, Histogram, Tags, TagDeleted, Artifact, Dataset, GitInfo,
     Environment, Heartbeat, RunFinished, RunResumed,
 ]
 AnyEvent = Annotated[RunEvent, Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 EVENT_TYPES = frozenset(
     model.model_fields["type"].default
-    for model in (RunStarted, Params, Metric, Metrics, Tags, TagDeleted, Artifact, Dataset,
+    for model in (RunStarted, Params, Metric, Metrics, Histogram, Tags, TagDeleted, Artifact, Dataset,
                   GitInfo, Environment, Heartbeat, RunFinished, RunResumed)
 )
 

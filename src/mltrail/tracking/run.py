@@ -77,6 +77,15 @@ def innermost_run() -> Run | None:
     return None
 
 
+def _as_array(values: Any) -> Any:
+    """A PyTorch (or JAX) tensor as NumPy takes it: detached, on the CPU; anything else as given."""
+    if hasattr(values, "detach"):
+        values = values.detach()
+    if hasattr(values, "cpu"):
+        values = values.cpu()
+    return values.numpy() if hasattr(values, "numpy") and not hasattr(values, "__array_interface__") else values
+
+
 def _metric_value(key: str, value: Any) -> float:
     """A metric value as float; bools, strings and None are refused."""
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
@@ -147,6 +156,7 @@ class Run:
         self._seq = 0
         self._last_write = time.monotonic()
         self._steps: dict[str, int] = {}
+        self._histogram_steps: dict[str, int] = {}
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self.stop_mode = "flag"  # or "raise": see Tracker.start_run
@@ -236,6 +246,44 @@ class Run:
         link = None if dataset is None else _dataset_link(dataset)
         for key, value in checked.items():
             self.log_metric(key, value, step, dataset=link)
+
+    def log_histogram(self, key: str, values: Any, step: int | None = None, *, bins: int = 64) -> None:
+        """Log the distribution of ``values`` at ``step`` (weights, gradients, activations),
+        as TensorBoard's ``add_histogram`` and W&B's ``Histogram`` do: ``values`` is an array
+        of any shape (NumPy, a list, a PyTorch tensor), counted into ``bins`` bins of equal
+        width between its min and max; or a ``(counts, edges)`` pair that ``np.histogram``
+        made. Non-finite values are counted apart, not binned. ``step`` defaults to the
+        key's previous histogram step + 1 (from 0). Drawn on the Run page as a heatmap
+        over steps; read back with ``store.histograms``."""
+        import numpy as np
+
+        self._require_running()
+        check_key("histogram", key)
+        step = self._step(key, self._histogram_steps.get(key, -1) + 1 if step is None else step)
+        if isinstance(values, tuple) and len(values) == 2:
+            counts, edges = (np.asarray(_as_array(part), dtype=float).ravel() for part in values)
+            if np.any(counts < 0) or np.any(counts != np.round(counts)):
+                raise InvalidInputError(f"histogram {key!r}: counts must be whole numbers >= 0")
+            fields: dict[str, Any] = {"counts": counts.astype(np.int64).tolist(), "edges": edges.tolist()}
+        else:
+            array = np.asarray(_as_array(values), dtype=float).ravel()
+            finite = array[np.isfinite(array)]
+            if not finite.size:
+                raise InvalidInputError(f"histogram {key!r} at step {step}: no finite value to count "
+                                        f"({array.size} given)")
+            if type(bins) is not int or not 1 <= bins <= ev.MAX_BINS:
+                raise InvalidInputError(f"histogram {key!r}: bins must be an integer from 1 to {ev.MAX_BINS}, "
+                                        f"not {bins!r}")
+            lo, hi = float(finite.min()), float(finite.max())
+            if lo == hi:  # one value: a bin of width 1 around it (as TensorBoard draws a constant)
+                lo, hi = lo - 0.5, hi + 0.5
+            counts = np.histogram(finite, bins=bins, range=(lo, hi))[0]
+            fields = {"counts": counts.tolist(), "lo": lo, "hi": hi, "dropped": int(array.size - finite.size) or None}
+        try:
+            self._emit(ev.Histogram, key=key, step=step, **fields)
+        except ValueError as exc:  # pydantic's: which field, and why
+            raise InvalidInputError(f"histogram {key!r} at step {step}: {exc}") from None
+        self._histogram_steps[key] = step
 
     @staticmethod
     def _step(key: str, step: Any) -> int:

@@ -172,7 +172,7 @@ class Tracker:
         info = self.get_run(run_id)["run"]
         run = Run(self, run_id, started["experiment"], info["run_name"], int(info["run_seq"]), path,
                   FLUSH_EVENTS.get())
-        run._seq, run._steps, run._params, run._tags = state
+        run._seq, run._steps, run._params, run._tags, run._histogram_steps = state
         run.started = float(started["ts"])
         run._emit(ev.RunResumed)
         run.flush()
@@ -347,6 +347,13 @@ class Tracker:
 
         return metric_history(self.layout.tables, self._fresh_manifest(), run_ids, keys)
 
+    def histograms(self, run_ids: Sequence[str] | None = None, keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every histogram (``run.log_histogram``) of the given runs and keys: ``run_id, key,
+        step, timestamp, edges, counts, dropped``."""
+        from ..query.search import histograms
+
+        return histograms(self.layout.tables, self._fresh_manifest(), run_ids, keys)
+
     def grouped_history(self, groups: Mapping[str, str], keys: Sequence[str], *, x: XAxis = "step",
                         band: Band = "std", smoothing: float = 0.0, points: int = 500) -> pd.DataFrame:
         """Per metric and group of runs (``groups``: run ID -> its group's label), the mean
@@ -431,11 +438,13 @@ def _relative_to(path: Path, root: str) -> str | None:
         return None
 
 
-def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[str, str], dict[str, str]]:
+def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[str, str], dict[str, str],
+                                                     dict[str, int]]:
     """What a resumed run must go on from: the file's last seq, each metric's last step,
-    the params and the tags."""
+    the params, the tags, and each histogram's last step."""
     last_seq = 0
     steps: dict[str, int] = {}
+    histogram_steps: dict[str, int] = {}
     params: dict[str, str] = {}
     tags: dict[str, str] = {}
     for event in events:
@@ -447,6 +456,8 @@ def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[s
             seq += len(event["steps"]) - 1
         elif kind == "metric":
             steps[event["key"]] = max(steps.get(event["key"], event["step"]), event["step"])
+        elif kind == "histogram":
+            histogram_steps[event["key"]] = max(histogram_steps.get(event["key"], event["step"]), event["step"])
         elif kind == "params":
             params.update(event["params"])
         elif kind in ("run_started", "tags"):
@@ -454,7 +465,7 @@ def _replayed(events: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[s
         elif kind == "tag_deleted" and (key := event.get("key")) is not None:
             tags.pop(key, None)
         last_seq = max(last_seq, seq)
-    return last_seq, steps, params, tags
+    return last_seq, steps, params, tags, histogram_steps
 
 
 def _check_experiments(experiment: str | Sequence[str] | None, frame: pd.DataFrame, root: Path) -> None:
