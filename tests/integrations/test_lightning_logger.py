@@ -69,3 +69,22 @@ def test_the_logger_writes_into_the_active_run_and_leaves_it_open(store, tmp_pat
         assert run.status == "RUNNING"
     info = store.get_run("mine")
     assert info["artifacts"].empty and "train_loss_step" in set(info["metrics"]["key"])
+
+
+def test_the_logger_logs_weight_histograms_when_asked_and_any_the_module_logs(store, tmp_path):
+    class Watched(Tiny):
+        def on_after_backward(self):
+            self.logger.log_histogram("grads/net.0.weight", self.net[0].weight.grad, step=self.global_step)
+
+    logger = mltrail.lightning.MltrailLogger(store, "tiny", name="watched", log_weights_every_n_steps=4)
+    trainer(logger, tmp_path, enable_checkpointing=False).fit(Watched(), loader(), loader())
+    run_id = store.resolve_run("watched")
+    table = store.histograms([run_id])
+    weights = table[table["key"] == "weights/net.0.weight"]
+    assert weights["step"].tolist() == [0, 4, 8]  # 12 steps, every 4th
+    assert set(table["key"]) == {"weights/net.0.weight", "weights/net.0.bias", "weights/net.2.weight",
+                                 "weights/net.2.bias", "grads/net.0.weight"}
+    assert all(sum(counts) == 8 for counts in weights["counts"])  # a 2 -> 4 layer: 8 weights
+    assert len(table[table["key"] == "grads/net.0.weight"]) == 12
+    with pytest.raises(mltrail.InvalidInputError, match="log_weights_every_n_steps"):
+        mltrail.lightning.MltrailLogger(store, "tiny", log_weights_every_n_steps=0)

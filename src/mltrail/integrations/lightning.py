@@ -5,7 +5,11 @@
 It logs the module's hyperparameters (``save_hyperparameters()``; group ``hparams``),
 every metric Lightning hands it (``self.log`` per step and per epoch, ``epoch``) at the
 trainer's global step, and, after each checkpoint, the checkpoint files the callback
-keeps (``checkpoints/<file>``) unless ``log_checkpoints=False``. It logs into ``run``
+keeps (``checkpoints/<file>``) unless ``log_checkpoints=False``. Asked to
+(``log_weights_every_n_steps=N``), it logs a histogram of each of the module's parameters
+(``weights/<name>``) at each step Lightning logs metrics that is a multiple of N, drawn on the Run page as a heatmap over steps;
+a module logs any other (gradients, activations) with ``self.logger.log_histogram(key,
+tensor, step=self.global_step)``. It logs into ``run``
 when given, else the active run, else a run of its own in ``store`` and ``experiment``
 that ends with training (FAILED if training failed). Only the process of rank 0 logs.
 """
@@ -19,6 +23,7 @@ from typing import Any
 from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
+from ..errors import InvalidInputError
 from ..store import Store
 from ..tracking.run import Run
 from .session import Settings, active_run, flat_params
@@ -26,7 +31,8 @@ from .session import Settings, active_run, flat_params
 
 class MltrailLogger(Logger):
     def __init__(self, store: Store | str | Path | None = None, experiment: str | None = None, *,
-                 run: Run | None = None, name: str | None = None, log_checkpoints: bool = True) -> None:
+                 run: Run | None = None, name: str | None = None, log_checkpoints: bool = True,
+                 log_weights_every_n_steps: int | None = None) -> None:
         super().__init__()
         self._settings = Settings(store=store, experiment=experiment)
         self._run = run
@@ -34,6 +40,13 @@ class MltrailLogger(Logger):
         self._run_name = name
         self._log_checkpoints = log_checkpoints
         self._logged_checkpoints: dict[str, float] = {}
+        if log_weights_every_n_steps is not None and (type(log_weights_every_n_steps) is not int
+                                                      or log_weights_every_n_steps < 1):
+            raise InvalidInputError(f"log_weights_every_n_steps must be a whole number >= 1, "
+                                    f"not {log_weights_every_n_steps!r}")
+        self._weights_every = log_weights_every_n_steps
+        self._module: Any = None  # the LightningModule, as the trainer hands it to log_graph
+        self._weights_logged: set[int] = set()
 
     @property
     def name(self) -> str:
@@ -66,6 +79,23 @@ class MltrailLogger(Logger):
         values = {key: float(value) for key, value in metrics.items()}
         if values:
             self.experiment.log_metrics(values, step=step)
+        if self._weights_every and self._module is not None and step is not None \
+                and step % self._weights_every == 0 and step not in self._weights_logged:
+            self._weights_logged.add(step)  # (Lightning logs step and epoch metrics at one step)
+            for name, parameter in self._module.named_parameters():
+                self.experiment.log_histogram(f"weights/{name}", parameter, step=step)
+
+    @rank_zero_only
+    def log_histogram(self, key: str, values: Any, step: int | None = None, bins: int = 64) -> None:
+        """A histogram of ``values`` (a tensor, an array) at ``step``: see
+        :meth:`mltrail.Run.log_histogram`."""
+        self.experiment.log_histogram(key, values, step=step, bins=bins)
+
+    @rank_zero_only
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        """The trainer hands the module here as training starts: kept for its weights' histograms."""
+        del input_array
+        self._module = model
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
