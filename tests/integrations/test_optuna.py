@@ -132,3 +132,19 @@ def test_a_failed_trial_ends_failed_and_a_multi_objective_study_logs_each_value(
 def trial_runs_of(store, experiment):
     runs = store.search_runs(experiment, filter="tags.`optuna.role` = 'trial'", view="all")
     return runs.assign(number=runs["tags.optuna.trial_number"].astype(int)).sort_values("number").reset_index(drop=True)
+
+
+def test_a_study_with_a_child_run_that_is_no_trial_or_a_trial_without_its_tags_loads_the_rest(store) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    tracking = mltrail.optuna.callback(store, "odd")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3, callbacks=[tracking])
+    with store.start_run("odd", parent=tracking.study_run.id, name="a note", log_git=False, log_packages=False,
+                         log_system=False):
+        pass  # a child run of the study's run that no trial made
+    tracking.end()
+    second = trial_runs_of(store, "odd")["run_id"][1]
+    store.delete_tag(second, "optuna.distributions")  # edited by hand
+    with pytest.warns(UserWarning, match=f"run {second} .* is left out"):
+        back = mltrail.optuna.load_study(store, tracking.study_run.id)
+    assert [t.params for t in back.trials] == [study.trials[0].params, study.trials[2].params]

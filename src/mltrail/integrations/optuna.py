@@ -24,6 +24,7 @@ import atexit
 import json
 import math
 import threading
+import warnings
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -154,6 +155,7 @@ def load_study(store: Store, study_run: str) -> optuna.Study:
     memory: its trials' params, distributions, values and states, for Optuna's importances
     and plots."""
     import optuna
+    import pandas as pd
     from optuna.distributions import json_to_distribution
 
     info = store.get_run(study_run)
@@ -169,12 +171,20 @@ def load_study(store: Store, study_run: str) -> optuna.Study:
     for run_id, step, value in zip(history["run_id"], history["step"], history["value"]):
         steps.setdefault(run_id, {})[int(step)] = float(value)
     study = optuna.create_study(directions=directions, study_name=tags.get(STUDY_TAG))
-    for row in runs.sort_values(f"tags.{TRIAL_TAG}", key=lambda s: s.astype(int)).to_dict("records"):
-        distributions = {name: json_to_distribution(text)
-                         for name, text in json.loads(row[f"tags.{DISTRIBUTIONS_TAG}"]).items()}
-        params = {name: distribution.to_external_repr(distribution.to_internal_repr(
-            _typed(row.get(f"params.{name}"), distribution))) for name, distribution in distributions.items()}
-        state = optuna.trial.TrialState[row[f"tags.{STATE_TAG}"]]
+    trials = runs[runs[f"tags.{ROLE_TAG}"] == "trial"] if f"tags.{ROLE_TAG}" in runs else runs.iloc[:0]
+    order = pd.to_numeric(trials.get(f"tags.{TRIAL_TAG}"), errors="coerce") if len(trials) else None
+    for row in (trials.assign(_order=order).sort_values("_order").to_dict("records") if len(trials) else []):
+        try:  # (a child run that is no trial is left out; a trial whose tags were edited by hand too)
+            distributions = {name: json_to_distribution(text)
+                             for name, text in json.loads(row[f"tags.{DISTRIBUTIONS_TAG}"]).items()}
+            params = {name: distribution.to_external_repr(distribution.to_internal_repr(
+                _typed(row.get(f"params.{name}"), distribution))) for name, distribution in distributions.items()}
+            state = optuna.trial.TrialState[row[f"tags.{STATE_TAG}"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            warnings.warn(f"run {row['run_id']} ({row.get('run_name')}) of study {parent['run_name']!r} is left "
+                          f"out: its trial tags do not say its params' distributions and state ({exc!r})",
+                          stacklevel=2)
+            continue
         values = [row.get(f"metrics.{name}") for name in names]
         reported = steps.get(row["run_id"], {})
         study.add_trial(optuna.trial.create_trial(  # (a pruned trial's value: its last report, as Optuna keeps it)
