@@ -36,19 +36,19 @@ else:
             "or in your editor, and `mltrail report render <name> -o report.html` sends it as one file.")
 
 report = state.remembered(("report", name), lambda: store.reports.get(name)) if name else None
-with st.expander("Edit" if report else "Write a report", expanded=report is None):
-    with st.form("report_editor", border=False):
-        new_name = st.text_input("Name", value=name or "", help="The file is reports/<name>.md")
-        text = st.text_area("Markdown", value=report.text if report else TEMPLATE, height=320)
-        if st.form_submit_button("Save report"):
-            try:
-                saved = store.reports.save(new_name.strip(), text)
-            except MltrailError as exc:
-                st.error(md(exc))
-            else:
-                st.session_state.pop("report", None)
-                url["report"] = saved.name
-                st.rerun()
+with st.expander("Edit" if report else "Write a report", expanded=report is None), \
+        st.form("report_editor", border=False):
+    new_name = st.text_input("Name", value=name or "", help="The file is reports/<name>.md")
+    text = st.text_area("Markdown", value=report.text if report else TEMPLATE, height=320)
+    if st.form_submit_button("Save report"):
+        try:
+            saved = store.reports.save(new_name.strip(), text)
+        except MltrailError as exc:
+            st.error(md(exc))
+        else:
+            st.session_state.pop("report", None)
+            url["report"] = saved.name
+            st.rerun()
 
 if report is not None:
     st.caption(f"reports/{md(report.name)}.md" + (f" · by {md(report.author)}" if report.author else "")

@@ -214,6 +214,23 @@ def serving_store(folder: Path, token: str | None = None, port: int | None = Non
         thread.join(timeout=30)
 
 
+@contextlib.contextmanager
+def served_with_users(tmp_path: Path, names: tuple[str, ...] = ("ana", "bo", "root")
+                      ) -> Iterator[tuple[mltrail.Store, dict[str, Any]]]:
+    """A store folder behind a real server with users (``root`` an admin): the folder's own
+    store, and a client store signed in as each user (closed after)."""
+    folder = tmp_path / "store"
+    local = mltrail.Store(folder)
+    tokens = {name: local.access.add_user(name, admin=name == "root") for name in names}
+    with serving_store(folder) as url:
+        clients = {name: mltrail.Store(url, token=tokens[name], spool=tmp_path / f"spool-{name}") for name in names}
+        try:
+            yield local, clients
+        finally:
+            for client in clients.values():
+                client.close(wait=5)
+
+
 # the sample churn model's features (sample_runs/make_samples.py), for the model services
 CHURN_FEATURES = {"tenure_months": 0.3, "monthly_charges": 1.2, "total_charges": -0.4, "support_calls": 2.1,
                   "contract_months": -1.0, "late_payments": 0.8, "data_usage_gb": 0.1, "num_products": -0.2}

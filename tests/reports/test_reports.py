@@ -19,7 +19,7 @@ from mltrail.reports.blocks import Block, Prose, parse
 from mltrail.reports.html import to_html
 from mltrail.reports.render import Charts, Problem, Table, Value, render
 from mltrail.tracking.reports import front_matter, with_author
-from tests.factories import REPO, ab_spec, quiet_run, serving_store, simulate
+from tests.factories import REPO, ab_spec, quiet_run, served_with_users, simulate
 
 
 @pytest.fixture
@@ -182,14 +182,8 @@ def test_a_damaged_report_file_says_so_and_the_others_list(tmp_path):
 
 
 def test_on_a_server_a_report_shows_each_reader_the_runs_they_may_read(tmp_path):
-    folder = tmp_path / "store"
-    local = mltrail.Store(folder)
-    tokens = {name: local.access.add_user(name, admin=name == "root") for name in ("ana", "bo", "root")}
-    with serving_store(folder) as url:
-        def as_(user):
-            return mltrail.Store(url, token=tokens[user], spool=tmp_path / f"spool-{user}")
-
-        ana, bo, root = as_("ana"), as_("bo"), as_("root")
+    with served_with_users(tmp_path) as (local, clients):
+        ana, bo, root = clients["ana"], clients["bo"], clients["root"]
         for experiment in ("private", "shared"):
             with quiet_run(ana, experiment, name=f"{experiment}-run") as run:
                 run.log_metric("loss", 0.5)
@@ -213,8 +207,6 @@ def test_on_a_server_a_report_shows_each_reader_the_runs_they_may_read(tmp_path)
         assert bo.reports.save("bo-notes", "# Bo\n").author == "bo"
         assert root.reports.save("team", text + "\nChecked.\n").author == "ana"
         assert local.reports.get("team").text.endswith("Checked.\n")
-        for client in (ana, bo, root):
-            client.close(wait=5)
 
 
 @pytest.mark.slow

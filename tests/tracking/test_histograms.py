@@ -13,7 +13,7 @@ import pytest
 import mltrail
 from mltrail.compaction import compact as compact_module
 from mltrail.storage import eventlog
-from tests.factories import quiet_run, serving_store
+from tests.factories import quiet_run, served_with_users
 
 
 def lines(run) -> list[dict]:
@@ -161,12 +161,8 @@ def test_a_resumed_run_goes_on_from_its_last_histogram_step(store):
 
 
 def test_on_a_server_histograms_come_from_the_runs_you_may_read(tmp_path):
-    folder = tmp_path / "store"
-    local = mltrail.Store(folder)
-    tokens = {name: local.access.add_user(name) for name in ("ana", "bo")}
-    with serving_store(folder) as url:
-        ana = mltrail.Store(url, token=tokens["ana"], spool=tmp_path / "spool-ana")
-        bo = mltrail.Store(url, token=tokens["bo"], spool=tmp_path / "spool-bo")
+    with served_with_users(tmp_path, ("ana", "bo")) as (_, clients):
+        ana, bo = clients["ana"], clients["bo"]
         ids = {}
         for experiment in ("private", "shared"):
             with quiet_run(ana, experiment) as run:
@@ -178,5 +174,3 @@ def test_on_a_server_histograms_come_from_the_runs_you_may_read(tmp_path):
         assert set(mine["run_id"]) == set(ids.values()) and list(mine["counts"].iloc[0]) == [2] * 5
         assert set(bo.histograms()["run_id"]) == {ids["shared"]}
         assert bo.histograms([ids["private"]]).empty
-        for client in (ana, bo):
-            client.close(wait=5)

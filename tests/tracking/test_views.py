@@ -12,7 +12,7 @@ import pytest
 
 import mltrail
 from mltrail.errors import SkippedLinesWarning
-from tests.factories import git, quiet_run, serving_store
+from tests.factories import git, quiet_run, served_with_users
 
 
 def _files(root):
@@ -105,14 +105,8 @@ def test_views_saved_on_two_branches_merge_without_conflict(tmp_path):
 
 
 def test_on_a_server_views_follow_their_experiments_and_their_authors(tmp_path):
-    folder = tmp_path / "store"
-    local = mltrail.Store(folder)
-    tokens = {name: local.access.add_user(name, admin=name == "root") for name in ("ana", "bo", "root")}
-    with serving_store(folder) as url:
-        def as_(user):
-            return mltrail.Store(url, token=tokens[user], spool=tmp_path / f"spool-{user}")
-
-        ana, bo, root = as_("ana"), as_("bo"), as_("root")
+    with served_with_users(tmp_path) as (local, clients):
+        ana, bo, root = clients["ana"], clients["bo"], clients["root"]
         for experiment in ("private", "shared"):
             with quiet_run(ana, experiment) as run:
                 run.log_metric("loss", 0.5)
@@ -138,5 +132,3 @@ def test_on_a_server_views_follow_their_experiments_and_their_authors(tmp_path):
         assert local.views.get("shared-view").author == "ana"
         ana.views.delete("private-view")
         assert "private-view" not in root.views.names()
-        for client in (ana, bo, root):
-            client.close(wait=5)

@@ -7,8 +7,8 @@ from typing import TextIO
 
 import click
 
-from ..store import Store
 from ..storage.atomic import write_atomic
+from ..store import Store
 from .context import current_store, pass_store, store_option
 from .output import print_json, print_table, say
 

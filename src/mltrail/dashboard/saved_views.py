@@ -67,17 +67,16 @@ def picker() -> SavedView | None:
 
 def save_form(fields: dict[str, Any]) -> None:
     """Save what the page shows (``fields``: the view's, as ``store.views.save`` takes them)."""
-    with st.expander("Save this view"):
-        with st.form("save_view", clear_on_submit=False, border=False):
-            name = st.text_input("Name", value=st.query_params.get("view", ""),
-                                 help="Letters, digits, '.', '_' and '-'; saving an existing name replaces it")
-            description = st.text_input("Description", key="save_view_description")
-            if st.form_submit_button("Save view"):
-                try:
-                    saved = state.store().views.save(name.strip(), **fields, description=description)
-                except MltrailError as exc:
-                    st.error(md(exc))
-                    return
-                st.query_params["view"] = saved.name
-                st.success(f"Saved view **{md(saved.name)}** ({md(saved.saved_by or 'you')}); "
-                           f"it is a file under the store's views/ folder")
+    with st.expander("Save this view"), st.form("save_view", clear_on_submit=False, border=False):
+        name = st.text_input("Name", value=st.query_params.get("view", ""),
+                             help="Letters, digits, '.', '_' and '-'; saving an existing name replaces it")
+        description = st.text_input("Description", key="save_view_description")
+        if st.form_submit_button("Save view"):
+            try:
+                saved = state.store().views.save(name.strip(), **fields, description=description)
+            except MltrailError as exc:
+                st.error(md(exc))
+                return
+            st.query_params["view"] = saved.name
+            st.success(f"Saved view **{md(saved.name)}** ({md(saved.saved_by or 'you')}); "
+                       f"it is a file under the store's views/ folder")

@@ -198,18 +198,23 @@ def _sortable(series: pd.Series) -> np.ndarray:
     return series.to_numpy()
 
 
+def _runs_and_keys(run_ids: Sequence[str] | None, keys: Sequence[str] | None) -> ds.Expression | None:
+    """The filter of a table's rows by run and key (None: all of them)."""
+    expr = None
+    if run_ids is not None:  # (typed: an empty list would be a null array, which no string column matches)
+        expr = ds.field("run_id").isin(pa.array(list(run_ids), pa.string()))
+    if keys is not None:
+        key_expr = ds.field("key").isin(pa.array(list(keys), pa.string()))
+        expr = key_expr if expr is None else expr & key_expr
+    return expr
+
+
 def histograms(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] | None = None,
                keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Every histogram of the given runs and keys, by run, key and step: run_id, key, step,
     timestamp, edges, counts (arrays: bin i counts the values in [edges[i], edges[i + 1])),
     dropped (non-finite values, not binned)."""
-    expr = None
-    if run_ids is not None:
-        expr = ds.field("run_id").isin(pa.array(list(run_ids), pa.string()))
-    if keys is not None:
-        key_expr = ds.field("key").isin(pa.array(list(keys), pa.string()))
-        expr = key_expr if expr is None else expr & key_expr
-    table = read_table(tables_dir, "histograms", manifest, filter=expr)
+    table = read_table(tables_dir, "histograms", manifest, filter=_runs_and_keys(run_ids, keys))
     table = table.sort_by([("run_id", "ascending"), ("key", "ascending"), ("step", "ascending"),
                            ("seq", "ascending")])
     return table.drop_columns(["seq"]).to_pandas()
@@ -219,13 +224,7 @@ def metric_history(tables_dir: Path, manifest: Manifest, run_ids: Sequence[str] 
                    keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Every logged point of the given runs and keys: run_id, key, step, value, timestamp, best,
     dataset_name, dataset_digest (the dataset a point was measured on, MLflow 3's link; None for none)."""
-    expr = None
-    if run_ids is not None:  # (typed: an empty list would be a null array, which no string column matches)
-        expr = ds.field("run_id").isin(pa.array(list(run_ids), pa.string()))
-    if keys is not None:
-        key_expr = ds.field("key").isin(pa.array(list(keys), pa.string()))
-        expr = key_expr if expr is None else expr & key_expr
-    table = read_table(tables_dir, "metrics", manifest, filter=expr)
+    table = read_table(tables_dir, "metrics", manifest, filter=_runs_and_keys(run_ids, keys))
     table = table.sort_by([("run_id", "ascending"), ("key", "ascending"), ("step", "ascending"),
                            ("seq", "ascending")])
     return table.drop_columns(["seq"]).to_pandas()

@@ -95,6 +95,16 @@ _HISTORY_ASKED = TypeAdapter(_HistoryAsked)
 _GROUPED_ASKED = TypeAdapter(_GroupedAsked)
 
 
+def readable_runs(g: Gate, run_ids: list[str] | None) -> list[str] | None:
+    """The runs asked for (None: all) that the caller may read: a run of an experiment they
+    may not read is left out, as if it had nothing to show."""
+    visible = g.experiments()
+    if visible is None:
+        return run_ids
+    allowed = set(g.store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
+    return [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
+
+
 def routes(store: Store) -> APIRouter:
     ingest = RunIngest(store.layout)
     api = APIRouter(prefix="/api/v1")
@@ -250,34 +260,21 @@ def routes(store: Store) -> APIRouter:
     @api.post("/metric-history", openapi_extra=json_body(_HISTORY_ASKED))
     async def metric_history(request: Request, g: Gate = Depends(gate)) -> Response:
         asked = await parsed(request, _HISTORY_ASKED, "a metric-history query")
-        visible = g.experiments()
-        run_ids = asked.run_ids
-        if visible is not None:
-            allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
-            run_ids = [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
-        return arrow(await run_in_threadpool(store.metric_history, run_ids, asked.keys))
+        return arrow(await run_in_threadpool(store.metric_history, readable_runs(g, asked.run_ids), asked.keys))
 
     @api.post("/histograms", openapi_extra=json_body(_HISTORY_ASKED))
     async def histograms(request: Request, g: Gate = Depends(gate)) -> Response:
         """Store.histograms of the runs asked for (all: None) that the caller may read."""
         asked = await parsed(request, _HISTORY_ASKED, "a histograms query")
-        visible = g.experiments()
-        run_ids = asked.run_ids
-        if visible is not None:
-            allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
-            run_ids = [r for r in (run_ids if run_ids is not None else allowed) if r in allowed]
-        return arrow(await run_in_threadpool(store.histograms, run_ids, asked.keys))
+        return arrow(await run_in_threadpool(store.histograms, readable_runs(g, asked.run_ids), asked.keys))
 
     @api.post("/grouped-history", openapi_extra=json_body(_GROUPED_ASKED))
     async def grouped_history(request: Request, g: Gate = Depends(gate)) -> Response:
         """Store.grouped_history over the runs asked for that the caller may read: the others
         are left out, as if they had no points."""
         asked = await parsed(request, _GROUPED_ASKED, "a grouped-history query")
-        groups = asked.groups
-        visible = g.experiments()
-        if visible is not None:
-            allowed = set(store.search_runs(experiment=visible, view="all")["run_id"]) if visible else set()
-            groups = {run_id: label for run_id, label in groups.items() if run_id in allowed}
+        kept = set(readable_runs(g, list(asked.groups)) or ())
+        groups = {run_id: label for run_id, label in asked.groups.items() if run_id in kept}
         return arrow(await run_in_threadpool(lambda: store.grouped_history(
             groups, asked.keys, x=asked.x, band=asked.band, smoothing=asked.smoothing, points=asked.points)))
 
