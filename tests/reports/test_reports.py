@@ -254,3 +254,86 @@ def test_the_sample_report_draws_every_block(tmp_path):
     assert [type(p).__name__ for p in pieces if not isinstance(p, Prose)] == ["Table", "Value", "Charts", "Table",
                                                                             "Table"]
     assert json.dumps(to_html(pieces, "x")).count("<svg") == 2
+
+
+# -- what an adversarial pass found (each once a 500, a stall, a forgery or a leak) --------
+
+@pytest.mark.parametrize("front", [
+    "date: 2024-02-30",  # PyYAML's date constructor raises ValueError
+    "title: 2024-01-01 25:61:61",
+    "x: " + "[" * 3000 + "]" * 3000,  # past PyYAML's recursion
+    "- a list, not a mapping",
+    "x: 1\n" * 3000,  # past 10,000 characters
+])
+def test_front_matter_that_does_not_build_is_refused_on_save_and_read_around(tmp_path, front):
+    store = mltrail.Store(tmp_path / "s")
+    with pytest.raises(mltrail.InvalidInputError, match="front matter"):
+        store.reports.save("r", f"---\n{front}\n---\nhello\n", by="ana")
+    assert not store.reports.exists("r")
+    (store.root / "reports").mkdir(parents=True, exist_ok=True)
+    (store.root / "reports" / "r.md").write_text(f"---\n{front}\n---\n# Hello\n")  # a git pull brought it
+    assert store.reports.get("r").author is None and store.reports.get("r").title == "Hello"
+    assert list(store.reports.list()["name"]) == ["r"]
+
+
+@pytest.mark.parametrize("text", [
+    "---\nauthor: x\nauthor: ana\n---\nx",  # YAML keeps the last of two keys
+    '---\n"author": ana\n---\nx',
+    "---\nauthor : ana\n---\nx",
+    "---\n? author\n: ana\n---\nx",
+    "---\n{author: ana}\n---\nx",
+])
+def test_a_report_s_author_cannot_be_forged_in_its_front_matter(tmp_path, text):
+    store = mltrail.Store(tmp_path / "s")
+    with pytest.raises(mltrail.InvalidInputError, match="front matter"):  # (names its author another way, or is no mapping)
+        store.reports.save("forged", text, by="eve")
+    assert not store.reports.exists("forged")
+
+
+def test_an_author_that_is_no_text_is_no_author(tmp_path):
+    store = mltrail.Store(tmp_path / "s")
+    (store.root / "reports").mkdir(parents=True)
+    bomb = "---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" \
+           "author: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\ntitle: *b\n---\n# Kept\n"
+    (store.root / "reports" / "bomb.md").write_text(bomb)
+    report = store.reports.get("bomb")
+    assert (report.author, report.title) == (None, "Kept")
+
+
+def test_a_title_heading_followed_by_much_space_is_read_at_once():
+    from mltrail.tracking.reports import title_of
+
+    assert title_of("r", "# a" + " " * 100_000 + "x\n") == ("a" + " " * 100_000)[:500]  # (backtracked for minutes)
+    assert title_of("r", "# Week 49 ##\n") == "Week 49" and title_of("r", "#\n# Real\n") == "Real"
+
+
+def test_on_a_server_the_author_rule_holds_under_races_and_for_files_that_are_not_text(tmp_path):
+    import threading
+
+    with served_with_users(tmp_path, ("ana", "eve", "root")) as (local, clients):
+        for number in range(8):
+            name, outcomes = f"race{number}", {}
+
+            def save(user, name=name, outcomes=outcomes):
+                try:
+                    clients[user].reports.save(name, f"# {user}\n")
+                    outcomes[user] = "saved"
+                except mltrail.PermissionDeniedError:
+                    outcomes[user] = "refused"
+            threads = [threading.Thread(target=save, args=(user,)) for user in ("ana", "eve")]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            report = local.reports.get(name)
+            assert sorted(outcomes.values()) == ["refused", "saved"], outcomes  # never both
+            winner = next(user for user, outcome in outcomes.items() if outcome == "saved")
+            assert report.author == winner and report.text.endswith(f"# {winner}\n")
+        (local.root / "reports" / "bytes.md").write_bytes(b"\xff\xfe not text")
+        with pytest.raises(mltrail.PermissionDeniedError):
+            clients["eve"].reports.save("bytes", "# mine\n")
+        assert clients["root"].reports.save("bytes", "# fixed\n").author == "root"
+        clients["root"].reports.delete("bytes")
+        for bad in (".", "", "../x"):
+            with pytest.raises(mltrail.NotFoundError):
+                clients["eve"].reports.get(bad)

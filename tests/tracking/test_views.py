@@ -132,3 +132,49 @@ def test_on_a_server_views_follow_their_experiments_and_their_authors(tmp_path):
         assert local.views.get("shared-view").author == "ana"
         ana.views.delete("private-view")
         assert "private-view" not in root.views.names()
+
+
+def test_on_a_server_a_hidden_view_is_not_there_to_delete_and_bounds_come_first(tmp_path):
+    import threading
+
+    with served_with_users(tmp_path, ("ana", "eve", "root")) as (local, clients):
+        ana, eve = clients["ana"], clients["eve"]
+        with quiet_run(ana, "private") as run:
+            run.log_metric("loss", 0.5)
+        assert ana.upload() == 0
+        ana.views.save("secret-view", experiments=["private"])
+        with pytest.raises(mltrail.NotFoundError, match="no saved view 'secret-view'"):
+            eve.views.delete("secret-view")  # as for a name no view has
+        with pytest.raises(mltrail.NotFoundError, match="no saved view 'nope'"):
+            eve.views.delete("nope")
+        with pytest.raises(mltrail.InvalidInputError, match="experiments"):
+            eve.views.save("big", experiments=["private"] * 200_000)  # refused before any lookup
+        with pytest.raises(mltrail.InvalidInputError, match="filter"):
+            eve.views.save("long", filter="metrics.a < 1 and " * 1000 + "metrics.b < 1")  # before the parser
+        for bad in (".", ""):
+            with pytest.raises(mltrail.NotFoundError):
+                eve.views.get(bad)
+        for number in range(8):
+            name, outcomes = f"race{number}", {}
+
+            def save(user, name=name, outcomes=outcomes):
+                try:
+                    clients[user].views.save(name, description=user)
+                    outcomes[user] = "saved"
+                except mltrail.PermissionDeniedError:
+                    outcomes[user] = "refused"
+            threads = [threading.Thread(target=save, args=(user,)) for user in ("ana", "eve")]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            view = local.views.get(name)
+            assert sorted(outcomes.values()) == ["refused", "saved"], outcomes  # never both
+            assert view.author == view.saved_by == view.description
+
+
+def test_names_asked_for_keep_no_reader(tmp_path):
+    store = mltrail.Store(tmp_path / "s")
+    for number in range(100):
+        assert not store.views.exists(f"nothing-{number}")
+    assert store.views._readers == {}

@@ -4,12 +4,14 @@ Their blocks are drawn here, by the caller's own reads: a reader sees the runs t
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 import orjson
 import pandas as pd
 
-from ..storage.layout import Layout
+from ..errors import NotFoundError
+from ..storage.layout import FOLDER_NAME, Layout
 from ..tracking.reports import Report, Reports, check_name
 from .http import Server
 
@@ -35,6 +37,8 @@ class RemoteReports(Reports):
         return name in self.names()
 
     def get(self, name: str) -> Report:
+        if not isinstance(name, str) or not re.fullmatch(FOLDER_NAME, name):  # (as a folder answers it)
+            raise NotFoundError(f"no report {str(name)[:100]!r}")
         return Report(**self.server.call("GET", _path(name)))
 
     def save(self, name: str, text: str, *, by: str | None = None) -> Report:
@@ -42,4 +46,6 @@ class RemoteReports(Reports):
         return Report(**self.server.call("PUT", _path(name), orjson.dumps({"text": text, "by": by})))
 
     def delete(self, name: str, *, by: str | None = None) -> None:
+        if not isinstance(name, str) or not re.fullmatch(FOLDER_NAME, name):
+            raise NotFoundError(f"no report {str(name)[:100]!r}")
         self.server.call("DELETE", _path(name), orjson.dumps({"by": by}))

@@ -4,12 +4,14 @@ the filter, the caller's reach and that only a view's author (or an admin) chang
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Sequence
 
 import orjson
 
-from ..storage.layout import Layout
+from ..errors import NotFoundError
+from ..storage.layout import FOLDER_NAME, Layout
 from ..tracking.views import SavedView, SavedViews
 from .http import Server
 
@@ -30,6 +32,8 @@ class RemoteSavedViews(SavedViews):
         return name in self.names()
 
     def get(self, name: str) -> SavedView:
+        if not isinstance(name, str) or not re.fullmatch(FOLDER_NAME, name):  # (as a folder answers it)
+            raise NotFoundError(f"no saved view {str(name)[:100]!r}")
         return SavedView.from_dict(self.server.call("GET", _path(name)))
 
     def save(self, name: str, *, experiments: Sequence[str] | None = None, filter: str | None = None,
@@ -44,4 +48,5 @@ class RemoteSavedViews(SavedViews):
         return SavedView.from_dict(self.server.call("PUT", _path(name), orjson.dumps(body)))
 
     def delete(self, name: str, *, by: str | None = None) -> None:
+        self.get(name)  # (a name no view can have: as a folder answers it; then the server decides)
         self.server.call("DELETE", _path(name), orjson.dumps({"by": by}))

@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import NotFoundError, PermissionDeniedError
 from ..store import Store
-from ..tracking.reports import MAX_REPORT_BYTES
+from ..storage.locks import held
+from ..tracking.reports import MAX_REPORT_BYTES, Report, check_name
 from .bodies import json_body, parsed
 from .gate import Gate, gate
 
@@ -45,11 +46,12 @@ def routes(store: Store) -> APIRouter:
     reports = store.reports
 
     def may_change(name: str, g: Gate) -> bool:
-        """Whether the report exists; PermissionDeniedError when it is not the caller's to change."""
+        """Whether the report exists; PermissionDeniedError when it is not the caller's to change
+        (one whose author cannot be read, a file that is not text: an admin's)."""
         if not reports.exists(name):
             return False
-        author = reports.get(name).author
-        if g.user is not None and not g.user.admin and author != g.user.name:
+        author = reports.author_of(name)
+        if g.user is not None and not g.user.admin and (author is None or author != g.user.name):
             raise PermissionDeniedError(f"report {name!r} is {author or 'someone else'}'s: only its author or "
                                         "an admin may change or delete it (save yours under another name)")
         return True
@@ -69,16 +71,23 @@ def routes(store: Store) -> APIRouter:
     @api.put("/{name}", openapi_extra=json_body(_SAVE))
     async def save(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _SAVE, f"a report (its text at most {MAX_REPORT_BYTES:,} bytes)")
-        may_change(name, g)
-        saved = await run_in_threadpool(lambda: reports.save(name, asked.text, by=g.by(asked.by)))
-        return saved.to_dict()
+
+        def save() -> Report:
+            with held(store.layout.lock_file(f"report-{check_name(name)}"), f"report {name!r}"):
+                may_change(name, g)  # (and the write, under one lock: two saves of one name take turns)
+                return reports.save(name, asked.text, by=g.by(asked.by))
+        return (await run_in_threadpool(save)).to_dict()
 
     @api.delete("/{name}", openapi_extra=json_body(_BY))
     async def delete(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _BY, "a report's deletion")
-        if not may_change(name, g):
-            raise NotFoundError(f"no report {name!r}")
-        await run_in_threadpool(reports.delete, name, by=g.by(asked.by))
+
+        def delete() -> None:
+            with held(store.layout.lock_file(f"report-{check_name(name)}"), f"report {name!r}"):
+                if not may_change(name, g):
+                    raise NotFoundError(f"no report {name!r}")
+                reports.delete(name, by=g.by(asked.by))
+        await run_in_threadpool(delete)
         return {"report": name}
 
     return api

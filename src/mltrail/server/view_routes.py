@@ -14,32 +14,39 @@ first to save it) or an admin: a colleague's view is not rewritten under their n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from ..access.control import RANK
 from ..errors import AlreadyExistsError, NotFoundError, PermissionDeniedError
+from ..storage.locks import held
+from ..storage.view_events import MAX_LIST
 from ..store import Store
-from ..tracking.views import SavedView
+from ..tracking.views import SavedView, view_name
 from .bodies import json_body, parsed
 from .gate import Gate, gate
 
 
+_Items = Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=MAX_LIST)]
+
+
 class _Save(BaseModel):
+    """A view's fields, bounded as its event is (before anything is looked up for them)."""
+
     model_config = ConfigDict(extra="forbid")
-    experiments: list[str] = []
-    filter: str = ""
-    order_by: list[str] = []
-    columns: list[str] = []
-    charts: list[str] = []
-    group_by: list[str] = []
+    experiments: _Items = []
+    filter: Annotated[str, Field(max_length=10_000)] = ""
+    order_by: _Items = []
+    columns: _Items = []
+    charts: _Items = []
+    group_by: _Items = []
     band: str = "std"
     x: str = "step"
     smoothing: float = 0.0
-    description: str = ""
+    description: Annotated[str, Field(max_length=10_000)] = ""
     by: str | None = None
 
 
@@ -66,12 +73,15 @@ def routes(store: Store) -> APIRouter:
             raise NotFoundError(f"no saved view {name!r}")
         return view
 
-    def changeable(name: str, g: Gate) -> SavedView | None:
-        """The view the caller is about to change (None: a new one), if they may."""
+    def changeable(name: str, g: Gate, deleting: bool = False) -> SavedView | None:
+        """The view the caller is about to change (None: a new one), if they may. A view they
+        may not read is not there for a deletion; a new view cannot take its name."""
         if not views.exists(name):
             return None
         view = views.get(name)
         if not readable(g, view):
+            if deleting:
+                raise NotFoundError(f"no saved view {name!r}")
             raise AlreadyExistsError(f"the view name {name!r} is taken")
         if g.user is not None and not g.user.admin and view.author != g.user.name:
             raise PermissionDeniedError(f"view {name!r} is {view.author or 'someone else'}'s: only its author "
@@ -89,20 +99,27 @@ def routes(store: Store) -> APIRouter:
     @api.put("/{name}", openapi_extra=json_body(_SAVE))
     async def save(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _SAVE, "a view")
-        for experiment in asked.experiments:
-            if not RANK[g.level("experiment", experiment)]:
-                raise NotFoundError(f"no experiment {experiment!r}")
-        changeable(name, g)
         fields = asked.model_dump(exclude={"by"})
-        saved = await run_in_threadpool(lambda: views.save(name, **fields, by=g.by(asked.by)))
-        return saved.to_dict()
+
+        def save() -> SavedView:
+            for experiment in dict.fromkeys(asked.experiments):
+                if not RANK[g.level("experiment", experiment)]:
+                    raise NotFoundError(f"no experiment {experiment!r}")
+            with held(store.layout.lock_file(f"view-{view_name(name)}"), f"view {name!r}"):
+                changeable(name, g)  # (and the write, under one lock: two saves of one name take turns)
+                return views.save(name, **fields, by=g.by(asked.by))
+        return (await run_in_threadpool(save)).to_dict()
 
     @api.delete("/{name}", openapi_extra=json_body(_BY))
     async def delete(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
         asked = await parsed(request, _BY, "a view's deletion")
-        if changeable(name, g) is None:
-            raise NotFoundError(f"no saved view {name!r}")
-        await run_in_threadpool(views.delete, name, by=g.by(asked.by))
+
+        def delete() -> None:
+            with held(store.layout.lock_file(f"view-{view_name(name)}"), f"view {name!r}"):
+                if changeable(name, g, deleting=True) is None:
+                    raise NotFoundError(f"no saved view {name!r}")
+                views.delete(name, by=g.by(asked.by))
+        await run_in_threadpool(delete)
         return {"view": name}
 
     return api

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 REPORTS_FOLDER = "reports"
 MAX_REPORT_BYTES = 1_000_000  # a report is prose and blocks; data stays in the runs
+MAX_FRONT_MATTER = 10_000  # characters of YAML at a report's top: a title and an author, not data
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
 _AUTHOR_LINE = re.compile(r"^author:.*$", re.MULTILINE)
+_HEADING = re.compile(r"^#[ \t]+(\S[^\n]*)$", re.MULTILINE)  # (no \s: it spans lines, and backtracks)
 
 
 @dataclass(frozen=True)
@@ -48,24 +50,39 @@ class Report:
 
 
 def front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """A report's front matter (``{}`` when it has none, or none that parses as a mapping)
-    and the Markdown after it."""
+    """A report's front matter (``{}`` when it has none, or none that parses as a mapping:
+    a reader is tolerant, whatever a file holds) and the Markdown after it."""
     match = _FRONT.match(text)
     if match is None:
         return {}, text
+    return _meta(match.group(1)) or {}, text[match.end():]
+
+
+def _meta(yaml_text: str) -> dict[str, Any] | None:
+    """Front matter as a mapping, or None when it is none (too long, not YAML, not a mapping,
+    or what PyYAML fails to build: a date of February 30, a nesting past its recursion)."""
+    if len(yaml_text) > MAX_FRONT_MATTER:
+        return None
     try:
-        meta = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
-        return {}, text[match.end():]
-    return (meta if isinstance(meta, dict) else {}), text[match.end():]
+        meta = yaml.safe_load(yaml_text)
+    except Exception:  # noqa: BLE001 (YAMLError, and ValueError, RecursionError... from its constructors)
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _text(value: Any) -> str | None:
+    """A front matter value that is text (a title, an author), else None: an alias that
+    expands to a huge list is not a name."""
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def title_of(name: str, text: str) -> str:
     meta, body = front_matter(text)
-    if isinstance(meta.get("title"), str | int | float) and str(meta["title"]).strip():
-        return str(meta["title"]).strip()
-    heading = re.search(r"^#\s+(.+?)\s*#*\s*$", body, re.MULTILINE)
-    return heading.group(1) if heading else name
+    title = _text(meta.get("title"))
+    if title:
+        return title[:500]
+    heading = _HEADING.search(body)
+    return heading.group(1).rstrip(" \t#")[:500] or name if heading else name
 
 
 def with_author(text: str, author: str) -> str:
@@ -129,9 +146,15 @@ class Reports:
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         meta, _ = front_matter(text)
-        author = meta.get("author")
-        return Report(name=name, text=text, title=title_of(name, text),
-                      author=str(author) if author is not None else None, updated=path.stat().st_mtime)
+        return Report(name=name, text=text, title=title_of(name, text), author=_text(meta.get("author")),
+                      updated=path.stat().st_mtime)
+
+    def author_of(self, name: str) -> str | None:
+        """The author of report ``name`` (None: none is said, or the file is not text)."""
+        try:
+            return self.get(name).author
+        except InvalidInputError:  # (a file a git pull left as bytes: an admin replaces it)
+            return None
 
     def save(self, name: str, text: str, *, by: str | None = None) -> Report:
         """Write report ``name`` (new, or replacing its text). Its author stays the first
@@ -139,10 +162,21 @@ class Reports:
         check_name(name)
         if not isinstance(text, str) or not is_unicode_text(text):
             raise InvalidInputError(f"report {name!r}: the text must be Unicode text")
-        author = self.get(name).author if self.exists(name) else None
-        author = author or by or current_user()
+        if len(text) > MAX_REPORT_BYTES:  # (before any parsing: bytes below count exactly)
+            raise InvalidInputError(f"report {name!r} is {len(text):,} characters: at most {MAX_REPORT_BYTES:,} "
+                                    "bytes (a report names its data; the runs hold it)")
+        author = (self.author_of(name) if self.exists(name) else None) or by or current_user()
         if author:
             text = with_author(text, author)
+        match = _FRONT.match(text)
+        if match is not None:  # what it says must be what a reader reads: one author, the saver's
+            meta = _meta(match.group(1))
+            if meta is None:
+                raise InvalidInputError(f"report {name!r}: its front matter (the --- lines at its top) must be "
+                                        f"a YAML mapping of at most {MAX_FRONT_MATTER:,} characters")
+            if _text(meta.get("author")) != author:
+                raise InvalidInputError(f"report {name!r}: its front matter names its author in a way mltrail "
+                                        f"does not rewrite; the author is {author!r}: leave author out")
         data = text.encode("utf-8")
         if len(data) > MAX_REPORT_BYTES:
             raise InvalidInputError(f"report {name!r} is {len(data):,} bytes: at most {MAX_REPORT_BYTES:,} "
@@ -155,7 +189,8 @@ class Reports:
     def delete(self, name: str, *, by: str | None = None) -> None:
         """Remove the report's file (git keeps its history)."""
         del by  # (who deleted it is the commit's; a server checks the author first)
-        self.get(name)
+        if not self.exists(name):
+            raise NotFoundError(f"no report {str(name)[:100]!r}")
         self._path(name).unlink()
 
     def _path(self, name: str) -> Path:

@@ -73,6 +73,14 @@ class SavedView:
         return cls(**data)
 
 
+def view_name(name: object) -> str:
+    """``name`` if it can name a view (a folder under ``views/``), else InvalidInputError."""
+    if not isinstance(name, str) or not re.fullmatch(FOLDER_NAME, name):
+        raise InvalidInputError(f"view name {str(name)[:100]!r}: letters, digits, '.', '_' and '-', at most 100, "
+                                "starting with a letter or a digit")
+    return name
+
+
 SAVED_FIELDS = ("experiments", "filter", "order_by", "columns", "charts", "group_by", "band", "x",
                 "smoothing", "description")
 
@@ -122,6 +130,8 @@ class SavedViews:
     def _replay(self, name: str) -> SavedView | None:
         if not isinstance(name, str) or not re.fullmatch(FOLDER_NAME, name):  # never a path
             return None
+        if name not in self._readers and not (self.folder / name).is_dir():
+            return None  # (no reader kept for a name asked after: a server is asked any name)
         view: SavedView | None = None
         author: str | None = None
         created, saves = 0.0, 0
@@ -156,15 +166,15 @@ class SavedViews:
         from ..query.filter import parse_filter, parse_order_by
 
         order = [order_by] if isinstance(order_by, str) else list(order_by or [])
-        if filter:
-            parse_filter(filter)
-        for clause in order:
-            parse_order_by(clause)
         fields = {"experiments": [experiments] if isinstance(experiments, str) else list(experiments or []),
                   "filter": filter or "", "order_by": order, "columns": list(columns or []),
                   "charts": list(charts or []), "group_by": list(group_by or []), "band": band, "x": x,
                   "smoothing": smoothing, "description": description or ""}
-        event = self._event(vev.ViewSaved, name, by, **fields)
+        event = self._event(vev.ViewSaved, name, by, **fields)  # (its bounds first: then the parser's work)
+        if filter:
+            parse_filter(filter)
+        for clause in order:
+            parse_order_by(clause)
         self._write(event)
         return self.get(name)
 
