@@ -395,9 +395,12 @@ class _Compaction:
             written.append("metrics")
         manifest.tables["metrics"] = self._merged(parts + new_parts, gen)
         histograms = self._histogram_parts(gen)
-        if histograms != manifest.tables.get("histograms"):
+        if histograms != manifest.tables.get("histograms", []):
             written.append("histograms")
-        manifest.tables["histograms"] = histograms
+        if histograms:
+            manifest.tables["histograms"] = histograms
+        else:  # (a store without one lists no table of them: as stores made before them)
+            manifest.tables.pop("histograms", None)
         manifest.bad_lines = (manifest.bad_lines + bad_line_records(self.result.bad_lines))[-1000:]
         committed = commit_manifest(self.layout.tables, manifest)
         self.state.dirty.clear()
