@@ -13,7 +13,7 @@ def test_all_is_sorted_and_exports_what_it_claims():
     public = {n for n in dir(mltrail) if not n.startswith("_")}
     modules = {"ab", "compaction", "config", "errors", "query", "serve", "server", "remote", "storage", "tracking", "cli", "dashboard",
                "registry", "features", "fluent", "store", "contract", "access", "integrations", "migration", "mlflow",
-               "mlflow_store",
+               "mlflow_store", "reports",
                "lightning", "optuna"}  # (an extra's modules: bound once imported, never in __all__)
     assert public - modules - set(mltrail.__all__) == set()
 
