@@ -457,6 +457,9 @@ def test_the_tour_s_features_in_chromium(tmp_path, monkeypatch):
         page.goto(f"{url}/?experiment=lr-sweep&group_by=params.lr")  # (the Runs page is the default: /)
         page.locator('[data-testid="stVegaLiteChart"] g.mark-area path').first.wait_for(state="attached",
                                                                                         timeout=60_000)
+        page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].filter(
+            chart => chart.querySelectorAll('g.mark-area path').length >= 4).length >= 2""",
+                               timeout=60_000)  # (both charts drawn: the second may come a moment later)
         bands = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].map(
             chart => [chart.querySelectorAll('g.mark-area path').length, chart.querySelectorAll('g.mark-line path').length])""")
         shot("tour_grouped")
