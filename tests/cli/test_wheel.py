@@ -86,7 +86,7 @@ def test_a_wheel_serves_the_dashboard_outside_the_repository(wheel_venv, tmp_pat
                                                  args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
             page = browser.new_page()
             page.goto(url)
-            page.get_by_text("10 runs").wait_for(timeout=60_000)  # the sample store's runs
+            page.get_by_text("10 runs").first.wait_for(timeout=60_000)  # the sample store's runs
             page.locator('[data-testid="stDataFrame"]').first.wait_for()
             assert page.locator('[data-testid="stException"]').count() == 0
             browser.close()

@@ -74,7 +74,7 @@ def test_every_page_renders_in_chromium(served, tmp_path):
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         started = time.perf_counter()
         page.goto(url)
-        page.get_by_text("11 runs").wait_for(timeout=60_000)  # 10 sample runs + the live one
+        page.get_by_text("11 runs").first.wait_for(timeout=60_000)  # 10 sample runs + the live one
         page.locator('[data-testid="stDataFrame"]').first.wait_for()
         first_render = time.perf_counter() - started
         page.wait_for_timeout(1000)
