@@ -3,16 +3,23 @@ band, equal to what a direct pandas computation over metric_history gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
 import mltrail
+from mltrail.compaction import buckets
+from mltrail.compaction import compact as compact_module
+from mltrail.compaction.manifest import commit_manifest, load_manifest
 from mltrail.dashboard.views import smooth
 from mltrail.errors import InvalidInputError
+from mltrail.query.grouped import grouped_history
 from tests.factories import quiet_run
 
 SEEDS = 50  # runs a group
@@ -94,14 +101,76 @@ def test_many_steps_come_back_as_at_most_points_buckets_of_each_run_s_mean(store
                 run.log_metric("loss", float(i + step), step=step)
         groups[run.id] = "even" if i % 2 == 0 else "odd"
     frame = ours(store, groups, "loss", points=100)
-    assert len(frame) == 2 * 100  # steps 0-9 a bucket, 10-19 the next, ...
+    # buckets of 2**k steps aligned at 0, the fewest that keep 1,000 steps in 100: 16 steps
+    assert len(frame) == 2 * 63  # steps 0-15 a bucket, 16-31 the next, ..., 992-999
     history = store.metric_history(list(groups), ["loss"]).assign(
-        group=lambda d: d["run_id"].map(groups), bucket=lambda d: d["step"] // 10)
+        group=lambda d: d["run_id"].map(groups), bucket=lambda d: d["step"] // 16)
     per_run = history.groupby(["group", "run_id", "bucket"])[["step", "value"]].mean().reset_index()
     expected = per_run.groupby(["group", "bucket"])[["step", "value"]].mean().reset_index()
     np.testing.assert_allclose(frame["x"], expected["step"])
     np.testing.assert_allclose(frame["mean"], expected["value"])
     assert len(ours(store, groups, "loss", points=5_000)) == 2 * 1000  # no more buckets than steps
+
+
+def by_points(store: mltrail.Store, groups: dict[str, str], keys: list[str], **options: object) -> pd.DataFrame:
+    """The same call computed from the points, not from compaction's bucket sums."""
+    manifest = load_manifest(store.tracking.layout.tables)
+    without = dataclasses.replace(manifest, tables={name: files for name, files in manifest.tables.items()
+                                                    if name != buckets.FOLDER})
+    return grouped_history(store.tracking.layout.tables, without, groups, keys, **options)  # type: ignore[arg-type]
+
+
+def test_bucket_sums_give_the_frame_the_points_give(store, monkeypatch) -> None:
+    """Runs whose points arrive over many compactions (each part summed at its own level),
+    parts merged, steps negative and at int64's ends, non-finite values: the sums give
+    what the points give, for every band, smoothing and number of buckets."""
+    monkeypatch.setattr(compact_module, "MAX_METRIC_PARTS", 3)  # merges after a few refreshes
+    rng = np.random.default_rng(11)
+    live = [quiet_run(store, "sums", name=f"live-{i}") for i in range(4)]
+    groups = {run.id: f"g{i % 2}" for i, run in enumerate(live)}
+    for refresh in range(6):
+        for i, run in enumerate(live):
+            first = refresh * 700 - 300 * i
+            steps = np.sort(rng.choice(np.arange(first, first + 700), size=120, replace=False))
+            for step in steps.tolist():
+                value = float(rng.normal()) if rng.random() > 0.02 else float(rng.choice([math.nan, math.inf]))
+                run.log_metric("loss", value, step=step)
+                run.log_metric("acc", float(rng.random()), step=step // 3)
+            run.flush()
+        store.compact()
+    with quiet_run(store, "sums", name="far apart") as run:  # a span int64 itself cannot hold
+        for step in (-(2**63), -5, 0, 7, 2**62, 2**63 - 1):
+            run.log_metric("loss", float(step % 13), step=step)
+    groups[run.id] = "g0"
+    store.compact()
+    tables = store.tracking.layout.tables
+    levels = {level for rel in load_manifest(tables).tables[buckets.FOLDER]
+              for level in pq.read_table(tables / rel, columns=["level"])["level"].to_pylist()}
+    assert len(levels) >= 3  # parts of one refresh, merged parts, the far-apart run's
+    for options in ({}, {"band": "minmax"}, {"band": "ci", "smoothing": 0.6}, {"points": 7}, {"points": 1},
+                    {"points": 1024}):
+        sums = store.grouped_history(groups, ["loss", "acc"], **options)  # type: ignore[arg-type]
+        assert len(sums) > 0
+        pd.testing.assert_frame_equal(sums, by_points(store, groups, ["loss", "acc"], **options), rtol=1e-9)
+    for run in live:
+        run.end()
+
+
+def test_a_store_compacted_before_the_sums_were_kept_gets_them_at_its_next_compaction(sweep, tmp_path) -> None:
+    source, groups = sweep
+    root = tmp_path / "old"
+    shutil.copytree(source.root, root)
+    tables = root / ".cache" / "tables"
+    manifest = load_manifest(tables)
+    del manifest.tables[buckets.FOLDER]  # as a store compacted by an earlier version lists them
+    commit_manifest(tables, manifest)
+    shutil.rmtree(tables / buckets.FOLDER)
+    store = mltrail.Store(root)
+    result = store.compact()  # nothing new to read, but sums to write
+    assert result.tables_written == [buckets.FOLDER]
+    assert len(load_manifest(tables).tables[buckets.FOLDER]) == len(load_manifest(tables).tables["metrics"])
+    pd.testing.assert_frame_equal(store.grouped_history(groups, ["loss"]), by_points(store, groups, ["loss"]))
+    assert store.compact().tables_written == []
 
 
 def test_x_by_time_is_seconds_since_each_run_s_first_point(sweep) -> None:

@@ -43,10 +43,10 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -64,9 +64,16 @@ from ..storage.fields import LATEST_TS, dataset_text_problem
 from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
 from ..storage.naming import IMPORTED_ID_TAG, NamedRun, derive_run_names
 from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
-from . import schemas
-from .manifest import (TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest,
-                       committed_bytes, load_manifest)
+from . import buckets, schemas
+from .manifest import (
+    TABLES_FORMAT,
+    FileProgress,
+    Manifest,
+    collect_sealed_garbage,
+    commit_manifest,
+    committed_bytes,
+    load_manifest,
+)
 from .reader import Progress, Span, Todo, bad_line_records, in_batches, load_new_bytes, read_columnar
 from .scan import scan
 
@@ -154,7 +161,7 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
         result = CompactionResult(rebuilt=rebuild, generation=shared.generation)
         found = scan(layout, Manifest() if rebuild else shared)
         result.files_seen = found.files_seen
-        if not found.todo and not rebuild and not found.must_rebuild:
+        if not found.todo and not rebuild and not found.must_rebuild and _has_bucket_sums(shared):
             if found.folders != shared.folders:  # remember folders now old enough to trust
                 updated = load_manifest(layout.tables, private=True)
                 updated.folders = found.folders
@@ -174,6 +181,12 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
         _Compaction(layout, manifest, result, progress).run(found.todo)
         result.seconds = time.perf_counter() - started
         return result
+
+
+def _has_bucket_sums(manifest: Manifest) -> bool:
+    """Whether each part file of the metric history has its bucket sums (a store compacted
+    before they were kept gets them at its next compaction, new lines or not)."""
+    return len(manifest.tables.get(buckets.FOLDER, [])) == len(manifest.tables.get("metrics", []))
 
 
 def _highest_generation(tables_dir: Path) -> int:
@@ -394,6 +407,10 @@ class _Compaction:
         if new_parts:
             written.append("metrics")
         manifest.tables["metrics"] = self._merged(parts + new_parts, gen)
+        sums = self._bucket_sums(manifest.tables["metrics"])
+        if sums != manifest.tables.get(buckets.FOLDER, []):
+            written.append(buckets.FOLDER)
+        manifest.tables[buckets.FOLDER] = sums
         histograms = self._histogram_parts(gen)
         if histograms != manifest.tables.get("histograms", []):
             written.append("histograms")
@@ -408,6 +425,18 @@ class _Compaction:
         self.result.tables_written = written
         self.result.generation = gen
         _collect_garbage(self.layout, manifest)
+
+    def _bucket_sums(self, history: list[str]) -> list[str]:
+        """The metric history's bucket sums, a file beside each part file (see
+        :mod:`.buckets`): those committed before are kept, the others written (all of them the
+        first time a store made before them is compacted)."""
+        committed = set(self.manifest.tables.get(buckets.FOLDER, [])) if not self.result.rebuilt else set()
+        sums = []
+        for part in history:
+            rel = buckets.rel_of(part)
+            sums.append(rel if rel in committed and (self.layout.tables / rel).is_file()
+                        else buckets.write_sums(self.layout.tables, part))
+        return sums
 
     def _histogram_parts(self, gen: int) -> list[str]:
         """The histograms' part files: those committed before (none on a rebuild), and one

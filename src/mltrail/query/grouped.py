@@ -4,13 +4,16 @@ Aim's and W&B's way to read a sweep of seeds or folds: runs grouped by a param o
 (the caller's labels), each group one line (the mean over its runs) and one band (their
 standard deviation, their min and max, or a 95% confidence interval of the mean).
 
-Where the points are, not in the page: DuckDB reads the metrics table's Parquet files,
-keeps the points of the chosen runs and keys, and averages each run's points in each of
-at most ``points`` buckets of x (every step its own bucket while a metric has no more
-steps than that). Only those per-run buckets come back (runs x points rows at most, not
-runs x steps), to be smoothed per run (the exponential moving average of the Compare
-page, on the buckets as TensorBoard smooths the points it samples) and aggregated per
-group: a chart of 1,000 runs x 10,000 steps in 5 groups is 5 x 500 rows.
+Where the points are, not in the page: DuckDB keeps the points of the chosen runs and
+keys and averages each run's points in each of at most ``points`` buckets of x (buckets of
+``2**level`` steps aligned at step 0, so every step is its own bucket while a metric has no
+more steps than that). It reads the bucket sums compaction keeps beside the metric history
+(:mod:`mltrail.compaction.buckets`: a fifth of the points' bytes, and exact), or the points
+themselves where there are none (a store not compacted since they were kept, x by time, more
+than 1,024 buckets). Only those per-run buckets come back (runs x points rows at most, not
+runs x steps), to be smoothed per run (the exponential moving average of the Compare page,
+on the buckets as TensorBoard smooths the points it samples) and aggregated per group: a
+chart of 1,000 runs x 10,000 steps in 5 groups is 5 x 313 rows.
 
 Non-finite values (a NaN loss, an infinite one) are left out of the aggregates: one would
 make its group's mean NaN from there on.
@@ -27,6 +30,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..compaction.buckets import BUCKETS as SUM_BUCKETS
+from ..compaction.buckets import FOLDER as SUMS_FOLDER
 from ..compaction.manifest import Manifest
 from ..errors import InvalidInputError
 
@@ -42,14 +47,20 @@ MAX_POINTS = 5_000  # buckets a curve may ask for: more is more than a chart's p
 # in the same query made DuckDB hold every point between the two (a third slower).
 _CHOSEN = """FROM read_parquet($files) AS m JOIN chosen AS r ON m.run_id = r.run_id
     WHERE m.key IN (SELECT unnest($keys)) AND isfinite(m.value)"""
-# steps: whole buckets of ceil(span / points) steps, so that a metric with no more steps than
-# points keeps each step apart
-_STEP_SPANS = f"""SELECT m.key, min(m.step) AS low,
-    CAST(greatest(1, ceil((max(m.step) - min(m.step) + 1) / $points)) AS BIGINT) AS width
-    {_CHOSEN} GROUP BY m.key"""
-_STEP_BUCKETS = f"""SELECT m.key, r.run, (m.step - s.low) // s.width AS bucket, avg(m.step) AS x,
-    avg(m.value) AS value
+# steps: buckets of 2**level steps aligned at step 0 (bucket = step >> level), the level the
+# smallest that fits the key's span in `points` buckets: a metric with no more steps than
+# points keeps each step apart, and the bucket sums compaction keeps re-bucket exactly
+_STEP_SPANS = f"SELECT m.key, min(m.step) AS lo, max(m.step) AS hi {_CHOSEN} GROUP BY m.key"
+_STEP_BUCKETS = f"""SELECT m.key, r.run, m.step >> s.level AS bucket, avg(m.step) AS x, avg(m.value) AS value
     {_CHOSEN.replace("WHERE", "JOIN spans AS s ON m.key = s.key WHERE")} GROUP BY ALL"""
+# ... or from those sums (compaction.buckets: finite points only, each at a level no coarser
+# than the chart's), a fifth of the reading
+_SUMS = """FROM read_parquet($files) AS b JOIN chosen AS r ON b.run_id = r.run_id
+    WHERE b.key IN (SELECT unnest($keys))"""
+_SUM_SPANS = f"SELECT b.key, min(b.step_min) AS lo, max(b.step_max) AS hi {_SUMS} GROUP BY b.key"
+_SUM_BUCKETS = f"""SELECT b.key, r.run, b.bucket >> (s.level - b.level) AS bucket,
+    sum(b.step_sum) / sum(b.n) AS x, sum(b.value_sum) / sum(b.n) AS value
+    {_SUMS.replace("WHERE", "JOIN spans AS s ON b.key = s.key WHERE")} GROUP BY ALL"""
 # seconds since the run's first point of the key: points equal buckets of the longest run's span
 _TIME_SPANS = f"""SELECT key, 0 AS low, greatest(max(seconds), 1e-9) / $points AS width FROM (
     SELECT m.key, (max(epoch_ms(m.timestamp)) - min(epoch_ms(m.timestamp))) / 1000 AS seconds
@@ -69,20 +80,29 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
     runs' values at each x and the band around it: ``key, group, x, mean, low, high, runs``
     (``runs``: how many runs have a point there), ordered by key, group and x."""
     check_options(x, band, smoothing, points)
-    files = [str(tables_dir / rel) for rel in manifest.tables.get("metrics", [])]
-    if not files or not groups or not keys:
+    history = manifest.tables.get("metrics", [])
+    if not history or not groups or not keys:
         return pd.DataFrame(columns=COLUMNS)
     labels = list(dict.fromkeys(groups.values()))
     number = {label: i for i, label in enumerate(labels)}
     run_ids = list(groups)
     chosen = pa.table({"run_id": pa.array(run_ids, pa.string()),
                        "run": pa.array(range(len(run_ids)), pa.int32())})
-    spans_sql, buckets_sql = (_STEP_SPANS, _STEP_BUCKETS) if x == "step" else (_TIME_SPANS, _TIME_BUCKETS)
+    sums = manifest.tables.get(SUMS_FOLDER, [])
+    if x == "time":
+        spans_sql, buckets_sql, files = _TIME_SPANS, _TIME_BUCKETS, history
+    elif points <= SUM_BUCKETS and len(sums) == len(history):  # every part's sums are there
+        spans_sql, buckets_sql, files = _SUM_SPANS, _SUM_BUCKETS, sums
+    else:
+        spans_sql, buckets_sql, files = _STEP_SPANS, _STEP_BUCKETS, history
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
         con.register("chosen", chosen)
-        given = {"files": files, "keys": list(keys), "points": points}
+        given = {"files": [str(tables_dir / rel) for rel in files], "keys": list(keys), "points": points}
         spans = con.execute(spans_sql, _used(given, spans_sql)).df()
+        if x == "step":
+            spans["level"] = np.array([step_level(int(lo), int(hi), points)
+                                       for lo, hi in zip(spans["lo"], spans["hi"])], dtype=np.int64)
         con.register("spans", spans)
         buckets = con.execute(buckets_sql, _used(given, buckets_sql)).df()
     if buckets.empty:
@@ -107,6 +127,16 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
         stats["low"], stats["high"] = stats["mean"] - half, stats["mean"] + half
     stats["group"] = [labels[i] for i in stats["group"]]
     return stats[COLUMNS].reset_index(drop=True)
+
+
+def step_level(lo: int, hi: int, buckets: int) -> int:
+    """The smallest level whose buckets of ``2**level`` steps, aligned at step 0, hold the
+    steps ``lo..hi`` in at most ``buckets`` buckets (two at level 63 for steps both sides of
+    0, when one is asked for: -1 and 0 are as far as int64's steps shift)."""
+    level = 0
+    while (hi >> level) - (lo >> level) >= buckets and level < 63:
+        level += 1
+    return level
 
 
 def _used(parameters: dict[str, object], sql: str) -> dict[str, object]:
