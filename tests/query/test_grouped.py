@@ -186,7 +186,9 @@ def test_groups_keep_the_order_given_and_a_run_without_the_metric_adds_nothing(s
     frame = big.grouped_history(groups, ["loss", "acc"])
     assert list(dict.fromkeys(frame["key"])) == ["acc", "loss"]
     assert list(dict.fromkeys(frame["group"])) == list(GROUPS)
-    assert big.grouped_history({**groups, "0" * 26: "nobody"}, ["loss"]).equals(big.grouped_history(groups, ["loss"]))
+    # (equal to rounding: DuckDB's parallel sums may add in another order)
+    pd.testing.assert_frame_equal(big.grouped_history({**groups, "0" * 26: "nobody"}, ["loss"]),
+                                  big.grouped_history(groups, ["loss"]))
     with quiet_run(store, "nothing logged"):
         pass
     for empty in (store.grouped_history(groups, ["loss"]), big.grouped_history({}, ["loss"]),

@@ -51,14 +51,14 @@ _CHOSEN = """FROM read_parquet($files) AS m JOIN chosen AS r ON m.run_id = r.run
 # smallest that fits the key's span in `points` buckets: a metric with no more steps than
 # points keeps each step apart, and the bucket sums compaction keeps re-bucket exactly
 _STEP_SPANS = f"SELECT m.key, min(m.step) AS lo, max(m.step) AS hi {_CHOSEN} GROUP BY m.key"
-_STEP_BUCKETS = f"""SELECT m.key, r.run, m.step >> s.level AS bucket, avg(m.step) AS x, avg(m.value) AS value
+_STEP_BUCKETS = f"""SELECT m.key, r.run, r.grp, m.step >> s.level AS bucket, avg(m.step) AS x, avg(m.value) AS value
     {_CHOSEN.replace("WHERE", "JOIN spans AS s ON m.key = s.key WHERE")} GROUP BY ALL"""
 # ... or from those sums (compaction.buckets: finite points only, each at a level no coarser
 # than the chart's), a fifth of the reading
 _SUMS = """FROM read_parquet($files) AS b JOIN chosen AS r ON b.run_id = r.run_id
     WHERE b.key IN (SELECT unnest($keys))"""
 _SUM_SPANS = f"SELECT b.key, min(b.step_min) AS lo, max(b.step_max) AS hi {_SUMS} GROUP BY b.key"
-_SUM_BUCKETS = f"""SELECT b.key, r.run, b.bucket >> (s.level - b.level) AS bucket,
+_SUM_BUCKETS = f"""SELECT b.key, r.run, r.grp, b.bucket >> (s.level - b.level) AS bucket,
     sum(b.step_sum) / sum(b.n) AS x, sum(b.value_sum) / sum(b.n) AS value
     {_SUMS.replace("WHERE", "JOIN spans AS s ON b.key = s.key WHERE")} GROUP BY ALL"""
 # seconds since the run's first point of the key: points equal buckets of the longest run's span
@@ -66,11 +66,16 @@ _TIME_SPANS = f"""SELECT key, 0 AS low, greatest(max(seconds), 1e-9) / $points A
     SELECT m.key, (max(epoch_ms(m.timestamp)) - min(epoch_ms(m.timestamp))) / 1000 AS seconds
     {_CHOSEN} GROUP BY m.key, r.run) GROUP BY key"""
 _TIME_BUCKETS = f"""WITH points AS (
-    SELECT r.run, m.key, m.value, (epoch_ms(m.timestamp)
+    SELECT r.run, r.grp, m.key, m.value, (epoch_ms(m.timestamp)
         - min(epoch_ms(m.timestamp)) OVER (PARTITION BY r.run, m.key)) / 1000 AS x
     {_CHOSEN})
-SELECT p.key, p.run, least($points - 1, floor(p.x / s.width)) AS bucket, avg(p.x) AS x, avg(p.value) AS value
+SELECT p.key, p.run, p.grp, least($points - 1, floor(p.x / s.width)) AS bucket, avg(p.x) AS x, avg(p.value) AS value
 FROM points AS p JOIN spans AS s ON p.key = s.key GROUP BY ALL"""
+# each group's statistics over its runs' buckets (unless each run is smoothed first, in pandas)
+_GROUP_STATS = """SELECT key, grp, bucket, avg(x) AS x, avg(value) AS mean, stddev_samp(value) AS sd,
+    min(value) AS low, max(value) AS high, count(*) AS runs
+FROM ({buckets}) GROUP BY ALL ORDER BY key, grp, bucket"""
+STATS = ["x", "mean", "sd", "low", "high", "runs"]
 
 
 def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, str], keys: Sequence[str],
@@ -85,9 +90,9 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
         return pd.DataFrame(columns=COLUMNS)
     labels = list(dict.fromkeys(groups.values()))
     number = {label: i for i, label in enumerate(labels)}
-    run_ids = list(groups)
-    chosen = pa.table({"run_id": pa.array(run_ids, pa.string()),
-                       "run": pa.array(range(len(run_ids)), pa.int32())})
+    chosen = pa.table({"run_id": pa.array(list(groups), pa.string()),
+                       "run": pa.array(range(len(groups)), pa.int32()),
+                       "grp": pa.array([number[label] for label in groups.values()], pa.int32())})
     sums = manifest.tables.get(SUMS_FOLDER, [])
     if x == "time":
         spans_sql, buckets_sql, files = _TIME_SPANS, _TIME_BUCKETS, history
@@ -104,16 +109,14 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
             spans["level"] = np.array([step_level(int(lo), int(hi), points)
                                        for lo, hi in zip(spans["lo"], spans["hi"])], dtype=np.int64)
         con.register("spans", spans)
-        buckets = con.execute(buckets_sql, _used(given, buckets_sql)).df()
-    if buckets.empty:
+        if smoothing:
+            buckets = con.execute(buckets_sql, _used(given, buckets_sql)).df()
+            stats = _smoothed_stats(buckets, smoothing)
+        else:
+            stats_sql = _GROUP_STATS.format(buckets=buckets_sql)
+            stats = con.execute(stats_sql, _used(given, stats_sql)).df()
+    if stats.empty:
         return pd.DataFrame(columns=COLUMNS)
-    buckets["group"] = np.array([number[groups[run_id]] for run_id in run_ids])[buckets["run"].to_numpy()]
-    buckets = buckets.sort_values(["key", "run", "bucket"], kind="stable")
-    if smoothing:
-        buckets["value"] = _smoothed(buckets, smoothing)
-    stats = buckets.groupby(["key", "group", "bucket"], sort=True).agg(
-        x=("x", "mean"), mean=("value", "mean"), sd=("value", "std"), low=("value", "min"), high=("value", "max"),
-        runs=("value", "size")).reset_index()
     if band == "std":
         spread = stats["sd"].fillna(0.0)
         stats["low"], stats["high"] = stats["mean"] - spread, stats["mean"] + spread
@@ -125,8 +128,19 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
         degrees = (stats["runs"] - 1).clip(lower=1)
         half = stdtrit(degrees, 0.975) * stats["sd"].fillna(0.0) / np.sqrt(stats["runs"])
         stats["low"], stats["high"] = stats["mean"] - half, stats["mean"] + half
-    stats["group"] = [labels[i] for i in stats["group"]]
+    stats["group"] = [labels[i] for i in stats["grp"]]
     return stats[COLUMNS].reset_index(drop=True)
+
+
+def _smoothed_stats(buckets: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """The group statistics of each run's buckets smoothed first (sorted by run along x)."""
+    if buckets.empty:
+        return pd.DataFrame(columns=["key", "grp", "bucket", *STATS])
+    buckets = buckets.sort_values(["key", "run", "bucket"], kind="stable")
+    buckets["value"] = _smoothed(buckets, weight)
+    return buckets.groupby(["key", "grp", "bucket"], sort=True).agg(
+        x=("x", "mean"), mean=("value", "mean"), sd=("value", "std"), low=("value", "min"), high=("value", "max"),
+        runs=("value", "size")).reset_index()
 
 
 def step_level(lo: int, hi: int, buckets: int) -> int:
