@@ -246,6 +246,35 @@ def test_the_html_export_opens_in_chromium_offline_with_its_charts(store, tmp_pa
             browser.close()
 
 
+def test_the_report_command_saves_lists_shows_and_deletes(store, tmp_path):
+    def cli(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(main, ["--store", str(store.root), "report", *args], input=stdin)
+
+    text = "---\ntitle: Weekly\n---\n# Weekly\n\nAll well.\n"
+    saved = cli("save", "weekly", stdin=text)
+    assert saved.exit_code == 0 and "saved report weekly (Weekly)" in saved.output
+    source = tmp_path / "notes.md"
+    source.write_text("# Notes\n", encoding="utf-8")
+    assert cli("save", "notes", str(source)).exit_code == 0
+    listed = cli("list", "--json")
+    assert listed.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(listed.output)}
+    assert set(rows) == {"weekly", "notes"} and rows["weekly"]["title"] == "Weekly"
+    table = cli()  # alone: the list, as a table
+    assert table.exit_code == 0 and "weekly" in table.output and "Notes" in table.output
+    shown = cli("show", "weekly")
+    assert shown.exit_code == 0 and shown.output == store.reports.get("weekly").text
+    assert shown.output.endswith("# Weekly\n\nAll well.\n")
+    missing = cli("show", "nope")
+    assert missing.exit_code != 0 and "nope" in missing.output
+    bad = cli("save", "broken", stdin="---\ntitle: [unclosed\n---\n# x\n")
+    assert bad.exit_code != 0 and "front matter" in bad.output and not store.reports.exists("broken")
+    deleted = cli("delete", "notes")
+    assert deleted.exit_code == 0 and "deleted report notes" in deleted.output
+    assert store.reports.names() == ["weekly"]
+    assert cli("delete", "notes").exit_code != 0  # gone
+
+
 def test_the_sample_report_draws_every_block(tmp_path):
     shutil.copytree(REPO / "sample_runs", tmp_path / "s", ignore=shutil.ignore_patterns("*.py", ".cache"))
     store = mltrail.Store(tmp_path / "s")

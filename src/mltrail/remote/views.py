@@ -20,6 +20,13 @@ def _path(name: str) -> str:
     return "/api/v1/views/" + urllib.parse.quote(str(name), safe="")
 
 
+def _check_name(name: str) -> None:
+    """A name no view can have is not found, as a folder answers it (and never sent: "." or
+    ".." in a path would name another route)."""
+    if not isinstance(name, str) or not re.fullmatch(FOLDER_NAME, name):
+        raise NotFoundError(f"no saved view {str(name)[:100]!r}")
+
+
 class RemoteSavedViews(SavedViews):
     def __init__(self, server: Server, spool: Layout) -> None:
         super().__init__(spool)  # nothing of it is read or written: the server keeps the views
@@ -32,8 +39,7 @@ class RemoteSavedViews(SavedViews):
         return name in self.names()
 
     def get(self, name: str) -> SavedView:
-        if not isinstance(name, str) or not re.fullmatch(FOLDER_NAME, name):  # (as a folder answers it)
-            raise NotFoundError(f"no saved view {str(name)[:100]!r}")
+        _check_name(name)
         return SavedView.from_dict(self.server.call("GET", _path(name)))
 
     def save(self, name: str, *, experiments: Sequence[str] | None = None, filter: str | None = None,
@@ -48,5 +54,5 @@ class RemoteSavedViews(SavedViews):
         return SavedView.from_dict(self.server.call("PUT", _path(name), orjson.dumps(body)))
 
     def delete(self, name: str, *, by: str | None = None) -> None:
-        self.get(name)  # (a name no view can have: as a folder answers it; then the server decides)
+        _check_name(name)
         self.server.call("DELETE", _path(name), orjson.dumps({"by": by}))
