@@ -246,6 +246,27 @@ def test_the_html_export_opens_in_chromium_offline_with_its_charts(store, tmp_pa
             browser.close()
 
 
+def test_blocks_that_select_nothing_say_so_and_the_export_still_draws(store):
+    none = "filter: metrics.acc > 100"
+    pieces = render(store, _report(f"runs\n{none}", f"chart\n{none}\nmetrics: [loss]",
+                                   f"chart\n{none}\nmetrics: [loss]\ngroup_by: params.lr",
+                                   f"value\n{none}\ncolumn: metrics.acc\nstat: mean", f"value\n{none}\ncolumn: metrics.acc\nstat: count",
+                                   "chart\nexperiment: sweep\nmetrics: [never-logged]\ngroup_by: params.lr",
+                                   "chart\nexperiment: sweep\nmetrics: [never-logged]"))
+    drawn = [p for p in pieces if not isinstance(p, Prose)]
+    assert not [p for p in drawn if isinstance(p, Problem)], drawn
+    table, chart, grouped, mean, count, no_metric_grouped, no_metric = drawn
+    assert isinstance(table, Table) and table.frame.empty and table.caption.startswith("0 runs")
+    assert isinstance(chart, Charts) and chart.charts == [] and "nothing to draw" in chart.caption
+    assert isinstance(grouped, Charts) and grouped.charts == [] and "nothing to draw" in grouped.caption
+    assert isinstance(mean, Value) and mean.text == "–" and "none has metrics.acc" in mean.caption
+    assert isinstance(count, Value) and count.text == "0"
+    for empty in (no_metric_grouped, no_metric):  # runs, but not that metric: an empty chart, not an error
+        assert isinstance(empty, Charts) and len(empty.charts) == 1
+    page = to_html(pieces, "Nothing")
+    assert page.count("<svg") == 2 and "0 runs" in page
+
+
 def test_the_report_command_saves_lists_shows_and_deletes(store, tmp_path):
     def cli(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(main, ["--store", str(store.root), "report", *args], input=stdin)

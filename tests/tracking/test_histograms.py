@@ -61,6 +61,17 @@ def test_a_histogram_reads_back_as_numpy_counted_it(store):
     assert store.histograms(["nobody"]).empty
 
 
+def test_steps_at_int64_s_ends_read_back_and_one_past_them_is_refused(store):
+    low, high = -(2**63), 2**63 - 1
+    with quiet_run(store, "h") as run:
+        run.log_histogram("w", [1.0, 2.0], step=low, bins=2)
+        run.log_histogram("w", [3.0], step=high, bins=1)
+        with pytest.raises(mltrail.InvalidInputError, match="step"):
+            run.log_histogram("w", [4.0], step=high + 1)
+    table = store.histograms([run.id])
+    assert table["step"].tolist() == [low, high] and table["counts"].map(list).tolist() == [[1, 1], [1]]
+
+
 def test_a_histogram_line_is_schema_4_and_dense(store):
     with quiet_run(store, "h") as run:
         run.log_histogram("w", np.random.default_rng(1).normal(size=10_000), bins=64)

@@ -80,6 +80,17 @@ def test_a_damaged_view_file_is_skipped_with_a_warning(tmp_path):
         assert mltrail.Store(store.root).views.get("v").filter == "metrics.a > 1"
 
 
+def test_a_view_file_copied_into_another_view_s_folder_changes_neither(tmp_path):
+    store = mltrail.Store(tmp_path / "s")
+    store.views.save("a", filter="metrics.a > 1", by="ana")
+    store.views.save("b", filter="metrics.b > 2", by="bo")
+    for path in (store.root / "views" / "b").iterdir():  # copied by hand, or a bad merge
+        (store.root / "views" / "a" / ("01ZZZZZZZZZZZZZZZZZZZZZZZZ" + path.suffix)).write_bytes(path.read_bytes())
+    fresh = mltrail.Store(store.root)
+    assert (fresh.views.get("a").filter, fresh.views.get("a").author) == ("metrics.a > 1", "ana")
+    assert fresh.views.get("b").filter == "metrics.b > 2" and fresh.views.names() == ["a", "b"]
+
+
 def test_views_saved_on_two_branches_merge_without_conflict(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
