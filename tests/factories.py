@@ -16,7 +16,7 @@ import textwrap
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +269,22 @@ def chart_series(chart) -> set[str]:
 
 def chart_title(chart) -> str:
     return json.loads(chart.proto.spec).get("title")
+
+
+def raced(save: Callable[[str], object], users: Sequence[str] = ("ana", "eve")) -> dict[str, str]:
+    """Each user's ``save(user)`` started at once, one thread each: what each got, "saved"
+    or "refused" (PermissionDeniedError). Two users saving one new name: one must win."""
+    outcomes: dict[str, str] = {}
+
+    def attempt(user: str) -> None:
+        try:
+            save(user)
+            outcomes[user] = "saved"
+        except mltrail.PermissionDeniedError:
+            outcomes[user] = "refused"
+    threads = [threading.Thread(target=attempt, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

@@ -19,7 +19,7 @@ from mltrail.reports.blocks import Block, Prose, parse
 from mltrail.reports.html import to_html
 from mltrail.reports.render import Charts, Problem, Table, Value, render
 from mltrail.tracking.reports import front_matter, with_author
-from tests.factories import REPO, ab_spec, quiet_run, served_with_users, simulate
+from tests.factories import REPO, ab_spec, quiet_run, raced, served_with_users, simulate
 
 
 @pytest.fixture
@@ -358,23 +358,10 @@ def test_a_title_heading_followed_by_much_space_is_read_at_once():
 
 
 def test_on_a_server_the_author_rule_holds_under_races_and_for_files_that_are_not_text(tmp_path):
-    import threading
-
     with served_with_users(tmp_path, ("ana", "eve", "root")) as (local, clients):
         for number in range(8):
-            name, outcomes = f"race{number}", {}
-
-            def save(user, name=name, outcomes=outcomes):
-                try:
-                    clients[user].reports.save(name, f"# {user}\n")
-                    outcomes[user] = "saved"
-                except mltrail.PermissionDeniedError:
-                    outcomes[user] = "refused"
-            threads = [threading.Thread(target=save, args=(user,)) for user in ("ana", "eve")]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            name = f"race{number}"
+            outcomes = raced(lambda user, name=name: clients[user].reports.save(name, f"# {user}\n"))
             report = local.reports.get(name)
             assert sorted(outcomes.values()) == ["refused", "saved"], outcomes  # never both
             winner = next(user for user, outcome in outcomes.items() if outcome == "saved")

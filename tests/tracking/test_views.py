@@ -12,7 +12,7 @@ import pytest
 
 import mltrail
 from mltrail.errors import SkippedLinesWarning
-from tests.factories import git, quiet_run, served_with_users
+from tests.factories import git, quiet_run, raced, served_with_users
 
 
 def _files(root):
@@ -146,8 +146,6 @@ def test_on_a_server_views_follow_their_experiments_and_their_authors(tmp_path):
 
 
 def test_on_a_server_a_hidden_view_is_not_there_to_delete_and_bounds_come_first(tmp_path):
-    import threading
-
     with served_with_users(tmp_path, ("ana", "eve", "root")) as (local, clients):
         ana, eve = clients["ana"], clients["eve"]
         with quiet_run(ana, "private") as run:
@@ -166,19 +164,8 @@ def test_on_a_server_a_hidden_view_is_not_there_to_delete_and_bounds_come_first(
             with pytest.raises(mltrail.NotFoundError):
                 eve.views.get(bad)
         for number in range(8):
-            name, outcomes = f"race{number}", {}
-
-            def save(user, name=name, outcomes=outcomes):
-                try:
-                    clients[user].views.save(name, description=user)
-                    outcomes[user] = "saved"
-                except mltrail.PermissionDeniedError:
-                    outcomes[user] = "refused"
-            threads = [threading.Thread(target=save, args=(user,)) for user in ("ana", "eve")]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            name = f"race{number}"
+            outcomes = raced(lambda user, name=name: clients[user].views.save(name, description=user))
             view = local.views.get(name)
             assert sorted(outcomes.values()) == ["refused", "saved"], outcomes  # never both
             assert view.author == view.saved_by == view.description

@@ -17,12 +17,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, TypeAdapter
-from starlette.concurrency import run_in_threadpool
 
-from ..errors import NotFoundError, PermissionDeniedError
+from ..errors import NotFoundError
 from ..store import Store
-from ..storage.locks import held
 from ..tracking.reports import MAX_REPORT_BYTES, Report, check_name
+from .authored import BY, locked, require_author
 from .bodies import json_body, parsed
 from .gate import Gate, gate
 
@@ -33,12 +32,7 @@ class _Save(BaseModel):
     by: str | None = None
 
 
-class _By(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    by: str | None = None
-
-
-_SAVE, _BY = TypeAdapter(_Save), TypeAdapter(_By)
+_SAVE = TypeAdapter(_Save)
 
 
 def routes(store: Store) -> APIRouter:
@@ -46,14 +40,10 @@ def routes(store: Store) -> APIRouter:
     reports = store.reports
 
     def may_change(name: str, g: Gate) -> bool:
-        """Whether the report exists; PermissionDeniedError when it is not the caller's to change
-        (one whose author cannot be read, a file that is not text: an admin's)."""
+        """Whether the report exists; PermissionDeniedError when it is not the caller's to change."""
         if not reports.exists(name):
             return False
-        author = reports.author_of(name)
-        if g.user is not None and not g.user.admin and (author is None or author != g.user.name):
-            raise PermissionDeniedError(f"report {name!r} is {author or 'someone else'}'s: only its author or "
-                                        "an admin may change or delete it (save yours under another name)")
+        require_author(g, f"report {name!r}", reports.author_of(name))
         return True
 
     @api.get("")
@@ -73,21 +63,19 @@ def routes(store: Store) -> APIRouter:
         asked = await parsed(request, _SAVE, f"a report (its text at most {MAX_REPORT_BYTES:,} bytes)")
 
         def save() -> Report:
-            with held(store.layout.lock_file(f"report-{check_name(name)}"), f"report {name!r}"):
-                may_change(name, g)  # (and the write, under one lock: two saves of one name take turns)
-                return reports.save(name, asked.text, by=g.by(asked.by))
-        return (await run_in_threadpool(save)).to_dict()
+            may_change(name, g)
+            return reports.save(name, asked.text, by=g.by(asked.by))
+        return (await locked(store, f"report-{check_name(name)}", f"report {name!r}", save)).to_dict()
 
-    @api.delete("/{name}", openapi_extra=json_body(_BY))
+    @api.delete("/{name}", openapi_extra=json_body(BY))
     async def delete(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
-        asked = await parsed(request, _BY, "a report's deletion")
+        asked = await parsed(request, BY, "a report's deletion")
 
         def delete() -> None:
-            with held(store.layout.lock_file(f"report-{check_name(name)}"), f"report {name!r}"):
-                if not may_change(name, g):
-                    raise NotFoundError(f"no report {name!r}")
-                reports.delete(name, by=g.by(asked.by))
-        await run_in_threadpool(delete)
+            if not may_change(name, g):
+                raise NotFoundError(f"no report {name!r}")
+            reports.delete(name, by=g.by(asked.by))
+        await locked(store, f"report-{check_name(name)}", f"report {name!r}", delete)
         return {"report": name}
 
     return api

@@ -18,17 +18,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from starlette.concurrency import run_in_threadpool
 
 from ..access.control import RANK
-from ..errors import AlreadyExistsError, NotFoundError, PermissionDeniedError
-from ..storage.locks import held
+from ..errors import AlreadyExistsError, NotFoundError
 from ..storage.view_events import MAX_LIST
 from ..store import Store
 from ..tracking.views import SavedView, view_name
+from .authored import BY, locked, require_author
 from .bodies import json_body, parsed
 from .gate import Gate, gate
-
 
 _Items = Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=MAX_LIST)]
 
@@ -50,12 +48,7 @@ class _Save(BaseModel):
     by: str | None = None
 
 
-class _By(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    by: str | None = None
-
-
-_SAVE, _BY = TypeAdapter(_Save), TypeAdapter(_By)
+_SAVE = TypeAdapter(_Save)
 
 
 def readable(g: Gate, view: SavedView) -> bool:
@@ -83,9 +76,7 @@ def routes(store: Store) -> APIRouter:
             if deleting:
                 raise NotFoundError(f"no saved view {name!r}")
             raise AlreadyExistsError(f"the view name {name!r} is taken")
-        if g.user is not None and not g.user.admin and view.author != g.user.name:
-            raise PermissionDeniedError(f"view {name!r} is {view.author or 'someone else'}'s: only its author "
-                                        "or an admin may change or delete it (save yours under another name)")
+        require_author(g, f"view {name!r}", view.author)
         return view
 
     @api.get("")
@@ -105,21 +96,19 @@ def routes(store: Store) -> APIRouter:
             for experiment in dict.fromkeys(asked.experiments):
                 if not RANK[g.level("experiment", experiment)]:
                     raise NotFoundError(f"no experiment {experiment!r}")
-            with held(store.layout.lock_file(f"view-{view_name(name)}"), f"view {name!r}"):
-                changeable(name, g)  # (and the write, under one lock: two saves of one name take turns)
-                return views.save(name, **fields, by=g.by(asked.by))
-        return (await run_in_threadpool(save)).to_dict()
+            changeable(name, g)  # (and the write, under one lock: two saves of one name take turns)
+            return views.save(name, **fields, by=g.by(asked.by))
+        return (await locked(store, f"view-{view_name(name)}", f"view {name!r}", save)).to_dict()
 
-    @api.delete("/{name}", openapi_extra=json_body(_BY))
+    @api.delete("/{name}", openapi_extra=json_body(BY))
     async def delete(name: str, request: Request, g: Gate = Depends(gate)) -> dict[str, Any]:
-        asked = await parsed(request, _BY, "a view's deletion")
+        asked = await parsed(request, BY, "a view's deletion")
 
         def delete() -> None:
-            with held(store.layout.lock_file(f"view-{view_name(name)}"), f"view {name!r}"):
-                if changeable(name, g, deleting=True) is None:
-                    raise NotFoundError(f"no saved view {name!r}")
-                views.delete(name, by=g.by(asked.by))
-        await run_in_threadpool(delete)
+            if changeable(name, g, deleting=True) is None:
+                raise NotFoundError(f"no saved view {name!r}")
+            views.delete(name, by=g.by(asked.by))
+        await locked(store, f"view-{view_name(name)}", f"view {name!r}", delete)
         return {"view": name}
 
     return api
