@@ -184,9 +184,9 @@ def compact(layout: Layout, rebuild: bool = False, progress: Progress | None = N
 
 
 def _has_bucket_sums(manifest: Manifest) -> bool:
-    """Whether each part file of the metric history has its bucket sums (a store compacted
-    before they were kept gets them at its next compaction, new lines or not)."""
-    return len(manifest.tables.get(buckets.FOLDER, [])) == len(manifest.tables.get("metrics", []))
+    """Whether the metric history's bucket sums were decided (a store compacted before they
+    were kept gets them at its next compaction, new lines or not)."""
+    return buckets.FOLDER in manifest.tables or not manifest.tables.get("metrics")
 
 
 def _highest_generation(tables_dir: Path) -> int:
@@ -407,8 +407,8 @@ class _Compaction:
         if new_parts:
             written.append("metrics")
         manifest.tables["metrics"] = self._merged(parts + new_parts, gen)
-        sums = self._bucket_sums(manifest.tables["metrics"])
-        if sums != manifest.tables.get(buckets.FOLDER, []):
+        sums = self._bucket_sums(manifest.tables["metrics"], set(new_parts))
+        if sums != manifest.tables.get(buckets.FOLDER):
             written.append(buckets.FOLDER)
         manifest.tables[buckets.FOLDER] = sums
         histograms = self._histogram_parts(gen)
@@ -426,16 +426,19 @@ class _Compaction:
         self.result.generation = gen
         _collect_garbage(self.layout, manifest)
 
-    def _bucket_sums(self, history: list[str]) -> list[str]:
-        """The metric history's bucket sums, a file beside each part file (see
-        :mod:`.buckets`): those committed before are kept, the others written (all of them the
-        first time a store made before them is compacted)."""
-        committed = set(self.manifest.tables.get(buckets.FOLDER, [])) if not self.result.rebuilt else set()
+    def _bucket_sums(self, history: list[str], fresh: set[str]) -> list[str]:
+        """The metric history's bucket sums (see :mod:`.buckets`), a file beside each part:
+        those committed before and those written beside this compaction's new parts are kept;
+        a merged part's are written (and every part's, the first time a store made before
+        them is compacted)."""
+        committed = set(self.manifest.tables.get(buckets.FOLDER, []))
         sums = []
         for part in history:
             rel = buckets.rel_of(part)
-            sums.append(rel if rel in committed and (self.layout.tables / rel).is_file()
-                        else buckets.write_sums(self.layout.tables, part))
+            if (rel in committed or part in fresh) and (self.layout.tables / rel).is_file():
+                sums.append(rel)
+            else:
+                sums.append(buckets.write_sums(self.layout.tables, part))
         return sums
 
     def _histogram_parts(self, gen: int) -> list[str]:
@@ -491,28 +494,34 @@ def _is_edit(rel: str) -> bool:
 
 class _HistoryWriter:
     """This compaction's new metric points, one Parquet file per experiment partition,
-    written batch by batch (a file is listed only once the manifest commits it)."""
+    written batch by batch, each batch's bucket sums beside them (:mod:`.buckets`); a file
+    is listed only once the manifest commits it."""
 
     def __init__(self, tables_dir: Path, gen: int) -> None:
         self.tables_dir = tables_dir
         self.gen = gen
-        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.writers: dict[str, tuple[pq.ParquetWriter, pq.ParquetWriter]] = {}
 
     def write(self, partitions: list[tuple[str, pa.Table]]) -> None:
         for partition, points in partitions:
-            writer = self.writers.get(partition)
-            if writer is None:
-                path = self.tables_dir / self.rel(partition)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                writer = self.writers[partition] = pq.ParquetWriter(path, schemas.METRIC_POINTS, compression="zstd")
-            writer.write_table(points, row_group_size=ROW_GROUP_ROWS)  # clustered by run already
+            writers = self.writers.get(partition)
+            if writers is None:
+                paths = [self.tables_dir / rel for rel in (self.rel(partition), buckets.rel_of(self.rel(partition)))]
+                for path in paths:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                writers = self.writers[partition] = (
+                    pq.ParquetWriter(paths[0], schemas.METRIC_POINTS, compression="zstd"),
+                    pq.ParquetWriter(paths[1], buckets.SCHEMA, compression="zstd"))
+            writers[0].write_table(points, row_group_size=ROW_GROUP_ROWS)  # clustered by run already
+            writers[1].write_table(buckets.sums_of(points))
 
     def rel(self, partition: str) -> str:
         return f"metrics/experiment={partition}/part-{self.gen:08d}.parquet"
 
     def close(self) -> list[str]:
-        for writer in self.writers.values():
-            writer.close()
+        for history, sums in self.writers.values():
+            history.close()
+            sums.close()
         return [self.rel(partition) for partition in sorted(self.writers)]
 
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from ..compaction.buckets import BUCKETS as SUM_BUCKETS
 from ..compaction.buckets import FOLDER as SUMS_FOLDER
+from ..compaction.buckets import levels, rel_of
 from ..compaction.manifest import Manifest
 from ..errors import InvalidInputError
 
@@ -54,8 +55,12 @@ _STEP_SPANS = f"SELECT m.key, min(m.step) AS lo, max(m.step) AS hi {_CHOSEN} GRO
 _STEP_BUCKETS = f"""SELECT m.key, r.run, r.grp, m.step >> s.level AS bucket, avg(m.step) AS x, avg(m.value) AS value
     {_CHOSEN.replace("WHERE", "JOIN spans AS s ON m.key = s.key WHERE")} GROUP BY ALL"""
 # ... or from those sums (compaction.buckets: finite points only, each at a level no coarser
-# than the chart's), a fifth of the reading
-_SUMS = """FROM read_parquet($files) AS b JOIN chosen AS r ON b.run_id = r.run_id
+# than the chart's), a fifth of the reading; a part without them (a live run's small parts)
+# gives its points as sums of one point at level 0
+_SUM_ROWS = "SELECT run_id, key, level, bucket, n, step_min, step_max, step_sum, value_sum FROM read_parquet($sums)"
+_POINT_ROWS = """SELECT run_id, key, 0 AS level, step AS bucket, 1 AS n, step AS step_min, step AS step_max,
+    step::DOUBLE AS step_sum, value AS value_sum FROM read_parquet($parts) WHERE isfinite(value)"""
+_SUMS = """FROM ({rows}) AS b JOIN chosen AS r ON b.run_id = r.run_id
     WHERE b.key IN (SELECT unnest($keys))"""
 _SUM_SPANS = f"SELECT b.key, min(b.step_min) AS lo, max(b.step_max) AS hi {_SUMS} GROUP BY b.key"
 _SUM_BUCKETS = f"""SELECT b.key, r.run, r.grp, b.bucket >> (s.level - b.level) AS bucket,
@@ -93,21 +98,25 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
     chosen = pa.table({"run_id": pa.array(list(groups), pa.string()),
                        "run": pa.array(range(len(groups)), pa.int32()),
                        "grp": pa.array([number[label] for label in groups.values()], pa.int32())})
-    sums = manifest.tables.get(SUMS_FOLDER, [])
+    sums = set(manifest.tables.get(SUMS_FOLDER, []))
+    summed = [rel_of(part) for part in history if rel_of(part) in sums]
+    unsummed = [part for part in history if rel_of(part) not in sums]
     if x == "time":
         spans_sql, buckets_sql, files = _TIME_SPANS, _TIME_BUCKETS, history
-    elif points <= SUM_BUCKETS and len(sums) == len(history):  # every part's sums are there
-        spans_sql, buckets_sql, files = _SUM_SPANS, _SUM_BUCKETS, sums
+    elif points <= SUM_BUCKETS and summed:
+        rows = " UNION ALL ".join(([_SUM_ROWS] if summed else []) + ([_POINT_ROWS] if unsummed else []))
+        spans_sql, buckets_sql, files = _SUM_SPANS.format(rows=rows), _SUM_BUCKETS.format(rows=rows), []
     else:
         spans_sql, buckets_sql, files = _STEP_SPANS, _STEP_BUCKETS, history
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
         con.register("chosen", chosen)
-        given = {"files": [str(tables_dir / rel) for rel in files], "keys": list(keys), "points": points}
+        given = {"files": [str(tables_dir / rel) for rel in files], "keys": list(keys), "points": points,
+                 "sums": [str(tables_dir / rel) for rel in summed],
+                 "parts": [str(tables_dir / rel) for rel in unsummed]}
         spans = con.execute(spans_sql, _used(given, spans_sql)).df()
         if x == "step":
-            spans["level"] = np.array([step_level(int(lo), int(hi), points)
-                                       for lo, hi in zip(spans["lo"], spans["hi"])], dtype=np.int64)
+            spans["level"] = levels(spans["lo"].to_numpy(np.int64), spans["hi"].to_numpy(np.int64), points)
         con.register("spans", spans)
         if smoothing:
             buckets = con.execute(buckets_sql, _used(given, buckets_sql)).df()
@@ -141,16 +150,6 @@ def _smoothed_stats(buckets: pd.DataFrame, weight: float) -> pd.DataFrame:
     return buckets.groupby(["key", "grp", "bucket"], sort=True).agg(
         x=("x", "mean"), mean=("value", "mean"), sd=("value", "std"), low=("value", "min"), high=("value", "max"),
         runs=("value", "size")).reset_index()
-
-
-def step_level(lo: int, hi: int, buckets: int) -> int:
-    """The smallest level whose buckets of ``2**level`` steps, aligned at step 0, hold the
-    steps ``lo..hi`` in at most ``buckets`` buckets (two at level 63 for steps both sides of
-    0, when one is asked for: -1 and 0 are as far as int64's steps shift)."""
-    level = 0
-    while (hi >> level) - (lo >> level) >= buckets and level < 63:
-        level += 1
-    return level
 
 
 def _used(parameters: dict[str, object], sql: str) -> dict[str, object]:
