@@ -65,15 +65,8 @@ from ..storage.layout import EDITS_FOLDER, Layout, check_key, partition_name
 from ..storage.naming import IMPORTED_ID_TAG, NamedRun, derive_run_names
 from ..storage.run_edits import NAME_TAG, NOTES_TAG, RUN_EDIT, Overlay, RunEdit, edit_rows
 from . import buckets, schemas
-from .manifest import (
-    TABLES_FORMAT,
-    FileProgress,
-    Manifest,
-    collect_sealed_garbage,
-    commit_manifest,
-    committed_bytes,
-    load_manifest,
-)
+from .manifest import (TABLES_FORMAT, FileProgress, Manifest, collect_sealed_garbage, commit_manifest,
+                       committed_bytes, load_manifest)
 from .reader import Progress, Span, Todo, bad_line_records, in_batches, load_new_bytes, read_columnar
 from .scan import scan
 
