@@ -9,8 +9,8 @@ keys and averages each run's points in each of at most ``points`` buckets of x (
 ``2**level`` steps aligned at step 0, so every step is its own bucket while a metric has no
 more steps than that). It reads the bucket sums compaction keeps beside the metric history
 (:mod:`mltrail.compaction.buckets`: a fifth of the points' bytes, and exact), or the points
-themselves where there are none (a store not compacted since they were kept, x by time, more
-than 1,024 buckets). Only those per-run buckets come back (runs x points rows at most, not
+themselves where there are none (a store not compacted since they were kept, a part whose
+sums are lost, x by time, more than 1,024 buckets). Only those per-run buckets come back (runs x points rows at most, not
 runs x steps), to be smoothed per run (the exponential moving average of the Compare page,
 on the buckets as TensorBoard smooths the points it samples) and aggregated per group: a
 chart of 1,000 runs x 10,000 steps in 5 groups is 5 x 313 rows.
@@ -55,8 +55,8 @@ _STEP_SPANS = f"SELECT m.key, min(m.step) AS lo, max(m.step) AS hi {_CHOSEN} GRO
 _STEP_BUCKETS = f"""SELECT m.key, r.run, r.grp, m.step >> s.level AS bucket, avg(m.step) AS x, avg(m.value) AS value
     {_CHOSEN.replace("WHERE", "JOIN spans AS s ON m.key = s.key WHERE")} GROUP BY ALL"""
 # ... or from those sums (compaction.buckets: finite points only, each at a level no coarser
-# than the chart's), a fifth of the reading; a part without them (a live run's small parts)
-# gives its points as sums of one point at level 0
+# than the chart's), a fifth of the reading; a part without them (its file lost) gives its
+# points as sums of one point at level 0
 _SUM_ROWS = "SELECT run_id, key, level, bucket, n, step_min, step_max, step_sum, value_sum FROM read_parquet($sums)"
 _POINT_ROWS = """SELECT run_id, key, 0 AS level, step AS bucket, 1 AS n, step AS step_min, step AS step_max,
     step::DOUBLE AS step_sum, value AS value_sum FROM read_parquet($parts) WHERE isfinite(value)"""
@@ -104,7 +104,7 @@ def grouped_history(tables_dir: Path, manifest: Manifest, groups: Mapping[str, s
     if x == "time":
         spans_sql, buckets_sql, files = _TIME_SPANS, _TIME_BUCKETS, history
     elif points <= SUM_BUCKETS and summed:
-        rows = " UNION ALL ".join(([_SUM_ROWS] if summed else []) + ([_POINT_ROWS] if unsummed else []))
+        rows = " UNION ALL ".join([_SUM_ROWS] + ([_POINT_ROWS] if unsummed else []))
         spans_sql, buckets_sql, files = _SUM_SPANS.format(rows=rows), _SUM_BUCKETS.format(rows=rows), []
     else:
         spans_sql, buckets_sql, files = _STEP_SPANS, _STEP_BUCKETS, history
