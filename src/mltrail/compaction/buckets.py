@@ -26,14 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import schemas
+
 BUCKETS = 1_024  # a run's buckets a key in one batch, at most
 FOLDER = "metric_buckets"
 HISTORY_FOLDER = "metrics"
-SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("key", pa.string()), ("level", pa.int8()), ("bucket", pa.int64()),
-    ("n", pa.int64()), ("step_min", pa.int64()), ("step_max", pa.int64()),
-    ("step_sum", pa.float64()), ("value_sum", pa.float64()),
-])
+SCHEMA = schemas.METRIC_BUCKETS
 
 
 def rel_of(history_rel: str) -> str:

@@ -60,9 +60,16 @@ RUN_EDITS = pa.schema([
     ("run_id", pa.string()), ("edit_id", pa.string()), ("ts", pa.float64()), ("by", pa.string()),
     ("kind", pa.string()), ("key", pa.string()), ("value", pa.string()),
 ])
+# the metric history's bucket sums (compaction.buckets): per run, key and bucket of 2**level steps
+METRIC_BUCKETS = pa.schema([
+    ("run_id", pa.string()), ("key", pa.string()), ("level", pa.int8()), ("bucket", pa.int64()),
+    ("n", pa.int64()), ("step_min", pa.int64()), ("step_max", pa.int64()),
+    ("step_sum", pa.float64()), ("value_sum", pa.float64()),
+])
 TABLE_SCHEMAS = {"runs": RUNS, "experiments": EXPERIMENTS, "params": PARAMS, "tags": TAGS,
                  "latest_metrics": LATEST_METRICS, "metrics": METRIC_POINTS,
-                 "artifacts": ARTIFACTS, "datasets": DATASETS, "run_edits": RUN_EDITS, "histograms": HISTOGRAMS}
+                 "artifacts": ARTIFACTS, "datasets": DATASETS, "run_edits": RUN_EDITS, "histograms": HISTOGRAMS,
+                 "metric_buckets": METRIC_BUCKETS}
 
 _TIME_FIELDS = ("start_time", "end_time", "last_seen", "deleted_time")
 _STATE_FIELDS = [name for name in RUNS.names if name not in ("run_seq", "run_name")]
