@@ -95,3 +95,23 @@ def test_blank_missing_keeps_the_type_of_columns_without_gaps():
 def test_percent_missing_formats_only_lift_columns_with_a_gap():
     table = views.percent_missing(pd.DataFrame({"lift": [None, 0.0523], "full": [0.1, 0.2]}), ("lift", "full"))
     assert list(table["lift"]) == ["—", "5.23%"] and table["full"].dtype == float
+
+
+@pytest.mark.parametrize("steps,x,averaged", [
+    (range(1000), "step", True),  # buckets of 16 steps
+    (range(50), "step", False),  # each step its own bucket
+    (range(5000, 5060), "step", False),  # ... wherever the steps begin
+    (range(50), "time", False),
+    (range(1000), "time", True),
+])
+def test_the_grouped_caption_says_when_points_were_averaged(store, steps, x, averaged):
+    groups = {}
+    for i in range(2):
+        with store.start_run("g", log_git=False, log_packages=False) as run:
+            for step in steps:
+                run.log_metric("loss", float(step + i), step=step, timestamp=1_790_000_000 + step)
+        groups[run.id] = f"g{i}"
+    frame = store.grouped_history(groups, ["loss"], x=x, points=100)
+    caption = views.groups_caption(groups, frame, 100, x)
+    assert caption.startswith("2 runs in 2 groups")
+    assert ("averaged into at most 100 buckets" in caption) is averaged

@@ -87,6 +87,6 @@ def grouped_curves(root: str, generation: int, runs: pd.DataFrame, by: list[str]
     grid = st.columns(2)
     for i, metric in enumerate(shown):
         grid[i % 2].altair_chart(charts.grouped_chart(frame, metric, x_axis, band, colours=colours), width="stretch")
-    st.caption(views.groups_caption(groups, frame, state.GROUPED_POINTS) + " Grouped by "
+    st.caption(views.groups_caption(groups, frame, state.GROUPED_POINTS, x_axis) + " Grouped by "
                + ", ".join(md(c.split(".", 1)[-1]) for c in by) + ".")
     return chosen

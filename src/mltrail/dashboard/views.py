@@ -250,13 +250,23 @@ def grouping_columns(runs: pd.DataFrame) -> list[str]:
 MAX_GROUPS = 20  # the palette's colours: a group each
 
 
-def groups_caption(groups: dict[str, str], frame: pd.DataFrame, points: int) -> str:
+def groups_caption(groups: dict[str, str], frame: pd.DataFrame, points: int, x: str = "step") -> str:
     """What a grouped chart shows, said under it: runs, groups and what was averaged."""
     text = f"{counted(len(groups), 'run')} in {counted(len(set(groups.values())), 'group')}: each line the " \
            "mean of its group's runs, the band around it as chosen"
-    if not frame.empty and frame.groupby(["key", "group"]).size().max() >= points:
-        text += f"; each run's points averaged into {points:,} buckets of x first (not every point is sent)"
+    if not frame.empty and _bucketed(frame, points, x):
+        text += f"; each run's points averaged into at most {points:,} buckets of x first (not every point is sent)"
     return text + "."
+
+
+def _bucketed(frame: pd.DataFrame, points: int, x: str) -> bool:
+    """Whether a curve of ``grouped_history``'s frame averaged steps together: by step, its
+    buckets hold 2**k steps once its steps span ``points`` or more (a bucket of one step has
+    that step as its x); by time, once it fills its ``points`` buckets."""
+    curves = frame.groupby(["key", "group"])["x"].agg(["min", "max", "size"])
+    if x == "time":
+        return bool((curves["size"] >= points).any())
+    return bool((curves["max"] - curves["min"] >= points).any())
 
 
 def optimization_history(trials: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:

@@ -155,7 +155,7 @@ def _charts(store: StoreApi, spec: ChartSpec) -> Charts:
                                           points=GROUPED_POINTS)
             colours = charts.run_colours(list(dict.fromkeys(groups.values())))
             drawn: list[Any] = [charts.grouped_chart(frame, m, x, band, colours=colours) for m in metrics]
-            caption = views.groups_caption(groups, frame, GROUPED_POINTS) + (f" Runs{selected.scope}."
+            caption = views.groups_caption(groups, frame, GROUPED_POINTS, x) + (f" Runs{selected.scope}."
                                                                              if selected.scope else "")
         else:
             shown = runs.head(spec.limit)
