@@ -36,11 +36,13 @@ def history_chart(history: pd.DataFrame, key: str, names: dict[str, str], x: str
     return alt.Chart(data, title=key).mark_line(point=len(data) < 200).encode(
         x=alt.X(x, title="time" if temporal else x, type="temporal" if temporal else "quantitative",
                 axis=alt.Axis(format="%H:%M:%S", labelOverlap=True) if temporal else alt.Axis()),
-        y=alt.Y("value", title=key.rsplit("/", 1)[-1], scale=alt.Scale(type="log" if log_scale else "linear", zero=False),
+        y=alt.Y("value:Q", title=key.rsplit("/", 1)[-1], scale=alt.Scale(type="log" if log_scale else "linear",
+                                                                          zero=False),
                 axis=alt.Axis(format=",.6~g")),  # 41,643 and 0.95, not 41,642.976563 or 950m
         color=alt.Color("run:N", title="run", scale=colours,
                         legend=None if len(names) == 1 else alt.Legend()),  # one run: its name is the page's
-        tooltip=["run", "step", "value", alt.Tooltip("timestamp", format="%H:%M:%S.%L")],
+        # (types given: an empty selection has no values to infer them from, and Altair warns)
+        tooltip=["run:N", "step:Q", "value:Q", alt.Tooltip("timestamp:T", format="%H:%M:%S.%L")],
     ).properties(height=260)
 
 
