@@ -334,13 +334,49 @@ def test_every_error_the_shim_raises_is_an_mlflow_exception_with_mlflow_s_code(s
                      "not a call": ("NOT_IMPLEMENTED", MlflowException)}
     changed = caught["changed param"]
     assert (changed.key, changed.old, changed.new) == ("lr", "1", "2")  # the mltrail error's fields stay
-    assert changed.message == str(changed) and "cannot change to '2'" in changed.message
+    assert changed.message == str(changed) == (  # MLflow's words, which scripts match on
+        "Changing param values is not allowed. Param with key='lr' was already logged with value='1'. "
+        "Attempted logging new value '2'.")
+    assert "Please specify value as a valid double" in caught["bad metric"].message
     assert json.loads(changed.serialize_as_json())["error_code"] == "INVALID_PARAMETER_VALUE"
     assert changed.get_http_status_code() == 400 and caught["no run"].get_http_status_code() == 404
     assert isinstance(caught["not a call"], AttributeError)
     again = pickle.loads(pickle.dumps(caught["no run"]))
     assert type(again) is type(caught["no run"]) and str(again) == str(caught["no run"])
     assert mlflow.get_run(run.info.run_id).data.params == {"lr": "1"}
+
+
+def test_calls_not_waiting_return_what_waits_and_the_values_are_then_written(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mlflow.start_run() as parent:
+        assert mlflow.log_param("a", 1) == 1 and mlflow.log_metric("m", 0.5) is None
+        operations = [mlflow.log_param("b", 2, synchronous=False), mlflow.log_params({"c": 3}, synchronous=False),
+                      mlflow.log_metric("m", 1.5, step=1, synchronous=False),
+                      mlflow.log_metrics({"n": 2.0}, synchronous=False),
+                      mlflow.set_tag("t", "x", synchronous=False), mlflow.set_tags({"u": "y"}, synchronous=False)]
+        monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "true")  # MLflow's switch when synchronous is not given
+        operations.append(mlflow.log_metric("k", 3.0))
+        monkeypatch.delenv("MLFLOW_ENABLE_ASYNC_LOGGING")
+        assert all(isinstance(op, mlflow.RunOperations) for op in operations)
+        for op in operations:
+            op.wait()
+        with pytest.raises(MlflowException, match="Changing param values is not allowed"):
+            mlflow.log_param("a", 2, synchronous=False).wait()
+        with pytest.raises(MlflowException, match="Please specify value as a valid double"):
+            mlflow.log_metrics({"m": "high"}, synchronous=False).wait()
+        # written before the run ends: another reader sees them
+        seen = mltrail.Store(store_dir).get_run(parent.info.run_id)
+        assert {r["key"] for r in seen["metrics"].to_dict("records")} == {"m", "n", "k"}
+        with mlflow.start_run(nested=True) as child:
+            mlflow.log_metric("x", 1.0, synchronous=False)
+            mlflow.flush_async_logging()
+            assert {r["key"] for r in mltrail.Store(store_dir).get_run(child.info.run_id)["metrics"]
+                    .to_dict("records")} == {"x"}
+    run = mlflow.get_run(parent.info.run_id)
+    assert run.data.params == {"a": "1", "b": "2", "c": "3"} and run.data.metrics == {"m": 1.5, "n": 2.0, "k": 3.0}
+    assert {"t": "x", "u": "y"}.items() <= run.data.tags.items()
+    assert mlflow.get_parent_run(child.info.run_id).info.run_id == parent.info.run_id
+    assert mlflow.get_parent_run(parent.info.run_id) is None
 
 
 def test_each_call_of_the_shim_answers_with_mlflow_s_error_class() -> None:

@@ -68,8 +68,9 @@ from .shadow import MlflowShadowWarning
 
 __all__ = [
     "ActiveRun", "Experiment", "MlflowException", "MlflowShadowWarning", "ModelInfo", "RunData", "RunInfo",
-    "UnsupportedCallError", "active_run", "autolog", "create_experiment", "delete_tag", "end_run", "exceptions",
-    "get_artifact_uri", "get_experiment", "get_experiment_by_name", "get_run", "get_tracking_uri",
+    "RunOperations", "UnsupportedCallError", "active_run", "autolog", "create_experiment", "delete_tag", "end_run",
+    "exceptions", "flush_async_logging", "get_artifact_uri", "get_experiment", "get_experiment_by_name",
+    "get_parent_run", "get_run", "get_tracking_uri",
     "last_active_run", "lightgbm", "load_table", "log_artifact", "log_artifacts", "log_dict", "log_figure",
     "log_image", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_table",
     "log_text", "pyfunc", "register_model", "search_runs", "set_experiment", "set_tag", "set_tags",
@@ -346,35 +347,64 @@ def _active() -> Run:
 
 # -- logging -------------------------------------------------------------------------
 
+class RunOperations:
+    """What MLflow's logging calls return when asked not to wait (``synchronous=False``, or
+    ``MLFLOW_ENABLE_ASYNC_LOGGING=true``): ``wait()`` returns once the values are written.
+    The shim checks and takes each value as it is called (a bad one raises there, as MLflow
+    raises it from ``wait()``) and mltrail's run writes its buffer within
+    ``MLTRAIL_FLUSH_SECONDS``; ``wait()`` writes it now."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def wait(self) -> None:
+        self._run.flush()
+
+
+def _no_wait(synchronous: bool | None) -> bool:
+    """As MLflow: ``synchronous`` if given, else ``MLFLOW_ENABLE_ASYNC_LOGGING``."""
+    if synchronous is not None:
+        return not synchronous
+    return os.environ.get("MLFLOW_ENABLE_ASYNC_LOGGING", "").strip().lower() in ("true", "1")
+
+
 @raises_mlflow_exceptions
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
-    _active().log_param(key, str(value))
-    return value
+    """The value, as MLflow returns it (a :class:`RunOperations` when not waiting)."""
+    run = _active()
+    run.log_param(key, str(value))
+    return RunOperations(run) if _no_wait(synchronous) else value
 
 
 @raises_mlflow_exceptions
-def log_params(params: Mapping[str, Any], synchronous: bool | None = None, run_id: str | None = None) -> None:
-    _run_for(run_id).log_params({k: str(v) for k, v in params.items()})
+def log_params(params: Mapping[str, Any], synchronous: bool | None = None,
+               run_id: str | None = None) -> RunOperations | None:
+    run = _run_for(run_id)
+    run.log_params({k: str(v) for k, v in params.items()})
+    return RunOperations(run) if _no_wait(synchronous) else None
 
 
 @raises_mlflow_exceptions
 def log_metric(key: str, value: float, step: int | None = None, synchronous: bool | None = None,
                timestamp: int | None = None, run_id: str | None = None, *, dataset: Any = None,
-               **ignored: Any) -> None:
+               **ignored: Any) -> RunOperations | None:
     """One point; ``step`` defaults to 0 and ``timestamp`` (ms) to now, as in MLflow; a
     ``dataset`` (anything with a name and a digest, as MLflow's) is kept with it."""
-    _run_for(run_id).log_metric(key, value, 0 if step is None else step,
-                                timestamp=None if timestamp is None else timestamp / 1000, dataset=dataset)
+    run = _run_for(run_id)
+    run.log_metric(key, value, 0 if step is None else step,
+                   timestamp=None if timestamp is None else timestamp / 1000, dataset=dataset)
+    return RunOperations(run) if _no_wait(synchronous) else None
 
 
 @raises_mlflow_exceptions
 def log_metrics(metrics: Mapping[str, float], step: int | None = None, synchronous: bool | None = None,
                 run_id: str | None = None, timestamp: int | None = None, *, dataset: Any = None,
-                **ignored: Any) -> None:
+                **ignored: Any) -> RunOperations | None:
     run = _run_for(run_id)
     for key, value in metrics.items():
         run.log_metric(key, value, 0 if step is None else step,
                        timestamp=None if timestamp is None else timestamp / 1000, dataset=dataset)
+    return RunOperations(run) if _no_wait(synchronous) else None
 
 
 def _run_for(run_id: str | None) -> Run:
@@ -388,13 +418,25 @@ def _run_for(run_id: str | None) -> Run:
 
 
 @raises_mlflow_exceptions
-def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
-    _active().set_tag(key, str(value))
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
+    run = _active()
+    run.set_tag(key, str(value))
+    return RunOperations(run) if _no_wait(synchronous) else None
 
 
 @raises_mlflow_exceptions
-def set_tags(tags: Mapping[str, Any], synchronous: bool | None = None) -> None:
-    _active().set_tags({k: str(v) for k, v in tags.items()})
+def set_tags(tags: Mapping[str, Any], synchronous: bool | None = None) -> RunOperations | None:
+    run = _active()
+    run.set_tags({k: str(v) for k, v in tags.items()})
+    return RunOperations(run) if _no_wait(synchronous) else None
+
+
+@raises_mlflow_exceptions
+def flush_async_logging() -> None:
+    """Write what the active run holds (MLflow's: wait for the values logged without waiting)."""
+    run = fluent.active_run()
+    if run is not None:
+        run.flush()
 
 
 @raises_mlflow_exceptions
@@ -711,6 +753,13 @@ def get_run(run_id: str) -> StoredRun:
                      user_id=info.get("user"), artifact_uri=f"runs:/{info['run_id']}",
                      lifecycle_stage="deleted" if info.get("deleted") else "active"),
         data=RunData(metrics=metrics, params=params, tags=dict(details["tags"])))
+
+
+@raises_mlflow_exceptions
+def get_parent_run(run_id: str) -> StoredRun | None:
+    """The run ``run_id`` was started under (``nested=True`` or ``parent_run_id``), or None."""
+    parent = get_run(run_id).data.tags.get("mlflow.parentRunId")
+    return None if parent is None else get_run(parent)
 
 
 @raises_mlflow_exceptions

@@ -110,15 +110,29 @@ for _error in [c for c in vars(errors).values() if isinstance(c, type) and issub
         _mlflow_class(_error)
 
 
+def _mlflow_words(exc: MltrailError) -> str | None:
+    """MLflow's own message for a condition, where scripts and tests match on its words
+    (MLflow's stores raise these exact sentences), else None: mltrail's message stands."""
+    if isinstance(exc, errors.ParamChangedError):
+        return (f"Changing param values is not allowed. Param with key='{exc.key}' was already logged with "
+                f"value='{exc.old}'. Attempted logging new value '{exc.new}'.")
+    if isinstance(exc, errors.InvalidMetricValueError):
+        return (f"Got invalid value {exc.value} for metric '{exc.key}'. Please specify value as a valid double "
+                "(64-bit floating point)")
+    return None
+
+
 def as_mlflow_exception(exc: MltrailError) -> MlflowException:
-    """The same error (class, fields, message, traceback) as an :class:`MlflowException`."""
+    """The same error (class, fields, traceback) as an :class:`MlflowException`, with
+    MLflow's message where MLflow has words of its own for it (:func:`_mlflow_words`)."""
     if isinstance(exc, MlflowException):
         return exc
     cls = _mlflow_class(type(exc))
+    words = _mlflow_words(exc)
     # not through __init__: each error class has its own fields; the error is copied as it is
-    translated = cls.__new__(cls, *exc.args)
+    translated = cls.__new__(cls, *((words,) if words is not None else exc.args))
     translated.__dict__.update(vars(exc))
-    translated.__dict__.setdefault("message", str(exc))
+    translated.__dict__.setdefault("message", str(exc) if words is None else words)
     translated.json_kwargs = {}
     translated.__cause__, translated.__context__ = exc.__cause__, exc.__context__
     translated.__suppress_context__ = exc.__suppress_context__
