@@ -379,6 +379,27 @@ def test_calls_not_waiting_return_what_waits_and_the_values_are_then_written(
     assert mlflow.get_parent_run(parent.info.run_id) is None
 
 
+def test_an_experiment_exists_from_its_creation_with_its_tags_before_any_run(store_dir: Path) -> None:
+    exp_id = mlflow.create_experiment("churn", tags={"team": "growth"})
+    found = mlflow.get_experiment_by_name("churn")  # (was None until the first run)
+    assert found is not None and found.experiment_id == exp_id == "churn" and found.tags == {"team": "growth"}
+    assert mlflow.get_experiment(exp_id).name == "churn"
+    with pytest.raises(AlreadyExistsError, match="'churn' already exists"):
+        mlflow.create_experiment("churn")
+    assert mlflow.search_runs(experiment_ids=[exp_id]).empty
+    mlflow.set_experiment("fresh")  # as MLflow's: made by set_experiment, tagged before a run
+    mlflow.set_experiment_tag("stage", "dev")
+    mlflow.set_experiment_tags({"owner": "ana", "stage": "prod"})
+    assert mlflow.get_experiment_by_name("fresh").tags == {"stage": "prod", "owner": "ana"}
+    # one store, one set of experiments: what MLflow's clients see there (the catalog, its IDs)
+    records = mltrail.Store(store_dir).tracking.catalog.records()
+    assert records["churn"].tags == {"team": "growth"} and records["fresh"].tags == {"stage": "prod", "owner": "ana"}
+    assert mlflow.get_experiment(records["churn"].experiment_id).name == "churn"  # the ID MLflow's clients know
+    with mlflow.start_run(experiment_id=records["fresh"].experiment_id) as run:
+        mlflow.log_metric("m", 1.0)
+    assert run.info.experiment_id == "fresh" and len(mlflow.search_runs(experiment_names=["fresh"])) == 1
+
+
 def test_each_call_of_the_shim_answers_with_mlflow_s_error_class() -> None:
     """A call added later without the decorator would raise mltrail's errors only."""
     import inspect

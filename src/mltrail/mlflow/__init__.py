@@ -13,7 +13,9 @@ without a step is at step 0; ``start_run`` inside an active run needs ``nested=T
 runs get MLflow's system tags (``mlflow.runName``, ``mlflow.user``, ``mlflow.source.name``,
 ``mlflow.parentRunId``), so filters written for MLflow find them; ``search_runs`` answers
 in MLflow's columns. An experiment's ID is its name (mltrail names experiments, it does
-not number them). ``mlflow.sklearn.log_model`` (and xgboost's, lightgbm's) pickles the
+not number them; the numeric ID MLflow's clients know it by is taken too); in a folder
+store ``create_experiment`` and ``set_experiment`` make it at once, with its tags, in the
+store's experiment catalog that MLflow's plugin writes. ``mlflow.sklearn.log_model`` (and xgboost's, lightgbm's) pickles the
 model as ``<name>/model.pkl``; ``load_model`` and ``register_model`` take MLflow's URIs.
 The store is the one ``set_tracking_uri`` names (a folder or an
 ``http(s)://`` mltrail server), else ``$MLTRAIL_DIR``, else ``./mltrail_runs``;
@@ -61,6 +63,7 @@ from ..query.filter import parse_filter, parse_order_by
 from ..storage.ids import id_time
 from ..store import Store
 from ..tracking.datasets import describe_memory
+from ..tracking.experiments import ExperimentCatalog, ExperimentRecord
 from ..tracking.run import PARENT_TAG, Run
 from . import exceptions, shadow
 from .exceptions import MlflowException, UnsupportedCallError, raises_mlflow_exceptions
@@ -70,7 +73,7 @@ __all__ = [
     "ActiveRun", "Experiment", "MlflowException", "MlflowShadowWarning", "ModelInfo", "RunData", "RunInfo",
     "RunOperations", "UnsupportedCallError", "active_run", "autolog", "create_experiment", "delete_tag", "end_run",
     "exceptions", "flush_async_logging", "get_artifact_uri", "get_experiment", "get_experiment_by_name",
-    "get_parent_run", "get_run", "get_tracking_uri",
+    "get_parent_run", "get_run", "get_tracking_uri", "set_experiment_tag", "set_experiment_tags",
     "last_active_run", "lightgbm", "load_table", "log_artifact", "log_artifacts", "log_dict", "log_figure",
     "log_image", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_table",
     "log_text", "pyfunc", "register_model", "search_runs", "set_experiment", "set_tag", "set_tags",
@@ -147,20 +150,34 @@ class Experiment:
     artifact_location: str = ""
 
 
-def _experiment(name: str) -> Experiment:
-    return Experiment(name=name, experiment_id=name, artifact_location=get_tracking_uri())
+def _experiment(name: str, record: ExperimentRecord | None = None) -> Experiment:
+    return Experiment(name=name, experiment_id=name, tags=dict(record.tags) if record is not None else {},
+                      lifecycle_stage=record.lifecycle_stage if record is not None else "active",
+                      artifact_location=get_tracking_uri())
+
+
+def _catalog(store: Store) -> ExperimentCatalog | None:
+    """A folder store's experiments as things of their own (created before their first run,
+    tagged: what MLflow's clients write there too); None for a server, whose experiments
+    the shim knows by their runs."""
+    return store.tracking.catalog if isinstance(store, Store) else None
 
 
 def _by_id(experiment_id: str) -> str:
-    """The experiment an ID names: its name, or an MLflow ID an imported experiment had
-    (``mlflow.experiment_id`` on its runs), so a script that kept MLflow's numeric ID
-    still logs where its runs were imported."""
+    """The experiment an ID names: its name, or the ID MLflow's clients know it by (an MLflow
+    ID an imported experiment had, or the one MLflow's plugin derives from the name), so a
+    script that kept MLflow's numeric ID still logs where its runs were."""
     if not isinstance(experiment_id, str) or not experiment_id.isdigit():
         return experiment_id
     store = _store()
     known = _experiment_names(store)
     if experiment_id in known or not known:
         return experiment_id
+    catalog = _catalog(store)
+    if catalog is not None:
+        named = [record.name for record in catalog.records().values() if record.experiment_id == experiment_id]
+        if named:
+            return named[0]
     found = store.search_runs(None, f"tags.`mlflow.experiment_id` = '{experiment_id}'", None, 1, view="all")
     return experiment_id if found.empty else str(found["experiment"].iloc[0])
 
@@ -172,28 +189,66 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError("set_experiment needs an experiment_name (or an experiment_id, which is the "
                                 "name in mltrail)")
+    catalog = _catalog(_store())
+    if catalog is not None and catalog.by_name(name) is None:  # as MLflow's: made now, not with its first run
+        catalog.create(name)
     _state.experiment = name
-    return _experiment(name)
+    return get_experiment_by_name(name) or _experiment(name)
 
 
 @raises_mlflow_exceptions
 def create_experiment(name: str, artifact_location: str | None = None, tags: Mapping[str, Any] | None = None) -> str:
-    """The experiment's ID (its name); it is written with its first run."""
+    """The experiment's ID (its name). In a folder store it exists from now on, with its
+    tags; on a server it is written with its first run (and takes no tags here)."""
     if get_experiment_by_name(name) is not None:
         raise AlreadyExistsError(f"experiment {name!r} already exists")
-    if tags:
-        raise InvalidInputError("mltrail keeps no tags on an experiment: tag its runs instead")
-    return _experiment(name).experiment_id
+    catalog = _catalog(_store())
+    if catalog is not None:
+        catalog.create(name, artifact_location=artifact_location, tags=tags)
+    elif tags:
+        raise InvalidInputError("on a server, mltrail.mlflow keeps no tags on an experiment: tag its runs, or "
+                                "use MLflow's own client with the server as its tracking URI")
+    return name
 
 
 @raises_mlflow_exceptions
 def get_experiment_by_name(name: str) -> Experiment | None:
-    return _experiment(name) if name in _experiment_names(_store()) else None
+    store = _store()
+    catalog = _catalog(store)
+    if catalog is not None:
+        record = catalog.by_name(name)
+        return None if record is None else _experiment(name, record)
+    return _experiment(name) if name in _experiment_names(store) else None
+
+
+@raises_mlflow_exceptions
+def set_experiment_tag(key: str, value: Any) -> None:
+    """Tag the current experiment (``set_experiment``'s, else ``Default``), as MLflow's."""
+    set_experiment_tags({key: value})
+
+
+@raises_mlflow_exceptions
+def set_experiment_tags(tags: Mapping[str, Any]) -> None:
+    catalog = _catalog(_store())
+    if catalog is None:
+        raise InvalidInputError("on a server, mltrail.mlflow keeps no tags on an experiment: tag its runs, or use "
+                                "MLflow's own client with the server as its tracking URI")
+    name = _current_experiment()
+    if catalog.by_name(name) is None:
+        catalog.create(name)
+    for key, value in tags.items():
+        catalog.set_tag(name, key, value)
 
 
 def _experiment_names(store: Store) -> set[str]:
-    """The experiments with runs; none in a folder no run was logged into yet (MLflow's
-    answer for a new tracking folder, where mltrail's own read says there is no store)."""
+    """The experiments with runs, and in a folder store those created before their first;
+    none in a folder nothing was logged into yet (MLflow's answer for a new tracking folder,
+    where mltrail's own read says there is no store)."""
+    catalog = _catalog(store)
+    return set(catalog.records()) if catalog is not None else _experiments_with_runs(store)
+
+
+def _experiments_with_runs(store: Store) -> set[str]:
     try:
         return set(store.experiments()["experiment"])
     except NotFoundError:  # a folder (or a server's) that no run was logged into yet
@@ -776,7 +831,7 @@ def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str 
         raise InvalidInputError(f"output_format is 'pandas' or 'list', not {output_format!r}")
     names = [_by_id(str(i)) for i in experiment_ids or []] + list(experiment_names or [])
     store = _store()
-    known = _experiment_names(store)
+    known = _experiments_with_runs(store)  # (one created but without a run yet has none to find)
     if not names and not search_all_experiments:
         names = [_current_experiment()]
     chosen = [n for n in names if n in known] if names else sorted(known)
