@@ -23,6 +23,8 @@ How MLflow's model maps onto mltrail's:
 
 from __future__ import annotations
 
+import functools
+import gc
 import math
 import os
 import threading
@@ -98,6 +100,32 @@ def _ms(value: Any) -> int | None:
     if isinstance(value, pd.Timestamp):
         return int(value.value // 1_000_000)
     return round(float(value) * 1_000_000) // 1000  # to the microsecond first, as the tables keep it
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a search builds MLflow's entities: they
+    hold no cycles, and the collections their ~30 objects a run set off (each walking the
+    objects made so far) took half the time: 10,000 runs built in 0.84 s with it, 0.43 s
+    without (medians of 5, `MlflowClient.search_runs` on a warm store)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _ms_column(series: pd.Series) -> list[int | None]:
+    """:func:`_ms` of each time in a column, computed on the whole column at once (a pandas
+    Timestamp a row cost 25 ms for 1,000 runs). Microseconds, not nanoseconds: a time to
+    the year 3000 fits them."""
+    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return [_ms(value) for value in series.tolist()]
+    times = series.dt.tz_convert(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
+    millis = (times.dt.as_unit("us").to_numpy().view("int64") // 1000).tolist()
+    return [None if gone else value for value, gone in zip(millis, series.isna().tolist(), strict=True)]
 
 
 class Translation:
@@ -527,7 +555,11 @@ class Translation:
             return str(append_to_uri_path(experiment_location, run_id, "artifacts"))
         if self.artifact_root is not None:
             return f"{self.artifact_root.rstrip('/')}/{run_id}"
-        return f"{ARTIFACTS_SCHEME}:/{run_id}?root={quote(str(self.store.root), safe='')}"
+        return f"{ARTIFACTS_SCHEME}:/{run_id}?root={self._quoted_root}"
+
+    @functools.cached_property
+    def _quoted_root(self) -> str:  # (quoted once: a search answers an artifact URI a run)
+        return quote(str(self.store.root), safe="")
 
     @staticmethod
     def _mlflow_tags(tags: dict[str, Any], name: Any, notes: Any, parent: Any) -> dict[str, str]:
@@ -580,7 +612,9 @@ class Translation:
         start = SearchUtils.parse_start_offset_from_page_token(page_token)
         page = frame.iloc[start:start + max_results]
         token = SearchUtils.create_page_token(start + max_results) if start + max_results < len(frame) else None
-        return self._runs_of(page, records), (token.decode() if isinstance(token, bytes) else token)
+        with _no_collection():
+            runs = self._runs_of(page, records)
+        return runs, (token.decode() if isinstance(token, bytes) else token)
 
     def _runs_of(self, frame: pd.DataFrame, records: dict[str, ExperimentRecord]) -> list[Run]:
         """Search results as MLflow's runs: latest metrics with their step and time."""
@@ -589,9 +623,10 @@ class Translation:
         latest = self.store.tracking._table("latest_metrics").to_pandas()
         latest = latest[latest["run_id"].isin(frame["run_id"])]
         points: dict[str, list[Metric]] = {}
-        for run_id, key, value, ts, step in zip(latest["run_id"], latest["key"], latest["value"],
-                                               latest["timestamp"], latest["step"]):
-            points.setdefault(run_id, []).append(Metric(key, value, _ms(ts) or 0, int(step)))
+        for run_id, key, value, ts, step in zip(latest["run_id"].tolist(), latest["key"].tolist(),
+                                               latest["value"].tolist(), _ms_column(latest["timestamp"]),
+                                               latest["step"].tolist(), strict=True):
+            points.setdefault(run_id, []).append(Metric(key, value, ts or 0, int(step)))
         # MLflow's search answers each run's inputs and outputs too (its sqlite store reads
         # them in bulk): one read of the datasets table, one of the searched experiments' models
         datasets = self.store.tracking._table("datasets").to_pandas()
@@ -608,15 +643,25 @@ class Translation:
         tag_cols = [c for c in frame.columns if c.startswith("tags.")]
         # each column read once as a list: a row at a time through pandas cost ~0.5 ms a run
         column = {c: frame[c].tolist() for c in ["run_id", "experiment", "status", "run_name", *param_cols, *tag_cols]}
-        starts, ends = ([_ms(v) for v in frame[c].tolist()] for c in ("start_time", "end_time"))
+        starts, ends = (_ms_column(frame[c]) for c in ("start_time", "end_time"))
         missing = [None] * len(frame)
         parents = frame["parent_run_id"].tolist() if "parent_run_id" in frame.columns else missing
         deleted = frame["deleted"].tolist() if "deleted" in frame.columns else missing
+        # params and tags gathered a column at a time (a lookup a cell a row cost more than the Param)
+        params_of: list[list[Param]] = [[] for _ in range(len(frame))]
+        tags_of: list[dict[str, Any]] = [{} for _ in range(len(frame))]
+        for c in param_cols:
+            for row, cell in zip(params_of, column[c], strict=True):
+                if isinstance(cell, str):
+                    row.append(Param(c[7:], cell))
+        for c in tag_cols:
+            for found, cell in zip(tags_of, column[c], strict=True):
+                if isinstance(cell, str):
+                    found[c[5:]] = cell
         runs = []
         for i, run_id in enumerate(column["run_id"]):
-            raw_tags = {c[5:]: column[c][i] for c in tag_cols if isinstance(column[c][i], str)}
-            tags = self._mlflow_tags(raw_tags, column["run_name"][i], None, parents[i])
-            params = [Param(c[7:], column[c][i]) for c in param_cols if isinstance(column[c][i], str)]
+            tags = self._mlflow_tags(tags_of[i], column["run_name"][i], None, parents[i])
+            params = params_of[i]
             experiment, status = column["experiment"][i], column["status"][i]
             info = RunInfo(run_id=run_id, experiment_id=ids.get(experiment, ""),
                            user_id=tags.get(MLFLOW_USER, ""), status=_STATUS.get(status, status),
