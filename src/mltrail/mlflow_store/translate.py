@@ -93,12 +93,16 @@ _OWN_TAGS = "mltrail."
 _STATUS = {"RUNNING": "RUNNING", "FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
            "CRASHED": "FAILED", "SCHEDULED": "SCHEDULED"}
 _VIEW = {ViewType.ACTIVE_ONLY: "active", ViewType.DELETED_ONLY: "deleted", ViewType.ALL: "all"}
+_TICKS_A_MS = {"ms": 1, "us": 1000, "ns": 1_000_000}
+
+
 def _ms(value: Any) -> int | None:
     """A time (a pandas Timestamp, seconds as a float, or missing) in MLflow's milliseconds."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return None
-    if isinstance(value, pd.Timestamp):
-        return int(value.value // 1_000_000)
+    if isinstance(value, pd.Timestamp):  # in its own unit: nanoseconds overflow past the year 2262
+        ticks = int(value.asm8.view("int64"))
+        return ticks * 1000 if value.unit == "s" else ticks // _TICKS_A_MS[value.unit]
     return round(float(value) * 1_000_000) // 1000  # to the microsecond first, as the tables keep it
 
 
