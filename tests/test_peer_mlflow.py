@@ -45,3 +45,20 @@ def test_the_runner_counts_each_test_once_by_its_worst_outcome(tmp_path, monkeyp
     rows, rate = runner.table(list(found.values()))
     assert rows[-1] == "| **all** | **1** | **2** | **1** | **1** |"
     assert rate == "1 of 4 pass (25.0%)"
+
+
+def test_a_mode_s_rate_is_also_given_over_the_tests_mlflow_itself_passes(tmp_path, monkeypatch):
+    runner = _runner(monkeypatch)
+    (tmp_path / "mlflow.md").write_text(
+        "# MLflow's fluent-tracking tests, mode `mlflow`\n\n## Not passing\n\n"
+        "- `t.py::test_drift` (failed): TypeError: RunInfo.__init__() got an unexpected keyword argument 'run_uuid'\n"
+        "- `t.py::test_broken` (errors): collection failure\n\n## Skipped (by MLflow's own marks)\n\n"
+        "- `t.py::test_windows`: Windows only\n")
+    failing = runner.failing_on_mlflow(tmp_path)
+    assert failing == {"t.py::test_drift", "t.py::test_broken"}  # a skipped one is not a failure
+    found = [runner.Case("t.py", f"t.py::{name}", outcome, "") for name, outcome in
+             [("test_drift", "failed"), ("test_broken", "errors"), ("test_ok", "passed"), ("test_ours", "failed"),
+              ("test_also_ok", "passed"), ("test_windows", "skipped")]]
+    missed, rate = runner.against_mlflow(found, failing)
+    assert [c.test_id for c in missed] == ["t.py::test_ours"] and rate == "2 of 3 that pass on MLflow itself (66.7%)"
+    assert runner.failing_on_mlflow(tmp_path / "nowhere") is None
