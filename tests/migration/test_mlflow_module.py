@@ -400,6 +400,42 @@ def test_an_experiment_exists_from_its_creation_with_its_tags_before_any_run(sto
     assert run.info.experiment_id == "fresh" and len(mlflow.search_runs(experiment_names=["fresh"])) == 1
 
 
+def test_the_client_reads_runs_and_experiments_as_mlflow_s_does(store_dir: Path) -> None:
+    client = mlflow.MlflowClient()
+    assert mlflow.tracking.MlflowClient is mlflow.MlflowClient
+    exp_id = client.create_experiment("churn", tags={"team": "growth"})
+    client.set_experiment_tag(exp_id, "stage", "dev")
+    assert client.get_experiment(exp_id).tags == {"team": "growth", "stage": "dev"}
+    assert client.get_experiment_by_name("churn").experiment_id == exp_id
+    assert client.get_experiment_by_name("nope") is None
+    with mlflow.start_run(experiment_id=exp_id) as parent:
+        for step, value in [(2, 0.5), (0, 0.9), (1, 0.7)]:
+            mlflow.log_metric("loss", value, step=step, timestamp=1_790_000_000_000 + step)
+        mlflow.log_param("lr", 0.1)
+        mlflow.set_tag("note", "seen at once")
+        assert client.get_run(parent.info.run_id).data.tags["note"] == "seen at once"  # the active run, buffered
+        mlflow.delete_tag("note")
+        with pytest.raises(NotFoundError, match="No tag with name: note in run"):
+            mlflow.delete_tag("note")
+        with mlflow.start_run(nested=True) as child:
+            pass
+    history = client.get_metric_history(parent.info.run_id, "loss")
+    assert [(m.step, m.value, m.timestamp) for m in history] == [
+        (0, 0.9, 1_790_000_000_000), (1, 0.7, 1_790_000_000_001), (2, 0.5, 1_790_000_000_002)]
+    assert client.get_metric_history(parent.info.run_id, "none") == []
+    with pytest.raises(NotFoundError):
+        client.get_metric_history("01NOSUCHRUN0000000000000000", "loss")
+    assert client.get_run(parent.info.run_id).data.params == {"lr": "0.1"}
+    assert client.get_parent_run(child.info.run_id).info.run_id == parent.info.run_id
+    found = client.search_runs([exp_id], "params.lr = '0.1'")
+    assert [r.info.run_id for r in found] == [parent.info.run_id]
+    with pytest.raises(mlflow.UnsupportedCallError, match="MlflowClient does not support create_model_version"):
+        client.create_model_version("m", "runs:/x/model")
+    with pytest.raises(MlflowException, match="reads the store set_tracking_uri names"):
+        mlflow.MlflowClient(str(store_dir.parent / "elsewhere"))
+    assert mlflow.MlflowClient(str(store_dir)).get_run(child.info.run_id).info.run_id == child.info.run_id
+
+
 def test_each_call_of_the_shim_answers_with_mlflow_s_error_class() -> None:
     """A call added later without the decorator would raise mltrail's errors only."""
     import inspect

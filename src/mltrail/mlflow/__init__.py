@@ -66,12 +66,14 @@ from ..tracking.datasets import describe_memory
 from ..tracking.experiments import ExperimentCatalog, ExperimentRecord
 from ..tracking.run import PARENT_TAG, Run
 from . import exceptions, shadow
-from .exceptions import MlflowException, UnsupportedCallError, raises_mlflow_exceptions
+from .exceptions import MlflowException, UnsupportedCallError, as_mlflow_exception, raises_mlflow_exceptions
 from .shadow import MlflowShadowWarning
 
 __all__ = [
     "ActiveRun",
     "Experiment",
+    "Metric",
+    "MlflowClient",
     "MlflowException",
     "MlflowShadowWarning",
     "ModelInfo",
@@ -537,7 +539,11 @@ def flush_async_logging() -> None:
 
 @raises_mlflow_exceptions
 def delete_tag(key: str) -> None:
-    _active().delete_tag(key)
+    """As MLflow's: a tag the run does not have is an error (RESOURCE_DOES_NOT_EXIST)."""
+    run = _active()
+    if key not in run._tags:
+        raise NotFoundError(f"No tag with name: {key} in run with id {run.id}")  # MLflow's words
+    run.delete_tag(key)
 
 
 def _artifact_name(artifact_path: str | None, name: str) -> str:
@@ -835,7 +841,11 @@ def _millis(value: Any) -> int | None:
 
 @raises_mlflow_exceptions
 def get_run(run_id: str) -> StoredRun:
-    """A run's info and its data (params, the latest value of each metric, tags)."""
+    """A run's info and its data (params, the latest value of each metric, tags); the active
+    run's as logged so far (MLflow writes each call at once; mltrail's run buffers them)."""
+    active = fluent.active_run()
+    if active is not None and active.id == run_id:
+        active.flush()
     store = _store()
     details = store.get_run(run_id)
     info = details["run"]
@@ -906,6 +916,82 @@ def _mlflow_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, pd.DataFrame(columns, index=frame.index)], axis=1).reset_index(drop=True)
 
 
+# -- the client ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Metric:
+    """A point of a metric's history, as MLflow's ``Metric`` (``timestamp`` in ms)."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+class MlflowClient:
+    """MLflow's ``MlflowClient`` for reading runs and experiments and making experiments, on
+    the store ``set_tracking_uri`` names (``tracking_uri``, if given, must name it too: the
+    shim keeps one store). A call it does not have raises :class:`UnsupportedCallError`
+    naming it; the registry's calls are mltrail's registry (``store.registry``)."""
+
+    def __init__(self, tracking_uri: str | os.PathLike[str] | None = None, registry_uri: str | None = None) -> None:
+        if tracking_uri is not None and os.fspath(tracking_uri) != get_tracking_uri():
+            raise as_mlflow_exception(InvalidInputError(
+                f"MlflowClient({os.fspath(tracking_uri)!r}): mltrail.mlflow's client reads the store "
+                f"set_tracking_uri names ({get_tracking_uri()!r}); set that one first"))
+
+    @raises_mlflow_exceptions
+    def get_run(self, run_id: str) -> StoredRun:
+        return get_run(run_id)
+
+    @raises_mlflow_exceptions
+    def get_parent_run(self, run_id: str) -> StoredRun | None:
+        return get_parent_run(run_id)
+
+    @raises_mlflow_exceptions
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return get_experiment(experiment_id)
+
+    @raises_mlflow_exceptions
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return get_experiment_by_name(name)
+
+    @raises_mlflow_exceptions
+    def create_experiment(self, name: str, artifact_location: str | None = None,
+                          tags: Mapping[str, Any] | None = None) -> str:
+        return create_experiment(name, artifact_location, tags)
+
+    @raises_mlflow_exceptions
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        catalog = _catalog(_store())
+        if catalog is None:
+            raise InvalidInputError("on a server, mltrail.mlflow keeps no tags on an experiment: tag its runs")
+        catalog.set_tag(get_experiment(experiment_id).name, key, value)
+
+    @raises_mlflow_exceptions
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of ``key`` on the run, by step then time, as MLflow lists them."""
+        get_run(run_id)  # (a run that does not exist is an error, not an empty history)
+        history = _store().metric_history([run_id], [key])
+        return [Metric(key=key, value=float(value), timestamp=_millis(ts) or 0, step=int(step))
+                for step, value, ts in zip(history["step"], history["value"], history["timestamp"], strict=True)]
+
+    @raises_mlflow_exceptions
+    def search_runs(self, experiment_ids: Sequence[str], filter_string: str = "", run_view_type: int = 1,
+                    max_results: int = 1000, order_by: Sequence[str] | None = None) -> list[StoredRun]:
+        found: list[StoredRun] = search_runs(list(experiment_ids), filter_string, run_view_type, max_results,
+                                             order_by, output_format="list")
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise UnsupportedCallError(
+            f"mltrail.mlflow's MlflowClient does not support {name}: it reads runs and experiments "
+            "(get_run, get_parent_run, get_experiment, get_experiment_by_name, get_metric_history, search_runs) "
+            "and makes and tags experiments; for models use mltrail's registry (store.registry)")
+
+
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
@@ -917,3 +1003,5 @@ def __getattr__(name: str) -> Any:
 
 # the `import mlflow.sklearn` trap: say so when the real MLflow is imported beside this module
 shadow.watch()
+
+from . import tracking  # (mlflow.tracking.MlflowClient: defined above, so imported last)
