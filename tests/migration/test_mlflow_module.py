@@ -411,6 +411,7 @@ def test_the_client_reads_runs_and_experiments_as_mlflow_s_does(store_dir: Path)
     with mlflow.start_run(experiment_id=exp_id) as parent:
         for step, value in [(2, 0.5), (0, 0.9), (1, 0.7)]:
             mlflow.log_metric("loss", value, step=step, timestamp=1_790_000_000_000 + step)
+        mlflow.log_metric("loss", 0.4, step=3, timestamp=1_789_999_999_999)  # a later step, an earlier time
         mlflow.log_param("lr", 0.1)
         mlflow.set_tag("note", "seen at once")
         assert client.get_run(parent.info.run_id).data.tags["note"] == "seen at once"  # the active run, buffered
@@ -420,8 +421,9 @@ def test_the_client_reads_runs_and_experiments_as_mlflow_s_does(store_dir: Path)
         with mlflow.start_run(nested=True) as child:
             pass
     history = client.get_metric_history(parent.info.run_id, "loss")
-    assert [(m.step, m.value, m.timestamp) for m in history] == [
-        (0, 0.9, 1_790_000_000_000), (1, 0.7, 1_790_000_000_001), (2, 0.5, 1_790_000_000_002)]
+    assert [(m.step, m.value, m.timestamp) for m in history] == [  # MLflow's order: by time, then step
+        (3, 0.4, 1_789_999_999_999), (0, 0.9, 1_790_000_000_000), (1, 0.7, 1_790_000_000_001),
+        (2, 0.5, 1_790_000_000_002)]
     assert client.get_metric_history(parent.info.run_id, "none") == []
     with pytest.raises(NotFoundError):
         client.get_metric_history("01NOSUCHRUN0000000000000000", "loss")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import pickle
 import shutil
@@ -970,11 +971,13 @@ class MlflowClient:
 
     @raises_mlflow_exceptions
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        """Every point of ``key`` on the run, by step then time, as MLflow lists them."""
+        """Every point of ``key`` on the run in MLflow's order (its sqlite store's, and the
+        plugin's): by time, then step, then value."""
         get_run(run_id)  # (a run that does not exist is an error, not an empty history)
         history = _store().metric_history([run_id], [key])
-        return [Metric(key=key, value=float(value), timestamp=_millis(ts) or 0, step=int(step))
-                for step, value, ts in zip(history["step"], history["value"], history["timestamp"], strict=True)]
+        points = [Metric(key=key, value=float(value), timestamp=_millis(ts) or 0, step=int(step))
+                  for step, value, ts in zip(history["step"], history["value"], history["timestamp"], strict=True)]
+        return sorted(points, key=lambda m: (m.timestamp, m.step, math.isnan(m.value), m.value))
 
     @raises_mlflow_exceptions
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str = "", run_view_type: int = 1,
