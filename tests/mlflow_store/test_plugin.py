@@ -304,26 +304,3 @@ def test_a_registered_version_s_number_is_an_int_as_in_mlflow_s_sqlite_store(cli
     assert client.get_registered_model("churn").aliases == {"champion": 1}
     assert client.get_model_version_by_alias("churn", "champion").version == 1
 
-
-@pytest.mark.parametrize("dtype", ["datetime64[us, UTC]", "datetime64[ns, UTC]", "datetime64[ns]", "datetime64[ms]"])
-def test_a_column_of_times_becomes_mlflow_s_milliseconds_as_each_time_does(dtype) -> None:
-    """The search's column-at-once conversion equals the one-time conversion, missing times,
-    a time before 1970 and one in the year 2999 (past what nanoseconds hold) included."""
-    import pandas as pd
-
-    from mltrail.mlflow_store.translate import _ms, _ms_column
-
-    import numpy as np
-
-    texts = ["2026-12-06T11:54:41.123456", "NaT", "1969-12-31T23:59:59.999500", "2001-01-01"]
-    if "ns" not in dtype:
-        texts.append("2999-06-01T00:00:00.001500")
-    unit = dtype[11:13].rstrip(",]")
-    column = pd.Series(np.array(texts, dtype=f"datetime64[{unit}]"))
-    if "UTC" in dtype:
-        column = column.dt.tz_localize("UTC")
-    assert str(column.dtype) == dtype
-    expected = [_ms(value) for value in column.tolist()]
-    assert _ms_column(column) == expected and expected[1] is None and None not in expected[2:]
-    seconds = pd.Series([1_790_000_000.1234, float("nan")])  # a table's times as float seconds
-    assert _ms_column(seconds) == [_ms(v) for v in seconds.tolist()] == [1_790_000_000_123, None]

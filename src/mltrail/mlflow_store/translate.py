@@ -79,6 +79,7 @@ from ..errors import (
     InvalidInputError,
     NotFoundError,
 )
+from ..query.cells import millis, millis_column
 from ..query.filter import parse_filter
 from ..storage.fields import dataset_text_problem
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
@@ -93,19 +94,6 @@ _OWN_TAGS = "mltrail."
 _STATUS = {"RUNNING": "RUNNING", "FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
            "CRASHED": "FAILED", "SCHEDULED": "SCHEDULED"}
 _VIEW = {ViewType.ACTIVE_ONLY: "active", ViewType.DELETED_ONLY: "deleted", ViewType.ALL: "all"}
-_TICKS_A_MS = {"ms": 1, "us": 1000, "ns": 1_000_000}
-
-
-def _ms(value: Any) -> int | None:
-    """A time (a pandas Timestamp, seconds as a float, or missing) in MLflow's milliseconds."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):  # in its own unit: nanoseconds overflow past the year 2262
-        ticks = int(value.asm8.view("int64"))
-        return ticks * 1000 if value.unit == "s" else ticks // _TICKS_A_MS[value.unit]
-    return round(float(value) * 1_000_000) // 1000  # to the microsecond first, as the tables keep it
-
-
 @contextmanager
 def _no_collection() -> Iterator[None]:
     """Python's cyclic garbage collector off while a search builds MLflow's entities: they
@@ -119,17 +107,6 @@ def _no_collection() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-def _ms_column(series: pd.Series) -> list[int | None]:
-    """:func:`_ms` of each time in a column, computed on the whole column at once (a pandas
-    Timestamp a row cost 25 ms for 1,000 runs). Microseconds, not nanoseconds: a time to
-    the year 3000 fits them."""
-    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
-        return [_ms(value) for value in series.tolist()]
-    times = series.dt.tz_convert(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
-    millis = (times.dt.as_unit("us").to_numpy().view("int64") // 1000).tolist()
-    return [None if gone else value for value, gone in zip(millis, series.isna().tolist(), strict=True)]
 
 
 class Translation:
@@ -161,7 +138,7 @@ class Translation:
             artifact_location=record.artifact_location or self._experiment_artifacts(record),
             lifecycle_stage=record.lifecycle_stage,
             tags=[ExperimentTag(k, v) for k, v in record.tags.items()],
-            creation_time=_ms(record.creation_time), last_update_time=_ms(record.last_update_time))
+            creation_time=millis(record.creation_time), last_update_time=millis(record.last_update_time))
 
     def _experiment_artifacts(self, record: ExperimentRecord) -> str:
         if self.artifact_root is not None:
@@ -530,7 +507,7 @@ class Translation:
         row = found["run"]
         tags = self._mlflow_tags(found["tags"], row.get("run_name"), row.get("description"),
                                  row.get("parent_run_id") or found["tags"].get(PARENT_TAG))
-        metrics = [Metric(r["key"], r["value"], _ms(r["timestamp"]) or 0, int(r["step"]))
+        metrics = [Metric(r["key"], r["value"], millis(r["timestamp"]) or 0, int(r["step"]))
                    for r in found["metrics"].to_dict("records")]
         params = [Param(r["key"], r["value"]) for r in found["params"].to_dict("records")]
         info = self._run_info(run_id, row["experiment"], row["status"], row["start_time"], row["end_time"],
@@ -546,7 +523,7 @@ class Translation:
         deleted = deleted or (record is not None and record.lifecycle_stage == LifecycleStage.DELETED)
         return RunInfo(run_id=run_id, experiment_id=record.experiment_id if record else "",
                        user_id=tags.get(MLFLOW_USER, user or ""),
-                       status=_STATUS.get(status, status), start_time=_ms(start) or 0, end_time=_ms(end),
+                       status=_STATUS.get(status, status), start_time=millis(start) or 0, end_time=millis(end),
                        lifecycle_stage=LifecycleStage.DELETED if deleted else LifecycleStage.ACTIVE,
                        artifact_uri=self.artifact_uri(run_id, record.artifact_location if record else None),
                        run_name=tags.get(MLFLOW_RUN_NAME))
@@ -582,7 +559,7 @@ class Translation:
         with mlflow_errors():
             self.experiment_of(run_id)
             points = self.store.metric_history([run_id], [metric_key])
-        history = [Metric(metric_key, float(v), _ms(ts) or 0, int(s), dataset_name=_text(name),
+        history = [Metric(metric_key, float(v), millis(ts) or 0, int(s), dataset_name=_text(name),
                           dataset_digest=_text(digest))
                    for v, ts, s, name, digest in zip(points["value"], points["timestamp"], points["step"],
                                                      points["dataset_name"], points["dataset_digest"])]
@@ -628,7 +605,7 @@ class Translation:
         latest = latest[latest["run_id"].isin(frame["run_id"])]
         points: dict[str, list[Metric]] = {}
         for run_id, key, value, ts, step in zip(latest["run_id"].tolist(), latest["key"].tolist(),
-                                               latest["value"].tolist(), _ms_column(latest["timestamp"]),
+                                               latest["value"].tolist(), millis_column(latest["timestamp"]),
                                                latest["step"].tolist(), strict=True):
             points.setdefault(run_id, []).append(Metric(key, value, ts or 0, int(step)))
         # MLflow's search answers each run's inputs and outputs too (its sqlite store reads
@@ -647,7 +624,7 @@ class Translation:
         tag_cols = [c for c in frame.columns if c.startswith("tags.")]
         # each column read once as a list: a row at a time through pandas cost ~0.5 ms a run
         column = {c: frame[c].tolist() for c in ["run_id", "experiment", "status", "run_name", *param_cols, *tag_cols]}
-        starts, ends = (_ms_column(frame[c]) for c in ("start_time", "end_time"))
+        starts, ends = (millis_column(frame[c]) for c in ("start_time", "end_time"))
         missing = [None] * len(frame)
         parents = frame["parent_run_id"].tolist() if "parent_run_id" in frame.columns else missing
         deleted = frame["deleted"].tolist() if "deleted" in frame.columns else missing

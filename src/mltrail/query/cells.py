@@ -33,6 +33,32 @@ def present(value: Any) -> Any:
     return None if is_missing(value) else value
 
 
+_TICKS_A_MS = {"ms": 1, "us": 1000, "ns": 1_000_000}
+
+
+def millis(value: Any) -> int | None:
+    """A time (a pandas Timestamp or a datetime, seconds as a number, or missing) in the
+    milliseconds since 1970 MLflow's entities carry. A Timestamp is read in its own unit:
+    nanoseconds overflow past the year 2262, and the tables keep times to the year 3000."""
+    if is_missing(value):
+        return None
+    if isinstance(value, datetime):  # (pd.Timestamp is one)
+        stamp = pd.Timestamp(value)
+        ticks = int(stamp.asm8.view("int64"))
+        return ticks * 1000 if stamp.unit == "s" else ticks // _TICKS_A_MS[stamp.unit]
+    return round(float(value) * 1_000_000) // 1000  # to the microsecond first, as the tables keep it
+
+
+def millis_column(series: pd.Series) -> list[int | None]:
+    """:func:`millis` of each time in a column, computed on the whole column at once (a
+    Timestamp a row cost 25 ms for 1,000 runs)."""
+    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return [millis(value) for value in series.tolist()]
+    times = series.dt.tz_convert(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
+    found = (times.dt.as_unit("us").to_numpy().view("int64") // 1000).tolist()
+    return [None if gone else value for value, gone in zip(found, series.isna().tolist(), strict=True)]
+
+
 def cell_text(value: Any, missing: str = "") -> str:
     """A cell as text: missing as ``missing``, numbers with 6 significant digits (NaN and
     inf of a logged metric are values and are shown), times to the second."""
