@@ -436,6 +436,8 @@ def test_the_client_reads_runs_and_experiments_as_mlflow_s_does(store_dir: Path)
     with pytest.raises(MlflowException, match="reads the store set_tracking_uri names"):
         mlflow.MlflowClient(str(store_dir.parent / "elsewhere"))
     assert mlflow.MlflowClient(str(store_dir)).get_run(child.info.run_id).info.run_id == child.info.run_id
+    same = mlflow.MlflowClient(f"file:{store_dir}/../{store_dir.name}")  # another spelling of the same folder
+    assert same.get_experiment(exp_id).tags == {"team": "growth", "stage": "dev"}
 
 
 def test_each_call_of_the_shim_answers_with_mlflow_s_error_class() -> None:

@@ -59,7 +59,7 @@ from .. import fluent
 from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, RunStateError
 from ..integrations import INTEGRATIONS
 from ..integrations import autolog as _autolog
-from ..query.cells import present
+from ..query.cells import millis, present
 from ..query.filter import parse_filter, parse_order_by
 from ..storage.ids import id_time
 from ..store import Store
@@ -147,6 +147,11 @@ _state = _State()
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Log into the mltrail store at ``uri``: a folder (``file:`` URIs too) or a server's
     ``http(s)://`` URL. An MLflow ``mlruns`` folder is refused: import it instead."""
+    _state.uri, _state.store = _target(uri), None
+
+
+def _target(uri: str | os.PathLike[str]) -> str:
+    """The store a tracking URI names: a server's URL, or a folder's path."""
     text = os.fspath(uri)
     parsed = urlparse(text)
     if parsed.scheme in ("http", "https"):
@@ -161,12 +166,19 @@ def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     else:
         raise InvalidInputError(f"tracking URI {text!r}: mltrail.mlflow logs into a folder or an mltrail "
                                 f"server (http(s)://), not a {parsed.scheme}: store")
-    _state.uri, _state.store = target, None
+    return target
 
 
 @raises_mlflow_exceptions
 def get_tracking_uri() -> str:
     return _state.uri or str(fluent.default_store().root)
+
+
+def _same_store(one: str, other: str) -> bool:
+    """Whether two targets name one store (folders by their resolved paths)."""
+    if urlparse(one).scheme in ("http", "https") or urlparse(other).scheme in ("http", "https"):
+        return one.rstrip("/") == other.rstrip("/")
+    return Path(one).resolve() == Path(other).resolve()
 
 
 def _is_mlruns(folder: Path) -> bool:
@@ -207,6 +219,15 @@ def _catalog(store: Store) -> ExperimentCatalog | None:
     return store.tracking.catalog if isinstance(store, Store) else None
 
 
+def _tagged_catalog(store: Store) -> ExperimentCatalog:
+    """The catalog, to tag an experiment in; a server's experiments take no tags here."""
+    catalog = _catalog(store)
+    if catalog is None:
+        raise InvalidInputError("on a server, mltrail.mlflow keeps no tags on an experiment: tag its runs, or "
+                                "use MLflow's own client with the server as its tracking URI")
+    return catalog
+
+
 def _by_id(experiment_id: str) -> str:
     """The experiment an ID names: its name, or the ID MLflow's clients know it by (an MLflow
     ID an imported experiment had, or the one MLflow's plugin derives from the name), so a
@@ -214,14 +235,14 @@ def _by_id(experiment_id: str) -> str:
     if not isinstance(experiment_id, str) or not experiment_id.isdigit():
         return experiment_id
     store = _store()
-    known = _experiment_names(store)
+    catalog = _catalog(store)
+    records = catalog.records() if catalog is not None else {}
+    known = set(records) if catalog is not None else _experiments_with_runs(store)
     if experiment_id in known or not known:
         return experiment_id
-    catalog = _catalog(store)
-    if catalog is not None:
-        named = [record.name for record in catalog.records().values() if record.experiment_id == experiment_id]
-        if named:
-            return named[0]
+    named = [record.name for record in records.values() if record.experiment_id == experiment_id]
+    if named:
+        return named[0]
     found = store.search_runs(None, f"tags.`mlflow.experiment_id` = '{experiment_id}'", None, 1, view="all")
     return experiment_id if found.empty else str(found["experiment"].iloc[0])
 
@@ -246,12 +267,10 @@ def create_experiment(name: str, artifact_location: str | None = None, tags: Map
     tags; on a server it is written with its first run (and takes no tags here)."""
     if get_experiment_by_name(name) is not None:
         raise AlreadyExistsError(f"experiment {name!r} already exists")
-    catalog = _catalog(_store())
+    store = _store()
+    catalog = _tagged_catalog(store) if tags else _catalog(store)
     if catalog is not None:
         catalog.create(name, artifact_location=artifact_location, tags=tags)
-    elif tags:
-        raise InvalidInputError("on a server, mltrail.mlflow keeps no tags on an experiment: tag its runs, or "
-                                "use MLflow's own client with the server as its tracking URI")
     return name
 
 
@@ -273,10 +292,7 @@ def set_experiment_tag(key: str, value: Any) -> None:
 
 @raises_mlflow_exceptions
 def set_experiment_tags(tags: Mapping[str, Any]) -> None:
-    catalog = _catalog(_store())
-    if catalog is None:
-        raise InvalidInputError("on a server, mltrail.mlflow keeps no tags on an experiment: tag its runs, or use "
-                                "MLflow's own client with the server as its tracking URI")
+    catalog = _tagged_catalog(_store())
     name = _current_experiment()
     if catalog.by_name(name) is None:
         catalog.create(name)
@@ -835,11 +851,6 @@ def register_model(model_uri: str, name: str, **ignored: Any) -> Any:
 
 # -- reading -------------------------------------------------------------------------
 
-def _millis(value: Any) -> int | None:
-    value = present(value)
-    return None if value is None else int(pd.Timestamp(value).value // 1_000_000)
-
-
 @raises_mlflow_exceptions
 def get_run(run_id: str) -> StoredRun:
     """A run's info and its data (params, the latest value of each metric, tags); the active
@@ -856,7 +867,7 @@ def get_run(run_id: str) -> StoredRun:
     return StoredRun(
         info=RunInfo(run_id=info["run_id"], run_name=info.get("run_name") or "", experiment_id=info["experiment"],
                      status=_MLFLOW_STATUS.get(info["status"], info["status"]),
-                     start_time=_millis(info.get("start_time")), end_time=_millis(info.get("end_time")),
+                     start_time=millis(info.get("start_time")), end_time=millis(info.get("end_time")),
                      user_id=info.get("user"), artifact_uri=f"runs:/{info['run_id']}",
                      lifecycle_stage="deleted" if info.get("deleted") else "active"),
         data=RunData(metrics=metrics, params=params, tags=dict(details["tags"])))
@@ -936,7 +947,7 @@ class MlflowClient:
     naming it; the registry's calls are mltrail's registry (``store.registry``)."""
 
     def __init__(self, tracking_uri: str | os.PathLike[str] | None = None, registry_uri: str | None = None) -> None:
-        if tracking_uri is not None and os.fspath(tracking_uri) != get_tracking_uri():
+        if tracking_uri is not None and not _same_store(_target(tracking_uri), get_tracking_uri()):
             raise as_mlflow_exception(InvalidInputError(
                 f"MlflowClient({os.fspath(tracking_uri)!r}): mltrail.mlflow's client reads the store "
                 f"set_tracking_uri names ({get_tracking_uri()!r}); set that one first"))
@@ -964,10 +975,7 @@ class MlflowClient:
 
     @raises_mlflow_exceptions
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
-        catalog = _catalog(_store())
-        if catalog is None:
-            raise InvalidInputError("on a server, mltrail.mlflow keeps no tags on an experiment: tag its runs")
-        catalog.set_tag(get_experiment(experiment_id).name, key, value)
+        _tagged_catalog(_store()).set_tag(get_experiment(experiment_id).name, key, value)
 
     @raises_mlflow_exceptions
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
@@ -975,7 +983,7 @@ class MlflowClient:
         plugin's): by time, then step, then value."""
         get_run(run_id)  # (a run that does not exist is an error, not an empty history)
         history = _store().metric_history([run_id], [key])
-        points = [Metric(key=key, value=float(value), timestamp=_millis(ts) or 0, step=int(step))
+        points = [Metric(key=key, value=float(value), timestamp=millis(ts) or 0, step=int(step))
                   for step, value, ts in zip(history["step"], history["value"], history["timestamp"], strict=True)]
         return sorted(points, key=lambda m: (m.timestamp, m.step, math.isnan(m.value), m.value))
 
