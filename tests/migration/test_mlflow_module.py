@@ -8,6 +8,7 @@ import pickle
 import warnings
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ import mltrail
 from mltrail import mlflow
 from mltrail.errors import AlreadyExistsError, InvalidInputError, NotFoundError, ParamChangedError, RunStateError
 from mltrail.mlflow.exceptions import MlflowException
+from mltrail.tracking.experiments import derived_id
 from tests.factories import run_python
 
 
@@ -125,7 +127,7 @@ def test_search_runs_answers_in_mlflow_s_columns_views_and_formats(store_dir: Pa
     frame = mlflow.search_runs(filter_string="params.i != '1'", order_by=["metrics.m DESC"])
     assert list(frame.columns[:6]) == ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
     assert list(frame["params.i"]) == ["2", "0"] and list(frame["metrics.m"]) == [0.2, 0.0]
-    assert list(frame["experiment_id"]) == ["exp", "exp"]
+    assert list(frame["experiment_id"]) == [derived_id("exp")] * 2  # the ID MLflow's plugin answers
     store = mltrail.Store(store_dir)
     store.delete_run(frame["run_id"][0])
     assert len(mlflow.search_runs()) == 2
@@ -137,8 +139,10 @@ def test_search_runs_answers_in_mlflow_s_columns_views_and_formats(store_dir: Pa
     assert len(mlflow.search_runs(search_all_experiments=True)) == 2
     with pytest.raises(InvalidInputError, match="run_view_type"):
         mlflow.search_runs(run_view_type=7)
-    assert mlflow.get_experiment_by_name("exp").experiment_id == "exp"
+    assert mlflow.get_experiment_by_name("exp").experiment_id == derived_id("exp")
     assert mlflow.get_experiment_by_name("nope") is None
+    with pytest.raises(InvalidInputError, match="Only experiment_ids or experiment_names can be used, but not both"):
+        mlflow.search_runs(experiment_ids=[derived_id("exp")], experiment_names=["exp"])
 
 
 def test_log_input_records_a_dataframe_an_array_and_an_mlflow_dataset(store_dir: Path) -> None:
@@ -161,6 +165,16 @@ def test_log_input_records_a_dataframe_an_array_and_an_mlflow_dataset(store_dir:
     assert by_rows[(3, "validation")]["name"] == "train"
     assert by_rows[(3, "training")]["name"].startswith("dataset-") and by_rows[(4, None)]["name"].startswith("dataset-")
     assert by_rows[(3, "training")]["sha256"] == by_rows[(3, "validation")]["sha256"]  # the same data, the same hash
+    # read back as MLflow's client reads it: MLflow's description of its dataset as it gave it
+    inputs = {i.dataset.name: i for i in mlflow.MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs}
+    train = inputs["train"]
+    described = dataset.to_dict()  # (its schema is None where MLflow's inference fails, as under pytest)
+    assert {k: getattr(train.dataset, k) for k in described} == described
+    assert json.loads(train.dataset.profile) == {"num_rows": 3, "num_elements": 6}
+    assert [(t.key, t.value) for t in train.tags] == [("mlflow.data.context", "validation")]
+    plain = inputs[by_rows[(3, "training")]["name"]]  # logged as a DataFrame: mltrail's description
+    assert plain.dataset.digest == by_rows[(3, "training")]["sha256"][:8] and plain.dataset.schema is None
+    assert [(t.key, t.value) for t in plain.tags] == [("mlflow.data.context", "training")]
 
 
 def test_autolog_logs_a_fit_into_the_active_run(store_dir: Path) -> None:
@@ -215,6 +229,13 @@ def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: 
         assert info.registered_model_version == 1
         assert mlflow.sklearn.load_model("models:/remote-model@latest") == {"w": 3}
         assert central.load_model(info.model_uri + "/model.pkl") == {"w": 3}
+        # the experiment IDs are the ones the server's MLflow API answers; one made with no run
+        # yet takes runs by its ID
+        answered = httpx.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "remote"})
+        assert answered.json()["experiment"]["experiment_id"] == frame["experiment_id"][0] == run.info.experiment_id
+        made = mlflow.create_experiment("made")
+        with mlflow.start_run(experiment_id=made) as later:
+            assert later.info.experiment_id == made == derived_id("made")
         mlflow._store().close()
 
 
@@ -382,7 +403,7 @@ def test_calls_not_waiting_return_what_waits_and_the_values_are_then_written(
 def test_an_experiment_exists_from_its_creation_with_its_tags_before_any_run(store_dir: Path) -> None:
     exp_id = mlflow.create_experiment("churn", tags={"team": "growth"})
     found = mlflow.get_experiment_by_name("churn")  # (was None until the first run)
-    assert found is not None and found.experiment_id == exp_id == "churn" and found.tags == {"team": "growth"}
+    assert found is not None and found.experiment_id == exp_id == derived_id("churn") and found.tags == {"team": "growth"}
     assert mlflow.get_experiment(exp_id).name == "churn"
     with pytest.raises(AlreadyExistsError, match="'churn' already exists"):
         mlflow.create_experiment("churn")
@@ -397,7 +418,64 @@ def test_an_experiment_exists_from_its_creation_with_its_tags_before_any_run(sto
     assert mlflow.get_experiment(records["churn"].experiment_id).name == "churn"  # the ID MLflow's clients know
     with mlflow.start_run(experiment_id=records["fresh"].experiment_id) as run:
         mlflow.log_metric("m", 1.0)
-    assert run.info.experiment_id == "fresh" and len(mlflow.search_runs(experiment_names=["fresh"])) == 1
+    assert run.info.experiment_id == records["fresh"].experiment_id
+    assert len(mlflow.search_runs(experiment_names=["fresh"])) == 1
+
+
+def test_experiment_ids_are_the_ones_mlflow_s_own_client_reads_in_the_same_store(store_dir: Path) -> None:
+    made = mlflow.create_experiment("churn", tags={"team": "growth"})
+    with mlflow.start_run(experiment_id=made) as in_churn:
+        mlflow.log_metric("m", 1.0)
+    with mlflow.start_run() as in_default:
+        assert in_default.info.experiment_id == "0" == mlflow.tracking.fluent._get_experiment_id()
+    mlflow.set_experiment("later")
+    with mlflow.start_run() as in_later:
+        pass
+    shim = {"churn": made, "Default": in_default.info.experiment_id, "later": in_later.info.experiment_id,
+            in_churn.info.run_id: mlflow.get_run(in_churn.info.run_id).info.experiment_id}
+    frame = mlflow.search_runs(search_all_experiments=True)
+    shim |= dict(zip(frame["run_id"], frame["experiment_id"], strict=True))
+    done = run_python(f"""
+        import json, mlflow
+        mlflow.set_tracking_uri("mltrail:{store_dir}")
+        ids = {{e.name: e.experiment_id for e in mlflow.search_experiments()}}
+        runs = mlflow.search_runs(search_all_experiments=True)
+        print(json.dumps(ids | dict(zip(runs["run_id"], runs["experiment_id"]))))
+        """, store_dir.parent)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == shim
+    assert len(shim) == 6 and len(set(shim.values())) == 3
+
+
+def test_a_new_run_goes_where_mlflow_s_environment_variables_say(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fluent = mlflow.tracking.fluent
+    assert fluent._get_experiment_id_from_env() is None and fluent._get_experiment_id() == "0"
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "from-env")  # made when first named, as MLflow does
+    assert fluent._get_experiment_id_from_env() == derived_id("from-env") == fluent._get_experiment_id()
+    assert mlflow.get_experiment_by_name("from-env") is not None
+    with mlflow.start_run() as run:
+        assert run.info.experiment_id == derived_id("from-env")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "12")
+    with pytest.raises(MlflowException, match="value `12` does not match the experiment id `[0-9]+` for experiment "
+                                              "name `from-env`"):
+        mlflow.start_run()
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME")
+    with pytest.raises(InvalidInputError, match="MLFLOW_EXPERIMENT_ID environment variable value `12` does not exist"):
+        fluent._get_experiment_id()
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", mlflow.create_experiment("by-id"))
+    with mlflow.start_run() as run:
+        assert run.info.experiment_id == derived_id("by-id")
+    mlflow.set_experiment("chosen")  # set_experiment wins over the environment, as in MLflow
+    assert fluent._get_experiment_id() == derived_id("chosen")
+    assert sorted(mlflow.search_runs(experiment_names=["from-env", "by-id"])["experiment_id"]) == sorted(
+        [derived_id("from-env"), derived_id("by-id")])
+
+
+def test_get_run_is_the_client_s_get_run_as_in_mlflow(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    monkeypatch.setattr(mlflow.MlflowClient, "get_run", lambda self, run_id: seen.append(run_id) or "read")
+    assert mlflow.get_run("abc") == "read" and seen == ["abc"]
 
 
 def test_the_client_reads_runs_and_experiments_as_mlflow_s_does(store_dir: Path) -> None:

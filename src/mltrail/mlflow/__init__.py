@@ -12,10 +12,14 @@ The calls behave as MLflow's do: params are kept as ``str(value)``; a metric log
 without a step is at step 0; ``start_run`` inside an active run needs ``nested=True``;
 runs get MLflow's system tags (``mlflow.runName``, ``mlflow.user``, ``mlflow.source.name``,
 ``mlflow.parentRunId``), so filters written for MLflow find them; ``search_runs`` answers
-in MLflow's columns. An experiment's ID is its name (mltrail names experiments, it does
-not number them; the numeric ID MLflow's clients know it by is taken too); in a folder
-store ``create_experiment`` and ``set_experiment`` make it at once, with its tags, in the
-store's experiment catalog that MLflow's plugin writes. ``mlflow.sklearn.log_model`` (and xgboost's, lightgbm's) pickles the
+in MLflow's columns. An experiment's ID is the one MLflow's plugin and mltrail's server
+answer for it (the ID it was imported or created with, else one derived from its name, the
+same on every machine; ``Default`` is ``"0"``); its name is taken wherever an ID is, as
+mltrail names experiments. In a folder store ``create_experiment`` and ``set_experiment``
+make it at once, with its tags, in the store's experiment catalog that MLflow's plugin
+writes. A new run goes, as MLflow's, to ``set_experiment``'s experiment, else
+``$MLFLOW_EXPERIMENT_NAME``'s (made if missing), else ``$MLFLOW_EXPERIMENT_ID``'s, else
+``Default``. ``mlflow.sklearn.log_model`` (and xgboost's, lightgbm's) pickles the
 model as ``<name>/model.pkl``; ``load_model`` and ``register_model`` take MLflow's URIs.
 The store is the one ``set_tracking_uri`` names (a folder or an
 ``http(s)://`` mltrail server), else ``$MLTRAIL_DIR``, else ``./mltrail_runs``;
@@ -46,7 +50,7 @@ import pickle
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -63,8 +67,8 @@ from ..query.cells import millis, present
 from ..query.filter import parse_filter, parse_order_by
 from ..storage.ids import id_time
 from ..store import Store
-from ..tracking.datasets import describe_memory
-from ..tracking.experiments import ExperimentCatalog, ExperimentRecord
+from ..tracking.datasets import describe_memory, mlflow_description
+from ..tracking.experiments import ExperimentCatalog, ExperimentRecord, derived_id
 from ..tracking.run import PARENT_TAG, Run
 from . import exceptions, shadow
 from .exceptions import MlflowException, UnsupportedCallError, as_mlflow_exception, raises_mlflow_exceptions
@@ -136,6 +140,9 @@ class _State:
     store: Store | None = None
     experiment: str | None = None
     last: Run | None = None
+    # on a server, the experiments create_experiment named that have no run yet (the server
+    # learns of an experiment from its first run): ID -> name, so their ID can start one
+    created: dict[str, str] = field(default_factory=dict)
 
 
 _state = _State()
@@ -197,7 +204,7 @@ def _store() -> Store:
 
 @dataclass(frozen=True)
 class Experiment:
-    """As MLflow's: ``experiment_id`` is the experiment's name in mltrail."""
+    """As MLflow's (``experiment_id`` as MLflow's plugin answers it)."""
 
     name: str
     experiment_id: str
@@ -207,7 +214,8 @@ class Experiment:
 
 
 def _experiment(name: str, record: ExperimentRecord | None = None) -> Experiment:
-    return Experiment(name=name, experiment_id=name, tags=dict(record.tags) if record is not None else {},
+    experiment_id = record.experiment_id if record is not None else derived_id(name)
+    return Experiment(name=name, experiment_id=experiment_id, tags=dict(record.tags) if record is not None else {},
                       lifecycle_stage=record.lifecycle_stage if record is not None else "active",
                       artifact_location=get_tracking_uri())
 
@@ -228,22 +236,45 @@ def _tagged_catalog(store: Store) -> ExperimentCatalog:
     return catalog
 
 
+def _experiment_ids(store: Store) -> Callable[[str], str]:
+    """Name -> the ID MLflow's clients know the experiment by: the one it was created or
+    imported with (a folder store's catalog keeps it), else the one derived from its name,
+    which is what mltrail's server answers for an experiment it knows by its runs."""
+    catalog = _catalog(store)
+    records = catalog.records() if catalog is not None else {}
+
+    def experiment_id(name: str) -> str:
+        record = records.get(name)
+        return record.experiment_id if record is not None else derived_id(name)
+
+    return experiment_id
+
+
 def _by_id(experiment_id: str) -> str:
-    """The experiment an ID names: its name, or the ID MLflow's clients know it by (an MLflow
-    ID an imported experiment had, or the one MLflow's plugin derives from the name), so a
-    script that kept MLflow's numeric ID still logs where its runs were."""
+    """The experiment an ID names: its name (any ID that is not all digits is one, as
+    mltrail names experiments), or the experiment MLflow's clients know by that ID (the ID an
+    imported experiment had, or the one derived from its name), so a script that kept
+    MLflow's numeric ID still logs where its runs were. An ID naming no experiment is
+    taken as a name."""
     if not isinstance(experiment_id, str) or not experiment_id.isdigit():
         return experiment_id
     store = _store()
     catalog = _catalog(store)
-    records = catalog.records() if catalog is not None else {}
-    known = set(records) if catalog is not None else _experiments_with_runs(store)
-    if experiment_id in known or not known:
-        return experiment_id
-    named = [record.name for record in records.values() if record.experiment_id == experiment_id]
+    if catalog is not None:
+        records = catalog.records()
+        named = [record.name for record in records.values() if record.experiment_id == experiment_id]
+    else:
+        records = {}
+        named = [name for name in sorted(_experiments_with_runs(store)) if derived_id(name) == experiment_id]
+        named = named or [n for i, n in _state.created.items() if i == experiment_id]
     if named:
         return named[0]
-    found = store.search_runs(None, f"tags.`mlflow.experiment_id` = '{experiment_id}'", None, 1, view="all")
+    if experiment_id in records:  # an experiment named by digits
+        return experiment_id
+    try:  # a run imported from MLflow keeps its experiment's old ID as a tag
+        found = store.search_runs(None, f"tags.`mlflow.experiment_id` = '{experiment_id}'", None, 1, view="all")
+    except NotFoundError:  # nothing logged into this store yet
+        return experiment_id
     return experiment_id if found.empty else str(found["experiment"].iloc[0])
 
 
@@ -263,15 +294,18 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
 
 @raises_mlflow_exceptions
 def create_experiment(name: str, artifact_location: str | None = None, tags: Mapping[str, Any] | None = None) -> str:
-    """The experiment's ID (its name). In a folder store it exists from now on, with its
-    tags; on a server it is written with its first run (and takes no tags here)."""
+    """The experiment's ID. In a folder store it exists from now on, with its tags; on a
+    server it is written with its first run (and takes no tags here)."""
     if get_experiment_by_name(name) is not None:
         raise AlreadyExistsError(f"experiment {name!r} already exists")
     store = _store()
     catalog = _tagged_catalog(store) if tags else _catalog(store)
     if catalog is not None:
-        catalog.create(name, artifact_location=artifact_location, tags=tags)
-    return name
+        return catalog.create(name, artifact_location=artifact_location, tags=tags).experiment_id
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"experiment name {name!r} is empty")
+    _state.created[derived_id(name)] = name
+    return derived_id(name)
 
 
 @raises_mlflow_exceptions
@@ -319,12 +353,51 @@ def _experiments_with_runs(store: Store) -> set[str]:
 def get_experiment(experiment_id: str) -> Experiment:
     found = get_experiment_by_name(_by_id(str(experiment_id)))
     if found is None:
-        raise NotFoundError(f"no experiment {experiment_id!r} in {get_tracking_uri()} (an ID is its name)")
+        raise NotFoundError(f"no experiment {experiment_id!r} in {get_tracking_uri()} (an ID, or a name)")
     return found
 
 
 def _current_experiment() -> str:
-    return _state.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    """The name of the experiment a new run goes to, picked as MLflow picks it:
+    ``set_experiment``'s, else the environment's, else ``Default``."""
+    return _state.experiment or _experiment_from_env() or DEFAULT_EXPERIMENT
+
+
+def _experiment_from_env() -> str | None:
+    """``$MLFLOW_EXPERIMENT_NAME``'s experiment (made if it does not exist yet), else
+    ``$MLFLOW_EXPERIMENT_ID``'s, which must exist; None when neither is set. MLflow's rules
+    and words."""
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or None
+    given_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or None
+    if name is not None:
+        found = get_experiment_by_name(name)
+        if found is None:
+            create_experiment(name)
+        elif given_id is not None and given_id not in (found.experiment_id, name):
+            raise InvalidInputError(f"The provided MLFLOW_EXPERIMENT_ID environment variable value `{given_id}` "
+                                    f"does not match the experiment id `{found.experiment_id}` for experiment "
+                                    f"name `{name}`")
+        return name
+    if given_id is not None:
+        try:
+            return get_experiment(given_id).name
+        except NotFoundError as exc:
+            raise InvalidInputError(f"The provided MLFLOW_EXPERIMENT_ID environment variable value `{given_id}` "
+                                    "does not exist in the tracking server. Provide a valid experiment_id.") from exc
+    return None
+
+
+@raises_mlflow_exceptions
+def _get_experiment_id_from_env() -> str | None:
+    """MLflow's helper of this name: the ID of the environment's experiment, or None."""
+    name = _experiment_from_env()
+    return None if name is None else _experiment_ids(_store())(name)
+
+
+@raises_mlflow_exceptions
+def _get_experiment_id() -> str:
+    """MLflow's helper of this name: the ID of the experiment a new run goes to."""
+    return _experiment_ids(_store())(_current_experiment())
 
 
 # -- runs ----------------------------------------------------------------------------
@@ -354,11 +427,48 @@ class RunData:
 
 
 @dataclass(frozen=True)
+class Dataset:
+    """A dataset a run used, as MLflow describes it (``schema`` and ``profile`` are JSON text,
+    as MLflow's client gave them; None for a dataset mltrail logged)."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class InputTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    dataset: Dataset
+    tags: list[InputTag] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+
+
+def _dataset_input(row: dict[str, Any]) -> DatasetInput:
+    described = mlflow_description(row)
+    tags = [InputTag(k, v) for k, v in described.pop("tags").items()]
+    return DatasetInput(Dataset(**described), tags)
+
+
+@dataclass(frozen=True)
 class StoredRun:
     """A run read back (``get_run``, ``search_runs(output_format="list")``), as MLflow's Run."""
 
     info: RunInfo
     data: RunData
+    inputs: RunInputs = field(default_factory=RunInputs)
 
 
 class ActiveRun:
@@ -367,10 +477,13 @@ class ActiveRun:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        self._experiment_id: str | None = None
 
     @property
     def info(self) -> RunInfo:
-        return RunInfo(run_id=self.run.id, run_name=self.run.name, experiment_id=self.run.experiment,
+        if self._experiment_id is None:  # (read once: the catalog is files)
+            self._experiment_id = _experiment_ids(_store())(self.run.experiment)
+        return RunInfo(run_id=self.run.id, run_name=self.run.name, experiment_id=self._experiment_id,
                        status=self.run.status, start_time=round(id_time(self.run.id) * 1000), end_time=None,
                        user_id=_user(), artifact_uri=f"runs:/{self.run.id}")
 
@@ -717,7 +830,9 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
 def log_input(dataset: Any, context: str | None = None, tags: Mapping[str, str] | None = None,
               model: Any = None) -> None:
     """An MLflow dataset (``mlflow.data.from_pandas``, ``from_numpy``...), a DataFrame or an
-    array: recorded with the sha256 of its data, its rows and columns."""
+    array: recorded with the sha256 of its data, its rows and columns; an MLflow dataset with
+    MLflow's description of it too (digest, source, schema, profile) and the input's tags,
+    which ``get_run(...).inputs`` gives back as MLflow's does."""
     run = _active()
     context = context or (tags or {}).get("mlflow.data.context")
     frame = getattr(dataset, "df", None)
@@ -725,6 +840,11 @@ def log_input(dataset: Any, context: str | None = None, tags: Mapping[str, str] 
         frame = dataset.features
     if frame is None and (isinstance(dataset, (pd.DataFrame, pd.Series)) or hasattr(dataset, "__array__")):
         frame, dataset = dataset, None
+    if frame is not None and callable(getattr(dataset, "to_dict", None)):  # MLflow's Dataset describes itself
+        input_tags = {str(k): str(v) for k, v in (tags or {}).items() if k != "mlflow.data.context"}
+        run.log_mlflow_dataset({**dataset.to_dict(), "tags": input_tags | ({"mlflow.data.context": context}
+                                                                           if context else {})}, data=frame)
+        return
     if frame is not None:  # unnamed data is named by its hash: two of them are two datasets
         name = getattr(dataset, "name", None) or f"dataset-{describe_memory(frame)['sha256'][:8]}"
         run.log_dataset(frame, name=name, context=context)
@@ -853,8 +973,13 @@ def register_model(model_uri: str, name: str, **ignored: Any) -> Any:
 
 @raises_mlflow_exceptions
 def get_run(run_id: str) -> StoredRun:
-    """A run's info and its data (params, the latest value of each metric, tags); the active
-    run's as logged so far (MLflow writes each call at once; mltrail's run buffers them)."""
+    """A run's info and its data (params, the latest value of each metric, tags) and inputs;
+    the active run's as logged so far (MLflow writes each call at once; mltrail's run buffers
+    them). As MLflow's, this is ``MlflowClient().get_run``."""
+    return MlflowClient().get_run(run_id)
+
+
+def _read_run(run_id: str, experiment_ids: Callable[[str], str] | None = None) -> StoredRun:
     active = fluent.active_run()
     if active is not None and active.id == run_id:
         active.flush()
@@ -864,13 +989,15 @@ def get_run(run_id: str) -> StoredRun:
     metrics = {r["key"]: float("nan") if r["value"] is None else float(r["value"])
                for r in details["metrics"].to_dict("records")}
     params = {r["key"]: r["value"] for r in details["params"].to_dict("records")}
+    experiment_id = (experiment_ids or _experiment_ids(store))(info["experiment"])
+    inputs = RunInputs([_dataset_input(row) for row in details["datasets"].to_dict("records")])
     return StoredRun(
-        info=RunInfo(run_id=info["run_id"], run_name=info.get("run_name") or "", experiment_id=info["experiment"],
+        info=RunInfo(run_id=info["run_id"], run_name=info.get("run_name") or "", experiment_id=experiment_id,
                      status=_MLFLOW_STATUS.get(info["status"], info["status"]),
                      start_time=millis(info.get("start_time")), end_time=millis(info.get("end_time")),
                      user_id=info.get("user"), artifact_uri=f"runs:/{info['run_id']}",
                      lifecycle_stage="deleted" if info.get("deleted") else "active"),
-        data=RunData(metrics=metrics, params=params, tags=dict(details["tags"])))
+        data=RunData(metrics=metrics, params=params, tags=dict(details["tags"])), inputs=inputs)
 
 
 @raises_mlflow_exceptions
@@ -892,6 +1019,8 @@ def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str 
         raise InvalidInputError(f"run_view_type is 1 (active), 2 (deleted) or 3 (all), not {run_view_type!r}")
     if output_format not in ("pandas", "list"):
         raise InvalidInputError(f"output_format is 'pandas' or 'list', not {output_format!r}")
+    if experiment_ids and experiment_names:  # MLflow's words
+        raise InvalidInputError("Only experiment_ids or experiment_names can be used, but not both")
     names = [_by_id(str(i)) for i in experiment_ids or []] + list(experiment_names or [])
     store = _store()
     known = _experiments_with_runs(store)  # (one created but without a run yet has none to find)
@@ -905,17 +1034,19 @@ def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str 
             parse_order_by(clause)
         return [] if output_format == "list" else pd.DataFrame({c: pd.Series(dtype=object) for c in _MLFLOW_COLUMNS})
     frame = store.search_runs(chosen, filter_string or None, order_by, max_results, view=RUN_VIEWS[run_view_type])
+    experiment_id = _experiment_ids(store)
     if output_format == "list":
-        return [get_run(run_id) for run_id in frame["run_id"]]
-    return _mlflow_frame(frame)
+        return [_read_run(run_id, experiment_id) for run_id in frame["run_id"]]
+    return _mlflow_frame(frame, experiment_id)
 
 
 _MLFLOW_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
 
 
-def _mlflow_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def _mlflow_frame(frame: pd.DataFrame, experiment_id: Callable[[str], str]) -> pd.DataFrame:
+    ids = {name: experiment_id(name) for name in frame["experiment"].unique()}
     out = pd.DataFrame({
-        "run_id": frame["run_id"].astype(object), "experiment_id": frame["experiment"].astype(object),
+        "run_id": frame["run_id"].astype(object), "experiment_id": frame["experiment"].map(ids).astype(object),
         "status": frame["status"].replace(_MLFLOW_STATUS).astype(object),
         "artifact_uri": ("runs:/" + frame["run_id"]).astype(object),
         "start_time": frame["start_time"], "end_time": frame["end_time"]}, index=frame.index)
@@ -954,7 +1085,7 @@ class MlflowClient:
 
     @raises_mlflow_exceptions
     def get_run(self, run_id: str) -> StoredRun:
-        return get_run(run_id)
+        return _read_run(run_id)
 
     @raises_mlflow_exceptions
     def get_parent_run(self, run_id: str) -> StoredRun | None:

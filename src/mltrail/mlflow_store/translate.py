@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 import pandas as pd
 from mlflow.entities import (
     Dataset,
@@ -84,6 +83,7 @@ from ..query.filter import parse_filter
 from ..storage.fields import dataset_text_problem
 from ..storage.run_edits import NAME_TAG, NOTES_TAG
 from ..store import Store
+from ..tracking.datasets import mlflow_description
 from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentRecord
 from ..tracking.run import PARENT_TAG
 from ..tracking.run import Run as MltrailRun
@@ -835,12 +835,7 @@ def _dataset_fields(item: DatasetInput) -> dict[str, Any]:
 
 
 def _dataset_input(row: dict[str, Any]) -> DatasetInput:
-    extra = orjson.loads(row["mlflow"]) if isinstance(row.get("mlflow"), str) else {}
-    tags = [InputTag(k, v) for k, v in (extra.get("tags") or {}).items()]
-    if not tags and isinstance(row.get("context"), str):
-        tags = [InputTag("mlflow.data.context", row["context"])]
-    return DatasetInput(Dataset(name=row["name"], digest=extra.get("digest") or str(row.get("sha256") or "")[:8],
-                                source_type=extra.get("source_type") or "local",
-                                source=extra.get("source") or str(row.get("path") or ""),
-                                schema=extra.get("schema"), profile=extra.get("profile")), tags)
+    described = mlflow_description(row)
+    tags = [InputTag(k, v) for k, v in described.pop("tags").items()]
+    return DatasetInput(Dataset(**described), tags)
 

@@ -66,3 +66,21 @@ def describe_memory(data: Any) -> dict[str, Any]:
     columns = [str(i) for i in range(array.shape[1])] if array.ndim == 2 else None
     return {"sha256": digest.hexdigest(), "size": int(array.nbytes),
             "rows": int(array.shape[0]) if array.ndim else 1, "columns": columns}
+
+
+def mlflow_description(row: dict[str, Any]) -> dict[str, Any]:
+    """A dataset row of the store (``get_run``'s ``datasets``) as MLflow describes a dataset:
+    ``name``, ``digest``, ``source_type``, ``source``, ``schema``, ``profile`` and the input's
+    ``tags`` in the order logged. What MLflow's client logged is given back as it was; a
+    dataset mltrail logged gets the first 8 hex digits of its sha256 as its digest, its path
+    as its source and its context as MLflow's ``mlflow.data.context`` tag."""
+    import orjson
+
+    logged = orjson.loads(row["mlflow"]) if isinstance(row.get("mlflow"), str) else {}
+    tags = {str(k): str(v) for k, v in (logged.get("tags") or {}).items()}
+    if not tags and isinstance(row.get("context"), str):
+        tags = {"mlflow.data.context": row["context"]}
+    return {"name": row["name"], "digest": logged.get("digest") or str(row.get("sha256") or "")[:8],
+            "source_type": logged.get("source_type") or "local",
+            "source": logged.get("source") or str(row.get("path") or ""),
+            "schema": logged.get("schema"), "profile": logged.get("profile"), "tags": tags}

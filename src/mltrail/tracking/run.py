@@ -420,17 +420,24 @@ class Run:
         self._emit(ev.Dataset, name=check_key("dataset", name), path=f"memory:{name}", context=context,
                    **describe_memory(path))
 
-    def log_mlflow_dataset(self, dataset: Mapping[str, Any]) -> None:
+    def log_mlflow_dataset(self, dataset: Mapping[str, Any], data: Any = None) -> None:
         """Record a dataset as MLflow's client describes it (``name``, ``digest``,
-        ``source_type``, ``source``, ``schema``, ``profile`` and its input ``tags``): mltrail
-        never sees its data, so its sha256 is that of the description."""
+        ``source_type``, ``source``, ``schema``, ``profile`` and its input ``tags``). With its
+        ``data`` (a DataFrame or an array) it gets mltrail's description too (sha256 of the
+        content, size, rows, columns); without, mltrail never sees the data and its sha256
+        is that of MLflow's description."""
         self._require_running()
         fields = {k: dataset.get(k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
         tags = {str(k): str(v) for k, v in (dataset.get("tags") or {}).items()}
-        described = orjson.dumps({**fields, "tags": tags}, option=orjson.OPT_SORT_KEYS)
+        if data is not None:
+            from .datasets import describe_memory  # (pandas and numpy load only when needed)
+
+            content = describe_memory(data)
+        else:
+            described = orjson.dumps({**fields, "tags": tags}, option=orjson.OPT_SORT_KEYS)
+            content = {"sha256": hashlib.sha256(described).hexdigest(), "size": 0}
         self._emit(ev.Dataset, v=2, name=check_key("dataset", str(fields["name"])),
-                   path=str(fields["source"] or f"memory:{fields['name']}"),
-                   sha256=hashlib.sha256(described).hexdigest(), size=0,
+                   path=str(fields["source"] or f"memory:{fields['name']}"), **content,
                    context=tags.get("mlflow.data.context"), mlflow={**fields, "tags": tags})
 
     # -- writing ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ test tree and its optional dependencies) is not needed.
 from __future__ import annotations
 
 import ast
+import importlib
 import os
 import types
 from collections.abc import Callable, Iterator
@@ -52,6 +53,20 @@ EXCLUDED_BY_CODE: dict[str, dict[str, str]] = {
     "server": {"local_file_uri_to_path(": "reads the run's artifact URI as a local folder (a server's "
                                           "artifacts go through its artifact proxy, as with `mlflow server "
                                           "--serve-artifacts`)"},
+    # The shim mode binds the names a test module took from MLflow to the shim's, but a mock
+    # put in MLflow's module by its dotted name (mock.patch("mlflow.tracking.fluent.X")) is
+    # in the real MLflow whatever the test's names are: a test asserting that MLflow's search
+    # called it can pass on MLflow alone.
+    "shim": {"mlflow.tracking.fluent._get_experiment_id.assert_": "asserts that MLflow's own search_runs called "
+                                                                   "mocks it put in MLflow's module by their dotted "
+                                                                   "names (mock.patch(\"mlflow.tracking.fluent."
+                                                                   "_get_experiment_id\")), which no other "
+                                                                   "implementation calls",
+             **dict.fromkeys(("_get_experiment_id() == notebook_id", "_get_experiment_id() == job_exp_id"),
+                             "expects the experiment of a Databricks notebook or job, which MLflow's "
+                             "default-experiment registry answers (here a mock put in MLflow's module: "
+                             "mlflow.tracking.fluent.default_experiment_registry); the shim has no "
+                             "Databricks context")},
 }
 
 Backend = Callable[[Path, pytest.MonkeyPatch], None]
@@ -176,10 +191,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _shim_rebind(items: list[pytest.Item]) -> None:
     """The shim mode's whole adaptation: ``import mlflow`` read as ``import mltrail.mlflow as
-    mlflow``. In each test module, the name ``mlflow`` and every public name the module took
-    from MLflow (``start_run``, ``MlflowClient``, ``MlflowException``, ...) are bound to
-    ``mltrail.mlflow``'s attribute of that name where the shim has one; names it lacks, and
-    MLflow's private helpers (``_get_experiment_id``), stay MLflow's. The binding holds for
+    mlflow``. In each test module, the name ``mlflow`` and every name the module took from an
+    MLflow module are bound to the shim's: the attribute of that name in the shim's module of
+    the same path (``mlflow.tracking.fluent._get_experiment_id`` ->
+    ``mltrail.mlflow.tracking.fluent._get_experiment_id``), else, for a public name
+    (``start_run``, ``MlflowClient``, ``MlflowException``, ...), ``mltrail.mlflow``'s; names the
+    shim lacks stay MLflow's. The binding holds for
     the test functions and the module's helper functions; the module's fixtures keep the real
     names, since they reset MLflow's own internals, not the API under test."""
     from mltrail import mlflow as shim
@@ -203,7 +220,11 @@ def _shim_globals(module: types.ModuleType, shim: types.ModuleType) -> dict[str,
     for name, value in module.__dict__.items():
         if value is mlflow:
             names[name] = shim
-        elif (not name.startswith("_") and _from_mlflow(value) and hasattr(shim, name)):
+        elif not _from_mlflow(value):
+            continue
+        elif hasattr(_counterpart(value, shim), name):  # mlflow.tracking.fluent._get_experiment_id
+            names[name] = getattr(_counterpart(value, shim), name)
+        elif not name.startswith("_") and hasattr(shim, name):
             names[name] = getattr(shim, name)
     for name, value in module.__dict__.items():
         if isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
@@ -213,6 +234,16 @@ def _shim_globals(module: types.ModuleType, shim: types.ModuleType) -> dict[str,
             copy.__dict__.update(value.__dict__)  # pytest's marks (parametrize, skipif)
             names[name] = copy
     return names
+
+
+def _counterpart(value: object, shim: types.ModuleType) -> types.ModuleType | None:
+    """The shim's module standing for the MLflow module ``value`` was defined in
+    (``mlflow.tracking.fluent`` -> ``mltrail.mlflow.tracking.fluent``), or None."""
+    inner = str(getattr(value, "__module__", "")).removeprefix("mlflow")
+    try:
+        return importlib.import_module(shim.__name__ + inner)
+    except ImportError:
+        return None
 
 
 def _from_mlflow(value: object) -> bool:
