@@ -234,6 +234,9 @@ def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: 
         answered = httpx.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "remote"})
         assert answered.json()["experiment"]["experiment_id"] == frame["experiment_id"][0] == run.info.experiment_id
         made = mlflow.create_experiment("made")
+        assert mlflow.get_experiment(made).name == "made"  # known before its first run reaches the server
+        with pytest.raises(AlreadyExistsError, match="'made' already exists"):
+            mlflow.create_experiment("made")
         with mlflow.start_run(experiment_id=made) as later:
             assert later.info.experiment_id == made == derived_id("made")
         mlflow._store().close()

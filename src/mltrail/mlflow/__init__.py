@@ -239,7 +239,9 @@ def _tagged_catalog(store: Store) -> ExperimentCatalog:
 def _experiment_ids(store: Store) -> Callable[[str], str]:
     """Name -> the ID MLflow's clients know the experiment by: the one it was created or
     imported with (a folder store's catalog keeps it), else the one derived from its name,
-    which is what mltrail's server answers for an experiment it knows by its runs."""
+    which is what mltrail's server answers for an experiment it knows by its runs. (On a
+    server the shim sees no catalog: an experiment imported into the server's store answers
+    its MLflow ID to MLflow's clients there, and the derived one here.)"""
     catalog = _catalog(store)
     records = catalog.records() if catalog is not None else {}
 
@@ -315,7 +317,7 @@ def get_experiment_by_name(name: str) -> Experiment | None:
     if catalog is not None:
         record = catalog.by_name(name)
         return None if record is None else _experiment(name, record)
-    return _experiment(name) if name in _experiment_names(store) else None
+    return _experiment(name) if name in _experiment_names(store) or name in _state.created.values() else None
 
 
 @raises_mlflow_exceptions
