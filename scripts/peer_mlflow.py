@@ -4,6 +4,7 @@
     python scripts/peer_mlflow.py --mode mlflow           # the baseline: real MLflow, its sqlite store
     python scripts/peer_mlflow.py --mode plugin           # real MLflow, MLFLOW_TRACKING_URI=mltrail:<folder>
     python scripts/peer_mlflow.py --mode server           # real MLflow on a live mltrail server (MLflow REST API)
+    python scripts/peer_mlflow.py --mode mlflow-server    # the server mode's baseline: real MLflow on `mlflow server`
     python scripts/peer_mlflow.py --mode shim             # `import mltrail.mlflow as mlflow`
     python scripts/peer_mlflow.py --mode shim -- -k log_dict   # anything after -- goes to pytest
 
@@ -124,43 +125,60 @@ def table(found: list[Case]) -> tuple[list[str], str]:
     return rows, rate
 
 
-def failing_on_mlflow(results: Path) -> set[str] | None:
-    """The tests the ``mlflow`` mode's result file lists as not passing on MLflow itself
-    (None without one): a test MLflow's own store fails is drift between the files and the
-    installed MLflow, not something a backend can pass."""
-    baseline = results / "mlflow.md"
+# What a mode's rate is also given over: the tests that pass on MLflow itself, on its sqlite
+# store (a test MLflow's own store fails is drift between the files and the installed MLflow);
+# for the server mode also on MLflow's own server, since a test MLflow's REST client fails
+# before it sends a request fails on every server.
+BASELINES = {"mlflow": [], "mlflow-server": ["mlflow"], "plugin": ["mlflow"], "shim": ["mlflow"],
+             "server": ["mlflow", "mlflow-server"]}
+BASELINE_WORDS = {"mlflow": "on MLflow itself", "mlflow-server": "on MLflow's own server"}
+
+
+def failing_on_mlflow(results: Path, baseline_mode: str = "mlflow") -> set[str] | None:
+    """The tests the result file of ``baseline_mode`` (``mlflow``: MLflow itself) lists as
+    not passing (None without one)."""
+    baseline = results / f"{baseline_mode}.md"
     if not baseline.is_file():
         return None
     return {line.split("`")[1] for line in baseline.read_text().splitlines()
             if line.startswith("- `") and ("(failed)" in line or "(errors)" in line)}
 
 
-def against_mlflow(found: list[Case], failing: set[str]) -> tuple[list[Case], str]:
-    """The tests that pass on MLflow itself but not here, and the rate over those MLflow passes."""
+def against_mlflow(found: list[Case], failing: set[str], where: str = "on MLflow itself") -> tuple[list[Case], str]:
+    """The tests that pass on the baseline (MLflow itself) but not here, and the rate over
+    those the baseline passes."""
     kept = [c for c in found if c.test_id not in failing and c.outcome != "skipped"]
     passed = sum(c.outcome == "passed" for c in kept)
-    rate = f"{passed} of {len(kept)} that pass on MLflow itself ({100 * passed / len(kept):.1f}%)" if kept else "none"
+    rate = f"{passed} of {len(kept)} that pass {where} ({100 * passed / len(kept):.1f}%)" if kept else "none"
     return [c for c in kept if c.outcome != "passed"], rate
+
+
+def baselines(mode: str, results: Path) -> list[tuple[str, set[str]]]:
+    """The baseline modes ``mode`` is compared with that have a result file, with the tests
+    each fails."""
+    found = [(name, failing_on_mlflow(results, name)) for name in BASELINES.get(mode, ["mlflow"])]
+    return [(name, failing) for name, failing in found if failing is not None]
 
 
 def write(mode: str, found: list[Case], out: Path, upstream: Path, files: list[str] = TEST_FILES) -> None:
     rows, rate = table(found)
     import mlflow
 
-    failing = failing_on_mlflow(out.parent) if mode != "mlflow" else None
+    compared = baselines(mode, out.parent)
     command = f"scripts/peer_mlflow.py --mode {mode}" + (f" --files {' '.join(files)}" if files != TEST_FILES else "")
     lines = [f"# MLflow's fluent-tracking tests, mode `{mode}`", "",
              f"Written by `{command}` on "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, mlflow {mlflow.__version__}: {rate}.", ""]
-    if failing is not None:
-        missed, relative = against_mlflow(found, failing)
-        lines += [f"Against MLflow itself (`mlflow.md`, the same files on MLflow's sqlite store): {relative}.", ""]
+    for name, failing in compared:
+        where = BASELINE_WORDS[name]
+        lines += [f"Against the tests passing {where} (`{name}.md`, the same files): "
+                  f"{against_mlflow(found, failing, where)[1]}.", ""]
     lines += [*rows, "", "## Not passing", ""]
     bad = [c for c in found if c.outcome in ("failed", "errors")]
     lines += [f"- `{c.test_id}` ({c.outcome}): {c.reason or 'no message'}" for c in bad] or ["None."]
-    if failing is not None:
-        lines += ["", "## Of those, passing on MLflow itself", ""]
-        lines += [f"- `{c.test_id}`" for c in missed] or ["None."]
+    for name, failing in compared:
+        lines += ["", f"## Of those, passing {BASELINE_WORDS[name]}", ""]
+        lines += [f"- `{c.test_id}`" for c in against_mlflow(found, failing)[0]] or ["None."]
     lines += ["", "## Skipped (by MLflow's own marks)", ""]
     lines += [f"- `{c.test_id}`: {c.reason}" for c in found if c.outcome == "skipped"] or ["None."]
     lines += ["", "## Excluded in every mode (`EXCLUDED` in tests/peer/mlflow/peer_mlflow_plugin.py)", ""]
@@ -190,9 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, rate = table(found)
     print("\n".join(["", *rows, "", f"mode {args.mode}: {rate}; {len(EXCLUDED)} excluded in every mode"]))
     out = args.out or PEER / "results" / f"{args.mode}.md"
-    failing = failing_on_mlflow(out.parent) if args.mode != "mlflow" else None
-    if failing is not None:
-        print(f"against MLflow itself: {against_mlflow(found, failing)[1]}")
+    for name, failing in baselines(args.mode, out.parent):
+        print(f"against {name}: {against_mlflow(found, failing, BASELINE_WORDS[name])[1]}")
     write(args.mode, found, out, args.upstream.resolve(), args.files)
     print(f"failing tests and reasons: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0

@@ -62,3 +62,21 @@ def test_a_mode_s_rate_is_also_given_over_the_tests_mlflow_itself_passes(tmp_pat
     missed, rate = runner.against_mlflow(found, failing)
     assert [c.test_id for c in missed] == ["t.py::test_ours"] and rate == "2 of 3 that pass on MLflow itself (66.7%)"
     assert runner.failing_on_mlflow(tmp_path / "nowhere") is None
+
+
+def test_the_server_mode_is_also_measured_over_the_tests_mlflow_s_own_server_passes(tmp_path, monkeypatch):
+    runner = _runner(monkeypatch)
+    head = "# MLflow's fluent-tracking tests\n\n## Not passing\n\n"
+    (tmp_path / "mlflow.md").write_text(head + "- `t.py::test_drift` (failed): drift\n")
+    assert [name for name, _ in runner.baselines("server", tmp_path)] == ["mlflow"]  # no server baseline yet
+    (tmp_path / "mlflow-server.md").write_text(
+        head + "- `t.py::test_drift` (failed): drift\n- `t.py::test_client_side` (failed): TypeError\n")
+    compared = dict(runner.baselines("server", tmp_path))
+    assert compared == {"mlflow": {"t.py::test_drift"}, "mlflow-server": {"t.py::test_drift", "t.py::test_client_side"}}
+    assert [name for name, _ in runner.baselines("plugin", tmp_path)] == ["mlflow"]
+    assert runner.baselines("mlflow", tmp_path) == []
+    found = [runner.Case("t.py", f"t.py::{name}", outcome, "") for name, outcome in
+             [("test_drift", "failed"), ("test_client_side", "failed"), ("test_ok", "passed")]]
+    assert runner.against_mlflow(found, compared["mlflow"])[1] == "1 of 2 that pass on MLflow itself (50.0%)"
+    missed, rate = runner.against_mlflow(found, compared["mlflow-server"], runner.BASELINE_WORDS["mlflow-server"])
+    assert missed == [] and rate == "1 of 1 that pass on MLflow's own server (100.0%)"

@@ -35,6 +35,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from mlflow.entities import (
     Dataset,
     DatasetInput,
@@ -601,18 +603,22 @@ class Translation:
         """Search results as MLflow's runs: latest metrics with their step and time."""
         if frame.empty:
             return []
-        latest = self.store.tracking._table("latest_metrics").to_pandas()
-        latest = latest[latest["run_id"].isin(frame["run_id"])]
+        # the page's rows of the tables picked in Arrow, and read a column at a time as lists
+        # (pandas' isin on its string columns cost ~0.1 s for 50,000 rows)
+        wanted = pa.array(frame["run_id"].tolist(), type=pa.string())
+        latest = self.store.tracking._table("latest_metrics")
+        latest = latest.filter(pc.is_in(latest["run_id"], value_set=wanted))
         points: dict[str, list[Metric]] = {}
-        for run_id, key, value, ts, step in zip(latest["run_id"].tolist(), latest["key"].tolist(),
-                                               latest["value"].tolist(), millis_column(latest["timestamp"]),
-                                               latest["step"].tolist(), strict=True):
+        for run_id, key, value, ts, step in zip(latest["run_id"].to_pylist(), latest["key"].to_pylist(),
+                                               latest["value"].to_numpy(zero_copy_only=False).tolist(),
+                                               millis_column(latest["timestamp"].to_pandas()),
+                                               latest["step"].to_pylist(), strict=True):
             points.setdefault(run_id, []).append(Metric(key, value, ts or 0, int(step)))
         # MLflow's search answers each run's inputs and outputs too (its sqlite store reads
         # them in bulk): one read of the datasets table, one of the searched experiments' models
-        datasets = self.store.tracking._table("datasets").to_pandas()
+        datasets = self.store.tracking._table("datasets")
         inputs: dict[str, list[DatasetInput]] = {}
-        for row in datasets[datasets["run_id"].isin(frame["run_id"])].to_dict("records"):
+        for row in datasets.filter(pc.is_in(datasets["run_id"], value_set=wanted)).to_pandas().to_dict("records"):
             inputs.setdefault(row["run_id"], []).append(_dataset_input(row))
         outputs: dict[str, list[LoggedModelOutput]] = {}
         for model in self.logged_models.models.records(sorted(set(frame["experiment"]))):

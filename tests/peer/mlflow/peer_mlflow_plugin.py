@@ -8,7 +8,8 @@ test files, which it keeps out of git under ``upstream/`` (see README.md). It pr
 - one backend a test, chosen by ``--peer-mode``: a mode is one function in ``MODES`` that
   points the test at a fresh store (``mlflow``: MLflow's own sqlite store; ``shim``:
   ``mltrail.mlflow`` on a fresh mltrail folder; ``plugin``: real MLflow with the tracking URI
-  ``mltrail:<a fresh folder>``). A new mode (``server``) is one more function there;
+  ``mltrail:<a fresh folder>``; ``server``: real MLflow on a live ``mltrail server``;
+  ``mlflow-server``: real MLflow on MLflow's own server, the server mode's baseline);
 - the same exclusions for every mode (``EXCLUDED``: test id -> why), deselected before the
   run and listed by the runner, so a pass rate never hides what it left out;
 - MLflow's files are run as MLflow wrote them. The shim mode adapts them mechanically, in
@@ -146,8 +147,62 @@ def _server_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mlflow.set_tracking_uri(uri)
 
 
+MLFLOW_SERVER_PYTHON = Path(__file__).resolve().parents[3] / "benchmarks" / ".cache" / "mlflow-server" / "bin" / "python"
+
+
+def _mlflow_server_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real MLflow on MLflow's own server (``mlflow server``, a sqlite store in the test's
+    folder, artifacts proxied), started for the test and stopped after it: the server mode's
+    baseline, since a test MLflow's REST client fails before it sends a request fails on any
+    server. The server runs from a full MLflow installation (the test extra has only
+    mlflow-skinny, without the server): ``$PEER_MLFLOW_SERVER_PYTHON``, else the one
+    ``benchmarks/bench_mlflow_bridge.py`` makes in ``benchmarks/.cache/mlflow-server``."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    import mlflow
+
+    python = Path(os.environ.get("PEER_MLFLOW_SERVER_PYTHON", MLFLOW_SERVER_PYTHON))
+    if not python.is_file():
+        pytest.exit(f"no MLflow server installation at {python}: run benchmarks/bench_mlflow_bridge.py once "
+                    "(it makes one) or set PEER_MLFLOW_SERVER_PYTHON", returncode=2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(folder / "mlflow-server.log", "w")  # noqa: SIM115 (closed with the server, below)
+    server = subprocess.Popen(
+        [str(python), "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+         "--artifacts-destination", str(folder / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")})
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                log.close()
+                raise RuntimeError(f"mlflow server did not start: {(folder / 'mlflow-server.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop() -> None:
+        server.terminate()
+        server.wait(60)
+        log.close()
+
+    _servers.append(stop)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+
+
 MODES: dict[str, Backend] = {
     "mlflow": _mlflow_backend,
+    "mlflow-server": _mlflow_server_backend,
     "plugin": _plugin_backend,
     "server": _server_backend,
     "shim": _shim_backend,
