@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -235,7 +237,7 @@ def test_the_tracking_uri_may_be_an_mltrail_server(tmp_path: Path, monkeypatch: 
         assert answered.json()["experiment"]["experiment_id"] == frame["experiment_id"][0] == run.info.experiment_id
         made = mlflow.create_experiment("made")
         assert mlflow.get_experiment(made).name == "made"  # known before its first run reaches the server
-        with pytest.raises(AlreadyExistsError, match="'made' already exists"):
+        with pytest.raises(AlreadyExistsError, match=r"Experiment\(name=made\) already exists"):
             mlflow.create_experiment("made")
         with mlflow.start_run(experiment_id=made) as later:
             assert later.info.experiment_id == made == derived_id("made")
@@ -326,7 +328,13 @@ def test_an_mlflow_experiment_id_a_script_kept_names_the_experiment_it_was_impor
         mlflow.log_metric("m", 1.0)
     assert sorted(mlflow.search_runs(experiment_ids=["4217"])["tags.mlflow.runName"]) == ["new", "old"]
     assert mlflow.set_experiment(experiment_id="4217").name == "churn"
-    assert mlflow.set_experiment(experiment_id="99").name == "99"  # no such import: an experiment of that name
+    with pytest.raises(NotFoundError, match="No Experiment with id=99 exists"):  # as MLflow: an ID must exist
+        mlflow.set_experiment(experiment_id="99")
+    with pytest.raises(NotFoundError, match="No Experiment with id=98 exists"):
+        mlflow.start_run(experiment_id="98")
+    assert mlflow.set_experiment(experiment_id="0").name == "Default"  # MLflow's default experiment, always there
+    with pytest.raises(InvalidInputError, match="Must specify exactly one: experiment_id or experiment_name"):
+        mlflow.set_experiment("churn", "4217")
 
 
 # -- MLflow's error class --------------------------------------------------------------
@@ -349,13 +357,15 @@ def test_every_error_the_shim_raises_is_an_mlflow_exception_with_mlflow_s_code(s
         with pytest.raises(MlflowException) as raised:
             call()
         caught[name] = raised.value
-    codes = {name: (exc.error_code, type(exc).__mro__[1]) for name, exc in caught.items()}
-    assert codes == {"changed param": ("INVALID_PARAMETER_VALUE", ParamChangedError),
-                     "active run": ("INVALID_STATE", RunStateError),
-                     "bad metric": ("INVALID_PARAMETER_VALUE", mltrail.errors.InvalidMetricValueError),
-                     "no run": ("RESOURCE_DOES_NOT_EXIST", NotFoundError),
-                     "existing experiment": ("RESOURCE_ALREADY_EXISTS", AlreadyExistsError),
-                     "not a call": ("NOT_IMPLEMENTED", MlflowException)}
+    expected = {"changed param": ("INVALID_PARAMETER_VALUE", ParamChangedError),
+                "active run": ("INVALID_STATE", RunStateError),
+                "bad metric": ("INVALID_PARAMETER_VALUE", mltrail.errors.InvalidMetricValueError),
+                "no run": ("RESOURCE_DOES_NOT_EXIST", NotFoundError),
+                "existing experiment": ("RESOURCE_ALREADY_EXISTS", AlreadyExistsError),
+                "not a call": ("NOT_IMPLEMENTED", MlflowException)}
+    assert set(caught) == set(expected)
+    for name, (code, mltrail_class) in expected.items():  # MLflow's error, and the mltrail error it is
+        assert caught[name].error_code == code and isinstance(caught[name], mltrail_class), name
     changed = caught["changed param"]
     assert (changed.key, changed.old, changed.new) == ("lr", "1", "2")  # the mltrail error's fields stay
     assert changed.message == str(changed) == (  # MLflow's words, which scripts match on
@@ -408,7 +418,7 @@ def test_an_experiment_exists_from_its_creation_with_its_tags_before_any_run(sto
     found = mlflow.get_experiment_by_name("churn")  # (was None until the first run)
     assert found is not None and found.experiment_id == exp_id == derived_id("churn") and found.tags == {"team": "growth"}
     assert mlflow.get_experiment(exp_id).name == "churn"
-    with pytest.raises(AlreadyExistsError, match="'churn' already exists"):
+    with pytest.raises(AlreadyExistsError, match=r"Experiment\(name=churn\) already exists"):
         mlflow.create_experiment("churn")
     assert mlflow.search_runs(experiment_ids=[exp_id]).empty
     mlflow.set_experiment("fresh")  # as MLflow's: made by set_experiment, tagged before a run
@@ -568,7 +578,7 @@ def test_log_table_writes_mlflow_s_json_table_appends_to_it_and_load_table_reads
         mlflow.log_table({"q": "one row"}, "eval/single.json")  # a dict of scalars is one row
         with pytest.raises(MlflowException, match=r"a table is a \*\.json or a \*\.parquet"):
             mlflow.log_table({"q": ["x"]}, "eval/answers.csv")
-        with pytest.raises(MlflowException, match="DataFrame or a dict, not list"):
+        with pytest.raises(MlflowException, match="DataFrame or a dictionary, not list"):
             mlflow.log_table([1, 2], "eval/list.json")
     with mlflow.start_run() as second:
         mlflow.log_table({"q": ["d"], "score": [0.0]}, "eval/answers.json")
@@ -679,3 +689,97 @@ print(mlflow.sklearn.__name__)
 """)
     assert warned == []
     assert "real MLflow package (mlflow) was imported" in stderr  # logged instead: the import went on
+
+
+# -- MLflow's checks and words, the client's writes ------------------------------------
+
+def test_what_mlflow_s_client_refuses_is_refused_in_its_words_and_nothing_is_written(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from unittest import mock
+
+    client = mlflow.MlflowClient()
+    for name, words in [(None, "Invalid experiment name: 'None'"), ("", "Invalid experiment name: ''"),
+                        (123, "Invalid experiment name: 123. Expects a string.")]:
+        with pytest.raises(MlflowException, match=re.escape(words)):
+            mlflow.create_experiment(name)
+    with pytest.raises(InvalidInputError, match="Must specify exactly one: experiment_id or experiment_name"):
+        mlflow.set_experiment()
+    bad_batches = {
+        "Duplicate parameter keys have been submitted: ['a']": {"params": [_Entity("a", "1"), _Entity("a", "2")]},
+        "Invalid value \"../up\" for parameter 'metrics[0].name' supplied": {"metrics": [mlflow.Metric("../up", 1.0, 3, 0)]},
+        "Invalid value \"x\" for parameter 'metrics[1].value' supplied": {
+            "metrics": [mlflow.Metric("ok", 1.0, 3, 0), mlflow.Metric("ok", "x", 3, 0)]},
+        "Invalid value \"t\" for parameter 'metrics[0].timestamp' supplied": {"metrics": [mlflow.Metric("ok", 1.0, "t", 0)]},
+        "Invalid value \"/abs\" for parameter 'tags[0].key' supplied": {"tags": [_Entity("/abs", "v")]},
+    }
+    with mlflow.start_run() as run:
+        for words, batch in bad_batches.items():
+            with pytest.raises(MlflowException, match=re.escape(words)) as refused:
+                client.log_batch(run.info.run_id, **batch)
+            assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+        with pytest.raises(mltrail.errors.InvalidMetricValueError, match="Invalid value \"apple\" for parameter 'value'"):
+            mlflow.log_metric("m", "apple")
+        assert mlflow.get_run(run.info.run_id).data.metrics == {}  # a refused batch wrote nothing of itself
+        assert mlflow.get_run(run.info.run_id).data.params == {}
+        client.log_batch(run.info.run_id, metrics=[mlflow.Metric("loss", 0.5, 1_790_000_000_000, 3)],
+                         params=[_Entity("lr", 0.1)], tags=[_Entity("team", "growth")])
+        with mock.patch("time.time", return_value=123.0):  # one time for one call, in ms, as MLflow
+            mlflow.log_metrics({"a": 1.0, "b": 2.0}, step=7)
+            client.log_metric(run.info.run_id, "c", 3.0)
+    read = client.get_run(run.info.run_id)
+    assert (read.data.params, read.data.tags["team"]) == ({"lr": "0.1"}, "growth")
+    assert {(m.key, m.value, m.timestamp, m.step) for m in read.data._metric_objs} == {
+        ("loss", 0.5, 1_790_000_000_000, 3), ("a", 1.0, 123_000, 7), ("b", 2.0, 123_000, 7), ("c", 3.0, 123_000, 0)}
+    assert [(m.value, m.step) for m in client.get_metric_history(run.info.run_id, "loss")] == [(0.5, 3)]
+    with pytest.raises(NotFoundError):
+        client.get_metric_history("0" * 26, "loss")
+
+
+class _Entity:
+    """What MLflow's Param and RunTag are to log_batch: a key and a value."""
+
+    def __init__(self, key: object, value: object) -> None:
+        self.key, self.value = key, value
+
+
+def test_runs_and_experiments_are_deleted_and_restored_through_the_client_as_in_mlflow(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        assert mlflow.active_run() == run and len({run, mlflow.active_run()}) == 1
+    client.set_tag(run.info.run_id, "reviewed", "yes")  # a tag on a run that has ended: an edit
+    assert mlflow.get_run(run.info.run_id).data.tags["reviewed"] == "yes"
+    client.delete_run(run.info.run_id)
+    with pytest.raises(MlflowException, match="because it is in the deleted state"):
+        mlflow.start_run(run_id=run.info.run_id)
+    client.restore_run(run.info.run_id)
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)  # resumed from the environment, then used up
+    with mlflow.start_run() as resumed:
+        with mlflow.start_run(nested=True) as child:
+            pass
+    assert resumed.info.run_id == run.info.run_id != child.info.run_id and "MLFLOW_RUN_ID" not in os.environ
+    assert mlflow.get_run(child.info.run_id).data.tags["mlflow.parentRunId"] == run.info.run_id
+    dead = mlflow.create_experiment("dead")
+    client.delete_experiment(dead)
+    with pytest.raises(MlflowException, match="Cannot set a deleted experiment 'dead'"):
+        mlflow.set_experiment("dead")
+    with pytest.raises(MlflowException, match=re.escape("Experiment(name=dead) already exists. (deleted")):
+        mlflow.create_experiment("dead")
+    client.restore_experiment(dead)
+    assert mlflow.set_experiment(experiment_id=dead).name == "dead"
+
+
+def test_download_artifacts_copies_a_run_s_artifacts_out_under_their_names(store_dir: Path, tmp_path: Path) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_text("a", "dir/a.txt")
+        mlflow.log_text("b", "dir/sub/b.txt")
+        mlflow.log_text("c", "c.txt")
+    run_id = run.info.run_id
+    one = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="dir/a.txt"))
+    assert (one.name, one.read_text()) == ("a.txt", "a")
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="dir", dst_path=str(tmp_path / "out")))
+    assert folder == tmp_path / "out" / "dir"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.txt")) == ["a.txt", "sub/b.txt"]
+    assert Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/c.txt")).read_text() == "c"
+    with pytest.raises(NotFoundError, match="has no artifact 'dir/a'"):  # a name, not a prefix of one
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="dir/a")

@@ -50,6 +50,7 @@ import pickle
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -68,9 +69,9 @@ from ..query.filter import parse_filter, parse_order_by
 from ..storage.ids import id_time
 from ..store import Store
 from ..tracking.datasets import describe_memory, mlflow_description
-from ..tracking.experiments import ExperimentCatalog, ExperimentRecord, derived_id
+from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentCatalog, ExperimentRecord, derived_id
 from ..tracking.run import PARENT_TAG, Run
-from . import exceptions, shadow
+from . import exceptions, shadow, validation
 from .exceptions import MlflowException, UnsupportedCallError, as_mlflow_exception, raises_mlflow_exceptions
 from .shadow import MlflowShadowWarning
 
@@ -87,6 +88,7 @@ __all__ = [
     "RunOperations",
     "UnsupportedCallError",
     "active_run",
+    "artifacts",
     "autolog",
     "create_experiment",
     "delete_tag",
@@ -260,6 +262,8 @@ def _by_id(experiment_id: str) -> str:
     taken as a name."""
     if not isinstance(experiment_id, str) or not experiment_id.isdigit():
         return experiment_id
+    if experiment_id == DEFAULT_EXPERIMENT_ID:
+        return DEFAULT_EXPERIMENT
     store = _store()
     catalog = _catalog(store)
     if catalog is not None:
@@ -268,7 +272,8 @@ def _by_id(experiment_id: str) -> str:
     else:
         records = {}
         named = [name for name in sorted(_experiments_with_runs(store)) if derived_id(name) == experiment_id]
-        named = named or [n for i, n in _state.created.items() if i == experiment_id]
+        if not named and experiment_id in _state.created:  # made here, no run on the server yet
+            named = [_state.created[experiment_id]]
     if named:
         return named[0]
     if experiment_id in records:  # an experiment named by digits
@@ -282,14 +287,24 @@ def _by_id(experiment_id: str) -> str:
 
 @raises_mlflow_exceptions
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
-    """Runs started after this go to the experiment (created by its first run)."""
-    name = experiment_name if experiment_name is not None else (None if experiment_id is None else _by_id(str(experiment_id)))
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError("set_experiment needs an experiment_name (or an experiment_id, which is the "
-                                "name in mltrail)")
-    catalog = _catalog(_store())
-    if catalog is not None and catalog.by_name(name) is None:  # as MLflow's: made now, not with its first run
-        catalog.create(name)
+    """Runs started after this go to the experiment: one named ``experiment_name`` (made now
+    if there is none, as MLflow does), or the one ``experiment_id`` names, which must exist.
+    MLflow's rules and words: exactly one of the two, and not a deleted experiment."""
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidInputError("Must specify exactly one: experiment_id or experiment_name")
+    client = MlflowClient()
+    if experiment_id is not None:
+        found: Any = client.get_experiment(str(experiment_id))
+        name = found.name
+    else:
+        validation.check_experiment_name(experiment_name)
+        name = str(experiment_name)
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            client.create_experiment(name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise InvalidInputError(f"Cannot set a deleted experiment {name!r} as the active experiment. You can "
+                                "restore the experiment, or permanently delete the experiment to create a new one.")
     _state.experiment = name
     return get_experiment_by_name(name) or _experiment(name)
 
@@ -298,14 +313,15 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
 def create_experiment(name: str, artifact_location: str | None = None, tags: Mapping[str, Any] | None = None) -> str:
     """The experiment's ID. In a folder store it exists from now on, with its tags; on a
     server it is written with its first run (and takes no tags here)."""
-    if get_experiment_by_name(name) is not None:
-        raise AlreadyExistsError(f"experiment {name!r} already exists")
+    validation.check_experiment_name(name)
+    found = get_experiment_by_name(name)
+    if found is not None:  # MLflow's words (and a deleted one's name is taken too, as there)
+        deleted = " (deleted: restore it or pick another name)" if found.lifecycle_stage == "deleted" else ""
+        raise AlreadyExistsError(f"Experiment(name={name}) already exists.{deleted}")
     store = _store()
     catalog = _tagged_catalog(store) if tags else _catalog(store)
     if catalog is not None:
         return catalog.create(name, artifact_location=artifact_location, tags=tags).experiment_id
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"experiment name {name!r} is empty")
     _state.created[derived_id(name)] = name
     return derived_id(name)
 
@@ -316,8 +332,11 @@ def get_experiment_by_name(name: str) -> Experiment | None:
     catalog = _catalog(store)
     if catalog is not None:
         record = catalog.by_name(name)
-        return None if record is None else _experiment(name, record)
-    return _experiment(name) if name in _experiment_names(store) or name in _state.created.values() else None
+        if record is not None:
+            return _experiment(name, record)
+        return _experiment(name) if name == DEFAULT_EXPERIMENT else None  # MLflow's stores always have it
+    known = name in _experiment_names(store) or name in _state.created.values() or name == DEFAULT_EXPERIMENT
+    return _experiment(name) if known else None
 
 
 @raises_mlflow_exceptions
@@ -355,7 +374,7 @@ def _experiments_with_runs(store: Store) -> set[str]:
 def get_experiment(experiment_id: str) -> Experiment:
     found = get_experiment_by_name(_by_id(str(experiment_id)))
     if found is None:
-        raise NotFoundError(f"no experiment {experiment_id!r} in {get_tracking_uri()} (an ID, or a name)")
+        raise NotFoundError(f"No Experiment with id={experiment_id} exists")  # MLflow's words
     return found
 
 
@@ -426,6 +445,8 @@ class RunData:
     metrics: dict[str, float]
     params: dict[str, str]
     tags: dict[str, str]
+    # the latest point of each metric, with its step and time, as MLflow's RunData keeps them
+    _metric_objs: list[Metric] = field(default_factory=list, repr=False)
 
 
 @dataclass(frozen=True)
@@ -500,6 +521,12 @@ class ActiveRun:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.run.__exit__(exc_type, exc, tb)
 
+    def __eq__(self, other: object) -> bool:  # (active_run() wraps the run anew each call)
+        return isinstance(other, ActiveRun) and other.run.id == self.run.id
+
+    def __hash__(self) -> int:
+        return hash(self.run.id)
+
 
 def _user() -> str | None:
     try:
@@ -512,11 +539,15 @@ def _user() -> str | None:
 def start_run(run_id: str | None = None, experiment_id: str | None = None, run_name: str | None = None,
               nested: bool = False, parent_run_id: str | None = None, tags: Mapping[str, Any] | None = None,
               description: str | None = None, log_system_metrics: bool | None = None) -> ActiveRun:
-    """Start a run (or resume ``run_id``) and make it the active one."""
+    """Start a run (or resume ``run_id``, else ``$MLFLOW_RUN_ID``'s, which is then used up, as
+    in MLflow) and make it the active one."""
     active = fluent.active_run()
     if active is not None and not nested and parent_run_id is None and run_id is None:
-        raise RunStateError(f"run {active.id} is already active: end it first, or start a child run with "
-                            "start_run(nested=True)")
+        raise RunStateError(f"Run with UUID {active.id} is already active. To start a new run, first end the "
+                            "current run with mlflow.end_run(). To start a nested run, call start_run with "
+                            "nested=True")  # MLflow's words
+    if run_id is None and os.environ.get("MLFLOW_RUN_ID"):
+        run_id = os.environ.pop("MLFLOW_RUN_ID")
     if experiment_id is not None and (not isinstance(experiment_id, (str, int)) or isinstance(experiment_id, bool)):
         raise InvalidInputError(f"Invalid experiment id: {experiment_id!r}: an experiment ID is a str (its name "
                                 "in mltrail)")
@@ -525,6 +556,8 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
                                 f"Remove the key {_NOTE_TAG} from the tags or omit the description.")
     store = _store()
     if run_id is not None:
+        if store.get_run(run_id)["run"].get("deleted"):
+            raise InvalidInputError(f"Cannot start run with ID {run_id} because it is in the deleted state.")
         run = store.start_run(run_id=run_id, log_system_metrics=log_system_metrics)
         # as MLflow's: a resumed run takes the tags, description and name start_run was given
         given = {k: str(v) for k, v in (tags or {}).items()} | ({_NOTE_TAG: description} if description else {})
@@ -539,7 +572,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
                   "mlflow.source.name": sys.argv[0] if sys.argv and sys.argv[0] else None,
                   "mlflow.parentRunId": parent, _NOTE_TAG: description}
         all_tags = {k: v for k, v in system.items() if v} | {k: v for k, v in (tags or {}).items()}
-        experiment = _by_id(str(experiment_id)) if experiment_id is not None else _current_experiment()
+        experiment = get_experiment(str(experiment_id)).name if experiment_id is not None else _current_experiment()
         run = store.start_run(experiment, name=run_name, description=description,
                               tags=all_tags, parent=parent, log_system_metrics=log_system_metrics)
         if run_name is None:  # MLflow tags every run with its name, generated or given
@@ -620,20 +653,22 @@ def log_metric(key: str, value: float, step: int | None = None, synchronous: boo
                **ignored: Any) -> RunOperations | None:
     """One point; ``step`` defaults to 0 and ``timestamp`` (ms) to now, as in MLflow; a
     ``dataset`` (anything with a name and a digest, as MLflow's) is kept with it."""
-    run = _run_for(run_id)
-    run.log_metric(key, value, 0 if step is None else step,
-                   timestamp=None if timestamp is None else timestamp / 1000, dataset=dataset)
-    return RunOperations(run) if _no_wait(synchronous) else None
+    return log_metrics({key: value}, step, synchronous, run_id, timestamp, dataset=dataset)
 
 
 @raises_mlflow_exceptions
 def log_metrics(metrics: Mapping[str, float], step: int | None = None, synchronous: bool | None = None,
                 run_id: str | None = None, timestamp: int | None = None, *, dataset: Any = None,
                 **ignored: Any) -> RunOperations | None:
+    """The points at one step and one time (now, in ms, unless ``timestamp`` says), as MLflow
+    logs them."""
+    step = 0 if step is None else step
+    timestamp = int(time.time() * 1000) if timestamp is None else timestamp
+    for key, value in metrics.items():
+        validation.check_metric(key, value, timestamp, step)
     run = _run_for(run_id)
     for key, value in metrics.items():
-        run.log_metric(key, value, 0 if step is None else step,
-                       timestamp=None if timestamp is None else timestamp / 1000, dataset=dataset)
+        run.log_metric(key, value, step, timestamp=timestamp / 1000, dataset=dataset)
     return RunOperations(run) if _no_wait(synchronous) else None
 
 
@@ -752,7 +787,7 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
     if not artifact_file.endswith((".json", ".parquet")):
         raise InvalidInputError(f"log_table({artifact_file!r}): a table is a *.json or a *.parquet artifact")
     if not isinstance(data, (pd.DataFrame, dict)):
-        raise InvalidInputError(f"log_table takes a pandas DataFrame or a dict, not {type(data).__name__}")
+        raise InvalidInputError(f"data must be a pandas.DataFrame or a dictionary, not {type(data).__name__}")
     frame = data if isinstance(data, pd.DataFrame) else _dict_frame(data)
     run = _run_for(run_id)
     store = _store()
@@ -803,7 +838,8 @@ def load_table(artifact_file: str, run_ids: Sequence[str] | None = None,
         runs = runs[runs[f"tags.{_LOGGED_ARTIFACTS_TAG}"].map(
             lambda value: isinstance(value, str) and logged in json.loads(value))]
     if runs.empty:
-        raise NotFoundError(f"no run of experiment {_current_experiment()!r} logged a table {artifact_file!r}"
+        raise NotFoundError(f"No runs found with the corresponding table artifact: no run of experiment "
+                            f"{_current_experiment()!r} logged a table {artifact_file!r}"
                             + (f" (among runs {', '.join(run_ids)})" if run_ids else ""))
     store = _store()
     tables = []
@@ -988,8 +1024,9 @@ def _read_run(run_id: str, experiment_ids: Callable[[str], str] | None = None) -
     store = _store()
     details = store.get_run(run_id)
     info = details["run"]
-    metrics = {r["key"]: float("nan") if r["value"] is None else float(r["value"])
-               for r in details["metrics"].to_dict("records")}
+    latest = [Metric(r["key"], float("nan") if r["value"] is None else float(r["value"]),
+                     millis(r.get("timestamp")) or 0, int(r["step"])) for r in details["metrics"].to_dict("records")]
+    metrics = {m.key: m.value for m in latest}
     params = {r["key"]: r["value"] for r in details["params"].to_dict("records")}
     experiment_id = (experiment_ids or _experiment_ids(store))(info["experiment"])
     inputs = RunInputs([_dataset_input(row) for row in details["datasets"].to_dict("records")])
@@ -999,7 +1036,7 @@ def _read_run(run_id: str, experiment_ids: Callable[[str], str] | None = None) -
                      start_time=millis(info.get("start_time")), end_time=millis(info.get("end_time")),
                      user_id=info.get("user"), artifact_uri=f"runs:/{info['run_id']}",
                      lifecycle_stage="deleted" if info.get("deleted") else "active"),
-        data=RunData(metrics=metrics, params=params, tags=dict(details["tags"])), inputs=inputs)
+        data=RunData(metrics=metrics, params=params, tags=dict(details["tags"]), _metric_objs=latest), inputs=inputs)
 
 
 @raises_mlflow_exceptions
@@ -1073,6 +1110,12 @@ class Metric:
     step: int
 
 
+@dataclass(frozen=True)
+class _Tag:
+    key: str
+    value: Any
+
+
 class MlflowClient:
     """MLflow's ``MlflowClient`` for reading runs and experiments and making experiments, on
     the store ``set_tracking_uri`` names (``tracking_uri``, if given, must name it too: the
@@ -1111,11 +1154,71 @@ class MlflowClient:
         _tagged_catalog(_store()).set_tag(get_experiment(experiment_id).name, key, value)
 
     @raises_mlflow_exceptions
+    def delete_experiment(self, experiment_id: str) -> None:
+        """As MLflow's: its runs are hidden with it, and its name stays taken until restored."""
+        _tagged_catalog(_store()).delete(get_experiment(experiment_id).name)
+
+    @raises_mlflow_exceptions
+    def restore_experiment(self, experiment_id: str) -> None:
+        _tagged_catalog(_store()).restore(get_experiment(experiment_id).name)
+
+    @raises_mlflow_exceptions
+    def delete_run(self, run_id: str) -> None:
+        _store().delete_run(run_id)
+
+    @raises_mlflow_exceptions
+    def restore_run(self, run_id: str) -> None:
+        _store().restore_run(run_id)
+
+    @raises_mlflow_exceptions
+    def log_metric(self, run_id: str, key: str, value: float, timestamp: int | None = None,
+                   step: int | None = None, synchronous: bool | None = None, **ignored: Any) -> RunOperations | None:
+        """Into the active run (the shim logs values into the run it runs)."""
+        return log_metrics({key: value}, step, synchronous, run_id, timestamp)
+
+    @raises_mlflow_exceptions
+    def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
+        log_params({key: value}, synchronous, run_id)
+        return value
+
+    @raises_mlflow_exceptions
+    def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> None:
+        """On the active run, or on any run after it ended (an edit, as ``mltrail tag``)."""
+        self.log_batch(run_id, tags=[_Tag(key, value)], synchronous=synchronous)
+
+    @raises_mlflow_exceptions
+    def log_batch(self, run_id: str, metrics: Sequence[Any] = (), params: Sequence[Any] = (),
+                  tags: Sequence[Any] = (), synchronous: bool | None = None) -> RunOperations | None:
+        """MLflow's entities (``Metric``, ``Param``, ``RunTag``: anything with their fields),
+        checked as MLflow checks a batch before any is written. Metrics and params go into the
+        active run; tags also onto a run that has ended."""
+        validation.check_batch(metrics, params, tags)
+        active = fluent.active_run()
+        if active is None or active.id != run_id:
+            if metrics or params:
+                _run_for(run_id)  # (raises: values go into the active run)
+            store = _store()
+            for tag in tags:
+                store.set_tag(run_id, tag.key, str(tag.value))
+            return None
+        if params:
+            active.log_params({p.key: str(p.value) for p in params})
+        for m in metrics:
+            active.log_metric(m.key, m.value, m.step, timestamp=m.timestamp / 1000)
+        if tags:
+            active.set_tags({t.key: str(t.value) for t in tags})
+        return RunOperations(active) if _no_wait(synchronous) else None
+
+    @raises_mlflow_exceptions
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` on the run in MLflow's order (its sqlite store's, and the
         plugin's): by time, then step, then value."""
-        get_run(run_id)  # (a run that does not exist is an error, not an empty history)
-        history = _store().metric_history([run_id], [key])
+        active = fluent.active_run()
+        if active is not None and active.id == run_id:
+            active.flush()
+        store = _store()
+        store.resolve_run(run_id)  # (a run that does not exist is an error, not an empty history)
+        history = store.metric_history([run_id], [key])
         points = [Metric(key=key, value=float(value), timestamp=millis(ts) or 0, step=int(step))
                   for step, value, ts in zip(history["step"], history["value"], history["timestamp"], strict=True)]
         return sorted(points, key=lambda m: (m.timestamp, m.step, math.isnan(m.value), m.value))
@@ -1132,8 +1235,9 @@ class MlflowClient:
             raise AttributeError(name)
         raise UnsupportedCallError(
             f"mltrail.mlflow's MlflowClient does not support {name}: it reads runs and experiments "
-            "(get_run, get_parent_run, get_experiment, get_experiment_by_name, get_metric_history, search_runs) "
-            "and makes and tags experiments; for models use mltrail's registry (store.registry)")
+            "(get_run, get_parent_run, get_experiment, get_experiment_by_name, get_metric_history, search_runs), "
+            "logs into the active run (log_metric, log_param, set_tag, log_batch), deletes and restores runs and "
+            "experiments, and makes and tags experiments; for models use mltrail's registry (store.registry)")
 
 
 def __getattr__(name: str) -> Any:
@@ -1148,4 +1252,4 @@ def __getattr__(name: str) -> Any:
 # the `import mlflow.sklearn` trap: say so when the real MLflow is imported beside this module
 shadow.watch()
 
-from . import tracking  # (mlflow.tracking.MlflowClient: defined above, so imported last)
+from . import artifacts, tracking  # (they use what is defined above, so imported last)

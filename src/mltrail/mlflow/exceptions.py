@@ -113,12 +113,15 @@ for _error in [c for c in vars(errors).values() if isinstance(c, type) and issub
 def _mlflow_words(exc: MltrailError) -> str | None:
     """MLflow's own message for a condition, where scripts and tests match on its words
     (MLflow's stores raise these exact sentences), else None: mltrail's message stands."""
+    words = getattr(exc, "mlflow_words", None)  # (the shim's checks carry MLflow's sentence: .validation)
+    if isinstance(words, str):
+        return words
     if isinstance(exc, errors.ParamChangedError):
         return (f"Changing param values is not allowed. Param with key='{exc.key}' was already logged with "
                 f"value='{exc.old}'. Attempted logging new value '{exc.new}'.")
     if isinstance(exc, errors.InvalidMetricValueError):
-        return (f"Got invalid value {exc.value} for metric '{exc.key}'. Please specify value as a valid double "
-                "(64-bit floating point)")
+        return (f"Invalid value {exc.value!r} for metric '{exc.key}' supplied: Please specify value as a valid "
+                "double (64-bit floating point)")
     return None
 
 

@@ -58,7 +58,12 @@ EXCLUDED_BY_CODE: dict[str, dict[str, str]] = {
     # put in MLflow's module by its dotted name (mock.patch("mlflow.tracking.fluent.X")) is
     # in the real MLflow whatever the test's names are: a test asserting that MLflow's search
     # called it can pass on MLflow alone.
-    "shim": {"mlflow.tracking.fluent._get_experiment_id.assert_": "asserts that MLflow's own search_runs called "
+    "shim": {"local_file_uri_to_path(": "reads the run's artifact URI as a local folder (mltrail keeps "
+                                        "artifacts content-addressed; the shim's artifact URI is runs:/<run id>)",
+             **{needle: f"reaches MLflow's private internals ({needle.strip('.(')}), which the shim, another "
+                        "implementation of MLflow's public calls, does not have"
+                for needle in ("artifact_utils.", "tracking._get_store(", "TrackingServiceClient")},
+             "mlflow.tracking.fluent._get_experiment_id.assert_": "asserts that MLflow's own search_runs called "
                                                                    "mocks it put in MLflow's module by their dotted "
                                                                    "names (mock.patch(\"mlflow.tracking.fluent."
                                                                    "_get_experiment_id\")), which no other "
@@ -275,6 +280,10 @@ def _shim_globals(module: types.ModuleType, shim: types.ModuleType) -> dict[str,
     for name, value in module.__dict__.items():
         if value is mlflow:
             names[name] = shim
+        elif isinstance(value, types.ModuleType) and value.__name__.startswith("mlflow."):
+            counterpart = _counterpart_module(value.__name__, shim)  # from mlflow import tracking
+            if counterpart is not None:
+                names[name] = counterpart
         elif not _from_mlflow(value):
             continue
         elif hasattr(_counterpart(value, shim), name):  # mlflow.tracking.fluent._get_experiment_id
@@ -294,9 +303,12 @@ def _shim_globals(module: types.ModuleType, shim: types.ModuleType) -> dict[str,
 def _counterpart(value: object, shim: types.ModuleType) -> types.ModuleType | None:
     """The shim's module standing for the MLflow module ``value`` was defined in
     (``mlflow.tracking.fluent`` -> ``mltrail.mlflow.tracking.fluent``), or None."""
-    inner = str(getattr(value, "__module__", "")).removeprefix("mlflow")
+    return _counterpart_module(str(getattr(value, "__module__", "")), shim)
+
+
+def _counterpart_module(name: str, shim: types.ModuleType) -> types.ModuleType | None:
     try:
-        return importlib.import_module(shim.__name__ + inner)
+        return importlib.import_module(shim.__name__ + name.removeprefix("mlflow"))
     except ImportError:
         return None
 
