@@ -783,3 +783,36 @@ def test_download_artifacts_copies_a_run_s_artifacts_out_under_their_names(store
     assert Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/c.txt")).read_text() == "c"
     with pytest.raises(NotFoundError, match="has no artifact 'dir/a'"):  # a name, not a prefix of one
         mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="dir/a")
+
+
+def test_a_table_s_image_column_is_logged_as_images_and_a_run_that_ended_takes_more(store_dir: Path) -> None:
+    from PIL import Image as PILImage
+
+    pixels = np.array([[0, 128, 255], [255, 128, 0]], dtype=np.uint8)
+    table = {"prompt": ["a", "b"], "picture": [mlflow.Image(pixels), PILImage.fromarray(pixels).convert("RGB")]}
+    with mlflow.start_run() as run:
+        mlflow.log_table(table, "eval/results.json")
+        with pytest.raises(ValueError, match="Column `picture` contains a mix of images and non-images"):
+            mlflow.log_table({"picture": [mlflow.Image(pixels), "text"]}, "mixed.json")
+    run_id = run.info.run_id
+    mlflow.log_table(table, "eval/results.json", run_id=run_id)  # after the run ended, as MLflow allows
+    mlflow.log_params({"late": 1}, run_id=run_id)
+    read = mlflow.get_run(run_id)
+    assert read.info.status == "FINISHED" and read.data.params == {"late": "1"}
+    frame = pd.read_json(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="eval/results.json"),
+                         orient="split")
+    assert len(frame) == 4 and {cell["type"] for cell in frame["picture"]} == {"image"}
+    cell = frame["picture"][0]
+    assert cell["filepath"].startswith("table_images/eval/results/") and cell["compressed_filepath"].endswith(".webp")
+    again = PILImage.open(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=cell["filepath"]))
+    assert (np.array(again) == pixels).all()  # the same pixels back
+    assert mlflow.Image(pixels.tolist()).size == (3, 2) and mlflow.Image(pixels).to_list() == pixels.tolist()
+    with pytest.raises(InvalidInputError, match="mlflow.Image: integer pixels must be within 0 and 255"):
+        mlflow.Image([[300]])
+    with mlflow.start_run():  # a run another process writes is not written into: one writer a run
+        with mlflow.start_run(nested=True) as live:
+            pass
+        elsewhere = mltrail.Store(store_dir).start_run(run_id=live.info.run_id)
+        with pytest.raises(InvalidInputError, match="is RUNNING, not this process's active run"):
+            mlflow.log_params({"x": 1}, run_id=live.info.run_id)
+        elsewhere.end()

@@ -49,9 +49,12 @@ import os
 import pickle
 import shutil
 import sys
+import posixpath
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -73,11 +76,13 @@ from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentCatalog, Exp
 from ..tracking.run import PARENT_TAG, Run
 from . import exceptions, shadow, validation
 from .exceptions import MlflowException, UnsupportedCallError, as_mlflow_exception, raises_mlflow_exceptions
+from .image import Image
 from .shadow import MlflowShadowWarning
 
 __all__ = [
     "ActiveRun",
     "Experiment",
+    "Image",
     "Metric",
     "MlflowClient",
     "MlflowException",
@@ -642,8 +647,8 @@ def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
 @raises_mlflow_exceptions
 def log_params(params: Mapping[str, Any], synchronous: bool | None = None,
                run_id: str | None = None) -> RunOperations | None:
-    run = _run_for(run_id)
-    run.log_params({k: str(v) for k, v in params.items()})
+    with _into(run_id) as run:
+        run.log_params({k: str(v) for k, v in params.items()})
     return RunOperations(run) if _no_wait(synchronous) else None
 
 
@@ -666,20 +671,37 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None, synchrono
     timestamp = int(time.time() * 1000) if timestamp is None else timestamp
     for key, value in metrics.items():
         validation.check_metric(key, value, timestamp, step)
-    run = _run_for(run_id)
-    for key, value in metrics.items():
-        run.log_metric(key, value, step, timestamp=timestamp / 1000, dataset=dataset)
+    with _into(run_id) as run:
+        for key, value in metrics.items():
+            run.log_metric(key, value, step, timestamp=timestamp / 1000, dataset=dataset)
     return RunOperations(run) if _no_wait(synchronous) else None
 
 
-def _run_for(run_id: str | None) -> Run:
+_ENDED = ("FINISHED", "FAILED", "KILLED")
+
+
+@contextmanager
+def _into(run_id: str | None) -> Iterator[Run]:
+    """The run a call with ``run_id`` logs into: the active one (started if there is none),
+    or, as MLflow's calls may, a run that has ended, resumed for the call and ended again
+    as it had ended. A run another process is writing is refused: one writer a run."""
     if run_id is None:
-        return _active()
+        yield _active()
+        return
     active = fluent.active_run()
     if active is not None and active.id == run_id:
-        return active
-    raise InvalidInputError(f"mltrail.mlflow logs into the active run only, not run {run_id} (resume it with "
-                            "start_run(run_id=...))")
+        yield active
+        return
+    store = _store()
+    status = store.get_run(run_id)["run"]["status"]
+    if status not in _ENDED:
+        raise InvalidInputError(f"run {run_id} is {status}, not this process's active run: mltrail.mlflow logs "
+                                "into the active run or a run that has ended (one writer a run)")
+    run = store.start_run(run_id=run_id)
+    try:
+        yield run
+    finally:
+        run.end(status)
 
 
 @raises_mlflow_exceptions
@@ -728,7 +750,8 @@ def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None =
         return
     if not path.is_file():
         raise InvalidInputError(f"log_artifact takes a file or a folder; {str(path)!r} is neither")
-    _run_for(run_id).log_artifact(path, name=_artifact_name(artifact_path, path.name))
+    with _into(run_id) as run:
+        run.log_artifact(path, name=_artifact_name(artifact_path, path.name))
 
 
 @raises_mlflow_exceptions
@@ -737,9 +760,9 @@ def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None =
     folder = Path(local_dir)
     if not folder.is_dir():
         raise InvalidInputError(f"log_artifacts takes a folder; {str(folder)!r} is not one")
-    run = _run_for(run_id)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        run.log_artifact(path, name=_artifact_name(artifact_path, path.relative_to(folder).as_posix()))
+    with _into(run_id) as run:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            run.log_artifact(path, name=_artifact_name(artifact_path, path.relative_to(folder).as_posix()))
 
 
 @raises_mlflow_exceptions
@@ -754,12 +777,13 @@ def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> 
                                     "log it as *.json, where values are written as their str") from None
     else:
         text = json.dumps(dictionary, indent=2, default=str)
-    _run_for(run_id).log_text(text, artifact_file)
+    log_text(text, artifact_file, run_id)
 
 
 @raises_mlflow_exceptions
 def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
-    _run_for(run_id).log_text(text, artifact_file)
+    with _into(run_id) as run:
+        run.log_text(text, artifact_file)
 
 
 @raises_mlflow_exceptions
@@ -788,11 +812,22 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
         raise InvalidInputError(f"log_table({artifact_file!r}): a table is a *.json or a *.parquet artifact")
     if not isinstance(data, (pd.DataFrame, dict)):
         raise InvalidInputError(f"data must be a pandas.DataFrame or a dictionary, not {type(data).__name__}")
-    frame = data if isinstance(data, pd.DataFrame) else _dict_frame(data)
-    run = _run_for(run_id)
+    frame = data.copy() if isinstance(data, pd.DataFrame) else _dict_frame(data)
+    with _into(run_id) as run:
+        _log_table_into(run, frame, artifact_file)
+
+
+def _log_table_into(run: Run, frame: pd.DataFrame, artifact_file: str) -> None:
     store = _store()
     run.flush()  # the tables this run logged so far, readable by name
     details = store.get_run(run.id)
+    for column in frame.columns:  # as MLflow's: a column of images is logged as images, the cells name them
+        images = [_is_image(cell) for cell in frame[column]]
+        if any(images) and not all(images):
+            raise ValueError(f"Column `{column}` contains a mix of images and non-images. Please ensure that all "
+                             "elements in the column are of the same type.")  # MLflow's words and class
+        if images and all(images):
+            frame[column] = [_log_table_image(run, artifact_file, image) for image in frame[column]]
     if artifact_file in set(details["artifacts"]["path"]):
         frame = pd.concat([_read_table(store.artifact_path(run.id, artifact_file), artifact_file, typed=False), frame],
                           ignore_index=True)
@@ -803,6 +838,30 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
     listed = json.loads(dict(details["tags"]).get(_LOGGED_ARTIFACTS_TAG) or "[]")
     if {"path": artifact_file, "type": "table"} not in listed:
         run.set_tag(_LOGGED_ARTIFACTS_TAG, json.dumps([*listed, {"path": artifact_file, "type": "table"}]))
+
+
+def _is_image(cell: Any) -> bool:
+    """MLflow's test for an image in a table: it can save and resize itself and has a size
+    (a PIL image, an :class:`Image`, or anything alike)."""
+    return callable(getattr(cell, "save", None)) and callable(getattr(cell, "resize", None)) and hasattr(cell, "size")
+
+
+_THUMBNAIL_PIXELS = 256  # the longer side of the small copy the table's viewers show
+
+
+def _log_table_image(run: Run, artifact_file: str, image: Any) -> dict[str, str]:
+    """An image of a table as two artifacts beside it, as MLflow lays them out
+    (``table_images/<table>/<uuid>.png`` and a small ``.webp``), and the cell naming them."""
+    base = posixpath.join("table_images", posixpath.splitext(artifact_file)[0], uuid.uuid4().hex)
+    width, height = image.size
+    scale = min(1.0, _THUMBNAIL_PIXELS / max(width, height, 1))
+    small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))))
+    with tempfile.TemporaryDirectory(dir=run.tracker.layout.cache) as scratch:
+        for picture, suffix in ((image, ".png"), (small, ".webp")):
+            local = Path(scratch) / f"image{suffix}"
+            picture.save(str(local))
+            run.log_artifact(local, name=base + suffix)
+    return {"type": "image", "filepath": base + ".png", "compressed_filepath": base + ".webp"}
 
 
 def _dict_frame(data: Mapping[str, Any]) -> pd.DataFrame:
@@ -1190,24 +1249,23 @@ class MlflowClient:
     def log_batch(self, run_id: str, metrics: Sequence[Any] = (), params: Sequence[Any] = (),
                   tags: Sequence[Any] = (), synchronous: bool | None = None) -> RunOperations | None:
         """MLflow's entities (``Metric``, ``Param``, ``RunTag``: anything with their fields),
-        checked as MLflow checks a batch before any is written. Metrics and params go into the
-        active run; tags also onto a run that has ended."""
+        checked as MLflow checks a batch before any is written; into the active run, or a run
+        that has ended (resumed for the call). Tags alone on an ended run are an edit of it."""
         validation.check_batch(metrics, params, tags)
         active = fluent.active_run()
-        if active is None or active.id != run_id:
-            if metrics or params:
-                _run_for(run_id)  # (raises: values go into the active run)
+        if (active is None or active.id != run_id) and not metrics and not params:
             store = _store()
             for tag in tags:
                 store.set_tag(run_id, tag.key, str(tag.value))
             return None
-        if params:
-            active.log_params({p.key: str(p.value) for p in params})
-        for m in metrics:
-            active.log_metric(m.key, m.value, m.step, timestamp=m.timestamp / 1000)
-        if tags:
-            active.set_tags({t.key: str(t.value) for t in tags})
-        return RunOperations(active) if _no_wait(synchronous) else None
+        with _into(run_id) as run:
+            if params:
+                run.log_params({p.key: str(p.value) for p in params})
+            for m in metrics:
+                run.log_metric(m.key, m.value, m.step, timestamp=m.timestamp / 1000)
+            if tags:
+                run.set_tags({t.key: str(t.value) for t in tags})
+        return RunOperations(run) if _no_wait(synchronous) else None
 
     @raises_mlflow_exceptions
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:

@@ -56,33 +56,40 @@ def table_bytes(frame: Any, name: str) -> bytes:
     return sink.getvalue()
 
 
-def image_bytes(image: Any, name: str) -> bytes:
-    """A PIL image, or a NumPy array: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8
-    0-255 or floats 0-1; as the file format the name's suffix says (PNG by default)."""
+def pil_image(image: Any, what: str) -> Any:
+    """A PIL image from a PIL image or a NumPy array: (H, W) grey, (H, W, 3) RGB or (H, W, 4)
+    RGBA, uint8 0-255 or floats 0-1 (``what`` names the call in errors)."""
     import numpy as np
     from PIL import Image
 
-    if not name.lower().endswith(IMAGE_SUFFIXES):
-        raise InvalidInputError(f"log_image: name the artifact with an image suffix ({', '.join(IMAGE_SUFFIXES)}), "
-                                f"not {name!r}")
     if isinstance(image, np.ndarray):
         array = image
         if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-            raise InvalidInputError(f"log_image({name!r}): an array of shape (H, W), (H, W, 3) or (H, W, 4), "
+            raise InvalidInputError(f"{what}: an array of shape (H, W), (H, W, 3) or (H, W, 4), "
                                     f"not {array.shape}")
         if array.ndim == 3 and array.shape[2] == 1:
             array = array[:, :, 0]
         if array.dtype.kind == "f":
             if np.isnan(array).any() or array.min() < 0 or array.max() > 1:
-                raise InvalidInputError(f"log_image({name!r}): float pixels must be within 0 and 1")
+                raise InvalidInputError(f"{what}: float pixels must be within 0 and 1")
             array = (array * 255).round().astype(np.uint8)
         elif array.dtype != np.uint8:
             if array.min() < 0 or array.max() > 255:
-                raise InvalidInputError(f"log_image({name!r}): integer pixels must be within 0 and 255")
+                raise InvalidInputError(f"{what}: integer pixels must be within 0 and 255")
             array = array.astype(np.uint8)
         image = Image.fromarray(array)
     if not isinstance(image, Image.Image):
-        raise InvalidInputError(f"log_image({name!r}) needs a NumPy array or a PIL image, not {type(image).__name__}")
+        raise InvalidInputError(f"{what} needs a NumPy array or a PIL image, not {type(image).__name__}")
+    return image
+
+
+def image_bytes(image: Any, name: str) -> bytes:
+    """A PIL image, or a NumPy array: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8
+    0-255 or floats 0-1; as the file format the name's suffix says (PNG by default)."""
+    if not name.lower().endswith(IMAGE_SUFFIXES):
+        raise InvalidInputError(f"log_image: name the artifact with an image suffix ({', '.join(IMAGE_SUFFIXES)}), "
+                                f"not {name!r}")
+    image = pil_image(image, f"log_image({name!r})")
     sink = io.BytesIO()
     kind = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(name[name.rfind("."):].lower())
     image.convert("RGB").save(sink, format=kind) if kind else image.save(sink, format=name.rsplit(".", 1)[-1].upper())
