@@ -47,9 +47,9 @@ import json
 import math
 import os
 import pickle
+import posixpath
 import shutil
 import sys
-import posixpath
 import tempfile
 import time
 import uuid
