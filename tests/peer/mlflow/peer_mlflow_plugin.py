@@ -53,13 +53,20 @@ EXCLUDED_BY_CODE: dict[str, dict[str, str]] = {
                                           "its artifact repository)"},
     "server": {"local_file_uri_to_path(": "reads the run's artifact URI as a local folder (a server's "
                                           "artifacts go through its artifact proxy, as with `mlflow server "
-                                          "--serve-artifacts`)"},
+                                          "--serve-artifacts`)",
+               "_assert_get_artifact_uri_appends_to_uri_path_component_correctly(":
+                   "creates experiments whose artifacts live outside the server (artifact_location s3://..., "
+                   "mysql://..., a local folder): mltrail's server keeps every run's artifacts itself, behind its "
+                   "grants, and refuses such a location"},
     # The shim mode binds the names a test module took from MLflow to the shim's, but a mock
     # put in MLflow's module by its dotted name (mock.patch("mlflow.tracking.fluent.X")) is
     # in the real MLflow whatever the test's names are: a test asserting that MLflow's search
     # called it can pass on MLflow alone.
     "shim": {"local_file_uri_to_path(": "reads the run's artifact URI as a local folder (mltrail keeps "
                                         "artifacts content-addressed; the shim's artifact URI is runs:/<run id>)",
+             "_assert_get_artifact_uri_appends_to_uri_path_component_correctly(":
+                 "expects artifact URIs under the experiment's artifact_location (s3://..., a folder), built by "
+                 "MLflow's private artifact_utils; the shim's are runs:/<run id>/<path> (artifacts content-addressed)",
              **{needle: f"reaches MLflow's private internals ({needle.strip('.(')}), which the shim, another "
                         "implementation of MLflow's public calls, does not have"
                 for needle in ("artifact_utils.", "tracking._get_store(", "TrackingServiceClient")},
@@ -162,6 +169,7 @@ def _mlflow_server_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     server. The server runs from a full MLflow installation (the test extra has only
     mlflow-skinny, without the server): ``$PEER_MLFLOW_SERVER_PYTHON``, else the one
     ``benchmarks/bench_mlflow_bridge.py`` makes in ``benchmarks/.cache/mlflow-server``."""
+    import shutil
     import socket
     import subprocess
     import time
@@ -176,6 +184,8 @@ def _mlflow_server_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    shm = Path("/dev/shm")
+    before = set(shm.iterdir()) if shm.is_dir() else set()
     log = open(folder / "mlflow-server.log", "w")  # noqa: SIM115 (closed with the server, below)
     server = subprocess.Popen(
         [str(python), "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
@@ -199,6 +209,11 @@ def _mlflow_server_backend(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         server.terminate()
         server.wait(60)
         log.close()
+        # mlflow server keeps its job queue (huey) in a tmp folder of /dev/shm it leaves behind
+        for left in (set(shm.iterdir()) - before) if shm.is_dir() else ():
+            if left.name.startswith("tmp") and left.is_dir() and all(
+                    p.name.endswith(".mlflow-huey-store") for p in left.iterdir()):
+                shutil.rmtree(left, ignore_errors=True)
 
     _servers.append(stop)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
