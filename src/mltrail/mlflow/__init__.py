@@ -1232,7 +1232,7 @@ class MlflowClient:
     @raises_mlflow_exceptions
     def log_metric(self, run_id: str, key: str, value: float, timestamp: int | None = None,
                    step: int | None = None, synchronous: bool | None = None, **ignored: Any) -> RunOperations | None:
-        """Into the active run (the shim logs values into the run it runs)."""
+        """Into the active run, or a run that has ended (resumed for the call)."""
         return log_metrics({key: value}, step, synchronous, run_id, timestamp)
 
     @raises_mlflow_exceptions
@@ -1275,7 +1275,7 @@ class MlflowClient:
         if active is not None and active.id == run_id:
             active.flush()
         store = _store()
-        store.resolve_run(run_id)  # (a run that does not exist is an error, not an empty history)
+        run_id = store.resolve_run(run_id)  # (a run that does not exist is an error, not an empty history)
         history = store.metric_history([run_id], [key])
         points = [Metric(key=key, value=float(value), timestamp=millis(ts) or 0, step=int(step))
                   for step, value, ts in zip(history["step"], history["value"], history["timestamp"], strict=True)]
