@@ -150,6 +150,9 @@ class _State:
     # on a server, the experiments create_experiment named that have no run yet (the server
     # learns of an experiment from its first run): ID -> name, so their ID can start one
     created: dict[str, str] = field(default_factory=dict)
+    # run ID -> its experiment's ID, read once a run: active_run() wraps the run anew each call,
+    # and a catalog read is files (~3 ms on a store of 20 runs, more as it grows)
+    run_experiment_ids: dict[str, str] = field(default_factory=dict)
 
 
 _state = _State()
@@ -505,13 +508,13 @@ class ActiveRun:
 
     def __init__(self, run: Run) -> None:
         self.run = run
-        self._experiment_id: str | None = None
 
     @property
     def info(self) -> RunInfo:
-        if self._experiment_id is None:  # (read once: the catalog is files)
-            self._experiment_id = _experiment_ids(_store())(self.run.experiment)
-        return RunInfo(run_id=self.run.id, run_name=self.run.name, experiment_id=self._experiment_id,
+        experiment_id = _state.run_experiment_ids.get(self.run.id)
+        if experiment_id is None:
+            experiment_id = _state.run_experiment_ids[self.run.id] = _experiment_ids(_store())(self.run.experiment)
+        return RunInfo(run_id=self.run.id, run_name=self.run.name, experiment_id=experiment_id,
                        status=self.run.status, start_time=round(id_time(self.run.id) * 1000), end_time=None,
                        user_id=_user(), artifact_uri=f"runs:/{self.run.id}")
 
@@ -1076,10 +1079,16 @@ def get_run(run_id: str) -> StoredRun:
     return MlflowClient().get_run(run_id)
 
 
-def _read_run(run_id: str, experiment_ids: Callable[[str], str] | None = None) -> StoredRun:
+def _flush_if_active(run_id: str) -> None:
+    """What this process logged into ``run_id`` so far, written before it is read (MLflow
+    writes each call at once; mltrail's run buffers them)."""
     active = fluent.active_run()
     if active is not None and active.id == run_id:
         active.flush()
+
+
+def _read_run(run_id: str, experiment_ids: Callable[[str], str] | None = None) -> StoredRun:
+    _flush_if_active(run_id)
     store = _store()
     details = store.get_run(run_id)
     info = details["run"]
@@ -1271,9 +1280,7 @@ class MlflowClient:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` on the run in MLflow's order (its sqlite store's, and the
         plugin's): by time, then step, then value."""
-        active = fluent.active_run()
-        if active is not None and active.id == run_id:
-            active.flush()
+        _flush_if_active(run_id)
         store = _store()
         run_id = store.resolve_run(run_id)  # (a run that does not exist is an error, not an empty history)
         history = store.metric_history([run_id], [key])
