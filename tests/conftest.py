@@ -1,6 +1,7 @@
 """Shared fixtures: every test runs in its own folder with a clean MLTRAIL_* environment
-and its own home, so nothing a test does (a remote store's default spool under
-``~/.cache/mltrail``, a child process it starts) writes outside ``tmp_path``.
+(and no MLflow experiment or run taken from it) and its own home, so nothing a test does
+(a remote store's default spool under ``~/.cache/mltrail``, a child process it starts)
+writes outside ``tmp_path``.
 
 The session checks that promise at its end: a file the suite created or changed in the
 repository's working tree, or a name it created in the real home or its ``.cache`` and
@@ -28,6 +29,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith("MLTRAIL_"):
             monkeypatch.delenv(name)
+    # the experiment and run MLflow's calls (and the shim's) take from the environment: real
+    # MLflow's set_experiment leaves MLFLOW_EXPERIMENT_ID set for the rest of the process
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))  # Path.home(), expanduser(), and every child process
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))

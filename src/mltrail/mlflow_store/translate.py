@@ -90,6 +90,7 @@ from ..tracking.experiments import DEFAULT_EXPERIMENT_ID, ExperimentRecord
 from ..tracking.run import PARENT_TAG
 from ..tracking.run import Run as MltrailRun
 from .common import ARTIFACTS_SCHEME, mlflow_errors
+from .entities import run_data
 
 _OWN_TAGS = "mltrail."
 # mltrail's statuses as MLflow's: MLflow has no CRASHED (a run whose process died reads FAILED)
@@ -434,11 +435,9 @@ class Translation:
             return
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise MlflowException(f"mltrail keeps no {status} runs", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
-        if run is None or run.status != "RUNNING":
-            if self._run_row(run_id)["status"] != "RUNNING" and run is None:
-                run = self.store.start_run(run_id=run_id, log_system_metrics=False)
-            elif run is None:
-                run = self.store.start_run(run_id=run_id, log_system_metrics=False)
+        if run is None:
+            self._run_row(run_id)  # the run must exist: resuming an ID no run has would make one
+            run = self.store.start_run(run_id=run_id, log_system_metrics=False)
         if run.status == "RUNNING":
             run.end(status)
         self._open.pop(run_id, None)
@@ -608,17 +607,26 @@ class Translation:
         wanted = pa.array(frame["run_id"].tolist(), type=pa.string())
         latest = self.store.tracking._table("latest_metrics")
         latest = latest.filter(pc.is_in(latest["run_id"], value_set=wanted))
+        # a run's rows together (a stable sort keeps their order), then each run a slice: the
+        # Metric objects made by one map over the columns, its values one dict of a zip
+        latest = latest.take(pc.sort_indices(latest["run_id"]))
+        keys, values = latest["key"].to_pylist(), latest["value"].to_numpy(zero_copy_only=False).tolist()
+        times = [0 if ts is None else ts for ts in millis_column(latest["timestamp"].to_pandas())]
+        made = list(map(Metric, keys, values, times, latest["step"].to_pylist()))
         points: dict[str, list[Metric]] = {}
-        for run_id, key, value, ts, step in zip(latest["run_id"].to_pylist(), latest["key"].to_pylist(),
-                                               latest["value"].to_numpy(zero_copy_only=False).tolist(),
-                                               millis_column(latest["timestamp"].to_pandas()),
-                                               latest["step"].to_pylist(), strict=True):
-            points.setdefault(run_id, []).append(Metric(key, value, ts or 0, int(step)))
+        latest_values: dict[str, dict[str, float]] = {}  # each run's value by key (RunData's metrics)
+        runs_column = pc.run_end_encode(latest["run_id"].combine_chunks())
+        start = 0
+        for run_id, end in zip(runs_column.values.to_pylist(), runs_column.run_ends.to_pylist(), strict=True):
+            points[run_id] = made[start:end]
+            latest_values[run_id] = dict(zip(keys[start:end], values[start:end], strict=True))
+            start = end
         # MLflow's search answers each run's inputs and outputs too (its sqlite store reads
         # them in bulk): one read of the datasets table, one of the searched experiments' models
         datasets = self.store.tracking._table("datasets")
         inputs: dict[str, list[DatasetInput]] = {}
-        for row in datasets.filter(pc.is_in(datasets["run_id"], value_set=wanted)).to_pandas().to_dict("records"):
+        picked = datasets.filter(pc.is_in(datasets["run_id"], value_set=wanted))
+        for row in picked.to_pandas().to_dict("records") if picked.num_rows else ():
             inputs.setdefault(row["run_id"], []).append(_dataset_input(row))
         outputs: dict[str, list[LoggedModelOutput]] = {}
         for model in self.logged_models.models.records(sorted(set(frame["experiment"]))):
@@ -634,17 +642,8 @@ class Translation:
         missing = [None] * len(frame)
         parents = frame["parent_run_id"].tolist() if "parent_run_id" in frame.columns else missing
         deleted = frame["deleted"].tolist() if "deleted" in frame.columns else missing
-        # params and tags gathered a column at a time (a lookup a cell a row cost more than the Param)
-        params_of: list[list[Param]] = [[] for _ in range(len(frame))]
-        tags_of: list[dict[str, Any]] = [{} for _ in range(len(frame))]
-        for c in param_cols:
-            for row, cell in zip(params_of, column[c], strict=True):
-                if isinstance(cell, str):
-                    row.append(Param(c[7:], cell))
-        for c in tag_cols:
-            for found, cell in zip(tags_of, column[c], strict=True):
-                if isinstance(cell, str):
-                    found[c[5:]] = cell
+        params_of = _texts_by_row(len(frame), {c[7:]: column[c] for c in param_cols})
+        tags_of = _texts_by_row(len(frame), {c[5:]: column[c] for c in tag_cols})
         runs = []
         for i, run_id in enumerate(column["run_id"]):
             tags = self._mlflow_tags(tags_of[i], column["run_name"][i], None, parents[i])
@@ -656,8 +655,7 @@ class Translation:
                            lifecycle_stage=LifecycleStage.DELETED if deleted[i] else LifecycleStage.ACTIVE,
                            artifact_uri=self.artifact_uri(run_id, locations.get(experiment)),
                            run_name=tags.get(MLFLOW_RUN_NAME))
-            runs.append(Run(info, RunData(metrics=points.get(run_id, []), params=params,
-                                          tags=[RunTag(k, v) for k, v in tags.items()]),
+            runs.append(Run(info, run_data(points.get(run_id, []), latest_values.get(run_id, {}), params, tags),
                             RunInputs(dataset_inputs=inputs.get(run_id, [])), RunOutputs(outputs.get(run_id, []))))
         return runs
 
@@ -698,6 +696,16 @@ class Translation:
 
     def record_logged_model(self, run_id: str, mlflow_model: Any) -> None:
         self.logged_models.record_logged_model(run_id, mlflow_model)
+
+
+def _texts_by_row(rows: int, columns: dict[str, list[Any]]) -> list[dict[str, str]]:
+    """Each row's present cells of ``columns`` (name -> its cells), by name: a run's params
+    or tags from the search's columns (a cell missing from a run is not a string)."""
+    if not columns:
+        return [{} for _ in range(rows)]
+    names = list(columns)
+    return [{name: cell for name, cell in zip(names, row) if isinstance(cell, str)}
+            for row in zip(*columns.values(), strict=True)]
 
 
 _ORDER_PREFIX = {"attribute": "attributes", "metric": "metrics", "parameter": "params", "tag": "tags"}
