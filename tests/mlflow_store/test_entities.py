@@ -68,3 +68,30 @@ def test_an_mlflow_whose_run_data_refuses_the_fields_gets_its_constructor(monkey
 
     monkeypatch.setattr(entities, "RunData", Sealed)
     assert not entities.same_object(entities.from_dicts)
+
+
+def test_each_searched_run_of_a_mixed_experiment_reads_as_get_run_reads_it(client: MlflowClient) -> None:
+    # runs with other params, no params, no metrics, a metric logged at several steps, a
+    # deleted run: the search builds their data a page at a time, get_run one run at a time
+    experiment = client.create_experiment("mixed")
+    made = []
+    for i, (params, metrics) in enumerate([({"a": "1"}, [("loss", 0.5, 0), ("loss", 0.25, 3)]),
+                                           ({"b": "x y", "a": "2"}, []),
+                                           ({}, [("acc", float("nan"), 0), ("acc", float("inf"), 1)]),
+                                           ({}, [])]):
+        run_id = client.create_run(experiment, run_name=f"r{i}", tags={"k": str(i)} if i % 2 else {}).info.run_id
+        client.log_batch(run_id, metrics=[Metric(k, v, 1000 + s, s) for k, v, s in metrics],
+                         params=[Param(k, v) for k, v in params.items()])
+        client.set_terminated(run_id)
+        made.append(run_id)
+    client.delete_run(made[3])
+    found = {run.info.run_id: run for run in client.search_runs([experiment], run_view_type=3)}
+    assert sorted(found) == sorted(made)
+    for run_id in made:
+        searched, got = found[run_id].data, client.get_run(run_id).data
+        assert (searched.params, searched.tags) == (got.params, got.tags)
+        assert str(searched.metrics) == str(got.metrics)  # (NaN is not equal to itself)
+        assert [(m.key, str(m.value), m.step, m.timestamp) for m in searched._metric_objs] == \
+            [(m.key, str(m.value), m.step, m.timestamp) for m in got._metric_objs]
+    assert found[made[0]].data.metrics == {"loss": 0.25}
+    assert found[made[1]].data.params == {"b": "x y", "a": "2"} and found[made[1]].data.metrics == {}
