@@ -25,6 +25,9 @@ from mlflow.protos.databricks_pb2 import (
 )
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
+from mltrail.errors import AlreadyExistsError, InvalidInputError, NotFoundError, WrongStateError
+from mltrail.mlflow_store.common import mlflow_errors
+
 
 def _code(name: int) -> str:
     return str(ErrorCode.Name(name))
@@ -304,3 +307,17 @@ def test_a_registered_version_s_number_is_an_int_as_in_mlflow_s_sqlite_store(cli
     assert client.get_registered_model("churn").aliases == {"champion": 1}
     assert client.get_model_version_by_alias("churn", "champion").version == 1
 
+
+
+@pytest.mark.parametrize(("error", "code", "status"), [
+    (NotFoundError("no run x"), "RESOURCE_DOES_NOT_EXIST", 404),
+    (AlreadyExistsError("e exists"), "RESOURCE_ALREADY_EXISTS", 400),
+    (InvalidInputError("bad name"), "INVALID_PARAMETER_VALUE", 400),
+    # a state refusal: not INVALID_STATE, a 500 MLflow's REST client would retry for minutes
+    (WrongStateError("run x is deleted already"), "INVALID_PARAMETER_VALUE", 400),
+])
+def test_mltrail_s_errors_are_mlflow_s_with_a_status_its_client_does_not_retry(error, code, status) -> None:
+    with pytest.raises(MlflowException) as raised, mlflow_errors():
+        raise error
+    assert (raised.value.error_code, raised.value.get_http_status_code()) == (code, status)
+    assert str(error) in raised.value.message

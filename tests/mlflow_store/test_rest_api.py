@@ -100,6 +100,16 @@ def test_errors_are_mlflow_s_error_codes_with_mlflow_s_statuses(served, prefix):
     assert created[0] == 200 and created[1]["experiment_id"].isdigit()
     again = call(url, "POST", f"{prefix}/experiments/create", {"name": "churn"})
     assert again[0] == 400 and again[1]["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    # a refusal no retry changes is a 400, as MLflow's stores answer a thing's state: a 500
+    # (INVALID_STATE) would have MLflow's client retry it for minutes
+    assert call(url, "POST", f"{prefix}/registered-models/create", {"name": "m"})[0] == 200
+    kept = call(url, "DELETE", f"{prefix}/registered-models/delete", {"name": "m"})
+    assert kept[0] == 400 and kept[1]["error_code"] == "INVALID_PARAMETER_VALUE" and "history" in kept[1]["message"]
+    run_id = call(url, "POST", f"{prefix}/runs/create", {"experiment_id": created[1]["experiment_id"]})[1]["run"]["info"]["run_id"]
+    assert call(url, "POST", f"{prefix}/runs/update", {"run_id": run_id, "status": "FINISHED"})[0] == 200
+    assert call(url, "POST", f"{prefix}/runs/delete", {"run_id": run_id})[0] == 200
+    deleted_twice = call(url, "POST", f"{prefix}/runs/delete", {"run_id": run_id})
+    assert deleted_twice[0] == 200  # MLflow's stores leave a deleted run deleted, without an error
 
 
 def test_a_changed_param_is_refused_as_mlflow_refuses_it_and_nothing_is_written(served):
@@ -150,6 +160,22 @@ def test_a_user_sees_and_changes_only_what_their_grants_allow(with_users, monkey
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ana"])
     assert [m.value for m in ana.get_metric_history(run.info.run_id, "loss")] == [0.5]  # bob changed nothing
     assert "owner" not in ana.get_run(run.info.run_id).data.tags
+
+
+def test_a_running_run_is_deleted_as_mlflow_deletes_it_and_the_edit_names_the_caller(with_users, monkeypatch,
+                                                                                   tmp_path):
+    url, tokens = with_users
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ana"])
+    ana = MlflowClient(url)
+    run_id = ana.create_run(ana.create_experiment("e")).info.run_id
+    ana.log_metric(run_id, "loss", 0.5)
+    ana.delete_run(run_id)  # still RUNNING: MLflow's stores delete any run
+    assert ana.search_runs([ana.get_experiment_by_name("e").experiment_id]) == []
+    assert ana.get_run(run_id).info.lifecycle_stage == "deleted"
+    ana.restore_run(run_id)
+    assert ana.get_run(run_id).info.lifecycle_stage == "active"
+    edits = mltrail.Store(tmp_path / "store").run_edits(run_id)
+    assert edits["by"].tolist() == ["ana", "ana"]  # the caller, not the server's own user
 
 
 def test_basic_auth_is_a_user_s_name_and_token_and_nothing_else(with_users):

@@ -26,12 +26,15 @@ from ..errors import (
 ARTIFACTS_SCHEME = "mltrail-artifacts"
 MODELS_PATH = "models"  # mltrail-artifacts:/models/<model ID>: a logged model's files, not a run's
 
+# A refusal for a thing's state (a run deleted already, a version archived) is MLflow's
+# INVALID_PARAMETER_VALUE, as its stores answer "must be in the 'active' state": its
+# INVALID_STATE is an HTTP 500, which MLflow's REST client retries for ~4 minutes first.
 _ERROR_CODE = [
     (NotFoundError, databricks_pb2.RESOURCE_DOES_NOT_EXIST),
     (AlreadyExistsError, databricks_pb2.RESOURCE_ALREADY_EXISTS),
     (PermissionDeniedError, databricks_pb2.PERMISSION_DENIED),
     (InvalidInputError, databricks_pb2.INVALID_PARAMETER_VALUE),
-    (WrongStateError, databricks_pb2.INVALID_STATE),
+    (WrongStateError, databricks_pb2.INVALID_PARAMETER_VALUE),
 ]
 
 

@@ -241,7 +241,7 @@ class RegistryTranslation(AbstractStore):
         self._model(name)
         raise MlflowException(f"mltrail keeps a registered model's history: {name!r} cannot be deleted; delete "
                               "its versions instead (they are archived, and gone for MLflow's clients)",
-                              databricks_pb2.INVALID_STATE)
+                              databricks_pb2.INVALID_PARAMETER_VALUE)  # (a 500 would be retried for minutes)
 
     def _models(self, visible: Callable[[str], bool] | None) -> list[reg.RegisteredModel]:
         found = []

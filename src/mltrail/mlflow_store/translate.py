@@ -444,15 +444,17 @@ class Translation:
 
     # MLflow's stores leave a run already in the state asked for as it is, without an error
 
-    def delete_run(self, run_id: str) -> None:
+    def delete_run(self, run_id: str, *, by: str | None = None) -> None:
+        """As MLflow's stores: any run, running too (mltrail's own calls refuse a RUNNING run).
+        ``by``: who deleted it (a server's caller), else this process's user."""
         with mlflow_errors():
             if not self.store.get_run(run_id)["run"].get("deleted"):
-                self.store.delete_run(run_id)
+                self.store.tracking.curation.delete_run(run_id, by=by, running_too=True)
 
-    def restore_run(self, run_id: str) -> None:
+    def restore_run(self, run_id: str, *, by: str | None = None) -> None:
         with mlflow_errors():
             if self.store.get_run(run_id)["run"].get("deleted"):
-                self.store.restore_run(run_id)
+                self.store.restore_run(run_id, by=by)
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
                    models: Sequence[Any] | None = None) -> None:

@@ -214,13 +214,13 @@ def update_run(m: Any, g: Gate, t: Translation) -> Message:
 
 def delete_run(m: Any, g: Gate, t: Translation) -> Message:
     _experiment_of_run(g, t, m.run_id, "edit")
-    t.delete_run(m.run_id)
+    t.delete_run(m.run_id, by=g.by(None))
     return pb.DeleteRun.Response()
 
 
 def restore_run(m: Any, g: Gate, t: Translation) -> Message:
     _experiment_of_run(g, t, m.run_id, "edit")
-    t.restore_run(m.run_id)
+    t.restore_run(m.run_id, by=g.by(None))
     return pb.RestoreRun.Response()
 
 

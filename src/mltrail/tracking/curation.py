@@ -115,13 +115,15 @@ class Curation:
             raise InvalidInputError(f"run {run_id} has no tag {checked!r}")
         return self._write(run_id, RunTagRemoved, by, key=checked)
 
-    def delete_run(self, ref: str, *, by: str | None = None) -> str:
-        """Hide a run from searches and the dashboard (restorable; ``gc`` purges it)."""
+    def delete_run(self, ref: str, *, by: str | None = None, running_too: bool = False) -> str:
+        """Hide a run from searches and the dashboard (restorable; ``gc`` purges it). A
+        RUNNING run is refused unless ``running_too`` (MLflow's stores delete any run, and
+        its clients on mltrail do): its writer goes on writing a hidden run."""
         run_id = self.tracker.resolve_run(ref)
         info = self.tracker.get_run(run_id)["run"]
         if info["deleted"]:
             raise WrongStateError(f"run {run_id} is deleted already")
-        if info["status"] == "RUNNING":
+        if info["status"] == "RUNNING" and not running_too:
             raise WrongStateError(f"run {run_id} is RUNNING: stop it before deleting it")
         return self._write(run_id, RunDeleted, by)
 
