@@ -176,6 +176,14 @@ def test_a_running_run_is_deleted_as_mlflow_deletes_it_and_the_edit_names_the_ca
     assert ana.get_run(run_id).info.lifecycle_stage == "active"
     edits = mltrail.Store(tmp_path / "store").run_edits(run_id)
     assert edits["by"].tolist() == ["ana", "ana"]  # the caller, not the server's own user
+    experiment = ana.create_experiment("tagged")
+    ana.set_experiment_tag(experiment, "team", "vision")
+    ana.delete_experiment_tag(experiment, "team")
+    ana.delete_experiment(experiment)
+    ana.restore_experiment(experiment)
+    catalog = mltrail.Store(tmp_path / "store").tracking.catalog
+    events = [e for found in catalog._event_lists() for e in found if e.experiment == "tagged"]
+    assert len(events) == 5 and {e.by for e in events} == {"ana"}
 
 
 def test_basic_auth_is_a_user_s_name_and_token_and_nothing_else(with_users):

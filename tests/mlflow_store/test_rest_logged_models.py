@@ -255,3 +255,15 @@ def test_a_logged_model_is_its_experiment_s_to_read_and_to_change(with_users, mo
     assert got.tags == {} and got.status == LoggedModelStatus.READY  # bob and carol changed nothing
     assert [(m.key, m.value, m.step) for m in got.metrics] == [("auc", 0.9, 1)]
     assert [f.path for f in ana.list_logged_model_artifacts(model.model_id)] == ["weights.txt"]
+    ana.set_logged_model_tags(model.model_id, {"team": "search"})
+    ana.delete_logged_model_tag(model.model_id, "team")
+    ana.log_model_params(model.model_id, {"depth": "3"})
+    ana.log_outputs(run.info.run_id, [mlflow.entities.LoggedModelOutput(model.model_id, 2)])
+    ana.delete_logged_model(model.model_id)
+    # each change names its caller, not the server's own user
+    models = mltrail.Store(tmp_path / "store").tracking.logged_models
+    events = models._events(models._folder_of(model.model_id))
+    assert [type(e).__name__ for e in events] == [
+        "LoggedModelCreated", "LoggedModelFiles", "LoggedModelFinalized", "LoggedModelMetrics", "LoggedModelTagsSet",
+        "LoggedModelTagDeleted", "LoggedModelParamsLogged", "LoggedModelOutput", "LoggedModelDeleted"]
+    assert {e.by for e in events} == {"ana"}

@@ -92,10 +92,10 @@ class LoggedModelTranslation:
         with mlflow_errors():
             return self.models.file_path(model_id, path)
 
-    def log_files(self, model_id: str, files: Sequence[tuple[str, Path]]) -> None:
+    def log_files(self, model_id: str, files: Sequence[tuple[str, Path]], *, by: str | None = None) -> None:
         """Local files into the model as ``(path inside the model, local file)``: one event."""
         with mlflow_errors():
-            self.models.log_files(model_id, files)
+            self.models.log_files(model_id, files, by=by)
 
     def get(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         with mlflow_errors():
@@ -132,7 +132,9 @@ class LoggedModelTranslation:
 
     def create(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                tags: Sequence[LoggedModelTag] | None = None, params: Sequence[LoggedModelParameter] | None = None,
-               model_type: str | None = None) -> LoggedModel:
+               model_type: str | None = None, *, by: str | None = None) -> LoggedModel:
+        """(``by``, here and in the other writes: who acted, a server's caller; else this
+        process's user.)"""
         _validate_logged_model_name(name)
         for param in params or []:
             _validate_param(param.key, param.value)
@@ -143,43 +145,43 @@ class LoggedModelTranslation:
         with mlflow_errors():
             record = self.models.create(experiment.name, name or _generate_random_name(), model_type=model_type,
                                         source_run_id=source_run_id, params={p.key: p.value for p in params or []},
-                                        tags={t.key: t.value for t in tags or []})
+                                        tags={t.key: t.value for t in tags or []}, by=by)
         return self.entity(record)
 
-    def log_params(self, model_id: str, params: Sequence[LoggedModelParameter]) -> None:
+    def log_params(self, model_id: str, params: Sequence[LoggedModelParameter], *, by: str | None = None) -> None:
         for param in params or []:
             _validate_param(param.key, param.value)
         with mlflow_errors():
-            self.models.log_params(model_id, {p.key: p.value for p in params or []})
+            self.models.log_params(model_id, {p.key: p.value for p in params or []}, by=by)
 
-    def finalize(self, model_id: str, status: LoggedModelStatus | str | int) -> LoggedModel:
+    def finalize(self, model_id: str, status: LoggedModelStatus | str | int, *, by: str | None = None) -> LoggedModel:
         if isinstance(status, int) and not isinstance(status, LoggedModelStatus):
             status = LoggedModelStatus.from_int(status)
         with mlflow_errors():
-            return self.entity(self.models.finalize(model_id, str(status)))
+            return self.entity(self.models.finalize(model_id, str(status), by=by))
 
-    def set_tags(self, model_id: str, tags: Sequence[LoggedModelTag]) -> None:
+    def set_tags(self, model_id: str, tags: Sequence[LoggedModelTag], *, by: str | None = None) -> None:
         for tag in tags:
             _validate_tag_name(tag.key)
         with mlflow_errors():
-            self.models.set_tags(model_id, {t.key: t.value for t in tags})
+            self.models.set_tags(model_id, {t.key: t.value for t in tags}, by=by)
 
-    def delete_tag(self, model_id: str, key: str) -> None:
+    def delete_tag(self, model_id: str, key: str, *, by: str | None = None) -> None:
         with mlflow_errors():
-            self.models.delete_tag(model_id, key)
+            self.models.delete_tag(model_id, key, by=by)
 
-    def delete(self, model_id: str) -> None:
+    def delete(self, model_id: str, *, by: str | None = None) -> None:
         with mlflow_errors():
-            self.models.delete(model_id)
+            self.models.delete(model_id, by=by)
 
-    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput], *, by: str | None = None) -> None:
         """The run made these models: checked to exist, so a typo is not a dangling link."""
         self.translation.get_run(run_id)
         with mlflow_errors():
             for output in models:
-                self.models.log_output(output.model_id, run_id, int(output.step or 0))
+                self.models.log_output(output.model_id, run_id, int(output.step or 0), by=by)
 
-    def log_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+    def log_metrics(self, run_id: str, metrics: Sequence[Metric], *, by: str | None = None) -> None:
         """The points of a run's batch that name a model (``Metric.model_id``), kept on it too."""
         by_model: dict[str, list[ModelMetricPoint]] = {}
         for m in metrics:
@@ -189,7 +191,7 @@ class LoggedModelTranslation:
                     timestamp=(m.timestamp or 0) / 1000, dataset_name=m.dataset_name, dataset_digest=m.dataset_digest))
         with mlflow_errors():
             for model_id, points in by_model.items():
-                self.models.log_metrics(model_id, points, run_id=run_id)
+                self.models.log_metrics(model_id, points, run_id=run_id, by=by)
 
     def new_to_run(self, run_id: str, metrics: Sequence[Metric]) -> list[Metric]:
         """The points of a batch the run does not hold yet. ``log_model`` sends the run's

@@ -149,7 +149,9 @@ class Translation:
         return f"{ARTIFACTS_SCHEME}:/experiments/{record.experiment_id}?root={quote(str(self.store.root), safe='')}"
 
     def create_experiment(self, name: str, artifact_location: str | None = None,
-                          tags: Sequence[ExperimentTag] | None = None) -> str:
+                          tags: Sequence[ExperimentTag] | None = None, *, by: str | None = None) -> str:
+        """(``by``, here and in the other writes: who acted, a server's caller; else this
+        process's user.)"""
         # MLflow's own checks, with its messages ("Invalid experiment name: 123. Expects a string.")
         _validate_experiment_name(name)
         for tag in tags or []:
@@ -159,7 +161,7 @@ class Translation:
             try:
                 record = self.catalog.create(name, artifact_location=resolve_uri_if_local(artifact_location)
                                              if artifact_location else None,
-                                             tags={t.key: t.value for t in tags or []})
+                                             tags={t.key: t.value for t in tags or []}, by=by)
             except AlreadyExistsError as exc:  # a deleted experiment keeps its name, as in MLflow
                 raise MlflowException(f"Experiment(name={name}) already exists. {exc}",
                                       error_code=databricks_pb2.RESOURCE_ALREADY_EXISTS) from exc
@@ -229,13 +231,13 @@ class Translation:
                                   error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
         return record
 
-    def delete_experiment(self, experiment_id: str) -> None:
+    def delete_experiment(self, experiment_id: str, *, by: str | None = None) -> None:
         name = self._record(experiment_id, LifecycleStage.ACTIVE).name
         if name == "Default":
             raise MlflowException("Cannot delete the default experiment '0'. This is an internally reserved "
                                   "experiment.", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
         with self._lock, mlflow_errors():
-            self.catalog.delete(name)
+            self.catalog.delete(name, by=by)
             # its runs are deleted runs now: a write to one this process holds goes the way of
             # any other run's (and is refused, as MLflow refuses it)
             for run_id, run in list(self._open.items()):
@@ -243,29 +245,29 @@ class Translation:
                     run.flush()
                     del self._open[run_id]
 
-    def restore_experiment(self, experiment_id: str) -> None:
+    def restore_experiment(self, experiment_id: str, *, by: str | None = None) -> None:
         with mlflow_errors():
-            self.catalog.restore(self._record(experiment_id, LifecycleStage.DELETED).name)
+            self.catalog.restore(self._record(experiment_id, LifecycleStage.DELETED).name, by=by)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         raise MlflowException(
             f"mltrail keeps an experiment's runs under its name: experiment {experiment_id} cannot be "
             f"renamed to {new_name!r}", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
 
-    def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
+    def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag, *, by: str | None = None) -> None:
         record = self._record(experiment_id)
         self._require_active(record)
         with mlflow_errors():
-            self.catalog.set_tag(record.name, tag.key, tag.value)
+            self.catalog.set_tag(record.name, tag.key, tag.value, by=by)
 
-    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+    def delete_experiment_tag(self, experiment_id: str, key: str, *, by: str | None = None) -> None:
         record = self._record(experiment_id)
         self._require_active(record)
         if key not in record.tags:
             raise MlflowException(f"No tag with name: {key} in experiment with id {experiment_id}",
                                   error_code=databricks_pb2.RESOURCE_DOES_NOT_EXIST)
         with mlflow_errors():
-            self.catalog.delete_tag(record.name, key)
+            self.catalog.delete_tag(record.name, key, by=by)
 
     @staticmethod
     def _require_active(record: ExperimentRecord) -> None:
@@ -361,12 +363,13 @@ class Translation:
         return {"deleted": bool(row.get("deleted")) or gone, "status": row["status"]}
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
-                  tags: Sequence[RunTag] = ()) -> None:
-        self._log_checked(run_id, *_check_batch(metrics, params, tags))
+                  tags: Sequence[RunTag] = (), *, by: str | None = None) -> None:
+        self._log_checked(run_id, *_check_batch(metrics, params, tags), by=by)
 
     def _log_checked(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
-                     tags: Sequence[RunTag]) -> None:
-        """Write what MLflow's checks passed (a long value as they truncated it)."""
+                     tags: Sequence[RunTag], *, by: str | None = None) -> None:
+        """Write what MLflow's checks passed (a long value as they truncated it). ``by``: who
+        logged points that name a logged model (written on the model too), a server's caller."""
         # points measured on a dataset keep its name and digest, as MLflow 3's stores do (MLflow's
         # Metric names both or neither); looked for once, so a batch naming none pays little
         linked = [m for m in metrics if m.dataset_name is not None]
@@ -384,13 +387,13 @@ class Translation:
                                dataset=_dataset_of(m) if linked else None)
             run.flush()
         if for_model:
-            self.logged_models.log_metrics(run_id, metrics)
+            self.logged_models.log_metrics(run_id, metrics, by=by)
 
     # one value is checked as MLflow's stores check one, its errors naming 'value', not 'metrics[0].value'
 
-    def log_metric(self, run_id: str, metric: Metric) -> None:
+    def log_metric(self, run_id: str, metric: Metric, *, by: str | None = None) -> None:
         _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
-        self._log_checked(run_id, [metric], (), ())
+        self._log_checked(run_id, [metric], (), (), by=by)
 
     def log_param(self, run_id: str, param: Param) -> None:
         self._log_checked(run_id, (), [_validate_param(param.key, param.value)], ())

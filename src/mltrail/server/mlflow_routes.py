@@ -137,8 +137,8 @@ def create_experiment(m: Any, g: Gate, t: Translation) -> Message:
     if m.artifact_location:  # MLflow's clients would send the experiment's files there, past the server
         raise _invalid("this server keeps every run's artifacts itself (its artifact proxy): an experiment is "
                        f"created without an artifact_location, not {m.artifact_location!r}")
-    experiment_id = t.create_experiment(m.name, None,
-                                        [ExperimentTag(x.key, x.value) for x in m.tags])
+    experiment_id = t.create_experiment(m.name, None, [ExperimentTag(x.key, x.value) for x in m.tags],
+                                        by=g.by(None))
     g.created("experiment", m.name)
     return pb.CreateExperiment.Response(experiment_id=experiment_id)
 
@@ -166,13 +166,13 @@ def search_experiments(m: Any, g: Gate, t: Translation) -> Message:
 
 def delete_experiment(m: Any, g: Gate, t: Translation) -> Message:
     _experiment(g, t, m.experiment_id, "manage")
-    t.delete_experiment(m.experiment_id)
+    t.delete_experiment(m.experiment_id, by=g.by(None))
     return pb.DeleteExperiment.Response()
 
 
 def restore_experiment(m: Any, g: Gate, t: Translation) -> Message:
     _experiment(g, t, m.experiment_id, "manage")
-    t.restore_experiment(m.experiment_id)
+    t.restore_experiment(m.experiment_id, by=g.by(None))
     return pb.RestoreExperiment.Response()
 
 
@@ -184,13 +184,13 @@ def update_experiment(m: Any, g: Gate, t: Translation) -> Message:
 
 def set_experiment_tag(m: Any, g: Gate, t: Translation) -> Message:
     _experiment(g, t, m.experiment_id, "edit")
-    t.set_experiment_tag(m.experiment_id, ExperimentTag(m.key, m.value))
+    t.set_experiment_tag(m.experiment_id, ExperimentTag(m.key, m.value), by=g.by(None))
     return pb.SetExperimentTag.Response()
 
 
 def delete_experiment_tag(m: Any, g: Gate, t: Translation) -> Message:
     _experiment(g, t, m.experiment_id, "edit")
-    t.delete_experiment_tag(m.experiment_id, m.key)
+    t.delete_experiment_tag(m.experiment_id, m.key, by=g.by(None))
     return pb.DeleteExperimentTag.Response()
 
 
@@ -231,7 +231,8 @@ def log_metric(m: Any, g: Gate, t: Translation) -> Message:
     _models_of_points(g, t, [model_id])
     # the dataset the point was measured on (MLflow 3), read as MLflow's server reads it
     t.log_metric(run_id, Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id,
-                                dataset_name=m.dataset_name or None, dataset_digest=m.dataset_digest or None))
+                                dataset_name=m.dataset_name or None, dataset_digest=m.dataset_digest or None),
+                 by=g.by(None))
     return pb.LogMetric.Response()
 
 
@@ -265,11 +266,12 @@ def delete_tag(m: Any, g: Gate, t: Translation) -> Message:
 def log_batch(m: Any, g: Gate, t: Translation) -> Message:
     _experiment_of_run(g, t, m.run_id, "edit")
     if isinstance(m, _Batch):
-        t.log_batch(m.run_id, m.metrics, m.params, m.tags)
+        t.log_batch(m.run_id, m.metrics, m.params, m.tags, by=g.by(None))
     else:
         metrics = [Metric.from_proto(x) for x in m.metrics]
         _models_of_points(g, t, [x.model_id for x in metrics])
-        t.log_batch(m.run_id, metrics, [Param.from_proto(x) for x in m.params], [RunTag.from_proto(x) for x in m.tags])
+        t.log_batch(m.run_id, metrics, [Param.from_proto(x) for x in m.params], [RunTag.from_proto(x) for x in m.tags],
+                    by=g.by(None))
     return pb.LogBatch.Response()
 
 
@@ -539,10 +541,10 @@ def _required(value: Any, name: str) -> None:
 def create_logged_model(m: Any, g: Gate, t: Translation) -> Message:
     _required(m.experiment_id, "experiment_id")
     _experiment(g, t, m.experiment_id, "edit")
-    model = t.create_logged_model(m.experiment_id, m.name or None, m.source_run_id or None,
-                                  [LoggedModelTag(x.key, x.value) for x in m.tags] or None,
-                                  [LoggedModelParameter.from_proto(x) for x in m.params] or None,
-                                  m.model_type or None)
+    model = t.logged_models.create(m.experiment_id, m.name or None, m.source_run_id or None,
+                                   [LoggedModelTag(x.key, x.value) for x in m.tags] or None,
+                                   [LoggedModelParameter.from_proto(x) for x in m.params] or None,
+                                   m.model_type or None, by=g.by(None))
     return pb.CreateLoggedModel.Response(model=model.to_proto())
 
 
@@ -555,31 +557,31 @@ def get_logged_model(m: Any, g: Gate, t: Translation, allow_deleted: str | None 
 def finalize_logged_model(m: Any, g: Gate, t: Translation) -> Message:
     _required(m.HasField("status"), "status")
     _logged_model(g, t, m.model_id, "edit")
-    model = t.finalize_logged_model(m.model_id, LoggedModelStatus.from_int(m.status))
+    model = t.logged_models.finalize(m.model_id, LoggedModelStatus.from_int(m.status), by=g.by(None))
     return pb.FinalizeLoggedModel.Response(model=model.to_proto())
 
 
 def delete_logged_model(m: Any, g: Gate, t: Translation) -> Message:
     _logged_model(g, t, m.model_id, "edit")
-    t.delete_logged_model(m.model_id)
+    t.logged_models.delete(m.model_id, by=g.by(None))
     return pb.DeleteLoggedModel.Response()
 
 
 def set_logged_model_tags(m: Any, g: Gate, t: Translation) -> Message:
     _logged_model(g, t, m.model_id, "edit")
-    t.set_logged_model_tags(m.model_id, [LoggedModelTag(x.key, x.value) for x in m.tags])
+    t.logged_models.set_tags(m.model_id, [LoggedModelTag(x.key, x.value) for x in m.tags], by=g.by(None))
     return pb.SetLoggedModelTags.Response()
 
 
 def delete_logged_model_tag(m: Any, g: Gate, t: Translation) -> Message:
     _logged_model(g, t, m.model_id, "edit")
-    t.delete_logged_model_tag(m.model_id, m.tag_key)
+    t.logged_models.delete_tag(m.model_id, m.tag_key, by=g.by(None))
     return pb.DeleteLoggedModelTag.Response()
 
 
 def log_logged_model_params(m: Any, g: Gate, t: Translation) -> Message:
     _logged_model(g, t, m.model_id, "edit")
-    t.log_logged_model_params(m.model_id, [LoggedModelParameter.from_proto(x) for x in m.params])
+    t.logged_models.log_params(m.model_id, [LoggedModelParameter.from_proto(x) for x in m.params], by=g.by(None))
     return pb.LogLoggedModelParamsRequest.Response()
 
 
@@ -612,7 +614,7 @@ def log_outputs(m: Any, g: Gate, t: Translation) -> Message:
     _experiment_of_run(g, t, m.run_id, "edit")
     for output in m.models:
         _logged_model(g, t, output.model_id, "edit")
-    t.log_outputs(m.run_id, [LoggedModelOutput.from_proto(x) for x in m.models])
+    t.logged_models.log_outputs(m.run_id, [LoggedModelOutput.from_proto(x) for x in m.models], by=g.by(None))
     return pb.LogOutputs.Response()
 
 
@@ -671,7 +673,7 @@ class _Proxied:
         if self.model_id is None:
             self.t.log_artifact(self.run_id, local, self.inside)
         else:
-            self.t.logged_models.log_files(self.model_id, [(self.inside, local)])
+            self.t.logged_models.log_files(self.model_id, [(self.inside, local)], by=self.g.by(None))
 
 # -- MLflow's model registry (:mod:`mltrail.mlflow_store.registry`), behind the gate: a
 # registered model is the gate's object kind "model", as on the native registry routes ----
