@@ -227,3 +227,63 @@ def test_an_experiment_s_artifact_location_is_the_server_s_own(served):
     experiment_id = MlflowClient(url).create_experiment("churn")
     run = MlflowClient(url).create_run(experiment_id)
     assert run.info.artifact_uri == f"mlflow-artifacts:/{run.info.run_id}"
+
+
+def test_a_version_s_files_must_be_the_caller_s_to_read_where_they_come_from(tmp_path):
+    # bob may change his own registered model; naming his own run beside ana's files (a
+    # logged model, a version of her registered model) must not copy them into it
+    folder = tmp_path / "store"
+    local = mltrail.Store(folder)
+    tokens = {name: local.access.add_user(name) for name in ("ana", "bob")}
+    api, proxy = "/api/2.0/mlflow", "/api/2.0/mlflow-artifacts/artifacts"
+
+    def as_(name):
+        return {"Authorization": f"Bearer {tokens[name]}", "Content-Type": "application/json"}
+
+    with serving_store(folder) as url:
+        def ask(who, path, body=None, method="POST"):
+            return call(url, method, f"{api}/{path}", body, as_(who))
+
+        experiment = ask("ana", "experiments/create", {"name": "secret"})[1]["experiment_id"]
+        run = ask("ana", "runs/create", {"experiment_id": experiment})[1]["run"]["info"]["run_id"]
+        model = ask("ana", "logged-models", {"experiment_id": experiment, "source_run_id": run})[1]["model"]
+        model_id = model["info"]["model_id"]
+        put = urllib.request.Request(f"{url}{proxy}/models/{model_id}/model.pkl", data=b"ana's weights",
+                                     method="PUT", headers=as_("ana"))
+        with urllib.request.urlopen(put, timeout=30) as reply:
+            assert reply.status == 200
+        assert ask("ana", "registered-models/create", {"name": "churn"})[0] == 200
+        assert ask("ana", "model-versions/create", {"name": "churn", "source": f"models:/{model_id}",
+                                                    "run_id": run})[0] == 200
+        assert ask("ana", "registered-models/alias", {"name": "churn", "alias": "prod", "version": "1"})[0] == 200
+
+        mine = ask("bob", "experiments/create", {"name": "mine"})[1]["experiment_id"]
+        own_run = ask("bob", "runs/create", {"experiment_id": mine})[1]["run"]["info"]["run_id"]
+        assert ask("bob", "registered-models/create", {"name": "loot"})[0] == 200
+        for source, extra, missing in (
+                ("models:/churn@prod", {"run_id": own_run}, "models:/nope@prod"),
+                ("models:/churn/1", {"run_id": own_run}, "models:/nope/1"),
+                ("models:/churn/7", {}, "models:/nope/7"),  # (how many versions it has: not his to learn)
+                (f"models:/{model_id}", {"run_id": own_run}, "models:/m-0123456789abcdef0123456789abcdef"),
+                (f"models:/{model_id}", {}, "models:/m-0123456789abcdef0123456789abcdef"),
+                (f"runs:/{own_run}/x", {"model_id": model_id, "run_id": own_run}, None)):
+            status, answer = ask("bob", "model-versions/create", {"name": "loot", "source": source, **extra})
+            assert (status, answer["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST"), source
+            assert run not in answer["message"] and "secret" not in answer["message"], source
+            if missing is not None:  # word for word as a model that is not there
+                _, other = ask("bob", "model-versions/create", {"name": "loot", "source": missing, **extra})
+                name_or_id = source.removeprefix("models:/").split("/")[0].split("@")[0]
+                assert answer["message"] == other["message"].replace(
+                    missing.removeprefix("models:/").split("/")[0].split("@")[0], name_or_id), source
+        assert ask("bob", "registered-models/get?name=loot", method="GET")[1]["registered_model"].get(
+            "latest_versions") is None  # nothing registered
+        # a run he may not read reads as one that is not there, word for word
+        hidden = ask("bob", f"runs/get?run_id={run}", method="GET")
+        absent = ask("bob", "runs/get?run_id=01NOSUCHRUN0000000000000000", method="GET")
+        assert hidden[1]["message"] == absent[1]["message"].replace("01NOSUCHRUN0000000000000000", run)
+
+        # once ana lets him read her registered model, he may copy its version (its files are his to read)
+        local.access.grant("model", "churn", "bob", "read", by="ana")
+        status, copied = ask("bob", "model-versions/create", {"name": "loot", "source": "models:/churn@prod",
+                                                              "run_id": own_run})
+        assert status == 200 and copied["model_version"]["version"] == "1"

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -102,6 +102,7 @@ class Source:
     files: list[ModelFile]
     folder: str = ""
     model_id: str | None = None
+    copied_from: str | None = None  # the registered model whose version's files these are
 
 
 def _ms(seconds: float) -> int:
@@ -354,12 +355,14 @@ class RegistryTranslation(AbstractStore):
         if found.missing is not None:
             raise _without_files(found)
         if found.model_id is not None:
-            return self._logged_model(found.model_id, run_id or found.run)
-        if found.run is None or found.artifact is None:  # (only a version without files has neither)
+            source = self._logged_model(found.model_id, run_id or found.run)
+        elif found.run is None or found.artifact is None:  # (only a version without files has neither)
             raise _invalid(f"version {found.number} of {name!r} has no run to copy its files from")
-        if found.files:
-            return Source(found.run, list(found.files), folder=_run_folder_of(found))
-        return self._run_folder(found.run, found.artifact)
+        elif found.files:
+            source = Source(found.run, list(found.files), folder=_run_folder_of(found))
+        else:
+            source = self._run_folder(found.run, found.artifact)
+        return replace(source, copied_from=name)
 
     def create_model_version(self, name: str, source: str, run_id: str | None = None,
                              tags: Sequence[ModelVersionTag] | None = None, run_link: str | None = None,

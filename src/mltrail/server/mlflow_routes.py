@@ -43,6 +43,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.protos import model_registry_pb2 as mr
 from mlflow.protos import service_pb2 as pb
+from mlflow.store.artifact.utils.models import _parse_model_uri
 from mlflow.utils.proto_json_utils import message_to_json, parse_dict
 from starlette.concurrency import run_in_threadpool
 
@@ -113,10 +114,9 @@ def _experiment_of_run(g: Gate, t: Translation, run_id: str, level: str) -> None
     """The run exists for the caller at ``level`` (its experiment's), else MLflow's 404/403."""
     with mlflow_errors():
         try:
-            experiment = t.experiment_of(run_id)
-        except NotFoundError:
+            g.require_run(run_id, t.experiment_of(run_id), level, "change this run")
+        except NotFoundError:  # (one the caller may not read: the same words as one not there)
             raise NotFoundError(f"Run '{run_id}' not found") from None
-        g.require_run(run_id, experiment, level, "change this run")
 
 
 def _experiment(g: Gate, t: Translation, experiment_id: str, level: str) -> str:
@@ -678,6 +678,24 @@ class _Proxied:
 # -- MLflow's model registry (:mod:`mltrail.mlflow_store.registry`), behind the gate: a
 # registered model is the gate's object kind "model", as on the native registry routes ----
 
+def _source_readable(g: Gate, t: Translation, source: Any, model_id: str | None) -> None:
+    """A version's source that names a logged model or another registered model's version
+    must be the caller's to read before it is looked up: one they may not read answers as
+    one that does not exist (how many versions it has, which run made it, are not theirs)."""
+    if model_id is None and isinstance(source, str) and source.startswith("models:/"):
+        try:
+            target = _parse_model_uri(source)
+        except MlflowException:
+            return  # not a models:/ URI the registry takes: it says so itself
+        if target.model_id is None:
+            if target.name:
+                _registered(g, target.name, "read")
+            return
+        model_id = target.model_id
+    if model_id is not None:
+        _logged_model(g, t, model_id, "read")
+
+
 def _registered(g: Gate, name: str, level: str, action: str = "do that") -> None:
     """The caller may reach model ``name`` at ``level``; one they may not read is MLflow's
     "not found" (as a model that does not exist), one they may read but not change a 403."""
@@ -764,8 +782,15 @@ def create_model_version(m: Any, g: Gate, t: Translation) -> Message:
     _registered(g, m.name, "edit", "register versions")
     registry = registry_translation(t)
     registry.get_registered_model(m.name)
+    _source_readable(g, t, m.source, m.model_id or None)
     files = registry.source_files(m.source, m.run_id or None, m.model_id or None)
-    _experiment_of_run(g, t, files.run_id, "read")  # the version's run must be the caller's to read
+    # the files must be the caller's to read where they come from (another registered model's
+    # version, a logged model: the run given may be the caller's own), and the version's run
+    if files.copied_from is not None:
+        _registered(g, files.copied_from, "read")
+    elif files.model_id is not None:
+        _logged_model(g, t, files.model_id, "read")
+    _experiment_of_run(g, t, files.run_id, "read")
     version = registry.create_model_version(m.name, m.source, m.run_id or None,
                                             [ModelVersionTag(x.key, x.value) for x in m.tags], m.run_link or None,
                                             m.description or None, model_id=m.model_id or None, by=g.by(None),
