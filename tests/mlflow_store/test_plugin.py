@@ -8,6 +8,7 @@ its ``SqlAlchemyStore`` and ``FileStore``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -321,3 +322,21 @@ def test_mltrail_s_errors_are_mlflow_s_with_a_status_its_client_does_not_retry(e
         raise error
     assert (raised.value.error_code, raised.value.get_http_status_code()) == (code, status)
     assert str(error) in raised.value.message
+
+
+def test_a_run_deleted_while_it_runs_takes_no_more_writes_as_in_mlflow(client: MlflowClient) -> None:
+    # MLflow's stores delete a RUNNING run, then refuse to log into it or end it
+    run = mlflow.start_run()
+    run_id = run.info.run_id
+    mlflow.log_metric("loss", 0.5)
+    client.delete_run(run_id)
+    words = f"The run {run_id} must be in the 'active' state. Current state is deleted."
+    with pytest.raises(MlflowException, match=re.escape(words)):
+        mlflow.log_metric("loss", 0.25)
+    with pytest.raises(MlflowException, match=re.escape(words)):
+        mlflow.end_run()
+    got = client.get_run(run_id)
+    assert (got.info.status, got.info.lifecycle_stage, got.data.metrics) == ("RUNNING", "deleted", {"loss": 0.5})
+    client.restore_run(run_id)
+    client.set_terminated(run_id)  # restored, it ends as any run does
+    assert client.get_run(run_id).info.status == "FINISHED"

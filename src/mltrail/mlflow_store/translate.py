@@ -330,8 +330,7 @@ class Translation:
                 return
             info = self._run_row(run_id)
             if info["deleted"]:
-                raise MlflowException(f"The run {run_id} must be in the 'active' state. Current state is "
-                                      "deleted.", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
+                raise _not_active(run_id)
             status = info["status"]
             run = self.store.start_run(run_id=run_id, log_system_metrics=False)
             try:
@@ -432,14 +431,15 @@ class Translation:
 
     def _set_status(self, run_id: str, status: str) -> None:
         run = self._open.get(run_id)
+        if run is None and self._run_row(run_id)["deleted"]:  # (MLflow's stores end no deleted run)
+            raise _not_active(run_id)
         if status == "RUNNING":
             if run is None or run.status != "RUNNING":
                 self._open[run_id] = self.store.start_run(run_id=run_id, log_system_metrics=False)
             return
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise MlflowException(f"mltrail keeps no {status} runs", error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
-        if run is None:
-            self._run_row(run_id)  # the run must exist: resuming an ID no run has would make one
+        if run is None:  # (it exists: read above; resuming an ID no run has would make one)
             run = self.store.start_run(run_id=run_id, log_system_metrics=False)
         if run.status == "RUNNING":
             run.end(status)
@@ -450,9 +450,12 @@ class Translation:
     def delete_run(self, run_id: str, *, by: str | None = None) -> None:
         """As MLflow's stores: any run, running too (mltrail's own calls refuse a RUNNING run).
         ``by``: who deleted it (a server's caller), else this process's user."""
-        with mlflow_errors():
+        with self._lock, mlflow_errors():
             if not self.store.get_run(run_id)["run"].get("deleted"):
                 self.store.tracking.curation.delete_run(run_id, by=by, running_too=True)
+            held = self._open.pop(run_id, None)
+            if held is not None:  # a write to it, or its end, is now refused, as MLflow refuses them
+                held.flush()
 
     def restore_run(self, run_id: str, *, by: str | None = None) -> None:
         with mlflow_errors():
@@ -701,6 +704,12 @@ class Translation:
 
     def record_logged_model(self, run_id: str, mlflow_model: Any) -> None:
         self.logged_models.record_logged_model(run_id, mlflow_model)
+
+
+def _not_active(run_id: str) -> MlflowException:
+    """MLflow's refusal of a write to a deleted run, in its words."""
+    return MlflowException(f"The run {run_id} must be in the 'active' state. Current state is deleted.",
+                           error_code=databricks_pb2.INVALID_PARAMETER_VALUE)
 
 
 def _texts_by_row(rows: int, columns: dict[str, list[Any]]) -> list[dict[str, str]]:
