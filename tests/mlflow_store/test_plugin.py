@@ -340,3 +340,19 @@ def test_a_run_deleted_while_it_runs_takes_no_more_writes_as_in_mlflow(client: M
     client.restore_run(run_id)
     client.set_terminated(run_id)  # restored, it ends as any run does
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_run_is_deleted_and_restored_by_its_full_id_only_as_in_mlflow(client: MlflowClient) -> None:
+    with mlflow.start_run() as run:
+        pass
+    run_id = run.info.run_id
+    for call in (client.delete_run, client.restore_run):
+        with pytest.raises(MlflowException, match=re.escape(f"Run '{run_id[:10]}' not found")) as refused:
+            call(run_id[:10])  # a prefix: mltrail's own calls take one, MLflow's stores do not
+        assert refused.value.error_code == _code(RESOURCE_DOES_NOT_EXIST)
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
+    client.delete_run(run_id)
+    client.delete_run(run_id)  # a deleted run deleted again: no error, as in MLflow's stores
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+    client.restore_run(run_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "active"

@@ -359,7 +359,9 @@ class Translation:
         if row is None or row["run_id"] != run_id:  # (get_run also takes prefixes and names: MLflow does not)
             raise NotFoundError(f"Run '{run_id}' not found")
         gone = self.catalog.of_runs(row["experiment"]).lifecycle_stage == LifecycleStage.DELETED
-        return {"deleted": bool(row.get("deleted")) or gone, "status": row["status"]}
+        # deleted: the run or its experiment (MLflow's lifecycle); run_deleted: the run's own
+        return {"deleted": bool(row.get("deleted")) or gone, "run_deleted": bool(row.get("deleted")),
+                "status": row["status"]}
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
                   tags: Sequence[RunTag] = (), *, by: str | None = None) -> None:
@@ -451,7 +453,7 @@ class Translation:
         """As MLflow's stores: any run, running too (mltrail's own calls refuse a RUNNING run).
         ``by``: who deleted it (a server's caller), else this process's user."""
         with self._lock, mlflow_errors():
-            if not self.store.get_run(run_id)["run"].get("deleted"):
+            if not self._run_row(run_id)["run_deleted"]:  # (its full ID: MLflow takes no prefix)
                 self.store.tracking.curation.delete_run(run_id, by=by, running_too=True)
             held = self._open.pop(run_id, None)
             if held is not None:  # a write to it, or its end, is now refused, as MLflow refuses them
@@ -459,7 +461,7 @@ class Translation:
 
     def restore_run(self, run_id: str, *, by: str | None = None) -> None:
         with mlflow_errors():
-            if self.store.get_run(run_id)["run"].get("deleted"):
+            if self._run_row(run_id)["run_deleted"]:
                 self.store.restore_run(run_id, by=by)
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
