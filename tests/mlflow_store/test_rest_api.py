@@ -275,6 +275,11 @@ def test_a_version_s_files_must_be_the_caller_s_to_read_where_they_come_from(tmp
                 name_or_id = source.removeprefix("models:/").split("/")[0].split("@")[0]
                 assert answer["message"] == other["message"].replace(
                     missing.removeprefix("models:/").split("/")[0].split("@")[0], name_or_id), source
+        # a runs:/ source of his own run that resolves to her logged model (a link made on the
+        # folder itself, past the server): her model's files are still not his
+        local.tracking.logged_models.log_output(model_id, own_run, 0)
+        named = ask("bob", "model-versions/create", {"name": "loot", "source": f"runs:/{own_run}/{model['info']['name']}"})
+        assert (named[0], named[1]["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
         assert ask("bob", "registered-models/get?name=loot", method="GET")[1]["registered_model"].get(
             "latest_versions") is None  # nothing registered
         # a run he may not read reads as one that is not there, word for word

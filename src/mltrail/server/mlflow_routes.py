@@ -784,11 +784,10 @@ def create_model_version(m: Any, g: Gate, t: Translation) -> Message:
     registry.get_registered_model(m.name)
     _source_readable(g, t, m.source, m.model_id or None)
     files = registry.source_files(m.source, m.run_id or None, m.model_id or None)
-    # the files must be the caller's to read where they come from (another registered model's
-    # version, a logged model: the run given may be the caller's own), and the version's run
-    if files.copied_from is not None:
-        _registered(g, files.copied_from, "read")
-    elif files.model_id is not None:
+    # the files must be the caller's to read where they come from, and the version's run (which
+    # may be the caller's own, named beside them): a logged model a runs:/ source resolved to (a
+    # registered model's version copied was checked above as that model's, whatever made it)
+    if files.copied_from is None and files.model_id is not None:
         _logged_model(g, t, files.model_id, "read")
     _experiment_of_run(g, t, files.run_id, "read")
     version = registry.create_model_version(m.name, m.source, m.run_id or None,
